@@ -1,0 +1,30 @@
+#!/bin/sh
+# fuzz.sh build          build every fuzz/*.c as a libFuzzer target (clang)
+# fuzz.sh smoke [SECS]   build, then run each target SECS seconds (default 15)
+#                        from its seed corpus fuzz/corpus/NAME (never modified)
+# fuzz.sh run NAME SECS  run one target, growing its corpus in build/fuzz/corpus
+set -eu
+cd "$(dirname "$0")/.."
+mode=${1:-build}
+make --no-print-directory -j"$(nproc)" VARIANT=fuzz build-fuzz >/dev/null
+[ "$mode" = build ] && exit 0
+export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+if [ "$mode" = run ]; then
+  mkdir -p "build/fuzz/corpus/$2"
+  exec "build/fuzz/bin/$2" -max_total_time="$3" "build/fuzz/corpus/$2" "fuzz/corpus/$2"
+fi
+secs=${2:-15}
+rc=0
+for bin in build/fuzz/bin/*; do
+  [ -x "$bin" ] || continue
+  name=$(basename "$bin")
+  work=$(mktemp -d)
+  if "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+       "$work" "fuzz/corpus/$name" >"$work.log" 2>&1; then
+    echo "fuzz $name: ok ($(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' "$work.log" | grep -o '[0-9]*$') runs in ${secs}s)"
+  else
+    echo "fuzz $name: FAILED"; tail -40 "$work.log"; rc=1
+  fi
+  rm -rf "$work" "$work.log"
+done
+exit $rc

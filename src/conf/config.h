@@ -1,0 +1,173 @@
+/* config.h — the typed, validated configuration of `tapwork run`.
+ *
+ * One struct tw_config is one *generation*: everything it points to lives in
+ * its arena and is freed with it (tw_config_free). A reload builds a new
+ * generation and swaps a pointer; connections in flight keep a reference to
+ * the one they started with (refcount managed by the edge, not here).
+ *
+ * The loader (src/conf/load.c) fills these structs from YAML through the
+ * schema declared once in src/conf/schema.c, which also drives validation
+ * errors (file:line:col and key) and docs/config.md. After loading, every
+ * cross reference is resolved (route -> backend index) and every value is in
+ * its limits; the edge trusts it without re-checking.
+ *
+ * Contract for the rest of the code: fields may be added; existing ones keep
+ * their names and meaning. Durations are milliseconds, sizes are bytes. */
+#ifndef TW_CONF_CONFIG_H
+#define TW_CONF_CONFIG_H
+
+#include "core/arena.h"
+#include "core/err.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* A parsed listen/connect address: "127.0.0.1:8080", "[::1]:8080",
+ * ":8080" (all IPv4 interfaces), "localhost:8080" (resolved at load). */
+struct tw_addr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char text[64]; /* as written, normalized "host:port" / "[v6]:port" */
+};
+
+/* A CIDR for trusted_proxies. family AF_INET or AF_INET6; addr in network order. */
+struct tw_cidr {
+	int family;
+	unsigned char addr[16];
+	unsigned prefix;
+};
+
+enum tw_balance { TW_BAL_ROUND_ROBIN = 0, TW_BAL_LEAST_CONN, TW_BAL_RANDOM_TWO, TW_BAL_HASH };
+enum tw_hash_src { TW_HASH_CLIENT_IP = 0, TW_HASH_HEADER, TW_HASH_COOKIE, TW_HASH_URI };
+enum tw_match { TW_MATCH_PREFIX = 0, TW_MATCH_EXACT };
+enum tw_handler { TW_HANDLER_PROXY = 0, TW_HANDLER_WELCOME };
+enum tw_log_format { TW_LOGFMT_COMBINED = 0, TW_LOGFMT_JSON };
+
+struct tw_conf_server {
+	struct tw_addr addr;
+	unsigned weight;    /* 1..256, default 1 */
+	unsigned max_conns; /* 0 = unlimited; else per worker thread */
+};
+
+struct tw_conf_health {
+	int enabled;          /* 1 when `health:` is present */
+	char *path;           /* default "/healthz" (only when enabled) */
+	char *host;           /* Host header sent; NULL = server address */
+	uint64_t interval_ms; /* default 2000 */
+	uint64_t timeout_ms;  /* default 1000 */
+	unsigned rise;        /* default 2 */
+	unsigned fall;        /* default 3 */
+	unsigned expect_min, expect_max; /* healthy statuses, default 200..399 */
+};
+
+struct tw_conf_backend {
+	char *name;
+	struct tw_conf_server *servers;
+	size_t nservers;
+	enum tw_balance balance;
+	enum tw_hash_src hash_src; /* for TW_BAL_HASH; default client_ip */
+	char *hash_name;           /* header or cookie name for hash_src HEADER/COOKIE */
+	struct tw_conf_health health;
+	unsigned retries;              /* extra tries on other servers, default 2 */
+	uint64_t connect_timeout_ms;   /* default 5000 */
+	uint64_t response_timeout_ms;  /* time to first response byte, default 60000 */
+	uint64_t idle_timeout_ms;      /* pooled upstream keep-alive, default 30000 */
+	unsigned max_idle;             /* pooled idle connections per server per worker, default 64 */
+	unsigned queue_size;           /* waiters when all servers at max_conns, default 128 */
+	uint64_t queue_timeout_ms;     /* default 5000 */
+	unsigned passive_fails;        /* consecutive failures that eject a server, default 3; 0 = off */
+	uint64_t passive_eject_ms;     /* how long an ejected server stays out, default 10000 */
+};
+
+struct tw_conf_route {
+	char *path;         /* starts with '/' */
+	size_t path_len;
+	enum tw_match match;
+	enum tw_handler handler; /* PROXY when backend given, WELCOME for `handler: welcome` */
+	char *backend_name;
+	size_t backend;          /* index into tw_config.backends (resolved) */
+};
+
+struct tw_conf_site {
+	char **hosts; /* lower-case; "*" = default site; "*.example.com" = one-label wildcard */
+	size_t nhosts;
+	struct tw_conf_route *routes;
+	size_t nroutes;
+};
+
+struct tw_conf_limits {
+	size_t max_header_bytes; /* request line + headers, default 32 KiB -> 431 */
+	unsigned max_headers;    /* default 100 -> 431 */
+	size_t max_uri;          /* default 8 KiB -> 414 */
+	uint64_t max_body;       /* 0 = unlimited -> 413 */
+};
+
+struct tw_conf_timeouts {
+	uint64_t client_header_ms; /* default 10000 -> 408 */
+	uint64_t client_body_ms;   /* idle between body reads, default 60000 -> 408 */
+	uint64_t keepalive_ms;     /* idle client keep-alive, default 75000 */
+	uint64_t drain_ms;         /* SIGTERM: how long in-flight may finish, default 30000 */
+};
+
+struct tw_conf_log {
+	int level;                /* TW_LOG_* from core/log.h, default info */
+	char *access;             /* "stdout" (default), "off", or a file path */
+	enum tw_log_format format; /* combined (default) | json */
+};
+
+struct tw_config {
+	struct tw_arena arena; /* owns everything below */
+	char *source;          /* file name, or "<embedded>" */
+
+	/* listen: */
+	int has_http;
+	struct tw_addr listen_http;
+
+	unsigned workers; /* resolved: `auto` = number of online CPUs; 1..256 */
+
+	/* admin: */
+	int has_admin;
+	struct tw_addr admin_listen;
+
+	struct tw_conf_site *sites;
+	size_t nsites;
+	size_t default_site; /* index of the "*" site, or SIZE_MAX when none */
+
+	struct tw_conf_backend *backends;
+	size_t nbackends;
+
+	struct tw_conf_limits limits;
+	struct tw_conf_timeouts timeouts;
+	struct tw_conf_log log;
+
+	struct tw_cidr *trusted_proxies;
+	size_t ntrusted_proxies;
+	int request_id_trust; /* keep an incoming X-Request-Id from a trusted proxy, default 1 */
+	char *via_name;       /* name in `Via: 1.1 NAME`, default "tapwork" */
+};
+
+/* Load and validate. On failure returns a negative TW_E* code, *out is NULL,
+ * and err->msg reads "FILE:LINE:COL: KEY: what is wrong[ (did you mean X?)]". */
+int tw_config_load_file(const char *path, struct tw_config **out, struct tw_err *err);
+/* Same from memory; `name` is used in error messages. */
+int tw_config_load_string(const char *name, const char *yaml, size_t len, struct tw_config **out,
+			  struct tw_err *err);
+/* The embedded default (welcome page on 127.0.0.1:8080). Never fails but on ENOMEM. */
+int tw_config_load_default(struct tw_config **out, struct tw_err *err);
+void tw_config_free(struct tw_config *cfg); /* NULL ok */
+
+/* The embedded default config text (also shown by `tapwork validate --print-default`). */
+extern const char tw_config_default_yaml[];
+
+/* Find a backend by name; NULL when absent. */
+const struct tw_conf_backend *tw_config_backend(const struct tw_config *cfg, const char *name);
+
+/* Parse helpers shared with other subsystems (CLI flags, ACME, backup jobs). */
+int tw_addr_parse(const char *text, struct tw_addr *out, struct tw_err *err);
+int tw_duration_parse(const char *text, uint64_t *ms, struct tw_err *err); /* "250ms" "2s" "5m" "1h" "1d" */
+int tw_size_parse(const char *text, uint64_t *bytes, struct tw_err *err);  /* "16k" "1MiB" "10GB" "512" */
+int tw_cidr_parse(const char *text, struct tw_cidr *out, struct tw_err *err);
+int tw_cidr_contains(const struct tw_cidr *c, const struct sockaddr *sa);
+
+#endif

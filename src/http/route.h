@@ -1,0 +1,32 @@
+/* route.h — host/path routing with Kubernetes Ingress semantics.
+ *
+ * Built once per config generation from cfg->sites; read-only afterwards, so
+ * every worker thread uses it without locks.
+ *   Host: exact names first, then "*.suffix" wildcards (exactly one label:
+ *   "*.example.com" matches "a.example.com", not "example.com" nor
+ *   "a.b.example.com"), then the default site ("*"). The Host is compared
+ *   lower-case, without port and without a trailing dot.
+ *   Path: `exact` matches the path exactly; `prefix` matches whole path
+ *   segments ("/api" matches "/api", "/api/", "/api/x", not "/apix"; "/"
+ *   matches everything; a trailing "/" in the rule is ignored for matching).
+ *   The longest matching rule wins; on equal length `exact` beats `prefix`.
+ *   No match -> NULL (the proxy answers 404). */
+#ifndef TW_HTTP_ROUTE_H
+#define TW_HTTP_ROUTE_H
+
+#include "conf/config.h"
+
+#include <stddef.h>
+
+struct tw_router;
+
+/* Allocates from cfg->arena; lives as long as cfg. */
+int tw_router_build(const struct tw_config *cfg, struct tw_router **out, struct tw_err *err);
+
+/* host: Host header value as received (may include ":port", any case).
+ * path: the path without query. Returns the route or NULL; *site_idx (may
+ * be NULL) gets the index of the matched site. */
+const struct tw_conf_route *tw_router_match(const struct tw_router *r, const char *host, size_t host_len,
+					    const char *path, size_t path_len, size_t *site_idx);
+
+#endif
