@@ -25,7 +25,13 @@ int tw_router_build(const struct tw_config *cfg, struct tw_router **out, struct 
 
 /* host: Host header value as received (may include ":port", any case).
  * path: the path without query. Returns the route or NULL; *site_idx (may
- * be NULL) gets the index of the matched site. */
+ * be NULL) gets the index of the matched site, or SIZE_MAX when no site
+ * matched (a site can match while no route does: NULL with *site_idx set).
+ * The host site is chosen first; a path miss there does not fall back to a
+ * wildcard or the default site. A Host longer than 255 bytes (after ":port"
+ * and one trailing dot are removed) matches nothing, not even "*"; an empty
+ * Host goes to the default site. The path is compared as received (no
+ * percent-decoding, no dot-segment removal), case-sensitively. Allocation-free. */
 const struct tw_conf_route *tw_router_match(const struct tw_router *r, const char *host, size_t host_len,
 					    const char *path, size_t path_len, size_t *site_idx);
 

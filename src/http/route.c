@@ -1,0 +1,333 @@
+/* route.c — host/path routing table (see route.h and docs/internals/routing.md).
+ *
+ * Built once per config generation into cfg->arena:
+ *   - `exact`: open-addressing hash table (linear probing, power-of-two size,
+ *     load <= 1/2) from a normalized host name to a site index;
+ *   - `wild`:  same shape, keyed by the suffix of a "*.suffix" pattern;
+ *   - per site, its routes sorted so that the first match is the answer:
+ *     longer (normalized) rule first, `exact` before `prefix` on equal length,
+ *     config order otherwise.
+ * Matching allocates nothing and only reads the table. */
+#include "http/route.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HOST_MAX 255 /* longest Host (after port/dot stripping) we look up */
+
+struct rt_route {
+	const struct tw_conf_route *conf;
+	const char *path; /* prefix rules: trailing '/' removed ("/" -> "") */
+	size_t len;
+	enum tw_match match;
+	size_t order; /* config order, for a stable sort */
+};
+
+struct rt_site {
+	struct rt_route *routes;
+	size_t nroutes;
+};
+
+struct rt_slot {
+	const char *name; /* NULL = empty slot */
+	size_t len;
+	uint64_t hash;
+	size_t site;
+};
+
+struct rt_table {
+	struct rt_slot *slots;
+	size_t mask; /* capacity - 1; capacity 0 when the table is empty */
+	size_t count;
+};
+
+struct tw_router {
+	struct rt_site *sites;
+	size_t nsites;
+	struct rt_table exact;
+	struct rt_table wild;
+	size_t default_site; /* SIZE_MAX when none */
+};
+
+/* FNV-1a over already lower-cased bytes: host names are short, and the table
+ * never leaves the process, so a simple hash is enough. */
+static uint64_t host_hash(const char *s, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+static int table_init(struct tw_arena *a, struct rt_table *t, size_t n)
+{
+	size_t cap = 8;
+	while (cap < 2 * n)
+		cap *= 2;
+	t->slots = tw_arena_alloc(a, cap * sizeof *t->slots);
+	if (t->slots == NULL)
+		return TW_ENOMEM;
+	t->mask = cap - 1;
+	t->count = 0;
+	return 0;
+}
+
+static const struct rt_slot *table_find(const struct rt_table *t, const char *name, size_t len)
+{
+	if (t->count == 0)
+		return NULL;
+	uint64_t h = host_hash(name, len);
+	for (size_t i = (size_t)h & t->mask;; i = (i + 1) & t->mask) {
+		const struct rt_slot *s = &t->slots[i];
+		if (s->name == NULL)
+			return NULL;
+		if (s->hash == h && s->len == len && memcmp(s->name, name, len) == 0)
+			return s;
+	}
+}
+
+/* Returns 0, or TW_EEXIST with *other = the site that already has the name. */
+static int table_put(struct rt_table *t, const char *name, size_t len, size_t site, size_t *other)
+{
+	uint64_t h = host_hash(name, len);
+	size_t i = (size_t)h & t->mask;
+	for (;; i = (i + 1) & t->mask) {
+		struct rt_slot *s = &t->slots[i];
+		if (s->name == NULL)
+			break;
+		if (s->hash == h && s->len == len && memcmp(s->name, name, len) == 0) {
+			*other = s->site;
+			return TW_EEXIST;
+		}
+	}
+	t->slots[i] = (struct rt_slot){.name = name, .len = len, .hash = h, .site = site};
+	t->count++;
+	return 0;
+}
+
+static char lower(char c) { return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c; }
+
+static int route_cmp(const void *pa, const void *pb)
+{
+	const struct rt_route *a = pa, *b = pb;
+	if (a->len != b->len)
+		return a->len > b->len ? -1 : 1;
+	if (a->match != b->match)
+		return a->match == TW_MATCH_EXACT ? -1 : 1;
+	return a->order < b->order ? -1 : (a->order > b->order ? 1 : 0);
+}
+
+static int build_site(struct tw_arena *a, const struct tw_config *cfg, size_t si, struct rt_site *out,
+		      struct tw_err *err)
+{
+	const struct tw_conf_site *cs = &cfg->sites[si];
+	out->nroutes = cs->nroutes;
+	if (cs->nroutes == 0)
+		return 0;
+	out->routes = tw_arena_alloc(a, cs->nroutes * sizeof *out->routes);
+	if (out->routes == NULL)
+		return tw_err_set(err, TW_ENOMEM, "router: out of memory");
+	for (size_t j = 0; j < cs->nroutes; j++) {
+		const struct tw_conf_route *cr = &cs->routes[j];
+		if (cr->path == NULL || cr->path_len == 0 || cr->path[0] != '/')
+			return tw_err_set(err, TW_EINVAL, "router: site %zu route %zu: path must start with '/'",
+					  si, j);
+		if (cr->handler == TW_HANDLER_PROXY && cr->backend >= cfg->nbackends)
+			return tw_err_set(err, TW_EINVAL, "router: site %zu route %zu: backend index %zu out of range",
+					  si, j, cr->backend);
+		struct rt_route *r = &out->routes[j];
+		r->conf = cr;
+		r->path = cr->path;
+		r->len = cr->path_len;
+		r->match = cr->match;
+		r->order = j;
+		if (r->match == TW_MATCH_PREFIX)
+			while (r->len > 0 && r->path[r->len - 1] == '/')
+				r->len--;
+	}
+	qsort(out->routes, out->nroutes, sizeof *out->routes, route_cmp);
+	return 0;
+}
+
+/* Normalize a configured host name into the arena: lower-case, one trailing
+ * dot removed. */
+static char *norm_conf_host(struct tw_arena *a, const char *h, size_t *len)
+{
+	size_t n = strlen(h);
+	if (n > 1 && h[n - 1] == '.')
+		n--;
+	char *s = tw_arena_strndup(a, h, n);
+	if (s == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		s[i] = lower(s[i]);
+	*len = n;
+	return s;
+}
+
+int tw_router_build(const struct tw_config *cfg, struct tw_router **out, struct tw_err *err)
+{
+	/* The contract allocates from the generation's arena; cfg itself is
+	 * only read. */
+	struct tw_arena *a = (struct tw_arena *)&cfg->arena;
+	*out = NULL;
+	struct tw_router *r = tw_arena_alloc(a, sizeof *r);
+	if (r == NULL)
+		return tw_err_set(err, TW_ENOMEM, "router: out of memory");
+	r->default_site = SIZE_MAX;
+	r->nsites = cfg->nsites;
+	if (cfg->nsites > 0) {
+		r->sites = tw_arena_alloc(a, cfg->nsites * sizeof *r->sites);
+		if (r->sites == NULL)
+			return tw_err_set(err, TW_ENOMEM, "router: out of memory");
+	}
+
+	size_t nexact = 0, nwild = 0;
+	for (size_t i = 0; i < cfg->nsites; i++) {
+		for (size_t k = 0; k < cfg->sites[i].nhosts; k++) {
+			const char *h = cfg->sites[i].hosts[k];
+			if (h == NULL || h[0] == '\0' || strcmp(h, ".") == 0)
+				return tw_err_set(err, TW_EINVAL, "router: site %zu: empty host name", i);
+			if (strcmp(h, "*") == 0)
+				continue;
+			if (h[0] == '*')
+				nwild++;
+			else
+				nexact++;
+		}
+	}
+	if (table_init(a, &r->exact, nexact) != 0 || table_init(a, &r->wild, nwild) != 0)
+		return tw_err_set(err, TW_ENOMEM, "router: out of memory");
+
+	for (size_t i = 0; i < cfg->nsites; i++) {
+		int rc = build_site(a, cfg, i, &r->sites[i], err);
+		if (rc != 0)
+			return rc;
+		for (size_t k = 0; k < cfg->sites[i].nhosts; k++) {
+			const char *h = cfg->sites[i].hosts[k];
+			if (strcmp(h, "*") == 0) {
+				if (r->default_site != SIZE_MAX && r->default_site != i)
+					return tw_err_set(err, TW_EINVAL,
+							  "router: default site \"*\" in sites %zu and %zu",
+							  r->default_site, i);
+				r->default_site = i;
+				continue;
+			}
+			size_t len;
+			char *name = norm_conf_host(a, h, &len);
+			if (name == NULL)
+				return tw_err_set(err, TW_ENOMEM, "router: out of memory");
+			struct rt_table *t = &r->exact;
+			if (name[0] == '*') {
+				if (len < 3 || name[1] != '.' || memchr(name + 2, '*', len - 2) != NULL)
+					return tw_err_set(err, TW_EINVAL,
+							  "router: site %zu: bad wildcard \"%s\" (want \"*.name\")",
+							  i, h);
+				name += 2;
+				len -= 2;
+				t = &r->wild;
+			} else if (memchr(name, '*', len) != NULL) {
+				return tw_err_set(err, TW_EINVAL,
+						  "router: site %zu: '*' only allowed as \"*\" or a leading \"*.\" in \"%s\"",
+						  i, h);
+			}
+			if (len > HOST_MAX)
+				return tw_err_set(err, TW_EINVAL, "router: site %zu: host name longer than %d bytes",
+						  i, HOST_MAX);
+			size_t other = 0;
+			if (table_put(t, name, len, i, &other) != 0)
+				return tw_err_set(err, TW_EINVAL, "router: host \"%s\" appears in sites %zu and %zu",
+						  h, other, i);
+		}
+	}
+	/* A hand-built config may name the default site only by index. */
+	if (r->default_site == SIZE_MAX && cfg->default_site < cfg->nsites)
+		r->default_site = cfg->default_site;
+	*out = r;
+	return 0;
+}
+
+/* Host header -> lower-case name without port and trailing dot, into buf.
+ * Returns 0, or TW_ELIMIT when the name is longer than HOST_MAX. */
+static int norm_host(const char *host, size_t n, char *buf, size_t *len)
+{
+	*len = 0;
+	if (n == 0)
+		return 0;
+	if (host[0] == '[') {
+		/* "[v6]" or "[v6]:port": keep the brackets, drop the port. */
+		const char *close = memchr(host, ']', n);
+		if (close != NULL)
+			n = (size_t)(close - host) + 1;
+	} else {
+		const char *colon = memchr(host, ':', n);
+		if (colon != NULL)
+			n = (size_t)(colon - host);
+	}
+	if (n > 0 && host[n - 1] == '.')
+		n--;
+	if (n > HOST_MAX)
+		return TW_ELIMIT;
+	for (size_t i = 0; i < n; i++)
+		buf[i] = lower(host[i]);
+	*len = n;
+	return 0;
+}
+
+static size_t find_site(const struct tw_router *r, const char *host, size_t host_len)
+{
+	char buf[HOST_MAX];
+	size_t n = 0;
+	if (norm_host(host, host_len, buf, &n) != 0)
+		return SIZE_MAX;
+	if (n == 0)
+		return r->default_site; /* HTTP/1.0 without Host */
+	const struct rt_slot *s = table_find(&r->exact, buf, n);
+	if (s != NULL)
+		return s->site;
+	if (r->wild.count > 0 && n > 0 && buf[0] != '[') {
+		const char *dot = memchr(buf, '.', n);
+		if (dot != NULL && dot != buf && dot + 1 < buf + n) {
+			size_t off = (size_t)(dot + 1 - buf);
+			s = table_find(&r->wild, buf + off, n - off);
+			if (s != NULL)
+				return s->site;
+		}
+	}
+	return r->default_site;
+}
+
+static int path_matches(const struct rt_route *rt, const char *path, size_t path_len)
+{
+	if (rt->match == TW_MATCH_EXACT)
+		return path_len == rt->len && memcmp(path, rt->path, path_len) == 0;
+	if (rt->len == 0)
+		return 1; /* "/" */
+	if (path_len < rt->len || memcmp(path, rt->path, rt->len) != 0)
+		return 0;
+	return path_len == rt->len || path[rt->len] == '/';
+}
+
+const struct tw_conf_route *tw_router_match(const struct tw_router *r, const char *host, size_t host_len,
+					    const char *path, size_t path_len, size_t *site_idx)
+{
+	size_t si = SIZE_MAX;
+	const struct tw_conf_route *found = NULL;
+	if (r != NULL)
+		si = find_site(r, host, host_len);
+	if (si != SIZE_MAX) {
+		const struct rt_site *s = &r->sites[si];
+		for (size_t j = 0; j < s->nroutes; j++) {
+			if (path_matches(&s->routes[j], path, path_len)) {
+				found = s->routes[j].conf;
+				break;
+			}
+		}
+	}
+	if (site_idx != NULL)
+		*site_idx = si;
+	return found;
+}
