@@ -234,6 +234,11 @@ int tw_router_build(const struct tw_config *cfg, struct tw_router **out, struct 
 						  "router: site %zu: '*' only allowed as \"*\" or a leading \"*.\" in \"%s\"",
 						  i, h);
 			}
+			/* A port can never match: the request's port is stripped. */
+			const char *colon = memchr(name, ':', len);
+			if (colon != NULL && !(name[0] == '[' && name[len - 1] == ']'))
+				return tw_err_set(err, TW_EINVAL, "router: site %zu: host \"%s\" must not carry a port",
+						  i, h);
 			if (len > HOST_MAX)
 				return tw_err_set(err, TW_EINVAL, "router: site %zu: host name longer than %d bytes",
 						  i, HOST_MAX);

@@ -328,7 +328,7 @@ static int build_rc(struct tw_config *c)
 
 static void build_errors(void **state)
 {
-	const char *bad_hosts[] = {"a.*.com", "*foo.com", "*.", "*.a*", "", "**.x"};
+	const char *bad_hosts[] = {"a.*.com", "*foo.com", "*.", "*.a*", "", "**.x", "a.com:80", "[::1]:80"};
 	for (size_t i = 0; i < sizeof bad_hosts / sizeof bad_hosts[0]; i++) {
 		struct tw_config *c = cfg_new();
 		add_simple(c, (const char *[]){bad_hosts[i], NULL});
