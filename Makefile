@@ -49,17 +49,20 @@ asan:
 	@$(MAKE) --no-print-directory VARIANT=asan build/asan/tapwork build-units-asan
 
 $(B)/tapwork: $(LIB_OBJS) $(MAIN_OBJ)
-	$(CC) $(LDOPT) -pthread -o $@ $^ $(LIBS)
+	@echo "  LD $@"
+	@$(CC) $(LDOPT) -pthread -o $@ $^ $(LIBS)
 
 build-units-$(VARIANT): $(UNIT_BINS)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	@echo "  CC $(VARIANT) $<"
+	@$(CC) $(CFLAGS) -c -o $@ $<
 
 $(B)/tests/unit/%: tests/unit/%.c $(LIB_OBJS) $(UNIT_HELPERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(UNIT_HELPERS) $(LIB_OBJS) $(LIBS) -lcmocka
+	@echo "  LD $@"
+	@$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(UNIT_HELPERS) $(LIB_OBJS) $(LIBS) -lcmocka
 
 FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=build/fuzz/bin/%)
 build-fuzz: $(FUZZ_BINS)

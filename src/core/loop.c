@@ -1,0 +1,243 @@
+#include "core/loop.h"
+
+#include "core/err.h"
+#include "core/log.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_EVENTS 256
+
+struct tw_loop {
+	int epfd;
+	int stop;
+	uint64_t now;
+	struct tw_timer **heap;
+	size_t nheap, capheap;
+	struct tw_io wake_io;
+	atomic_int wake_pending;
+	tw_loop_cb wake_cb, idle_cb;
+	void *wake_arg, *idle_arg;
+};
+
+uint64_t tw_clock_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void wake_readable(struct tw_loop *loop, struct tw_io *io, uint32_t events)
+{
+	uint64_t v;
+	while (read(io->fd, &v, sizeof v) == (ssize_t)sizeof v)
+		;
+	atomic_store(&loop->wake_pending, 0);
+	if (loop->wake_cb)
+		loop->wake_cb(loop, loop->wake_arg);
+}
+
+int tw_loop_new(struct tw_loop **out)
+{
+	struct tw_loop *loop = calloc(1, sizeof *loop);
+	if (loop == NULL)
+		return TW_ENOMEM;
+	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+	loop->wake_io.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	loop->wake_io.cb = wake_readable;
+	if (loop->epfd == -1 || loop->wake_io.fd == -1 ||
+	    tw_loop_add(loop, &loop->wake_io, EPOLLIN) != 0) {
+		tw_loop_free(loop);
+		return TW_EIO;
+	}
+	loop->now = tw_clock_ms();
+	*out = loop;
+	return 0;
+}
+
+void tw_loop_free(struct tw_loop *loop)
+{
+	if (loop == NULL)
+		return;
+	if (loop->epfd != -1)
+		close(loop->epfd);
+	if (loop->wake_io.fd > 0)
+		close(loop->wake_io.fd);
+	free(loop->heap);
+	free(loop);
+}
+
+int tw_loop_add(struct tw_loop *loop, struct tw_io *io, uint32_t events)
+{
+	struct epoll_event ev = {.events = events | EPOLLET, .data.ptr = io};
+	if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, io->fd, &ev) == -1)
+		return TW_EIO;
+	return 0;
+}
+
+int tw_loop_del(struct tw_loop *loop, struct tw_io *io)
+{
+	if (epoll_ctl(loop->epfd, EPOLL_CTL_DEL, io->fd, NULL) == -1)
+		return TW_EIO;
+	return 0;
+}
+
+void tw_loop_stop(struct tw_loop *loop) { loop->stop = 1; }
+
+void tw_loop_set_idle(struct tw_loop *loop, tw_loop_cb cb, void *arg)
+{
+	loop->idle_cb = cb;
+	loop->idle_arg = arg;
+}
+
+void tw_loop_set_wake(struct tw_loop *loop, tw_loop_cb cb, void *arg)
+{
+	loop->wake_cb = cb;
+	loop->wake_arg = arg;
+}
+
+void tw_loop_wake(struct tw_loop *loop)
+{
+	if (atomic_exchange(&loop->wake_pending, 1))
+		return;
+	uint64_t one = 1;
+	ssize_t n = write(loop->wake_io.fd, &one, sizeof one);
+	(void)n;
+}
+
+uint64_t tw_loop_now(const struct tw_loop *loop) { return loop->now; }
+size_t tw_loop_ntimers(const struct tw_loop *loop) { return loop->nheap; }
+
+/* --- timer heap (1-based heap_idx in the timer, 0-based array) --- */
+
+static void heap_place(struct tw_loop *loop, size_t i, struct tw_timer *t)
+{
+	loop->heap[i] = t;
+	t->heap_idx = i + 1;
+}
+
+static void heap_up(struct tw_loop *loop, size_t i)
+{
+	struct tw_timer *t = loop->heap[i];
+	while (i > 0) {
+		size_t parent = (i - 1) / 2;
+		if (loop->heap[parent]->when <= t->when)
+			break;
+		heap_place(loop, i, loop->heap[parent]);
+		i = parent;
+	}
+	heap_place(loop, i, t);
+}
+
+static void heap_down(struct tw_loop *loop, size_t i)
+{
+	struct tw_timer *t = loop->heap[i];
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+		uint64_t mw = t->when;
+		if (l < loop->nheap && loop->heap[l]->when < mw) {
+			m = l;
+			mw = loop->heap[l]->when;
+		}
+		if (r < loop->nheap && loop->heap[r]->when < mw)
+			m = r;
+		if (m == i)
+			break;
+		heap_place(loop, i, loop->heap[m]);
+		i = m;
+	}
+	heap_place(loop, i, t);
+}
+
+void tw_timer_init(struct tw_timer *t, tw_timer_cb cb)
+{
+	t->when = 0;
+	t->heap_idx = 0;
+	t->cb = cb;
+}
+
+void tw_timer_cancel(struct tw_loop *loop, struct tw_timer *t)
+{
+	if (t->heap_idx == 0)
+		return;
+	size_t i = t->heap_idx - 1;
+	t->heap_idx = 0;
+	loop->nheap--;
+	if (i == loop->nheap)
+		return;
+	heap_place(loop, i, loop->heap[loop->nheap]);
+	heap_down(loop, i);
+	heap_up(loop, i);
+}
+
+void tw_timer_set(struct tw_loop *loop, struct tw_timer *t, uint64_t after_ms)
+{
+	uint64_t when = loop->now + after_ms;
+	if (t->heap_idx != 0) {
+		size_t i = t->heap_idx - 1;
+		uint64_t old = t->when;
+		t->when = when;
+		if (when < old)
+			heap_up(loop, i);
+		else if (when > old)
+			heap_down(loop, i);
+		return;
+	}
+	if (loop->nheap == loop->capheap) {
+		size_t cap = loop->capheap ? loop->capheap * 2 : 64;
+		struct tw_timer **h = realloc(loop->heap, cap * sizeof *h);
+		if (h == NULL) {
+			tw_error("timer heap: out of memory");
+			abort();
+		}
+		loop->heap = h;
+		loop->capheap = cap;
+	}
+	t->when = when;
+	heap_place(loop, loop->nheap++, t);
+	heap_up(loop, loop->nheap - 1);
+}
+
+static void run_timers(struct tw_loop *loop)
+{
+	while (loop->nheap > 0 && loop->heap[0]->when <= loop->now) {
+		struct tw_timer *t = loop->heap[0];
+		tw_timer_cancel(loop, t);
+		t->cb(loop, t);
+	}
+}
+
+int tw_loop_run(struct tw_loop *loop)
+{
+	struct epoll_event events[MAX_EVENTS];
+	loop->stop = 0;
+	while (!loop->stop) {
+		int timeout = -1;
+		loop->now = tw_clock_ms();
+		if (loop->nheap > 0) {
+			uint64_t w = loop->heap[0]->when;
+			timeout = w <= loop->now ? 0 : (int)(w - loop->now > 60000 ? 60000 : w - loop->now);
+		}
+		int n = epoll_wait(loop->epfd, events, MAX_EVENTS, timeout);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			return TW_EIO;
+		}
+		loop->now = tw_clock_ms();
+		for (int i = 0; i < n; i++) {
+			struct tw_io *io = events[i].data.ptr;
+			io->cb(loop, io, events[i].events);
+		}
+		run_timers(loop);
+		if (loop->idle_cb)
+			loop->idle_cb(loop, loop->idle_arg);
+	}
+	return 0;
+}

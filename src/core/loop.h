@@ -1,0 +1,63 @@
+/* loop.h — one event loop per thread: epoll (edge-triggered), timers, wakeups.
+ *
+ * A tw_io is registered once with EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET; its
+ * callback gets the ready events and must read/write until EAGAIN (edge
+ * triggered: readiness is reported once per change). Timers live in a binary
+ * min-heap keyed by absolute monotonic milliseconds; each tw_timer is embedded
+ * in its owner (no allocation) and re-arming is O(log n). tw_loop_now() is
+ * the loop's cached clock, refreshed once per iteration. Another thread
+ * interrupts a loop with tw_loop_wake(), which runs the wake callback on the
+ * loop's own thread. Nothing here locks; a loop belongs to one thread. */
+#ifndef TW_CORE_LOOP_H
+#define TW_CORE_LOOP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct tw_loop;
+struct tw_io;
+struct tw_timer;
+
+typedef void (*tw_io_cb)(struct tw_loop *loop, struct tw_io *io, uint32_t events);
+typedef void (*tw_timer_cb)(struct tw_loop *loop, struct tw_timer *t);
+typedef void (*tw_loop_cb)(struct tw_loop *loop, void *arg);
+
+struct tw_io {
+	int fd;
+	tw_io_cb cb;
+};
+
+struct tw_timer {
+	uint64_t when;   /* absolute ms (tw_loop_now clock) */
+	size_t heap_idx; /* 0 = not armed; else index+1 */
+	tw_timer_cb cb;
+};
+
+int tw_loop_new(struct tw_loop **out);
+void tw_loop_free(struct tw_loop *loop); /* NULL ok; does not close registered fds */
+
+/* Register fd for edge-triggered in/out/rdhup (events: EPOLLIN etc. to pick a subset). */
+int tw_loop_add(struct tw_loop *loop, struct tw_io *io, uint32_t events);
+int tw_loop_del(struct tw_loop *loop, struct tw_io *io);
+
+/* Run until tw_loop_stop(). Returns 0, or TW_EIO if epoll fails. */
+int tw_loop_run(struct tw_loop *loop);
+void tw_loop_stop(struct tw_loop *loop);
+
+/* Called after every batch of events (e.g. to flush buffered logs). */
+void tw_loop_set_idle(struct tw_loop *loop, tw_loop_cb cb, void *arg);
+/* Called on the loop thread after another thread's tw_loop_wake(). */
+void tw_loop_set_wake(struct tw_loop *loop, tw_loop_cb cb, void *arg);
+/* Thread-safe: make the loop run its wake callback soon. */
+void tw_loop_wake(struct tw_loop *loop);
+
+uint64_t tw_loop_now(const struct tw_loop *loop);
+uint64_t tw_clock_ms(void); /* CLOCK_MONOTONIC now, in ms */
+
+void tw_timer_init(struct tw_timer *t, tw_timer_cb cb);
+void tw_timer_set(struct tw_loop *loop, struct tw_timer *t, uint64_t after_ms);
+void tw_timer_cancel(struct tw_loop *loop, struct tw_timer *t);
+static inline int tw_timer_armed(const struct tw_timer *t) { return t->heap_idx != 0; }
+size_t tw_loop_ntimers(const struct tw_loop *loop);
+
+#endif

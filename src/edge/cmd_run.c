@@ -1,0 +1,220 @@
+/* cmd_run.c — `tapwork run`: the edge daemon's main thread.
+ *
+ * Loads the config (or the embedded default), starts the admin listener,
+ * health checks and one worker thread per configured worker, then serves
+ * signals through a signalfd on its own loop: SIGHUP reloads, SIGTERM and
+ * SIGINT drain and exit. */
+#include "cli/cli.h"
+#include "core/log.h"
+#include "edge/edge.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+struct run_state {
+	struct tw_edge e;
+	struct tw_io sig_io;
+	int exiting;
+};
+
+static int open_access_log(const struct tw_config *cfg)
+{
+	const char *a = cfg->log.access;
+	if (a == NULL || strcmp(a, "stdout") == 0)
+		return dup(STDOUT_FILENO);
+	if (strcmp(a, "off") == 0)
+		return -1;
+	if (strcmp(a, "stderr") == 0)
+		return dup(STDERR_FILENO);
+	int fd = open(a, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	if (fd == -1)
+		tw_error("access log %s: %s (access logging off)", a, strerror(errno));
+	return fd;
+}
+
+static int same_addr(const struct tw_addr *a, const struct tw_addr *b)
+{
+	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
+
+static void do_reload(struct run_state *rs)
+{
+	struct tw_edge *e = &rs->e;
+	struct tw_err err = {0};
+	struct tw_config *cfg = NULL;
+	int rc = e->config_path ? tw_config_load_file(e->config_path, &cfg, &err) : tw_config_load_default(&cfg, &err);
+	if (rc != 0) {
+		tw_error("reload refused: %s", err.msg);
+		tw_metric_add(e->m, e->m_reload_err, 1);
+		return;
+	}
+	struct tw_gen *old = e->gen;
+	if (!same_addr(&cfg->listen_http, &old->cfg->listen_http)) {
+		int fd = tw_listen_socket(&cfg->listen_http, 1, &err);
+		if (fd < 0) {
+			tw_error("reload refused: %s", err.msg);
+			tw_metric_add(e->m, e->m_reload_err, 1);
+			tw_config_free(cfg);
+			return;
+		}
+		close(fd);
+	}
+	if (cfg->workers != e->nworkers)
+		tw_warn("reload: workers %u -> %u takes effect at the next restart", e->nworkers, cfg->workers);
+	struct tw_gen *g;
+	rc = tw_gen_build(e, cfg, old, &g, &err);
+	if (rc != 0) {
+		tw_error("reload refused: %s", err.msg);
+		tw_metric_add(e->m, e->m_reload_err, 1);
+		return;
+	}
+	if (g->cfg->has_admin && !tw_admin_same(e, &g->cfg->admin_listen)) {
+		tw_admin_stop(e);
+		if (tw_admin_start(e, &g->cfg->admin_listen, &err) != 0)
+			tw_error("admin listener: %s", err.msg);
+	} else if (!g->cfg->has_admin) {
+		tw_admin_stop(e);
+	}
+	tw_log_level = g->cfg->log.level;
+	tw_health_stop(e);
+	atomic_store(&e->current, g);
+	e->gen = g;
+	tw_health_start(e, g);
+	tw_gen_release(old);
+	tw_workers_notify(e);
+	tw_metric_add(e->m, e->m_reload_ok, 1);
+	tw_info("config reloaded (generation %llu)", (unsigned long long)g->id);
+}
+
+static void on_signal(struct tw_loop *loop, struct tw_io *io, uint32_t ev)
+{
+	struct run_state *rs = (struct run_state *)((char *)io - offsetof(struct run_state, sig_io));
+	struct signalfd_siginfo si;
+	while (read(io->fd, &si, sizeof si) == (ssize_t)sizeof si) {
+		if (si.ssi_signo == SIGHUP) {
+			if (!atomic_load(&rs->e.draining))
+				do_reload(rs);
+		} else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+			if (!atomic_load(&rs->e.draining)) {
+				tw_info("%s: draining (up to %llums), then exiting", si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT",
+					(unsigned long long)rs->e.gen->cfg->timeouts.drain_ms);
+				atomic_store(&rs->e.draining, 1);
+				tw_workers_notify(&rs->e);
+			} else if (si.ssi_signo == SIGINT) {
+				tw_warn("second SIGINT: exiting now");
+				_exit(1);
+			}
+		}
+	}
+}
+
+static void on_main_wake(struct tw_loop *loop, void *arg)
+{
+	struct run_state *rs = arg;
+	if (atomic_load(&rs->e.workers_exited) == rs->e.nworkers)
+		tw_loop_stop(loop);
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: tapwork run [-c FILE]\n\n"
+		     "Run the edge: the HTTP reverse proxy and load balancer.\n\n"
+		     "  -c, --config FILE   configuration file (YAML); without it, the embedded\n"
+		     "                      default serves a welcome page on 127.0.0.1:8080\n"
+		     "  -h, --help          this help\n\n"
+		     "Signals: SIGHUP reloads the config file (a bad file is refused and the running\n"
+		     "config keeps serving); SIGTERM/SIGINT drain in-flight requests and exit.\n");
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	const char *path = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage(stdout);
+			return 0;
+		}
+		if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc) {
+			path = argv[++i];
+		} else {
+			fprintf(stderr, "tapwork run: unexpected argument '%s'\n", argv[i]);
+			usage(stderr);
+			return 2;
+		}
+	}
+	signal(SIGPIPE, SIG_IGN);
+	static struct run_state rs;
+	struct tw_edge *e = &rs.e;
+	struct tw_err err = {0};
+	struct tw_config *cfg = NULL;
+	int rc = path ? tw_config_load_file(path, &cfg, &err) : tw_config_load_default(&cfg, &err);
+	if (rc != 0) {
+		fprintf(stderr, "tapwork: %s\n", err.msg);
+		return 1;
+	}
+	tw_log_level = cfg->log.level;
+	e->config_path = path;
+	e->nworkers = cfg->workers;
+	e->alog_fd = open_access_log(cfg);
+	if (tw_loop_new(&e->loop) != 0 || tw_metrics_add_shard(&e->m) != 0) {
+		fprintf(stderr, "tapwork: out of memory\n");
+		return 1;
+	}
+	tw_metrics_register("tapwork_connections_active", "Client connections open.", TW_METRIC_GAUGE, "",
+			    &e->m_conns);
+	tw_metrics_register("tapwork_config_reloads_total", "Config reloads by result.", TW_METRIC_COUNTER,
+			    "result=\"ok\"", &e->m_reload_ok);
+	tw_metrics_register("tapwork_config_reloads_total", "Config reloads by result.", TW_METRIC_COUNTER,
+			    "result=\"error\"", &e->m_reload_err);
+	struct tw_gen *g;
+	if (tw_gen_build(e, cfg, NULL, &g, &err) != 0) {
+		fprintf(stderr, "tapwork: %s\n", err.msg);
+		return 1;
+	}
+	e->gen = g;
+	atomic_store(&e->current, g);
+
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	rs.sig_io.fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	rs.sig_io.cb = on_signal;
+	tw_loop_add(e->loop, &rs.sig_io, EPOLLIN);
+	tw_loop_set_wake(e->loop, on_main_wake, &rs);
+
+	if (g->cfg->has_admin && tw_admin_start(e, &g->cfg->admin_listen, &err) != 0) {
+		fprintf(stderr, "tapwork: admin listener: %s\n", err.msg);
+		return 1;
+	}
+	if (tw_workers_start(e, &err) != 0) {
+		fprintf(stderr, "tapwork: %s\n", err.msg);
+		return 1;
+	}
+	tw_health_start(e, g);
+	tw_info("tapwork %s: listening on http://%s with %u worker%s (config %s)%s%s", TW_VERSION,
+		g->cfg->listen_http.text, e->nworkers, e->nworkers == 1 ? "" : "s", g->cfg->source,
+		g->cfg->has_admin ? ", admin on http://" : "", g->cfg->has_admin ? g->cfg->admin_listen.text : "");
+	tw_loop_run(e->loop);
+	tw_workers_join(e);
+	tw_health_stop(e);
+	tw_admin_stop(e);
+	tw_gen_release(e->gen);
+	close(rs.sig_io.fd);
+	tw_loop_free(e->loop);
+	if (e->alog_fd >= 0)
+		close(e->alog_fd);
+	tw_info("stopped");
+	return 0;
+}
+
+TW_CLI_COMMAND(run, "run", "run the edge (reverse proxy, load balancer)", cmd_run)

@@ -1,0 +1,276 @@
+/* edge.h — types shared by the edge modules (internal to src/edge).
+ *
+ * Ownership, in one paragraph: struct tw_edge is the process (main thread:
+ * signals, reloads, admin listener, health checks). A struct tw_gen is one
+ * config generation plus its runtime (router, shared per-server health
+ * flags, metric slots, per-worker balancer state); it is reference counted:
+ * the edge holds one reference for the current generation, each worker one
+ * for the generation it accepts new requests on, each request one for the
+ * generation it started on. A struct tw_worker is one thread with its own
+ * loop, listener (SO_REUSEPORT), buffer pool, upstream pools and metrics
+ * shard; nothing it owns is touched by another thread. Client connections
+ * (struct tw_conn) and upstream connections (struct tw_upconn) belong to one
+ * worker. */
+#ifndef TW_EDGE_EDGE_H
+#define TW_EDGE_EDGE_H
+
+#include "conf/config.h"
+#include "core/dbuf.h"
+#include "core/loop.h"
+#include "edge/balance.h"
+#include "edge/iobuf.h"
+#include "edge/metrics.h"
+#include "http/h1.h"
+#include "http/route.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+struct tw_edge;
+struct tw_worker;
+struct tw_conn;
+struct tw_upconn;
+
+/* ---- generation ---- */
+
+struct tw_srv_shared {
+	atomic_int health_up;   /* verdict of active checks (1 when none) */
+	_Atomic uint64_t eject_until; /* tw_clock_ms deadline of a passive ejection, 0 = none */
+	uint32_t m_connect_err; /* metric slot */
+	char label[160];        /* escaped "backend=..,server=.." label text */
+};
+
+struct tw_be_shared {
+	struct tw_srv_shared *srv; /* [nservers] */
+	atomic_int *up;            /* [nservers] what balancers read: health_up && !ejected */
+	uint32_t m_hist;           /* request duration histogram */
+};
+
+struct tw_pool; /* per-worker idle upstream connections for one address */
+
+struct tw_be_worker {
+	struct tw_lb lb;
+	unsigned *fails;           /* consecutive failures per server (passive ejection) */
+	struct tw_pool **pools;    /* per server, resolved lazily */
+	struct tw_conn *q_head, *q_tail; /* requests waiting for a connection slot */
+	unsigned q_len;
+};
+
+struct tw_gen_worker {
+	struct tw_be_worker *be; /* [nbackends] */
+};
+
+struct tw_gen {
+	struct tw_config *cfg;
+	struct tw_router *router;
+	atomic_int refs;
+	uint64_t id;
+	struct tw_be_shared *be;   /* [nbackends] */
+	struct tw_gen_worker *wk;  /* [nworkers] */
+	unsigned nworkers;
+	uint32_t *m_req;           /* [(nsites+1)*(nbackends+1)*5] requests_total slots */
+	char **site_label;         /* [nsites+1] first host of site, "-" last */
+	struct tw_edge *edge;
+};
+
+struct tw_gen *tw_gen_acquire(struct tw_gen *g);
+void tw_gen_release(struct tw_gen *g); /* frees at zero; NULL ok */
+int tw_gen_build(struct tw_edge *e, struct tw_config *cfg, const struct tw_gen *prev, struct tw_gen **out,
+		 struct tw_err *err);
+static inline uint32_t tw_gen_req_slot(const struct tw_gen *g, size_t site, size_t backend, unsigned status)
+{
+	size_t nb = g->cfg->nbackends + 1;
+	unsigned cls = status >= 100 && status < 600 ? status / 100 - 1 : 4;
+	return g->m_req[(site * nb + backend) * 5 + cls];
+}
+
+/* ---- worker ---- */
+
+struct tw_worker {
+	unsigned idx;
+	pthread_t thread;
+	struct tw_loop *loop;
+	struct tw_edge *edge;
+	struct tw_io lio; /* listener */
+	struct tw_addr laddr;
+	int listening;
+	struct tw_gen *gen;
+	struct tw_iobuf_pool bufs;
+	struct tw_metrics_shard *m;
+	struct tw_conn *conns; /* all client connections (for drain) */
+	size_t nconns;
+	struct tw_pool *pools; /* list of upstream pools by address */
+	struct tw_dbuf alog;
+	int alog_fd;
+	uint64_t rng[2];
+	int draining;
+	int exited;
+	struct tw_timer drain_timer;
+	time_t log_sec;
+	char log_time[40];
+};
+
+/* ---- edge (process) ---- */
+
+struct tw_edge {
+	const char *config_path; /* NULL = embedded default */
+	_Atomic(struct tw_gen *) current;
+	struct tw_gen *gen; /* main thread's reference to current */
+	struct tw_worker *workers;
+	unsigned nworkers;
+	struct tw_loop *loop; /* main thread */
+	struct tw_metrics_shard *m;
+	atomic_int draining;
+	atomic_uint workers_exited;
+	uint64_t gen_seq;
+	int alog_fd;     /* shared access log fd (-1 off) */
+	uint32_t m_conns;          /* tapwork_connections_active */
+	uint32_t m_reload_ok, m_reload_err;
+	uint32_t m_connect_err_total;
+	struct tw_health *health;
+	struct tw_admin *admin;
+};
+
+/* ---- connections ---- */
+
+struct tw_flow {
+	int mode;            /* FLOW_* */
+	uint64_t remaining;  /* FLOW_LENGTH */
+	struct tw_h1_chunked ch;
+	uint32_t fwd;        /* classified bytes at the buffer's start, ready to forward */
+	int done;
+	uint64_t total;      /* bytes forwarded */
+};
+
+enum { FLOW_NONE = 0, FLOW_LENGTH, FLOW_CHUNKED, FLOW_UNTIL_CLOSE };
+
+struct tw_req {
+	struct tw_gen *gen;
+	struct tw_h1_parser p;
+	struct tw_h1_msg msg; /* the request head, then reused for the response head */
+	const struct tw_conf_route *route;
+	size_t site, backend;
+	size_t server;
+	size_t tried[8];
+	size_t ntried;
+	int have_server;
+	char rid[40];
+	char method[16];
+	char uri[1024];
+	char referer[256];
+	char ua[256];
+	char host[256];
+	int version_minor;
+	int is_head, idempotent, want_upgrade, expect_continue, sent_continue;
+	int status;
+	int resp_started; /* a response byte reached the client (or was parsed) */
+	int resp_head_done;
+	int resp_seen;    /* an upstream byte arrived for this try */
+	int req_sent_any; /* a request body byte reached the upstream */
+	int up_reusable;  /* upstream may be pooled after this response */
+	int tunnel;       /* 101 accepted: tunnel after the head */
+	struct tw_iobuf *hdr; /* rewritten request head (kept for retries) */
+	uint32_t hdr_sent;
+	uint64_t bytes_out;
+	int client_keepalive;
+	uint64_t t_start_us;
+	struct tw_flow reqbody, respbody;
+	struct tw_timer qtimer;
+};
+
+enum tw_conn_state {
+	C_HEAD = 0, /* reading a request head */
+	C_WAIT,     /* waiting for an upstream connection (connecting or queued) */
+	C_PROXY,    /* request/response streaming */
+	C_TUNNEL,   /* after 101: bytes both ways */
+	C_LOCAL,    /* writing a response made by tapwork */
+	C_CLOSED
+};
+
+struct tw_conn {
+	struct tw_io io;
+	struct tw_worker *w;
+	struct tw_conn *prev, *next; /* worker's list */
+	struct tw_conn *q_next;      /* backend queue */
+	enum tw_conn_state st;
+	uint8_t rd_ready, wr_ready, rd_eof, close_after, queued, in_run, dead, lingering;
+	struct tw_timer timer;
+	struct sockaddr_storage peer;
+	socklen_t peerlen;
+	char peer_ip[48];
+	uint64_t id;
+	struct tw_iobuf *in, *out;
+	struct tw_req *req;
+	struct tw_upconn *up;
+	uint32_t nreq;
+	uint8_t up_wr_shut, cl_wr_shut;
+};
+
+enum tw_up_state { U_CONNECTING = 0, U_BUSY, U_IDLE };
+
+struct tw_pool {
+	struct tw_pool *next;
+	struct tw_addr addr;
+	struct tw_upconn *idle; /* LIFO */
+	unsigned nidle;
+};
+
+struct tw_upconn {
+	struct tw_io io;
+	struct tw_worker *w;
+	struct tw_pool *pool;
+	struct tw_upconn *next_idle, *prev_idle;
+	struct tw_conn *c;
+	enum tw_up_state st;
+	uint8_t rd_ready, wr_ready, rd_eof, reused, failed, wr_shut;
+	int err; /* errno of a failure */
+	struct tw_iobuf *in, *out;
+	struct tw_timer timer;
+	uint64_t idle_ms;
+	unsigned max_idle;
+};
+
+/* proxy.c */
+void tw_conn_accept(struct tw_worker *w, int fd, const struct sockaddr *sa, socklen_t len);
+void tw_conn_run(struct tw_conn *c);
+void tw_conn_drain(struct tw_worker *w);
+void tw_conn_dequeue_backend(struct tw_worker *w, struct tw_gen *g, size_t backend);
+
+/* upstream.c */
+int tw_up_get(struct tw_worker *w, struct tw_gen *g, size_t backend, size_t server, struct tw_conn *c,
+	      struct tw_upconn **out);
+void tw_up_release(struct tw_upconn *u, int reusable);
+void tw_up_pools_free(struct tw_worker *w);
+
+/* rewrite.c */
+int tw_rewrite_request(struct tw_conn *c, struct tw_req *r, const char *buf, struct tw_iobuf *out);
+int tw_rewrite_response(struct tw_conn *c, struct tw_req *r, const char *buf, struct tw_iobuf *out,
+			int close_client, int chunked_out);
+void tw_make_request_id(struct tw_worker *w, char out[33]);
+
+/* local.c */
+void tw_local_error(struct tw_conn *c, int status, const char *why);
+void tw_local_welcome(struct tw_conn *c);
+
+/* accesslog.c */
+void tw_alog_request(struct tw_worker *w, struct tw_conn *c, struct tw_req *r);
+void tw_alog_flush(struct tw_worker *w);
+
+/* health.c */
+int tw_health_start(struct tw_edge *e, struct tw_gen *g);
+void tw_health_stop(struct tw_edge *e);
+void tw_srv_eject(struct tw_be_shared *b, size_t server, uint64_t until_ms);
+
+/* admin.c */
+int tw_admin_start(struct tw_edge *e, const struct tw_addr *addr, struct tw_err *err);
+void tw_admin_stop(struct tw_edge *e);
+int tw_admin_same(const struct tw_edge *e, const struct tw_addr *addr);
+
+/* worker.c */
+int tw_workers_start(struct tw_edge *e, struct tw_err *err);
+void tw_workers_notify(struct tw_edge *e);
+void tw_workers_join(struct tw_edge *e);
+int tw_listen_socket(const struct tw_addr *a, int reuseport, struct tw_err *err);
+
+#endif

@@ -1,0 +1,164 @@
+/* gen.c — a config generation and its runtime state. */
+#include "edge/edge.h"
+
+#include "core/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct tw_gen *tw_gen_acquire(struct tw_gen *g)
+{
+	atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
+	return g;
+}
+
+static void gen_free(struct tw_gen *g)
+{
+	if (g->wk != NULL) {
+		for (unsigned w = 0; w < g->nworkers; w++) {
+			if (g->wk[w].be == NULL)
+				continue;
+			for (size_t b = 0; b < g->cfg->nbackends; b++)
+				if (g->wk[w].be[b].lb.ops != NULL)
+					tw_lb_destroy(&g->wk[w].be[b].lb);
+		}
+	}
+	tw_config_free(g->cfg);
+	free(g);
+}
+
+void tw_gen_release(struct tw_gen *g)
+{
+	if (g == NULL)
+		return;
+	if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) == 1)
+		gen_free(g);
+}
+
+static const struct tw_srv_shared *find_prev(const struct tw_gen *prev, const char *be_name,
+					     const struct tw_addr *addr)
+{
+	if (prev == NULL)
+		return NULL;
+	for (size_t b = 0; b < prev->cfg->nbackends; b++) {
+		const struct tw_conf_backend *pb = &prev->cfg->backends[b];
+		if (strcmp(pb->name, be_name) != 0)
+			continue;
+		for (size_t s = 0; s < pb->nservers; s++)
+			if (strcmp(pb->servers[s].addr.text, addr->text) == 0)
+				return &prev->be[b].srv[s];
+	}
+	return NULL;
+}
+
+int tw_gen_build(struct tw_edge *e, struct tw_config *cfg, const struct tw_gen *prev, struct tw_gen **out,
+		 struct tw_err *err)
+{
+	struct tw_gen *g = calloc(1, sizeof *g);
+	if (g == NULL) {
+		tw_config_free(cfg);
+		return tw_err_set(err, TW_ENOMEM, "out of memory");
+	}
+	g->cfg = cfg;
+	atomic_init(&g->refs, 1);
+	g->edge = e;
+	g->id = ++e->gen_seq;
+	g->nworkers = e->nworkers;
+	struct tw_arena *a = &cfg->arena;
+	int rc = tw_router_build(cfg, &g->router, err);
+	if (rc != 0)
+		goto fail;
+	rc = TW_ENOMEM;
+	size_t nb = cfg->nbackends;
+	g->be = tw_arena_alloc(a, (nb ? nb : 1) * sizeof *g->be);
+	g->wk = tw_arena_alloc(a, g->nworkers * sizeof *g->wk);
+	if (g->be == NULL || g->wk == NULL)
+		goto nomem;
+
+	char lab[256], esc_be[96], esc_srv[96];
+	for (size_t b = 0; b < nb; b++) {
+		const struct tw_conf_backend *cb = &cfg->backends[b];
+		struct tw_be_shared *bs = &g->be[b];
+		bs->srv = tw_arena_alloc(a, cb->nservers * sizeof *bs->srv);
+		bs->up = tw_arena_alloc(a, cb->nservers * sizeof *bs->up);
+		if (bs->srv == NULL || bs->up == NULL)
+			goto nomem;
+		tw_metrics_escape(cb->name, esc_be, sizeof esc_be);
+		snprintf(lab, sizeof lab, "backend=\"%s\"", esc_be);
+		if (tw_metrics_register("tapwork_request_duration_seconds",
+					"Time from request head received to response complete.",
+					TW_METRIC_HISTOGRAM, lab, &bs->m_hist) != 0)
+			goto limit;
+		for (size_t s = 0; s < cb->nservers; s++) {
+			struct tw_srv_shared *ss = &bs->srv[s];
+			const struct tw_srv_shared *ps = find_prev(prev, cb->name, &cb->servers[s].addr);
+			int hup = ps ? atomic_load(&ps->health_up) : 1;
+			uint64_t ej = ps ? atomic_load(&ps->eject_until) : 0;
+			atomic_init(&ss->health_up, hup);
+			atomic_init(&ss->eject_until, ej);
+			atomic_init(&bs->up[s], hup && ej == 0);
+			tw_metrics_escape(cb->servers[s].addr.text, esc_srv, sizeof esc_srv);
+			snprintf(ss->label, sizeof ss->label, "backend=\"%s\",server=\"%s\"", esc_be, esc_srv);
+			if (tw_metrics_register("tapwork_upstream_connect_errors_total",
+						"Failed connections to upstream servers.", TW_METRIC_COUNTER,
+						ss->label, &ss->m_connect_err) != 0)
+				goto limit;
+		}
+	}
+	for (unsigned w = 0; w < g->nworkers; w++) {
+		g->wk[w].be = tw_arena_alloc(a, (nb ? nb : 1) * sizeof *g->wk[w].be);
+		if (g->wk[w].be == NULL)
+			goto nomem;
+		for (size_t b = 0; b < nb; b++) {
+			struct tw_be_worker *bw = &g->wk[w].be[b];
+			const struct tw_conf_backend *cb = &cfg->backends[b];
+			bw->fails = tw_arena_alloc(a, cb->nservers * sizeof *bw->fails);
+			bw->pools = tw_arena_alloc(a, cb->nservers * sizeof *bw->pools);
+			if (bw->fails == NULL || bw->pools == NULL)
+				goto nomem;
+			rc = tw_lb_init(&bw->lb, cb, g->be[b].up, g->id * 7919u + w * 104729u + b + 1);
+			if (rc != 0) {
+				tw_err_set(err, rc, "backend %s: balancer setup failed", cb->name);
+				goto fail;
+			}
+		}
+	}
+	/* requests_total slots: sites (+ "-") x backends (+ "-") x 5 classes */
+	size_t ns = cfg->nsites + 1;
+	g->m_req = tw_arena_alloc(a, ns * (nb + 1) * 5 * sizeof *g->m_req);
+	g->site_label = tw_arena_alloc(a, ns * sizeof *g->site_label);
+	if (g->m_req == NULL || g->site_label == NULL)
+		goto nomem;
+	for (size_t s = 0; s < ns; s++) {
+		const char *sl = s < cfg->nsites && cfg->sites[s].nhosts ? cfg->sites[s].hosts[0] : "-";
+		g->site_label[s] = tw_arena_strdup(a, sl);
+		if (g->site_label[s] == NULL)
+			goto nomem;
+		char esc_site[300];
+		tw_metrics_escape(sl, esc_site, sizeof esc_site);
+		for (size_t b = 0; b <= nb; b++) {
+			const char *bn = b < nb ? cfg->backends[b].name : "-";
+			tw_metrics_escape(bn, esc_be, sizeof esc_be);
+			for (unsigned k = 0; k < 5; k++) {
+				char l2[512];
+				snprintf(l2, sizeof l2, "site=\"%s\",backend=\"%s\",code=\"%ux\"", esc_site, esc_be,
+					 k + 1);
+				if (tw_metrics_register("tapwork_requests_total", "Requests answered.",
+							TW_METRIC_COUNTER, l2, &g->m_req[(s * (nb + 1) + b) * 5 + k]) != 0)
+					goto limit;
+			}
+		}
+	}
+	*out = g;
+	return 0;
+nomem:
+	rc = tw_err_set(err, TW_ENOMEM, "out of memory");
+	goto fail;
+limit:
+	rc = tw_err_set(err, TW_ELIMIT, "too many metric series (more than %d): fewer sites/backends",
+			TW_METRICS_MAX);
+fail:
+	gen_free(g);
+	return rc;
+}

@@ -1,0 +1,59 @@
+/* local.c — responses tapwork makes itself: errors and the welcome page. */
+#include "edge/edge.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char welcome_html[] =
+	"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+	"<title>tapwork is running</title>\n"
+	"<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40em;margin:4em auto;padding:0 1em;color:#222}"
+	"code{background:#f3f3f3;padding:.1em .3em}</style></head>\n"
+	"<body><h1>tapwork is running</h1>\n"
+	"<p>This page comes from tapwork's embedded default configuration.</p>\n"
+	"<p>Write a config (see <code>docs/config.md</code> and <code>docs/examples/tapwork.yaml</code>), "
+	"check it with <code>tapwork validate -c tapwork.yaml</code> and start the edge with "
+	"<code>tapwork run -c tapwork.yaml</code>.</p>\n"
+	"<p>Health, readiness and metrics: the admin listener's <code>/healthz</code>, "
+	"<code>/readyz</code> and <code>/metrics</code>.</p>\n</body></html>\n";
+
+static void respond(struct tw_conn *c, int status, const char *ctype, const char *body, size_t len)
+{
+	struct tw_req *r = c->req;
+	if (c->out == NULL)
+		c->out = tw_iobuf_get(&c->w->bufs);
+	if (c->out == NULL)
+		return;
+	c->out->start = c->out->end = 0;
+	if (r && !r->reqbody.done && r->reqbody.mode != FLOW_NONE)
+		c->close_after = 1;
+	if (c->w->draining)
+		c->close_after = 1;
+	char head[512];
+	int minor = r && r->version_minor == 0 ? 0 : 1;
+	int n = snprintf(head, sizeof head,
+			 "HTTP/1.%d %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%sX-Request-Id: %s\r\n\r\n",
+			 minor, status, tw_h1_reason((unsigned)status), ctype, len,
+			 c->close_after ? "Connection: close\r\n" : (minor == 0 ? "Connection: keep-alive\r\n" : ""),
+			 r ? r->rid : "-");
+	tw_iobuf_append(c->out, head, (size_t)n);
+	if (!(r && r->is_head))
+		tw_iobuf_append(c->out, body, len);
+	if (r)
+		r->status = status;
+	c->st = C_LOCAL;
+	c->wr_ready = 1;
+}
+
+void tw_local_error(struct tw_conn *c, int status, const char *why)
+{
+	char body[128];
+	int n = snprintf(body, sizeof body, "%d %s\n", status, tw_h1_reason((unsigned)status));
+	respond(c, status, "text/plain; charset=utf-8", body, (size_t)n);
+	(void)why;
+}
+
+void tw_local_welcome(struct tw_conn *c)
+{
+	respond(c, 200, "text/html; charset=utf-8", welcome_html, sizeof welcome_html - 1);
+}

@@ -1,0 +1,1223 @@
+/* proxy.c — the client connection state machine and the proxy path.
+ *
+ * One transition function, tw_conn_run(), advances a client connection (and
+ * the upstream connection attached to it) as far as the sockets allow, then
+ * returns; events on either socket call it again. States (enum
+ * tw_conn_state): C_HEAD reads and parses a request head; C_WAIT waits for an
+ * upstream connection (connecting, or queued behind max_conns); C_PROXY
+ * streams the request body up and the response down through bounded buffers;
+ * C_TUNNEL relays bytes both ways after a 101; C_LOCAL writes a response
+ * tapwork made itself. Back-pressure is implicit: a side is read only while
+ * the buffer toward the other side has room. */
+#include "edge/edge.h"
+
+#include "core/log.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LINGER_MS 2000
+
+static const char *state_names[] = {"head", "wait", "proxy", "tunnel", "local", "closed"};
+
+static void set_state(struct tw_conn *c, enum tw_conn_state st)
+{
+	if (c->st == st)
+		return;
+	tw_debug("conn=%llu %s -> %s", (unsigned long long)c->id, state_names[c->st], state_names[st]);
+	c->st = st;
+}
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* ---------- small I/O helpers ---------- */
+
+/* Read into b. Returns bytes read (0 when nothing); sets *ready = 0 on EAGAIN,
+ * *eof on EOF; returns -1 on a hard error. */
+static ssize_t read_some(int fd, struct tw_iobuf *b, uint8_t *ready, uint8_t *eof)
+{
+	if (tw_iobuf_room(b) == 0)
+		tw_iobuf_compact(b);
+	if (tw_iobuf_room(b) == 0)
+		return 0;
+	for (;;) {
+		ssize_t n = read(fd, tw_iobuf_tail(b), tw_iobuf_room(b));
+		if (n > 0) {
+			b->end += (uint32_t)n;
+			return n;
+		}
+		if (n == 0) {
+			*eof = 1;
+			*ready = 0;
+			return 0;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			*ready = 0;
+			return 0;
+		}
+		*ready = 0;
+		return -1;
+	}
+}
+
+/* writev(hdr window from *hdr_off .. hdr_end, then body[0..body_len)).
+ * Returns bytes written (0 when blocked), -1 on error. */
+static ssize_t write_two(int fd, const char *a, size_t alen, const char *b, size_t blen, uint8_t *ready)
+{
+	struct iovec iov[2];
+	int n = 0;
+	if (alen) {
+		iov[n].iov_base = (void *)a;
+		iov[n++].iov_len = alen;
+	}
+	if (blen) {
+		iov[n].iov_base = (void *)b;
+		iov[n++].iov_len = blen;
+	}
+	if (n == 0)
+		return 0;
+	for (;;) {
+		ssize_t w = writev(fd, iov, n);
+		if (w >= 0)
+			return w;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			*ready = 0;
+			return 0;
+		}
+		*ready = 0;
+		return -1;
+	}
+}
+
+/* Classify bytes of b after the already-classified window as body bytes. */
+static int flow_classify(struct tw_flow *f, struct tw_iobuf *b, int eof)
+{
+	if (f->done || f->mode == FLOW_NONE) {
+		f->done = 1;
+		return 0;
+	}
+	uint32_t have = tw_iobuf_len(b) - f->fwd;
+	if (f->mode == FLOW_LENGTH) {
+		uint64_t take = have < f->remaining ? have : f->remaining;
+		f->fwd += (uint32_t)take;
+		f->remaining -= take;
+		if (f->remaining == 0)
+			f->done = 1;
+		return 0;
+	}
+	if (f->mode == FLOW_CHUNKED) {
+		if (have == 0)
+			return 0;
+		size_t used = 0;
+		int rc = tw_h1_chunked_scan(&f->ch, tw_iobuf_head(b) + f->fwd, have, &used, NULL, NULL);
+		f->fwd += (uint32_t)used;
+		if (rc == 0)
+			f->done = 1;
+		else if (rc != TW_EAGAIN)
+			return rc;
+		return 0;
+	}
+	/* FLOW_UNTIL_CLOSE */
+	f->fwd += have;
+	if (eof)
+		f->done = 1;
+	return 0;
+}
+
+static void flow_init(struct tw_flow *f, int mode, uint64_t len, uint64_t max_body)
+{
+	memset(f, 0, sizeof *f);
+	f->mode = mode;
+	f->remaining = len;
+	if (mode == FLOW_CHUNKED)
+		tw_h1_chunked_init(&f->ch, max_body);
+	if (mode == FLOW_NONE || (mode == FLOW_LENGTH && len == 0))
+		f->done = 1;
+}
+
+/* ---------- connection lifetime ---------- */
+
+static void on_client_event(struct tw_loop *loop, struct tw_io *io, uint32_t ev);
+static void on_conn_timer(struct tw_loop *loop, struct tw_timer *t);
+static void choose_and_connect(struct tw_conn *c);
+
+static void req_free(struct tw_worker *w, struct tw_req *r)
+{
+	if (r == NULL)
+		return;
+	tw_timer_cancel(w->loop, &r->qtimer);
+	tw_iobuf_put(&w->bufs, r->hdr);
+	tw_gen_release(r->gen);
+	free(r);
+}
+
+static struct tw_be_worker *req_bw(struct tw_conn *c)
+{
+	struct tw_req *r = c->req;
+	return &r->gen->wk[c->w->idx].be[r->backend];
+}
+
+static void unqueue(struct tw_conn *c)
+{
+	if (!c->queued)
+		return;
+	struct tw_be_worker *bw = req_bw(c);
+	struct tw_conn **pp = &bw->q_head, *prev = NULL;
+	while (*pp && *pp != c) {
+		prev = *pp;
+		pp = &(*pp)->q_next;
+	}
+	if (*pp == c) {
+		*pp = c->q_next;
+		if (bw->q_tail == c)
+			bw->q_tail = prev;
+		bw->q_len--;
+	}
+	c->q_next = NULL;
+	c->queued = 0;
+}
+
+/* Detach the upstream from the request. reusable: back to the pool. */
+static void detach_upstream(struct tw_conn *c, int reusable)
+{
+	struct tw_upconn *u = c->up;
+	if (u == NULL)
+		return;
+	struct tw_req *r = c->req;
+	c->up = NULL;
+	u->c = NULL;
+	int had = r && r->have_server;
+	size_t backend = had ? r->backend : 0;
+	struct tw_gen *g = had ? r->gen : NULL;
+	if (had) {
+		struct tw_be_worker *bw = req_bw(c);
+		if (bw->lb.servers[r->server].active > 0)
+			bw->lb.servers[r->server].active--;
+		r->have_server = 0;
+	}
+	tw_up_release(u, reusable);
+	if (had)
+		tw_conn_dequeue_backend(c->w, g, backend);
+}
+
+static void conn_close(struct tw_conn *c)
+{
+	if (c->st == C_CLOSED)
+		return;
+	struct tw_worker *w = c->w;
+	unqueue(c);
+	detach_upstream(c, 0);
+	set_state(c, C_CLOSED);
+	tw_timer_cancel(w->loop, &c->timer);
+	tw_loop_del(w->loop, &c->io);
+	close(c->io.fd);
+	tw_iobuf_put(&w->bufs, c->in);
+	tw_iobuf_put(&w->bufs, c->out);
+	c->in = c->out = NULL;
+	req_free(w, c->req);
+	c->req = NULL;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	w->nconns--;
+	tw_metric_sub(w->m, w->edge->m_conns, 1);
+	c->dead = 1;
+	if (!c->in_run)
+		free(c);
+}
+
+void tw_conn_accept(struct tw_worker *w, int fd, const struct sockaddr *sa, socklen_t len)
+{
+	struct tw_conn *c = calloc(1, sizeof *c);
+	if (c == NULL) {
+		close(fd);
+		return;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	c->io.fd = fd;
+	c->io.cb = on_client_event;
+	c->w = w;
+	memcpy(&c->peer, sa, len);
+	c->peerlen = len;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, c->peer_ip, sizeof c->peer_ip);
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, c->peer_ip, sizeof c->peer_ip);
+	else
+		snprintf(c->peer_ip, sizeof c->peer_ip, "unix");
+	c->id = ((uint64_t)w->idx << 48) | ++w->rng[1];
+	tw_timer_init(&c->timer, on_conn_timer);
+	if (tw_loop_add(w->loop, &c->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) != 0) {
+		close(fd);
+		free(c);
+		return;
+	}
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+	tw_metric_add(w->m, w->edge->m_conns, 1);
+	c->st = C_HEAD;
+	tw_timer_set(w->loop, &c->timer, w->gen->cfg->timeouts.client_header_ms);
+	c->rd_ready = 1;
+	c->wr_ready = 1;
+	tw_conn_run(c);
+}
+
+static void on_client_event(struct tw_loop *loop, struct tw_io *io, uint32_t ev)
+{
+	struct tw_conn *c = (struct tw_conn *)io;
+	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		c->rd_ready = 1;
+	if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+		c->wr_ready = 1;
+	tw_conn_run(c);
+}
+
+/* ---------- requests ---------- */
+
+static int is_trusted(const struct tw_conn *c, const struct tw_config *cfg)
+{
+	for (size_t i = 0; i < cfg->ntrusted_proxies; i++)
+		if (tw_cidr_contains(&cfg->trusted_proxies[i], (const struct sockaddr *)&c->peer))
+			return 1;
+	return 0;
+}
+
+static void copy_slice(char *dst, size_t cap, const char *buf, struct tw_slice s)
+{
+	size_t n = s.len < cap - 1 ? s.len : cap - 1;
+	memcpy(dst, buf + s.off, n);
+	dst[n] = '\0';
+}
+
+static int valid_rid(const char *p, size_t n)
+{
+	if (n == 0 || n > 64)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)p[i];
+		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      ch == '-' || ch == '_' || ch == '.'))
+			return 0;
+	}
+	return 1;
+}
+
+static struct tw_req *req_new(struct tw_conn *c)
+{
+	struct tw_req *r = calloc(1, sizeof *r);
+	if (r == NULL)
+		return NULL;
+	r->gen = tw_gen_acquire(c->w->gen);
+	const struct tw_conf_limits *l = &r->gen->cfg->limits;
+	struct tw_h1_limits hl = {.max_head_bytes = l->max_header_bytes,
+				  .max_headers = l->max_headers,
+				  .max_uri = l->max_uri,
+				  .max_body = l->max_body};
+	tw_h1_parser_init(&r->p, TW_H1_REQUEST, &hl);
+	r->site = r->gen->cfg->nsites; /* "-" until routed */
+	r->backend = r->gen->cfg->nbackends;
+	r->status = 0;
+	r->t_start_us = now_us();
+	return r;
+}
+
+/* Finish the current request: metrics, access log; then the next one or close. */
+static void finish_request(struct tw_conn *c)
+{
+	struct tw_worker *w = c->w;
+	struct tw_req *r = c->req;
+	if (r != NULL) {
+		if (r->status == 0)
+			r->status = 499;
+		uint64_t dur = now_us() - r->t_start_us;
+		struct tw_gen *g = r->gen;
+		tw_metric_add(w->m, tw_gen_req_slot(g, r->site, r->backend, (unsigned)r->status), 1);
+		if (r->backend < g->cfg->nbackends)
+			tw_metric_observe(w->m, g->be[r->backend].m_hist, dur);
+		tw_alog_request(w, c, r);
+		req_free(w, r);
+		c->req = NULL;
+	}
+	c->nreq++;
+}
+
+static void start_linger(struct tw_conn *c)
+{
+	/* Half-close and discard what the client still sends, so our response
+	 * is not destroyed by a reset before the client reads it. */
+	shutdown(c->io.fd, SHUT_WR);
+	c->lingering = 1;
+	c->rd_ready = 1;
+	tw_timer_set(c->w->loop, &c->timer, LINGER_MS);
+}
+
+static void next_request(struct tw_conn *c)
+{
+	struct tw_worker *w = c->w;
+	if (c->close_after || w->draining) {
+		start_linger(c);
+		return;
+	}
+	set_state(c, C_HEAD);
+	if (c->out && tw_iobuf_len(c->out) == 0) {
+		tw_iobuf_put(&w->bufs, c->out);
+		c->out = NULL;
+	}
+	if (c->in && tw_iobuf_len(c->in) == 0) {
+		tw_iobuf_put(&w->bufs, c->in);
+		c->in = NULL;
+		tw_timer_set(w->loop, &c->timer, w->gen->cfg->timeouts.keepalive_ms);
+	} else {
+		tw_timer_set(w->loop, &c->timer, w->gen->cfg->timeouts.client_header_ms);
+	}
+}
+
+static int ensure_out(struct tw_conn *c)
+{
+	if (c->out == NULL)
+		c->out = tw_iobuf_get(&c->w->bufs);
+	return c->out ? 0 : TW_ENOMEM;
+}
+
+void tw_local_error(struct tw_conn *c, int status, const char *why);
+
+static void respond_local_error(struct tw_conn *c, int status, const char *why)
+{
+	if (c->up)
+		detach_upstream(c, 0);
+	unqueue(c);
+	tw_local_error(c, status, why);
+}
+
+static void dispatch(struct tw_conn *c)
+{
+	struct tw_req *r = c->req;
+	struct tw_h1_msg *m = &r->msg;
+	const char *buf = tw_iobuf_head(c->in);
+	const struct tw_config *cfg = r->gen->cfg;
+
+	copy_slice(r->method, sizeof r->method, buf, m->method);
+	copy_slice(r->uri, sizeof r->uri, buf, m->target);
+	copy_slice(r->host, sizeof r->host, buf, m->authority);
+	int i = tw_h1_find_header(buf, m, "referer", 0);
+	if (i >= 0)
+		copy_slice(r->referer, sizeof r->referer, buf, m->headers[i].value);
+	i = tw_h1_find_header(buf, m, "user-agent", 0);
+	if (i >= 0)
+		copy_slice(r->ua, sizeof r->ua, buf, m->headers[i].value);
+	r->version_minor = (int)m->version_minor;
+	int trusted = is_trusted(c, cfg);
+	i = tw_h1_find_header(buf, m, "x-request-id", 0);
+	if (i >= 0 && trusted && cfg->request_id_trust &&
+	    valid_rid(buf + m->headers[i].value.off, m->headers[i].value.len))
+		copy_slice(r->rid, sizeof r->rid, buf, m->headers[i].value);
+	else
+		tw_make_request_id(c->w, r->rid);
+	r->client_keepalive = m->keep_alive && !c->w->draining;
+	if (!r->client_keepalive)
+		c->close_after = 1;
+	r->is_head = strcmp(r->method, "HEAD") == 0;
+	r->idempotent = r->is_head || !strcmp(r->method, "GET") || !strcmp(r->method, "OPTIONS") ||
+			!strcmp(r->method, "PUT") || !strcmp(r->method, "DELETE") || !strcmp(r->method, "TRACE");
+	r->want_upgrade = m->has_upgrade && (m->conn_flags & TW_H1_CONN_UPGRADE);
+	r->expect_continue = m->expect_continue;
+	if (m->chunked)
+		flow_init(&r->reqbody, FLOW_CHUNKED, 0, cfg->limits.max_body);
+	else if (m->content_length > 0)
+		flow_init(&r->reqbody, FLOW_LENGTH, (uint64_t)m->content_length, 0);
+	else
+		flow_init(&r->reqbody, FLOW_NONE, 0, 0);
+
+	size_t site = 0;
+	r->route = tw_router_match(r->gen->router, buf + m->authority.off, m->authority.len,
+				   buf + m->path.off, m->path.len, &site);
+	if (r->route != NULL)
+		r->site = site;
+	if (r->route == NULL || r->route->handler == TW_HANDLER_WELCOME) {
+		/* Answered here: the head is no longer needed. */
+		tw_iobuf_consume(c->in, (uint32_t)r->p.head_len);
+		if (!r->reqbody.done)
+			c->close_after = 1; /* we do not read the body: cannot find the next request */
+		if (r->route == NULL)
+			tw_local_error(c, 404, "no route");
+		else
+			tw_local_welcome(c);
+		return;
+	}
+	r->backend = r->route->backend;
+	r->hdr = tw_iobuf_get(&c->w->bufs);
+	if (r->hdr == NULL || tw_rewrite_request(c, r, buf, r->hdr) != 0) {
+		tw_iobuf_consume(c->in, (uint32_t)r->p.head_len);
+		c->close_after = 1;
+		tw_local_error(c, 431, "request head too large after rewriting");
+		return;
+	}
+	tw_iobuf_consume(c->in, (uint32_t)r->p.head_len);
+	/* The message struct is reused for the response head from here on. */
+	choose_and_connect(c);
+}
+
+static void hash_key(struct tw_conn *c, const void **key, size_t *len)
+{
+	/* The rewritten head in r->hdr still holds the request headers. */
+	struct tw_req *r = c->req;
+	const struct tw_conf_backend *cb = &r->gen->cfg->backends[r->backend];
+	*key = NULL;
+	*len = 0;
+	if (cb->balance != TW_BAL_HASH)
+		return;
+	switch (cb->hash_src) {
+	case TW_HASH_CLIENT_IP:
+		*key = c->peer_ip;
+		*len = strlen(c->peer_ip);
+		return;
+	case TW_HASH_URI:
+		*key = r->uri;
+		*len = strlen(r->uri);
+		return;
+	case TW_HASH_HEADER:
+	case TW_HASH_COOKIE: {
+		/* Scan the rewritten head: "\r\nName: value\r\n". */
+		const char *h = tw_iobuf_head(r->hdr);
+		size_t n = tw_iobuf_len(r->hdr);
+		const char *want = cb->hash_src == TW_HASH_HEADER ? cb->hash_name : "cookie";
+		size_t wl = strlen(want);
+		const char *p = memchr(h, '\n', n);
+		while (p != NULL && (size_t)(p + 1 - h) < n) {
+			const char *line = p + 1;
+			const char *eol = memchr(line, '\r', n - (size_t)(line - h));
+			if (eol == NULL || eol == line)
+				break;
+			if ((size_t)(eol - line) > wl + 1 && line[wl] == ':' && strncasecmp(line, want, wl) == 0) {
+				const char *v = line + wl + 1;
+				while (v < eol && (*v == ' ' || *v == '\t'))
+					v++;
+				if (cb->hash_src == TW_HASH_HEADER) {
+					*key = v;
+					*len = (size_t)(eol - v);
+					return;
+				}
+				/* cookie: find NAME=value */
+				size_t cl = strlen(cb->hash_name);
+				const char *q = v;
+				while (q < eol) {
+					while (q < eol && (*q == ' ' || *q == ';'))
+						q++;
+					const char *semi = memchr(q, ';', (size_t)(eol - q));
+					const char *end = semi ? semi : eol;
+					if ((size_t)(end - q) > cl && q[cl] == '=' && memcmp(q, cb->hash_name, cl) == 0) {
+						*key = q + cl + 1;
+						*len = (size_t)(end - q - (ptrdiff_t)cl - 1);
+						return;
+					}
+					q = end;
+				}
+			}
+			p = eol + 1;
+		}
+		return;
+	}
+	}
+}
+
+/* Pick a server (not yet tried, not at max_conns) and attach a connection. */
+static void choose_and_connect(struct tw_conn *c)
+{
+	struct tw_req *r = c->req;
+	struct tw_worker *w = c->w;
+	struct tw_be_worker *bw = req_bw(c);
+	const struct tw_conf_backend *cb = &r->gen->cfg->backends[r->backend];
+	size_t excl[sizeof r->tried / sizeof r->tried[0]];
+	size_t nexcl = 0;
+	for (size_t i = 0; i < r->ntried; i++)
+		excl[nexcl++] = r->tried[i];
+	const void *key;
+	size_t klen;
+	hash_key(c, &key, &klen);
+	size_t s = 0;
+	int rc = tw_lb_pick(&bw->lb, key, klen, excl, nexcl, &s);
+	if (rc == TW_ELIMIT) {
+		/* every usable server is at max_conns: wait for a slot */
+		if (bw->q_len >= cb->queue_size) {
+			respond_local_error(c, 503, "queue full");
+			return;
+		}
+		c->queued = 1;
+		c->q_next = NULL;
+		if (bw->q_tail)
+			bw->q_tail->q_next = c;
+		else
+			bw->q_head = c;
+		bw->q_tail = c;
+		bw->q_len++;
+		set_state(c, C_WAIT);
+		tw_timer_set(w->loop, &c->timer, cb->queue_timeout_ms);
+		return;
+	}
+	if (rc != 0) {
+		if (r->ntried > 0)
+			respond_local_error(c, 502, "upstream connect failed on every try");
+		else
+			respond_local_error(c, 503, "no server available");
+		return;
+	}
+	r->server = s;
+	if (r->ntried < sizeof r->tried / sizeof r->tried[0])
+		r->tried[r->ntried++] = s;
+	r->have_server = 1;
+	bw->lb.servers[s].active++;
+	r->hdr_sent = 0;
+	r->resp_seen = 0;
+	struct tw_h1_limits rl = {.max_head_bytes = TW_IOBUF_SIZE, .max_headers = TW_H1_MAX_HEADERS_HARD};
+	tw_h1_parser_init(&r->p, TW_H1_RESPONSE, &rl);
+	struct tw_upconn *u = NULL;
+	rc = tw_up_get(w, r->gen, r->backend, s, c, &u);
+	if (rc != 0) {
+		bw->lb.servers[s].active--;
+		r->have_server = 0;
+		tw_metric_add(w->m, r->gen->be[r->backend].srv[s].m_connect_err, 1);
+		choose_and_connect(c); /* excludes s now */
+		return;
+	}
+	c->up = u;
+	u->c = c;
+	if (u->st == U_CONNECTING) {
+		set_state(c, C_WAIT);
+		tw_timer_set(w->loop, &c->timer, cb->connect_timeout_ms + cb->response_timeout_ms);
+	} else {
+		set_state(c, C_PROXY);
+		tw_timer_set(w->loop, &c->timer, cb->response_timeout_ms);
+	}
+}
+
+void tw_conn_dequeue_backend(struct tw_worker *w, struct tw_gen *g, size_t backend)
+{
+	struct tw_be_worker *bw = &g->wk[w->idx].be[backend];
+	struct tw_conn *c = bw->q_head;
+	if (c == NULL)
+		return;
+	bw->q_head = c->q_next;
+	if (bw->q_tail == c)
+		bw->q_tail = NULL;
+	bw->q_len--;
+	c->queued = 0;
+	c->q_next = NULL;
+	choose_and_connect(c);
+	tw_conn_run(c);
+}
+
+/* The upstream failed (connect error, reset, EOF before a full response). */
+static void upstream_failed(struct tw_conn *c, int connect_phase, const char *what)
+{
+	struct tw_req *r = c->req;
+	struct tw_worker *w = c->w;
+	struct tw_upconn *u = c->up;
+	const struct tw_conf_backend *cb = &r->gen->cfg->backends[r->backend];
+	struct tw_be_worker *bw = req_bw(c);
+	size_t s = r->server;
+	int reused = u && u->reused;
+	tw_warn("rid=%s backend=%s server=%s: %s%s", r->rid, cb->name, cb->servers[s].addr.text, what,
+		reused ? " (pooled connection)" : "");
+	if (connect_phase)
+		tw_metric_add(w->m, r->gen->be[r->backend].srv[s].m_connect_err, 1);
+	if (!reused && cb->passive_fails) {
+		if (++bw->fails[s] >= cb->passive_fails) {
+			tw_warn("backend=%s server=%s: ejected for %llums after %u consecutive failures", cb->name,
+				cb->servers[s].addr.text, (unsigned long long)cb->passive_eject_ms, bw->fails[s]);
+			tw_srv_eject(&r->gen->be[r->backend], s, tw_clock_ms() + cb->passive_eject_ms);
+			bw->fails[s] = 0;
+		}
+	}
+	detach_upstream(c, 0);
+	int safe = !r->resp_seen && !r->req_sent_any &&
+		   (connect_phase || reused || (r->idempotent && r->reqbody.mode == FLOW_NONE));
+	if (safe && r->ntried <= cb->retries + (reused ? 1u : 0u)) {
+		if (reused) /* a stale pooled connection is not the server's fault: try it again */
+			r->ntried--;
+		choose_and_connect(c);
+		return;
+	}
+	if (!r->resp_head_done) {
+		c->close_after = 1;
+		respond_local_error(c, 502, connect_phase ? "upstream connect failed" : "upstream closed before responding");
+		return;
+	}
+	conn_close(c);
+}
+
+void tw_conn_upstream_event(struct tw_conn *c);
+
+/* ---------- the proxy pump ---------- */
+
+static int pump_request(struct tw_conn *c)
+{
+	struct tw_req *r = c->req;
+	struct tw_upconn *u = c->up;
+	int progress = 0;
+	if (c->in == NULL && (c->in = tw_iobuf_get(&c->w->bufs)) == NULL)
+		return 0;
+	if (!r->reqbody.done && c->rd_ready && !c->rd_eof) {
+		ssize_t n = read_some(c->io.fd, c->in, &c->rd_ready, &c->rd_eof);
+		if (n < 0 || (c->rd_eof && !r->reqbody.done && r->reqbody.mode != FLOW_UNTIL_CLOSE)) {
+			tw_info("rid=%s client closed during request body", r->rid);
+			r->status = 499;
+			conn_close(c);
+			return 1;
+		}
+		if (n > 0)
+			progress = 1;
+	}
+	if (!r->reqbody.done) {
+		int rc = flow_classify(&r->reqbody, c->in, c->rd_eof);
+		if (rc != 0) {
+			int st = rc == TW_ELIMIT ? 413 : 400;
+			tw_warn("rid=%s client=%s: bad request body: %s", r->rid, c->peer_ip,
+				r->reqbody.ch.why ? r->reqbody.ch.why : tw_strerror(rc));
+			c->close_after = 1;
+			if (!r->resp_head_done) {
+				respond_local_error(c, st, "bad request body");
+			} else {
+				conn_close(c);
+			}
+			return 1;
+		}
+	}
+	if (r->expect_continue && !r->sent_continue && !r->reqbody.done && tw_iobuf_len(c->in) == 0) {
+		if (ensure_out(c) == 0 && tw_iobuf_append(c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25) == 0) {
+			r->sent_continue = 1;
+			progress = 1;
+		}
+	}
+	if (u->wr_ready && !u->wr_shut) {
+		uint32_t hl = tw_iobuf_len(r->hdr) - r->hdr_sent;
+		uint32_t bl = r->reqbody.fwd;
+		if (hl || bl) {
+			ssize_t n = write_two(u->io.fd, tw_iobuf_head(r->hdr) + r->hdr_sent, hl, tw_iobuf_head(c->in),
+					      bl, &u->wr_ready);
+			if (n < 0) {
+				upstream_failed(c, 0, "write to upstream failed");
+				return 1;
+			}
+			if (n > 0) {
+				progress = 1;
+				uint32_t nh = (uint32_t)n < hl ? (uint32_t)n : hl;
+				r->hdr_sent += nh;
+				uint32_t nb = (uint32_t)n - nh;
+				if (nb) {
+					r->req_sent_any = 1;
+					r->reqbody.fwd -= nb;
+					r->reqbody.total += nb;
+					tw_iobuf_consume(c->in, nb);
+				}
+			}
+		}
+	}
+	return progress;
+}
+
+static void begin_response(struct tw_conn *c)
+{
+	struct tw_req *r = c->req;
+	struct tw_upconn *u = c->up;
+	struct tw_h1_msg *m = &r->msg;
+	unsigned st = m->status;
+	int mode;
+	uint64_t len = 0;
+	if (st == 101 && r->want_upgrade) {
+		r->tunnel = 1;
+		mode = FLOW_NONE;
+	} else if (r->is_head || st == 204 || st == 304) {
+		mode = FLOW_NONE;
+	} else if (m->chunked) {
+		mode = FLOW_CHUNKED;
+	} else if (m->content_length >= 0) {
+		mode = FLOW_LENGTH;
+		len = (uint64_t)m->content_length;
+	} else {
+		mode = FLOW_UNTIL_CLOSE;
+	}
+	flow_init(&r->respbody, mode, len, 0);
+	r->up_reusable = m->keep_alive && mode != FLOW_UNTIL_CLOSE && !r->tunnel;
+	if (mode == FLOW_UNTIL_CLOSE || !r->reqbody.done)
+		c->close_after = 1;
+	int close_client = c->close_after && !r->tunnel;
+	r->status = (int)st;
+	r->resp_head_done = 1;
+	if (ensure_out(c) != 0 ||
+	    tw_rewrite_response(c, r, tw_iobuf_head(u->in), c->out, close_client, mode == FLOW_CHUNKED) != 0) {
+		c->close_after = 1;
+		r->up_reusable = 0;
+		respond_local_error(c, 502, "upstream response head too large");
+		return;
+	}
+	tw_iobuf_consume(u->in, (uint32_t)r->p.head_len);
+}
+
+static int pump_response(struct tw_conn *c)
+{
+	struct tw_req *r = c->req;
+	struct tw_upconn *u = c->up;
+	int progress = 0;
+	if (u->in == NULL && (u->in = tw_iobuf_get(&c->w->bufs)) == NULL)
+		return 0;
+	if (u->rd_ready && !u->rd_eof) {
+		ssize_t n = read_some(u->io.fd, u->in, &u->rd_ready, &u->rd_eof);
+		if (n < 0) {
+			if (!r->resp_head_done) {
+				upstream_failed(c, 0, "upstream reset the connection");
+				return 1;
+			}
+			u->rd_eof = 1;
+			r->up_reusable = 0;
+		}
+		if (n > 0) {
+			progress = 1;
+			r->resp_seen = 1;
+		}
+	}
+	while (!r->resp_head_done) {
+		if (tw_iobuf_len(u->in) == 0) {
+			if (u->rd_eof) {
+				upstream_failed(c, 0, "upstream closed before responding");
+				return 1;
+			}
+			return progress;
+		}
+		int rc = tw_h1_parse(&r->p, tw_iobuf_head(u->in), tw_iobuf_len(u->in), &r->msg);
+		if (rc == TW_EAGAIN) {
+			if (u->rd_eof || tw_iobuf_room(u->in) + u->in->start == 0) {
+				r->resp_seen = 1;
+				tw_warn("rid=%s upstream sent an incomplete or oversized response head", r->rid);
+				c->close_after = 1;
+				respond_local_error(c, 502, "bad upstream response");
+				return 1;
+			}
+			return progress;
+		}
+		if (rc != 0) {
+			tw_warn("rid=%s invalid upstream response: %s", r->rid, r->p.why ? r->p.why : "?");
+			c->close_after = 1;
+			respond_local_error(c, 502, "invalid upstream response");
+			return 1;
+		}
+		if (r->msg.status >= 100 && r->msg.status < 200 && r->msg.status != 101) {
+			/* Interim response: ours (100 Continue) was already sent; drop it. */
+			tw_iobuf_consume(u->in, (uint32_t)r->p.head_len);
+			tw_h1_parser_init(&r->p, TW_H1_RESPONSE, &r->p.limits);
+			continue;
+		}
+		if (r->msg.status == 101 && !r->want_upgrade) {
+			c->close_after = 1;
+			respond_local_error(c, 502, "unexpected 101 from upstream");
+			return 1;
+		}
+		begin_response(c);
+		if (c->st != C_PROXY)
+			return 1;
+		progress = 1;
+	}
+	if (!r->respbody.done) {
+		int rc = flow_classify(&r->respbody, u->in, u->rd_eof);
+		if (rc != 0) {
+			tw_warn("rid=%s invalid chunked response from upstream: %s", r->rid,
+				r->respbody.ch.why ? r->respbody.ch.why : "?");
+			conn_close(c);
+			return 1;
+		}
+		if (u->rd_eof && !r->respbody.done && r->respbody.fwd == tw_iobuf_len(u->in)) {
+			tw_warn("rid=%s upstream closed mid-response", r->rid);
+			r->up_reusable = 0;
+			c->close_after = 1;
+			if (tw_iobuf_len(c->out) == 0 && r->respbody.fwd == 0) {
+				conn_close(c);
+				return 1;
+			}
+		}
+	}
+	if (c->wr_ready) {
+		uint32_t hl = c->out ? tw_iobuf_len(c->out) : 0;
+		uint32_t bl = r->respbody.fwd;
+		if (hl || bl) {
+			ssize_t n = write_two(c->io.fd, c->out ? tw_iobuf_head(c->out) : NULL, hl,
+					      tw_iobuf_head(u->in), bl, &c->wr_ready);
+			if (n < 0) {
+				tw_info("rid=%s client went away during the response", r->rid);
+				conn_close(c);
+				return 1;
+			}
+			if (n > 0) {
+				progress = 1;
+				uint32_t nh = (uint32_t)n < hl ? (uint32_t)n : hl;
+				if (nh)
+					tw_iobuf_consume(c->out, nh);
+				uint32_t nb = (uint32_t)n - nh;
+				if (nb) {
+					r->respbody.fwd -= nb;
+					tw_iobuf_consume(u->in, nb);
+				}
+				r->bytes_out += (uint64_t)n;
+			}
+		}
+	}
+	return progress;
+}
+
+static void enter_tunnel(struct tw_conn *c)
+{
+	struct tw_req *r = c->req;
+	flow_init(&r->reqbody, FLOW_UNTIL_CLOSE, 0, 0);
+	flow_init(&r->respbody, FLOW_UNTIL_CLOSE, 0, 0);
+	set_state(c, C_TUNNEL);
+	tw_timer_set(c->w->loop, &c->timer, 3600000);
+}
+
+/* Relay bytes from one socket into a buffer and out to the other. */
+static int relay(int from, uint8_t *from_rd, uint8_t *from_eof, struct tw_iobuf *b, int to, uint8_t *to_wr,
+		 int *err)
+{
+	int progress = 0;
+	if (*from_rd && !*from_eof) {
+		ssize_t n = read_some(from, b, from_rd, from_eof);
+		if (n < 0)
+			*err = 1;
+		if (n > 0)
+			progress = 1;
+	}
+	if (*to_wr && tw_iobuf_len(b)) {
+		ssize_t n = write_two(to, tw_iobuf_head(b), tw_iobuf_len(b), NULL, 0, to_wr);
+		if (n < 0)
+			*err = 1;
+		if (n > 0) {
+			tw_iobuf_consume(b, (uint32_t)n);
+			progress = 1;
+		}
+	}
+	return progress;
+}
+
+static int step_tunnel(struct tw_conn *c)
+{
+	struct tw_upconn *u = c->up;
+	struct tw_req *r = c->req;
+	int err = 0, progress = 0;
+	if (c->in == NULL)
+		c->in = tw_iobuf_get(&c->w->bufs);
+	if (u->in == NULL)
+		u->in = tw_iobuf_get(&c->w->bufs);
+	if (c->in == NULL || u->in == NULL) {
+		conn_close(c);
+		return 1;
+	}
+	if (c->out && tw_iobuf_len(c->out) && c->wr_ready) {
+		ssize_t n = write_two(c->io.fd, tw_iobuf_head(c->out), tw_iobuf_len(c->out), NULL, 0, &c->wr_ready);
+		if (n < 0)
+			err = 1;
+		else if (n > 0) {
+			tw_iobuf_consume(c->out, (uint32_t)n);
+			progress = 1;
+		}
+	}
+	progress |= relay(c->io.fd, &c->rd_ready, &c->rd_eof, c->in, u->io.fd, &u->wr_ready, &err);
+	if (!c->out || tw_iobuf_len(c->out) == 0)
+		progress |= relay(u->io.fd, &u->rd_ready, &u->rd_eof, u->in, c->io.fd, &c->wr_ready, &err);
+	if (progress)
+		r->bytes_out += 0;
+	if (c->rd_eof && tw_iobuf_len(c->in) == 0 && !c->up_wr_shut) {
+		shutdown(u->io.fd, SHUT_WR);
+		c->up_wr_shut = 1;
+	}
+	if (u->rd_eof && tw_iobuf_len(u->in) == 0 && !c->cl_wr_shut) {
+		shutdown(c->io.fd, SHUT_WR);
+		c->cl_wr_shut = 1;
+	}
+	if (err || (c->up_wr_shut && c->cl_wr_shut)) {
+		c->close_after = 1;
+		finish_request(c);
+		conn_close(c);
+		return 1;
+	}
+	if (progress)
+		tw_timer_set(c->w->loop, &c->timer, 3600000);
+	return progress;
+}
+
+static int step_proxy(struct tw_conn *c)
+{
+	struct tw_req *r = c->req;
+	int progress = pump_request(c);
+	if (c->st != C_PROXY)
+		return 1;
+	progress |= pump_response(c);
+	if (c->st != C_PROXY)
+		return 1;
+	if (progress && !r->tunnel) {
+		const struct tw_conf_backend *cb = &r->gen->cfg->backends[r->backend];
+		tw_timer_set(c->w->loop, &c->timer, cb->response_timeout_ms);
+	}
+	if (!r->resp_head_done || !r->respbody.done || r->respbody.fwd || (c->out && tw_iobuf_len(c->out)))
+		return progress;
+	if (r->tunnel) {
+		enter_tunnel(c);
+		return 1;
+	}
+	/* Response complete. */
+	struct tw_upconn *u = c->up;
+	int reusable = r->up_reusable && r->reqbody.done && !u->rd_eof && tw_iobuf_len(u->in) == 0;
+	req_bw(c)->fails[r->server] = 0;
+	detach_upstream(c, reusable);
+	finish_request(c);
+	next_request(c);
+	return 1;
+}
+
+static int step_head(struct tw_conn *c)
+{
+	struct tw_worker *w = c->w;
+	int progress = 0;
+	if (c->in == NULL) {
+		if (!c->rd_ready)
+			return 0;
+		if ((c->in = tw_iobuf_get(&w->bufs)) == NULL) {
+			conn_close(c);
+			return 1;
+		}
+	}
+	if (c->req == NULL && (c->req = req_new(c)) == NULL) {
+		conn_close(c);
+		return 1;
+	}
+	struct tw_req *r = c->req;
+	for (;;) {
+		if (tw_iobuf_len(c->in) > 0) {
+			int rc = tw_h1_parse(&r->p, tw_iobuf_head(c->in), tw_iobuf_len(c->in), &r->msg);
+			if (rc == 0) {
+				dispatch(c);
+				return 1;
+			}
+			if (rc != TW_EAGAIN) {
+				tw_make_request_id(w, r->rid);
+				copy_slice(r->method, sizeof r->method, "-", (struct tw_slice){0, 1});
+				tw_warn("rid=%s client=%s: rejected request (%u): %s", r->rid, c->peer_ip, r->p.status,
+					r->p.why ? r->p.why : "invalid");
+				c->close_after = 1;
+				tw_iobuf_consume(c->in, tw_iobuf_len(c->in));
+				tw_local_error(c, r->p.status ? (int)r->p.status : 400, r->p.why);
+				return 1;
+			}
+			/* need more: make room (the parser's offsets are relative to the head start) */
+			if (tw_iobuf_room(c->in) == 0) {
+				tw_iobuf_compact(c->in);
+				if (tw_iobuf_room(c->in) == 0) {
+					size_t lim = r->gen->cfg->limits.max_header_bytes + 1024;
+					if (c->in->cap >= lim || tw_iobuf_grow(c->in, (uint32_t)lim) != 0) {
+						tw_make_request_id(w, r->rid);
+						c->close_after = 1;
+						tw_iobuf_consume(c->in, tw_iobuf_len(c->in));
+						tw_local_error(c, 431, "request head too large");
+						return 1;
+					}
+				}
+			}
+		}
+		if (!c->rd_ready || c->rd_eof)
+			break;
+		int was_empty = tw_iobuf_len(c->in) == 0;
+		ssize_t n = read_some(c->io.fd, c->in, &c->rd_ready, &c->rd_eof);
+		if (n < 0) {
+			conn_close(c);
+			return 1;
+		}
+		if (n == 0)
+			break;
+		progress = 1;
+		if (was_empty && c->nreq > 0)
+			tw_timer_set(w->loop, &c->timer, r->gen->cfg->timeouts.client_header_ms);
+	}
+	if (c->rd_eof) {
+		if (tw_iobuf_len(c->in) > 0)
+			tw_info("conn=%llu client=%s closed with an incomplete request head", (unsigned long long)c->id,
+				c->peer_ip);
+		conn_close(c);
+		return 1;
+	}
+	if (tw_iobuf_len(c->in) == 0) {
+		/* Idle keep-alive: hold no buffers. */
+		tw_iobuf_put(&w->bufs, c->in);
+		c->in = NULL;
+		req_free(w, c->req);
+		c->req = NULL;
+	}
+	return progress;
+}
+
+static int step_local(struct tw_conn *c)
+{
+	if (!c->wr_ready)
+		return 0;
+	uint32_t hl = tw_iobuf_len(c->out);
+	if (hl) {
+		ssize_t n = write_two(c->io.fd, tw_iobuf_head(c->out), hl, NULL, 0, &c->wr_ready);
+		if (n < 0) {
+			conn_close(c);
+			return 1;
+		}
+		if (n == 0)
+			return 0;
+		tw_iobuf_consume(c->out, (uint32_t)n);
+		if (c->req)
+			c->req->bytes_out += (uint64_t)n;
+		if (tw_iobuf_len(c->out))
+			return 1;
+	}
+	finish_request(c);
+	next_request(c);
+	return 1;
+}
+
+static int step_linger(struct tw_conn *c)
+{
+	char junk[4096];
+	while (c->rd_ready) {
+		ssize_t n = read(c->io.fd, junk, sizeof junk);
+		if (n > 0)
+			continue;
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			c->rd_ready = 0;
+			return 0;
+		}
+		conn_close(c); /* EOF or error */
+		return 1;
+	}
+	return 0;
+}
+
+void tw_conn_run(struct tw_conn *c)
+{
+	if (c->in_run)
+		return;
+	c->in_run = 1;
+	for (int guard = 0; guard < 10000 && !c->dead; guard++) {
+		int progress = 0;
+		if (c->lingering) {
+			progress = step_linger(c);
+		} else {
+			switch (c->st) {
+			case C_HEAD: progress = step_head(c); break;
+			case C_WAIT:
+				if (c->up && c->up->failed) {
+					upstream_failed(c, 1, strerror(c->up->err));
+					progress = 1;
+				} else if (c->up && c->up->st == U_BUSY) {
+					set_state(c, C_PROXY);
+					progress = 1;
+				}
+				break;
+			case C_PROXY:
+				if (c->up && c->up->failed) {
+					upstream_failed(c, 0, strerror(c->up->err));
+					progress = 1;
+				} else {
+					progress = step_proxy(c);
+				}
+				break;
+			case C_TUNNEL: progress = step_tunnel(c); break;
+			case C_LOCAL: progress = step_local(c); break;
+			case C_CLOSED: break;
+			}
+		}
+		if (!progress)
+			break;
+	}
+	c->in_run = 0;
+	if (c->dead)
+		free(c);
+}
+
+static void on_conn_timer(struct tw_loop *loop, struct tw_timer *t)
+{
+	struct tw_conn *c = (struct tw_conn *)((char *)t - offsetof(struct tw_conn, timer));
+	struct tw_req *r = c->req;
+	if (c->lingering) {
+		conn_close(c);
+		return;
+	}
+	switch (c->st) {
+	case C_HEAD:
+		if (c->in && tw_iobuf_len(c->in) > 0 && r != NULL) {
+			tw_make_request_id(c->w, r->rid);
+			tw_warn("rid=%s client=%s: request head not received in time", r->rid, c->peer_ip);
+			c->close_after = 1;
+			tw_iobuf_consume(c->in, tw_iobuf_len(c->in));
+			tw_local_error(c, 408, "request head timeout");
+			tw_conn_run(c);
+		} else {
+			conn_close(c);
+		}
+		return;
+	case C_WAIT:
+		if (c->queued) {
+			tw_warn("rid=%s: no connection slot within queue_timeout", r->rid);
+			respond_local_error(c, 503, "queue timeout");
+			tw_conn_run(c);
+			return;
+		}
+		/* fallthrough */
+	case C_PROXY:
+		if (r && !r->resp_head_done) {
+			tw_warn("rid=%s: upstream did not answer in time", r->rid);
+			c->close_after = 1;
+			respond_local_error(c, 504, "upstream timeout");
+			tw_conn_run(c);
+			return;
+		}
+		tw_warn("rid=%s: transfer stalled; closing", r ? r->rid : "-");
+		conn_close(c);
+		return;
+	default:
+		conn_close(c);
+		return;
+	}
+}
+
+void tw_conn_upstream_event(struct tw_conn *c) { tw_conn_run(c); }
+
+/* Drain: close idle connections; busy ones close after their response. */
+void tw_conn_drain(struct tw_worker *w)
+{
+	struct tw_conn *c = w->conns;
+	while (c != NULL) {
+		struct tw_conn *next = c->next;
+		c->close_after = 1;
+		if (w->draining > 1 || (c->st == C_HEAD && (c->in == NULL || tw_iobuf_len(c->in) == 0)))
+			conn_close(c);
+		c = next;
+	}
+}

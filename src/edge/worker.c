@@ -1,0 +1,251 @@
+/* worker.c — worker threads: one loop, one SO_REUSEPORT listener each. */
+#include "edge/edge.h"
+
+#include "core/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+int tw_listen_socket(const struct tw_addr *a, int reuseport, struct tw_err *err)
+{
+	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return tw_err_set(err, TW_EIO, "socket: %s", strerror(errno));
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (reuseport)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+	if (a->ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) == -1) {
+		int e = errno;
+		close(fd);
+		return tw_err_set(err, TW_EIO, "bind %s: %s", a->text, strerror(e));
+	}
+	if (listen(fd, 4096) == -1) {
+		int e = errno;
+		close(fd);
+		return tw_err_set(err, TW_EIO, "listen %s: %s", a->text, strerror(e));
+	}
+	return fd;
+}
+
+static void on_accept(struct tw_loop *loop, struct tw_io *io, uint32_t events)
+{
+	struct tw_worker *w = (struct tw_worker *)((char *)io - offsetof(struct tw_worker, lio));
+	for (int i = 0; i < 256 && w->listening; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof ss;
+		int fd = accept4(io->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE) {
+				tw_warn("worker %u: accept: %s", w->idx, strerror(errno));
+				return;
+			}
+			tw_error("worker %u: accept: %s", w->idx, strerror(errno));
+			return;
+		}
+		tw_conn_accept(w, fd, (struct sockaddr *)&ss, len);
+	}
+	/* More may be pending: edge-triggered, so come back on the next turn. */
+	tw_loop_wake(loop);
+}
+
+static void close_listener(struct tw_worker *w)
+{
+	if (!w->listening)
+		return;
+	tw_loop_del(w->loop, &w->lio);
+	close(w->lio.fd);
+	w->lio.fd = -1;
+	w->listening = 0;
+}
+
+static int open_listener(struct tw_worker *w, const struct tw_config *cfg)
+{
+	struct tw_err err = {0};
+	int fd = tw_listen_socket(&cfg->listen_http, 1, &err);
+	if (fd < 0) {
+		tw_error("worker %u: %s", w->idx, err.msg);
+		return fd;
+	}
+	w->lio.fd = fd;
+	w->lio.cb = on_accept;
+	if (tw_loop_add(w->loop, &w->lio, EPOLLIN) != 0) {
+		close(fd);
+		return TW_EIO;
+	}
+	w->laddr = cfg->listen_http;
+	w->listening = 1;
+	return 0;
+}
+
+static int same_addr(const struct tw_addr *a, const struct tw_addr *b)
+{
+	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
+
+static void maybe_exit(struct tw_worker *w)
+{
+	if (w->draining && w->nconns == 0 && !w->exited) {
+		w->exited = 1;
+		tw_loop_stop(w->loop);
+	}
+}
+
+static void on_drain_deadline(struct tw_loop *loop, struct tw_timer *t)
+{
+	struct tw_worker *w = (struct tw_worker *)((char *)t - offsetof(struct tw_worker, drain_timer));
+	if (w->nconns)
+		tw_warn("worker %u: drain deadline: closing %zu connections", w->idx, w->nconns);
+	w->draining = 2;
+	tw_conn_drain(w);
+	w->exited = 1;
+	tw_loop_stop(loop);
+}
+
+/* Runs on the worker thread after tw_workers_notify(). */
+static void on_wake(struct tw_loop *loop, void *arg)
+{
+	struct tw_worker *w = arg;
+	struct tw_edge *e = w->edge;
+	if (atomic_load(&e->draining)) {
+		if (!w->draining) {
+			w->draining = 1;
+			close_listener(w);
+			tw_timer_init(&w->drain_timer, on_drain_deadline);
+			tw_timer_set(loop, &w->drain_timer, w->gen->cfg->timeouts.drain_ms);
+		}
+		tw_conn_drain(w);
+		maybe_exit(w);
+		return;
+	}
+	if (w->listening) {
+		/* Also reached from on_accept's self-wake: accept what is pending. */
+		on_accept(loop, &w->lio, EPOLLIN);
+	}
+	struct tw_gen *cur = atomic_load(&e->current);
+	if (cur == w->gen)
+		return;
+	struct tw_gen *g = tw_gen_acquire(cur);
+	if (!w->listening || !same_addr(&w->laddr, &g->cfg->listen_http)) {
+		close_listener(w);
+		if (open_listener(w, g->cfg) != 0)
+			tw_error("worker %u: listener %s not opened", w->idx, g->cfg->listen_http.text);
+	}
+	tw_gen_release(w->gen);
+	w->gen = g;
+}
+
+static void on_idle(struct tw_loop *loop, void *arg)
+{
+	struct tw_worker *w = arg;
+	if (w->alog.len)
+		tw_alog_flush(w);
+	if (w->draining)
+		maybe_exit(w);
+}
+
+static void *worker_main(void *arg)
+{
+	struct tw_worker *w = arg;
+	tw_loop_run(w->loop);
+	tw_alog_flush(w);
+	tw_conn_drain(w);
+	tw_up_pools_free(w);
+	tw_iobuf_pool_drain(&w->bufs);
+	atomic_fetch_add(&w->edge->workers_exited, 1);
+	tw_loop_wake(w->edge->loop);
+	return NULL;
+}
+
+int tw_workers_start(struct tw_edge *e, struct tw_err *err)
+{
+	e->workers = calloc(e->nworkers, sizeof *e->workers);
+	if (e->workers == NULL)
+		return tw_err_set(err, TW_ENOMEM, "out of memory");
+	struct tw_gen *g = atomic_load(&e->current);
+	/* Bind once here so a busy port is reported before any thread starts. */
+	int probe = tw_listen_socket(&g->cfg->listen_http, 1, err);
+	if (probe < 0)
+		return probe;
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	int rc = 0;
+	for (unsigned i = 0; i < e->nworkers && rc == 0; i++) {
+		struct tw_worker *w = &e->workers[i];
+		w->idx = i;
+		w->edge = e;
+		w->bufs.max_free = 256;
+		w->alog_fd = e->alog_fd;
+		tw_dbuf_init(&w->alog, 1u << 20);
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		w->rng[0] = (uint64_t)ts.tv_nsec * 6364136223846793005ull + i + 1;
+		w->rng[1] = ((uint64_t)getpid() << 32) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)(i + 1) << 48);
+		if (tw_loop_new(&w->loop) != 0 || tw_metrics_add_shard(&w->m) != 0) {
+			rc = tw_err_set(err, TW_ENOMEM, "worker setup failed");
+			break;
+		}
+		w->gen = tw_gen_acquire(g);
+		if (i == 0) {
+			/* Worker 0 takes over the probe socket. */
+			w->lio.fd = probe;
+			w->lio.cb = on_accept;
+			tw_loop_add(w->loop, &w->lio, EPOLLIN);
+			w->laddr = g->cfg->listen_http;
+			w->listening = 1;
+			probe = -1;
+		} else if (open_listener(w, g->cfg) != 0) {
+			rc = tw_err_set(err, TW_EIO, "cannot listen on %s", g->cfg->listen_http.text);
+			break;
+		}
+		tw_loop_set_wake(w->loop, on_wake, w);
+		tw_loop_set_idle(w->loop, on_idle, w);
+		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+			rc = tw_err_set(err, TW_EIO, "pthread_create failed");
+			break;
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (probe >= 0)
+		close(probe);
+	return rc;
+}
+
+void tw_workers_notify(struct tw_edge *e)
+{
+	for (unsigned i = 0; i < e->nworkers; i++)
+		if (e->workers[i].loop)
+			tw_loop_wake(e->workers[i].loop);
+}
+
+void tw_workers_join(struct tw_edge *e)
+{
+	for (unsigned i = 0; i < e->nworkers; i++) {
+		struct tw_worker *w = &e->workers[i];
+		if (w->thread)
+			pthread_join(w->thread, NULL);
+		if (w->listening)
+			close(w->lio.fd);
+		tw_gen_release(w->gen);
+		tw_loop_free(w->loop);
+		tw_dbuf_free(&w->alog);
+	}
+	free(e->workers);
+	e->workers = NULL;
+}

@@ -1,0 +1,137 @@
+/* Unit tests for src/core/loop.c: timer heap order, cancel, re-arm, io, wake. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "core/loop.h"
+
+struct rec {
+	struct tw_timer t;
+	int id;
+};
+static int fired[64];
+static int nfired;
+static struct tw_loop *g_loop;
+
+static void on_timer(struct tw_loop *loop, struct tw_timer *t)
+{
+	struct rec *r = (struct rec *)t;
+	fired[nfired++] = r->id;
+	if (nfired == 5)
+		tw_loop_stop(loop);
+}
+
+static void timers_fire_in_order(void **state)
+{
+	struct tw_loop *loop;
+	assert_int_equal(tw_loop_new(&loop), 0);
+	struct rec r[8];
+	int delays[8] = {40, 10, 30, 20, 50, 5, 60, 15};
+	nfired = 0;
+	for (int i = 0; i < 8; i++) {
+		r[i].id = delays[i];
+		tw_timer_init(&r[i].t, on_timer);
+		tw_timer_set(loop, &r[i].t, (uint64_t)delays[i]);
+	}
+	tw_timer_cancel(loop, &r[5].t); /* 5 */
+	tw_timer_cancel(loop, &r[7].t); /* 15 */
+	tw_timer_set(loop, &r[6].t, 1);  /* 60 -> first */
+	assert_int_equal(tw_loop_ntimers(loop), 6);
+	assert_int_equal(tw_loop_run(loop), 0);
+	int want[5] = {60, 10, 20, 30, 40};
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(fired[i], want[i]);
+	assert_int_equal(tw_loop_ntimers(loop), 1);
+	tw_loop_free(loop);
+}
+
+static void random_heap_stress(void **state)
+{
+	struct tw_loop *loop;
+	assert_int_equal(tw_loop_new(&loop), 0);
+	enum { N = 500 };
+	static struct tw_timer ts[N];
+	srand(7);
+	for (int i = 0; i < N; i++) {
+		tw_timer_init(&ts[i], on_timer);
+		tw_timer_set(loop, &ts[i], (uint64_t)(rand() % 100000));
+	}
+	for (int i = 0; i < N; i += 3)
+		tw_timer_cancel(loop, &ts[i]);
+	for (int i = 1; i < N; i += 5)
+		tw_timer_set(loop, &ts[i], (uint64_t)(rand() % 100000));
+	size_t armed = 0;
+	for (int i = 0; i < N; i++)
+		armed += tw_timer_armed(&ts[i]) ? 1 : 0;
+	assert_int_equal(armed, tw_loop_ntimers(loop));
+	for (int i = 0; i < N; i++)
+		tw_timer_cancel(loop, &ts[i]);
+	assert_int_equal(tw_loop_ntimers(loop), 0);
+	tw_loop_free(loop);
+}
+
+static int io_events;
+static void on_io(struct tw_loop *loop, struct tw_io *io, uint32_t ev)
+{
+	char buf[16];
+	if (ev & EPOLLIN) {
+		while (read(io->fd, buf, sizeof buf) > 0)
+			io_events++;
+		tw_loop_stop(loop);
+	}
+}
+
+static int woke;
+static void on_wake(struct tw_loop *loop, void *arg)
+{
+	woke++;
+	tw_loop_stop(loop);
+}
+
+static void *waker(void *arg)
+{
+	usleep(10000);
+	tw_loop_wake(g_loop);
+	return NULL;
+}
+
+static void io_and_wake(void **state)
+{
+	struct tw_loop *loop;
+	assert_int_equal(tw_loop_new(&loop), 0);
+	int p[2];
+	assert_int_equal(pipe2(p, O_NONBLOCK), 0);
+	struct tw_io io = {.fd = p[0], .cb = on_io};
+	assert_int_equal(tw_loop_add(loop, &io, EPOLLIN), 0);
+	assert_int_equal(write(p[1], "x", 1), 1);
+	assert_int_equal(tw_loop_run(loop), 0);
+	assert_int_equal(io_events, 1);
+
+	g_loop = loop;
+	tw_loop_set_wake(loop, on_wake, NULL);
+	pthread_t th;
+	pthread_create(&th, NULL, waker, NULL);
+	assert_int_equal(tw_loop_run(loop), 0);
+	pthread_join(th, NULL);
+	assert_int_equal(woke, 1);
+	close(p[0]);
+	close(p[1]);
+	tw_loop_free(loop);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(timers_fire_in_order),
+		cmocka_unit_test(random_heap_stress),
+		cmocka_unit_test(io_and_wake),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
