@@ -156,6 +156,10 @@ static int parse_scalar(struct cf_ctx *c, const struct cf_field *f, const char *
 	int rc = 0;
 	switch (f->kind) {
 	case CF_STRING: {
+		if (text[0] == '\0') {
+			snprintf(why, wl, "must not be empty");
+			return TW_EINVAL;
+		}
 		char *s = tw_arena_strdup(c->arena, text);
 		if (s == NULL)
 			return TW_ENOMEM;
@@ -301,6 +305,8 @@ static int parse_map(struct cf_ctx *c, const struct cf_field *f, int node, void 
 	size_t cnt = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
 	if (cnt < f->min)
 		return tw_conf_fail(c, node, NULL, "must have at least %llu entries", (unsigned long long)f->min);
+	if (f->max && cnt > f->max)
+		return tw_conf_fail(c, node, NULL, "must have at most %llu entries", (unsigned long long)f->max);
 	if (cnt > MAX_VISITS)
 		return tw_conf_fail(c, node, NULL, "too many entries");
 	unsigned char *arr = NULL;

@@ -7,6 +7,7 @@
 #include "core/log.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -188,72 +189,140 @@ static int find_host_node(struct cf_ctx *c, size_t site, size_t host)
 	return tw_conf_seq_item(c, tw_conf_map_get(c, s, "hosts"), host);
 }
 
-static int check_root(struct cf_ctx *c, int node, void *obj)
+static void set_path(struct cf_ctx *c, const char *fmt, size_t a, size_t b)
 {
-	struct tw_config *cfg = obj;
-	char saved[sizeof c->path];
-	cfg->default_site = SIZE_MAX;
-	/* Hosts: one "*" site at most, every host in one site only. */
-	for (size_t i = 0; i < cfg->nsites; i++) {
-		struct tw_conf_site *s = &cfg->sites[i];
-		for (size_t j = 0; j < s->nhosts; j++) {
-			int hn = find_host_node(c, i, j);
-			snprintf(saved, sizeof saved, "sites[%zu].hosts[%zu]", i, j);
-			c->plen = strlen(saved);
-			memcpy(c->path, saved, c->plen + 1);
-			if (strcmp(s->hosts[j], "*") == 0) {
-				if (cfg->default_site != SIZE_MAX && cfg->default_site != i)
-					return tw_conf_fail(c, hn, NULL,
-							    "more than one default site \"*\" (first is sites[%zu])",
-							    cfg->default_site);
-				cfg->default_site = i;
-			}
-			for (size_t k = 0; k <= i; k++) {
-				const struct tw_conf_site *o = &cfg->sites[k];
-				size_t lim = k == i ? j : o->nhosts;
-				for (size_t m = 0; m < lim; m++)
-					if (strcmp(o->hosts[m], s->hosts[j]) == 0)
-						return tw_conf_fail(c, hn, NULL,
-								    "host \"%s\" already appears in sites[%zu].hosts[%zu]",
-								    s->hosts[j], k, m);
-			}
+	int n = snprintf(c->path, sizeof c->path, fmt, a, b);
+	c->plen = n < 0 ? 0 : (size_t)n < sizeof c->path ? (size_t)n : sizeof c->path - 1;
+}
+
+struct host_ref { /* also used for backends: site = backend index */
+	const char *name;
+	size_t site, idx;
+};
+
+static int cmp_pos(const struct host_ref *a, const struct host_ref *b)
+{
+	if (a->site != b->site)
+		return a->site < b->site ? -1 : 1;
+	return a->idx < b->idx ? -1 : a->idx > b->idx;
+}
+
+static int cmp_host(const void *pa, const void *pb)
+{
+	const struct host_ref *a = pa, *b = pb;
+	int r = strcmp(a->name, b->name);
+	return r ? r : cmp_pos(a, b);
+}
+
+/* One "*" site at most; every host in one place only. Sorting keeps this
+ * O(n log n); the reported duplicate is the first one in document order. */
+static int check_hosts(struct cf_ctx *c, struct tw_config *cfg)
+{
+	size_t n = 0, k = 0;
+	for (size_t i = 0; i < cfg->nsites; i++)
+		n += cfg->sites[i].nhosts;
+	struct host_ref *refs = tw_arena_alloc(c->arena, (n ? n : 1) * sizeof *refs);
+	if (refs == NULL)
+		return TW_ENOMEM;
+	for (size_t i = 0; i < cfg->nsites; i++)
+		for (size_t j = 0; j < cfg->sites[i].nhosts; j++)
+			refs[k++] = (struct host_ref){cfg->sites[i].hosts[j], i, j};
+	qsort(refs, n, sizeof *refs, cmp_host);
+	const struct host_ref *dup = NULL, *first = NULL;
+	for (size_t i = 1; i < n; i++) {
+		if (strcmp(refs[i].name, refs[i - 1].name) != 0)
+			continue;
+		size_t g = i - 1; /* refs[g] is the group's first occurrence */
+		while (g > 0 && strcmp(refs[g - 1].name, refs[i].name) == 0)
+			g--;
+		if (dup == NULL || cmp_pos(&refs[i], dup) < 0) {
+			dup = &refs[i];
+			first = &refs[g];
 		}
 	}
-	/* Routes: resolve backend names to indexes. */
-	const char *names[256];
-	size_t nn = 0;
-	for (size_t b = 0; b < cfg->nbackends && nn < 256; b++)
-		names[nn++] = cfg->backends[b].name;
+	cfg->default_site = SIZE_MAX;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(refs[i].name, "*") == 0 && cfg->default_site == SIZE_MAX)
+			cfg->default_site = refs[i].site; /* sorted: the first "*" */
+	if (dup == NULL)
+		return 0;
+	set_path(c, "sites[%zu].hosts[%zu]", dup->site, dup->idx);
+	int hn = find_host_node(c, dup->site, dup->idx);
+	if (strcmp(dup->name, "*") == 0 && dup->site != first->site)
+		return tw_conf_fail(c, hn, NULL, "more than one default site \"*\" (first is sites[%zu])",
+				    first->site);
+	return tw_conf_fail(c, hn, NULL, "host \"%s\" already appears in sites[%zu].hosts[%zu]", dup->name,
+			    first->site, first->idx);
+}
+
+static int cmp_name(const void *pa, const void *pb)
+{
+	return strcmp(((const struct host_ref *)pa)->name, ((const struct host_ref *)pb)->name);
+}
+
+/* Resolve every route's backend name to an index (sorted names + bsearch). */
+static int resolve_routes(struct cf_ctx *c, struct tw_config *cfg)
+{
+	size_t nb = cfg->nbackends;
+	struct host_ref *order = tw_arena_alloc(c->arena, (nb ? nb : 1) * sizeof *order);
+	if (order == NULL)
+		return TW_ENOMEM;
+	for (size_t b = 0; b < nb; b++)
+		order[b] = (struct host_ref){cfg->backends[b].name, b, 0};
+	qsort(order, nb, sizeof *order, cmp_name);
 	for (size_t i = 0; i < cfg->nsites; i++) {
 		struct tw_conf_site *s = &cfg->sites[i];
 		for (size_t j = 0; j < s->nroutes; j++) {
 			struct tw_conf_route *r = &s->routes[j];
 			if (r->handler != TW_HANDLER_PROXY)
 				continue;
-			size_t b = 0;
-			while (b < cfg->nbackends && strcmp(cfg->backends[b].name, r->backend_name) != 0)
-				b++;
-			if (b < cfg->nbackends) {
-				r->backend = b;
+			size_t lo = 0, hi = nb;
+			while (lo < hi) {
+				size_t mid = lo + (hi - lo) / 2;
+				int d = strcmp(order[mid].name, r->backend_name);
+				if (d == 0) {
+					lo = mid;
+					break;
+				}
+				if (d < 0)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			if (lo < nb && strcmp(order[lo].name, r->backend_name) == 0) {
+				r->backend = order[lo].site;
 				continue;
 			}
+			const char *names[256];
+			size_t nn = 0;
+			for (size_t b = 0; b < nb && nn < 256; b++)
+				names[nn++] = cfg->backends[b].name;
 			int sn = tw_conf_seq_item(c, tw_conf_map_get(c, 1, "sites"), i);
 			int rn = tw_conf_seq_item(c, tw_conf_map_get(c, sn, "routes"), j);
-			snprintf(saved, sizeof saved, "sites[%zu].routes[%zu].backend", i, j);
-			c->plen = strlen(saved);
-			memcpy(c->path, saved, c->plen + 1);
-			const char *sug = tw_conf_suggest(r->backend_name, names, nn);
 			int vn = tw_conf_map_get(c, rn, "backend");
+			set_path(c, "sites[%zu].routes[%zu].backend", i, j);
+			const char *sug = tw_conf_suggest(r->backend_name, names, nn);
 			if (sug)
 				return tw_conf_fail(c, vn, NULL, "unknown backend \"%s\" (did you mean %s?)",
 						    r->backend_name, sug);
 			return tw_conf_fail(c, vn, NULL, "unknown backend \"%s\"%s", r->backend_name,
-					    cfg->nbackends ? "" : " (no backends are defined)");
+					    nb ? "" : " (no backends are defined)");
 		}
 	}
-	c->plen = 0;
-	c->path[0] = '\0';
 	return 0;
+}
+
+static int check_root(struct cf_ctx *c, int node, void *obj)
+{
+	struct tw_config *cfg = obj;
+	int rc = check_hosts(c, cfg);
+	if (rc == 0)
+		rc = resolve_routes(c, cfg);
+	if (rc == 0) {
+		c->plen = 0;
+		c->path[0] = '\0';
+	}
+	return rc;
 }
 
 /* ---- the tables --------------------------------------------------------- */

@@ -387,6 +387,10 @@ static void errors_sites_and_routes(void **state)
 	load_err(HEAD "sites: [{hosts: ['bad_host!'], routes: [{path: /, backend: web}]}]\n" WEB,
 		 "t.yaml:2:18: sites[0].hosts[0]: bad host \"bad_host!\": host names hold only letters, "
 		 "digits, '-', '_' and '.'");
+	load_err(HEAD "sites: [{hosts: ['*', a.test, '*'], routes: [{path: /, backend: web}]}]\n" WEB,
+		 "t.yaml:2:31: sites[0].hosts[2]: host \"*\" already appears in sites[0].hosts[0]");
+	load_err(HEAD "sites: [{hosts: ['*'], routes: [{path: /, backend: ''}]}]\n" WEB,
+		 "t.yaml:2:52: sites[0].routes[0].backend: must not be empty");
 	/* An unused backend and hash_key on a non-hash backend are fine. */
 	struct tw_config *cfg =
 		load_ok(HEAD SITES WEB "    hash_key: uri\n  spare:\n    servers: [127.0.0.1:9]\n");
@@ -431,6 +435,36 @@ static void errors_odd_yaml(void **state)
 	free(big);
 }
 
+static void many_hosts_and_backends(void **state)
+{
+	enum { NS = 2000 };
+	size_t cap = 1 << 20, n = 0;
+	char *y = malloc(cap);
+	assert_non_null(y);
+	n += (size_t)snprintf(y + n, cap - n, HEAD "backends:\n");
+	for (int i = 0; i < NS; i++)
+		n += (size_t)snprintf(y + n, cap - n, "  b%d: {servers: [127.0.0.1:%d]}\n", i, 1000 + i);
+	n += (size_t)snprintf(y + n, cap - n, "sites:\n");
+	for (int i = 0; i < NS; i++)
+		n += (size_t)snprintf(y + n, cap - n,
+				      "  - {hosts: [h%d.test, '*.h%d.test'], routes: [{path: /, backend: b%d}]}\n", i,
+				      i, NS - 1 - i);
+	struct tw_config *cfg = load_ok(y);
+	assert_int_equal(cfg->nsites, NS);
+	assert_int_equal(cfg->nbackends, NS);
+	for (size_t i = 0; i < NS; i++)
+		assert_int_equal(cfg->sites[i].routes[0].backend, NS - 1 - i);
+	assert_int_equal(cfg->default_site, SIZE_MAX);
+	tw_config_free(cfg);
+	/* The same host again in the last site. */
+	n += (size_t)snprintf(y + n, cap - n, "  - {hosts: [H7.test], routes: [{path: /, backend: b1}]}\n");
+	char want[128];
+	snprintf(want, sizeof want, "t.yaml:%d:14: sites[%d].hosts[0]: host \"h7.test\" already appears in "
+		 "sites[7].hosts[0]", 2 * NS + 4, NS);
+	load_err(y, want);
+	free(y);
+}
+
 static void load_file_errors(void **state)
 {
 	struct tw_config *cfg = (struct tw_config *)1;
@@ -473,6 +507,7 @@ int main(void)
 		cmocka_unit_test(errors_workers),
 		cmocka_unit_test(errors_sites_and_routes),
 		cmocka_unit_test(errors_odd_yaml),
+		cmocka_unit_test(many_hosts_and_backends),
 		cmocka_unit_test(load_file_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
