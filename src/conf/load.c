@@ -229,7 +229,8 @@ static int parse_scalar(struct cf_ctx *c, const struct cf_field *f, const char *
 			snprintf(why, wl, "%llu is out of range (%llu..%llu)", (unsigned long long)v,
 				 (unsigned long long)f->min, (unsigned long long)max);
 		else
-			snprintf(why, wl, "\"%s\" is out of range", text);
+			snprintf(why, wl, "\"%s\" is out of range (%llu..%llu %s)", text, (unsigned long long)f->min,
+				 (unsigned long long)max, f->kind == CF_DURATION ? "ms" : "bytes");
 		return TW_EINVAL;
 	}
 	store_uint(dst, f->width, v);

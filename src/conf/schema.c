@@ -396,7 +396,7 @@ static const struct cf_field backend_fields[] = {
 	 .flags = CF_PRESENT | CF_OPTIONAL, .present_off = offsetof(B, health.enabled), .schema = &health_schema,
 	 .doc = "Active health checks (see below)."},
 	{.name = "retries", .kind = CF_UINT, FLD(B, retries), .max = 10, .def = "2",
-	 .doc = "Extra tries on other servers when connecting fails (idempotent requests only)."},
+	 .doc = "Extra tries on other servers after a failed attempt."},
 	{.name = "connect_timeout", .kind = CF_DURATION, FLD(B, connect_timeout_ms), .min = 1, .max = 3600000,
 	 .def = "5s", .doc = "Time allowed to connect to a server."},
 	{.name = "response_timeout", .kind = CF_DURATION, FLD(B, response_timeout_ms), .min = 1,

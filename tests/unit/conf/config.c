@@ -313,14 +313,14 @@ static void errors_types_and_ranges(void **state)
 	load_err(HEAD SITES WEB "    connect_timeout: 5\n",
 		 "t.yaml:6:22: backends.web.connect_timeout: duration \"5\" needs a unit (ms, s, m, h, d)");
 	load_err(HEAD SITES WEB "    connect_timeout: 2d\n",
-		 "t.yaml:6:22: backends.web.connect_timeout: \"2d\" is out of range");
+		 "t.yaml:6:22: backends.web.connect_timeout: \"2d\" is out of range (1..3600000 ms)");
 	load_err(HEAD SITES WEB "    health: {expect: 200-99}\n",
 		 "t.yaml:6:22: backends.web.health.expect: bad status range \"200-99\" (write e.g. 200-399 or "
 		 "204; statuses 100..599)");
 	load_err(HEAD SITES WEB "    health: [1]\n",
 		 "t.yaml:6:13: backends.web.health: expected a mapping, got a list");
 	load_err(HEAD SITES WEB "limits: {max_header_bytes: 5GB}\n",
-		 "t.yaml:6:28: limits.max_header_bytes: \"5GB\" is out of range");
+		 "t.yaml:6:28: limits.max_header_bytes: \"5GB\" is out of range (1024..1048576 bytes)");
 	load_err(HEAD SITES WEB "limits: {max_body: 1PB}\n",
 		 "t.yaml:6:20: limits.max_body: bad size unit in \"1PB\" (B, k, KiB, KB, M, MiB, MB, G, GiB, GB, T)");
 	load_err(HEAD SITES WEB "log: {level: verbose}\n",
