@@ -104,8 +104,19 @@ static const char *kind_name(const struct cf_field *f)
 	return "?";
 }
 
+static int is_null(yaml_node_t *n)
+{
+	if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return 0;
+	const char *v = (const char *)n->data.scalar.value;
+	size_t l = n->data.scalar.length;
+	return l == 0 || (l == 1 && v[0] == '~') || (l == 4 && memcmp(v, "null", 4) == 0);
+}
+
 static const char *node_kind(yaml_node_t *n)
 {
+	if (is_null(n))
+		return "nothing";
 	if (n->type == YAML_MAPPING_NODE)
 		return "a mapping";
 	if (n->type == YAML_SEQUENCE_NODE)
@@ -254,15 +265,6 @@ static int scalar_text(struct cf_ctx *c, yaml_node_t *n, int node, char **out)
 		return tw_conf_fail(c, node, NULL, "value contains a NUL byte");
 	*out = tw_arena_strndup(c->arena, (const char *)n->data.scalar.value, len);
 	return *out ? 0 : TW_ENOMEM;
-}
-
-static int is_null(yaml_node_t *n)
-{
-	if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-		return 0;
-	const char *v = (const char *)n->data.scalar.value;
-	size_t l = n->data.scalar.length;
-	return l == 0 || (l == 1 && v[0] == '~') || (l == 4 && memcmp(v, "null", 4) == 0);
 }
 
 static int parse_struct(struct cf_ctx *c, const struct cf_schema *s, int node, void *obj);

@@ -336,6 +336,15 @@ static void errors_types_and_ranges(void **state)
 	load_err("listen: {http: }\n" SITES WEB, "t.yaml:1:16: listen.http: expected an address (host:port), got nothing");
 	load_err("listen: {http: {a: 1}}\n" SITES WEB,
 		 "t.yaml:1:16: listen.http: expected an address (host:port), got a mapping");
+	load_err(HEAD "admin:\n" SITES WEB, "t.yaml:2:7: admin: expected a mapping, got nothing");
+	load_err(HEAD SITES "backends:\n  web:\n    servers: [{weight: 2}]\n",
+		 "t.yaml:5:15: backends.web.servers[0]: missing required key \"address\"");
+	load_err(HEAD SITES "backends:\n  web:\n    servers: [[127.0.0.1:1]]\n",
+		 "t.yaml:5:15: backends.web.servers[0]: expected an address or a mapping, got a list");
+	load_err(HEAD SITES "backends:\n  web:\n    servers: [127.0.0.1]\n",
+		 "t.yaml:5:15: backends.web.servers[0]: address \"127.0.0.1\" has no port (write host:port)");
+	load_err(HEAD SITES "backends: [web]\n",
+		 "t.yaml:3:11: backends: expected a mapping of names, got a list");
 	load_err(HEAD "admin: {}\n" SITES WEB, "t.yaml:2:8: admin: missing required key \"listen\"");
 }
 
