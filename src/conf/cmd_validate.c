@@ -11,11 +11,11 @@
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: tapwork validate -c FILE\n"
-		     "       tapwork validate --print-default\n\n"
-		     "Check a configuration file. Prints \"FILE: ok\" and exits 0, or prints the\n"
-		     "first error as FILE:LINE:COL: KEY: message and exits 1.\n"
-		     "  -c FILE           the file to check (\"-\" reads standard input)\n"
-		     "  --print-default   print the embedded default configuration\n");
+	             "       tapwork validate --print-default\n\n"
+	             "Check a configuration file. Prints \"FILE: ok\" and exits 0, or prints the\n"
+	             "first error as FILE:LINE:COL: KEY: message and exits 1.\n"
+	             "  -c FILE           the file to check (\"-\" reads standard input)\n"
+	             "  --print-default   print the embedded default configuration\n");
 }
 
 static int validate_stdin(struct tw_config **cfg, struct tw_err *err)
@@ -47,7 +47,8 @@ static int cmd_validate(int argc, char **argv)
 			fputs(tw_config_default_yaml, stdout);
 			return 0;
 		}
-		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
+		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) &&
+		    i + 1 < argc) {
 			file = argv[++i];
 			continue;
 		}
@@ -60,7 +61,8 @@ static int cmd_validate(int argc, char **argv)
 	}
 	struct tw_config *cfg = NULL;
 	struct tw_err err = {0};
-	int rc = strcmp(file, "-") == 0 ? validate_stdin(&cfg, &err) : tw_config_load_file(file, &cfg, &err);
+	int rc = strcmp(file, "-") == 0 ? validate_stdin(&cfg, &err)
+	                                : tw_config_load_file(file, &cfg, &err);
 	if (rc < 0) {
 		fprintf(stderr, "%s\n", err.msg);
 		return 1;

@@ -35,10 +35,11 @@ int tw_conf_fail(struct cf_ctx *c, int node, const char *extra, const char *fmt,
 	unsigned long line = n ? (unsigned long)n->start_mark.line + 1 : 1;
 	unsigned long col = n ? (unsigned long)n->start_mark.column + 1 : 1;
 	char path[600];
-	snprintf(path, sizeof path, "%.*s%s%s", (int)c->plen, c->path,
-		 extra && c->plen ? "." : "", extra ? extra : "");
+	snprintf(path, sizeof path, "%.*s%s%s", (int)c->plen, c->path, extra && c->plen ? "." : "",
+	         extra ? extra : "");
 	if (path[0] != '\0')
-		return tw_err_set(c->err, TW_EINVAL, "%s:%lu:%lu: %s: %s", c->file, line, col, path, msg);
+		return tw_err_set(c->err, TW_EINVAL, "%s:%lu:%lu: %s: %s", c->file, line, col, path,
+		                  msg);
 	return tw_err_set(c->err, TW_EINVAL, "%s:%lu:%lu: %s", c->file, line, col, msg);
 }
 
@@ -47,7 +48,8 @@ int tw_conf_map_get(struct cf_ctx *c, int node, const char *key)
 	yaml_node_t *n = node_at(c, node);
 	if (n == NULL || n->type != YAML_MAPPING_NODE)
 		return 0;
-	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+	     p++) {
 		yaml_node_t *k = node_at(c, p->key);
 		if (k && k->type == YAML_SCALAR_NODE && strlen(key) == k->data.scalar.length &&
 		    memcmp(k->data.scalar.value, key, k->data.scalar.length) == 0)
@@ -75,7 +77,8 @@ static size_t push(struct cf_ctx *c, const char *fmt, ...)
 	int n = vsnprintf(c->path + c->plen, sizeof c->path - c->plen, fmt, ap);
 	va_end(ap);
 	if (n > 0)
-		c->plen += (size_t)n < sizeof c->path - c->plen ? (size_t)n : sizeof c->path - c->plen - 1;
+		c->plen +=
+		    (size_t)n < sizeof c->path - c->plen ? (size_t)n : sizeof c->path - c->plen - 1;
 	return old;
 }
 
@@ -159,8 +162,8 @@ static int parse_bool(const char *s, int *v)
 }
 
 /* Parse a scalar value text into dst. On error, why holds the message. */
-static int parse_scalar(struct cf_ctx *c, const struct cf_field *f, const char *text, void *dst, char *why,
-			size_t wl)
+static int parse_scalar(struct cf_ctx *c, const struct cf_field *f, const char *text, void *dst,
+                        char *why, size_t wl)
 {
 	struct tw_err e = {0};
 	uint64_t v = 0;
@@ -216,13 +219,15 @@ static int parse_scalar(struct cf_ctx *c, const struct cf_field *f, const char *
 			}
 			if (n < 32)
 				names[n++] = en->name;
-			int k = snprintf(list + ll, sizeof list - ll, "%s%s", ll ? ", " : "", en->name);
+			int k =
+			    snprintf(list + ll, sizeof list - ll, "%s%s", ll ? ", " : "", en->name);
 			if (k > 0 && (size_t)k < sizeof list - ll)
 				ll += (size_t)k;
 		}
 		const char *s = tw_conf_suggest(text, names, n);
 		if (s)
-			snprintf(why, wl, "bad value \"%s\" (one of: %s; did you mean %s?)", text, list, s);
+			snprintf(why, wl, "bad value \"%s\" (one of: %s; did you mean %s?)", text,
+			         list, s);
 		else
 			snprintf(why, wl, "bad value \"%s\" (one of: %s)", text, list);
 		return TW_EINVAL;
@@ -237,11 +242,13 @@ static int parse_scalar(struct cf_ctx *c, const struct cf_field *f, const char *
 	uint64_t max = f->max ? f->max : width_max(f->width);
 	if (v < f->min || v > max) {
 		if (f->kind == CF_UINT)
-			snprintf(why, wl, "%llu is out of range (%llu..%llu)", (unsigned long long)v,
-				 (unsigned long long)f->min, (unsigned long long)max);
+			snprintf(why, wl, "%llu is out of range (%llu..%llu)",
+			         (unsigned long long)v, (unsigned long long)f->min,
+			         (unsigned long long)max);
 		else
-			snprintf(why, wl, "\"%s\" is out of range (%llu..%llu %s)", text, (unsigned long long)f->min,
-				 (unsigned long long)max, f->kind == CF_DURATION ? "ms" : "bytes");
+			snprintf(why, wl, "\"%s\" is out of range (%llu..%llu %s)", text,
+			         (unsigned long long)f->min, (unsigned long long)max,
+			         f->kind == CF_DURATION ? "ms" : "bytes");
 		return TW_EINVAL;
 	}
 	store_uint(dst, f->width, v);
@@ -251,7 +258,8 @@ static int parse_scalar(struct cf_ctx *c, const struct cf_field *f, const char *
 static int visit(struct cf_ctx *c, int node)
 {
 	if (c->budget == 0)
-		return tw_conf_fail(c, node, NULL, "document too large (more than %lu nodes)", MAX_VISITS);
+		return tw_conf_fail(c, node, NULL, "document too large (more than %lu nodes)",
+		                    MAX_VISITS);
 	c->budget--;
 	return 0;
 }
@@ -276,10 +284,11 @@ static int parse_list(struct cf_ctx *c, const struct cf_field *f, int node, void
 		return tw_conf_fail(c, node, NULL, "expected a list, got %s", node_kind(n));
 	size_t cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
 	if (cnt < f->min)
-		return tw_conf_fail(c, node, NULL, "must have at least %llu item%s", (unsigned long long)f->min,
-				    f->min == 1 ? "" : "s");
+		return tw_conf_fail(c, node, NULL, "must have at least %llu item%s",
+		                    (unsigned long long)f->min, f->min == 1 ? "" : "s");
 	if (f->max && cnt > f->max)
-		return tw_conf_fail(c, node, NULL, "must have at most %llu items", (unsigned long long)f->max);
+		return tw_conf_fail(c, node, NULL, "must have at most %llu items",
+		                    (unsigned long long)f->max);
 	if (cnt > MAX_VISITS)
 		return tw_conf_fail(c, node, NULL, "too many items");
 	unsigned char *arr = NULL;
@@ -290,7 +299,8 @@ static int parse_list(struct cf_ctx *c, const struct cf_field *f, int node, void
 	}
 	for (size_t i = 0; i < cnt; i++) {
 		size_t old = push(c, "[%zu]", i);
-		int rc = parse_field(c, f->elem, n->data.sequence.items.start[i], arr + i * f->elem->width);
+		int rc = parse_field(c, f->elem, n->data.sequence.items.start[i],
+		                     arr + i * f->elem->width);
 		pop(c, old);
 		if (rc < 0)
 			return rc;
@@ -304,12 +314,15 @@ static int parse_map(struct cf_ctx *c, const struct cf_field *f, int node, void 
 {
 	yaml_node_t *n = node_at(c, node);
 	if (n->type != YAML_MAPPING_NODE)
-		return tw_conf_fail(c, node, NULL, "expected a mapping of names, got %s", node_kind(n));
+		return tw_conf_fail(c, node, NULL, "expected a mapping of names, got %s",
+		                    node_kind(n));
 	size_t cnt = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
 	if (cnt < f->min)
-		return tw_conf_fail(c, node, NULL, "must have at least %llu entries", (unsigned long long)f->min);
+		return tw_conf_fail(c, node, NULL, "must have at least %llu entries",
+		                    (unsigned long long)f->min);
 	if (f->max && cnt > f->max)
-		return tw_conf_fail(c, node, NULL, "must have at most %llu entries", (unsigned long long)f->max);
+		return tw_conf_fail(c, node, NULL, "must have at most %llu entries",
+		                    (unsigned long long)f->max);
 	if (cnt > MAX_VISITS)
 		return tw_conf_fail(c, node, NULL, "too many entries");
 	unsigned char *arr = NULL;
@@ -323,7 +336,8 @@ static int parse_map(struct cf_ctx *c, const struct cf_field *f, int node, void 
 		yaml_node_t *k = node_at(c, p->key);
 		char *name;
 		if (k->type != YAML_SCALAR_NODE)
-			return tw_conf_fail(c, p->key, NULL, "names must be strings, got %s", node_kind(k));
+			return tw_conf_fail(c, p->key, NULL, "names must be strings, got %s",
+			                    node_kind(k));
 		int rc = scalar_text(c, k, p->key, &name);
 		if (rc < 0)
 			return rc;
@@ -331,7 +345,8 @@ static int parse_map(struct cf_ctx *c, const struct cf_field *f, int node, void 
 			return tw_conf_fail(c, p->key, NULL, "empty name");
 		for (size_t j = 0; j < i; j++) {
 			char *other;
-			memcpy(&other, arr + j * f->elem->width + f->elem->schema->key_off, sizeof other);
+			memcpy(&other, arr + j * f->elem->width + f->elem->schema->key_off,
+			       sizeof other);
 			if (strcmp(other, name) == 0)
 				return tw_conf_fail(c, p->key, name, "duplicate key \"%s\"", name);
 		}
@@ -360,9 +375,11 @@ static int parse_field(struct cf_ctx *c, const struct cf_field *f, int node, voi
 		if (n->type == YAML_SCALAR_NODE && f->schema->scalar_key) {
 			/* "string or struct": the scalar is the value of scalar_key. */
 			rc = apply_defaults(c, f->schema, dst);
-			for (const struct cf_field *sf = f->schema->fields; rc == 0 && sf->name; sf++)
+			for (const struct cf_field *sf = f->schema->fields; rc == 0 && sf->name;
+			     sf++)
 				if (strcmp(sf->name, f->schema->scalar_key) == 0)
-					rc = parse_field(c, sf, node, (unsigned char *)dst + sf->off);
+					rc = parse_field(c, sf, node,
+					                 (unsigned char *)dst + sf->off);
 			if (rc == 0 && f->schema->check)
 				rc = f->schema->check(c, node, dst);
 			return rc;
@@ -373,7 +390,8 @@ static int parse_field(struct cf_ctx *c, const struct cf_field *f, int node, voi
 	default: break;
 	}
 	if (n->type != YAML_SCALAR_NODE)
-		return tw_conf_fail(c, node, NULL, "expected %s, got %s", kind_name(f), node_kind(n));
+		return tw_conf_fail(c, node, NULL, "expected %s, got %s", kind_name(f),
+		                    node_kind(n));
 	if (is_null(n) && f->kind != CF_STRING)
 		return tw_conf_fail(c, node, NULL, "expected %s, got nothing", kind_name(f));
 	char *text;
@@ -400,14 +418,16 @@ static int apply_defaults(struct cf_ctx *c, const struct cf_schema *s, void *obj
 				return rc;
 			continue;
 		}
-		if (f->def == NULL || f->kind == CF_STRUCT || f->kind == CF_LIST || f->kind == CF_MAP)
+		if (f->def == NULL || f->kind == CF_STRUCT || f->kind == CF_LIST ||
+		    f->kind == CF_MAP)
 			continue;
 		char why[384];
 		int rc = parse_scalar(c, f, f->def, dst, why, sizeof why);
 		if (rc < 0)
-			return rc == TW_ENOMEM ? rc
-					       : tw_err_set(c->err, TW_EINVAL, "internal: bad default for %s: %s",
-							    f->name, why);
+			return rc == TW_ENOMEM
+			           ? rc
+			           : tw_err_set(c->err, TW_EINVAL,
+			                        "internal: bad default for %s: %s", f->name, why);
 	}
 	return 0;
 }
@@ -417,7 +437,8 @@ static int parse_struct(struct cf_ctx *c, const struct cf_schema *s, int node, v
 	yaml_node_t *n = node_at(c, node);
 	if (n->type != YAML_MAPPING_NODE)
 		return tw_conf_fail(c, node, NULL, "expected %s, got %s",
-				    s->scalar_key ? "an address or a mapping" : "a mapping", node_kind(n));
+		                    s->scalar_key ? "an address or a mapping" : "a mapping",
+		                    node_kind(n));
 	int rc = apply_defaults(c, s, obj);
 	if (rc < 0)
 		return rc;
@@ -425,16 +446,20 @@ static int parse_struct(struct cf_ctx *c, const struct cf_schema *s, int node, v
 	for (yaml_node_pair_t *p = start; p < top; p++) {
 		yaml_node_t *k = node_at(c, p->key);
 		if (k->type != YAML_SCALAR_NODE)
-			return tw_conf_fail(c, p->key, NULL, "keys must be strings, got %s", node_kind(k));
+			return tw_conf_fail(c, p->key, NULL, "keys must be strings, got %s",
+			                    node_kind(k));
 		char *key;
 		if ((rc = scalar_text(c, k, p->key, &key)) < 0)
 			return rc;
 		for (yaml_node_pair_t *q = start; q < p; q++) {
 			yaml_node_t *qk = node_at(c, q->key);
-			if (qk->type == YAML_SCALAR_NODE && qk->data.scalar.length == k->data.scalar.length &&
-			    memcmp(qk->data.scalar.value, k->data.scalar.value, k->data.scalar.length) == 0)
-				return tw_conf_fail(c, p->key, key, "duplicate key (first at line %lu)",
-						    (unsigned long)qk->start_mark.line + 1);
+			if (qk->type == YAML_SCALAR_NODE &&
+			    qk->data.scalar.length == k->data.scalar.length &&
+			    memcmp(qk->data.scalar.value, k->data.scalar.value,
+			           k->data.scalar.length) == 0)
+				return tw_conf_fail(c, p->key, key,
+				                    "duplicate key (first at line %lu)",
+				                    (unsigned long)qk->start_mark.line + 1);
 		}
 		const struct cf_field *f = s->fields;
 		while (f->name && strcmp(f->name, key) != 0)
@@ -446,7 +471,8 @@ static int parse_struct(struct cf_ctx *c, const struct cf_schema *s, int node, v
 				names[nn++] = g->name;
 			const char *sug = tw_conf_suggest(key, names, nn);
 			if (sug)
-				return tw_conf_fail(c, p->key, key, "unknown key (did you mean %s?)", sug);
+				return tw_conf_fail(c, p->key, key,
+				                    "unknown key (did you mean %s?)", sug);
 			return tw_conf_fail(c, p->key, key, "unknown key");
 		}
 		size_t old = push(c, "%s%s", c->plen ? "." : "", key);
@@ -474,7 +500,8 @@ static int parse_struct(struct cf_ctx *c, const struct cf_schema *s, int node, v
 }
 
 /* Load the single document of a YAML stream and run the schema over it. */
-static int load(const char *name, const char *yaml, size_t len, struct tw_config **out, struct tw_err *err)
+static int load(const char *name, const char *yaml, size_t len, struct tw_config **out,
+                struct tw_err *err)
 {
 	yaml_parser_t parser;
 	yaml_document_t doc;
@@ -492,10 +519,10 @@ static int load(const char *name, const char *yaml, size_t len, struct tw_config
 	yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
 	if (!yaml_parser_load(&parser, &doc)) {
 		rc = tw_err_set(err, TW_EINVAL, "%s:%lu:%lu: YAML syntax error: %s%s%s", name,
-				(unsigned long)parser.problem_mark.line + 1,
-				(unsigned long)parser.problem_mark.column + 1,
-				parser.problem ? parser.problem : "unknown", parser.context ? " " : "",
-				parser.context ? parser.context : "");
+		                (unsigned long)parser.problem_mark.line + 1,
+		                (unsigned long)parser.problem_mark.column + 1,
+		                parser.problem ? parser.problem : "unknown",
+		                parser.context ? " " : "", parser.context ? parser.context : "");
 		goto done;
 	}
 	have_doc = 1;
@@ -508,16 +535,17 @@ static int load(const char *name, const char *yaml, size_t len, struct tw_config
 		yaml_document_t extra;
 		if (!yaml_parser_load(&parser, &extra)) {
 			rc = tw_err_set(err, TW_EINVAL, "%s:%lu:%lu: YAML syntax error: %s", name,
-					(unsigned long)parser.problem_mark.line + 1,
-					(unsigned long)parser.problem_mark.column + 1,
-					parser.problem ? parser.problem : "unknown");
+			                (unsigned long)parser.problem_mark.line + 1,
+			                (unsigned long)parser.problem_mark.column + 1,
+			                parser.problem ? parser.problem : "unknown");
 			goto done;
 		}
 		yaml_node_t *r2 = yaml_document_get_root_node(&extra);
 		unsigned long line = r2 ? (unsigned long)r2->start_mark.line + 1 : 0;
 		yaml_document_delete(&extra);
 		if (r2 != NULL) {
-			rc = tw_err_set(err, TW_EINVAL, "%s:%lu:1: more than one YAML document", name, line);
+			rc = tw_err_set(err, TW_EINVAL, "%s:%lu:1: more than one YAML document",
+			                name, line);
 			goto done;
 		}
 	}
@@ -527,7 +555,8 @@ static int load(const char *name, const char *yaml, size_t len, struct tw_config
 		goto done;
 	}
 	cfg->arena = arena; /* from here on the arena lives inside cfg */
-	struct cf_ctx c = {.doc = &doc, .arena = &cfg->arena, .err = err, .cfg = cfg, .budget = MAX_VISITS};
+	struct cf_ctx c = {
+	    .doc = &doc, .arena = &cfg->arena, .err = err, .cfg = cfg, .budget = MAX_VISITS};
 	cfg->source = tw_arena_strdup(&cfg->arena, name);
 	if (cfg->source == NULL) {
 		rc = tw_err_set(err, TW_ENOMEM, "%s: out of memory", name);
@@ -553,7 +582,7 @@ done:
 }
 
 int tw_config_load_string(const char *name, const char *yaml, size_t len, struct tw_config **out,
-			  struct tw_err *err)
+                          struct tw_err *err)
 {
 	if (len > MAX_FILE_BYTES) {
 		*out = NULL;
@@ -567,8 +596,8 @@ int tw_config_load_file(const char *path, struct tw_config **out, struct tw_err 
 	*out = NULL;
 	FILE *f = fopen(path, "rb");
 	if (f == NULL)
-		return tw_err_set(err, errno == ENOENT ? TW_ENOENT : TW_EIO, "%s: cannot open: %s", path,
-				  strerror(errno));
+		return tw_err_set(err, errno == ENOENT ? TW_ENOENT : TW_EIO, "%s: cannot open: %s",
+		                  path, strerror(errno));
 	char *buf = malloc(MAX_FILE_BYTES + 1);
 	if (buf == NULL) {
 		fclose(f);

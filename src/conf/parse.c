@@ -15,7 +15,10 @@
 
 static int dns_enabled = 1;
 
-void tw_config_set_dns(int enabled) { dns_enabled = enabled; }
+void tw_config_set_dns(int enabled)
+{
+	dns_enabled = enabled;
+}
 
 /* Digits only, no sign, no spaces; fails on overflow. *end gets the first non-digit. */
 static int read_u64(const char *s, uint64_t *v, const char **end)
@@ -68,7 +71,8 @@ int tw_duration_parse(const char *text, uint64_t *ms, struct tw_err *err)
 			return tw_err_set(err, TW_EINVAL, "duration \"%s\" is too large", text);
 		if (rc < 0)
 			return tw_err_set(err, TW_EINVAL,
-					  "bad duration \"%s\" (write e.g. 250ms, 2s, 5m, 1h, 1d)", text);
+			                  "bad duration \"%s\" (write e.g. 250ms, 2s, 5m, 1h, 1d)",
+			                  text);
 		size_t ulen = 0;
 		while (isalpha((unsigned char)end[ulen]))
 			ulen++;
@@ -78,9 +82,10 @@ int tw_duration_parse(const char *text, uint64_t *ms, struct tw_err *err)
 				mul = units[i].ms;
 		if (mul == 0)
 			return tw_err_set(err, TW_EINVAL,
-					  ulen == 0 ? "duration \"%s\" needs a unit (ms, s, m, h, d)"
-						    : "bad duration unit in \"%s\" (ms, s, m, h, d)",
-					  text);
+			                  ulen == 0
+			                      ? "duration \"%s\" needs a unit (ms, s, m, h, d)"
+			                      : "bad duration unit in \"%s\" (ms, s, m, h, d)",
+			                  text);
 		if (v > UINT64_MAX / mul || total > UINT64_MAX - v * mul)
 			return tw_err_set(err, TW_EINVAL, "duration \"%s\" is too large", text);
 		total += v * mul;
@@ -97,27 +102,27 @@ int tw_size_parse(const char *text, uint64_t *bytes, struct tw_err *err)
 		const char *unit;
 		uint64_t mul;
 	} units[] = {{"", 1},
-		     {"b", 1},
-		     {"k", 1ull << 10},
-		     {"kib", 1ull << 10},
-		     {"kb", 1000ull},
-		     {"m", 1ull << 20},
-		     {"mib", 1ull << 20},
-		     {"mb", 1000000ull},
-		     {"g", 1ull << 30},
-		     {"gib", 1ull << 30},
-		     {"gb", 1000000000ull},
-		     {"t", 1ull << 40},
-		     {"tib", 1ull << 40},
-		     {"tb", 1000000000000ull}};
+	             {"b", 1},
+	             {"k", 1ull << 10},
+	             {"kib", 1ull << 10},
+	             {"kb", 1000ull},
+	             {"m", 1ull << 20},
+	             {"mib", 1ull << 20},
+	             {"mb", 1000000ull},
+	             {"g", 1ull << 30},
+	             {"gib", 1ull << 30},
+	             {"gb", 1000000000ull},
+	             {"t", 1ull << 40},
+	             {"tib", 1ull << 40},
+	             {"tb", 1000000000000ull}};
 	uint64_t v;
 	const char *end;
 	int rc = read_u64(text, &v, &end);
 	if (rc == -2)
 		return tw_err_set(err, TW_EINVAL, "size \"%s\" is too large", text);
 	if (rc < 0)
-		return tw_err_set(err, TW_EINVAL, "bad size \"%s\" (write e.g. 512, 16k, 16KiB, 1MiB, 10GB)",
-				  text);
+		return tw_err_set(err, TW_EINVAL,
+		                  "bad size \"%s\" (write e.g. 512, 16k, 16KiB, 1MiB, 10GB)", text);
 	char unit[4];
 	size_t ulen = strlen(end);
 	if (ulen >= sizeof unit)
@@ -134,8 +139,9 @@ int tw_size_parse(const char *text, uint64_t *bytes, struct tw_err *err)
 		return 0;
 	}
 bad_unit:
-	return tw_err_set(err, TW_EINVAL, "bad size unit in \"%s\" (B, k, KiB, KB, M, MiB, MB, G, GiB, GB, T)",
-			  text);
+	return tw_err_set(err, TW_EINVAL,
+	                  "bad size unit in \"%s\" (B, k, KiB, KB, M, MiB, MB, G, GiB, GB, T)",
+	                  text);
 }
 
 static int parse_port(const char *s, uint16_t *port)
@@ -159,7 +165,8 @@ int tw_addr_parse(const char *text, struct tw_addr *out, struct tw_err *err)
 	if (text[0] == '[') {
 		const char *close = strchr(text, ']');
 		if (close == NULL || close[1] != ':')
-			return tw_err_set(err, TW_EINVAL, "bad address \"%s\" (write [v6addr]:port)", text);
+			return tw_err_set(err, TW_EINVAL,
+			                  "bad address \"%s\" (write [v6addr]:port)", text);
 		hlen = (size_t)(close - text - 1);
 		memcpy(host, text + 1, hlen < sizeof host ? hlen : 0);
 		if (hlen >= sizeof host)
@@ -169,13 +176,15 @@ int tw_addr_parse(const char *text, struct tw_addr *out, struct tw_err *err)
 	} else {
 		colon = strrchr(text, ':');
 		if (colon == NULL)
-			return tw_err_set(err, TW_EINVAL, "address \"%s\" has no port (write host:port)", text);
+			return tw_err_set(err, TW_EINVAL,
+			                  "address \"%s\" has no port (write host:port)", text);
 		hlen = (size_t)(colon - text);
 		if (hlen >= sizeof host)
 			return tw_err_set(err, TW_EINVAL, "address \"%s\" is too long", text);
 		memcpy(host, text, hlen);
 		if (memchr(host, ':', hlen) != NULL)
-			return tw_err_set(err, TW_EINVAL, "IPv6 address \"%s\" needs brackets: [addr]:port", text);
+			return tw_err_set(err, TW_EINVAL,
+			                  "IPv6 address \"%s\" needs brackets: [addr]:port", text);
 		portstr = colon + 1;
 	}
 	host[hlen] = '\0';
@@ -215,7 +224,8 @@ int tw_addr_parse(const char *text, struct tw_addr *out, struct tw_err *err)
 	if (hlen > 253)
 		return tw_err_set(err, TW_EINVAL, "host name in \"%s\" is too long", text);
 	if (!dns_enabled)
-		return tw_err_set(err, TW_EINVAL, "cannot resolve \"%s\": name resolution is disabled", host);
+		return tw_err_set(err, TW_EINVAL,
+		                  "cannot resolve \"%s\": name resolution is disabled", host);
 	struct addrinfo hints, *res = NULL;
 	memset(&hints, 0, sizeof hints);
 	hints.ai_family = AF_UNSPEC;
@@ -223,8 +233,9 @@ int tw_addr_parse(const char *text, struct tw_addr *out, struct tw_err *err)
 	int gai = getaddrinfo(host, NULL, &hints, &res);
 	if (gai != 0 || res == NULL)
 		return tw_err_set(err, TW_EINVAL, "cannot resolve \"%s\": %s", host,
-				  gai != 0 ? gai_strerror(gai) : "no address");
-	if (res->ai_addrlen > sizeof out->ss || (res->ai_family != AF_INET && res->ai_family != AF_INET6)) {
+		                  gai != 0 ? gai_strerror(gai) : "no address");
+	if (res->ai_addrlen > sizeof out->ss ||
+	    (res->ai_family != AF_INET && res->ai_family != AF_INET6)) {
 		freeaddrinfo(res);
 		return tw_err_set(err, TW_EINVAL, "cannot resolve \"%s\": unusable address", host);
 	}
@@ -246,7 +257,8 @@ int tw_cidr_parse(const char *text, struct tw_cidr *out, struct tw_err *err)
 	size_t hlen = slash ? (size_t)(slash - text) : strlen(text);
 	memset(out, 0, sizeof *out);
 	if (hlen == 0 || hlen >= sizeof host)
-		return tw_err_set(err, TW_EINVAL, "bad CIDR \"%s\" (write e.g. 10.0.0.0/8 or ::1/128)", text);
+		return tw_err_set(err, TW_EINVAL,
+		                  "bad CIDR \"%s\" (write e.g. 10.0.0.0/8 or ::1/128)", text);
 	memcpy(host, text, hlen);
 	host[hlen] = '\0';
 	unsigned maxp;
@@ -257,11 +269,14 @@ int tw_cidr_parse(const char *text, struct tw_cidr *out, struct tw_err *err)
 		out->family = AF_INET6;
 		maxp = 128;
 	} else {
-		return tw_err_set(err, TW_EINVAL, "bad CIDR \"%s\" (write e.g. 10.0.0.0/8 or ::1/128)", text);
+		return tw_err_set(err, TW_EINVAL,
+		                  "bad CIDR \"%s\" (write e.g. 10.0.0.0/8 or ::1/128)", text);
 	}
 	uint64_t p = maxp;
-	if (slash != NULL && (tw_conf_parse_u64(slash + 1, &p) < 0 || p > maxp || strlen(slash + 1) > 3))
-		return tw_err_set(err, TW_EINVAL, "bad prefix length in \"%s\" (0..%u)", text, maxp);
+	if (slash != NULL &&
+	    (tw_conf_parse_u64(slash + 1, &p) < 0 || p > maxp || strlen(slash + 1) > 3))
+		return tw_err_set(err, TW_EINVAL, "bad prefix length in \"%s\" (0..%u)", text,
+		                  maxp);
 	out->prefix = (unsigned)p;
 	/* Host bits must be zero: "10.0.0.1/8" is almost certainly a typo. */
 	for (unsigned bit = out->prefix; bit < maxp; bit++)
@@ -363,13 +378,17 @@ size_t tw_conf_edit_distance(const char *a, const char *b)
 		d[0][j] = j;
 	for (size_t i = 1; i <= la; i++) {
 		for (size_t j = 1; j <= lb; j++) {
-			size_t cost = tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]) ? 0 : 1;
+			size_t cost =
+			    tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1])
+			        ? 0
+			        : 1;
 			size_t v = d[i - 1][j] + 1;
 			if (d[i][j - 1] + 1 < v)
 				v = d[i][j - 1] + 1;
 			if (d[i - 1][j - 1] + cost < v)
 				v = d[i - 1][j - 1] + cost;
-			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < v)
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+			    d[i - 2][j - 2] + 1 < v)
 				v = d[i - 2][j - 2] + 1;
 			d[i][j] = v;
 		}

@@ -45,7 +45,7 @@ struct cf_field;
 /* A custom scalar parser. Writes the value at dst; on error returns a
  * negative TW_E* and puts a message (without position or key) in why. */
 typedef int (*cf_parse_fn)(struct cf_ctx *c, const struct cf_field *f, const char *text, void *dst,
-			   char *why, size_t whylen);
+                           char *why, size_t whylen);
 /* A check run after a struct is filled: cross-field rules. node is the
  * struct's YAML mapping (or 0 when absent); report with tw_conf_fail(). */
 typedef int (*cf_check_fn)(struct cf_ctx *c, int node, void *obj);
@@ -53,26 +53,27 @@ typedef int (*cf_check_fn)(struct cf_ctx *c, int node, void *obj);
 struct cf_field {
 	const char *name;
 	enum cf_kind kind;
-	size_t off;      /* value offset inside the parent object */
-	size_t width;    /* size of the stored value (for list elements: element size) */
+	size_t off;       /* value offset inside the parent object */
+	size_t width;     /* size of the stored value (for list elements: element size) */
 	size_t count_off; /* CF_LIST/CF_MAP: where the size_t count goes */
 	size_t present_off;
 	unsigned flags;
-	uint64_t min, max; /* CF_UINT/DURATION/SIZE value limits; CF_LIST item count (max 0 = none) */
-	const struct cf_enum *enums; /* CF_ENUM, NULL-name terminated */
-	const struct cf_field *elem; /* CF_LIST/CF_MAP element */
+	uint64_t min,
+	    max; /* CF_UINT/DURATION/SIZE value limits; CF_LIST item count (max 0 = none) */
+	const struct cf_enum *enums;    /* CF_ENUM, NULL-name terminated */
+	const struct cf_field *elem;    /* CF_LIST/CF_MAP element */
 	const struct cf_schema *schema; /* CF_STRUCT */
-	cf_parse_fn parse;      /* CF_CUSTOM */
-	const char *type_name;  /* CF_CUSTOM: shown in docs and errors */
-	const char *def;        /* default, as YAML text (parsed like a value) */
+	cf_parse_fn parse;              /* CF_CUSTOM */
+	const char *type_name;          /* CF_CUSTOM: shown in docs and errors */
+	const char *def;                /* default, as YAML text (parsed like a value) */
 	const char *doc;
 };
 
 struct cf_schema {
-	const char *name; /* section title in the docs */
+	const char *name;              /* section title in the docs */
 	const struct cf_field *fields; /* terminated by name == NULL */
-	const char *scalar_key; /* "string or struct": a scalar sets this key */
-	int has_key;            /* map element: the map key goes to a char * at key_off */
+	const char *scalar_key;        /* "string or struct": a scalar sets this key */
+	int has_key;                   /* map element: the map key goes to a char * at key_off */
 	size_t key_off;
 	cf_check_fn check;
 	const char *doc;
@@ -94,7 +95,7 @@ extern const struct cf_schema tw_conf_root_schema;
 
 /* Report "FILE:LINE:COL: PATH[.extra]: message" at node (0 = top). Returns TW_EINVAL. */
 int tw_conf_fail(struct cf_ctx *c, int node, const char *extra, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 /* Look up key in a mapping node; 0 when absent or node is not a mapping. */
 int tw_conf_map_get(struct cf_ctx *c, int node, const char *key);
 /* Item i of a sequence node; 0 when absent. */

@@ -21,28 +21,28 @@ static void durations(void **state)
 		int ok;
 		uint64_t ms;
 	} t[] = {
-		{"250ms", 1, 250},
-		{"2s", 1, 2000},
-		{"5m", 1, 300000},
-		{"1h", 1, 3600000},
-		{"1d", 1, 86400000},
-		{"1m30s", 1, 90000},
-		{"0", 1, 0},
-		{"0s", 1, 0},
-		{"18446744073709551615ms", 1, UINT64_MAX},
-		{"18446744073709551616ms", 0, 0}, /* overflows the number */
-		{"18446744073709551615s", 0, 0},  /* overflows the multiplication */
-		{"213503982334601d", 0, 0},
-		{"10", 0, 0}, /* unit missing */
-		{"", 0, 0},
-		{"s", 0, 0},
-		{"-1s", 0, 0},
-		{"1.5s", 0, 0},
-		{"2 s", 0, 0},
-		{"2sec", 0, 0},
-		{"2S", 0, 0},
-		{"1w", 0, 0},
-		{"2s ", 0, 0},
+	    {"250ms", 1, 250},
+	    {"2s", 1, 2000},
+	    {"5m", 1, 300000},
+	    {"1h", 1, 3600000},
+	    {"1d", 1, 86400000},
+	    {"1m30s", 1, 90000},
+	    {"0", 1, 0},
+	    {"0s", 1, 0},
+	    {"18446744073709551615ms", 1, UINT64_MAX},
+	    {"18446744073709551616ms", 0, 0}, /* overflows the number */
+	    {"18446744073709551615s", 0, 0},  /* overflows the multiplication */
+	    {"213503982334601d", 0, 0},
+	    {"10", 0, 0}, /* unit missing */
+	    {"", 0, 0},
+	    {"s", 0, 0},
+	    {"-1s", 0, 0},
+	    {"1.5s", 0, 0},
+	    {"2 s", 0, 0},
+	    {"2sec", 0, 0},
+	    {"2S", 0, 0},
+	    {"1w", 0, 0},
+	    {"2s ", 0, 0},
 	};
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
 		uint64_t ms = 12345;
@@ -67,28 +67,28 @@ static void sizes(void **state)
 		int ok;
 		uint64_t v;
 	} t[] = {
-		{"512", 1, 512},
-		{"0", 1, 0},
-		{"16k", 1, 16384},
-		{"16K", 1, 16384},
-		{"16KiB", 1, 16384},
-		{"16KB", 1, 16000},
-		{"1MiB", 1, 1048576},
-		{"1m", 1, 1048576},
-		{"10GB", 1, 10000000000ull},
-		{"2GiB", 1, 2147483648ull},
-		{"1TiB", 1, 1099511627776ull},
-		{"100b", 1, 100},
-		{"16777216TiB", 0, 0}, /* 2^64: overflow in the multiplication */
-		{"99999999999999999999", 0, 0},
-		{"", 0, 0},
-		{"k", 0, 0},
-		{"-5", 0, 0},
-		{"1.5M", 0, 0},
-		{"16 k", 0, 0},
-		{"16kibi", 0, 0},
-		{"16x", 0, 0},
-		{"0x10", 0, 0},
+	    {"512", 1, 512},
+	    {"0", 1, 0},
+	    {"16k", 1, 16384},
+	    {"16K", 1, 16384},
+	    {"16KiB", 1, 16384},
+	    {"16KB", 1, 16000},
+	    {"1MiB", 1, 1048576},
+	    {"1m", 1, 1048576},
+	    {"10GB", 1, 10000000000ull},
+	    {"2GiB", 1, 2147483648ull},
+	    {"1TiB", 1, 1099511627776ull},
+	    {"100b", 1, 100},
+	    {"16777216TiB", 0, 0}, /* 2^64: overflow in the multiplication */
+	    {"99999999999999999999", 0, 0},
+	    {"", 0, 0},
+	    {"k", 0, 0},
+	    {"-5", 0, 0},
+	    {"1.5M", 0, 0},
+	    {"16 k", 0, 0},
+	    {"16kibi", 0, 0},
+	    {"16x", 0, 0},
+	    {"0x10", 0, 0},
 	};
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
 		uint64_t v = 7;
@@ -113,25 +113,25 @@ static void addresses(void **state)
 		const char *text;
 		unsigned port;
 	} t[] = {
-		{"127.0.0.1:8080", 1, AF_INET, "127.0.0.1:8080", 8080},
-		{":8080", 1, AF_INET, "0.0.0.0:8080", 8080},
-		{"[::1]:8080", 1, AF_INET6, "[::1]:8080", 8080},
-		{"[0:0::1]:443", 1, AF_INET6, "[::1]:443", 443},
-		{"localhost:8080", 1, -1, "localhost:8080", 8080},
-		{"LocalHost:1", 1, -1, "localhost:1", 1},
-		{"10.1.2.3:65535", 1, AF_INET, "10.1.2.3:65535", 65535},
-		{"127.0.0.1:0", 0, 0, NULL, 0},
-		{"127.0.0.1:65536", 0, 0, NULL, 0},
-		{"127.0.0.1:99999999999999999999", 0, 0, NULL, 0},
-		{"127.0.0.1", 0, 0, NULL, 0},
-		{"127.0.0.1:", 0, 0, NULL, 0},
-		{"127.0.0.1:80x", 0, 0, NULL, 0},
-		{"::1:8080", 0, 0, NULL, 0},
-		{"[::1]8080", 0, 0, NULL, 0},
-		{"[::1:8080", 0, 0, NULL, 0},
-		{"[nope]:80", 0, 0, NULL, 0},
-		{"bad host:80", 0, 0, NULL, 0},
-		{"", 0, 0, NULL, 0},
+	    {"127.0.0.1:8080", 1, AF_INET, "127.0.0.1:8080", 8080},
+	    {":8080", 1, AF_INET, "0.0.0.0:8080", 8080},
+	    {"[::1]:8080", 1, AF_INET6, "[::1]:8080", 8080},
+	    {"[0:0::1]:443", 1, AF_INET6, "[::1]:443", 443},
+	    {"localhost:8080", 1, -1, "localhost:8080", 8080},
+	    {"LocalHost:1", 1, -1, "localhost:1", 1},
+	    {"10.1.2.3:65535", 1, AF_INET, "10.1.2.3:65535", 65535},
+	    {"127.0.0.1:0", 0, 0, NULL, 0},
+	    {"127.0.0.1:65536", 0, 0, NULL, 0},
+	    {"127.0.0.1:99999999999999999999", 0, 0, NULL, 0},
+	    {"127.0.0.1", 0, 0, NULL, 0},
+	    {"127.0.0.1:", 0, 0, NULL, 0},
+	    {"127.0.0.1:80x", 0, 0, NULL, 0},
+	    {"::1:8080", 0, 0, NULL, 0},
+	    {"[::1]8080", 0, 0, NULL, 0},
+	    {"[::1:8080", 0, 0, NULL, 0},
+	    {"[nope]:80", 0, 0, NULL, 0},
+	    {"bad host:80", 0, 0, NULL, 0},
+	    {"", 0, 0, NULL, 0},
 	};
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
 		struct tw_addr a;
@@ -153,7 +153,8 @@ static void addresses(void **state)
 		} else {
 			assert_int_equal(a.ss.ss_family, AF_INET6);
 			assert_int_equal(a.len, sizeof(struct sockaddr_in6));
-			assert_int_equal(ntohs(((struct sockaddr_in6 *)&a.ss)->sin6_port), t[i].port);
+			assert_int_equal(ntohs(((struct sockaddr_in6 *)&a.ss)->sin6_port),
+			                 t[i].port);
 		}
 	}
 	/* With resolution off, names fail but numbers still work. */
@@ -174,23 +175,23 @@ static void cidrs(void **state)
 		int family;
 		unsigned prefix;
 	} t[] = {
-		{"10.0.0.0/8", 1, AF_INET, 8},
-		{"127.0.0.1", 1, AF_INET, 32},
-		{"0.0.0.0/0", 1, AF_INET, 0},
-		{"::1/128", 1, AF_INET6, 128},
-		{"::1", 1, AF_INET6, 128},
-		{"fd00::/8", 1, AF_INET6, 8},
-		{"10.0.0.1/8", 0, 0, 0}, /* host bits */
-		{"10.0.0.0/33", 0, 0, 0},
-		{"::/129", 0, 0, 0},
-		{"10.0.0.0/", 0, 0, 0},
-		{"10.0.0.0/-1", 0, 0, 0},
-		{"10.0.0.0/0008", 0, 0, 0},
-		{"10.0.0.0/99999999999999999999", 0, 0, 0},
-		{"/8", 0, 0, 0},
-		{"10.0.0/8", 0, 0, 0},
-		{"example.com/8", 0, 0, 0},
-		{"", 0, 0, 0},
+	    {"10.0.0.0/8", 1, AF_INET, 8},
+	    {"127.0.0.1", 1, AF_INET, 32},
+	    {"0.0.0.0/0", 1, AF_INET, 0},
+	    {"::1/128", 1, AF_INET6, 128},
+	    {"::1", 1, AF_INET6, 128},
+	    {"fd00::/8", 1, AF_INET6, 8},
+	    {"10.0.0.1/8", 0, 0, 0}, /* host bits */
+	    {"10.0.0.0/33", 0, 0, 0},
+	    {"::/129", 0, 0, 0},
+	    {"10.0.0.0/", 0, 0, 0},
+	    {"10.0.0.0/-1", 0, 0, 0},
+	    {"10.0.0.0/0008", 0, 0, 0},
+	    {"10.0.0.0/99999999999999999999", 0, 0, 0},
+	    {"/8", 0, 0, 0},
+	    {"10.0.0/8", 0, 0, 0},
+	    {"example.com/8", 0, 0, 0},
+	    {"", 0, 0, 0},
 	};
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
 		struct tw_cidr c;
@@ -227,13 +228,20 @@ static void cidr_contains(void **state)
 		const char *cidr, *ip;
 		int in;
 	} t[] = {
-		{"10.0.0.0/8", "10.255.1.2", 1},   {"10.0.0.0/8", "11.0.0.1", 0},
-		{"192.168.4.0/22", "192.168.7.255", 1}, {"192.168.4.0/22", "192.168.8.0", 0},
-		{"127.0.0.1", "127.0.0.1", 1},     {"127.0.0.1", "127.0.0.2", 0},
-		{"0.0.0.0/0", "8.8.8.8", 1},       {"::1/128", "::1", 1},
-		{"::1/128", "::2", 0},             {"10.0.0.0/8", "::ffff:10.1.1.1", 1},
-		{"10.0.0.0/8", "::ffff:11.1.1.1", 0}, {"::1/128", "127.0.0.1", 0},
-		{"fd00::/8", "fdab::1", 1},        {"fd00::/8", "fe80::1", 0},
+	    {"10.0.0.0/8", "10.255.1.2", 1},
+	    {"10.0.0.0/8", "11.0.0.1", 0},
+	    {"192.168.4.0/22", "192.168.7.255", 1},
+	    {"192.168.4.0/22", "192.168.8.0", 0},
+	    {"127.0.0.1", "127.0.0.1", 1},
+	    {"127.0.0.1", "127.0.0.2", 0},
+	    {"0.0.0.0/0", "8.8.8.8", 1},
+	    {"::1/128", "::1", 1},
+	    {"::1/128", "::2", 0},
+	    {"10.0.0.0/8", "::ffff:10.1.1.1", 1},
+	    {"10.0.0.0/8", "::ffff:11.1.1.1", 0},
+	    {"::1/128", "127.0.0.1", 0},
+	    {"fd00::/8", "fdab::1", 1},
+	    {"fd00::/8", "fe80::1", 0},
 	};
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
 		struct tw_cidr c;
@@ -249,21 +257,22 @@ static void hosts(void **state)
 	static const struct {
 		const char *in, *out;
 	} t[] = {
-		{"*", "*"},
-		{"Example.COM", "example.com"},
-		{"*.App.example.test", "*.app.example.test"},
-		{"a-b.c_d.e1", "a-b.c_d.e1"},
-		{"", NULL},
-		{"a..b", NULL},
-		{"-a.b", NULL},
-		{"a-.b", NULL},
-		{"a.*.b", NULL},
-		{"**", NULL},
-		{"*.", NULL},
-		{"a.b.", NULL},
-		{"a b", NULL},
-		{"a:80", NULL},
-		{"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx.com", NULL}, /* 65-char label */
+	    {"*", "*"},
+	    {"Example.COM", "example.com"},
+	    {"*.App.example.test", "*.app.example.test"},
+	    {"a-b.c_d.e1", "a-b.c_d.e1"},
+	    {"", NULL},
+	    {"a..b", NULL},
+	    {"-a.b", NULL},
+	    {"a-.b", NULL},
+	    {"a.*.b", NULL},
+	    {"**", NULL},
+	    {"*.", NULL},
+	    {"a.b.", NULL},
+	    {"a b", NULL},
+	    {"a:80", NULL},
+	    {"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx.com",
+	     NULL}, /* 65-char label */
 	};
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
 		char buf[128];
@@ -302,9 +311,10 @@ static void edit_distance(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(durations), cmocka_unit_test(sizes),  cmocka_unit_test(addresses),
-		cmocka_unit_test(cidrs),     cmocka_unit_test(cidr_contains), cmocka_unit_test(hosts),
-		cmocka_unit_test(edit_distance),
+	    cmocka_unit_test(durations),     cmocka_unit_test(sizes),
+	    cmocka_unit_test(addresses),     cmocka_unit_test(cidrs),
+	    cmocka_unit_test(cidr_contains), cmocka_unit_test(hosts),
+	    cmocka_unit_test(edit_distance),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
