@@ -170,4 +170,8 @@ int tw_size_parse(const char *text, uint64_t *bytes, struct tw_err *err);  /* "1
 int tw_cidr_parse(const char *text, struct tw_cidr *out, struct tw_err *err);
 int tw_cidr_contains(const struct tw_cidr *c, const struct sockaddr *sa);
 
+/* Host names in addresses are resolved with getaddrinfo while loading
+ * (default on). The fuzzer turns it off: names then fail to load. */
+void tw_config_set_dns(int enabled);
+
 #endif

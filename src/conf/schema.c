@@ -1,0 +1,821 @@
+/* schema.c — THE configuration schema: every key tapwork accepts, its type,
+ * default, limits and documentation, declared once as tables. The loader,
+ * the validator and `tapwork config-docs` all read these tables.
+ * To add a key: add a row (and a field in config.h); see docs/internals/config.md. */
+#include "conf/config.h"
+#include "conf/schema.h"
+#include "core/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const char tw_config_default_yaml[] =
+    "# tapwork's embedded default configuration: a welcome page on port 8080.\n"
+    "listen:\n"
+    "  http: 127.0.0.1:8080\n"
+    "workers: auto\n"
+    "admin:\n"
+    "  listen: 127.0.0.1:9090\n"
+    "sites:\n"
+    "  - hosts: [\"*\"]\n"
+    "    routes:\n"
+    "      - {path: /, handler: welcome}\n";
+
+/* Row helpers: each macro fills one struct cf_field. T is the parent struct. */
+#define FLD(T, m) .off = offsetof(T, m), .width = sizeof(((T *)0)->m)
+#define END                                                                                        \
+	{                                                                                          \
+		.name = NULL                                                                       \
+	}
+
+/* ---- custom scalar parsers ---------------------------------------------- */
+
+static int parse_workers(struct cf_ctx *c, const struct cf_field *f, const char *text, void *dst,
+                         char *why, size_t wl)
+{
+	uint64_t v;
+	if (strcmp(text, "auto") == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		v = n < 1 ? 1 : n > 256 ? 256 : (uint64_t)n;
+	} else if (tw_conf_parse_u64(text, &v) < 0 || v < 1 || v > 256) {
+		snprintf(why, wl, "expected auto or a number 1..256, got \"%s\"", text);
+		return TW_EINVAL;
+	}
+	unsigned u = (unsigned)v;
+	memcpy(dst, &u, sizeof u);
+	return 0;
+}
+
+static int token_ok(const char *s)
+{
+	if (*s == '\0')
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || strchr("!#$%&'*+-.^_`|~", *s) != NULL))
+			return 0;
+	return 1;
+}
+
+/* hash_key: client_ip | uri | header:NAME | cookie:NAME. dst is the backend. */
+static int parse_hash_key(struct cf_ctx *c, const struct cf_field *f, const char *text, void *dst,
+                          char *why, size_t wl)
+{
+	struct tw_conf_backend *b = dst;
+	b->hash_name = NULL;
+	if (strcmp(text, "client_ip") == 0) {
+		b->hash_src = TW_HASH_CLIENT_IP;
+		return 0;
+	}
+	if (strcmp(text, "uri") == 0) {
+		b->hash_src = TW_HASH_URI;
+		return 0;
+	}
+	const char *name = NULL;
+	if (strncmp(text, "header:", 7) == 0) {
+		b->hash_src = TW_HASH_HEADER;
+		name = text + 7;
+	} else if (strncmp(text, "cookie:", 7) == 0) {
+		b->hash_src = TW_HASH_COOKIE;
+		name = text + 7;
+	}
+	if (name == NULL || !token_ok(name)) {
+		snprintf(why, wl,
+		         "bad hash key \"%s\" (one of: client_ip, uri, header:NAME, cookie:NAME)",
+		         text);
+		return TW_EINVAL;
+	}
+	b->hash_name = tw_arena_strdup(c->arena, name);
+	return b->hash_name ? 0 : TW_ENOMEM;
+}
+
+/* expect: "200-399" or "200". dst is the health struct. */
+static int parse_expect(struct cf_ctx *c, const struct cf_field *f, const char *text, void *dst,
+                        char *why, size_t wl)
+{
+	struct tw_conf_health *h = dst;
+	char lo[8], hi[8];
+	const char *dash = strchr(text, '-');
+	size_t ll = dash ? (size_t)(dash - text) : strlen(text);
+	uint64_t a, b;
+	if (ll == 0 || ll >= sizeof lo || (dash && strlen(dash + 1) >= sizeof hi))
+		goto bad;
+	memcpy(lo, text, ll);
+	lo[ll] = '\0';
+	snprintf(hi, sizeof hi, "%s", dash ? dash + 1 : lo);
+	if (tw_conf_parse_u64(lo, &a) < 0 || tw_conf_parse_u64(hi, &b) < 0 || a < 100 || b > 599 ||
+	    a > b)
+		goto bad;
+	h->expect_min = (unsigned)a;
+	h->expect_max = (unsigned)b;
+	return 0;
+bad:
+	snprintf(why, wl, "bad status range \"%s\" (write e.g. 200-399 or 204; statuses 100..599)",
+	         text);
+	return TW_EINVAL;
+}
+
+static int parse_host(struct cf_ctx *c, const struct cf_field *f, const char *text, void *dst,
+                      char *why, size_t wl)
+{
+	char *h = tw_arena_strdup(c->arena, text);
+	const char *reason = NULL;
+	if (h == NULL)
+		return TW_ENOMEM;
+	if (tw_conf_host_check(h, &reason) < 0) {
+		snprintf(why, wl, "bad host \"%s\": %s", text, reason);
+		return TW_EINVAL;
+	}
+	memcpy(dst, &h, sizeof h);
+	return 0;
+}
+
+static int parse_token(struct cf_ctx *c, const struct cf_field *f, const char *text, void *dst,
+                       char *why, size_t wl)
+{
+	if (!token_ok(text) || strlen(text) > 64) {
+		snprintf(why, wl,
+		         "\"%s\" must be a single word (letters, digits, .-_), at most 64 bytes",
+		         text);
+		return TW_EINVAL;
+	}
+	char *s = tw_arena_strdup(c->arena, text);
+	if (s == NULL)
+		return TW_ENOMEM;
+	memcpy(dst, &s, sizeof s);
+	return 0;
+}
+
+static int parse_path(struct cf_ctx *c, const struct cf_field *f, const char *text, void *dst,
+                      char *why, size_t wl)
+{
+	if (text[0] != '/') {
+		snprintf(why, wl, "path \"%s\" must start with '/'", text);
+		return TW_EINVAL;
+	}
+	for (const char *p = text; *p; p++) {
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '?' || *p == '#') {
+			snprintf(
+			    why, wl,
+			    "path \"%s\" must not contain spaces, control characters, '?' or '#'",
+			    text);
+			return TW_EINVAL;
+		}
+	}
+	char *s = tw_arena_strdup(c->arena, text);
+	if (s == NULL)
+		return TW_ENOMEM;
+	memcpy(dst, &s, sizeof s);
+	return 0;
+}
+
+/* ---- checks across fields ---------------------------------------------- */
+
+static int check_listen(struct cf_ctx *c, int node, void *obj)
+{
+	struct tw_config *cfg = obj;
+	if (!cfg->has_http)
+		return tw_conf_fail(c, node, NULL, "needs at least one listener (http)");
+	return 0;
+}
+
+static int check_route(struct cf_ctx *c, int node, void *obj)
+{
+	struct tw_conf_route *r = obj;
+	int has_backend = tw_conf_map_get(c, node, "backend") != 0;
+	int has_handler = tw_conf_map_get(c, node, "handler") != 0;
+	if (has_backend == has_handler)
+		return tw_conf_fail(c, node, NULL,
+		                    "a route needs exactly one of \"backend\" or \"handler\"");
+	r->handler = has_backend ? TW_HANDLER_PROXY : r->handler;
+	r->path_len = strlen(r->path);
+	return 0;
+}
+
+static int find_host_node(struct cf_ctx *c, size_t site, size_t host)
+{
+	int s = tw_conf_seq_item(c, tw_conf_map_get(c, 1, "sites"), site);
+	return tw_conf_seq_item(c, tw_conf_map_get(c, s, "hosts"), host);
+}
+
+static void set_path(struct cf_ctx *c, const char *fmt, size_t a, size_t b)
+{
+	int n = snprintf(c->path, sizeof c->path, fmt, a, b);
+	c->plen = n < 0 ? 0 : (size_t)n < sizeof c->path ? (size_t)n : sizeof c->path - 1;
+}
+
+struct host_ref { /* also used for backends: site = backend index */
+	const char *name;
+	size_t site, idx;
+};
+
+static int cmp_pos(const struct host_ref *a, const struct host_ref *b)
+{
+	if (a->site != b->site)
+		return a->site < b->site ? -1 : 1;
+	return a->idx < b->idx ? -1 : a->idx > b->idx;
+}
+
+static int cmp_host(const void *pa, const void *pb)
+{
+	const struct host_ref *a = pa, *b = pb;
+	int r = strcmp(a->name, b->name);
+	return r ? r : cmp_pos(a, b);
+}
+
+/* One "*" site at most; every host in one place only. Sorting keeps this
+ * O(n log n); the reported duplicate is the first one in document order. */
+static int check_hosts(struct cf_ctx *c, struct tw_config *cfg)
+{
+	size_t n = 0, k = 0;
+	for (size_t i = 0; i < cfg->nsites; i++)
+		n += cfg->sites[i].nhosts;
+	struct host_ref *refs = tw_arena_alloc(c->arena, (n ? n : 1) * sizeof *refs);
+	if (refs == NULL)
+		return TW_ENOMEM;
+	for (size_t i = 0; i < cfg->nsites; i++)
+		for (size_t j = 0; j < cfg->sites[i].nhosts; j++)
+			refs[k++] = (struct host_ref){cfg->sites[i].hosts[j], i, j};
+	qsort(refs, n, sizeof *refs, cmp_host);
+	const struct host_ref *dup = NULL, *first = NULL;
+	for (size_t i = 1; i < n; i++) {
+		if (strcmp(refs[i].name, refs[i - 1].name) != 0)
+			continue;
+		size_t g = i - 1; /* refs[g] is the group's first occurrence */
+		while (g > 0 && strcmp(refs[g - 1].name, refs[i].name) == 0)
+			g--;
+		if (dup == NULL || cmp_pos(&refs[i], dup) < 0) {
+			dup = &refs[i];
+			first = &refs[g];
+		}
+	}
+	cfg->default_site = SIZE_MAX;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(refs[i].name, "*") == 0 && cfg->default_site == SIZE_MAX)
+			cfg->default_site = refs[i].site; /* sorted: the first "*" */
+	if (dup == NULL)
+		return 0;
+	set_path(c, "sites[%zu].hosts[%zu]", dup->site, dup->idx);
+	int hn = find_host_node(c, dup->site, dup->idx);
+	if (strcmp(dup->name, "*") == 0 && dup->site != first->site)
+		return tw_conf_fail(c, hn, NULL,
+		                    "more than one default site \"*\" (first is sites[%zu])",
+		                    first->site);
+	return tw_conf_fail(c, hn, NULL, "host \"%s\" already appears in sites[%zu].hosts[%zu]",
+	                    dup->name, first->site, first->idx);
+}
+
+static int cmp_name(const void *pa, const void *pb)
+{
+	return strcmp(((const struct host_ref *)pa)->name, ((const struct host_ref *)pb)->name);
+}
+
+/* Resolve every route's backend name to an index (sorted names + bsearch). */
+static int resolve_routes(struct cf_ctx *c, struct tw_config *cfg)
+{
+	size_t nb = cfg->nbackends;
+	struct host_ref *order = tw_arena_alloc(c->arena, (nb ? nb : 1) * sizeof *order);
+	if (order == NULL)
+		return TW_ENOMEM;
+	for (size_t b = 0; b < nb; b++)
+		order[b] = (struct host_ref){cfg->backends[b].name, b, 0};
+	qsort(order, nb, sizeof *order, cmp_name);
+	for (size_t i = 0; i < cfg->nsites; i++) {
+		struct tw_conf_site *s = &cfg->sites[i];
+		for (size_t j = 0; j < s->nroutes; j++) {
+			struct tw_conf_route *r = &s->routes[j];
+			if (r->handler != TW_HANDLER_PROXY)
+				continue;
+			size_t lo = 0, hi = nb;
+			while (lo < hi) {
+				size_t mid = lo + (hi - lo) / 2;
+				int d = strcmp(order[mid].name, r->backend_name);
+				if (d == 0) {
+					lo = mid;
+					break;
+				}
+				if (d < 0)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			if (lo < nb && strcmp(order[lo].name, r->backend_name) == 0) {
+				r->backend = order[lo].site;
+				continue;
+			}
+			const char *names[256];
+			size_t nn = 0;
+			for (size_t b = 0; b < nb && nn < 256; b++)
+				names[nn++] = cfg->backends[b].name;
+			int sn = tw_conf_seq_item(c, tw_conf_map_get(c, 1, "sites"), i);
+			int rn = tw_conf_seq_item(c, tw_conf_map_get(c, sn, "routes"), j);
+			int vn = tw_conf_map_get(c, rn, "backend");
+			set_path(c, "sites[%zu].routes[%zu].backend", i, j);
+			const char *sug = tw_conf_suggest(r->backend_name, names, nn);
+			if (sug)
+				return tw_conf_fail(c, vn, NULL,
+				                    "unknown backend \"%s\" (did you mean %s?)",
+				                    r->backend_name, sug);
+			return tw_conf_fail(c, vn, NULL, "unknown backend \"%s\"%s",
+			                    r->backend_name,
+			                    nb ? "" : " (no backends are defined)");
+		}
+	}
+	return 0;
+}
+
+static int check_root(struct cf_ctx *c, int node, void *obj)
+{
+	struct tw_config *cfg = obj;
+	int rc = check_hosts(c, cfg);
+	if (rc == 0)
+		rc = resolve_routes(c, cfg);
+	if (rc == 0) {
+		c->plen = 0;
+		c->path[0] = '\0';
+	}
+	return rc;
+}
+
+/* ---- the tables --------------------------------------------------------- */
+
+static const struct cf_enum balance_enum[] = {{"round_robin", TW_BAL_ROUND_ROBIN},
+                                              {"least_conn", TW_BAL_LEAST_CONN},
+                                              {"random_two", TW_BAL_RANDOM_TWO},
+                                              {"hash", TW_BAL_HASH},
+                                              {NULL, 0}};
+static const struct cf_enum match_enum[] = {
+    {"prefix", TW_MATCH_PREFIX}, {"exact", TW_MATCH_EXACT}, {NULL, 0}};
+static const struct cf_enum handler_enum[] = {{"welcome", TW_HANDLER_WELCOME}, {NULL, 0}};
+static const struct cf_enum level_enum[] = {{"error", TW_LOG_ERROR},
+                                            {"warn", TW_LOG_WARN},
+                                            {"info", TW_LOG_INFO},
+                                            {"debug", TW_LOG_DEBUG},
+                                            {NULL, 0}};
+static const struct cf_enum logfmt_enum[] = {
+    {"combined", TW_LOGFMT_COMBINED}, {"json", TW_LOGFMT_JSON}, {NULL, 0}};
+
+#define S struct tw_conf_server
+static const struct cf_field server_fields[] = {
+    {.name = "address",
+     .kind = CF_ADDR,
+     FLD(S, addr),
+     .flags = CF_REQUIRED,
+     .doc = "Where the server listens: `host:port`, `[v6]:port`; names are resolved at load."},
+    {.name = "weight",
+     .kind = CF_UINT,
+     FLD(S, weight),
+     .min = 1,
+     .max = 256,
+     .def = "1",
+     .doc = "Relative share of requests (all algorithms honour it)."},
+    {.name = "max_conns",
+     .kind = CF_UINT,
+     FLD(S, max_conns),
+     .max = 1000000,
+     .def = "0",
+     .doc = "Concurrent requests per worker thread; 0 = unlimited. Excess requests wait in the "
+            "backend's queue."},
+    END};
+#undef S
+static const struct cf_schema server_schema = {
+    .name = "backends.NAME.servers[]",
+    .fields = server_fields,
+    .scalar_key = "address",
+    .doc = "A server is either an address (`127.0.0.1:3000`) or a mapping with `address:` and "
+           "options."};
+
+#define H struct tw_conf_health
+static const struct cf_field health_fields[] = {
+    {.name = "path",
+     .kind = CF_CUSTOM,
+     FLD(H, path),
+     .parse = parse_path,
+     .type_name = "path",
+     .def = "/healthz",
+     .doc = "Path requested with GET."},
+    {.name = "host",
+     .kind = CF_STRING,
+     FLD(H, host),
+     .doc = "Host header sent with the check; absent = the server's address."},
+    {.name = "interval",
+     .kind = CF_DURATION,
+     FLD(H, interval_ms),
+     .min = 100,
+     .max = 86400000,
+     .def = "2s",
+     .doc = "Time between two checks of one server."},
+    {.name = "timeout",
+     .kind = CF_DURATION,
+     FLD(H, timeout_ms),
+     .min = 10,
+     .max = 3600000,
+     .def = "1s",
+     .doc = "A check that takes longer fails."},
+    {.name = "rise",
+     .kind = CF_UINT,
+     FLD(H, rise),
+     .min = 1,
+     .max = 100,
+     .def = "2",
+     .doc = "Consecutive successes that bring a down server up."},
+    {.name = "fall",
+     .kind = CF_UINT,
+     FLD(H, fall),
+     .min = 1,
+     .max = 100,
+     .def = "3",
+     .doc = "Consecutive failures that take an up server down."},
+    {.name = "expect",
+     .kind = CF_CUSTOM,
+     .off = 0,
+     .width = sizeof(H),
+     .parse = parse_expect,
+     .type_name = "status range",
+     .def = "200-399",
+     .doc = "Healthy response statuses: `LOW-HIGH` or one status."},
+    END};
+#undef H
+static const struct cf_schema health_schema = {
+    .name = "backends.NAME.health",
+    .fields = health_fields,
+    .doc = "Active health checks. Without `health:` servers are always considered up "
+           "(passive ejection still applies)."};
+
+#define B struct tw_conf_backend
+static const struct cf_field server_elem = {
+    .kind = CF_STRUCT, .width = sizeof(struct tw_conf_server), .schema = &server_schema};
+static const struct cf_field backend_fields[] = {
+    {.name = "servers",
+     .kind = CF_LIST,
+     FLD(B, servers),
+     .count_off = offsetof(B, nservers),
+     .flags = CF_REQUIRED,
+     .min = 1,
+     .max = 1024,
+     .elem = &server_elem,
+     .doc = "The upstream servers (at least one)."},
+    {.name = "balance",
+     .kind = CF_ENUM,
+     FLD(B, balance),
+     .enums = balance_enum,
+     .def = "round_robin",
+     .doc = "Load-balancing algorithm."},
+    {.name = "hash_key",
+     .kind = CF_CUSTOM,
+     .off = 0,
+     .width = sizeof(B),
+     .parse = parse_hash_key,
+     .type_name = "hash key",
+     .def = "client_ip",
+     .doc = "What `balance: hash` hashes: `client_ip`, `uri`, `header:NAME` or `cookie:NAME`. "
+            "Ignored by the other algorithms."},
+    {.name = "health",
+     .kind = CF_STRUCT,
+     .off = offsetof(B, health),
+     .width = sizeof(struct tw_conf_health),
+     .flags = CF_PRESENT | CF_OPTIONAL,
+     .present_off = offsetof(B, health.enabled),
+     .schema = &health_schema,
+     .doc = "Active health checks (see below)."},
+    {.name = "retries",
+     .kind = CF_UINT,
+     FLD(B, retries),
+     .max = 10,
+     .def = "2",
+     .doc = "Extra tries on other servers after a failed attempt."},
+    {.name = "connect_timeout",
+     .kind = CF_DURATION,
+     FLD(B, connect_timeout_ms),
+     .min = 1,
+     .max = 3600000,
+     .def = "5s",
+     .doc = "Time allowed to connect to a server."},
+    {.name = "response_timeout",
+     .kind = CF_DURATION,
+     FLD(B, response_timeout_ms),
+     .min = 1,
+     .max = 86400000,
+     .def = "60s",
+     .doc = "Time allowed until the first byte of the response."},
+    {.name = "idle_timeout",
+     .kind = CF_DURATION,
+     FLD(B, idle_timeout_ms),
+     .min = 1,
+     .max = 86400000,
+     .def = "30s",
+     .doc = "How long a pooled upstream keep-alive connection may stay idle."},
+    {.name = "max_idle",
+     .kind = CF_UINT,
+     FLD(B, max_idle),
+     .max = 100000,
+     .def = "64",
+     .doc = "Pooled idle connections per server per worker; 0 disables pooling."},
+    {.name = "queue_size",
+     .kind = CF_UINT,
+     FLD(B, queue_size),
+     .max = 1000000,
+     .def = "128",
+     .doc = "Requests that may wait when every server is at `max_conns`; more get 503."},
+    {.name = "queue_timeout",
+     .kind = CF_DURATION,
+     FLD(B, queue_timeout_ms),
+     .min = 1,
+     .max = 3600000,
+     .def = "5s",
+     .doc = "How long a request may wait in the queue before 503."},
+    {.name = "passive_fails",
+     .kind = CF_UINT,
+     FLD(B, passive_fails),
+     .max = 1000,
+     .def = "3",
+     .doc = "Consecutive failures of live traffic that eject a server; 0 = never."},
+    {.name = "passive_eject",
+     .kind = CF_DURATION,
+     FLD(B, passive_eject_ms),
+     .min = 1,
+     .max = 86400000,
+     .def = "10s",
+     .doc = "How long an ejected server stays out."},
+    END};
+#undef B
+static const struct cf_schema backend_schema = {
+    .name = "backends.NAME",
+    .fields = backend_fields,
+    .has_key = 1,
+    .key_off = offsetof(struct tw_conf_backend, name),
+    .doc = "A named group of upstream servers. Backends no route uses are allowed."};
+
+#define R struct tw_conf_route
+static const struct cf_field route_fields[] = {
+    {.name = "path",
+     .kind = CF_CUSTOM,
+     FLD(R, path),
+     .parse = parse_path,
+     .type_name = "path",
+     .flags = CF_REQUIRED,
+     .doc = "Request path this route matches; starts with `/`."},
+    {.name = "match",
+     .kind = CF_ENUM,
+     FLD(R, match),
+     .enums = match_enum,
+     .def = "prefix",
+     .doc = "`prefix` matches whole path segments (`/api` matches `/api/x`, not `/apix`); "
+            "`exact` the path only."},
+    {.name = "backend",
+     .kind = CF_STRING,
+     FLD(R, backend_name),
+     .doc = "Name of the backend that serves the route (one of `backend` or `handler`)."},
+    {.name = "handler",
+     .kind = CF_ENUM,
+     FLD(R, handler),
+     .enums = handler_enum,
+     .doc = "A built-in handler instead of a backend: `welcome` (tapwork's welcome page)."},
+    END};
+#undef R
+static const struct cf_schema route_schema = {
+    .name = "sites[].routes[]",
+    .fields = route_fields,
+    .check = check_route,
+    .doc = "A route sends matching requests to a backend or a built-in handler. "
+           "The longest matching path wins; on a tie `exact` beats `prefix`."};
+
+#define SI struct tw_conf_site
+static const struct cf_field host_elem = {
+    .kind = CF_CUSTOM, .width = sizeof(char *), .parse = parse_host, .type_name = "host name"};
+static const struct cf_field route_elem = {
+    .kind = CF_STRUCT, .width = sizeof(struct tw_conf_route), .schema = &route_schema};
+static const struct cf_field site_fields[] = {
+    {.name = "hosts",
+     .kind = CF_LIST,
+     FLD(SI, hosts),
+     .count_off = offsetof(SI, nhosts),
+     .flags = CF_REQUIRED,
+     .min = 1,
+     .max = 1024,
+     .elem = &host_elem,
+     .doc = "Host names served (lower-cased): `example.com`, `*.example.com` (exactly one more "
+            "label), "
+            "or `\"*\"` for the default site (one at most). A host belongs to one site only."},
+    {.name = "routes",
+     .kind = CF_LIST,
+     FLD(SI, routes),
+     .count_off = offsetof(SI, nroutes),
+     .flags = CF_REQUIRED,
+     .min = 1,
+     .max = 4096,
+     .elem = &route_elem,
+     .doc = "The site's routes."},
+    END};
+#undef SI
+static const struct cf_schema site_schema = {
+    .name = "sites[]",
+    .fields = site_fields,
+    .doc = "A virtual host: which Host names it answers and its routes."};
+
+#define C struct tw_config
+static const struct cf_field listen_fields[] = {
+    {.name = "http",
+     .kind = CF_ADDR,
+     FLD(C, listen_http),
+     .flags = CF_PRESENT,
+     .present_off = offsetof(C, has_http),
+     .doc = "Plain HTTP listener address, e.g. `127.0.0.1:8080` or `:80`."},
+    END};
+static const struct cf_schema listen_schema = {
+    .name = "listen",
+    .fields = listen_fields,
+    .check = check_listen,
+    .doc = "Where tapwork accepts client connections. At least one "
+           "listener is required."};
+
+static const struct cf_field admin_fields[] = {
+    {.name = "listen",
+     .kind = CF_ADDR,
+     FLD(C, admin_listen),
+     .flags = CF_REQUIRED,
+     .doc = "Address of the admin endpoint (`/healthz`, `/readyz`, `/metrics`). Keep it private."},
+    END};
+static const struct cf_schema admin_schema = {
+    .name = "admin",
+    .fields = admin_fields,
+    .doc = "The admin HTTP endpoint; absent = no admin listener."};
+
+#define L struct tw_conf_limits
+static const struct cf_field limits_fields[] = {
+    {.name = "max_header_bytes",
+     .kind = CF_SIZE,
+     FLD(L, max_header_bytes),
+     .min = 1024,
+     .max = 1u << 20,
+     .def = "32KiB",
+     .doc = "Request line plus headers; more is answered 431."},
+    {.name = "max_headers",
+     .kind = CF_UINT,
+     FLD(L, max_headers),
+     .min = 1,
+     .max = 10000,
+     .def = "100",
+     .doc = "Number of request header fields; more is answered 431."},
+    {.name = "max_uri",
+     .kind = CF_SIZE,
+     FLD(L, max_uri),
+     .min = 64,
+     .max = 1u << 20,
+     .def = "8KiB",
+     .doc = "Length of the request target; longer is answered 414."},
+    {.name = "max_body",
+     .kind = CF_SIZE,
+     FLD(L, max_body),
+     .def = "0",
+     .doc = "Request body size; larger is answered 413. 0 = unlimited."},
+    END};
+#undef L
+static const struct cf_schema limits_schema = {
+    .name = "limits", .fields = limits_fields, .doc = "Caps on what a client may send."};
+
+#define TM struct tw_conf_timeouts
+static const struct cf_field timeouts_fields[] = {
+    {.name = "client_header",
+     .kind = CF_DURATION,
+     FLD(TM, client_header_ms),
+     .min = 1,
+     .max = 3600000,
+     .def = "10s",
+     .doc = "Time to receive the request line and headers; then 408."},
+    {.name = "client_body",
+     .kind = CF_DURATION,
+     FLD(TM, client_body_ms),
+     .min = 1,
+     .max = 86400000,
+     .def = "60s",
+     .doc = "Longest idle gap between two reads of a request body; then 408."},
+    {.name = "keepalive",
+     .kind = CF_DURATION,
+     FLD(TM, keepalive_ms),
+     .max = 86400000,
+     .def = "75s",
+     .doc = "How long an idle client keep-alive connection stays open; 0 disables keep-alive."},
+    {.name = "drain",
+     .kind = CF_DURATION,
+     FLD(TM, drain_ms),
+     .max = 86400000,
+     .def = "30s",
+     .doc = "On SIGTERM, how long requests in flight may finish."},
+    END};
+#undef TM
+static const struct cf_schema timeouts_schema = {
+    .name = "timeouts", .fields = timeouts_fields, .doc = "Client-side timeouts."};
+
+#define LG struct tw_conf_log
+static const struct cf_field log_fields[] = {
+    {.name = "level",
+     .kind = CF_ENUM,
+     FLD(LG, level),
+     .enums = level_enum,
+     .def = "info",
+     .doc = "Error log verbosity (the error log goes to stderr)."},
+    {.name = "access",
+     .kind = CF_STRING,
+     FLD(LG, access),
+     .def = "stdout",
+     .doc = "Access log: `stdout`, `off`, or a file path (opened for append)."},
+    {.name = "format",
+     .kind = CF_ENUM,
+     FLD(LG, format),
+     .enums = logfmt_enum,
+     .def = "combined",
+     .doc = "Access log format: `combined` (Apache/nginx style) or `json` (one object per line)."},
+    END};
+#undef LG
+static const struct cf_schema log_schema = {.name = "log", .fields = log_fields, .doc = "Logging."};
+
+static const struct cf_field site_elem = {
+    .kind = CF_STRUCT, .width = sizeof(struct tw_conf_site), .schema = &site_schema};
+static const struct cf_field backend_elem = {
+    .kind = CF_STRUCT, .width = sizeof(struct tw_conf_backend), .schema = &backend_schema};
+static const struct cf_field cidr_elem = {.kind = CF_CIDR, .width = sizeof(struct tw_cidr)};
+
+static const struct cf_field root_fields[] = {
+    {.name = "listen",
+     .kind = CF_STRUCT,
+     .off = 0,
+     .flags = CF_REQUIRED,
+     .schema = &listen_schema,
+     .doc = "Client listeners (see below)."},
+    {.name = "workers",
+     .kind = CF_CUSTOM,
+     FLD(C, workers),
+     .parse = parse_workers,
+     .type_name = "`auto` or 1..256",
+     .def = "auto",
+     .doc = "Worker threads; `auto` = one per online CPU (at most 256)."},
+    {.name = "admin",
+     .kind = CF_STRUCT,
+     .off = 0,
+     .flags = CF_PRESENT | CF_OPTIONAL,
+     .present_off = offsetof(C, has_admin),
+     .schema = &admin_schema,
+     .doc = "Admin endpoint (see below)."},
+    {.name = "sites",
+     .kind = CF_LIST,
+     FLD(C, sites),
+     .count_off = offsetof(C, nsites),
+     .flags = CF_REQUIRED,
+     .min = 1,
+     .max = 4096,
+     .elem = &site_elem,
+     .doc = "Virtual hosts and their routes (at least one)."},
+    {.name = "backends",
+     .kind = CF_MAP,
+     FLD(C, backends),
+     .count_off = offsetof(C, nbackends),
+     .max = 4096,
+     .elem = &backend_elem,
+     .doc = "Named groups of upstream servers."},
+    {.name = "limits",
+     .kind = CF_STRUCT,
+     .off = offsetof(C, limits),
+     .schema = &limits_schema,
+     .doc = "Request size limits (see below)."},
+    {.name = "timeouts",
+     .kind = CF_STRUCT,
+     .off = offsetof(C, timeouts),
+     .schema = &timeouts_schema,
+     .doc = "Client timeouts (see below)."},
+    {.name = "log",
+     .kind = CF_STRUCT,
+     .off = offsetof(C, log),
+     .schema = &log_schema,
+     .doc = "Logging (see below)."},
+    {.name = "trusted_proxies",
+     .kind = CF_LIST,
+     FLD(C, trusted_proxies),
+     .count_off = offsetof(C, ntrusted_proxies),
+     .max = 1024,
+     .elem = &cidr_elem,
+     .doc = "Peers (CIDRs or single addresses) whose `X-Forwarded-For` and `X-Request-Id` are "
+            "believed."},
+    {.name = "request_id_trust",
+     .kind = CF_BOOL,
+     FLD(C, request_id_trust),
+     .def = "true",
+     .doc = "Keep an incoming `X-Request-Id` when the peer is a trusted proxy (else a new id is "
+            "made)."},
+    {.name = "via",
+     .kind = CF_CUSTOM,
+     FLD(C, via_name),
+     .parse = parse_token,
+     .type_name = "token",
+     .def = "tapwork",
+     .doc = "Name in the `Via: 1.1 NAME` header added to requests and responses."},
+    END};
+#undef C
+
+const struct cf_schema tw_conf_root_schema = {
+    .name = "top level",
+    .fields = root_fields,
+    .check = check_root,
+    .doc = "The keys of the top-level mapping. `listen` and `sites` are required."};
