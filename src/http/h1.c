@@ -183,9 +183,31 @@ static void split_path(const char *buf, size_t s, size_t e, struct tw_h1_msg *ms
 	msg->query = q ? sl(qo + 1, e - qo - 1) : sl(e, 0);
 }
 
+/* Is the request-target (from the first SP to the second SP, or to x when
+ * there is none yet) longer than max_uri within the line bytes [s, x)? The
+ * method before the first SP must be a token. Monotone in x, so a partial line
+ * and the whole line agree (the resumability contract). */
+static int target_over(const struct tw_h1_parser *p, const char *buf, size_t s, size_t x)
+{
+	if (x <= s || x - s <= p->limits.max_uri + 1)
+		return 0; /* the target is shorter than the line minus method and SP */
+	const char *sp = memchr(buf + s, ' ', x - s);
+	if (!sp)
+		return 0;
+	size_t t = (size_t)(sp - buf) + 1;
+	if (x - t <= p->limits.max_uri)
+		return 0;
+	for (size_t i = s; i < t - 1; i++)
+		if (!(cls[(unsigned char)buf[i]] & C_TCHAR))
+			return 0;
+	const char *sp2 = memchr(buf + t, ' ', x - t);
+	size_t te = sp2 ? (size_t)(sp2 - buf) : x;
+	return te - t > p->limits.max_uri;
+}
+
 static int request_line(struct tw_h1_parser *p, const char *buf, size_t s, size_t e, struct tw_h1_msg *msg)
 {
-	size_t i = s;
+	size_t i = s; /* 414 was decided by the caller (target_over) */
 	while (i < e && (cls[(unsigned char)buf[i]] & C_TCHAR))
 		i++;
 	if (i == s || i == e || buf[i] != ' ')
@@ -195,8 +217,6 @@ static int request_line(struct tw_h1_parser *p, const char *buf, size_t s, size_
 	while (i < e && (cls[(unsigned char)buf[i]] & C_TARGET))
 		i++;
 	size_t te = i;
-	if (te - t > p->limits.max_uri)
-		return fail(p, 414, "request-target too long");
 	if (te == t)
 		return fail(p, 400, "empty request-target");
 	if (i == e || buf[i] != ' ')
@@ -464,18 +484,18 @@ static int end_of_head(struct tw_h1_parser *p, struct tw_h1_msg *msg)
 	return 0;
 }
 
-/* Called when the buffer ends inside an incomplete line. */
+/* Called when the buffer ends inside an incomplete line. The answer must be
+ * the one the complete line would get (see the head-limit check in
+ * tw_h1_parse): a trailing CR may be the start of the CRLF, so it is not
+ * counted as target. */
 static int need_more(struct tw_h1_parser *p, const char *buf, size_t len)
 {
-	if (p->state == ST_START && p->kind == TW_H1_REQUEST && len - p->pos > p->limits.max_uri) {
-		const char *sp = memchr(buf + p->pos, ' ', len - p->pos);
-		if (sp) {
-			size_t t = (size_t)(sp - buf) + 1;
-			const char *sp2 = memchr(buf + t, ' ', len - t);
-			size_t te = sp2 ? (size_t)(sp2 - buf) : len;
-			if (te - t > p->limits.max_uri)
-				return fail(p, 414, "request-target too long");
-		}
+	if (p->state == ST_START && p->kind == TW_H1_REQUEST) {
+		size_t x = len > p->pos && buf[len - 1] == '\r' ? len - 1 : len;
+		if (x > p->limits.max_head_bytes)
+			x = p->limits.max_head_bytes;
+		if (target_over(p, buf, p->pos, x))
+			return fail(p, 414, "request-target too long");
 	}
 	if (len > p->limits.max_head_bytes)
 		return fail(p, 431, "head too large");
@@ -506,14 +526,21 @@ int tw_h1_parse(struct tw_h1_parser *p, const char *buf, size_t len, struct tw_h
 			return need_more(p, buf, len);
 		}
 		size_t eol = (size_t)(nl - buf);
-		if (eol == p->pos || buf[eol - 1] != '\r')
-			return fail(p, 400, "bare LF");
-		size_t s = p->pos, e = eol - 1;
-		if (p->state == ST_START && p->kind == TW_H1_REQUEST && s < e && e - s > p->limits.max_uri) {
-			/* let request_line report 414 before the head cap */
-		} else if (eol + 1 > p->limits.max_head_bytes) {
-			return fail(p, 431, "head too large");
+		size_t s = p->pos, e = eol > s ? eol - 1 : s;
+		/* Limits first, judged on the bytes that a partial line would have
+		 * shown need_more(), so that any split gives the same answer: 414 if
+		 * the target is too long within the head cap, else 431 past the cap. */
+		if (p->state == ST_START && p->kind == TW_H1_REQUEST) {
+			size_t x = eol > s && buf[eol - 1] == '\r' ? eol - 1 : eol;
+			if (x > p->limits.max_head_bytes)
+				x = p->limits.max_head_bytes;
+			if (target_over(p, buf, s, x))
+				return fail(p, 414, "request-target too long");
 		}
+		if (eol + 1 > p->limits.max_head_bytes)
+			return fail(p, 431, "head too large");
+		if (eol == s || buf[eol - 1] != '\r')
+			return fail(p, 400, "bare LF");
 		int rc;
 		if (p->state == ST_START) {
 			if (s == e) {
@@ -523,8 +550,6 @@ int tw_h1_parse(struct tw_h1_parser *p, const char *buf, size_t len, struct tw_h
 			} else {
 				rc = p->kind == TW_H1_REQUEST ? request_line(p, buf, s, e, msg)
 							      : status_line(p, buf, s, e, msg);
-				if (rc == 0 && eol + 1 > p->limits.max_head_bytes)
-					return fail(p, 431, "head too large");
 				p->state = ST_HEADERS;
 			}
 		} else if (s == e) {

@@ -425,6 +425,35 @@ static void limits(void **state)
 	free(huge);
 }
 
+/* When several answers apply, the one given must not depend on how the bytes
+ * were split (found by the fuzzers): limits are judged on the bytes that a
+ * partial line shows, before the line's own syntax. */
+static const struct reject precedence[] = {
+	/* target > 40 that is also invalid (non-ASCII): 414, as a partial line says */
+	{"OPTIONS \xad\xad\xad\xad\xad\xad\xad\xad\xad\xad\xad\xad\xad\xad\xad\xad\xad\xad\xad\xad"
+	 "\xad\xad\xad\xad\xad\xad\xad\xad\xad\xad\xad\xad\xad\xad\xad\xad\xad\xad\xad\xad\xad\xad * HTTP/1.0\r\n\r\n",
+	 TW_ELIMIT, 414},
+	/* long target on a line that ends in a bare LF: 414 */
+	{"GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\n\r\n", TW_ELIMIT, 414},
+	/* exactly 41 target bytes before a bare LF (no CR to discount) */
+	{"GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", TW_ELIMIT, 414},
+	{"GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", TW_EPROTO, 400},
+	/* invalid method: the target length is not judged */
+	{"G(T /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\n\r\n", TW_EPROTO, 400},
+	/* a line crossing the head cap: 431 even if it would be malformed */
+	{"GET / HTTP/1.1\r\nHost: a\r\nX: "
+	 "vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv"
+	 "vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv"
+	 "vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv\n\r\n",
+	 TW_ELIMIT, 431},
+};
+
+static void limit_precedence(void **state)
+{
+	struct tw_h1_limits lim = {.max_head_bytes = 300, .max_headers = 6, .max_uri = 40, .max_body = 1000};
+	check_table(TW_H1_REQUEST, precedence, sizeof precedence / sizeof precedence[0], &lim);
+}
+
 static void incomplete_and_sticky(void **state)
 {
 	const char req[] = "GET / HTTP/1.1\r\nHost: a\r\n\r";
@@ -598,6 +627,7 @@ int main(void)
 		cmocka_unit_test(derived_fields),
 		cmocka_unit_test(rejections),
 		cmocka_unit_test(limits),
+		cmocka_unit_test(limit_precedence),
 		cmocka_unit_test(incomplete_and_sticky),
 		cmocka_unit_test(responses),
 		cmocka_unit_test(response_rejections),
