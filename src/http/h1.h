@@ -80,6 +80,9 @@ struct tw_h1_msg {
 	int expect_continue;    /* Expect: 100-continue (requests) */
 	int has_upgrade;        /* an Upgrade header is present */
 	int keep_alive;         /* persistent after this message per version + Connection */
+	int until_close;        /* responses: body ends at connection close (TE without a final
+				   chunked, or neither CL nor TE on a status that has a body);
+				   keep_alive is then 0. The caller overrides for HEAD. */
 };
 
 struct tw_h1_parser {
@@ -90,6 +93,8 @@ struct tw_h1_parser {
 	size_t pos;     /* next byte to examine */
 	size_t mark;    /* start of the token in progress */
 	uint32_t tmp[4];
+	unsigned seen;   /* private: TW_H1_SEEN_* style bits (Host, CL, TE, ...) */
+	unsigned nblank; /* private: leading empty lines skipped before the request line */
 	/* results */
 	size_t head_len;
 	unsigned status; /* HTTP status to answer on error (400/413/414/431) */
@@ -101,7 +106,14 @@ struct tw_h1_parser {
  * is no body; the parser only reports the framing headers. */
 void tw_h1_parser_init(struct tw_h1_parser *p, enum tw_h1_kind kind, const struct tw_h1_limits *limits);
 
+/* Pass the same msg on every call for one head: it is filled as lines complete.
+ * After an error the parser stays failed (same return, same status). */
 int tw_h1_parse(struct tw_h1_parser *p, const char *buf, size_t len, struct tw_h1_msg *msg);
+
+/* Validation of header names/values the proxy adds or rewrites (same rules
+ * as the parser: name = 1*tchar; value = no CTL except HTAB, no CR/LF). 1 if valid. */
+int tw_h1_valid_header_name(const char *s, size_t n);
+int tw_h1_valid_header_value(const char *s, size_t n);
 
 /* Helpers over parsed results. */
 static inline const char *tw_slice_ptr(const char *buf, struct tw_slice s) { return buf + s.off; }
@@ -118,7 +130,8 @@ int tw_h1_header_has_token(const char *buf, const struct tw_h1_header *h, const 
  *   TW_EAGAIN  all `len` bytes consumed, more needed
  *   TW_EPROTO  invalid (bad hex, size overflow > 2^62, missing CRLF, bare LF,
  *              invalid extension or trailer), c->why says which
- *   TW_ELIMIT  total data above max_body, or trailers above 8 KiB
+ *   TW_ELIMIT  total data above max_body, trailers above 8 KiB, or a chunk-size
+ *              line (with extensions) above 4 KiB
  * on_data (may be NULL) is called for each run of data bytes found. */
 struct tw_h1_chunked {
 	int state;
@@ -127,6 +140,7 @@ struct tw_h1_chunked {
 	uint64_t max_body;   /* 0 = unlimited */
 	size_t line_len;     /* bytes in the current size/trailer line (capped) */
 	size_t trailer_bytes;
+	unsigned ndigits;    /* hex digits in the current chunk-size */
 	const char *why;
 };
 
