@@ -142,7 +142,7 @@ int tw_gen_build(struct tw_edge *e, struct tw_config *cfg, const struct tw_gen *
 			tw_metrics_escape(bn, esc_be, sizeof esc_be);
 			for (unsigned k = 0; k < 5; k++) {
 				char l2[512];
-				snprintf(l2, sizeof l2, "site=\"%s\",backend=\"%s\",code=\"%ux\"", esc_site, esc_be,
+				snprintf(l2, sizeof l2, "site=\"%s\",backend=\"%s\",code=\"%uxx\"", esc_site, esc_be,
 					 k + 1);
 				if (tw_metrics_register("tapwork_requests_total", "Requests answered.",
 							TW_METRIC_COUNTER, l2, &g->m_req[(s * (nb + 1) + b) * 5 + k]) != 0)

@@ -160,9 +160,11 @@ int tw_metrics_render(struct tw_dbuf *out)
 						      (double)sum_slot(j + TW_HIST_NBUCKETS) / 1e6);
 				rc |= tw_dbuf_appendf(out, "%s_count{%s} %llu\n", fam, lb, (unsigned long long)count);
 			} else if (slots[j].kind == TW_METRIC_GAUGE) {
-				rc |= tw_dbuf_appendf(out, "%s{%s} %lld\n", fam, lb, (long long)(int64_t)sum_slot(j));
+				rc |= tw_dbuf_appendf(out, "%s%s%s%s %lld\n", fam, lb[0] ? "{" : "", lb, lb[0] ? "}" : "",
+						      (long long)(int64_t)sum_slot(j));
 			} else {
-				rc |= tw_dbuf_appendf(out, "%s{%s} %llu\n", fam, lb, (unsigned long long)sum_slot(j));
+				rc |= tw_dbuf_appendf(out, "%s%s%s%s %llu\n", fam, lb[0] ? "{" : "", lb, lb[0] ? "}" : "",
+						      (unsigned long long)sum_slot(j));
 			}
 		}
 	}
