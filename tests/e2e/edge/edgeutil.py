@@ -442,3 +442,11 @@ def hdr(echo, name):
 
 def sha256_hex(data):
     return hashlib.sha256(data).hexdigest()
+
+
+def check_sanitizers(procs):
+    """The same check as the `procs` fixture, for module-scoped Procs."""
+    for p in procs.procs:
+        text = procs.log_of(p)
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            assert marker not in text, f"sanitizer report in {p.args[0]} log:\n{text[-4000:]}"
