@@ -338,6 +338,11 @@ class Edge:
         while self.admin_port == self.port:
             self.admin_port = free_port()
         self.cfg_path = tmp_path / f"{name}.yaml"
+        self.access_path = tmp_path / f"{name}-access.log"
+        if "log" not in cfg:
+            # keep the process log (stderr + stdout) for the error log only, so
+            # "status ... rid=" checks cannot be satisfied by an access-log line
+            cfg = dict(cfg, log={"access": str(self.access_path), "level": "info"})
         self.cfg = full_config(cfg, self.port, self.admin_port)
         write_config(self.cfg_path, self.cfg)
         self.proc = procs.start([BIN, "run", "-c", str(self.cfg_path)], name=name, cwd=cwd or str(tmp_path))
@@ -381,6 +386,8 @@ class Edge:
         """Writes new_cfg (partial dict, listeners added) if given, sends SIGHUP
         and waits for "config reloaded" (ok) or "reload refused" (not ok)."""
         if new_cfg is not None:
+            if "log" not in new_cfg:
+                new_cfg = dict(new_cfg, log=self.cfg["log"])
             self.cfg = full_config(new_cfg, self.port, self.admin_port)
             write_config(self.cfg_path, self.cfg)
         return self.sighup_and_wait(ok, timeout)

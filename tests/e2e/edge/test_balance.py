@@ -42,7 +42,7 @@ def test_round_robin_new_connections(procs, tmp_path):
 
 
 def test_least_conn_avoids_slow_server(procs, tmp_path):
-    slow = start_upstream(procs, "slow", delay_ms=300)
+    slow = start_upstream(procs, "slow", delay_ms=500)
     fast = start_upstream(procs, "fast")
     edge = start_edge(procs, tmp_path, simple_config([slow, fast], balance="least_conn"))
     counts = collections.Counter()
@@ -71,7 +71,7 @@ def test_least_conn_avoids_slow_server(procs, tmp_path):
     total = counts["slow"] + counts["fast"]
     assert total == sum(counts.values()) and total >= 30, counts
     # round robin would give the slow server half; least_conn far less
-    assert counts["slow"] <= 0.2 * total, counts
+    assert counts["slow"] <= 0.25 * total, counts
 
 
 def test_hash_header_sticky(procs, tmp_path):

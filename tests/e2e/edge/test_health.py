@@ -2,8 +2,7 @@
 import collections
 import time
 
-from edgeutil import (SLACK, dead_port, new_session, simple_config, start_edge, start_upstream,
-                      wait_for)
+from edgeutil import SLACK, dead_port, new_session, simple_config, start_edge, start_upstream
 
 INTERVAL = 0.2
 FALL = 2

@@ -49,6 +49,7 @@ def test_invalid_reload_refused(procs, tmp_path):
     # a semantic error (unknown backend) is refused too
     broken = two_routes(a, b, "b")
     broken["sites"][0]["routes"][0]["backend"] = "nope"
+    broken["log"] = edge.cfg["log"]
     write_config(edge.cfg_path, full_config(broken, edge.port, edge.admin_port))
     line = edge.sighup_and_wait(ok=False)
     assert re.search(r"reload refused: \S+:\d+:\d+:", line), line

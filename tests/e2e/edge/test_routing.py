@@ -1,7 +1,5 @@
 """Routing (Ingress semantics), the 404 answer, and the welcome page."""
-import os
 import socket
-import time
 
 import pytest
 
