@@ -111,3 +111,17 @@ def test_hop_by_hop_response_headers_stripped(untrusted):
     assert "1.1 tapwork" in (r.header("Via") or "")
     assert RID_RE.match(r.header("X-Request-Id") or "")
     c.close()
+
+
+def test_non_websocket_upgrade_not_forwarded(untrusted):
+    c = untrusted.raw()
+    c.send(b"GET /echo HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+           b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n")
+    r = c.read_final()
+    assert r.status == 200, r
+    e = r.json()
+    assert hdr(e, "Upgrade") == [] and hdr(e, "HTTP2-Settings") == [], e["headers"]
+    # still plain HTTP/1.1 on this connection
+    c.send(b"GET /echo HTTP/1.1\r\nHost: app.test\r\n\r\n")
+    assert c.read_final().status == 200
+    c.close()

@@ -143,3 +143,46 @@ def test_connect_error_502(procs, tmp_path):
     assert time.monotonic() - t0 < 1 + SLACK
     edge.wait_log(r"502.*rid=" + r.headers["X-Request-Id"])
     assert edge.metrics().get("tapwork_upstream_connect_errors_total", backend="web", server=dead) >= 1
+
+
+def _concurrent(edge, paths):
+    import threading
+    out = [None] * len(paths)
+
+    def one(i, p):
+        t0 = time.monotonic()
+        r = new_session().get(edge.url(p), timeout=30)
+        out[i] = (r.status_code, time.monotonic() - t0, r.text)
+    ts = [threading.Thread(target=one, args=(i, p)) for i, p in enumerate(paths)]
+    for i, t in enumerate(ts):
+        t.start()
+        time.sleep(0.05)  # keep the arrival order
+    for t in ts:
+        t.join(30)
+    return out
+
+
+def test_max_conns_queue_waits(procs, tmp_path):
+    up = start_upstream(procs, "web")
+    cfg = simple_config([{"address": up.addr, "max_conns": 1}], queue_size=4, queue_timeout="5s")
+    cfg["workers"] = 1
+    edge = start_edge(procs, tmp_path, cfg)
+    t0 = time.monotonic()
+    out = _concurrent(edge, ["/slow?ms=400", "/slow?ms=400"])
+    assert [o[0] for o in out] == [200, 200], out
+    # served one after the other
+    assert time.monotonic() - t0 >= 0.8, out
+    assert out[1][1] >= 0.7, out
+
+
+def test_max_conns_queue_timeout_and_full(procs, tmp_path):
+    up = start_upstream(procs, "web")
+    cfg = simple_config([{"address": up.addr, "max_conns": 1}], queue_size=1, queue_timeout="300ms")
+    cfg["workers"] = 1
+    edge = start_edge(procs, tmp_path, cfg)
+    out = _concurrent(edge, ["/slow?ms=1500", "/slow?ms=10", "/slow?ms=10"])
+    assert out[0][0] == 200, out
+    # the second waits in the queue and times out; the third finds the queue full
+    assert out[1][0] == 503 and out[1][2] == "503 Service Unavailable\n", out
+    assert 0.25 <= out[1][1] < 0.3 + SLACK, out
+    assert out[2][0] == 503 and out[2][1] < 0.25 + SLACK / 2, out

@@ -110,3 +110,21 @@ def test_reload_under_load_zero_failures(procs, tmp_path):
     assert failures == [], failures[:5]
     assert sum(done) >= 200, done
     assert edge.log().count("config reloaded") == 6
+
+
+def test_in_flight_request_finishes_on_old_config(procs, tmp_path):
+    a = start_upstream(procs, "a")
+    b = start_upstream(procs, "b")
+    edge = start_edge(procs, tmp_path, two_routes(a, b, "a"))
+    result = {}
+
+    def slow():
+        r = new_session().get(edge.url("/a/slow?ms=1000"), timeout=30)
+        result["r"] = (r.status_code, r.headers.get("X-Upstream"), r.text)
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.3)
+    edge.reload(two_routes(a, b, "b"))
+    assert edge.get("/a/echo").status_code == 404  # new requests see the new config
+    t.join(30)
+    assert result.get("r") == (200, "a", "slow\n"), result

@@ -228,3 +228,44 @@ def test_websocket_echo(edge):
     ws_send(c, 0x8, struct.pack("!H", 1000))
     assert ws_recv(c) == (0x8, struct.pack("!H", 1000))
     c.close()
+
+
+def test_bodiless_responses_keep_connection_in_sync(edge):
+    c = edge.raw()
+    c.send(b"HEAD /big?bytes=5000 HTTP/1.1\r\nHost: app.test\r\n\r\n")
+    r = c.read_response(method="HEAD")
+    assert r.status == 200 and r.header("Content-Length") == "5000" and r.body == b""
+    for code in (204, 304):
+        c.send(b"GET /status/%d HTTP/1.1\r\nHost: app.test\r\n\r\n" % code)
+        r = c.read_response()
+        assert r.status == code and r.body == b""
+    c.send(b"GET /echo?after=1 HTTP/1.1\r\nHost: app.test\r\n\r\n")
+    r = c.read_final()
+    assert r.status == 200 and r.json()["query"] == "after=1"
+    c.close()
+
+
+def test_close_delimited_upstream_response(edge):
+    """An upstream body delimited by closing is re-framed (or the client
+    connection is closed after it): the client gets every byte."""
+    c = edge.raw()
+    c.send(b"GET /eof?bytes=100000 HTTP/1.1\r\nHost: app.test\r\n\r\n")
+    r = c.read_final()
+    assert r.status == 200
+    assert r.body == pattern_bytes(0, 100000)
+    c.close()
+
+
+def test_upstream_connections_pooled(edge):
+    up = edge.upstream
+    before = up.count()
+    conns0 = up.get("/count").json()["conns"]
+    for i in range(20):  # each on its own client connection
+        c = edge.raw()
+        c.send(b"GET /echo HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n")
+        assert c.read_final().status == 200
+        c.close()
+    d = up.get("/count").json()
+    assert d["count"] - before == 20
+    # 2 workers, sequential requests: a couple of pooled connections, not 20
+    assert d["conns"] - conns0 <= 4, d

@@ -18,10 +18,13 @@ Endpoints
   /healthz         200 "ok", or 503 after /health/down (back with /health/up)
   /close           reads the request, then resets the connection (RST, no byte sent)
   /ws              WebSocket handshake (RFC 6455), echoes text/binary frames
-  /count           JSON {"count": N}: requests served except /healthz, /health/*,
-                   /count; /count?reset=1 also zeroes it
+  /count           JSON {"count": N, "conns": C}: requests served except /healthz,
+                   /health/*, /count; TCP connections accepted; ?reset=1 zeroes count
   /expect          like /echo, plus "expect": the Expect header value or null
+  /eof?bytes=N     N pattern bytes, no Content-Length: delimited by closing
   /hop             200 carrying hop-by-hop response headers the proxy must strip
+Leading path segments are ignored when finding the endpoint ("/api/slow" is
+/slow) and unknown paths are /echo, so any routed path gets an answer.
 The module is importable: tests use pattern_bytes()/pattern_sha256().
 """
 import argparse
@@ -108,7 +111,23 @@ class State:
         self.delay_ms = delay_ms
         self.healthy = True
         self.count = 0
+        self.conns = 0  # TCP connections accepted
         self.lock = threading.Lock()
+
+
+ENDPOINTS = ("/echo", "/expect", "/slow", "/big", "/chunked", "/eof", "/healthz", "/close",
+             "/ws", "/count", "/hop", "/health/down", "/health/up")
+
+
+def endpoint_of(path):
+    """The endpoint a path names, ignoring leading segments ("/api/v2/slow" ->
+    "/slow") so routes with prefixes reach it; anything unknown is /echo."""
+    segs = path.split("/")[1:]
+    for i in range(len(segs)):
+        cand = "/" + "/".join(segs[i:])
+        if cand in ENDPOINTS or (cand.startswith("/status/") and cand[8:].isdigit()):
+            return cand
+    return "/echo"
 
 
 def read_head(c):
@@ -176,7 +195,7 @@ def read_body(c, headers, on_before=None):
     return total, h.hexdigest()
 
 
-def send_response(sock, st, status, headers=(), body=b"", keep=True, reason=None):
+def send_response(sock, st, status, headers=(), body=b"", keep=True, reason=None, head=False):
     reasons = {101: "Switching Protocols", 200: "OK", 204: "No Content", 304: "Not Modified",
                404: "Not Found", 500: "Internal Server Error", 502: "Bad Gateway",
                503: "Service Unavailable"}
@@ -187,7 +206,7 @@ def send_response(sock, st, status, headers=(), body=b"", keep=True, reason=None
         out.append(f"Content-Length: {len(body)}")
     if not keep:
         out.append("Connection: close")
-    sock.sendall(("\r\n".join(out) + "\r\n\r\n").encode("latin-1") + body)
+    sock.sendall(("\r\n".join(out) + "\r\n\r\n").encode("latin-1") + (b"" if head else body))
 
 
 def ws_loop(c, sock):
@@ -229,7 +248,7 @@ def handle_one(c, sock, st):
     """Serves one request. Returns False when the connection must end."""
     method, target, version, headers = read_head(c)
     u = urlsplit(target)
-    path = u.path
+    path = endpoint_of(u.path)
     q = parse_qs(u.query)
     conn_tokens = [t.strip().lower() for t in (hget(headers, "connection") or "").split(",")]
     keep = version == "HTTP/1.1" and "close" not in conn_tokens
@@ -259,26 +278,31 @@ def handle_one(c, sock, st):
 
     blen, bsha = read_body(c, headers, send_continue)
 
+    head = method == "HEAD"
+
+    def respond(status, headers=(), body=b""):
+        send_response(sock, st, status, headers, body, keep, head=head)
+
     if path == "/close":
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         return False
     if path in ("/echo", "/expect"):
         if st.delay_ms:
             time.sleep(st.delay_ms / 1000.0)
-        doc = {"method": method, "path": path, "query": u.query, "target": target,
+        doc = {"method": method, "path": u.path, "query": u.query, "target": target,
                "version": version, "headers": headers, "body_len": blen,
                "body_sha256": bsha, "upstream": st.name}
         if path == "/expect":
             doc["expect"] = expect
         body = json.dumps(doc).encode()
-        send_response(sock, st, 200, [("Content-Type", "application/json")], body, keep)
+        respond(200, [("Content-Type", "application/json")], body)
     elif path.startswith("/status/"):
         code = int(path[len("/status/"):])
         body = b"" if code < 200 or code in (204, 304) else f"{code}\n".encode()
-        send_response(sock, st, code, [("Content-Type", "text/plain")], body, keep)
+        respond(code, [("Content-Type", "text/plain")], body)
     elif path == "/slow":
         time.sleep(int(q.get("ms", ["1000"])[0]) / 1000.0)
-        send_response(sock, st, 200, [("Content-Type", "text/plain")], b"slow\n", keep)
+        respond(200, [("Content-Type", "text/plain")], b"slow\n")
     elif path == "/big":
         n = int(q.get("bytes", ["0"])[0])
         hdr = (f"HTTP/1.1 200 OK\r\nX-Upstream: {st.name}\r\nContent-Type: application/octet-stream"
@@ -302,29 +326,34 @@ def handle_one(c, sock, st):
             off += size
             time.sleep(0.001)
         sock.sendall(b"0\r\n\r\n")
+    elif path == "/eof":
+        n = int(q.get("bytes", ["0"])[0])
+        sock.sendall(f"HTTP/1.1 200 OK\r\nX-Upstream: {st.name}\r\nContent-Type: application/octet-stream"
+                     "\r\nConnection: close\r\n\r\n".encode() + pattern_bytes(0, n))
+        return False
     elif path == "/healthz":
         if st.healthy:
-            send_response(sock, st, 200, [("Content-Type", "text/plain")], b"ok\n", keep)
+            respond(200, [("Content-Type", "text/plain")], b"ok\n")
         else:
-            send_response(sock, st, 503, [("Content-Type", "text/plain")], b"down\n", keep)
+            respond(503, [("Content-Type", "text/plain")], b"down\n")
     elif path in ("/health/down", "/health/up"):
         st.healthy = path == "/health/up"
-        send_response(sock, st, 200, [("Content-Type", "text/plain")], b"done\n", keep)
+        respond(200, [("Content-Type", "text/plain")], b"done\n")
     elif path == "/count":
         with st.lock:
             n = st.count
             if q.get("reset"):
                 st.count = 0
-        body = json.dumps({"count": n, "upstream": st.name}).encode()
-        send_response(sock, st, 200, [("Content-Type", "application/json")], body, keep)
+        body = json.dumps({"count": n, "conns": st.conns, "upstream": st.name}).encode()
+        respond(200, [("Content-Type", "application/json")], body)
     elif path == "/hop":
-        send_response(sock, st, 200, [("Connection", "keep-alive, X-Up-Secret"), ("X-Up-Secret", "1"),
+        respond(200, [("Connection", "keep-alive, X-Up-Secret"), ("X-Up-Secret", "1"),
                                       ("Keep-Alive", "timeout=5"), ("Proxy-Connection", "keep-alive"),
                                       ("Trailer", "X-Trail"), ("Upgrade", "h2c"),
                                       ("X-End-To-End", "kept")],
-                      b"hop\n", keep)
+                      b"hop\n")
     else:
-        send_response(sock, st, 404, [("Content-Type", "text/plain")], b"404 upstream\n", keep)
+        respond(404, [("Content-Type", "text/plain")], b"404 upstream\n")
     return keep
 
 
@@ -360,6 +389,8 @@ def main():
         except InterruptedError:
             continue
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with st.lock:
+            st.conns += 1
         threading.Thread(target=serve_conn, args=(s, st), daemon=True).start()
 
 
