@@ -55,7 +55,8 @@ class Procs:
 
     @staticmethod
     def log_of(p):
-        p.log_file.flush()
+        if not p.log_file.closed:
+            p.log_file.flush()
         with open(p.log_path, "rb") as f:
             return f.read().decode("utf-8", "replace")
 
