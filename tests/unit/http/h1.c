@@ -296,7 +296,7 @@ static const struct reject bad_requests[] = {
 	{"GET / HTTP/1.1\r\nHost: a\r\nX: a\x1b\r\n\r\n", TW_EPROTO, 400},
 	/* long values: checked a word at a time, a bad byte at any offset */
 	{"GET / HTTP/1.1\r\nHost: a\r\nX: aaaaaaaaaaaaaaaaaaaaa\x01" "aaaaaaaaaa\r\n\r\n", TW_EPROTO, 400},
-	{"GET / HTTP/1.1\r\nHost: a\r\nX: aaaaaaaaaaaaaaaa\x7f\r\n\r\n", TW_EPROTO, 400},
+	{"GET / HTTP/1.1\r\nHost: a\r\nX: aaaaaaaaaaa\x7f" "aaaaaaaaaaaaaaaa\r\n\r\n", TW_EPROTO, 400},
 	{"GET / HTTP/1.1\r\nHost: a\r\nX: aaaaaaaaaaaaaaa\x08" "aaaaaaaa\r\n\r\n", TW_EPROTO, 400},
 	{"GET / HTTP/1.1\r\nHost: a\r\nX: aaaaaaaa\taaaaaaaa\x1f\r\n\r\n", TW_EPROTO, 400},
 	{"GET / HTTP/1.1\r\nHost: a\r\nX: \xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x0b\r\n\r\n", TW_EPROTO, 400},
