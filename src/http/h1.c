@@ -540,6 +540,8 @@ int tw_h1_parse(struct tw_h1_parser *p, const char *buf, size_t len, struct tw_h
 	}
 	if (len > UINT32_MAX)
 		len = UINT32_MAX; /* slices are 32-bit; the head cap is far below */
+	if (len < p->mark)
+		return TW_EINVAL; /* caller bug: the buffer shrank between calls */
 	for (;;) {
 		const char *nl = memchr(buf + p->mark, '\n', len - p->mark);
 		if (!nl) {

@@ -114,7 +114,8 @@ struct tw_h1_parser {
 void tw_h1_parser_init(struct tw_h1_parser *p, enum tw_h1_kind kind, const struct tw_h1_limits *limits);
 
 /* Pass the same msg on every call for one head: it is filled as lines complete.
- * After an error the parser stays failed (same return, same status). */
+ * After an error the parser stays failed (same return, same status).
+ * TW_EINVAL (state unchanged) if len is smaller than in a previous call. */
 int tw_h1_parse(struct tw_h1_parser *p, const char *buf, size_t len, struct tw_h1_msg *msg);
 
 /* Validation of header names/values the proxy adds or rewrites (same rules

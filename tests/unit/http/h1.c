@@ -476,6 +476,9 @@ static void incomplete_and_sticky(void **state)
 	tw_h1_parser_init(&p, TW_H1_REQUEST, NULL);
 	assert_int_equal(tw_h1_parse(&p, req, sizeof req - 1, m), TW_EAGAIN);
 	assert_int_equal(tw_h1_parse(&p, req, 0 + sizeof req - 1, m), TW_EAGAIN);
+	/* a buffer that shrank between calls is a caller bug, not a verdict */
+	assert_int_equal(tw_h1_parse(&p, req, 10, m), TW_EINVAL);
+	assert_int_equal(tw_h1_parse(&p, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", sizeof req, m), 0);
 	/* after an error the parser stays failed */
 	const char bad[] = "GET / HTTP/1.1\r\nHost: a\r\nX : y\r\n";
 	tw_h1_parser_init(&p, TW_H1_REQUEST, NULL);
