@@ -73,6 +73,27 @@ static inline int ieq(const char *a, const char *lit, size_t n)
 
 static inline int is_ows(char c) { return c == ' ' || c == '\t'; }
 
+/* Index of the first byte in p[0,n) that is not a field-value byte (C_VALUE),
+ * or n. Eight bytes at a time: a word with no byte < 0x20 and no 0x7f is all
+ * valid (bytes >= 0x80 are obs-text, allowed); otherwise check it bytewise. */
+static inline size_t value_scan(const char *p, size_t n)
+{
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+	size_t i = 0;
+	while (n - i >= 8) {
+		uint64_t x, y;
+		memcpy(&x, p + i, 8);
+		y = x ^ (ones * 0x7f);
+		if (((x - ones * 0x20) & ~x & highs) | ((y - ones) & ~y & highs))
+			break;
+		i += 8;
+	}
+	for (; i < n; i++)
+		if (!(cls[(unsigned char)p[i]] & C_VALUE))
+			break;
+	return i;
+}
+
 int tw_h1_valid_header_name(const char *s, size_t n)
 {
 	if (n == 0)
@@ -389,9 +410,9 @@ static int header_line(struct tw_h1_parser *p, const char *buf, size_t s, size_t
 		return fail(p, 400, "empty header name");
 	size_t ns = s, ne = i;
 	size_t vs = i + 1;
-	for (size_t k = vs; k < e; k++)
-		if (!(cls[(unsigned char)buf[k]] & C_VALUE))
-			return fail(p, 400, buf[k] == '\r' ? "bare CR" : "control char in header value");
+	size_t bad = vs + value_scan(buf + vs, e - vs);
+	if (bad < e)
+		return fail(p, 400, buf[bad] == '\r' ? "bare CR" : "control char in header value");
 	while (vs < e && is_ows(buf[vs]))
 		vs++;
 	size_t ve = e;
@@ -519,6 +540,8 @@ int tw_h1_parse(struct tw_h1_parser *p, const char *buf, size_t len, struct tw_h
 	}
 	if (len > UINT32_MAX)
 		len = UINT32_MAX; /* slices are 32-bit; the head cap is far below */
+	if (len < p->mark)
+		return TW_EINVAL; /* caller bug: the buffer shrank between calls */
 	for (;;) {
 		const char *nl = memchr(buf + p->mark, '\n', len - p->mark);
 		if (!nl) {

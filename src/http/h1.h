@@ -17,13 +17,20 @@
  *
  * What is rejected (the smuggling list): both Content-Length and
  * Transfer-Encoding; duplicate Content-Length (even equal values) or invalid
- * ones (non-digits, sign, empty, overflow); Transfer-Encoding other than
- * exactly one final `chunked` coding (requests) ; bare LF or bare CR; obs-fold;
- * whitespace between name and colon; empty or non-token header names;
- * control characters (except HTAB) in values; invalid method tokens; request
- * targets with spaces/controls; versions other than HTTP/1.0 and HTTP/1.1;
- * more than one Host (requests, 400); missing Host in HTTP/1.1 (400);
- * absolute-form targets whose authority differs from Host (400).
+ * ones (non-digits, sign, empty, list, above 2^62); Transfer-Encoding other
+ * than exactly one `chunked` coding in one header (requests); Transfer-Encoding
+ * in any HTTP/1.0 message; bare LF or bare CR; obs-fold; whitespace between
+ * name and colon; empty or non-token header names; control characters (except
+ * HTAB) and DEL in values; invalid method tokens; request targets with
+ * spaces, controls, non-ASCII or '#', or of the wrong form for the method;
+ * versions other than HTTP/1.0 and HTTP/1.1; more than one Host or an invalid
+ * or empty Host (requests, 400); missing Host in HTTP/1.1 (400); absolute-form
+ * targets whose authority differs from Host (400); more than 4 empty lines
+ * before a request line, or any before a status line.
+ *
+ * Responses: Transfer-Encoding whose final coding is chunked sets chunked;
+ * any other Transfer-Encoding, or neither header on a status that has a
+ * body, sets until_close. Full rules: docs/internals/parser.md.
  */
 #ifndef TW_HTTP_H1_H
 #define TW_HTTP_H1_H
@@ -107,7 +114,8 @@ struct tw_h1_parser {
 void tw_h1_parser_init(struct tw_h1_parser *p, enum tw_h1_kind kind, const struct tw_h1_limits *limits);
 
 /* Pass the same msg on every call for one head: it is filled as lines complete.
- * After an error the parser stays failed (same return, same status). */
+ * After an error the parser stays failed (same return, same status).
+ * TW_EINVAL (state unchanged) if len is smaller than in a previous call. */
 int tw_h1_parse(struct tw_h1_parser *p, const char *buf, size_t len, struct tw_h1_msg *msg);
 
 /* Validation of header names/values the proxy adds or rewrites (same rules

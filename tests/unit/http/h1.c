@@ -233,6 +233,12 @@ static void derived_fields(void **state)
 	assert_true(tw_h1_header_has_token(a, &r.msg.headers[i], "FOO"));
 	assert_false(tw_h1_header_has_token(a, &r.msg.headers[i], "fo"));
 
+	const char lv[] = "GET / HTTP/1.1\r\nHost: a\r\nX: \xff\x80 \t~!aaaaaaaa\tbbbbbbbbbbbbbbbbb\xc3\xa9" "cccccccc \t \r\n\r\n";
+	parse_checked(TW_H1_REQUEST, S(lv), NULL, &r);
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(slice(&r, lv, r.msg.headers[1].value),
+			    "\xff\x80 \t~!aaaaaaaa\tbbbbbbbbbbbbbbbbb\xc3\xa9" "cccccccc");
+
 	const char k10[] = "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
 	parse_checked(TW_H1_REQUEST, S(k10), NULL, &r);
 	assert_int_equal(r.rc, 0);
@@ -288,6 +294,13 @@ static const struct reject bad_requests[] = {
 	{"GET / HTTP/1.1\r\nHost: a\r\nX: a\x01z\r\n\r\n", TW_EPROTO, 400},
 	{"GET / HTTP/1.1\r\nHost: a\r\nX: a\x7fz\r\n\r\n", TW_EPROTO, 400},
 	{"GET / HTTP/1.1\r\nHost: a\r\nX: a\x1b\r\n\r\n", TW_EPROTO, 400},
+	/* long values: checked a word at a time, a bad byte at any offset */
+	{"GET / HTTP/1.1\r\nHost: a\r\nX: aaaaaaaaaaaaaaaaaaaaa\x01" "aaaaaaaaaa\r\n\r\n", TW_EPROTO, 400},
+	{"GET / HTTP/1.1\r\nHost: a\r\nX: aaaaaaaaaaa\x7f" "aaaaaaaaaaaaaaaa\r\n\r\n", TW_EPROTO, 400},
+	{"GET / HTTP/1.1\r\nHost: a\r\nX: aaaaaaaaaaaaaaa\x08" "aaaaaaaa\r\n\r\n", TW_EPROTO, 400},
+	{"GET / HTTP/1.1\r\nHost: a\r\nX: aaaaaaaa\taaaaaaaa\x1f\r\n\r\n", TW_EPROTO, 400},
+	{"GET / HTTP/1.1\r\nHost: a\r\nX: \xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x0b\r\n\r\n", TW_EPROTO, 400},
+	{"GET / HTTP/1.1\r\nHost: a\r\nX: aaaaaaaaaaaaaaaaaaaaa\raaaaaaaaaa\r\n\r\n", TW_EPROTO, 400},
 	/* request line */
 	{"G(T / HTTP/1.1\r\nHost: a\r\n\r\n", TW_EPROTO, 400},
 	{" GET / HTTP/1.1\r\nHost: a\r\n\r\n", TW_EPROTO, 400},
@@ -463,6 +476,9 @@ static void incomplete_and_sticky(void **state)
 	tw_h1_parser_init(&p, TW_H1_REQUEST, NULL);
 	assert_int_equal(tw_h1_parse(&p, req, sizeof req - 1, m), TW_EAGAIN);
 	assert_int_equal(tw_h1_parse(&p, req, 0 + sizeof req - 1, m), TW_EAGAIN);
+	/* a buffer that shrank between calls is a caller bug, not a verdict */
+	assert_int_equal(tw_h1_parse(&p, req, 10, m), TW_EINVAL);
+	assert_int_equal(tw_h1_parse(&p, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", sizeof req, m), 0);
 	/* after an error the parser stays failed */
 	const char bad[] = "GET / HTTP/1.1\r\nHost: a\r\nX : y\r\n";
 	tw_h1_parser_init(&p, TW_H1_REQUEST, NULL);
