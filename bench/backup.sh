@@ -127,7 +127,7 @@ measure() {
 	if ! "${BL_PRE[@]}" /usr/bin/time -f '%e %U %S %M' -o "$raw.time" timeout "$PHASE_TIMEOUT" "${CMD[@]}" >"$raw.out" 2>&1; then
 		st=failed
 		BROKEN[$c]=1
-		bl_say "  $c $ph FAILED ($(tail -n 1 "$raw.time")); last output lines ($raw.out):"
+		bl_say "  $c $ph FAILED ($(head -n 1 "$raw.time")); last output lines ($raw.out):"
 		grep -v '^[[:space:]]*$' "$raw.out" | tail -n 4 | sed 's/^/      /' >&2
 	fi
 	b1=$(bl_busy_ticks)
