@@ -241,6 +241,10 @@ run_one() { # test contender rep
 	newconn) url=/small lua=close.lua ;;
 	esac
 	url="http://127.0.0.1:${PORT[$n]}$url"
+	if ! kill -0 "${BL_PID[$n]:-0}" 2>/dev/null; then
+		[[ -n ${SKIPPED[$n]:-} ]] || skip "$n" "the process died during the load tests (see its output in the scratch dir, KEEP_WORK=1)"
+		return 0
+	fi
 	mapfile -t pids < <(bl_tree "${BL_PID[$n]}")
 	mapfile -t upids < <(bl_tree "${BL_PID[upstream]}")
 	if ((WARMUP > 0)); then
