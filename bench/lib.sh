@@ -1,0 +1,154 @@
+# bench/lib.sh — helpers shared by the bench/*.sh scripts (sourced, not run).
+#
+# Process bookkeeping: every long-running process is started with bl_spawn,
+# which records its PID; bl_stop_all (installed on EXIT by bl_init) stops them
+# by PID, TERM first, KILL after a grace period. Nothing is ever stopped by name.
+# shellcheck shell=bash
+
+export LC_ALL=C
+BL_PY=/usr/bin/python3
+[[ -x $BL_PY ]] || BL_PY=python3
+BL_HZ=$(getconf CLK_TCK)
+declare -A BL_PID=()    # name -> pid of spawned processes still running
+BL_CLEANUP_HOOKS=()     # extra commands run by bl_stop_all (after the processes)
+
+bl_say() { printf '%s\n' "$*" >&2; }
+bl_die() { bl_say "error: $*"; exit 1; }
+
+bl_need() { # tools...
+	local t
+	for t in "$@"; do command -v "$t" >/dev/null 2>&1 || bl_die "missing tool: $t (make deps-bench installs the peers)"; done
+}
+
+bl_stamp() { date -u +%Y%m%d-%H%M%S; }
+
+# Run a command pinned to CPU $1 (PIN=1; "-" = not pinned) and reniced by
+# $NICE (NICE!=0). nice and taskset exec their argument.
+bl_prefix() { # sets BL_PRE for CPU $1
+	BL_PRE=()
+	[[ ${NICE:-0} != 0 ]] && BL_PRE+=(nice -n "$NICE")
+	[[ ${PIN:-1} == 1 && $1 != - ]] && BL_PRE+=(taskset -c "$1")
+	return 0
+}
+bl_pin() {
+	bl_prefix "$1"
+	shift
+	"${BL_PRE[@]}" "$@"
+}
+
+# A TCP port on 127.0.0.1 that is free right now (the kernel picks it).
+bl_free_port() {
+	"$BL_PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+bl_listening() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
+
+# Wait until PID $1 listens on port $2; give up after $3 seconds or when the process dies.
+bl_wait_listen() {
+	local pid=$1 port=$2 secs=${3:-5} i
+	for ((i = 0; i < secs * 20; i++)); do
+		kill -0 "$pid" 2>/dev/null || return 1
+		bl_listening "$port" && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# bl_spawn NAME LOGFILE CPU CMD... : start CMD in the background (pinned to CPU,
+# "-" for none), remember its PID. The command is exec'ed by the forked shell,
+# so the PID is the program's own (not a wrapper's).
+bl_spawn() {
+	local name=$1 log=$2
+	bl_prefix "$3"
+	shift 3
+	"${BL_PRE[@]}" "$@" >"$log" 2>&1 &
+	BL_PID[$name]=$!
+}
+
+# Stop one spawned process by its recorded PID (TERM, then KILL after 3 s).
+bl_stop() {
+	local name=$1 pid i
+	pid=${BL_PID[$name]:-}
+	[[ -n $pid ]] || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < 60; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+	wait "$pid" 2>/dev/null || true
+	unset "BL_PID[$name]"
+}
+
+bl_stop_all() {
+	local n h
+	for n in "${!BL_PID[@]}"; do bl_stop "$n"; done
+	for h in "${BL_CLEANUP_HOOKS[@]}"; do eval "$h" || true; done
+}
+
+bl_on_exit() {
+	local rc=$?
+	trap - EXIT
+	bl_stop_all
+	exit "$rc"
+}
+bl_init() { # install the exit trap
+	trap bl_on_exit EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+}
+
+# PID $1 and all its descendants.
+bl_tree() {
+	local p=$1 c
+	echo "$p"
+	for c in $(ps -o pid= --ppid "$p" 2>/dev/null); do bl_tree "$c"; done
+}
+
+# Sum of utime+stime (clock ticks) of the given PIDs.
+bl_cpu_ticks() {
+	local t=0 p s rest
+	local -a f
+	for p in "$@"; do
+		s=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+		rest=${s##*) }          # after the command name: field 3 (state) onwards
+		read -r -a f <<<"$rest"
+		t=$((t + f[11] + f[12])) # fields 14 (utime) and 15 (stime)
+	done
+	echo "$t"
+}
+
+# Sum of a /proc/PID/status field (kB) over the given PIDs: bl_status_kb VmRSS PIDS...
+bl_status_kb() {
+	local key=$1 t=0 p v
+	shift
+	for p in "$@"; do
+		v=$(awk -v k="$key:" '$1==k{print $2}' "/proc/$p/status" 2>/dev/null)
+		t=$((t + ${v:-0}))
+	done
+	echo "$t"
+}
+
+# Sum of proportional set size (kB) over the given PIDs (shared pages split between sharers).
+bl_pss_kb() {
+	local t=0 p v
+	for p in "$@"; do
+		v=$(awk '$1=="Pss:"{print $2}' "/proc/$p/smaps_rollup" 2>/dev/null)
+		t=$((t + ${v:-0}))
+	done
+	echo "$t"
+}
+
+# Busy clock ticks of the whole machine (user+nice+system+irq+softirq, all CPUs).
+bl_busy_ticks() { awk '$1=="cpu"{print $2+$3+$4+$7+$8}' /proc/stat; }
+
+# A few lines describing the machine and its load, for the result files.
+bl_env_header() {
+	local a b
+	echo "# host: $(uname -srm), $(nproc) CPUs: $(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)"
+	echo "# memory: $(awk '/^MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo), loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
+	a=$(bl_busy_ticks)
+	sleep 1
+	b=$(bl_busy_ticks)
+	echo "# machine busy before start: $(((b - a) * 100 / BL_HZ))% of $(($(nproc) * 100))%"
+}
