@@ -1,6 +1,8 @@
 /* local.c — responses tapwork makes itself: errors and the welcome page. */
 #include "edge/edge.h"
 
+#include "core/log.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -37,8 +39,11 @@ static void respond(struct tw_conn *c, int status, const char *ctype, const char
 			 c->close_after ? "Connection: close\r\n" : (minor == 0 ? "Connection: keep-alive\r\n" : ""),
 			 r ? r->rid : "-");
 	tw_iobuf_append(c->out, head, (size_t)n);
-	if (!(r && r->is_head))
+	if (!(r && r->is_head)) {
 		tw_iobuf_append(c->out, body, len);
+		if (r)
+			r->bytes_out = len;
+	}
 	if (r)
 		r->status = status;
 	c->st = C_LOCAL;
@@ -50,7 +55,12 @@ void tw_local_error(struct tw_conn *c, int status, const char *why)
 	char body[128];
 	int n = snprintf(body, sizeof body, "%d %s\n", status, tw_h1_reason((unsigned)status));
 	respond(c, status, "text/plain; charset=utf-8", body, (size_t)n);
-	(void)why;
+	const char *rid = c->req ? c->req->rid : "-";
+	if (status == 404)
+		tw_info("status=404 (Not Found) rid=%s client=%s: %s", rid, c->peer_ip, why ? why : "");
+	else
+		tw_warn("status=%d (%s) rid=%s client=%s: %s", status, tw_h1_reason((unsigned)status), rid, c->peer_ip,
+			why ? why : "");
 }
 
 void tw_local_welcome(struct tw_conn *c)

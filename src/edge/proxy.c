@@ -340,6 +340,7 @@ static struct tw_req *req_new(struct tw_conn *c)
 				  .max_uri = l->max_uri,
 				  .max_body = l->max_body};
 	tw_h1_parser_init(&r->p, TW_H1_REQUEST, &hl);
+	r->version_minor = 1;
 	r->site = r->gen->cfg->nsites; /* "-" until routed */
 	r->backend = r->gen->cfg->nbackends;
 	r->status = 0;
@@ -445,7 +446,9 @@ static void dispatch(struct tw_conn *c)
 	r->is_head = strcmp(r->method, "HEAD") == 0;
 	r->idempotent = r->is_head || !strcmp(r->method, "GET") || !strcmp(r->method, "OPTIONS") ||
 			!strcmp(r->method, "PUT") || !strcmp(r->method, "DELETE") || !strcmp(r->method, "TRACE");
-	r->want_upgrade = m->has_upgrade && (m->conn_flags & TW_H1_CONN_UPGRADE);
+	i = tw_h1_find_header(buf, m, "upgrade", 0);
+	r->want_upgrade = m->has_upgrade && (m->conn_flags & TW_H1_CONN_UPGRADE) && i >= 0 &&
+			  tw_h1_header_has_token(buf, &m->headers[i], "websocket");
 	r->expect_continue = m->expect_continue;
 	if (m->chunked)
 		flow_init(&r->reqbody, FLOW_CHUNKED, 0, cfg->limits.max_body);
@@ -457,7 +460,7 @@ static void dispatch(struct tw_conn *c)
 	size_t site = 0;
 	r->route = tw_router_match(r->gen->router, buf + m->authority.off, m->authority.len,
 				   buf + m->path.off, m->path.len, &site);
-	if (r->route != NULL)
+	if (site < cfg->nsites)
 		r->site = site;
 	if (r->route == NULL || r->route->handler == TW_HANDLER_WELCOME) {
 		/* Answered here: the head is no longer needed. */
@@ -697,11 +700,9 @@ static int pump_request(struct tw_conn *c)
 		int rc = flow_classify(&r->reqbody, c->in, c->rd_eof);
 		if (rc != 0) {
 			int st = rc == TW_ELIMIT ? 413 : 400;
-			tw_warn("rid=%s client=%s: bad request body: %s", r->rid, c->peer_ip,
-				r->reqbody.ch.why ? r->reqbody.ch.why : tw_strerror(rc));
 			c->close_after = 1;
 			if (!r->resp_head_done) {
-				respond_local_error(c, st, "bad request body");
+				respond_local_error(c, st, r->reqbody.ch.why ? r->reqbody.ch.why : "bad chunked body");
 			} else {
 				conn_close(c);
 			}
@@ -807,18 +808,17 @@ static int pump_response(struct tw_conn *c)
 				upstream_failed(c, 0, "upstream closed before responding");
 				return 1;
 			}
-			return progress;
+			break;
 		}
 		int rc = tw_h1_parse(&r->p, tw_iobuf_head(u->in), tw_iobuf_len(u->in), &r->msg);
 		if (rc == TW_EAGAIN) {
 			if (u->rd_eof || tw_iobuf_room(u->in) + u->in->start == 0) {
 				r->resp_seen = 1;
-				tw_warn("rid=%s upstream sent an incomplete or oversized response head", r->rid);
 				c->close_after = 1;
-				respond_local_error(c, 502, "bad upstream response");
+				respond_local_error(c, 502, "incomplete or oversized upstream response head");
 				return 1;
 			}
-			return progress;
+			break;
 		}
 		if (rc != 0) {
 			tw_warn("rid=%s invalid upstream response: %s", r->rid, r->p.why ? r->p.why : "?");
@@ -842,7 +842,7 @@ static int pump_response(struct tw_conn *c)
 			return 1;
 		progress = 1;
 	}
-	if (!r->respbody.done) {
+	if (r->resp_head_done && !r->respbody.done) {
 		int rc = flow_classify(&r->respbody, u->in, u->rd_eof);
 		if (rc != 0) {
 			tw_warn("rid=%s invalid chunked response from upstream: %s", r->rid,
@@ -881,7 +881,7 @@ static int pump_response(struct tw_conn *c)
 					r->respbody.fwd -= nb;
 					tw_iobuf_consume(u->in, nb);
 				}
-				r->bytes_out += (uint64_t)n;
+				r->bytes_out += nb;
 			}
 		}
 	}
@@ -978,7 +978,8 @@ static int step_proxy(struct tw_conn *c)
 		return 1;
 	if (progress && !r->tunnel) {
 		const struct tw_conf_backend *cb = &r->gen->cfg->backends[r->backend];
-		tw_timer_set(c->w->loop, &c->timer, cb->response_timeout_ms);
+		tw_timer_set(c->w->loop, &c->timer,
+			     r->reqbody.done ? cb->response_timeout_ms : r->gen->cfg->timeouts.client_body_ms);
 	}
 	if (!r->resp_head_done || !r->respbody.done || r->respbody.fwd || (c->out && tw_iobuf_len(c->out)))
 		return progress;
@@ -1023,8 +1024,6 @@ static int step_head(struct tw_conn *c)
 			if (rc != TW_EAGAIN) {
 				tw_make_request_id(w, r->rid);
 				copy_slice(r->method, sizeof r->method, "-", (struct tw_slice){0, 1});
-				tw_warn("rid=%s client=%s: rejected request (%u): %s", r->rid, c->peer_ip, r->p.status,
-					r->p.why ? r->p.why : "invalid");
 				c->close_after = 1;
 				tw_iobuf_consume(c->in, tw_iobuf_len(c->in));
 				tw_local_error(c, r->p.status ? (int)r->p.status : 400, r->p.why);
@@ -1090,8 +1089,6 @@ static int step_local(struct tw_conn *c)
 		if (n == 0)
 			return 0;
 		tw_iobuf_consume(c->out, (uint32_t)n);
-		if (c->req)
-			c->req->bytes_out += (uint64_t)n;
 		if (tw_iobuf_len(c->out))
 			return 1;
 	}
@@ -1173,7 +1170,6 @@ static void on_conn_timer(struct tw_loop *loop, struct tw_timer *t)
 	case C_HEAD:
 		if (c->in && tw_iobuf_len(c->in) > 0 && r != NULL) {
 			tw_make_request_id(c->w, r->rid);
-			tw_warn("rid=%s client=%s: request head not received in time", r->rid, c->peer_ip);
 			c->close_after = 1;
 			tw_iobuf_consume(c->in, tw_iobuf_len(c->in));
 			tw_local_error(c, 408, "request head timeout");
@@ -1184,17 +1180,18 @@ static void on_conn_timer(struct tw_loop *loop, struct tw_timer *t)
 		return;
 	case C_WAIT:
 		if (c->queued) {
-			tw_warn("rid=%s: no connection slot within queue_timeout", r->rid);
-			respond_local_error(c, 503, "queue timeout");
+			respond_local_error(c, 503, "no connection slot within queue_timeout");
 			tw_conn_run(c);
 			return;
 		}
 		/* fallthrough */
 	case C_PROXY:
 		if (r && !r->resp_head_done) {
-			tw_warn("rid=%s: upstream did not answer in time", r->rid);
 			c->close_after = 1;
-			respond_local_error(c, 504, "upstream timeout");
+			if (!r->reqbody.done && c->in && tw_iobuf_room(c->in) + c->in->start > 0)
+				respond_local_error(c, 408, "request body not received in time");
+			else
+				respond_local_error(c, 504, "upstream did not answer in time");
 			tw_conn_run(c);
 			return;
 		}

@@ -117,7 +117,7 @@ int tw_rewrite_request(struct tw_conn *c, struct tw_req *r, const char *buf, str
 		if (hop_by_hop(buf, n) || named_in_connection(buf, n, &tk) || name_is(buf, n, "expect") ||
 		    name_is(buf, n, "x-forwarded-for") || name_is(buf, n, "x-forwarded-proto") ||
 		    name_is(buf, n, "x-forwarded-host") || name_is(buf, n, "forwarded") ||
-		    name_is(buf, n, "x-request-id"))
+		    name_is(buf, n, "x-request-id") || name_is(buf, n, "via"))
 			continue;
 		if (name_is(buf, n, "host"))
 			have_host = 1;
@@ -157,9 +157,20 @@ int tw_rewrite_request(struct tw_conn *c, struct tw_req *r, const char *buf, str
 	int v6 = strchr(ip, ':') != NULL;
 	rc |= puts_(out, v6 ? "for=\"[" : "for=");
 	rc |= puts_(out, ip);
-	rc |= puts_(out, v6 ? "]\";host=\"" : ";host=\"");
+	rc |= puts_(out, v6 ? "]\";host=" : ";host=");
+	int quote = 0;
+	for (uint32_t k = 0; k < m->authority.len; k++) {
+		char ch = buf[m->authority.off + k];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+		      ch == '-' || ch == '_' || ch == '~'))
+			quote = 1;
+	}
+	if (quote)
+		rc |= puts_(out, "\"");
 	rc |= put_slice(out, buf, m->authority);
-	rc |= puts_(out, "\";proto=http\r\nVia: ");
+	rc |= puts_(out, quote ? "\";proto=http\r\nVia: " : ";proto=http\r\nVia: ");
+	if (put_joined(out, buf, m, "via", &rc))
+		rc |= puts_(out, ", ");
 	rc |= puts_(out, m->version_minor == 0 ? "1.0 " : "1.1 ");
 	rc |= puts_(out, cfg->via_name ? cfg->via_name : "tapwork");
 	rc |= puts_(out, "\r\nX-Request-Id: ");
@@ -186,7 +197,8 @@ int tw_rewrite_response(struct tw_conn *c, struct tw_req *r, const char *buf, st
 	rc |= puts_(out, "\r\n");
 	for (unsigned i = 0; i < m->nheaders; i++) {
 		struct tw_slice n = m->headers[i].name;
-		if (hop_by_hop(buf, n) || named_in_connection(buf, n, &tk) || name_is(buf, n, "x-request-id"))
+		if (hop_by_hop(buf, n) || named_in_connection(buf, n, &tk) || name_is(buf, n, "x-request-id") ||
+		    name_is(buf, n, "via"))
 			continue;
 		rc |= put_slice(out, buf, n);
 		rc |= puts_(out, ": ");
@@ -206,7 +218,10 @@ int tw_rewrite_response(struct tw_conn *c, struct tw_req *r, const char *buf, st
 	} else if (r->version_minor == 0) {
 		rc |= puts_(out, "Connection: keep-alive\r\n");
 	}
-	rc |= puts_(out, "Via: 1.1 ");
+	rc |= puts_(out, "Via: ");
+	if (put_joined(out, buf, m, "via", &rc))
+		rc |= puts_(out, ", ");
+	rc |= puts_(out, "1.1 ");
 	rc |= puts_(out, cfg->via_name ? cfg->via_name : "tapwork");
 	rc |= puts_(out, "\r\nX-Request-Id: ");
 	rc |= puts_(out, r->rid);
