@@ -22,6 +22,8 @@ struct tw_loop {
 	size_t nheap, capheap;
 	struct tw_io wake_io;
 	atomic_int wake_pending;
+	void **dead;
+	size_t ndead, capdead;
 	tw_loop_cb wake_cb, idle_cb;
 	void *wake_arg, *idle_arg;
 };
@@ -69,8 +71,33 @@ void tw_loop_free(struct tw_loop *loop)
 		close(loop->epfd);
 	if (loop->wake_io.fd > 0)
 		close(loop->wake_io.fd);
+	for (size_t i = 0; i < loop->ndead; i++)
+		free(loop->dead[i]);
+	free(loop->dead);
 	free(loop->heap);
 	free(loop);
+}
+
+void tw_loop_defer_free(struct tw_loop *loop, void *p)
+{
+	if (p == NULL)
+		return;
+	if (loop->ndead == loop->capdead) {
+		size_t cap = loop->capdead ? loop->capdead * 2 : 64;
+		void **d = realloc(loop->dead, cap * sizeof *d);
+		if (d == NULL)
+			return;
+		loop->dead = d;
+		loop->capdead = cap;
+	}
+	loop->dead[loop->ndead++] = p;
+}
+
+static void free_dead(struct tw_loop *loop)
+{
+	for (size_t i = 0; i < loop->ndead; i++)
+		free(loop->dead[i]);
+	loop->ndead = 0;
 }
 
 int tw_loop_add(struct tw_loop *loop, struct tw_io *io, uint32_t events)
@@ -236,6 +263,7 @@ int tw_loop_run(struct tw_loop *loop)
 			io->cb(loop, io, events[i].events);
 		}
 		run_timers(loop);
+		free_dead(loop);
 		if (loop->idle_cb)
 			loop->idle_cb(loop, loop->idle_arg);
 	}

@@ -51,6 +51,12 @@ void tw_loop_set_wake(struct tw_loop *loop, tw_loop_cb cb, void *arg);
 /* Thread-safe: make the loop run its wake callback soon. */
 void tw_loop_wake(struct tw_loop *loop);
 
+/* Free p (with free()) after the current batch of events: an object closed
+ * while handling one event may still be named by a later event of the same
+ * epoll_wait batch. Callbacks of such objects must check their own "closed"
+ * flag. Falls back to leaking p only if memory for the list runs out. */
+void tw_loop_defer_free(struct tw_loop *loop, void *p);
+
 uint64_t tw_loop_now(const struct tw_loop *loop);
 uint64_t tw_clock_ms(void); /* CLOCK_MONOTONIC now, in ms */
 

@@ -30,7 +30,7 @@ struct adm_conn {
 	size_t len;
 	struct tw_dbuf out;
 	size_t sent;
-	int responding;
+	int responding, closed;
 	struct tw_h1_parser p;
 	struct tw_h1_msg msg;
 };
@@ -41,7 +41,8 @@ static void adm_close(struct adm_conn *a)
 	tw_loop_del(a->e->loop, &a->io);
 	close(a->io.fd);
 	tw_dbuf_free(&a->out);
-	free(a);
+	a->closed = 1;
+	tw_loop_defer_free(a->e->loop, a);
 }
 
 static void server_up_lines(struct tw_dbuf *out, void *arg)
@@ -103,6 +104,8 @@ static void handle(struct adm_conn *a)
 static void adm_event(struct tw_loop *loop, struct tw_io *io, uint32_t ev)
 {
 	struct adm_conn *a = (struct adm_conn *)io;
+	if (a->closed)
+		return;
 	if (!a->responding) {
 		for (;;) {
 			ssize_t n = read(io->fd, a->in + a->len, sizeof a->in - a->len);
@@ -203,7 +206,7 @@ void tw_admin_stop(struct tw_edge *e)
 		return;
 	tw_loop_del(e->loop, &ad->io);
 	close(ad->io.fd);
-	free(ad);
+	tw_loop_defer_free(e->loop, ad);
 	e->admin = NULL;
 }
 

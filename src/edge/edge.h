@@ -223,7 +223,7 @@ struct tw_upconn {
 	struct tw_upconn *next_idle, *prev_idle;
 	struct tw_conn *c;
 	enum tw_up_state st;
-	uint8_t rd_ready, wr_ready, rd_eof, reused, failed, wr_shut;
+	uint8_t rd_ready, wr_ready, rd_eof, reused, failed, wr_shut, dead;
 	int err; /* errno of a failure */
 	struct tw_iobuf *in, *out;
 	struct tw_timer timer;

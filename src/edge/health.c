@@ -152,6 +152,8 @@ static void hc_read(struct hc *c)
 static void hc_event(struct tw_loop *loop, struct tw_io *io, uint32_t ev)
 {
 	struct hc *c = (struct hc *)io;
+	if (c->st == HC_IDLE)
+		return;
 	if (c->st == HC_CONNECTING && (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
 		int err = 0;
 		socklen_t len = sizeof err;
@@ -271,8 +273,9 @@ void tw_health_stop(struct tw_edge *e)
 		tw_timer_cancel(e->loop, &h->hcs[i].timer);
 	}
 	tw_timer_cancel(e->loop, &h->eject_timer);
-	free(h->hcs);
+	/* events of this batch may still name the checks: free after it */
+	tw_loop_defer_free(e->loop, h->hcs);
 	tw_gen_release(h->g);
-	free(h);
+	tw_loop_defer_free(e->loop, h);
 	e->health = NULL;
 }

@@ -244,8 +244,7 @@ static void conn_close(struct tw_conn *c)
 	w->nconns--;
 	tw_metric_sub(w->m, w->edge->m_conns, 1);
 	c->dead = 1;
-	if (!c->in_run)
-		free(c);
+	tw_loop_defer_free(w->loop, c);
 }
 
 void tw_conn_accept(struct tw_worker *w, int fd, const struct sockaddr *sa, socklen_t len)
@@ -291,6 +290,8 @@ void tw_conn_accept(struct tw_worker *w, int fd, const struct sockaddr *sa, sock
 static void on_client_event(struct tw_loop *loop, struct tw_io *io, uint32_t ev)
 {
 	struct tw_conn *c = (struct tw_conn *)io;
+	if (c->dead)
+		return;
 	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		c->rd_ready = 1;
 	if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
@@ -1154,8 +1155,6 @@ void tw_conn_run(struct tw_conn *c)
 			break;
 	}
 	c->in_run = 0;
-	if (c->dead)
-		free(c);
 }
 
 static void on_conn_timer(struct tw_loop *loop, struct tw_timer *t)

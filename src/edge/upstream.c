@@ -29,7 +29,8 @@ static void up_free(struct tw_upconn *u)
 	close(u->io.fd);
 	tw_iobuf_put(&w->bufs, u->in);
 	tw_iobuf_put(&w->bufs, u->out);
-	free(u);
+	u->dead = 1;
+	tw_loop_defer_free(w->loop, u);
 }
 
 static void unlink_idle(struct tw_upconn *u)
@@ -48,6 +49,8 @@ static void unlink_idle(struct tw_upconn *u)
 static void on_up_event(struct tw_loop *loop, struct tw_io *io, uint32_t ev)
 {
 	struct tw_upconn *u = (struct tw_upconn *)io;
+	if (u->dead)
+		return;
 	if (u->st == U_IDLE) {
 		/* The server closed an idle connection (or sent something unasked). */
 		unlink_idle(u);
