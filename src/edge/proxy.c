@@ -56,9 +56,14 @@ static ssize_t read_some(int fd, struct tw_iobuf *b, uint8_t *ready, uint8_t *eo
 	if (tw_iobuf_room(b) == 0)
 		return 0;
 	for (;;) {
-		ssize_t n = read(fd, tw_iobuf_tail(b), tw_iobuf_room(b));
+		size_t want = tw_iobuf_room(b);
+		ssize_t n = read(fd, tw_iobuf_tail(b), want);
 		if (n > 0) {
 			b->end += (uint32_t)n;
+			/* A short read drained the socket: new data will raise a new
+			 * edge, so skip the read that would only say EAGAIN. */
+			if ((size_t)n < want)
+				*ready = 0;
 			return n;
 		}
 		if (n == 0) {
@@ -95,8 +100,11 @@ static ssize_t write_two(int fd, const char *a, size_t alen, const char *b, size
 		return 0;
 	for (;;) {
 		ssize_t w = writev(fd, iov, n);
-		if (w >= 0)
+		if (w >= 0) {
+			if ((size_t)w < alen + blen)
+				*ready = 0; /* send buffer full: wait for EPOLLOUT */
 			return w;
+		}
 		if (errno == EINTR)
 			continue;
 		if (errno == EAGAIN || errno == EWOULDBLOCK) {
