@@ -103,6 +103,10 @@ struct tw_worker {
 	struct tw_pool *pools; /* list of upstream pools by address */
 	struct tw_dbuf alog;
 	int alog_fd;
+	struct tw_req *free_reqs; /* recycled request objects (mmap'd) */
+	size_t nfree_reqs;
+	size_t inflight;          /* requests in progress on this worker */
+	struct tw_timer trim_timer;
 	uint64_t rng[2];
 	int draining;
 	int exited;
@@ -177,6 +181,7 @@ struct tw_req {
 	uint64_t t_start_us;
 	struct tw_flow reqbody, respbody;
 	struct tw_timer qtimer;
+	struct tw_req *next_free;
 };
 
 enum tw_conn_state {
@@ -236,6 +241,7 @@ void tw_conn_accept(struct tw_worker *w, int fd, const struct sockaddr *sa, sock
 void tw_conn_run(struct tw_conn *c);
 void tw_conn_drain(struct tw_worker *w);
 void tw_conn_dequeue_backend(struct tw_worker *w, struct tw_gen *g, size_t backend);
+void tw_req_pool_trim(struct tw_worker *w, size_t keep);
 
 /* upstream.c */
 int tw_up_get(struct tw_worker *w, struct tw_gen *g, size_t backend, size_t server, struct tw_conn *c,

@@ -28,6 +28,8 @@ struct tw_iobuf_pool {
 struct tw_iobuf *tw_iobuf_get(struct tw_iobuf_pool *pool);
 void tw_iobuf_put(struct tw_iobuf_pool *pool, struct tw_iobuf *b); /* NULL ok */
 void tw_iobuf_pool_drain(struct tw_iobuf_pool *pool);
+/* Release free buffers beyond `keep` back to the kernel. */
+void tw_iobuf_pool_trim(struct tw_iobuf_pool *pool, size_t keep);
 /* Grow capacity to at least cap (only when it differs from the standard size). */
 int tw_iobuf_grow(struct tw_iobuf *b, uint32_t cap);
 

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -171,6 +172,9 @@ static void on_client_event(struct tw_loop *loop, struct tw_io *io, uint32_t ev)
 static void on_conn_timer(struct tw_loop *loop, struct tw_timer *t);
 static void choose_and_connect(struct tw_conn *c);
 
+#define REQ_MAP_SIZE (((sizeof(struct tw_req) + 4095) / 4096) * 4096)
+#define REQ_FREE_MAX 64
+
 static void req_free(struct tw_worker *w, struct tw_req *r)
 {
 	if (r == NULL)
@@ -178,7 +182,47 @@ static void req_free(struct tw_worker *w, struct tw_req *r)
 	tw_timer_cancel(w->loop, &r->qtimer);
 	tw_iobuf_put(&w->bufs, r->hdr);
 	tw_gen_release(r->gen);
-	free(r);
+	w->inflight--;
+	if (w->nfree_reqs < REQ_FREE_MAX) {
+		r->next_free = w->free_reqs;
+		w->free_reqs = r;
+		w->nfree_reqs++;
+		return;
+	}
+	munmap(r, REQ_MAP_SIZE);
+}
+
+/* Requests are recycled through a per-worker free list; beyond it they come
+ * from mmap so that a burst leaves no heap fragments behind. */
+static struct tw_req *req_alloc(struct tw_worker *w)
+{
+	struct tw_req *r = w->free_reqs;
+	if (r != NULL) {
+		w->free_reqs = r->next_free;
+		w->nfree_reqs--;
+	} else {
+		r = mmap(NULL, REQ_MAP_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (r == MAP_FAILED)
+			return NULL;
+	}
+	/* Zero everything but the big header array (the parser fills it). */
+	memset(r, 0, offsetof(struct tw_req, msg));
+	memset((char *)&r->msg + sizeof r->msg, 0, sizeof *r - offsetof(struct tw_req, msg) - sizeof r->msg);
+	memset(&r->msg, 0, offsetof(struct tw_h1_msg, headers));
+	size_t tail = offsetof(struct tw_h1_msg, headers) + sizeof r->msg.headers;
+	memset((char *)&r->msg + tail, 0, sizeof r->msg - tail);
+	w->inflight++;
+	return r;
+}
+
+void tw_req_pool_trim(struct tw_worker *w, size_t keep)
+{
+	while (w->nfree_reqs > keep) {
+		struct tw_req *r = w->free_reqs;
+		w->free_reqs = r->next_free;
+		w->nfree_reqs--;
+		munmap(r, REQ_MAP_SIZE);
+	}
 }
 
 static struct tw_be_worker *req_bw(struct tw_conn *c)
@@ -342,7 +386,7 @@ static int valid_rid(const char *p, size_t n)
 
 static struct tw_req *req_new(struct tw_conn *c)
 {
-	struct tw_req *r = calloc(1, sizeof *r);
+	struct tw_req *r = req_alloc(c->w);
 	if (r == NULL)
 		return NULL;
 	r->gen = tw_gen_acquire(c->w->gen);

@@ -159,14 +159,28 @@ static void on_idle(struct tw_loop *loop, void *arg)
 		maybe_exit(w);
 }
 
+/* Once a second: when nothing is in flight, give pooled memory back. */
+static void on_trim(struct tw_loop *loop, struct tw_timer *t)
+{
+	struct tw_worker *w = (struct tw_worker *)((char *)t - offsetof(struct tw_worker, trim_timer));
+	if (w->inflight == 0) {
+		tw_iobuf_pool_trim(&w->bufs, 4);
+		tw_req_pool_trim(w, 4);
+	}
+	tw_timer_set(loop, t, 1000);
+}
+
 static void *worker_main(void *arg)
 {
 	struct tw_worker *w = arg;
+	tw_timer_init(&w->trim_timer, on_trim);
+	tw_timer_set(w->loop, &w->trim_timer, 1000);
 	tw_loop_run(w->loop);
 	tw_alog_flush(w);
 	tw_conn_drain(w);
 	tw_up_pools_free(w);
 	tw_iobuf_pool_drain(&w->bufs);
+	tw_req_pool_trim(w, 0);
 	atomic_fetch_add(&w->edge->workers_exited, 1);
 	tw_loop_wake(w->edge->loop);
 	return NULL;
@@ -190,7 +204,7 @@ int tw_workers_start(struct tw_edge *e, struct tw_err *err)
 		struct tw_worker *w = &e->workers[i];
 		w->idx = i;
 		w->edge = e;
-		w->bufs.max_free = 256;
+		w->bufs.max_free = 128;
 		w->alog_fd = e->alog_fd;
 		tw_dbuf_init(&w->alog, 1u << 20);
 		struct timespec ts;
