@@ -137,7 +137,19 @@ int tw_gen_build(struct tw_edge *e, struct tw_config *cfg, const struct tw_gen *
 			goto nomem;
 		char esc_site[300];
 		tw_metrics_escape(sl, esc_site, sizeof esc_site);
-		for (size_t b = 0; b <= nb; b++) {
+		/* Series only for (site, backend) pairs that a route of the site
+		 * uses, plus backend "-": the count follows the routes, not the
+		 * product sites x backends. Entries for other pairs point at "-". */
+		for (size_t bb = 0; bb <= nb; bb++) {
+			size_t b = bb == 0 ? nb : bb - 1; /* "-" first */
+			int used = b == nb;
+			for (size_t r = 0; s < cfg->nsites && !used && r < cfg->sites[s].nroutes; r++)
+				used = cfg->sites[s].routes[r].handler == TW_HANDLER_PROXY && cfg->sites[s].routes[r].backend == b;
+			if (!used) {
+				for (unsigned k = 0; k < 5; k++)
+					g->m_req[(s * (nb + 1) + b) * 5 + k] = g->m_req[(s * (nb + 1) + nb) * 5 + k];
+				continue;
+			}
 			const char *bn = b < nb ? cfg->backends[b].name : "-";
 			tw_metrics_escape(bn, esc_be, sizeof esc_be);
 			for (unsigned k = 0; k < 5; k++) {
