@@ -26,6 +26,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct tw_edge;
 struct tw_worker;
@@ -193,9 +194,27 @@ enum tw_conn_state {
 	C_CLOSED
 };
 
+/* The client side's transport: TCP, TLS, or an HTTP/2 stream. recv/send
+ * return bytes moved (>0), 0 when they would block (and clear *ready) or at
+ * EOF (and set *eof), -1 on a hard error. */
+struct tw_front_ops {
+	const char *name;
+	int (*open)(struct tw_conn *c); /* optional: after accept (TLS: SSL_new) */
+	ssize_t (*recv)(struct tw_conn *c, char *p, size_t len, uint8_t *ready, uint8_t *eof);
+	ssize_t (*send)(struct tw_conn *c, const char *a, size_t alen, const char *b, size_t blen, uint8_t *ready);
+	void (*shutdown_wr)(struct tw_conn *c);
+	void (*close)(struct tw_conn *c); /* release the transport */
+	int oneshot;                      /* one request per connection (HTTP/2 streams) */
+	int secure;                       /* requests arrived over TLS */
+};
+
+extern const struct tw_front_ops tw_front_plain;
+
 struct tw_conn {
 	struct tw_io io;
 	struct tw_worker *w;
+	const struct tw_front_ops *fops;
+	void *fctx; /* the front's state (SSL *, HTTP/2 stream) */
 	struct tw_conn *prev, *next; /* worker's list */
 	struct tw_conn *q_next;      /* backend queue */
 	enum tw_conn_state st;
@@ -237,7 +256,8 @@ struct tw_upconn {
 };
 
 /* proxy.c */
-void tw_conn_accept(struct tw_worker *w, int fd, const struct sockaddr *sa, socklen_t len);
+void tw_conn_accept(struct tw_worker *w, int fd, const struct sockaddr *sa, socklen_t len,
+		    const struct tw_front_ops *fops);
 void tw_conn_run(struct tw_conn *c);
 void tw_conn_drain(struct tw_worker *w);
 void tw_conn_dequeue_backend(struct tw_worker *w, struct tw_gen *g, size_t backend);

@@ -120,6 +120,75 @@ static ssize_t write_two(int fd, const char *a, size_t alen, const char *b, size
 	}
 }
 
+/* ---------- the client side's transport (struct tw_front_ops) ----------
+ * A client connection talks through its front: a plain TCP socket here, TLS
+ * (tls_front.c), or an HTTP/2 stream (h2.c), which all look alike to the
+ * state machine below. */
+
+static ssize_t sock_recv(struct tw_conn *c, char *p, size_t len, uint8_t *ready, uint8_t *eof)
+{
+	for (;;) {
+		ssize_t n = recv(c->io.fd, p, len, 0);
+		if (n > 0) {
+			if ((size_t)n < len)
+				*ready = 0;
+			return n;
+		}
+		if (n == 0) {
+			*eof = 1;
+			*ready = 0;
+			return 0;
+		}
+		if (errno == EINTR)
+			continue;
+		*ready = 0;
+		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+	}
+}
+
+static ssize_t sock_send(struct tw_conn *c, const char *a, size_t alen, const char *b, size_t blen,
+			 uint8_t *ready)
+{
+	return write_two(c->io.fd, a, alen, b, blen, ready);
+}
+
+static void sock_shutdown_wr(struct tw_conn *c) { shutdown(c->io.fd, SHUT_WR); }
+
+static void sock_close(struct tw_conn *c)
+{
+	tw_loop_del(c->w->loop, &c->io);
+	close(c->io.fd);
+}
+
+const struct tw_front_ops tw_front_plain = {
+	.name = "tcp",
+	.recv = sock_recv,
+	.send = sock_send,
+	.shutdown_wr = sock_shutdown_wr,
+	.close = sock_close,
+};
+
+/* Read from the client into c->in: bytes read (0 none), -1 on error. */
+static ssize_t conn_read(struct tw_conn *c)
+{
+	struct tw_iobuf *b = c->in;
+	if (tw_iobuf_room(b) == 0)
+		tw_iobuf_compact(b);
+	if (tw_iobuf_room(b) == 0)
+		return 0;
+	ssize_t n = c->fops->recv(c, tw_iobuf_tail(b), tw_iobuf_room(b), &c->rd_ready, &c->rd_eof);
+	if (n > 0)
+		b->end += (uint32_t)n;
+	return n;
+}
+
+static ssize_t conn_write(struct tw_conn *c, const char *a, size_t alen, const char *b, size_t blen)
+{
+	if (alen + blen == 0)
+		return 0;
+	return c->fops->send(c, a, alen, b, blen, &c->wr_ready);
+}
+
 /* Classify bytes of b after the already-classified window as body bytes. */
 static int flow_classify(struct tw_flow *f, struct tw_iobuf *b, int eof)
 {
@@ -283,8 +352,7 @@ static void conn_close(struct tw_conn *c)
 	detach_upstream(c, 0);
 	set_state(c, C_CLOSED);
 	tw_timer_cancel(w->loop, &c->timer);
-	tw_loop_del(w->loop, &c->io);
-	close(c->io.fd);
+	c->fops->close(c);
 	tw_iobuf_put(&w->bufs, c->in);
 	tw_iobuf_put(&w->bufs, c->out);
 	c->in = c->out = NULL;
@@ -302,13 +370,15 @@ static void conn_close(struct tw_conn *c)
 	tw_loop_defer_free(w->loop, c);
 }
 
-void tw_conn_accept(struct tw_worker *w, int fd, const struct sockaddr *sa, socklen_t len)
+void tw_conn_accept(struct tw_worker *w, int fd, const struct sockaddr *sa, socklen_t len,
+		    const struct tw_front_ops *fops)
 {
 	struct tw_conn *c = calloc(1, sizeof *c);
 	if (c == NULL) {
 		close(fd);
 		return;
 	}
+	c->fops = fops ? fops : &tw_front_plain;
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	c->io.fd = fd;
@@ -339,6 +409,10 @@ void tw_conn_accept(struct tw_worker *w, int fd, const struct sockaddr *sa, sock
 	tw_timer_set(w->loop, &c->timer, w->gen->cfg->timeouts.client_header_ms);
 	c->rd_ready = 1;
 	c->wr_ready = 1;
+	if (c->fops->open && c->fops->open(c) != 0) {
+		conn_close(c);
+		return;
+	}
 	tw_conn_run(c);
 }
 
@@ -426,9 +500,13 @@ static void finish_request(struct tw_conn *c)
 
 static void start_linger(struct tw_conn *c)
 {
+	if (c->fops->oneshot) {
+		conn_close(c);
+		return;
+	}
 	/* Half-close and discard what the client still sends, so our response
 	 * is not destroyed by a reset before the client reads it. */
-	shutdown(c->io.fd, SHUT_WR);
+	c->fops->shutdown_wr(c);
 	c->lingering = 1;
 	c->rd_ready = 1;
 	tw_timer_set(c->w->loop, &c->timer, LINGER_MS);
@@ -742,7 +820,7 @@ static int pump_request(struct tw_conn *c)
 	if (c->in == NULL && (c->in = tw_iobuf_get(&c->w->bufs)) == NULL)
 		return 0;
 	if (!r->reqbody.done && c->rd_ready && !c->rd_eof) {
-		ssize_t n = read_some(c->io.fd, c->in, &c->rd_ready, &c->rd_eof);
+		ssize_t n = conn_read(c);
 		if (n < 0 || (c->rd_eof && !r->reqbody.done && r->reqbody.mode != FLOW_UNTIL_CLOSE)) {
 			tw_info("rid=%s client closed during request body", r->rid);
 			r->status = 499;
@@ -920,8 +998,7 @@ static int pump_response(struct tw_conn *c)
 		uint32_t hl = c->out ? tw_iobuf_len(c->out) : 0;
 		uint32_t bl = r->respbody.fwd;
 		if (hl || bl) {
-			ssize_t n = write_two(c->io.fd, c->out ? tw_iobuf_head(c->out) : NULL, hl,
-					      tw_iobuf_head(u->in), bl, &c->wr_ready);
+			ssize_t n = conn_write(c, c->out ? tw_iobuf_head(c->out) : NULL, hl, tw_iobuf_head(u->in), bl);
 			if (n < 0) {
 				tw_info("rid=%s client went away during the response", r->rid);
 				conn_close(c);
@@ -953,34 +1030,9 @@ static void enter_tunnel(struct tw_conn *c)
 	tw_timer_set(c->w->loop, &c->timer, 3600000);
 }
 
-/* Relay bytes from one socket into a buffer and out to the other. */
-static int relay(int from, uint8_t *from_rd, uint8_t *from_eof, struct tw_iobuf *b, int to, uint8_t *to_wr,
-		 int *err)
-{
-	int progress = 0;
-	if (*from_rd && !*from_eof) {
-		ssize_t n = read_some(from, b, from_rd, from_eof);
-		if (n < 0)
-			*err = 1;
-		if (n > 0)
-			progress = 1;
-	}
-	if (*to_wr && tw_iobuf_len(b)) {
-		ssize_t n = write_two(to, tw_iobuf_head(b), tw_iobuf_len(b), NULL, 0, to_wr);
-		if (n < 0)
-			*err = 1;
-		if (n > 0) {
-			tw_iobuf_consume(b, (uint32_t)n);
-			progress = 1;
-		}
-	}
-	return progress;
-}
-
 static int step_tunnel(struct tw_conn *c)
 {
 	struct tw_upconn *u = c->up;
-	struct tw_req *r = c->req;
 	int err = 0, progress = 0;
 	if (c->in == NULL)
 		c->in = tw_iobuf_get(&c->w->bufs);
@@ -990,26 +1042,51 @@ static int step_tunnel(struct tw_conn *c)
 		conn_close(c);
 		return 1;
 	}
-	if (c->out && tw_iobuf_len(c->out) && c->wr_ready) {
-		ssize_t n = write_two(c->io.fd, tw_iobuf_head(c->out), tw_iobuf_len(c->out), NULL, 0, &c->wr_ready);
+	/* client -> upstream */
+	if (c->rd_ready && !c->rd_eof) {
+		ssize_t n = conn_read(c);
+		if (n < 0)
+			err = 1;
+		else if (n > 0)
+			progress = 1;
+	}
+	if (u->wr_ready && tw_iobuf_len(c->in)) {
+		ssize_t n = write_two(u->io.fd, tw_iobuf_head(c->in), tw_iobuf_len(c->in), NULL, 0, &u->wr_ready);
 		if (n < 0)
 			err = 1;
 		else if (n > 0) {
-			tw_iobuf_consume(c->out, (uint32_t)n);
+			tw_iobuf_consume(c->in, (uint32_t)n);
 			progress = 1;
 		}
 	}
-	progress |= relay(c->io.fd, &c->rd_ready, &c->rd_eof, c->in, u->io.fd, &u->wr_ready, &err);
-	if (!c->out || tw_iobuf_len(c->out) == 0)
-		progress |= relay(u->io.fd, &u->rd_ready, &u->rd_eof, u->in, c->io.fd, &c->wr_ready, &err);
-	if (progress)
-		r->bytes_out += 0;
+	/* upstream -> client (after what is left of the 101 head) */
+	if (u->rd_ready && !u->rd_eof) {
+		ssize_t n = read_some(u->io.fd, u->in, &u->rd_ready, &u->rd_eof);
+		if (n < 0)
+			err = 1;
+		else if (n > 0)
+			progress = 1;
+	}
+	uint32_t hl = c->out ? tw_iobuf_len(c->out) : 0;
+	if (c->wr_ready && (hl || tw_iobuf_len(u->in))) {
+		ssize_t n = conn_write(c, hl ? tw_iobuf_head(c->out) : NULL, hl, tw_iobuf_head(u->in), tw_iobuf_len(u->in));
+		if (n < 0)
+			err = 1;
+		else if (n > 0) {
+			uint32_t nh = (uint32_t)n < hl ? (uint32_t)n : hl;
+			if (nh)
+				tw_iobuf_consume(c->out, nh);
+			if ((uint32_t)n > nh)
+				tw_iobuf_consume(u->in, (uint32_t)n - nh);
+			progress = 1;
+		}
+	}
 	if (c->rd_eof && tw_iobuf_len(c->in) == 0 && !c->up_wr_shut) {
 		shutdown(u->io.fd, SHUT_WR);
 		c->up_wr_shut = 1;
 	}
-	if (u->rd_eof && tw_iobuf_len(u->in) == 0 && !c->cl_wr_shut) {
-		shutdown(c->io.fd, SHUT_WR);
+	if (u->rd_eof && tw_iobuf_len(u->in) == 0 && (!c->out || tw_iobuf_len(c->out) == 0) && !c->cl_wr_shut) {
+		c->fops->shutdown_wr(c);
 		c->cl_wr_shut = 1;
 	}
 	if (err || (c->up_wr_shut && c->cl_wr_shut)) {
@@ -1103,7 +1180,7 @@ static int step_head(struct tw_conn *c)
 		if (!c->rd_ready || c->rd_eof)
 			break;
 		int was_empty = tw_iobuf_len(c->in) == 0;
-		ssize_t n = read_some(c->io.fd, c->in, &c->rd_ready, &c->rd_eof);
+		ssize_t n = conn_read(c);
 		if (n < 0) {
 			conn_close(c);
 			return 1;
@@ -1137,7 +1214,7 @@ static int step_local(struct tw_conn *c)
 		return 0;
 	uint32_t hl = tw_iobuf_len(c->out);
 	if (hl) {
-		ssize_t n = write_two(c->io.fd, tw_iobuf_head(c->out), hl, NULL, 0, &c->wr_ready);
+		ssize_t n = conn_write(c, tw_iobuf_head(c->out), hl, NULL, 0);
 		if (n < 0) {
 			conn_close(c);
 			return 1;
@@ -1156,16 +1233,12 @@ static int step_local(struct tw_conn *c)
 static int step_linger(struct tw_conn *c)
 {
 	char junk[4096];
-	while (c->rd_ready) {
-		ssize_t n = read(c->io.fd, junk, sizeof junk);
-		if (n > 0)
-			continue;
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			c->rd_ready = 0;
-			return 0;
-		}
+	while (c->rd_ready && !c->rd_eof) {
+		ssize_t n = c->fops->recv(c, junk, sizeof junk, &c->rd_ready, &c->rd_eof);
+		if (n < 0)
+			break;
+	}
+	if (c->rd_eof || c->rd_ready) {
 		conn_close(c); /* EOF or error */
 		return 1;
 	}

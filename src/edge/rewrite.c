@@ -145,9 +145,10 @@ int tw_rewrite_request(struct tw_conn *c, struct tw_req *r, const char *buf, str
 	if (trusted && put_joined(out, buf, m, "x-forwarded-for", &rc))
 		rc |= puts_(out, ", ");
 	rc |= puts_(out, ip);
+	const char *proto = c->fops->secure ? "https" : "http";
 	rc |= puts_(out, "\r\nX-Forwarded-Proto: ");
 	if (!(trusted && put_joined(out, buf, m, "x-forwarded-proto", &rc)))
-		rc |= puts_(out, "http");
+		rc |= puts_(out, proto);
 	rc |= puts_(out, "\r\nX-Forwarded-Host: ");
 	if (!(trusted && put_joined(out, buf, m, "x-forwarded-host", &rc)))
 		rc |= put_slice(out, buf, m->authority);
@@ -168,7 +169,9 @@ int tw_rewrite_request(struct tw_conn *c, struct tw_req *r, const char *buf, str
 	if (quote)
 		rc |= puts_(out, "\"");
 	rc |= put_slice(out, buf, m->authority);
-	rc |= puts_(out, quote ? "\";proto=http\r\nVia: " : ";proto=http\r\nVia: ");
+	rc |= puts_(out, quote ? "\";proto=" : ";proto=");
+	rc |= puts_(out, proto);
+	rc |= puts_(out, "\r\nVia: ");
 	if (put_joined(out, buf, m, "via", &rc))
 		rc |= puts_(out, ", ");
 	rc |= puts_(out, m->version_minor == 0 ? "1.0 " : "1.1 ");

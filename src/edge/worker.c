@@ -58,7 +58,7 @@ static void on_accept(struct tw_loop *loop, struct tw_io *io, uint32_t events)
 			tw_error("worker %u: accept: %s", w->idx, strerror(errno));
 			return;
 		}
-		tw_conn_accept(w, fd, (struct sockaddr *)&ss, len);
+		tw_conn_accept(w, fd, (struct sockaddr *)&ss, len, &tw_front_plain);
 	}
 	/* More may be pending: edge-triggered, so come back on the next turn. */
 	tw_loop_wake(loop);
