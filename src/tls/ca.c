@@ -555,9 +555,13 @@ int tw_ca_leaf_get(struct tw_ca *ca, char *const *names, size_t n, time_t now,
 		goto out;
 	}
 	rc = issue(ca, names, n, now, out, err);
-	if (rc == 0)
-		tw_info("local CA issued a certificate for %s (valid until %lld)", want,
-		        (long long)out->not_after);
+	if (rc == 0) {
+		struct tm tm;
+		char until[32] = "?";
+		if (gmtime_r(&out->not_after, &tm) != NULL)
+			strftime(until, sizeof until, "%Y-%m-%dT%H:%M:%SZ", &tm);
+		tw_info("local CA issued a certificate for %s (valid until %s)", want, until);
+	}
 out:
 	unlock_dir(lk);
 	free(want);

@@ -43,7 +43,7 @@ struct cert {
 };
 
 struct name_ent {
-	const char *name; /* borrowed from cfg? no: owned copy */
+	const char *name; /* owned copy; wildcards without the "*." */
 	size_t site;
 };
 
