@@ -89,11 +89,30 @@ struct tw_conf_route {
 	size_t backend;          /* index into tw_config.backends (resolved) */
 };
 
+/* Per-site TLS mode. AUTO only in tls_mode (= no `tls:` key); tls_effective
+ * is always resolved (see tw_conf_site). */
+enum tw_tls_mode { TW_TLS_AUTO = 0, TW_TLS_OFF, TW_TLS_INTERNAL, TW_TLS_ACME, TW_TLS_FILES };
+
+struct tw_conf_certpair {
+	char *cert; /* PEM chain (leaf first), path as written */
+	char *key;  /* PEM private key, path as written */
+};
+
 struct tw_conf_site {
 	char **hosts; /* lower-case; "*" = default site; "*.example.com" = one-label wildcard */
 	size_t nhosts;
 	struct tw_conf_route *routes;
 	size_t nroutes;
+	/* tls: */
+	enum tw_tls_mode tls_mode;      /* as written; AUTO when the key is absent */
+	struct tw_conf_certpair *certs; /* TW_TLS_FILES: 1..8 pairs (checked readable at load) */
+	size_t ncerts;
+	/* Resolved at load: never AUTO. Absent key + listen.https: INTERNAL when
+	 * every host is internal (localhost, *.localhost, *.test, *.internal, an
+	 * IP address, "*"), else ACME; absent key without listen.https: OFF. */
+	enum tw_tls_mode tls_effective;
+	int tls_public; /* some host is a public name (decides HSTS) */
+	int hsts;       /* send Strict-Transport-Security on this site's HTTPS answers */
 };
 
 struct tw_conf_limits {
@@ -116,6 +135,24 @@ struct tw_conf_log {
 	enum tw_log_format format; /* combined (default) | json */
 };
 
+enum tw_tls_profile { TW_TLS_PROFILE_INTERMEDIATE = 0, TW_TLS_PROFILE_MODERN };
+
+struct tw_conf_hsts {
+	uint64_t max_age_s;     /* default 1y = 31536000; 0 = send max-age=0 */
+	int include_subdomains; /* default 0 */
+	int preload;            /* default 0 */
+};
+
+struct tw_conf_tls {
+	enum tw_tls_profile profile;     /* intermediate (TLS 1.2+1.3) | modern (1.3 only) */
+	char *default_host;              /* certificate for no/unknown SNI; NULL = automatic */
+	uint64_t ticket_key_rotation_ms; /* default 12h */
+	struct tw_conf_hsts hsts;
+	int hsts_internal; /* HSTS also for internal-only sites, default 0 */
+	int redirect_http; /* HTTP listener answers 308 to https for TLS sites, default 1 */
+	char *hsts_header; /* resolved: the Strict-Transport-Security value */
+};
+
 struct tw_config {
 	struct tw_arena arena; /* owns everything below */
 	char *source;          /* file name, or "<embedded>" */
@@ -123,6 +160,11 @@ struct tw_config {
 	/* listen: */
 	int has_http;
 	struct tw_addr listen_http;
+	int has_https;
+	struct tw_addr listen_https;
+
+	char *state_dir;        /* default "/var/lib/tapwork": local CA, issued certificates */
+	struct tw_conf_tls tls; /* top-level tls: */
 
 	unsigned workers; /* resolved: `auto` = number of online CPUs; 1..256 */
 

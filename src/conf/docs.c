@@ -36,6 +36,7 @@ static void type_text(const struct cf_field *f, char *buf, size_t n)
 		return;
 	}
 	case CF_MAP: snprintf(buf, n, "mapping of name to mapping"); return;
+	case CF_NODE: snprintf(buf, n, "%s", f->type_name); return;
 	}
 }
 
@@ -84,6 +85,8 @@ static void section(FILE *out, const struct cf_schema *s, const char *prefix)
 			sub = f->schema;
 		else if ((f->kind == CF_LIST || f->kind == CF_MAP) && f->elem->kind == CF_STRUCT)
 			sub = f->elem->schema;
+		else if (f->kind == CF_NODE && f->schema)
+			sub = f->schema; /* the mapping form of a polymorphic key */
 		if (sub)
 			section(out, sub, "");
 	}

@@ -103,6 +103,7 @@ static const char *kind_name(const struct cf_field *f)
 	case CF_STRUCT: return f->schema->scalar_key ? "an address or a mapping" : "a mapping";
 	case CF_LIST: return "a list";
 	case CF_MAP: return "a mapping";
+	case CF_NODE: return f->type_name;
 	}
 	return "?";
 }
@@ -387,6 +388,7 @@ static int parse_field(struct cf_ctx *c, const struct cf_field *f, int node, voi
 		return parse_struct(c, f->schema, node, dst);
 	case CF_LIST: return parse_list(c, f, node, dst);
 	case CF_MAP: return parse_map(c, f, node, dst);
+	case CF_NODE: return f->parse_node(c, f, node, dst);
 	default: break;
 	}
 	if (n->type != YAML_SCALAR_NODE)
@@ -408,6 +410,28 @@ static int parse_field(struct cf_ctx *c, const struct cf_field *f, int node, voi
 	return 0;
 }
 
+int tw_conf_parse_field(struct cf_ctx *c, const struct cf_field *f, int node, void *dst)
+{
+	return parse_field(c, f, node, dst);
+}
+
+int tw_conf_node_kind(struct cf_ctx *c, int node)
+{
+	yaml_node_t *n = node_at(c, node);
+	if (n == NULL || is_null(n))
+		return 0;
+	return n->type == YAML_MAPPING_NODE ? 'm' : n->type == YAML_SEQUENCE_NODE ? 'l' : 's';
+}
+
+const char *tw_conf_scalar(struct cf_ctx *c, int node)
+{
+	yaml_node_t *n = node_at(c, node);
+	char *text = NULL;
+	if (n == NULL || n->type != YAML_SCALAR_NODE || scalar_text(c, n, node, &text) < 0)
+		return NULL;
+	return text;
+}
+
 static int apply_defaults(struct cf_ctx *c, const struct cf_schema *s, void *obj)
 {
 	for (const struct cf_field *f = s->fields; f->name; f++) {
@@ -419,7 +443,7 @@ static int apply_defaults(struct cf_ctx *c, const struct cf_schema *s, void *obj
 			continue;
 		}
 		if (f->def == NULL || f->kind == CF_STRUCT || f->kind == CF_LIST ||
-		    f->kind == CF_MAP)
+		    f->kind == CF_MAP || f->kind == CF_NODE)
 			continue;
 		char why[384];
 		int rc = parse_scalar(c, f, f->def, dst, why, sizeof why);

@@ -5,6 +5,8 @@
 #include "conf/config.h"
 #include "conf/schema.h"
 #include "core/log.h"
+#include "tls/tls.h"
+
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -171,12 +173,190 @@ static int parse_path(struct cf_ctx *c, const struct cf_field *f, const char *te
 	return 0;
 }
 
+/* hsts.max_age: a duration, also in years ("1y" = 365d); stored in seconds. */
+static int parse_age(struct cf_ctx *c, const struct cf_field *f, const char *text, void *dst,
+                     char *why, size_t wl)
+{
+	uint64_t v = 0, ms = 0;
+	size_t n = strlen(text);
+	if (n >= 2 && text[n - 1] == 'y') {
+		char num[24];
+		if (n - 1 >= sizeof num)
+			goto bad;
+		memcpy(num, text, n - 1);
+		num[n - 1] = '\0';
+		if (tw_conf_parse_u64(num, &v) < 0 || v > 10)
+			goto bad;
+		v *= 365ull * 86400;
+	} else {
+		struct tw_err e = {0};
+		if (tw_duration_parse(text, &ms, &e) < 0)
+			goto bad;
+		v = ms / 1000;
+		if (v > 10ull * 365 * 86400)
+			goto bad;
+	}
+	memcpy(dst, &v, sizeof v);
+	return 0;
+bad:
+	snprintf(why, wl, "bad max_age \"%s\" (a duration such as 1y, 180d, 1h or 0; at most 10y)",
+	         text);
+	return TW_EINVAL;
+}
+
+/* ---- per-site tls: internal | off | acme | {cert, key} | [{cert, key}, ...] ---- */
+
+static int check_certpair(struct cf_ctx *c, int node, void *obj)
+{
+	struct tw_conf_certpair *p = obj;
+	char why[384];
+	int which = 0, ktype = 0;
+	if (tw_tls_pair_check(p->cert, p->key, &ktype, &which, why, sizeof why) < 0) {
+		const char *k = which ? "key" : "cert";
+		return tw_conf_fail(c, tw_conf_map_get(c, node, k), k, "%s", why);
+	}
+	return 0;
+}
+
+#define CP struct tw_conf_certpair
+static const struct cf_field certpair_fields[] = {
+    {.name = "cert",
+     .kind = CF_STRING,
+     FLD(CP, cert),
+     .flags = CF_REQUIRED,
+     .doc = "PEM file: the certificate, then its intermediates (leaf first). Read at load and on "
+            "every reload; a file that is missing or does not parse is an error."},
+    {.name = "key",
+     .kind = CF_STRING,
+     FLD(CP, key),
+     .flags = CF_REQUIRED,
+     .doc = "PEM file with the certificate's private key (ECDSA or RSA; keep it 0600)."},
+    END};
+#undef CP
+static const struct cf_schema certpair_schema = {
+    .name = "sites[].tls (certificate files)",
+    .fields = certpair_fields,
+    .check = check_certpair,
+    .doc = "A certificate and its key from files. `tls:` may also be a list of such pairs: one "
+           "ECDSA and one RSA pair, and each client gets the one it supports. Relative paths are "
+           "relative to the working directory."};
+static const struct cf_field certpair_elem = {
+    .kind = CF_STRUCT, .width = sizeof(struct tw_conf_certpair), .schema = &certpair_schema};
+static const struct cf_field certpair_list = {.name = "tls",
+                                              .kind = CF_LIST,
+                                              .off = offsetof(struct tw_conf_site, certs),
+                                              .width = sizeof(struct tw_conf_certpair *),
+                                              .count_off = offsetof(struct tw_conf_site, ncerts),
+                                              .min = 1,
+                                              .max = 8,
+                                              .elem = &certpair_elem};
+
+static int parse_site_tls(struct cf_ctx *c, const struct cf_field *f, int node, void *dst)
+{
+	struct tw_conf_site *s = dst; /* the field has off 0: dst is the site */
+	int kind = tw_conf_node_kind(c, node), rc = 0;
+	if (kind == 's') {
+		const char *t = tw_conf_scalar(c, node);
+		if (t == NULL)
+			return TW_ENOMEM;
+		if (strcmp(t, "internal") == 0)
+			s->tls_mode = TW_TLS_INTERNAL;
+		else if (strcmp(t, "off") == 0)
+			s->tls_mode = TW_TLS_OFF;
+		else if (strcmp(t, "acme") == 0)
+			s->tls_mode = TW_TLS_ACME;
+		else
+			return tw_conf_fail(c, node, NULL,
+			                    "bad value \"%s\" (one of: internal, off, acme, "
+			                    "{cert: FILE, key: FILE} or a list of such pairs)",
+			                    t);
+		return 0;
+	}
+	if (kind == 'm') {
+		s->certs = tw_arena_alloc(c->arena, sizeof *s->certs);
+		if (s->certs == NULL)
+			return TW_ENOMEM;
+		memset(s->certs, 0, sizeof *s->certs);
+		rc = tw_conf_parse_field(c, &certpair_elem, node, s->certs);
+		s->ncerts = 1;
+	} else if (kind == 'l') {
+		rc = tw_conf_parse_field(c, &certpair_list, node, &s->certs);
+	} else {
+		return tw_conf_fail(c, node, NULL,
+		                    "expected internal, off, acme, {cert: FILE, key: FILE} or a "
+		                    "list of such pairs, got nothing");
+	}
+	if (rc < 0)
+		return rc;
+	s->tls_mode = TW_TLS_FILES;
+	/* At most one pair per key type: the handshake picks by type. */
+	int seen[4] = {0};
+	for (size_t i = 0; i < s->ncerts; i++) {
+		char why[384];
+		int which = 0, kt = 0;
+		if (tw_tls_pair_check(s->certs[i].cert, s->certs[i].key, &kt, &which, why,
+		                      sizeof why) < 0)
+			return tw_conf_fail(c, node, NULL, "%s", why);
+		if (kt < 0 || kt > 3)
+			kt = 0;
+		if (seen[kt]++)
+			return tw_conf_fail(c, tw_conf_seq_item(c, node, i), NULL,
+			                    "two certificates with %s keys: give at most one ECDSA "
+			                    "and one RSA pair",
+			                    tw_tls_key_type_name(kt));
+	}
+	return 0;
+}
+
+static int resolve_tls(struct cf_ctx *c, struct tw_config *cfg)
+{
+	for (size_t i = 0; i < cfg->nsites; i++) {
+		struct tw_conf_site *s = &cfg->sites[i];
+		s->tls_public = 0;
+		for (size_t j = 0; j < s->nhosts; j++)
+			if (!tw_tls_name_is_internal(s->hosts[j]))
+				s->tls_public = 1;
+		if (s->tls_mode != TW_TLS_AUTO)
+			s->tls_effective = s->tls_mode;
+		else if (!cfg->has_https)
+			s->tls_effective = TW_TLS_OFF;
+		else
+			s->tls_effective = s->tls_public ? TW_TLS_ACME : TW_TLS_INTERNAL;
+		s->hsts = s->tls_effective != TW_TLS_OFF && (s->tls_public || cfg->tls.hsts_internal);
+	}
+	char hv[128];
+	snprintf(hv, sizeof hv, "max-age=%llu%s%s", (unsigned long long)cfg->tls.hsts.max_age_s,
+	         cfg->tls.hsts.include_subdomains ? "; includeSubDomains" : "",
+	         cfg->tls.hsts.preload ? "; preload" : "");
+	cfg->tls.hsts_header = tw_arena_strdup(c->arena, hv);
+	if (cfg->tls.hsts_header == NULL)
+		return TW_ENOMEM;
+	if (cfg->tls.default_host == NULL)
+		return 0;
+	for (size_t i = 0; i < cfg->nsites; i++)
+		for (size_t j = 0; j < cfg->sites[i].nhosts; j++)
+			if (strcmp(cfg->sites[i].hosts[j], cfg->tls.default_host) == 0) {
+				if (cfg->sites[i].tls_effective != TW_TLS_OFF)
+					return 0;
+				snprintf(c->path, sizeof c->path, "tls.default_host");
+				c->plen = strlen(c->path);
+				return tw_conf_fail(
+				    c, tw_conf_map_get(c, tw_conf_map_get(c, 1, "tls"), "default_host"),
+				    NULL, "\"%s\" belongs to sites[%zu], which has no TLS",
+				    cfg->tls.default_host, i);
+			}
+	snprintf(c->path, sizeof c->path, "tls.default_host");
+	c->plen = strlen(c->path);
+	return tw_conf_fail(c, tw_conf_map_get(c, tw_conf_map_get(c, 1, "tls"), "default_host"),
+	                    NULL, "\"%s\" is not a host of any site", cfg->tls.default_host);
+}
+
 /* ---- checks across fields ---------------------------------------------- */
 
 static int check_listen(struct cf_ctx *c, int node, void *obj)
 {
 	struct tw_config *cfg = obj;
-	if (!cfg->has_http)
+	if (!cfg->has_http && !cfg->has_https)
 		return tw_conf_fail(c, node, NULL, "needs at least one listener (http)");
 	return 0;
 }
@@ -332,6 +512,8 @@ static int check_root(struct cf_ctx *c, int node, void *obj)
 	int rc = check_hosts(c, cfg);
 	if (rc == 0)
 		rc = resolve_routes(c, cfg);
+	if (rc == 0)
+		rc = resolve_tls(c, cfg);
 	if (rc == 0) {
 		c->plen = 0;
 		c->path[0] = '\0';
@@ -608,6 +790,18 @@ static const struct cf_field site_fields[] = {
      .max = 4096,
      .elem = &route_elem,
      .doc = "The site's routes."},
+    {.name = "tls",
+     .kind = CF_NODE,
+     .off = 0,
+     .width = sizeof(SI),
+     .parse_node = parse_site_tls,
+     .schema = &certpair_schema,
+     .type_name = "`internal` \\| `off` \\| `acme` \\| mapping \\| list of mappings",
+     .doc = "HTTPS for this site: `internal` (certificate from tapwork's local CA), `acme` "
+            "(public CA; until the ACME client lands, a temporary local-CA certificate), `off`, "
+            "or `{cert: FILE, key: FILE}` / a list of such pairs. Absent: with `listen.https`, "
+            "`internal` when every host is internal (`localhost`, `*.localhost`, `*.test`, "
+            "`*.internal`, IP addresses, `\"*\"`), else `acme`; without it, `off`."},
     END};
 #undef SI
 static const struct cf_schema site_schema = {
@@ -623,6 +817,13 @@ static const struct cf_field listen_fields[] = {
      .flags = CF_PRESENT,
      .present_off = offsetof(C, has_http),
      .doc = "Plain HTTP listener address, e.g. `127.0.0.1:8080` or `:80`."},
+    {.name = "https",
+     .kind = CF_ADDR,
+     FLD(C, listen_https),
+     .flags = CF_PRESENT,
+     .present_off = offsetof(C, has_https),
+     .doc = "HTTPS listener address, e.g. `127.0.0.1:8443` or `:443`; sites get TLS by "
+            "`sites[].tls`."},
     END};
 static const struct cf_schema listen_schema = {
     .name = "listen",
@@ -732,6 +933,83 @@ static const struct cf_field log_fields[] = {
 #undef LG
 static const struct cf_schema log_schema = {.name = "log", .fields = log_fields, .doc = "Logging."};
 
+static const struct cf_enum profile_enum[] = {{"intermediate", TW_TLS_PROFILE_INTERMEDIATE},
+                                              {"modern", TW_TLS_PROFILE_MODERN},
+                                              {NULL, 0}};
+
+#define HS struct tw_conf_hsts
+static const struct cf_field hsts_fields[] = {
+    {.name = "max_age",
+     .kind = CF_CUSTOM,
+     FLD(HS, max_age_s),
+     .parse = parse_age,
+     .type_name = "duration (also `Ny` years)",
+     .def = "1y",
+     .doc = "`max-age` of Strict-Transport-Security, at most 10y; 0 tells browsers to forget."},
+    {.name = "include_subdomains",
+     .kind = CF_BOOL,
+     FLD(HS, include_subdomains),
+     .def = "false",
+     .doc = "Add `includeSubDomains`."},
+    {.name = "preload",
+     .kind = CF_BOOL,
+     FLD(HS, preload),
+     .def = "false",
+     .doc = "Add `preload` (only if you mean to submit the domain to the preload list)."},
+    END};
+#undef HS
+static const struct cf_schema hsts_schema = {
+    .name = "tls.hsts",
+    .fields = hsts_fields,
+    .doc = "The Strict-Transport-Security header sent on HTTPS answers of sites with a public "
+           "name (and of internal-only sites when `tls.hsts_internal` is true)."};
+
+#define TL struct tw_conf_tls
+static const struct cf_field tls_fields[] = {
+    {.name = "profile",
+     .kind = CF_ENUM,
+     FLD(TL, profile),
+     .enums = profile_enum,
+     .def = "intermediate",
+     .doc = "`intermediate` (Mozilla's: TLS 1.2 and 1.3, ECDHE with AES-GCM/ChaCha20 for 1.2) "
+            "or `modern` (TLS 1.3 only)."},
+    {.name = "default_host",
+     .kind = CF_CUSTOM,
+     FLD(TL, default_host),
+     .parse = parse_host,
+     .type_name = "host name",
+     .doc = "Whose certificate a client without SNI or with an unknown name gets; absent = the "
+            "default site's (`\"*\"`) first certificate, else the first TLS site's."},
+    {.name = "ticket_key_rotation",
+     .kind = CF_DURATION,
+     FLD(TL, ticket_key_rotation_ms),
+     .min = 60000,
+     .max = 604800000,
+     .def = "12h",
+     .doc = "How often the session ticket key changes; tickets under the previous key still "
+            "resume."},
+    {.name = "hsts",
+     .kind = CF_STRUCT,
+     .off = offsetof(TL, hsts),
+     .schema = &hsts_schema,
+     .doc = "Strict-Transport-Security (see below)."},
+    {.name = "hsts_internal",
+     .kind = CF_BOOL,
+     FLD(TL, hsts_internal),
+     .def = "false",
+     .doc = "Send HSTS for sites whose names are all internal too."},
+    {.name = "redirect_http",
+     .kind = CF_BOOL,
+     FLD(TL, redirect_http),
+     .def = "true",
+     .doc = "The HTTP listener answers `308` to the same URL on HTTPS for sites with TLS."},
+    END};
+#undef TL
+static const struct cf_schema tls_schema = {
+    .name = "tls",
+    .fields = tls_fields,
+    .doc = "TLS settings shared by every HTTPS site. See docs/tls.md."};
+
 static const struct cf_field site_elem = {
     .kind = CF_STRUCT, .width = sizeof(struct tw_conf_site), .schema = &site_schema};
 static const struct cf_field backend_elem = {
@@ -759,6 +1037,17 @@ static const struct cf_field root_fields[] = {
      .present_off = offsetof(C, has_admin),
      .schema = &admin_schema,
      .doc = "Admin endpoint (see below)."},
+    {.name = "state_dir",
+     .kind = CF_STRING,
+     FLD(C, state_dir),
+     .def = "/var/lib/tapwork",
+     .doc = "Directory for state tapwork creates: the local CA (`ca/`) and issued certificates "
+            "(`certs/`)."},
+    {.name = "tls",
+     .kind = CF_STRUCT,
+     .off = offsetof(C, tls),
+     .schema = &tls_schema,
+     .doc = "TLS options (see below)."},
     {.name = "sites",
      .kind = CF_LIST,
      FLD(C, sites),

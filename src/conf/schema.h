@@ -26,7 +26,8 @@ enum cf_kind {
 	CF_CUSTOM,   /* scalar parsed by `parse` */
 	CF_STRUCT,   /* mapping described by `schema`, stored at off */
 	CF_LIST,     /* sequence of `elem`: pointer at off, size_t count at count_off */
-	CF_MAP       /* mapping name -> `elem` (a struct whose schema has key_off) */
+	CF_MAP,      /* mapping name -> `elem` (a struct whose schema has key_off) */
+	CF_NODE      /* any YAML node, parsed by `parse_node` (scalar-or-mapping-or-list keys) */
 };
 
 /* Field flags. */
@@ -48,6 +49,9 @@ typedef int (*cf_parse_fn)(struct cf_ctx *c, const struct cf_field *f, const cha
                            char *why, size_t whylen);
 /* A check run after a struct is filled: cross-field rules. node is the
  * struct's YAML mapping (or 0 when absent); report with tw_conf_fail(). */
+/* A parser for a whole YAML node (CF_NODE): dst is parent + off. Reports
+ * its own errors with tw_conf_fail(). */
+typedef int (*cf_node_fn)(struct cf_ctx *c, const struct cf_field *f, int node, void *dst);
 typedef int (*cf_check_fn)(struct cf_ctx *c, int node, void *obj);
 
 struct cf_field {
@@ -64,6 +68,7 @@ struct cf_field {
 	const struct cf_field *elem;    /* CF_LIST/CF_MAP element */
 	const struct cf_schema *schema; /* CF_STRUCT */
 	cf_parse_fn parse;              /* CF_CUSTOM */
+	cf_node_fn parse_node;          /* CF_NODE */
 	const char *type_name;          /* CF_CUSTOM: shown in docs and errors */
 	const char *def;                /* default, as YAML text (parsed like a value) */
 	const char *doc;
@@ -100,6 +105,14 @@ int tw_conf_fail(struct cf_ctx *c, int node, const char *extra, const char *fmt,
 int tw_conf_map_get(struct cf_ctx *c, int node, const char *key);
 /* Item i of a sequence node; 0 when absent. */
 int tw_conf_seq_item(struct cf_ctx *c, int node, size_t i);
+
+/* Parse one node as field f into dst (what the loader does for a key);
+ * for CF_NODE parsers that delegate to ordinary schemas. */
+int tw_conf_parse_field(struct cf_ctx *c, const struct cf_field *f, int node, void *dst);
+/* Node kind of a node id: 's' scalar, 'm' mapping, 'l' list, 0 none/null. */
+int tw_conf_node_kind(struct cf_ctx *c, int node);
+/* The scalar text of a node (arena copy), NULL when not a scalar. */
+const char *tw_conf_scalar(struct cf_ctx *c, int node);
 
 /* Helpers from parse.c. */
 int tw_conf_parse_u64(const char *text, uint64_t *out);
