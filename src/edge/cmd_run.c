@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 #include "core/log.h"
 #include "edge/edge.h"
+#include "tls/tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,7 @@
 struct run_state {
 	struct tw_edge e;
 	struct tw_io sig_io;
+	struct tw_timer cert_timer;
 	int exiting;
 };
 
@@ -56,8 +58,15 @@ static void do_reload(struct run_state *rs)
 		return;
 	}
 	struct tw_gen *old = e->gen;
-	if (!same_addr(&cfg->listen_http, &old->cfg->listen_http)) {
-		int fd = tw_listen_socket(&cfg->listen_http, 1, &err);
+	/* New listen addresses must bind before anything changes. */
+	const struct tw_addr *want[2] = {cfg->has_http ? &cfg->listen_http : NULL,
+					 cfg->has_https ? &cfg->listen_https : NULL};
+	const struct tw_addr *have[2] = {old->cfg->has_http ? &old->cfg->listen_http : NULL,
+					 old->cfg->has_https ? &old->cfg->listen_https : NULL};
+	for (int i = 0; i < 2; i++) {
+		if (want[i] == NULL || (have[i] && same_addr(want[i], have[i])))
+			continue;
+		int fd = tw_listen_socket(want[i], 1, &err);
 		if (fd < 0) {
 			tw_error("reload refused: %s", err.msg);
 			tw_metric_add(e->m, e->m_reload_err, 1);
@@ -113,6 +122,20 @@ static void on_signal(struct tw_loop *loop, struct tw_io *io, uint32_t ev)
 			}
 		}
 	}
+}
+
+/* Once a second: replaced certificate files or internal certificates due
+ * for renewal make a new generation (a broken file is refused and logged,
+ * and the running certificates keep serving). */
+static void on_cert_watch(struct tw_loop *loop, struct tw_timer *t)
+{
+	struct run_state *rs = (struct run_state *)((char *)t - offsetof(struct run_state, cert_timer));
+	struct tw_gen *g = rs->e.gen;
+	if (g->tls && !atomic_load(&rs->e.draining) && tw_tls_store_stale(g->tls)) {
+		tw_info("certificates changed on disk or due for renewal: reloading");
+		do_reload(rs);
+	}
+	tw_timer_set(loop, t, 1000);
 }
 
 static void on_main_wake(struct tw_loop *loop, void *arg)
@@ -201,9 +224,15 @@ static int cmd_run(int argc, char **argv)
 		return 1;
 	}
 	tw_health_start(e, g);
-	tw_info("tapwork %s: listening on http://%s with %u worker%s (config %s)%s%s", TW_VERSION,
-		g->cfg->listen_http.text, e->nworkers, e->nworkers == 1 ? "" : "s", g->cfg->source,
-		g->cfg->has_admin ? ", admin on http://" : "", g->cfg->has_admin ? g->cfg->admin_listen.text : "");
+	tw_timer_init(&rs.cert_timer, on_cert_watch);
+	tw_timer_set(e->loop, &rs.cert_timer, 1000);
+	tw_info("tapwork %s: listening on%s%s%s%s with %u worker%s (config %s)%s%s", TW_VERSION,
+		g->cfg->has_http ? " http://" : "", g->cfg->has_http ? g->cfg->listen_http.text : "",
+		g->cfg->has_https ? " https://" : "", g->cfg->has_https ? g->cfg->listen_https.text : "", e->nworkers,
+		e->nworkers == 1 ? "" : "s", g->cfg->source, g->cfg->has_admin ? ", admin on http://" : "",
+		g->cfg->has_admin ? g->cfg->admin_listen.text : "");
+	if (g->tls && tw_tls_store_root_path(g->tls)[0])
+		tw_info("local CA root: %s (tapwork cert trust explains how to trust it)", tw_tls_store_root_path(g->tls));
 	tw_loop_run(e->loop);
 	tw_workers_join(e);
 	tw_health_stop(e);

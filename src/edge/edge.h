@@ -29,6 +29,7 @@
 #include <sys/types.h>
 
 struct tw_edge;
+struct tw_tls_store;
 struct tw_worker;
 struct tw_conn;
 struct tw_upconn;
@@ -72,6 +73,7 @@ struct tw_gen {
 	unsigned nworkers;
 	uint32_t *m_req;           /* [(nsites+1)*(nbackends+1)*5] requests_total slots */
 	char **site_label;         /* [nsites+1] first host of site, "-" last */
+	struct tw_tls_store *tls;  /* certificates + SSL_CTX; NULL without listen.https */
 	struct tw_edge *edge;
 };
 
@@ -96,6 +98,9 @@ struct tw_worker {
 	struct tw_io lio; /* listener */
 	struct tw_addr laddr;
 	int listening;
+	struct tw_io lio_tls; /* HTTPS listener */
+	struct tw_addr laddr_tls;
+	int listening_tls;
 	struct tw_gen *gen;
 	struct tw_iobuf_pool bufs;
 	struct tw_metrics_shard *m;
@@ -208,7 +213,8 @@ struct tw_front_ops {
 	int secure;                       /* requests arrived over TLS */
 };
 
-extern const struct tw_front_ops tw_front_plain;
+extern const struct tw_front_ops tw_front_plain, tw_front_tls;
+int tw_front_tls_alpn_is(const struct tw_conn *c, const char *proto);
 
 struct tw_conn {
 	struct tw_io io;
@@ -278,6 +284,9 @@ void tw_make_request_id(struct tw_worker *w, char out[33]);
 /* local.c */
 void tw_local_error(struct tw_conn *c, int status, const char *why);
 void tw_local_welcome(struct tw_conn *c);
+void tw_local_redirect_https(struct tw_conn *c);
+/* Strict-Transport-Security value for this request's answer, or NULL. */
+const char *tw_req_hsts(const struct tw_conn *c, const struct tw_req *r);
 
 /* accesslog.c */
 void tw_alog_request(struct tw_worker *w, struct tw_conn *c, struct tw_req *r);

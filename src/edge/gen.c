@@ -2,6 +2,7 @@
 #include "edge/edge.h"
 
 #include "core/log.h"
+#include "tls/tls.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@ static void gen_free(struct tw_gen *g)
 					tw_lb_destroy(&g->wk[w].be[b].lb);
 		}
 	}
+	tw_tls_store_release(g->tls);
 	tw_config_free(g->cfg);
 	free(g);
 }
@@ -69,6 +71,12 @@ int tw_gen_build(struct tw_edge *e, struct tw_config *cfg, const struct tw_gen *
 	int rc = tw_router_build(cfg, &g->router, err);
 	if (rc != 0)
 		goto fail;
+	if (cfg->has_https) {
+		rc = tw_tls_store_build(cfg, prev ? prev->tls : NULL, &g->tls, err);
+		if (rc != 0)
+			goto fail;
+		tw_tls_store_set_alpn(g->tls, "http/1.1");
+	}
 	rc = TW_ENOMEM;
 	size_t nb = cfg->nbackends;
 	g->be = tw_arena_alloc(a, (nb ? nb : 1) * sizeof *g->be);

@@ -2,6 +2,9 @@
 #include "edge/edge.h"
 
 #include "core/log.h"
+#include "tls/tls.h"
+
+#include <netinet/in.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -19,7 +22,63 @@ static const char welcome_html[] =
 	"<p>Health, readiness and metrics: the admin listener's <code>/healthz</code>, "
 	"<code>/readyz</code> and <code>/metrics</code>.</p>\n</body></html>\n";
 
+const char *tw_req_hsts(const struct tw_conn *c, const struct tw_req *r)
+{
+	if (!c->fops->secure || r == NULL || r->site >= r->gen->cfg->nsites)
+		return NULL;
+	return tw_tls_site_hsts(r->gen->cfg, r->site);
+}
+
+static void respond_ex(struct tw_conn *c, int status, const char *ctype, const char *body, size_t len,
+		       const char *extra);
+
 static void respond(struct tw_conn *c, int status, const char *ctype, const char *body, size_t len)
+{
+	respond_ex(c, status, ctype, body, len, "");
+}
+
+void tw_local_redirect_https(struct tw_conn *c)
+{
+	struct tw_req *r = c->req;
+	const struct tw_config *cfg = r->gen->cfg;
+	/* host without port ("[v6]" kept), then the HTTPS port unless 443 */
+	char host[256];
+	size_t hl = strlen(r->host);
+	const char *colon = NULL;
+	if (r->host[0] == '[') {
+		const char *rb = strchr(r->host, ']');
+		if (rb && rb[1] == ':')
+			colon = rb + 1;
+	} else {
+		colon = strrchr(r->host, ':');
+	}
+	if (colon)
+		hl = (size_t)(colon - r->host);
+	snprintf(host, sizeof host, "%.*s", (int)hl, r->host);
+	unsigned port = 443;
+	const struct sockaddr_storage *ss = &cfg->listen_https.ss;
+	if (ss->ss_family == AF_INET)
+		port = ntohs(((const struct sockaddr_in *)ss)->sin_port);
+	else if (ss->ss_family == AF_INET6)
+		port = ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	char portbuf[16] = "";
+	if (port != 443)
+		snprintf(portbuf, sizeof portbuf, ":%u", port);
+	const char *uri = r->uri;
+	if (uri[0] != '/') { /* absolute-form: keep the path */
+		const char *p = strstr(uri, "://");
+		p = p ? strchr(p + 3, '/') : NULL;
+		uri = p ? p : "/";
+	}
+	char extra[1400];
+	snprintf(extra, sizeof extra, "Location: https://%s%s%s\r\n", host, portbuf, uri);
+	char body[64];
+	int n = snprintf(body, sizeof body, "308 Permanent Redirect\n");
+	respond_ex(c, 308, "text/plain; charset=utf-8", body, (size_t)n, extra);
+}
+
+static void respond_ex(struct tw_conn *c, int status, const char *ctype, const char *body, size_t len,
+		       const char *extra)
 {
 	struct tw_req *r = c->req;
 	if (c->out == NULL)
@@ -31,12 +90,14 @@ static void respond(struct tw_conn *c, int status, const char *ctype, const char
 		c->close_after = 1;
 	if (c->w->draining)
 		c->close_after = 1;
-	char head[512];
+	char head[2048];
 	int minor = r && r->version_minor == 0 ? 0 : 1;
+	const char *hsts = tw_req_hsts(c, r);
 	int n = snprintf(head, sizeof head,
-			 "HTTP/1.%d %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%sX-Request-Id: %s\r\n\r\n",
+			 "HTTP/1.%d %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s%s%s%sX-Request-Id: %s\r\n\r\n",
 			 minor, status, tw_h1_reason((unsigned)status), ctype, len,
 			 c->close_after ? "Connection: close\r\n" : (minor == 0 ? "Connection: keep-alive\r\n" : ""),
+			 extra, hsts ? "Strict-Transport-Security: " : "", hsts ? hsts : "", hsts ? "\r\n" : "",
 			 r ? r->rid : "-");
 	tw_iobuf_append(c->out, head, (size_t)n);
 	if (!(r && r->is_head)) {

@@ -12,6 +12,7 @@
 #include "edge/edge.h"
 
 #include "core/log.h"
+#include "tls/tls.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -596,6 +597,14 @@ static void dispatch(struct tw_conn *c)
 				   buf + m->path.off, m->path.len, &site);
 	if (site < cfg->nsites)
 		r->site = site;
+	if (site < cfg->nsites && !c->fops->secure && tw_tls_site_wants_redirect(cfg, site) &&
+	    !(m->path.len >= 28 && memcmp(buf + m->path.off, "/.well-known/acme-challenge/", 28) == 0)) {
+		tw_iobuf_consume(c->in, (uint32_t)r->p.head_len);
+		if (!r->reqbody.done)
+			c->close_after = 1;
+		tw_local_redirect_https(c);
+		return;
+	}
 	if (r->route == NULL || r->route->handler == TW_HANDLER_WELCOME) {
 		/* Answered here: the head is no longer needed. */
 		tw_iobuf_consume(c->in, (uint32_t)r->p.head_len);

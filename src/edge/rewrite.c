@@ -221,6 +221,12 @@ int tw_rewrite_response(struct tw_conn *c, struct tw_req *r, const char *buf, st
 	} else if (r->version_minor == 0) {
 		rc |= puts_(out, "Connection: keep-alive\r\n");
 	}
+	const char *hsts = tw_req_hsts(c, r);
+	if (hsts && tw_h1_find_header(buf, m, "strict-transport-security", 0) < 0) {
+		rc |= puts_(out, "Strict-Transport-Security: ");
+		rc |= puts_(out, hsts);
+		rc |= puts_(out, "\r\n");
+	}
 	rc |= puts_(out, "Via: ");
 	if (put_joined(out, buf, m, "via", &rc))
 		rc |= puts_(out, ", ");
@@ -229,7 +235,6 @@ int tw_rewrite_response(struct tw_conn *c, struct tw_req *r, const char *buf, st
 	rc |= puts_(out, "\r\nX-Request-Id: ");
 	rc |= puts_(out, r->rid);
 	rc |= puts_(out, "\r\n\r\n");
-	(void)c;
 	return rc ? TW_ELIMIT : 0;
 }
 

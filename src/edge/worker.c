@@ -39,10 +39,9 @@ int tw_listen_socket(const struct tw_addr *a, int reuseport, struct tw_err *err)
 	return fd;
 }
 
-static void on_accept(struct tw_loop *loop, struct tw_io *io, uint32_t events)
+static void accept_on(struct tw_worker *w, struct tw_io *io, int *listening, const struct tw_front_ops *fops)
 {
-	struct tw_worker *w = (struct tw_worker *)((char *)io - offsetof(struct tw_worker, lio));
-	for (int i = 0; i < 256 && w->listening; i++) {
+	for (int i = 0; i < 256 && *listening; i++) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof ss;
 		int fd = accept4(io->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -58,44 +57,90 @@ static void on_accept(struct tw_loop *loop, struct tw_io *io, uint32_t events)
 			tw_error("worker %u: accept: %s", w->idx, strerror(errno));
 			return;
 		}
-		tw_conn_accept(w, fd, (struct sockaddr *)&ss, len, &tw_front_plain);
+		tw_conn_accept(w, fd, (struct sockaddr *)&ss, len, fops);
 	}
 	/* More may be pending: edge-triggered, so come back on the next turn. */
-	tw_loop_wake(loop);
+	tw_loop_wake(w->loop);
+}
+
+static void on_accept(struct tw_loop *loop, struct tw_io *io, uint32_t events)
+{
+	struct tw_worker *w = (struct tw_worker *)((char *)io - offsetof(struct tw_worker, lio));
+	accept_on(w, io, &w->listening, &tw_front_plain);
+}
+
+static void on_accept_tls(struct tw_loop *loop, struct tw_io *io, uint32_t events)
+{
+	struct tw_worker *w = (struct tw_worker *)((char *)io - offsetof(struct tw_worker, lio_tls));
+	accept_on(w, io, &w->listening_tls, &tw_front_tls);
+}
+
+static void close_one(struct tw_worker *w, struct tw_io *io, int *listening)
+{
+	if (!*listening)
+		return;
+	tw_loop_del(w->loop, io);
+	close(io->fd);
+	io->fd = -1;
+	*listening = 0;
 }
 
 static void close_listener(struct tw_worker *w)
 {
-	if (!w->listening)
-		return;
-	tw_loop_del(w->loop, &w->lio);
-	close(w->lio.fd);
-	w->lio.fd = -1;
-	w->listening = 0;
+	close_one(w, &w->lio, &w->listening);
+	close_one(w, &w->lio_tls, &w->listening_tls);
 }
 
-static int open_listener(struct tw_worker *w, const struct tw_config *cfg)
+static int open_one(struct tw_worker *w, struct tw_io *io, const struct tw_addr *a, tw_io_cb cb, int fd)
 {
 	struct tw_err err = {0};
-	int fd = tw_listen_socket(&cfg->listen_http, 1, &err);
+	if (fd < 0)
+		fd = tw_listen_socket(a, 1, &err);
 	if (fd < 0) {
 		tw_error("worker %u: %s", w->idx, err.msg);
 		return fd;
 	}
-	w->lio.fd = fd;
-	w->lio.cb = on_accept;
-	if (tw_loop_add(w->loop, &w->lio, EPOLLIN) != 0) {
+	io->fd = fd;
+	io->cb = cb;
+	if (tw_loop_add(w->loop, io, EPOLLIN) != 0) {
 		close(fd);
 		return TW_EIO;
 	}
-	w->laddr = cfg->listen_http;
-	w->listening = 1;
 	return 0;
 }
 
 static int same_addr(const struct tw_addr *a, const struct tw_addr *b)
 {
 	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
+
+/* Make the worker's listeners match cfg: unchanged ones are kept. */
+static int sync_listeners(struct tw_worker *w, const struct tw_config *cfg, int http_fd)
+{
+	int rc = 0;
+	if (w->listening && (!cfg->has_http || !same_addr(&w->laddr, &cfg->listen_http)))
+		close_one(w, &w->lio, &w->listening);
+	if (cfg->has_http && !w->listening) {
+		if (open_one(w, &w->lio, &cfg->listen_http, on_accept, http_fd) == 0) {
+			w->laddr = cfg->listen_http;
+			w->listening = 1;
+		} else {
+			rc = TW_EIO;
+		}
+	} else if (http_fd >= 0) {
+		close(http_fd);
+	}
+	if (w->listening_tls && (!cfg->has_https || !same_addr(&w->laddr_tls, &cfg->listen_https)))
+		close_one(w, &w->lio_tls, &w->listening_tls);
+	if (cfg->has_https && !w->listening_tls) {
+		if (open_one(w, &w->lio_tls, &cfg->listen_https, on_accept_tls, -1) == 0) {
+			w->laddr_tls = cfg->listen_https;
+			w->listening_tls = 1;
+		} else {
+			rc = TW_EIO;
+		}
+	}
+	return rc;
 }
 
 static void maybe_exit(struct tw_worker *w)
@@ -133,21 +178,18 @@ static void on_wake(struct tw_loop *loop, void *arg)
 		maybe_exit(w);
 		return;
 	}
-	if (w->listening) {
-		/* Also reached from on_accept's self-wake: accept what is pending. */
+	/* Also reached from accept_on's self-wake: accept what is pending. */
+	if (w->listening)
 		on_accept(loop, &w->lio, EPOLLIN);
-	}
+	if (w->listening_tls)
+		on_accept_tls(loop, &w->lio_tls, EPOLLIN);
 	struct tw_gen *cur = atomic_load(&e->current);
 	if (cur == w->gen)
 		return;
 	struct tw_gen *g = tw_gen_acquire(cur);
-	if (!w->listening || !same_addr(&w->laddr, &g->cfg->listen_http)) {
-		close_listener(w);
-		if (open_listener(w, g->cfg) != 0)
-			tw_error("worker %u: listener %s not opened", w->idx, g->cfg->listen_http.text);
-	}
 	tw_gen_release(w->gen);
 	w->gen = g;
+	sync_listeners(w, g->cfg, -1);
 }
 
 static void on_idle(struct tw_loop *loop, void *arg)
@@ -193,9 +235,18 @@ int tw_workers_start(struct tw_edge *e, struct tw_err *err)
 		return tw_err_set(err, TW_ENOMEM, "out of memory");
 	struct tw_gen *g = atomic_load(&e->current);
 	/* Bind once here so a busy port is reported before any thread starts. */
-	int probe = tw_listen_socket(&g->cfg->listen_http, 1, err);
-	if (probe < 0)
+	int probe = -1;
+	if (g->cfg->has_http && (probe = tw_listen_socket(&g->cfg->listen_http, 1, err)) < 0)
 		return probe;
+	if (g->cfg->has_https) {
+		int p2 = tw_listen_socket(&g->cfg->listen_https, 1, err);
+		if (p2 < 0) {
+			if (probe >= 0)
+				close(probe);
+			return p2;
+		}
+		close(p2);
+	}
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
@@ -216,18 +267,13 @@ int tw_workers_start(struct tw_edge *e, struct tw_err *err)
 			break;
 		}
 		w->gen = tw_gen_acquire(g);
-		if (i == 0) {
-			/* Worker 0 takes over the probe socket. */
-			w->lio.fd = probe;
-			w->lio.cb = on_accept;
-			tw_loop_add(w->loop, &w->lio, EPOLLIN);
-			w->laddr = g->cfg->listen_http;
-			w->listening = 1;
-			probe = -1;
-		} else if (open_listener(w, g->cfg) != 0) {
-			rc = tw_err_set(err, TW_EIO, "cannot listen on %s", g->cfg->listen_http.text);
+		/* Worker 0 takes over the probe socket. */
+		if (sync_listeners(w, g->cfg, i == 0 ? probe : -1) != 0) {
+			rc = tw_err_set(err, TW_EIO, "cannot open the listeners");
 			break;
 		}
+		if (i == 0)
+			probe = -1;
 		tw_loop_set_wake(w->loop, on_wake, w);
 		tw_loop_set_idle(w->loop, on_idle, w);
 		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
@@ -254,8 +300,7 @@ void tw_workers_join(struct tw_edge *e)
 		struct tw_worker *w = &e->workers[i];
 		if (w->thread)
 			pthread_join(w->thread, NULL);
-		if (w->listening)
-			close(w->lio.fd);
+		close_listener(w);
 		tw_gen_release(w->gen);
 		tw_loop_free(w->loop);
 		tw_dbuf_free(&w->alog);

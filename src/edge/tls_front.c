@@ -1,0 +1,188 @@
+/* tls_front.c — the client transport over TLS (struct tw_front_ops).
+ *
+ * Nonblocking OpenSSL on the accepted socket: the handshake happens inside
+ * the first reads (SSL_read on an accept-state SSL). Each connection holds a
+ * reference to the TLS store of the generation it was accepted on, so a
+ * certificate swap (a new generation) never disturbs connections in flight.
+ * Reads continue until OpenSSL says WANT_READ (a short TLS read does not mean
+ * the socket is drained). Writes of a head plus body that fit one record are
+ * coalesced into one SSL_write. */
+#include "edge/edge.h"
+
+#include "core/log.h"
+#include "tls/tls.h"
+
+#include <errno.h>
+#include <openssl/err.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct tls_front {
+	SSL *ssl;
+	struct tw_tls_store *store;
+	int handshake_done;
+};
+
+static int tls_open(struct tw_conn *c)
+{
+	struct tw_tls_store *st = c->w->gen->tls;
+	SSL_CTX *ctx = st ? tw_tls_store_ctx(st) : NULL;
+	if (ctx == NULL)
+		return TW_EINVAL;
+	struct tls_front *f = calloc(1, sizeof *f);
+	if (f == NULL)
+		return TW_ENOMEM;
+	f->ssl = SSL_new(ctx);
+	if (f->ssl == NULL || SSL_set_fd(f->ssl, c->io.fd) != 1) {
+		SSL_free(f->ssl);
+		free(f);
+		return TW_ENOMEM;
+	}
+	SSL_set_mode(f->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+				     SSL_MODE_RELEASE_BUFFERS);
+	SSL_set_accept_state(f->ssl);
+	f->store = tw_tls_store_acquire(st);
+	c->fctx = f;
+	return 0;
+}
+
+static void handshake_finished(struct tw_conn *c, struct tls_front *f)
+{
+	f->handshake_done = 1;
+	const unsigned char *alpn = NULL;
+	unsigned alen = 0;
+	SSL_get0_alpn_selected(f->ssl, &alpn, &alen);
+	tw_debug("conn=%llu TLS %s %s alpn=%.*s", (unsigned long long)c->id, SSL_get_version(f->ssl),
+		 SSL_get_cipher_name(f->ssl), (int)alen, alpn ? (const char *)alpn : "");
+}
+
+/* Map an SSL result to the front contract. */
+static ssize_t ssl_result(struct tw_conn *c, struct tls_front *f, int ret, uint8_t *ready, uint8_t *eof,
+			  int reading)
+{
+	int e = SSL_get_error(f->ssl, ret);
+	switch (e) {
+	case SSL_ERROR_WANT_READ:
+		if (reading)
+			*ready = 0;
+		else
+			c->rd_ready = 0, *ready = 0;
+		return 0;
+	case SSL_ERROR_WANT_WRITE:
+		if (reading)
+			c->wr_ready = 0;
+		else
+			*ready = 0;
+		return 0;
+	case SSL_ERROR_ZERO_RETURN:
+		if (reading) {
+			*eof = 1;
+			*ready = 0;
+			return 0;
+		}
+		return -1;
+	case SSL_ERROR_SYSCALL:
+		if (reading && ERR_peek_error() == 0 && (errno == 0 || errno == ECONNRESET)) {
+			*eof = 1;
+			*ready = 0;
+			return 0;
+		}
+		/* fallthrough */
+	default: {
+		unsigned long err = ERR_get_error();
+		if (!f->handshake_done && err != 0) {
+			char buf[256];
+			ERR_error_string_n(err, buf, sizeof buf);
+			tw_info("conn=%llu client=%s TLS handshake failed: %s", (unsigned long long)c->id, c->peer_ip,
+				buf);
+		}
+		ERR_clear_error();
+		*ready = 0;
+		return -1;
+	}
+	}
+}
+
+static ssize_t tls_recv(struct tw_conn *c, char *p, size_t len, uint8_t *ready, uint8_t *eof)
+{
+	struct tls_front *f = c->fctx;
+	size_t n = 0;
+	ERR_clear_error();
+	int ret = SSL_read_ex(f->ssl, p, len, &n);
+	if (!f->handshake_done && SSL_is_init_finished(f->ssl))
+		handshake_finished(c, f);
+	if (ret == 1)
+		return (ssize_t)n;
+	return ssl_result(c, f, ret, ready, eof, 1);
+}
+
+static ssize_t tls_send(struct tw_conn *c, const char *a, size_t alen, const char *b, size_t blen,
+			uint8_t *ready)
+{
+	struct tls_front *f = c->fctx;
+	static _Thread_local char coalesce[16384];
+	const char *p = a;
+	size_t len = alen;
+	if (alen && blen && alen + blen <= sizeof coalesce) {
+		memcpy(coalesce, a, alen);
+		memcpy(coalesce + alen, b, blen);
+		p = coalesce;
+		len = alen + blen;
+	} else if (!alen) {
+		p = b;
+		len = blen;
+	}
+	size_t n = 0;
+	ERR_clear_error();
+	int ret = SSL_write_ex(f->ssl, p, len, &n);
+	if (ret == 1)
+		return (ssize_t)n;
+	return ssl_result(c, f, ret, ready, NULL, 0);
+}
+
+static void tls_shutdown_wr(struct tw_conn *c)
+{
+	struct tls_front *f = c->fctx;
+	if (f && f->handshake_done) {
+		ERR_clear_error();
+		SSL_shutdown(f->ssl); /* close_notify, best effort */
+		ERR_clear_error();
+	}
+	shutdown(c->io.fd, SHUT_WR);
+}
+
+static void tls_close(struct tw_conn *c)
+{
+	struct tls_front *f = c->fctx;
+	tw_loop_del(c->w->loop, &c->io);
+	if (f != NULL) {
+		SSL_free(f->ssl);
+		tw_tls_store_release(f->store);
+		free(f);
+		c->fctx = NULL;
+	}
+	close(c->io.fd);
+}
+
+const struct tw_front_ops tw_front_tls = {
+	.name = "tls",
+	.open = tls_open,
+	.recv = tls_recv,
+	.send = tls_send,
+	.shutdown_wr = tls_shutdown_wr,
+	.close = tls_close,
+	.secure = 1,
+};
+
+int tw_front_tls_alpn_is(const struct tw_conn *c, const char *proto)
+{
+	const struct tls_front *f = c->fctx;
+	const unsigned char *alpn = NULL;
+	unsigned alen = 0;
+	if (f == NULL || c->fops != &tw_front_tls)
+		return 0;
+	SSL_get0_alpn_selected(f->ssl, &alpn, &alen);
+	return alpn && alen == strlen(proto) && memcmp(alpn, proto, alen) == 0;
+}
