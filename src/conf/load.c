@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_FILE_BYTES (4u << 20) /* a config larger than this is a mistake */
 #define MAX_SCALAR 4096
@@ -642,7 +643,16 @@ int tw_config_load_file(const char *path, struct tw_config **out, struct tw_err 
 
 int tw_config_load_default(struct tw_config **out, struct tw_err *err)
 {
-	return load("<embedded>", tw_config_default_yaml, strlen(tw_config_default_yaml), out, err);
+	/* root keeps state in /var/lib/tapwork (the schema default); anyone
+	 * else in ~/.local/state/tapwork, so `tapwork run` works unprivileged. */
+	const char *home = getenv("HOME");
+	if (geteuid() == 0 || home == NULL || home[0] != '/')
+		return load("<embedded>", tw_config_default_yaml, strlen(tw_config_default_yaml), out, err);
+	char text[4096];
+	int n = snprintf(text, sizeof text, "%sstate_dir: \"%s/.local/state/tapwork\"\n", tw_config_default_yaml, home);
+	if (n < 0 || (size_t)n >= sizeof text || strchr(home, '"') || strchr(home, '\\'))
+		return load("<embedded>", tw_config_default_yaml, strlen(tw_config_default_yaml), out, err);
+	return load("<embedded>", text, (size_t)n, out, err);
 }
 
 void tw_config_free(struct tw_config *cfg)

@@ -14,12 +14,17 @@
 #include <unistd.h>
 
 const char tw_config_default_yaml[] =
-    "# tapwork's embedded default configuration: a welcome page on port 8080.\n"
+    "# tapwork's embedded default configuration: a welcome page on\n"
+    "# http://127.0.0.1:8080/ and https://localhost:8443/ (certificate from\n"
+    "# tapwork's local CA in state_dir; `tapwork cert trust` shows how to trust it).\n"
     "listen:\n"
     "  http: 127.0.0.1:8080\n"
+    "  https: 127.0.0.1:8443\n"
     "workers: auto\n"
     "admin:\n"
     "  listen: 127.0.0.1:9090\n"
+    "tls:\n"
+    "  redirect_http: false\n"
     "sites:\n"
     "  - hosts: [\"*\"]\n"
     "    routes:\n"

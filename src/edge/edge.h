@@ -224,7 +224,7 @@ struct tw_conn {
 	struct tw_conn *prev, *next; /* worker's list */
 	struct tw_conn *q_next;      /* backend queue */
 	enum tw_conn_state st;
-	uint8_t rd_ready, wr_ready, rd_eof, close_after, queued, in_run, dead, lingering;
+	uint8_t rd_ready, wr_ready, rd_eof, close_after, queued, in_run, dead, lingering, rdhup;
 	struct tw_timer timer;
 	struct sockaddr_storage peer;
 	socklen_t peerlen;
@@ -253,7 +253,7 @@ struct tw_upconn {
 	struct tw_upconn *next_idle, *prev_idle;
 	struct tw_conn *c;
 	enum tw_up_state st;
-	uint8_t rd_ready, wr_ready, rd_eof, reused, failed, wr_shut, dead;
+	uint8_t rd_ready, wr_ready, rd_eof, reused, failed, wr_shut, dead, rdhup;
 	int err; /* errno of a failure */
 	struct tw_iobuf *in, *out;
 	struct tw_timer timer;

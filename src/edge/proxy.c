@@ -51,7 +51,7 @@ static uint64_t now_us(void)
 
 /* Read into b. Returns bytes read (0 when nothing); sets *ready = 0 on EAGAIN,
  * *eof on EOF; returns -1 on a hard error. */
-static ssize_t read_some(int fd, struct tw_iobuf *b, uint8_t *ready, uint8_t *eof)
+static ssize_t read_some(int fd, struct tw_iobuf *b, uint8_t *ready, uint8_t *eof, uint8_t rdhup)
 {
 	if (tw_iobuf_room(b) == 0)
 		tw_iobuf_compact(b);
@@ -63,8 +63,9 @@ static ssize_t read_some(int fd, struct tw_iobuf *b, uint8_t *ready, uint8_t *eo
 		if (n > 0) {
 			b->end += (uint32_t)n;
 			/* A short read drained the socket: new data will raise a new
-			 * edge, so skip the read that would only say EAGAIN. */
-			if ((size_t)n < want)
+			 * edge, so skip the read that would only say EAGAIN. Not when
+			 * the peer's FIN was already announced: no edge follows it. */
+			if ((size_t)n < want && !rdhup)
 				*ready = 0;
 			return n;
 		}
@@ -131,7 +132,7 @@ static ssize_t sock_recv(struct tw_conn *c, char *p, size_t len, uint8_t *ready,
 	for (;;) {
 		ssize_t n = recv(c->io.fd, p, len, 0);
 		if (n > 0) {
-			if ((size_t)n < len)
+			if ((size_t)n < len && !c->rdhup)
 				*ready = 0;
 			return n;
 		}
@@ -422,6 +423,8 @@ static void on_client_event(struct tw_loop *loop, struct tw_io *io, uint32_t ev)
 	struct tw_conn *c = (struct tw_conn *)io;
 	if (c->dead)
 		return;
+	if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		c->rdhup = 1;
 	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		c->rd_ready = 1;
 	if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
@@ -931,7 +934,7 @@ static int pump_response(struct tw_conn *c)
 	if (u->in == NULL && (u->in = tw_iobuf_get(&c->w->bufs)) == NULL)
 		return 0;
 	if (u->rd_ready && !u->rd_eof) {
-		ssize_t n = read_some(u->io.fd, u->in, &u->rd_ready, &u->rd_eof);
+		ssize_t n = read_some(u->io.fd, u->in, &u->rd_ready, &u->rd_eof, u->rdhup);
 		if (n < 0) {
 			if (!r->resp_head_done) {
 				upstream_failed(c, 0, "upstream reset the connection");
@@ -1070,7 +1073,7 @@ static int step_tunnel(struct tw_conn *c)
 	}
 	/* upstream -> client (after what is left of the 101 head) */
 	if (u->rd_ready && !u->rd_eof) {
-		ssize_t n = read_some(u->io.fd, u->in, &u->rd_ready, &u->rd_eof);
+		ssize_t n = read_some(u->io.fd, u->in, &u->rd_ready, &u->rd_eof, u->rdhup);
 		if (n < 0)
 			err = 1;
 		else if (n > 0)

@@ -57,6 +57,8 @@ static void on_up_event(struct tw_loop *loop, struct tw_io *io, uint32_t ev)
 		up_free(u);
 		return;
 	}
+	if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		u->rdhup = 1;
 	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		u->rd_ready = 1;
 	if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
@@ -175,7 +177,7 @@ void tw_up_release(struct tw_upconn *u, int reusable)
 {
 	struct tw_worker *w = u->w;
 	u->c = NULL;
-	if (!reusable || w->draining || u->failed || u->rd_eof || u->pool->nidle >= u->max_idle ||
+	if (!reusable || w->draining || u->failed || u->rd_eof || u->rdhup || u->pool->nidle >= u->max_idle ||
 	    (u->in && tw_iobuf_len(u->in))) {
 		up_free(u);
 		return;
