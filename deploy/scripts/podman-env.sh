@@ -1,7 +1,9 @@
 # deploy/scripts/podman-env.sh — source me: a podman configuration that works on
-# machines where crun and setrlimit are not allowed (tapwork's CI). On a normal
-# workstation you do not need it. Sets CONTAINERS_CONF unless already set.
-if [ -z "${CONTAINERS_CONF:-}" ]; then
+# machines where crun and setrlimit are not allowed (tapwork's CI): runc,
+# cgroupfs, no default ulimits. It sets CONTAINERS_CONF unless that is already
+# set, runc is missing, or TAPWORK_PODMAN_CONF=system (keep podman's own config).
+if [ -z "${CONTAINERS_CONF:-}" ] && [ "${TAPWORK_PODMAN_CONF:-}" != system ] &&
+	command -v runc >/dev/null 2>&1; then
 	_tw_conf=${TMPDIR:-/tmp}/tapwork-containers.conf
 	cat >"$_tw_conf" <<'CONF'
 [containers]
