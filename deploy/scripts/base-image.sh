@@ -22,6 +22,7 @@ if [ "$engine" != podman ]; then
 	exit 0
 fi
 
+. deploy/scripts/podman-env.sh
 missing=""
 for img in "$DEBIAN_IMAGE" "$DEBIAN_SLIM_IMAGE"; do
 	podman image exists "docker.io/library/$img" || missing="$missing $img"
