@@ -24,25 +24,25 @@
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: tapwork cluster check [--kubeconfig FILE] [--context NAME]\n"
-		"       tapwork cluster check --nodes-json FILE [--storageclasses-json FILE]\n\n"
-		"Check that a Kubernetes cluster can run the tapwork Helm chart:\n"
-		"  - at least %d Ready, schedulable nodes (not cordoned, no NoSchedule or\n"
-		"    NoExecute taint) that each have >= %d CPUs and >= 16 GiB of memory\n"
-		"    capacity; %d%% below 16 GiB is tolerated (a 16 GB machine reports\n"
-		"    e.g. 16393216Ki); allocatable is shown too\n"
-		"  - those nodes spread over zones (topology.kubernetes.io/zone) where\n"
-		"    the label exists: one zone only is a WARN\n"
-		"  - a default StorageClass\n"
-		"Without --nodes-json it runs `kubectl get nodes -o json` and `kubectl get\n"
-		"storageclasses -o json`. Exit status: 0 = meets the spec, 1 = does not,\n"
-		"2 = usage error or unreadable input.\n"
-		"  --kubeconfig FILE            passed to kubectl\n"
-		"  --context NAME               passed to kubectl\n"
-		"  --nodes-json FILE            saved `kubectl get nodes -o json` output\n"
-		"  --from-file FILE             the same as --nodes-json\n"
-		"  --storageclasses-json FILE   saved `kubectl get storageclasses -o json`\n",
-		TW_CLUSTER_MIN_NODES, TW_CLUSTER_MIN_CPU, TW_CLUSTER_MEM_TOLERANCE_PCT);
+	        "usage: tapwork cluster check [--kubeconfig FILE] [--context NAME]\n"
+	        "       tapwork cluster check --nodes-json FILE [--storageclasses-json FILE]\n\n"
+	        "Check that a Kubernetes cluster can run the tapwork Helm chart:\n"
+	        "  - at least %d Ready, schedulable nodes (not cordoned, no NoSchedule or\n"
+	        "    NoExecute taint) that each have >= %d CPUs and >= 16 GiB of memory\n"
+	        "    capacity; %d%% below 16 GiB is tolerated (a 16 GB machine reports\n"
+	        "    e.g. 16393216Ki); allocatable is shown too\n"
+	        "  - those nodes spread over zones (topology.kubernetes.io/zone) where\n"
+	        "    the label exists: one zone only is a WARN\n"
+	        "  - a default StorageClass\n"
+	        "Without --nodes-json it runs `kubectl get nodes -o json` and `kubectl get\n"
+	        "storageclasses -o json`. Exit status: 0 = meets the spec, 1 = does not,\n"
+	        "2 = usage error or unreadable input.\n"
+	        "  --kubeconfig FILE            passed to kubectl\n"
+	        "  --context NAME               passed to kubectl\n"
+	        "  --nodes-json FILE            saved `kubectl get nodes -o json` output\n"
+	        "  --from-file FILE             the same as --nodes-json\n"
+	        "  --storageclasses-json FILE   saved `kubectl get storageclasses -o json`\n",
+	        TW_CLUSTER_MIN_NODES, TW_CLUSTER_MIN_CPU, TW_CLUSTER_MEM_TOLERANCE_PCT);
 }
 
 /* ---- quantities ---------------------------------------------------------- */
@@ -58,10 +58,10 @@ int tw_cluster_parse_quantity(const char *s, size_t len, unsigned long long *mil
 		const char *sfx;
 		unsigned long long mult;
 	} sfx[] = {
-		{"Ki", 1ULL << 10}, {"Mi", 1ULL << 20}, {"Gi", 1ULL << 30}, {"Ti", 1ULL << 40},
-		{"Pi", 1ULL << 50}, {"Ei", 1ULL << 60}, {"k", 1000ULL},     {"M", 1000000ULL},
-		{"G", 1000000000ULL}, {"T", 1000000000000ULL}, {"P", 1000000000000000ULL},
-		{"E", 1000000000000000000ULL},
+	    {"Ki", 1ULL << 10},      {"Mi", 1ULL << 20},         {"Gi", 1ULL << 30},
+	    {"Ti", 1ULL << 40},      {"Pi", 1ULL << 50},         {"Ei", 1ULL << 60},
+	    {"k", 1000ULL},          {"M", 1000000ULL},          {"G", 1000000000ULL},
+	    {"T", 1000000000000ULL}, {"P", 1000000000000000ULL}, {"E", 1000000000000000000ULL},
 	};
 	size_t i = 0;
 	unsigned long long base = 0; /* the number in thousandths */
@@ -70,7 +70,8 @@ int tw_cluster_parse_quantity(const char *s, size_t len, unsigned long long *mil
 	if (i < len && s[i] == '+')
 		i++;
 	for (; i < len && s[i] >= '0' && s[i] <= '9'; i++, digits++)
-		if (mul_u64(base, 10, &base) != 0 || __builtin_add_overflow(base, s[i] - '0', &base))
+		if (mul_u64(base, 10, &base) != 0 ||
+		    __builtin_add_overflow(base, s[i] - '0', &base))
 			return TW_ELIMIT;
 	if (mul_u64(base, 1000, &base) != 0)
 		return TW_ELIMIT;
@@ -131,7 +132,8 @@ static int read_file(const char *path, struct tw_dbuf *out, struct tw_err *err)
 	size_t n;
 	while (rc == 0 && (n = fread(buf, 1, sizeof buf, f)) > 0)
 		if (tw_dbuf_append(out, buf, n) != 0)
-			rc = tw_err_set(err, TW_ELIMIT, "%s: larger than %zu bytes", path, out->cap);
+			rc =
+			    tw_err_set(err, TW_ELIMIT, "%s: larger than %zu bytes", path, out->cap);
 	if (rc == 0 && ferror(f))
 		rc = tw_err_set(err, TW_EIO, "%s: read error", path);
 	fclose(f);
@@ -139,7 +141,7 @@ static int read_file(const char *path, struct tw_dbuf *out, struct tw_err *err)
 }
 
 static int run_kubectl(const char *kubeconfig, const char *context, const char *what,
-		       struct tw_dbuf *out, struct tw_err *err)
+                       struct tw_dbuf *out, struct tw_err *err)
 {
 	char *argv[12];
 	int n = 0, status = -1;
@@ -169,7 +171,7 @@ static int run_kubectl(const char *kubeconfig, const char *context, const char *
 }
 
 static json_t *parse_list(const char *src, const struct tw_dbuf *b, const char *kind,
-			  struct tw_err *err)
+                          struct tw_err *err)
 {
 	json_error_t je;
 	json_t *root = json_loadb(b->data, b->len, 0, &je);
@@ -232,7 +234,7 @@ static void read_node(json_t *item, struct node *n)
 	n->zone = json_string_value(json_object_get(labels, "topology.kubernetes.io/zone"));
 	if (n->zone == NULL)
 		n->zone = json_string_value(
-			json_object_get(labels, "failure-domain.beta.kubernetes.io/zone"));
+		    json_object_get(labels, "failure-domain.beta.kubernetes.io/zone"));
 	size_t i;
 	json_t *c;
 	json_array_foreach(json_object_get(status, "conditions"), i, c)
@@ -273,7 +275,7 @@ static int check_nodes(json_t *items, const char *src)
 {
 	const unsigned long long min_cpu = TW_CLUSTER_MIN_CPU * 1000ULL;
 	const unsigned long long min_mem =
-		TW_CLUSTER_MIN_MEM_BYTES / 100 * (100 - TW_CLUSTER_MEM_TOLERANCE_PCT) * 1000ULL;
+	    TW_CLUSTER_MIN_MEM_BYTES / 100 * (100 - TW_CLUSTER_MEM_TOLERANCE_PCT) * 1000ULL;
 	size_t count = json_array_size(items);
 	struct node *nodes = calloc(count > 0 ? count : 1, sizeof *nodes);
 	const char *zones[MAX_ZONES];
@@ -292,7 +294,7 @@ static int check_nodes(json_t *items, const char *src)
 		read_node(json_array_get(items, i), n);
 		char cpu[32], mem[32];
 		snprintf(cpu, sizeof cpu, "%.3g (%.3g)", (double)n->cpu / 1000,
-			 (double)n->cpu_alloc / 1000);
+		         (double)n->cpu_alloc / 1000);
 		snprintf(mem, sizeof mem, "%.2f (%.2f)", gib(n->mem), gib(n->mem_alloc));
 		printf("  %-24s %-6s %-16s %-24s %s\n", n->name, n->ready ? "yes" : "no", cpu, mem,
 		       n->zone != NULL ? n->zone : "-");
@@ -353,13 +355,14 @@ static int check_storage(json_t *items)
 		json_t *meta = json_object_get(sc, "metadata");
 		json_t *ann = json_object_get(meta, "annotations");
 		const char *d = json_string_value(
-			json_object_get(ann, "storageclass.kubernetes.io/is-default-class"));
+		    json_object_get(ann, "storageclass.kubernetes.io/is-default-class"));
 		if (d == NULL)
 			d = json_string_value(json_object_get(
-				ann, "storageclass.beta.kubernetes.io/is-default-class"));
+			    ann, "storageclass.beta.kubernetes.io/is-default-class"));
 		if (d != NULL && strcmp(d, "true") == 0) {
 			const char *name = json_string_value(json_object_get(meta, "name"));
-			printf("OK    storage: default StorageClass %s\n", name != NULL ? name : "?");
+			printf("OK    storage: default StorageClass %s\n",
+			       name != NULL ? name : "?");
 			return 0;
 		}
 	}
@@ -370,14 +373,15 @@ static int check_storage(json_t *items)
 static int cluster_check(int argc, char **argv)
 {
 	const char *kubeconfig = NULL, *context = NULL, *nodes_file = NULL, *sc_file = NULL;
-	for (int i = 2; i < argc; i++) {
+	for (int i = 2; i < argc; i += 2) { /* every option takes a value */
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (v != NULL && strcmp(a, "--kubeconfig") == 0)
 			kubeconfig = v;
 		else if (v != NULL && strcmp(a, "--context") == 0)
 			context = v;
-		else if (v != NULL && (strcmp(a, "--nodes-json") == 0 || strcmp(a, "--from-file") == 0))
+		else if (v != NULL &&
+		         (strcmp(a, "--nodes-json") == 0 || strcmp(a, "--from-file") == 0))
 			nodes_file = v;
 		else if (v != NULL && strcmp(a, "--storageclasses-json") == 0)
 			sc_file = v;
@@ -386,7 +390,6 @@ static int cluster_check(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
-		i++;
 	}
 
 	struct tw_dbuf nb, sb;
@@ -398,14 +401,15 @@ static int cluster_check(int argc, char **argv)
 
 	const char *src = nodes_file != NULL ? nodes_file : "kubectl get nodes";
 	if ((nodes_file != NULL ? read_file(nodes_file, &nb, &err)
-				: run_kubectl(kubeconfig, context, "nodes", &nb, &err)) != 0)
+	                        : run_kubectl(kubeconfig, context, "nodes", &nb, &err)) != 0)
 		goto out;
 	if ((nodes = parse_list(src, &nb, "Node", &err)) == NULL)
 		goto out;
 	if (nodes_file == NULL || sc_file != NULL) {
 		const char *ssrc = sc_file != NULL ? sc_file : "kubectl get storageclasses";
-		if ((sc_file != NULL ? read_file(sc_file, &sb, &err)
-				     : run_kubectl(kubeconfig, context, "storageclasses", &sb, &err)) != 0)
+		if ((sc_file != NULL
+		         ? read_file(sc_file, &sb, &err)
+		         : run_kubectl(kubeconfig, context, "storageclasses", &sb, &err)) != 0)
 			goto out;
 		if ((scs = parse_list(ssrc, &sb, "StorageClass", &err)) == NULL)
 			goto out;
@@ -449,4 +453,4 @@ static int cmd_cluster(int argc, char **argv)
 }
 
 TW_CLI_COMMAND(cluster, "cluster", "check a Kubernetes cluster meets the spec (cluster check)",
-	       cmd_cluster)
+               cmd_cluster)

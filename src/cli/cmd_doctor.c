@@ -37,14 +37,16 @@
 #define TOOL_TIMEOUT_MS 15000
 #define HEALTH_TIMEOUT_MS 3000
 
-enum group { G_BUILD, G_CONTAINERS, G_APP, G_KUBERNETES, G_COUNT };
+enum group { G_BUILD, G_LIBS, G_CONTAINERS, G_APP, G_KUBERNETES, G_COUNT };
 
-static const char *const group_names[G_COUNT] = {"build", "containers", "app", "kubernetes"};
+static const char *const group_names[G_COUNT] = {"build", "libraries", "containers", "app",
+                                                 "kubernetes"};
 static const char *const group_titles[G_COUNT] = {
-	"build (compiler and the libraries tapwork links)",
-	"containers (one engine and one compose tool)",
-	"app (examples/app runtime)",
-	"kubernetes (client tools for the Helm chart)",
+    "build (compiler)",
+    "libraries (what this tapwork binary runs with)",
+    "containers (one engine and one compose tool)",
+    "app (examples/app runtime)",
+    "kubernetes (client tools for the Helm chart)",
 };
 
 /* A library's version comes from the library itself, a tool's from running it. */
@@ -53,8 +55,8 @@ enum probe_kind { PROBE_LIB, PROBE_TOOL };
 struct check {
 	enum group group;
 	const char *name;
-	const char *key;   /* key in versions.env */
-	const char *alt;   /* non-NULL: one of the checks with this alt id is enough */
+	const char *key; /* key in versions.env */
+	const char *alt; /* non-NULL: one of the checks with this alt id is enough */
 	enum probe_kind kind;
 	const char *(*lib_version)(void);
 	const char *argv[5];
@@ -89,28 +91,76 @@ static const char *v_jansson(void)
 }
 
 static const struct check checks[] = {
-	{G_BUILD, "gcc", "GCC_VERSION", NULL, PROBE_TOOL, NULL, {"gcc", "-dumpfullversion", NULL},
-	 "apt-get install build-essential"},
-	{G_BUILD, "openssl", "OPENSSL_VERSION", NULL, PROBE_LIB, v_openssl, {NULL}, "libssl-dev"},
-	{G_BUILD, "libyaml", "LIBYAML_VERSION", NULL, PROBE_LIB, v_libyaml, {NULL}, "libyaml-dev"},
-	{G_BUILD, "zstd", "ZSTD_VERSION", NULL, PROBE_LIB, v_zstd, {NULL}, "libzstd-dev"},
-	{G_BUILD, "nghttp2", "NGHTTP2_VERSION", NULL, PROBE_LIB, v_nghttp2, {NULL}, "libnghttp2-dev"},
-	{G_BUILD, "curl", "CURL_VERSION", NULL, PROBE_LIB, v_curl, {NULL}, "libcurl4-openssl-dev"},
-	{G_BUILD, "jansson", "JANSSON_VERSION", NULL, PROBE_LIB, v_jansson, {NULL}, "libjansson-dev"},
-	{G_CONTAINERS, "podman", "PODMAN_VERSION", "engine", PROBE_TOOL, NULL,
-	 {"podman", "--version", NULL}, "apt-get install podman runc"},
-	{G_CONTAINERS, "docker", "DOCKER_VERSION", "engine", PROBE_TOOL, NULL,
-	 {"docker", "--version", NULL}, "https://docs.docker.com/engine/install/"},
-	{G_CONTAINERS, "docker-compose", "DOCKER_COMPOSE_VERSION", "compose", PROBE_TOOL, NULL,
-	 {"docker-compose", "--version", NULL}, "apt-get install docker-compose"},
-	{G_CONTAINERS, "podman-compose", "PODMAN_COMPOSE_VERSION", "compose", PROBE_TOOL, NULL,
-	 {"podman-compose", "--version", NULL}, "apt-get install podman-compose"},
-	{G_APP, "node", "NODE_VERSION", NULL, PROBE_TOOL, NULL, {"node", "--version", NULL},
-	 "apt-get install nodejs npm"},
-	{G_KUBERNETES, "kubectl", "KUBECTL_VERSION", NULL, PROBE_TOOL, NULL,
-	 {"kubectl", "version", "--client", NULL}, "https://kubernetes.io/docs/tasks/tools/"},
-	{G_KUBERNETES, "helm", "HELM_VERSION", NULL, PROBE_TOOL, NULL,
-	 {"helm", "version", "--short", NULL}, "https://helm.sh/docs/intro/install/"},
+    {G_BUILD,
+     "gcc",
+     "GCC_VERSION",
+     NULL,
+     PROBE_TOOL,
+     NULL,
+     {"gcc", "-dumpfullversion", NULL},
+     "apt-get install build-essential"},
+    {G_LIBS, "openssl", "OPENSSL_VERSION", NULL, PROBE_LIB, v_openssl, {NULL}, "libssl-dev"},
+    {G_LIBS, "libyaml", "LIBYAML_VERSION", NULL, PROBE_LIB, v_libyaml, {NULL}, "libyaml-dev"},
+    {G_LIBS, "zstd", "ZSTD_VERSION", NULL, PROBE_LIB, v_zstd, {NULL}, "libzstd-dev"},
+    {G_LIBS, "nghttp2", "NGHTTP2_VERSION", NULL, PROBE_LIB, v_nghttp2, {NULL}, "libnghttp2-dev"},
+    {G_LIBS, "curl", "CURL_VERSION", NULL, PROBE_LIB, v_curl, {NULL}, "libcurl4-openssl-dev"},
+    {G_LIBS, "jansson", "JANSSON_VERSION", NULL, PROBE_LIB, v_jansson, {NULL}, "libjansson-dev"},
+    {G_CONTAINERS,
+     "podman",
+     "PODMAN_VERSION",
+     "engine",
+     PROBE_TOOL,
+     NULL,
+     {"podman", "--version", NULL},
+     "apt-get install podman runc"},
+    {G_CONTAINERS,
+     "docker",
+     "DOCKER_VERSION",
+     "engine",
+     PROBE_TOOL,
+     NULL,
+     {"docker", "--version", NULL},
+     "https://docs.docker.com/engine/install/"},
+    {G_CONTAINERS,
+     "docker-compose",
+     "DOCKER_COMPOSE_VERSION",
+     "compose",
+     PROBE_TOOL,
+     NULL,
+     {"docker-compose", "--version", NULL},
+     "apt-get install docker-compose"},
+    {G_CONTAINERS,
+     "podman-compose",
+     "PODMAN_COMPOSE_VERSION",
+     "compose",
+     PROBE_TOOL,
+     NULL,
+     {"podman-compose", "--version", NULL},
+     "apt-get install podman-compose"},
+    {G_APP,
+     "node",
+     "NODE_VERSION",
+     NULL,
+     PROBE_TOOL,
+     NULL,
+     {"node", "--version", NULL},
+     "apt-get install nodejs npm"},
+    {G_KUBERNETES,
+     "kubectl",
+     "KUBECTL_VERSION",
+     NULL,
+     PROBE_TOOL,
+     NULL,
+     {"kubectl", "version", "--client", NULL},
+     "https://kubernetes.io/docs/tasks/tools/"},
+    {G_KUBERNETES,
+     "helm",
+     "HELM_VERSION",
+     NULL,
+     PROBE_TOOL,
+     NULL,
+     {"helm", "version", "--short", NULL},
+     "https://helm.sh/docs/intro/install/"},
 };
 #define NCHECKS (sizeof checks / sizeof checks[0])
 
@@ -129,22 +179,22 @@ enum status { ST_OK, ST_MISSING, ST_WRONG, ST_NOPIN };
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"usage: tapwork doctor [--versions FILE] [GROUP...]\n"
-		"       tapwork doctor --health URL\n\n"
-		"Check this machine against the pinned versions in deploy/versions.env and\n"
-		"print one line per tool: OK, MISSING or WRONG VERSION.\n"
-		"Groups: build (gcc and the libraries tapwork links), containers (podman or\n"
-		"docker, and docker-compose or podman-compose), app (node), kubernetes\n"
-		"(kubectl, helm). Without GROUP all are checked and kubernetes is optional;\n"
-		"a named group is required. Exit status: 0 when every required tool is\n"
-		"present at its pinned version, 1 when not, 2 on usage errors or when the\n"
-		"versions file cannot be read.\n"
-		"  --versions FILE   the versions file (default: $TAPWORK_VERSIONS, else\n"
-		"                    deploy/versions.env in this directory or a parent, else\n"
-		"                    " VERSIONS_INSTALLED ")\n"
-		"  --health URL      GET URL (2xx = healthy, exit 0; else exit 1); the\n"
-		"                    container image's HEALTHCHECK\n");
+	fprintf(out, "usage: tapwork doctor [--versions FILE] [GROUP...]\n"
+	             "       tapwork doctor --health URL\n\n"
+	             "Check this machine against the pinned versions in deploy/versions.env and\n"
+	             "print one line per tool: OK, MISSING or WRONG VERSION.\n"
+	             "Groups: build (gcc), libraries (OpenSSL, libyaml, zstd, nghttp2, curl,\n"
+	             "jansson: the versions this binary runs with), containers (podman or docker,\n"
+	             "and docker-compose or podman-compose), app (node), kubernetes (kubectl,\n"
+	             "helm). Without GROUP all are checked and kubernetes is optional;\n"
+	             "a named group is required. Exit status: 0 when every required tool is\n"
+	             "present at its pinned version, 1 when not, 2 on usage errors or when the\n"
+	             "versions file cannot be read.\n"
+	             "  --versions FILE   the versions file (default: $TAPWORK_VERSIONS, else\n"
+	             "                    deploy/versions.env in this directory or a parent, else\n"
+	             "                    " VERSIONS_INSTALLED ")\n"
+	             "  --health URL      GET URL (2xx = healthy, exit 0; else exit 1); the\n"
+	             "                    container image's HEALTHCHECK\n");
 }
 
 /* ---- versions file ------------------------------------------------------- */
@@ -164,7 +214,7 @@ static int find_versions(const char *given, struct pins *p, struct tw_err *err)
 		return tw_err_set(err, TW_EIO, "getcwd failed");
 	for (int depth = 0; depth < 64; depth++) {
 		int n = snprintf(p->path, sizeof p->path, "%s%s" VERSIONS_REL, dir,
-				 strcmp(dir, "/") == 0 ? "" : "/");
+		                 strcmp(dir, "/") == 0 ? "" : "/");
 		if (n > 0 && (size_t)n < sizeof p->path) {
 			FILE *f = fopen(p->path, "r");
 			if (f != NULL) {
@@ -187,7 +237,7 @@ static int find_versions(const char *given, struct pins *p, struct tw_err *err)
 		return 0;
 	}
 	return tw_err_set(err, TW_ENOENT,
-			  "no versions file: run from a tapwork checkout, or pass --versions FILE");
+	                  "no versions file: run from a tapwork checkout, or pass --versions FILE");
 }
 
 static int load_versions(struct pins *p, struct tw_err *err)
@@ -215,7 +265,8 @@ static int load_versions(struct pins *p, struct tw_err *err)
 		size_t ll = nl != NULL ? (size_t)(nl - line) : len - pos;
 		pos += ll + (nl != NULL);
 		lineno++;
-		while (ll > 0 && (line[ll - 1] == '\r' || line[ll - 1] == ' ' || line[ll - 1] == '\t'))
+		while (ll > 0 &&
+		       (line[ll - 1] == '\r' || line[ll - 1] == ' ' || line[ll - 1] == '\t'))
 			ll--;
 		if (ll == 0 || line[0] == '#')
 			continue;
@@ -223,15 +274,18 @@ static int load_versions(struct pins *p, struct tw_err *err)
 		size_t kl = eq != NULL ? (size_t)(eq - line) : 0;
 		size_t vl = eq != NULL ? ll - kl - 1 : 0;
 		if (eq == NULL || kl == 0 || vl == 0) {
-			rc = tw_err_set(err, TW_EINVAL, "%s:%d: expected KEY=VALUE", p->path, lineno);
+			rc = tw_err_set(err, TW_EINVAL, "%s:%d: expected KEY=VALUE", p->path,
+			                lineno);
 			break;
 		}
 		if (kl >= sizeof p->v[0].key || vl >= sizeof p->v[0].value) {
-			rc = tw_err_set(err, TW_ELIMIT, "%s:%d: key or value too long", p->path, lineno);
+			rc = tw_err_set(err, TW_ELIMIT, "%s:%d: key or value too long", p->path,
+			                lineno);
 			break;
 		}
 		if (p->n == MAX_PINS) {
-			rc = tw_err_set(err, TW_ELIMIT, "%s: more than %d entries", p->path, MAX_PINS);
+			rc = tw_err_set(err, TW_ELIMIT, "%s: more than %d entries", p->path,
+			                MAX_PINS);
 			break;
 		}
 		memcpy(p->v[p->n].key, line, kl);
@@ -264,8 +318,9 @@ static int extract_version(const char *text, size_t len, char *out, size_t cap)
 		if (i > 0 && (isalnum((unsigned char)text[i - 1]) && text[i - 1] != 'v'))
 			continue;
 		size_t j = i, dots = 0;
-		while (j < len && (isdigit((unsigned char)text[j]) ||
-				   (text[j] == '.' && j + 1 < len && isdigit((unsigned char)text[j + 1])))) {
+		while (j < len &&
+		       (isdigit((unsigned char)text[j]) ||
+		        (text[j] == '.' && j + 1 < len && isdigit((unsigned char)text[j + 1])))) {
 			dots += text[j] == '.';
 			j++;
 		}
@@ -304,10 +359,10 @@ static enum status probe(const struct check *c, const struct pins *p, char *loca
 		struct tw_err e = {0};
 		int status = -1;
 		tw_dbuf_init(&out, TOOL_OUTPUT_CAP);
-		int rc = tw_subproc_capture((char *const *)c->argv, 1, TOOL_TIMEOUT_MS, &out, &status,
-					    &e);
+		int rc = tw_subproc_capture((char *const *)c->argv, 1, TOOL_TIMEOUT_MS, &out,
+		                            &status, &e);
 		int ok = rc == 0 && status == 0 && out.len > 0 &&
-			 extract_version(out.data, out.len, local, cap) == 0;
+		         extract_version(out.data, out.len, local, cap) == 0;
 		tw_dbuf_free(&out);
 		if (!ok) {
 			local[0] = '\0';
@@ -366,14 +421,10 @@ static int health(const char *url)
 static const char *status_word(enum status s)
 {
 	switch (s) {
-	case ST_OK:
-		return "OK";
-	case ST_MISSING:
-		return "MISSING";
-	case ST_WRONG:
-		return "WRONG VERSION";
-	case ST_NOPIN:
-		return "NOT PINNED";
+	case ST_OK: return "OK";
+	case ST_MISSING: return "MISSING";
+	case ST_WRONG: return "WRONG VERSION";
+	case ST_NOPIN: return "NOT PINNED";
 	}
 	return "?";
 }
@@ -408,18 +459,21 @@ static int run_checks(const struct pins *p, const int *selected, const int *requ
 			/* Of a group of alternatives, report one problem, on its first member. */
 			if (counts && c->alt != NULL)
 				for (size_t j = 0; j < i; j++)
-					if (checks[j].alt != NULL && strcmp(checks[j].alt, c->alt) == 0)
+					if (checks[j].alt != NULL &&
+					    strcmp(checks[j].alt, c->alt) == 0)
 						counts = 0;
 			problems += counts;
 			printf("  %-14s %-15s", status_word(st[i]), c->name);
 			if (st[i] == ST_MISSING)
-				printf(" (pinned %s; %s)", pinned != NULL ? pinned : "-", c->install);
+				printf(" (pinned %s; %s)", pinned != NULL ? pinned : "-",
+				       c->install);
 			else if (st[i] == ST_NOPIN)
 				printf(" %s (no %s in the versions file)", local[i], c->key);
 			else
 				printf(" %s (pinned %s)", local[i], pinned);
 			if (st[i] != ST_OK && !counts)
-				printf(alt_ok ? " [not needed: an alternative is OK]" : " [optional]");
+				printf(alt_ok ? " [not needed: an alternative is OK]"
+				              : " [optional]");
 			printf("\n");
 		}
 	}
@@ -481,4 +535,4 @@ static int cmd_doctor(int argc, char **argv)
 }
 
 TW_CLI_COMMAND(doctor, "doctor", "check tool and library versions against deploy/versions.env",
-	       cmd_doctor)
+               cmd_doctor)

@@ -21,7 +21,7 @@ static long long now_ms(void)
 }
 
 int tw_subproc_capture(char *const argv[], int merge_stderr, int timeout_ms, struct tw_dbuf *out,
-		       int *status, struct tw_err *err)
+                       int *status, struct tw_err *err)
 {
 	int fds[2] = {-1, -1};
 	int rc = 0;
@@ -60,7 +60,7 @@ int tw_subproc_capture(char *const argv[], int merge_stderr, int timeout_ms, str
 		long long left = deadline - now_ms();
 		if (left <= 0) {
 			rc = tw_err_set(err, TW_ETIMEDOUT, "%s: no answer after %d ms", argv[0],
-					timeout_ms);
+			                timeout_ms);
 			break;
 		}
 		struct pollfd p = {.fd = fds[0], .events = POLLIN};
@@ -84,7 +84,7 @@ int tw_subproc_capture(char *const argv[], int merge_stderr, int timeout_ms, str
 			break;
 		if (tw_dbuf_append(out, buf, (size_t)r) != 0) {
 			rc = tw_err_set(err, TW_ELIMIT, "%s: output larger than %zu bytes", argv[0],
-					out->cap);
+			                out->cap);
 			break;
 		}
 	}

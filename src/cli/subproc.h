@@ -15,6 +15,6 @@
  * killed at the deadline, TW_ELIMIT when it printed more than out's cap,
  * TW_EIO otherwise. */
 int tw_subproc_capture(char *const argv[], int merge_stderr, int timeout_ms, struct tw_dbuf *out,
-		       int *status, struct tw_err *err);
+                       int *status, struct tw_err *err);
 
 #endif

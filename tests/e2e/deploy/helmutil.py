@@ -8,9 +8,11 @@ import os
 import shutil
 import subprocess
 
-import yaml
+import pytest
 
 from conftest import ROOT
+
+yaml = pytest.importorskip("yaml", reason="python3-yaml not installed")
 
 CHART = os.path.join(ROOT, "deploy", "helm", "tapwork")
 EXAMPLES = os.path.join(ROOT, "deploy", "helm", "examples")

@@ -125,7 +125,8 @@ def test_library_pins_checked(tmp_path):
     p["OPENSSL_VERSION"] = "9.9"
     f = tmp_path / "versions.env"
     f.write_text("".join(f"{k}={v}\n" for k, v in p.items()))
-    r = doctor(tmp_path, "build", env_path=fake_tools(tmp_path), versions=str(f))
+    r = doctor(tmp_path, "libraries", env_path=fake_tools(tmp_path), versions=str(f))
+    assert "gcc" not in r.stdout
     assert r.returncode == 1
     assert line(r.stdout, "openssl").group(1) == "WRONG VERSION"
     assert "(pinned 9.9)" in line(r.stdout, "openssl").group(0)

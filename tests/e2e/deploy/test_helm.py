@@ -6,10 +6,11 @@ import re
 import subprocess
 
 import pytest
-import yaml
 
 from conftest import BIN, ROOT
 from helmutil import CHART, EXAMPLES, by_kind, one, render, renderer, validator
+
+yaml = pytest.importorskip("yaml", reason="python3-yaml not installed")
 
 PREFIX, RENDERER = renderer()
 pytestmark = pytest.mark.skipif(PREFIX is None, reason=str(RENDERER))

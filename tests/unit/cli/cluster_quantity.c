@@ -20,19 +20,19 @@ static void quantities_parse(void **state)
 		const char *s;
 		unsigned long long milli;
 	} ok[] = {
-		{"4", 4000},
-		{"3500m", 3500},
-		{"3920m", 3920},
-		{"0.5", 500},
-		{"1.25", 1250},
-		{"+2", 2000},
-		{"16Gi", 16ULL * 1024 * 1024 * 1024 * 1000},
-		{"16393216Ki", 16393216ULL * 1024 * 1000},
-		{"1.5Gi", 1536ULL * 1024 * 1024 * 1000},
-		{"2k", 2000000},
-		{"1M", 1000000000ULL},
-		{"2e3", 2000000},
-		{"15E-1", 1500},
+	    {"4", 4000},
+	    {"3500m", 3500},
+	    {"3920m", 3920},
+	    {"0.5", 500},
+	    {"1.25", 1250},
+	    {"+2", 2000},
+	    {"16Gi", 16ULL * 1024 * 1024 * 1024 * 1000},
+	    {"16393216Ki", 16393216ULL * 1024 * 1000},
+	    {"1.5Gi", 1536ULL * 1024 * 1024 * 1000},
+	    {"2k", 2000000},
+	    {"1M", 1000000000ULL},
+	    {"2e3", 2000000},
+	    {"15E-1", 1500},
 	};
 	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
 		unsigned long long v = 0;
@@ -47,7 +47,8 @@ static void quantities_parse(void **state)
 
 static void quantities_reject(void **state)
 {
-	const char *bad[] = {"", "m", "Gi", "-4", "4x", "4 Gi", "4KiB", "1e", "1e+", "4.Gix", "..1"};
+	const char *bad[] = {"",     "m",  "Gi",  "-4",    "4x", "4 Gi",
+	                     "4KiB", "1e", "1e+", "4.Gix", "..1"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		unsigned long long v = 0;
 		assert_int_equal(q(bad[i], &v), TW_EINVAL);
@@ -57,8 +58,8 @@ static void quantities_reject(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(quantities_parse),
-		cmocka_unit_test(quantities_reject),
+	    cmocka_unit_test(quantities_parse),
+	    cmocka_unit_test(quantities_reject),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
