@@ -5,6 +5,8 @@
 #   make asan       build build/asan/tapwork (AddressSanitizer + UndefinedBehaviorSanitizer)
 #   make fuzz       build the libFuzzer targets (clang) into build/fuzz/
 #   make format     clang-format the C sources
+#   make image      build the container image (docker or podman; docs/deploy.md)
+#   make test-containers  build + start the Compose stack and check it (minutes)
 # Sources are found by directory: every src/**/*.c is part of the program,
 # every tests/unit/**/*.c is one unit-test program, every fuzz/*.c one fuzzer.
 
@@ -38,7 +40,7 @@ UNIT_HELPERS := $(shell find tests/unit/helpers -name '*.c' 2>/dev/null | sort)
 UNIT_BINS:= $(UNIT_SRCS:%.c=$(B)/%)
 FUZZ_SRCS:= $(shell find fuzz -maxdepth 1 -name '*.c' | sort)
 
-.PHONY: all asan release run test deps deps-bench unit e2e fuzz fuzz-smoke format clean bench check-banned docs-check
+.PHONY: all asan release run test deps deps-bench unit e2e fuzz fuzz-smoke format clean bench check-banned docs-check image test-containers
 
 all: release
 
@@ -107,6 +109,13 @@ test: deps
 
 bench: deps-bench release
 	bench/run.sh
+
+image:
+	@deploy/scripts/image.sh
+
+test-containers: release
+	@deploy/scripts/base-image.sh
+	@TAPWORK_E2E_CONTAINERS=1 TAPWORK_BIN=$(CURDIR)/build/release/tapwork /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e/deploy/test_compose.py
 
 format:
 	clang-format -i $$(find src tests/unit fuzz -name '*.[ch]')

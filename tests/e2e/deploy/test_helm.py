@@ -1,0 +1,293 @@
+"""The Helm chart: render (helm or chart-render), validate (k8s-validate),
+and check what matters for a 3-node HA install."""
+import json
+import os
+import re
+import subprocess
+
+import pytest
+
+from conftest import BIN, ROOT
+from helmutil import CHART, EXAMPLES, by_kind, one, render, renderer, validator
+
+yaml = pytest.importorskip("yaml", reason="python3-yaml not installed")
+
+PREFIX, RENDERER = renderer()
+pytestmark = pytest.mark.skipif(PREFIX is None, reason=str(RENDERER))
+
+PROD = os.path.join(EXAMPLES, "values-production.yaml")
+REMOVED_APIS = {  # apiVersion -> removed in
+    "extensions/v1beta1": "1.22", "apps/v1beta1": "1.16", "apps/v1beta2": "1.16",
+    "policy/v1beta1": "1.25", "networking.k8s.io/v1beta1": "1.22", "batch/v1beta1": "1.25",
+    "rbac.authorization.k8s.io/v1beta1": "1.22", "autoscaling/v2beta1": "1.25",
+    "autoscaling/v2beta2": "1.26", "discovery.k8s.io/v1beta1": "1.25",
+}
+
+
+@pytest.fixture(scope="module")
+def default():
+    return render(PREFIX)
+
+
+@pytest.fixture(scope="module")
+def prod():
+    return render(PREFIX, "-f", PROD)
+
+
+def pod_spec(docs):
+    return one(docs, "Deployment")["spec"]["template"]["spec"]
+
+
+def pod_labels(docs):
+    return one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+
+
+def selects(selector, labels):
+    return all(labels.get(k) == v for k, v in selector["matchLabels"].items())
+
+
+def config_of(docs):
+    return yaml.safe_load(one(docs, "ConfigMap")["data"]["tapwork.yaml"])
+
+
+def checksum(docs):
+    return one(docs, "Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+
+
+def test_k8s_validate_default_and_production(tmp_path, default, prod):
+    tool = validator()
+    if tool is None:
+        pytest.skip("k8s-validate not found (set TAPWORK_K8S_VALIDATE)")
+    files = []
+    for name, (_, text) in (("default", default), ("production", prod)):
+        f = tmp_path / f"{name}.yaml"
+        f.write_text(text)
+        files.append(str(f))
+    r = subprocess.run([tool] + files, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    m = re.search(r"(\d+) passed, (\d+) failed", r.stdout)
+    assert m and int(m.group(2)) == 0 and int(m.group(1)) == len(default[0]) + len(prod[0]), r.stdout
+
+
+def test_kinds(default, prod):
+    kinds = sorted(d["kind"] for d in default[0])
+    assert kinds == sorted(["ConfigMap", "Deployment", "Service", "Service", "PodDisruptionBudget",
+                            "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role",
+                            "RoleBinding", "IngressClass", "NetworkPolicy"])
+    assert len(by_kind(prod[0], "CronJob")) == 1
+    assert not by_kind(prod[0], "Role")  # certificates on S3: no Secret RBAC
+
+
+def test_no_removed_apis_and_no_latest(default, prod):
+    for docs, _ in (default, prod):
+        for d in docs:
+            assert d["apiVersion"] not in REMOVED_APIS, (d["kind"], d["apiVersion"])
+        images = re.findall(r"image: (\S+)", yaml.safe_dump_all(docs))
+        assert images
+        for img in images:
+            assert ":" in img.rsplit("/", 1)[-1], f"untagged image {img}"
+            assert not img.endswith(":latest"), img
+
+
+def test_three_replicas_one_per_node_spread_over_zones(default):
+    docs, _ = default
+    dep = one(docs, "Deployment")
+    assert dep["spec"]["replicas"] == 3
+    labels = pod_labels(docs)
+    assert selects(dep["spec"]["selector"], labels)
+    terms = pod_spec(docs)["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert len(terms) == 1 and terms[0]["topologyKey"] == "kubernetes.io/hostname"
+    assert selects(terms[0]["labelSelector"], labels)
+    spread = pod_spec(docs)["topologySpreadConstraints"]
+    assert spread[0]["topologyKey"] == "topology.kubernetes.io/zone"
+    assert spread[0]["maxSkew"] == 1 and selects(spread[0]["labelSelector"], labels)
+
+
+def test_preferred_anti_affinity_option():
+    docs, _ = render(PREFIX, "--set", "podAntiAffinity=preferred")
+    aa = pod_spec(docs)["affinity"]["podAntiAffinity"]
+    assert "requiredDuringSchedulingIgnoredDuringExecution" not in aa
+    assert aa["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]["topologyKey"] == \
+        "kubernetes.io/hostname"
+
+
+def test_pdb(default):
+    docs, _ = default
+    pdb = one(docs, "PodDisruptionBudget")
+    assert pdb["apiVersion"] == "policy/v1"
+    assert pdb["spec"]["minAvailable"] == 2
+    assert selects(pdb["spec"]["selector"], pod_labels(docs))
+
+
+def test_probes_on_admin_port(default):
+    docs, _ = default
+    c = pod_spec(docs)["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    admin = int(config_of(docs)["admin"]["listen"].rsplit(":", 1)[1])
+    assert ports["admin"] == admin
+    assert int(config_of(docs)["listen"]["http"].rsplit(":", 1)[1]) == ports["http"]
+    for probe, path in (("startupProbe", "/healthz"), ("livenessProbe", "/healthz"),
+                        ("readinessProbe", "/readyz")):
+        assert c[probe]["httpGet"] == {"path": path, "port": "admin"}, probe
+
+
+def test_security_context(default, prod):
+    for docs, _ in (default, prod):
+        specs = [pod_spec(docs)] + [cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+                                    for cj in by_kind(docs, "CronJob")]
+        for spec in specs:
+            assert spec["securityContext"]["runAsNonRoot"] is True
+            assert spec["securityContext"]["runAsUser"] == 10001
+            for c in spec["containers"]:
+                sc = c["securityContext"]
+                assert sc["readOnlyRootFilesystem"] is True
+                assert sc["allowPrivilegeEscalation"] is False
+                assert sc["capabilities"]["drop"] == ["ALL"]
+                assert "add" not in sc["capabilities"]
+
+
+def quantity(q):
+    units = {"m": 1e-3, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "k": 1e3, "M": 1e6, "G": 1e9}
+    m = re.fullmatch(r"([0-9.]+)([A-Za-z]*)", str(q))
+    return float(m.group(1)) * units.get(m.group(2), 1)
+
+
+def test_resources_fit_a_4cpu_16gib_node(default):
+    docs, _ = default
+    res = pod_spec(docs)["containers"][0]["resources"]
+    req, lim = res["requests"], res["limits"]
+    assert 0 < quantity(req["cpu"]) <= quantity(lim["cpu"]) <= 4
+    assert 0 < quantity(req["memory"]) <= quantity(lim["memory"]) <= 16 * 2**30
+    # workers match the CPU limit, not the node's CPU count
+    assert config_of(docs)["workers"] == int(quantity(lim["cpu"]))
+
+
+def test_rolling_update_and_graceful_termination(default):
+    docs, _ = default
+    dep = one(docs, "Deployment")
+    ru = dep["spec"]["strategy"]["rollingUpdate"]
+    assert dep["spec"]["strategy"]["type"] == "RollingUpdate" and ru["maxUnavailable"] == 0
+    drain = config_of(docs)["timeouts"]["drain"]
+    assert drain.endswith("s")
+    spec = pod_spec(docs)
+    sleep = int(spec["containers"][0]["lifecycle"]["preStop"]["exec"]["command"][-1])
+    assert spec["terminationGracePeriodSeconds"] >= int(drain[:-1]) + sleep
+
+
+def test_grace_shorter_than_drain_is_refused():
+    r = render(PREFIX, "--set", "terminationGracePeriodSeconds=20", check=False)
+    assert r.returncode != 0 and "terminationGracePeriodSeconds" in r.stderr
+    r = render(PREFIX, "--set", "image.tag=latest", check=False)
+    assert r.returncode != 0 and "latest" in r.stderr
+
+
+def test_service_ingressclass_rbac_networkpolicy(default):
+    docs, _ = default
+    lb = [s for s in by_kind(docs, "Service") if s["spec"]["type"] == "LoadBalancer"]
+    assert len(lb) == 1
+    assert lb[0]["spec"]["externalTrafficPolicy"] == "Local"
+    assert sorted(p["port"] for p in lb[0]["spec"]["ports"]) == [80, 443]
+    assert selects({"matchLabels": lb[0]["spec"]["selector"]}, pod_labels(docs))
+    admin = [s for s in by_kind(docs, "Service") if s["spec"]["type"] == "ClusterIP"]
+    assert admin and admin[0]["spec"]["ports"][0]["targetPort"] == "admin"
+    assert one(docs, "IngressClass")["metadata"]["name"] == "tapwork"
+
+    sa = one(docs, "ServiceAccount")["metadata"]["name"]
+    assert pod_spec(docs)["serviceAccountName"] == sa
+    binding = one(docs, "ClusterRoleBinding")
+    assert binding["subjects"][0]["name"] == sa
+    assert binding["roleRef"]["name"] == one(docs, "ClusterRole")["metadata"]["name"]
+    granted = set()
+    for rule in one(docs, "ClusterRole")["rules"]:
+        for res in rule["resources"]:
+            for verb in rule["verbs"]:
+                granted.add((res, verb))
+    for res in ("ingresses", "ingressclasses", "services", "endpointslices", "secrets"):
+        for verb in ("get", "list", "watch"):
+            assert (res, verb) in granted, (res, verb)
+
+    np = one(docs, "NetworkPolicy")
+    assert selects(np["spec"]["podSelector"], pod_labels(docs))
+    open_ports = {p["port"] for rule in np["spec"]["ingress"] if "from" not in rule for p in rule["ports"]}
+    assert open_ports == {8080, 8443}  # the admin port is not open to everyone
+
+
+def test_checksum_follows_config_only(default):
+    base = checksum(default[0])
+    assert re.fullmatch(r"[0-9a-f]{64}", base)
+    changed = checksum(render(PREFIX, "--set", "config.log.level=debug")[0])
+    assert changed != base
+    drain = render(PREFIX, "--set", "config.drainSeconds=35")[0]
+    assert checksum(drain) not in (base, changed)
+    assert config_of(drain)["timeouts"]["drain"] == "35s"
+    assert checksum(render(PREFIX, "--set", "replicaCount=5")[0]) == base
+
+
+def test_backup_cronjob_and_secrets_are_documented(prod):
+    docs, _ = prod
+    cj = one(docs, "CronJob")
+    assert cj["spec"]["schedule"] == "15 2 * * *"
+    assert cj["spec"]["concurrencyPolicy"] == "Forbid"
+    c = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    assert c["args"][:3] == ["backup", "--job", "nightly"]
+    refs = {e["valueFrom"]["secretKeyRef"]["name"]
+             for d in docs if d["kind"] in ("Deployment", "CronJob")
+             for spec in [d["spec"]["template"]["spec"] if d["kind"] == "Deployment"
+                          else d["spec"]["jobTemplate"]["spec"]["template"]["spec"]]
+             for c in spec["containers"] for e in c.get("env", [])
+             if "secretKeyRef" in e.get("valueFrom", {})}
+    assert {"tapwork-backup-repository", "tapwork-backup-s3", "tapwork-backup-postgres",
+            "tapwork-s3"} <= refs
+    created = {d["metadata"]["name"] for d in by_kind(docs, "Secret")}
+    doc = open(os.path.join(ROOT, "docs", "deploy.md")).read()
+    for name in refs - created:
+        assert f"`{name}`" in doc, f"Secret {name} is neither created nor documented in docs/deploy.md"
+
+
+def test_values_schema():
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.load(open(os.path.join(CHART, "values.schema.json")))
+    jsonschema.Draft7Validator.check_schema(schema)
+    values = yaml.safe_load(open(os.path.join(CHART, "values.yaml")))
+    jsonschema.validate(values, schema)
+    prod_values = yaml.safe_load(open(PROD))
+    merged = dict(values, **prod_values)
+    jsonschema.validate(merged, schema)
+    bad = [
+        {"image": {"repository": "tapwork", "tag": "latest"}},
+        {"replicaCount": 0},
+        {"certStorage": {"type": "s3", "s3": {"bucket": ""}}},
+        {"service": {"type": "LoadBalancer", "externalTrafficPolicy": "Sometimes"}},
+        {"config": dict(values["config"], timeouts={"drain": "5s"})},
+        {"backup": dict(values["backup"], schedule="nightly")},
+        {"unknownKey": 1},
+    ]
+    for b in bad:
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(dict(values, **b), schema)
+
+
+def validate_config(tmp_path, docs):
+    f = tmp_path / "tapwork.yaml"
+    f.write_text(one(docs, "ConfigMap")["data"]["tapwork.yaml"])
+    return subprocess.run([BIN, "validate", "-c", str(f)], capture_output=True, text=True, timeout=60)
+
+
+def test_tapwork_validates_rendered_config(tmp_path, default, prod):
+    r = validate_config(tmp_path, default[0])
+    assert r.returncode == 0, r.stdout + r.stderr
+    over = tmp_path / "values.yaml"
+    over.write_text(yaml.safe_dump({"config": {
+        "workers": 4, "drainSeconds": 10, "trustedProxies": ["10.0.0.0/8"],
+        "limits": {"max_body": "8MiB"}, "timeouts": {"keepalive": "30s"},
+        "sites": [{"hosts": ["app.example.test"], "routes": [{"path": "/", "backend": "app"}]}],
+        "backends": {"app": {"servers": ["127.0.0.1:3000", "127.0.0.1:3001"],
+                             "health": {"path": "/healthz"}}}}}))
+    docs, _ = render(PREFIX, "-f", str(over))
+    r = validate_config(tmp_path, docs)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert config_of(docs)["timeouts"] == {"drain": "10s", "keepalive": "30s"}
+    # The production example names Service DNS names that only resolve in the
+    # cluster (tapwork resolves backend names at load): the only complaint allowed.
+    r = validate_config(tmp_path, prod[0])
+    assert r.returncode == 0 or "cannot resolve" in r.stdout + r.stderr, r.stdout + r.stderr
