@@ -13,7 +13,9 @@
 #include "tls/tls.h"
 
 #include <errno.h>
+#include <openssl/bio.h>
 #include <openssl/err.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -23,7 +25,86 @@ struct tls_front {
 	SSL *ssl;
 	struct tw_tls_store *store;
 	int handshake_done;
+	int fd;
+	int drained; /* the last socket read was short: no bytes left in the kernel */
+	struct tw_conn *c;
 };
+
+/* Our own socket BIO: recv/send with MSG_NOSIGNAL, and it notes whether the
+ * last read drained the socket, so a TLS read that got everything can end
+ * the read readiness without the extra read that would say EAGAIN. */
+static BIO_METHOD *sock_bio_method;
+static pthread_once_t sock_bio_once = PTHREAD_ONCE_INIT;
+
+static int bio_read(BIO *b, char *out, size_t len, size_t *got)
+{
+	struct tls_front *f = BIO_get_data(b);
+	BIO_clear_retry_flags(b);
+	for (;;) {
+		ssize_t n = recv(f->fd, out, len, 0);
+		if (n > 0) {
+			f->drained = (size_t)n < len && !f->c->rdhup;
+			*got = (size_t)n;
+			return 1;
+		}
+		if (n == 0) {
+			*got = 0;
+			return 0;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			BIO_set_retry_read(b);
+		f->drained = 1;
+		return -1;
+	}
+}
+
+static int bio_write(BIO *b, const char *in, size_t len, size_t *put)
+{
+	struct tls_front *f = BIO_get_data(b);
+	BIO_clear_retry_flags(b);
+	for (;;) {
+		ssize_t n = send(f->fd, in, len, MSG_NOSIGNAL);
+		if (n >= 0) {
+			*put = (size_t)n;
+			return 1;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			BIO_set_retry_write(b);
+		return -1;
+	}
+}
+
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	switch (cmd) {
+	case BIO_CTRL_FLUSH: return 1;
+	case BIO_CTRL_PUSH:
+	case BIO_CTRL_POP: return 0;
+	default: return 0;
+	}
+}
+
+static int bio_create(BIO *b)
+{
+	BIO_set_init(b, 1);
+	return 1;
+}
+
+static void make_method(void)
+{
+	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "tapwork socket");
+	if (m == NULL)
+		return;
+	BIO_meth_set_read_ex(m, bio_read);
+	BIO_meth_set_write_ex(m, bio_write);
+	BIO_meth_set_ctrl(m, bio_ctrl);
+	BIO_meth_set_create(m, bio_create);
+	sock_bio_method = m;
+}
 
 static int tls_open(struct tw_conn *c)
 {
@@ -34,14 +115,22 @@ static int tls_open(struct tw_conn *c)
 	struct tls_front *f = calloc(1, sizeof *f);
 	if (f == NULL)
 		return TW_ENOMEM;
+	pthread_once(&sock_bio_once, make_method);
+	f->fd = c->io.fd;
+	f->c = c;
 	f->ssl = SSL_new(ctx);
-	if (f->ssl == NULL || SSL_set_fd(f->ssl, c->io.fd) != 1) {
+	BIO *bio = sock_bio_method ? BIO_new(sock_bio_method) : NULL;
+	if (f->ssl == NULL || bio == NULL) {
+		BIO_free(bio);
 		SSL_free(f->ssl);
 		free(f);
 		return TW_ENOMEM;
 	}
+	BIO_set_data(bio, f);
+	SSL_set_bio(f->ssl, bio, bio);
 	SSL_set_mode(f->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				     SSL_MODE_RELEASE_BUFFERS);
+	SSL_set_read_ahead(f->ssl, 1); /* whole records (and more) per recv */
 	SSL_set_accept_state(f->ssl);
 	f->store = tw_tls_store_acquire(st);
 	c->fctx = f;
@@ -113,8 +202,12 @@ static ssize_t tls_recv(struct tw_conn *c, char *p, size_t len, uint8_t *ready, 
 	int ret = SSL_read_ex(f->ssl, p, len, &n);
 	if (!f->handshake_done && SSL_is_init_finished(f->ssl))
 		handshake_finished(c, f);
-	if (ret == 1)
+	if (ret == 1) {
+		/* Everything the kernel had is decrypted and handed out. */
+		if (f->drained && !SSL_has_pending(f->ssl) && n < len)
+			*ready = 0;
 		return (ssize_t)n;
+	}
 	return ssl_result(c, f, ret, ready, eof, 1);
 }
 
