@@ -20,7 +20,7 @@ enum { TW_BLOB_DATA = 1, TW_BLOB_TREE = 2 };
 #define TW_PACK_ENTRY_LEN 46
 #define TW_PACK_MAX_ENTRIES (1u << 20)
 #define TW_PACK_TARGET (16u * 1024 * 1024)
-#define TW_BLOB_MAX_RAW (8u * 1024 * 1024) /* largest plaintext a reader accepts */
+#define TW_BLOB_MAX_RAW (64u * 1024 * 1024) /* largest plaintext a reader accepts (big trees) */
 
 struct tw_pack_entry {
 	uint8_t type, flags;
