@@ -321,7 +321,7 @@ static int load_one(void *arg, const char *name, uint64_t size)
 		return tw_err_set(lc->e, rc, "out of memory");
 	if (rc != 0) {
 		tw_warn("index %s unusable: %s", name, e2.msg);
-		lc->bad++;
+		lc->r->index_errors++;
 	}
 	return 0;
 }

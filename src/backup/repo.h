@@ -28,6 +28,7 @@ struct tw_repo {
 	char key_name[2 * TW_ID_LEN + 1];
 	struct tw_index index;
 	pthread_mutex_t ix_mu;
+	unsigned index_errors; /* index objects that could not be read by load_index */
 	/* pending index object (packs written, not yet named by an index) */
 	struct tw_index_enc idx_enc;
 	uint32_t idx_pending;
