@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 
+#include "backup/prune.h"
 #include "backup/repo.h"
 
 /* Exit codes (docs/backup.md). */
@@ -33,6 +34,8 @@ int tw_bopts_password(const struct tw_bopts *o, const char *env_name, const char
 int tw_bopts_open(const struct tw_bopts *o, struct tw_repo **r);
 /* Print "tapwork NAME: message" to stderr. */
 void tw_bcli_fail(const char *cmd, const struct tw_err *e);
+/* Run prune with progress and a summary (prune and forget --prune); exit code. */
+int tw_bcli_prune(struct tw_repo *r, const struct tw_bopts *o, const struct tw_prune_opts *po);
 /* Parse "N" as a non-negative integer <= max. */
 int tw_bcli_uint(const char *s, unsigned long max, unsigned long *out);
 

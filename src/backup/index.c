@@ -59,25 +59,24 @@ const struct tw_idx_slot *tw_index_get(const struct tw_index *ix, const uint8_t 
 int tw_index_add(struct tw_index *ix, const struct tw_pack_entry *en, uint32_t pack, int *added)
 {
 	*added = 0;
-	if ((ix->n + 1) * 4 > ix->cap * 3) {
-		int rc = grow_slots(ix);
-		if (rc != 0)
-			return rc;
-	}
-	size_t j = hash_of(en->id) & (ix->cap - 1);
-	while (ix->slots[j].used) {
-		struct tw_idx_slot *s = &ix->slots[j];
-		if (memcmp(s->id, en->id, TW_ID_LEN) == 0) {
-			if (s->pack == TW_PACK_NEW && pack != TW_PACK_NEW)
-				goto fill;
+	struct tw_idx_slot *s = (struct tw_idx_slot *)tw_index_get(ix, en->id);
+	if (s != NULL) {
+		if (!(s->pack == TW_PACK_NEW && pack != TW_PACK_NEW))
 			return 0;
+	} else {
+		/* grow only when inserting: completing a slot never moves slots */
+		if ((ix->n + 1) * 4 > ix->cap * 3) {
+			int rc = grow_slots(ix);
+			if (rc != 0)
+				return rc;
 		}
-		j = (j + 1) & (ix->cap - 1);
+		size_t j = hash_of(en->id) & (ix->cap - 1);
+		while (ix->slots[j].used)
+			j = (j + 1) & (ix->cap - 1);
+		s = &ix->slots[j];
+		ix->n++;
+		*added = 1;
 	}
-	ix->n++;
-	*added = 1;
-fill:;
-	struct tw_idx_slot *s = &ix->slots[j];
 	memcpy(s->id, en->id, TW_ID_LEN);
 	s->pack = pack;
 	s->offset = en->offset;
