@@ -911,7 +911,7 @@ int tw_backup_run(struct tw_repo *r, const struct tw_backup_opts *opts,
 	}
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
-	snap->time_ns = ts_ns(now);
+	snap->time_ns = opts->time_ns ? opts->time_ns : ts_ns(now);
 	memcpy(snap->tree, g->root_id, TW_ID_LEN);
 	snap->hostname = host;
 	const char *user = getenv("USER");

@@ -25,6 +25,7 @@ struct tw_backup_opts {
 	size_t nexcludes;
 	int force;   /* ignore the parent snapshot: re-read every file */
 	int threads; /* 0 = number of CPUs */
+	int64_t time_ns; /* snapshot time; 0 = now */
 	struct tw_progress *progress; /* may be NULL */
 };
 

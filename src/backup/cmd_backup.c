@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "backup/backup.h"
 #include "backup/cmdutil.h"
@@ -19,7 +20,24 @@ static void usage(FILE *out)
 		"  --tag T                  tag the snapshot (repeatable)\n"
 		"  --exclude PATTERN        skip names or paths matching a glob (repeatable)\n"
 		"  --force                  re-read every file (ignore the parent snapshot)\n"
-		"  --threads N              worker threads (default: number of CPUs)\n" TW_BOPTS_HELP);
+		"  --threads N              worker threads (default: number of CPUs)\n"
+		"  --time T                 snapshot time: YYYY-MM-DDTHH:MM:SSZ or unix seconds\n" TW_BOPTS_HELP);
+}
+
+static int parse_time(const char *s, int64_t *out)
+{
+	unsigned long v;
+	if (tw_bcli_uint(s, 1UL << 40, &v) == 0) {
+		*out = (int64_t)v * 1000000000;
+		return 0;
+	}
+	struct tm tm;
+	memset(&tm, 0, sizeof tm);
+	const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (end == NULL || (*end != '\0' && strcmp(end, "Z") != 0))
+		return -1;
+	*out = (int64_t)timegm(&tm) * 1000000000;
+	return 0;
 }
 
 static int cmd_backup(int argc, char **argv)
@@ -55,6 +73,11 @@ static int cmd_backup(int argc, char **argv)
 				goto done;
 			}
 			bo.threads = (int)v;
+		} else if (strcmp(a, "--time") == 0 && i + 1 < argc) {
+			if (parse_time(argv[++i], &bo.time_ns) != 0) {
+				fprintf(stderr, "tapwork backup: bad --time\n");
+				goto done;
+			}
 		} else if (a[0] == '-' && a[1] != '\0') {
 			fprintf(stderr, "tapwork backup: unknown option %s\n", a);
 			goto done;

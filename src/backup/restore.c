@@ -421,6 +421,50 @@ static int all_zero(const uint8_t *p, size_t n)
 	return memcmp(p, z, n) == 0;
 }
 
+static int write_all_at(int fd, const uint8_t *p, size_t n, uint64_t off)
+{
+	size_t done = 0;
+	while (done < n) {
+		ssize_t w = pwrite(fd, p + done, n - done, (off_t)(off + done));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		done += (size_t)w;
+	}
+	return 0;
+}
+
+/* Sparse files: skip file-system blocks that are all zero, so holes stay
+ * holes (the file was pre-sized with ftruncate). */
+static int write_range(int fd, const uint8_t *p, size_t n, uint64_t off, int sparse)
+{
+	if (!sparse)
+		return write_all_at(fd, p, n, off);
+	const size_t bs = 4096;
+	size_t i = 0;
+	while (i < n) {
+		size_t step = bs - (size_t)((off + i) % bs);
+		if (step > n - i)
+			step = n - i;
+		if (all_zero(p + i, step)) {
+			i += step;
+			continue;
+		}
+		size_t j = i + step;
+		while (j < n) {
+			size_t s2 = bs < n - j ? bs : n - j;
+			if (all_zero(p + j, s2))
+				break;
+			j += s2;
+		}
+		if (write_all_at(fd, p + i, j - i, off + i) != 0)
+			return -1;
+		i = j;
+	}
+	return 0;
+}
+
 struct out {
 	uint32_t file;
 	int fd;
@@ -492,17 +536,8 @@ static void restore_group(struct rctx *c, struct out *o, size_t lo, size_t hi)
 		int fd = out_fd(c, o, w[i].file);
 		if (fd < 0)
 			continue;
-		size_t done = 0;
-		while (done < w[i].raw) {
-			ssize_t n = pwrite(fd, pt + done, w[i].raw - done, (off_t)(w[i].off + done));
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				warn_err(c, "write", f->path);
-				break;
-			}
-			done += (size_t)n;
-		}
+		if (write_range(fd, pt, w[i].raw, w[i].off, f->sparse) != 0)
+			warn_err(c, "write", f->path);
 	}
 	free(pt);
 	free(buf);
