@@ -2,9 +2,9 @@
  *
  * In memory: an open-addressing hash table keyed by the 32-byte blob ID
  * (IDs are uniform HMAC outputs, so their first 8 bytes are the hash), with
- * linear probing and load factor <= 0.75. A slot is 52 bytes (ID, pack
- * number, offset, length, raw length, type, flags), so a table costs at most
- * ~70 bytes per blob. Pack IDs live once in a side array (32 bytes per pack).
+ * linear probing, load factor between 0.56 and 0.85 (grows by 1.5x). A slot
+ * is 52 bytes (ID, pack number, offset, length, raw length, type, flags), so
+ * the table costs 61..93 bytes per blob. Pack IDs live once in a side array (32 bytes per pack).
  * Thread-safety: callers serialize (the engine wraps it with a mutex).
  *
  * Index object plaintext ("TWIX" v1, docs/repository-format.md) is parsed by
