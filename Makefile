@@ -20,7 +20,7 @@ ifeq ($(VARIANT),asan)
   LDOPT := -fsanitize=address,undefined
 else ifeq ($(VARIANT),fuzz)
   CC := clang
-  OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined
+  OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -Wno-unknown-warning-option
   LDOPT := -fsanitize=fuzzer,address,undefined
 else
   OPT := -O2 -g
