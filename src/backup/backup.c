@@ -22,8 +22,9 @@
 #include "core/arena.h"
 #include "core/log.h"
 
-#define SLAB_SIZE ((size_t)8 << 20)
-#define READ_BLOCK ((size_t)2 << 20)
+/* A slab holds a partial chunk (< max chunk, 4 MiB) plus at least one read. */
+#define SLAB_SIZE ((size_t)6 << 20)
+#define READ_BLOCK ((size_t)1 << 20)
 
 struct slab {
 	int refs; /* atomic */
@@ -143,18 +144,20 @@ static void slab_unref(struct eng *g, struct slab *s)
 
 /* ---- worker contexts ---- */
 
-static int wctx_init(struct wctx *w, struct tw_repo *r)
+/* Workers compress straight into their output buffer (after the nonce) and
+ * encrypt in place: one chunk-sized buffer per worker. Readers and the
+ * walker only encode trees and need no buffer. */
+static int wctx_init(struct wctx *w, struct tw_repo *r, int with_buffer)
 {
 	w->cctx = ZSTD_createCCtx();
-	w->scratch = malloc(r->chunk_max);
-	w->out = malloc((size_t)r->chunk_max + TW_SEAL_OVERHEAD);
-	return w->cctx && w->scratch && w->out ? 0 : TW_ENOMEM;
+	w->out = with_buffer ? malloc((size_t)r->chunk_max + TW_SEAL_OVERHEAD) : NULL;
+	w->scratch = w->out ? w->out + TW_NONCE_LEN : NULL;
+	return w->cctx && (w->out || !with_buffer) ? 0 : TW_ENOMEM;
 }
 
 static void wctx_free(struct wctx *w)
 {
 	ZSTD_freeCCtx(w->cctx);
-	free(w->scratch);
 	free(w->out);
 }
 
@@ -780,7 +783,7 @@ int tw_backup_run(struct tw_repo *r, const struct tw_backup_opts *opts,
 	uint32_t pn = 0;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	int nworkers = opts->threads > 0 ? opts->threads : (ncpu > 0 ? (int)ncpu : 2);
-	int nreaders = nworkers > 1 ? 2 : 1;
+	int nreaders = nworkers > 2 ? 2 : 1; /* one reader chunks > 1 GB/s */
 	struct thr *ths = calloc((size_t)(nworkers + nreaders), sizeof *ths);
 	struct wctx ww = {0};
 	int started = 0, qinit = 0;
@@ -835,27 +838,27 @@ int tw_backup_run(struct tw_repo *r, const struct tw_backup_opts *opts,
 
 	/* pipeline */
 	if ((rc = tw_queue_init(&g->fileq, 64)) != 0 ||
-	    (rc = tw_queue_init(&g->chunkq, (size_t)nworkers * 4 + 8)) != 0) {
+	    (rc = tw_queue_init(&g->chunkq, (size_t)nworkers * 2 + 2)) != 0) {
 		tw_err_set(e, rc, "out of memory");
 		goto done;
 	}
 	qinit = 1;
 	tw_packer_init(&g->data_pk, r, TW_BLOB_DATA);
 	tw_packer_init(&g->tree_pk, r, TW_BLOB_TREE);
-	g->slabs_max = nreaders + nworkers + 2;
-	if ((rc = wctx_init(&ww, r)) != 0) {
+	g->slabs_max = nreaders + nworkers + 1;
+	if ((rc = wctx_init(&ww, r, 0)) != 0) {
 		tw_err_set(e, rc, "out of memory");
 		goto done;
 	}
 	for (int i = 0; i < nworkers + nreaders; i++) {
 		ths[i].g = g;
-		if (i < nworkers && wctx_init(&ths[i].w, r) != 0) {
+		if (i < nworkers && wctx_init(&ths[i].w, r, 1) != 0) {
 			rc = tw_err_set(e, TW_ENOMEM, "out of memory");
 			break;
 		}
 		if (i >= nworkers) {
 			ths[i].w = (struct wctx){0};
-			if (wctx_init(&ths[i].w, r) != 0 ||
+			if (wctx_init(&ths[i].w, r, 0) != 0 ||
 			    tw_chunker_init(&ths[i].ch, r->gear, r->chunk_min, r->chunk_avg,
 					    r->chunk_max) != 0) {
 				rc = tw_err_set(e, TW_ENOMEM, "chunker setup failed");
