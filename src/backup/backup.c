@@ -178,7 +178,7 @@ static int claim(struct eng *g, const uint8_t id[TW_ID_LEN], uint8_t type, int *
 static void dir_free(struct dirnode *d)
 {
 	for (uint32_t i = 0; i < d->n; i++)
-		if (d->owned[i])
+		if (d->owned[i] == 1)
 			free((void *)d->nodes[i].chunks);
 	tw_arena_free(&d->arena);
 	free(d->nodes);
@@ -191,7 +191,15 @@ static int store_tree(struct eng *g, struct wctx *w, struct dirnode *d, uint8_t 
 	struct tw_dbuf b;
 	struct tw_err e = {0};
 	tw_dbuf_init(&b, TW_BLOB_MAX_RAW);
-	int rc = tw_tree_encode(d->nodes, d->n, &b);
+	/* drop entries that turned out unreadable (owned == 2) */
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < d->n; i++)
+		if (d->owned[i] != 2) {
+			d->owned[k] = d->owned[i];
+			d->nodes[k++] = d->nodes[i];
+		}
+	d->n = k; /* all children are done: no slot index is used any more */
+	int rc = tw_tree_encode(d->nodes, k, &b);
 	if (rc != 0) {
 		tw_dbuf_free(&b);
 		tw_err_set(&e, rc, "directory too large to encode");
@@ -567,7 +575,19 @@ static void fill_dir(struct eng *g, struct wctx *w, struct dirnode *d, int dirfd
 				stat_add(&g->st->files_unchanged, 1);
 				stat_add(PG(g, files), 1);
 				stat_add(PG(g, bytes), nd->size);
-			} else if (en->fd >= 0) {
+			} else if (en->fd == -2) {
+				/* opened only now, so open files are bounded by the queue */
+				en->fd = openat(dirfd, en->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
+				if (en->fd == -1 && errno == EPERM)
+					en->fd = openat(dirfd, en->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+				if (en->fd == -1) {
+					tw_warn("open %s: %s", full, strerror(errno));
+					stat_add(&g->st->errors, 1);
+					stat_add(&g->st->files, (uint64_t)-1);
+					stat_add(&g->st->bytes, (uint64_t)-nd->size);
+					d->owned[i] = 2; /* dropped from the tree */
+					break;
+				}
 				struct filejob *f = calloc(1, sizeof *f);
 				uint32_t cap = (uint32_t)(nd->size / g->r->chunk_min + 2);
 				if (f != NULL)
@@ -622,7 +642,7 @@ static void fill_dir(struct eng *g, struct wctx *w, struct dirnode *d, int dirfd
 	}
 }
 
-/* Decide per regular file: cached, or opened for reading (dropped if unreadable). */
+/* Decide per regular file: cached by the parent snapshot, or to be read. */
 static size_t prepare(struct eng *g, int dirfd, const char *dirpath, struct ent *ents, size_t n,
 		      const struct tw_node *pnodes, uint32_t pn)
 {
@@ -636,20 +656,10 @@ static size_t prepare(struct eng *g, int dirfd, const char *dirpath, struct ent 
 				pnodes && !g->o->force
 					? tw_tree_find(pnodes, pn, (const uint8_t *)en->name, en->nlen)
 					: NULL;
-			if (cache_hit(g, p, &en->st)) {
+			if (cache_hit(g, p, &en->st))
 				en->cached = p;
-			} else if (en->st.st_size > 0) {
-				int fd = openat(dirfd, en->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
-				if (fd == -1 && errno == EPERM)
-					fd = openat(dirfd, en->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-				if (fd == -1) {
-					tw_warn("open %s%s%s: %s", dirpath ? dirpath : "",
-						dirpath ? "/" : "", en->src, strerror(errno));
-					stat_add(&g->st->errors, 1);
-					continue;
-				}
-				en->fd = fd;
-			}
+			else if (en->st.st_size > 0)
+				en->fd = -2; /* to be opened just before it is queued */
 		}
 		ents[k++] = *en;
 	}
