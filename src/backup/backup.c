@@ -855,6 +855,10 @@ int tw_backup_run(struct tw_repo *r, const struct tw_backup_opts *opts,
 	qinit = 1;
 	tw_packer_init(&g->data_pk, r, TW_BLOB_DATA);
 	tw_packer_init(&g->tree_pk, r, TW_BLOB_TREE);
+	if (tw_packer_start_writer(&g->data_pk, 1) != 0) {
+		rc = tw_err_set(e, TW_ENOMEM, "cannot start the pack writer");
+		goto done;
+	}
 	g->slabs_max = nreaders + nworkers + 1;
 	if ((rc = wctx_init(&ww, r, 0)) != 0) {
 		tw_err_set(e, rc, "out of memory");

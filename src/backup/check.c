@@ -75,7 +75,7 @@ static void check_pack(struct cctx *c, uint32_t p)
 	tw_hex(r->index.packs[p], TW_ID_LEN, name);
 	struct pk key, *found;
 	snprintf(key.name, sizeof key.name, "%s", name);
-	found = bsearch(&key, c->store, c->nstore, sizeof *c->store, pk_cmp);
+	found = c->nstore ? bsearch(&key, c->store, c->nstore, sizeof *c->store, pk_cmp) : NULL;
 	if (found == NULL) {
 		tw_error("pack %s is missing", name);
 		err_count(c);
@@ -233,7 +233,8 @@ int tw_check_run(struct tw_repo *r, const struct tw_check_opts *o, struct tw_che
 	st->errors += r->index_errors;
 	if ((rc = tw_storage_list(r->st, TW_ST_DATA, collect, &c, e)) != 0)
 		goto done;
-	qsort(c.store, c.nstore, sizeof *c.store, pk_cmp);
+	if (c.nstore > 1)
+		qsort(c.store, c.nstore, sizeof *c.store, pk_cmp);
 	uint32_t np = r->index.npacks;
 	st->packs = np;
 	c.pack_bad = calloc(np + 1, 1);
