@@ -252,6 +252,7 @@ static void file_done(struct eng *g, struct wctx *w, struct filejob *f)
 	if (__atomic_sub_fetch(&f->pending, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
 	struct tw_node *nd = &f->d->nodes[f->slot];
+	nd->size = f->size; /* what was actually read (the file may have shrunk) */
 	nd->chunks = f->chunks;
 	nd->nchunks = f->nchunks;
 	f->d->owned[f->slot] = 1;
@@ -389,6 +390,7 @@ static void read_file(struct thr *t, struct filejob *f)
 	}
 	if (rc == 0 && t->cur != NULL && t->fill > start)
 		rc = emit(t, f, start, t->fill - start);
+	f->size -= remaining; /* bytes actually read */
 	if (rc != 0)
 		fail(g, NULL, rc);
 	close(f->fd);
@@ -763,6 +765,44 @@ static int same_paths(const struct tw_snapshot *s, char **paths, size_t n)
 	return 1;
 }
 
+/* Absolute path without following a symlink in the last component (a
+ * symlink given on the command line is backed up as a symlink). */
+static char *abs_path(const char *p)
+{
+	char buf[PATH_MAX];
+	int n = snprintf(buf, sizeof buf, "%s", p);
+	if (n <= 0 || (size_t)n >= sizeof buf)
+		return NULL;
+	while (n > 1 && buf[n - 1] == '/')
+		buf[--n] = '\0';
+	char *slash = strrchr(buf, '/');
+	const char *base = slash ? slash + 1 : buf;
+	if (strcmp(base, ".") == 0 || strcmp(base, "..") == 0 || strcmp(buf, "/") == 0)
+		return realpath(buf, NULL);
+	char *dir;
+	if (slash == NULL)
+		dir = realpath(".", NULL);
+	else if (slash == buf)
+		dir = realpath("/", NULL);
+	else {
+		*slash = '\0';
+		dir = realpath(buf, NULL);
+	}
+	if (dir == NULL)
+		return NULL;
+	size_t dl = strlen(dir), bl = strlen(base);
+	char *out = malloc(dl + bl + 2);
+	if (out != NULL) {
+		memcpy(out, dir, dl);
+		size_t o = dl;
+		if (dl == 0 || dir[dl - 1] != '/')
+			out[o++] = '/';
+		memcpy(out + o, base, bl + 1);
+	}
+	free(dir);
+	return out;
+}
+
 static int path_cmp(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -803,8 +843,9 @@ int tw_backup_run(struct tw_repo *r, const struct tw_backup_opts *opts,
 	}
 	/* absolute, sorted paths; root entries named by their last component */
 	for (size_t i = 0; i < np; i++) {
-		abs[i] = realpath(opts->paths[i], NULL);
-		if (abs[i] == NULL) {
+		struct stat tmp;
+		abs[i] = abs_path(opts->paths[i]);
+		if (abs[i] == NULL || lstat(abs[i], &tmp) == -1) {
 			rc = tw_err_set(e, TW_ENOENT, "%s: %s", opts->paths[i], strerror(errno));
 			goto done;
 		}
