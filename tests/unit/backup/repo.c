@@ -21,7 +21,7 @@ static int setup(void **state)
 	assert_non_null(mkdtemp(root));
 	strncat(root, "/r", sizeof root - strlen(root) - 1);
 	struct tw_err e = {0};
-	assert_int_equal(tw_repo_init(root, "pw", 2, &e), 0);
+	assert_int_equal(tw_repo_init(root, "pw", 2, 0, &e), 0);
 	return 0;
 }
 
@@ -87,7 +87,7 @@ static void open_and_objects(void **state)
 	tw_repo_close(r2);
 	tw_repo_close(r);
 	/* init refuses an existing repository */
-	assert_int_equal(tw_repo_init(root, "pw", 2, &e), TW_EEXIST);
+	assert_int_equal(tw_repo_init(root, "pw", 2, 0, &e), TW_EEXIST);
 }
 
 static void locks_and_leases(void **state)
