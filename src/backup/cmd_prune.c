@@ -1,0 +1,97 @@
+/* cmd_prune.c — `tapwork prune`. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backup/cmdutil.h"
+#include "backup/prune.h"
+#include "cli/cli.h"
+
+int tw_bcli_prune(struct tw_repo *r, const struct tw_bopts *o, const struct tw_prune_opts *po)
+{
+	struct tw_err e = {0};
+	struct tw_prune_stats st;
+	struct tw_progress pg;
+	struct tw_prune_opts opts = *po;
+	double t0 = tw_progress_now();
+	tw_progress_start(&pg, "prune", o->json, o->quiet);
+	opts.progress = &pg;
+	int err = tw_prune_run(r, &opts, &st, &e);
+	tw_progress_stop(&pg);
+	double el = tw_progress_now() - t0;
+	if (err != 0) {
+		tw_bcli_fail("prune", &e);
+		return TW_EXIT_ERROR;
+	}
+	if (o->json)
+		printf("{\"type\":\"summary\",\"action\":\"prune\",\"dry_run\":%s,\"packs\":%llu,"
+		       "\"packs_deleted\":%llu,\"packs_rewritten\":%llu,\"packs_unindexed\":%llu,"
+		       "\"blobs_live\":%llu,\"blobs_repacked\":%llu,\"bytes_freed\":%llu,"
+		       "\"index_written\":%llu,\"index_deleted\":%llu,\"seconds\":%.3f}\n",
+		       po->dry_run ? "true" : "false", (unsigned long long)st.packs,
+		       (unsigned long long)st.packs_deleted, (unsigned long long)st.packs_rewritten,
+		       (unsigned long long)st.packs_unindexed, (unsigned long long)st.blobs_live,
+		       (unsigned long long)st.blobs_repacked, (unsigned long long)st.bytes_freed,
+		       (unsigned long long)st.index_written, (unsigned long long)st.index_deleted, el);
+	else if (!o->quiet)
+		printf("%s%llu packs: %llu deleted, %llu rewritten (%llu blobs), %llu unindexed "
+		       "removed; %.1f MiB freed; %.2fs\n",
+		       po->dry_run ? "would prune: " : "", (unsigned long long)st.packs,
+		       (unsigned long long)st.packs_deleted, (unsigned long long)st.packs_rewritten,
+		       (unsigned long long)st.blobs_repacked, (unsigned long long)st.packs_unindexed,
+		       st.bytes_freed / 1048576.0, el);
+	return TW_EXIT_OK;
+}
+
+static int cmd_prune(int argc, char **argv)
+{
+	if (tw_cli_wants_help(argc, argv)) {
+		printf("usage: tapwork prune -r REPO [--max-unused N%%] [--dry-run]\n\n"
+		       "Delete packs no snapshot needs and rewrite packs that are mostly garbage\n"
+		       "(more than N%% unused bytes, default 20). Takes an exclusive lock.\n\n"
+		       "options:\n" TW_BOPTS_HELP);
+		return 0;
+	}
+	struct tw_bopts o = {0};
+	struct tw_prune_opts po = {0};
+	po.max_unused_percent = 20;
+	for (int i = 1; i < argc; i++) {
+		int c = tw_bopts_parse(&o, argc, argv, &i);
+		if (c < 0)
+			return TW_EXIT_USAGE;
+		if (c)
+			continue;
+		if (strcmp(argv[i], "--dry-run") == 0 || strcmp(argv[i], "-n") == 0)
+			po.dry_run = 1;
+		else if (strcmp(argv[i], "--max-unused") == 0 && i + 1 < argc) {
+			char buf[16];
+			snprintf(buf, sizeof buf, "%s", argv[++i]);
+			size_t l = strlen(buf);
+			if (l && buf[l - 1] == '%')
+				buf[l - 1] = '\0';
+			unsigned long v;
+			if (tw_bcli_uint(buf, 100, &v) != 0)
+				return TW_EXIT_USAGE;
+			po.max_unused_percent = (unsigned)v;
+		} else {
+			fprintf(stderr, "tapwork prune: unknown argument %s\n", argv[i]);
+			return TW_EXIT_USAGE;
+		}
+	}
+	tw_bopts_env(&o);
+	struct tw_repo *r;
+	int rc = tw_bopts_open(&o, &r);
+	if (rc != 0)
+		return rc;
+	struct tw_err e = {0};
+	if (tw_repo_lock(r, 1, &e) != 0) {
+		tw_bcli_fail("prune", &e);
+		tw_repo_close(r);
+		return TW_EXIT_ERROR;
+	}
+	rc = tw_bcli_prune(r, &o, &po);
+	tw_repo_close(r);
+	return rc;
+}
+
+TW_CLI_COMMAND(prune, "prune", "remove data no snapshot references", cmd_prune)

@@ -1,0 +1,227 @@
+/* pack.c — pack header codec, blob and object sealing. */
+#include "backup/pack.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+void tw_pack_entry_put(uint8_t out[TW_PACK_ENTRY_LEN], const struct tw_pack_entry *en)
+{
+	out[0] = en->type;
+	out[1] = en->flags;
+	memcpy(out + 2, en->id, TW_ID_LEN);
+	tw_le32_put(out + 34, en->offset);
+	tw_le32_put(out + 38, en->length);
+	tw_le32_put(out + 42, en->raw_length);
+}
+
+int tw_pack_entry_get(const uint8_t in[TW_PACK_ENTRY_LEN], struct tw_pack_entry *en)
+{
+	en->type = in[0];
+	en->flags = in[1];
+	memcpy(en->id, in + 2, TW_ID_LEN);
+	en->offset = tw_le32_get(in + 34);
+	en->length = tw_le32_get(in + 38);
+	en->raw_length = tw_le32_get(in + 42);
+	if (en->type != TW_BLOB_DATA && en->type != TW_BLOB_TREE)
+		return TW_ECORRUPT;
+	if ((en->flags & ~TW_BLOB_ZSTD) != 0 || en->raw_length > TW_BLOB_MAX_RAW)
+		return TW_ECORRUPT;
+	if (en->length < TW_SEAL_OVERHEAD)
+		return TW_ECORRUPT;
+	if (!(en->flags & TW_BLOB_ZSTD) && en->length != en->raw_length + TW_SEAL_OVERHEAD)
+		return TW_ECORRUPT;
+	if ((en->flags & TW_BLOB_ZSTD) && en->length - TW_SEAL_OVERHEAD > TW_BLOB_MAX_RAW + 1024)
+		return TW_ECORRUPT;
+	return 0;
+}
+
+int tw_pack_header_encode(const struct tw_pack_entry *ents, uint32_t n, struct tw_dbuf *out)
+{
+	uint8_t head[12] = {'T', 'W', 'P', 'H', 1, 0, 0, 0};
+	tw_le32_put(head + 8, n);
+	int rc = tw_dbuf_reserve(out, 12 + (size_t)n * TW_PACK_ENTRY_LEN);
+	if (rc == 0)
+		rc = tw_dbuf_append(out, head, sizeof head);
+	for (uint32_t i = 0; rc == 0 && i < n; i++) {
+		uint8_t b[TW_PACK_ENTRY_LEN];
+		tw_pack_entry_put(b, &ents[i]);
+		rc = tw_dbuf_append(out, b, sizeof b);
+	}
+	return rc;
+}
+
+int tw_pack_header_decode(const uint8_t *p, size_t n, uint64_t data_end,
+			  struct tw_pack_entry **ents, uint32_t *count, struct tw_err *e)
+{
+	*ents = NULL;
+	*count = 0;
+	if (n < 12 || memcmp(p, "TWPH", 4) != 0)
+		return tw_err_set(e, TW_ECORRUPT, "pack header: bad magic");
+	if (p[4] != 1 || p[5] || p[6] || p[7])
+		return tw_err_set(e, TW_ECORRUPT, "pack header: unknown version %u", p[4]);
+	uint32_t cnt = tw_le32_get(p + 8);
+	if (cnt > TW_PACK_MAX_ENTRIES || (uint64_t)cnt * TW_PACK_ENTRY_LEN != n - 12)
+		return tw_err_set(e, TW_ECORRUPT, "pack header: bad entry count %u", cnt);
+	struct tw_pack_entry *v = calloc(cnt ? cnt : 1, sizeof *v);
+	if (v == NULL)
+		return tw_err_set(e, TW_ENOMEM, "out of memory");
+	uint64_t pos = 0;
+	for (uint32_t i = 0; i < cnt; i++) {
+		if (tw_pack_entry_get(p + 12 + (size_t)i * TW_PACK_ENTRY_LEN, &v[i]) != 0 ||
+		    v[i].offset != pos) {
+			free(v);
+			return tw_err_set(e, TW_ECORRUPT, "pack header: bad entry %u", i);
+		}
+		pos += v[i].length;
+	}
+	if (pos != data_end) {
+		free(v);
+		return tw_err_set(e, TW_ECORRUPT, "pack header: blobs end at %llu, header at %llu",
+				  (unsigned long long)pos, (unsigned long long)data_end);
+	}
+	*ents = v;
+	*count = cnt;
+	return 0;
+}
+
+#define TW_PROBE_LEN (64u * 1024)
+
+static void blob_aad(uint8_t aad[3 + TW_ID_LEN], uint8_t type, uint8_t flags,
+		     const uint8_t id[TW_ID_LEN])
+{
+	aad[0] = 'B';
+	aad[1] = type;
+	aad[2] = flags;
+	memcpy(aad + 3, id, TW_ID_LEN);
+}
+
+int tw_blob_seal(const struct tw_keys *k, void *cctx, int level, uint8_t type,
+		 const uint8_t id[TW_ID_LEN], const uint8_t *pt, size_t n, uint8_t *scratch,
+		 uint8_t *out, size_t *out_len, uint8_t *flags)
+{
+	const uint8_t *body = pt;
+	size_t blen = n;
+	*flags = 0;
+	if (cctx != NULL && n > 64) {
+		ZSTD_CCtx *c = cctx;
+		ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level);
+		size_t r = 0;
+		/* incompressible data (media, archives, encrypted files) is common:
+		 * probe 64 KiB first and skip the full attempt when it does not
+		 * shrink by at least 3% */
+		if (n > 4 * TW_PROBE_LEN) {
+			size_t pr = ZSTD_compress2(c, scratch, n - 1, pt, TW_PROBE_LEN);
+			if (ZSTD_isError(pr) || pr * 100 > (size_t)TW_PROBE_LEN * 97)
+				goto seal;
+		}
+		r = ZSTD_compress2(c, scratch, n - 1, pt, n);
+		if (!ZSTD_isError(r) && r < n) {
+			body = scratch;
+			blen = r;
+			*flags = TW_BLOB_ZSTD;
+		}
+	}
+seal:;
+	uint8_t aad[3 + TW_ID_LEN];
+	blob_aad(aad, type, *flags, id);
+	int rc = tw_crypto_seal(k->enc, aad, sizeof aad, body, blen, out);
+	if (rc != 0)
+		return rc;
+	*out_len = blen + TW_SEAL_OVERHEAD;
+	return 0;
+}
+
+int tw_blob_open(const struct tw_keys *k, void *dctx, const struct tw_pack_entry *en,
+		 const uint8_t *stored, uint8_t **pt, struct tw_err *e)
+{
+	*pt = NULL;
+	if (en->length < TW_SEAL_OVERHEAD || en->raw_length > TW_BLOB_MAX_RAW)
+		return tw_err_set(e, TW_ECORRUPT, "blob: bad length");
+	size_t blen = en->length - TW_SEAL_OVERHEAD;
+	uint8_t *body = malloc(blen ? blen : 1);
+	if (body == NULL)
+		return tw_err_set(e, TW_ENOMEM, "out of memory");
+	uint8_t aad[3 + TW_ID_LEN];
+	blob_aad(aad, en->type, en->flags, en->id);
+	if (tw_crypto_open(k->enc, aad, sizeof aad, stored, en->length, body) != 0) {
+		free(body);
+		return tw_err_set(e, TW_ECRYPTO, "blob: authentication failed");
+	}
+	uint8_t *raw = body;
+	if (en->flags & TW_BLOB_ZSTD) {
+		raw = malloc(en->raw_length ? en->raw_length : 1);
+		ZSTD_DCtx *own = NULL, *d = dctx;
+		if (d == NULL)
+			d = own = ZSTD_createDCtx();
+		size_t r = raw && d ? ZSTD_decompressDCtx(d, raw, en->raw_length, body, blen) : 0;
+		ZSTD_freeDCtx(own);
+		free(body);
+		if (raw == NULL || ZSTD_isError(r) || r != en->raw_length) {
+			free(raw);
+			return tw_err_set(e, TW_ECORRUPT, "blob: bad compressed data");
+		}
+	} else if (blen != en->raw_length) {
+		free(body);
+		return tw_err_set(e, TW_ECORRUPT, "blob: length mismatch");
+	}
+	uint8_t id[TW_ID_LEN];
+	if (tw_crypto_id(k, raw, en->raw_length, id) != 0 || memcmp(id, en->id, TW_ID_LEN) != 0) {
+		free(raw);
+		return tw_err_set(e, TW_ECORRUPT, "blob: content does not match its ID");
+	}
+	*pt = raw;
+	return 0;
+}
+
+static int object_aad(const char *kind, char *aad, size_t cap, size_t *len)
+{
+	int n = snprintf(aad, cap, "tapwork/v1/%s", kind);
+	if (n < 0 || (size_t)n >= cap)
+		return TW_EINVAL;
+	*len = (size_t)n;
+	return 0;
+}
+
+int tw_object_seal(const struct tw_keys *k, const char *kind, const void *pt, size_t n,
+		   uint8_t **out, size_t *out_len)
+{
+	char aad[64];
+	size_t alen;
+	*out = NULL;
+	if (object_aad(kind, aad, sizeof aad, &alen) != 0)
+		return TW_EINVAL;
+	uint8_t *b = malloc(n + TW_SEAL_OVERHEAD);
+	if (b == NULL)
+		return TW_ENOMEM;
+	int rc = tw_crypto_seal(k->enc, aad, alen, pt, n, b);
+	if (rc != 0) {
+		free(b);
+		return rc;
+	}
+	*out = b;
+	*out_len = n + TW_SEAL_OVERHEAD;
+	return 0;
+}
+
+int tw_object_open(const struct tw_keys *k, const char *kind, const uint8_t *in, size_t n,
+		   uint8_t **pt, size_t *pt_len, struct tw_err *e)
+{
+	char aad[64];
+	size_t alen;
+	*pt = NULL;
+	if (object_aad(kind, aad, sizeof aad, &alen) != 0 || n < TW_SEAL_OVERHEAD)
+		return tw_err_set(e, TW_ECORRUPT, "%s object: too short", kind);
+	uint8_t *b = malloc(n - TW_SEAL_OVERHEAD + 1);
+	if (b == NULL)
+		return tw_err_set(e, TW_ENOMEM, "out of memory");
+	if (tw_crypto_open(k->enc, aad, alen, in, n, b) != 0) {
+		free(b);
+		return tw_err_set(e, TW_ECRYPTO, "%s object: authentication failed", kind);
+	}
+	b[n - TW_SEAL_OVERHEAD] = 0; /* convenience terminator for JSON */
+	*pt = b;
+	*pt_len = n - TW_SEAL_OVERHEAD;
+	return 0;
+}

@@ -1,0 +1,83 @@
+/* pack.h — pack file format and blob sealing (docs/repository-format.md).
+ *
+ * Pack = blobs | sealed header | u32 header length. The header plaintext is
+ * "TWPH" v1 + entries of (type, flags, id, offset, length, raw length).
+ * tw_pack_header_decode() parses header plaintext AFTER decryption, so the
+ * fuzzer (fuzz/backup_pack.c) calls it directly. */
+#ifndef TW_BACKUP_PACK_H
+#define TW_BACKUP_PACK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backup/crypto.h"
+#include "core/dbuf.h"
+#include "core/err.h"
+
+enum { TW_BLOB_DATA = 1, TW_BLOB_TREE = 2 };
+#define TW_BLOB_ZSTD 1 /* flags bit: body is a zstd frame */
+
+#define TW_PACK_ENTRY_LEN 46
+#define TW_PACK_MAX_ENTRIES (1u << 20)
+#define TW_PACK_TARGET (16u * 1024 * 1024)
+#define TW_BLOB_MAX_RAW (64u * 1024 * 1024) /* largest plaintext a reader accepts (big trees) */
+
+struct tw_pack_entry {
+	uint8_t type, flags;
+	uint8_t id[TW_ID_LEN];
+	uint32_t offset, length, raw_length;
+};
+
+void tw_pack_entry_put(uint8_t out[TW_PACK_ENTRY_LEN], const struct tw_pack_entry *en);
+/* 0 or TW_ECORRUPT for a bad type/flags/length combination. */
+int tw_pack_entry_get(const uint8_t in[TW_PACK_ENTRY_LEN], struct tw_pack_entry *en);
+
+/* Header plaintext for n entries. */
+int tw_pack_header_encode(const struct tw_pack_entry *ents, uint32_t n, struct tw_dbuf *out);
+/* Parse header plaintext; entries must be sorted, contiguous from 0 and end
+ * at data_end. *ents is malloc'd (caller frees). */
+int tw_pack_header_decode(const uint8_t *p, size_t n, uint64_t data_end,
+			  struct tw_pack_entry **ents, uint32_t *count, struct tw_err *e);
+
+/* Compress (zstd `level`, kept only if smaller) and seal plaintext pt[0..n)
+ * as blob (type, id). scratch must hold n bytes, out n + TW_SEAL_OVERHEAD;
+ * scratch may be out + TW_NONCE_LEN (compress, then encrypt in place).
+ * cctx is a ZSTD_CCtx owned by the calling thread (NULL: no compression). */
+int tw_blob_seal(const struct tw_keys *k, void *cctx, int level, uint8_t type,
+		 const uint8_t id[TW_ID_LEN], const uint8_t *pt, size_t n, uint8_t *scratch,
+		 uint8_t *out, size_t *out_len, uint8_t *flags);
+/* Open a stored blob described by en: decrypt, decompress, check the ID.
+ * *pt is malloc'd with en->raw_length bytes. dctx: ZSTD_DCtx or NULL. */
+int tw_blob_open(const struct tw_keys *k, void *dctx, const struct tw_pack_entry *en,
+		 const uint8_t *stored, uint8_t **pt, struct tw_err *e);
+
+/* Seal/open a whole object (config, index, snapshot, lock, pack header):
+ * AAD = "tapwork/v1/" + kind. open: *pt malloc'd, *pt_len bytes. */
+int tw_object_seal(const struct tw_keys *k, const char *kind, const void *pt, size_t n,
+		   uint8_t **out, size_t *out_len);
+int tw_object_open(const struct tw_keys *k, const char *kind, const uint8_t *in, size_t n,
+		   uint8_t **pt, size_t *pt_len, struct tw_err *e);
+
+/* Little-endian helpers shared by the encoders. */
+static inline void tw_le32_put(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+static inline uint32_t tw_le32_get(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline void tw_le64_put(uint8_t *p, uint64_t v)
+{
+	tw_le32_put(p, (uint32_t)v);
+	tw_le32_put(p + 4, (uint32_t)(v >> 32));
+}
+static inline uint64_t tw_le64_get(const uint8_t *p)
+{
+	return (uint64_t)tw_le32_get(p) | (uint64_t)tw_le32_get(p + 4) << 32;
+}
+
+#endif

@@ -1,0 +1,25 @@
+/* queue.h — bounded multi-producer multi-consumer queue of pointers.
+ * push blocks while full; pop blocks while empty and returns NULL once the
+ * queue is closed and drained. Bounded queues keep the pipeline's memory
+ * bounded whatever the data size. */
+#ifndef TW_BACKUP_QUEUE_H
+#define TW_BACKUP_QUEUE_H
+
+#include <pthread.h>
+#include <stddef.h>
+
+struct tw_queue {
+	pthread_mutex_t mu;
+	pthread_cond_t not_empty, not_full;
+	void **items;
+	size_t cap, head, len;
+	int closed;
+};
+
+int tw_queue_init(struct tw_queue *q, size_t cap);
+void tw_queue_destroy(struct tw_queue *q);
+void tw_queue_push(struct tw_queue *q, void *item);
+void *tw_queue_pop(struct tw_queue *q);
+void tw_queue_close(struct tw_queue *q);
+
+#endif

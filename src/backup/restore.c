@@ -1,0 +1,727 @@
+/* restore.c — restore pipeline (see restore.h). */
+#include "backup/restore.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "core/log.h"
+
+struct rfile {
+	char *dir;  /* parent, relative to the target ("" = target) */
+	char *name; /* NUL-terminated (tree names never contain NUL) */
+	char *path; /* for messages */
+	uint8_t type, sparse, is_link_copy;
+	uint32_t mode, uid, gid;
+	int64_t mtime_ns;
+	uint64_t size;
+	uint8_t *xattrs; /* encoded, malloc'd copy */
+	uint32_t xattrs_len;
+};
+
+struct wr {
+	uint32_t file;
+	uint32_t pack;
+	uint64_t off;
+	uint32_t boff, blen, raw;
+	uint8_t type, flags;
+	uint8_t id[TW_ID_LEN];
+};
+
+struct hl {
+	uint64_t dev, ino;
+	uint32_t file; /* index + 1; 0 = empty slot */
+};
+
+struct rctx {
+	struct tw_repo *r;
+	const struct tw_restore_opts *o;
+	struct tw_restore_stats *st;
+	int rootfd;
+	struct rfile *files;
+	size_t nfiles, cap_files;
+	struct rfile *dirs;
+	size_t ndirs, cap_dirs;
+	struct wr *wrs;
+	size_t nwrs, cap_wrs;
+	struct hl *hls;
+	size_t hl_cap, hl_n;
+	char **inc;
+	size_t ninc;
+	/* phase 2 */
+	size_t *groups; /* start index of each pack group in wrs */
+	size_t ngroups, next_group;
+	pthread_mutex_t mu;
+	int fatal;
+	struct tw_err err;
+};
+
+static void count(uint64_t *c, uint64_t v) { __atomic_add_fetch(c, v, __ATOMIC_RELAXED); }
+
+int tw_restore_open_beneath(int rootfd, const char *rel)
+{
+	int fd = dup(rootfd);
+	if (fd == -1 || rel[0] == '\0')
+		return fd;
+	char buf[PATH_MAX];
+	snprintf(buf, sizeof buf, "%s", rel);
+	char *p = buf;
+	while (p && *p) {
+		char *slash = strchr(p, '/');
+		if (slash)
+			*slash = '\0';
+		if (strcmp(p, "..") == 0 || strcmp(p, ".") == 0 || *p == '\0') {
+			close(fd);
+			errno = EINVAL;
+			return -1;
+		}
+		int nfd = openat(fd, p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int saved = errno;
+		close(fd);
+		if (nfd == -1) {
+			errno = saved;
+			return -1;
+		}
+		fd = nfd;
+		p = slash ? slash + 1 : NULL;
+	}
+	return fd;
+}
+
+static void *grow(void *v, size_t *cap, size_t n, size_t size)
+{
+	if (n < *cap)
+		return v;
+	size_t nc = *cap ? *cap * 2 : 256;
+	void *nv = realloc(v, nc * size);
+	if (nv != NULL)
+		*cap = nc;
+	return nv;
+}
+
+static int warn_err(struct rctx *c, const char *what, const char *path)
+{
+	tw_warn("%s %s: %s", what, path, strerror(errno));
+	count(&c->st->errors, 1);
+	return -1;
+}
+
+static char *join(const char *dir, const uint8_t *name, size_t len)
+{
+	size_t dl = strlen(dir);
+	char *p = malloc(dl + len + 2);
+	if (p == NULL)
+		return NULL;
+	memcpy(p, dir, dl);
+	size_t o = dl;
+	if (dl)
+		p[o++] = '/';
+	memcpy(p + o, name, len);
+	p[o + len] = '\0';
+	return p;
+}
+
+static struct rfile *add_file(struct rctx *c, const char *dir, const struct tw_node *nd, int is_dir)
+{
+	struct rfile **v = is_dir ? &c->dirs : &c->files;
+	size_t *n = is_dir ? &c->ndirs : &c->nfiles, *cap = is_dir ? &c->cap_dirs : &c->cap_files;
+	struct rfile *nv = grow(*v, cap, *n, sizeof **v);
+	if (nv == NULL)
+		return NULL;
+	*v = nv;
+	struct rfile *f = &nv[*n];
+	memset(f, 0, sizeof *f);
+	f->dir = strdup(dir);
+	f->name = join("", nd->name, nd->name_len);
+	f->path = join(dir, nd->name, nd->name_len);
+	if (!f->dir || !f->name || !f->path) {
+		free(f->dir);
+		free(f->name);
+		free(f->path);
+		return NULL;
+	}
+	f->type = nd->type;
+	f->sparse = (nd->flags & TW_NODE_SPARSE) != 0;
+	f->mode = nd->mode;
+	f->uid = nd->uid;
+	f->gid = nd->gid;
+	f->mtime_ns = nd->mtime_ns;
+	f->size = nd->size;
+	if (nd->xattrs_len > 0 && (f->xattrs = malloc(nd->xattrs_len)) != NULL) {
+		memcpy(f->xattrs, nd->xattrs, nd->xattrs_len);
+		f->xattrs_len = nd->xattrs_len;
+	}
+	(*n)++;
+	return f;
+}
+
+/* hard links: (dev, ino) -> first restored file */
+static struct hl *hl_find(struct rctx *c, uint64_t dev, uint64_t ino, int insert)
+{
+	if (insert && (c->hl_n + 1) * 2 > c->hl_cap) {
+		size_t nc = c->hl_cap ? c->hl_cap * 2 : 64;
+		struct hl *nt = calloc(nc, sizeof *nt);
+		if (nt == NULL)
+			return NULL;
+		for (size_t i = 0; i < c->hl_cap; i++) {
+			if (!c->hls[i].file)
+				continue;
+			size_t j = (c->hls[i].ino * 31 + c->hls[i].dev) & (nc - 1);
+			while (nt[j].file)
+				j = (j + 1) & (nc - 1);
+			nt[j] = c->hls[i];
+		}
+		free(c->hls);
+		c->hls = nt;
+		c->hl_cap = nc;
+	}
+	if (c->hl_cap == 0)
+		return NULL;
+	size_t j = (ino * 31 + dev) & (c->hl_cap - 1);
+	while (c->hls[j].file) {
+		if (c->hls[j].dev == dev && c->hls[j].ino == ino)
+			return &c->hls[j];
+		j = (j + 1) & (c->hl_cap - 1);
+	}
+	if (!insert)
+		return NULL;
+	c->hls[j].dev = dev;
+	c->hls[j].ino = ino;
+	c->hl_n++;
+	return &c->hls[j];
+}
+
+static int create_file(struct rctx *c, int dirfd, const struct tw_node *nd, const char *path)
+{
+	int fd = openat(dirfd, (const char *)nd->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd == -1 && errno == EEXIST) {
+		struct stat sb;
+		if (fstatat(dirfd, (const char *)nd->name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    !S_ISDIR(sb.st_mode))
+			unlinkat(dirfd, (const char *)nd->name, 0);
+		fd = openat(dirfd, (const char *)nd->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	}
+	if (fd == -1)
+		return warn_err(c, "create", path);
+	if (nd->size > 0 && ftruncate(fd, (off_t)nd->size) == -1) {
+		close(fd);
+		return warn_err(c, "truncate", path);
+	}
+	close(fd);
+	return 0;
+}
+
+static void replace_existing(int dirfd, const char *name)
+{
+	struct stat sb;
+	if (fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(sb.st_mode))
+		unlinkat(dirfd, name, 0);
+}
+
+/* included(depth, node): 1 = restore it and everything below, 2 = descend only, 0 = skip */
+static int included(struct rctx *c, size_t depth, const struct tw_node *nd)
+{
+	if (depth >= c->ninc)
+		return 1;
+	const char *comp = c->inc[depth];
+	if (strlen(comp) != nd->name_len || memcmp(comp, nd->name, nd->name_len) != 0)
+		return 0;
+	return depth + 1 == c->ninc ? 1 : 2;
+}
+
+static int walk(struct rctx *c, const uint8_t tree_id[TW_ID_LEN], int dirfd, const char *rel,
+		size_t depth, int all)
+{
+	uint8_t *buf;
+	struct tw_node *nodes;
+	uint32_t n;
+	struct tw_err e = {0};
+	if (tw_repo_read_tree(c->r, tree_id, &buf, &nodes, &n, &e) != 0) {
+		tw_warn("directory %s: %s", rel[0] ? rel : ".", e.msg);
+		count(&c->st->errors, 1);
+		return 0;
+	}
+	/* names are NUL-terminated copies: the tree buffer is not */
+	for (uint32_t i = 0; i < n && !c->fatal; i++) {
+		struct tw_node nd = nodes[i];
+		int inc = all ? 1 : included(c, depth, &nd);
+		if (inc == 0)
+			continue;
+		if (!tw_tree_name_ok(nd.name, nd.name_len)) {
+			count(&c->st->errors, 1);
+			continue;
+		}
+		char name[TW_NAME_MAX + 1];
+		memcpy(name, nd.name, nd.name_len);
+		name[nd.name_len] = '\0';
+		nd.name = (const uint8_t *)name;
+		char *path = join(rel, nd.name, nd.name_len);
+		if (path == NULL) {
+			c->fatal = 1;
+			break;
+		}
+		if (inc == 2) {
+			if (nd.type == TW_NODE_DIR) {
+				if (mkdirat(dirfd, name, 0700) == -1 && errno != EEXIST)
+					warn_err(c, "mkdir", path);
+				int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+				if (fd >= 0) {
+					walk(c, nd.subtree, fd, path, depth + 1, 0);
+					close(fd);
+				} else
+					warn_err(c, "open", path);
+			}
+			free(path);
+			continue;
+		}
+		switch (nd.type) {
+		case TW_NODE_DIR: {
+			if (mkdirat(dirfd, name, 0700) == -1 && errno != EEXIST) {
+				warn_err(c, "mkdir", path);
+				break;
+			}
+			int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (fd == -1) {
+				warn_err(c, "open", path);
+				break;
+			}
+			fchmod(fd, 0700);
+			walk(c, nd.subtree, fd, path, depth + 1, 1);
+			close(fd);
+			if (add_file(c, rel, &nd, 1) == NULL)
+				c->fatal = 1;
+			count(&c->st->dirs, 1);
+			break;
+		}
+		case TW_NODE_FILE: {
+			if (nd.flags & TW_NODE_HARDLINK) {
+				struct hl *h = hl_find(c, nd.dev, nd.ino, 0);
+				if (h != NULL) {
+					struct rfile *first = &c->files[h->file - 1];
+					int ofd = tw_restore_open_beneath(c->rootfd, first->dir);
+					replace_existing(dirfd, name);
+					if (ofd == -1 || linkat(ofd, first->name, dirfd, name, 0) == -1)
+						warn_err(c, "link", path);
+					if (ofd >= 0)
+						close(ofd);
+					count(&c->st->files, 1);
+					break;
+				}
+			}
+			if (create_file(c, dirfd, &nd, path) != 0)
+				break;
+			struct rfile *f = add_file(c, rel, &nd, 0);
+			if (f == NULL) {
+				c->fatal = 1;
+				break;
+			}
+			uint32_t fi = (uint32_t)(c->nfiles - 1);
+			if (nd.flags & TW_NODE_HARDLINK) {
+				struct hl *h = hl_find(c, nd.dev, nd.ino, 1);
+				if (h != NULL)
+					h->file = fi + 1;
+			}
+			count(&c->st->files, 1);
+			count(&c->o->progress->total_bytes, nd.size);
+			uint64_t off = 0;
+			for (uint32_t k = 0; k < nd.nchunks; k++) {
+				const uint8_t *id = nd.chunks + (size_t)k * TW_ID_LEN;
+				const struct tw_idx_slot *s = tw_index_get(&c->r->index, id);
+				if (s == NULL) {
+					char hex[65];
+					tw_hex(id, TW_ID_LEN, hex);
+					tw_warn("%s: chunk %.16s missing from the index", path, hex);
+					count(&c->st->errors, 1);
+					break;
+				}
+				struct wr *nw = grow(c->wrs, &c->cap_wrs, c->nwrs, sizeof *c->wrs);
+				if (nw == NULL) {
+					c->fatal = 1;
+					break;
+				}
+				c->wrs = nw;
+				struct wr *w = &nw[c->nwrs++];
+				w->file = fi;
+				w->pack = s->pack;
+				w->off = off;
+				w->boff = s->offset;
+				w->blen = s->length;
+				w->raw = s->raw_length;
+				w->type = s->type;
+				w->flags = s->flags;
+				memcpy(w->id, id, TW_ID_LEN);
+				off += s->raw_length;
+			}
+			break;
+		}
+		case TW_NODE_SYMLINK: {
+			char target[65536];
+			memcpy(target, nd.target, nd.target_len);
+			target[nd.target_len] = '\0';
+			replace_existing(dirfd, name);
+			if (symlinkat(target, dirfd, name) == -1) {
+				warn_err(c, "symlink", path);
+				break;
+			}
+			if (fchownat(dirfd, name, nd.uid, nd.gid, AT_SYMLINK_NOFOLLOW) == -1 &&
+			    errno != EPERM)
+				warn_err(c, "chown", path);
+			struct timespec ts[2] = {{nd.mtime_ns / 1000000000, nd.mtime_ns % 1000000000},
+						 {nd.mtime_ns / 1000000000, nd.mtime_ns % 1000000000}};
+			utimensat(dirfd, name, ts, AT_SYMLINK_NOFOLLOW);
+			count(&c->st->others, 1);
+			break;
+		}
+		case TW_NODE_FIFO:
+		case TW_NODE_CHR:
+		case TW_NODE_BLK: {
+			replace_existing(dirfd, name);
+			mode_t m = nd.type == TW_NODE_FIFO ? S_IFIFO : nd.type == TW_NODE_CHR ? S_IFCHR : S_IFBLK;
+			if (mknodat(dirfd, name, m | 0600, (dev_t)nd.rdev) == -1) {
+				warn_err(c, "mknod", path);
+				break;
+			}
+			if (add_file(c, rel, &nd, 0) == NULL)
+				c->fatal = 1;
+			count(&c->st->others, 1);
+			break;
+		}
+		default:
+			count(&c->st->others, 1); /* sockets are not recreated */
+			break;
+		}
+		free(path);
+	}
+	free(nodes);
+	free(buf);
+	return 0;
+}
+
+static int wr_cmp(const void *a, const void *b)
+{
+	const struct wr *x = a, *y = b;
+	if (x->pack != y->pack)
+		return x->pack < y->pack ? -1 : 1;
+	if (x->boff != y->boff)
+		return x->boff < y->boff ? -1 : 1;
+	if (x->file != y->file)
+		return x->file < y->file ? -1 : 1;
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+static int all_zero(const uint8_t *p, size_t n)
+{
+	static const uint8_t z[4096];
+	while (n >= sizeof z) {
+		if (memcmp(p, z, sizeof z) != 0)
+			return 0;
+		p += sizeof z;
+		n -= sizeof z;
+	}
+	return memcmp(p, z, n) == 0;
+}
+
+static int write_all_at(int fd, const uint8_t *p, size_t n, uint64_t off)
+{
+	size_t done = 0;
+	while (done < n) {
+		ssize_t w = pwrite(fd, p + done, n - done, (off_t)(off + done));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		done += (size_t)w;
+	}
+	return 0;
+}
+
+/* Sparse files: skip file-system blocks that are all zero, so holes stay
+ * holes (the file was pre-sized with ftruncate). */
+static int write_range(int fd, const uint8_t *p, size_t n, uint64_t off, int sparse)
+{
+	if (!sparse)
+		return write_all_at(fd, p, n, off);
+	const size_t bs = 4096;
+	size_t i = 0;
+	while (i < n) {
+		size_t step = bs - (size_t)((off + i) % bs);
+		if (step > n - i)
+			step = n - i;
+		if (all_zero(p + i, step)) {
+			i += step;
+			continue;
+		}
+		size_t j = i + step;
+		while (j < n) {
+			size_t s2 = bs < n - j ? bs : n - j;
+			if (all_zero(p + j, s2))
+				break;
+			j += s2;
+		}
+		if (write_all_at(fd, p + i, j - i, off + i) != 0)
+			return -1;
+		i = j;
+	}
+	return 0;
+}
+
+struct out {
+	uint32_t file;
+	int fd;
+};
+
+static int out_fd(struct rctx *c, struct out *o, uint32_t file)
+{
+	if (o->fd >= 0 && o->file == file)
+		return o->fd;
+	if (o->fd >= 0)
+		close(o->fd);
+	o->fd = -1;
+	struct rfile *f = &c->files[file];
+	int dfd = tw_restore_open_beneath(c->rootfd, f->dir);
+	if (dfd == -1)
+		return warn_err(c, "open", f->dir);
+	o->fd = openat(dfd, f->name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	close(dfd);
+	if (o->fd == -1)
+		return warn_err(c, "open", f->path);
+	o->file = file;
+	return o->fd;
+}
+
+static void restore_group(struct rctx *c, struct out *o, size_t lo, size_t hi)
+{
+	struct wr *w = c->wrs;
+	uint64_t start = w[lo].boff, end = 0;
+	for (size_t i = lo; i < hi; i++)
+		if ((uint64_t)w[i].boff + w[i].blen > end)
+			end = (uint64_t)w[i].boff + w[i].blen;
+	char pname[65];
+	tw_hex(c->r->index.packs[w[lo].pack], TW_ID_LEN, pname);
+	uint8_t *buf = NULL;
+	size_t got = 0;
+	struct tw_err e = {0};
+	if (tw_storage_get(c->r->st, TW_ST_DATA, pname, start, end - start, &buf, &got, &e) != 0) {
+		tw_warn("pack %.16s: %s", pname, e.msg);
+		count(&c->st->errors, hi - lo);
+		return;
+	}
+	uint8_t *pt = NULL;
+	int bad = 0;
+	for (size_t i = lo; i < hi; i++) {
+		if (i == lo || w[i].boff != w[i - 1].boff) {
+			free(pt);
+			pt = NULL;
+			bad = 0;
+			struct tw_pack_entry en = {w[i].type, w[i].flags, {0}, w[i].boff, w[i].blen, w[i].raw};
+			memcpy(en.id, w[i].id, TW_ID_LEN);
+			if ((uint64_t)w[i].boff + w[i].blen - start > got ||
+			    tw_blob_open(&c->r->keys, NULL, &en, buf + (w[i].boff - start), &pt, &e) != 0) {
+				char hex[65];
+				tw_hex(w[i].id, TW_ID_LEN, hex);
+				tw_warn("blob %.16s in pack %.16s damaged: %s", hex, pname,
+					e.msg[0] ? e.msg : "truncated pack");
+				bad = 1;
+			}
+		}
+		struct rfile *f = &c->files[w[i].file];
+		if (bad) {
+			tw_warn("file %s is damaged at offset %llu", f->path, (unsigned long long)w[i].off);
+			count(&c->st->errors, 1);
+			continue;
+		}
+		count(&c->o->progress->bytes, w[i].raw);
+		if (f->sparse && all_zero(pt, w[i].raw))
+			continue;
+		int fd = out_fd(c, o, w[i].file);
+		if (fd < 0)
+			continue;
+		if (write_range(fd, pt, w[i].raw, w[i].off, f->sparse) != 0)
+			warn_err(c, "write", f->path);
+	}
+	free(pt);
+	free(buf);
+}
+
+/* Read a pack in windows of at most 8 MiB (one range request each) so a
+ * writer thread never holds a whole pack. */
+#define RANGE_MAX ((uint64_t)8 << 20)
+
+static void restore_pack(struct rctx *c, struct out *o, size_t lo, size_t hi)
+{
+	while (lo < hi) {
+		size_t end = lo + 1;
+		uint64_t start = c->wrs[lo].boff;
+		while (end < hi && (uint64_t)c->wrs[end].boff + c->wrs[end].blen - start <= RANGE_MAX)
+			end++;
+		restore_group(c, o, lo, end);
+		lo = end;
+	}
+}
+
+static void *data_main(void *arg)
+{
+	struct rctx *c = arg;
+	struct out o = {0, -1};
+	for (;;) {
+		pthread_mutex_lock(&c->mu);
+		size_t g = c->next_group++;
+		pthread_mutex_unlock(&c->mu);
+		if (g >= c->ngroups)
+			break;
+		size_t lo = c->groups[g], hi = g + 1 < c->ngroups ? c->groups[g + 1] : c->nwrs;
+		restore_pack(c, &o, lo, hi);
+	}
+	if (o.fd >= 0)
+		close(o.fd);
+	return NULL;
+}
+
+static void set_xattrs(struct rctx *c, int dfd, const struct rfile *f)
+{
+	int fd = openat(dfd, f->name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC |
+					     (f->type == TW_NODE_DIR ? O_DIRECTORY : 0));
+	if (fd == -1) {
+		warn_err(c, "open", f->path);
+		return;
+	}
+	uint32_t pos = 0, vl;
+	const uint8_t *name, *value;
+	uint8_t nl;
+	while (tw_xattr_next(f->xattrs, f->xattrs_len, &pos, &name, &nl, &value, &vl)) {
+		char key[256];
+		memcpy(key, name, nl);
+		key[nl] = '\0';
+		if (fsetxattr(fd, key, value, vl, 0) == -1) {
+			/* file systems without xattrs, or namespaces we may not
+			 * write (trusted.*, security.* as a user): not an error */
+			if (errno == ENOTSUP || errno == EPERM || errno == EACCES)
+				tw_debug("setxattr %s %s: %s", f->path, key, strerror(errno));
+			else
+				warn_err(c, "setxattr", f->path);
+		}
+	}
+	close(fd);
+}
+
+static void set_meta(struct rctx *c, const struct rfile *f, int is_dir)
+{
+	int dfd = tw_restore_open_beneath(c->rootfd, f->dir);
+	if (dfd == -1) {
+		warn_err(c, "open", f->dir);
+		return;
+	}
+	if (f->xattrs_len && (f->type == TW_NODE_FILE || f->type == TW_NODE_DIR))
+		set_xattrs(c, dfd, f);
+	if (fchownat(dfd, f->name, f->uid, f->gid, AT_SYMLINK_NOFOLLOW) == -1 && errno != EPERM)
+		warn_err(c, "chown", f->path);
+	if (fchmodat(dfd, f->name, f->mode, 0) == -1)
+		warn_err(c, "chmod", f->path);
+	struct timespec ts[2] = {{f->mtime_ns / 1000000000, f->mtime_ns % 1000000000},
+				 {f->mtime_ns / 1000000000, f->mtime_ns % 1000000000}};
+	if (utimensat(dfd, f->name, ts, AT_SYMLINK_NOFOLLOW) == -1)
+		warn_err(c, "utimes", f->path);
+	(void)is_dir;
+	close(dfd);
+}
+
+int tw_restore_run(struct tw_repo *r, const struct tw_snapshot *s, const struct tw_restore_opts *o,
+		   struct tw_restore_stats *st, struct tw_err *e)
+{
+	struct rctx c;
+	memset(&c, 0, sizeof c);
+	memset(st, 0, sizeof *st);
+	c.r = r;
+	c.o = o;
+	c.st = st;
+	pthread_mutex_init(&c.mu, NULL);
+	int rc = 0;
+	char incbuf[PATH_MAX];
+	char *incv[256];
+	if (o->include != NULL) {
+		snprintf(incbuf, sizeof incbuf, "%s", o->include);
+		for (char *p = incbuf; *p;) {
+			char *sl = strchr(p, '/');
+			if (sl)
+				*sl = '\0';
+			if (*p && c.ninc < 256)
+				incv[c.ninc++] = p;
+			if (!sl)
+				break;
+			p = sl + 1;
+		}
+		c.inc = incv;
+	}
+	if (mkdir(o->target, 0700) == -1 && errno != EEXIST)
+		return tw_err_set(e, TW_EIO, "mkdir %s: %s", o->target, strerror(errno));
+	c.rootfd = open(o->target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (c.rootfd == -1)
+		return tw_err_set(e, TW_EIO, "open %s: %s", o->target, strerror(errno));
+	/* phase 1: structure */
+	walk(&c, s->tree, c.rootfd, "", 0, c.ninc == 0);
+	if (c.fatal) {
+		rc = tw_err_set(e, TW_ENOMEM, "out of memory");
+		goto done;
+	}
+	/* phase 2: data in pack order */
+	if (c.nwrs > 1)
+		qsort(c.wrs, c.nwrs, sizeof *c.wrs, wr_cmp);
+	c.groups = malloc((c.nwrs + 1) * sizeof *c.groups);
+	if (c.groups == NULL) {
+		rc = tw_err_set(e, TW_ENOMEM, "out of memory");
+		goto done;
+	}
+	for (size_t i = 0; i < c.nwrs; i++)
+		if (i == 0 || c.wrs[i].pack != c.wrs[i - 1].pack)
+			c.groups[c.ngroups++] = i;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int nt = o->threads > 0 ? o->threads : (ncpu > 0 ? (int)ncpu : 2);
+	if ((size_t)nt > c.ngroups)
+		nt = c.ngroups ? (int)c.ngroups : 1;
+	pthread_t th[64];
+	int started = 0;
+	for (int i = 0; i < nt && i < 64; i++)
+		if (pthread_create(&th[i], NULL, data_main, &c) == 0)
+			started++;
+	if (started == 0)
+		data_main(&c);
+	for (int i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	/* phase 3: metadata, files then directories (post-order) */
+	for (size_t i = 0; i < c.nfiles; i++)
+		set_meta(&c, &c.files[i], 0);
+	for (size_t i = 0; i < c.ndirs; i++)
+		set_meta(&c, &c.dirs[i], 1);
+	st->bytes = o->progress->bytes;
+	if (st->errors)
+		rc = tw_err_set(e, TW_ECORRUPT, "%llu errors during restore",
+				(unsigned long long)st->errors);
+done:
+	for (size_t i = 0; i < c.nfiles; i++) {
+		free(c.files[i].dir);
+		free(c.files[i].name);
+		free(c.files[i].path);
+		free(c.files[i].xattrs);
+	}
+	for (size_t i = 0; i < c.ndirs; i++) {
+		free(c.dirs[i].dir);
+		free(c.dirs[i].name);
+		free(c.dirs[i].path);
+		free(c.dirs[i].xattrs);
+	}
+	free(c.files);
+	free(c.dirs);
+	free(c.wrs);
+	free(c.hls);
+	free(c.groups);
+	close(c.rootfd);
+	pthread_mutex_destroy(&c.mu);
+	return rc;
+}

@@ -1,0 +1,37 @@
+/* restore.h — restore a snapshot (or a part of it) into a target directory.
+ *
+ * Phase 1 walks the snapshot's trees and creates directories, empty files of
+ * the final size (holes stay holes), symlinks, fifos, devices and hard links
+ * — every name relative to an open directory fd, with O_NOFOLLOW/O_EXCL,
+ * so neither repository data nor symlinks created by the restore itself can
+ * make it write outside the target. Phase 2 writes file data in pack order
+ * with one thread per CPU: each pack range is read once, every blob is
+ * decrypted and its ID re-computed before it is written. Phase 3 restores
+ * owners, modes and times (directories last, deepest first). */
+#ifndef TW_BACKUP_RESTORE_H
+#define TW_BACKUP_RESTORE_H
+
+#include "backup/progress.h"
+#include "backup/repo.h"
+
+struct tw_restore_opts {
+	const char *target;
+	const char *include; /* NULL: everything */
+	int threads;
+	struct tw_progress *progress;
+};
+
+struct tw_restore_stats {
+	uint64_t files, dirs, others, bytes, errors;
+};
+
+/* 0 when everything was restored and verified; TW_ECORRUPT when some data
+ * failed verification (stats->errors > 0, the rest is restored). */
+int tw_restore_run(struct tw_repo *r, const struct tw_snapshot *s, const struct tw_restore_opts *o,
+		   struct tw_restore_stats *st, struct tw_err *e);
+
+/* Open directory `rel` ("a/b", "" = root) below rootfd, never following a
+ * symlink. Returns an fd or -1 (errno set). */
+int tw_restore_open_beneath(int rootfd, const char *rel);
+
+#endif

@@ -1,0 +1,436 @@
+/* local.c — the local-directory storage driver.
+ *
+ * Layout (docs/repository-format.md): REPO/config, REPO/keys/N,
+ * REPO/data/xx/N, REPO/index/N, REPO/snapshots/N, REPO/locks/N.
+ * put = write to ".tmp-*" in the target directory, fsync, rename (or link()
+ * for a conditional put), fsync the directory. */
+#include "storage/storage.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct local {
+	struct tw_storage base;
+	char root[PATH_MAX];
+	atomic_uint tmp_seq;
+};
+
+static int valid_name(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > 128 || name[0] == '.')
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      c == '-' || c == '_' || c == '.'))
+			return 0;
+	}
+	return 1;
+}
+
+/* Directory holding objects of type t named name (name may be NULL for the
+ * type's top directory). */
+static int dir_of(struct local *l, enum tw_st_type t, const char *name, char *out, size_t cap)
+{
+	int n;
+	if (t == TW_ST_CONFIG)
+		n = snprintf(out, cap, "%s", l->root);
+	else if (t == TW_ST_DATA && name != NULL)
+		n = snprintf(out, cap, "%s/data/%.2s", l->root, name);
+	else
+		n = snprintf(out, cap, "%s/%s", l->root, tw_storage_type_name(t));
+	return n < 0 || (size_t)n >= cap ? TW_ELIMIT : 0;
+}
+
+static int path_of(struct local *l, enum tw_st_type t, const char *name, char *out, size_t cap,
+		   struct tw_err *e)
+{
+	if ((unsigned)t >= TW_ST_NTYPES || !valid_name(name))
+		return tw_err_set(e, TW_EINVAL, "bad object name");
+	if (t == TW_ST_CONFIG && strcmp(name, "config") != 0)
+		return tw_err_set(e, TW_EINVAL, "config object must be named config");
+	if (t == TW_ST_DATA && strlen(name) < 2)
+		return tw_err_set(e, TW_EINVAL, "pack name too short");
+	char dir[PATH_MAX];
+	if (dir_of(l, t, name, dir, sizeof dir) != 0)
+		return tw_err_set(e, TW_ELIMIT, "path too long");
+	int n = snprintf(out, cap, "%s/%s", dir, name);
+	if (n < 0 || (size_t)n >= cap)
+		return tw_err_set(e, TW_ELIMIT, "path too long");
+	return 0;
+}
+
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd == -1)
+		return -1;
+	int rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int io_err(struct tw_err *e, const char *what, const char *path)
+{
+	int err = errno;
+	int code = err == ENOENT ? TW_ENOENT : err == EEXIST ? TW_EEXIST : err == EACCES || err == EPERM ? TW_EPERM : TW_EIO;
+	return tw_err_set(e, code, "%s %s: %s", what, path, strerror(err));
+}
+
+static int local_put(struct tw_storage *s, enum tw_st_type t, const char *name, const void *buf,
+		     size_t len, int flags, struct tw_err *e)
+{
+	struct local *l = (struct local *)s;
+	char path[PATH_MAX], dir[PATH_MAX], tmp[PATH_MAX];
+	int rc = path_of(l, t, name, path, sizeof path, e);
+	if (rc != 0)
+		return rc;
+	dir_of(l, t, name, dir, sizeof dir);
+	unsigned seq = atomic_fetch_add(&l->tmp_seq, 1);
+	int n = snprintf(tmp, sizeof tmp, "%s/.tmp-%s-%ld-%u", dir, name, (long)getpid(), seq);
+	if (n < 0 || (size_t)n >= sizeof tmp)
+		return tw_err_set(e, TW_ELIMIT, "path too long");
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd == -1 && errno == ENOENT && t == TW_ST_DATA) {
+		/* fan-out directory not there yet */
+		if (mkdir(dir, 0700) == -1 && errno != EEXIST)
+			return io_err(e, "mkdir", dir);
+		char parent[PATH_MAX];
+		dir_of(l, t, NULL, parent, sizeof parent);
+		if (fsync_dir(parent) == -1)
+			return io_err(e, "fsync", parent);
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	}
+	if (fd == -1)
+		return io_err(e, "create", tmp);
+	if (write_all(fd, buf, len) == -1 || fsync(fd) == -1) {
+		rc = io_err(e, "write", tmp);
+		close(fd);
+		unlink(tmp);
+		return rc;
+	}
+	if (close(fd) == -1) {
+		rc = io_err(e, "close", tmp);
+		unlink(tmp);
+		return rc;
+	}
+	if (flags & TW_ST_EXCL) {
+		if (link(tmp, path) == -1) {
+			rc = errno == EEXIST ? tw_err_set(e, TW_EEXIST, "%s exists", path)
+					     : io_err(e, "link", path);
+			unlink(tmp);
+			return rc;
+		}
+		unlink(tmp);
+	} else if (rename(tmp, path) == -1) {
+		rc = io_err(e, "rename", path);
+		unlink(tmp);
+		return rc;
+	}
+	if (fsync_dir(dir) == -1)
+		return io_err(e, "fsync", dir);
+	return 0;
+}
+
+static int local_get(struct tw_storage *s, enum tw_st_type t, const char *name, uint64_t off,
+		     uint64_t len, uint8_t **out, size_t *out_len, struct tw_err *e)
+{
+	struct local *l = (struct local *)s;
+	char path[PATH_MAX];
+	*out = NULL;
+	*out_len = 0;
+	int rc = path_of(l, t, name, path, sizeof path, e);
+	if (rc != 0)
+		return rc;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd == -1)
+		return io_err(e, "open", path);
+	struct stat st;
+	if (fstat(fd, &st) == -1) {
+		rc = io_err(e, "stat", path);
+		close(fd);
+		return rc;
+	}
+	uint64_t size = (uint64_t)st.st_size;
+	if (off > size) {
+		close(fd);
+		return tw_err_set(e, TW_EINVAL, "%s: offset %llu past end", path,
+				  (unsigned long long)off);
+	}
+	uint64_t want = size - off;
+	if (len != TW_ST_WHOLE && len < want)
+		want = len;
+	if (want > (uint64_t)1 << 34) {
+		close(fd);
+		return tw_err_set(e, TW_ELIMIT, "%s: object too large", path);
+	}
+	uint8_t *buf = malloc(want ? want : 1);
+	if (buf == NULL) {
+		close(fd);
+		return tw_err_set(e, TW_ENOMEM, "out of memory");
+	}
+	size_t got = 0;
+	while (got < want) {
+		ssize_t r = pread(fd, buf + got, want - got, (off_t)(off + got));
+		if (r == -1) {
+			if (errno == EINTR)
+				continue;
+			rc = io_err(e, "read", path);
+			free(buf);
+			close(fd);
+			return rc;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	*out = buf;
+	*out_len = got;
+	return 0;
+}
+
+static int list_dir(const char *dir, tw_st_list_cb cb, void *arg, struct tw_err *e)
+{
+	DIR *d = opendir(dir);
+	if (d == NULL) {
+		if (errno == ENOENT)
+			return 0;
+		return io_err(e, "opendir", dir);
+	}
+	int rc = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' || !valid_name(de->d_name))
+			continue;
+		struct stat st;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		rc = cb(arg, de->d_name, (uint64_t)st.st_size);
+		if (rc != 0)
+			break;
+	}
+	closedir(d);
+	return rc;
+}
+
+static int local_list(struct tw_storage *s, enum tw_st_type t, tw_st_list_cb cb, void *arg,
+		      struct tw_err *e)
+{
+	struct local *l = (struct local *)s;
+	char dir[PATH_MAX];
+	if ((unsigned)t >= TW_ST_NTYPES)
+		return tw_err_set(e, TW_EINVAL, "bad type");
+	if (t == TW_ST_CONFIG) {
+		uint64_t size;
+		if (s->ops->stat(s, t, "config", &size, NULL) == 0)
+			return cb(arg, "config", size);
+		return 0;
+	}
+	dir_of(l, t, NULL, dir, sizeof dir);
+	if (t != TW_ST_DATA)
+		return list_dir(dir, cb, arg, e);
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return errno == ENOENT ? 0 : io_err(e, "opendir", dir);
+	int rc = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (strlen(de->d_name) != 2 || de->d_name[0] == '.')
+			continue;
+		char sub[PATH_MAX];
+		int n = snprintf(sub, sizeof sub, "%s/%s", dir, de->d_name);
+		if (n < 0 || (size_t)n >= sizeof sub)
+			continue;
+		rc = list_dir(sub, cb, arg, e);
+		if (rc != 0)
+			break;
+	}
+	closedir(d);
+	return rc;
+}
+
+static int local_del(struct tw_storage *s, enum tw_st_type t, const char *name, struct tw_err *e)
+{
+	struct local *l = (struct local *)s;
+	char path[PATH_MAX], dir[PATH_MAX];
+	int rc = path_of(l, t, name, path, sizeof path, e);
+	if (rc != 0)
+		return rc;
+	if (unlink(path) == -1)
+		return io_err(e, "unlink", path);
+	dir_of(l, t, name, dir, sizeof dir);
+	if (fsync_dir(dir) == -1)
+		return io_err(e, "fsync", dir);
+	return 0;
+}
+
+static int local_stat(struct tw_storage *s, enum tw_st_type t, const char *name, uint64_t *size,
+		      struct tw_err *e)
+{
+	struct local *l = (struct local *)s;
+	char path[PATH_MAX];
+	int rc = path_of(l, t, name, path, sizeof path, e);
+	if (rc != 0)
+		return rc;
+	struct stat st;
+	if (stat(path, &st) == -1)
+		return io_err(e, "stat", path);
+	*size = (uint64_t)st.st_size;
+	return 0;
+}
+
+static void local_close(struct tw_storage *s) { free(s); }
+
+struct tw_st_writer {
+	struct local *l;
+	enum tw_st_type t;
+	int fd;
+	char tmp[PATH_MAX];
+};
+
+static int local_writer_open(struct tw_storage *s, enum tw_st_type t, struct tw_st_writer **out,
+			     struct tw_err *e)
+{
+	struct local *l = (struct local *)s;
+	*out = NULL;
+	if ((unsigned)t >= TW_ST_NTYPES || t == TW_ST_CONFIG)
+		return tw_err_set(e, TW_EINVAL, "bad type");
+	struct tw_st_writer *w = calloc(1, sizeof *w);
+	if (w == NULL)
+		return tw_err_set(e, TW_ENOMEM, "out of memory");
+	char dir[PATH_MAX];
+	dir_of(l, t, NULL, dir, sizeof dir);
+	unsigned seq = atomic_fetch_add(&l->tmp_seq, 1);
+	int n = snprintf(w->tmp, sizeof w->tmp, "%s/.tmp-w-%ld-%u", dir, (long)getpid(), seq);
+	if (n < 0 || (size_t)n >= sizeof w->tmp) {
+		free(w);
+		return tw_err_set(e, TW_ELIMIT, "path too long");
+	}
+	w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (w->fd == -1) {
+		int rc = io_err(e, "create", w->tmp);
+		free(w);
+		return rc;
+	}
+	w->l = l;
+	w->t = t;
+	*out = w;
+	return 0;
+}
+
+static int local_writer_write(struct tw_st_writer *w, const void *buf, size_t len, struct tw_err *e)
+{
+	return write_all(w->fd, buf, len) == 0 ? 0 : io_err(e, "write", w->tmp);
+}
+
+static void local_writer_abort(struct tw_st_writer *w)
+{
+	if (w == NULL)
+		return;
+	close(w->fd);
+	unlink(w->tmp);
+	free(w);
+}
+
+static int local_writer_commit(struct tw_st_writer *w, const char *name, struct tw_err *e)
+{
+	char path[PATH_MAX], dir[PATH_MAX];
+	int rc = path_of(w->l, w->t, name, path, sizeof path, e);
+	if (rc == 0 && fsync(w->fd) == -1)
+		rc = io_err(e, "fsync", w->tmp);
+	if (rc == 0) {
+		dir_of(w->l, w->t, name, dir, sizeof dir);
+		if (mkdir(dir, 0700) == 0) {
+			char parent[PATH_MAX];
+			dir_of(w->l, w->t, NULL, parent, sizeof parent);
+			fsync_dir(parent);
+		}
+		if (rename(w->tmp, path) == -1)
+			rc = io_err(e, "rename", path);
+		else if (fsync_dir(dir) == -1)
+			rc = io_err(e, "fsync", dir);
+	}
+	if (rc != 0) {
+		local_writer_abort(w);
+		return rc;
+	}
+	close(w->fd);
+	free(w);
+	return 0;
+}
+
+static const struct tw_storage_ops local_ops = {
+	local_put,	   local_get,	       local_list,	    local_del,
+	local_stat,	   local_close,	       local_writer_open,   local_writer_write,
+	local_writer_commit, local_writer_abort};
+
+int tw_storage_local_open(const char *dir, int create, struct tw_storage **out, struct tw_err *e)
+{
+	*out = NULL;
+	struct local *l = calloc(1, sizeof *l);
+	if (l == NULL)
+		return tw_err_set(e, TW_ENOMEM, "out of memory");
+	l->base.ops = &local_ops;
+	int n = snprintf(l->root, sizeof l->root, "%s", dir);
+	if (n < 0 || (size_t)n >= sizeof l->root) {
+		free(l);
+		return tw_err_set(e, TW_ELIMIT, "repository path too long");
+	}
+	while (n > 1 && l->root[n - 1] == '/')
+		l->root[--n] = '\0';
+	struct stat st;
+	if (create) {
+		if (mkdir(l->root, 0700) == -1 && errno != EEXIST) {
+			int rc = io_err(e, "mkdir", l->root);
+			free(l);
+			return rc;
+		}
+		char p[PATH_MAX];
+		snprintf(p, sizeof p, "%s/config", l->root);
+		if (stat(p, &st) == 0) {
+			free(l);
+			return tw_err_set(e, TW_EEXIST, "%s: a repository exists already", dir);
+		}
+		for (int t = TW_ST_KEY; t < TW_ST_NTYPES; t++) {
+			dir_of(l, (enum tw_st_type)t, NULL, p, sizeof p);
+			if (mkdir(p, 0700) == -1 && errno != EEXIST) {
+				int rc = io_err(e, "mkdir", p);
+				free(l);
+				return rc;
+			}
+		}
+		fsync_dir(l->root);
+	} else if (stat(l->root, &st) == -1 || !S_ISDIR(st.st_mode)) {
+		free(l);
+		return tw_err_set(e, TW_ENOENT, "%s: no such repository directory", dir);
+	}
+	*out = &l->base;
+	return 0;
+}
