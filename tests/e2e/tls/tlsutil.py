@@ -160,11 +160,9 @@ class TLSEdge:
                 "--cacert", cafile or self.root,
                 "--resolve", f"{host}:{self.https_port}:127.0.0.1",
                 *extra, f"https://{host}:{self.https_port}{path}"]
-        # bytes: text mode would turn the CRLFs that separate head and body into LFs
-        r = subprocess.run(args, capture_output=True, timeout=timeout + 10)
-        err = r.stderr.decode("utf-8", "replace")
-        assert r.returncode == 0, f"curl failed ({r.returncode}): {err}\n{self.log()[-2000:]}"
-        head, _, body = r.stdout.decode("utf-8", "replace").partition("\r\n\r\n")
+        r = subprocess.run(args, capture_output=True, text=True, timeout=timeout + 10)
+        assert r.returncode == 0, f"curl failed ({r.returncode}): {r.stderr}\n{self.log()[-2000:]}"
+        head, _, body = r.stdout.partition("\r\n\r\n")
         lines = head.split("\r\n")
         status = int(lines[0].split()[1])
         headers = {}
