@@ -162,8 +162,10 @@ class TLSEdge:
                 *extra, f"https://{host}:{self.https_port}{path}"]
         r = subprocess.run(args, capture_output=True, text=True, timeout=timeout + 10)
         assert r.returncode == 0, f"curl failed ({r.returncode}): {r.stderr}\n{self.log()[-2000:]}"
-        head, _, body = r.stdout.partition("\r\n\r\n")
-        lines = head.split("\r\n")
+        # text mode turned CRLF into LF (universal newlines)
+        out = r.stdout.replace("\r\n", "\n")
+        head, _, body = out.partition("\n\n")
+        lines = head.split("\n")
         status = int(lines[0].split()[1])
         headers = {}
         for ln in lines[1:]:
