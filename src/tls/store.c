@@ -113,8 +113,7 @@ static size_t site_for(const struct tw_tls_store *s, const char *name)
 	return s->default_site;
 }
 
-/* server_name extension body -> lower-case host name without trailing dot. */
-static int parse_sni(const unsigned char *p, size_t len, char *out, size_t cap)
+int tw_tls_sni_parse(const unsigned char *p, size_t len, char *out, size_t cap)
 {
 	if (len < 2)
 		return -1;
@@ -189,7 +188,7 @@ static int on_client_hello(SSL *ssl, int *al, void *arg)
 	char name[256] = "";
 	size_t site = s->default_site;
 	if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &ext, &extlen) &&
-	    parse_sni(ext, extlen, name, sizeof name) == 0)
+	    tw_tls_sni_parse(ext, extlen, name, sizeof name) == 0)
 		site = site_for(s, name);
 	if (s->acme_hook && offers_alpn(ssl, "acme-tls/1")) {
 		if (s->acme_hook(ssl, name, s->acme_arg) < 0) {

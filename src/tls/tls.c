@@ -8,7 +8,9 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int tw_tls_site_wants_redirect(const struct tw_config *cfg, size_t site_idx)
 {
@@ -63,7 +65,7 @@ const char *tw_tls_source_name(enum tw_tls_source src)
 
 const char *tw_tls_ossl_err(char *buf, size_t n, const char *fallback)
 {
-	unsigned long e = ERR_peek_last_error();
+	unsigned long e = ERR_peek_error(); /* the first: the root cause */
 	if (e != 0) {
 		const char *r = ERR_reason_error_string(e);
 		snprintf(buf, n, "%s", r ? r : fallback);
@@ -112,19 +114,61 @@ void tw_tls_pair_clear(struct tw_tls_pair *p)
 	memset(p, 0, sizeof *p);
 }
 
+#define MAX_PEM_FILE (1u << 20) /* a certificate chain or key is a few KiB */
+
+/* The whole file in a memory BIO: regular files of at most 1 MiB only (a
+ * path like /dev/zero must not hang the loader). */
 static BIO *open_file(const char *path, char *why, size_t wl)
 {
+	struct stat st;
+	BIO *b = NULL;
+	char *buf = NULL;
 	FILE *f = fopen(path, "rb");
 	if (f == NULL) {
 		snprintf(why, wl, "cannot read %s: %s", path, strerror(errno));
 		return NULL;
 	}
-	BIO *b = BIO_new_fp(f, BIO_CLOSE);
-	if (b == NULL) {
-		fclose(f);
+	if (fstat(fileno(f), &st) == -1 || !S_ISREG(st.st_mode)) {
+		snprintf(why, wl, "%s is not a regular file", path);
+		goto out;
+	}
+	if (st.st_size > (off_t)MAX_PEM_FILE) {
+		snprintf(why, wl, "%s is larger than 1 MiB", path);
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (buf == NULL) {
+		snprintf(why, wl, "%s: out of memory", path);
+		goto out;
+	}
+	size_t n = fread(buf, 1, (size_t)st.st_size + 1, f);
+	if (ferror(f) || n > (size_t)st.st_size) {
+		snprintf(why, wl, "cannot read %s: %s", path,
+		         ferror(f) ? strerror(errno) : "file grew while reading");
+		goto out;
+	}
+	b = BIO_new(BIO_s_mem());
+	if (b == NULL || BIO_write(b, buf, (int)n) != (int)n) {
+		BIO_free(b);
+		b = NULL;
 		snprintf(why, wl, "%s: out of memory", path);
 	}
+out:
+	if (buf != NULL)
+		OPENSSL_cleanse(buf, (size_t)st.st_size + 1); /* may hold a private key */
+	free(buf);
+	fclose(f);
 	return b;
+}
+
+/* Never prompt for a passphrase (OpenSSL's default reads the terminal). */
+static int no_pass(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	*(int *)u = 1;
+	return -1;
 }
 
 int tw_tls_pair_load(const char *cert, const char *key, struct tw_tls_pair *out, int *which,
@@ -138,7 +182,8 @@ int tw_tls_pair_load(const char *cert, const char *key, struct tw_tls_pair *out,
 	ERR_clear_error();
 	if ((b = open_file(cert, why, wl)) == NULL)
 		goto out;
-	out->x509 = PEM_read_bio_X509_AUX(b, NULL, NULL, NULL);
+	int dummy = 0;
+	out->x509 = PEM_read_bio_X509_AUX(b, NULL, no_pass, &dummy);
 	if (out->x509 == NULL) {
 		snprintf(why, wl, "%s: no PEM certificate found (%s)", cert,
 		         tw_tls_ossl_err(eb, sizeof eb, "not PEM"));
@@ -151,7 +196,7 @@ int tw_tls_pair_load(const char *cert, const char *key, struct tw_tls_pair *out,
 		goto out;
 	}
 	for (int i = 0; i < 16; i++) { /* intermediates: a bounded number */
-		X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+		X509 *x = PEM_read_bio_X509(b, NULL, no_pass, &dummy);
 		if (x == NULL)
 			break;
 		if (!sk_X509_push(out->chain, x)) {
@@ -165,10 +210,16 @@ int tw_tls_pair_load(const char *cert, const char *key, struct tw_tls_pair *out,
 	*which = 1;
 	if ((b = open_file(key, why, wl)) == NULL)
 		goto out;
-	out->pkey = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+	int asked = 0;
+	out->pkey = PEM_read_bio_PrivateKey(b, NULL, no_pass, &asked);
 	if (out->pkey == NULL) {
-		snprintf(why, wl, "%s: no PEM private key found (%s)", key,
-		         tw_tls_ossl_err(eb, sizeof eb, "not PEM"));
+		ERR_clear_error();
+		if (asked)
+			snprintf(why, wl, "%s: the key is encrypted; tapwork needs it unencrypted "
+			         "(openssl pkey -in KEY -out NEWKEY)", key);
+		else
+			snprintf(why, wl, "%s: no PEM private key found (expected \"-----BEGIN "
+			         "PRIVATE KEY-----\" or the EC/RSA form)", key);
 		goto out;
 	}
 	if (X509_check_private_key(out->x509, out->pkey) != 1) {

@@ -26,4 +26,9 @@ void tw_tls_info_fill(struct tw_tls_cert_info *info, X509 *x509, EVP_PKEY *pkey)
 /* Text of the first OpenSSL error (or fallback), and clear the queue. */
 const char *tw_tls_ossl_err(char *buf, size_t n, const char *fallback);
 
+/* The host name of a raw server_name extension body (untrusted bytes):
+ * lower-cased, trailing dot dropped, printable ASCII only, shorter than
+ * cap. Returns 0, or -1 when absent or malformed (the default site then). */
+int tw_tls_sni_parse(const unsigned char *p, size_t len, char *out, size_t cap);
+
 #endif

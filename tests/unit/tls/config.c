@@ -214,6 +214,29 @@ static void errors(void **state)
 	snprintf(want, sizeof want,
 	         "t.yaml:4:17: sites[0].tls.cert: %s: no PEM certificate found (no start line)", y);
 	load_err(y2, want);
+	snprintf(y2, sizeof y2,
+	         "listen: {https: 127.0.0.1:2}\nsites:\n  - hosts: [a.test]\n"
+	         "    tls: {cert: /dev/zero, key: %s}\n" ROUTE, key);
+	load_err(y2, "t.yaml:4:17: sites[0].tls.cert: /dev/zero is not a regular file");
+	snprintf(y, sizeof y, "%s/empty.pem", dir);
+	write_text(y, "");
+	snprintf(y2, sizeof y2,
+	         "listen: {https: 127.0.0.1:2}\nsites:\n  - hosts: [a.test]\n"
+	         "    tls: {cert: %s, key: %s}\n" ROUTE, crt, y);
+	snprintf(want, sizeof want, "t.yaml:4:%zu: sites[0].tls.key: %s: no PEM private key found (expected \"-----BEGIN PRIVATE KEY-----\" or the EC/RSA form)",
+	         strlen("    tls: {cert: ") + strlen(crt) + strlen(", key: ") + 1, y);
+	load_err(y2, want);
+	/* an encrypted key is refused, never prompted for */
+	snprintf(y, sizeof y, "%s/enc.key", dir);
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "openssl pkey -in %s -out %s -aes256 -passout pass:secret 2>/dev/null", key, y);
+	assert_int_equal(system(cmd), 0);
+	snprintf(y2, sizeof y2,
+	         "listen: {https: 127.0.0.1:2}\nsites:\n  - hosts: [a.test]\n"
+	         "    tls: {cert: %s, key: %s}\n" ROUTE, crt, y);
+	snprintf(want, sizeof want, "t.yaml:4:%zu: sites[0].tls.key: %s: the key is encrypted; tapwork needs it unencrypted (openssl pkey -in KEY -out NEWKEY)",
+	         strlen("    tls: {cert: ") + strlen(crt) + strlen(", key: ") + 1, y);
+	load_err(y2, want);
 	load_err("listen: {https: 127.0.0.1:2}\ntls: {profile: old}\nsites:\n  - hosts: [a.test]\n" ROUTE,
 	         "t.yaml:2:16: tls.profile: bad value \"old\" (one of: intermediate, modern)");
 	load_err("listen: {https: 127.0.0.1:2}\ntls: {default_host: b.test}\nsites:\n  - hosts: [a.test]\n" ROUTE,
