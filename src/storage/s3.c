@@ -37,6 +37,7 @@
 #define KEY_CAP 1024
 #define LIST_MAX_ENTRIES 100000
 #define CRED_FILE_CAP ((size_t)1 << 20)
+#define BAD_STATUS 1 /* internal: exchange done, status not 2xx */
 
 /* ------------------------------------------------------------------ */
 /* Parsers of untrusted input: credentials file and XML responses.     */
@@ -545,8 +546,6 @@ static int perform_once(struct s3 *s, struct req *r)
 		rc = add_header(&hl, "Range: %s", r->range);
 	if (rc == 0 && r->has_body)
 		rc = add_header(&hl, "Content-Type: %s", "application/octet-stream");
-	if (rc == 0)
-		rc = add_header(&hl, "Expect:%s", "");
 	if (rc != 0) {
 		curl_slist_free_all(hl);
 		curl_easy_cleanup(h);
@@ -567,6 +566,9 @@ static int perform_once(struct s3 *s, struct req *r)
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
+	/* No "Expect:" removal header: curl 7.88 would sign it although it is
+	 * never sent. Do not wait for 100-continue instead. */
+	curl_easy_setopt(h, CURLOPT_EXPECT_100_TIMEOUT_MS, 0L);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, s->stall_secs);
 	if (s->ca[0])
@@ -747,7 +749,7 @@ static int head_object(struct s3 *s, const char *key, uint64_t *size, char *etag
 	req_init(&r, "HEAD", key, 0);
 	int rc = run_req(s, &r, 1);
 	if (rc == 0 && !ok_status(r.status))
-		rc = -1;
+		rc = BAD_STATUS;
 	if (rc != 0)
 		rc = rc == TW_ELIMIT || rc == TW_ENOMEM ? tw_err_set(e, rc, "S3 HEAD %s failed", key)
 							 : req_fail(&r, e);
@@ -775,7 +777,7 @@ static int put_single(struct s3 *s, const char *key, const void *buf, size_t len
 	if (!excl) {
 		rc = run_req(s, &r, 1);
 		if (rc == 0 && !ok_status(r.status))
-			rc = -1;
+			rc = BAD_STATUS;
 		if (rc != 0)
 			rc = req_fail(&r, e);
 		tw_dbuf_free(&r.resp);
@@ -862,7 +864,7 @@ static int put_part(struct mp *m, unsigned i)
 	struct tw_err e = {0};
 	int rc = run_req(m->s, &r, 1);
 	if (rc == 0 && (!ok_status(r.status) || r.etag[0] == '\0'))
-		rc = -1;
+		rc = BAD_STATUS;
 	if (rc != 0) {
 		rc = req_fail(&r, &e);
 		if (rc == 0)
@@ -928,7 +930,7 @@ static int put_multipart(struct s3 *s, const char *key, const void *buf, size_t 
 	if (rc == 0 && (!ok_status(r.status) ||
 			tw_s3_xml_text(r.resp.data, r.resp.len, "UploadId", upload, sizeof upload) !=
 				0))
-		rc = -1;
+		rc = BAD_STATUS;
 	if (rc != 0) {
 		rc = req_fail(&r, e);
 		tw_dbuf_free(&r.resp);
@@ -983,7 +985,7 @@ static int put_multipart(struct s3 *s, const char *key, const void *buf, size_t 
 	/* S3 may answer 200 and put an <Error> in the body. */
 	if (rc == 0 && (!ok_status(r.status) ||
 			(r.resp.len && memmem(r.resp.data, r.resp.len, "<Error>", 7) != NULL)))
-		rc = -1;
+		rc = BAD_STATUS;
 	if (rc != 0) {
 		rc = req_fail(&r, e);
 		if (rc == 0)
@@ -1090,7 +1092,7 @@ static int s3_get(struct tw_storage *st, enum tw_st_type t, const char *name, ui
 		return *out ? 0 : tw_err_set(e, TW_ENOMEM, "out of memory");
 	}
 	if (rc == 0 && !ok_status(r.status))
-		rc = -1;
+		rc = BAD_STATUS;
 	if (rc != 0) {
 		rc = req_fail(&r, e);
 		tw_dbuf_free(&r.resp);
@@ -1139,7 +1141,7 @@ static int s3_del(struct tw_storage *st, enum tw_st_type t, const char *name, st
 	req_init(&r, "DELETE", key, 64 << 10);
 	rc = run_req(s, &r, 1);
 	if (rc == 0 && !ok_status(r.status))
-		rc = -1;
+		rc = BAD_STATUS;
 	if (rc != 0)
 		rc = req_fail(&r, e);
 	tw_dbuf_free(&r.resp);
@@ -1230,7 +1232,7 @@ static int s3_list(struct tw_storage *st, enum tw_st_type t, tw_st_list_cb cb, v
 				tw_dbuf_free(&r2.resp);
 		}
 		if (rc == 0 && !ok_status(r.status))
-			rc = -1;
+			rc = BAD_STATUS;
 		if (rc != 0) {
 			rc = req_fail(&r, e);
 			tw_dbuf_free(&r.resp);
@@ -1518,7 +1520,7 @@ static int check_bucket(struct s3 *s, int create, struct tw_err *e)
 	rc = run_req(s, &r, 1);
 	if (rc == 0 && !ok_status(r.status) &&
 	    !(r.status == 409 && r.resp.len && memmem(r.resp.data, r.resp.len, "BucketAlreadyOwnedByYou", 23)))
-		rc = -1;
+		rc = BAD_STATUS;
 	if (rc != 0)
 		rc = req_fail(&r, e);
 	else
