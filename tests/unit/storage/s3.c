@@ -349,11 +349,18 @@ static void *put_many(void *arg)
 	return NULL;
 }
 
+static int proxy_start(void);
+static void proxy_stop(void);
+static int seen(const char *method, const char *path);
+static int px_port(void);
+
 static void many_objects_paged_list(void **state)
 {
 	NEED_MOTO();
+	/* through the (pass-through) proxy, to count the list requests */
+	assert_int_equal(proxy_start(), 0);
 	char u[300];
-	snprintf(u, sizeof u, "s3:http://127.0.0.1:%d/twbucket/many", moto_port);
+	snprintf(u, sizeof u, "s3:http://127.0.0.1:%d/twbucket/many", px_port());
 	struct tw_storage *st = open_repo(u, 1);
 	enum { N = 1111, T = 4 };
 	pthread_t th[T];
@@ -372,6 +379,43 @@ static void many_objects_paged_list(void **state)
 	assert_int_equal(tw_storage_list(st, TW_ST_DATA, count, &s, &e), 0);
 	assert_int_equal(s.n, N); /* more than moto's page of 1000 */
 	assert_int_equal(s.total, 8 * N);
+	assert_true(seen("GET", "list-type=2&prefix=many") >= 1);
+	assert_int_equal(seen("GET", "continuation-token="), 1);
+	tw_storage_close(st);
+	proxy_stop();
+}
+
+/* Virtual-host style: BUCKET.localhost (curl resolves *.localhost to
+ * loopback itself, moto takes the bucket from the Host header). */
+static void vhost_style(void **state)
+{
+	NEED_MOTO();
+	char u[300];
+	snprintf(u, sizeof u, "s3:http://localhost:%d/twbucket/vh?style=vhost", moto_port);
+	struct tw_storage *st = open_repo(u, 1);
+	struct tw_err e = {0};
+	assert_int_equal(tw_storage_put(st, TW_ST_INDEX, "v1", "vhost", 5, TW_ST_EXCL, &e), 0);
+	tw_storage_close(st);
+	/* the same object through a path-style URL */
+	snprintf(u, sizeof u, "s3:http://127.0.0.1:%d/twbucket/vh", moto_port);
+	st = open_repo(u, 0);
+	uint8_t *buf;
+	size_t n;
+	assert_int_equal(tw_storage_get(st, TW_ST_INDEX, "v1", 0, TW_ST_WHOLE, &buf, &n, &e), 0);
+	assert_int_equal(n, 5);
+	assert_memory_equal(buf, "vhost", 5);
+	free(buf);
+	struct seen s = {0};
+	assert_int_equal(tw_storage_list(st, TW_ST_INDEX, count, &s, &e), 0);
+	assert_int_equal(s.n, 1);
+	tw_storage_close(st);
+	/* TAPWORK_S3_VHOST=1 does the same */
+	setenv("TAPWORK_S3_VHOST", "1", 1);
+	snprintf(u, sizeof u, "s3:http://localhost:%d/twbucket/vh", moto_port);
+	st = open_repo(u, 0);
+	unsetenv("TAPWORK_S3_VHOST");
+	assert_int_equal(tw_storage_put(st, TW_ST_INDEX, "v1", "again", 5, TW_ST_EXCL, &e),
+			 TW_EEXIST);
 	tw_storage_close(st);
 }
 
@@ -479,11 +523,13 @@ struct proxy {
 	pthread_mutex_t mu;
 	struct rule rules[32];
 	int nrules;
-	char log[64][128]; /* "METHOD target" of every request */
+	char log[2048][128]; /* "METHOD target" of every request */
 	int nlog;
 };
 
 static struct proxy px;
+
+static int px_port(void) { return px.port; }
 
 static int read_request(int fd, char *buf, size_t cap, size_t *len)
 {
@@ -538,7 +584,7 @@ static void *conn_thread(void *arg)
 	sscanf(buf, "%7s %511s", method, target);
 	enum act act = FORWARD;
 	pthread_mutex_lock(&px.mu);
-	if (px.nlog < 64)
+	if (px.nlog < 2048)
 		snprintf(px.log[px.nlog++], sizeof px.log[0], "%s %s", method, target);
 	for (int i = 0; i < px.nrules; i++) {
 		struct rule *r = &px.rules[i];
@@ -749,6 +795,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(basic_ops),
 		cmocka_unit_test(many_objects_paged_list),
+		cmocka_unit_test(vhost_style),
 		cmocka_unit_test(multipart),
 		cmocka_unit_test(credentials),
 		cmocka_unit_test(faults),
