@@ -22,8 +22,9 @@
 #include "core/arena.h"
 #include "core/log.h"
 
-#define SLAB_SIZE ((size_t)8 << 20)
-#define READ_BLOCK ((size_t)2 << 20)
+/* A slab holds a partial chunk (< max chunk, 4 MiB) plus at least one read. */
+#define SLAB_SIZE ((size_t)6 << 20)
+#define READ_BLOCK ((size_t)1 << 20)
 
 struct slab {
 	int refs; /* atomic */
@@ -143,18 +144,20 @@ static void slab_unref(struct eng *g, struct slab *s)
 
 /* ---- worker contexts ---- */
 
-static int wctx_init(struct wctx *w, struct tw_repo *r)
+/* Workers compress straight into their output buffer (after the nonce) and
+ * encrypt in place: one chunk-sized buffer per worker. Readers and the
+ * walker only encode trees and need no buffer. */
+static int wctx_init(struct wctx *w, struct tw_repo *r, int with_buffer)
 {
 	w->cctx = ZSTD_createCCtx();
-	w->scratch = malloc(r->chunk_max);
-	w->out = malloc((size_t)r->chunk_max + TW_SEAL_OVERHEAD);
-	return w->cctx && w->scratch && w->out ? 0 : TW_ENOMEM;
+	w->out = with_buffer ? malloc((size_t)r->chunk_max + TW_SEAL_OVERHEAD) : NULL;
+	w->scratch = w->out ? w->out + TW_NONCE_LEN : NULL;
+	return w->cctx && (w->out || !with_buffer) ? 0 : TW_ENOMEM;
 }
 
 static void wctx_free(struct wctx *w)
 {
 	ZSTD_freeCCtx(w->cctx);
-	free(w->scratch);
 	free(w->out);
 }
 
@@ -175,7 +178,7 @@ static int claim(struct eng *g, const uint8_t id[TW_ID_LEN], uint8_t type, int *
 static void dir_free(struct dirnode *d)
 {
 	for (uint32_t i = 0; i < d->n; i++)
-		if (d->owned[i])
+		if (d->owned[i] == 1)
 			free((void *)d->nodes[i].chunks);
 	tw_arena_free(&d->arena);
 	free(d->nodes);
@@ -188,7 +191,15 @@ static int store_tree(struct eng *g, struct wctx *w, struct dirnode *d, uint8_t 
 	struct tw_dbuf b;
 	struct tw_err e = {0};
 	tw_dbuf_init(&b, TW_BLOB_MAX_RAW);
-	int rc = tw_tree_encode(d->nodes, d->n, &b);
+	/* drop entries that turned out unreadable (owned == 2) */
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < d->n; i++)
+		if (d->owned[i] != 2) {
+			d->owned[k] = d->owned[i];
+			d->nodes[k++] = d->nodes[i];
+		}
+	d->n = k; /* all children are done: no slot index is used any more */
+	int rc = tw_tree_encode(d->nodes, k, &b);
 	if (rc != 0) {
 		tw_dbuf_free(&b);
 		tw_err_set(&e, rc, "directory too large to encode");
@@ -241,6 +252,7 @@ static void file_done(struct eng *g, struct wctx *w, struct filejob *f)
 	if (__atomic_sub_fetch(&f->pending, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
 	struct tw_node *nd = &f->d->nodes[f->slot];
+	nd->size = f->size; /* what was actually read (the file may have shrunk) */
 	nd->chunks = f->chunks;
 	nd->nchunks = f->nchunks;
 	f->d->owned[f->slot] = 1;
@@ -378,6 +390,7 @@ static void read_file(struct thr *t, struct filejob *f)
 	}
 	if (rc == 0 && t->cur != NULL && t->fill > start)
 		rc = emit(t, f, start, t->fill - start);
+	f->size -= remaining; /* bytes actually read */
 	if (rc != 0)
 		fail(g, NULL, rc);
 	close(f->fd);
@@ -564,7 +577,19 @@ static void fill_dir(struct eng *g, struct wctx *w, struct dirnode *d, int dirfd
 				stat_add(&g->st->files_unchanged, 1);
 				stat_add(PG(g, files), 1);
 				stat_add(PG(g, bytes), nd->size);
-			} else if (en->fd >= 0) {
+			} else if (en->fd == -2) {
+				/* opened only now, so open files are bounded by the queue */
+				en->fd = openat(dirfd, en->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
+				if (en->fd == -1 && errno == EPERM)
+					en->fd = openat(dirfd, en->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+				if (en->fd == -1) {
+					tw_warn("open %s: %s", full, strerror(errno));
+					stat_add(&g->st->errors, 1);
+					stat_add(&g->st->files, (uint64_t)-1);
+					stat_add(&g->st->bytes, (uint64_t)-nd->size);
+					d->owned[i] = 2; /* dropped from the tree */
+					break;
+				}
 				struct filejob *f = calloc(1, sizeof *f);
 				uint32_t cap = (uint32_t)(nd->size / g->r->chunk_min + 2);
 				if (f != NULL)
@@ -619,7 +644,7 @@ static void fill_dir(struct eng *g, struct wctx *w, struct dirnode *d, int dirfd
 	}
 }
 
-/* Decide per regular file: cached, or opened for reading (dropped if unreadable). */
+/* Decide per regular file: cached by the parent snapshot, or to be read. */
 static size_t prepare(struct eng *g, int dirfd, const char *dirpath, struct ent *ents, size_t n,
 		      const struct tw_node *pnodes, uint32_t pn)
 {
@@ -633,20 +658,10 @@ static size_t prepare(struct eng *g, int dirfd, const char *dirpath, struct ent 
 				pnodes && !g->o->force
 					? tw_tree_find(pnodes, pn, (const uint8_t *)en->name, en->nlen)
 					: NULL;
-			if (cache_hit(g, p, &en->st)) {
+			if (cache_hit(g, p, &en->st))
 				en->cached = p;
-			} else if (en->st.st_size > 0) {
-				int fd = openat(dirfd, en->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
-				if (fd == -1 && errno == EPERM)
-					fd = openat(dirfd, en->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-				if (fd == -1) {
-					tw_warn("open %s%s%s: %s", dirpath ? dirpath : "",
-						dirpath ? "/" : "", en->src, strerror(errno));
-					stat_add(&g->st->errors, 1);
-					continue;
-				}
-				en->fd = fd;
-			}
+			else if (en->st.st_size > 0)
+				en->fd = -2; /* to be opened just before it is queued */
 		}
 		ents[k++] = *en;
 	}
@@ -750,6 +765,44 @@ static int same_paths(const struct tw_snapshot *s, char **paths, size_t n)
 	return 1;
 }
 
+/* Absolute path without following a symlink in the last component (a
+ * symlink given on the command line is backed up as a symlink). */
+static char *abs_path(const char *p)
+{
+	char buf[PATH_MAX];
+	int n = snprintf(buf, sizeof buf, "%s", p);
+	if (n <= 0 || (size_t)n >= sizeof buf)
+		return NULL;
+	while (n > 1 && buf[n - 1] == '/')
+		buf[--n] = '\0';
+	char *slash = strrchr(buf, '/');
+	const char *base = slash ? slash + 1 : buf;
+	if (strcmp(base, ".") == 0 || strcmp(base, "..") == 0 || strcmp(buf, "/") == 0)
+		return realpath(buf, NULL);
+	char *dir;
+	if (slash == NULL)
+		dir = realpath(".", NULL);
+	else if (slash == buf)
+		dir = realpath("/", NULL);
+	else {
+		*slash = '\0';
+		dir = realpath(buf, NULL);
+	}
+	if (dir == NULL)
+		return NULL;
+	size_t dl = strlen(dir), bl = strlen(base);
+	char *out = malloc(dl + bl + 2);
+	if (out != NULL) {
+		memcpy(out, dir, dl);
+		size_t o = dl;
+		if (dl == 0 || dir[dl - 1] != '/')
+			out[o++] = '/';
+		memcpy(out + o, base, bl + 1);
+	}
+	free(dir);
+	return out;
+}
+
 static int path_cmp(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -780,7 +833,7 @@ int tw_backup_run(struct tw_repo *r, const struct tw_backup_opts *opts,
 	uint32_t pn = 0;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	int nworkers = opts->threads > 0 ? opts->threads : (ncpu > 0 ? (int)ncpu : 2);
-	int nreaders = nworkers > 1 ? 2 : 1;
+	int nreaders = nworkers > 2 ? 2 : 1; /* one reader chunks > 1 GB/s */
 	struct thr *ths = calloc((size_t)(nworkers + nreaders), sizeof *ths);
 	struct wctx ww = {0};
 	int started = 0, qinit = 0;
@@ -790,8 +843,9 @@ int tw_backup_run(struct tw_repo *r, const struct tw_backup_opts *opts,
 	}
 	/* absolute, sorted paths; root entries named by their last component */
 	for (size_t i = 0; i < np; i++) {
-		abs[i] = realpath(opts->paths[i], NULL);
-		if (abs[i] == NULL) {
+		struct stat tmp;
+		abs[i] = abs_path(opts->paths[i]);
+		if (abs[i] == NULL || lstat(abs[i], &tmp) == -1) {
 			rc = tw_err_set(e, TW_ENOENT, "%s: %s", opts->paths[i], strerror(errno));
 			goto done;
 		}
@@ -835,27 +889,31 @@ int tw_backup_run(struct tw_repo *r, const struct tw_backup_opts *opts,
 
 	/* pipeline */
 	if ((rc = tw_queue_init(&g->fileq, 64)) != 0 ||
-	    (rc = tw_queue_init(&g->chunkq, (size_t)nworkers * 4 + 8)) != 0) {
+	    (rc = tw_queue_init(&g->chunkq, (size_t)nworkers * 2 + 2)) != 0) {
 		tw_err_set(e, rc, "out of memory");
 		goto done;
 	}
 	qinit = 1;
 	tw_packer_init(&g->data_pk, r, TW_BLOB_DATA);
 	tw_packer_init(&g->tree_pk, r, TW_BLOB_TREE);
-	g->slabs_max = nreaders + nworkers + 2;
-	if ((rc = wctx_init(&ww, r)) != 0) {
+	if (tw_packer_start_writer(&g->data_pk, 1) != 0) {
+		rc = tw_err_set(e, TW_ENOMEM, "cannot start the pack writer");
+		goto done;
+	}
+	g->slabs_max = nreaders + nworkers + 1;
+	if ((rc = wctx_init(&ww, r, 0)) != 0) {
 		tw_err_set(e, rc, "out of memory");
 		goto done;
 	}
 	for (int i = 0; i < nworkers + nreaders; i++) {
 		ths[i].g = g;
-		if (i < nworkers && wctx_init(&ths[i].w, r) != 0) {
+		if (i < nworkers && wctx_init(&ths[i].w, r, 1) != 0) {
 			rc = tw_err_set(e, TW_ENOMEM, "out of memory");
 			break;
 		}
 		if (i >= nworkers) {
 			ths[i].w = (struct wctx){0};
-			if (wctx_init(&ths[i].w, r) != 0 ||
+			if (wctx_init(&ths[i].w, r, 0) != 0 ||
 			    tw_chunker_init(&ths[i].ch, r->gear, r->chunk_min, r->chunk_avg,
 					    r->chunk_max) != 0) {
 				rc = tw_err_set(e, TW_ENOMEM, "chunker setup failed");

@@ -22,6 +22,7 @@ struct cctx {
 	size_t nstore, cap;
 	uint8_t *pack_bad; /* per pack number: 1 missing/damaged header */
 	uint8_t *pack_read; /* per pack number: selected for reading */
+	uint32_t *per_pack; /* per pack number: blobs the index places there */
 	struct tw_index damaged; /* damaged blob IDs */
 	struct tw_index trees;   /* tree id -> flags 1 clean, 2 damaged */
 	pthread_mutex_t mu;
@@ -68,6 +69,34 @@ static void mark_pack_blobs(struct cctx *c, uint32_t p)
 			mark_damaged(c, c->r->index.slots[i].id);
 }
 
+/* The index must describe blobs exactly where the pack header says they are. */
+static void compare_header(struct cctx *c, uint32_t p, const char *name,
+			   const struct tw_pack_entry *ents, uint32_t n)
+{
+	uint32_t in_index = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct tw_idx_slot *s = tw_index_get(&c->r->index, ents[i].id);
+		if (s == NULL || s->pack != p)
+			continue; /* indexed elsewhere (a duplicate) or not at all */
+		in_index++;
+		if (s->offset != ents[i].offset || s->length != ents[i].length ||
+		    s->raw_length != ents[i].raw_length || s->flags != ents[i].flags ||
+		    s->type != ents[i].type) {
+			char hex[65];
+			tw_hex(ents[i].id, TW_ID_LEN, hex);
+			tw_error("pack %s: index and pack header disagree about blob %s", name, hex);
+			err_count(c);
+			mark_damaged(c, ents[i].id);
+		}
+	}
+	uint32_t expected = c->per_pack[p];
+	if (expected != in_index) {
+		tw_error("pack %s: the index lists %u blobs the pack header does not have", name,
+			 expected - in_index);
+		err_count(c);
+	}
+}
+
 static void check_pack(struct cctx *c, uint32_t p)
 {
 	struct tw_repo *r = c->r;
@@ -75,7 +104,7 @@ static void check_pack(struct cctx *c, uint32_t p)
 	tw_hex(r->index.packs[p], TW_ID_LEN, name);
 	struct pk key, *found;
 	snprintf(key.name, sizeof key.name, "%s", name);
-	found = bsearch(&key, c->store, c->nstore, sizeof *c->store, pk_cmp);
+	found = c->nstore ? bsearch(&key, c->store, c->nstore, sizeof *c->store, pk_cmp) : NULL;
 	if (found == NULL) {
 		tw_error("pack %s is missing", name);
 		err_count(c);
@@ -92,7 +121,8 @@ static void check_pack(struct cctx *c, uint32_t p)
 			err_count(c);
 			c->pack_bad[p] = 1;
 			mark_pack_blobs(c, p);
-		}
+		} else
+			compare_header(c, p, name, ents, n);
 		free(ents);
 		return;
 	}
@@ -122,6 +152,7 @@ static void check_pack(struct cctx *c, uint32_t p)
 		free(buf);
 		return;
 	}
+	compare_header(c, p, name, ents, n);
 	for (uint32_t i = 0; i < n; i++) {
 		uint8_t *pt;
 		struct tw_err be = {0};
@@ -233,15 +264,20 @@ int tw_check_run(struct tw_repo *r, const struct tw_check_opts *o, struct tw_che
 	st->errors += r->index_errors;
 	if ((rc = tw_storage_list(r->st, TW_ST_DATA, collect, &c, e)) != 0)
 		goto done;
-	qsort(c.store, c.nstore, sizeof *c.store, pk_cmp);
+	if (c.nstore > 1)
+		qsort(c.store, c.nstore, sizeof *c.store, pk_cmp);
 	uint32_t np = r->index.npacks;
 	st->packs = np;
 	c.pack_bad = calloc(np + 1, 1);
 	c.pack_read = calloc(np + 1, 1);
-	if (c.pack_bad == NULL || c.pack_read == NULL) {
+	c.per_pack = calloc(np + 1, sizeof *c.per_pack);
+	if (c.pack_bad == NULL || c.pack_read == NULL || c.per_pack == NULL) {
 		rc = tw_err_set(e, TW_ENOMEM, "out of memory");
 		goto done;
 	}
+	for (size_t i = 0; i < r->index.cap; i++)
+		if (r->index.slots[i].used && r->index.slots[i].pack < np)
+			c.per_pack[r->index.slots[i].pack]++;
 	for (uint32_t p = 0; p < np; p++) {
 		if (!o->read_data)
 			continue;
@@ -282,6 +318,7 @@ done:
 	free(c.store);
 	free(c.pack_bad);
 	free(c.pack_read);
+	free(c.per_pack);
 	tw_index_free(&c.damaged);
 	tw_index_free(&c.trees);
 	pthread_mutex_destroy(&c.mu);

@@ -86,6 +86,8 @@ int tw_pack_header_decode(const uint8_t *p, size_t n, uint64_t data_end,
 	return 0;
 }
 
+#define TW_PROBE_LEN (64u * 1024)
+
 static void blob_aad(uint8_t aad[3 + TW_ID_LEN], uint8_t type, uint8_t flags,
 		     const uint8_t id[TW_ID_LEN])
 {
@@ -105,13 +107,23 @@ int tw_blob_seal(const struct tw_keys *k, void *cctx, int level, uint8_t type,
 	if (cctx != NULL && n > 64) {
 		ZSTD_CCtx *c = cctx;
 		ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level);
-		size_t r = ZSTD_compress2(c, scratch, n - 1, pt, n);
+		size_t r = 0;
+		/* incompressible data (media, archives, encrypted files) is common:
+		 * probe 64 KiB first and skip the full attempt when it does not
+		 * shrink by at least 3% */
+		if (n > 4 * TW_PROBE_LEN) {
+			size_t pr = ZSTD_compress2(c, scratch, n - 1, pt, TW_PROBE_LEN);
+			if (ZSTD_isError(pr) || pr * 100 > (size_t)TW_PROBE_LEN * 97)
+				goto seal;
+		}
+		r = ZSTD_compress2(c, scratch, n - 1, pt, n);
 		if (!ZSTD_isError(r) && r < n) {
 			body = scratch;
 			blen = r;
 			*flags = TW_BLOB_ZSTD;
 		}
 	}
+seal:;
 	uint8_t aad[3 + TW_ID_LEN];
 	blob_aad(aad, type, *flags, id);
 	int rc = tw_crypto_seal(k->enc, aad, sizeof aad, body, blen, out);

@@ -40,7 +40,8 @@ int tw_pack_header_decode(const uint8_t *p, size_t n, uint64_t data_end,
 			  struct tw_pack_entry **ents, uint32_t *count, struct tw_err *e);
 
 /* Compress (zstd `level`, kept only if smaller) and seal plaintext pt[0..n)
- * as blob (type, id). scratch must hold n bytes, out n + TW_SEAL_OVERHEAD.
+ * as blob (type, id). scratch must hold n bytes, out n + TW_SEAL_OVERHEAD;
+ * scratch may be out + TW_NONCE_LEN (compress, then encrypt in place).
  * cctx is a ZSTD_CCtx owned by the calling thread (NULL: no compression). */
 int tw_blob_seal(const struct tw_keys *k, void *cctx, int level, uint8_t type,
 		 const uint8_t id[TW_ID_LEN], const uint8_t *pt, size_t n, uint8_t *scratch,

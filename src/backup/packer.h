@@ -1,17 +1,32 @@
 /* packer.h — collects sealed blobs of one type into pack files.
  *
- * tw_packer_add() appends under a mutex; when the pack reaches the
- * repository's pack size it is detached and written (header, SHA-256 name,
- * storage put, then tw_repo_pack_written) by the adding thread outside the
- * lock, so other threads keep packing meanwhile. */
+ * tw_packer_add() appends under a mutex — streamed straight to the storage
+ * driver's writer when it has one (no pack in memory), else into a buffer.
+ * When the pack reaches the repository's pack size it is closed (header,
+ * SHA-256 name, commit, then tw_repo_pack_written) outside the lock, on the
+ * background writer thread if started. */
 #ifndef TW_BACKUP_PACKER_H
 #define TW_BACKUP_PACKER_H
 
 #include <pthread.h>
 
+#include "backup/queue.h"
 #include "backup/repo.h"
 
 struct tw_packer {
+	/* optional background writer: full packs are queued to it so the
+	 * thread that filled a pack goes back to work instead of waiting for
+	 * the storage (fsync, upload) */
+	struct tw_queue wq;
+	pthread_t writer;
+	int has_writer;
+	int werr; /* first writer error (TW_E*), 0 if none */
+	struct tw_err werr_detail;
+	pthread_mutex_t emu;
+	/* streaming mode: the open storage writer and the running SHA-256 */
+	int stream;
+	struct tw_st_writer *w;
+	void *sha;
 	struct tw_repo *r;
 	uint8_t type;
 	pthread_mutex_t mu;
@@ -22,10 +37,13 @@ struct tw_packer {
 };
 
 int tw_packer_init(struct tw_packer *p, struct tw_repo *r, uint8_t type);
+/* Start a background writer thread with a queue of `depth` full packs. */
+int tw_packer_start_writer(struct tw_packer *p, size_t depth);
 void tw_packer_free(struct tw_packer *p);
 int tw_packer_add(struct tw_packer *p, const uint8_t id[TW_ID_LEN], uint8_t flags,
 		  const uint8_t *stored, size_t len, uint32_t raw_len, struct tw_err *e);
-/* Write the partial pack, if any. */
+/* Write the partial pack, if any, and wait until every queued pack is
+ * durable (stops the writer). Returns the first error of any write. */
 int tw_packer_flush(struct tw_packer *p, struct tw_err *e);
 
 #endif

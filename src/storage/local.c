@@ -308,8 +308,88 @@ static int local_stat(struct tw_storage *s, enum tw_st_type t, const char *name,
 
 static void local_close(struct tw_storage *s) { free(s); }
 
-static const struct tw_storage_ops local_ops = {local_put,  local_get,  local_list,
-						local_del,  local_stat, local_close};
+struct tw_st_writer {
+	struct local *l;
+	enum tw_st_type t;
+	int fd;
+	char tmp[PATH_MAX];
+};
+
+static int local_writer_open(struct tw_storage *s, enum tw_st_type t, struct tw_st_writer **out,
+			     struct tw_err *e)
+{
+	struct local *l = (struct local *)s;
+	*out = NULL;
+	if ((unsigned)t >= TW_ST_NTYPES || t == TW_ST_CONFIG)
+		return tw_err_set(e, TW_EINVAL, "bad type");
+	struct tw_st_writer *w = calloc(1, sizeof *w);
+	if (w == NULL)
+		return tw_err_set(e, TW_ENOMEM, "out of memory");
+	char dir[PATH_MAX];
+	dir_of(l, t, NULL, dir, sizeof dir);
+	unsigned seq = atomic_fetch_add(&l->tmp_seq, 1);
+	int n = snprintf(w->tmp, sizeof w->tmp, "%s/.tmp-w-%ld-%u", dir, (long)getpid(), seq);
+	if (n < 0 || (size_t)n >= sizeof w->tmp) {
+		free(w);
+		return tw_err_set(e, TW_ELIMIT, "path too long");
+	}
+	w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (w->fd == -1) {
+		int rc = io_err(e, "create", w->tmp);
+		free(w);
+		return rc;
+	}
+	w->l = l;
+	w->t = t;
+	*out = w;
+	return 0;
+}
+
+static int local_writer_write(struct tw_st_writer *w, const void *buf, size_t len, struct tw_err *e)
+{
+	return write_all(w->fd, buf, len) == 0 ? 0 : io_err(e, "write", w->tmp);
+}
+
+static void local_writer_abort(struct tw_st_writer *w)
+{
+	if (w == NULL)
+		return;
+	close(w->fd);
+	unlink(w->tmp);
+	free(w);
+}
+
+static int local_writer_commit(struct tw_st_writer *w, const char *name, struct tw_err *e)
+{
+	char path[PATH_MAX], dir[PATH_MAX];
+	int rc = path_of(w->l, w->t, name, path, sizeof path, e);
+	if (rc == 0 && fsync(w->fd) == -1)
+		rc = io_err(e, "fsync", w->tmp);
+	if (rc == 0) {
+		dir_of(w->l, w->t, name, dir, sizeof dir);
+		if (mkdir(dir, 0700) == 0) {
+			char parent[PATH_MAX];
+			dir_of(w->l, w->t, NULL, parent, sizeof parent);
+			fsync_dir(parent);
+		}
+		if (rename(w->tmp, path) == -1)
+			rc = io_err(e, "rename", path);
+		else if (fsync_dir(dir) == -1)
+			rc = io_err(e, "fsync", dir);
+	}
+	if (rc != 0) {
+		local_writer_abort(w);
+		return rc;
+	}
+	close(w->fd);
+	free(w);
+	return 0;
+}
+
+static const struct tw_storage_ops local_ops = {
+	local_put,	   local_get,	       local_list,	    local_del,
+	local_stat,	   local_close,	       local_writer_open,   local_writer_write,
+	local_writer_commit, local_writer_abort};
 
 int tw_storage_local_open(const char *dir, int create, struct tw_storage **out, struct tw_err *e)
 {

@@ -55,3 +55,9 @@ int tw_storage_open(const char *location, int create, struct tw_storage **out, s
 		return tw_s3_open(location, create, out, e);
 	return tw_storage_local_open(location, create, out, e);
 }
+
+int tw_storage_has_writer(const struct tw_storage *s)
+{
+	return s->ops->writer_open != NULL && s->ops->writer_write != NULL &&
+	       s->ops->writer_commit != NULL && s->ops->writer_abort != NULL;
+}

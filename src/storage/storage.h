@@ -33,6 +33,7 @@ enum tw_st_type {
 typedef int (*tw_st_list_cb)(void *arg, const char *name, uint64_t size);
 
 struct tw_storage;
+struct tw_st_writer; /* a driver's object being written in pieces */
 
 struct tw_storage_ops {
 	/* Durable and atomic: readers see the whole object or nothing. */
@@ -50,6 +51,15 @@ struct tw_storage_ops {
 	int (*stat)(struct tw_storage *s, enum tw_st_type t, const char *name, uint64_t *size,
 		    struct tw_err *e);
 	void (*close)(struct tw_storage *s);
+	/* Optional (NULL if unsupported): write an object in pieces whose name
+	 * is known only at the end (packs are named by their hash), so large
+	 * objects need not sit in memory. commit = durable + atomic under name,
+	 * like put; commit and abort free the writer. */
+	int (*writer_open)(struct tw_storage *s, enum tw_st_type t, struct tw_st_writer **w,
+			   struct tw_err *e);
+	int (*writer_write)(struct tw_st_writer *w, const void *buf, size_t len, struct tw_err *e);
+	int (*writer_commit)(struct tw_st_writer *w, const char *name, struct tw_err *e);
+	void (*writer_abort)(struct tw_st_writer *w);
 };
 
 struct tw_storage {
@@ -67,6 +77,7 @@ int tw_storage_del(struct tw_storage *s, enum tw_st_type t, const char *name, st
 int tw_storage_stat(struct tw_storage *s, enum tw_st_type t, const char *name, uint64_t *size,
 		    struct tw_err *e);
 void tw_storage_close(struct tw_storage *s); /* s may be NULL */
+int tw_storage_has_writer(const struct tw_storage *s);
 const char *tw_storage_type_name(enum tw_st_type t);
 
 /* Open a storage by URL-ish location: a plain path is a local directory. */

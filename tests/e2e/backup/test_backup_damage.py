@@ -39,6 +39,21 @@ def test_flipped_byte_detected_by_check_and_restore(tmp_path):
     make_writable(src)
 
 
+def test_read_data_subset(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(6):
+        (src / ("f%d" % i)).write_bytes(os.urandom(700000))
+    repo = tmp_path / "repo"
+    tw(repo, "repo", "init", check=0)
+    tw(repo, "backup", "-q", str(src), check=0)
+    r = json_lines(tw(repo, "check", "--read-data-subset", "100%", "--json", check=0).out)[-1]
+    assert r["packs_read"] == r["packs"] and r["blobs_checked"] >= 6
+    r = json_lines(tw(repo, "check", "--read-data-subset", "0%", "--json", check=0).out)[-1]
+    assert r["packs_read"] == 0
+    tw(repo, "check", "--read-data-subset", "101%", check=2)
+
+
 def test_truncated_and_missing_pack_detected(tmp_path):
     src = tmp_path / "src"
     src.mkdir()

@@ -153,17 +153,50 @@ def test_restore_never_writes_outside_target(tmp_path):
 
 
 def test_unreadable_file_exit_3(tmp_path):
+    """Unreadable files are skipped, listed, and the exit status is 3."""
+    import subprocess
+    import tempfile
+    from bkhelp import BIN, env_for
+    prefix = []
+    work = str(tmp_path)
     if os.geteuid() == 0:
-        import pytest
-        pytest.skip("root reads everything")
-    src = tmp_path / "s"
-    src.mkdir()
-    (src / "ok").write_bytes(b"fine")
-    (src / "secret").write_bytes(b"no")
-    os.chmod(src / "secret", 0)
-    repo = tmp_path / "repo"
-    tw(repo, "repo", "init", check=0)
-    r = tw(repo, "backup", str(src), check=3)
-    assert "secret" in r.err
-    ls = tw(repo, "ls", "latest", check=0).out
-    assert "/s/ok" in ls and "secret" not in ls
+        # root reads everything: run tapwork as nobody on a world-visible dir
+        work = tempfile.mkdtemp(prefix="tw-unreadable-", dir="/tmp")
+        os.chmod(work, 0o755)
+        os.chown(work, 65534, 65534)
+        prefix = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"]
+    try:
+        src = os.path.join(work, "s")
+        os.mkdir(src)
+        for name, data in (("ok", b"fine"), ("secret", b"no")):
+            with open(os.path.join(src, name), "wb") as f:
+                f.write(data)
+        os.mkdir(os.path.join(src, "closed"))
+        with open(os.path.join(src, "closed", "inner"), "wb") as f:
+            f.write(b"hidden")
+        if prefix:
+            for p in (src, os.path.join(src, "ok"), os.path.join(src, "secret"), os.path.join(src, "closed")):
+                os.chown(p, 65534, 65534)
+        os.chmod(os.path.join(src, "secret"), 0)
+        os.chmod(os.path.join(src, "closed"), 0)
+        repo = os.path.join(work, "repo")
+        e = env_for(repo)
+        run = lambda *a: subprocess.run(prefix + [BIN] + list(a), capture_output=True, env=e, timeout=120)
+        assert run("repo", "init").returncode == 0
+        r = run("backup", src)
+        err = r.stderr.decode()
+        assert r.returncode == 3, (r.returncode, err)
+        assert "secret" in err and "closed" in err
+        ls = run("ls", "latest")
+        assert ls.returncode == 0
+        names = ls.stdout.decode().split("\n")
+        assert "/s/ok" in names and "/s/closed" in names  # an empty directory
+        assert "/s/secret" not in names and "/s/closed/inner" not in names
+        assert run("check", "--read-data").returncode == 0
+    finally:
+        if prefix:
+            import shutil
+            for dirpath, dirnames, _ in os.walk(work):
+                for d in dirnames:
+                    os.chmod(os.path.join(dirpath, d), 0o755)
+            shutil.rmtree(work, ignore_errors=True)

@@ -132,11 +132,48 @@ static void conditional_put(void **state)
 	assert_int_equal(tw_storage_local_open("/nonexistent/dir/x", 0, &st, &e), TW_ENOENT);
 }
 
+static void streaming_writer(void **state)
+{
+	struct tw_storage *st;
+	struct tw_err e = {0};
+	assert_int_equal(tw_storage_local_open(root, 1, &st, &e), 0);
+	assert_true(tw_storage_has_writer(st));
+	struct tw_st_writer *w;
+	assert_int_equal(st->ops->writer_open(st, TW_ST_DATA, &w, &e), 0);
+	assert_int_equal(st->ops->writer_write(w, "abc", 3, &e), 0);
+	assert_int_equal(st->ops->writer_write(w, "def", 3, &e), 0);
+	/* not visible before commit */
+	struct seen s = {0};
+	assert_int_equal(tw_storage_list(st, TW_ST_DATA, collect, &s, &e), 0);
+	assert_int_equal(s.n, 0);
+	assert_int_equal(st->ops->writer_commit(w, "cd0123", &e), 0);
+	uint8_t *buf;
+	size_t n;
+	assert_int_equal(tw_storage_get(st, TW_ST_DATA, "cd0123", 0, TW_ST_WHOLE, &buf, &n, &e), 0);
+	assert_int_equal(n, 6);
+	assert_memory_equal(buf, "abcdef", 6);
+	free(buf);
+	/* abort leaves nothing; a bad name fails the commit and cleans up */
+	assert_int_equal(st->ops->writer_open(st, TW_ST_DATA, &w, &e), 0);
+	assert_int_equal(st->ops->writer_write(w, "x", 1, &e), 0);
+	st->ops->writer_abort(w);
+	assert_int_equal(st->ops->writer_open(st, TW_ST_DATA, &w, &e), 0);
+	assert_int_equal(st->ops->writer_commit(w, "../evil", &e), TW_EINVAL);
+	char cmd[400];
+	snprintf(cmd, sizeof cmd, "test $(find '%s' -name '.tmp*' | wc -l) -eq 0", root);
+	assert_int_equal(system(cmd), 0);
+	memset(&s, 0, sizeof s);
+	assert_int_equal(tw_storage_list(st, TW_ST_DATA, collect, &s, &e), 0);
+	assert_int_equal(s.n, 1);
+	tw_storage_close(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(put_get_list_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(conditional_put, setup, teardown),
+		cmocka_unit_test_setup_teardown(streaming_writer, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
