@@ -1222,12 +1222,17 @@ static int s3_list(struct tw_storage *st, enum tw_st_type t, tw_st_list_cb cb, v
 		    memmem(r.resp.data, r.resp.len, "SignatureDoesNotMatch", 21) != NULL) {
 			/* the server may canonicalize '/' unescaped: try once */
 			struct req r2;
-			rc = list_page(s, dir, token, 1, &r2, e);
-			if (rc == 0 && ok_status(r2.status)) {
+			int rc2 = list_page(s, dir, token, 1, &r2, e);
+			if (rc2 == 0 && ok_status(r2.status)) {
 				tw_debug("S3: server signs '/' in query values unescaped");
 				atomic_store(&s->raw_slash, 1);
+			}
+			/* report the second answer unless it is the same mismatch */
+			if (rc2 != 0 || r2.status != 403 || r2.resp.len == 0 ||
+			    memmem(r2.resp.data, r2.resp.len, "SignatureDoesNotMatch", 21) == NULL) {
 				tw_dbuf_free(&r.resp);
 				r = r2;
+				rc = rc2;
 			} else
 				tw_dbuf_free(&r2.resp);
 		}
@@ -1266,7 +1271,20 @@ static void s3_close(struct tw_storage *st)
 	free(s);
 }
 
-static const struct tw_storage_ops s3_ops = {s3_put, s3_get, s3_list, s3_del, s3_stat, s3_close};
+/* No streaming writer: S3 cannot rename, and a pack's name is known only at
+ * its end, so packs are put whole (multipart above 16 MiB). */
+static const struct tw_storage_ops s3_ops = {
+	.put = s3_put,
+	.get = s3_get,
+	.list = s3_list,
+	.del = s3_del,
+	.stat = s3_stat,
+	.close = s3_close,
+	.writer_open = NULL,
+	.writer_write = NULL,
+	.writer_commit = NULL,
+	.writer_abort = NULL,
+};
 
 /* ------------------------------------------------------------------ */
 /* Opening: location, options, credentials, bucket check.              */
