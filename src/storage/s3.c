@@ -703,6 +703,14 @@ static int run_req(struct s3 *s, struct req *r, int idempotent)
 	}
 }
 
+/* Server text goes into messages and logs: keep it on one printable line. */
+static void printable(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+			*s = '?';
+}
+
 /* Turn a failed exchange into a TW_E* code and a clear message. */
 static int req_fail(const struct req *r, struct tw_err *e)
 {
@@ -717,6 +725,8 @@ static int req_fail(const struct req *r, struct tw_err *e)
 	if (r->resp.len) {
 		tw_s3_xml_text(r->resp.data, r->resp.len, "Code", code, sizeof code);
 		tw_s3_xml_text(r->resp.data, r->resp.len, "Message", msg, sizeof msg);
+		printable(code);
+		printable(msg);
 	}
 	int c = r->status == 404 ? TW_ENOENT
 		: r->status == 403 ? TW_EPERM

@@ -365,6 +365,7 @@ static void many_objects_paged_list(void **state)
 	enum { N = 1111, T = 4 };
 	pthread_t th[T];
 	struct putter p[T];
+	double t0 = now_s();
 	for (int i = 0; i < T; i++) {
 		p[i] = (struct putter){st, i, T, N, 0, {0}};
 		pthread_create(&th[i], NULL, put_many, &p[i]);
@@ -374,9 +375,12 @@ static void many_objects_paged_list(void **state)
 		if (p[i].failed)
 			fail_msg("put: %s", p[i].e.msg);
 	}
+	double t1 = now_s();
 	struct seen s = {0};
 	struct tw_err e = {0};
 	assert_int_equal(tw_storage_list(st, TW_ST_DATA, count, &s, &e), 0);
+	fprintf(stderr, "measure: %d small puts from %d threads in %.2fs, list in %.2fs\n", N, T,
+		t1 - t0, now_s() - t1);
 	assert_int_equal(s.n, N); /* more than moto's page of 1000 */
 	assert_int_equal(s.total, 8 * N);
 	assert_true(seen("GET", "list-type=2&prefix=many") >= 1);
@@ -435,16 +439,30 @@ static void multipart(void **state)
 		memcpy(big + i, &x, 8);
 	}
 	struct tw_err e = {0};
+	double t0 = now_s();
 	assert_int_equal(tw_storage_put(st, TW_ST_DATA, "cc0000big", big, len, 0, &e), 0);
+	double t1 = now_s();
 	uint64_t size;
 	assert_int_equal(tw_storage_stat(st, TW_ST_DATA, "cc0000big", &size, &e), 0);
 	assert_int_equal(size, len);
 	uint8_t *got;
 	size_t n;
 	assert_int_equal(tw_storage_get(st, TW_ST_DATA, "cc0000big", 0, TW_ST_WHOLE, &got, &n, &e), 0);
+	fprintf(stderr, "measure: 40 MiB multipart put %.2fs, get %.2fs\n", t1 - t0, now_s() - t1);
 	assert_int_equal(n, len);
 	assert_memory_equal(got, big, len);
 	free(got);
+
+	/* TAPWORK_S3_LIMIT_RATE caps each transfer: 1 MiB at 512 KiB/s */
+	setenv("TAPWORK_S3_LIMIT_RATE", "524288", 1);
+	struct tw_storage *slow = open_repo(url, 0);
+	unsetenv("TAPWORK_S3_LIMIT_RATE");
+	t0 = now_s();
+	assert_int_equal(tw_storage_put(slow, TW_ST_DATA, "cc0000slow", big, 1 << 20, 0, &e), 0);
+	t1 = now_s();
+	fprintf(stderr, "measure: 1 MiB at a 512 KiB/s limit in %.2fs\n", t1 - t0);
+	assert_true(t1 - t0 >= 1.5);
+	tw_storage_close(slow);
 	/* a range across the 8 MiB part boundary */
 	size_t off = ((size_t)8 << 20) - 100;
 	assert_int_equal(tw_storage_get(st, TW_ST_DATA, "cc0000big", off, 300, &got, &n, &e), 0);
