@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -144,6 +145,10 @@ static int group_setup(void **state)
 	snprintf(port, sizeof port, "%d", moto_port);
 	moto_pid = fork();
 	if (moto_pid == 0) {
+		/* moto dies with this test even when the test crashes */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() == 1)
+			_exit(1);
 		setenv("INITIAL_NO_AUTH_ACTION_COUNT", "3", 1);
 		int devnull = open("/dev/null", O_WRONLY);
 		if (devnull != -1 && getenv("S3_TEST_MOTO_LOG") == NULL) {
