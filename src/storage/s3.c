@@ -655,6 +655,14 @@ static void backoff(const struct s3 *s, unsigned attempt)
 		;
 }
 
+/* Server text goes into messages and logs: keep it on one printable line. */
+static void printable(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+			*s = '?';
+}
+
 static void prepare_digests(struct req *r)
 {
 	uint8_t d[SHA256_DIGEST_LENGTH];
@@ -690,6 +698,7 @@ static int run_req(struct s3 *s, struct req *r, int idempotent)
 			return rc;
 		int again = transient(r);
 		if (!again && ok_status(r->status) && etag_mismatch(r)) {
+			printable(r->etag);
 			tw_warn("S3 %s %s: ETag %s is not the payload MD5", r->method,
 				r->key ? r->key : "", r->etag);
 			again = 1;
@@ -701,14 +710,6 @@ static int run_req(struct s3 *s, struct req *r, int idempotent)
 			 r->cc != CURLE_OK ? r->curl_err : "server error", attempt + 1);
 		backoff(s, attempt);
 	}
-}
-
-/* Server text goes into messages and logs: keep it on one printable line. */
-static void printable(char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
-			*s = '?';
 }
 
 /* Turn a failed exchange into a TW_E* code and a clear message. */
@@ -873,12 +874,16 @@ static int put_part(struct mp *m, unsigned i)
 	r.want_md5 = 1;
 	struct tw_err e = {0};
 	int rc = run_req(m->s, &r, 1);
-	if (rc == 0 && (!ok_status(r.status) || r.etag[0] == '\0'))
+	/* the ETag goes back into the completion XML: keep it plain */
+	if (rc == 0 && (!ok_status(r.status) || r.etag[0] == '\0' ||
+			strpbrk(r.etag, "<>&\"") != NULL))
 		rc = BAD_STATUS;
 	if (rc != 0) {
-		rc = req_fail(&r, &e);
-		if (rc == 0)
-			rc = tw_err_set(&e, TW_EPROTO, "S3 part %u of %s: no ETag", i + 1, m->key);
+		if (r.cc == CURLE_OK && ok_status(r.status))
+			rc = tw_err_set(&e, TW_EPROTO, "S3 part %u of %s: missing or odd ETag",
+					i + 1, m->key);
+		else
+			rc = req_fail(&r, &e);
 		pthread_mutex_lock(&m->mu);
 		if (m->err.code == 0)
 			m->err = e;
@@ -966,7 +971,8 @@ static int put_multipart(struct s3 *s, const char *key, const void *buf, size_t 
 		pthread_join(th[i], NULL);
 	pthread_mutex_destroy(&m.mu);
 	if (atomic_load(&m.failed)) {
-		*e = m.err;
+		if (e != NULL)
+			*e = m.err;
 		rc = m.err.code ? m.err.code : TW_EIO;
 		goto fail;
 	}
