@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -89,6 +90,7 @@ struct eng {
 		int ok;
 	} users[32], groups[32];
 	unsigned nusers, ngroups;
+	char *xnames, *xvalue; /* walker's xattr buffers */
 };
 
 static uint64_t dummy_counter;
@@ -477,6 +479,35 @@ static uint8_t node_type(mode_t m)
 	}
 }
 
+/* Extended attributes of a file or directory (all namespaces the kernel
+ * lets us read), encoded into the directory's arena. */
+static void read_xattrs(struct eng *g, struct dirnode *d, struct tw_node *nd, const char *full)
+{
+	if (g->xnames == NULL)
+		return;
+	ssize_t n = llistxattr(full, g->xnames, TW_XATTR_VALUE_MAX);
+	if (n <= 0)
+		return;
+	struct tw_dbuf b;
+	tw_dbuf_init(&b, (size_t)4 << 20);
+	uint16_t cnt = 0;
+	for (char *p = g->xnames; p < g->xnames + n && cnt < UINT16_MAX; p += strlen(p) + 1) {
+		ssize_t vl = lgetxattr(full, p, g->xvalue, TW_XATTR_VALUE_MAX);
+		if (vl < 0)
+			continue;
+		if (tw_xattr_append(&b, p, g->xvalue, (uint32_t)vl) == 0)
+			cnt++;
+	}
+	uint8_t *copy = b.len ? tw_arena_alloc(&d->arena, b.len) : NULL;
+	if (copy != NULL) {
+		memcpy(copy, b.data, b.len);
+		nd->xattrs = copy;
+		nd->xattrs_len = (uint32_t)b.len;
+		nd->nxattrs = cnt;
+	}
+	tw_dbuf_free(&b);
+}
+
 static int64_t ts_ns(struct timespec t) { return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec; }
 
 static int cache_hit(struct eng *g, const struct tw_node *p, const struct stat *st)
@@ -555,6 +586,8 @@ static void fill_dir(struct eng *g, struct wctx *w, struct dirnode *d, int dirfd
 		nd->rdev = st->st_rdev;
 		const struct tw_node *pnode =
 			pnodes ? tw_tree_find(pnodes, pn, (const uint8_t *)en->name, en->nlen) : NULL;
+		if (nd->type == TW_NODE_FILE || nd->type == TW_NODE_DIR)
+			read_xattrs(g, d, nd, full);
 		switch (nd->type) {
 		case TW_NODE_FILE:
 			nd->size = (uint64_t)st->st_size;
@@ -819,6 +852,8 @@ int tw_backup_run(struct tw_repo *r, const struct tw_backup_opts *opts,
 	g->o = opts;
 	g->st = stats;
 	g->pg = opts->progress;
+	g->xnames = malloc(TW_XATTR_VALUE_MAX);
+	g->xvalue = malloc(TW_XATTR_VALUE_MAX);
 	pthread_mutex_init(&g->slab_mu, NULL);
 	pthread_cond_init(&g->slab_cv, NULL);
 	pthread_mutex_init(&g->err_mu, NULL);
@@ -1015,6 +1050,8 @@ done:
 	pthread_mutex_destroy(&g->slab_mu);
 	pthread_cond_destroy(&g->slab_cv);
 	pthread_mutex_destroy(&g->err_mu);
+	free(g->xnames);
+	free(g->xvalue);
 	free(g);
 	return rc;
 }

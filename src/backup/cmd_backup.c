@@ -1,7 +1,13 @@
 /* cmd_backup.c — `tapwork backup`. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <pthread.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "backup/backup.h"
@@ -22,6 +28,66 @@ static void usage(FILE *out)
 		"  --force                  re-read every file (ignore the parent snapshot)\n"
 		"  --threads N              worker threads (default: number of CPUs)\n"
 		"  --time T                 snapshot time: YYYY-MM-DDTHH:MM:SSZ or unix seconds\n" TW_BOPTS_HELP);
+}
+
+/* Progress scanner: counts files and bytes ahead of the backup so the
+ * status line can show a total and an ETA. Runs only when progress is shown. */
+struct scan {
+	struct tw_progress *pg;
+	char **paths;
+	size_t npaths;
+	char **excludes;
+	size_t nexcludes;
+	volatile int stop;
+};
+
+static int scan_excluded(struct scan *sc, const char *name, const char *full)
+{
+	for (size_t i = 0; i < sc->nexcludes; i++)
+		if (fnmatch(sc->excludes[i], name, 0) == 0 || fnmatch(sc->excludes[i], full, 0) == 0)
+			return 1;
+	return 0;
+}
+
+static void scan_dir(struct scan *sc, const char *path, int depth)
+{
+	DIR *d = depth < 512 ? opendir(path) : NULL;
+	if (d == NULL)
+		return;
+	struct dirent *de;
+	while (!sc->stop && (de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		char full[PATH_MAX];
+		int n = snprintf(full, sizeof full, "%s/%s", path, de->d_name);
+		if (n < 0 || (size_t)n >= sizeof full || scan_excluded(sc, de->d_name, full))
+			continue;
+		struct stat st;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1)
+			continue;
+		if (S_ISDIR(st.st_mode))
+			scan_dir(sc, full, depth + 1);
+		else if (S_ISREG(st.st_mode)) {
+			tw_progress_add(&sc->pg->total_files, 1);
+			tw_progress_add(&sc->pg->total_bytes, (uint64_t)st.st_size);
+		}
+	}
+	closedir(d);
+}
+
+static void *scan_main(void *arg)
+{
+	struct scan *sc = arg;
+	for (size_t i = 0; i < sc->npaths && !sc->stop; i++) {
+		struct stat st;
+		if (lstat(sc->paths[i], &st) == -1)
+			continue;
+		if (S_ISDIR(st.st_mode))
+			scan_dir(sc, sc->paths[i], 0);
+		else if (S_ISREG(st.st_mode))
+			tw_progress_add(&sc->pg->total_bytes, (uint64_t)st.st_size);
+	}
+	return NULL;
 }
 
 static int parse_time(const char *s, int64_t *out)
@@ -105,7 +171,14 @@ static int cmd_backup(int argc, char **argv)
 	double t0 = tw_progress_now();
 	if (err == 0) {
 		tw_progress_start(&pg, "backup", o.json, o.quiet);
+		struct scan sc = {&pg, paths, bo.npaths, excl, bo.nexcludes, 0};
+		pthread_t scanner;
+		int scanning = pg.running && pthread_create(&scanner, NULL, scan_main, &sc) == 0;
 		err = tw_backup_run(r, &bo, &st, &e);
+		if (scanning) {
+			sc.stop = 1;
+			pthread_join(scanner, NULL);
+		}
 		tw_progress_stop(&pg);
 	}
 	double el = tw_progress_now() - t0;

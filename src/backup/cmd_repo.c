@@ -8,9 +8,10 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: tapwork repo init   -r REPO\n"
+	fprintf(out, "usage: tapwork repo init   -r REPO [--pack-size MiB]\n"
 		     "       tapwork repo passwd -r REPO [--add] [--new-password-file FILE]\n\n"
-		     "init creates an encrypted repository protected by the password.\n"
+		     "init creates an encrypted repository protected by the password\n"
+		     "(--pack-size: target pack size in MiB, default 16).\n"
 		     "passwd wraps the repository keys with a new password (from\n"
 		     "$TAPWORK_NEW_PASSWORD, $TAPWORK_NEW_PASSWORD_FILE or --new-password-file)\n"
 		     "and removes the key that was opened, unless --add keeps both.\n\n"
@@ -27,6 +28,7 @@ static int cmd_repo(int argc, char **argv)
 	struct tw_bopts o = {0};
 	const char *newfile = NULL;
 	int add = 0;
+	unsigned long pack_mib = 0;
 	for (int i = 2; i < argc; i++) {
 		int c = tw_bopts_parse(&o, argc, argv, &i);
 		if (c < 0)
@@ -35,7 +37,12 @@ static int cmd_repo(int argc, char **argv)
 			continue;
 		if (strcmp(argv[i], "--add") == 0)
 			add = 1;
-		else if (strcmp(argv[i], "--new-password-file") == 0 && i + 1 < argc)
+		else if (strcmp(argv[i], "--pack-size") == 0 && i + 1 < argc) {
+			if (tw_bcli_uint(argv[++i], 256, &pack_mib) != 0 || pack_mib == 0) {
+				fprintf(stderr, "tapwork repo: --pack-size wants 1..256 (MiB)\n");
+				return TW_EXIT_USAGE;
+			}
+		} else if (strcmp(argv[i], "--new-password-file") == 0 && i + 1 < argc)
 			newfile = argv[++i];
 		else {
 			fprintf(stderr, "tapwork repo: unknown argument %s\n", argv[i]);
@@ -58,7 +65,7 @@ static int cmd_repo(int argc, char **argv)
 			fprintf(stderr, "tapwork repo init: empty password refused\n");
 			return TW_EXIT_ERROR;
 		}
-		int rc = tw_repo_init(o.repo, pw, len, &e);
+		int rc = tw_repo_init(o.repo, pw, len, (uint32_t)(pack_mib << 20), &e);
 		free(pw);
 		if (rc != 0) {
 			tw_bcli_fail("repo init", &e);

@@ -51,14 +51,12 @@ static int cmd_snapshots(int argc, char **argv)
 			for (size_t k = 0; k < s->ntags; k++)
 				json_array_append_new(tags, json_string(s->tags[k]));
 			json_array_append_new(
-				arr, json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:s,s:o,s:o,s:I,s:I}", "id", s->id,
-					       "short_id", (char[9]){0}, "time", ts, "time_ns",
+				arr, json_pack("{s:s,s:s%,s:s,s:I,s:s,s:s,s:s,s:o,s:o,s:I,s:I}", "id", s->id,
+					       "short_id", s->id, (size_t)8, "time", ts, "time_ns",
 					       (json_int_t)s->time_ns, "tree", tree, "hostname",
 					       s->hostname, "username", s->username, "paths", paths,
 					       "tags", tags, "files", (json_int_t)s->files, "bytes",
 					       (json_int_t)s->bytes));
-			json_object_set_new(json_array_get(arr, json_array_size(arr) - 1), "short_id",
-					    json_stringn(s->id, 8));
 		} else {
 			char tags[256] = "";
 			size_t off = 0;

@@ -130,8 +130,13 @@ static struct tw_repo *repo_new(void)
 	return r;
 }
 
-int tw_repo_init(const char *location, const char *pw, size_t pwlen, struct tw_err *e)
+int tw_repo_init(const char *location, const char *pw, size_t pwlen, uint32_t pack_size,
+		 struct tw_err *e)
 {
+	if (pack_size == 0)
+		pack_size = TW_PACK_TARGET;
+	if (pack_size < (1u << 20) || pack_size > (256u << 20))
+		return tw_err_set(e, TW_EINVAL, "pack size must be 1..256 MiB");
 	struct tw_repo *r = repo_new();
 	if (r == NULL)
 		return tw_err_set(e, TW_ENOMEM, "out of memory");
@@ -149,7 +154,7 @@ int tw_repo_init(const char *location, const char *pw, size_t pwlen, struct tw_e
 	tw_hex(rid, 32, rid_hex);
 	json_t *o = json_pack("{s:i,s:s,s:i,s:i,s:i,s:i,s:s,s:i}", "version", 1, "id", rid_hex,
 			      "chunk_min", (int)TW_CHUNK_MIN, "chunk_avg", (int)TW_CHUNK_AVG,
-			      "chunk_max", (int)TW_CHUNK_MAX, "pack_size", (int)TW_PACK_TARGET,
+			      "chunk_max", (int)TW_CHUNK_MAX, "pack_size", (int)pack_size,
 			      "compression", "zstd", "level", 3);
 	char *txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
@@ -468,9 +473,21 @@ int tw_repo_pack_written(struct tw_repo *r, const uint8_t pack_id[TW_ID_LEN],
 	}
 	if (rc == 0)
 		rc = tw_index_enc_pack(&r->idx_enc, pack_id, ents, n);
-	if (rc == 0 && ++r->idx_pending >= 32)
-		rc = flush_index_locked(r, e);
+	struct tw_index_enc full;
+	int write_now = rc == 0 && ++r->idx_pending >= 32;
+	if (write_now) {
+		/* take the pending object and write it without holding the lock
+		 * (workers claim blobs under it) */
+		full = r->idx_enc;
+		tw_index_enc_init(&r->idx_enc);
+		r->idx_pending = 0;
+	}
 	pthread_mutex_unlock(&r->ix_mu);
+	if (write_now) {
+		tw_index_enc_finish(&full);
+		rc = tw_repo_put_object(r, TW_ST_INDEX, "index", full.buf.data, full.buf.len, NULL, e);
+		tw_index_enc_free(&full);
+	}
 	if (rc < 0 && e && e->code == 0)
 		tw_err_set(e, rc, "index update failed");
 	return rc;

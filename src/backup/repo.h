@@ -41,8 +41,10 @@ struct tw_repo {
 	pthread_cond_t lock_cv;
 };
 
-/* Create a repository at location with one key for the password. */
-int tw_repo_init(const char *location, const char *pw, size_t pwlen, struct tw_err *e);
+/* Create a repository at location with one key for the password.
+ * pack_size 0 = default (16 MiB); otherwise 1..256 MiB. */
+int tw_repo_init(const char *location, const char *pw, size_t pwlen, uint32_t pack_size,
+		 struct tw_err *e);
 int tw_repo_open(const char *location, const char *pw, size_t pwlen, struct tw_repo **out,
 		 struct tw_err *e);
 void tw_repo_close(struct tw_repo *r); /* releases the lock; r may be NULL */

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -21,6 +22,8 @@ struct rfile {
 	uint32_t mode, uid, gid;
 	int64_t mtime_ns;
 	uint64_t size;
+	uint8_t *xattrs; /* encoded, malloc'd copy */
+	uint32_t xattrs_len;
 };
 
 struct wr {
@@ -151,6 +154,10 @@ static struct rfile *add_file(struct rctx *c, const char *dir, const struct tw_n
 	f->gid = nd->gid;
 	f->mtime_ns = nd->mtime_ns;
 	f->size = nd->size;
+	if (nd->xattrs_len > 0 && (f->xattrs = malloc(nd->xattrs_len)) != NULL) {
+		memcpy(f->xattrs, nd->xattrs, nd->xattrs_len);
+		f->xattrs_len = nd->xattrs_len;
+	}
 	(*n)++;
 	return f;
 }
@@ -561,6 +568,33 @@ static void *data_main(void *arg)
 	return NULL;
 }
 
+static void set_xattrs(struct rctx *c, int dfd, const struct rfile *f)
+{
+	int fd = openat(dfd, f->name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC |
+					     (f->type == TW_NODE_DIR ? O_DIRECTORY : 0));
+	if (fd == -1) {
+		warn_err(c, "open", f->path);
+		return;
+	}
+	uint32_t pos = 0, vl;
+	const uint8_t *name, *value;
+	uint8_t nl;
+	while (tw_xattr_next(f->xattrs, f->xattrs_len, &pos, &name, &nl, &value, &vl)) {
+		char key[256];
+		memcpy(key, name, nl);
+		key[nl] = '\0';
+		if (fsetxattr(fd, key, value, vl, 0) == -1) {
+			/* file systems without xattrs, or namespaces we may not
+			 * write (trusted.*, security.* as a user): not an error */
+			if (errno == ENOTSUP || errno == EPERM || errno == EACCES)
+				tw_debug("setxattr %s %s: %s", f->path, key, strerror(errno));
+			else
+				warn_err(c, "setxattr", f->path);
+		}
+	}
+	close(fd);
+}
+
 static void set_meta(struct rctx *c, const struct rfile *f, int is_dir)
 {
 	int dfd = tw_restore_open_beneath(c->rootfd, f->dir);
@@ -568,6 +602,8 @@ static void set_meta(struct rctx *c, const struct rfile *f, int is_dir)
 		warn_err(c, "open", f->dir);
 		return;
 	}
+	if (f->xattrs_len && (f->type == TW_NODE_FILE || f->type == TW_NODE_DIR))
+		set_xattrs(c, dfd, f);
 	if (fchownat(dfd, f->name, f->uid, f->gid, AT_SYMLINK_NOFOLLOW) == -1 && errno != EPERM)
 		warn_err(c, "chown", f->path);
 	if (fchmodat(dfd, f->name, f->mode, 0) == -1)
@@ -656,11 +692,13 @@ done:
 		free(c.files[i].dir);
 		free(c.files[i].name);
 		free(c.files[i].path);
+		free(c.files[i].xattrs);
 	}
 	for (size_t i = 0; i < c.ndirs; i++) {
 		free(c.dirs[i].dir);
 		free(c.dirs[i].name);
 		free(c.dirs[i].path);
+		free(c.dirs[i].xattrs);
 	}
 	free(c.files);
 	free(c.dirs);

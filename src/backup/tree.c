@@ -61,6 +61,11 @@ int tw_tree_encode(const struct tw_node *nodes, uint32_t n, struct tw_dbuf *out)
 		tw_le64_put(q + 44, nd->rdev);
 		if ((rc = tw_dbuf_append(out, c, FIX2)))
 			break;
+		c[0] = (uint8_t)nd->nxattrs;
+		c[1] = (uint8_t)(nd->nxattrs >> 8);
+		if ((rc = tw_dbuf_append(out, c, 2)) ||
+		    (rc = tw_dbuf_append(out, nd->xattrs, nd->xattrs_len)))
+			break;
 		if (nd->type == TW_NODE_FILE) {
 			tw_le32_put(c, nd->nchunks);
 			if ((rc = tw_dbuf_append(out, c, 4)) ||
@@ -103,8 +108,8 @@ int tw_tree_decode(const uint8_t *p, size_t n, struct tw_node **nodes, uint32_t 
 	if (p[4] != 1 || p[5] || p[6] || p[7])
 		return tw_err_set(e, TW_ECORRUPT, "tree: unknown version %u", p[4]);
 	uint32_t cnt = tw_le32_get(p + 8);
-	/* every node takes at least 2+1+FIX1+2+FIX2 bytes */
-	if (cnt > TW_TREE_MAX_NODES || (uint64_t)cnt * (2 + 1 + FIX1 + 2 + FIX2) > n - 12)
+	/* every node takes at least 2+1+FIX1+2+FIX2+2 bytes */
+	if (cnt > TW_TREE_MAX_NODES || (uint64_t)cnt * (2 + 1 + FIX1 + 2 + FIX2 + 2) > n - 12)
 		return tw_err_set(e, TW_ECORRUPT, "tree: bad node count %u", cnt);
 	struct tw_node *v = calloc(cnt ? cnt : 1, sizeof *v);
 	if (v == NULL)
@@ -146,6 +151,18 @@ int tw_tree_decode(const uint8_t *p, size_t n, struct tw_node **nodes, uint32_t 
 		nd->ino = tw_le64_get(q + 32);
 		nd->nlink = tw_le32_get(q + 40);
 		nd->rdev = tw_le64_get(q + 44);
+		if (!(q = take(&r, 2)))
+			goto bad;
+		nd->nxattrs = (uint16_t)(q[0] | q[1] << 8);
+		nd->xattrs = r.p + r.pos;
+		for (uint16_t k = 0; k < nd->nxattrs; k++) {
+			const uint8_t *nl, *name, *vl;
+			if (!(nl = take(&r, 1)) || nl[0] == 0 || !(name = take(&r, nl[0])) ||
+			    memchr(name, '\0', nl[0]) || !(vl = take(&r, 4)) ||
+			    tw_le32_get(vl) > TW_XATTR_VALUE_MAX || !take(&r, tw_le32_get(vl)))
+				goto bad;
+		}
+		nd->xattrs_len = (uint32_t)(r.p + r.pos - nd->xattrs);
 		if (nd->type == TW_NODE_FILE) {
 			if (!(q = take(&r, 4)))
 				goto bad;
@@ -174,6 +191,43 @@ int tw_tree_decode(const uint8_t *p, size_t n, struct tw_node **nodes, uint32_t 
 bad:
 	free(v);
 	return tw_err_set(e, TW_ECORRUPT, "tree: malformed node at byte %zu", r.pos);
+}
+
+int tw_xattr_next(const uint8_t *p, uint32_t len, uint32_t *pos, const uint8_t **name,
+		  uint8_t *name_len, const uint8_t **value, uint32_t *value_len)
+{
+	if (*pos >= len || len - *pos < 1)
+		return 0;
+	uint8_t nl = p[*pos];
+	if (nl == 0 || len - *pos < 1u + nl + 4u)
+		return 0;
+	uint32_t vl = tw_le32_get(p + *pos + 1 + nl);
+	if (vl > len - *pos - 1 - nl - 4)
+		return 0;
+	*name = p + *pos + 1;
+	*name_len = nl;
+	*value = p + *pos + 1 + nl + 4;
+	*value_len = vl;
+	*pos += 1u + nl + 4u + vl;
+	return 1;
+}
+
+int tw_xattr_append(struct tw_dbuf *b, const char *name, const void *value, uint32_t value_len)
+{
+	size_t nl = strlen(name);
+	if (nl == 0 || nl > 255 || value_len > TW_XATTR_VALUE_MAX)
+		return TW_EINVAL;
+	uint8_t h[5];
+	h[0] = (uint8_t)nl;
+	int rc = tw_dbuf_append(b, h, 1);
+	if (rc == 0)
+		rc = tw_dbuf_append(b, name, nl);
+	tw_le32_put(h, value_len);
+	if (rc == 0)
+		rc = tw_dbuf_append(b, h, 4);
+	if (rc == 0)
+		rc = tw_dbuf_append(b, value, value_len);
+	return rc;
 }
 
 const struct tw_node *tw_tree_find(const struct tw_node *nodes, uint32_t n, const uint8_t *name,

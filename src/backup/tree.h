@@ -44,7 +44,12 @@ struct tw_node {
 	uint8_t subtree[TW_ID_LEN]; /* dir */
 	const uint8_t *target;      /* symlink */
 	uint16_t target_len;
+	const uint8_t *xattrs; /* nxattrs encoded entries, xattrs_len bytes */
+	uint32_t xattrs_len;
+	uint16_t nxattrs;
 };
+
+#define TW_XATTR_VALUE_MAX 65536
 
 int tw_tree_name_ok(const uint8_t *name, size_t len);
 /* Sort order of nodes by name (memcmp, shorter first on a common prefix). */
@@ -54,6 +59,12 @@ int tw_tree_encode(const struct tw_node *nodes, uint32_t n, struct tw_dbuf *out)
 /* Decode; *nodes is malloc'd (caller frees) and points into p. */
 int tw_tree_decode(const uint8_t *p, size_t n, struct tw_node **nodes, uint32_t *count,
 		   struct tw_err *e);
+/* Iterate encoded xattrs (u8 name_len | name | u32 value_len | value):
+ * 1 and the next entry, or 0 at the end. *pos starts at 0. */
+int tw_xattr_next(const uint8_t *p, uint32_t len, uint32_t *pos, const uint8_t **name,
+		  uint8_t *name_len, const uint8_t **value, uint32_t *value_len);
+/* Append one encoded xattr to b. */
+int tw_xattr_append(struct tw_dbuf *b, const char *name, const void *value, uint32_t value_len);
 /* Binary search by name; NULL when absent. */
 const struct tw_node *tw_tree_find(const struct tw_node *nodes, uint32_t n, const uint8_t *name,
 				   size_t len);

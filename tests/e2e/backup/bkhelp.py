@@ -93,6 +93,12 @@ def make_tree(root, seed=1, scale=1):
         f.write(b"inside a read-only directory")
     os.chmod(os.path.join(perm, b"ro-dir"), 0o555)
     os.mkfifo(j(b"fifo"))
+    # extended attributes (when the file system has them)
+    try:
+        os.setxattr(j(b"text", b"f07.txt"), "user.origin", b"generated\x00binary")
+        os.setxattr(j(b"text"), "user.dirattr", b"d")
+    except OSError:
+        pass
     # fixed mtimes with nanoseconds
     for i, name in enumerate((b"text/f00.txt", b"bin/random.bin", b"sparse.img")):
         os.utime(j(name), ns=(1600000000123456789 + i, 1500000000987654321 + i))
@@ -132,6 +138,12 @@ def compare_trees(src, dst, check_links=True):
         assert sa.st_uid == sb.st_uid and sa.st_gid == sb.st_gid, rel
         if not stat.S_ISDIR(sa.st_mode):
             assert sa.st_mtime_ns == sb.st_mtime_ns, (rel, sa.st_mtime_ns, sb.st_mtime_ns)
+        if stat.S_ISREG(sa.st_mode) or stat.S_ISDIR(sa.st_mode):
+            p_a = os.path.join(os.fsencode(str(src)), rel)
+            p_b = os.path.join(os.fsencode(str(dst)), rel)
+            xa = {k: os.getxattr(p_a, k) for k in os.listxattr(p_a) if k.startswith("user.")}
+            xb = {k: os.getxattr(p_b, k) for k in os.listxattr(p_b) if k.startswith("user.")}
+            assert xa == xb, (rel, xa, xb)
         if stat.S_ISREG(sa.st_mode) and sa.st_nlink > 1 and check_links:
             inodes_a.setdefault(sa.st_ino, set()).add(rel)
             inodes_b.setdefault(sb.st_ino, set()).add(rel)

@@ -224,6 +224,14 @@ static void tree_round_trip_and_validation(void **state)
 	nodes[0].flags = TW_NODE_SPARSE | TW_NODE_HARDLINK;
 	nodes[1].type = TW_NODE_DIR;
 	memset(nodes[1].subtree, 0x5A, 32);
+	struct tw_dbuf xb;
+	tw_dbuf_init(&xb, 1 << 20);
+	assert_int_equal(tw_xattr_append(&xb, "user.one", "1", 1), 0);
+	assert_int_equal(tw_xattr_append(&xb, "security.selinux", "ctx\0", 4), 0);
+	assert_int_equal(tw_xattr_append(&xb, "", "x", 1), TW_EINVAL);
+	nodes[1].xattrs = (const uint8_t *)xb.data;
+	nodes[1].xattrs_len = (uint32_t)xb.len;
+	nodes[1].nxattrs = 2;
 	nodes[2].type = TW_NODE_SYMLINK;
 	nodes[2].target = (const uint8_t *)"../x";
 	nodes[2].target_len = 4;
@@ -248,6 +256,19 @@ static void tree_round_trip_and_validation(void **state)
 	assert_memory_equal(back[0].chunks, chunks, sizeof chunks);
 	assert_int_equal(back[0].flags, TW_NODE_SPARSE | TW_NODE_HARDLINK);
 	assert_memory_equal(back[1].subtree, nodes[1].subtree, 32);
+	assert_int_equal(back[1].nxattrs, 2);
+	uint32_t pos = 0, vl;
+	const uint8_t *xn, *xv;
+	uint8_t xnl;
+	assert_true(tw_xattr_next(back[1].xattrs, back[1].xattrs_len, &pos, &xn, &xnl, &xv, &vl));
+	assert_int_equal(xnl, 8);
+	assert_memory_equal(xn, "user.one", 8);
+	assert_int_equal(vl, 1);
+	assert_true(tw_xattr_next(back[1].xattrs, back[1].xattrs_len, &pos, &xn, &xnl, &xv, &vl));
+	assert_int_equal(vl, 4);
+	assert_memory_equal(xv, "ctx\0", 4);
+	assert_false(tw_xattr_next(back[1].xattrs, back[1].xattrs_len, &pos, &xn, &xnl, &xv, &vl));
+	assert_int_equal(back[0].nxattrs, 0);
 	assert_memory_equal(back[2].target, "../x", 4);
 	assert_non_null(tw_tree_find(back, n, (const uint8_t *)"link", 4));
 	assert_null(tw_tree_find(back, n, (const uint8_t *)"lin", 3));
@@ -256,6 +277,7 @@ static void tree_round_trip_and_validation(void **state)
 	for (size_t cut = 0; cut < b.len; cut += 7)
 		assert_int_equal(tw_tree_decode((uint8_t *)b.data, cut, &back, &n, NULL), TW_ECORRUPT);
 	tw_dbuf_free(&b);
+	tw_dbuf_free(&xb);
 	/* dangerous names are rejected by the decoder */
 	const char *bad[] = {"..", ".", "a/b", "/"};
 	for (int i = 0; i < 4; i++) {
