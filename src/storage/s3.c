@@ -1190,24 +1190,62 @@ static int list_key(void *arg, const char *key, size_t klen, uint64_t size)
 	return c->cb(c->arg, name, size);
 }
 
-static int list_page(struct s3 *s, const char *dir, const char *token, int raw_slash,
-		     struct req *r, struct tw_err *e)
+static int list_query(struct s3 *s, const char *prefix, const char *token, int max_keys,
+		      int raw_slash, struct req *r, struct tw_err *e)
 {
-	char pfx[KEY_CAP * 3], tok[TW_S3_TOKEN_CAP * 3], q[sizeof pfx + sizeof tok + 64];
+	char pfx[KEY_CAP * 3], tok[TW_S3_TOKEN_CAP * 3], q[sizeof pfx + sizeof tok + 96];
 	req_init(r, "GET", NULL, XML_CAP);
-	if (query_encode(dir, raw_slash, pfx, sizeof pfx) != 0 ||
+	if (query_encode(prefix, raw_slash, pfx, sizeof pfx) != 0 ||
 	    query_encode(token, raw_slash, tok, sizeof tok) != 0)
 		return tw_err_set(e, TW_ELIMIT, "S3 list: query too long");
+	char mk[32] = "";
+	if (max_keys > 0)
+		snprintf(mk, sizeof mk, "max-keys=%d&", max_keys);
 	/* names sorted, as the canonical request wants them */
-	int n = token[0] ? snprintf(q, sizeof q, "continuation-token=%s&list-type=2&prefix=%s",
-				    tok, pfx)
-			 : snprintf(q, sizeof q, "list-type=2&prefix=%s", pfx);
+	int n = snprintf(q, sizeof q, "%s%s%slist-type=2&%sprefix=%s",
+			 token[0] ? "continuation-token=" : "", tok, token[0] ? "&" : "", mk, pfx);
 	if (n < 0 || (size_t)n >= sizeof q)
 		return tw_err_set(e, TW_ELIMIT, "S3 list: query too long");
 	r->query = q;
 	int rc = run_req(s, r, 1);
 	r->query = NULL;
-	return rc;
+	if (rc == 0 && !ok_status(r->status))
+		rc = BAD_STATUS;
+	return rc == 0 ? 0 : req_fail(r, e);
+}
+
+static int sig_mismatch(const struct req *r)
+{
+	return r->cc == CURLE_OK && r->status == 403 && r->resp.len &&
+	       memmem(r->resp.data, r->resp.len, "SignatureDoesNotMatch", 21) != NULL;
+}
+
+/* One ListObjectsV2 page into r (2xx) or an error in e. moto signs a '/'
+ * in query values unescaped: on a signature mismatch with a '/' in the
+ * query, try once that way and keep it if it works. */
+static int list_page(struct s3 *s, const char *prefix, const char *token, int max_keys,
+		     struct req *r, struct tw_err *e)
+{
+	int raw = atomic_load(&s->raw_slash);
+	int rc = list_query(s, prefix, token, max_keys, raw, r, e);
+	if (rc == 0 || raw || !sig_mismatch(r) || (!strchr(prefix, '/') && !strchr(token, '/')))
+		return rc;
+	struct req r2;
+	struct tw_err e2 = {0};
+	int rc2 = list_query(s, prefix, token, max_keys, 1, &r2, &e2);
+	if (rc2 == 0) {
+		tw_debug("S3: server signs '/' in query values unescaped");
+		atomic_store(&s->raw_slash, 1);
+	}
+	if (sig_mismatch(&r2)) { /* the same answer: a real mismatch */
+		tw_dbuf_free(&r2.resp);
+		return rc;
+	}
+	tw_dbuf_free(&r->resp);
+	*r = r2;
+	if (rc2 != 0 && e != NULL)
+		*e = e2;
+	return rc2;
 }
 
 static int s3_list(struct tw_storage *st, enum tw_st_type t, tw_st_list_cb cb, void *arg,
@@ -1232,30 +1270,8 @@ static int s3_list(struct tw_storage *st, enum tw_st_type t, tw_st_list_cb cb, v
 		return tw_err_set(e, TW_ENOMEM, "out of memory");
 	for (unsigned pages = 0;; pages++) {
 		struct req r;
-		int raw = atomic_load(&s->raw_slash);
-		rc = list_page(s, dir, token, raw, &r, e);
-		if (rc == 0 && r.status == 403 && !raw && strchr(dir, '/') && r.resp.len &&
-		    memmem(r.resp.data, r.resp.len, "SignatureDoesNotMatch", 21) != NULL) {
-			/* the server may canonicalize '/' unescaped: try once */
-			struct req r2;
-			int rc2 = list_page(s, dir, token, 1, &r2, e);
-			if (rc2 == 0 && ok_status(r2.status)) {
-				tw_debug("S3: server signs '/' in query values unescaped");
-				atomic_store(&s->raw_slash, 1);
-			}
-			/* report the second answer unless it is the same mismatch */
-			if (rc2 != 0 || r2.status != 403 || r2.resp.len == 0 ||
-			    memmem(r2.resp.data, r2.resp.len, "SignatureDoesNotMatch", 21) == NULL) {
-				tw_dbuf_free(&r.resp);
-				r = r2;
-				rc = rc2;
-			} else
-				tw_dbuf_free(&r2.resp);
-		}
-		if (rc == 0 && !ok_status(r.status))
-			rc = BAD_STATUS;
+		rc = list_page(s, dir, token, 0, &r, e);
 		if (rc != 0) {
-			rc = req_fail(&r, e);
 			tw_dbuf_free(&r.resp);
 			break;
 		}
@@ -1516,22 +1532,20 @@ static int load_options(struct s3 *s, struct tw_err *e)
 	return 0;
 }
 
-/* Check the bucket (ListObjectsV2 max-keys=1 gives an XML error body,
- * unlike HEAD); create it when asked. */
+/* Check the bucket with a one-key listing of our prefix (unlike HEAD it
+ * gives an XML error with a code, and a policy limited to the prefix
+ * allows it); create the bucket when asked. */
 static int check_bucket(struct s3 *s, int create, struct tw_err *e)
 {
 	struct req r;
-	req_init(&r, "GET", NULL, XML_CAP);
-	r.query = "list-type=2&max-keys=1";
-	int rc = run_req(s, &r, 1);
-	if (rc == 0 && ok_status(r.status)) {
+	int rc = list_page(s, s->prefix, "", 1, &r, e);
+	if (rc == 0) {
 		tw_dbuf_free(&r.resp);
 		return 0;
 	}
-	int missing = rc == 0 && r.status == 404 && r.resp.len &&
+	int missing = r.cc == CURLE_OK && r.status == 404 && r.resp.len &&
 		      memmem(r.resp.data, r.resp.len, "NoSuchBucket", 12) != NULL;
 	if (!missing || !create) {
-		rc = req_fail(&r, e);
 		tw_dbuf_free(&r.resp);
 		if (missing)
 			return tw_err_set(e, TW_ENOENT, "S3 bucket '%s' does not exist at %s "
