@@ -110,6 +110,36 @@ static int iam(const char *form, struct body *out)
 	return cc == CURLE_OK && st == 200 ? 0 : -1;
 }
 
+/* A signed PUT straight to moto, bypassing the driver (foreign objects). */
+static int raw_put(const char *path)
+{
+	char u[300], user[256];
+	snprintf(u, sizeof u, "http://127.0.0.1:%d/%s", moto_port, path);
+	snprintf(user, sizeof user, "%s:%s", key_id, secret);
+	CURL *h = curl_easy_init();
+	struct curl_slist *hl = curl_slist_append(
+		NULL, "x-amz-content-sha256: "
+		      "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	hl = curl_slist_append(hl, "Content-Type: application/octet-stream");
+	curl_easy_setopt(h, CURLOPT_URL, u);
+	curl_easy_setopt(h, CURLOPT_AWS_SIGV4, "aws:amz:us-east-1:s3");
+	curl_easy_setopt(h, CURLOPT_USERPWD, user);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
+	curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
+	curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, 20L);
+	struct body b = {.len = 0};
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+	CURLcode cc = curl_easy_perform(h);
+	long st = 0;
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &st);
+	curl_slist_free_all(hl);
+	curl_easy_cleanup(h);
+	return cc == CURLE_OK && st == 200 ? 0 : -1;
+}
+
 static int moto_on_path(void)
 {
 	const char *path = getenv("PATH");
@@ -285,6 +315,12 @@ static void basic_ops(void **state)
 	assert_int_equal(n, 0);
 	free(buf);
 
+	/* objects that do not fit the layout are not listed */
+	assert_int_equal(raw_put("twbucket/repo/one/data/zz/aa99"), 0);   /* wrong fan-out */
+	assert_int_equal(raw_put("twbucket/repo/one/data/aa/x/aa1"), 0);  /* too deep */
+	assert_int_equal(raw_put("twbucket/repo/one/data/.hidden"), 0);
+	assert_int_equal(raw_put("twbucket/repo/one/snapshots/d/x"), 0);
+	assert_int_equal(raw_put("twbucket/repo/oneX/data/aa/aa77"), 0); /* a neighbour */
 	struct seen s = {0};
 	assert_int_equal(tw_storage_list(st, TW_ST_DATA, count, &s, &e), 0);
 	assert_int_equal(s.n, 2);
