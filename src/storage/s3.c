@@ -426,6 +426,7 @@ struct req {
 	uint64_t content_length;
 	int have_cl;
 	char curl_err[CURL_ERROR_SIZE];
+	const struct s3 *s; /* set by perform_once, for messages */
 	/* computed once */
 	char sha256[65];
 	char md5_b64[32];
@@ -522,6 +523,7 @@ static int perform_once(struct s3 *s, struct req *r)
 	if (n < 0 || (size_t)n >= sizeof url)
 		return TW_ELIMIT;
 
+	r->s = s;
 	r->up_off = 0;
 	r->status = 0;
 	r->overflow = 0;
@@ -715,7 +717,14 @@ static int run_req(struct s3 *s, struct req *r, int idempotent)
 /* Turn a failed exchange into a TW_E* code and a clear message. */
 static int req_fail(const struct req *r, struct tw_err *e)
 {
-	const char *what = r->key ? r->key : "(bucket)";
+	char what[KEY_CAP + 400];
+	if (r->s == NULL)
+		snprintf(what, sizeof what, "%s", r->key ? r->key : "(bucket)");
+	else if (r->key)
+		snprintf(what, sizeof what, "%s in bucket %s at %s", r->key, r->s->bucket,
+			 r->s->host);
+	else
+		snprintf(what, sizeof what, "bucket %s at %s", r->s->bucket, r->s->host);
 	if (r->overflow)
 		return tw_err_set(e, TW_ELIMIT, "S3 %s %s: response larger than %zu bytes",
 				  r->method, what, r->resp_cap);
