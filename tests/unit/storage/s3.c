@@ -556,6 +556,17 @@ static void credentials(void **state)
 	assert_int_equal(rc2, TW_ENOENT);
 	assert_non_null(strstr(e.msg, "[missing]"));
 
+	/* another region: the bucket is created with a LocationConstraint and
+	 * requests are signed for that region */
+	char eu[300];
+	snprintf(eu, sizeof eu, "s3:http://127.0.0.1:%d/eubucket/x?region=eu-west-1", moto_port);
+	st = open_repo(eu, 1);
+	assert_int_equal(tw_storage_put(st, TW_ST_KEY, "k1", "key", 3, TW_ST_EXCL, &e), 0);
+	uint64_t size;
+	assert_int_equal(tw_storage_stat(st, TW_ST_KEY, "k1", &size, &e), 0);
+	assert_int_equal(size, 3);
+	tw_storage_close(st);
+
 	/* malformed locations */
 	assert_int_equal(tw_s3_open("s3:ftp://h/b", 0, &st, &e), TW_EINVAL);
 	assert_int_equal(tw_s3_open("s3:http://h", 0, &st, &e), TW_EINVAL);
