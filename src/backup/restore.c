@@ -550,6 +550,22 @@ static void restore_group(struct rctx *c, struct out *o, size_t lo, size_t hi)
 	free(buf);
 }
 
+/* Read a pack in windows of at most 8 MiB (one range request each) so a
+ * writer thread never holds a whole pack. */
+#define RANGE_MAX ((uint64_t)8 << 20)
+
+static void restore_pack(struct rctx *c, struct out *o, size_t lo, size_t hi)
+{
+	while (lo < hi) {
+		size_t end = lo + 1;
+		uint64_t start = c->wrs[lo].boff;
+		while (end < hi && (uint64_t)c->wrs[end].boff + c->wrs[end].blen - start <= RANGE_MAX)
+			end++;
+		restore_group(c, o, lo, end);
+		lo = end;
+	}
+}
+
 static void *data_main(void *arg)
 {
 	struct rctx *c = arg;
@@ -561,7 +577,7 @@ static void *data_main(void *arg)
 		if (g >= c->ngroups)
 			break;
 		size_t lo = c->groups[g], hi = g + 1 < c->ngroups ? c->groups[g + 1] : c->nwrs;
-		restore_group(c, &o, lo, hi);
+		restore_pack(c, &o, lo, hi);
 	}
 	if (o.fd >= 0)
 		close(o.fd);

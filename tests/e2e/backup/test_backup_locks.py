@@ -17,8 +17,8 @@ def locks(repo):
 def test_exclusive_lock_refused_while_backup_runs(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
-    for i in range(40):
-        (src / ("f%02d" % i)).write_bytes(os.urandom(200000))
+    for i in range(48):  # ~60 MB: the backup runs long enough to be caught
+        (src / ("f%02d" % i)).write_bytes(os.urandom(1250000))
     repo = tmp_path / "repo"
     tw(repo, "repo", "init", check=0)
     p = subprocess.Popen([BIN, "backup", "-q", str(src)], env=env_for(repo),
