@@ -1,6 +1,10 @@
 /* storage.c — dispatch to the driver behind a struct tw_storage. */
 #include "storage/storage.h"
 
+#include <string.h>
+
+#include "storage/s3.h"
+
 int tw_storage_put(struct tw_storage *s, enum tw_st_type t, const char *name, const void *buf,
 		   size_t len, int flags, struct tw_err *e)
 {
@@ -47,6 +51,8 @@ int tw_storage_open(const char *location, int create, struct tw_storage **out, s
 {
 	if (location == NULL || location[0] == '\0')
 		return tw_err_set(e, TW_EINVAL, "no repository given (-r or TAPWORK_REPOSITORY)");
+	if (strncmp(location, "s3:", 3) == 0)
+		return tw_s3_open(location, create, out, e);
 	return tw_storage_local_open(location, create, out, e);
 }
 

@@ -1,0 +1,168 @@
+/* Unit tests for the untrusted-input parsers of src/storage/s3.c: the AWS
+ * shared credentials file and the ListObjectsV2 XML scanner. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/s3.h"
+
+static int parse(const char *text, const char *profile, struct tw_s3_creds *c)
+{
+	struct tw_err e = {0};
+	return tw_s3_parse_credentials(text, strlen(text), profile, c, &e);
+}
+
+static void credentials(void **state)
+{
+	struct tw_s3_creds c;
+	const char *f = "# comment\n"
+			"[default]\n"
+			"aws_access_key_id = AKIDEFAULT\n"
+			"aws_secret_access_key=secret/default+x\n"
+			"\n"
+			"[profile other]\r\n"
+			"  aws_access_key_id\t=  AKIOTHER  \r\n"
+			"aws_secret_access_key = s2\r\n"
+			"aws_session_token = tok==\r\n"
+			"region = eu-west-1\r\n"
+			"[empty]\n"
+			"; nothing\n"
+			"[half]\n"
+			"aws_access_key_id = only\n";
+	assert_int_equal(parse(f, "default", &c), 0);
+	assert_string_equal(c.key_id, "AKIDEFAULT");
+	assert_string_equal(c.secret, "secret/default+x");
+	assert_string_equal(c.token, "");
+	assert_int_equal(parse(f, "other", &c), 0);
+	assert_string_equal(c.key_id, "AKIOTHER");
+	assert_string_equal(c.secret, "s2");
+	assert_string_equal(c.token, "tok==");
+	assert_int_equal(parse(f, "missing", &c), TW_ENOENT);
+	assert_int_equal(parse(f, "empty", &c), TW_ENOENT);
+	assert_int_equal(parse(f, "half", &c), TW_ENOENT);
+	/* a prefix of a profile name is not that profile */
+	assert_int_equal(parse(f, "defaul", &c), TW_ENOENT);
+
+	/* malformed input */
+	assert_int_equal(parse("[default\naws_access_key_id=a\n", "default", &c), TW_EINVAL);
+	assert_int_equal(parse("[default]\njust words\n", "default", &c), TW_EINVAL);
+	assert_int_equal(parse("[default]\naws_access_key_id=a\x01b\naws_secret_access_key=x\n",
+			       "default", &c),
+			 TW_EINVAL);
+	/* oversized value */
+	char big[600];
+	memset(big, 'k', sizeof big);
+	char *t = malloc(800);
+	snprintf(t, 800, "[default]\naws_access_key_id=%.*s\naws_secret_access_key=x\n",
+		 (int)sizeof big, big);
+	assert_int_equal(parse(t, "default", &c), TW_ELIMIT);
+	free(t);
+
+	/* not NUL-terminated: the parser stops at len */
+	const char *g = "[default]\naws_access_key_id=AK\naws_secret_access_key=SK\nXXXXXXXX";
+	struct tw_err e = {0};
+	assert_int_equal(tw_s3_parse_credentials(g, strlen(g) - 8, "default", &c, &e), 0);
+	assert_string_equal(c.secret, "SK");
+}
+
+struct keys {
+	int n;
+	char first[64], last[64];
+	uint64_t total;
+};
+
+static int on_key(void *arg, const char *key, size_t len, uint64_t size)
+{
+	struct keys *k = arg;
+	assert_int_equal(strlen(key), len);
+	if (k->n == 0)
+		snprintf(k->first, sizeof k->first, "%s", key);
+	snprintf(k->last, sizeof k->last, "%s", key);
+	k->n++;
+	k->total += size;
+	return 0;
+}
+
+static int stop_at_two(void *arg, const char *key, size_t len, uint64_t size)
+{
+	struct keys *k = arg;
+	return ++k->n == 2 ? 42 : 0;
+}
+
+static void list_xml(void **state)
+{
+	const char *x =
+		"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListBucketResult xmlns=\"x\">"
+		"<Name>b</Name><Prefix>p/</Prefix><KeyCount>3</KeyCount><MaxKeys>3</MaxKeys>"
+		"<IsTruncated>true</IsTruncated>"
+		"<Contents><Key>p/a</Key><Size>10</Size><ETag>&quot;e&quot;</ETag></Contents>"
+		"<Contents><Size>5</Size><Key>p/b&amp;c</Key></Contents>"
+		"<Contents><Key>p/&#65;</Key><LastModified>x</LastModified><Size>0</Size></Contents>"
+		"<NextContinuationToken>1/Ab+c=</NextContinuationToken></ListBucketResult>";
+	struct keys k = {0};
+	struct tw_s3_list_page pg;
+	struct tw_err e = {0};
+	assert_int_equal(tw_s3_parse_list(x, strlen(x), on_key, &k, &pg, &e), 0);
+	assert_int_equal(k.n, 3);
+	assert_string_equal(k.first, "p/a");
+	assert_string_equal(k.last, "p/A");
+	assert_int_equal(k.total, 15);
+	assert_int_equal(pg.truncated, 1);
+	assert_int_equal(pg.nkeys, 3);
+	assert_string_equal(pg.next_token, "1/Ab+c=");
+
+	memset(&k, 0, sizeof k);
+	assert_int_equal(tw_s3_parse_list(x, strlen(x), stop_at_two, &k, &pg, &e), 42);
+
+	const char *end = "<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>";
+	memset(&k, 0, sizeof k);
+	assert_int_equal(tw_s3_parse_list(end, strlen(end), on_key, &k, &pg, &e), 0);
+	assert_int_equal(k.n, 0);
+	assert_int_equal(pg.truncated, 0);
+
+	/* malformed */
+	const char *bad[] = {
+		"<Contents><Key>a</Key><Size>1</Size>",                 /* unterminated */
+		"<Contents><Key>a</Key></Contents>",                    /* no Size */
+		"<Contents><Key>a</Key><Size>-1</Size></Contents>",     /* bad size */
+		"<Contents><Key>a</Key><Size>99999999999999999999</Size></Contents>",
+		"<Contents><Key>a&bogus;</Key><Size>1</Size></Contents>", /* entity */
+		"<Contents><Key>a&#0;</Key><Size>1</Size></Contents>",
+		"<IsTruncated>true</IsTruncated>", /* truncated, no token */
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		memset(&k, 0, sizeof k);
+		assert_int_equal(tw_s3_parse_list(bad[i], strlen(bad[i]), on_key, &k, &pg, &e),
+				 TW_EPROTO);
+	}
+	/* an oversized key is refused */
+	size_t cap = 3000;
+	char *big = malloc(cap);
+	int n = snprintf(big, cap, "<Contents><Key>");
+	memset(big + n, 'a', 1100);
+	n += 1100;
+	n += snprintf(big + n, cap - (size_t)n, "</Key><Size>1</Size></Contents>");
+	assert_int_equal(tw_s3_parse_list(big, (size_t)n, on_key, &k, &pg, &e), TW_EPROTO);
+	free(big);
+
+	char code[16];
+	const char *err = "<Error><Code>SignatureDoesNotMatch</Code><Message>m</Message></Error>";
+	assert_int_equal(tw_s3_xml_text(err, strlen(err), "Code", code, sizeof code), 0);
+	assert_string_equal(code, "SignatureDoesNo"); /* truncated to the buffer */
+	assert_int_equal(tw_s3_xml_text(err, strlen(err), "UploadId", code, sizeof code),
+			 TW_ENOENT);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(credentials),
+		cmocka_unit_test(list_xml),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
