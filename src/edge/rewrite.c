@@ -55,18 +55,43 @@ static int named_in_connection(const char *buf, struct tw_slice name, const stru
 	return 0;
 }
 
-static int hop_by_hop(const char *buf, struct tw_slice n)
+/* Header names the proxy treats specially, found with one switch on the
+ * length and one case-insensitive compare (no scan over a list). */
+enum hdr_kind {
+	H_OTHER = 0,
+	H_HOP,     /* hop-by-hop: connection keep-alive proxy-connection te trailer transfer-encoding upgrade */
+	H_FWD,     /* forwarding headers we rebuild: x-forwarded-for/-proto/-host forwarded */
+	H_RID,     /* x-request-id */
+	H_VIA,     /* via */
+	H_EXPECT,  /* expect */
+	H_HOST     /* host */
+};
+
+static enum hdr_kind classify(const char *buf, struct tw_slice n)
 {
-	static const char *const names[] = {"connection", "keep-alive", "proxy-connection", "te",
-					    "trailer", "transfer-encoding", "upgrade"};
-	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-		if (name_is(buf, n, names[i]))
-			return 1;
-	return 0;
+	const char *p = buf + n.off;
+#define IS(lit) (strncasecmp(p, lit, sizeof lit - 1) == 0)
+	switch (n.len) {
+	case 2: return IS("te") ? H_HOP : H_OTHER;
+	case 3: return IS("via") ? H_VIA : H_OTHER;
+	case 4: return IS("host") ? H_HOST : H_OTHER;
+	case 6: return IS("expect") ? H_EXPECT : H_OTHER;
+	case 7: return IS("trailer") || IS("upgrade") ? H_HOP : H_OTHER;
+	case 9: return IS("forwarded") ? H_FWD : H_OTHER;
+	case 10: return IS("connection") || IS("keep-alive") ? H_HOP : H_OTHER;
+	case 12: return IS("x-request-id") ? H_RID : H_OTHER;
+	case 15: return IS("x-forwarded-for") ? H_FWD : H_OTHER;
+	case 16: return IS("proxy-connection") || IS("x-forwarded-host") ? (p[0] == 'p' || p[0] == 'P' ? H_HOP : H_FWD) : H_OTHER;
+	case 17: return IS("transfer-encoding") || IS("x-forwarded-proto") ? (p[0] == 't' || p[0] == 'T' ? H_HOP : H_FWD) : H_OTHER;
+	default: return H_OTHER;
+	}
+#undef IS
 }
 
 static int put(struct tw_iobuf *out, const char *p, size_t n) { return tw_iobuf_append(out, p, n); }
 static int puts_(struct tw_iobuf *out, const char *s) { return put(out, s, strlen(s)); }
+/* string literals: length known at compile time */
+#define PUTL(out, lit) put((out), (lit), sizeof(lit) - 1)
 static int put_slice(struct tw_iobuf *out, const char *buf, struct tw_slice s)
 {
 	return put(out, buf + s.off, s.len);
@@ -81,7 +106,7 @@ static int put_joined(struct tw_iobuf *out, const char *buf, const struct tw_h1_
 		if (!name_is(buf, m->headers[i].name, name))
 			continue;
 		if (any)
-			*rc |= puts_(out, ", ");
+			*rc |= PUTL(out, ", ");
 		*rc |= put_slice(out, buf, m->headers[i].value);
 		any = 1;
 	}
@@ -99,12 +124,12 @@ int tw_rewrite_request(struct tw_conn *c, struct tw_req *r, const char *buf, str
 	collect_connection_tokens(buf, m, &tk);
 	int rc = 0;
 	rc |= put_slice(out, buf, m->method);
-	rc |= puts_(out, " ");
+	rc |= PUTL(out, " ");
 	if (m->target.len && buf[m->target.off] != '/' && buf[m->target.off] != '*' && m->path.len) {
 		/* absolute-form -> origin-form */
 		rc |= put_slice(out, buf, m->path);
 		if (m->query.len) {
-			rc |= puts_(out, "?");
+			rc |= PUTL(out, "?");
 			rc |= put_slice(out, buf, m->query);
 		}
 	} else {
@@ -114,47 +139,47 @@ int tw_rewrite_request(struct tw_conn *c, struct tw_req *r, const char *buf, str
 	int have_host = 0;
 	for (unsigned i = 0; i < m->nheaders; i++) {
 		struct tw_slice n = m->headers[i].name;
-		if (hop_by_hop(buf, n) || named_in_connection(buf, n, &tk) || name_is(buf, n, "expect") ||
-		    name_is(buf, n, "x-forwarded-for") || name_is(buf, n, "x-forwarded-proto") ||
-		    name_is(buf, n, "x-forwarded-host") || name_is(buf, n, "forwarded") ||
-		    name_is(buf, n, "x-request-id") || name_is(buf, n, "via"))
+		enum hdr_kind k = classify(buf, n);
+		if (k != H_OTHER && k != H_HOST)
 			continue;
-		if (name_is(buf, n, "host"))
+		if (tk.n && named_in_connection(buf, n, &tk))
+			continue;
+		if (k == H_HOST)
 			have_host = 1;
 		rc |= put_slice(out, buf, n);
-		rc |= puts_(out, ": ");
+		rc |= PUTL(out, ": ");
 		rc |= put_slice(out, buf, m->headers[i].value);
-		rc |= puts_(out, "\r\n");
+		rc |= PUTL(out, "\r\n");
 	}
 	if (!have_host && m->authority.len) {
-		rc |= puts_(out, "Host: ");
+		rc |= PUTL(out, "Host: ");
 		rc |= put_slice(out, buf, m->authority);
-		rc |= puts_(out, "\r\n");
+		rc |= PUTL(out, "\r\n");
 	}
 	if (m->chunked)
-		rc |= puts_(out, "Transfer-Encoding: chunked\r\n");
+		rc |= PUTL(out, "Transfer-Encoding: chunked\r\n");
 	if (r->want_upgrade) {
 		int u = tw_h1_find_header(buf, m, "upgrade", 0);
-		rc |= puts_(out, "Connection: upgrade\r\nUpgrade: ");
+		rc |= PUTL(out, "Connection: upgrade\r\nUpgrade: ");
 		if (u >= 0)
 			rc |= put_slice(out, buf, m->headers[u].value);
-		rc |= puts_(out, "\r\n");
+		rc |= PUTL(out, "\r\n");
 	}
 	const char *ip = c->peer_ip;
-	rc |= puts_(out, "X-Forwarded-For: ");
+	rc |= PUTL(out, "X-Forwarded-For: ");
 	if (trusted && put_joined(out, buf, m, "x-forwarded-for", &rc))
-		rc |= puts_(out, ", ");
+		rc |= PUTL(out, ", ");
 	rc |= puts_(out, ip);
 	const char *proto = c->fops->secure ? "https" : "http";
-	rc |= puts_(out, "\r\nX-Forwarded-Proto: ");
+	rc |= PUTL(out, "\r\nX-Forwarded-Proto: ");
 	if (!(trusted && put_joined(out, buf, m, "x-forwarded-proto", &rc)))
 		rc |= puts_(out, proto);
-	rc |= puts_(out, "\r\nX-Forwarded-Host: ");
+	rc |= PUTL(out, "\r\nX-Forwarded-Host: ");
 	if (!(trusted && put_joined(out, buf, m, "x-forwarded-host", &rc)))
 		rc |= put_slice(out, buf, m->authority);
-	rc |= puts_(out, "\r\nForwarded: ");
+	rc |= PUTL(out, "\r\nForwarded: ");
 	if (trusted && put_joined(out, buf, m, "forwarded", &rc))
-		rc |= puts_(out, ", ");
+		rc |= PUTL(out, ", ");
 	int v6 = strchr(ip, ':') != NULL;
 	rc |= puts_(out, v6 ? "for=\"[" : "for=");
 	rc |= puts_(out, ip);
@@ -167,18 +192,18 @@ int tw_rewrite_request(struct tw_conn *c, struct tw_req *r, const char *buf, str
 			quote = 1;
 	}
 	if (quote)
-		rc |= puts_(out, "\"");
+		rc |= PUTL(out, "\"");
 	rc |= put_slice(out, buf, m->authority);
 	rc |= puts_(out, quote ? "\";proto=" : ";proto=");
 	rc |= puts_(out, proto);
-	rc |= puts_(out, "\r\nVia: ");
+	rc |= PUTL(out, "\r\nVia: ");
 	if (put_joined(out, buf, m, "via", &rc))
-		rc |= puts_(out, ", ");
+		rc |= PUTL(out, ", ");
 	rc |= puts_(out, m->version_minor == 0 ? "1.0 " : "1.1 ");
 	rc |= puts_(out, cfg->via_name ? cfg->via_name : "tapwork");
-	rc |= puts_(out, "\r\nX-Request-Id: ");
+	rc |= PUTL(out, "\r\nX-Request-Id: ");
 	rc |= puts_(out, r->rid);
-	rc |= puts_(out, "\r\n\r\n");
+	rc |= PUTL(out, "\r\n\r\n");
 	return rc ? TW_ELIMIT : 0;
 }
 
@@ -189,52 +214,56 @@ int tw_rewrite_response(struct tw_conn *c, struct tw_req *r, const char *buf, st
 	const struct tw_config *cfg = r->gen->cfg;
 	struct tokens tk;
 	collect_connection_tokens(buf, m, &tk);
-	char line[64];
+	char line[16] = "HTTP/1.1 000 ";
 	int rc = 0;
-	snprintf(line, sizeof line, "HTTP/1.%d %u ", r->version_minor == 0 ? 0 : 1, m->status);
-	rc |= puts_(out, line);
+	unsigned st = m->status % 1000;
+	line[7] = r->version_minor == 0 ? '0' : '1';
+	line[9] = (char)('0' + st / 100);
+	line[10] = (char)('0' + st / 10 % 10);
+	line[11] = (char)('0' + st % 10);
+	rc |= put(out, line, 13);
 	if (m->reason.len)
 		rc |= put_slice(out, buf, m->reason);
 	else
 		rc |= puts_(out, tw_h1_reason(m->status));
-	rc |= puts_(out, "\r\n");
+	rc |= PUTL(out, "\r\n");
 	for (unsigned i = 0; i < m->nheaders; i++) {
 		struct tw_slice n = m->headers[i].name;
-		if (hop_by_hop(buf, n) || named_in_connection(buf, n, &tk) || name_is(buf, n, "x-request-id") ||
-		    name_is(buf, n, "via"))
+		enum hdr_kind k = classify(buf, n);
+		if (k == H_HOP || k == H_RID || k == H_VIA || (tk.n && named_in_connection(buf, n, &tk)))
 			continue;
 		rc |= put_slice(out, buf, n);
-		rc |= puts_(out, ": ");
+		rc |= PUTL(out, ": ");
 		rc |= put_slice(out, buf, m->headers[i].value);
-		rc |= puts_(out, "\r\n");
+		rc |= PUTL(out, "\r\n");
 	}
 	if (chunked_out)
-		rc |= puts_(out, "Transfer-Encoding: chunked\r\n");
+		rc |= PUTL(out, "Transfer-Encoding: chunked\r\n");
 	if (r->tunnel) {
 		int u = tw_h1_find_header(buf, m, "upgrade", 0);
-		rc |= puts_(out, "Connection: upgrade\r\nUpgrade: ");
+		rc |= PUTL(out, "Connection: upgrade\r\nUpgrade: ");
 		if (u >= 0)
 			rc |= put_slice(out, buf, m->headers[u].value);
-		rc |= puts_(out, "\r\n");
+		rc |= PUTL(out, "\r\n");
 	} else if (close_client) {
-		rc |= puts_(out, "Connection: close\r\n");
+		rc |= PUTL(out, "Connection: close\r\n");
 	} else if (r->version_minor == 0) {
-		rc |= puts_(out, "Connection: keep-alive\r\n");
+		rc |= PUTL(out, "Connection: keep-alive\r\n");
 	}
 	const char *hsts = tw_req_hsts(c, r);
 	if (hsts && tw_h1_find_header(buf, m, "strict-transport-security", 0) < 0) {
-		rc |= puts_(out, "Strict-Transport-Security: ");
+		rc |= PUTL(out, "Strict-Transport-Security: ");
 		rc |= puts_(out, hsts);
-		rc |= puts_(out, "\r\n");
+		rc |= PUTL(out, "\r\n");
 	}
-	rc |= puts_(out, "Via: ");
+	rc |= PUTL(out, "Via: ");
 	if (put_joined(out, buf, m, "via", &rc))
-		rc |= puts_(out, ", ");
-	rc |= puts_(out, "1.1 ");
+		rc |= PUTL(out, ", ");
+	rc |= PUTL(out, "1.1 ");
 	rc |= puts_(out, cfg->via_name ? cfg->via_name : "tapwork");
-	rc |= puts_(out, "\r\nX-Request-Id: ");
+	rc |= PUTL(out, "\r\nX-Request-Id: ");
 	rc |= puts_(out, r->rid);
-	rc |= puts_(out, "\r\n\r\n");
+	rc |= PUTL(out, "\r\n\r\n");
 	return rc ? TW_ELIMIT : 0;
 }
 
