@@ -564,15 +564,27 @@ static void dispatch(struct tw_conn *c)
 	copy_slice(r->method, sizeof r->method, buf, m->method);
 	copy_slice(r->uri, sizeof r->uri, buf, m->target);
 	copy_slice(r->host, sizeof r->host, buf, m->authority);
-	int i = tw_h1_find_header(buf, m, "referer", 0);
-	if (i >= 0)
-		copy_slice(r->referer, sizeof r->referer, buf, m->headers[i].value);
-	i = tw_h1_find_header(buf, m, "user-agent", 0);
-	if (i >= 0)
-		copy_slice(r->ua, sizeof r->ua, buf, m->headers[i].value);
+	/* One pass over the headers for the few this function needs. */
+	int i_ref = -1, i_ua = -1, i_rid = -1, i_upg = -1;
+	for (unsigned k = 0; k < m->nheaders; k++) {
+		const struct tw_slice n = m->headers[k].name;
+		const char *p = buf + n.off;
+		if (n.len == 7 && strncasecmp(p, "referer", 7) == 0)
+			i_ref = (int)k;
+		else if (n.len == 10 && strncasecmp(p, "user-agent", 10) == 0)
+			i_ua = (int)k;
+		else if (n.len == 12 && i_rid < 0 && strncasecmp(p, "x-request-id", 12) == 0)
+			i_rid = (int)k;
+		else if (n.len == 7 && i_upg < 0 && strncasecmp(p, "upgrade", 7) == 0)
+			i_upg = (int)k;
+	}
+	if (i_ref >= 0)
+		copy_slice(r->referer, sizeof r->referer, buf, m->headers[i_ref].value);
+	if (i_ua >= 0)
+		copy_slice(r->ua, sizeof r->ua, buf, m->headers[i_ua].value);
 	r->version_minor = (int)m->version_minor;
-	int trusted = is_trusted(c, cfg);
-	i = tw_h1_find_header(buf, m, "x-request-id", 0);
+	int trusted = cfg->ntrusted_proxies && is_trusted(c, cfg);
+	int i = i_rid;
 	if (i >= 0 && trusted && cfg->request_id_trust &&
 	    valid_rid(buf + m->headers[i].value.off, m->headers[i].value.len))
 		copy_slice(r->rid, sizeof r->rid, buf, m->headers[i].value);
@@ -584,7 +596,7 @@ static void dispatch(struct tw_conn *c)
 	r->is_head = strcmp(r->method, "HEAD") == 0;
 	r->idempotent = r->is_head || !strcmp(r->method, "GET") || !strcmp(r->method, "OPTIONS") ||
 			!strcmp(r->method, "PUT") || !strcmp(r->method, "DELETE") || !strcmp(r->method, "TRACE");
-	i = tw_h1_find_header(buf, m, "upgrade", 0);
+	i = i_upg;
 	r->want_upgrade = m->has_upgrade && (m->conn_flags & TW_H1_CONN_UPGRADE) && i >= 0 &&
 			  tw_h1_header_has_token(buf, &m->headers[i], "websocket");
 	r->expect_continue = m->expect_continue;
