@@ -342,8 +342,10 @@ tls_info() {
 	[[ -z ${TLS_INFO_DONE[$1]:-} ]] || return 0
 	TLS_INFO_DONE[$1]=1
 	local info
-	info=$(timeout 10 openssl s_client -brief -alpn h2,http/1.1 -connect "127.0.0.1:${TPORT[$1]}" </dev/null 2>&1 |
-		awk -F': ' '/^(Protocol version|Ciphersuite|Signature type|Server Temp Key|ALPN protocol)/{printf "%s%s=%s", sep, $1, $2; sep="; "}')
+	info=$(timeout 10 openssl s_client -alpn h2,http/1.1 -connect "127.0.0.1:${TPORT[$1]}" </dev/null 2>&1 |
+		awk '/^New, /{sub(/,$/, "", $2); v=$2; c=$NF} /^Server Temp Key: /{sub(/,$/, "", $4); g=$4} /^Peer signature type: /{sig=$4}
+			/^ALPN protocol: /{alpn=$3} /^No ALPN/{alpn="none"}
+			END{if (v != "") printf "%s %s, group %s, signature %s, ALPN %s", v, c, g, sig, alpn}')
 	echo "# tls $1: ${info:-handshake failed}" | tee -a "$OUT/env.txt"
 }
 
@@ -517,7 +519,8 @@ print("\t".join([t, n, rep, g(value), unit, g(reqs), g(p50), g(p99), str(errors)
                  "%.2f" % wall]))
 PY
 	rm -f "$WORK/h2load.log"
-	tail -n 1 "$OUT/runs.tsv" | awk -F'\t' '{printf "  %-13s %-8s rep %s: %12.1f %-6s p50 %s ms  p99 %s ms  errors %s  %9.0f req/CPU-s  proxy CPU %s%%  load CPU %s%%  foreign %s%%\n", $1, $2, $3, $4, $5, $7, $8, $9, $10, $11, $13, $14}'
+	tail -n 1 "$OUT/runs.tsv" | awk -F'\t' '{lat = $7 == "nan" ? "" : sprintf("p50 %s ms  p99 %s ms  ", $7, $8)
+		printf "  %-13s %-8s rep %s: %12.1f %-6s %serrors %s  %9.0f req/CPU-s  proxy CPU %s%%  load CPU %s%%  foreign %s%%\n", $1, $2, $3, $4, $5, lat, $9, $10, $11, $13, $14}'
 }
 
 # ------------------------------------------------------------------ idle connection memory
