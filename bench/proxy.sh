@@ -143,7 +143,7 @@ make_certs() {
 	chmod 644 "$TLS"/*
 }
 # The https_newconn request, sent by "openssl s_time -www PATH" as "GET PATH HTTP/1.0\r\n\r\n":
-# the PATH below turns it into the same HTTP/1.1 request wrk sends in newconn
+# the PATH below turns it into an HTTP/1.1 request like the one wrk sends in newconn
 # (Host, Connection: close), ending with a harmless "X-Bench: HTTP/1.0" header.
 NC_WWW=$'/small HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nX-Bench:'
 # NEWCONN_CLIENTS parallel s_time loops; every loop makes a fresh SSL object per
