@@ -8,21 +8,34 @@
 #   tapwork    tapwork run -c GENERATED.yaml (workers: 1, access log off)
 #   haproxy    nbthread 1, http-reuse always, keep-alive to the upstream
 #   nginx      1 worker, upstream keepalive pool
-# Every contender is pinned to PROXY_CPU, wrk (-t1) and the upstream to LOAD_CPU.
+# Each contender listens for HTTP and, when a TLS test is selected, for HTTPS
+# (ALPN h2,http/1.1) with the same ECDSA P-256 certificate, made at start by a
+# throw-away local CA. The upstream is plain HTTP/1.1 for everyone.
+# Every contender is pinned to PROXY_CPU, the load generator and the upstream to LOAD_CPU.
 # A contender that does not start, or starts but does not proxy correctly, is
-# skipped with a message (the others still run).
+# skipped with a message (the others still run); one that fails only a TLS or
+# HTTP/2 check is skipped for those tests alone ("SKIP NAME TEST: reason").
 #
 # Tests (TESTS, run in this order; contenders alternate, the order rotates every rep):
-#   small    keep-alive GET /small: requests/s, p50/p99, requests per proxy CPU-second
-#   64k      keep-alive GET /static/64k.bin: MB/s (response bytes incl. headers)
-#   newconn  GET /small with "Connection: close": new connections/s
-#   idle     each contender restarted fresh, IDLE_CONNS idle keep-alive client
-#            connections opened (each served one request): RSS growth per connection
+#   small          keep-alive GET /small: requests/s, p50/p99, requests per proxy CPU-second
+#   64k            keep-alive GET /static/64k.bin: MB/s (response bytes incl. headers)
+#   newconn        GET /small with "Connection: close": new connections/s
+#   https_small    small over TLS (wrk, CONNS keep-alive connections)
+#   https_64k      64k over TLS: MB/s
+#   https_newconn  one full TLS handshake per request (no session resumption):
+#                  NEWCONN_CLIENTS parallel "openssl s_time -new" loops, each doing
+#                  connect, handshake, GET /small with "Connection: close", close:
+#                  connections/s and connections per proxy CPU-second
+#   h2_small       HTTP/2 over TLS: h2load -cH2_CLIENTS -mH2_STREAMS GET /small: requests/s
+#   idle           each contender restarted fresh, IDLE_CONNS idle keep-alive client
+#                  connections opened (each served one request): RSS growth per connection
 #
 # Env knobs (defaults):
 #   DUR=10 seconds per measured run     REPS=3 repetitions      CONNS=64 wrk connections
-#   WARMUP=2 seconds unrecorded before each run                 TESTS="small 64k newconn idle"
+#   WARMUP=2 seconds unrecorded before each run
+#   TESTS="small 64k newconn https_small https_64k https_newconn h2_small idle"
 #   CONTENDERS="tapwork haproxy nginx"  IDLE_CONNS=10000        NICE=0 (e.g. -10, needs root)
+#   NEWCONN_CLIENTS=8 s_time loops      H2_CLIENTS=32 H2_STREAMS=10 (h2load -c/-m)
 #   PIN=1 LOAD_CPU=0 PROXY_CPU=1        TAPWORK_BIN=build/release/tapwork
 #   OUT=bench/results/<stamp>/proxy     KEEP_WORK=0 (1 keeps the scratch dir with configs/logs)
 # Output: $OUT/runs.tsv (one row per run), $OUT/idle.tsv, $OUT/summary.txt, $OUT/env.txt, $OUT/raw/
@@ -42,9 +55,12 @@ DUR=${DUR:-10}
 REPS=${REPS:-3}
 CONNS=${CONNS:-64}
 WARMUP=${WARMUP:-2}
-TESTS=${TESTS:-"small 64k newconn idle"}
+TESTS=${TESTS:-"small 64k newconn https_small https_64k https_newconn h2_small idle"}
 CONTENDERS=${CONTENDERS:-"tapwork haproxy nginx"}
 IDLE_CONNS=${IDLE_CONNS:-10000}
+NEWCONN_CLIENTS=${NEWCONN_CLIENTS:-8}
+H2_CLIENTS=${H2_CLIENTS:-32}
+H2_STREAMS=${H2_STREAMS:-10}
 PIN=${PIN:-1}
 NICE=${NICE:-0}
 LOAD_CPU=${LOAD_CPU:-0}
@@ -54,7 +70,20 @@ OUT=${OUT:-$HERE/results/$(bl_stamp)/proxy}
 KEEP_WORK=${KEEP_WORK:-0}
 export PIN NICE
 
+LOAD_TESTS=() DO_IDLE=0 NEED_TLS=0
+for t in $TESTS; do
+	case $t in
+	small | 64k | newconn) LOAD_TESTS+=("$t") ;;
+	https_small | https_64k | https_newconn | h2_small) LOAD_TESTS+=("$t") NEED_TLS=1 ;;
+	idle) DO_IDLE=1 ;;
+	*) bl_die "unknown test $t (known: small 64k newconn https_small https_64k https_newconn h2_small idle)" ;;
+	esac
+done
+TLS_TESTS=()
+for t in "${LOAD_TESTS[@]}"; do [[ $t == https_* || $t == h2_* ]] && TLS_TESTS+=("$t"); done
+
 bl_need wrk haproxy nginx curl taskset ss sha256sum /usr/bin/time timeout
+((NEED_TLS == 0)) || bl_need openssl
 mkdir -p "$OUT/raw"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tapwork-bench-proxy.XXXXXX")
 chmod 755 "$WORK" # nginx workers run as nobody and read $WORK/www
@@ -94,9 +123,51 @@ end'
 printf '%s\n' "$report_lua" >"$WORK/keepalive.lua"
 printf 'wrk.headers["Connection"] = "close"\n%s\n' "$report_lua" >"$WORK/close.lua"
 
-declare -A PORT=()
+# TLS: a throw-away local CA (P-256) signs one ECDSA P-256 server certificate for
+# localhost and 127.0.0.1; all three proxies serve it (leaf only, no chain).
+TLS=$WORK/tls
+make_certs() {
+	local ext=$TLS/leaf.ext
+	mkdir -p "$TLS"
+	printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' >"$ext"
+	{
+		openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TLS/ca.key" &&
+			openssl req -x509 -new -key "$TLS/ca.key" -sha256 -days 7 -subj "/CN=tapwork bench CA" \
+				-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign -out "$TLS/ca.crt" &&
+			openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TLS/leaf.key" &&
+			openssl req -new -key "$TLS/leaf.key" -subj /CN=localhost -out "$TLS/leaf.csr" &&
+			openssl x509 -req -in "$TLS/leaf.csr" -CA "$TLS/ca.crt" -CAkey "$TLS/ca.key" -set_serial 2 \
+				-days 7 -sha256 -extfile "$ext" -out "$TLS/leaf.crt"
+	} >"$TLS/openssl.log" 2>&1 || bl_die "could not make the test certificates: $(tail -n 3 "$TLS/openssl.log")"
+	cat "$TLS/leaf.crt" "$TLS/leaf.key" >"$TLS/combined.pem" # HAProxy's crt: certificate and key in one file
+	chmod 644 "$TLS"/*
+}
+# The https_newconn request, sent by "openssl s_time -www PATH" as "GET PATH HTTP/1.0\r\n\r\n":
+# the PATH below turns it into an HTTP/1.1 request like the one wrk sends in newconn
+# (Host, Connection: close), ending with a harmless "X-Bench: HTTP/1.0" header.
+NC_WWW=$'/small HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nX-Bench:'
+# NEWCONN_CLIENTS parallel s_time loops; every loop makes a fresh SSL object per
+# connection (-new), so no session is ever offered for resumption. The client
+# loads no trust store: by default s_time would scan /etc/ssl/certs for the
+# issuer on every handshake, which costs the load core more than the handshake
+# (the certificates were verified against the bench CA by curl before).
+cat >"$WORK/stime.sh" <<'EOF_STIME'
+# stime.sh CLIENTS SECS PORT OUTPREFIX WWW
+n=$1 secs=$2 port=$3 out=$4 www=$5
+for ((i = 0; i < n; i++)); do
+	timeout $((secs + 30)) openssl s_time -connect "127.0.0.1:$port" -new -time "$secs" -www "$www" \
+		-no-CAfile -no-CApath -no-CAstore >"$out.$i" 2>&1 &
+done
+wait
+EOF_STIME
+((NEED_TLS == 0)) || make_certs
+
+declare -A PORT=() TPORT=()
 UP_PORT=$(bl_free_port)
-for c in $CONTENDERS; do PORT[$c]=$(bl_free_port); done
+for c in $CONTENDERS; do
+	PORT[$c]=$(bl_free_port)
+	((NEED_TLS == 0)) || TPORT[$c]=$(bl_free_port)
+done
 
 nginx_head() { # $1 = instance name
 	cat <<EOF
@@ -116,7 +187,28 @@ http {
 EOF
 }
 
+# nginx and tapwork keep at most this many idle upstream connections: enough for every
+# request in flight (h2_small has H2_CLIENTS x H2_STREAMS), else it would open
+# and close upstream connections under load.
+UP_POOL=$((CONNS > 64 ? CONNS : 64))
+((H2_CLIENTS * H2_STREAMS <= UP_POOL)) || UP_POOL=$((H2_CLIENTS * H2_STREAMS))
 write_configs() {
+	local ng_tls="" ha_tls="" tw_listen="" tw_tls="" tw_site=""
+	if ((NEED_TLS == 1)); then
+		ng_tls="
+    listen 127.0.0.1:${TPORT[nginx]:-0} ssl http2 backlog=4096;
+    ssl_certificate $TLS/leaf.crt; ssl_certificate_key $TLS/leaf.key;
+    ssl_protocols TLSv1.2 TLSv1.3;"
+		ha_tls="
+  bind 127.0.0.1:${TPORT[haproxy]:-0} ssl crt $TLS/combined.pem alpn h2,http/1.1 backlog 4096"
+		tw_listen=", https: 127.0.0.1:${TPORT[tapwork]:-0}"
+		tw_tls="state_dir: $WORK/state
+tls: {redirect_http: false}
+"
+		tw_site="
+    tls: {cert: $TLS/leaf.crt, key: $TLS/leaf.key}"
+		mkdir -p "$WORK/state"
+	fi
 	{
 		nginx_head upstream
 		cat <<EOF
@@ -133,10 +225,10 @@ EOF
 		cat <<EOF
   upstream up {
     server 127.0.0.1:$UP_PORT;
-    keepalive 64; keepalive_requests 1000000000; keepalive_timeout 300s;
+    keepalive $UP_POOL; keepalive_requests 1000000000; keepalive_timeout 300s;
   }
   server {
-    listen 127.0.0.1:${PORT[nginx]:-0} backlog=4096;
+    listen 127.0.0.1:${PORT[nginx]:-0} backlog=4096;$ng_tls
     location / {
       proxy_pass http://up;
       proxy_http_version 1.1;
@@ -161,22 +253,23 @@ defaults
   timeout server 300s
   timeout http-keep-alive 300s
 frontend front
-  bind 127.0.0.1:${PORT[haproxy]:-0} backlog 4096
+  bind 127.0.0.1:${PORT[haproxy]:-0} backlog 4096$ha_tls
   default_backend up
 backend up
   http-reuse always
   server up1 127.0.0.1:$UP_PORT
 EOF
 	cat >"$WORK/tapwork.yaml" <<EOF
-listen: {http: 127.0.0.1:${PORT[tapwork]:-0}}
+listen: {http: 127.0.0.1:${PORT[tapwork]:-0}$tw_listen}
 workers: 1
 log: {access: "off", level: warn}
-sites:
+${tw_tls}sites:
   - hosts: ["*"]
-    routes: [{path: /, backend: up}]
+    routes: [{path: /, backend: up}]$tw_site
 backends:
   up:
     servers: [127.0.0.1:$UP_PORT]
+    max_idle: $UP_POOL
 EOF
 }
 
@@ -185,6 +278,75 @@ skip() { # contender reason
 	SKIPPED[$1]=$2
 	bl_say "SKIP $1: $2"
 	printf '%s\t%s\n' "$1" "$2" >>"$OUT/skipped.tsv"
+}
+declare -A TSKIP=() NC_LEN=()
+skip_test() { # test contender reason: this contender sits out this test only
+	[[ -z ${TSKIP[$1:$2]:-} ]] || return 0
+	TSKIP[$1:$2]=$3
+	bl_say "SKIP $2 $1: $3"
+	printf '%s %s\t%s\n' "$2" "$1" "$3" >>"$OUT/skipped.tsv"
+}
+skip_tls_tests() { # contender reason
+	local t
+	for t in "${TLS_TESTS[@]}"; do skip_test "$t" "$1" "$2"; done
+}
+
+# The HTTPS side of a started contender: both paths over TLS (certificate
+# verified against the bench CA), the https_newconn request through
+# openssl s_client, and HTTP/2 negotiated by ALPN.
+tls_checks() {
+	local n=$1 base="https://127.0.0.1:${TPORT[$1]}" got ver resp
+	((${#TLS_TESTS[@]} > 0)) || return 0
+	if ! bl_wait_listen "${BL_PID[$n]}" "${TPORT[$n]}" 5; then
+		skip_tls_tests "$n" "no HTTPS listener on 127.0.0.1:${TPORT[$n]}"
+		return 0
+	fi
+	got=$(curl -s -m 5 --http1.1 --cacert "$TLS/ca.crt" "$base/small" 2>&1 || true)
+	if [[ $got != "$BODY" ]]; then
+		skip_tls_tests "$n" "GET $base/small did not return the upstream's body (got: '${got:0:80}')"
+		return 0
+	fi
+	got=$(curl -s -m 5 --http1.1 --cacert "$TLS/ca.crt" "$base/static/64k.bin" | sha256sum | cut -d' ' -f1)
+	if [[ $got != "$SUM64K" ]]; then
+		skip_tls_tests "$n" "GET $base/static/64k.bin returned different bytes"
+		return 0
+	fi
+	tls_info "$n"
+	# https_newconn: the exact request s_time sends; its answer's length lets
+	# the run count responses that were not this one.
+	resp=$(printf 'GET %s HTTP/1.0\r\n\r\n' "$NC_WWW" |
+		timeout 10 openssl s_client -quiet -connect "127.0.0.1:${TPORT[$n]}" 2>/dev/null || true)
+	if [[ $resp != "HTTP/1.1 200 "* || $resp != *"$BODY" ]]; then
+		skip_test https_newconn "$n" "the s_time request did not get a 200 with the upstream's body (got: '${resp:0:40}')"
+	else
+		NC_LEN[$n]=${#resp}
+	fi
+	if [[ " ${TLS_TESTS[*]} " == *" h2_small "* ]]; then
+		if ! command -v h2load >/dev/null 2>&1; then
+			skip_test h2_small "$n" "h2load is not installed (Debian: nghttp2-client)"
+			return 0
+		fi
+		ver=$(curl -s -m 5 --http2 --cacert "$TLS/ca.crt" -o "$WORK/h2.body" -w '%{http_version}' "$base/small" || true)
+		if [[ $ver != 2 ]]; then
+			skip_test h2_small "$n" "HTTP/2 not negotiated over ALPN (curl --http2 got HTTP/${ver:-none}); h2 runs skipped"
+		elif [[ $(cat "$WORK/h2.body") != "$BODY" ]]; then
+			skip_test h2_small "$n" "GET /small over HTTP/2 did not return the upstream's body"
+		fi
+	fi
+	return 0
+}
+
+# One line per contender in env.txt: what the handshake negotiates.
+declare -A TLS_INFO_DONE=()
+tls_info() {
+	[[ -z ${TLS_INFO_DONE[$1]:-} ]] || return 0
+	TLS_INFO_DONE[$1]=1
+	local info
+	info=$(timeout 10 openssl s_client -alpn h2,http/1.1 -connect "127.0.0.1:${TPORT[$1]}" </dev/null 2>&1 |
+		awk '/^New, /{sub(/,$/, "", $2); v=$2; c=$NF} /^Server Temp Key: /{sub(/,$/, "", $4); g=$4} /^Peer signature type: /{sig=$4}
+			/^ALPN protocol: /{alpn=$3} /^No ALPN/{alpn="none"}
+			END{if (v != "") printf "%s %s, group %s, signature %s, ALPN %s", v, c, g, sig, alpn}')
+	echo "# tls $1: ${info:-handshake failed}" | tee -a "$OUT/env.txt"
 }
 
 # Start one contender (pinned to PROXY_CPU) and check that it proxies both
@@ -227,20 +389,40 @@ start_contender() {
 		bl_stop "$n"
 		return 1
 	fi
+	((NEED_TLS == 0)) || tls_checks "$n"
 	return 0
 }
 
 # ------------------------------------------------------------------ one measured run
 tcp_active_opens() { awk '$1=="Tcp:"{n++; if (n==2) print $6}' /proc/net/snmp; }
 
-run_one() { # test contender rep
-	local t=$1 n=$2 rep=$3 raw=$OUT/raw/$1.$2.$3 url lua pids upids
+# LOADCMD = the load generator of test $1 against contender $2 for $3 seconds,
+# writing to files named $4.*
+load_cmd() {
+	local t=$1 n=$2 secs=$3 raw=$4 path=/small lua=keepalive.lua scheme=http port=${PORT[$2]}
 	case $t in
-	small) url=/small lua=keepalive.lua ;;
-	64k) url=/static/64k.bin lua=keepalive.lua ;;
-	newconn) url=/small lua=close.lua ;;
+	64k | https_64k) path=/static/64k.bin ;;
+	newconn) lua=close.lua ;;
 	esac
-	url="http://127.0.0.1:${PORT[$n]}$url"
+	[[ $t == https_* || $t == h2_* ]] && scheme=https port=${TPORT[$n]}
+	case $t in
+	# s_time runs until the wall clock second passes start+SECS: SECS-1 started
+	# just after a second boundary lasts ~SECS (see newconn_align).
+	https_newconn) LOADCMD=(bash "$WORK/stime.sh" "$NEWCONN_CLIENTS" $((secs > 1 ? secs - 1 : 1)) "$port" "$raw.stime" "$NC_WWW") ;;
+	h2_small) LOADCMD=(h2load -t1 -c"$H2_CLIENTS" -m"$H2_STREAMS" -D "$secs" --log-file "$WORK/h2load.log" "https://127.0.0.1:$port$path") ;;
+	*) LOADCMD=(wrk -t1 -c"$CONNS" -d"${secs}s" --latency -s "$WORK/$lua" "$scheme://127.0.0.1:$port$path") ;;
+	esac
+}
+# s_time checks the time in whole seconds: start all clients just after a
+# second boundary so that they stop together.
+newconn_align() { sleep "$(date +%N | awk '{printf "%.3f", 1.02 - $1 / 1e9}')"; }
+
+run_one() { # test contender rep
+	local t=$1 n=$2 rep=$3 raw=$OUT/raw/$1.$2.$3 pids upids
+	if [[ -n ${TSKIP[$t:$n]:-} ]]; then
+		printf '  %-13s %-8s rep %s: skipped (%s)\n' "$t" "$n" "$rep" "${TSKIP[$t:$n]}"
+		return 0
+	fi
 	if ! kill -0 "${BL_PID[$n]:-0}" 2>/dev/null; then
 		[[ -n ${SKIPPED[$n]:-} ]] || skip "$n" "the process died during the load tests (see its output in the scratch dir, KEEP_WORK=1)"
 		return 0
@@ -248,8 +430,13 @@ run_one() { # test contender rep
 	mapfile -t pids < <(bl_tree "${BL_PID[$n]}")
 	mapfile -t upids < <(bl_tree "${BL_PID[upstream]}")
 	if ((WARMUP > 0)); then
-		bl_pin "$LOAD_CPU" timeout $((WARMUP + 30)) wrk -t1 -c"$CONNS" -d"${WARMUP}s" -s "$WORK/$lua" "$url" >/dev/null 2>&1 || true
+		load_cmd "$t" "$n" "$WARMUP" "$WORK/warmup"
+		[[ $t != https_newconn ]] || newconn_align
+		bl_pin "$LOAD_CPU" timeout $((WARMUP + 30)) "${LOADCMD[@]}" >/dev/null 2>&1 || true
 	fi
+	load_cmd "$t" "$n" "$DUR" "$raw"
+	rm -f "$WORK/h2load.log"
+	[[ $t != https_newconn ]] || newconn_align
 	local c0 u0 b0 o0 t0 c1 u1 b1 o1 t1
 	c0=$(bl_cpu_ticks "${pids[@]}")
 	u0=$(bl_cpu_ticks "${upids[@]}")
@@ -257,17 +444,17 @@ run_one() { # test contender rep
 	o0=$(tcp_active_opens)
 	t0=$(date +%s.%N)
 	bl_pin "$LOAD_CPU" /usr/bin/time -f '%U %S' -o "$raw.time" \
-		timeout $((DUR + 30)) wrk -t1 -c"$CONNS" -d"${DUR}s" --latency -s "$WORK/$lua" "$url" >"$raw.wrk" 2>&1 ||
-		echo "wrk exit status $?" >>"$raw.wrk"
+		timeout $((DUR + 30)) "${LOADCMD[@]}" >"$raw.out" 2>&1 ||
+		echo "load generator exit status $?" >>"$raw.out"
 	t1=$(date +%s.%N)
 	c1=$(bl_cpu_ticks "${pids[@]}")
 	u1=$(bl_cpu_ticks "${upids[@]}")
 	b1=$(bl_busy_ticks)
 	o1=$(tcp_active_opens)
 	"$BL_PY" - "$t" "$n" "$rep" "$raw" "$BL_HZ" "$t0" "$t1" "$c0" "$c1" "$u0" "$u1" "$b0" "$b1" "$o0" "$o1" \
-		"$(bl_status_kb VmRSS "${pids[@]}")" >>"$OUT/runs.tsv" <<'PY'
-import re, sys
-(t, n, rep, raw, hz, t0, t1, c0, c1, u0, u1, b0, b1, o0, o1, rss) = sys.argv[1:]
+		"$(bl_status_kb VmRSS "${pids[@]}")" "${NC_LEN[$n]:-0}" "$WORK/h2load.log" >>"$OUT/runs.tsv" <<'PY'
+import glob, re, sys
+(t, n, rep, raw, hz, t0, t1, c0, c1, u0, u1, b0, b1, o0, o1, rss, nclen, h2log) = sys.argv[1:]
 hz = float(hz); wall = float(t1) - float(t0)
 proxy = (int(c1) - int(c0)) / hz; up = (int(u1) - int(u0)) / hz; busy = (int(b1) - int(b0)) / hz
 try:
@@ -275,26 +462,65 @@ try:
 except Exception:
     load = 0.0
 foreign = max(0.0, busy - proxy - up - load)  # CPU other tenants of the machine used meanwhile
-m = re.search(r"WRK_RESULT (.*)", open(raw + ".wrk", errors="replace").read())
+out = open(raw + ".out", errors="replace").read()
 nan = float("nan")
-if m:
-    d = {k: int(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
-    secs = d["duration_us"] / 1e6
-    reqs = d["requests"] / secs
-    value = d["bytes"] / secs / 1e6 if t == "64k" else reqs
-    p50, p99 = d["p50_us"] / 1000, d["p99_us"] / 1000
-    errors = d["errors"] + d["non2xx"]
-    per_cpu = d["requests"] / proxy if proxy > 0 else nan
+reqs = value = p50 = p99 = per_cpu = nan; errors = -1
+if t == "https_newconn":
+    # Per s_time client: one mark per connection ('*' full handshake, 'r' resumed),
+    # then "N connections in Xs; ... bytes read B". A correct run reads N times
+    # the probe's response length; anything else counts as wrong responses.
+    L = int(nclen); conns = 0; ok_conns = 0; nbytes = 0; failed = 0; resumed = 0
+    for fn in sorted(glob.glob(raw + ".stime.*")):
+        txt = open(fn, errors="replace").read()
+        mk = re.search(r"seconds\n([^\n]*)", txt)
+        marks = mk.group(1) if mk else ""
+        resumed += marks.count("r")
+        m = re.search(r"(\d+) connections in [\d.]+s; [\d.]+ connections/user sec, bytes read (\d+)", txt)
+        if m:
+            conns += int(m.group(1)); ok_conns += int(m.group(1)); nbytes += int(m.group(2))
+        else:
+            failed += 1; conns += len(marks)
+    if conns > 0 and L > 0:
+        reqs = value = conns / wall
+        per_cpu = conns / proxy if proxy > 0 else nan
+        errors = failed + resumed + -(-abs(nbytes - ok_conns * L) // L)
+elif t == "h2_small":
+    fin = re.search(r"finished in ([\d.]+)s", out)
+    rq = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout", out)
+    sc = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    proto = re.search(r"Application protocol: (\S+)", out)
+    if fin and rq and sc and proto and proto.group(1) == "h2" and float(fin.group(1)) > 0:
+        ok = int(sc.group(1))
+        reqs = value = ok / float(fin.group(1))
+        per_cpu = ok / proxy if proxy > 0 else nan
+        errors = sum(int(rq.group(i)) for i in (5, 6, 7)) + sum(int(sc.group(i)) for i in (2, 3, 4))
+        try:  # --log-file: start time, status, microseconds to the end of the response
+            lat = sorted(int(l.split("\t")[2]) for l in open(h2log) if l.count("\t") >= 2)
+        except OSError:
+            lat = []
+        if lat:
+            p50 = lat[len(lat) // 2] / 1000; p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] / 1000
 else:
-    reqs = value = p50 = p99 = per_cpu = nan; errors = -1
-unit = {"small": "req/s", "64k": "MB/s", "newconn": "conn/s"}[t]
+    m = re.search(r"WRK_RESULT (.*)", out)
+    if m:
+        d = {k: int(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
+        secs = d["duration_us"] / 1e6
+        reqs = d["requests"] / secs
+        value = d["bytes"] / secs / 1e6 if t.endswith("64k") else reqs
+        p50, p99 = d["p50_us"] / 1000, d["p99_us"] / 1000
+        errors = d["errors"] + d["non2xx"]
+        per_cpu = d["requests"] / proxy if proxy > 0 else nan
+unit = {"small": "req/s", "64k": "MB/s", "newconn": "conn/s", "https_small": "req/s", "https_64k": "MB/s",
+        "https_newconn": "conn/s", "h2_small": "req/s"}[t]
 g = lambda x: "nan" if x != x else "%.3f" % x
 print("\t".join([t, n, rep, g(value), unit, g(reqs), g(p50), g(p99), str(errors), g(per_cpu),
                  "%.1f" % (100 * proxy / wall), "%.1f" % (100 * up / wall), "%.1f" % (100 * load / wall),
                  "%.1f" % (100 * foreign / wall), "%.0f" % ((int(o1) - int(o0)) / wall), "%.0f" % (int(rss) / 1024),
                  "%.2f" % wall]))
 PY
-	tail -n 1 "$OUT/runs.tsv" | awk -F'\t' '{printf "  %-8s %-8s rep %s: %12.1f %-6s p50 %.3f ms  p99 %.3f ms  errors %s  %9.0f req/CPU-s  proxy CPU %s%%  foreign %s%%\n", $1, $2, $3, $4, $5, $7, $8, $9, $10, $11, $14}'
+	rm -f "$WORK/h2load.log"
+	tail -n 1 "$OUT/runs.tsv" | awk -F'\t' '{lat = $7 == "nan" ? "" : sprintf("p50 %s ms  p99 %s ms  ", $7, $8)
+		printf "  %-13s %-8s rep %s: %12.1f %-6s %serrors %s  %9.0f req/CPU-s  proxy CPU %s%%  load CPU %s%%  foreign %s%%\n", $1, $2, $3, $4, $5, lat, $9, $10, $11, $13, $14}'
 }
 
 # ------------------------------------------------------------------ idle connection memory
@@ -370,12 +596,13 @@ for t in tests:
         vals = [num(r["value"]) for r in rs]
         m = {k: med(rs, k) for k in ("value", "p50_ms", "p99_ms", "req_per_cpu_s", "proxy_cpu_pct", "foreign_cpu_pct")}
         m["errors"] = sum(int(r["errors"]) for r in rs); m["unit"] = rs[0]["unit"]; m["n"] = len(rs)
-        m["range"] = "%s..%s" % (f(min(vals), 1 if t == "64k" else 0), f(max(vals), 1 if t == "64k" else 0))
+        dec = 1 if t.endswith("64k") else 0
+        m["range"] = "%s..%s" % (f(min(vals), dec), f(max(vals), dec))
         M[t, n] = m
     for n in names:
         if (t, n) not in M: continue
         m = M[t, n]; ha = M.get((t, "haproxy"), {}); ng = M.get((t, "nginx"), {})
-        table.append([t, n, f(m["value"], 1 if t == "64k" else 0), m["unit"], m["range"], f(m["p50_ms"], 3), f(m["p99_ms"], 3),
+        table.append([t, n, f(m["value"], 1 if t.endswith("64k") else 0), m["unit"], m["range"], f(m["p50_ms"], 3), f(m["p99_ms"], 3),
                       f(m["req_per_cpu_s"]), f(m["proxy_cpu_pct"]), f(m["foreign_cpu_pct"]), str(m["errors"]),
                       ratio(m["value"], ha.get("value", nan)), ratio(m["value"], ng.get("value", nan)),
                       ratio(m["req_per_cpu_s"], ha.get("req_per_cpu_s", nan)), ratio(m["p99_ms"], ha.get("p99_ms", nan))])
@@ -397,21 +624,42 @@ if idle:
         rows.append([n, r["ok"], r["failed"], r["established"], r["rss0_kb"], r["rss1_kb"], r["rss_b_per_conn"], r["pss_b_per_conn"],
                      ratio(num(r["rss_b_per_conn"]), num(ha["rss_b_per_conn"])) if ha else "-"])
     show(["contender", "held", "failed", "established", "RSS0_KiB", "RSS1_KiB", "B/conn", "PSS_B/conn", "x_haproxy"], rows)
+def tgt(label, a, b, want, le=False):
+    if a != a or b != b or b == 0:
+        out.append("  %-52s  n/a" % label); return
+    r = a / b; ok = r <= want if le else r >= want
+    out.append("  %-52s  %.2f  %s" % (label, r, "met" if ok else "NOT met"))
+s = lambda t, n, k: M.get((t, n), {}).get(k, nan)
+def best(t, k):  # the better of HAProxy and nginx
+    v = [x for x in (s(t, "haproxy", k), s(t, "nginx", k)) if x == x]
+    return max(v) if v else nan
+ran = set(tests) | ({"idle"} if idle else set())
 if any(n == "tapwork" for n in names) or "tapwork" in I:
-    out.append("")
-    out.append("tapwork targets (issue 2):")
-    def tgt(label, a, b, want, le=False):
-        if a != a or b != b or b == 0:
-            out.append("  %-44s  n/a" % label); return
-        r = a / b; ok = r <= want if le else r >= want
-        out.append("  %-44s  %.2f  %s" % (label, r, "met" if ok else "NOT met"))
-    s = lambda t, n, k: M.get((t, n), {}).get(k, nan)
-    tgt("small: req/CPU-s >= 1.3x HAProxy", s("small", "tapwork", "req_per_cpu_s"), s("small", "haproxy", "req_per_cpu_s"), 1.3)
-    tgt("small: req/s >= 1.3x HAProxy", s("small", "tapwork", "value"), s("small", "haproxy", "value"), 1.3)
-    tgt("small: p99 <= HAProxy's", s("small", "tapwork", "p99_ms"), s("small", "haproxy", "p99_ms"), 1.0, le=True)
-    tgt("64k: MB/s >= nginx's", s("64k", "tapwork", "value"), s("64k", "nginx", "value"), 1.0)
-    b = num(I["tapwork"]["rss_b_per_conn"]) if "tapwork" in I else nan
-    tgt("idle: bytes per connection <= 1024 (B/conn/1024)", b, 1024.0, 1.0, le=True)
+    if ran & {"small", "64k", "idle"}:
+        out.append("")
+        out.append("tapwork targets (issue 2):")
+    if "small" in ran:
+        tgt("small: req/CPU-s >= 1.3x HAProxy", s("small", "tapwork", "req_per_cpu_s"), s("small", "haproxy", "req_per_cpu_s"), 1.3)
+        tgt("small: req/s >= 1.3x HAProxy", s("small", "tapwork", "value"), s("small", "haproxy", "value"), 1.3)
+        tgt("small: p99 <= HAProxy's", s("small", "tapwork", "p99_ms"), s("small", "haproxy", "p99_ms"), 1.0, le=True)
+    if "64k" in ran:
+        tgt("64k: MB/s >= nginx's", s("64k", "tapwork", "value"), s("64k", "nginx", "value"), 1.0)
+    if "idle" in ran:
+        b = num(I["tapwork"]["rss_b_per_conn"]) if "tapwork" in I else nan
+        tgt("idle: bytes per connection <= 1024 (B/conn/1024)", b, 1024.0, 1.0, le=True)
+    if ran & {"https_small", "https_newconn", "h2_small", "https_64k"}:
+        out.append("")
+        out.append("tapwork targets (issue 3):")
+    if "https_small" in ran:
+        tgt("https_small: req/s >= 1.2x HAProxy", s("https_small", "tapwork", "value"), s("https_small", "haproxy", "value"), 1.2)
+        tgt("https_small: req/CPU-s >= 1.2x HAProxy", s("https_small", "tapwork", "req_per_cpu_s"), s("https_small", "haproxy", "req_per_cpu_s"), 1.2)
+    if "https_newconn" in ran:
+        tgt("https_newconn: conn/s >= 1.1x max(HAProxy, nginx)", s("https_newconn", "tapwork", "value"), best("https_newconn", "value"), 1.1)
+        tgt("https_newconn: conn/CPU-s >= 1.1x max(HAProxy, nginx)", s("https_newconn", "tapwork", "req_per_cpu_s"), best("https_newconn", "req_per_cpu_s"), 1.1)
+    if "h2_small" in ran:
+        tgt("h2_small: req/s >= 1.2x HAProxy", s("h2_small", "tapwork", "value"), s("h2_small", "haproxy", "value"), 1.2)
+    if "https_64k" in ran:
+        tgt("https_64k: MB/s >= nginx's", s("https_64k", "tapwork", "value"), s("https_64k", "nginx", "value"), 1.0)
 for n, why in skipped.items():
     out.append("SKIPPED %s: %s" % (n, why))
 print("\n".join(out))
@@ -426,6 +674,11 @@ write_configs
 	echo "# $(haproxy -v | head -n 1)"
 	echo "# $(nginx -v 2>&1)"
 	echo "# $(wrk -v 2>&1 | head -n 1)"
+	if ((NEED_TLS == 1)); then
+		echo "# $(openssl version); $(h2load --version 2>/dev/null | head -n 1 || echo 'h2load: not installed')"
+		echo "# certificate: $(openssl x509 -in "$TLS/leaf.crt" -noout -subject -ext subjectAltName 2>/dev/null | tr -s ' \n' ' ')($(openssl pkey -in "$TLS/leaf.key" -noout -text 2>/dev/null | awk '/NIST CURVE|ASN1 OID/{print $NF; exit}'))"
+		echo "# NEWCONN_CLIENTS=$NEWCONN_CLIENTS H2_CLIENTS=$H2_CLIENTS H2_STREAMS=$H2_STREAMS ports(https): $(for c in $CONTENDERS; do printf '%s=%s ' "$c" "${TPORT[$c]}"; done)"
+	fi
 	echo "# tapwork: $TAPWORK_BIN ($("$TAPWORK_BIN" version 2>/dev/null | head -n 1 || echo not available))"
 	echo "# DUR=$DUR REPS=$REPS CONNS=$CONNS WARMUP=$WARMUP TESTS='$TESTS' CONTENDERS='$CONTENDERS' IDLE_CONNS=$IDLE_CONNS"
 	echo "# PIN=$PIN LOAD_CPU=$LOAD_CPU PROXY_CPU=$PROXY_CPU NICE=$NICE ulimit-n=$(ulimit -n)"
@@ -435,15 +688,6 @@ write_configs
 bl_spawn upstream "$WORK/logs/upstream.out" "$LOAD_CPU" nginx -p "$WORK" -c "$WORK/upstream.conf" -e "$WORK/logs/upstream.error.log"
 bl_wait_listen "${BL_PID[upstream]}" "$UP_PORT" 5 || bl_die "the upstream nginx did not start: $(tail -n 3 "$WORK/logs/upstream.out" "$WORK/logs/upstream.error.log" 2>/dev/null)"
 [[ $(curl -s -m 5 "http://127.0.0.1:$UP_PORT/small") == "$BODY" ]] || bl_die "the upstream does not serve /small"
-
-LOAD_TESTS=() DO_IDLE=0
-for t in $TESTS; do
-	case $t in
-	small | 64k | newconn) LOAD_TESTS+=("$t") ;;
-	idle) DO_IDLE=1 ;;
-	*) bl_die "unknown test $t (known: small 64k newconn idle)" ;;
-	esac
-done
 
 printf 'test\tcontender\trep\tvalue\tunit\treq_s\tp50_ms\tp99_ms\terrors\treq_per_cpu_s\tproxy_cpu_pct\tupstream_cpu_pct\tload_cpu_pct\tforeign_cpu_pct\tnew_tcp_per_s\trss_mb\twall_s\n' >"$OUT/runs.tsv"
 printf 'contender\tok\tfailed\testablished\trss0_kb\trss1_kb\tpss0_kb\tpss1_kb\trss_b_per_conn\tpss_b_per_conn\n' >"$OUT/idle.tsv"
@@ -456,7 +700,12 @@ if ((${#LOAD_TESTS[@]} > 0)); then
 	((${#RUNNING[@]} > 0)) || bl_die "no contender could be started"
 	echo "contenders: ${RUNNING[*]}"
 	for t in "${LOAD_TESTS[@]}"; do
-		echo "== $t (${DUR}s per run, $CONNS connections)"
+		case $t in
+		https_newconn) shape="$NEWCONN_CLIENTS s_time clients, a full TLS handshake per request" ;;
+		h2_small) shape="h2load, $H2_CLIENTS connections x $H2_STREAMS streams" ;;
+		*) shape="wrk, $CONNS connections" ;;
+		esac
+		echo "== $t (${DUR}s per run, $shape)"
 		for ((rep = 1; rep <= REPS; rep++)); do
 			k=$(((rep - 1) % ${#RUNNING[@]}))
 			for c in "${RUNNING[@]:k}" "${RUNNING[@]:0:k}"; do run_one "$t" "$c" "$rep"; done
