@@ -227,19 +227,28 @@ static int obtain_locked(const struct tw_acme_obtain_opts *o, struct session *se
 	struct tw_acme_certinfo old;
 	int have_old = stored_info(o->store, sname, names, n, &old) == 0;
 	time_t now = time(NULL);
-	int rc;
-	if (sess->c == NULL && (rc = session_open(o->conf, o->store, o->cancel, sess, err)) < 0)
+	int rc = 0;
+	/* A CA that cannot be reached does not matter while the stored
+	 * certificate is not due (by the default window when ARI is unreachable). */
+	if (sess->c == NULL)
+		rc = session_open(o->conf, o->store, o->cancel, sess, err);
+	if (rc < 0 && !(have_old && !o->force))
 		return rc;
 	res->account_reused = sess->reused;
 	if (have_old && !o->force) {
 		time_t at = plan_renewal(sess->c, &old);
 		if (now < at && now < old.not_after) {
+			if (rc < 0)
+				tw_debug("[acme] %s not due; CA not reached: %s", names[0],
+				         err ? err->msg : "");
 			res->issued = 0;
 			res->info = old;
 			res->renew_at = at;
 			return 0;
 		}
 	}
+	if (rc < 0)
+		return rc;
 	const struct tw_acme_dir *d;
 	if ((rc = tw_acme_client_dir(sess->c, &d, err)) < 0)
 		return rc;
@@ -510,7 +519,8 @@ static void process(struct tw_acme_mgr *m, struct mcert *c)
 		c->st.state = TW_ACME_CERT_VALID;
 		c->st.not_after = res.info.not_after;
 		c->st.renew_at = res.renew_at;
-		c->st.next_attempt = res.renew_at;
+		/* Look again at the renewal time, and at least every 6 h (ARI may move it). */
+		c->st.next_attempt = res.renew_at < now + 6 * 3600 ? res.renew_at : now + 6 * 3600;
 		c->st.failures = 0;
 		c->st.last_error[0] = '\0';
 		if (res.issued)
