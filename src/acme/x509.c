@@ -43,13 +43,13 @@ static STACK_OF(GENERAL_NAME) * san_of(const char *const *names, size_t n)
 int tw_acme_x509_csr(EVP_PKEY *key, const char *const *names, size_t nnames, unsigned char **der,
                      size_t *derlen)
 {
-	X509_REQ *req = X509_REQ_new();
 	STACK_OF(GENERAL_NAME) *gens = NULL;
 	STACK_OF(X509_EXTENSION) *exts = NULL;
 	X509_EXTENSION *ext = NULL;
 	int rc = TW_ECRYPTO;
 	if (nnames == 0)
 		return TW_EINVAL;
+	X509_REQ *req = X509_REQ_new();
 	if (req == NULL)
 		return TW_ENOMEM;
 	X509_NAME *subj = X509_REQ_get_subject_name(req);
