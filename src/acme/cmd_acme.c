@@ -7,6 +7,11 @@
 #include "core/log.h"
 
 #include <getopt.h>
+#include <openssl/bn.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,11 +29,14 @@ static void usage(FILE *f)
 	        "       tapwork acme renew  [options] NAME...\n"
 	        "       tapwork acme revoke [options] [--reason N] NAME\n"
 	        "       tapwork acme show   --state-dir DIR NAME\n"
+	        "       tapwork acme run    [options] NAME[,NAME...]...\n"
 	        "\n"
 	        "Obtain, renew, revoke or inspect ACME certificates (RFC 8555) without running\n"
 	        "the proxy. Certificates and the account key are kept in STATE_DIR/acme/.\n"
 	        "`issue` does nothing when a stored certificate for the same names is not yet\n"
-	        "due for renewal; `renew` always orders a new one.\n"
+	        "due for renewal; `renew` always orders a new one. `run` keeps one certificate\n"
+	        "per argument (comma-separated names) issued and renewed until SIGTERM, and\n"
+	        "prints \"installed NAME SERIAL NOT_AFTER\" for each certificate it installs.\n"
 	        "\n"
 	        "  -c FILE                take the acme: section of this config file\n"
 	        "  --state-dir DIR        where state is kept (required)\n"
@@ -101,6 +109,75 @@ out:
 	return rc;
 }
 
+static void print_install(void *ud, const char *const *names, size_t nnames, const char *chain,
+                          size_t chain_len, const char *key, size_t key_len)
+{
+	BIO *b = BIO_new_mem_buf(chain, (int)chain_len);
+	X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+	char *hex = NULL;
+	struct tw_acme_certinfo ci;
+	if (x) {
+		BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+		hex = bn ? BN_bn2hex(bn) : NULL;
+		BN_free(bn);
+	}
+	if (tw_acme_x509_info(chain, chain_len, &ci) < 0)
+		ci.not_after = 0;
+	printf("installed %s %s %ld\n", names[0], hex ? hex : "?", (long)ci.not_after);
+	fflush(stdout);
+	OPENSSL_free(hex);
+	X509_free(x);
+	BIO_free(b);
+}
+
+/* `acme run`: the manager in the foreground until SIGTERM/SIGINT. */
+static int run_manager(const struct tw_conf_acme *ac, struct tw_acme_store *st,
+                       const struct tw_acme_responder *resp, enum tw_acme_keytype kt,
+                       const char *chain, unsigned timeout_ms, char **args, int nargs,
+                       struct tw_err *e)
+{
+	struct tw_acme_mgr *m = NULL;
+	struct tw_acme_mgr_opts o = {.conf = ac,
+	                             .store = st,
+	                             .responder = resp,
+	                             .on_certificate = print_install,
+	                             .key_type = kt,
+	                             .preferred_issuer = chain,
+	                             .issue_timeout_ms = timeout_ms};
+	sigset_t set;
+	int rc, sig = 0;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL); /* the manager thread inherits the mask */
+	if ((rc = tw_acme_mgr_new(&o, &m, e)) < 0)
+		return rc;
+	for (int i = 0; i < nargs && rc == 0; i++) {
+		char buf[4096], *names[TW_ACME_MAX_LIST];
+		size_t n = 0;
+		snprintf(buf, sizeof buf, "%s", args[i]);
+		for (char *t = buf; t && *t && n < TW_ACME_MAX_LIST;) {
+			char *comma = strchr(t, ',');
+			if (comma)
+				*comma = '\0';
+			if (*t)
+				names[n++] = t;
+			t = comma ? comma + 1 : NULL;
+		}
+		rc = n ? tw_acme_mgr_add(m, (const char *const *)names, n, e)
+		       : tw_err_set(e, TW_EINVAL, "empty certificate \"%s\"", args[i]);
+	}
+	if (rc == 0)
+		rc = tw_acme_mgr_start(m, e);
+	if (rc == 0) {
+		tw_info("[acme] running for %d certificate(s); SIGTERM stops", nargs);
+		sigwait(&set, &sig);
+		tw_info("[acme] signal %d: stopping", sig);
+	}
+	tw_acme_mgr_free(m);
+	return rc;
+}
+
 static int cmd_acme(int argc, char **argv)
 {
 	if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
@@ -111,7 +188,8 @@ static int cmd_acme(int argc, char **argv)
 	const char *sub = argv[1];
 	int is_issue = strcmp(sub, "issue") == 0, is_renew = strcmp(sub, "renew") == 0;
 	int is_revoke = strcmp(sub, "revoke") == 0, is_show = strcmp(sub, "show") == 0;
-	if (!is_issue && !is_renew && !is_revoke && !is_show) {
+	int is_run = strcmp(sub, "run") == 0;
+	if (!is_issue && !is_renew && !is_revoke && !is_show && !is_run) {
 		fprintf(stderr, "tapwork acme: unknown subcommand \"%s\"\n", sub);
 		usage(stderr);
 		return 2;
@@ -276,6 +354,13 @@ static int cmd_acme(int argc, char **argv)
 	    .issue_timeout_ms = (unsigned)(timeout_s * 1000),
 	    .force = is_renew,
 	};
+	if (is_run) {
+		rc = run_manager(&ac, st, tab ? &resp : NULL, kt, chain, (unsigned)(timeout_s * 1000),
+		                 names, nnames, &e);
+		if (rc < 0)
+			goto fail;
+		goto done;
+	}
 	if (is_revoke) {
 		char sname[256];
 		if ((rc = tw_acme_store_cert_name(names[0], sname, sizeof sname)) < 0 ||

@@ -266,7 +266,21 @@ static int obtain_locked(const struct tw_acme_obtain_opts *o, struct session *se
 	    .timeout_ms = o->issue_timeout_ms,
 	};
 	struct tw_acme_issue_res ir;
-	if ((rc = tw_acme_client_issue(sess->c, &req, &ir, err)) < 0)
+	rc = tw_acme_client_issue(sess->c, &req, &ir, err);
+	if (rc < 0 && sess->reused && err && strstr(err->msg, "accountDoesNotExist") != NULL) {
+		/* The CA forgot the stored account (a test CA restarted, or the account
+		 * was deleted): register again with the same key and retry once. */
+		char pre[64], ukey[96];
+		tw_warn("[acme] the CA does not know the stored account; registering again");
+		account_prefix(o->conf->directory, pre, sizeof pre);
+		snprintf(ukey, sizeof ukey, "%s/url", pre);
+		tw_acme_store_del(o->store, ukey, NULL);
+		session_close(sess);
+		rc = session_open(o->conf, o->store, o->cancel, sess, err);
+		if (rc == 0)
+			rc = tw_acme_client_issue(sess->c, &req, &ir, err);
+	}
+	if (rc < 0)
 		return rc;
 	rc = store_cert(o->store, sname, names, n, &ir, o->conf->directory, err);
 	if (rc == 0)

@@ -69,17 +69,26 @@ class Pebble:
                                 "-dns01", f"127.0.0.1:{self.dns_port}",
                                 "-management", f"127.0.0.1:{self.cts_mgmt}"],
                                name="challtestsrv", cwd=self.dir)
-        penv = {"PEBBLE_VA_NOSLEEP": "1"}
-        penv.update(env or {})
-        self.proc = procs.start([PEBBLE, "-config", "pebble.json",
-                                 "-dnsserver", f"127.0.0.1:{self.dns_port}"],
-                                name="pebble", env=penv, cwd=self.dir)
+        self._procs = procs
+        self._env = {"PEBBLE_VA_NOSLEEP": "1"}
+        self._env.update(env or {})
+        self.start()
         wait_port(self.cts_mgmt)
-        wait_port(self.port)
-        wait_port(self.mgmt)
         self.ca_roots = os.path.join(self.dir, "ca.pem")
         self.url = f"https://127.0.0.1:{self.port}/dir"
         self._ctx = ssl.create_default_context(cafile=self.ca_roots)
+
+    def start(self):
+        self.proc = self._procs.start([PEBBLE, "-config", "pebble.json",
+                                       "-dnsserver", f"127.0.0.1:{self.dns_port}"],
+                                      name="pebble", env=self._env, cwd=self.dir)
+        wait_port(self.port)
+        wait_port(self.mgmt)
+
+    def restart(self):
+        """A new pebble on the same ports: new CA, no accounts, no orders."""
+        self._procs.stop(self.proc)
+        self.start()
 
     def get(self, url):
         with urllib.request.urlopen(url, context=self._ctx, timeout=10) as r:

@@ -4,8 +4,10 @@ pebble's root, account reuse, renewal, one issuance for two processes
 sharing a state directory, EAB, badNonce retries under pebble's default 5%
 nonce rejection with authorization reuse, alternate chains, ARI when
 offered, revocation, and the CPU cost of one issuance."""
+import datetime
 import os
 import re
+import signal
 import stat
 import subprocess
 import threading
@@ -14,7 +16,7 @@ import time
 import pytest
 
 from acmeutil import Pebble, cert_text, needs_pebble, verify
-from conftest import Procs, VARIANT, free_port, wait_port
+from conftest import BIN, Procs, VARIANT, free_port, wait_port
 from conftest import run as run_tapwork
 
 pytestmark = needs_pebble
@@ -281,3 +283,48 @@ def test_issuance_cpu_cost(procs, tmp_path):
     wall, cpu = float(m.group(1)), float(m.group(2))
     print(f"\nacme issuance ({VARIANT}): {wall:.1f} ms wall, {cpu:.1f} ms cpu")
     assert cpu < (1000 if VARIANT == "release" else 3000), r.stderr
+
+
+def test_ca_restart_account_registered_again(procs, tmp_path):
+    pb = Pebble(procs, tmp_path / "pb", env={"PEBBLE_WFE_NONCEREJECT": "0"})
+    state = tmp_path / "state"
+    assert issue(pb, state, "restart.example.com").returncode == 0
+    pb.restart()  # the new CA has never seen the stored account
+    r = issue(pb, state, "restart.example.com", sub="renew")
+    assert r.returncode == 0, r.stderr
+    assert "does not know the stored account; registering again" in r.stderr
+    assert verify(pb.root(0), chain_of(state, "restart.example.com")).returncode == 0
+
+
+def test_run_keeps_short_certificates_renewed(procs, tmp_path):
+    """`acme run` (the manager thread): 6-second certificates are renewed when
+    half their life is left, each renewal installed; SIGTERM stops it."""
+    pb = Pebble(procs, tmp_path / "pb", env={"PEBBLE_WFE_NONCEREJECT": "0"}, validity_s=6)
+    state = tmp_path / "state"
+    p = procs.start([BIN, "acme", "run", *pb.args(state),
+                     "--http01-listen", f"127.0.0.1:{pb.http_port}",
+                     "short.example.com,www.short.example.com"], name="acme-run")
+    installs = []
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and len(installs) < 3:
+        time.sleep(0.2)
+        installs = re.findall(r"^installed short\.example\.com (\S+) (\d+)$",
+                              Procs.log_of(p), re.M)
+    assert len(installs) >= 3, Procs.log_of(p)
+    serials = [s for s, _ in installs]
+    expiries = [int(t) for _, t in installs]
+    assert len(set(serials)) == len(serials)
+    assert expiries == sorted(expiries) and expiries[0] < expiries[-1]
+    # Each renewal happened before the previous certificate expired.
+    log = Procs.log_of(p)
+    stored = [(datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ")
+               .replace(tzinfo=datetime.timezone.utc).timestamp(), int(exp))
+              for ts, exp in re.findall(r"^(\S+) info \[acme\] certificate for short\.example\.com "
+                                        r"and more stored \(expires (\d+)\)", log, re.M)]
+    assert len(stored) >= 3, log
+    for (_, prev_exp), (when, _) in zip(stored, stored[1:]):
+        assert when < prev_exp, stored
+    assert "next attempt" not in log, log  # no failed attempt
+    assert procs.stop(p, timeout=10) == 0
+    assert "signal 15: stopping" in Procs.log_of(p)
+    assert verify(pb.root(0), chain_of(state, "short.example.com")).returncode == 0
