@@ -75,7 +75,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			for (size_t i = 0; i < z.nchal; i++) {
 				check_url(z.chal[i].url);
 				for (const char *t = z.chal[i].token; t && *t; t++)
-					if (strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+					if (strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstu"
+					           "vwxyz"
 					           "0123456789-_",
 					           *t) == NULL)
 						abort();

@@ -169,8 +169,7 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ud)
 	return sz * n;
 }
 
-static int hdr_is(const char *line, size_t len, const char *name, const char **val,
-                  size_t *vlen)
+static int hdr_is(const char *line, size_t len, const char *name, const char **val, size_t *vlen)
 {
 	size_t nl = strlen(name);
 	if (len <= nl || line[nl] != ':' || strncasecmp(line, name, nl) != 0)
@@ -289,7 +288,8 @@ static int http(struct tw_acme_client *c, const char *method, const char *url, c
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->timeout_ms < 10000 ? c->timeout_ms : 10000));
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+	                 (long)(c->timeout_ms < 10000 ? c->timeout_ms : 10000));
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "tapwork/" TW_VERSION " acme");
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
@@ -328,8 +328,7 @@ static int cancelled(struct tw_acme_client *c)
 	return c->cancel && atomic_load(c->cancel);
 }
 
-int tw_acme_client_dir(struct tw_acme_client *c, const struct tw_acme_dir **out,
-                       struct tw_err *err)
+int tw_acme_client_dir(struct tw_acme_client *c, const struct tw_acme_dir **out, struct tw_err *err)
 {
 	if (!c->have_dir) {
 		struct resp r;
@@ -384,7 +383,8 @@ static int problem(struct tw_acme_client *c, const char *what, struct resp *r, c
 	int code = TW_EPROTO;
 	if (strcmp(short_t, "rateLimited") == 0)
 		code = TW_ELIMIT;
-	else if (strcmp(short_t, "unauthorized") == 0 || strcmp(short_t, "rejectedIdentifier") == 0 ||
+	else if (strcmp(short_t, "unauthorized") == 0 ||
+	         strcmp(short_t, "rejectedIdentifier") == 0 ||
 	         strcmp(short_t, "externalAccountRequired") == 0)
 		code = TW_EPERM;
 	else if (r->status >= 500)
@@ -470,8 +470,9 @@ int tw_acme_client_account(struct tw_acme_client *c, EVP_PKEY *key, const char *
 	}
 	if (c->eab_kid) {
 		if ((rc = tw_jws_eab(key, c->eab_kid, c->eab_hmac_key, d->new_account, &eab)) < 0) {
-			tw_err_set(err, rc, "cannot build the external account binding (hmac_key must "
-			                    "be base64url)");
+			tw_err_set(err, rc,
+			           "cannot build the external account binding (hmac_key must "
+			           "be base64url)");
 			goto out;
 		}
 		json_t *e = json_loads(eab, 0, NULL);
@@ -491,7 +492,8 @@ int tw_acme_client_account(struct tw_acme_client *c, EVP_PKEY *key, const char *
 		rc = tw_err_set(err, TW_EPROTO, "newAccount: no Location");
 		goto out;
 	}
-	if ((c->kid = strdup(r.location)) == NULL || (url_out && (*url_out = strdup(r.location)) == NULL)) {
+	if ((c->kid = strdup(r.location)) == NULL ||
+	    (url_out && (*url_out = strdup(r.location)) == NULL)) {
 		rc = TW_ENOMEM;
 		goto out;
 	}
@@ -507,7 +509,15 @@ out:
 
 /* ---- issuance: one order as a state machine ------------------------- */
 
-enum ostate { OS_NEW_ORDER = 0, OS_AUTHORIZE, OS_FINALIZE, OS_WAIT_ORDER, OS_DOWNLOAD, OS_DONE, OS_FAILED };
+enum ostate {
+	OS_NEW_ORDER = 0,
+	OS_AUTHORIZE,
+	OS_FINALIZE,
+	OS_WAIT_ORDER,
+	OS_DOWNLOAD,
+	OS_DONE,
+	OS_FAILED
+};
 static const char *const ostate_names[] = {"new-order", "authorize", "finalize", "wait-order",
                                            "download",  "done",      "failed"};
 
@@ -610,7 +620,8 @@ static int st_new_order(struct order_run *o)
 		goto out;
 	}
 	if (r.location == NULL || (o->order_url = tw_arena_strdup(&o->arena, r.location)) == NULL) {
-		rc = r.location ? TW_ENOMEM : tw_err_set(o->err, TW_EPROTO, "newOrder: no Location");
+		rc =
+		    r.location ? TW_ENOMEM : tw_err_set(o->err, TW_EPROTO, "newOrder: no Location");
 		goto out;
 	}
 	if ((rc = tw_acme_parse_order(r.body.data, r.body.len, &o->arena, &o->order, o->err)) < 0)
@@ -697,9 +708,9 @@ static int start_authz(struct order_run *o, const char *url, struct resp *r)
 			}
 	}
 	if (ch == NULL)
-		return tw_err_set(o->err, TW_EUNSUPP,
-		                  "no usable challenge for %s%s (configure %s)", az.wildcard ? "*." : "",
-		                  az.ident, az.wildcard ? "dns-01 and dns_hook" : "a challenge type");
+		return tw_err_set(o->err, TW_EUNSUPP, "no usable challenge for %s%s (configure %s)",
+		                  az.wildcard ? "*." : "", az.ident,
+		                  az.wildcard ? "dns-01 and dns_hook" : "a challenge type");
 	struct pending *pd = &o->pend[o->npend++];
 	char *ka = NULL;
 	pd->authz_url = tw_arena_strdup(&o->arena, url);
@@ -720,9 +731,9 @@ static int start_authz(struct order_run *o, const char *url, struct resp *r)
 		if (rc == 0) {
 			pd->key = tw_arena_strdup(&o->arena, rec);
 			pd->value = tw_arena_strdup(&o->arena, val);
-			rc = tw_acme_hook_run(o->req->dns_hook, "set", rec, val,
-			                      o->req->hook_timeout_ms ? o->req->hook_timeout_ms : 60000,
-			                      o->err);
+			rc = tw_acme_hook_run(
+			    o->req->dns_hook, "set", rec, val,
+			    o->req->hook_timeout_ms ? o->req->hook_timeout_ms : 60000, o->err);
 		}
 		free(val);
 	}
@@ -750,13 +761,15 @@ static int wait_authz(struct order_run *o, struct pending *pd, struct resp *r)
 		if (rc < 0)
 			return rc;
 		if (az.status == TW_ACME_ST_VALID) {
-			tw_info("[acme] %s%s: %s valid", az.wildcard ? "*." : "", az.ident, pd->type);
+			tw_info("[acme] %s%s: %s valid", az.wildcard ? "*." : "", az.ident,
+			        pd->type);
 			return 0;
 		}
 		if (az.status != TW_ACME_ST_PENDING) {
 			const char *detail = "";
 			for (size_t i = 0; i < az.nchal; i++)
-				if (strcmp(az.chal[i].type, pd->type) == 0 && az.chal[i].error.detail[0])
+				if (strcmp(az.chal[i].type, pd->type) == 0 &&
+				    az.chal[i].error.detail[0])
 					detail = az.chal[i].error.detail;
 			snprintf(o->failed_type, sizeof o->failed_type, "%s", pd->type);
 			return tw_err_set(o->err, TW_EPERM, "%s for %s failed: %s%s%s", pd->type,
@@ -844,10 +857,11 @@ static int st_wait_order(struct order_run *o)
 			set_state(o, OS_FINALIZE);
 			break;
 		}
-		if (s != TW_ACME_ST_READY && s != TW_ACME_ST_PROCESSING && s != TW_ACME_ST_PENDING &&
-		    s != TW_ACME_ST_VALID) {
-			rc = tw_err_set(o->err, TW_EPROTO, "order is %s%s%s", tw_acme_status_name(s),
-			                o->order.error.detail[0] ? ": " : "", o->order.error.detail);
+		if (s != TW_ACME_ST_READY && s != TW_ACME_ST_PROCESSING &&
+		    s != TW_ACME_ST_PENDING && s != TW_ACME_ST_VALID) {
+			rc =
+			    tw_err_set(o->err, TW_EPROTO, "order is %s%s%s", tw_acme_status_name(s),
+			               o->order.error.detail[0] ? ": " : "", o->order.error.detail);
 			break;
 		}
 		if ((rc = poll_sleep(o, &r, delay)) < 0)
@@ -879,7 +893,8 @@ static int st_download(struct order_run *o)
 		for (size_t i = 0; i < r.nalt; i++) {
 			if (post(o->c, r.alt[i], NULL, 0, "application/pem-certificate-chain", &alt,
 			         o->err) == 0 &&
-			    tw_acme_x509_top_issuer(alt.body.data, alt.body.len, cn, sizeof cn) == 0 &&
+			    tw_acme_x509_top_issuer(alt.body.data, alt.body.len, cn, sizeof cn) ==
+			        0 &&
 			    strcmp(cn, want) == 0) {
 				pick = &alt;
 				break;
@@ -980,8 +995,8 @@ int tw_acme_client_issue(struct tw_acme_client *c, const struct tw_acme_issue_re
 			break;
 		ntypes = k;
 		if (ntypes)
-			tw_warn("[acme] %s: %s; trying %s", req->names[0], err ? err->msg : "failed",
-			        types[0]);
+			tw_warn("[acme] %s: %s; trying %s", req->names[0],
+			        err ? err->msg : "failed", types[0]);
 	}
 	return rc;
 }
@@ -1050,7 +1065,8 @@ int tw_acme_client_revoke(struct tw_acme_client *c, const char *chain_pem, size_
 		if ((payload = malloc(pl)) == NULL)
 			rc = TW_ENOMEM;
 		else
-			snprintf(payload, pl, "{\"certificate\":\"%s\",\"reason\":%u}", b64, reason);
+			snprintf(payload, pl, "{\"certificate\":\"%s\",\"reason\":%u}", b64,
+			         reason);
 	}
 	if (rc == 0 && (rc = post(c, d->revoke_cert, payload, 0, NULL, &r, err)) < 0)
 		tw_err_wrap(err, "revokeCert");

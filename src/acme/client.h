@@ -24,44 +24,44 @@
 #include <stdint.h>
 
 struct tw_acme_client_opts {
-	const char *directory;           /* https URL (required) */
-	const char *const *ca_roots;     /* extra PEM root files for the CA's HTTPS */
+	const char *directory;       /* https URL (required) */
+	const char *const *ca_roots; /* extra PEM root files for the CA's HTTPS */
 	size_t nca_roots;
-	const char *email;               /* NULL = no contact */
-	const char *eab_kid;             /* both or neither */
+	const char *email;   /* NULL = no contact */
+	const char *eab_kid; /* both or neither */
 	const char *eab_hmac_key;
-	unsigned request_timeout_ms;     /* per HTTP request; 0 = 30 s */
-	const atomic_int *cancel;        /* polls stop with TW_ECANCELED when *cancel != 0 */
+	unsigned request_timeout_ms; /* per HTTP request; 0 = 30 s */
+	const atomic_int *cancel;    /* polls stop with TW_ECANCELED when *cancel != 0 */
 };
 
 enum tw_acme_keytype { TW_ACME_KEY_P256 = 0, TW_ACME_KEY_RSA2048 };
 
 struct tw_acme_issue_req {
-	const char *const *names;        /* DNS names; "*.example.com" for wildcards */
+	const char *const *names; /* DNS names; "*.example.com" for wildcards */
 	size_t nnames;
-	const char *const *challenges;   /* preference order; NULL = http-01, tls-alpn-01 */
+	const char *const *challenges; /* preference order; NULL = http-01, tls-alpn-01 */
 	size_t nchallenges;
 	const struct tw_acme_responder *responder; /* http-01 / tls-alpn-01 */
-	const char *dns_hook;            /* dns-01: program run as HOOK set|clear RECORD VALUE */
-	unsigned hook_timeout_ms;        /* 0 = 60 s */
+	const char *dns_hook;     /* dns-01: program run as HOOK set|clear RECORD VALUE */
+	unsigned hook_timeout_ms; /* 0 = 60 s */
 	enum tw_acme_keytype key_type;
-	const char *replaces;            /* ARI certID of the certificate renewed, or NULL */
-	const char *profile;             /* ACME profile, or NULL */
-	const char *preferred_issuer;    /* chain whose top issuer CN equals this, or NULL */
-	unsigned timeout_ms;             /* whole issuance incl. polling; 0 = 180 s */
+	const char *replaces;         /* ARI certID of the certificate renewed, or NULL */
+	const char *profile;          /* ACME profile, or NULL */
+	const char *preferred_issuer; /* chain whose top issuer CN equals this, or NULL */
+	unsigned timeout_ms;          /* whole issuance incl. polling; 0 = 180 s */
 };
 
 struct tw_acme_issue_res {
 	char *chain_pem; /* leaf first */
 	size_t chain_len;
-	char *key_pem;   /* the new certificate key (PKCS#8 PEM) */
+	char *key_pem; /* the new certificate key (PKCS#8 PEM) */
 	size_t key_len;
 };
 void tw_acme_issue_res_clear(struct tw_acme_issue_res *r);
 
 /* Counters of one client (for logs, tests and metrics). */
 struct tw_acme_client_stats {
-	unsigned long requests;       /* HTTP requests sent */
+	unsigned long requests; /* HTTP requests sent */
 	unsigned long bad_nonce_retries;
 };
 

@@ -194,24 +194,37 @@ static int cmd_acme(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	enum { O_STATE = 256, O_DIR, O_ROOTS, O_EMAIL, O_KID, O_HMAC, O_HTTP, O_HOOK, O_CHAL,
-	       O_KEY, O_CHAIN, O_PROFILE, O_TIMEOUT, O_REASON };
-	static const struct option lo[] = {
-	    {"state-dir", required_argument, NULL, O_STATE},
-	    {"directory", required_argument, NULL, O_DIR},
-	    {"ca-roots", required_argument, NULL, O_ROOTS},
-	    {"email", required_argument, NULL, O_EMAIL},
-	    {"eab-kid", required_argument, NULL, O_KID},
-	    {"eab-hmac-key", required_argument, NULL, O_HMAC},
-	    {"http01-listen", required_argument, NULL, O_HTTP},
-	    {"dns-hook", required_argument, NULL, O_HOOK},
-	    {"challenge", required_argument, NULL, O_CHAL},
-	    {"key-type", required_argument, NULL, O_KEY},
-	    {"preferred-chain", required_argument, NULL, O_CHAIN},
-	    {"profile", required_argument, NULL, O_PROFILE},
-	    {"timeout", required_argument, NULL, O_TIMEOUT},
-	    {"reason", required_argument, NULL, O_REASON},
-	    {NULL, 0, NULL, 0}};
+	enum {
+		O_STATE = 256,
+		O_DIR,
+		O_ROOTS,
+		O_EMAIL,
+		O_KID,
+		O_HMAC,
+		O_HTTP,
+		O_HOOK,
+		O_CHAL,
+		O_KEY,
+		O_CHAIN,
+		O_PROFILE,
+		O_TIMEOUT,
+		O_REASON
+	};
+	static const struct option lo[] = {{"state-dir", required_argument, NULL, O_STATE},
+	                                   {"directory", required_argument, NULL, O_DIR},
+	                                   {"ca-roots", required_argument, NULL, O_ROOTS},
+	                                   {"email", required_argument, NULL, O_EMAIL},
+	                                   {"eab-kid", required_argument, NULL, O_KID},
+	                                   {"eab-hmac-key", required_argument, NULL, O_HMAC},
+	                                   {"http01-listen", required_argument, NULL, O_HTTP},
+	                                   {"dns-hook", required_argument, NULL, O_HOOK},
+	                                   {"challenge", required_argument, NULL, O_CHAL},
+	                                   {"key-type", required_argument, NULL, O_KEY},
+	                                   {"preferred-chain", required_argument, NULL, O_CHAIN},
+	                                   {"profile", required_argument, NULL, O_PROFILE},
+	                                   {"timeout", required_argument, NULL, O_TIMEOUT},
+	                                   {"reason", required_argument, NULL, O_REASON},
+	                                   {NULL, 0, NULL, 0}};
 	const char *state_dir = NULL, *cfile = NULL, *http_listen = NULL, *chain = NULL;
 	struct tw_conf_acme ac;
 	char *roots[MAX_ROOTS], *chals[MAX_CHAL];
@@ -248,10 +261,11 @@ static int cmd_acme(int argc, char **argv)
 		case O_HTTP: http_listen = optarg; break;
 		case O_HOOK: fl.dns_hook = optarg; break;
 		case O_CHAL:
-			if (nchals == MAX_CHAL || (strcmp(optarg, "http-01") != 0 &&
-			                           strcmp(optarg, "dns-01") != 0)) {
-				fprintf(stderr, "tapwork acme: --challenge http-01|dns-01 (tls-alpn-01 "
-				                "needs the proxy)\n");
+			if (nchals == MAX_CHAL ||
+			    (strcmp(optarg, "http-01") != 0 && strcmp(optarg, "dns-01") != 0)) {
+				fprintf(stderr,
+				        "tapwork acme: --challenge http-01|dns-01 (tls-alpn-01 "
+				        "needs the proxy)\n");
 				return 2;
 			}
 			chals[nchals++] = optarg;
@@ -312,7 +326,8 @@ static int cmd_acme(int argc, char **argv)
 	if (fl.eab_kid) {
 		ac.has_eab = 1;
 		ac.eab_kid = fl.eab_kid;
-		ac.eab_hmac_key = fl.eab_hmac_key ? fl.eab_hmac_key : getenv("TAPWORK_EAB_HMAC_KEY");
+		ac.eab_hmac_key =
+		    fl.eab_hmac_key ? fl.eab_hmac_key : getenv("TAPWORK_EAB_HMAC_KEY");
 		if (ac.eab_hmac_key == NULL) {
 			fprintf(stderr, "tapwork acme: --eab-kid needs $TAPWORK_EAB_HMAC_KEY\n");
 			goto out;
@@ -355,8 +370,8 @@ static int cmd_acme(int argc, char **argv)
 	    .force = is_renew,
 	};
 	if (is_run) {
-		rc = run_manager(&ac, st, tab ? &resp : NULL, kt, chain, (unsigned)(timeout_s * 1000),
-		                 names, nnames, &e);
+		rc = run_manager(&ac, st, tab ? &resp : NULL, kt, chain,
+		                 (unsigned)(timeout_s * 1000), names, nnames, &e);
 		if (rc < 0)
 			goto fail;
 		goto done;
@@ -376,8 +391,8 @@ static int cmd_acme(int argc, char **argv)
 	struct tw_acme_obtain_result res;
 	rc = tw_acme_obtain(&oo, (const char *const *)names, (size_t)nnames, &res, &e);
 	gettimeofday(&t1, NULL);
-	double wall = (double)(t1.tv_sec - t0.tv_sec) * 1000.0 +
-	              (double)(t1.tv_usec - t0.tv_usec) / 1000.0;
+	double wall =
+	    (double)(t1.tv_sec - t0.tv_sec) * 1000.0 + (double)(t1.tv_usec - t0.tv_usec) / 1000.0;
 	fprintf(stderr,
 	        "acme: %lu requests, %lu badNonce retries, account %s, %.1f ms wall, %.1f ms cpu\n",
 	        res.stats.requests, res.stats.bad_nonce_retries,

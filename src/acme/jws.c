@@ -14,8 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char b64u_alpha[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+static const char b64u_alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 int tw_jws_b64url(const void *data, size_t len, char **out)
 {
@@ -178,8 +177,9 @@ int tw_jws_jwk(EVP_PKEY *key, char **out)
 		if (s == NULL)
 			rc = TW_ENOMEM;
 		else {
-			snprintf(s, n, "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}",
-			         xs, ys);
+			snprintf(s, n,
+			         "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}", xs,
+			         ys);
 			*out = s;
 		}
 	}
@@ -375,8 +375,8 @@ out:
 	return rc;
 }
 
-int tw_jws_eab(EVP_PKEY *account_key, const char *kid, const char *hmac_key_b64url,
-               const char *url, char **out)
+int tw_jws_eab(EVP_PKEY *account_key, const char *kid, const char *hmac_key_b64url, const char *url,
+               char **out)
 {
 	unsigned char *hk = NULL;
 	size_t hklen = 0;

@@ -38,8 +38,7 @@ int tw_jws_dns01_value(const char *key_authz, char **out);
 
 /* Convert an ECDSA DER signature to raw r||s of 2*n bytes (n = 32 for
  * P-256). Fails with TW_EINVAL on malformed DER or oversized integers. */
-int tw_jws_ecdsa_der_to_raw(const unsigned char *der, size_t derlen, unsigned char *raw,
-                            size_t n);
+int tw_jws_ecdsa_der_to_raw(const unsigned char *der, size_t derlen, unsigned char *raw, size_t n);
 
 /* Flattened JWS JSON: {"protected":..,"payload":..,"signature":..}.
  * Protected header: alg ES256, nonce, url, and `kid` when kid != NULL,
@@ -48,7 +47,7 @@ int tw_jws_sign(EVP_PKEY *key, const char *kid, const char *nonce, const char *u
                 const char *payload, char **out);
 /* The EAB inner JWS (RFC 8555 §7.3.4): HS256 with the base64url-decoded
  * hmac_key over the account JWK; protected {alg, kid, url}. */
-int tw_jws_eab(EVP_PKEY *account_key, const char *kid, const char *hmac_key_b64url,
-               const char *url, char **out);
+int tw_jws_eab(EVP_PKEY *account_key, const char *kid, const char *hmac_key_b64url, const char *url,
+               char **out);
 
 #endif

@@ -308,7 +308,8 @@ int tw_acme_obtain(const struct tw_acme_obtain_opts *o, const char *const *names
 	if (tw_acme_store_cert_name(names[0], res->store_name, sizeof res->store_name) < 0)
 		return tw_err_set(err, TW_EINVAL, "bad name \"%s\"", names[0]);
 	uint64_t wait = o->issue_timeout_ms ? o->issue_timeout_ms : 180000;
-	if ((rc = tw_acme_store_lock(o->store, res->store_name, LOCK_LEASE_MS, wait, &lk, err)) < 0) {
+	if ((rc = tw_acme_store_lock(o->store, res->store_name, LOCK_LEASE_MS, wait, &lk, err)) <
+	    0) {
 		if (rc == TW_ELOCKED)
 			tw_err_set(err, rc, "%s is being issued by another process", names[0]);
 		return rc;
@@ -356,7 +357,7 @@ struct mcert {
 	size_t nnames;
 	char sname[256];
 	struct tw_acme_cert_status st;
-	int installed;       /* stored cert checked at least once */
+	int installed;        /* stored cert checked at least once */
 	uint64_t retry_after; /* from the last failure */
 };
 
@@ -405,8 +406,7 @@ static int copy_conf(struct tw_arena *a, const struct tw_conf_acme *src, struct 
 	return 0;
 }
 
-int tw_acme_mgr_new(const struct tw_acme_mgr_opts *o, struct tw_acme_mgr **out,
-                    struct tw_err *err)
+int tw_acme_mgr_new(const struct tw_acme_mgr_opts *o, struct tw_acme_mgr **out, struct tw_err *err)
 {
 	struct tw_acme_mgr *m = calloc(1, sizeof *m);
 	if (m == NULL)
@@ -504,8 +504,8 @@ static void process(struct tw_acme_mgr *m, struct mcert *c)
 	/* First look: install what the store has, without asking the CA. */
 	if (!c->installed) {
 		c->installed = 1;
-		if (stored_info(m->oo.store, c->sname, (const char *const *)c->names, c->nnames, &ci) ==
-		        0 &&
+		if (stored_info(m->oo.store, c->sname, (const char *const *)c->names, c->nnames,
+		                &ci) == 0 &&
 		    ci.not_after > now) {
 			install(m, c);
 			pthread_mutex_lock(&m->mu);

@@ -35,14 +35,14 @@ typedef void (*tw_acme_install_fn)(void *ud, const char *const *names, size_t nn
                                    size_t key_len);
 
 struct tw_acme_mgr_opts {
-	const struct tw_conf_acme *conf;            /* copied */
-	struct tw_acme_store *store;                /* borrowed; outlives the manager */
-	const struct tw_acme_responder *responder;  /* borrowed; NULL = dns-01 only */
-	tw_acme_install_fn on_certificate;          /* may be NULL */
+	const struct tw_conf_acme *conf;           /* copied */
+	struct tw_acme_store *store;               /* borrowed; outlives the manager */
+	const struct tw_acme_responder *responder; /* borrowed; NULL = dns-01 only */
+	tw_acme_install_fn on_certificate;         /* may be NULL */
 	void *ud;
-	enum tw_acme_keytype key_type;              /* certificate keys; default P-256 */
-	const char *preferred_issuer;               /* alternate chain choice, or NULL */
-	unsigned issue_timeout_ms;                  /* per issuance; 0 = 180 s */
+	enum tw_acme_keytype key_type; /* certificate keys; default P-256 */
+	const char *preferred_issuer;  /* alternate chain choice, or NULL */
+	unsigned issue_timeout_ms;     /* per issuance; 0 = 180 s */
 };
 
 enum tw_acme_cert_state {
@@ -54,20 +54,19 @@ enum tw_acme_cert_state {
 const char *tw_acme_cert_state_name(enum tw_acme_cert_state s);
 
 struct tw_acme_cert_status {
-	char name[256];         /* first name (the store name uses '_' for '*') */
+	char name[256]; /* first name (the store name uses '_' for '*') */
 	size_t nnames;
 	enum tw_acme_cert_state state;
-	time_t not_after;       /* 0 = no certificate */
-	time_t renew_at;        /* planned renewal (0 = unknown) */
-	time_t next_attempt;    /* when the manager looks at it next */
-	unsigned failures;      /* consecutive */
-	char last_error[256];   /* "" when none */
+	time_t not_after;     /* 0 = no certificate */
+	time_t renew_at;      /* planned renewal (0 = unknown) */
+	time_t next_attempt;  /* when the manager looks at it next */
+	unsigned failures;    /* consecutive */
+	char last_error[256]; /* "" when none */
 };
 
 struct tw_acme_mgr;
 
-int tw_acme_mgr_new(const struct tw_acme_mgr_opts *o, struct tw_acme_mgr **out,
-                    struct tw_err *err);
+int tw_acme_mgr_new(const struct tw_acme_mgr_opts *o, struct tw_acme_mgr **out, struct tw_err *err);
 /* Add a certificate for names (copied). Thread-safe; before or after start. */
 int tw_acme_mgr_add(struct tw_acme_mgr *m, const char *const *names, size_t nnames,
                     struct tw_err *err);
@@ -91,13 +90,13 @@ struct tw_acme_obtain_opts {
 	enum tw_acme_keytype key_type;
 	const char *preferred_issuer;
 	unsigned issue_timeout_ms;
-	int force;              /* issue even when the stored one is not due */
+	int force; /* issue even when the stored one is not due */
 	const atomic_int *cancel;
 };
 struct tw_acme_obtain_result {
-	int issued;                     /* 0 = stored certificate still good */
-	int account_reused;             /* 1 = account URL came from the store */
-	struct tw_acme_certinfo info;   /* of the certificate now stored */
+	int issued;                   /* 0 = stored certificate still good */
+	int account_reused;           /* 1 = account URL came from the store */
+	struct tw_acme_certinfo info; /* of the certificate now stored */
 	time_t renew_at;
 	struct tw_acme_client_stats stats;
 	char store_name[256];

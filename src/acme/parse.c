@@ -5,14 +5,14 @@
 #include <stdint.h>
 #include <string.h>
 
-static const char *const status_names[] = {"unknown", "pending", "ready",       "processing",
-                                           "valid",   "invalid", "deactivated", "expired",
-                                           "revoked"};
+static const char *const status_names[] = {"unknown",     "pending", "ready",
+                                           "processing",  "valid",   "invalid",
+                                           "deactivated", "expired", "revoked"};
 
 const char *tw_acme_status_name(enum tw_acme_status s)
 {
 	return (unsigned)s < sizeof status_names / sizeof status_names[0] ? status_names[s]
-	                                                                     : "unknown";
+	                                                                  : "unknown";
 }
 
 static enum tw_acme_status status_of(json_t *o)
@@ -73,7 +73,8 @@ static int url_member(json_t *o, const char *key, int required, struct tw_arena 
                       struct tw_err *err)
 {
 	int rc = str_member(o, key, required, TW_ACME_MAX_URL, a, out, err);
-	if (rc == 0 && *out && strncmp(*out, "https://", 8) != 0 && strncmp(*out, "http://", 7) != 0)
+	if (rc == 0 && *out && strncmp(*out, "https://", 8) != 0 &&
+	    strncmp(*out, "http://", 7) != 0)
 		return tw_err_set(err, TW_EPROTO, "\"%s\" is not an http(s) URL", key);
 	return rc;
 }
@@ -155,7 +156,8 @@ int tw_acme_parse_dir(const char *p, size_t len, struct tw_arena *a, struct tw_a
 					rc = tw_err_set(err, TW_EPROTO, "profile name too long");
 					goto out;
 				}
-				if ((out->profiles[out->nprofiles++] = tw_arena_strdup(a, k)) == NULL) {
+				if ((out->profiles[out->nprofiles++] = tw_arena_strdup(a, k)) ==
+				    NULL) {
 					rc = TW_ENOMEM;
 					goto out;
 				}
@@ -200,7 +202,8 @@ int tw_acme_parse_order(const char *p, size_t len, struct tw_arena *a, struct tw
 	json_t *az = json_object_get(j, "authorizations");
 	if (!json_is_array(az) || json_array_size(az) == 0 ||
 	    json_array_size(az) > TW_ACME_MAX_LIST) {
-		rc = tw_err_set(err, TW_EPROTO, "order needs 1..%d authorizations", TW_ACME_MAX_LIST);
+		rc = tw_err_set(err, TW_EPROTO, "order needs 1..%d authorizations",
+		                TW_ACME_MAX_LIST);
 		goto out;
 	}
 	out->authz = tw_arena_alloc(a, json_array_size(az) * sizeof(char *));

@@ -52,7 +52,7 @@ struct tw_acme_order {
 	char **authz;
 	size_t nauthz;
 	char *finalize;
-	char *certificate; /* NULL until valid */
+	char *certificate;            /* NULL until valid */
 	struct tw_acme_problem error; /* type "" when none */
 };
 
@@ -73,8 +73,8 @@ struct tw_acme_authz {
 };
 
 struct tw_acme_renewal_info {
-	time_t start, end;  /* suggestedWindow */
-	char *explanation;  /* explanationURL, NULL when absent */
+	time_t start, end; /* suggestedWindow */
+	char *explanation; /* explanationURL, NULL when absent */
 };
 
 int tw_acme_parse_dir(const char *p, size_t len, struct tw_arena *a, struct tw_acme_dir *out,

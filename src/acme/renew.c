@@ -19,8 +19,8 @@ struct tw_acme_window tw_acme_renew_window(time_t not_before, time_t not_after)
 	return w;
 }
 
-time_t tw_acme_renew_at(time_t not_before, time_t not_after, int has_ari,
-                        struct tw_acme_window ari, double jitter)
+time_t tw_acme_renew_at(time_t not_before, time_t not_after, int has_ari, struct tw_acme_window ari,
+                        double jitter)
 {
 	struct tw_acme_window w = has_ari ? ari : tw_acme_renew_window(not_before, not_after);
 	time_t life = not_after > not_before ? not_after - not_before : 0;

@@ -23,8 +23,8 @@ struct tw_acme_window {
 struct tw_acme_window tw_acme_renew_window(time_t not_before, time_t not_after);
 /* The moment to renew: inside `w` (the ARI window when has_ari, else the
  * default one) at `jitter` in [0,1), clamped to notAfter - L/20. */
-time_t tw_acme_renew_at(time_t not_before, time_t not_after, int has_ari,
-                        struct tw_acme_window ari, double jitter);
+time_t tw_acme_renew_at(time_t not_before, time_t not_after, int has_ari, struct tw_acme_window ari,
+                        double jitter);
 
 /* Delay before retry number `failures` (1 = first failure): 1 min doubled
  * per failure up to 6 h; a server Retry-After (seconds, 0 = none) longer

@@ -220,13 +220,15 @@ static void serve_one(struct tw_acme_http01_server *s, int fd)
 	char head[256];
 	int hl;
 	if (found)
-		hl = snprintf(head, sizeof head,
-		              "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
-		              "Connection: close\r\n\r\n",
-		              alen);
+		hl = snprintf(
+		    head, sizeof head,
+		    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+		    "Connection: close\r\n\r\n",
+		    alen);
 	else
-		hl = snprintf(head, sizeof head,
-		              "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+		hl = snprintf(
+		    head, sizeof head,
+		    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
 	tw_debug("[acme-http01] %.*s -> %d", sp2 && sp1 ? (int)(sp2 - sp1 - 1) : 0,
 	         sp1 ? sp1 + 1 : "", found ? 200 : 404);
 	send_all(fd, head, (size_t)hl);
@@ -238,7 +240,8 @@ static void *server_main(void *arg)
 {
 	struct tw_acme_http01_server *s = arg;
 	for (;;) {
-		struct pollfd p[2] = {{.fd = s->lfd, .events = POLLIN}, {.fd = s->stop[0], .events = POLLIN}};
+		struct pollfd p[2] = {{.fd = s->lfd, .events = POLLIN},
+		                      {.fd = s->stop[0], .events = POLLIN}};
 		if (poll(p, 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -274,7 +277,8 @@ int tw_acme_http01_server_start(const struct tw_addr *addr, struct tw_acme_http0
 		if (s->lfd != -1)
 			close(s->lfd);
 		free(s);
-		return tw_err_set(err, TW_EIO, "http-01 listener on %s: %s", addr->text, strerror(e));
+		return tw_err_set(err, TW_EIO, "http-01 listener on %s: %s", addr->text,
+		                  strerror(e));
 	}
 	if (pthread_create(&s->thr, NULL, server_main, s) != 0) {
 		close(s->lfd);
@@ -320,10 +324,10 @@ int tw_acme_hook_run(const char *hook, const char *verb, const char *name, const
 			if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
 				return 0;
 			if (WIFEXITED(st))
-				return tw_err_set(err, TW_EIO, "dns hook %s %s %s exited %d", hook, verb,
-				                  name, WEXITSTATUS(st));
-			return tw_err_set(err, TW_EIO, "dns hook %s %s %s killed by signal %d", hook,
-			                  verb, name, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+				return tw_err_set(err, TW_EIO, "dns hook %s %s %s exited %d", hook,
+				                  verb, name, WEXITSTATUS(st));
+			return tw_err_set(err, TW_EIO, "dns hook %s %s %s killed by signal %d",
+			                  hook, verb, name, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 		}
 		if (w == -1 && errno != EINTR)
 			return tw_err_set(err, TW_EIO, "dns hook: waitpid: %s", strerror(errno));
@@ -331,8 +335,9 @@ int tw_acme_hook_run(const char *hook, const char *verb, const char *name, const
 			kill(pid, SIGKILL);
 			while (waitpid(pid, &st, 0) == -1 && errno == EINTR)
 				;
-			return tw_err_set(err, TW_ETIMEDOUT, "dns hook %s %s %s: no exit after %u ms",
-			                  hook, verb, name, timeout_ms);
+			return tw_err_set(err, TW_ETIMEDOUT,
+			                  "dns hook %s %s %s: no exit after %u ms", hook, verb,
+			                  name, timeout_ms);
 		}
 		struct timespec ts = {0, (long)sleep_ms * 1000000L};
 		nanosleep(&ts, NULL);

@@ -230,7 +230,8 @@ static int local_list(struct tw_acme_store *s, const char *prefix,
 		return tw_err_set(err, TW_ELIMIT, "path too long");
 	DIR *d = opendir(path);
 	if (d == NULL)
-		return errno == ENOENT ? 0 : tw_err_set(err, TW_EIO, "%s: %s", path, strerror(errno));
+		return errno == ENOENT ? 0
+		                       : tw_err_set(err, TW_EIO, "%s: %s", path, strerror(errno));
 	int rc = 0;
 	struct dirent *de;
 	while (rc == 0 && (de = readdir(d)) != NULL) {
@@ -299,14 +300,14 @@ static const struct tw_acme_store_ops local_ops = {
     .free = local_free,
 };
 
-int tw_acme_store_local_new(const char *state_dir, struct tw_acme_store **out,
-                            struct tw_err *err)
+int tw_acme_store_local_new(const char *state_dir, struct tw_acme_store **out, struct tw_err *err)
 {
 	struct local *l = calloc(1, sizeof *l);
 	if (l == NULL)
 		return TW_ENOMEM;
 	l->base.ops = &local_ops;
-	if ((size_t)snprintf(l->root, sizeof l->root, "%s/acme", state_dir) >= sizeof l->root - 300) {
+	if ((size_t)snprintf(l->root, sizeof l->root, "%s/acme", state_dir) >=
+	    sizeof l->root - 300) {
 		free(l);
 		return tw_err_set(err, TW_ELIMIT, "state_dir path too long");
 	}

@@ -50,8 +50,7 @@ struct tw_acme_store {
 };
 
 /* The local driver: STATE_DIR/acme/ (created 0700). */
-int tw_acme_store_local_new(const char *state_dir, struct tw_acme_store **out,
-                            struct tw_err *err);
+int tw_acme_store_local_new(const char *state_dir, struct tw_acme_store **out, struct tw_err *err);
 
 int tw_acme_store_get(struct tw_acme_store *s, const char *key, struct tw_dbuf *out,
                       struct tw_err *err);
@@ -64,7 +63,7 @@ int tw_acme_store_list(struct tw_acme_store *s, const char *prefix,
 int tw_acme_store_lock(struct tw_acme_store *s, const char *name, uint64_t lease_ms,
                        uint64_t wait_ms, struct tw_acme_lock **out, struct tw_err *err);
 void tw_acme_store_unlock(struct tw_acme_store *s, struct tw_acme_lock *l); /* NULL ok */
-void tw_acme_store_free(struct tw_acme_store *s);                          /* NULL ok */
+void tw_acme_store_free(struct tw_acme_store *s);                           /* NULL ok */
 
 /* Key check shared by drivers: 0 or TW_EINVAL. */
 int tw_acme_store_key_ok(const char *key);

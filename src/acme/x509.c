@@ -54,8 +54,8 @@ int tw_acme_x509_csr(EVP_PKEY *key, const char *const *names, size_t nnames, uns
 		return TW_ENOMEM;
 	X509_NAME *subj = X509_REQ_get_subject_name(req);
 	if (strlen(names[0]) <= 64 &&
-	    X509_NAME_add_entry_by_txt(subj, "CN", MBSTRING_ASC, (const unsigned char *)names[0], -1,
-	                               -1, 0) != 1)
+	    X509_NAME_add_entry_by_txt(subj, "CN", MBSTRING_ASC, (const unsigned char *)names[0],
+	                               -1, -1, 0) != 1)
 		goto out;
 	if ((gens = san_of(names, nnames)) == NULL)
 		goto out;
@@ -105,8 +105,7 @@ static int pem_of_cert(X509 *x, char **out)
 	return rc;
 }
 
-int tw_acme_x509_tlsalpn01(const char *name, const char *key_authz, char **cert_pem,
-                           char **key_pem)
+int tw_acme_x509_tlsalpn01(const char *name, const char *key_authz, char **cert_pem, char **key_pem)
 {
 	EVP_PKEY *key = NULL;
 	X509 *x = X509_new();
@@ -135,18 +134,22 @@ int tw_acme_x509_tlsalpn01(const char *name, const char *key_authz, char **cert_
 	BN_free(bn);
 	X509_NAME *nm = X509_get_subject_name(x);
 	if (X509_set_version(x, 2) != 1 ||
-	    X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC, (const unsigned char *)"acme-tls-alpn",
-	                               -1, -1, 0) != 1 ||
-	    X509_set_issuer_name(x, nm) != 1 || X509_gmtime_adj(X509_getm_notBefore(x), -3600) == NULL ||
-	    X509_gmtime_adj(X509_getm_notAfter(x), 7 * 86400) == NULL || X509_set_pubkey(x, key) != 1)
+	    X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC,
+	                               (const unsigned char *)"acme-tls-alpn", -1, -1, 0) != 1 ||
+	    X509_set_issuer_name(x, nm) != 1 ||
+	    X509_gmtime_adj(X509_getm_notBefore(x), -3600) == NULL ||
+	    X509_gmtime_adj(X509_getm_notAfter(x), 7 * 86400) == NULL ||
+	    X509_set_pubkey(x, key) != 1)
 		goto out;
 	if ((gens = san_of(&name, 1)) == NULL ||
-	    (san = X509V3_EXT_i2d(NID_subject_alt_name, 0, gens)) == NULL || X509_add_ext(x, san, -1) != 1)
+	    (san = X509V3_EXT_i2d(NID_subject_alt_name, 0, gens)) == NULL ||
+	    X509_add_ext(x, san, -1) != 1)
 		goto out;
 	/* extnValue = DER(OCTET STRING(SHA-256(key_authz))). */
 	unsigned char md[SHA256_DIGEST_LENGTH];
 	SHA256((const unsigned char *)key_authz, strlen(key_authz), md);
-	if ((inner = ASN1_OCTET_STRING_new()) == NULL || ASN1_OCTET_STRING_set(inner, md, sizeof md) != 1)
+	if ((inner = ASN1_OCTET_STRING_new()) == NULL ||
+	    ASN1_OCTET_STRING_set(inner, md, sizeof md) != 1)
 		goto out;
 	int ilen = i2d_ASN1_OCTET_STRING(inner, &innerder);
 	if (ilen <= 0 || (outer = ASN1_OCTET_STRING_new()) == NULL ||

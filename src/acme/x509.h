@@ -24,7 +24,7 @@ int tw_acme_x509_tlsalpn01(const char *name, const char *key_authz, char **cert_
 /* Validity and identity of the first (leaf) certificate in a PEM chain. */
 struct tw_acme_certinfo {
 	time_t not_before, not_after;
-	char ari_id[256];  /* base64url(AKI keyid) "." base64url(serial DER); "" if no AKI */
+	char ari_id[256];    /* base64url(AKI keyid) "." base64url(serial DER); "" if no AKI */
 	char issuer_cn[256]; /* leaf issuer's CN ("" when none) */
 };
 int tw_acme_x509_info(const char *pem, size_t len, struct tw_acme_certinfo *out);

@@ -21,8 +21,13 @@ static void b64url_vectors(void **state)
 	/* RFC 4648 §10 vectors, unpadded, plus bytes that use - and _. */
 	static const struct {
 		const char *in, *out;
-	} v[] = {{"", ""},         {"f", "Zg"},         {"fo", "Zm8"},        {"foo", "Zm9v"},
-	         {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"},
+	} v[] = {{"", ""},
+	         {"f", "Zg"},
+	         {"fo", "Zm8"},
+	         {"foo", "Zm9v"},
+	         {"foob", "Zm9vYg"},
+	         {"fooba", "Zm9vYmE"},
+	         {"foobar", "Zm9vYmFy"},
 	         {"\xfb\xff\xbf", "-_-_"}};
 	for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
 		char *s = NULL;
@@ -49,9 +54,10 @@ static void der_to_raw(void **state)
 {
 	unsigned char raw[64];
 	/* r = 0x01 (short: left-padded), s = 0x00 0x80.. (sign byte stripped). */
-	unsigned char der1[] = {0x30, 0x26, 0x02, 0x01, 0x01, 0x02, 0x21, 0x00, 0x80, 1, 2,  3,  4,
-	                        5,    6,    7,    8,    9,    10,   11,   12,   13,   14, 15, 16, 17,
-	                        18,   19,   20,   21,   22,   23,   24,   25,   26,   27, 28, 29, 30, 31};
+	unsigned char der1[] = {0x30, 0x26, 0x02, 0x01, 0x01, 0x02, 0x21, 0x00, 0x80, 1,
+	                        2,    3,    4,    5,    6,    7,    8,    9,    10,   11,
+	                        12,   13,   14,   15,   16,   17,   18,   19,   20,   21,
+	                        22,   23,   24,   25,   26,   27,   28,   29,   30,   31};
 	assert_int_equal(tw_jws_ecdsa_der_to_raw(der1, sizeof der1, raw, 32), 0);
 	for (int i = 0; i < 31; i++)
 		assert_int_equal(raw[i], 0);
@@ -199,14 +205,16 @@ static void jws_es256_verifies(void **state)
 	assert_int_equal(tw_jws_key_new_p256(&other), 0);
 	for (int i = 0; i < 20; i++) { /* many signatures: short r/s get padded right */
 		char *jws = NULL;
-		assert_int_equal(tw_jws_sign(k, NULL, "nonce1", "https://ca/new-acct", "{\"a\":1}", &jws), 0);
+		assert_int_equal(
+		    tw_jws_sign(k, NULL, "nonce1", "https://ca/new-acct", "{\"a\":1}", &jws), 0);
 		assert_true(es256_verify(k, jws));
 		assert_false(es256_verify(other, jws));
 		char *p = part(jws, "protected");
 		json_t *h = decode_json(p);
 		assert_string_equal(json_string_value(json_object_get(h, "alg")), "ES256");
 		assert_string_equal(json_string_value(json_object_get(h, "nonce")), "nonce1");
-		assert_string_equal(json_string_value(json_object_get(h, "url")), "https://ca/new-acct");
+		assert_string_equal(json_string_value(json_object_get(h, "url")),
+		                    "https://ca/new-acct");
 		assert_non_null(json_object_get(h, "jwk"));
 		assert_null(json_object_get(h, "kid"));
 		json_decref(h);
@@ -215,7 +223,8 @@ static void jws_es256_verifies(void **state)
 	}
 	/* kid form and POST-as-GET (empty payload). */
 	char *jws = NULL;
-	assert_int_equal(tw_jws_sign(k, "https://ca/acct/1", "n2", "https://ca/order/1", NULL, &jws), 0);
+	assert_int_equal(
+	    tw_jws_sign(k, "https://ca/acct/1", "n2", "https://ca/order/1", NULL, &jws), 0);
 	assert_true(es256_verify(k, jws));
 	char *pl = part(jws, "payload"), *p = part(jws, "protected");
 	assert_string_equal(pl, "");

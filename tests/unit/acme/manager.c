@@ -119,9 +119,12 @@ static void stored_cert_installed_without_ca(void **state)
 	char *cert = NULL, *key = NULL;
 	assert_int_equal(tw_acme_x509_tlsalpn01("kept.example", "x.y", &cert, &key), 0);
 	const char *meta = "{\"names\":[\"kept.example\"]}";
-	assert_int_equal(tw_acme_store_put(s, "certs/kept.example/chain.pem", cert, strlen(cert), 0, &e), 0);
-	assert_int_equal(tw_acme_store_put(s, "certs/kept.example/key.pem", key, strlen(key), 1, &e), 0);
-	assert_int_equal(tw_acme_store_put(s, "certs/kept.example/meta.json", meta, strlen(meta), 0, &e), 0);
+	assert_int_equal(
+	    tw_acme_store_put(s, "certs/kept.example/chain.pem", cert, strlen(cert), 0, &e), 0);
+	assert_int_equal(
+	    tw_acme_store_put(s, "certs/kept.example/key.pem", key, strlen(key), 1, &e), 0);
+	assert_int_equal(
+	    tw_acme_store_put(s, "certs/kept.example/meta.json", meta, strlen(meta), 0, &e), 0);
 	struct tw_acme_certinfo ci;
 	assert_int_equal(tw_acme_x509_info(cert, strlen(cert), &ci), 0);
 	struct tw_acme_mgr_opts o = {.conf = &c, .store = s, .on_certificate = on_cert, .ud = &in};

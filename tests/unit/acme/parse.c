@@ -37,9 +37,11 @@ static void directory(void **state)
 	const char *missing = "{\"newNonce\":\"https://ca/n\",\"newOrder\":\"https://ca/o\"}";
 	assert_int_equal(tw_acme_parse_dir(S(missing), &a, &d, &e), TW_EPROTO);
 	assert_non_null(strstr(e.msg, "newAccount"));
-	const char *notstr = "{\"newNonce\":1,\"newAccount\":\"https://a\",\"newOrder\":\"https://o\"}";
+	const char *notstr =
+	    "{\"newNonce\":1,\"newAccount\":\"https://a\",\"newOrder\":\"https://o\"}";
 	assert_int_equal(tw_acme_parse_dir(S(notstr), &a, &d, &e), TW_EPROTO);
-	const char *scheme = "{\"newNonce\":\"file:///x\",\"newAccount\":\"https://a\",\"newOrder\":\"https://o\"}";
+	const char *scheme =
+	    "{\"newNonce\":\"file:///x\",\"newAccount\":\"https://a\",\"newOrder\":\"https://o\"}";
 	assert_int_equal(tw_acme_parse_dir(S(scheme), &a, &d, &e), TW_EPROTO);
 	assert_int_equal(tw_acme_parse_dir(S("[1,2]"), &a, &d, &e), TW_EPROTO);
 	assert_int_equal(tw_acme_parse_dir(S("{\"a\":"), &a, &d, &e), TW_EPROTO);
@@ -70,10 +72,11 @@ static void order_and_problem(void **state)
 	assert_int_equal(tw_acme_parse_order(S(inval), &a, &o, &e), 0);
 	assert_int_equal(o.status, TW_ACME_ST_INVALID);
 	assert_string_equal(o.error.detail, "no");
-	assert_int_equal(tw_acme_parse_order(S("{\"status\":\"bogus\",\"authorizations\":[\"https://x\"],"
-	                                       "\"finalize\":\"https://f\"}"),
-	                                     &a, &o, &e),
-	                 TW_EPROTO);
+	assert_int_equal(
+	    tw_acme_parse_order(S("{\"status\":\"bogus\",\"authorizations\":[\"https://x\"],"
+	                          "\"finalize\":\"https://f\"}"),
+	                        &a, &o, &e),
+	    TW_EPROTO);
 	assert_int_equal(tw_acme_parse_order(S("{\"status\":\"ready\",\"authorizations\":[],"
 	                                       "\"finalize\":\"https://f\"}"),
 	                                     &a, &o, &e),
@@ -101,11 +104,12 @@ static void authorization(void **state)
 	struct tw_acme_authz z;
 	struct tw_err e = {0};
 	tw_arena_init(&a, 1024);
-	const char *doc = "{\"status\":\"pending\",\"identifier\":{\"type\":\"dns\",\"value\":"
-	                  "\"example.com\"},\"wildcard\":true,\"challenges\":[{\"type\":\"dns-01\","
-	                  "\"url\":\"https://ca/chal/1\",\"token\":\"abc-_XYZ09\",\"status\":"
-	                  "\"pending\"},{\"type\":\"http-01\",\"url\":\"https://ca/chal/2\",\"status\":"
-	                  "\"invalid\",\"token\":\"t\",\"error\":{\"detail\":\"refused\"}}]}";
+	const char *doc =
+	    "{\"status\":\"pending\",\"identifier\":{\"type\":\"dns\",\"value\":"
+	    "\"example.com\"},\"wildcard\":true,\"challenges\":[{\"type\":\"dns-01\","
+	    "\"url\":\"https://ca/chal/1\",\"token\":\"abc-_XYZ09\",\"status\":"
+	    "\"pending\"},{\"type\":\"http-01\",\"url\":\"https://ca/chal/2\",\"status\":"
+	    "\"invalid\",\"token\":\"t\",\"error\":{\"detail\":\"refused\"}}]}";
 	assert_int_equal(tw_acme_parse_authz(S(doc), &a, &z, &e), 0);
 	assert_string_equal(z.ident, "example.com");
 	assert_int_equal(z.wildcard, 1);

@@ -16,13 +16,14 @@
 static void default_windows(void **state)
 {
 	static const struct {
-		time_t life;        /* notAfter - notBefore */
-		time_t start, end;  /* expected window, seconds after notBefore */
+		time_t life;       /* notAfter - notBefore */
+		time_t start, end; /* expected window, seconds after notBefore */
 	} t[] = {
-	    {90 * DAY, 60 * DAY, 60 * DAY + 90 * DAY / 20},      /* 1/3 left */
-	    {45 * DAY, 30 * DAY, 30 * DAY + 45 * DAY / 20},      /* 1/3 left */
-	    {6 * DAY, 3 * DAY, 3 * DAY + 6 * DAY / 20},          /* short: 1/2 left */
-	    {10 * DAY, 10 * DAY - 10 * DAY / 3, 10 * DAY - 10 * DAY / 3 + DAY / 2}, /* 10 d: a third */
+	    {90 * DAY, 60 * DAY, 60 * DAY + 90 * DAY / 20}, /* 1/3 left */
+	    {45 * DAY, 30 * DAY, 30 * DAY + 45 * DAY / 20}, /* 1/3 left */
+	    {6 * DAY, 3 * DAY, 3 * DAY + 6 * DAY / 20},     /* short: 1/2 left */
+	    {10 * DAY, 10 * DAY - 10 * DAY / 3,
+	     10 * DAY - 10 * DAY / 3 + DAY / 2}, /* 10 d: a third */
 	    {10 * DAY - 1, (10 * DAY - 1) - (10 * DAY - 1) / 2,
 	     (10 * DAY - 1) - (10 * DAY - 1) / 2 + (10 * DAY - 1) / 20},
 	    {160 * HOUR, 80 * HOUR, 80 * HOUR + 8 * HOUR},
@@ -78,10 +79,10 @@ static void backoff_table(void **state)
 		unsigned failures;
 		uint64_t retry_after, want;
 	} t[] = {
-	    {1, 0, 60},         {2, 0, 120},      {3, 0, 240},          {8, 0, 7680},
-	    {9, 0, 15360},      {10, 0, 21600},   {11, 0, 21600},       {1000, 0, 21600},
-	    {1, 30, 60},        {1, 600, 600},    {10, 3600, 21600},    {10, 86400, 86400},
-	    {0, 0, 60},         {3, 240, 240},    {1, 7 * DAY, 7 * DAY}, /* Retry-After: no cap */
+	    {1, 0, 60},    {2, 0, 120},    {3, 0, 240},           {8, 0, 7680},
+	    {9, 0, 15360}, {10, 0, 21600}, {11, 0, 21600},        {1000, 0, 21600},
+	    {1, 30, 60},   {1, 600, 600},  {10, 3600, 21600},     {10, 86400, 86400},
+	    {0, 0, 60},    {3, 240, 240},  {1, 7 * DAY, 7 * DAY}, /* Retry-After: no cap */
 	};
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
 		assert_int_equal(tw_acme_backoff_s(t[i].failures, t[i].retry_after), t[i].want);
@@ -95,9 +96,11 @@ static void retry_after_header(void **state)
 	assert_int_equal(tw_acme_parse_retry_after(" 7\r\n", 0, &s), 0);
 	assert_int_equal(s, 7);
 	/* Wed, 21 Oct 2015 07:28:00 GMT = 1445412480 */
-	assert_int_equal(tw_acme_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412450, &s), 0);
+	assert_int_equal(tw_acme_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412450, &s),
+	                 0);
 	assert_int_equal(s, 30);
-	assert_int_equal(tw_acme_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412490, &s), 0);
+	assert_int_equal(tw_acme_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412490, &s),
+	                 0);
 	assert_int_equal(s, 0);
 	assert_int_equal(tw_acme_parse_retry_after("soon", 0, &s), TW_EINVAL);
 	assert_int_equal(tw_acme_parse_retry_after("-5", 0, &s), TW_EINVAL);

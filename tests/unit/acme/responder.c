@@ -145,8 +145,9 @@ static void server(void **state)
 	assert_int_equal(tw_addr_parse(addr, &a, &e), 0);
 	assert_int_equal(tw_acme_http01_server_start(&a, t, &s, &e), 0);
 	tw_acme_http01_set(t, "TOKEN_1", "TOKEN_1.abc");
-	assert_int_equal(http_get(port, "GET /.well-known/acme-challenge/TOKEN_1 HTTP/1.1\r\nHost: "
-	                                "x\r\n\r\n",
+	assert_int_equal(http_get(port,
+	                          "GET /.well-known/acme-challenge/TOKEN_1 HTTP/1.1\r\nHost: "
+	                          "x\r\n\r\n",
 	                          buf, sizeof buf),
 	                 0);
 	assert_non_null(strstr(buf, "HTTP/1.1 200 OK\r\n"));
@@ -156,7 +157,8 @@ static void server(void **state)
 	assert_non_null(strstr(buf, "404 Not Found"));
 	http_get(port, "GET / HTTP/1.1\r\n\r\n", buf, sizeof buf);
 	assert_non_null(strstr(buf, "404 Not Found"));
-	http_get(port, "POST /.well-known/acme-challenge/TOKEN_1 HTTP/1.1\r\n\r\n", buf, sizeof buf);
+	http_get(port, "POST /.well-known/acme-challenge/TOKEN_1 HTTP/1.1\r\n\r\n", buf,
+	         sizeof buf);
 	assert_non_null(strstr(buf, "404 Not Found"));
 	tw_acme_http01_server_stop(s);
 	/* The port is free again. */
@@ -170,18 +172,20 @@ static void hook(void **state)
 {
 	char path[] = "/tmp/tw-acme-hook-XXXXXX";
 	int fd = mkstemp(path);
-	const char *script = "#!/bin/sh\n"
-	                     "[ \"$1\" = set ] && [ \"$2\" = _acme-challenge.x.example ] && [ \"$3\" = VAL ] "
-	                     "&& exit 0\n"
-	                     "[ \"$1\" = slow ] && sleep 5\n"
-	                     "exit 3\n";
+	const char *script =
+	    "#!/bin/sh\n"
+	    "[ \"$1\" = set ] && [ \"$2\" = _acme-challenge.x.example ] && [ \"$3\" = VAL ] "
+	    "&& exit 0\n"
+	    "[ \"$1\" = slow ] && sleep 5\n"
+	    "exit 3\n";
 	assert_int_equal(write(fd, script, strlen(script)), (ssize_t)strlen(script));
 	close(fd);
 	chmod(path, 0700);
 	struct tw_err e = {0};
-	assert_int_equal(tw_acme_hook_run(path, "set", "_acme-challenge.x.example", "VAL", 5000, &e), 0);
-	assert_int_equal(tw_acme_hook_run(path, "clear", "_acme-challenge.x.example", "VAL", 5000, &e),
-	                 TW_EIO);
+	assert_int_equal(
+	    tw_acme_hook_run(path, "set", "_acme-challenge.x.example", "VAL", 5000, &e), 0);
+	assert_int_equal(
+	    tw_acme_hook_run(path, "clear", "_acme-challenge.x.example", "VAL", 5000, &e), TW_EIO);
 	assert_non_null(strstr(e.msg, "exited 3"));
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);

@@ -33,8 +33,8 @@ static void keys(void **state)
 {
 	assert_int_equal(tw_acme_store_key_ok("certs/a.example/chain.pem"), 0);
 	assert_int_equal(tw_acme_store_key_ok("_.example.com"), 0);
-	static const char *bad[] = {"", "/abs", "a//b", "a/../b", "..", "a/.", "trail/", "sp ace",
-	                            "a\nb", "uni\xc3\xa9"};
+	static const char *bad[] = {"",    "/abs",   "a//b",   "a/../b", "..",
+	                            "a/.", "trail/", "sp ace", "a\nb",   "uni\xc3\xa9"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		assert_int_equal(tw_acme_store_key_ok(bad[i]), TW_EINVAL);
 	char n[64];
@@ -110,7 +110,8 @@ static void locks(void **state)
 		struct tw_acme_store *s2 = NULL;
 		struct tw_acme_lock *lx = NULL;
 		tw_acme_store_local_new(dir, &s2, NULL);
-		_exit(tw_acme_store_lock(s2, "a.example", 60000, 0, &lx, NULL) == TW_ELOCKED ? 0 : 1);
+		_exit(tw_acme_store_lock(s2, "a.example", 60000, 0, &lx, NULL) == TW_ELOCKED ? 0
+		                                                                             : 1);
 	}
 	int st;
 	assert_int_equal(waitpid(pid, &st, 0), pid);

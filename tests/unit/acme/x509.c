@@ -40,10 +40,12 @@ static void csr_contents(void **state)
 		EVP_PKEY *pub = X509_REQ_get0_pubkey(req);
 		assert_int_equal(EVP_PKEY_eq(pub, k), 1);
 		char cn[256];
-		X509_NAME_get_text_by_NID(X509_REQ_get_subject_name(req), NID_commonName, cn, sizeof cn);
+		X509_NAME_get_text_by_NID(X509_REQ_get_subject_name(req), NID_commonName, cn,
+		                          sizeof cn);
 		assert_string_equal(cn, "example.com");
 		STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(req);
-		STACK_OF(GENERAL_NAME) *gens = X509V3_get_d2i(exts, NID_subject_alt_name, NULL, NULL);
+		STACK_OF(GENERAL_NAME) *gens =
+		    X509V3_get_d2i(exts, NID_subject_alt_name, NULL, NULL);
 		assert_non_null(gens);
 		san_names(gens, names, 3);
 		assert_int_equal(X509_REQ_get_signature_nid(req),
@@ -55,7 +57,8 @@ static void csr_contents(void **state)
 		EVP_PKEY_free(k);
 	}
 	/* A first name longer than 64 bytes gets no CN (SAN only). */
-	const char *lng[] = {"a-very-long-label-that-goes-on-and-on-and-on-for-a-while.example.com"};
+	const char *lng[] = {
+	    "a-very-long-label-that-goes-on-and-on-and-on-for-a-while.example.com"};
 	EVP_PKEY *k = NULL;
 	unsigned char *der = NULL;
 	size_t dl;
