@@ -60,6 +60,7 @@ static int session_open(const struct tw_conf_acme *conf, struct tw_acme_store *s
 	};
 	char pre[64], kkey[96], ukey[96];
 	struct tw_dbuf kb, ub;
+	struct tw_acme_lock *lk = NULL;
 	char *url = NULL;
 	int rc;
 	memset(s, 0, sizeof *s);
@@ -69,6 +70,9 @@ static int session_open(const struct tw_conf_acme *conf, struct tw_acme_store *s
 	snprintf(kkey, sizeof kkey, "%s/key.pem", pre);
 	snprintf(ukey, sizeof ukey, "%s/url", pre);
 	if ((rc = tw_acme_client_new(&co, &s->c, err)) < 0)
+		goto out;
+	/* One account per CA even when processes sharing the store start at once. */
+	if ((rc = tw_acme_store_lock(st, "_account", LOCK_LEASE_MS, 60000, &lk, err)) < 0)
 		goto out;
 	rc = tw_acme_store_get(st, kkey, &kb, err);
 	if (rc == 0) {
@@ -101,6 +105,7 @@ static int session_open(const struct tw_conf_acme *conf, struct tw_acme_store *s
 			rc = tw_acme_store_put(st, ukey, url, strlen(url), 0, err);
 	}
 out:
+	tw_acme_store_unlock(st, lk);
 	free(url);
 	tw_dbuf_free(&kb);
 	tw_dbuf_free(&ub);

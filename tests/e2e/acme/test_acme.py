@@ -328,3 +328,24 @@ def test_run_keeps_short_certificates_renewed(procs, tmp_path):
     assert procs.stop(p, timeout=10) == 0
     assert "signal 15: stopping" in Procs.log_of(p)
     assert verify(pb.root(0), chain_of(state, "short.example.com")).returncode == 0
+
+
+def test_two_processes_fresh_state_share_one_account(pebble, tmp_path):
+    state = tmp_path / "state"
+    hook = pebble.hook(str(tmp_path / "hook.sh"))
+    results = [None, None]
+
+    def go(i):
+        results[i] = run(["acme", "issue", *pebble.args(state), "--dns-hook", hook,
+                          "--challenge", "dns-01", f"acct{i}.example.com"])
+
+    ts = [threading.Thread(target=go, args=(i,)) for i in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
+    assert sorted("account new" in r.stderr for r in results) == [False, True]
+    assert len(os.listdir(os.path.join(str(state), "acme", "accounts"))) == 1
+    for i in range(2):
+        assert verify(pebble.root(0), chain_of(state, f"acct{i}.example.com")).returncode == 0
