@@ -153,6 +153,22 @@ struct tw_conf_tls {
 	char *hsts_header; /* resolved: the Strict-Transport-Security value */
 };
 
+/* acme: the ACME client (src/acme/, docs/acme.md). Certificates for names whose
+ * site says `tls: acme` are obtained and renewed from `directory`. */
+struct tw_conf_acme {
+	char *email;             /* contact; NULL = none */
+	char *directory;         /* default Let's Encrypt production */
+	char **ca_roots;         /* extra PEM roots trusted for the directory's HTTPS */
+	size_t nca_roots;
+	char **challenges;       /* "http-01" "tls-alpn-01" "dns-01", in order of preference */
+	size_t nchallenges;
+	char *dns_hook;          /* executable: HOOK set|clear RECORD VALUE */
+	int has_eab;
+	char *eab_kid;           /* External Account Binding key id */
+	char *eab_hmac_key;      /* base64url HMAC key (a secret: never logged) */
+	char *profile;           /* ACME profile name; NULL = CA default */
+};
+
 struct tw_config {
 	struct tw_arena arena; /* owns everything below */
 	char *source;          /* file name, or "<embedded>" */
@@ -187,6 +203,9 @@ struct tw_config {
 	size_t ntrusted_proxies;
 	int request_id_trust; /* keep an incoming X-Request-Id from a trusted proxy, default 1 */
 	char *via_name;       /* name in `Via: 1.1 NAME`, default "tapwork" */
+
+	int has_acme; /* 1 when `acme:` is present */
+	struct tw_conf_acme acme;
 };
 
 /* Load and validate. On failure returns a negative TW_E* code, *out is NULL,

@@ -1015,6 +1015,123 @@ static const struct cf_schema tls_schema = {
     .fields = tls_fields,
     .doc = "TLS settings shared by every HTTPS site. See docs/tls.md."};
 
+/* ---- acme: ---------------------------------------------------------------- */
+
+static const char *const acme_challenge_names[] = {"http-01", "tls-alpn-01", "dns-01", NULL};
+
+static int parse_acme_challenge(struct cf_ctx *c, const struct cf_field *f, const char *text,
+                                void *dst, char *why, size_t wl)
+{
+	for (size_t i = 0; acme_challenge_names[i]; i++)
+		if (strcmp(text, acme_challenge_names[i]) == 0) {
+			char *s = tw_arena_strdup(c->arena, text);
+			if (s == NULL)
+				return TW_ENOMEM;
+			memcpy(dst, &s, sizeof s);
+			return 0;
+		}
+	snprintf(why, wl, "unknown challenge \"%s\" (one of: http-01, tls-alpn-01, dns-01)", text);
+	return TW_EINVAL;
+}
+
+static int parse_https_url(struct cf_ctx *c, const struct cf_field *f, const char *text, void *dst,
+                           char *why, size_t wl)
+{
+	if (strncmp(text, "https://", 8) != 0 || text[8] == '\0' || strlen(text) > 2048) {
+		snprintf(why, wl, "expected an https:// URL, got \"%s\"", text);
+		return TW_EINVAL;
+	}
+	char *s = tw_arena_strdup(c->arena, text);
+	if (s == NULL)
+		return TW_ENOMEM;
+	memcpy(dst, &s, sizeof s);
+	return 0;
+}
+
+static int check_acme(struct cf_ctx *c, int node, void *obj)
+{
+	struct tw_conf_acme *a = obj;
+	for (size_t i = 0; i < a->nchallenges; i++)
+		if (strcmp(a->challenges[i], "dns-01") == 0 && a->dns_hook == NULL)
+			return tw_conf_fail(c, tw_conf_map_get(c, node, "challenges"), NULL,
+			                    "dns-01 needs `dns_hook`");
+	return 0;
+}
+
+#define AC struct tw_conf_acme
+static const struct cf_field eab_fields[] = {
+    {.name = "kid",
+     .kind = CF_STRING,
+     FLD(AC, eab_kid),
+     .flags = CF_REQUIRED,
+     .doc = "Key identifier given by the CA."},
+    {.name = "hmac_key",
+     .kind = CF_STRING,
+     FLD(AC, eab_hmac_key),
+     .flags = CF_REQUIRED,
+     .doc = "The CA's HMAC key, base64url as the CA gives it. A secret: never logged."},
+    END};
+static const struct cf_schema eab_schema = {
+    .name = "acme.eab",
+    .fields = eab_fields,
+    .doc = "External Account Binding, for CAs that require it (ZeroSSL, Google, private CAs)."};
+static const struct cf_field acme_str_elem = {.kind = CF_STRING, .width = sizeof(char *)};
+static const struct cf_field acme_chal_elem = {.kind = CF_CUSTOM,
+                                               .width = sizeof(char *),
+                                               .parse = parse_acme_challenge,
+                                               .type_name = "challenge type"};
+static const struct cf_field acme_fields[] = {
+    {.name = "email",
+     .kind = CF_STRING,
+     FLD(AC, email),
+     .doc = "Contact address registered with the account (expiry mail from the CA)."},
+    {.name = "directory",
+     .kind = CF_CUSTOM,
+     FLD(AC, directory),
+     .parse = parse_https_url,
+     .type_name = "https URL",
+     .def = "https://acme-v02.api.letsencrypt.org/directory",
+     .doc = "The ACME directory URL of the CA."},
+    {.name = "ca_roots",
+     .kind = CF_LIST,
+     FLD(AC, ca_roots),
+     .count_off = offsetof(AC, nca_roots),
+     .max = 64,
+     .elem = &acme_str_elem,
+     .doc = "PEM files of extra roots trusted for the CA's HTTPS (a private ACME server); the "
+            "system roots stay trusted."},
+    {.name = "challenges",
+     .kind = CF_LIST,
+     FLD(AC, challenges),
+     .count_off = offsetof(AC, nchallenges),
+     .max = 3,
+     .elem = &acme_chal_elem,
+     .doc = "Challenge types tried in this order: `http-01`, `tls-alpn-01`, `dns-01` (dns-01 "
+            "needs `dns_hook`; wildcard names need dns-01). Empty = `[http-01, tls-alpn-01]`."},
+    {.name = "dns_hook",
+     .kind = CF_STRING,
+     FLD(AC, dns_hook),
+     .doc = "Program run for dns-01 as `HOOK set _acme-challenge.NAME VALUE` (and `clear` after); exit 0 = "
+            "done."},
+    {.name = "eab",
+     .kind = CF_STRUCT,
+     .off = 0,
+     .flags = CF_PRESENT | CF_OPTIONAL,
+     .present_off = offsetof(AC, has_eab),
+     .schema = &eab_schema,
+     .doc = "External Account Binding (see below)."},
+    {.name = "profile",
+     .kind = CF_STRING,
+     FLD(AC, profile),
+     .doc = "ACME certificate profile asked for in new orders (kept across renewals)."},
+    END};
+#undef AC
+static const struct cf_schema acme_schema = {
+    .name = "acme",
+    .fields = acme_fields,
+    .check = check_acme,
+    .doc = "The built-in ACME client (Let's Encrypt or any RFC 8555 CA)."};
+
 static const struct cf_field site_elem = {
     .kind = CF_STRUCT, .width = sizeof(struct tw_conf_site), .schema = &site_schema};
 static const struct cf_field backend_elem = {
@@ -1105,6 +1222,13 @@ static const struct cf_field root_fields[] = {
      .type_name = "token",
      .def = "tapwork",
      .doc = "Name in the `Via: 1.1 NAME` header added to requests and responses."},
+    {.name = "acme",
+     .kind = CF_STRUCT,
+     .off = offsetof(C, acme),
+     .flags = CF_PRESENT | CF_OPTIONAL,
+     .present_off = offsetof(C, has_acme),
+     .schema = &acme_schema,
+     .doc = "ACME client settings (see below)."},
     END};
 #undef C
 
