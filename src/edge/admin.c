@@ -57,6 +57,7 @@ static void server_up_lines(struct tw_dbuf *out, void *arg)
 		for (size_t s = 0; s < g->cfg->backends[b].nservers; s++)
 			tw_dbuf_appendf(out, "tapwork_server_up{%s} %d\n", g->be[b].srv[s].label,
 					atomic_load(&g->be[b].up[s]));
+	tw_edge_acme_metrics(e, out);
 	tw_dbuf_appendf(out, "# HELP tapwork_config_generation Sequence number of the config in use.\n"
 			     "# TYPE tapwork_config_generation gauge\ntapwork_config_generation %llu\n",
 			(unsigned long long)g->id);

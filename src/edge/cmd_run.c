@@ -96,6 +96,7 @@ static void do_reload(struct run_state *rs)
 	atomic_store(&e->current, g);
 	e->gen = g;
 	tw_health_start(e, g);
+	tw_edge_acme_update(e, g->cfg);
 	tw_gen_release(old);
 	tw_workers_notify(e);
 	tw_metric_add(e->m, e->m_reload_ok, 1);
@@ -131,6 +132,10 @@ static void on_cert_watch(struct tw_loop *loop, struct tw_timer *t)
 {
 	struct run_state *rs = (struct run_state *)((char *)t - offsetof(struct run_state, cert_timer));
 	struct tw_gen *g = rs->e.gen;
+	if (atomic_exchange(&rs->e.acme_changed, 0) && !atomic_load(&rs->e.draining)) {
+		do_reload(rs);
+		g = rs->e.gen;
+	}
 	if (g->tls && !atomic_load(&rs->e.draining) && tw_tls_store_stale(g->tls)) {
 		tw_info("certificates changed on disk or due for renewal: reloading");
 		do_reload(rs);
@@ -224,6 +229,7 @@ static int cmd_run(int argc, char **argv)
 		return 1;
 	}
 	tw_health_start(e, g);
+	tw_edge_acme_start(e, g->cfg);
 	tw_timer_init(&rs.cert_timer, on_cert_watch);
 	tw_timer_set(e->loop, &rs.cert_timer, 1000);
 	tw_info("tapwork %s: listening on%s%s%s%s with %u worker%s (config %s)%s%s", TW_VERSION,
@@ -235,6 +241,7 @@ static int cmd_run(int argc, char **argv)
 		tw_info("local CA root: %s (tapwork cert trust explains how to trust it)", tw_tls_store_root_path(g->tls));
 	tw_loop_run(e->loop);
 	tw_workers_join(e);
+	tw_edge_acme_stop(e);
 	tw_health_stop(e);
 	tw_admin_stop(e);
 	tw_gen_release(e->gen);

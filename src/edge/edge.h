@@ -14,6 +14,7 @@
 #ifndef TW_EDGE_EDGE_H
 #define TW_EDGE_EDGE_H
 
+#include "acme/responder.h"
 #include "conf/config.h"
 #include "core/dbuf.h"
 #include "core/loop.h"
@@ -140,6 +141,12 @@ struct tw_edge {
 	uint32_t m_connect_err_total;
 	struct tw_health *health;
 	struct tw_admin *admin;
+	/* acme_glue.c */
+	struct tw_acme_mgr *acme;
+	struct tw_acme_store *acme_store;
+	struct tw_acme_http01 *acme_http01;
+	struct tw_acme_responder acme_responder;
+	atomic_int acme_changed;
 };
 
 /* ---- connections ---- */
@@ -301,6 +308,17 @@ void tw_srv_eject(struct tw_be_shared *b, size_t server, uint64_t until_ms);
 int tw_admin_start(struct tw_edge *e, const struct tw_addr *addr, struct tw_err *err);
 void tw_admin_stop(struct tw_edge *e);
 int tw_admin_same(const struct tw_edge *e, const struct tw_addr *addr);
+
+/* acme_glue.c */
+int tw_edge_acme_start(struct tw_edge *e, const struct tw_config *cfg);
+void tw_edge_acme_update(struct tw_edge *e, const struct tw_config *cfg);
+void tw_edge_acme_stop(struct tw_edge *e);
+/* 0 and the key authorization for an ACME HTTP-01 path; TW_ENOENT unknown
+ * token; TW_EINVAL when path is no challenge or ACME is off. */
+int tw_edge_acme_http01(struct tw_edge *e, const char *path, size_t len, char *out, size_t cap,
+			size_t *outlen);
+void tw_edge_acme_metrics(struct tw_edge *e, struct tw_dbuf *out);
+void tw_local_text(struct tw_conn *c, int status, const char *body, size_t len);
 
 /* worker.c */
 int tw_workers_start(struct tw_edge *e, struct tw_err *err);

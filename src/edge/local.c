@@ -124,6 +124,11 @@ void tw_local_error(struct tw_conn *c, int status, const char *why)
 			why ? why : "");
 }
 
+void tw_local_text(struct tw_conn *c, int status, const char *body, size_t len)
+{
+	respond(c, status, "text/plain", body, len);
+}
+
 void tw_local_welcome(struct tw_conn *c)
 {
 	respond(c, 200, "text/html; charset=utf-8", welcome_html, sizeof welcome_html - 1);

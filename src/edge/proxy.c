@@ -612,6 +612,20 @@ static void dispatch(struct tw_conn *c)
 				   buf + m->path.off, m->path.len, &site);
 	if (site < cfg->nsites)
 		r->site = site;
+	/* ACME HTTP-01 challenges come before any redirect or route. */
+	char ka[512];
+	size_t kal = 0;
+	int acme = tw_edge_acme_http01(c->w->edge, buf + m->path.off, m->path.len, ka, sizeof ka, &kal);
+	if (acme != TW_EINVAL) {
+		tw_iobuf_consume(c->in, (uint32_t)r->p.head_len);
+		if (!r->reqbody.done)
+			c->close_after = 1;
+		if (acme == 0)
+			tw_local_text(c, 200, ka, kal);
+		else
+			tw_local_error(c, 404, "unknown ACME challenge token");
+		return;
+	}
 	if (site < cfg->nsites && !c->fops->secure && tw_tls_site_wants_redirect(cfg, site) &&
 	    !(m->path.len >= 28 && memcmp(buf + m->path.off, "/.well-known/acme-challenge/", 28) == 0)) {
 		tw_iobuf_consume(c->in, (uint32_t)r->p.head_len);

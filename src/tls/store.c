@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <strings.h>
 #include <sys/stat.h>
 
@@ -349,6 +350,37 @@ static int add_file(struct tw_tls_store *s, const struct tw_conf_site *site, siz
 	return 0;
 }
 
+/* The ACME client keeps each certificate in STATE_DIR/acme/certs/NAME/
+ * (NAME = the site's first host, '*' written '_'). When both files are
+ * there and load, the site is served with them (and the watcher notices
+ * when the client replaces them); otherwise the caller issues a temporary
+ * local-CA certificate. 0 when installed. */
+static int add_acme(struct tw_tls_store *s, const struct tw_config *cfg, const struct tw_conf_site *site,
+                    size_t idx)
+{
+	if (site->nhosts == 0 || cfg->state_dir == NULL)
+		return TW_ENOENT;
+	char sname[256];
+	snprintf(sname, sizeof sname, "%s", site->hosts[0]);
+	for (char *p = sname; *p; p++)
+		if (*p == '*')
+			*p = '_';
+	char cert[1024], key[1024];
+	snprintf(cert, sizeof cert, "%s/acme/certs/%s/chain.pem", cfg->state_dir, sname);
+	snprintf(key, sizeof key, "%s/acme/certs/%s/key.pem", cfg->state_dir, sname);
+	if (access(cert, R_OK) != 0 || access(key, R_OK) != 0)
+		return TW_ENOENT;
+	struct tw_conf_certpair p = {.cert = cert, .key = key};
+	struct tw_err e = {0};
+	if (add_file(s, site, idx, &p, &e) < 0) {
+		tw_warn("tls: site %s: stored ACME certificate unusable (%s): serving a temporary one",
+		        site_label(site), e.msg);
+		return TW_EINVAL;
+	}
+	s->certs[s->ncerts - 1].info.source = TW_TLS_SRC_ACME;
+	return 0;
+}
+
 static int make_ctx(struct tw_tls_store *s, const struct tw_config *cfg, struct tw_err *err)
 {
 	char eb[160];
@@ -507,10 +539,13 @@ int tw_tls_store_build(const struct tw_config *cfg, const struct tw_tls_store *p
 			enum tw_tls_source src = site->tls_effective == TW_TLS_ACME
 			                             ? TW_TLS_SRC_ACME_TEMP
 			                             : TW_TLS_SRC_INTERNAL;
+			if (src == TW_TLS_SRC_ACME_TEMP && add_acme(s, cfg, site, i) == 0) {
+				s->site_n[i] = s->ncerts - s->site_first[i];
+				continue;
+			}
 			if (src == TW_TLS_SRC_ACME_TEMP)
-				tw_warn("tls: site %s wants an ACME certificate, but the ACME client "
-				        "is not available yet: serving a temporary local-CA "
-				        "certificate",
+				tw_info("tls: site %s: no ACME certificate yet, serving a temporary "
+				        "local-CA certificate until it arrives",
 				        site_label(site));
 			if ((rc = add_internal(s, ca, site, i, src, err)) < 0)
 				goto out;

@@ -59,6 +59,7 @@ const char *tw_tls_source_name(enum tw_tls_source src)
 	case TW_TLS_SRC_INTERNAL: return "internal";
 	case TW_TLS_SRC_FILE: return "file";
 	case TW_TLS_SRC_ACME_TEMP: return "acme-temporary";
+	case TW_TLS_SRC_ACME: return "acme";
 	}
 	return "?";
 }

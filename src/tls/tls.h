@@ -26,7 +26,8 @@ struct tw_tls_store;
 enum tw_tls_source {
 	TW_TLS_SRC_INTERNAL = 0, /* issued by the local CA (`tls: internal`) */
 	TW_TLS_SRC_FILE,         /* `tls: {cert, key}` */
-	TW_TLS_SRC_ACME_TEMP     /* local-CA stand-in until the ACME client exists */
+	TW_TLS_SRC_ACME_TEMP,    /* local-CA stand-in until the first ACME certificate */
+	TW_TLS_SRC_ACME          /* issued by the ACME CA (state_dir/acme/certs/NAME/) */
 };
 
 enum tw_tls_key_type { TW_TLS_KEY_OTHER = 0, TW_TLS_KEY_ECDSA, TW_TLS_KEY_RSA, TW_TLS_KEY_EDDSA };
