@@ -995,7 +995,7 @@ int tw_h2_start(struct tw_conn *c)
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
 	nghttp2_option_set_no_auto_window_update(opt, 1);
-	nghttp2_option_set_max_continuations(opt, H2_MAX_CONTINUATIONS);
+	nghttp2_option_set_max_continuations(opt, 2 * H2_MAX_CONTINUATIONS); /* ours answers first */
 	nghttp2_option_set_stream_reset_rate_limit(opt, (uint64_t)s->max_resets * 2,
 						   (uint64_t)(s->max_resets / 10 ? s->max_resets / 10 : 1));
 	if (nghttp2_session_server_new2(&s->ng, cb, s, opt) != 0)
