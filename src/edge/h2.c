@@ -35,8 +35,8 @@
 
 #define H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #define H2_PREFACE_LEN 24
-#define H2_BODY_CAP (64u * 1024u)      /* response bytes buffered per stream */
-#define H2_RESP_HEAD_CAP (32u * 1024u) /* response head from the proxy */
+#define H2_BODY_CAP TW_IOBUF_SIZE      /* response bytes buffered per stream (a pooled buffer) */
+#define H2_RESP_HEAD_CAP TW_IOBUF_SIZE /* response head from the proxy (as large as the proxy's) */
 #define H2_STREAM_WINDOW 65535u        /* initial per-stream receive window */
 #define H2_OUT_GATHER (64u * 1024u)    /* frames gathered before one send */
 #define H2_OUT_CAP (4u * 1024u * 1024u)
@@ -66,6 +66,7 @@ struct h2_stream {
 	struct tw_h1_chunked ch;
 	struct tw_h1_parser p;
 	struct tw_h1_msg *msg;
+	struct tw_iobuf *hbuf, *bbuf; /* from the worker's pool */
 	char *head;
 	size_t head_len;
 	char *body;
@@ -393,8 +394,8 @@ static void stream_free(struct h2_stream *st)
 	tw_h2_req_free(&st->x);
 	tw_dbuf_free(&st->req);
 	free(st->msg);
-	free(st->head);
-	free(st->body);
+	tw_iobuf_put(&s->c->w->bufs, st->hbuf);
+	tw_iobuf_put(&s->c->w->bufs, st->bbuf);
 	free(st);
 }
 
@@ -622,8 +623,11 @@ static int submit_head(struct h2_stream *st)
 					m->headers[i].value.len, NGHTTP2_NV_FLAG_NONE};
 	}
 	nghttp2_data_provider prd = {.source.ptr = st, .read_callback = data_read};
-	if (st->bm != BM_NONE && st->body == NULL && (st->body = malloc(H2_BODY_CAP)) == NULL)
-		return -1;
+	if (st->bm != BM_NONE && st->body == NULL) {
+		if ((st->bbuf = tw_iobuf_get(&s->c->w->bufs)) == NULL)
+			return -1;
+		st->body = st->bbuf->data;
+	}
 	int rv = nghttp2_submit_response(s->ng, st->id, nva, n, st->bm == BM_NONE ? NULL : &prd);
 	if (rv != 0)
 		return -1;
@@ -645,10 +649,12 @@ static ssize_t resp_feed(struct h2_stream *st, const char *p, size_t len)
 	if (st->rs == RS_DONE)
 		return (ssize_t)len;
 	if (st->head == NULL) {
-		st->head = malloc(H2_RESP_HEAD_CAP);
-		st->msg = malloc(sizeof *st->msg);
-		if (st->head == NULL || st->msg == NULL)
+		st->hbuf = tw_iobuf_get(&st->s->c->w->bufs);
+		if (st->msg == NULL)
+			st->msg = malloc(sizeof *st->msg);
+		if (st->hbuf == NULL || st->msg == NULL)
 			return -1;
+		st->head = st->hbuf->data;
 		struct tw_h1_limits lim = {.max_head_bytes = H2_RESP_HEAD_CAP, .max_headers = TW_H1_MAX_HEADERS_HARD};
 		tw_h1_parser_init(&st->p, TW_H1_RESPONSE, &lim);
 	}
