@@ -243,7 +243,7 @@ static void on_conn_timer(struct tw_loop *loop, struct tw_timer *t);
 static void choose_and_connect(struct tw_conn *c);
 
 #define REQ_MAP_SIZE (((sizeof(struct tw_req) + 4095) / 4096) * 4096)
-#define REQ_FREE_MAX 64
+#define REQ_FREE_MAX 512 /* HTTP/2 brings hundreds of requests per worker at once */
 
 static void req_free(struct tw_worker *w, struct tw_req *r)
 {

@@ -204,7 +204,7 @@ int tw_workers_start(struct tw_edge *e, struct tw_err *err)
 		struct tw_worker *w = &e->workers[i];
 		w->idx = i;
 		w->edge = e;
-		w->bufs.max_free = 128;
+		w->bufs.max_free = 1024;
 		w->alog_fd = e->alog_fd;
 		tw_dbuf_init(&w->alog, 1u << 20);
 		struct timespec ts;
