@@ -228,3 +228,17 @@ def test_client_reset_mid_response_frees_stream(edge):
     assert ev.status.get(3) == 200
     assert ev.goaway is None
     assert 1 not in ev.ended
+
+
+def test_drain_goaway_and_in_flight_stream_finishes(edge):
+    import signal
+    with H2Client(edge.port) as c:
+        c.get(1, path="/slow?ms=800")
+        time.sleep(0.3)
+        edge.signal(signal.SIGTERM)
+        ev = c.run(lambda e: e.done(1) and e.goaway is not None, 10)
+        assert ev.goaway is not None and ev.goaway[1] == NO_ERROR, vars(ev)
+        assert ev.status.get(1) == 200
+        ev = c.run(None, 5)
+        assert ev.closed
+    assert edge.proc.wait(10) == 0
