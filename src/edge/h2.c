@@ -42,6 +42,7 @@
 #define H2_OUT_CAP (4u * 1024u * 1024u)
 #define H2_FLOOD_WINDOW_MS 10000u
 #define H2_MAX_CONTINUATIONS 16u
+#define H2_FREE_STREAMS 32u /* recycled stream objects kept per session */
 
 enum { RS_HEAD = 0, RS_BODY, RS_DONE };
 enum { BM_NONE = 0, BM_LENGTH, BM_CHUNKED, BM_CLOSE };
@@ -79,6 +80,8 @@ struct tw_h2_session {
 	struct h2_stream *streams;
 	size_t nstreams;
 	struct h2_stream *pend_head, *pend_tail;
+	struct h2_stream *free_streams; /* recycled, with their buffers */
+	unsigned nfree;
 	struct tw_dbuf out;
 	struct tw_timer kick;
 	uint64_t win_start;
@@ -322,7 +325,7 @@ int tw_h2_preface(const char *buf, size_t len)
 
 /* ---------- streams ---------- */
 
-static const struct tw_front_ops stream_ops;
+static const struct tw_front_ops stream_ops, stream_ops_secure;
 
 static void want_flush(struct tw_h2_session *s);
 
@@ -363,15 +366,34 @@ static void unpend(struct h2_stream *st)
 
 static struct h2_stream *stream_new(struct tw_h2_session *s, int32_t id)
 {
-	struct h2_stream *st = calloc(1, sizeof *st);
-	if (st == NULL)
-		return NULL;
+	struct h2_stream *st = s->free_streams;
+	if (st != NULL) {
+		/* recycled: keep the allocations, clear the rest */
+		s->free_streams = st->next;
+		s->nfree--;
+		struct tw_h1_msg *msg = st->msg;
+		struct tw_dbuf keep[4] = {st->x.fields, st->x.pseudo, st->x.cookie, st->req};
+		memset(st, 0, sizeof *st);
+		st->msg = msg;
+		tw_h2_req_init(&st->x, s->max_list, s->max_fields);
+		st->x.fields = keep[0];
+		st->x.pseudo = keep[1];
+		st->x.cookie = keep[2];
+		st->req = keep[3];
+		tw_dbuf_reset(&st->x.fields);
+		tw_dbuf_reset(&st->x.pseudo);
+		tw_dbuf_reset(&st->x.cookie);
+		tw_dbuf_reset(&st->req);
+	} else {
+		if ((st = calloc(1, sizeof *st)) == NULL)
+			return NULL;
+		tw_h2_req_init(&st->x, s->max_list, s->max_fields);
+		/* the head, plus a window of DATA with its chunk framing */
+		tw_dbuf_init(&st->req, s->max_list + 2048 + 4 * (size_t)H2_STREAM_WINDOW);
+	}
 	st->s = s;
 	st->id = id;
 	st->req_cl = -1;
-	tw_h2_req_init(&st->x, s->max_list, s->max_fields);
-	/* the head, plus a window of DATA with its chunk framing */
-	tw_dbuf_init(&st->req, s->max_list + 2048 + 4 * (size_t)H2_STREAM_WINDOW);
 	st->next = s->streams;
 	if (s->streams)
 		s->streams->prev = st;
@@ -379,6 +401,8 @@ static struct h2_stream *stream_new(struct tw_h2_session *s, int32_t id)
 	s->nstreams++;
 	return st;
 }
+
+static void stream_destroy(struct h2_stream *st);
 
 static void stream_free(struct h2_stream *st)
 {
@@ -391,11 +415,23 @@ static void stream_free(struct h2_stream *st)
 	if (st->next)
 		st->next->prev = st->prev;
 	s->nstreams--;
+	tw_iobuf_put(&s->c->w->bufs, st->hbuf);
+	tw_iobuf_put(&s->c->w->bufs, st->bbuf);
+	st->hbuf = st->bbuf = NULL;
+	if (!s->closing && s->nfree < H2_FREE_STREAMS && st->req.alloc <= 65536) {
+		st->next = s->free_streams;
+		s->free_streams = st;
+		s->nfree++;
+		return;
+	}
+	stream_destroy(st);
+}
+
+static void stream_destroy(struct h2_stream *st)
+{
 	tw_h2_req_free(&st->x);
 	tw_dbuf_free(&st->req);
 	free(st->msg);
-	tw_iobuf_put(&s->c->w->bufs, st->hbuf);
-	tw_iobuf_put(&s->c->w->bufs, st->bbuf);
 	free(st);
 }
 
@@ -444,9 +480,7 @@ static void start_request(struct h2_stream *st, int end_stream)
 	st->chunked = (uint8_t)chunked;
 	st->req_cl = st->x.content_length;
 	st->req_ended = (uint8_t)end_stream;
-	tw_h2_req_free(&st->x);
-	tw_h2_req_init(&st->x, 0, 0); /* keeps nothing; freeing again is harmless */
-	st->vc = tw_conn_new_virtual(s->c->w, s->c, &stream_ops, st);
+	st->vc = tw_conn_new_virtual(s->c->w, s->c, s->c->fops->secure ? &stream_ops_secure : &stream_ops, st);
 	if (st->vc == NULL) {
 		rst(st, NGHTTP2_INTERNAL_ERROR);
 		return;
@@ -581,12 +615,14 @@ static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
 
 static int is_hop_by_hop(const char *n, size_t l)
 {
-	static const char *const names[] = {"connection", "keep-alive", "proxy-connection", "transfer-encoding",
-					    "upgrade", "te", "trailer"};
-	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-		if (strlen(names[i]) == l && strncasecmp(n, names[i], l) == 0)
-			return 1;
-	return 0;
+	switch (l) {
+	case 2: return strncasecmp(n, "te", 2) == 0;
+	case 7: return strncasecmp(n, "upgrade", 7) == 0 || strncasecmp(n, "trailer", 7) == 0;
+	case 10: return strncasecmp(n, "connection", 10) == 0 || strncasecmp(n, "keep-alive", 10) == 0;
+	case 16: return strncasecmp(n, "proxy-connection", 16) == 0;
+	case 17: return strncasecmp(n, "transfer-encoding", 17) == 0;
+	default: return 0;
+	}
 }
 
 /* The response head is complete in st->head: submit HEADERS. -1 on error. */
@@ -763,6 +799,17 @@ static const struct tw_front_ops stream_ops = {
 	.shutdown_wr = vs_shutdown_wr,
 	.close = vs_close,
 	.oneshot = 1,
+};
+
+/* The same over TLS (X-Forwarded-Proto: https and friends follow `secure`). */
+static const struct tw_front_ops stream_ops_secure = {
+	.name = "h2",
+	.recv = vs_recv,
+	.send = vs_send,
+	.shutdown_wr = vs_shutdown_wr,
+	.close = vs_close,
+	.oneshot = 1,
+	.secure = 1,
 };
 
 /* ---------- nghttp2 callbacks ---------- */
@@ -1206,6 +1253,11 @@ void tw_h2_close(struct tw_conn *c)
 	}
 	while (s->streams)
 		stream_free(s->streams);
+	while (s->free_streams) {
+		struct h2_stream *st = s->free_streams;
+		s->free_streams = st->next;
+		stream_destroy(st);
+	}
 	tw_timer_cancel(c->w->loop, &s->kick);
 	nghttp2_session_del(s->ng);
 	tw_dbuf_free(&s->out);
