@@ -252,6 +252,7 @@ struct tw_upconn {
 	struct tw_conn *c;
 	enum tw_up_state st;
 	uint8_t rd_ready, wr_ready, rd_eof, reused, failed, wr_shut, dead;
+	uint8_t hup; /* the server hung up: read until EOF even after a short read */
 	int err; /* errno of a failure */
 	struct tw_iobuf *in, *out;
 	struct tw_timer timer;

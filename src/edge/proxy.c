@@ -51,7 +51,7 @@ static uint64_t now_us(void)
 
 /* Read into b. Returns bytes read (0 when nothing); sets *ready = 0 on EAGAIN,
  * *eof on EOF; returns -1 on a hard error. */
-static ssize_t read_some(int fd, struct tw_iobuf *b, uint8_t *ready, uint8_t *eof)
+static ssize_t read_some(int fd, struct tw_iobuf *b, uint8_t *ready, uint8_t *eof, int hup)
 {
 	if (tw_iobuf_room(b) == 0)
 		tw_iobuf_compact(b);
@@ -63,8 +63,9 @@ static ssize_t read_some(int fd, struct tw_iobuf *b, uint8_t *ready, uint8_t *eo
 		if (n > 0) {
 			b->end += (uint32_t)n;
 			/* A short read drained the socket: new data will raise a new
-			 * edge, so skip the read that would only say EAGAIN. */
-			if ((size_t)n < want)
+			 * edge, so skip the read that would only say EAGAIN. Not after
+			 * a hang-up: the EOF behind the data raises no new edge. */
+			if ((size_t)n < want && !hup)
 				*ready = 0;
 			return n;
 		}
@@ -956,7 +957,7 @@ static int pump_response(struct tw_conn *c)
 	if (u->in == NULL && (u->in = tw_iobuf_get(&c->w->bufs)) == NULL)
 		return 0;
 	if (u->rd_ready && !u->rd_eof) {
-		ssize_t n = read_some(u->io.fd, u->in, &u->rd_ready, &u->rd_eof);
+		ssize_t n = read_some(u->io.fd, u->in, &u->rd_ready, &u->rd_eof, u->hup);
 		if (n < 0) {
 			if (!r->resp_head_done) {
 				upstream_failed(c, 0, "upstream reset the connection");
@@ -1095,7 +1096,7 @@ static int step_tunnel(struct tw_conn *c)
 	}
 	/* upstream -> client (after what is left of the 101 head) */
 	if (u->rd_ready && !u->rd_eof) {
-		ssize_t n = read_some(u->io.fd, u->in, &u->rd_ready, &u->rd_eof);
+		ssize_t n = read_some(u->io.fd, u->in, &u->rd_ready, &u->rd_eof, u->hup);
 		if (n < 0)
 			err = 1;
 		else if (n > 0)

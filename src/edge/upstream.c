@@ -59,6 +59,8 @@ static void on_up_event(struct tw_loop *loop, struct tw_io *io, uint32_t ev)
 	}
 	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		u->rd_ready = 1;
+	if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		u->hup = 1;
 	if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 		u->wr_ready = 1;
 	if (u->st == U_CONNECTING && (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
