@@ -122,3 +122,21 @@ def test_h2c_can_be_turned_off(procs, tmp_path):
     assert r.returncode != 0
     # HTTP/1.1 still served
     assert e.get("/echo", host="app.test").status_code == 200
+
+
+def test_response_framings_and_upstream_errors(edge):
+    # close-delimited upstream body: ends the stream (END_STREAM) with every byte
+    r = curl(edge, "/eof?bytes=100000", "-w", "\n%{http_code}", timeout=10)
+    assert r.returncode == 0, r.stderr
+    body, _, code = r.stdout.rpartition(b"\n")
+    assert code == b"200" and hashlib.sha256(body).hexdigest() == pattern_sha256(100000)
+    # chunked upstream body: decoded into DATA frames
+    r = curl(edge, "/chunked?n=50&size=3000")
+    assert r.returncode == 0 and len(r.stdout) == 150000
+    # upstream resets before answering: tapwork's 502 on the stream
+    r = curl(edge, "/close", "-o", "/dev/null", "-w", "%{http_code}")
+    assert r.stdout == b"502"
+    # Expect: 100-continue: the interim answer is not forwarded, the final one is
+    r = curl(edge, "/expect", "-H", "Expect: 100-continue", "--data-binary", "hello")
+    j = json.loads(r.stdout)
+    assert j["body_len"] == 5
