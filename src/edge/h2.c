@@ -88,7 +88,7 @@ struct tw_h2_session {
 	unsigned resets, control;
 	size_t hblock;
 	unsigned hframes;
-	uint8_t terminated, closing, idle_fired;
+	uint8_t terminated, closing, idle_fired, drained;
 	/* from the config the session started on */
 	size_t max_list, max_block;
 	unsigned max_fields, max_resets, max_control, max_streams;
@@ -418,7 +418,7 @@ static void stream_free(struct h2_stream *st)
 	tw_iobuf_put(&s->c->w->bufs, st->hbuf);
 	tw_iobuf_put(&s->c->w->bufs, st->bbuf);
 	st->hbuf = st->bbuf = NULL;
-	if (!s->closing && s->nfree < H2_FREE_STREAMS && st->req.alloc <= 65536) {
+	if (!s->closing && s->nfree < H2_FREE_STREAMS && st->req.alloc <= 16384 && st->x.fields.alloc <= 16384) {
 		st->next = s->free_streams;
 		s->free_streams = st;
 		s->nfree++;
@@ -1206,8 +1206,21 @@ int tw_h2_step(struct tw_conn *c)
 		tw_conn_close(c);
 		return 1;
 	}
-	if (progress && s->nstreams == 0)
-		tw_timer_set(c->w->loop, &c->timer, s->terminated ? 1000 : s->idle_ms);
+	if (s->nstreams == 0) {
+		/* idle: hold no buffers beyond nghttp2's own state */
+		if (s->out.len == 0 && s->out.alloc) {
+			tw_dbuf_free(&s->out);
+			tw_dbuf_init(&s->out, H2_OUT_CAP);
+		}
+		while (s->free_streams) {
+			struct h2_stream *st = s->free_streams;
+			s->free_streams = st->next;
+			s->nfree--;
+			stream_destroy(st);
+		}
+		if (progress)
+			tw_timer_set(c->w->loop, &c->timer, s->terminated ? 1000 : s->idle_ms);
+	}
 	return progress;
 }
 
@@ -1232,8 +1245,9 @@ void tw_h2_timeout(struct tw_conn *c)
 void tw_h2_drain(struct tw_conn *c)
 {
 	struct tw_h2_session *s = c->h2;
-	if (s->terminated)
+	if (s->terminated || s->drained)
 		return;
+	s->drained = 1;
 	nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(s->ng),
 			      NGHTTP2_NO_ERROR, NULL, 0);
 	want_flush(s);
