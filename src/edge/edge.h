@@ -269,6 +269,10 @@ void tw_conn_run(struct tw_conn *c);
 struct tw_conn *tw_conn_new_virtual(struct tw_worker *w, struct tw_conn *parent, const struct tw_front_ops *ops,
 				    void *fctx);
 void tw_conn_close(struct tw_conn *c); /* close now (safe on a closed one) */
+/* Make c an HTTP/2 session (h2c preface seen, or TLS ALPN chose "h2"): drops
+ * a request object in progress, keeps c->in as session input; closes c on
+ * failure. Run c afterwards. */
+void tw_conn_start_h2(struct tw_conn *c);
 void tw_conn_drain(struct tw_worker *w);
 void tw_conn_dequeue_backend(struct tw_worker *w, struct tw_gen *g, size_t backend);
 void tw_req_pool_trim(struct tw_worker *w, size_t keep);

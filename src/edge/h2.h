@@ -21,7 +21,8 @@ struct tw_conn;
  * when the bytes so far are a proper prefix of it. */
 int tw_h2_preface(const char *buf, size_t len);
 
-/* Turn client connection c (with c->req == NULL) into an HTTP/2 session;
+/* Turn client connection c (with c->req == NULL; tw_conn_start_h2 in
+ * proxy.c ensures it and closes c on failure) into an HTTP/2 session;
  * bytes already in c->in are the session's first input (h2c: the preface;
  * TLS with ALPN "h2": whatever arrived with the handshake). The caller runs
  * the connection afterwards. 0 or a negative TW_E*. */

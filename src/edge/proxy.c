@@ -423,6 +423,14 @@ void tw_conn_accept(struct tw_worker *w, int fd, const struct sockaddr *sa, sock
 
 void tw_conn_close(struct tw_conn *c) { conn_close(c); }
 
+void tw_conn_start_h2(struct tw_conn *c)
+{
+	req_free(c->w, c->req);
+	c->req = NULL;
+	if (tw_h2_start(c) != 0)
+		conn_close(c);
+}
+
 struct tw_conn *tw_conn_new_virtual(struct tw_worker *w, struct tw_conn *parent, const struct tw_front_ops *ops,
 				    void *fctx)
 {
@@ -1189,10 +1197,7 @@ static int step_head(struct tw_conn *c)
 					  ? tw_h2_preface(tw_iobuf_head(c->in), tw_iobuf_len(c->in))
 					  : 0;
 			if (pre > 0) {
-				req_free(w, c->req);
-				c->req = NULL;
-				if (tw_h2_start(c) != 0)
-					conn_close(c);
+				tw_conn_start_h2(c);
 				return 1;
 			}
 			int rc = pre < 0 ? TW_EAGAIN : tw_h1_parse(&r->p, tw_iobuf_head(c->in), tw_iobuf_len(c->in), &r->msg);
