@@ -129,6 +129,15 @@ struct tw_conf_timeouts {
 	uint64_t drain_ms;         /* SIGTERM: how long in-flight may finish, default 30000 */
 };
 
+struct tw_conf_http2 {
+	int h2c;                   /* accept cleartext HTTP/2 with prior knowledge, default 1 */
+	unsigned max_concurrent_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS, default 128 */
+	uint64_t idle_ms;          /* session without streams closes after this, default 120 s */
+	unsigned max_resets;       /* client RST_STREAMs per 10 s before GOAWAY, default 200 */
+	unsigned max_control;      /* client SETTINGS + PING frames per 10 s before GOAWAY, default 500 */
+	size_t max_header_block;   /* compressed header block (HEADERS + CONTINUATION), default 64 KiB */
+};
+
 struct tw_conf_log {
 	int level;                /* TW_LOG_* from core/log.h, default info */
 	char *access;             /* "stdout" (default), "off", or a file path */
@@ -198,6 +207,7 @@ struct tw_config {
 	struct tw_conf_limits limits;
 	struct tw_conf_timeouts timeouts;
 	struct tw_conf_log log;
+	struct tw_conf_http2 http2;
 
 	struct tw_cidr *trusted_proxies;
 	size_t ntrusted_proxies;

@@ -1132,6 +1132,57 @@ static const struct cf_schema acme_schema = {
     .check = check_acme,
     .doc = "The built-in ACME client (Let's Encrypt or any RFC 8555 CA)."};
 
+#define H2 struct tw_conf_http2
+static const struct cf_field http2_fields[] = {
+    {.name = "h2c",
+     .kind = CF_BOOL,
+     FLD(H2, h2c),
+     .def = "true",
+     .doc = "Accept cleartext HTTP/2 with prior knowledge on `http` listeners (a connection that "
+            "starts with the HTTP/2 preface)."},
+    {.name = "max_concurrent_streams",
+     .kind = CF_UINT,
+     FLD(H2, max_concurrent_streams),
+     .min = 1,
+     .max = 1000,
+     .def = "128",
+     .doc = "Streams a client may have open at once on one connection (SETTINGS_MAX_CONCURRENT_STREAMS)."},
+    {.name = "idle_timeout",
+     .kind = CF_DURATION,
+     FLD(H2, idle_ms),
+     .min = 1,
+     .max = 86400000,
+     .def = "120s",
+     .doc = "An HTTP/2 connection with no open stream is closed (GOAWAY) after this."},
+    {.name = "max_resets",
+     .kind = CF_UINT,
+     FLD(H2, max_resets),
+     .min = 1,
+     .max = 1000000,
+     .def = "200",
+     .doc = "RST_STREAM frames a client may send per 10 seconds; more is answered GOAWAY "
+            "ENHANCE_YOUR_CALM (rapid reset, CVE-2023-44487)."},
+    {.name = "max_control_frames",
+     .kind = CF_UINT,
+     FLD(H2, max_control),
+     .min = 1,
+     .max = 1000000,
+     .def = "500",
+     .doc = "SETTINGS and PING frames a client may send per 10 seconds; more is answered GOAWAY "
+            "ENHANCE_YOUR_CALM."},
+    {.name = "max_header_block",
+     .kind = CF_SIZE,
+     FLD(H2, max_header_block),
+     .min = 1024,
+     .max = 1u << 24,
+     .def = "64KiB",
+     .doc = "Compressed size of one header block (HEADERS plus CONTINUATION frames); more closes the "
+            "connection (CONTINUATION flood). The decoded size is capped by `limits.max_header_bytes`."},
+    END};
+#undef H2
+static const struct cf_schema http2_schema = {
+    .name = "http2", .fields = http2_fields, .doc = "HTTP/2 from clients (see docs/internals/h2.md)."};
+
 static const struct cf_field site_elem = {
     .kind = CF_STRUCT, .width = sizeof(struct tw_conf_site), .schema = &site_schema};
 static const struct cf_field backend_elem = {
@@ -1201,6 +1252,11 @@ static const struct cf_field root_fields[] = {
      .off = offsetof(C, log),
      .schema = &log_schema,
      .doc = "Logging (see below)."},
+    {.name = "http2",
+     .kind = CF_STRUCT,
+     .off = offsetof(C, http2),
+     .schema = &http2_schema,
+     .doc = "HTTP/2 to clients (see below)."},
     {.name = "trusted_proxies",
      .kind = CF_LIST,
      FLD(C, trusted_proxies),

@@ -64,15 +64,16 @@ void tw_alog_request(struct tw_worker *w, struct tw_conn *c, struct tw_req *r)
 	}
 	struct tw_dbuf *b = &w->alog;
 	size_t mark = b->len;
+	const char *proto = c->fops->oneshot ? "HTTP/2.0" : r->version_minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
 	int rc = 0;
 	if (cfg->log.format == TW_LOGFMT_JSON) {
 		rc |= tw_dbuf_appendf(b, "{\"time\":\"%s\",\"client\":\"%s\",\"method\":\"", w->log_time, c->peer_ip);
 		esc(b, dash(r->method), 1);
 		rc |= tw_dbuf_appendf(b, "\",\"uri\":\"");
 		esc(b, r->uri, 1);
-		rc |= tw_dbuf_appendf(b, "\",\"proto\":\"HTTP/1.%d\",\"status\":%d,\"bytes\":%llu,\"request_id\":\"%s\","
+		rc |= tw_dbuf_appendf(b, "\",\"proto\":\"%s\",\"status\":%d,\"bytes\":%llu,\"request_id\":\"%s\","
 					 "\"site\":\"",
-				      r->version_minor, r->status, (unsigned long long)r->bytes_out, r->rid);
+				      proto, r->status, (unsigned long long)r->bytes_out, r->rid);
 		esc(b, site, 1);
 		rc |= tw_dbuf_appendf(b, "\",\"backend\":\"");
 		esc(b, backend, 1);
@@ -82,7 +83,7 @@ void tw_alog_request(struct tw_worker *w, struct tw_conn *c, struct tw_req *r)
 		esc(b, dash(r->method), 0);
 		tw_dbuf_append(b, " ", 1);
 		esc(b, dash(r->uri), 0);
-		rc |= tw_dbuf_appendf(b, " HTTP/1.%d\" %d %llu \"", r->version_minor, r->status,
+		rc |= tw_dbuf_appendf(b, " %s\" %d %llu \"", proto, r->status,
 				      (unsigned long long)r->bytes_out);
 		esc(b, dash(r->referer), 0);
 		tw_dbuf_append(b, "\" \"", 3);

@@ -34,6 +34,7 @@ struct tw_tls_store;
 struct tw_worker;
 struct tw_conn;
 struct tw_upconn;
+struct tw_h2_session;
 
 /* ---- generation ---- */
 
@@ -203,6 +204,7 @@ enum tw_conn_state {
 	C_PROXY,    /* request/response streaming */
 	C_TUNNEL,   /* after 101: bytes both ways */
 	C_LOCAL,    /* writing a response made by tapwork */
+	C_H2,       /* an HTTP/2 session: streams are virtual connections (h2.c) */
 	C_CLOSED
 };
 
@@ -242,6 +244,8 @@ struct tw_conn {
 	struct tw_upconn *up;
 	uint32_t nreq;
 	uint8_t up_wr_shut, cl_wr_shut;
+	uint8_t virt; /* an HTTP/2 stream (no socket, not counted in connections_active) */
+	struct tw_h2_session *h2; /* C_H2: the HTTP/2 session (h2.c) */
 };
 
 enum tw_up_state { U_CONNECTING = 0, U_BUSY, U_IDLE };
@@ -272,6 +276,15 @@ struct tw_upconn {
 void tw_conn_accept(struct tw_worker *w, int fd, const struct sockaddr *sa, socklen_t len,
 		    const struct tw_front_ops *fops);
 void tw_conn_run(struct tw_conn *c);
+/* A connection without a socket (an HTTP/2 stream of parent): state C_HEAD,
+ * rd_ready/wr_ready set; the caller runs it. NULL on ENOMEM. */
+struct tw_conn *tw_conn_new_virtual(struct tw_worker *w, struct tw_conn *parent, const struct tw_front_ops *ops,
+				    void *fctx);
+void tw_conn_close(struct tw_conn *c); /* close now (safe on a closed one) */
+/* Make c an HTTP/2 session (h2c preface seen, or TLS ALPN chose "h2"): drops
+ * a request object in progress, keeps c->in as session input; closes c on
+ * failure. Run c afterwards. */
+void tw_conn_start_h2(struct tw_conn *c);
 void tw_conn_drain(struct tw_worker *w);
 void tw_conn_dequeue_backend(struct tw_worker *w, struct tw_gen *g, size_t backend);
 void tw_req_pool_trim(struct tw_worker *w, size_t keep);

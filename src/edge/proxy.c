@@ -10,6 +10,7 @@
  * tapwork made itself. Back-pressure is implicit: a side is read only while
  * the buffer toward the other side has room. */
 #include "edge/edge.h"
+#include "edge/h2.h"
 
 #include "core/log.h"
 #include "tls/tls.h"
@@ -30,7 +31,7 @@
 
 #define LINGER_MS 2000
 
-static const char *state_names[] = {"head", "wait", "proxy", "tunnel", "local", "closed"};
+static const char *state_names[] = {"head", "wait", "proxy", "tunnel", "local", "h2", "closed"};
 
 static void set_state(struct tw_conn *c, enum tw_conn_state st)
 {
@@ -352,6 +353,8 @@ static void conn_close(struct tw_conn *c)
 	struct tw_worker *w = c->w;
 	unqueue(c);
 	detach_upstream(c, 0);
+	if (c->st == C_H2)
+		tw_h2_close(c); /* closes the streams first */
 	set_state(c, C_CLOSED);
 	tw_timer_cancel(w->loop, &c->timer);
 	c->fops->close(c);
@@ -367,7 +370,8 @@ static void conn_close(struct tw_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	w->nconns--;
-	tw_metric_sub(w->m, w->edge->m_conns, 1);
+	if (!c->virt)
+		tw_metric_sub(w->m, w->edge->m_conns, 1);
 	c->dead = 1;
 	tw_loop_defer_free(w->loop, c);
 }
@@ -416,6 +420,44 @@ void tw_conn_accept(struct tw_worker *w, int fd, const struct sockaddr *sa, sock
 		return;
 	}
 	tw_conn_run(c);
+}
+
+void tw_conn_close(struct tw_conn *c) { conn_close(c); }
+
+void tw_conn_start_h2(struct tw_conn *c)
+{
+	req_free(c->w, c->req);
+	c->req = NULL;
+	if (tw_h2_start(c) != 0)
+		conn_close(c);
+}
+
+struct tw_conn *tw_conn_new_virtual(struct tw_worker *w, struct tw_conn *parent, const struct tw_front_ops *ops,
+				    void *fctx)
+{
+	struct tw_conn *c = calloc(1, sizeof *c);
+	if (c == NULL)
+		return NULL;
+	c->fops = ops;
+	c->fctx = fctx;
+	c->virt = 1;
+	c->io.fd = -1;
+	c->w = w;
+	memcpy(&c->peer, &parent->peer, sizeof c->peer);
+	c->peerlen = parent->peerlen;
+	memcpy(c->peer_ip, parent->peer_ip, sizeof c->peer_ip);
+	c->id = ((uint64_t)w->idx << 48) | ++w->rng[1];
+	tw_timer_init(&c->timer, on_conn_timer);
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+	c->st = C_HEAD;
+	tw_timer_set(w->loop, &c->timer, w->gen->cfg->timeouts.client_header_ms);
+	c->rd_ready = 1;
+	c->wr_ready = 1;
+	return c;
 }
 
 static void on_client_event(struct tw_loop *loop, struct tw_io *io, uint32_t ev)
@@ -519,7 +561,7 @@ static void start_linger(struct tw_conn *c)
 static void next_request(struct tw_conn *c)
 {
 	struct tw_worker *w = c->w;
-	if (c->close_after || w->draining) {
+	if (c->close_after || w->draining || c->fops->oneshot) {
 		start_linger(c);
 		return;
 	}
@@ -1187,7 +1229,15 @@ static int step_head(struct tw_conn *c)
 	struct tw_req *r = c->req;
 	for (;;) {
 		if (tw_iobuf_len(c->in) > 0) {
-			int rc = tw_h1_parse(&r->p, tw_iobuf_head(c->in), tw_iobuf_len(c->in), &r->msg);
+			/* HTTP/2 with prior knowledge (h2c): the client preface instead of a request */
+			int pre = c->nreq == 0 && !c->virt && r->gen->cfg->http2.h2c
+					  ? tw_h2_preface(tw_iobuf_head(c->in), tw_iobuf_len(c->in))
+					  : 0;
+			if (pre > 0) {
+				tw_conn_start_h2(c);
+				return 1;
+			}
+			int rc = pre < 0 ? TW_EAGAIN : tw_h1_parse(&r->p, tw_iobuf_head(c->in), tw_iobuf_len(c->in), &r->msg);
 			if (rc == 0) {
 				dispatch(c);
 				return 1;
@@ -1314,6 +1364,7 @@ void tw_conn_run(struct tw_conn *c)
 				break;
 			case C_TUNNEL: progress = step_tunnel(c); break;
 			case C_LOCAL: progress = step_local(c); break;
+			case C_H2: progress = tw_h2_step(c); break;
 			case C_CLOSED: break;
 			}
 		}
@@ -1363,6 +1414,9 @@ static void on_conn_timer(struct tw_loop *loop, struct tw_timer *t)
 		tw_warn("rid=%s: transfer stalled; closing", r ? r->rid : "-");
 		conn_close(c);
 		return;
+	case C_H2:
+		tw_h2_timeout(c);
+		return;
 	default:
 		conn_close(c);
 		return;
@@ -1378,7 +1432,9 @@ void tw_conn_drain(struct tw_worker *w)
 	while (c != NULL) {
 		struct tw_conn *next = c->next;
 		c->close_after = 1;
-		if (w->draining > 1 || (c->st == C_HEAD && (c->in == NULL || tw_iobuf_len(c->in) == 0)))
+		if (c->st == C_H2 && w->draining <= 1)
+			tw_h2_drain(c); /* GOAWAY; the session ends with its last stream */
+		else if (w->draining > 1 || (c->st == C_HEAD && (c->in == NULL || tw_iobuf_len(c->in) == 0)))
 			conn_close(c);
 		c = next;
 	}
