@@ -75,7 +75,7 @@ int tw_gen_build(struct tw_edge *e, struct tw_config *cfg, const struct tw_gen *
 		rc = tw_tls_store_build(cfg, prev ? prev->tls : NULL, &g->tls, err);
 		if (rc != 0)
 			goto fail;
-		tw_tls_store_set_alpn(g->tls, "http/1.1");
+		tw_tls_store_set_alpn(g->tls, "h2,http/1.1");
 	}
 	rc = TW_ENOMEM;
 	size_t nb = cfg->nbackends;

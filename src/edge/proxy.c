@@ -1229,6 +1229,11 @@ static int step_head(struct tw_conn *c)
 	struct tw_req *r = c->req;
 	for (;;) {
 		if (tw_iobuf_len(c->in) > 0) {
+			/* HTTP/2 over TLS: ALPN chose h2 during the handshake */
+			if (c->nreq == 0 && !c->virt && c->fops->secure && tw_front_tls_alpn_is(c, "h2")) {
+				tw_conn_start_h2(c);
+				return 1;
+			}
 			/* HTTP/2 with prior knowledge (h2c): the client preface instead of a request */
 			int pre = c->nreq == 0 && !c->virt && r->gen->cfg->http2.h2c
 					  ? tw_h2_preface(tw_iobuf_head(c->in), tw_iobuf_len(c->in))

@@ -125,7 +125,9 @@ def simple_config(servers, hosts=("*",), **backend_opts):
 
 def full_config(cfg, http_port, admin_port):
     """Adds listeners and test-friendly defaults to a partial config dict."""
-    out = {"listen": {"http": f"127.0.0.1:{http_port}"}, "workers": 2,
+    listen = {"http": f"127.0.0.1:{http_port}"}
+    listen.update({k: v for k, v in cfg.get("listen", {}).items() if k != "http"})  # e.g. https
+    out = {"listen": listen, "workers": 2,
            "admin": {"listen": f"127.0.0.1:{admin_port}"}}
     out.update({k: v for k, v in cfg.items() if k not in ("listen", "admin")})
     t = {"drain": "5s"}
