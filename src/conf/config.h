@@ -153,6 +153,53 @@ struct tw_conf_tls {
 	char *hsts_header; /* resolved: the Strict-Transport-Security value */
 };
 
+/* backup: (docs/backup.md "Jobs"). A source is a path or a PostgreSQL URL. */
+struct tw_conf_backup_source {
+	char *path;     /* directory (or file) to back up */
+	char *postgres; /* postgresql://USER@HOST:PORT/DB */
+	int all;        /* postgres: globals and every database */
+	char *pre;      /* hook run (sh -c) before the backup; failure aborts the run */
+	char *post;     /* hook run after the backup when pre succeeded (also on failure) */
+	char **exclude; /* path sources: globs */
+	size_t nexclude;
+};
+
+struct tw_conf_retention {
+	unsigned keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly;
+};
+
+struct tw_conf_backup_check {
+	unsigned read_data_percent; /* 0 = structure only */
+	char *schedule;             /* default "weekly" */
+};
+
+struct tw_conf_backup_job {
+	char *name;
+	char *repository;    /* resolved: the job's or backup.repository */
+	char *password_file; /* resolved likewise; NULL = $TAPWORK_PASSWORD(_FILE) */
+	char *schedule;      /* validated schedule text; NULL = on demand only */
+	uint64_t jitter_ms;  /* random delay added to each scheduled run, default 0 */
+	struct tw_conf_backup_source *sources;
+	size_t nsources;
+	char **tags;
+	size_t ntags;
+	int has_retention;
+	struct tw_conf_retention retention;
+	char *prune;         /* schedule for prune; NULL = never */
+	int has_check;
+	struct tw_conf_backup_check check;
+	char *pg_bin;        /* directory of pg_dump & co; NULL = PATH, then PG 15's */
+	uint64_t hook_timeout_ms; /* default 10m */
+};
+
+struct tw_conf_backup {
+	char *repository;
+	char *password_file;
+	int utc; /* schedules in UTC (default: local time) */
+	struct tw_conf_backup_job *jobs;
+	size_t njobs;
+};
+
 struct tw_config {
 	struct tw_arena arena; /* owns everything below */
 	char *source;          /* file name, or "<embedded>" */
@@ -187,6 +234,9 @@ struct tw_config {
 	size_t ntrusted_proxies;
 	int request_id_trust; /* keep an incoming X-Request-Id from a trusted proxy, default 1 */
 	char *via_name;       /* name in `Via: 1.1 NAME`, default "tapwork" */
+
+	int has_backup;
+	struct tw_conf_backup backup; /* backup jobs run by `tapwork run` */
 };
 
 /* Load and validate. On failure returns a negative TW_E* code, *out is NULL,
