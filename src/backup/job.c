@@ -235,19 +235,26 @@ hooks:
 			}
 		}
 	}
+	/* forget/prune and check each load the index themselves: fresh handles */
+	tw_repo_close(r);
+	r = NULL;
 	if (res->st.snapshot_id[0] && o->retention && j->has_retention && rc == 0) {
 		struct tw_err fe = {0};
-		tw_repo_unlock(r);
-		int frc = tw_repo_lock(r, o->prune && j->prune, &fe);
+		int exclusive = o->prune && j->prune != NULL;
+		int frc = open_repo(j, &r, &fe);
+		if (frc == 0)
+			frc = tw_repo_lock(r, exclusive, &fe);
 		if (frc == 0)
 			frc = apply_retention(r, j, tag, &res->forgotten, &fe);
-		if (frc == 0 && o->prune && j->prune) {
+		if (frc == 0 && exclusive) {
 			struct tw_prune_opts po = {0};
 			struct tw_prune_stats ps;
 			po.max_unused_percent = 20;
 			frc = tw_prune_run(r, &po, &ps, &fe);
 			res->pruned = frc == 0;
 		}
+		tw_repo_close(r);
+		r = NULL;
 		if (frc != 0) {
 			*e = fe;
 			rc = frc;
@@ -258,7 +265,11 @@ hooks:
 		struct tw_check_stats cs;
 		co.read_data = j->check.read_data_percent > 0;
 		co.read_percent = j->check.read_data_percent;
-		rc = tw_check_run(r, &co, &cs, e);
+		rc = open_repo(j, &r, e);
+		if (rc == 0)
+			rc = tw_repo_lock(r, 0, e);
+		if (rc == 0)
+			rc = tw_check_run(r, &co, &cs, e);
 		res->checked = rc == 0;
 	}
 done:
