@@ -161,17 +161,25 @@ def test_scheduled_job_to_s3_with_metrics_and_retention(procs, tmp_path):
         assert any("stream:postgres/app.dump" in s["paths"] for s in snaps)
         r = subprocess.run([BIN, "check"], env=env, capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stdout + r.stderr
-        # restart: the last success comes back from the repository at once
+        # restart: the last success comes back from the repository, and the
+        # slots missed while tapwork was down (several, with "every 1s") give
+        # one catch-up run right away
+        time.sleep(1.5)
+        cfg = write_config(tmp_path, {"db": {
+            "repository": repo, "schedule": "every 1s", "retention": {"keep_last": 2},
+            "sources": [{"path": str(vol)}]}}, admin)
         p = procs.start([BIN, "run", "-c", str(cfg)], name="run2", env=env)
         wait_port(admin, timeout=20 * SLACK)
         deadline = time.monotonic() + 20 * SLACK
         while time.monotonic() < deadline:
-            m = metrics(admin)
-            if m.get("tapwork_backup_last_success_timestamp_seconds", 0) > 0:
+            if "a scheduled run was missed: running now" in procs.log_of(p):
                 break
             time.sleep(0.2)
+        assert "a scheduled run was missed: running now" in procs.log_of(p), procs.log_of(p)
+        m = metrics(admin)
         assert m.get("tapwork_backup_last_success_timestamp_seconds", 0) > 0, m
         procs.stop(p)
+        assert procs.log_of(p).count("a scheduled run was missed") == 1
     finally:
         pg.stop()
         moto.stop()
