@@ -101,7 +101,12 @@ int tw_proc_start(struct tw_proc *p, const char *path, char *const argv[],
 	}
 	at_ok = 1;
 	posix_spawn_file_actions_adddup2(&fa, in == TW_PROC_PIPE ? ip[0] : in == TW_PROC_NULL ? nullfd : 0, 0);
-	posix_spawn_file_actions_adddup2(&fa, out == TW_PROC_PIPE ? op[1] : out == TW_PROC_NULL ? nullfd : 1, 1);
+	posix_spawn_file_actions_adddup2(&fa,
+					 out == TW_PROC_PIPE   ? op[1]
+					 : out == TW_PROC_NULL ? nullfd
+					 : out == TW_PROC_STDERR ? 2
+								 : 1,
+					 1);
 	posix_spawn_file_actions_adddup2(&fa, p->err_fd, 2);
 	sigset_t def, none;
 	sigemptyset(&def);
@@ -204,7 +209,7 @@ int tw_proc_run_shell(const char *what, const char *cmd, unsigned timeout_s, str
 {
 	struct tw_proc p;
 	char *argv[] = {"sh", "-c", (char *)cmd, NULL};
-	int rc = tw_proc_start(&p, "/bin/sh", argv, NULL, TW_PROC_NULL, TW_PROC_INHERIT, e);
+	int rc = tw_proc_start(&p, "/bin/sh", argv, NULL, TW_PROC_NULL, TW_PROC_STDERR, e);
 	if (rc != 0)
 		return rc;
 	snprintf(p.name, sizeof p.name, "%s", what);

@@ -17,7 +17,8 @@
 
 #include "core/err.h"
 
-enum tw_proc_io { TW_PROC_NULL = 0, TW_PROC_PIPE, TW_PROC_INHERIT };
+/* NULL: /dev/null; PIPE: a pipe to us; INHERIT: our fd; STDERR (stdout only): our stderr */
+enum tw_proc_io { TW_PROC_NULL = 0, TW_PROC_PIPE, TW_PROC_INHERIT, TW_PROC_STDERR };
 
 struct tw_proc {
 	pid_t pid;
@@ -42,7 +43,8 @@ int tw_proc_start(struct tw_proc *p, const char *path, char *const argv[],
  * or "NAME killed by signal S: ...". */
 int tw_proc_wait(struct tw_proc *p, int kill_first, struct tw_err *e);
 
-/* Run `/bin/sh -c cmd` to completion (stdout inherited), at most
+/* Run `/bin/sh -c cmd` to completion (its stdout goes to our stderr, so
+ * machine-readable output on our stdout stays clean), at most
  * timeout_s seconds (0 = no limit); 0 or an error naming `what`. */
 int tw_proc_run_shell(const char *what, const char *cmd, unsigned timeout_s, struct tw_err *e);
 

@@ -56,7 +56,8 @@ def test_hook_failure_aborts_and_post_hooks_run(tmp_path):
             {"path": str(b), "pre": "echo 'cannot quiesce the app' >&2; exit 7",
              "post": f"touch {m}/post-b"}]},
         "good": {"repository": str(repo), "tags": ["volumes"], "sources": [
-            {"path": str(a), "pre": f"touch {m}/good-pre", "post": f"touch {m}/good-post"},
+            {"path": str(a), "pre": f"echo quiescing; touch {m}/good-pre",
+             "post": f"echo resuming; touch {m}/good-post"},
             {"path": str(b)}]},
     })
     r = tw(repo, "backup", "--job", "broken", "-c", str(cfg), check=1)
@@ -71,7 +72,9 @@ def test_hook_failure_aborts_and_post_hooks_run(tmp_path):
     assert out["ok"] is False and "status 7" in out["error"]
     # a good job: --json summary, tagged snapshot, hooks ran
     r = tw(repo, "backup", "--job", "good", "-c", str(cfg), "--json", check=0)
-    out = json.loads(r.out.strip().splitlines()[-1])
+    assert len(r.out.strip().splitlines()) == 1, r.out  # hook output kept off stdout
+    assert "quiescing" in r.err and "resuming" in r.err
+    out = json.loads(r.out)
     assert out["ok"] is True and out["job"] == "good" and out["files"] == 2, out
     assert (m / "good-pre").exists() and (m / "good-post").exists()
     snaps = json.loads(tw(repo, "snapshots", "--json", check=0).out)
