@@ -801,6 +801,7 @@ static void walk_dir(struct eng *g, struct wctx *w, struct dirnode *parent, uint
 		en->nlen = strlen(nm);
 		en->name = tw_arena_strndup(&names, nm, en->nlen);
 		en->src = en->name;
+		en->vdir = 0;
 		if (en->name == NULL || en->nlen > TW_NAME_MAX) {
 			tw_warn("skipping %s: name too long", full);
 			stat_add(&g->st->errors, 1);
