@@ -57,6 +57,7 @@ struct filejob {
 	uint8_t *chunks;
 	uint32_t cap, nchunks;
 	int pending; /* atomic: chunks in flight + 1 for the reader */
+	const struct tw_backup_stream *stream; /* size unknown: read to EOF */
 };
 
 struct chunkjob {
@@ -109,7 +110,15 @@ static void fail(struct eng *g, const struct tw_err *e, int code)
 	pthread_mutex_unlock(&g->err_mu);
 }
 
-static int is_failed(struct eng *g) { return __atomic_load_n(&g->failed, __ATOMIC_RELAXED); }
+static int is_failed(struct eng *g)
+{
+	if (g->o->cancel != NULL && *g->o->cancel && !__atomic_load_n(&g->failed, __ATOMIC_RELAXED)) {
+		struct tw_err e = {0};
+		tw_err_set(&e, TW_ECANCELED, "backup cancelled");
+		fail(g, &e, TW_ECANCELED);
+	}
+	return __atomic_load_n(&g->failed, __ATOMIC_RELAXED);
+}
 
 static void stat_add(uint64_t *c, uint64_t v) { __atomic_add_fetch(c, v, __ATOMIC_RELAXED); }
 
@@ -321,6 +330,18 @@ static void *worker_main(void *arg)
 static int emit(struct thr *t, struct filejob *f, size_t start, size_t len)
 {
 	struct eng *g = t->g;
+	if (f->nchunks >= f->cap && f->stream != NULL && f->cap < (1u << 30)) {
+		/* A stream's length is unknown: grow the chunk list once every
+		 * chunk in flight is done (workers write into it by index). */
+		struct timespec nap = {0, 200000};
+		while (__atomic_load_n(&f->pending, __ATOMIC_ACQUIRE) != 1)
+			nanosleep(&nap, NULL);
+		uint8_t *nc = realloc(f->chunks, (size_t)f->cap * 2 * TW_ID_LEN);
+		if (nc == NULL)
+			return TW_ENOMEM;
+		f->chunks = nc;
+		f->cap *= 2;
+	}
 	if (f->nchunks >= f->cap)
 		return TW_ELIMIT;
 	struct chunkjob *j = malloc(sizeof *j);
@@ -340,6 +361,16 @@ static int emit(struct thr *t, struct filejob *f, size_t start, size_t len)
 static void read_file(struct thr *t, struct filejob *f)
 {
 	struct eng *g = t->g;
+	struct tw_err se = {0};
+	if (f->stream != NULL) {
+		int src = is_failed(g) ? TW_ECANCELED : f->stream->open(f->stream->arg, &f->fd, &se);
+		if (src != 0) {
+			fail(g, &se, src);
+			f->size = 0;
+			f->stream = NULL; /* not started: nothing to finish */
+			f->fd = -1;
+		}
+	}
 	uint64_t remaining = f->size;
 	tw_chunker_reset(&t->ch);
 	size_t start = t->fill;
@@ -395,7 +426,19 @@ static void read_file(struct thr *t, struct filejob *f)
 	f->size -= remaining; /* bytes actually read */
 	if (rc != 0)
 		fail(g, NULL, rc);
-	close(f->fd);
+	if (f->fd >= 0)
+		close(f->fd);
+	if (f->stream != NULL) {
+		int aborted = is_failed(g) || remaining == 0;
+		int frc = f->stream->finish(f->stream->arg, aborted, &se);
+		if (frc != 0)
+			fail(g, &se, frc);
+		else if (remaining == 0) {
+			tw_err_set(&se, TW_ELIMIT, "%s: stream too large", f->path);
+			fail(g, &se, TW_ELIMIT);
+		}
+		stat_add(&g->st->bytes, f->size);
+	}
 	file_done(g, &t->w, f); /* the reader's own reference */
 }
 
@@ -419,6 +462,7 @@ struct ent {
 	struct stat st;
 	int fd;
 	const struct tw_node *cached;
+	int vdir; /* a virtual directory of stream sources (root only) */
 };
 
 static int ent_cmp(const void *a, const void *b)
@@ -526,6 +570,8 @@ static int cache_hit(struct eng *g, const struct tw_node *p, const struct stat *
 
 static void walk_dir(struct eng *g, struct wctx *w, struct dirnode *parent, uint32_t slot,
 		     const char *path, const struct tw_node *pnode);
+static void stream_dir(struct eng *g, struct wctx *w, struct dirnode *parent, uint32_t slot,
+		       const char *dir);
 
 static struct dirnode *dir_new(struct dirnode *parent, uint32_t slot, uint32_t n)
 {
@@ -586,7 +632,7 @@ static void fill_dir(struct eng *g, struct wctx *w, struct dirnode *d, int dirfd
 		nd->rdev = st->st_rdev;
 		const struct tw_node *pnode =
 			pnodes ? tw_tree_find(pnodes, pn, (const uint8_t *)en->name, en->nlen) : NULL;
-		if (nd->type == TW_NODE_FILE || nd->type == TW_NODE_DIR)
+		if ((nd->type == TW_NODE_FILE || nd->type == TW_NODE_DIR) && !en->vdir)
 			read_xattrs(g, d, nd, full);
 		switch (nd->type) {
 		case TW_NODE_FILE:
@@ -652,8 +698,11 @@ static void fill_dir(struct eng *g, struct wctx *w, struct dirnode *d, int dirfd
 		case TW_NODE_DIR:
 			stat_add(&g->st->dirs, 1);
 			__atomic_add_fetch(&d->pending, 1, __ATOMIC_ACQ_REL);
-			walk_dir(g, w, d, i, full,
-				 pnode && pnode->type == TW_NODE_DIR ? pnode : NULL);
+			if (en->vdir)
+				stream_dir(g, w, d, i, en->name);
+			else
+				walk_dir(g, w, d, i, full,
+					 pnode && pnode->type == TW_NODE_DIR ? pnode : NULL);
 			break;
 		case TW_NODE_SYMLINK: {
 			char *t = tw_arena_alloc(&d->arena, PATH_MAX);
@@ -752,6 +801,7 @@ static void walk_dir(struct eng *g, struct wctx *w, struct dirnode *parent, uint
 		en->nlen = strlen(nm);
 		en->name = tw_arena_strndup(&names, nm, en->nlen);
 		en->src = en->name;
+		en->vdir = 0;
 		if (en->name == NULL || en->nlen > TW_NAME_MAX) {
 			tw_warn("skipping %s: name too long", full);
 			stat_add(&g->st->errors, 1);
@@ -784,6 +834,91 @@ static void walk_dir(struct eng *g, struct wctx *w, struct dirnode *parent, uint
 		dir_done(g, w, d);
 	else
 		dir_done(g, w, parent); /* account the child as finished */
+}
+
+/* ---- stream sources ---- */
+
+static int stream_cmp(const void *a, const void *b)
+{
+	const struct tw_backup_stream *x = *(const struct tw_backup_stream *const *)a,
+				      *y = *(const struct tw_backup_stream *const *)b;
+	return tw_tree_name_cmp((const uint8_t *)x->name, strlen(x->name), (const uint8_t *)y->name,
+				strlen(y->name));
+}
+
+/* The virtual directory `dir`: one file per stream, read by the readers. */
+static void stream_dir(struct eng *g, struct wctx *w, struct dirnode *parent, uint32_t slot,
+		       const char *dir)
+{
+	const struct tw_backup_stream **v = calloc(g->o->nstreams + 1, sizeof *v);
+	size_t n = 0;
+	for (size_t i = 0; v != NULL && i < g->o->nstreams; i++)
+		if (strcmp(g->o->streams[i].dir, dir) == 0)
+			v[n++] = &g->o->streams[i];
+	struct dirnode *d = v ? dir_new(parent, slot, (uint32_t)n) : NULL;
+	if (d == NULL) {
+		free(v);
+		fail(g, NULL, TW_ENOMEM);
+		dir_done(g, w, parent);
+		return;
+	}
+	qsort(v, n, sizeof *v, stream_cmp);
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	const char *u = id_name(g, getuid(), 0), *gr = id_name(g, getgid(), 1);
+	for (uint32_t i = 0; i < n && !is_failed(g); i++) {
+		struct tw_node *nd = &d->nodes[i];
+		size_t nl = strlen(v[i]->name);
+		if (nl == 0 || nl > TW_NAME_MAX || strchr(v[i]->name, '/') != NULL ||
+		    (i > 0 && strcmp(v[i - 1]->name, v[i]->name) == 0)) {
+			struct tw_err e = {0};
+			tw_err_set(&e, TW_EINVAL, "bad or duplicate stream name '%s/%s'", dir,
+				   v[i]->name);
+			fail(g, &e, TW_EINVAL);
+			break;
+		}
+		nd->name = (const uint8_t *)tw_arena_strndup(&d->arena, v[i]->name, nl);
+		nd->name_len = (uint16_t)nl;
+		nd->type = TW_NODE_FILE;
+		nd->mode = 0600;
+		nd->uid = getuid();
+		nd->gid = getgid();
+		if (u) {
+			nd->user = (const uint8_t *)tw_arena_strdup(&d->arena, u);
+			nd->user_len = (uint8_t)strlen(u);
+		}
+		if (gr) {
+			nd->group = (const uint8_t *)tw_arena_strdup(&d->arena, gr);
+			nd->group_len = (uint8_t)strlen(gr);
+		}
+		nd->mtime_ns = nd->ctime_ns = ts_ns(now);
+		nd->nlink = 1;
+		struct filejob *f = calloc(1, sizeof *f);
+		char path[PATH_MAX];
+		snprintf(path, sizeof path, "%s/%s", dir, v[i]->name);
+		if (f != NULL)
+			f->chunks = malloc((size_t)64 * TW_ID_LEN);
+		if (f == NULL || f->chunks == NULL || (f->path = strdup(path)) == NULL) {
+			if (f)
+				free(f->chunks);
+			free(f);
+			fail(g, NULL, TW_ENOMEM);
+			break;
+		}
+		f->d = d;
+		f->slot = i;
+		f->fd = -1;
+		f->size = UINT64_MAX;
+		f->cap = 64;
+		f->pending = 1;
+		f->stream = v[i];
+		stat_add(&g->st->files, 1);
+		__atomic_add_fetch(&d->pending, 1, __ATOMIC_ACQ_REL);
+		tw_queue_push(&g->fileq, f);
+	}
+	/* the streams point into g->o, which outlives the pipeline */
+	free(v);
+	dir_done(g, w, d);
 }
 
 /* ---- parent snapshot ---- */
@@ -858,9 +993,10 @@ int tw_backup_run(struct tw_repo *r, const struct tw_backup_opts *opts,
 	pthread_cond_init(&g->slab_cv, NULL);
 	pthread_mutex_init(&g->err_mu, NULL);
 	int rc = 0;
-	size_t np = opts->npaths;
-	char **abs = calloc(np, sizeof *abs);
-	struct ent *roots = calloc(np ? np : 1, sizeof *roots);
+	size_t np = opts->npaths, ns = opts->nstreams, nr = np;
+	char **abs = calloc(np ? np : 1, sizeof *abs);
+	char **spaths = calloc(np + ns + 1, sizeof *spaths); /* recorded in the snapshot */
+	struct ent *roots = calloc(np + ns + 1, sizeof *roots);
 	struct tw_snapshot **snaps = NULL, *snap = NULL;
 	size_t nsnaps = 0;
 	uint8_t *pbuf = NULL;
@@ -872,7 +1008,7 @@ int tw_backup_run(struct tw_repo *r, const struct tw_backup_opts *opts,
 	struct thr *ths = calloc((size_t)(nworkers + nreaders), sizeof *ths);
 	struct wctx ww = {0};
 	int started = 0, qinit = 0;
-	if (abs == NULL || roots == NULL || ths == NULL) {
+	if (abs == NULL || spaths == NULL || roots == NULL || ths == NULL) {
 		rc = tw_err_set(e, TW_ENOMEM, "out of memory");
 		goto done;
 	}
@@ -898,8 +1034,43 @@ int tw_backup_run(struct tw_repo *r, const struct tw_backup_opts *opts,
 			goto done;
 		}
 	}
-	qsort(roots, np, sizeof *roots, ent_cmp);
-	for (size_t i = 1; i < np; i++)
+	/* stream sources: one virtual directory per distinct dir at the root */
+	for (size_t i = 0; i < ns; i++) {
+		const struct tw_backup_stream *sm = &opts->streams[i];
+		size_t pl = strlen(sm->dir) + strlen(sm->name) + 9;
+		if ((spaths[np + i] = malloc(pl)) == NULL) {
+			rc = tw_err_set(e, TW_ENOMEM, "out of memory");
+			goto done;
+		}
+		snprintf(spaths[np + i], pl, "stream:%s/%s", sm->dir, sm->name);
+		int seen = 0;
+		for (size_t k = np; k < nr; k++)
+			seen |= strcmp(roots[k].name, sm->dir) == 0;
+		if (seen)
+			continue;
+		if (sm->dir[0] == '\0' || strchr(sm->dir, '/') != NULL ||
+		    strlen(sm->dir) > TW_NAME_MAX) {
+			rc = tw_err_set(e, TW_EINVAL, "bad stream directory '%s'", sm->dir);
+			goto done;
+		}
+		struct ent *en = &roots[nr++];
+		en->name = (char *)sm->dir;
+		en->nlen = strlen(sm->dir);
+		en->src = sm->dir;
+		en->vdir = 1;
+		en->st.st_mode = S_IFDIR | 0700;
+		en->st.st_uid = getuid();
+		en->st.st_gid = getgid();
+		en->st.st_nlink = 1;
+		clock_gettime(CLOCK_REALTIME, &en->st.st_mtim);
+		en->st.st_ctim = en->st.st_mtim;
+	}
+	for (size_t i = 0; i < np; i++)
+		spaths[i] = abs[i];
+	if (ns > 1)
+		qsort(spaths + np, ns, sizeof *spaths, path_cmp);
+	qsort(roots, nr, sizeof *roots, ent_cmp);
+	for (size_t i = 1; i < nr; i++)
 		if (ent_cmp(&roots[i - 1], &roots[i]) == 0) {
 			rc = tw_err_set(e, TW_EINVAL, "two paths end in the same name '%s'",
 					roots[i].name);
@@ -913,7 +1084,7 @@ int tw_backup_run(struct tw_repo *r, const struct tw_backup_opts *opts,
 	if ((rc = tw_repo_list_snapshots(r, &snaps, &nsnaps, e)) != 0)
 		goto done;
 	for (size_t i = nsnaps; i-- > 0;)
-		if (strcmp(snaps[i]->hostname, host) == 0 && same_paths(snaps[i], abs, np)) {
+		if (strcmp(snaps[i]->hostname, host) == 0 && same_paths(snaps[i], spaths, np + ns)) {
 			snprintf(stats->parent_id, sizeof stats->parent_id, "%s", snaps[i]->id);
 			if (!opts->force &&
 			    tw_repo_read_tree(r, snaps[i]->tree, &pbuf, &pnodes, &pn, NULL) != 0)
@@ -963,11 +1134,11 @@ int tw_backup_run(struct tw_repo *r, const struct tw_backup_opts *opts,
 		started++;
 	}
 	if (rc == 0) {
-		struct dirnode *root = dir_new(NULL, 0, (uint32_t)np);
+		struct dirnode *root = dir_new(NULL, 0, (uint32_t)nr);
 		if (root == NULL) {
 			fail(g, NULL, TW_ENOMEM);
 		} else {
-			size_t k = prepare(g, AT_FDCWD, NULL, roots, np, pnodes, pn);
+			size_t k = prepare(g, AT_FDCWD, NULL, roots, nr, pnodes, pn);
 			root->n = (uint32_t)k;
 			fill_dir(g, &ww, root, AT_FDCWD, NULL, roots, pnodes, pn);
 			for (size_t i = 0; i < k; i++)
@@ -1009,8 +1180,8 @@ int tw_backup_run(struct tw_repo *r, const struct tw_backup_opts *opts,
 	snap->hostname = host;
 	const char *user = getenv("USER");
 	snap->username = (char *)(user ? user : "");
-	snap->paths = abs;
-	snap->npaths = np;
+	snap->paths = spaths;
+	snap->npaths = np + ns;
 	snap->tags = opts->tags;
 	snap->ntags = opts->ntags;
 	snap->excludes = opts->excludes;
@@ -1046,6 +1217,9 @@ done:
 	for (size_t i = 0; abs && i < np; i++)
 		free(abs[i]);
 	free(abs);
+	for (size_t i = 0; spaths && i < ns; i++)
+		free(spaths[np + i]);
+	free(spaths);
 	free(roots);
 	pthread_mutex_destroy(&g->slab_mu);
 	pthread_cond_destroy(&g->slab_cv);

@@ -16,6 +16,23 @@
 #include "backup/progress.h"
 #include "backup/repo.h"
 
+/* A source that is a producer's output rather than a file (e.g. pg_dump's
+ * stdout), stored as the regular file DIR/NAME below a virtual directory DIR
+ * at the snapshot root. A reader thread calls open when it starts on the
+ * stream (so producers run one per reader, not all at once) and reads to
+ * EOF; then finish(arg, aborted) reaps the producer: a nonzero return (the
+ * producer failed, was killed, or the backup is aborting) fails the whole
+ * snapshot, so a truncated stream is never committed. finish is called
+ * exactly once after a successful open and owns closing the fd's producer
+ * (the engine closes the fd itself before calling finish). */
+struct tw_backup_stream {
+	const char *dir;  /* virtual directory at the root, e.g. "postgres" */
+	const char *name; /* file name inside it, e.g. "app.dump" */
+	int (*open)(void *arg, int *fd, struct tw_err *e);
+	int (*finish)(void *arg, int aborted, struct tw_err *e);
+	void *arg;
+};
+
 struct tw_backup_opts {
 	char **paths;
 	size_t npaths;
@@ -27,6 +44,9 @@ struct tw_backup_opts {
 	int threads; /* 0 = number of CPUs */
 	int64_t time_ns; /* snapshot time; 0 = now */
 	struct tw_progress *progress; /* may be NULL */
+	const struct tw_backup_stream *streams; /* recorded as paths "stream:DIR/NAME" */
+	size_t nstreams;
+	const volatile int *cancel; /* when it becomes nonzero the backup fails (TW_ECANCELED) */
 };
 
 struct tw_backup_stats {

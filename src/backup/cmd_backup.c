@@ -12,12 +12,16 @@
 
 #include "backup/backup.h"
 #include "backup/cmdutil.h"
+#include "backup/job.h"
+#include "backup/pg.h"
 #include "cli/cli.h"
 
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: tapwork backup -r REPO [--tag T]... [--exclude PATTERN]... [--force] PATH...\n\n"
+		"usage: tapwork backup -r REPO [--tag T]... [--exclude PATTERN]... [--force] PATH...\n"
+		"       tapwork backup -r REPO --postgres URL [--all] [--pg-bin DIR] [PATH...]\n"
+		"       tapwork backup --job NAME [-c CONFIG] [--json]\n\n"
 		"Back up the given files and directories into a new snapshot. Unchanged files\n"
 		"(same inode, size, mtime and ctime as in the previous snapshot of the same\n"
 		"paths) are not read again. Exit status: 0 ok, 1 error (no snapshot),\n"
@@ -27,7 +31,16 @@ static void usage(FILE *out)
 		"  --exclude PATTERN        skip names or paths matching a glob (repeatable)\n"
 		"  --force                  re-read every file (ignore the parent snapshot)\n"
 		"  --threads N              worker threads (default: number of CPUs)\n"
-		"  --time T                 snapshot time: YYYY-MM-DDTHH:MM:SSZ or unix seconds\n" TW_BOPTS_HELP);
+		"  --time T                 snapshot time: YYYY-MM-DDTHH:MM:SSZ or unix seconds\n"
+		"  --postgres URL           add a PostgreSQL database (postgresql://USER@HOST:PORT/DB):\n"
+		"                           pg_dump's custom format, stored as postgres/DB.dump\n"
+		"                           (repeatable; the password comes from PGPASSWORD or ~/.pgpass)\n"
+		"  --all                    with --postgres: globals (postgres/globals.sql) and every\n"
+		"                           database of that server\n"
+		"  --pg-bin DIR             where pg_dump, pg_dumpall and psql are (default: PATH,\n"
+		"                           then /usr/lib/postgresql/15/bin)\n"
+		"  --job NAME               run backup job NAME of the config file once, now\n"
+		"  -c, --config FILE        config file for --job (default /etc/tapwork/tapwork.yaml)\n" TW_BOPTS_HELP);
 }
 
 /* Progress scanner: counts files and bytes ahead of the backup so the
@@ -115,9 +128,14 @@ static int cmd_backup(int argc, char **argv)
 	struct tw_bopts o = {0};
 	struct tw_backup_opts bo = {0};
 	char **paths = calloc((size_t)argc, sizeof *paths), **tags = calloc((size_t)argc, sizeof *tags),
-	     **excl = calloc((size_t)argc, sizeof *excl);
+	     **excl = calloc((size_t)argc, sizeof *excl), **pgurls = calloc((size_t)argc, sizeof *pgurls);
+	struct tw_pg_plan **plans = calloc((size_t)argc, sizeof *plans);
+	struct tw_backup_stream *streams = NULL;
+	size_t npg = 0, nstreams = 0;
+	const char *pgbin = NULL, *job = NULL, *config = "/etc/tapwork/tapwork.yaml";
+	int pg_all = 0;
 	int rc = TW_EXIT_USAGE;
-	if (!paths || !tags || !excl)
+	if (!paths || !tags || !excl || !pgurls || !plans)
 		goto done;
 	for (int i = 1; i < argc; i++) {
 		int c = tw_bopts_parse(&o, argc, argv, &i);
@@ -132,6 +150,16 @@ static int cmd_backup(int argc, char **argv)
 			excl[bo.nexcludes++] = argv[++i];
 		else if (strcmp(a, "--force") == 0)
 			bo.force = 1;
+		else if (strcmp(a, "--postgres") == 0 && i + 1 < argc)
+			pgurls[npg++] = argv[++i];
+		else if (strcmp(a, "--all") == 0)
+			pg_all = 1;
+		else if (strcmp(a, "--pg-bin") == 0 && i + 1 < argc)
+			pgbin = argv[++i];
+		else if (strcmp(a, "--job") == 0 && i + 1 < argc)
+			job = argv[++i];
+		else if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && i + 1 < argc)
+			config = argv[++i];
 		else if (strcmp(a, "--threads") == 0 && i + 1 < argc) {
 			unsigned long v;
 			if (tw_bcli_uint(argv[++i], 256, &v) != 0) {
@@ -150,10 +178,40 @@ static int cmd_backup(int argc, char **argv)
 		} else
 			paths[bo.npaths++] = argv[i];
 	}
-	if (bo.npaths == 0) {
+	if (job != NULL) {
+		if (bo.npaths || npg || bo.ntags || bo.nexcludes) {
+			fprintf(stderr, "tapwork backup: --job takes its sources from the config file\n");
+			goto done;
+		}
+		rc = tw_job_cli(config, job, o.json, o.quiet);
+		goto done;
+	}
+	if (bo.npaths == 0 && npg == 0) {
 		usage(stderr);
 		goto done;
 	}
+	if (pg_all && npg == 0) {
+		fprintf(stderr, "tapwork backup: --all needs --postgres URL\n");
+		goto done;
+	}
+	for (size_t k = 0; k < npg; k++) {
+		struct tw_err pe = {0};
+		if (tw_pg_plan_new(pgurls[k], pg_all, pgbin, &plans[k], &pe) != 0) {
+			tw_bcli_fail("backup", &pe);
+			rc = TW_EXIT_ERROR;
+			goto done;
+		}
+		size_t n;
+		const struct tw_backup_stream *sv = tw_pg_plan_streams(plans[k], &n);
+		struct tw_backup_stream *ns = realloc(streams, (nstreams + n + 1) * sizeof *ns);
+		if (ns == NULL)
+			goto done;
+		streams = ns;
+		memcpy(streams + nstreams, sv, n * sizeof *sv);
+		nstreams += n;
+	}
+	bo.streams = streams;
+	bo.nstreams = nstreams;
 	tw_bopts_env(&o);
 	struct tw_repo *r;
 	if ((rc = tw_bopts_open(&o, &r)) != 0)
@@ -211,6 +269,11 @@ static int cmd_backup(int argc, char **argv)
 			       (unsigned long long)st.errors);
 	}
 done:
+	for (size_t k = 0; plans && k < npg; k++)
+		tw_pg_plan_free(plans[k]);
+	free(plans);
+	free(streams);
+	free(pgurls);
 	free(paths);
 	free(tags);
 	free(excl);

@@ -1,22 +1,147 @@
 /* cmd_restore.c — `tapwork restore`. */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backup/cmdutil.h"
+#include "backup/pg.h"
 #include "backup/restore.h"
 #include "cli/cli.h"
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: tapwork restore -r REPO SNAPSHOT --target DIR [--include PATH]\n\n"
+	fprintf(out, "usage: tapwork restore -r REPO SNAPSHOT --target DIR [--include PATH]\n"
+		     "       tapwork restore -r REPO SNAPSHOT --postgres URL [--create] [--dump NAME]\n"
+		     "       tapwork restore -r REPO SNAPSHOT --list [--dump NAME]\n\n"
 		     "Restore a snapshot (\"latest\" or an ID prefix) into DIR. Every blob is\n"
 		     "verified before it is written; nothing is written outside DIR.\n"
 		     "--include PATH restores only PATH (as shown by `tapwork ls`).\n"
 		     "Exit status: 0 ok, 1 error or damaged data.\n\noptions:\n"
 		     "  --target DIR             where to restore (created if missing)\n"
 		     "  --include PATH           restore only this file or directory\n"
-		     "  --threads N              writer threads (default: number of CPUs)\n" TW_BOPTS_HELP);
+		     "  --threads N              writer threads (default: number of CPUs)\n"
+		     "  --postgres URL           feed a PostgreSQL dump of the snapshot to pg_restore -d URL\n"
+		     "                           (an existing empty database; the dump is postgres/DB.dump\n"
+		     "                           for the URL's DB, or the only dump in the snapshot)\n"
+		     "  --create                 pg_restore --create: URL names a maintenance database\n"
+		     "                           (e.g. /postgres) and the dumped database is created\n"
+		     "  --dump NAME              which dump of postgres/ (e.g. app.dump)\n"
+		     "  --list, --postgres-list  print the dump's table of contents (pg_restore --list)\n"
+		     "  --pg-bin DIR             where pg_restore is (default: PATH, then PG 15's)\n" TW_BOPTS_HELP);
+}
+
+/* The file postgres/NAME of snapshot s (NAME from --dump, the URL's
+ * database, or the only .dump there); its chunk IDs copied to *chunks. */
+static int find_dump(struct tw_repo *r, const struct tw_snapshot *s, const char *want,
+		     const char *db, uint8_t **chunks, uint32_t *n, char *name, size_t ncap,
+		     struct tw_err *e)
+{
+	uint8_t *b1 = NULL, *b2 = NULL;
+	struct tw_node *root = NULL, *pg = NULL;
+	uint32_t nr = 0, np = 0;
+	int rc = tw_repo_read_tree(r, s->tree, &b1, &root, &nr, e);
+	if (rc != 0)
+		return rc;
+	const struct tw_node *d = tw_tree_find(root, nr, (const uint8_t *)TW_PG_DIR, strlen(TW_PG_DIR));
+	if (d == NULL || d->type != TW_NODE_DIR) {
+		rc = tw_err_set(e, TW_ENOENT, "snapshot %.8s holds no PostgreSQL dump", s->id);
+		goto done;
+	}
+	if ((rc = tw_repo_read_tree(r, d->subtree, &b2, &pg, &np, e)) != 0)
+		goto done;
+	char guess[300] = "";
+	if (want == NULL && db != NULL) {
+		snprintf(guess, sizeof guess, "%s.dump", db);
+		if (tw_tree_find(pg, np, (const uint8_t *)guess, strlen(guess)) != NULL)
+			want = guess;
+	}
+	const struct tw_node *f = NULL;
+	if (want != NULL)
+		f = tw_tree_find(pg, np, (const uint8_t *)want, strlen(want));
+	else {
+		int k = 0;
+		for (uint32_t i = 0; i < np; i++)
+			if (pg[i].name_len > 5 &&
+			    memcmp(pg[i].name + pg[i].name_len - 5, ".dump", 5) == 0) {
+				f = &pg[i];
+				k++;
+			}
+		if (k > 1) {
+			rc = tw_err_set(e, TW_EINVAL,
+					"snapshot %.8s holds several dumps: choose one with --dump NAME",
+					s->id);
+			goto done;
+		}
+	}
+	if (f == NULL || f->type != TW_NODE_FILE) {
+		rc = tw_err_set(e, TW_ENOENT, "no dump %s/%s in snapshot %.8s", TW_PG_DIR,
+				want ? want : "*.dump", s->id);
+		goto done;
+	}
+	snprintf(name, ncap, "%.*s", (int)f->name_len, (const char *)f->name);
+	*n = f->nchunks;
+	*chunks = malloc((size_t)f->nchunks * TW_ID_LEN + 1);
+	if (*chunks == NULL)
+		rc = tw_err_set(e, TW_ENOMEM, "out of memory");
+	else
+		memcpy(*chunks, f->chunks, (size_t)f->nchunks * TW_ID_LEN);
+done:
+	free(root);
+	free(pg);
+	free(b1);
+	free(b2);
+	return rc;
+}
+
+/* Stream the dump's blobs into pg_restore's stdin. */
+static int pg_restore_snapshot(struct tw_repo *r, const struct tw_snapshot *s, const char *url,
+			       const char *want, const char *pgbin, int list, int create,
+			       uint64_t *bytes, struct tw_err *e)
+{
+	struct tw_pg_conn c = {0};
+	if (url != NULL && tw_pg_conn_parse(url, &c, e) != 0)
+		return e->code;
+	uint8_t *chunks = NULL;
+	uint32_t n = 0;
+	char name[300];
+	int rc = find_dump(r, s, want, create ? NULL : c.dbname, &chunks, &n, name, sizeof name, e);
+	tw_pg_conn_free(&c);
+	if (rc != 0)
+		return rc;
+	struct tw_pg_restore pr;
+	if ((rc = tw_pg_restore_start(&pr, url, pgbin, list, create, e)) != 0) {
+		free(chunks);
+		return rc;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	int broken = 0;
+	for (uint32_t i = 0; i < n && rc == 0 && !broken; i++) {
+		uint8_t *pt = NULL;
+		size_t len = 0;
+		if ((rc = tw_repo_read_blob(r, chunks + (size_t)i * TW_ID_LEN, &pt, &len, e)) != 0)
+			break;
+		for (size_t off = 0; off < len;) {
+			ssize_t w = write(pr.proc.in_fd, pt + off, len - off);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0) {
+				broken = 1; /* pg_restore stopped reading: its status decides */
+				break;
+			}
+			off += (size_t)w;
+			*bytes += (uint64_t)w;
+		}
+		free(pt);
+	}
+	free(chunks);
+	struct tw_err pe = {0};
+	int prc = tw_pg_restore_finish(&pr, rc != 0, &pe);
+	if (rc == 0 && prc != 0)
+		rc = tw_err_set(e, prc, "restoring %s/%s: %s", TW_PG_DIR, name, pe.msg);
+	return rc;
 }
 
 static int cmd_restore(int argc, char **argv)
@@ -27,7 +152,8 @@ static int cmd_restore(int argc, char **argv)
 	}
 	struct tw_bopts o = {0};
 	struct tw_restore_opts ro = {0};
-	const char *spec = NULL;
+	const char *spec = NULL, *pgurl = NULL, *dump = NULL, *pgbin = NULL;
+	int pglist = 0, pgcreate = 0;
 	for (int i = 1; i < argc; i++) {
 		int c = tw_bopts_parse(&o, argc, argv, &i);
 		if (c < 0)
@@ -39,6 +165,16 @@ static int cmd_restore(int argc, char **argv)
 			ro.target = argv[++i];
 		else if (strcmp(a, "--include") == 0 && i + 1 < argc)
 			ro.include = argv[++i];
+		else if (strcmp(a, "--postgres") == 0 && i + 1 < argc)
+			pgurl = argv[++i];
+		else if (strcmp(a, "--dump") == 0 && i + 1 < argc)
+			dump = argv[++i];
+		else if (strcmp(a, "--pg-bin") == 0 && i + 1 < argc)
+			pgbin = argv[++i];
+		else if (strcmp(a, "--list") == 0 || strcmp(a, "--postgres-list") == 0)
+			pglist = 1;
+		else if (strcmp(a, "--create") == 0)
+			pgcreate = 1;
 		else if (strcmp(a, "--threads") == 0 && i + 1 < argc) {
 			unsigned long v;
 			if (tw_bcli_uint(argv[++i], 64, &v) != 0)
@@ -51,7 +187,8 @@ static int cmd_restore(int argc, char **argv)
 			return TW_EXIT_USAGE;
 		}
 	}
-	if (spec == NULL || ro.target == NULL) {
+	int pgmode = pgurl != NULL || pglist;
+	if (spec == NULL || (ro.target == NULL) == !pgmode || (pgcreate && pgurl == NULL)) {
 		usage(stderr);
 		return TW_EXIT_USAGE;
 	}
@@ -71,6 +208,22 @@ static int cmd_restore(int argc, char **argv)
 		err = tw_repo_list_snapshots(r, &v, &n, &e);
 	if (err == 0)
 		err = tw_repo_find_snapshot(v, n, spec, &s, &e);
+	if (err == 0 && pgmode) {
+		uint64_t bytes = 0;
+		err = pg_restore_snapshot(r, s, pgurl, dump, pgbin, pglist, pgcreate, &bytes, &e);
+		if (err != 0)
+			tw_bcli_fail("restore", &e);
+		else if (!pglist && o.json)
+			printf("{\"type\":\"summary\",\"snapshot_id\":\"%s\",\"postgres\":true,"
+			       "\"bytes\":%llu,\"seconds\":%.3f}\n",
+			       s->id, (unsigned long long)bytes, tw_progress_now() - t0);
+		else if (!pglist && !o.quiet)
+			printf("restored the PostgreSQL dump of snapshot %.8s (%.1f MiB) in %.2fs\n",
+			       s->id, bytes / 1048576.0, tw_progress_now() - t0);
+		tw_repo_free_snapshots(v, n);
+		tw_repo_close(r);
+		return err ? TW_EXIT_ERROR : TW_EXIT_OK;
+	}
 	if (err == 0) {
 		tw_progress_start(&pg, "restore", o.json, o.quiet);
 		ro.progress = &pg;

@@ -31,6 +31,12 @@ static void host_name(char *buf, size_t cap)
 int tw_repo_put_object(struct tw_repo *r, enum tw_st_type t, const char *kind, const void *pt,
 		       size_t n, char name_out[65], struct tw_err *e)
 {
+	return tw_repo_put_object_flags(r, t, kind, pt, n, 0, name_out, e);
+}
+
+int tw_repo_put_object_flags(struct tw_repo *r, enum tw_st_type t, const char *kind,
+			     const void *pt, size_t n, int flags, char name_out[65], struct tw_err *e)
+{
 	uint8_t *sealed;
 	size_t slen;
 	int rc = tw_object_seal(&r->keys, kind, pt, n, &sealed, &slen);
@@ -40,7 +46,7 @@ int tw_repo_put_object(struct tw_repo *r, enum tw_st_type t, const char *kind, c
 	char name[65];
 	tw_crypto_sha256(sealed, slen, h);
 	tw_hex(h, 32, name);
-	rc = tw_storage_put(r->st, t, t == TW_ST_CONFIG ? "config" : name, sealed, slen, 0, e);
+	rc = tw_storage_put(r->st, t, t == TW_ST_CONFIG ? "config" : name, sealed, slen, flags, e);
 	free(sealed);
 	if (rc == 0 && name_out != NULL)
 		memcpy(name_out, name, 65);
@@ -675,7 +681,9 @@ static int write_lock(struct tw_repo *r, char name_out[65], struct tw_err *e)
 	json_decref(o);
 	if (txt == NULL)
 		return tw_err_set(e, TW_ENOMEM, "out of memory");
-	int rc = tw_repo_put_object(r, TW_ST_LOCK, "lock", txt, strlen(txt), name_out, e);
+	/* first writer wins: a lock is never replaced (TW_EEXIST otherwise) */
+	int rc = tw_repo_put_object_flags(r, TW_ST_LOCK, "lock", txt, strlen(txt), TW_ST_EXCL,
+					  name_out, e);
 	free(txt);
 	return rc;
 }

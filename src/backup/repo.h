@@ -55,6 +55,10 @@ int tw_repo_add_key(struct tw_repo *r, const char *pw, size_t pwlen, char name_o
 
 int tw_repo_put_object(struct tw_repo *r, enum tw_st_type t, const char *kind, const void *pt,
 		       size_t n, char name_out[65], struct tw_err *e);
+/* Same with storage put flags (TW_ST_EXCL: conditional put, TW_EEXIST if the
+ * name exists). Locks use it; content-named objects need not. */
+int tw_repo_put_object_flags(struct tw_repo *r, enum tw_st_type t, const char *kind,
+			     const void *pt, size_t n, int flags, char name_out[65], struct tw_err *e);
 /* Fetch, verify name == SHA-256(stored), open. *pt malloc'd. */
 int tw_repo_get_object(struct tw_repo *r, enum tw_st_type t, const char *kind, const char *name,
 		       uint8_t **pt, size_t *n, struct tw_err *e);

@@ -178,6 +178,53 @@ struct tw_conf_acme {
 	char *profile;           /* ACME profile name; NULL = CA default */
 };
 
+/* backup: (docs/backup.md "Jobs"). A source is a path or a PostgreSQL URL. */
+struct tw_conf_backup_source {
+	char *path;     /* directory (or file) to back up */
+	char *postgres; /* postgresql://USER@HOST:PORT/DB */
+	int all;        /* postgres: globals and every database */
+	char *pre;      /* hook run (sh -c) before the backup; failure aborts the run */
+	char *post;     /* hook run after the backup when pre succeeded (also on failure) */
+	char **exclude; /* path sources: globs */
+	size_t nexclude;
+};
+
+struct tw_conf_retention {
+	unsigned keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly;
+};
+
+struct tw_conf_backup_check {
+	unsigned read_data_percent; /* 0 = structure only */
+	char *schedule;             /* default "weekly" */
+};
+
+struct tw_conf_backup_job {
+	char *name;
+	char *repository;    /* resolved: the job's or backup.repository */
+	char *password_file; /* resolved likewise; NULL = $TAPWORK_PASSWORD(_FILE) */
+	char *schedule;      /* validated schedule text; NULL = on demand only */
+	uint64_t jitter_ms;  /* random delay added to each scheduled run, default 0 */
+	struct tw_conf_backup_source *sources;
+	size_t nsources;
+	char **tags;
+	size_t ntags;
+	int has_retention;
+	struct tw_conf_retention retention;
+	char *prune;         /* schedule for prune; NULL = never */
+	int has_check;
+	struct tw_conf_backup_check check;
+	char *pg_bin;        /* directory of pg_dump & co; NULL = PATH, then PG 15's */
+	uint64_t hook_timeout_ms; /* default 10m */
+};
+
+struct tw_conf_backup {
+	char *repository;
+	char *password_file;
+	int utc; /* schedules in UTC (default: local time) */
+	struct tw_conf_backup_job *jobs;
+	size_t njobs;
+};
+
 struct tw_config {
 	struct tw_arena arena; /* owns everything below */
 	char *source;          /* file name, or "<embedded>" */
@@ -216,6 +263,9 @@ struct tw_config {
 
 	int has_acme; /* 1 when `acme:` is present */
 	struct tw_conf_acme acme;
+
+	int has_backup;
+	struct tw_conf_backup backup; /* backup jobs run by `tapwork run` */
 };
 
 /* Load and validate. On failure returns a negative TW_E* code, *out is NULL,

@@ -4,6 +4,7 @@
  * To add a key: add a row (and a field in config.h); see docs/internals/config.md. */
 #include "conf/config.h"
 #include "conf/schema.h"
+#include "backup/schedule.h"
 #include "core/log.h"
 #include "tls/tls.h"
 
@@ -1048,6 +1049,21 @@ static int parse_https_url(struct cf_ctx *c, const struct cf_field *f, const cha
 	return 0;
 }
 
+/* ---- backup: jobs ------------------------------------------------------- */
+
+static int parse_schedule(struct cf_ctx *c, const struct cf_field *f, const char *text, void *dst,
+                          char *why, size_t wl)
+{
+	struct tw_sched sc;
+	if (tw_sched_parse(text, &sc, why, wl) != 0)
+		return TW_EINVAL;
+	char *s = tw_arena_strdup(c->arena, text);
+	if (s == NULL)
+		return TW_ENOMEM;
+	memcpy(dst, &s, sizeof s);
+	return 0;
+}
+
 static int check_acme(struct cf_ctx *c, int node, void *obj)
 {
 	struct tw_conf_acme *a = obj;
@@ -1182,6 +1198,296 @@ static const struct cf_field http2_fields[] = {
 #undef H2
 static const struct cf_schema http2_schema = {
     .name = "http2", .fields = http2_fields, .doc = "HTTP/2 from clients (see docs/internals/h2.md)."};
+static int parse_percent(struct cf_ctx *c, const struct cf_field *f, const char *text, void *dst,
+                         char *why, size_t wl)
+{
+	char num[16];
+	size_t n = strlen(text);
+	uint64_t v;
+	if (n > 0 && text[n - 1] == '%')
+		n--;
+	if (n == 0 || n >= sizeof num)
+		goto bad;
+	memcpy(num, text, n);
+	num[n] = '\0';
+	if (tw_conf_parse_u64(num, &v) < 0 || v > 100)
+		goto bad;
+	unsigned u = (unsigned)v;
+	memcpy(dst, &u, sizeof u);
+	return 0;
+bad:
+	snprintf(why, wl, "expected a percentage 0%%..100%%, got \"%s\"", text);
+	return TW_EINVAL;
+}
+
+static int check_source(struct cf_ctx *c, int node, void *obj)
+{
+	struct tw_conf_backup_source *s = obj;
+	if ((s->path == NULL) == (s->postgres == NULL))
+		return tw_conf_fail(c, node, NULL, "give exactly one of path: or postgres:");
+	if (s->path && s->path[0] != '/')
+		return tw_conf_fail(c, tw_conf_map_get(c, node, "path"), "path",
+		                    "must be an absolute path");
+	if (s->postgres && strncmp(s->postgres, "postgresql://", 13) != 0 &&
+	    strncmp(s->postgres, "postgres://", 11) != 0)
+		return tw_conf_fail(c, tw_conf_map_get(c, node, "postgres"), "postgres",
+		                    "expected a postgresql://USER@HOST[:PORT]/DB URL");
+	if (s->all && s->postgres == NULL)
+		return tw_conf_fail(c, tw_conf_map_get(c, node, "all"), "all",
+		                    "only for postgres: sources");
+	if (s->nexclude && s->path == NULL)
+		return tw_conf_fail(c, tw_conf_map_get(c, node, "exclude"), "exclude",
+		                    "only for path: sources");
+	return 0;
+}
+
+static const struct cf_field glob_elem = {.kind = CF_STRING, .width = sizeof(char *)};
+
+#define BS struct tw_conf_backup_source
+static const struct cf_field bsource_fields[] = {
+    {.name = "path",
+     .kind = CF_STRING,
+     FLD(BS, path),
+     .doc = "A directory (or file) to back up, absolute. Stored at the snapshot root under its "
+            "last component."},
+    {.name = "postgres",
+     .kind = CF_STRING,
+     FLD(BS, postgres),
+     .doc = "A PostgreSQL database `postgresql://USER@HOST[:PORT]/DB`, dumped with `pg_dump "
+            "--format=custom --compress=0` into `postgres/DB.dump`. Passwords come from "
+            "`PGPASSWORD` or `~/.pgpass` (a password in the URL is passed through the "
+            "environment, never argv)."},
+    {.name = "all",
+     .kind = CF_BOOL,
+     FLD(BS, all),
+     .def = "false",
+     .doc = "postgres: also the globals (`pg_dumpall --globals-only`, `postgres/globals.sql`) and "
+            "every database of that server."},
+    {.name = "pre",
+     .kind = CF_STRING,
+     FLD(BS, pre),
+     .doc = "Command (run with `sh -c`) before the backup, e.g. an application quiesce or "
+            "`fsfreeze -f`. A non-zero exit aborts the run: no snapshot is written."},
+    {.name = "post",
+     .kind = CF_STRING,
+     FLD(BS, post),
+     .doc = "Command run after the backup whenever `pre` succeeded (also when the backup "
+            "failed), e.g. resume or `fsfreeze -u`. A failure marks the run failed; the snapshot "
+            "stays."},
+    {.name = "exclude",
+     .kind = CF_LIST,
+     FLD(BS, exclude),
+     .count_off = offsetof(BS, nexclude),
+     .max = 1024,
+     .elem = &glob_elem,
+     .doc = "path: globs of names or paths to skip."},
+    END};
+#undef BS
+static const struct cf_schema bsource_schema = {
+    .name = "backup.jobs.NAME.sources[]",
+    .fields = bsource_fields,
+    .check = check_source,
+    .doc = "What a job backs up: `{path: DIR}` or `{postgres: URL}`, with optional hooks."};
+static const struct cf_field bsource_elem = {
+    .kind = CF_STRUCT, .width = sizeof(struct tw_conf_backup_source), .schema = &bsource_schema};
+
+#define RT struct tw_conf_retention
+static const struct cf_field retention_fields[] = {
+    {.name = "keep_last", .kind = CF_UINT, FLD(RT, keep_last), .max = 100000, .def = "0",
+     .doc = "Keep the N newest snapshots."},
+    {.name = "keep_hourly", .kind = CF_UINT, FLD(RT, keep_hourly), .max = 100000, .def = "0",
+     .doc = "Keep the newest snapshot of each of the last N hours that have one."},
+    {.name = "keep_daily", .kind = CF_UINT, FLD(RT, keep_daily), .max = 100000, .def = "0",
+     .doc = "Same per day (UTC)."},
+    {.name = "keep_weekly", .kind = CF_UINT, FLD(RT, keep_weekly), .max = 100000, .def = "0",
+     .doc = "Same per ISO week."},
+    {.name = "keep_monthly", .kind = CF_UINT, FLD(RT, keep_monthly), .max = 100000, .def = "0",
+     .doc = "Same per month."},
+    {.name = "keep_yearly", .kind = CF_UINT, FLD(RT, keep_yearly), .max = 100000, .def = "0",
+     .doc = "Same per year."},
+    END};
+#undef RT
+static const struct cf_schema retention_schema = {
+    .name = "backup.jobs.NAME.retention",
+    .fields = retention_fields,
+    .doc = "Which of the job's snapshots to keep (as `tapwork forget`); applied after every "
+           "successful run to the snapshots tagged `job:NAME`. At least one rule must be non-zero."};
+
+#define CK struct tw_conf_backup_check
+static const struct cf_field bcheck_fields[] = {
+    {.name = "read_data_subset",
+     .kind = CF_CUSTOM,
+     FLD(CK, read_data_percent),
+     .parse = parse_percent,
+     .type_name = "percentage",
+     .def = "0%",
+     .doc = "Also read and verify this share of the packs (chosen at random); 0% = structure "
+            "only."},
+    {.name = "schedule",
+     .kind = CF_CUSTOM,
+     FLD(CK, schedule),
+     .parse = parse_schedule,
+     .type_name = "schedule",
+     .def = "weekly",
+     .doc = "When the check runs (after the job's backup)."},
+    END};
+#undef CK
+static const struct cf_schema bcheck_schema = {
+    .name = "backup.jobs.NAME.check",
+    .fields = bcheck_fields,
+    .doc = "A periodic `tapwork check` of the job's repository."};
+
+static int check_job(struct cf_ctx *c, int node, void *obj)
+{
+	struct tw_conf_backup_job *j = obj;
+	if (j->has_retention) {
+		const struct tw_conf_retention *r = &j->retention;
+		if (!(r->keep_last | r->keep_hourly | r->keep_daily | r->keep_weekly |
+		      r->keep_monthly | r->keep_yearly))
+			return tw_conf_fail(c, tw_conf_map_get(c, node, "retention"), "retention",
+			                    "keeps nothing: set at least one keep_* rule");
+	}
+	if (j->prune && !j->has_retention)
+		return tw_conf_fail(c, tw_conf_map_get(c, node, "prune"), "prune",
+		                    "needs a retention: policy (prune removes what forget released)");
+	return 0;
+}
+
+#define J struct tw_conf_backup_job
+static const struct cf_field job_fields[] = {
+    {.name = "repository",
+     .kind = CF_STRING,
+     FLD(J, repository),
+     .doc = "Repository (local path or `s3:https://HOST/BUCKET/PREFIX`); default "
+            "`backup.repository`."},
+    {.name = "password_file",
+     .kind = CF_STRING,
+     FLD(J, password_file),
+     .doc = "File holding the repository password; default `backup.password_file`, then "
+            "`$TAPWORK_PASSWORD` / `$TAPWORK_PASSWORD_FILE`."},
+    {.name = "schedule",
+     .kind = CF_CUSTOM,
+     FLD(J, schedule),
+     .parse = parse_schedule,
+     .type_name = "schedule",
+     .doc = "When `tapwork run` runs the job: `hourly`, `daily [HH:MM]`, `weekly [DAY] [HH:MM]`, "
+            "`monthly`, `every N{s,m,h,d}`, or 5-field cron (`15 3 * * *`). Absent = only "
+            "`tapwork backup --job NAME`."},
+    {.name = "jitter",
+     .kind = CF_DURATION,
+     FLD(J, jitter_ms),
+     .max = 86400000,
+     .def = "0s",
+     .doc = "Random delay (0..jitter) added to each scheduled run, to spread load."},
+    {.name = "sources",
+     .kind = CF_LIST,
+     FLD(J, sources),
+     .count_off = offsetof(J, nsources),
+     .flags = CF_REQUIRED,
+     .min = 1,
+     .max = 256,
+     .elem = &bsource_elem,
+     .doc = "What to back up (one snapshot per run holds all sources)."},
+    {.name = "tags",
+     .kind = CF_LIST,
+     FLD(J, tags),
+     .count_off = offsetof(J, ntags),
+     .max = 64,
+     .elem = &glob_elem,
+     .doc = "Extra snapshot tags (every snapshot of the job is also tagged `job:NAME`)."},
+    {.name = "retention",
+     .kind = CF_STRUCT,
+     .off = offsetof(J, retention),
+     .flags = CF_PRESENT | CF_OPTIONAL,
+     .present_off = offsetof(J, has_retention),
+     .schema = &retention_schema,
+     .doc = "Retention policy (see below); absent = keep everything."},
+    {.name = "prune",
+     .kind = CF_CUSTOM,
+     FLD(J, prune),
+     .parse = parse_schedule,
+     .type_name = "schedule",
+     .doc = "When to prune (delete data no snapshot needs) after a run, e.g. `weekly`; absent = "
+            "never."},
+    {.name = "check",
+     .kind = CF_STRUCT,
+     .off = offsetof(J, check),
+     .flags = CF_PRESENT | CF_OPTIONAL,
+     .present_off = offsetof(J, has_check),
+     .schema = &bcheck_schema,
+     .doc = "Periodic repository check (see below); absent = none."},
+    {.name = "pg_bin",
+     .kind = CF_STRING,
+     FLD(J, pg_bin),
+     .doc = "Directory of pg_dump, pg_dumpall and psql; default PATH, then "
+            "/usr/lib/postgresql/15/bin."},
+    {.name = "hook_timeout",
+     .kind = CF_DURATION,
+     FLD(J, hook_timeout_ms),
+     .min = 1000,
+     .max = 86400000,
+     .def = "10m",
+     .doc = "A pre/post hook running longer is killed and counts as failed."},
+    END};
+#undef J
+static const struct cf_schema job_schema = {
+    .name = "backup.jobs.NAME",
+    .fields = job_fields,
+    .has_key = 1,
+    .key_off = offsetof(struct tw_conf_backup_job, name),
+    .check = check_job,
+    .doc = "A named backup job: sources, schedule, retention."};
+static const struct cf_field job_elem = {
+    .kind = CF_STRUCT, .width = sizeof(struct tw_conf_backup_job), .schema = &job_schema};
+
+static int check_backup(struct cf_ctx *c, int node, void *obj)
+{
+	struct tw_conf_backup *b = obj;
+	int jobs = tw_conf_map_get(c, node, "jobs");
+	for (size_t i = 0; i < b->njobs; i++) {
+		struct tw_conf_backup_job *j = &b->jobs[i];
+		if (j->repository == NULL)
+			j->repository = b->repository;
+		if (j->password_file == NULL)
+			j->password_file = b->password_file;
+		if (j->repository == NULL)
+			return tw_conf_fail(c, tw_conf_map_get(c, jobs, j->name), "repository",
+			                    "job \"%s\" has no repository (set it or backup.repository)",
+			                    j->name);
+	}
+	return 0;
+}
+
+#define BK struct tw_conf_backup
+static const struct cf_field backup_fields[] = {
+    {.name = "repository",
+     .kind = CF_STRING,
+     FLD(BK, repository),
+     .doc = "Default repository of the jobs."},
+    {.name = "password_file",
+     .kind = CF_STRING,
+     FLD(BK, password_file),
+     .doc = "Default password file of the jobs."},
+    {.name = "utc",
+     .kind = CF_BOOL,
+     FLD(BK, utc),
+     .def = "false",
+     .doc = "Read schedules in UTC instead of the local time zone (TZ)."},
+    {.name = "jobs",
+     .kind = CF_MAP,
+     FLD(BK, jobs),
+     .count_off = offsetof(BK, njobs),
+     .max = 256,
+     .elem = &job_elem,
+     .doc = "Named backup jobs (see below)."},
+    END};
+#undef BK
+static const struct cf_schema backup_schema = {
+    .name = "backup",
+    .fields = backup_fields,
+    .check = check_backup,
+    .doc = "Scheduled backups run by `tapwork run` on their own thread (never on the request "
+           "path); `tapwork backup --job NAME -c FILE` runs one now. See docs/backup.md."};
 
 static const struct cf_field site_elem = {
     .kind = CF_STRUCT, .width = sizeof(struct tw_conf_site), .schema = &site_schema};
@@ -1285,6 +1591,13 @@ static const struct cf_field root_fields[] = {
      .present_off = offsetof(C, has_acme),
      .schema = &acme_schema,
      .doc = "ACME client settings (see below)."},
+    {.name = "backup",
+     .kind = CF_STRUCT,
+     .off = offsetof(C, backup),
+     .flags = CF_PRESENT | CF_OPTIONAL,
+     .present_off = offsetof(C, has_backup),
+     .schema = &backup_schema,
+     .doc = "Backup jobs and their schedules (see below)."},
     END};
 #undef C
 

@@ -4,6 +4,7 @@
  * health checks and one worker thread per configured worker, then serves
  * signals through a signalfd on its own loop: SIGHUP reloads, SIGTERM and
  * SIGINT drain and exit. */
+#include "backup/sched.h"
 #include "cli/cli.h"
 #include "core/log.h"
 #include "edge/edge.h"
@@ -239,7 +240,11 @@ static int cmd_run(int argc, char **argv)
 		g->cfg->has_admin ? g->cfg->admin_listen.text : "");
 	if (g->tls && tw_tls_store_root_path(g->tls)[0])
 		tw_info("local CA root: %s (tapwork cert trust explains how to trust it)", tw_tls_store_root_path(g->tls));
+	/* backup jobs: their own thread and config copy (src/backup/sched.c) */
+	if (tw_backup_sched_start(path, &err) != 0)
+		tw_error("backup scheduler: %s (backup jobs will not run)", err.msg);
 	tw_loop_run(e->loop);
+	tw_backup_sched_stop();
 	tw_workers_join(e);
 	tw_edge_acme_stop(e);
 	tw_health_stop(e);

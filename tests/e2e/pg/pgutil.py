@@ -1,0 +1,93 @@
+"""A throwaway PostgreSQL 15 for the backup e2e tests.
+
+initdb into a temp directory owned by the postgres user (tests run as
+root), then `postgres -D DIR -p PORT -k SOCKDIR -c listen_addresses=127.0.0.1`
+run as postgres through runuser; stopped by PID (SIGINT = fast shutdown).
+Tests skip with a reason when the binaries or the postgres user are absent.
+"""
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+PGBIN = "/usr/lib/postgresql/15/bin"
+
+
+def missing():
+    if not os.path.exists(os.path.join(PGBIN, "postgres")):
+        return f"PostgreSQL 15 binaries not in {PGBIN}"
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        return "no 'postgres' user to run the server as"
+    if os.geteuid() != 0 or shutil.which("runuser") is None:
+        return "needs root and runuser to start postgres as the postgres user"
+    return None
+
+
+class Postgres:
+    def __init__(self, port):
+        # pytest's temp dirs are 0700 root: postgres needs its own
+        tmp = self.tmp = tempfile.mkdtemp(prefix="tapwork-pg-")
+        self.port = port
+        self.dir = os.path.join(tmp, "pgdata")
+        self.sock = os.path.join(tmp, "pgsock")
+        os.makedirs(self.sock)
+        pw = pwd.getpwnam("postgres")
+        os.chown(tmp, pw.pw_uid, pw.pw_gid)
+        os.chown(self.sock, pw.pw_uid, pw.pw_gid)
+        r = subprocess.run(["runuser", "-u", "postgres", "--", os.path.join(PGBIN, "initdb"),
+                            "-D", self.dir, "-A", "trust", "-U", "postgres", "--no-sync"],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        self.log = open(os.path.join(tmp, "postgres.log"), "wb")
+        self.proc = subprocess.Popen(
+            ["runuser", "-u", "postgres", "--", os.path.join(PGBIN, "postgres"), "-D", self.dir,
+             "-p", str(port), "-k", self.sock, "-c", "listen_addresses=127.0.0.1",
+             "-c", "fsync=off", "-c", "full_page_writes=off"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.psql("postgres", "SELECT 1", check=False).returncode == 0:
+                return
+            assert self.proc.poll() is None, "postgres exited"
+            time.sleep(0.1)
+        raise TimeoutError("postgres did not start")
+
+    def url(self, db):
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{db}"
+
+    def psql(self, db, sql, check=True):
+        r = subprocess.run([os.path.join(PGBIN, "psql"), "-X", "-q", "-A", "-t",
+                            "-v", "ON_ERROR_STOP=1", "-d", self.url(db), "-c", sql],
+                           capture_output=True, text=True, timeout=120)
+        if check:
+            assert r.returncode == 0, r.stderr
+        return r
+
+    def plain_dump(self, db):
+        """A plain-format dump, normalized (no comments/version lines)."""
+        r = subprocess.run([os.path.join(PGBIN, "pg_dump"), "--format=plain", "-d", self.url(db)],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        return "\n".join(l for l in r.stdout.splitlines()
+                         if l and not l.startswith("--") and "restrict" not in l)
+
+    def stop(self):
+        # the postmaster's own PID (runuser is its parent); SIGINT = fast shutdown
+        if self.proc.poll() is None:
+            try:
+                with open(os.path.join(self.dir, "postmaster.pid")) as f:
+                    os.kill(int(f.readline()), signal.SIGINT)
+            except (OSError, ValueError):
+                self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
