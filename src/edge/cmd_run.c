@@ -6,6 +6,7 @@
  * SIGINT drain and exit. */
 #include "backup/sched.h"
 #include "cli/cli.h"
+#include "core/dbuf.h"
 #include "core/log.h"
 #include "edge/edge.h"
 #include "tls/tls.h"
@@ -52,7 +53,9 @@ static void do_reload(struct run_state *rs)
 	struct tw_edge *e = &rs->e;
 	struct tw_err err = {0};
 	struct tw_config *cfg = NULL;
-	int rc = e->config_path ? tw_config_load_file(e->config_path, &cfg, &err) : tw_config_load_default(&cfg, &err);
+	int rc = e->config_text ? tw_config_load_string("<tapwork proxy>", e->config_text, strlen(e->config_text), &cfg, &err)
+		 : e->config_path ? tw_config_load_file(e->config_path, &cfg, &err)
+				  : tw_config_load_default(&cfg, &err);
 	if (rc != 0) {
 		tw_error("reload refused: %s", err.msg);
 		tw_metric_add(e->m, e->m_reload_err, 1);
@@ -162,6 +165,8 @@ static void usage(FILE *out)
 		     "config keeps serving); SIGTERM/SIGINT drain in-flight requests and exit.\n");
 }
 
+static int run_edge(const char *path, const char *text);
+
 static int cmd_run(int argc, char **argv)
 {
 	const char *path = NULL;
@@ -178,18 +183,28 @@ static int cmd_run(int argc, char **argv)
 			return 2;
 		}
 	}
+	return run_edge(path, NULL);
+}
+
+/* The edge daemon on a config file (path), a generated config (text, from
+ * `tapwork proxy`), or the embedded default (both NULL). */
+static int run_edge(const char *path, const char *text)
+{
 	signal(SIGPIPE, SIG_IGN);
 	static struct run_state rs;
 	struct tw_edge *e = &rs.e;
 	struct tw_err err = {0};
 	struct tw_config *cfg = NULL;
-	int rc = path ? tw_config_load_file(path, &cfg, &err) : tw_config_load_default(&cfg, &err);
+	int rc = text ? tw_config_load_string("<tapwork proxy>", text, strlen(text), &cfg, &err)
+	       : path ? tw_config_load_file(path, &cfg, &err)
+		      : tw_config_load_default(&cfg, &err);
 	if (rc != 0) {
 		fprintf(stderr, "tapwork: %s\n", err.msg);
 		return 1;
 	}
 	tw_log_level = cfg->log.level;
 	e->config_path = path;
+	e->config_text = text;
 	e->nworkers = cfg->workers;
 	e->alog_fd = open_access_log(cfg);
 	if (tw_loop_new(&e->loop) != 0 || tw_metrics_add_shard(&e->m) != 0) {
@@ -258,4 +273,122 @@ static int cmd_run(int argc, char **argv)
 	return 0;
 }
 
+static void proxy_usage(FILE *out)
+{
+	fprintf(out, "usage: tapwork proxy --from HOST[,HOST...] --to ADDR [options]\n\n"
+		     "A one-line HTTPS reverse proxy: serves HOST over HTTPS in front of ADDR, with\n"
+		     "the redirect from HTTP. Internal names (localhost, *.localhost, *.test,\n"
+		     "*.internal, IP addresses) get a certificate from tapwork's local CA; public\n"
+		     "names get one from Let's Encrypt when --email is given (ACME), else a\n"
+		     "temporary local-CA certificate.\n\n"
+		     "  --from HOSTS     host names to serve (comma-separated)\n"
+		     "  --to ADDR        upstream address (host:port)\n"
+		     "  --http ADDR      HTTP listener (default 127.0.0.1:8080; \"off\" for none)\n"
+		     "  --https ADDR     HTTPS listener (default 127.0.0.1:8443)\n"
+		     "  --admin ADDR     admin listener (/healthz /readyz /metrics; default off)\n"
+		     "  --state-dir DIR  certificates and keys (default /var/lib/tapwork, or\n"
+		     "                   ~/.local/state/tapwork when not root)\n"
+		     "  --email ADDR     ACME account contact: enables ACME for public names\n"
+		     "  --acme-directory URL  ACME directory (default Let's Encrypt)\n"
+		     "  --print-config   print the generated configuration and exit\n");
+}
+
+/* YAML double-quoted scalar (escape " and \\); values come from argv. */
+static int yq(struct tw_dbuf *b, const char *v)
+{
+	int rc = tw_dbuf_append(b, "\"", 1);
+	for (const char *p = v; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			rc |= tw_dbuf_append(b, "\\", 1);
+		if ((unsigned char)*p < 0x20)
+			continue;
+		rc |= tw_dbuf_append(b, p, 1);
+	}
+	return rc | tw_dbuf_append(b, "\"", 1);
+}
+
+static int cmd_proxy(int argc, char **argv)
+{
+	const char *from = NULL, *to = NULL, *http = "127.0.0.1:8080", *https = "127.0.0.1:8443", *admin = NULL,
+		   *state = NULL, *email = NULL, *dir = NULL;
+	int print = 0;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char **dst = !strcmp(a, "--from") ? &from : !strcmp(a, "--to") ? &to
+				 : !strcmp(a, "--http") ? &http : !strcmp(a, "--https") ? &https
+				 : !strcmp(a, "--admin") ? &admin : !strcmp(a, "--state-dir") ? &state
+				 : !strcmp(a, "--email") ? &email : !strcmp(a, "--acme-directory") ? &dir : NULL;
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			proxy_usage(stdout);
+			return 0;
+		} else if (!strcmp(a, "--print-config")) {
+			print = 1;
+		} else if (dst != NULL && i + 1 < argc) {
+			*dst = argv[++i];
+		} else {
+			fprintf(stderr, "tapwork proxy: unexpected argument '%s'\n", a);
+			proxy_usage(stderr);
+			return 2;
+		}
+	}
+	if (from == NULL || to == NULL) {
+		fprintf(stderr, "tapwork proxy: --from and --to are required\n");
+		proxy_usage(stderr);
+		return 2;
+	}
+	static struct tw_dbuf y;
+	tw_dbuf_init(&y, 64 * 1024);
+	int rc = tw_dbuf_appendf(&y, "# generated by tapwork proxy\nlisten:\n");
+	if (strcmp(http, "off") != 0) {
+		rc |= tw_dbuf_appendf(&y, "  http: ");
+		rc |= yq(&y, http);
+		rc |= tw_dbuf_appendf(&y, "\n");
+	}
+	rc |= tw_dbuf_appendf(&y, "  https: ");
+	rc |= yq(&y, https);
+	rc |= tw_dbuf_appendf(&y, "\n");
+	if (admin) {
+		rc |= tw_dbuf_appendf(&y, "admin:\n  listen: ");
+		rc |= yq(&y, admin);
+		rc |= tw_dbuf_appendf(&y, "\n");
+	}
+	if (state) {
+		rc |= tw_dbuf_appendf(&y, "state_dir: ");
+		rc |= yq(&y, state);
+		rc |= tw_dbuf_appendf(&y, "\n");
+	}
+	if (email) {
+		rc |= tw_dbuf_appendf(&y, "acme:\n  email: ");
+		rc |= yq(&y, email);
+		if (dir) {
+			rc |= tw_dbuf_appendf(&y, "\n  directory: ");
+			rc |= yq(&y, dir);
+		}
+		rc |= tw_dbuf_appendf(&y, "\n");
+	}
+	rc |= tw_dbuf_appendf(&y, "sites:\n  - hosts: [");
+	char hosts[4096];
+	snprintf(hosts, sizeof hosts, "%s", from);
+	int first = 1;
+	for (char *save = NULL, *h = strtok_r(hosts, ",", &save); h; h = strtok_r(NULL, ",", &save)) {
+		if (!first)
+			rc |= tw_dbuf_appendf(&y, ", ");
+		rc |= yq(&y, h);
+		first = 0;
+	}
+	rc |= tw_dbuf_appendf(&y, "]\n    routes:\n      - {path: /, backend: app}\nbackends:\n  app:\n    servers: [");
+	rc |= yq(&y, to);
+	rc |= tw_dbuf_appendf(&y, "]\n");
+	if (rc != 0) {
+		fprintf(stderr, "tapwork proxy: arguments too long\n");
+		return 2;
+	}
+	if (print) {
+		fwrite(y.data, 1, y.len, stdout);
+		return 0;
+	}
+	return run_edge(NULL, y.data);
+}
+
 TW_CLI_COMMAND(run, "run", "run the edge (reverse proxy, load balancer)", cmd_run)
+TW_CLI_COMMAND(proxy, "proxy", "one-line HTTPS reverse proxy: --from HOST --to ADDR", cmd_proxy)

@@ -127,6 +127,7 @@ struct tw_worker {
 
 struct tw_edge {
 	const char *config_path; /* NULL = embedded default */
+	const char *config_text; /* generated config (`tapwork proxy`), else NULL */
 	_Atomic(struct tw_gen *) current;
 	struct tw_gen *gen; /* main thread's reference to current */
 	struct tw_worker *workers;
