@@ -40,7 +40,7 @@ UNIT_HELPERS := $(shell find tests/unit/helpers -name '*.c' 2>/dev/null | sort)
 UNIT_BINS:= $(UNIT_SRCS:%.c=$(B)/%)
 FUZZ_SRCS:= $(shell find fuzz -maxdepth 1 -name '*.c' | sort)
 
-.PHONY: all asan release run test deps deps-bench unit e2e fuzz fuzz-smoke format clean bench check-banned docs-check image test-containers
+.PHONY: all asan release run test test-tls deps deps-bench unit e2e fuzz fuzz-smoke format clean bench check-banned docs-check image test-containers
 
 all: release
 
@@ -106,6 +106,10 @@ docs: release
 
 test: deps
 	@scripts/test.sh
+
+# The full testssl.sh scan of the HTTPS listener (several minutes; `make test` runs a subset).
+test-tls: deps release
+	@TAPWORK_TESTSSL_FULL=1 TAPWORK_BIN=$(CURDIR)/build/release/tapwork /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e/tls/test_testssl.py
 
 bench: deps-bench release
 	bench/run.sh
