@@ -103,6 +103,8 @@ static void do_reload(struct run_state *rs)
 	tw_edge_acme_update(e, g->cfg);
 	tw_gen_release(old);
 	tw_workers_notify(e);
+	if (tw_workers_wait_gen(e, g->id) != 0)
+		tw_warn("reload: a worker is slow to take generation %llu", (unsigned long long)g->id);
 	tw_metric_add(e->m, e->m_reload_ok, 1);
 	tw_info("config reloaded (generation %llu)", (unsigned long long)g->id);
 }

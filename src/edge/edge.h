@@ -104,6 +104,7 @@ struct tw_worker {
 	struct tw_addr laddr_tls;
 	int listening_tls;
 	struct tw_gen *gen;
+	_Atomic uint64_t gen_id; /* id of w->gen, for the main thread's reload handshake */
 	struct tw_iobuf_pool bufs;
 	struct tw_metrics_shard *m;
 	struct tw_conn *conns; /* all client connections (for drain) */
@@ -337,6 +338,7 @@ void tw_local_text(struct tw_conn *c, int status, const char *body, size_t len);
 /* worker.c */
 int tw_workers_start(struct tw_edge *e, struct tw_err *err);
 void tw_workers_notify(struct tw_edge *e);
+int tw_workers_wait_gen(struct tw_edge *e, uint64_t id);
 void tw_workers_join(struct tw_edge *e);
 int tw_listen_socket(const struct tw_addr *a, int reuseport, struct tw_err *err);
 

@@ -190,6 +190,7 @@ static void on_wake(struct tw_loop *loop, void *arg)
 	tw_gen_release(w->gen);
 	w->gen = g;
 	sync_listeners(w, g->cfg, -1);
+	atomic_store(&w->gen_id, g->id);
 }
 
 static void on_idle(struct tw_loop *loop, void *arg)
@@ -267,6 +268,7 @@ int tw_workers_start(struct tw_edge *e, struct tw_err *err)
 			break;
 		}
 		w->gen = tw_gen_acquire(g);
+		atomic_store(&w->gen_id, g->id);
 		/* Worker 0 takes over the probe socket. */
 		if (sync_listeners(w, g->cfg, i == 0 ? probe : -1) != 0) {
 			rc = tw_err_set(err, TW_EIO, "cannot open the listeners");
@@ -285,6 +287,22 @@ int tw_workers_start(struct tw_edge *e, struct tw_err *err)
 	if (probe >= 0)
 		close(probe);
 	return rc;
+}
+
+/* After a reload: wait (briefly, bounded) until every worker serves the new
+ * generation, so "config reloaded" in the log means new requests see it. */
+int tw_workers_wait_gen(struct tw_edge *e, uint64_t id)
+{
+	for (int spin = 0; spin < 4000; spin++) {
+		unsigned done = 0;
+		for (unsigned i = 0; i < e->nworkers; i++)
+			done += atomic_load(&e->workers[i].gen_id) >= id || e->workers[i].exited;
+		if (done == e->nworkers)
+			return 0;
+		struct timespec ts = {0, 250000};
+		nanosleep(&ts, NULL);
+	}
+	return TW_ETIMEDOUT;
 }
 
 void tw_workers_notify(struct tw_edge *e)
