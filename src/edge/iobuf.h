@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TW_IOBUF_SIZE (16u * 1024u)
+#define TW_IOBUF_SIZE (64u * 1024u)
 
 struct tw_iobuf {
 	struct tw_iobuf *next_free;
