@@ -244,6 +244,10 @@ def test_backup_job_and_restore(stack):
     note = f"note before the backup {os.getpid()}"
     assert get(port, "/api/notes", method="POST", body=json.dumps({"body": note}))[0] == 201
 
+    # The image carries the PostgreSQL client tools at the pinned version.
+    r = dc("exec", "-T", "tapwork", "tapwork", "doctor", "libraries", "backup")
+    assert "OK             pg_dump" in r.stdout, r.stdout
+
     dc("exec", "-T", "tapwork", "tapwork", "repo", "init", "-r", REPO)
     r = dc("exec", "-T", "tapwork", "tapwork", "backup", "--job", "nightly",
            "-c", "/etc/tapwork/tapwork.yaml", "--json", check=False)
