@@ -50,6 +50,13 @@ def config_of(docs):
     return yaml.safe_load(one(docs, "ConfigMap")["data"]["tapwork.yaml"])
 
 
+def cronjob(docs, component):
+    found = [d for d in by_kind(docs, "CronJob")
+             if d["metadata"]["labels"]["app.kubernetes.io/component"] == component]
+    assert len(found) == 1, f"{len(found)} {component} CronJobs"
+    return found[0]
+
+
 def checksum(docs):
     return one(docs, "Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
 
@@ -74,7 +81,7 @@ def test_kinds(default, prod):
     assert kinds == sorted(["ConfigMap", "Deployment", "Service", "Service", "PodDisruptionBudget",
                             "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
                             "IngressClass", "NetworkPolicy"])
-    assert len(by_kind(prod[0], "CronJob")) == 1
+    assert len(by_kind(prod[0], "CronJob")) == 2   # backup + maintenance
     assert len(by_kind(prod[0], "PersistentVolumeClaim")) == 1   # shared ACME state
     assert not by_kind(prod[0], "Role")  # tapwork writes no Secret: no Secret RBAC
 
@@ -139,7 +146,7 @@ def test_security_context(default, prod):
         for spec in specs:
             assert spec["securityContext"]["runAsNonRoot"] is True
             assert spec["securityContext"]["runAsUser"] == 10001
-            for c in spec["containers"]:
+            for c in spec["containers"] + spec.get("initContainers", []):
                 sc = c["securityContext"]
                 assert sc["readOnlyRootFilesystem"] is True
                 assert sc["allowPrivilegeEscalation"] is False
@@ -226,7 +233,7 @@ def test_checksum_follows_config_only(default):
 
 def test_backup_cronjob_and_secrets_are_documented(prod):
     docs, _ = prod
-    cj = one(docs, "CronJob")
+    cj = cronjob(docs, "backup")
     assert cj["spec"]["schedule"] == "15 2 * * *"
     assert cj["spec"]["concurrencyPolicy"] == "Forbid"
     spec = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
@@ -403,3 +410,31 @@ def test_tapwork_validates_backup_and_acme_config(tmp_path):
     f.write_text(bad)
     r = subprocess.run([BIN, "validate", "-c", str(f)], capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "keep_dailyy" in r.stdout + r.stderr
+
+
+def test_maintenance_cronjob_args_work(tmp_path, prod):
+    """Prune then check, with the rendered arguments run against a real (local)
+    repository: the flags must be ones tapwork accepts."""
+    spec = cronjob(prod[0], "backup-maintenance")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert cronjob(prod[0], "backup-maintenance")["spec"]["concurrencyPolicy"] == "Forbid"
+    prune, check = spec["initContainers"][0], spec["containers"][0]
+    assert prune["args"][0] == "prune" and check["args"][0] == "check"
+    job = config_of(prod[0])["backup"]["jobs"]["nightly"]
+    pw = tmp_path / "password"
+    pw.write_text("test-password\n")
+    repo = tmp_path / "repo"
+    env = dict(os.environ, TAPWORK_PASSWORD_FILE=str(pw))
+    env.pop("TAPWORK_PASSWORD", None)
+    r = subprocess.run([BIN, "repo", "init", "-r", str(repo)], env=env, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    env.pop("TAPWORK_PASSWORD_FILE")
+    for c in (prune, check):
+        args = [str(repo) if a == job["repository"] else str(pw) if a == job["password_file"] else a
+                for a in c["args"]]
+        assert str(repo) in args and str(pw) in args, c["args"]
+        r = subprocess.run([BIN] + args, env=env, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, (args, r.stdout + r.stderr)
+    # schedule "" turns it off
+    docs, _ = render(PREFIX, "-f", PROD, "--set", "backup.maintenance.schedule=")
+    assert len(by_kind(docs, "CronJob")) == 1

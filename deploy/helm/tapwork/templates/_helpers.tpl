@@ -127,3 +127,27 @@ backup:
   valueFrom:
     fieldRef: {fieldPath: metadata.namespace}
 {{- end -}}
+
+{{/* The body of a prune/check container (after name and args). */}}
+{{- define "tapwork.maintenanceContainer" -}}
+image: {{ .image }}
+imagePullPolicy: {{ .pullPolicy }}
+env:
+  - name: AWS_ACCESS_KEY_ID
+    valueFrom:
+      secretKeyRef: {name: {{ .s3Secret }}, key: access_key_id}
+  - name: AWS_SECRET_ACCESS_KEY
+    valueFrom:
+      secretKeyRef: {name: {{ .s3Secret }}, key: secret_access_key}
+resources:
+  {{- toYaml .resources | nindent 2 }}
+securityContext:
+  allowPrivilegeEscalation: false
+  readOnlyRootFilesystem: true
+  capabilities:
+    drop: ["ALL"]
+volumeMounts:
+  - {name: repository-password, mountPath: {{ .pwDir }}, readOnly: true}
+  - {name: cache, mountPath: /var/lib/tapwork}
+  - {name: tmp, mountPath: /tmp}
+{{- end -}}
