@@ -11,6 +11,7 @@
  * `tapwork doctor --health URL` is the container health check: GET URL with
  * libcurl (already linked), exit 0 on a 2xx answer, 1 otherwise. It saves
  * shipping curl or a shell in the runtime image. */
+#include "backup/proc.h"
 #include "cli/cli.h"
 #include "cli/subproc.h"
 #include "core/dbuf.h"
@@ -37,16 +38,17 @@
 #define TOOL_TIMEOUT_MS 15000
 #define HEALTH_TIMEOUT_MS 3000
 
-enum group { G_BUILD, G_LIBS, G_CONTAINERS, G_APP, G_KUBERNETES, G_COUNT };
+enum group { G_BUILD, G_LIBS, G_CONTAINERS, G_APP, G_KUBERNETES, G_BACKUP, G_COUNT };
 
-static const char *const group_names[G_COUNT] = {"build", "libraries", "containers", "app",
-                                                 "kubernetes"};
+static const char *const group_names[G_COUNT] = {"build",      "libraries", "containers",
+                                                 "app",        "kubernetes", "backup"};
 static const char *const group_titles[G_COUNT] = {
     "build (compiler)",
     "libraries (what this tapwork binary runs with)",
     "containers (one engine and one compose tool)",
     "app (examples/app runtime)",
     "kubernetes (client tools for the Helm chart)",
+    "backup (PostgreSQL client tools for postgres sources of backup jobs)",
 };
 
 /* A library's version comes from the library itself, a tool's from running it. */
@@ -161,6 +163,22 @@ static const struct check checks[] = {
      NULL,
      {"helm", "version", "--short", NULL},
      "https://helm.sh/docs/intro/install/"},
+    {G_BACKUP,
+     "pg_dump",
+     "POSTGRES_CLIENT_VERSION",
+     NULL,
+     PROBE_TOOL,
+     NULL,
+     {"pg_dump", "--version", NULL},
+     "apt-get install postgresql-client-15"},
+    {G_BACKUP,
+     "pg_restore",
+     "POSTGRES_CLIENT_VERSION",
+     NULL,
+     PROBE_TOOL,
+     NULL,
+     {"pg_restore", "--version", NULL},
+     "apt-get install postgresql-client-15"},
 };
 #define NCHECKS (sizeof checks / sizeof checks[0])
 
@@ -186,7 +204,9 @@ static void usage(FILE *out)
 	             "Groups: build (gcc), libraries (OpenSSL, libyaml, zstd, nghttp2, curl,\n"
 	             "jansson: the versions this binary runs with), containers (podman or docker,\n"
 	             "and docker-compose or podman-compose), app (node), kubernetes (kubectl,\n"
-	             "helm). Without GROUP all are checked and kubernetes is optional;\n"
+	             "helm), backup (pg_dump, pg_restore: found in PATH, then\n"
+	             "/usr/lib/postgresql/15/bin, as backup jobs do). Without GROUP all are\n"
+	             "checked and kubernetes and backup are optional;\n"
 	             "a named group is required. Exit status: 0 when every required tool is\n"
 	             "present at its pinned version, 1 when not, 2 on usage errors or when the\n"
 	             "versions file cannot be read.\n"
@@ -358,9 +378,19 @@ static enum status probe(const struct check *c, const struct pins *p, char *loca
 		struct tw_dbuf out;
 		struct tw_err e = {0};
 		int status = -1;
+		const char *argv[sizeof c->argv / sizeof c->argv[0]];
+		char found[PATH_MAX];
+		memcpy(argv, c->argv, sizeof argv);
+		/* Backup tools are found as backup jobs find them (tw_proc_find: PATH,
+		 * then /usr/lib/postgresql/15/bin, where the image keeps them). */
+		if (c->group == G_BACKUP) {
+			if (tw_proc_find(NULL, c->argv[0], found, sizeof found, &e) != 0)
+				return ST_MISSING;
+			argv[0] = found;
+		}
 		tw_dbuf_init(&out, TOOL_OUTPUT_CAP);
-		int rc = tw_subproc_capture((char *const *)c->argv, 1, TOOL_TIMEOUT_MS, &out,
-		                            &status, &e);
+		int rc = tw_subproc_capture((char *const *)argv, 1, TOOL_TIMEOUT_MS, &out, &status,
+		                            &e);
 		int ok = rc == 0 && status == 0 && out.len > 0 &&
 		         extract_version(out.data, out.len, local, cap) == 0;
 		tw_dbuf_free(&out);
@@ -516,7 +546,7 @@ static int cmd_doctor(int argc, char **argv)
 	if (!named)
 		for (int g = 0; g < G_COUNT; g++) {
 			selected[g] = 1;
-			required[g] = g != G_KUBERNETES;
+			required[g] = g != G_KUBERNETES && g != G_BACKUP;
 		}
 
 	struct pins *p = calloc(1, sizeof *p);

@@ -1,6 +1,10 @@
 """The Compose dev stack, for real: build the images offline with podman,
 start tapwork + app + PostgreSQL, check http://app.localhost/ answers through
-tapwork from the app (and writes/reads the database), tear everything down.
+tapwork from the app (and writes/reads the database), check
+https://app.localhost/ with the local CA's root copied out of the container,
+run the backup job `nightly` (database + upload volume, into the offline
+path's local-directory repository), restore the upload volume and the
+database dump, tear everything down. One stack for the whole module.
 
 Skipped unless TAPWORK_E2E_CONTAINERS=1 (it takes minutes; `make
 test-containers` sets it), and when podman, docker-compose (or
@@ -11,6 +15,8 @@ import json
 import os
 import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import time
 
@@ -31,7 +37,7 @@ events_logger = "file"
 [network]
 network_backend = "netavark"
 """
-DEADLINE = 300  # seconds for the whole test, builds included
+DEADLINE = 480  # seconds for the whole module, builds included
 
 
 def versions():
@@ -57,8 +63,9 @@ def get(port, path, host="app.localhost", method="GET", body=None, timeout=5):
         c.close()
 
 
-@pytest.fixture
-def stack(tmp_path):
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("compose")
     start = time.monotonic()
     podman = shutil.which("podman")
     if not podman:
@@ -109,7 +116,7 @@ def stack(tmp_path):
     try:
         dc("build", "tapwork", "app", "postgres", timeout=240)
         dc("up", "-d", "tapwork")
-        yield {"dc": dc, "ports": ports, "start": start}
+        yield {"dc": dc, "ports": ports, "start": start, "tmp": tmp_path}
     finally:
         logs = dc("logs", "--no-color", check=False, timeout=60)
         (tmp_path / "compose.log").write_text(logs.stdout + logs.stderr)
@@ -123,8 +130,8 @@ def stack(tmp_path):
         service_log.close()
 
 
-def test_app_answers_through_tapwork(stack):
-    port = stack["ports"]["TAPWORK_HTTP_PORT"]
+def wait_app(port):
+    """Wait (bounded) until app.localhost answers through tapwork with the database up."""
     deadline = time.monotonic() + 120
     last = None
     while time.monotonic() < deadline:
@@ -138,6 +145,12 @@ def test_app_answers_through_tapwork(stack):
         time.sleep(1)
     else:
         pytest.fail(f"app.localhost never answered 200 with the database up: {last}")
+    return status, headers, body
+
+
+def test_app_answers_through_tapwork(stack):
+    port = stack["ports"]["TAPWORK_HTTP_PORT"]
+    status, headers, body = wait_app(port)
     assert "tapwork example app" in body          # the app answered ...
     assert headers.get("Via", "").endswith("tapwork")  # ... through tapwork
     assert "request id: -" not in body             # tapwork set X-Request-Id
@@ -163,4 +176,104 @@ def test_app_answers_through_tapwork(stack):
     assert "healthy" in r.stdout
     r = stack["dc"]("exec", "-T", "tapwork", "id", "-u")
     assert r.stdout.strip() == "10001"
-    assert time.monotonic() - stack["start"] < 300
+    assert time.monotonic() - stack["start"] < DEADLINE
+
+
+def https_get(port, ctx, path="/", host="app.localhost", timeout=5):
+    """GET over TLS to 127.0.0.1:port with SNI and certificate check for `host`."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
+        with ctx.wrap_socket(raw, server_hostname=host) as tls:
+            cert = tls.getpeercert()
+            tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            data = b""
+            while len(data) < 1 << 20:
+                chunk = tls.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    return status, head.decode("latin-1"), body.decode("utf-8", "replace"), cert
+
+
+def test_https_with_the_local_ca(stack):
+    wait_app(stack["ports"]["TAPWORK_HTTP_PORT"])
+    port = stack["ports"]["TAPWORK_HTTPS_PORT"]
+    # The root tapwork created in its state_dir volume, copied out as a user would.
+    root = stack["dc"]("exec", "-T", "tapwork", "cat", "/var/lib/tapwork/ca/root.crt").stdout
+    assert "BEGIN CERTIFICATE" in root
+    cafile = stack["tmp"] / "tapwork-root.crt"
+    cafile.write_text(root)
+    ctx = ssl.create_default_context(cafile=str(cafile))
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            status, head, body, cert = https_get(port, ctx)
+            if status == 200 and "Database: ok" in body:
+                break
+        except (OSError, ValueError, IndexError) as e:
+            if time.monotonic() > deadline:
+                pytest.fail(f"https://app.localhost never answered: {e!r}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"https://app.localhost answered {status}")
+        time.sleep(1)
+    assert "tapwork example app" in body
+    assert "via: " in head.lower() and "tapwork" in head.lower()
+    sans = [v for k, v in cert.get("subjectAltName", ()) if k == "DNS"]
+    assert "app.localhost" in sans
+    # The certificate chains to that root only: the system trust store rejects it.
+    with pytest.raises(ssl.SSLCertVerificationError):
+        https_get(port, ssl.create_default_context())
+
+
+REPO = "/var/backups/tapwork/repo"   # deploy/compose/tapwork-offline.yaml
+
+
+def test_backup_job_and_restore(stack):
+    dc = stack["dc"]
+    port = stack["ports"]["TAPWORK_HTTP_PORT"]
+    wait_app(port)
+    # Something in each source: an upload (the app's volume) and a note (PostgreSQL).
+    payload = f"upload written by the e2e test {os.getpid()}\n" * 50
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    c.request("PUT", "/api/uploads/e2e.txt", body=payload.encode(), headers={"Host": "app.localhost"})
+    r = c.getresponse()
+    r.read()
+    c.close()
+    assert r.status in (200, 201), r.status
+    note = f"note before the backup {os.getpid()}"
+    assert get(port, "/api/notes", method="POST", body=json.dumps({"body": note}))[0] == 201
+
+    # The image carries the PostgreSQL client tools at the pinned version.
+    r = dc("exec", "-T", "tapwork", "tapwork", "doctor", "libraries", "backup")
+    assert "OK             pg_dump" in r.stdout, r.stdout
+
+    dc("exec", "-T", "tapwork", "tapwork", "repo", "init", "-r", REPO)
+    r = dc("exec", "-T", "tapwork", "tapwork", "backup", "--job", "nightly",
+           "-c", "/etc/tapwork/tapwork.yaml", "--json", check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert summary["ok"] is True and summary["snapshot_id"], summary
+    assert summary["files"] >= 2, summary   # the upload + the dump at least
+
+    snaps = json.loads(dc("exec", "-T", "tapwork", "tapwork", "snapshots", "-r", REPO, "--json").stdout)
+    assert len(snaps) == 1 and "job:nightly" in snaps[0].get("tags", []), snaps
+
+    # Restore the upload volume next to the live one and compare.
+    dc("exec", "-T", "tapwork", "tapwork", "restore", "-r", REPO, "latest",
+       "--target", "/var/backups/tapwork/restored")
+    got = dc("exec", "-T", "tapwork", "cat", "/var/backups/tapwork/restored/uploads/e2e.txt").stdout
+    assert got == payload
+
+    # The PostgreSQL dump: its table of contents, then a real restore into a new database.
+    toc = dc("exec", "-T", "tapwork", "tapwork", "restore", "-r", REPO, "latest", "--list").stdout
+    assert "TABLE public notes" in toc or "TABLE DATA public notes" in toc, toc[-2000:]
+    psql = "/usr/lib/postgresql/15/bin/psql"
+    dc("exec", "-T", "tapwork", psql, "-v", "ON_ERROR_STOP=1", "postgresql://app@postgres/app",
+       "-c", "CREATE DATABASE restored")
+    dc("exec", "-T", "tapwork", "tapwork", "restore", "-r", REPO, "latest",
+       "--postgres", "postgresql://app@postgres/restored", "--dump", "app.dump")
+    out = dc("exec", "-T", "tapwork", psql, "-At", "postgresql://app@postgres/restored",
+             "-c", "SELECT body FROM notes").stdout
+    assert note in out.splitlines()
+    assert time.monotonic() - stack["start"] < DEADLINE

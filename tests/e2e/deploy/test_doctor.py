@@ -21,10 +21,13 @@ FORMATS = {
     "node": "v{v}.20.2",
     "kubectl": "Client Version: v{v}.4\nKustomize Version: v5.5.0",
     "helm": "v{v}.2+g13654a5",
+    "pg_dump": "pg_dump (PostgreSQL) {v}.10 (Debian {v}.10-0+deb12u1)",
+    "pg_restore": "pg_restore (PostgreSQL) {v}.10 (Debian {v}.10-0+deb12u1)",
 }
 KEYS = {"gcc": "GCC_VERSION", "podman": "PODMAN_VERSION", "docker": "DOCKER_VERSION",
         "docker-compose": "DOCKER_COMPOSE_VERSION", "podman-compose": "PODMAN_COMPOSE_VERSION",
-        "node": "NODE_VERSION", "kubectl": "KUBECTL_VERSION", "helm": "HELM_VERSION"}
+        "node": "NODE_VERSION", "kubectl": "KUBECTL_VERSION", "helm": "HELM_VERSION",
+        "pg_dump": "POSTGRES_CLIENT_VERSION", "pg_restore": "POSTGRES_CLIENT_VERSION"}
 
 
 def pins(path=VERSIONS):
@@ -118,6 +121,22 @@ def test_kubernetes_optional_unless_asked(tmp_path):
     assert "build (" not in r.stdout  # only the named group
     assert "doctor: 2 problems" in r.stdout  # helm and kubectl
     assert line(r.stdout, "kubectl").group(1) == "MISSING"
+
+
+def test_backup_tools_optional_unless_asked(tmp_path):
+    # A pg_dump of another major version: PATH comes first, as for backup jobs
+    # (a real one in /usr/lib/postgresql/15/bin is only the fallback).
+    path = fake_tools(tmp_path, versions={"pg_dump": "14"})
+    r = doctor(tmp_path, env_path=path)
+    assert r.returncode == 0, r.stdout
+    m = line(r.stdout, "pg_dump")
+    assert m.group(1) == "WRONG VERSION" and "[optional]" in m.group(0)
+    assert line(r.stdout, "pg_restore").group(1) == "OK"
+    r = doctor(tmp_path, "backup", env_path=path)
+    assert r.returncode == 1 and "doctor: 1 problem" in r.stdout
+    assert "build (" not in r.stdout
+    r = doctor(tmp_path, "backup", env_path=fake_tools(tmp_path))
+    assert r.returncode == 0, r.stdout
 
 
 def test_library_pins_checked(tmp_path):

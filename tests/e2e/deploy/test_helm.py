@@ -50,6 +50,13 @@ def config_of(docs):
     return yaml.safe_load(one(docs, "ConfigMap")["data"]["tapwork.yaml"])
 
 
+def cronjob(docs, component):
+    found = [d for d in by_kind(docs, "CronJob")
+             if d["metadata"]["labels"]["app.kubernetes.io/component"] == component]
+    assert len(found) == 1, f"{len(found)} {component} CronJobs"
+    return found[0]
+
+
 def checksum(docs):
     return one(docs, "Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
 
@@ -72,10 +79,11 @@ def test_k8s_validate_default_and_production(tmp_path, default, prod):
 def test_kinds(default, prod):
     kinds = sorted(d["kind"] for d in default[0])
     assert kinds == sorted(["ConfigMap", "Deployment", "Service", "Service", "PodDisruptionBudget",
-                            "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role",
-                            "RoleBinding", "IngressClass", "NetworkPolicy"])
-    assert len(by_kind(prod[0], "CronJob")) == 1
-    assert not by_kind(prod[0], "Role")  # certificates on S3: no Secret RBAC
+                            "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
+                            "IngressClass", "NetworkPolicy"])
+    assert len(by_kind(prod[0], "CronJob")) == 2   # backup + maintenance
+    assert len(by_kind(prod[0], "PersistentVolumeClaim")) == 1   # shared ACME state
+    assert not by_kind(prod[0], "Role")  # tapwork writes no Secret: no Secret RBAC
 
 
 def test_no_removed_apis_and_no_latest(default, prod):
@@ -138,7 +146,7 @@ def test_security_context(default, prod):
         for spec in specs:
             assert spec["securityContext"]["runAsNonRoot"] is True
             assert spec["securityContext"]["runAsUser"] == 10001
-            for c in spec["containers"]:
+            for c in spec["containers"] + spec.get("initContainers", []):
                 sc = c["securityContext"]
                 assert sc["readOnlyRootFilesystem"] is True
                 assert sc["allowPrivilegeEscalation"] is False
@@ -225,19 +233,48 @@ def test_checksum_follows_config_only(default):
 
 def test_backup_cronjob_and_secrets_are_documented(prod):
     docs, _ = prod
-    cj = one(docs, "CronJob")
+    cj = cronjob(docs, "backup")
     assert cj["spec"]["schedule"] == "15 2 * * *"
     assert cj["spec"]["concurrencyPolicy"] == "Forbid"
-    c = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
-    assert c["args"][:3] == ["backup", "--job", "nightly"]
+    spec = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    c = spec["containers"][0]
+    assert c["args"] == ["backup", "--job", "nightly", "-c", "/etc/tapwork/tapwork.yaml"]
+    # The job is in the config the CronJob mounts, without a schedule (the
+    # CronJob is the schedule; the edge pods must not run it too).
+    job = config_of(docs)["backup"]["jobs"]["nightly"]
+    assert "schedule" not in job
+    assert job["repository"].startswith("s3:https://")
+    assert {"postgres", "path"} <= {k for src in job["sources"] for k in src}
+    # S3 credentials and PGPASSWORD as env from Secrets, the repository
+    # password as a file from a Secret volume, where password_file points.
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"] if "secretKeyRef" in e.get("valueFrom", {})}
+    assert env["AWS_ACCESS_KEY_ID"] == {"name": "tapwork-backup-s3", "key": "access_key_id"}
+    assert env["AWS_SECRET_ACCESS_KEY"] == {"name": "tapwork-backup-s3", "key": "secret_access_key"}
+    assert env["PGPASSWORD"]["name"] == "tapwork-backup-postgres"
+    vols = {v["name"]: v for v in spec["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+    pw_dir, pw_name = os.path.split(job["password_file"])
+    pw_vol = vols[mounts[pw_dir]]["secret"]
+    assert pw_vol["secretName"] == "tapwork-backup-repository"
+    assert {"key": "password", "path": pw_name} in pw_vol["items"]
+    assert pw_vol["defaultMode"] & 0o040   # readable through fsGroup by uid 10001
+    # Every path source is a volume mounted (read-only) in the backup pod.
+    for src in job["sources"]:
+        if "path" in src:
+            assert src["path"] in mounts, src
+            assert vols[mounts[src["path"]]]["persistentVolumeClaim"]["readOnly"] is True
     refs = {e["valueFrom"]["secretKeyRef"]["name"]
              for d in docs if d["kind"] in ("Deployment", "CronJob")
              for spec in [d["spec"]["template"]["spec"] if d["kind"] == "Deployment"
                           else d["spec"]["jobTemplate"]["spec"]["template"]["spec"]]
              for c in spec["containers"] for e in c.get("env", [])
              if "secretKeyRef" in e.get("valueFrom", {})}
-    assert {"tapwork-backup-repository", "tapwork-backup-s3", "tapwork-backup-postgres",
-            "tapwork-s3"} <= refs
+    refs |= {v["secret"]["secretName"]
+             for d in docs if d["kind"] in ("Deployment", "CronJob")
+             for spec in [d["spec"]["template"]["spec"] if d["kind"] == "Deployment"
+                          else d["spec"]["jobTemplate"]["spec"]["template"]["spec"]]
+             for v in spec.get("volumes", []) if "secret" in v}
+    assert {"tapwork-backup-repository", "tapwork-backup-s3", "tapwork-backup-postgres"} <= refs
     created = {d["metadata"]["name"] for d in by_kind(docs, "Secret")}
     doc = open(os.path.join(ROOT, "docs", "deploy.md")).read()
     for name in refs - created:
@@ -256,7 +293,13 @@ def test_values_schema():
     bad = [
         {"image": {"repository": "tapwork", "tag": "latest"}},
         {"replicaCount": 0},
-        {"certStorage": {"type": "s3", "s3": {"bucket": ""}}},
+        {"certStorage": {"type": "s3"}},              # no S3 certificate store in tapwork yet
+        {"certStorage": {"type": "volume", "volume": {"size": "lots"}}},
+        {"acme": {"challenges": ["dns-01"]}},           # dns-01 needs dnsHook
+        {"acme": {"challenges": ["http-02"]}},
+        {"backup": dict(values["backup"], enabled=True)},  # no repository, no sources
+        {"backup": dict(values["backup"], enabled=True, repository="/srv/backups",
+                        sources=[{"path": "/data"}])},     # not S3
         {"service": {"type": "LoadBalancer", "externalTrafficPolicy": "Sometimes"}},
         {"config": dict(values["config"], timeouts={"drain": "5s"})},
         {"backup": dict(values["backup"], schedule="nightly")},
@@ -291,3 +334,107 @@ def test_tapwork_validates_rendered_config(tmp_path, default, prod):
     # cluster (tapwork resolves backend names at load): the only complaint allowed.
     r = validate_config(tmp_path, prod[0])
     assert r.returncode == 0 or "cannot resolve" in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+def edge_mounts(docs):
+    c = pod_spec(docs)["containers"][0]
+    vols = {v["name"]: v for v in pod_spec(docs)["volumes"]}
+    return {m["mountPath"]: vols[m["name"]] for m in c["volumeMounts"]}
+
+
+def test_https_and_acme_rendered(default, prod):
+    for docs, _ in (default, prod):
+        cfg = config_of(docs)
+        c = pod_spec(docs)["containers"][0]
+        ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+        assert int(cfg["listen"]["https"].rsplit(":", 1)[1]) == ports["https"]
+        assert cfg["state_dir"] == "/var/lib/tapwork"
+        assert "emptyDir" in edge_mounts(docs)[cfg["state_dir"]]   # writable, read-only root fs
+        assert cfg["acme"]["directory"].startswith("https://")
+        # nothing pretends to configure tapwork through env any more
+        assert not [e for e in c.get("env", []) if e["name"].startswith("TAPWORK_")]
+    cfg = config_of(prod[0])
+    assert cfg["acme"]["email"] == "ops@example.com"
+    assert cfg["acme"]["challenges"] == ["dns-01"] and cfg["acme"]["dns_hook"].startswith("/")
+    assert [s["tls"] for s in cfg["sites"]] == ["acme"]
+    assert "challenges" not in config_of(default[0])["acme"]
+
+
+def test_cert_storage_variants(default, prod):
+    assert "/var/lib/tapwork/acme" not in edge_mounts(default[0])       # none
+    pvc = one(prod[0], "PersistentVolumeClaim")                         # volume
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert pvc["spec"]["storageClassName"] == "efs-sc"
+    m = edge_mounts(prod[0])["/var/lib/tapwork/acme"]
+    assert m["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]
+    docs, _ = render(PREFIX, "--set", "certStorage.type=volume",
+                     "--set", "certStorage.volume.existingClaim=shared-acme")
+    assert not by_kind(docs, "PersistentVolumeClaim")
+    assert edge_mounts(docs)["/var/lib/tapwork/acme"]["persistentVolumeClaim"]["claimName"] == "shared-acme"
+    docs, _ = render(PREFIX, "--set", "certStorage.type=secret")
+    m = edge_mounts(docs)["/etc/tapwork/certs"]
+    assert m["secret"]["secretName"] == "tapwork-certs"
+    assert pod_spec(docs)["automountServiceAccountToken"] is False
+    doc = open(os.path.join(ROOT, "docs", "deploy.md")).read()
+    assert "`tapwork-certs`" in doc
+
+
+def test_backup_needs_repository_and_sources():
+    r = render(PREFIX, "--set", "backup.enabled=true", check=False)
+    assert r.returncode != 0 and "backup" in r.stderr
+
+
+def test_tapwork_validates_backup_and_acme_config(tmp_path):
+    """A config with HTTPS, ACME sites and the backup job, all names resolvable
+    here: tapwork must accept it as a whole."""
+    over = tmp_path / "values.yaml"
+    over.write_text(yaml.safe_dump({
+        "acme": {"email": "ops@example.test", "challenges": ["http-01", "tls-alpn-01"]},
+        "config": {"sites": [{"hosts": ["www.example.com"], "tls": "acme",
+                              "routes": [{"path": "/", "backend": "app"}]},
+                             {"hosts": ["*"], "routes": [{"path": "/", "handler": "welcome"}]}],
+                   "backends": {"app": {"servers": ["127.0.0.1:3000"]}}},
+        "backup": {"enabled": True, "repository": "s3:https://s3.example.test/backups/edge",
+                   "sources": [{"postgres": "postgresql://app@127.0.0.1/app"},
+                               {"path": "/data/uploads", "exclude": ["*.tmp"]}],
+                   "volumes": [{"name": "uploads", "claimName": "app-uploads",
+                                "mountPath": "/data/uploads"}]}}))
+    docs, _ = render(PREFIX, "-f", str(over))
+    r = validate_config(tmp_path, docs)
+    assert r.returncode == 0, r.stdout + r.stderr
+    job = config_of(docs)["backup"]["jobs"]["nightly"]
+    assert job["retention"] == {"keep_daily": 7, "keep_weekly": 4, "keep_monthly": 6}
+    # tapwork rejects what it does not know: a broken job is caught by the same check
+    bad = one(docs, "ConfigMap")["data"]["tapwork.yaml"].replace("keep_daily", "keep_dailyy")
+    f = tmp_path / "bad.yaml"
+    f.write_text(bad)
+    r = subprocess.run([BIN, "validate", "-c", str(f)], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "keep_dailyy" in r.stdout + r.stderr
+
+
+def test_maintenance_cronjob_args_work(tmp_path, prod):
+    """Prune then check, with the rendered arguments run against a real (local)
+    repository: the flags must be ones tapwork accepts."""
+    spec = cronjob(prod[0], "backup-maintenance")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert cronjob(prod[0], "backup-maintenance")["spec"]["concurrencyPolicy"] == "Forbid"
+    prune, check = spec["initContainers"][0], spec["containers"][0]
+    assert prune["args"][0] == "prune" and check["args"][0] == "check"
+    job = config_of(prod[0])["backup"]["jobs"]["nightly"]
+    pw = tmp_path / "password"
+    pw.write_text("test-password\n")
+    repo = tmp_path / "repo"
+    env = dict(os.environ, TAPWORK_PASSWORD_FILE=str(pw))
+    env.pop("TAPWORK_PASSWORD", None)
+    r = subprocess.run([BIN, "repo", "init", "-r", str(repo)], env=env, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    env.pop("TAPWORK_PASSWORD_FILE")
+    for c in (prune, check):
+        args = [str(repo) if a == job["repository"] else str(pw) if a == job["password_file"] else a
+                for a in c["args"]]
+        assert str(repo) in args and str(pw) in args, c["args"]
+        r = subprocess.run([BIN] + args, env=env, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, (args, r.stdout + r.stderr)
+    # schedule "" turns it off
+    docs, _ = render(PREFIX, "-f", PROD, "--set", "backup.maintenance.schedule=")
+    assert len(by_kind(docs, "CronJob")) == 1

@@ -44,14 +44,35 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- printf "%s:%s" .Values.image.repository $tag -}}
 {{- end -}}
 
-{{/* The tapwork.yaml the ConfigMap carries: only keys tapwork knows today. */}}
+{{/* Where the backup pod finds the repository password (a Secret volume). */}}
+{{- define "tapwork.backupPasswordFile" -}}
+/var/run/secrets/tapwork/repository/password
+{{- end -}}
+
+{{/* The tapwork.yaml the ConfigMap carries (docs/config.md for every key). */}}
 {{- define "tapwork.config" -}}
 {{- $c := .Values.config -}}
+state_dir: /var/lib/tapwork
 listen:
   http: ":{{ .Values.ports.http }}"
+  https: ":{{ .Values.ports.https }}"
 admin:
   listen: ":{{ .Values.ports.admin }}"
 workers: {{ $c.workers }}
+tls:
+  profile: {{ .Values.tls.profile }}
+  redirect_http: {{ .Values.tls.redirectHttp }}
+acme:
+{{- with .Values.acme.email }}
+  email: {{ . | quote }}
+{{- end }}
+  directory: {{ .Values.acme.directory | quote }}
+{{- with .Values.acme.challenges }}
+  challenges: [{{ join ", " . }}]
+{{- end }}
+{{- with .Values.acme.dnsHook }}
+  dns_hook: {{ . | quote }}
+{{- end }}
 {{- with $c.trustedProxies }}
 trusted_proxies:
 {{ toYaml . | indent 2 }}
@@ -75,35 +96,58 @@ sites:
 backends:
 {{ toYaml . | indent 2 }}
 {{- end }}
+{{- if .Values.backup.enabled }}
+{{- if not .Values.backup.repository }}
+{{- fail "backup.enabled needs backup.repository (s3:https://HOST/BUCKET/PREFIX)" }}
+{{- end }}
+{{- if not .Values.backup.sources }}
+{{- fail "backup.enabled needs backup.sources" }}
+{{- end }}
+backup:
+  jobs:
+    {{ .Values.backup.job }}:
+      # No schedule: the CronJob runs it (tapwork backup --job), not the edge.
+      repository: {{ .Values.backup.repository | quote }}
+      password_file: {{ include "tapwork.backupPasswordFile" . }}
+      sources:
+{{ toYaml .Values.backup.sources | indent 8 }}
+{{- with .Values.backup.retention }}
+      retention:
+{{ toYaml . | indent 8 }}
+{{- end }}
+{{- end }}
 {{- end -}}
 
-{{/* Settings tapwork reads once TLS/ACME and S3 land (wired later): env vars. */}}
-{{- define "tapwork.pendingEnv" -}}
-- name: TAPWORK_ACME_EMAIL
-  value: {{ .Values.acme.email | quote }}
-- name: TAPWORK_ACME_DIRECTORY
-  value: {{ .Values.acme.directory | quote }}
-{{- if eq .Values.certStorage.type "s3" }}
-- name: TAPWORK_CERT_STORE
-  value: {{ printf "s3://%s/%s" .Values.certStorage.s3.bucket .Values.certStorage.s3.prefix | quote }}
-- name: TAPWORK_S3_ENDPOINT
-  value: {{ .Values.certStorage.s3.endpoint | quote }}
-- name: TAPWORK_S3_REGION
-  value: {{ .Values.certStorage.s3.region | quote }}
-- name: AWS_ACCESS_KEY_ID
-  valueFrom:
-    secretKeyRef: {name: {{ .Values.certStorage.s3.credentialsSecret }}, key: access_key_id}
-- name: AWS_SECRET_ACCESS_KEY
-  valueFrom:
-    secretKeyRef: {name: {{ .Values.certStorage.s3.credentialsSecret }}, key: secret_access_key}
-{{- else }}
-- name: TAPWORK_CERT_STORE
-  value: {{ printf "k8s-secret://%s" .Values.certStorage.secret.name | quote }}
-{{- end }}
+{{/* Pod identity for logs. */}}
+{{- define "tapwork.podEnv" -}}
 - name: POD_NAME
   valueFrom:
     fieldRef: {fieldPath: metadata.name}
 - name: POD_NAMESPACE
   valueFrom:
     fieldRef: {fieldPath: metadata.namespace}
+{{- end -}}
+
+{{/* The body of a prune/check container (after name and args). */}}
+{{- define "tapwork.maintenanceContainer" -}}
+image: {{ .image }}
+imagePullPolicy: {{ .pullPolicy }}
+env:
+  - name: AWS_ACCESS_KEY_ID
+    valueFrom:
+      secretKeyRef: {name: {{ .s3Secret }}, key: access_key_id}
+  - name: AWS_SECRET_ACCESS_KEY
+    valueFrom:
+      secretKeyRef: {name: {{ .s3Secret }}, key: secret_access_key}
+resources:
+  {{- toYaml .resources | nindent 2 }}
+securityContext:
+  allowPrivilegeEscalation: false
+  readOnlyRootFilesystem: true
+  capabilities:
+    drop: ["ALL"]
+volumeMounts:
+  - {name: repository-password, mountPath: {{ .pwDir }}, readOnly: true}
+  - {name: cache, mountPath: /var/lib/tapwork}
+  - {name: tmp, mountPath: /tmp}
 {{- end -}}
