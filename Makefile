@@ -118,6 +118,7 @@ image:
 	@deploy/scripts/image.sh
 
 test-containers: release
+	@scripts/deps.sh --containers
 	@deploy/scripts/base-image.sh
 	@TAPWORK_E2E_CONTAINERS=1 TAPWORK_BIN=$(CURDIR)/build/release/tapwork /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e/deploy/test_compose.py
 
