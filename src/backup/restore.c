@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -24,6 +26,8 @@ struct rfile {
 	uint64_t size;
 	uint8_t *xattrs; /* encoded, malloc'd copy */
 	uint32_t xattrs_len;
+	uint32_t left; /* phase 2: blob writes still to do (atomic) */
+	uint8_t done;  /* metadata set (by phase 1 or 2) */
 };
 
 struct wr {
@@ -93,6 +97,58 @@ int tw_restore_open_beneath(int rootfd, const char *rel)
 		p = slash ? slash + 1 : NULL;
 	}
 	return fd;
+}
+
+/* 0 once openat2 turned out to be unavailable (old kernel, seccomp). */
+static int have_openat2 = 1;
+
+/* Open `path` ("a/b/name", relative to rootfd) without following any
+ * symlink and without leaving rootfd: one openat2(RESOLVE_BENEATH |
+ * RESOLVE_NO_SYMLINKS) call, or a walk over the components where openat2 is
+ * missing. path = dir + "/" + name (dir may be ""). */
+static int open_rel(int rootfd, const char *dir, const char *name, const char *path, int flags)
+{
+	flags |= O_NOFOLLOW | O_CLOEXEC;
+#ifdef SYS_openat2
+	if (__atomic_load_n(&have_openat2, __ATOMIC_RELAXED)) {
+		struct open_how how;
+		memset(&how, 0, sizeof how);
+		how.flags = (uint64_t)flags;
+		how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+		long fd = syscall(SYS_openat2, rootfd, path, &how, sizeof how);
+		if (fd >= 0)
+			return (int)fd;
+		if (errno != ENOSYS && errno != EPERM)
+			return -1;
+		if (errno == ENOSYS)
+			__atomic_store_n(&have_openat2, 0, __ATOMIC_RELAXED);
+	}
+#endif
+	int dfd = tw_restore_open_beneath(rootfd, dir);
+	if (dfd == -1)
+		return -1;
+	int fd = openat(dfd, name, flags);
+	int saved = errno;
+	close(dfd);
+	errno = saved;
+	return fd;
+}
+
+/* Directory `rel` below rootfd ("" = rootfd itself, duplicated). */
+static int open_dir(int rootfd, const char *rel)
+{
+	if (rel[0] == '\0')
+		return dup(rootfd);
+	const char *sl = strrchr(rel, '/');
+	char dir[PATH_MAX];
+	size_t dl = sl ? (size_t)(sl - rel) : 0;
+	if (dl >= sizeof dir) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(dir, rel, dl);
+	dir[dl] = '\0';
+	return open_rel(rootfd, dir, sl ? sl + 1 : rel, rel, O_RDONLY | O_DIRECTORY);
 }
 
 static void *grow(void *v, size_t *cap, size_t n, size_t size)
@@ -198,6 +254,9 @@ static struct hl *hl_find(struct rctx *c, uint64_t dev, uint64_t ino, int insert
 	return &c->hls[j];
 }
 
+/* Create an empty file; returns its fd (write-only) or -1. Only sparse
+ * files are pre-sized (so trailing holes exist); the others grow as their
+ * data is written. */
 static int create_file(struct rctx *c, int dirfd, const struct tw_node *nd, const char *path)
 {
 	int fd = openat(dirfd, (const char *)nd->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -210,12 +269,46 @@ static int create_file(struct rctx *c, int dirfd, const struct tw_node *nd, cons
 	}
 	if (fd == -1)
 		return warn_err(c, "create", path);
-	if (nd->size > 0 && ftruncate(fd, (off_t)nd->size) == -1) {
+	if ((nd->flags & TW_NODE_SPARSE) && nd->size > 0 && ftruncate(fd, (off_t)nd->size) == -1) {
 		close(fd);
 		return warn_err(c, "truncate", path);
 	}
-	close(fd);
-	return 0;
+	return fd;
+}
+
+static void set_xattrs_fd(struct rctx *c, int fd, const struct rfile *f)
+{
+	uint32_t pos = 0, vl;
+	const uint8_t *name, *value;
+	uint8_t nl;
+	while (tw_xattr_next(f->xattrs, f->xattrs_len, &pos, &name, &nl, &value, &vl)) {
+		char key[256];
+		memcpy(key, name, nl);
+		key[nl] = '\0';
+		if (fsetxattr(fd, key, value, vl, 0) == -1) {
+			/* file systems without xattrs, or namespaces we may not
+			 * write (trusted.*, security.* as a user): not an error */
+			if (errno == ENOTSUP || errno == EPERM || errno == EACCES)
+				tw_debug("setxattr %s %s: %s", f->path, key, strerror(errno));
+			else
+				warn_err(c, "setxattr", f->path);
+		}
+	}
+}
+
+/* xattrs, owner, mode, times of a regular file or directory through its fd */
+static void meta_fd(struct rctx *c, int fd, const struct rfile *f)
+{
+	if (f->xattrs_len)
+		set_xattrs_fd(c, fd, f);
+	if (fchown(fd, f->uid, f->gid) == -1 && errno != EPERM)
+		warn_err(c, "chown", f->path);
+	if (fchmod(fd, f->mode) == -1)
+		warn_err(c, "chmod", f->path);
+	struct timespec ts[2] = {{f->mtime_ns / 1000000000, f->mtime_ns % 1000000000},
+				 {f->mtime_ns / 1000000000, f->mtime_ns % 1000000000}};
+	if (futimens(fd, ts) == -1)
+		warn_err(c, "utimes", f->path);
 }
 
 static void replace_existing(int dirfd, const char *name)
@@ -283,7 +376,8 @@ static int walk(struct rctx *c, const uint8_t tree_id[TW_ID_LEN], int dirfd, con
 		}
 		switch (nd.type) {
 		case TW_NODE_DIR: {
-			if (mkdirat(dirfd, name, 0700) == -1 && errno != EEXIST) {
+			int made = mkdirat(dirfd, name, 0700) == 0;
+			if (!made && errno != EEXIST) {
 				warn_err(c, "mkdir", path);
 				break;
 			}
@@ -292,7 +386,8 @@ static int walk(struct rctx *c, const uint8_t tree_id[TW_ID_LEN], int dirfd, con
 				warn_err(c, "open", path);
 				break;
 			}
-			fchmod(fd, 0700);
+			if (!made)
+				fchmod(fd, 0700);
 			walk(c, nd.subtree, fd, path, depth + 1, 1);
 			close(fd);
 			if (add_file(c, rel, &nd, 1) == NULL)
@@ -315,10 +410,12 @@ static int walk(struct rctx *c, const uint8_t tree_id[TW_ID_LEN], int dirfd, con
 					break;
 				}
 			}
-			if (create_file(c, dirfd, &nd, path) != 0)
+			int ffd = create_file(c, dirfd, &nd, path);
+			if (ffd < 0)
 				break;
 			struct rfile *f = add_file(c, rel, &nd, 0);
 			if (f == NULL) {
+				close(ffd);
 				c->fatal = 1;
 				break;
 			}
@@ -358,7 +455,14 @@ static int walk(struct rctx *c, const uint8_t tree_id[TW_ID_LEN], int dirfd, con
 				w->flags = s->flags;
 				memcpy(w->id, id, TW_ID_LEN);
 				off += s->raw_length;
+				c->files[fi].left++;
 			}
+			if (c->files[fi].left == 0) {
+				/* no data to write: finish it now, the fd is open */
+				meta_fd(c, ffd, &c->files[fi]);
+				c->files[fi].done = 1;
+			}
+			close(ffd);
 			break;
 		}
 		case TW_NODE_SYMLINK: {
@@ -472,31 +576,71 @@ static int write_range(int fd, const uint8_t *p, size_t n, uint64_t off, int spa
 	return 0;
 }
 
-struct out {
-	uint32_t file;
-	int fd;
+/* Per-thread state of phase 2: a small cache of open output files (a file's
+ * blobs are mostly neighbours in pack order, and a deduplicated blob is
+ * written to several files in a row), the decompression buffer. */
+#define FD_SLOTS 16
+
+struct worker {
+	struct {
+		uint32_t file;
+		int fd;
+		uint64_t used;
+	} slot[FD_SLOTS];
+	uint64_t tick;
+	uint8_t *raw;
+	size_t raw_cap;
 };
 
-static int out_fd(struct rctx *c, struct out *o, uint32_t file)
+static int wk_fd(struct rctx *c, struct worker *wk, uint32_t file)
 {
-	if (o->fd >= 0 && o->file == file)
-		return o->fd;
-	if (o->fd >= 0)
-		close(o->fd);
-	o->fd = -1;
+	int victim = 0;
+	for (int i = 0; i < FD_SLOTS; i++) {
+		if (wk->slot[i].fd >= 0 && wk->slot[i].file == file) {
+			wk->slot[i].used = ++wk->tick;
+			return wk->slot[i].fd;
+		}
+		if (wk->slot[victim].fd >= 0 &&
+		    (wk->slot[i].fd < 0 || wk->slot[i].used < wk->slot[victim].used))
+			victim = i;
+	}
+	if (wk->slot[victim].fd >= 0)
+		close(wk->slot[victim].fd);
 	struct rfile *f = &c->files[file];
-	int dfd = tw_restore_open_beneath(c->rootfd, f->dir);
-	if (dfd == -1)
-		return warn_err(c, "open", f->dir);
-	o->fd = openat(dfd, f->name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-	close(dfd);
-	if (o->fd == -1)
+	int fd = open_rel(c->rootfd, f->dir, f->name, f->path, O_WRONLY);
+	wk->slot[victim].fd = fd;
+	if (fd == -1)
 		return warn_err(c, "open", f->path);
-	o->file = file;
-	return o->fd;
+	wk->slot[victim].file = file;
+	wk->slot[victim].used = ++wk->tick;
+	return fd;
 }
 
-static void restore_group(struct rctx *c, struct out *o, size_t lo, size_t hi)
+static void wk_close(struct worker *wk, uint32_t file)
+{
+	for (int i = 0; i < FD_SLOTS; i++)
+		if (wk->slot[i].fd >= 0 && wk->slot[i].file == file) {
+			close(wk->slot[i].fd);
+			wk->slot[i].fd = -1;
+		}
+}
+
+/* One blob write of `file` is done (or failed): the last one sets the
+ * file's metadata through the open fd and closes it. */
+static void wrote(struct rctx *c, struct worker *wk, uint32_t file)
+{
+	struct rfile *f = &c->files[file];
+	if (__atomic_sub_fetch(&f->left, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	int fd = wk_fd(c, wk, file);
+	if (fd < 0)
+		return;
+	meta_fd(c, fd, f);
+	f->done = 1;
+	wk_close(wk, file);
+}
+
+static void restore_group(struct rctx *c, struct worker *wk, size_t lo, size_t hi)
 {
 	struct wr *w = c->wrs;
 	uint64_t start = w[lo].boff, end = 0;
@@ -511,19 +655,21 @@ static void restore_group(struct rctx *c, struct out *o, size_t lo, size_t hi)
 	if (tw_storage_get(c->r->st, TW_ST_DATA, pname, start, end - start, &buf, &got, &e) != 0) {
 		tw_warn("pack %.16s: %s", pname, e.msg);
 		count(&c->st->errors, hi - lo);
+		for (size_t i = lo; i < hi; i++)
+			wrote(c, wk, w[i].file);
 		return;
 	}
-	uint8_t *pt = NULL;
+	const uint8_t *pt = NULL;
 	int bad = 0;
 	for (size_t i = lo; i < hi; i++) {
 		if (i == lo || w[i].boff != w[i - 1].boff) {
-			free(pt);
 			pt = NULL;
 			bad = 0;
 			struct tw_pack_entry en = {w[i].type, w[i].flags, {0}, w[i].boff, w[i].blen, w[i].raw};
 			memcpy(en.id, w[i].id, TW_ID_LEN);
 			if ((uint64_t)w[i].boff + w[i].blen - start > got ||
-			    tw_blob_open(&c->r->keys, NULL, &en, buf + (w[i].boff - start), &pt, &e) != 0) {
+			    tw_blob_open_inplace(&c->r->keys, NULL, &en, buf + (w[i].boff - start),
+						 &wk->raw, &wk->raw_cap, &pt, &e) != 0) {
 				char hex[65];
 				tw_hex(w[i].id, TW_ID_LEN, hex);
 				tw_warn("blob %.16s in pack %.16s damaged: %s", hex, pname,
@@ -535,18 +681,16 @@ static void restore_group(struct rctx *c, struct out *o, size_t lo, size_t hi)
 		if (bad) {
 			tw_warn("file %s is damaged at offset %llu", f->path, (unsigned long long)w[i].off);
 			count(&c->st->errors, 1);
-			continue;
+		} else {
+			count(&c->o->progress->bytes, w[i].raw);
+			if (!(f->sparse && all_zero(pt, w[i].raw))) {
+				int fd = wk_fd(c, wk, w[i].file);
+				if (fd >= 0 && write_range(fd, pt, w[i].raw, w[i].off, f->sparse) != 0)
+					warn_err(c, "write", f->path);
+			}
 		}
-		count(&c->o->progress->bytes, w[i].raw);
-		if (f->sparse && all_zero(pt, w[i].raw))
-			continue;
-		int fd = out_fd(c, o, w[i].file);
-		if (fd < 0)
-			continue;
-		if (write_range(fd, pt, w[i].raw, w[i].off, f->sparse) != 0)
-			warn_err(c, "write", f->path);
+		wrote(c, wk, w[i].file);
 	}
-	free(pt);
 	free(buf);
 }
 
@@ -554,14 +698,14 @@ static void restore_group(struct rctx *c, struct out *o, size_t lo, size_t hi)
  * writer thread never holds a whole pack. */
 #define RANGE_MAX ((uint64_t)8 << 20)
 
-static void restore_pack(struct rctx *c, struct out *o, size_t lo, size_t hi)
+static void restore_pack(struct rctx *c, struct worker *wk, size_t lo, size_t hi)
 {
 	while (lo < hi) {
 		size_t end = lo + 1;
 		uint64_t start = c->wrs[lo].boff;
 		while (end < hi && (uint64_t)c->wrs[end].boff + c->wrs[end].blen - start <= RANGE_MAX)
 			end++;
-		restore_group(c, o, lo, end);
+		restore_group(c, wk, lo, end);
 		lo = end;
 	}
 }
@@ -569,7 +713,10 @@ static void restore_pack(struct rctx *c, struct out *o, size_t lo, size_t hi)
 static void *data_main(void *arg)
 {
 	struct rctx *c = arg;
-	struct out o = {0, -1};
+	struct worker wk;
+	memset(&wk, 0, sizeof wk);
+	for (int i = 0; i < FD_SLOTS; i++)
+		wk.slot[i].fd = -1;
 	for (;;) {
 		pthread_mutex_lock(&c->mu);
 		size_t g = c->next_group++;
@@ -577,49 +724,35 @@ static void *data_main(void *arg)
 		if (g >= c->ngroups)
 			break;
 		size_t lo = c->groups[g], hi = g + 1 < c->ngroups ? c->groups[g + 1] : c->nwrs;
-		restore_pack(c, &o, lo, hi);
+		restore_pack(c, &wk, lo, hi);
 	}
-	if (o.fd >= 0)
-		close(o.fd);
+	for (int i = 0; i < FD_SLOTS; i++)
+		if (wk.slot[i].fd >= 0)
+			close(wk.slot[i].fd);
+	free(wk.raw);
 	return NULL;
 }
 
-static void set_xattrs(struct rctx *c, int dfd, const struct rfile *f)
+/* Phase 3: what phase 2 did not finish (files whose data could not all be
+ * written, fifos and devices), then directories. */
+static void set_meta(struct rctx *c, const struct rfile *f)
 {
-	int fd = openat(dfd, f->name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC |
-					     (f->type == TW_NODE_DIR ? O_DIRECTORY : 0));
-	if (fd == -1) {
-		warn_err(c, "open", f->path);
+	if (f->type == TW_NODE_FILE || f->type == TW_NODE_DIR) {
+		int fd = open_rel(c->rootfd, f->dir, f->name, f->path,
+				  f->type == TW_NODE_DIR ? O_RDONLY | O_DIRECTORY : O_RDONLY | O_NONBLOCK);
+		if (fd == -1) {
+			warn_err(c, "open", f->path);
+			return;
+		}
+		meta_fd(c, fd, f);
+		close(fd);
 		return;
 	}
-	uint32_t pos = 0, vl;
-	const uint8_t *name, *value;
-	uint8_t nl;
-	while (tw_xattr_next(f->xattrs, f->xattrs_len, &pos, &name, &nl, &value, &vl)) {
-		char key[256];
-		memcpy(key, name, nl);
-		key[nl] = '\0';
-		if (fsetxattr(fd, key, value, vl, 0) == -1) {
-			/* file systems without xattrs, or namespaces we may not
-			 * write (trusted.*, security.* as a user): not an error */
-			if (errno == ENOTSUP || errno == EPERM || errno == EACCES)
-				tw_debug("setxattr %s %s: %s", f->path, key, strerror(errno));
-			else
-				warn_err(c, "setxattr", f->path);
-		}
-	}
-	close(fd);
-}
-
-static void set_meta(struct rctx *c, const struct rfile *f, int is_dir)
-{
-	int dfd = tw_restore_open_beneath(c->rootfd, f->dir);
+	int dfd = open_dir(c->rootfd, f->dir);
 	if (dfd == -1) {
 		warn_err(c, "open", f->dir);
 		return;
 	}
-	if (f->xattrs_len && (f->type == TW_NODE_FILE || f->type == TW_NODE_DIR))
-		set_xattrs(c, dfd, f);
 	if (fchownat(dfd, f->name, f->uid, f->gid, AT_SYMLINK_NOFOLLOW) == -1 && errno != EPERM)
 		warn_err(c, "chown", f->path);
 	if (fchmodat(dfd, f->name, f->mode, 0) == -1)
@@ -628,7 +761,6 @@ static void set_meta(struct rctx *c, const struct rfile *f, int is_dir)
 				 {f->mtime_ns / 1000000000, f->mtime_ns % 1000000000}};
 	if (utimensat(dfd, f->name, ts, AT_SYMLINK_NOFOLLOW) == -1)
 		warn_err(c, "utimes", f->path);
-	(void)is_dir;
 	close(dfd);
 }
 
@@ -696,9 +828,10 @@ int tw_restore_run(struct tw_repo *r, const struct tw_snapshot *s, const struct 
 		pthread_join(th[i], NULL);
 	/* phase 3: metadata, files then directories (post-order) */
 	for (size_t i = 0; i < c.nfiles; i++)
-		set_meta(&c, &c.files[i], 0);
+		if (!c.files[i].done)
+			set_meta(&c, &c.files[i]);
 	for (size_t i = 0; i < c.ndirs; i++)
-		set_meta(&c, &c.dirs[i], 1);
+		set_meta(&c, &c.dirs[i]);
 	st->bytes = o->progress->bytes;
 	if (st->errors)
 		rc = tw_err_set(e, TW_ECORRUPT, "%llu errors during restore",
