@@ -28,6 +28,13 @@ struct rfile {
 	uint32_t xattrs_len;
 	uint32_t left; /* phase 2: blob writes still to do (atomic) */
 	uint8_t done;  /* metadata set (by phase 1 or 2) */
+	uint8_t lazy;  /* not created yet: phase 2 creates it on its first write */
+};
+
+/* a hard link to files[first], made after phase 2 */
+struct lnk {
+	char *dir, *name, *path;
+	uint32_t first;
 };
 
 struct wr {
@@ -57,6 +64,8 @@ struct rctx {
 	size_t nwrs, cap_wrs;
 	struct hl *hls;
 	size_t hl_cap, hl_n;
+	struct lnk *links;
+	size_t nlinks, cap_links;
 	char **inc;
 	size_t ninc;
 	/* phase 2 */
@@ -109,11 +118,13 @@ static int have_openat2 = 1;
 static int open_rel(int rootfd, const char *dir, const char *name, const char *path, int flags)
 {
 	flags |= O_NOFOLLOW | O_CLOEXEC;
+	const mode_t mode = (flags & O_CREAT) ? 0600 : 0;
 #ifdef SYS_openat2
 	if (__atomic_load_n(&have_openat2, __ATOMIC_RELAXED)) {
 		struct open_how how;
 		memset(&how, 0, sizeof how);
 		how.flags = (uint64_t)flags;
+		how.mode = mode;
 		how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
 		long fd = syscall(SYS_openat2, rootfd, path, &how, sizeof how);
 		if (fd >= 0)
@@ -127,7 +138,7 @@ static int open_rel(int rootfd, const char *dir, const char *name, const char *p
 	int dfd = tw_restore_open_beneath(rootfd, dir);
 	if (dfd == -1)
 		return -1;
-	int fd = openat(dfd, name, flags);
+	int fd = openat(dfd, name, flags, mode);
 	int saved = errno;
 	close(dfd);
 	errno = saved;
@@ -329,8 +340,19 @@ static int included(struct rctx *c, size_t depth, const struct tw_node *nd)
 	return depth + 1 == c->ninc ? 1 : 2;
 }
 
+/* every chunk of a file is in the index */
+static int all_indexed(struct rctx *c, const struct tw_node *nd)
+{
+	for (uint32_t k = 0; k < nd->nchunks; k++)
+		if (tw_index_get(&c->r->index, nd->chunks + (size_t)k * TW_ID_LEN) == NULL)
+			return 0;
+	return 1;
+}
+
+/* fresh: dirfd was created by this restore (it held nothing before), so its
+ * files with data can be created by phase 2 on their first write. */
 static int walk(struct rctx *c, const uint8_t tree_id[TW_ID_LEN], int dirfd, const char *rel,
-		size_t depth, int all)
+		size_t depth, int all, int fresh)
 {
 	uint8_t *buf;
 	struct tw_node *nodes;
@@ -362,11 +384,12 @@ static int walk(struct rctx *c, const uint8_t tree_id[TW_ID_LEN], int dirfd, con
 		}
 		if (inc == 2) {
 			if (nd.type == TW_NODE_DIR) {
-				if (mkdirat(dirfd, name, 0700) == -1 && errno != EEXIST)
+				int made = mkdirat(dirfd, name, 0700) == 0;
+				if (!made && errno != EEXIST)
 					warn_err(c, "mkdir", path);
 				int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 				if (fd >= 0) {
-					walk(c, nd.subtree, fd, path, depth + 1, 0);
+					walk(c, nd.subtree, fd, path, depth + 1, 0, made);
 					close(fd);
 				} else
 					warn_err(c, "open", path);
@@ -388,7 +411,7 @@ static int walk(struct rctx *c, const uint8_t tree_id[TW_ID_LEN], int dirfd, con
 			}
 			if (!made)
 				fchmod(fd, 0700);
-			walk(c, nd.subtree, fd, path, depth + 1, 1);
+			walk(c, nd.subtree, fd, path, depth + 1, 1, made);
 			close(fd);
 			if (add_file(c, rel, &nd, 1) == NULL)
 				c->fatal = 1;
@@ -399,26 +422,43 @@ static int walk(struct rctx *c, const uint8_t tree_id[TW_ID_LEN], int dirfd, con
 			if (nd.flags & TW_NODE_HARDLINK) {
 				struct hl *h = hl_find(c, nd.dev, nd.ino, 0);
 				if (h != NULL) {
-					struct rfile *first = &c->files[h->file - 1];
-					int ofd = tw_restore_open_beneath(c->rootfd, first->dir);
-					replace_existing(dirfd, name);
-					if (ofd == -1 || linkat(ofd, first->name, dirfd, name, 0) == -1)
-						warn_err(c, "link", path);
-					if (ofd >= 0)
-						close(ofd);
+					/* linked after phase 2, when the first one exists */
+					struct lnk *nl = grow(c->links, &c->cap_links, c->nlinks, sizeof *c->links);
+					if (nl == NULL) {
+						c->fatal = 1;
+						break;
+					}
+					c->links = nl;
+					struct lnk *l = &nl[c->nlinks];
+					l->dir = strdup(rel);
+					l->name = strdup(name);
+					l->path = path;
+					path = NULL;
+					l->first = h->file - 1;
+					if (l->dir == NULL || l->name == NULL) {
+						free(l->dir);
+						free(l->name);
+						free(l->path);
+						c->fatal = 1;
+						break;
+					}
+					c->nlinks++;
 					count(&c->st->files, 1);
 					break;
 				}
 			}
-			int ffd = create_file(c, dirfd, &nd, path);
-			if (ffd < 0)
+			int lazy = fresh && nd.nchunks > 0 && all_indexed(c, &nd);
+			int ffd = -1;
+			if (!lazy && (ffd = create_file(c, dirfd, &nd, path)) < 0)
 				break;
 			struct rfile *f = add_file(c, rel, &nd, 0);
 			if (f == NULL) {
-				close(ffd);
+				if (ffd >= 0)
+					close(ffd);
 				c->fatal = 1;
 				break;
 			}
+			f->lazy = (uint8_t)lazy;
 			uint32_t fi = (uint32_t)(c->nfiles - 1);
 			if (nd.flags & TW_NODE_HARDLINK) {
 				struct hl *h = hl_find(c, nd.dev, nd.ino, 1);
@@ -457,12 +497,13 @@ static int walk(struct rctx *c, const uint8_t tree_id[TW_ID_LEN], int dirfd, con
 				off += s->raw_length;
 				c->files[fi].left++;
 			}
-			if (c->files[fi].left == 0) {
+			if (c->files[fi].left == 0 && ffd >= 0) {
 				/* no data to write: finish it now, the fd is open */
 				meta_fd(c, ffd, &c->files[fi]);
 				c->files[fi].done = 1;
 			}
-			close(ffd);
+			if (ffd >= 0)
+				close(ffd);
 			break;
 		}
 		case TW_NODE_SYMLINK: {
@@ -607,7 +648,7 @@ static int wk_fd(struct rctx *c, struct worker *wk, uint32_t file)
 	if (wk->slot[victim].fd >= 0)
 		close(wk->slot[victim].fd);
 	struct rfile *f = &c->files[file];
-	int fd = open_rel(c->rootfd, f->dir, f->name, f->path, O_WRONLY);
+	int fd = open_rel(c->rootfd, f->dir, f->name, f->path, O_WRONLY | (f->lazy ? O_CREAT : 0));
 	wk->slot[victim].fd = fd;
 	if (fd == -1)
 		return warn_err(c, "open", f->path);
@@ -635,6 +676,8 @@ static void wrote(struct rctx *c, struct worker *wk, uint32_t file)
 	int fd = wk_fd(c, wk, file);
 	if (fd < 0)
 		return;
+	if (f->sparse && ftruncate(fd, (off_t)f->size) == -1)
+		warn_err(c, "truncate", f->path);
 	meta_fd(c, fd, f);
 	f->done = 1;
 	wk_close(wk, file);
@@ -791,13 +834,14 @@ int tw_restore_run(struct tw_repo *r, const struct tw_snapshot *s, const struct 
 		}
 		c.inc = incv;
 	}
-	if (mkdir(o->target, 0700) == -1 && errno != EEXIST)
+	int fresh = mkdir(o->target, 0700) == 0;
+	if (!fresh && errno != EEXIST)
 		return tw_err_set(e, TW_EIO, "mkdir %s: %s", o->target, strerror(errno));
 	c.rootfd = open(o->target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (c.rootfd == -1)
 		return tw_err_set(e, TW_EIO, "open %s: %s", o->target, strerror(errno));
 	/* phase 1: structure */
-	walk(&c, s->tree, c.rootfd, "", 0, c.ninc == 0);
+	walk(&c, s->tree, c.rootfd, "", 0, c.ninc == 0, fresh);
 	if (c.fatal) {
 		rc = tw_err_set(e, TW_ENOMEM, "out of memory");
 		goto done;
@@ -826,6 +870,20 @@ int tw_restore_run(struct tw_repo *r, const struct tw_snapshot *s, const struct 
 		data_main(&c);
 	for (int i = 0; i < started; i++)
 		pthread_join(th[i], NULL);
+	/* hard links, now that the files they point to exist */
+	for (size_t i = 0; i < c.nlinks; i++) {
+		struct lnk *l = &c.links[i];
+		struct rfile *first = &c.files[l->first];
+		int dfd = open_dir(c.rootfd, l->dir), ofd = open_dir(c.rootfd, first->dir);
+		if (dfd >= 0)
+			replace_existing(dfd, l->name);
+		if (dfd == -1 || ofd == -1 || linkat(ofd, first->name, dfd, l->name, 0) == -1)
+			warn_err(&c, "link", l->path);
+		if (dfd >= 0)
+			close(dfd);
+		if (ofd >= 0)
+			close(ofd);
+	}
 	/* phase 3: metadata, files then directories (post-order) */
 	for (size_t i = 0; i < c.nfiles; i++)
 		if (!c.files[i].done)
@@ -849,6 +907,12 @@ done:
 		free(c.dirs[i].path);
 		free(c.dirs[i].xattrs);
 	}
+	for (size_t i = 0; i < c.nlinks; i++) {
+		free(c.links[i].dir);
+		free(c.links[i].name);
+		free(c.links[i].path);
+	}
+	free(c.links);
 	free(c.files);
 	free(c.dirs);
 	free(c.wrs);
