@@ -311,6 +311,7 @@ static void *worker_main(void *arg)
 {
 	struct thr *t = arg;
 	struct chunkjob *j;
+	tw_queue_consumer_thread();
 	while ((j = tw_queue_pop(&t->g->chunkq)) != NULL)
 		process_chunk(t->g, &t->w, j);
 	return NULL;
@@ -403,6 +404,7 @@ static void *reader_main(void *arg)
 {
 	struct thr *t = arg;
 	struct filejob *f;
+	tw_queue_consumer_thread();
 	while ((f = tw_queue_pop(&t->g->fileq)) != NULL)
 		read_file(t, f);
 	slab_unref(t->g, t->cur);
