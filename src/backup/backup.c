@@ -345,7 +345,8 @@ static void read_file(struct thr *t, struct filejob *f)
 	tw_chunker_reset(&t->ch);
 	size_t start = t->fill;
 	int rc = 0;
-	posix_fadvise(f->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	if (f->size > READ_BLOCK) /* one read() covers smaller files: skip the syscall */
+		posix_fadvise(f->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	while (remaining > 0 && !is_failed(g)) {
 		if (t->cur == NULL || SLAB_SIZE - t->fill < READ_BLOCK) {
 			struct slab *ns = slab_get(g);

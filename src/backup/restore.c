@@ -29,6 +29,7 @@ struct rfile {
 	uint32_t left; /* phase 2: blob writes still to do (atomic) */
 	uint8_t done;  /* metadata set (by phase 1 or 2) */
 	uint8_t lazy;  /* not created yet: phase 2 creates it on its first write */
+	uint8_t bad;   /* some data could not be restored (atomic) */
 };
 
 /* a hard link to files[first], made after phase 2 */
@@ -676,7 +677,9 @@ static void wrote(struct rctx *c, struct worker *wk, uint32_t file)
 	int fd = wk_fd(c, wk, file);
 	if (fd < 0)
 		return;
-	if (f->sparse && ftruncate(fd, (off_t)f->size) == -1)
+	/* holes at the end of sparse files; damaged files keep their size */
+	if ((f->sparse || __atomic_load_n(&f->bad, __ATOMIC_ACQUIRE)) &&
+	    ftruncate(fd, (off_t)f->size) == -1)
 		warn_err(c, "truncate", f->path);
 	meta_fd(c, fd, f);
 	f->done = 1;
@@ -698,8 +701,10 @@ static void restore_group(struct rctx *c, struct worker *wk, size_t lo, size_t h
 	if (tw_storage_get(c->r->st, TW_ST_DATA, pname, start, end - start, &buf, &got, &e) != 0) {
 		tw_warn("pack %.16s: %s", pname, e.msg);
 		count(&c->st->errors, hi - lo);
-		for (size_t i = lo; i < hi; i++)
+		for (size_t i = lo; i < hi; i++) {
+			__atomic_store_n(&c->files[w[i].file].bad, 1, __ATOMIC_RELEASE);
 			wrote(c, wk, w[i].file);
+		}
 		return;
 	}
 	const uint8_t *pt = NULL;
@@ -723,6 +728,7 @@ static void restore_group(struct rctx *c, struct worker *wk, size_t lo, size_t h
 		struct rfile *f = &c->files[w[i].file];
 		if (bad) {
 			tw_warn("file %s is damaged at offset %llu", f->path, (unsigned long long)w[i].off);
+			__atomic_store_n(&f->bad, 1, __ATOMIC_RELEASE);
 			count(&c->st->errors, 1);
 		} else {
 			count(&c->o->progress->bytes, w[i].raw);
