@@ -743,9 +743,9 @@ static void restore_group(struct rctx *c, struct worker *wk, size_t lo, size_t h
 	free(buf);
 }
 
-/* Read a pack in windows of at most 8 MiB (one range request each) so a
+/* Read a pack in windows of at most 4 MiB (one range request each) so a
  * writer thread never holds a whole pack. */
-#define RANGE_MAX ((uint64_t)8 << 20)
+#define RANGE_MAX ((uint64_t)4 << 20)
 
 static void restore_pack(struct rctx *c, struct worker *wk, size_t lo, size_t hi)
 {
