@@ -511,6 +511,21 @@ static void read_xattrs(struct eng *g, struct dirnode *d, struct tw_node *nd, co
 	tw_dbuf_free(&b);
 }
 
+/* Setting or removing an xattr changes ctime, so a file the files cache
+ * found unchanged still has the xattrs the parent snapshot recorded. */
+static void reuse_xattrs(struct dirnode *d, struct tw_node *nd, const struct tw_node *p)
+{
+	if (p->xattrs_len == 0)
+		return;
+	uint8_t *copy = tw_arena_alloc(&d->arena, p->xattrs_len);
+	if (copy != NULL) {
+		memcpy(copy, p->xattrs, p->xattrs_len);
+		nd->xattrs = copy;
+		nd->xattrs_len = p->xattrs_len;
+		nd->nxattrs = p->nxattrs;
+	}
+}
+
 static int64_t ts_ns(struct timespec t) { return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec; }
 
 static int cache_hit(struct eng *g, const struct tw_node *p, const struct stat *st)
@@ -589,7 +604,9 @@ static void fill_dir(struct eng *g, struct wctx *w, struct dirnode *d, int dirfd
 		nd->rdev = st->st_rdev;
 		const struct tw_node *pnode =
 			pnodes ? tw_tree_find(pnodes, pn, (const uint8_t *)en->name, en->nlen) : NULL;
-		if (nd->type == TW_NODE_FILE || nd->type == TW_NODE_DIR)
+		if (nd->type == TW_NODE_FILE && en->cached != NULL && g->xnames != NULL)
+			reuse_xattrs(d, nd, en->cached);
+		else if (nd->type == TW_NODE_FILE || nd->type == TW_NODE_DIR)
 			read_xattrs(g, d, nd, full);
 		switch (nd->type) {
 		case TW_NODE_FILE:
