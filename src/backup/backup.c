@@ -320,6 +320,7 @@ static void *worker_main(void *arg)
 {
 	struct thr *t = arg;
 	struct chunkjob *j;
+	tw_queue_consumer_thread();
 	while ((j = tw_queue_pop(&t->g->chunkq)) != NULL)
 		process_chunk(t->g, &t->w, j);
 	return NULL;
@@ -375,7 +376,8 @@ static void read_file(struct thr *t, struct filejob *f)
 	tw_chunker_reset(&t->ch);
 	size_t start = t->fill;
 	int rc = 0;
-	posix_fadvise(f->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	if (f->size > READ_BLOCK) /* one read() covers smaller files: skip the syscall */
+		posix_fadvise(f->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	while (remaining > 0 && !is_failed(g)) {
 		if (t->cur == NULL || SLAB_SIZE - t->fill < READ_BLOCK) {
 			struct slab *ns = slab_get(g);
@@ -446,6 +448,7 @@ static void *reader_main(void *arg)
 {
 	struct thr *t = arg;
 	struct filejob *f;
+	tw_queue_consumer_thread();
 	while ((f = tw_queue_pop(&t->g->fileq)) != NULL)
 		read_file(t, f);
 	slab_unref(t->g, t->cur);
@@ -552,6 +555,21 @@ static void read_xattrs(struct eng *g, struct dirnode *d, struct tw_node *nd, co
 	tw_dbuf_free(&b);
 }
 
+/* Setting or removing an xattr changes ctime, so a file the files cache
+ * found unchanged still has the xattrs the parent snapshot recorded. */
+static void reuse_xattrs(struct dirnode *d, struct tw_node *nd, const struct tw_node *p)
+{
+	if (p->xattrs_len == 0)
+		return;
+	uint8_t *copy = tw_arena_alloc(&d->arena, p->xattrs_len);
+	if (copy != NULL) {
+		memcpy(copy, p->xattrs, p->xattrs_len);
+		nd->xattrs = copy;
+		nd->xattrs_len = p->xattrs_len;
+		nd->nxattrs = p->nxattrs;
+	}
+}
+
 static int64_t ts_ns(struct timespec t) { return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec; }
 
 static int cache_hit(struct eng *g, const struct tw_node *p, const struct stat *st)
@@ -632,7 +650,9 @@ static void fill_dir(struct eng *g, struct wctx *w, struct dirnode *d, int dirfd
 		nd->rdev = st->st_rdev;
 		const struct tw_node *pnode =
 			pnodes ? tw_tree_find(pnodes, pn, (const uint8_t *)en->name, en->nlen) : NULL;
-		if ((nd->type == TW_NODE_FILE || nd->type == TW_NODE_DIR) && !en->vdir)
+		if (nd->type == TW_NODE_FILE && en->cached != NULL && g->xnames != NULL && !en->vdir)
+			reuse_xattrs(d, nd, en->cached);
+		else if ((nd->type == TW_NODE_FILE || nd->type == TW_NODE_DIR) && !en->vdir)
 			read_xattrs(g, d, nd, full);
 		switch (nd->type) {
 		case TW_NODE_FILE:

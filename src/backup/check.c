@@ -1,6 +1,7 @@
 /* check.c — repository verification (see check.h). */
 #include "backup/check.h"
 
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,7 +98,15 @@ static void compare_header(struct cctx *c, uint32_t p, const char *name,
 	}
 }
 
-static void check_pack(struct cctx *c, uint32_t p)
+/* per checker thread: decompression buffer */
+struct cwork {
+	uint8_t *raw;
+	size_t raw_cap;
+};
+
+#define WINDOW ((uint64_t)4 << 20)
+
+static void check_pack(struct cctx *c, struct cwork *w, uint32_t p)
 {
 	struct tw_repo *r = c->r;
 	char name[65];
@@ -126,62 +135,118 @@ static void check_pack(struct cctx *c, uint32_t p)
 		free(ents);
 		return;
 	}
-	uint8_t *buf;
-	size_t len;
-	if (tw_storage_get(r->st, TW_ST_DATA, name, 0, TW_ST_WHOLE, &buf, &len, &e) != 0) {
+	/* Read the pack in windows of whole blobs (at most WINDOW bytes unless
+	 * one blob is larger), hashing as we go: a checker thread never holds a
+	 * whole pack. The header (read first) says where the blobs are. */
+	EVP_MD_CTX *sha = EVP_MD_CTX_new();
+	if (sha == NULL || EVP_DigestInit_ex(sha, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(sha);
+		tw_error("pack %s: SHA-256 not available", name);
+		err_count(c);
+		return;
+	}
+	char hex[65];
+	int hdr_rc = tw_repo_pack_header(r, name, found->size, &ents, &n, &e);
+	uint64_t pos = 0, data_end = 0;
+	if (hdr_rc == 0 && n > 0)
+		data_end = (uint64_t)ents[n - 1].offset + ents[n - 1].length;
+	uint32_t i = 0;
+	int io_bad = 0;
+	while (!io_bad && (hdr_rc == 0 ? i < n : pos < found->size)) {
+		uint64_t start = pos, end;
+		uint32_t lo = i;
+		if (hdr_rc == 0) {
+			end = (uint64_t)ents[i].offset + ents[i].length;
+			while (++i < n && (uint64_t)ents[i].offset + ents[i].length - start <= WINDOW)
+				end = (uint64_t)ents[i].offset + ents[i].length;
+		} else {
+			end = start + WINDOW < found->size ? start + WINDOW : found->size;
+		}
+		uint8_t *buf;
+		size_t len;
+		if (tw_storage_get(r->st, TW_ST_DATA, name, start, end - start, &buf, &len, &e) != 0) {
+			io_bad = 1;
+			break;
+		}
+		EVP_DigestUpdate(sha, buf, len);
+		if (c->o->progress)
+			tw_progress_add(&c->o->progress->bytes, len);
+		pos = start + len;
+		for (uint32_t k = lo; hdr_rc == 0 && k < i; k++) {
+			const uint8_t *pt;
+			struct tw_err be = {0};
+			__atomic_add_fetch(&c->st->blobs_checked, 1, __ATOMIC_RELAXED);
+			if ((uint64_t)ents[k].offset + ents[k].length - start > len ||
+			    tw_blob_open_inplace(&r->keys, NULL, &ents[k], buf + (ents[k].offset - start),
+						 &w->raw, &w->raw_cap, &pt, &be) != 0) {
+				tw_hex(ents[k].id, TW_ID_LEN, hex);
+				tw_error("pack %s: blob %s (%s) damaged: %s", name, hex,
+					 ents[k].type == TW_BLOB_TREE ? "tree" : "data",
+					 be.msg[0] ? be.msg : "truncated pack");
+				err_count(c);
+				mark_damaged(c, ents[k].id);
+			}
+		}
+		free(buf);
+		if (len < end - start)
+			break; /* shorter than its header says: the hash tells */
+	}
+	/* the header and its length: the rest of the file */
+	while (!io_bad && hdr_rc == 0 && pos >= data_end && pos < found->size) {
+		uint8_t *buf;
+		size_t len;
+		if (tw_storage_get(r->st, TW_ST_DATA, name, pos, found->size - pos, &buf, &len, &e) != 0) {
+			io_bad = 1;
+			break;
+		}
+		EVP_DigestUpdate(sha, buf, len);
+		if (c->o->progress)
+			tw_progress_add(&c->o->progress->bytes, len);
+		free(buf);
+		if (len == 0)
+			break;
+		pos += len;
+	}
+	uint8_t h[32];
+	unsigned int hl = 0;
+	EVP_DigestFinal_ex(sha, h, &hl);
+	EVP_MD_CTX_free(sha);
+	if (io_bad) {
 		tw_error("pack %s: %s", name, e.msg);
 		err_count(c);
 		mark_pack_blobs(c, p);
+		free(ents);
 		return;
 	}
-	uint8_t h[32];
-	char hex[65];
-	tw_crypto_sha256(buf, len, h);
+	__atomic_add_fetch(&c->st->packs_read, 1, __ATOMIC_RELAXED);
 	tw_hex(h, 32, hex);
 	if (strcmp(hex, name) != 0) {
 		tw_error("pack %s: content does not match its name (damaged)", name);
 		err_count(c);
 	}
-	__atomic_add_fetch(&c->st->packs_read, 1, __ATOMIC_RELAXED);
-	if (c->o->progress)
-		tw_progress_add(&c->o->progress->bytes, len);
-	if (tw_repo_pack_header(r, name, len, &ents, &n, &e) != 0) {
+	if (hdr_rc != 0) {
 		tw_error("pack %s: %s", name, e.msg);
 		err_count(c);
 		mark_pack_blobs(c, p);
-		free(buf);
 		return;
 	}
 	compare_header(c, p, name, ents, n);
-	for (uint32_t i = 0; i < n; i++) {
-		uint8_t *pt;
-		struct tw_err be = {0};
-		__atomic_add_fetch(&c->st->blobs_checked, 1, __ATOMIC_RELAXED);
-		if (tw_blob_open(&r->keys, NULL, &ents[i], buf + ents[i].offset, &pt, &be) != 0) {
-			tw_hex(ents[i].id, TW_ID_LEN, hex);
-			tw_error("pack %s: blob %s (%s) damaged: %s", name, hex,
-				 ents[i].type == TW_BLOB_TREE ? "tree" : "data", be.msg);
-			err_count(c);
-			mark_damaged(c, ents[i].id);
-			continue;
-		}
-		free(pt);
-	}
 	free(ents);
-	free(buf);
 }
 
 static void *pack_main(void *arg)
 {
 	struct cctx *c = arg;
+	struct cwork w = {NULL, 0};
 	for (;;) {
 		pthread_mutex_lock(&c->mu);
 		uint32_t p = c->next++;
 		pthread_mutex_unlock(&c->mu);
 		if (p >= c->r->index.npacks)
 			break;
-		check_pack(c, p);
+		check_pack(c, &w, p);
 	}
+	free(w.raw);
 	return NULL;
 }
 

@@ -47,9 +47,19 @@ int tw_blob_seal(const struct tw_keys *k, void *cctx, int level, uint8_t type,
 		 const uint8_t id[TW_ID_LEN], const uint8_t *pt, size_t n, uint8_t *scratch,
 		 uint8_t *out, size_t *out_len, uint8_t *flags);
 /* Open a stored blob described by en: decrypt, decompress, check the ID.
- * *pt is malloc'd with en->raw_length bytes. dctx: ZSTD_DCtx or NULL. */
+ * *pt is malloc'd with en->raw_length bytes. dctx: ZSTD_DCtx, or NULL to use
+ * one cached per thread (freed at thread exit). */
 int tw_blob_open(const struct tw_keys *k, void *dctx, const struct tw_pack_entry *en,
 		 const uint8_t *stored, uint8_t **pt, struct tw_err *e);
+
+/* Like tw_blob_open without copies: decrypts in place (stored[0..en->length)
+ * is overwritten), decompresses into *raw (a caller-owned buffer of *raw_cap
+ * bytes, grown with malloc when too small; free it when done) with dctx (a
+ * ZSTD_DCtx owned by the calling thread, or NULL for a per-thread one).
+ * *pt points into stored or *raw and is valid until the next call. */
+int tw_blob_open_inplace(const struct tw_keys *k, void *dctx, const struct tw_pack_entry *en,
+			 uint8_t *stored, uint8_t **raw, size_t *raw_cap, const uint8_t **pt,
+			 struct tw_err *e);
 
 /* Seal/open a whole object (config, index, snapshot, lock, pack header):
  * AAD = "tapwork/v1/" + kind. open: *pt malloc'd, *pt_len bytes. */

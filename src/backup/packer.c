@@ -14,6 +14,7 @@
 #include <string.h>
 
 #define PACK_CAP ((size_t)96 << 20)
+#define STAGE_CAP ((size_t)1 << 20)
 
 struct wjob {
 	struct tw_dbuf buf;       /* buffered mode */
@@ -93,6 +94,18 @@ static void job_free(struct tw_packer *p, struct wjob *j)
 	free(j);
 }
 
+/* Streaming mode, p->mu held: write and hash what is staged. */
+static int stage_flush(struct tw_packer *p, struct tw_err *e)
+{
+	if (p->stage_len == 0)
+		return 0;
+	int rc = p->r->st->ops->writer_write(p->w, p->stage, p->stage_len, e);
+	if (rc == 0 && EVP_DigestUpdate(p->sha, p->stage, p->stage_len) != 1)
+		rc = tw_err_set(e, TW_ECRYPTO, "SHA-256 failed");
+	p->stage_len = 0;
+	return rc;
+}
+
 static void set_werr(struct tw_packer *p, int rc, const struct tw_err *e)
 {
 	pthread_mutex_lock(&p->emu);
@@ -122,6 +135,10 @@ static void *writer_main(void *arg)
 
 int tw_packer_start_writer(struct tw_packer *p, size_t depth)
 {
+	/* a queued streamed pack holds no data (it is in the driver's temporary
+	 * object), so let a few wait for their fsync instead of the workers */
+	if (p->stream && depth < 4)
+		depth = 4;
 	if (tw_queue_init(&p->wq, depth) != 0)
 		return TW_ENOMEM;
 	if (pthread_create(&p->writer, NULL, writer_main, p) != 0) {
@@ -150,6 +167,7 @@ void tw_packer_free(struct tw_packer *p)
 	EVP_MD_CTX_free((EVP_MD_CTX *)p->sha);
 	tw_dbuf_free(&p->buf);
 	free(p->ents);
+	free(p->stage);
 	pthread_mutex_destroy(&p->mu);
 	pthread_mutex_destroy(&p->emu);
 }
@@ -158,6 +176,13 @@ void tw_packer_free(struct tw_packer *p)
  * writer thread or finishes it here. */
 static int detach_and_write(struct tw_packer *p, struct tw_err *e)
 {
+	if (p->w != NULL) {
+		int rc = stage_flush(p, e);
+		if (rc != 0) {
+			pthread_mutex_unlock(&p->mu);
+			return rc;
+		}
+	}
 	struct wjob *j = calloc(1, sizeof *j);
 	if (j == NULL) {
 		pthread_mutex_unlock(&p->mu);
@@ -224,10 +249,20 @@ int tw_packer_add(struct tw_packer *p, const uint8_t id[TW_ID_LEN], uint8_t flag
 				rc = tw_err_set(e, TW_ECRYPTO, "SHA-256 init failed");
 		}
 		en->offset = (uint32_t)p->buf.len;
-		if (rc == 0)
+		if (rc == 0 && p->stage == NULL && (p->stage = malloc(STAGE_CAP)) == NULL)
+			rc = tw_err_set(e, TW_ENOMEM, "out of memory");
+		/* bytes reach the writer in order: a blob too big to stage
+		 * goes after what is staged */
+		if (rc == 0 && (p->stage_len + len > STAGE_CAP || len > STAGE_CAP / 2))
+			rc = stage_flush(p, e);
+		if (rc == 0 && len <= STAGE_CAP / 2) {
+			memcpy(p->stage + p->stage_len, stored, len);
+			p->stage_len += len;
+		} else if (rc == 0) {
 			rc = p->r->st->ops->writer_write(p->w, stored, len, e);
-		if (rc == 0 && EVP_DigestUpdate(p->sha, stored, len) != 1)
-			rc = tw_err_set(e, TW_ECRYPTO, "SHA-256 failed");
+			if (rc == 0 && EVP_DigestUpdate(p->sha, stored, len) != 1)
+				rc = tw_err_set(e, TW_ECRYPTO, "SHA-256 failed");
+		}
 		if (rc == 0)
 			p->buf.len += len;
 	} else {

@@ -1,7 +1,8 @@
 /* packer.h — collects sealed blobs of one type into pack files.
  *
- * tw_packer_add() appends under a mutex — streamed straight to the storage
- * driver's writer when it has one (no pack in memory), else into a buffer.
+ * tw_packer_add() appends under a mutex — streamed to the storage driver's
+ * writer when it has one (no pack in memory; small blobs are staged in a
+ * 1 MiB buffer and written together), else into a buffer.
  * When the pack reaches the repository's pack size it is closed (header,
  * SHA-256 name, commit, then tw_repo_pack_written) outside the lock, on the
  * background writer thread if started. */
@@ -27,6 +28,10 @@ struct tw_packer {
 	int stream;
 	struct tw_st_writer *w;
 	void *sha;
+	/* small blobs are gathered here and written (and hashed) in one go:
+	 * one write() per ~1 MiB instead of one per blob under the mutex */
+	uint8_t *stage;
+	size_t stage_len;
 	struct tw_repo *r;
 	uint8_t type;
 	pthread_mutex_t mu;

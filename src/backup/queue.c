@@ -1,6 +1,7 @@
 /* queue.c — bounded MPMC queue (mutex + two condition variables). */
 #include "backup/queue.h"
 
+#include <sched.h>
 #include <stdlib.h>
 
 #include "core/err.h"
@@ -60,4 +61,10 @@ void tw_queue_close(struct tw_queue *q)
 	q->closed = 1;
 	pthread_cond_broadcast(&q->not_empty);
 	pthread_mutex_unlock(&q->mu);
+}
+
+void tw_queue_consumer_thread(void)
+{
+	struct sched_param sp = {0};
+	(void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
 }

@@ -21,5 +21,10 @@ void tw_queue_destroy(struct tw_queue *q);
 void tw_queue_push(struct tw_queue *q, void *item);
 void *tw_queue_pop(struct tw_queue *q);
 void tw_queue_close(struct tw_queue *q);
+/* Call first thing in a pipeline thread that mostly consumes from queues:
+ * puts the calling thread in SCHED_BATCH, so a producer that wakes it is not
+ * preempted on the spot (on few cores that ping-pong cost a context switch
+ * per item). Best effort: errors are ignored. */
+void tw_queue_consumer_thread(void);
 
 #endif

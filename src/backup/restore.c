@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -24,6 +26,16 @@ struct rfile {
 	uint64_t size;
 	uint8_t *xattrs; /* encoded, malloc'd copy */
 	uint32_t xattrs_len;
+	uint32_t left; /* phase 2: blob writes still to do (atomic) */
+	uint8_t done;  /* metadata set (by phase 1 or 2) */
+	uint8_t lazy;  /* not created yet: phase 2 creates it on its first write */
+	uint8_t bad;   /* some data could not be restored (atomic) */
+};
+
+/* a hard link to files[first], made after phase 2 */
+struct lnk {
+	char *dir, *name, *path;
+	uint32_t first;
 };
 
 struct wr {
@@ -53,6 +65,8 @@ struct rctx {
 	size_t nwrs, cap_wrs;
 	struct hl *hls;
 	size_t hl_cap, hl_n;
+	struct lnk *links;
+	size_t nlinks, cap_links;
 	char **inc;
 	size_t ninc;
 	/* phase 2 */
@@ -93,6 +107,60 @@ int tw_restore_open_beneath(int rootfd, const char *rel)
 		p = slash ? slash + 1 : NULL;
 	}
 	return fd;
+}
+
+/* 0 once openat2 turned out to be unavailable (old kernel, seccomp). */
+static int have_openat2 = 1;
+
+/* Open `path` ("a/b/name", relative to rootfd) without following any
+ * symlink and without leaving rootfd: one openat2(RESOLVE_BENEATH |
+ * RESOLVE_NO_SYMLINKS) call, or a walk over the components where openat2 is
+ * missing. path = dir + "/" + name (dir may be ""). */
+static int open_rel(int rootfd, const char *dir, const char *name, const char *path, int flags)
+{
+	flags |= O_NOFOLLOW | O_CLOEXEC;
+	const mode_t mode = (flags & O_CREAT) ? 0600 : 0;
+#ifdef SYS_openat2
+	if (__atomic_load_n(&have_openat2, __ATOMIC_RELAXED)) {
+		struct open_how how;
+		memset(&how, 0, sizeof how);
+		how.flags = (uint64_t)flags;
+		how.mode = mode;
+		how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+		long fd = syscall(SYS_openat2, rootfd, path, &how, sizeof how);
+		if (fd >= 0)
+			return (int)fd;
+		if (errno != ENOSYS && errno != EPERM)
+			return -1;
+		if (errno == ENOSYS)
+			__atomic_store_n(&have_openat2, 0, __ATOMIC_RELAXED);
+	}
+#endif
+	int dfd = tw_restore_open_beneath(rootfd, dir);
+	if (dfd == -1)
+		return -1;
+	int fd = openat(dfd, name, flags, mode);
+	int saved = errno;
+	close(dfd);
+	errno = saved;
+	return fd;
+}
+
+/* Directory `rel` below rootfd ("" = rootfd itself, duplicated). */
+static int open_dir(int rootfd, const char *rel)
+{
+	if (rel[0] == '\0')
+		return dup(rootfd);
+	const char *sl = strrchr(rel, '/');
+	char dir[PATH_MAX];
+	size_t dl = sl ? (size_t)(sl - rel) : 0;
+	if (dl >= sizeof dir) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(dir, rel, dl);
+	dir[dl] = '\0';
+	return open_rel(rootfd, dir, sl ? sl + 1 : rel, rel, O_RDONLY | O_DIRECTORY);
 }
 
 static void *grow(void *v, size_t *cap, size_t n, size_t size)
@@ -198,6 +266,9 @@ static struct hl *hl_find(struct rctx *c, uint64_t dev, uint64_t ino, int insert
 	return &c->hls[j];
 }
 
+/* Create an empty file; returns its fd (write-only) or -1. Only sparse
+ * files are pre-sized (so trailing holes exist); the others grow as their
+ * data is written. */
 static int create_file(struct rctx *c, int dirfd, const struct tw_node *nd, const char *path)
 {
 	int fd = openat(dirfd, (const char *)nd->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -210,12 +281,46 @@ static int create_file(struct rctx *c, int dirfd, const struct tw_node *nd, cons
 	}
 	if (fd == -1)
 		return warn_err(c, "create", path);
-	if (nd->size > 0 && ftruncate(fd, (off_t)nd->size) == -1) {
+	if ((nd->flags & TW_NODE_SPARSE) && nd->size > 0 && ftruncate(fd, (off_t)nd->size) == -1) {
 		close(fd);
 		return warn_err(c, "truncate", path);
 	}
-	close(fd);
-	return 0;
+	return fd;
+}
+
+static void set_xattrs_fd(struct rctx *c, int fd, const struct rfile *f)
+{
+	uint32_t pos = 0, vl;
+	const uint8_t *name, *value;
+	uint8_t nl;
+	while (tw_xattr_next(f->xattrs, f->xattrs_len, &pos, &name, &nl, &value, &vl)) {
+		char key[256];
+		memcpy(key, name, nl);
+		key[nl] = '\0';
+		if (fsetxattr(fd, key, value, vl, 0) == -1) {
+			/* file systems without xattrs, or namespaces we may not
+			 * write (trusted.*, security.* as a user): not an error */
+			if (errno == ENOTSUP || errno == EPERM || errno == EACCES)
+				tw_debug("setxattr %s %s: %s", f->path, key, strerror(errno));
+			else
+				warn_err(c, "setxattr", f->path);
+		}
+	}
+}
+
+/* xattrs, owner, mode, times of a regular file or directory through its fd */
+static void meta_fd(struct rctx *c, int fd, const struct rfile *f)
+{
+	if (f->xattrs_len)
+		set_xattrs_fd(c, fd, f);
+	if (fchown(fd, f->uid, f->gid) == -1 && errno != EPERM)
+		warn_err(c, "chown", f->path);
+	if (fchmod(fd, f->mode) == -1)
+		warn_err(c, "chmod", f->path);
+	struct timespec ts[2] = {{f->mtime_ns / 1000000000, f->mtime_ns % 1000000000},
+				 {f->mtime_ns / 1000000000, f->mtime_ns % 1000000000}};
+	if (futimens(fd, ts) == -1)
+		warn_err(c, "utimes", f->path);
 }
 
 static void replace_existing(int dirfd, const char *name)
@@ -236,8 +341,19 @@ static int included(struct rctx *c, size_t depth, const struct tw_node *nd)
 	return depth + 1 == c->ninc ? 1 : 2;
 }
 
+/* every chunk of a file is in the index */
+static int all_indexed(struct rctx *c, const struct tw_node *nd)
+{
+	for (uint32_t k = 0; k < nd->nchunks; k++)
+		if (tw_index_get(&c->r->index, nd->chunks + (size_t)k * TW_ID_LEN) == NULL)
+			return 0;
+	return 1;
+}
+
+/* fresh: dirfd was created by this restore (it held nothing before), so its
+ * files with data can be created by phase 2 on their first write. */
 static int walk(struct rctx *c, const uint8_t tree_id[TW_ID_LEN], int dirfd, const char *rel,
-		size_t depth, int all)
+		size_t depth, int all, int fresh)
 {
 	uint8_t *buf;
 	struct tw_node *nodes;
@@ -269,11 +385,12 @@ static int walk(struct rctx *c, const uint8_t tree_id[TW_ID_LEN], int dirfd, con
 		}
 		if (inc == 2) {
 			if (nd.type == TW_NODE_DIR) {
-				if (mkdirat(dirfd, name, 0700) == -1 && errno != EEXIST)
+				int made = mkdirat(dirfd, name, 0700) == 0;
+				if (!made && errno != EEXIST)
 					warn_err(c, "mkdir", path);
 				int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 				if (fd >= 0) {
-					walk(c, nd.subtree, fd, path, depth + 1, 0);
+					walk(c, nd.subtree, fd, path, depth + 1, 0, made);
 					close(fd);
 				} else
 					warn_err(c, "open", path);
@@ -283,7 +400,8 @@ static int walk(struct rctx *c, const uint8_t tree_id[TW_ID_LEN], int dirfd, con
 		}
 		switch (nd.type) {
 		case TW_NODE_DIR: {
-			if (mkdirat(dirfd, name, 0700) == -1 && errno != EEXIST) {
+			int made = mkdirat(dirfd, name, 0700) == 0;
+			if (!made && errno != EEXIST) {
 				warn_err(c, "mkdir", path);
 				break;
 			}
@@ -292,8 +410,9 @@ static int walk(struct rctx *c, const uint8_t tree_id[TW_ID_LEN], int dirfd, con
 				warn_err(c, "open", path);
 				break;
 			}
-			fchmod(fd, 0700);
-			walk(c, nd.subtree, fd, path, depth + 1, 1);
+			if (!made)
+				fchmod(fd, 0700);
+			walk(c, nd.subtree, fd, path, depth + 1, 1, made);
 			close(fd);
 			if (add_file(c, rel, &nd, 1) == NULL)
 				c->fatal = 1;
@@ -304,24 +423,43 @@ static int walk(struct rctx *c, const uint8_t tree_id[TW_ID_LEN], int dirfd, con
 			if (nd.flags & TW_NODE_HARDLINK) {
 				struct hl *h = hl_find(c, nd.dev, nd.ino, 0);
 				if (h != NULL) {
-					struct rfile *first = &c->files[h->file - 1];
-					int ofd = tw_restore_open_beneath(c->rootfd, first->dir);
-					replace_existing(dirfd, name);
-					if (ofd == -1 || linkat(ofd, first->name, dirfd, name, 0) == -1)
-						warn_err(c, "link", path);
-					if (ofd >= 0)
-						close(ofd);
+					/* linked after phase 2, when the first one exists */
+					struct lnk *nl = grow(c->links, &c->cap_links, c->nlinks, sizeof *c->links);
+					if (nl == NULL) {
+						c->fatal = 1;
+						break;
+					}
+					c->links = nl;
+					struct lnk *l = &nl[c->nlinks];
+					l->dir = strdup(rel);
+					l->name = strdup(name);
+					l->path = path;
+					path = NULL;
+					l->first = h->file - 1;
+					if (l->dir == NULL || l->name == NULL) {
+						free(l->dir);
+						free(l->name);
+						free(l->path);
+						c->fatal = 1;
+						break;
+					}
+					c->nlinks++;
 					count(&c->st->files, 1);
 					break;
 				}
 			}
-			if (create_file(c, dirfd, &nd, path) != 0)
+			int lazy = fresh && nd.nchunks > 0 && all_indexed(c, &nd);
+			int ffd = -1;
+			if (!lazy && (ffd = create_file(c, dirfd, &nd, path)) < 0)
 				break;
 			struct rfile *f = add_file(c, rel, &nd, 0);
 			if (f == NULL) {
+				if (ffd >= 0)
+					close(ffd);
 				c->fatal = 1;
 				break;
 			}
+			f->lazy = (uint8_t)lazy;
 			uint32_t fi = (uint32_t)(c->nfiles - 1);
 			if (nd.flags & TW_NODE_HARDLINK) {
 				struct hl *h = hl_find(c, nd.dev, nd.ino, 1);
@@ -358,7 +496,15 @@ static int walk(struct rctx *c, const uint8_t tree_id[TW_ID_LEN], int dirfd, con
 				w->flags = s->flags;
 				memcpy(w->id, id, TW_ID_LEN);
 				off += s->raw_length;
+				c->files[fi].left++;
 			}
+			if (c->files[fi].left == 0 && ffd >= 0) {
+				/* no data to write: finish it now, the fd is open */
+				meta_fd(c, ffd, &c->files[fi]);
+				c->files[fi].done = 1;
+			}
+			if (ffd >= 0)
+				close(ffd);
 			break;
 		}
 		case TW_NODE_SYMLINK: {
@@ -472,31 +618,75 @@ static int write_range(int fd, const uint8_t *p, size_t n, uint64_t off, int spa
 	return 0;
 }
 
-struct out {
-	uint32_t file;
-	int fd;
+/* Per-thread state of phase 2: a small cache of open output files (a file's
+ * blobs are mostly neighbours in pack order, and a deduplicated blob is
+ * written to several files in a row), the decompression buffer. */
+#define FD_SLOTS 16
+
+struct worker {
+	struct {
+		uint32_t file;
+		int fd;
+		uint64_t used;
+	} slot[FD_SLOTS];
+	uint64_t tick;
+	uint8_t *raw;
+	size_t raw_cap;
 };
 
-static int out_fd(struct rctx *c, struct out *o, uint32_t file)
+static int wk_fd(struct rctx *c, struct worker *wk, uint32_t file)
 {
-	if (o->fd >= 0 && o->file == file)
-		return o->fd;
-	if (o->fd >= 0)
-		close(o->fd);
-	o->fd = -1;
+	int victim = 0;
+	for (int i = 0; i < FD_SLOTS; i++) {
+		if (wk->slot[i].fd >= 0 && wk->slot[i].file == file) {
+			wk->slot[i].used = ++wk->tick;
+			return wk->slot[i].fd;
+		}
+		if (wk->slot[victim].fd >= 0 &&
+		    (wk->slot[i].fd < 0 || wk->slot[i].used < wk->slot[victim].used))
+			victim = i;
+	}
+	if (wk->slot[victim].fd >= 0)
+		close(wk->slot[victim].fd);
 	struct rfile *f = &c->files[file];
-	int dfd = tw_restore_open_beneath(c->rootfd, f->dir);
-	if (dfd == -1)
-		return warn_err(c, "open", f->dir);
-	o->fd = openat(dfd, f->name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-	close(dfd);
-	if (o->fd == -1)
+	int fd = open_rel(c->rootfd, f->dir, f->name, f->path, O_WRONLY | (f->lazy ? O_CREAT : 0));
+	wk->slot[victim].fd = fd;
+	if (fd == -1)
 		return warn_err(c, "open", f->path);
-	o->file = file;
-	return o->fd;
+	wk->slot[victim].file = file;
+	wk->slot[victim].used = ++wk->tick;
+	return fd;
 }
 
-static void restore_group(struct rctx *c, struct out *o, size_t lo, size_t hi)
+static void wk_close(struct worker *wk, uint32_t file)
+{
+	for (int i = 0; i < FD_SLOTS; i++)
+		if (wk->slot[i].fd >= 0 && wk->slot[i].file == file) {
+			close(wk->slot[i].fd);
+			wk->slot[i].fd = -1;
+		}
+}
+
+/* One blob write of `file` is done (or failed): the last one sets the
+ * file's metadata through the open fd and closes it. */
+static void wrote(struct rctx *c, struct worker *wk, uint32_t file)
+{
+	struct rfile *f = &c->files[file];
+	if (__atomic_sub_fetch(&f->left, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	int fd = wk_fd(c, wk, file);
+	if (fd < 0)
+		return;
+	/* holes at the end of sparse files; damaged files keep their size */
+	if ((f->sparse || __atomic_load_n(&f->bad, __ATOMIC_ACQUIRE)) &&
+	    ftruncate(fd, (off_t)f->size) == -1)
+		warn_err(c, "truncate", f->path);
+	meta_fd(c, fd, f);
+	f->done = 1;
+	wk_close(wk, file);
+}
+
+static void restore_group(struct rctx *c, struct worker *wk, size_t lo, size_t hi)
 {
 	struct wr *w = c->wrs;
 	uint64_t start = w[lo].boff, end = 0;
@@ -511,19 +701,23 @@ static void restore_group(struct rctx *c, struct out *o, size_t lo, size_t hi)
 	if (tw_storage_get(c->r->st, TW_ST_DATA, pname, start, end - start, &buf, &got, &e) != 0) {
 		tw_warn("pack %.16s: %s", pname, e.msg);
 		count(&c->st->errors, hi - lo);
+		for (size_t i = lo; i < hi; i++) {
+			__atomic_store_n(&c->files[w[i].file].bad, 1, __ATOMIC_RELEASE);
+			wrote(c, wk, w[i].file);
+		}
 		return;
 	}
-	uint8_t *pt = NULL;
+	const uint8_t *pt = NULL;
 	int bad = 0;
 	for (size_t i = lo; i < hi; i++) {
 		if (i == lo || w[i].boff != w[i - 1].boff) {
-			free(pt);
 			pt = NULL;
 			bad = 0;
 			struct tw_pack_entry en = {w[i].type, w[i].flags, {0}, w[i].boff, w[i].blen, w[i].raw};
 			memcpy(en.id, w[i].id, TW_ID_LEN);
 			if ((uint64_t)w[i].boff + w[i].blen - start > got ||
-			    tw_blob_open(&c->r->keys, NULL, &en, buf + (w[i].boff - start), &pt, &e) != 0) {
+			    tw_blob_open_inplace(&c->r->keys, NULL, &en, buf + (w[i].boff - start),
+						 &wk->raw, &wk->raw_cap, &pt, &e) != 0) {
 				char hex[65];
 				tw_hex(w[i].id, TW_ID_LEN, hex);
 				tw_warn("blob %.16s in pack %.16s damaged: %s", hex, pname,
@@ -534,34 +728,33 @@ static void restore_group(struct rctx *c, struct out *o, size_t lo, size_t hi)
 		struct rfile *f = &c->files[w[i].file];
 		if (bad) {
 			tw_warn("file %s is damaged at offset %llu", f->path, (unsigned long long)w[i].off);
+			__atomic_store_n(&f->bad, 1, __ATOMIC_RELEASE);
 			count(&c->st->errors, 1);
-			continue;
+		} else {
+			count(&c->o->progress->bytes, w[i].raw);
+			if (!(f->sparse && all_zero(pt, w[i].raw))) {
+				int fd = wk_fd(c, wk, w[i].file);
+				if (fd >= 0 && write_range(fd, pt, w[i].raw, w[i].off, f->sparse) != 0)
+					warn_err(c, "write", f->path);
+			}
 		}
-		count(&c->o->progress->bytes, w[i].raw);
-		if (f->sparse && all_zero(pt, w[i].raw))
-			continue;
-		int fd = out_fd(c, o, w[i].file);
-		if (fd < 0)
-			continue;
-		if (write_range(fd, pt, w[i].raw, w[i].off, f->sparse) != 0)
-			warn_err(c, "write", f->path);
+		wrote(c, wk, w[i].file);
 	}
-	free(pt);
 	free(buf);
 }
 
-/* Read a pack in windows of at most 8 MiB (one range request each) so a
+/* Read a pack in windows of at most 4 MiB (one range request each) so a
  * writer thread never holds a whole pack. */
-#define RANGE_MAX ((uint64_t)8 << 20)
+#define RANGE_MAX ((uint64_t)4 << 20)
 
-static void restore_pack(struct rctx *c, struct out *o, size_t lo, size_t hi)
+static void restore_pack(struct rctx *c, struct worker *wk, size_t lo, size_t hi)
 {
 	while (lo < hi) {
 		size_t end = lo + 1;
 		uint64_t start = c->wrs[lo].boff;
 		while (end < hi && (uint64_t)c->wrs[end].boff + c->wrs[end].blen - start <= RANGE_MAX)
 			end++;
-		restore_group(c, o, lo, end);
+		restore_group(c, wk, lo, end);
 		lo = end;
 	}
 }
@@ -569,7 +762,10 @@ static void restore_pack(struct rctx *c, struct out *o, size_t lo, size_t hi)
 static void *data_main(void *arg)
 {
 	struct rctx *c = arg;
-	struct out o = {0, -1};
+	struct worker wk;
+	memset(&wk, 0, sizeof wk);
+	for (int i = 0; i < FD_SLOTS; i++)
+		wk.slot[i].fd = -1;
 	for (;;) {
 		pthread_mutex_lock(&c->mu);
 		size_t g = c->next_group++;
@@ -577,49 +773,35 @@ static void *data_main(void *arg)
 		if (g >= c->ngroups)
 			break;
 		size_t lo = c->groups[g], hi = g + 1 < c->ngroups ? c->groups[g + 1] : c->nwrs;
-		restore_pack(c, &o, lo, hi);
+		restore_pack(c, &wk, lo, hi);
 	}
-	if (o.fd >= 0)
-		close(o.fd);
+	for (int i = 0; i < FD_SLOTS; i++)
+		if (wk.slot[i].fd >= 0)
+			close(wk.slot[i].fd);
+	free(wk.raw);
 	return NULL;
 }
 
-static void set_xattrs(struct rctx *c, int dfd, const struct rfile *f)
+/* Phase 3: what phase 2 did not finish (files whose data could not all be
+ * written, fifos and devices), then directories. */
+static void set_meta(struct rctx *c, const struct rfile *f)
 {
-	int fd = openat(dfd, f->name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC |
-					     (f->type == TW_NODE_DIR ? O_DIRECTORY : 0));
-	if (fd == -1) {
-		warn_err(c, "open", f->path);
+	if (f->type == TW_NODE_FILE || f->type == TW_NODE_DIR) {
+		int fd = open_rel(c->rootfd, f->dir, f->name, f->path,
+				  f->type == TW_NODE_DIR ? O_RDONLY | O_DIRECTORY : O_RDONLY | O_NONBLOCK);
+		if (fd == -1) {
+			warn_err(c, "open", f->path);
+			return;
+		}
+		meta_fd(c, fd, f);
+		close(fd);
 		return;
 	}
-	uint32_t pos = 0, vl;
-	const uint8_t *name, *value;
-	uint8_t nl;
-	while (tw_xattr_next(f->xattrs, f->xattrs_len, &pos, &name, &nl, &value, &vl)) {
-		char key[256];
-		memcpy(key, name, nl);
-		key[nl] = '\0';
-		if (fsetxattr(fd, key, value, vl, 0) == -1) {
-			/* file systems without xattrs, or namespaces we may not
-			 * write (trusted.*, security.* as a user): not an error */
-			if (errno == ENOTSUP || errno == EPERM || errno == EACCES)
-				tw_debug("setxattr %s %s: %s", f->path, key, strerror(errno));
-			else
-				warn_err(c, "setxattr", f->path);
-		}
-	}
-	close(fd);
-}
-
-static void set_meta(struct rctx *c, const struct rfile *f, int is_dir)
-{
-	int dfd = tw_restore_open_beneath(c->rootfd, f->dir);
+	int dfd = open_dir(c->rootfd, f->dir);
 	if (dfd == -1) {
 		warn_err(c, "open", f->dir);
 		return;
 	}
-	if (f->xattrs_len && (f->type == TW_NODE_FILE || f->type == TW_NODE_DIR))
-		set_xattrs(c, dfd, f);
 	if (fchownat(dfd, f->name, f->uid, f->gid, AT_SYMLINK_NOFOLLOW) == -1 && errno != EPERM)
 		warn_err(c, "chown", f->path);
 	if (fchmodat(dfd, f->name, f->mode, 0) == -1)
@@ -628,7 +810,6 @@ static void set_meta(struct rctx *c, const struct rfile *f, int is_dir)
 				 {f->mtime_ns / 1000000000, f->mtime_ns % 1000000000}};
 	if (utimensat(dfd, f->name, ts, AT_SYMLINK_NOFOLLOW) == -1)
 		warn_err(c, "utimes", f->path);
-	(void)is_dir;
 	close(dfd);
 }
 
@@ -659,13 +840,14 @@ int tw_restore_run(struct tw_repo *r, const struct tw_snapshot *s, const struct 
 		}
 		c.inc = incv;
 	}
-	if (mkdir(o->target, 0700) == -1 && errno != EEXIST)
+	int fresh = mkdir(o->target, 0700) == 0;
+	if (!fresh && errno != EEXIST)
 		return tw_err_set(e, TW_EIO, "mkdir %s: %s", o->target, strerror(errno));
 	c.rootfd = open(o->target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (c.rootfd == -1)
 		return tw_err_set(e, TW_EIO, "open %s: %s", o->target, strerror(errno));
 	/* phase 1: structure */
-	walk(&c, s->tree, c.rootfd, "", 0, c.ninc == 0);
+	walk(&c, s->tree, c.rootfd, "", 0, c.ninc == 0, fresh);
 	if (c.fatal) {
 		rc = tw_err_set(e, TW_ENOMEM, "out of memory");
 		goto done;
@@ -694,11 +876,26 @@ int tw_restore_run(struct tw_repo *r, const struct tw_snapshot *s, const struct 
 		data_main(&c);
 	for (int i = 0; i < started; i++)
 		pthread_join(th[i], NULL);
+	/* hard links, now that the files they point to exist */
+	for (size_t i = 0; i < c.nlinks; i++) {
+		struct lnk *l = &c.links[i];
+		struct rfile *first = &c.files[l->first];
+		int dfd = open_dir(c.rootfd, l->dir), ofd = open_dir(c.rootfd, first->dir);
+		if (dfd >= 0)
+			replace_existing(dfd, l->name);
+		if (dfd == -1 || ofd == -1 || linkat(ofd, first->name, dfd, l->name, 0) == -1)
+			warn_err(&c, "link", l->path);
+		if (dfd >= 0)
+			close(dfd);
+		if (ofd >= 0)
+			close(ofd);
+	}
 	/* phase 3: metadata, files then directories (post-order) */
 	for (size_t i = 0; i < c.nfiles; i++)
-		set_meta(&c, &c.files[i], 0);
+		if (!c.files[i].done)
+			set_meta(&c, &c.files[i]);
 	for (size_t i = 0; i < c.ndirs; i++)
-		set_meta(&c, &c.dirs[i], 1);
+		set_meta(&c, &c.dirs[i]);
 	st->bytes = o->progress->bytes;
 	if (st->errors)
 		rc = tw_err_set(e, TW_ECORRUPT, "%llu errors during restore",
@@ -716,6 +913,12 @@ done:
 		free(c.dirs[i].path);
 		free(c.dirs[i].xattrs);
 	}
+	for (size_t i = 0; i < c.nlinks; i++) {
+		free(c.links[i].dir);
+		free(c.links[i].name);
+		free(c.links[i].path);
+	}
+	free(c.links);
 	free(c.files);
 	free(c.dirs);
 	free(c.wrs);

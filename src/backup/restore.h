@@ -1,13 +1,17 @@
 /* restore.h — restore a snapshot (or a part of it) into a target directory.
  *
- * Phase 1 walks the snapshot's trees and creates directories, empty files of
- * the final size (holes stay holes), symlinks, fifos, devices and hard links
- * — every name relative to an open directory fd, with O_NOFOLLOW/O_EXCL,
- * so neither repository data nor symlinks created by the restore itself can
- * make it write outside the target. Phase 2 writes file data in pack order
- * with one thread per CPU: each pack range is read once, every blob is
- * decrypted and its ID re-computed before it is written. Phase 3 restores
- * owners, modes and times (directories last, deepest first). */
+ * Phase 1 walks the snapshot's trees and creates directories, symlinks,
+ * fifos and devices (and regular files where it restores over existing
+ * entries) — every name relative to an open directory fd, with
+ * O_NOFOLLOW/O_EXCL, so neither repository data nor symlinks created by the
+ * restore itself can make it write outside the target. Phase 2 writes file
+ * data in pack order with one thread per CPU, opening files with
+ * openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) (creating those phase 1
+ * left out): each pack range is read once, every blob is decrypted and its
+ * ID re-computed before it is written; the last write of a file sets its
+ * metadata through the open fd. Phase 3 makes hard links and restores the
+ * metadata of everything else (directories last, deepest first).
+ * docs/internals/backup-pipeline.md has the details. */
 #ifndef TW_BACKUP_RESTORE_H
 #define TW_BACKUP_RESTORE_H
 

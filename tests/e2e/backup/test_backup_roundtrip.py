@@ -102,6 +102,39 @@ def test_incremental_reads_only_changed_files(tmp_path):
         make_writable(d)
 
 
+def test_incremental_sees_xattr_only_changes(tmp_path):
+    """Unchanged files keep their recorded xattrs without being re-read; a
+    changed xattr (which changes ctime only) is picked up."""
+    src = tmp_path / "x"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"a" * 1000)
+    (src / "b.txt").write_bytes(b"b" * 1000)
+    try:
+        os.setxattr(src / "a.txt", "user.k", b"one")
+        os.setxattr(src / "b.txt", "user.k", b"keep")
+    except OSError:
+        import pytest
+        pytest.skip("no user xattrs on this file system")
+    repo = tmp_path / "repo"
+    tw(repo, "repo", "init", check=0)
+    tw(repo, "backup", str(src), check=0)
+    second = json_lines(tw(repo, "backup", "--json", str(src), check=0).out)[-1]
+    assert second["files_unchanged"] == 2
+    os.setxattr(src / "a.txt", "user.k", b"two")
+    os.setxattr(src / "a.txt", "user.new", b"n")
+    os.removexattr(src / "b.txt", "user.k")
+    third = json_lines(tw(repo, "backup", "--json", str(src), check=0).out)[-1]
+    assert third["files_unchanged"] == 0
+    out2, out3 = tmp_path / "out2", tmp_path / "out3"
+    tw(repo, "restore", second["snapshot_id"], "--target", str(out2), check=0)
+    tw(repo, "restore", "latest", "--target", str(out3), check=0)
+    assert os.getxattr(out2 / "x" / "a.txt", "user.k") == b"one"
+    assert os.getxattr(out2 / "x" / "b.txt", "user.k") == b"keep"
+    assert os.getxattr(out3 / "x" / "a.txt", "user.k") == b"two"
+    assert os.getxattr(out3 / "x" / "a.txt", "user.new") == b"n"
+    assert "user.k" not in os.listxattr(out3 / "x" / "b.txt")
+
+
 def test_wrong_password_and_passwd(tmp_path):
     src = tmp_path / "s"
     src.mkdir()
