@@ -398,6 +398,7 @@ static int copy_conf(struct tw_arena *a, const struct tw_conf_acme *src, struct 
 	dst->eab_kid = adup(a, src->eab_kid);
 	dst->eab_hmac_key = adup(a, src->eab_hmac_key);
 	dst->profile = adup(a, src->profile);
+	dst->retry_min_ms = src->retry_min_ms;
 	dst->ca_roots = tw_arena_alloc(a, (src->nca_roots + 1) * sizeof(char *));
 	dst->challenges = tw_arena_alloc(a, (src->nchallenges + 1) * sizeof(char *));
 	if (dst->directory == NULL || dst->ca_roots == NULL || dst->challenges == NULL)
@@ -551,7 +552,8 @@ static void process(struct tw_acme_mgr *m, struct mcert *c)
 		uint64_t ra = m->sess.c ? tw_acme_client_retry_after(m->sess.c) : 0;
 		c->st.failures++;
 		c->st.state = TW_ACME_CERT_FAILING;
-		c->st.next_attempt = now + (time_t)tw_acme_backoff_s(c->st.failures, ra);
+		uint64_t min_s = m->conf.retry_min_ms ? (m->conf.retry_min_ms + 999) / 1000 : 60;
+		c->st.next_attempt = now + (time_t)tw_acme_backoff_from(c->st.failures, ra, min_s);
 		snprintf(c->st.last_error, sizeof c->st.last_error, "%s", e.msg);
 		m->fail_total++;
 	}

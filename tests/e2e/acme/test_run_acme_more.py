@@ -173,3 +173,20 @@ def test_eab_required(procs, tmp_path):
     log = procs.log_of(p)
     assert der, log[-3000:]
     assert key not in log
+
+
+def test_ca_outage_keeps_serving_and_resumes(procs, tmp_path):
+    """pebble stops while the certificate is due for renewal: the renewal
+    fails (retry_min: 1s), the site keeps serving its current certificate,
+    and the next retry after pebble is back installs a new one."""
+    pb = Pebble(procs, tmp_path / "pebble", validity_s=24)
+    p = run_tapwork(procs, tmp_path, pb, {"challenges": ["http-01"], "retry_min": "1s"},
+                    ["outage.example.com"])
+    first = wait_pebble_cert(pb.tls_port, "outage.example.com")
+    assert first, procs.log_of(p)[-3000:]
+    procs.stop(pb.proc)
+    assert wait_log(procs, p, "next attempt in 1s"), procs.log_of(p)[-3000:]
+    assert served_cert(pb.tls_port, "outage.example.com") == first
+    pb.start()
+    second = wait_pebble_cert(pb.tls_port, "outage.example.com", timeout=30, not_in=(first,))
+    assert second, procs.log_of(p)[-3000:]
