@@ -363,8 +363,11 @@ struct mcert {
 	char sname[256];
 	struct tw_acme_cert_status st;
 	int installed;        /* stored cert checked at least once */
+	int force;            /* renewal requested (store marker certs/NAME/renew) */
 	uint64_t retry_after; /* from the last failure */
 };
+
+#define MARKER_POLL_S 5 /* how often the store is asked for renewal requests */
 
 struct tw_acme_mgr {
 	struct tw_arena arena; /* copied config */
@@ -528,13 +531,19 @@ static void process(struct tw_acme_mgr *m, struct mcert *c)
 	struct tw_acme_obtain_result res;
 	struct tw_acme_lock *lk = NULL;
 	memset(&res, 0, sizeof res);
+	pthread_mutex_lock(&m->mu);
+	m->oo.force = c->force; /* m->oo is the manager thread's own */
+	pthread_mutex_unlock(&m->mu);
 	int rc = tw_acme_store_lock(m->oo.store, c->sname, LOCK_LEASE_MS, 0, &lk, &e);
 	if (rc == 0) {
 		rc = obtain_locked(&m->oo, &m->sess, (const char *const *)c->names, c->nnames,
 		                   c->sname, &res, &e);
 		tw_acme_store_unlock(m->oo.store, lk);
 	}
+	m->oo.force = 0;
 	pthread_mutex_lock(&m->mu);
+	if (rc == 0)
+		c->force = 0;
 	if (rc == 0) {
 		c->st.state = TW_ACME_CERT_VALID;
 		c->st.not_after = res.info.not_after;
@@ -568,12 +577,50 @@ static void process(struct tw_acme_mgr *m, struct mcert *c)
 	}
 }
 
+/* Renewal requests left in the store by `tapwork cert renew` (another
+ * process): certs/NAME/renew. Taken (deleted) here; the certificate is
+ * then renewed at once even when not due. Called without m->mu held. */
+static void take_markers(struct tw_acme_mgr *m)
+{
+	pthread_mutex_lock(&m->mu);
+	size_t n = m->n;
+	pthread_mutex_unlock(&m->mu);
+	for (size_t i = 0; i < n && !atomic_load(&m->stop); i++) {
+		pthread_mutex_lock(&m->mu);
+		struct mcert *c = m->certs[i];
+		pthread_mutex_unlock(&m->mu);
+		char k[300];
+		struct tw_dbuf b;
+		tw_dbuf_init(&b, 4096);
+		snprintf(k, sizeof k, "certs/%s/renew", c->sname);
+		if (tw_acme_store_get(m->oo.store, k, &b, NULL) == 0 &&
+		    tw_acme_store_del(m->oo.store, k, NULL) == 0) {
+			tw_info("[acme] %s: renewal requested (tapwork cert renew)", c->st.name);
+			pthread_mutex_lock(&m->mu);
+			c->force = 1;
+			c->st.next_attempt = 0;
+			pthread_mutex_unlock(&m->mu);
+		}
+		tw_dbuf_free(&b);
+	}
+}
+
 static void *mgr_main(void *arg)
 {
 	struct tw_acme_mgr *m = arg;
+	time_t markers_at = 0;
 	pthread_mutex_lock(&m->mu);
 	while (!atomic_load(&m->stop)) {
 		time_t now = time(NULL), next = now + 3600;
+		if (now >= markers_at) {
+			markers_at = now + MARKER_POLL_S;
+			pthread_mutex_unlock(&m->mu);
+			take_markers(m);
+			pthread_mutex_lock(&m->mu);
+			continue;
+		}
+		if (next > markers_at)
+			next = markers_at;
 		struct mcert *due = NULL;
 		for (size_t i = 0; i < m->n; i++) {
 			struct mcert *c = m->certs[i];

@@ -190,3 +190,49 @@ def test_ca_outage_keeps_serving_and_resumes(procs, tmp_path):
     pb.start()
     second = wait_pebble_cert(pb.tls_port, "outage.example.com", timeout=30, not_in=(first,))
     assert second, procs.log_of(p)[-3000:]
+
+
+def test_cert_list_renew_and_metrics(procs, tmp_path):
+    """`tapwork cert list` shows the ACME certificate from the store,
+    `tapwork cert renew NAME` makes the running process renew it (a new
+    serial is served), and the admin listener exports its expiry."""
+    from conftest import free_port
+    import urllib.request
+    pb = Pebble(procs, tmp_path / "pebble")
+    admin = free_port()
+    p = run_tapwork(procs, tmp_path, pb, {"challenges": ["http-01"]}, ["list.example.com"],
+                    extra={"admin": {"listen": f"127.0.0.1:{admin}"}})
+    cfgpath = str(tmp_path / "tapwork.yaml")
+
+    def cert(*args):
+        return subprocess.run([BIN, "cert", *args, "-c", cfgpath], capture_output=True,
+                              text=True, timeout=30)
+
+    r = cert("list")
+    assert r.returncode == 0 and "source:  acme-temporary" in r.stdout, r.stdout + r.stderr
+    first = wait_pebble_cert(pb.tls_port, "list.example.com")
+    assert first, procs.log_of(p)[-3000:]
+    r = cert("list")
+    assert "source:  acme\n" in r.stdout and f"by {pb.url}" in r.stdout, r.stdout
+    assert "renewal: requested" not in r.stdout
+    m = urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=10).read().decode()
+    line = [x for x in m.splitlines()
+            if x.startswith('tapwork_cert_expiry_seconds{name="list.example.com"}')]
+    assert line, m
+    left = int(line[0].split()[-1])
+    end = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-enddate"], input=first,
+                         capture_output=True, timeout=10).stdout.decode().strip().split("=", 1)[1]
+    want = ssl.cert_time_to_seconds(end) - time.time()
+    assert abs(left - want) < 60, (line, end)  # the served certificate's notAfter
+    assert 'tapwork_acme_issuance_total{result="success"} 1' in m, m
+    r = cert("renew", "nope.example.com")
+    assert r.returncode == 1 and "no site" in r.stderr
+    r = cert("renew", "list.example.com")
+    assert r.returncode == 0, r.stderr
+    assert "renewal: requested" in cert("list").stdout
+    second = wait_pebble_cert(pb.tls_port, "list.example.com", timeout=30, not_in=(first,))
+    assert second, procs.log_of(p)[-3000:]
+    assert "renewal requested" in procs.log_of(p)
+    assert "renewal: requested" not in cert("list").stdout
+    m = urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=10).read().decode()
+    assert 'tapwork_acme_issuance_total{result="success"} 2' in m, m
