@@ -402,6 +402,7 @@ static int copy_conf(struct tw_arena *a, const struct tw_conf_acme *src, struct 
 	dst->eab_hmac_key = adup(a, src->eab_hmac_key);
 	dst->profile = adup(a, src->profile);
 	dst->retry_min_ms = src->retry_min_ms;
+	dst->store = adup(a, src->store);
 	dst->ca_roots = tw_arena_alloc(a, (src->nca_roots + 1) * sizeof(char *));
 	dst->challenges = tw_arena_alloc(a, (src->nchallenges + 1) * sizeof(char *));
 	if (dst->directory == NULL || dst->ca_roots == NULL || dst->challenges == NULL)
@@ -533,6 +534,7 @@ static void process(struct tw_acme_mgr *m, struct mcert *c)
 	memset(&res, 0, sizeof res);
 	pthread_mutex_lock(&m->mu);
 	m->oo.force = c->force; /* m->oo is the manager thread's own */
+	time_t had = c->st.not_after;
 	pthread_mutex_unlock(&m->mu);
 	int rc = tw_acme_store_lock(m->oo.store, c->sname, LOCK_LEASE_MS, 0, &lk, &e);
 	if (rc == 0) {
@@ -567,7 +569,9 @@ static void process(struct tw_acme_mgr *m, struct mcert *c)
 		m->fail_total++;
 	}
 	pthread_mutex_unlock(&m->mu);
-	if (rc == 0 && res.issued)
+	/* Issued here, or found in the store newer than what is installed
+	 * (another process sharing the store issued it). */
+	if (rc == 0 && (res.issued || res.info.not_after != had))
 		install(m, c);
 	else if (rc < 0 && rc != TW_ELOCKED) {
 		tw_warn("[acme] %s: %s; next attempt in %lds", c->st.name, e.msg,

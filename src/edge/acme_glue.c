@@ -24,6 +24,7 @@
 
 #include <openssl/pem.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -184,6 +185,26 @@ static void on_certificate(void *ud, const char *const *names, size_t nnames, co
 			   size_t chain_len, const char *key_pem, size_t key_len)
 {
 	struct tw_edge *e = ud;
+	/* A shared store (S3): copy the certificate to state_dir/acme/certs/,
+	 * where the TLS store loads it from. Key first, like the manager. */
+	if (e->acme_mirror && nnames > 0) {
+		char sname[256], k[300];
+		struct tw_err err = {0};
+		int rc = tw_acme_store_cert_name(names[0], sname, sizeof sname);
+		if (rc == 0) {
+			snprintf(k, sizeof k, "certs/%s/key.pem", sname);
+			rc = tw_acme_store_put(e->acme_mirror, k, key_pem, key_len, 1, &err);
+		}
+		if (rc == 0) {
+			snprintf(k, sizeof k, "certs/%s/chain.pem", sname);
+			rc = tw_acme_store_put(e->acme_mirror, k, chain_pem, chain_len, 0, &err);
+		}
+		if (rc != 0) {
+			tw_error("acme: cannot copy the certificate of %s to the state directory: %s",
+				 names[0], err.msg);
+			return;
+		}
+	}
 	tw_info("acme: certificate for %s%s installed; the TLS store reloads", nnames ? names[0] : "?",
 		nnames > 1 ? " (and more)" : "");
 	atomic_store(&e->acme_changed, 1);
@@ -215,7 +236,9 @@ int tw_edge_acme_start(struct tw_edge *e, const struct tw_config *cfg)
 		return 0;
 	}
 	struct tw_err err = {0};
-	int rc = tw_acme_store_local_new(cfg->state_dir, &e->acme_store, &err);
+	int rc = tw_acme_store_open(cfg->acme.store, cfg->state_dir, &e->acme_store, &err);
+	if (rc == 0 && cfg->acme.store && cfg->acme.store[0])
+		rc = tw_acme_store_local_new(cfg->state_dir, &e->acme_mirror, &err);
 	if (rc == 0)
 		rc = tw_acme_http01_new(&e->acme_http01) == 0 ? 0 : tw_err_set(&err, TW_ENOMEM, "out of memory");
 	struct tw_edge_alpn *t = rc == 0 ? alpn_new() : NULL;
@@ -267,6 +290,8 @@ void tw_edge_acme_stop(struct tw_edge *e)
 	e->acme_http01 = NULL;
 	tw_acme_store_free(e->acme_store);
 	e->acme_store = NULL;
+	tw_acme_store_free(e->acme_mirror);
+	e->acme_mirror = NULL;
 	alpn_free(atomic_exchange(&e->acme_alpn, NULL));
 }
 

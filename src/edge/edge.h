@@ -147,6 +147,7 @@ struct tw_edge {
 	/* acme_glue.c */
 	struct tw_acme_mgr *acme;
 	struct tw_acme_store *acme_store;
+	struct tw_acme_store *acme_mirror; /* state_dir copy when acme.store is elsewhere */
 	struct tw_acme_http01 *acme_http01;
 	struct tw_acme_responder acme_responder;
 	_Atomic(struct tw_edge_alpn *) acme_alpn; /* pending TLS-ALPN-01 certificates */

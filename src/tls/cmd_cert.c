@@ -154,7 +154,7 @@ static int cert_renew(const struct tw_config *cfg, const char *name)
 	struct tw_err e = {0};
 	int rc = tw_acme_store_cert_name(site->hosts[0], sname, sizeof sname);
 	if (rc == 0)
-		rc = tw_acme_store_local_new(cfg->state_dir, &st, &e);
+		rc = tw_acme_store_open(cfg->acme.store, cfg->state_dir, &st, &e);
 	if (rc == 0) {
 		snprintf(key, sizeof key, "certs/%s/renew", sname);
 		snprintf(val, sizeof val, "%lld\n", (long long)time(NULL));
