@@ -55,6 +55,10 @@ int tw_acme_store_local_new(const char *state_dir, struct tw_acme_store **out, s
  * for backup repositories (same credentials); creates the bucket if missing.
  * Locks are lease objects taken with conditional puts. */
 int tw_acme_store_s3_new(const char *location, struct tw_acme_store **out, struct tw_err *err);
+/* The same driver over any storage (takes ownership of st, also on error):
+ * the unit tests run it over the local storage driver. */
+struct tw_storage;
+int tw_acme_store_over(struct tw_storage *st, struct tw_acme_store **out, struct tw_err *err);
 /* `acme: store:` — NULL/"" = the local driver in state_dir, "s3:..." = S3,
  * another string = the local driver in that directory. */
 int tw_acme_store_open(const char *location, const char *state_dir, struct tw_acme_store **out,

@@ -290,21 +290,27 @@ static const struct tw_acme_store_ops s3_ops = {
     .free = s3_free,
 };
 
-int tw_acme_store_s3_new(const char *location, struct tw_acme_store **out, struct tw_err *err)
+int tw_acme_store_over(struct tw_storage *st, struct tw_acme_store **out, struct tw_err *err)
 {
 	struct s3store *x = calloc(1, sizeof *x);
 	*out = NULL;
-	if (x == NULL)
+	if (x == NULL) {
+		tw_storage_close(st);
 		return tw_err_set(err, TW_ENOMEM, "out of memory");
-	/* create=1: makes the bucket when missing; no repository config is involved. */
-	int rc = tw_s3_open(location, 1, &x->st, err);
-	if (rc < 0) {
-		free(x);
-		return rc;
 	}
+	x->st = st;
 	x->base.ops = &s3_ops;
 	*out = &x->base;
 	return 0;
+}
+
+int tw_acme_store_s3_new(const char *location, struct tw_acme_store **out, struct tw_err *err)
+{
+	struct tw_storage *st = NULL;
+	*out = NULL;
+	/* create=1: makes the bucket when missing; no repository config is involved. */
+	int rc = tw_s3_open(location, 1, &st, err);
+	return rc < 0 ? rc : tw_acme_store_over(st, out, err);
 }
 
 int tw_acme_store_open(const char *location, const char *state_dir, struct tw_acme_store **out,
