@@ -107,7 +107,7 @@ def test_acme_tls_alpn01_through_run(procs, tmp_path):
         "workers": 2,
         "state_dir": str(tmp_path / "state"),
         "acme": {"email": "ops@example.com", "directory": pb.url, "ca_roots": [pb.ca_roots],
-                 "challenges": ["tls-alpn-01"]},
+                 "challenges": ["tls-alpn-01"], "retry_min": "1s"},
         "sites": [{"hosts": ["alpn.example.com", "alpn2.example.com"], "tls": "acme",
                    "routes": [{"path": "/", "backend": "web"}]}],
         "backends": {"web": {"servers": [up.addr]}},

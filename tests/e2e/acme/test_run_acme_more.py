@@ -56,7 +56,9 @@ def run_tapwork(procs, tmp_path, pb, acme, hosts, name="tapwork", http=True, ext
     listen = {"https": f"127.0.0.1:{pb.tls_port}"}
     if http:
         listen["http"] = f"127.0.0.1:{pb.http_port}"
-    acme = {"email": "ops@example.com", "directory": pb.url, "ca_roots": [pb.ca_roots], **acme}
+    # A failed attempt (pebble rejects 5 % of nonces at random) is retried in a second.
+    acme = {"email": "ops@example.com", "directory": pb.url, "ca_roots": [pb.ca_roots],
+            "retry_min": "1s", **acme}
     cfg = {
         "listen": listen,
         "workers": 2,

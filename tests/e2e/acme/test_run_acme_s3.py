@@ -43,7 +43,7 @@ def test_two_replicas_share_s3_store(procs, tmp_path):
                 "state_dir": str(tmp_path / f"state{i}"),
                 "acme": {"email": "ops@example.com", "directory": pb.url,
                          "ca_roots": [pb.ca_roots], "challenges": ["dns-01"], "dns_hook": hook,
-                         "store": store},
+                         "store": store, "retry_min": "1s"},
                 "sites": [{"hosts": ["shared.example.com"], "tls": "acme",
                            "routes": [{"path": "/", "backend": "web"}]}],
                 "backends": {"web": {"servers": [up.addr]}},
