@@ -363,8 +363,11 @@ struct mcert {
 	char sname[256];
 	struct tw_acme_cert_status st;
 	int installed;        /* stored cert checked at least once */
+	int force;            /* renewal requested (store marker certs/NAME/renew) */
 	uint64_t retry_after; /* from the last failure */
 };
+
+#define MARKER_POLL_S 5 /* how often the store is asked for renewal requests */
 
 struct tw_acme_mgr {
 	struct tw_arena arena; /* copied config */
@@ -398,6 +401,8 @@ static int copy_conf(struct tw_arena *a, const struct tw_conf_acme *src, struct 
 	dst->eab_kid = adup(a, src->eab_kid);
 	dst->eab_hmac_key = adup(a, src->eab_hmac_key);
 	dst->profile = adup(a, src->profile);
+	dst->retry_min_ms = src->retry_min_ms;
+	dst->store = adup(a, src->store);
 	dst->ca_roots = tw_arena_alloc(a, (src->nca_roots + 1) * sizeof(char *));
 	dst->challenges = tw_arena_alloc(a, (src->nchallenges + 1) * sizeof(char *));
 	if (dst->directory == NULL || dst->ca_roots == NULL || dst->challenges == NULL)
@@ -527,13 +532,20 @@ static void process(struct tw_acme_mgr *m, struct mcert *c)
 	struct tw_acme_obtain_result res;
 	struct tw_acme_lock *lk = NULL;
 	memset(&res, 0, sizeof res);
+	pthread_mutex_lock(&m->mu);
+	m->oo.force = c->force; /* m->oo is the manager thread's own */
+	time_t had = c->st.not_after;
+	pthread_mutex_unlock(&m->mu);
 	int rc = tw_acme_store_lock(m->oo.store, c->sname, LOCK_LEASE_MS, 0, &lk, &e);
 	if (rc == 0) {
 		rc = obtain_locked(&m->oo, &m->sess, (const char *const *)c->names, c->nnames,
 		                   c->sname, &res, &e);
 		tw_acme_store_unlock(m->oo.store, lk);
 	}
+	m->oo.force = 0;
 	pthread_mutex_lock(&m->mu);
+	if (rc == 0)
+		c->force = 0;
 	if (rc == 0) {
 		c->st.state = TW_ACME_CERT_VALID;
 		c->st.not_after = res.info.not_after;
@@ -551,12 +563,15 @@ static void process(struct tw_acme_mgr *m, struct mcert *c)
 		uint64_t ra = m->sess.c ? tw_acme_client_retry_after(m->sess.c) : 0;
 		c->st.failures++;
 		c->st.state = TW_ACME_CERT_FAILING;
-		c->st.next_attempt = now + (time_t)tw_acme_backoff_s(c->st.failures, ra);
+		uint64_t min_s = m->conf.retry_min_ms ? (m->conf.retry_min_ms + 999) / 1000 : 60;
+		c->st.next_attempt = now + (time_t)tw_acme_backoff_from(c->st.failures, ra, min_s);
 		snprintf(c->st.last_error, sizeof c->st.last_error, "%s", e.msg);
 		m->fail_total++;
 	}
 	pthread_mutex_unlock(&m->mu);
-	if (rc == 0 && res.issued)
+	/* Issued here, or found in the store newer than what is installed
+	 * (another process sharing the store issued it). */
+	if (rc == 0 && (res.issued || res.info.not_after != had))
 		install(m, c);
 	else if (rc < 0 && rc != TW_ELOCKED) {
 		tw_warn("[acme] %s: %s; next attempt in %lds", c->st.name, e.msg,
@@ -566,12 +581,50 @@ static void process(struct tw_acme_mgr *m, struct mcert *c)
 	}
 }
 
+/* Renewal requests left in the store by `tapwork cert renew` (another
+ * process): certs/NAME/renew. Taken (deleted) here; the certificate is
+ * then renewed at once even when not due. Called without m->mu held. */
+static void take_markers(struct tw_acme_mgr *m)
+{
+	pthread_mutex_lock(&m->mu);
+	size_t n = m->n;
+	pthread_mutex_unlock(&m->mu);
+	for (size_t i = 0; i < n && !atomic_load(&m->stop); i++) {
+		pthread_mutex_lock(&m->mu);
+		struct mcert *c = m->certs[i];
+		pthread_mutex_unlock(&m->mu);
+		char k[300];
+		struct tw_dbuf b;
+		tw_dbuf_init(&b, 4096);
+		snprintf(k, sizeof k, "certs/%s/renew", c->sname);
+		if (tw_acme_store_get(m->oo.store, k, &b, NULL) == 0 &&
+		    tw_acme_store_del(m->oo.store, k, NULL) == 0) {
+			tw_info("[acme] %s: renewal requested (tapwork cert renew)", c->st.name);
+			pthread_mutex_lock(&m->mu);
+			c->force = 1;
+			c->st.next_attempt = 0;
+			pthread_mutex_unlock(&m->mu);
+		}
+		tw_dbuf_free(&b);
+	}
+}
+
 static void *mgr_main(void *arg)
 {
 	struct tw_acme_mgr *m = arg;
+	time_t markers_at = 0;
 	pthread_mutex_lock(&m->mu);
 	while (!atomic_load(&m->stop)) {
 		time_t now = time(NULL), next = now + 3600;
+		if (now >= markers_at) {
+			markers_at = now + MARKER_POLL_S;
+			pthread_mutex_unlock(&m->mu);
+			take_markers(m);
+			pthread_mutex_lock(&m->mu);
+			continue;
+		}
+		if (next > markers_at)
+			next = markers_at;
 		struct mcert *due = NULL;
 		for (size_t i = 0; i < m->n; i++) {
 			struct mcert *c = m->certs[i];

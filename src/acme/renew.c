@@ -35,7 +35,12 @@ time_t tw_acme_renew_at(time_t not_before, time_t not_after, int has_ari, struct
 
 uint64_t tw_acme_backoff_s(unsigned failures, uint64_t retry_after_s)
 {
-	uint64_t d = 60;
+	return tw_acme_backoff_from(failures, retry_after_s, 60);
+}
+
+uint64_t tw_acme_backoff_from(unsigned failures, uint64_t retry_after_s, uint64_t min_s)
+{
+	uint64_t d = min_s ? min_s : 1;
 	const uint64_t cap = 6 * 3600;
 	for (unsigned i = 1; i < failures && d < cap; i++)
 		d *= 2;

@@ -30,6 +30,8 @@ time_t tw_acme_renew_at(time_t not_before, time_t not_after, int has_ari, struct
  * per failure up to 6 h; a server Retry-After (seconds, 0 = none) longer
  * than that wins, without cap. */
 uint64_t tw_acme_backoff_s(unsigned failures, uint64_t retry_after_s);
+/* The same starting at min_s instead of 1 min (`acme: retry_min`). */
+uint64_t tw_acme_backoff_from(unsigned failures, uint64_t retry_after_s, uint64_t min_s);
 
 /* Retry-After header value: delta seconds or an HTTP-date. Seconds from now. */
 int tw_acme_parse_retry_after(const char *v, time_t now, uint64_t *out_s);

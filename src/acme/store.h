@@ -51,6 +51,18 @@ struct tw_acme_store {
 
 /* The local driver: STATE_DIR/acme/ (created 0700). */
 int tw_acme_store_local_new(const char *state_dir, struct tw_acme_store **out, struct tw_err *err);
+/* The S3 driver (store_s3.c): "s3:http[s]://HOST[:PORT]/BUCKET[/PREFIX]" as
+ * for backup repositories (same credentials); creates the bucket if missing.
+ * Locks are lease objects taken with conditional puts. */
+int tw_acme_store_s3_new(const char *location, struct tw_acme_store **out, struct tw_err *err);
+/* The same driver over any storage (takes ownership of st, also on error):
+ * the unit tests run it over the local storage driver. */
+struct tw_storage;
+int tw_acme_store_over(struct tw_storage *st, struct tw_acme_store **out, struct tw_err *err);
+/* `acme: store:` — NULL/"" = the local driver in state_dir, "s3:..." = S3,
+ * another string = the local driver in that directory. */
+int tw_acme_store_open(const char *location, const char *state_dir, struct tw_acme_store **out,
+                       struct tw_err *err);
 
 int tw_acme_store_get(struct tw_acme_store *s, const char *key, struct tw_dbuf *out,
                       struct tw_err *err);

@@ -176,6 +176,8 @@ struct tw_conf_acme {
 	char *eab_kid;           /* External Account Binding key id */
 	char *eab_hmac_key;      /* base64url HMAC key (a secret: never logged) */
 	char *profile;           /* ACME profile name; NULL = CA default */
+	uint64_t retry_min_ms;   /* first retry delay after a failure (doubles), default 1m; 0 = 1m */
+	char *store;             /* NULL = state_dir; "s3:http://HOST/BUCKET/PREFIX" or a directory */
 };
 
 /* backup: (docs/backup.md "Jobs"). A source is a path or a PostgreSQL URL. */

@@ -1140,6 +1140,21 @@ static const struct cf_field acme_fields[] = {
      .kind = CF_STRING,
      FLD(AC, profile),
      .doc = "ACME certificate profile asked for in new orders (kept across renewals)."},
+    {.name = "retry_min",
+     .kind = CF_DURATION,
+     FLD(AC, retry_min_ms),
+     .min = 1000,
+     .max = 21600000,
+     .def = "1m",
+     .doc = "Delay before the first retry after a failed issuance; doubled per further failure up to "
+            "6h (a longer server Retry-After wins)."},
+    {.name = "store",
+     .kind = CF_STRING,
+     FLD(AC, store),
+     .doc = "Where accounts, certificates and issuance locks live: absent = `state_dir`; "
+            "`s3:http[s]://HOST[:PORT]/BUCKET/PREFIX` shares them between replicas (each "
+            "certificate is ordered once; S3 credentials as for backups); another string = a "
+            "directory."},
     END};
 #undef AC
 static const struct cf_schema acme_schema = {

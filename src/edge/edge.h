@@ -24,12 +24,14 @@
 #include "http/h1.h"
 #include "http/route.h"
 
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 struct tw_edge;
+struct tw_edge_alpn;
 struct tw_tls_store;
 struct tw_worker;
 struct tw_conn;
@@ -147,8 +149,10 @@ struct tw_edge {
 	/* acme_glue.c */
 	struct tw_acme_mgr *acme;
 	struct tw_acme_store *acme_store;
+	struct tw_acme_store *acme_mirror; /* state_dir copy when acme.store is elsewhere */
 	struct tw_acme_http01 *acme_http01;
 	struct tw_acme_responder acme_responder;
+	_Atomic(struct tw_edge_alpn *) acme_alpn; /* pending TLS-ALPN-01 certificates */
 	atomic_int acme_changed;
 };
 
@@ -333,6 +337,9 @@ void tw_edge_acme_stop(struct tw_edge *e);
 int tw_edge_acme_http01(struct tw_edge *e, const char *path, size_t len, char *out, size_t cap,
 			size_t *outlen);
 void tw_edge_acme_metrics(struct tw_edge *e, struct tw_dbuf *out);
+/* The TLS store's acme hook (tw_tls_acme_hook; arg = the edge): installs the
+ * pending TLS-ALPN-01 certificate for servername on ssl; -1 when none. */
+int tw_edge_acme_tlsalpn01(SSL *ssl, const char *servername, void *arg);
 void tw_local_text(struct tw_conn *c, int status, const char *body, size_t len);
 
 /* worker.c */

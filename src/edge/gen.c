@@ -76,6 +76,8 @@ int tw_gen_build(struct tw_edge *e, struct tw_config *cfg, const struct tw_gen *
 		if (rc != 0)
 			goto fail;
 		tw_tls_store_set_alpn(g->tls, "h2,http/1.1");
+		if (cfg->has_acme)
+			tw_tls_store_set_acme_hook(g->tls, tw_edge_acme_tlsalpn01, e);
 	}
 	rc = TW_ENOMEM;
 	size_t nb = cfg->nbackends;

@@ -86,6 +86,11 @@ static void backoff_table(void **state)
 	};
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
 		assert_int_equal(tw_acme_backoff_s(t[i].failures, t[i].retry_after), t[i].want);
+	/* acme: retry_min: 1s doubles from 1 s, still capped at 6 h. */
+	assert_int_equal(tw_acme_backoff_from(1, 0, 1), 1);
+	assert_int_equal(tw_acme_backoff_from(4, 0, 1), 8);
+	assert_int_equal(tw_acme_backoff_from(40, 0, 1), 21600);
+	assert_int_equal(tw_acme_backoff_from(2, 5, 1), 5);
 }
 
 static void retry_after_header(void **state)
