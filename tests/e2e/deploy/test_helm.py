@@ -293,7 +293,8 @@ def test_values_schema():
     bad = [
         {"image": {"repository": "tapwork", "tag": "latest"}},
         {"replicaCount": 0},
-        {"certStorage": {"type": "s3"}},              # no S3 certificate store in tapwork yet
+        {"certStorage": {"type": "s3"}},              # S3 store needs a location
+        {"certStorage": {"type": "s3", "s3": {"location": "https://x/b"}}},  # not an s3: URL
         {"certStorage": {"type": "volume", "volume": {"size": "lots"}}},
         {"acme": {"challenges": ["dns-01"]}},           # dns-01 needs dnsHook
         {"acme": {"challenges": ["http-02"]}},
@@ -377,6 +378,16 @@ def test_cert_storage_variants(default, prod):
     assert pod_spec(docs)["automountServiceAccountToken"] is False
     doc = open(os.path.join(ROOT, "docs", "deploy.md")).read()
     assert "`tapwork-certs`" in doc
+    # s3: every replica shares the ACME store on S3 (acme.store), keys from a Secret
+    docs, _ = render(PREFIX, "--set", "certStorage.type=s3",
+                     "--set", "certStorage.s3.location=s3:https://s3.example.com/certs/tapwork")
+    cm = one(docs, "ConfigMap")
+    cfg = yaml.safe_load(cm["data"]["tapwork.yaml"])
+    assert cfg["acme"]["store"] == "s3:https://s3.example.com/certs/tapwork"
+    env = {e["name"]: e for c in pod_spec(docs)["containers"] for e in c.get("env", [])}
+    assert env["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"]["name"] == "tapwork-acme-s3"
+    r = render(PREFIX, "--set", "certStorage.type=s3", check=False)
+    assert r.returncode != 0 and "certStorage.s3.location" in r.stderr
 
 
 def test_backup_needs_repository_and_sources():

@@ -73,6 +73,9 @@ acme:
 {{- with .Values.acme.dnsHook }}
   dns_hook: {{ . | quote }}
 {{- end }}
+{{- if eq .Values.certStorage.type "s3" }}
+  store: {{ required "certStorage.s3.location is required with certStorage.type s3" .Values.certStorage.s3.location | quote }}
+{{- end }}
 {{- with $c.trustedProxies }}
 trusted_proxies:
 {{ toYaml . | indent 2 }}
@@ -126,6 +129,18 @@ backup:
 - name: POD_NAMESPACE
   valueFrom:
     fieldRef: {fieldPath: metadata.namespace}
+{{- if eq .Values.certStorage.type "s3" }}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef: {name: {{ .Values.certStorage.s3.secret }}, key: access_key_id}
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef: {name: {{ .Values.certStorage.s3.secret }}, key: secret_access_key}
+{{- with .Values.certStorage.s3.region }}
+- name: AWS_REGION
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
 {{- end -}}
 
 {{/* The body of a prune/check container (after name and args). */}}
