@@ -128,6 +128,7 @@ echo "  done in $(($(date +%s) - t0)) s; database size $((DB_BYTES >> 20)) MiB" 
 # ------------------------------------------------------------------ contenders
 declare -A BROKEN=()
 DUMP_ARGS=(-Fc -Z0 --no-password -h 127.0.0.1 -p "$PORT" -U postgres bench)
+# shellcheck disable=SC2016 # the single-quoted scripts are expanded by the inner bash
 cmd_for() { # PHASE CONTENDER REPO [DEST]: sets CMD
 	local ph=$1 c=$2 r=$3 d=${4:-}
 	case $c:$ph in

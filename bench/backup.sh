@@ -124,6 +124,10 @@ repo_loc() {
 		echo "$WORK/repos/$1"
 	fi
 }
+# store_ticks CONTENDER: CPU clock ticks used so far by that contender's moto_server (0 locally)
+store_ticks() {
+	if [[ $STORE == s3 && -n ${BL_PID[moto-$1]:-} ]]; then bl_cpu_ticks "${BL_PID[moto-$1]}"; else echo 0; fi
+}
 # repo_bytes CONTENDER: bytes stored in its repository (0 when there is none yet)
 repo_bytes() {
 	local c=$1
@@ -174,16 +178,17 @@ cmd_for() {
 	esac
 }
 
-printf 'rep\tcontender\tphase\tstatus\twall_s\tuser_s\tsys_s\tmaxrss_kb\trepo_bytes\tadded_bytes\tsrc_bytes\tforeign_cpu_pct\tverify\n' >"$OUT/runs.tsv"
+printf 'rep\tcontender\tphase\tstatus\twall_s\tuser_s\tsys_s\tmaxrss_kb\trepo_bytes\tadded_bytes\tsrc_bytes\tforeign_cpu_pct\tstore_cpu_s\tverify\n' >"$OUT/runs.tsv"
 
 # measure REP CONTENDER PHASE [DEST]: run one phase under /usr/bin/time and record a row
 measure() {
-	local rep=$1 c=$2 ph=$3 d=${4:-} r raw=$OUT/raw/$1.$2.$3 before=0 after=0 b0 b1 st=ok
+	local rep=$1 c=$2 ph=$3 d=${4:-} r raw=$OUT/raw/$1.$2.$3 before=0 after=0 b0 b1 st=ok s0 s1
 	r=$(repo_loc "$c")
 	cmd_for "$ph" "$c" "$r" "$d"
 	printf '%q ' "${CMD[@]}" >"$raw.cmd"
 	before=$(repo_bytes "$c")
 	b0=$(bl_busy_ticks)
+	s0=$(store_ticks "$c")
 	bl_prefix -
 	if ! "${BL_PRE[@]}" /usr/bin/time -f '%e %U %S %M' -o "$raw.time" timeout "$PHASE_TIMEOUT" "${CMD[@]}" >"$raw.out" 2>&1; then
 		st=failed
@@ -192,17 +197,18 @@ measure() {
 		grep -v '^[[:space:]]*$' "$raw.out" | tail -n 4 | sed 's/^/      /' >&2
 	fi
 	b1=$(bl_busy_ticks)
+	s1=$(store_ticks "$c")
 	after=$(repo_bytes "$c")
 	local t w u s m
 	t=$(grep -E '^[0-9.]+ [0-9.]+ [0-9.]+ [0-9]+$' "$raw.time" | tail -n 1)
 	[[ -n $t ]] || t="nan nan nan 0"
 	read -r w u s m <<<"$t"
 	awk -v rep="$rep" -v c="$c" -v ph="$ph" -v st="$st" -v w="$w" -v u="$u" -v s="$s" -v m="$m" \
-		-v after="$after" -v before="$before" -v src="$SRC_BYTES" -v busy="$((b1 - b0))" -v hz="$BL_HZ" 'BEGIN {
-		f = (w > 0) ? (busy / hz - u - s) * 100 / w : 0; if (f < 0) f = 0
-		printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%.0f\t-\n", rep, c, ph, st, w, u, s, m, after, after - before, src, f
+		-v after="$after" -v before="$before" -v src="$SRC_BYTES" -v busy="$((b1 - b0))" -v hz="$BL_HZ" -v sc="$((s1 - s0))" 'BEGIN {
+		f = (w > 0) ? ((busy - sc) / hz - u - s) * 100 / w : 0; if (f < 0) f = 0
+		printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%.0f\t%.2f\t-\n", rep, c, ph, st, w, u, s, m, after, after - before, src, f, sc / hz
 	}' >>"$OUT/runs.tsv"
-	awk -F'\t' 'END { printf "  %-8s %-8s %-6s %8.2f s  cpu %7.2f s  peak RSS %6.0f MiB  repo %8.1f MiB  foreign %s%%\n", $2, $3, $4, $5, $6 + $7, $8 / 1024, $9 / 1048576, $12 }' "$OUT/runs.tsv"
+	awk -F'\t' 'END { printf "  %-8s %-8s %-6s %8.2f s  cpu %7.2f s  peak RSS %6.0f MiB  repo %8.1f MiB  foreign %s%%%s\n", $2, $3, $4, $5, $6 + $7, $8 / 1024, $9 / 1048576, $12, (s3 ? sprintf("  moto cpu %.2f s", $13) : "") }' s3="$([[ $STORE == s3 ]] && echo 1 || echo 0)" "$OUT/runs.tsv"
 }
 
 set_verify() { # rep contender result: fill the verify column of that restore row
@@ -332,6 +338,11 @@ for c in names:
                 fmt(m["repo"] / 1048576.0), fmt(m["repo"] / src, 3) if src else "-", fmt(m["peak"], 0), m["verify"]])
 show(["contender", "full_s", "MB/s", "cpu", "rss", "incr_s", "cpu", "added_MiB", "restore_s", "MB/s", "cpu", "rss",
       "check_s", "cpu", "rss", "repo_MiB", "repo/src", "peak_rss", "verify"], tab)
+if any(r.get("store_cpu_s", "0") not in ("0", "0.00") for r in rows):
+    out.append("S3 server (moto_server) CPU seconds per phase, not in the tools' cpu columns:")
+    for c in names:
+        out.append("  %-8s " % c + "  ".join("%s %s" % (ph, fmt(med(c, ph, lambda r: float(r["store_cpu_s"])), 2))
+                                          for ph in ("full", "incr", "restore", "check")))
 for c in names:
     if M[c]["failed"]:
         out.append("FAILED %s: phases %s (see raw/*.out)" % (c, ", ".join(M[c]["failed"])))
