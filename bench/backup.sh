@@ -28,6 +28,11 @@
 #   REPS=1  NICE=0  CHECK=1 (0 skips the check phase)  RESTORE_TMPFS=1 (0 restores to disk)
 #   TMPFS_SIZE=auto (2x dataset + 256 MiB)  PHASE_TIMEOUT=1800 s  BORG_ENCRYPTION=repokey
 #   BENCH_CACHE=/var/tmp/tapwork-bench (dataset cache and scratch space)
+#   STORE=local (local: repositories are directories under BENCH_CACHE;
+#                s3: each contender's repository in its own bucket of its own moto_server,
+#                started fresh per repetition on a free loopback port and stopped by PID;
+#                borg has no S3 backend and is skipped; bench/backup-s3.sh sets this)
+#   MOTO_SERVER=moto_server (resolved through pyenv when it is a shim)
 #   TAPWORK_BIN=build/release/tapwork  OUT=bench/results/<stamp>/backup  KEEP_WORK=0
 # Output: $OUT/runs.tsv (one row per phase), $OUT/summary.txt, $OUT/env.txt, $OUT/raw/
 set -euo pipefail
@@ -55,6 +60,9 @@ BENCH_CACHE=${BENCH_CACHE:-/var/tmp/tapwork-bench}
 TAPWORK_BIN=${TAPWORK_BIN:-$ROOT/build/release/tapwork}
 OUT=${OUT:-$HERE/results/$(bl_stamp)/backup}
 KEEP_WORK=${KEEP_WORK:-0}
+STORE=${STORE:-local}
+ISSUE=${ISSUE:-5}
+[[ $STORE == local || $STORE == s3 ]] || bl_die "STORE must be local or s3"
 export NICE DATASET_MIB BENCH_CACHE
 
 bl_need restic borg sha256sum du /usr/bin/time timeout
@@ -73,6 +81,8 @@ BL_CLEANUP_HOOKS+=(cleanup_work)
 SRC=$WORK/src/data
 export TAPWORK_PASSWORD=bench-password RESTIC_PASSWORD=bench-password BORG_PASSPHRASE=bench-password
 export BORG_BASE_DIR=$WORK/borg-home RESTIC_CACHE_DIR=$WORK/restic-cache
+export AWS_ACCESS_KEY_ID=benchkey AWS_SECRET_ACCESS_KEY=benchsecret AWS_REGION=us-east-1
+unset AWS_PROFILE AWS_SESSION_TOKEN AWS_DEFAULT_REGION
 export BORG_RELOCATED_REPO_ACCESS_IS_OK=yes BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_CHECK_I_KNOW_WHAT_I_AM_DOING=YES
 
 # ------------------------------------------------------------------ restore target
@@ -86,6 +96,60 @@ if [[ $RESTORE_TMPFS == 1 ]]; then
 		bl_say "note: could not mount a tmpfs ($(cat "$WORK/mount.err")); restoring to disk instead"
 	fi
 fi
+
+# ------------------------------------------------------------------ S3 (moto_server)
+declare -A MOTO_PORT=()
+MOTO_PY=
+if [[ $STORE == s3 ]]; then
+	MOTO_SERVER=${MOTO_SERVER:-moto_server}
+	if command -v pyenv >/dev/null 2>&1 && pyenv which "$MOTO_SERVER" >/dev/null 2>&1; then
+		MOTO_SERVER=$(pyenv which "$MOTO_SERVER") # the real script, not the shim: its PID is moto's
+	fi
+	command -v "$MOTO_SERVER" >/dev/null 2>&1 || bl_die "moto_server not found (pip install 'moto[server]')"
+	MOTO_PY=$(head -n 1 "$(command -v "$MOTO_SERVER")" | sed -n 's/^#! *//p')
+	[[ -n $MOTO_PY ]] || MOTO_PY=$BL_PY
+fi
+moto_start() { # CONTENDER: a fresh moto_server for that contender's bucket
+	local c=$1 port
+	port=$(bl_free_port)
+	bl_spawn "moto-$c" "$OUT/raw/moto-$c.log" - "$MOTO_SERVER" -H 127.0.0.1 -p "$port"
+	bl_wait_listen "${BL_PID[moto-$c]}" "$port" 30 || bl_die "moto_server for $c did not start (see $OUT/raw/moto-$c.log)"
+	MOTO_PORT[$c]=$port
+}
+# repo_loc CONTENDER: the repository location handed to the tool
+repo_loc() {
+	if [[ $STORE == s3 ]]; then
+		echo "s3:http://127.0.0.1:${MOTO_PORT[$1]}/bench-$1/repo"
+	else
+		echo "$WORK/repos/$1"
+	fi
+}
+# store_ticks CONTENDER: CPU clock ticks used so far by that contender's moto_server (0 locally)
+store_ticks() {
+	if [[ $STORE == s3 && -n ${BL_PID[moto-$1]:-} ]]; then bl_cpu_ticks "${BL_PID[moto-$1]}"; else echo 0; fi
+}
+# repo_bytes CONTENDER: bytes stored in its repository (0 when there is none yet)
+repo_bytes() {
+	local c=$1
+	if [[ $STORE == s3 ]]; then
+		"$MOTO_PY" - "http://127.0.0.1:${MOTO_PORT[$c]}" "bench-$c" <<'PY'
+import sys, boto3, botocore
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1",
+                  aws_access_key_id="benchkey", aws_secret_access_key="benchsecret")
+n = 0
+try:
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=sys.argv[2]):
+        n += sum(o["Size"] for o in page.get("Contents", []))
+except botocore.exceptions.ClientError:
+    pass
+print(n)
+PY
+	elif [[ -e $WORK/repos/$c ]]; then
+		du -sb "$WORK/repos/$c" | cut -f1
+	else
+		echo 0
+	fi
+}
 
 # ------------------------------------------------------------------ contenders
 declare -A BROKEN=()
@@ -114,15 +178,17 @@ cmd_for() {
 	esac
 }
 
-printf 'rep\tcontender\tphase\tstatus\twall_s\tuser_s\tsys_s\tmaxrss_kb\trepo_bytes\tadded_bytes\tsrc_bytes\tforeign_cpu_pct\tverify\n' >"$OUT/runs.tsv"
+printf 'rep\tcontender\tphase\tstatus\twall_s\tuser_s\tsys_s\tmaxrss_kb\trepo_bytes\tadded_bytes\tsrc_bytes\tforeign_cpu_pct\tstore_cpu_s\tverify\n' >"$OUT/runs.tsv"
 
 # measure REP CONTENDER PHASE [DEST]: run one phase under /usr/bin/time and record a row
 measure() {
-	local rep=$1 c=$2 ph=$3 d=${4:-} r=$WORK/repos/$2 raw=$OUT/raw/$1.$2.$3 before=0 after=0 b0 b1 st=ok
+	local rep=$1 c=$2 ph=$3 d=${4:-} r raw=$OUT/raw/$1.$2.$3 before=0 after=0 b0 b1 st=ok s0 s1
+	r=$(repo_loc "$c")
 	cmd_for "$ph" "$c" "$r" "$d"
 	printf '%q ' "${CMD[@]}" >"$raw.cmd"
-	[[ -e $r ]] && before=$(du -sb "$r" | cut -f1)
+	before=$(repo_bytes "$c")
 	b0=$(bl_busy_ticks)
+	s0=$(store_ticks "$c")
 	bl_prefix -
 	if ! "${BL_PRE[@]}" /usr/bin/time -f '%e %U %S %M' -o "$raw.time" timeout "$PHASE_TIMEOUT" "${CMD[@]}" >"$raw.out" 2>&1; then
 		st=failed
@@ -131,17 +197,18 @@ measure() {
 		grep -v '^[[:space:]]*$' "$raw.out" | tail -n 4 | sed 's/^/      /' >&2
 	fi
 	b1=$(bl_busy_ticks)
-	[[ -e $r ]] && after=$(du -sb "$r" | cut -f1)
+	s1=$(store_ticks "$c")
+	after=$(repo_bytes "$c")
 	local t w u s m
 	t=$(grep -E '^[0-9.]+ [0-9.]+ [0-9.]+ [0-9]+$' "$raw.time" | tail -n 1)
 	[[ -n $t ]] || t="nan nan nan 0"
 	read -r w u s m <<<"$t"
 	awk -v rep="$rep" -v c="$c" -v ph="$ph" -v st="$st" -v w="$w" -v u="$u" -v s="$s" -v m="$m" \
-		-v after="$after" -v before="$before" -v src="$SRC_BYTES" -v busy="$((b1 - b0))" -v hz="$BL_HZ" 'BEGIN {
-		f = (w > 0) ? (busy / hz - u - s) * 100 / w : 0; if (f < 0) f = 0
-		printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%.0f\t-\n", rep, c, ph, st, w, u, s, m, after, after - before, src, f
+		-v after="$after" -v before="$before" -v src="$SRC_BYTES" -v busy="$((b1 - b0))" -v hz="$BL_HZ" -v sc="$((s1 - s0))" 'BEGIN {
+		f = (w > 0) ? ((busy - sc) / hz - u - s) * 100 / w : 0; if (f < 0) f = 0
+		printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%.0f\t%.2f\t-\n", rep, c, ph, st, w, u, s, m, after, after - before, src, f, sc / hz
 	}' >>"$OUT/runs.tsv"
-	awk -F'\t' 'END { printf "  %-8s %-8s %-6s %8.2f s  cpu %7.2f s  peak RSS %6.0f MiB  repo %8.1f MiB  foreign %s%%\n", $2, $3, $4, $5, $6 + $7, $8 / 1024, $9 / 1048576, $12 }' "$OUT/runs.tsv"
+	awk -F'\t' 'END { printf "  %-8s %-8s %-6s %8.2f s  cpu %7.2f s  peak RSS %6.0f MiB  repo %8.1f MiB  foreign %s%%%s\n", $2, $3, $4, $5, $6 + $7, $8 / 1024, $9 / 1048576, $12, (s3 ? sprintf("  moto cpu %.2f s", $13) : "") }' s3="$([[ $STORE == s3 ]] && echo 1 || echo 0)" "$OUT/runs.tsv"
 }
 
 set_verify() { # rep contender result: fill the verify column of that restore row
@@ -227,7 +294,7 @@ verify_restore() {
 
 # ------------------------------------------------------------------ summary
 summarize() {
-	"$BL_PY" - "$OUT/runs.tsv" "$OUT/skipped.tsv" <<'PY'
+	"$BL_PY" - "$OUT/runs.tsv" "$OUT/skipped.tsv" "$ISSUE" <<'PY'
 import csv, os, statistics as st, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
 skipped = dict(l.rstrip("\n").split("\t", 1) for l in open(sys.argv[2])) if os.path.exists(sys.argv[2]) else {}
@@ -271,6 +338,11 @@ for c in names:
                 fmt(m["repo"] / 1048576.0), fmt(m["repo"] / src, 3) if src else "-", fmt(m["peak"], 0), m["verify"]])
 show(["contender", "full_s", "MB/s", "cpu", "rss", "incr_s", "cpu", "added_MiB", "restore_s", "MB/s", "cpu", "rss",
       "check_s", "cpu", "rss", "repo_MiB", "repo/src", "peak_rss", "verify"], tab)
+if any(r.get("store_cpu_s", "0") not in ("0", "0.00") for r in rows):
+    out.append("S3 server (moto_server) CPU seconds per phase, not in the tools' cpu columns:")
+    for c in names:
+        out.append("  %-8s " % c + "  ".join("%s %s" % (ph, fmt(med(c, ph, lambda r: float(r["store_cpu_s"])), 2))
+                                          for ph in ("full", "incr", "restore", "check")))
 for c in names:
     if M[c]["failed"]:
         out.append("FAILED %s: phases %s (see raw/*.out)" % (c, ", ".join(M[c]["failed"])))
@@ -291,7 +363,7 @@ if refs and len(names) > 1:
 if "tapwork" in M:
     t = M["tapwork"]; rs = M.get("restic"); bg = M.get("borg")
     out.append("")
-    out.append("tapwork targets (issue 5):")
+    out.append("tapwork targets (issue %s):" % sys.argv[3])
     def tgt(label, ref, a, b, want, le=False):
         if ref is None or a != a or b != b or b == 0:
             out.append("  %-42s  n/a" % label); return
@@ -320,6 +392,11 @@ PY
 	echo "# tapwork: $TAPWORK_BIN ($("$TAPWORK_BIN" version 2>/dev/null | head -n 1 || echo not available))"
 	echo "# dataset: $DATASET ($(cat "$DATASET/../info" 2>/dev/null || echo "no info file"))"
 	echo "# restore target: $WORK/restore ($(df -T "$WORK/restore" | awk 'NR==2{print $2}'))  work fs: $(df -T "$WORK" | awk 'NR==2{print $2, $1}')"
+	if [[ $STORE == s3 ]]; then
+		echo "# store: S3, one moto_server per contender ($MOTO_SERVER, moto $("$MOTO_PY" -c 'import moto; print(moto.__version__)' 2>/dev/null || echo '?'))"
+	else
+		echo "# store: local directories under $WORK/repos"
+	fi
 	echo "# REPS=$REPS NICE=$NICE CHECK=$CHECK CONTENDERS='$CONTENDERS' PHASE_TIMEOUT=$PHASE_TIMEOUT"
 } | tee "$OUT/env.txt"
 
@@ -337,7 +414,13 @@ for c in $CONTENDERS; do
 		fi
 		rm -rf "$WORK/probe-repo"
 		;;
-	restic | borg) ;;
+	borg)
+		if [[ $STORE == s3 ]]; then
+			skip borg "borg 1.2 has no S3 backend"
+			continue
+		fi
+		;;
+	restic) ;;
 	*) bl_die "unknown contender $c (known: tapwork restic borg)" ;;
 	esac
 	ACTIVE+=("$c")
@@ -349,6 +432,12 @@ for ((rep = 1; rep <= REPS; rep++)); do
 	ORDER=("${ACTIVE[@]:k}" "${ACTIVE[@]:0:k}")
 	echo "== rep $rep: ${ORDER[*]}"
 	rm -rf "$WORK/src" "$WORK/repos" "$WORK/borg-home" "$WORK/restic-cache"
+	if [[ $STORE == s3 ]]; then
+		for c in "${ACTIVE[@]}"; do
+			bl_stop "moto-$c"
+			moto_start "$c"
+		done
+	fi
 	BROKEN=()
 	mkdir -p "$WORK/src" "$WORK/repos"
 	cp -a "$DATASET" "$SRC"

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # bench/run.sh — run the side-by-side benchmarks (what `make bench` calls).
 #
-# usage: bench/run.sh [proxy] [backup] [sol]      (default: all three, in this order)
+# usage: bench/run.sh [proxy] [backup] [backup-s3] [backup-pg] [sol]
+#                                  (default: all five, in this order)
 #
 # Results go to bench/results/<UTC stamp>/ (RESULTS overrides), one directory per
 # benchmark plus <name>.log (its console output) and summary.txt (all summaries);
 # bench/results/latest points at the newest run. Settings are passed through the
 # environment to each script (see bench/README.md and each script's --help):
 #   DUR REPS CONNS NICE TESTS IDLE_CONNS ... (proxy.sh)
-#   DATASET_MIB RESTORE_TMPFS CHECK ...      (backup.sh, sol.sh)
+#   DATASET_MIB RESTORE_TMPFS CHECK ...      (backup.sh, backup-s3.sh, sol.sh)
+#   PG_SCALE PG_CHANGE PG_TX ...             (backup-pg.sh)
 # A benchmark that fails does not stop the others; the exit status is 1 then.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -19,9 +21,12 @@ if [[ ${1:-} == -h || ${1:-} == --help ]]; then
 	exit 0
 fi
 WHICH=("$@")
-((${#WHICH[@]} > 0)) || WHICH=(proxy backup sol)
+((${#WHICH[@]} > 0)) || WHICH=(proxy backup backup-s3 backup-pg sol)
 for b in "${WHICH[@]}"; do
-	case $b in proxy | backup | sol) ;; *) echo "unknown benchmark '$b' (known: proxy backup sol)" >&2; exit 2 ;; esac
+	case $b in
+	proxy | backup | backup-s3 | backup-pg | sol) ;;
+	*) echo "unknown benchmark '$b' (known: proxy backup backup-s3 backup-pg sol)" >&2; exit 2 ;;
+	esac
 done
 
 STAMP=$(date -u +%Y%m%d-%H%M%S)
