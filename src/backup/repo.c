@@ -130,6 +130,7 @@ static struct tw_repo *repo_new(void)
 		return NULL;
 	tw_index_init(&r->index);
 	pthread_mutex_init(&r->ix_mu, NULL);
+	pthread_mutex_init(&r->tc_mu, NULL);
 	pthread_mutex_init(&r->lock_mu, NULL);
 	pthread_cond_init(&r->lock_cv, NULL);
 	tw_index_enc_init(&r->idx_enc);
@@ -287,6 +288,9 @@ void tw_repo_close(struct tw_repo *r)
 	tw_crypto_keys_clear(&r->keys);
 	tw_storage_close(r->st);
 	pthread_mutex_destroy(&r->ix_mu);
+	for (size_t i = 0; i < sizeof r->tcache / sizeof r->tcache[0]; i++)
+		free(r->tcache[i].data);
+	pthread_mutex_destroy(&r->tc_mu);
 	pthread_mutex_destroy(&r->lock_mu);
 	pthread_cond_destroy(&r->lock_cv);
 	free(r);
@@ -343,6 +347,83 @@ int tw_repo_load_index(struct tw_repo *r, struct tw_err *e)
 	return tw_storage_list(r->st, TW_ST_INDEX, load_one, &lc, e);
 }
 
+#define TCACHE_MAX_BYTES (24u << 20)
+#define TCACHE_MAX_PACK (8u << 20)
+
+/* A tree blob from a whole tree pack kept in memory. TW_EAGAIN when the pack
+ * is too big to keep (the caller reads the blob alone). */
+static int read_tree_cached(struct tw_repo *r, uint32_t pack, const char *pname, const struct tw_idx_slot *s,
+			    const uint8_t id[TW_ID_LEN], uint8_t **pt, struct tw_err *e)
+{
+	const size_t nslots = sizeof r->tcache / sizeof r->tcache[0];
+	pthread_mutex_lock(&r->tc_mu);
+	size_t hit = nslots;
+	for (size_t i = 0; i < nslots; i++)
+		if (r->tcache[i].data != NULL && r->tcache[i].pack == pack)
+			hit = i;
+	if (hit == nslots) {
+		uint64_t size = 0;
+		int rc = tw_storage_stat(r->st, TW_ST_DATA, pname, &size, e);
+		if (rc != 0 || size > TCACHE_MAX_PACK) {
+			pthread_mutex_unlock(&r->tc_mu);
+			return rc != 0 ? rc : TW_EAGAIN;
+		}
+		uint8_t *data;
+		size_t len;
+		rc = tw_storage_get(r->st, TW_ST_DATA, pname, 0, TW_ST_WHOLE, &data, &len, e);
+		if (rc != 0) {
+			pthread_mutex_unlock(&r->tc_mu);
+			return rc;
+		}
+		/* make room: evict least recently used packs until it fits */
+		for (;;) {
+			size_t lru = nslots, empty = nslots;
+			for (size_t i = 0; i < nslots; i++) {
+				if (r->tcache[i].data == NULL) {
+					if (empty == nslots)
+						empty = i;
+				} else if (lru == nslots || r->tcache[i].used < r->tcache[lru].used) {
+					lru = i;
+				}
+			}
+			if (empty != nslots && r->tcache_bytes + len <= TCACHE_MAX_BYTES) {
+				hit = empty;
+				break;
+			}
+			if (lru == nslots)
+				break; /* nothing to evict and still no room */
+			r->tcache_bytes -= r->tcache[lru].len;
+			free(r->tcache[lru].data);
+			r->tcache[lru].data = NULL;
+		}
+		if (hit == nslots) {
+			free(data);
+			pthread_mutex_unlock(&r->tc_mu);
+			return TW_EAGAIN;
+		}
+		r->tcache[hit].pack = pack;
+		r->tcache[hit].data = data;
+		r->tcache[hit].len = len;
+		r->tcache_bytes += len;
+	}
+	r->tcache[hit].used = ++r->tcache_tick;
+	int rc;
+	if ((uint64_t)s->offset + s->length > r->tcache[hit].len) {
+		rc = tw_err_set(e, TW_ECORRUPT, "pack %.16s truncated", pname);
+	} else {
+		struct tw_pack_entry en = {s->type, s->flags, {0}, s->offset, s->length, s->raw_length};
+		memcpy(en.id, id, TW_ID_LEN);
+		rc = tw_blob_open(&r->keys, NULL, &en, r->tcache[hit].data + s->offset, pt, e);
+		if (rc != 0) {
+			char hex[65];
+			tw_hex(id, TW_ID_LEN, hex);
+			tw_err_wrap(e, "blob %.16s in pack %.16s", hex, pname);
+		}
+	}
+	pthread_mutex_unlock(&r->tc_mu);
+	return rc;
+}
+
 int tw_repo_read_blob(struct tw_repo *r, const uint8_t id[TW_ID_LEN], uint8_t **pt, size_t *n,
 		      struct tw_err *e)
 {
@@ -365,6 +446,14 @@ int tw_repo_read_blob(struct tw_repo *r, const uint8_t id[TW_ID_LEN], uint8_t **
 	tw_hex(pack_id, TW_ID_LEN, pname);
 	uint8_t *stored;
 	size_t slen;
+	if (copy.type == TW_BLOB_TREE) {
+		int trc = read_tree_cached(r, copy.pack, pname, &copy, id, pt, e);
+		if (trc != TW_EAGAIN) {
+			if (trc == 0)
+				*n = copy.raw_length;
+			return trc;
+		}
+	}
 	int rc = tw_storage_get(r->st, TW_ST_DATA, pname, copy.offset, copy.length, &stored, &slen, e);
 	if (rc != 0)
 		return rc;

@@ -32,6 +32,17 @@ struct tw_repo {
 	/* pending index object (packs written, not yet named by an index) */
 	struct tw_index_enc idx_enc;
 	uint32_t idx_pending;
+	/* tree packs read whole and kept (bounded, LRU): a remote repository
+	 * answers one GET per tree pack instead of one per directory */
+	struct {
+		uint32_t pack;
+		uint8_t *data;
+		size_t len;
+		uint64_t used;
+	} tcache[16];
+	size_t tcache_bytes;
+	uint64_t tcache_tick;
+	pthread_mutex_t tc_mu;
 	/* lock */
 	char lock_name[2 * TW_ID_LEN + 1];
 	int lock_exclusive;
