@@ -53,8 +53,6 @@ void tw_alog_request(struct tw_worker *w, struct tw_conn *c, struct tw_req *r)
 	const char *upstream = r->backend < cfg->nbackends && r->ntried
 				       ? cfg->backends[r->backend].servers[r->tried[r->ntried - 1]].addr.text
 				       : "-";
-	struct tw_h1_msg dummy;
-	(void)dummy;
 	unsigned long long dur_ms = 0;
 	{
 		struct timespec mt;

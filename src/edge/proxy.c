@@ -251,7 +251,6 @@ static void req_free(struct tw_worker *w, struct tw_req *r)
 {
 	if (r == NULL)
 		return;
-	tw_timer_cancel(w->loop, &r->qtimer);
 	tw_iobuf_put(&w->bufs, r->hdr);
 	tw_gen_release(r->gen);
 	w->inflight--;
@@ -888,7 +887,6 @@ static void upstream_failed(struct tw_conn *c, int connect_phase, const char *wh
 	conn_close(c);
 }
 
-void tw_conn_upstream_event(struct tw_conn *c);
 
 /* ---------- the proxy pump ---------- */
 
@@ -1428,7 +1426,6 @@ static void on_conn_timer(struct tw_loop *loop, struct tw_timer *t)
 	}
 }
 
-void tw_conn_upstream_event(struct tw_conn *c) { tw_conn_run(c); }
 
 /* Drain: close idle connections; busy ones close after their response. */
 void tw_conn_drain(struct tw_worker *w)

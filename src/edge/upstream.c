@@ -19,7 +19,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-void tw_conn_upstream_event(struct tw_conn *c);
 
 static void up_free(struct tw_upconn *u)
 {
@@ -79,7 +78,7 @@ static void on_up_event(struct tw_loop *loop, struct tw_io *io, uint32_t ev)
 		}
 	}
 	if (u->c)
-		tw_conn_upstream_event(u->c);
+		tw_conn_run(u->c);
 }
 
 static void on_up_timer(struct tw_loop *loop, struct tw_timer *t)
@@ -94,7 +93,7 @@ static void on_up_timer(struct tw_loop *loop, struct tw_timer *t)
 		u->failed = 1;
 		u->err = ETIMEDOUT;
 		if (u->c)
-			tw_conn_upstream_event(u->c);
+			tw_conn_run(u->c);
 	}
 }
 
