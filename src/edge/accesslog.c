@@ -34,7 +34,7 @@ static void esc(struct tw_dbuf *b, const char *s, int json)
 	}
 }
 
-void tw_alog_request(struct tw_worker *w, struct tw_conn *c, struct tw_req *r)
+void tw_alog_request(struct tw_worker *w, struct tw_conn *c, struct tw_req *r, uint64_t dur_us)
 {
 	if (w->alog_fd < 0)
 		return;
@@ -53,13 +53,7 @@ void tw_alog_request(struct tw_worker *w, struct tw_conn *c, struct tw_req *r)
 	const char *upstream = r->backend < cfg->nbackends && r->ntried
 				       ? cfg->backends[r->backend].servers[r->tried[r->ntried - 1]].addr.text
 				       : "-";
-	unsigned long long dur_ms = 0;
-	{
-		struct timespec mt;
-		clock_gettime(CLOCK_MONOTONIC, &mt);
-		uint64_t now = (uint64_t)mt.tv_sec * 1000000u + (uint64_t)mt.tv_nsec / 1000u;
-		dur_ms = (now - r->t_start_us) / 1000u;
-	}
+	unsigned long long dur_ms = dur_us / 1000u;
 	struct tw_dbuf *b = &w->alog;
 	size_t mark = b->len;
 	const char *proto = c->fops->oneshot ? "HTTP/2.0" : r->version_minor == 0 ? "HTTP/1.0" : "HTTP/1.1";

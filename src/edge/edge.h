@@ -200,7 +200,6 @@ struct tw_req {
 	int client_keepalive;
 	uint64_t t_start_us;
 	struct tw_flow reqbody, respbody;
-	struct tw_timer qtimer;
 	struct tw_req *next_free;
 };
 
@@ -315,7 +314,8 @@ void tw_local_redirect_https(struct tw_conn *c);
 const char *tw_req_hsts(const struct tw_conn *c, const struct tw_req *r);
 
 /* accesslog.c */
-void tw_alog_request(struct tw_worker *w, struct tw_conn *c, struct tw_req *r);
+/* dur_us: the request's duration, measured once by the caller (also in metrics). */
+void tw_alog_request(struct tw_worker *w, struct tw_conn *c, struct tw_req *r, uint64_t dur_us);
 void tw_alog_flush(struct tw_worker *w);
 
 /* health.c */

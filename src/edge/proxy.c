@@ -536,7 +536,7 @@ static void finish_request(struct tw_conn *c)
 		tw_metric_add(w->m, tw_gen_req_slot(g, r->site, r->backend, (unsigned)r->status), 1);
 		if (r->backend < g->cfg->nbackends)
 			tw_metric_observe(w->m, g->be[r->backend].m_hist, dur);
-		tw_alog_request(w, c, r);
+		tw_alog_request(w, c, r, dur);
 		req_free(w, r);
 		c->req = NULL;
 	}
