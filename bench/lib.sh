@@ -118,6 +118,19 @@ bl_cpu_ticks() {
 	echo "$t"
 }
 
+# Kernel-mode CPU ticks (stime only) of the given PIDs: bl_cpu_sys_ticks PIDS...
+bl_cpu_sys_ticks() {
+	local t=0 p s rest
+	local -a f
+	for p in "$@"; do
+		s=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+		rest=${s##*) }
+		read -r -a f <<<"$rest"
+		t=$((t + f[12])) # field 15 (stime)
+	done
+	echo "$t"
+}
+
 # Sum of a /proc/PID/status field (kB) over the given PIDs: bl_status_kb VmRSS PIDS...
 bl_status_kb() {
 	local key=$1 t=0 p v
