@@ -73,7 +73,8 @@ static int finish(struct tw_packer *p, struct wjob *j, struct tw_err *e)
 			return tw_err_set(e, rc, "pack header encoding failed");
 		tw_crypto_sha256(j->buf.data, j->buf.len, id);
 		tw_hex(id, TW_ID_LEN, name);
-		rc = tw_storage_put(r->st, TW_ST_DATA, name, j->buf.data, j->buf.len, 0, e);
+		rc = tw_storage_put(r->st, TW_ST_DATA, name, j->buf.data, j->buf.len,
+				    TW_ST_SHA256_NAME, e);
 		if (rc != 0)
 			return rc;
 		__atomic_add_fetch(&p->bytes_written, j->buf.len, __ATOMIC_RELAXED);

@@ -28,7 +28,10 @@
 #include "core/dbuf.h"
 #include "core/log.h"
 
-#define SINGLE_PUT_MAX ((size_t)16 << 20) /* multipart above this */
+/* Packs (16 MiB target, a little over when the last blob lands) go in one PUT:
+ * a multipart upload costs three extra round trips and, on some servers, a copy
+ * of every part at completion. Objects above this are sent in parts. */
+#define SINGLE_PUT_MAX ((size_t)64 << 20)
 #define PART_SIZE ((size_t)8 << 20)
 #define MAX_PARTS 10000
 #define MP_THREADS 4
@@ -415,6 +418,7 @@ struct req {
 	const char *range;
 	int if_none_match;
 	int want_md5; /* send Content-MD5, verify the ETag */
+	int sha_given; /* sha256 already holds the payload's digest */
 	size_t resp_cap;
 	/* filled per attempt */
 	size_t up_off;
@@ -667,9 +671,11 @@ static void printable(char *s)
 
 static void prepare_digests(struct req *r)
 {
-	uint8_t d[SHA256_DIGEST_LENGTH];
-	SHA256(r->body_len ? r->body : (const uint8_t *)"", r->body_len, d);
-	hex_of(d, sizeof d, r->sha256);
+	if (!r->sha_given) {
+		uint8_t d[SHA256_DIGEST_LENGTH];
+		SHA256(r->body_len ? r->body : (const uint8_t *)"", r->body_len, d);
+		hex_of(d, sizeof d, r->sha256);
+	}
 	if (r->want_md5) {
 		uint8_t m[MD5_DIGEST_LENGTH];
 		EVP_Digest(r->body_len ? r->body : (const uint8_t *)"", r->body_len, m, NULL,
@@ -783,15 +789,33 @@ static int head_object(struct s3 *s, const char *key, uint64_t *size, char *etag
 	return rc;
 }
 
+/* A payload digest the caller vouches for: 64 lowercase hex digits. */
+static int is_sha256_hex(const char *name)
+{
+	size_t i = 0;
+	for (; name[i] != '\0'; i++)
+		if (!((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f')))
+			return 0;
+	return i == 64;
+}
+
+/* sha256_hex: the payload's digest when the caller has it (packs are named by
+ * it), else NULL. With it, the signed x-amz-content-sha256 is what protects the
+ * transfer (the server recomputes it and refuses a mismatch), so the payload
+ * is not read twice more for SHA-256 and MD5. */
 static int put_single(struct s3 *s, const char *key, const void *buf, size_t len, int excl,
-		      struct tw_err *e)
+		      const char *sha256_hex, struct tw_err *e)
 {
 	struct req r;
 	req_init(&r, "PUT", key, 64 << 10);
 	r.body = buf;
 	r.body_len = len;
 	r.has_body = 1;
-	r.want_md5 = 1;
+	r.want_md5 = sha256_hex == NULL || excl;
+	if (sha256_hex != NULL) {
+		memcpy(r.sha256, sha256_hex, 65);
+		r.sha_given = 1;
+	}
 	r.if_none_match = excl;
 	int rc;
 	if (!excl) {
@@ -1051,7 +1075,8 @@ static int s3_put(struct tw_storage *st, enum tw_st_type t, const char *name, co
 		return put_multipart(s, key, buf, len, e);
 	if (len > ((size_t)5 << 30))
 		return tw_err_set(e, TW_ELIMIT, "S3 PUT %s: conditional object too large", key);
-	return put_single(s, key, buf, len, excl, e);
+	return put_single(s, key, buf, len, excl,
+			  (flags & TW_ST_SHA256_NAME) && is_sha256_hex(name) ? name : NULL, e);
 }
 
 static int s3_stat(struct tw_storage *st, enum tw_st_type t, const char *name, uint64_t *size,
@@ -1313,7 +1338,7 @@ static void s3_close(struct tw_storage *st)
 }
 
 /* No streaming writer: S3 cannot rename, and a pack's name is known only at
- * its end, so packs are put whole (multipart above 16 MiB). */
+ * its end, so packs are put whole (multipart above SINGLE_PUT_MAX). */
 static const struct tw_storage_ops s3_ops = {
 	.put = s3_put,
 	.get = s3_get,

@@ -26,6 +26,10 @@ enum tw_st_type {
 
 /* put flags */
 #define TW_ST_EXCL 1 /* conditional put: fail with TW_EEXIST if the name exists */
+/* The name is the lowercase hex SHA-256 of the bytes put (packs). A backend may
+ * use it as the payload digest instead of hashing the bytes again (S3 signs it;
+ * the server checks the payload against it). */
+#define TW_ST_SHA256_NAME 2
 
 /* Whole object for get(): len = TW_ST_WHOLE. */
 #define TW_ST_WHOLE UINT64_MAX

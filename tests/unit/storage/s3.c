@@ -13,6 +13,7 @@
 #include <cmocka.h>
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <openssl/sha.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -470,7 +471,7 @@ static void multipart(void **state)
 {
 	NEED_MOTO();
 	struct tw_storage *st = open_repo(url, 0);
-	size_t len = (size_t)40 << 20;
+	size_t len = (size_t)72 << 20; /* above SINGLE_PUT_MAX (64 MiB) */
 	uint8_t *big = malloc(len);
 	uint64_t x = 0x9e3779b97f4a7c15ULL;
 	for (size_t i = 0; i < len; i += 8) {
@@ -489,7 +490,7 @@ static void multipart(void **state)
 	uint8_t *got;
 	size_t n;
 	assert_int_equal(tw_storage_get(st, TW_ST_DATA, "cc0000big", 0, TW_ST_WHOLE, &got, &n, &e), 0);
-	fprintf(stderr, "measure: 40 MiB multipart put %.2fs, get %.2fs\n", t1 - t0, now_s() - t1);
+	fprintf(stderr, "measure: 72 MiB multipart put %.2fs, get %.2fs\n", t1 - t0, now_s() - t1);
 	assert_int_equal(n, len);
 	assert_memory_equal(got, big, len);
 	free(got);
@@ -593,7 +594,7 @@ struct proxy {
 	pthread_mutex_t mu;
 	struct rule rules[32];
 	int nrules;
-	char log[2048][128]; /* "METHOD target" of every request */
+	char log[2048][192]; /* "METHOD target [md5] sha=HEX" of every request */
 	int nlog;
 };
 
@@ -654,8 +655,21 @@ static void *conn_thread(void *arg)
 	sscanf(buf, "%7s %511s", method, target);
 	enum act act = FORWARD;
 	pthread_mutex_lock(&px.mu);
+	char *eoh = strstr(buf, "\r\n\r\n");
+	const char *md5 = strcasestr(buf, "\r\nContent-MD5:");
+	const char *sha = strcasestr(buf, "\r\nx-amz-content-sha256:");
+	int shalen = 0;
+	if (sha != NULL && sha < eoh) {
+		sha += 24;
+		while (*sha == ' ')
+			sha++;
+		while (shalen < 64 && sha[shalen] != '\r')
+			shalen++;
+	} else
+		sha = "";
 	if (px.nlog < 2048)
-		snprintf(px.log[px.nlog++], sizeof px.log[0], "%s %s", method, target);
+		snprintf(px.log[px.nlog++], sizeof px.log[0], "%s %.100s%s sha=%.*s", method, target,
+			 md5 != NULL && md5 < eoh ? " md5" : "", shalen, sha);
 	for (int i = 0; i < px.nrules; i++) {
 		struct rule *r = &px.rules[i];
 		if (r->times > 0 && strcmp(r->method, method) == 0 && strstr(target, r->path)) {
@@ -830,6 +844,31 @@ static void faults(void **state)
 			 TW_EEXIST);
 	assert_int_equal(seen("PUT", "/locks/c3") - puts_before, 1);
 
+	/* a pack named by its SHA-256: that digest is signed as the payload hash
+	 * and no MD5 is computed; other puts carry Content-MD5 */
+	{
+		static const char pack[] = "pack bytes named by their digest";
+		uint8_t d[32];
+		char hex[65];
+		SHA256((const uint8_t *)pack, sizeof pack - 1, d);
+		for (int i = 0; i < 32; i++)
+			snprintf(hex + 2 * i, 3, "%02x", d[i]);
+		assert_int_equal(tw_storage_put(st, TW_ST_DATA, hex, pack, sizeof pack - 1,
+						TW_ST_SHA256_NAME, &e), 0);
+		char want[80];
+		snprintf(want, sizeof want, " sha=%s", hex);
+		assert_int_equal(seen("PUT", want), 1);
+		assert_int_equal(seen("PUT", " md5 sha="), seen("PUT", " sha=") - 1);
+		assert_int_equal(tw_storage_get(st, TW_ST_DATA, hex, 0, TW_ST_WHOLE, &buf, &n, &e), 0);
+		assert_int_equal(n, sizeof pack - 1);
+		assert_memory_equal(buf, pack, n);
+		free(buf);
+		/* a name that is not a digest is not trusted: hashed as usual, with MD5 */
+		assert_int_equal(tw_storage_put(st, TW_ST_DATA, "notadigest", pack, sizeof pack - 1,
+						TW_ST_SHA256_NAME, &e), 0);
+		assert_int_equal(seen("PUT", "/notadigest md5 sha="), 1);
+	}
+
 	/* a client error is never retried */
 	int gets_before = seen("GET", "/index/nothere");
 	assert_int_equal(tw_storage_get(st, TW_ST_INDEX, "nothere", 0, TW_ST_WHOLE, &buf, &n, &e),
@@ -837,7 +876,7 @@ static void faults(void **state)
 	assert_int_equal(seen("GET", "/index/nothere") - gets_before, 1);
 
 	/* a multipart part failing once is retried; the object is whole */
-	size_t len = (size_t)17 << 20;
+	size_t len = (size_t)65 << 20; /* just above SINGLE_PUT_MAX: multipart */
 	uint8_t *big = malloc(len);
 	for (size_t i = 0; i < len; i++)
 		big[i] = (uint8_t)(i * 7 + (i >> 12));
