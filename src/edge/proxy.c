@@ -810,7 +810,7 @@ static void choose_and_connect(struct tw_conn *c)
 	bw->lb.servers[s].active++;
 	r->hdr_sent = 0;
 	r->resp_seen = 0;
-	struct tw_h1_limits rl = {.max_head_bytes = TW_IOBUF_SIZE, .max_headers = TW_H1_MAX_HEADERS_HARD};
+	struct tw_h1_limits rl = {.max_head_bytes = TW_RESP_HEAD_MAX, .max_headers = TW_H1_MAX_HEADERS_HARD};
 	tw_h1_parser_init(&r->p, TW_H1_RESPONSE, &rl);
 	struct tw_upconn *u = NULL;
 	rc = tw_up_get(w, r->gen, r->backend, s, c, &u);
