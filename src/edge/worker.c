@@ -256,7 +256,7 @@ int tw_workers_start(struct tw_edge *e, struct tw_err *err)
 		struct tw_worker *w = &e->workers[i];
 		w->idx = i;
 		w->edge = e;
-		w->bufs.max_free = 1024; /* of 64 KiB (virtual; RSS is what was touched); trimmed once idle */
+		w->bufs.max_free = 1024; /* of 128 KiB (virtual; RSS is what was touched); trimmed once idle */
 		w->alog_fd = e->alog_fd;
 		tw_dbuf_init(&w->alog, 1u << 20);
 		struct timespec ts;
