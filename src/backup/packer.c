@@ -32,6 +32,7 @@ int tw_packer_init(struct tw_packer *p, struct tw_repo *r, uint8_t type)
 	p->stream = tw_storage_has_writer(r->st);
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_mutex_init(&p->emu, NULL);
+	pthread_cond_init(&p->cv, NULL);
 	tw_dbuf_init(&p->buf, PACK_CAP);
 	return 0;
 }
@@ -129,7 +130,13 @@ static void *writer_main(void *arg)
 			if (rc != 0)
 				set_werr(p, rc, &e);
 		}
-		job_free(p, j);
+		job_free(p, j); /* before a waiting thread starts the next pack */
+		if (!p->stream) {
+			pthread_mutex_lock(&p->mu);
+			p->inflight--;
+			pthread_cond_broadcast(&p->cv);
+			pthread_mutex_unlock(&p->mu);
+		}
 	}
 	return NULL;
 }
@@ -140,6 +147,9 @@ int tw_packer_start_writer(struct tw_packer *p, size_t depth)
 	 * object), so let a few wait for their fsync instead of the workers */
 	if (p->stream && depth < 4)
 		depth = 4;
+	if (depth < 1)
+		depth = 1;
+	p->max_inflight = (unsigned)depth;
 	if (tw_queue_init(&p->wq, depth) != 0)
 		return TW_ENOMEM;
 	if (pthread_create(&p->writer, NULL, writer_main, p) != 0) {
@@ -171,6 +181,16 @@ void tw_packer_free(struct tw_packer *p)
 	free(p->stage);
 	pthread_mutex_destroy(&p->mu);
 	pthread_mutex_destroy(&p->emu);
+	pthread_cond_destroy(&p->cv);
+}
+
+/* Called with p->mu held: in buffered mode, wait until the writer has room
+ * for one more full pack (or has failed). */
+static void wait_for_writer(struct tw_packer *p)
+{
+	while (p->has_writer && !p->stream && p->inflight >= p->max_inflight &&
+	       !__atomic_load_n(&p->werr, __ATOMIC_RELAXED))
+		pthread_cond_wait(&p->cv, &p->mu);
 }
 
 /* Called with p->mu held; releases it. Hands the current pack to the
@@ -211,6 +231,11 @@ static int detach_and_write(struct tw_packer *p, struct tw_err *e)
 			if (e)
 				*e = p->werr_detail;
 			return werr;
+		}
+		if (!p->stream) {
+			pthread_mutex_lock(&p->mu);
+			p->inflight++;
+			pthread_mutex_unlock(&p->mu);
 		}
 		tw_queue_push(&p->wq, j); /* blocks while the writer is behind: bounded */
 		return 0;
@@ -279,8 +304,12 @@ int tw_packer_add(struct tw_packer *p, const uint8_t id[TW_ID_LEN], uint8_t flag
 		return rc;
 	}
 	p->n++;
-	if (p->buf.len >= p->r->pack_size)
-		return detach_and_write(p, e);
+	if (p->buf.len >= p->r->pack_size) {
+		wait_for_writer(p);
+		/* another thread may have handed this pack over while we waited */
+		if (p->buf.len >= p->r->pack_size)
+			return detach_and_write(p, e);
+	}
 	pthread_mutex_unlock(&p->mu);
 	return 0;
 }
@@ -288,6 +317,7 @@ int tw_packer_add(struct tw_packer *p, const uint8_t id[TW_ID_LEN], uint8_t flag
 int tw_packer_flush(struct tw_packer *p, struct tw_err *e)
 {
 	pthread_mutex_lock(&p->mu);
+	wait_for_writer(p);
 	int rc = detach_and_write(p, e);
 	stop_writer(p);
 	if (rc == 0 && p->werr) {

@@ -22,6 +22,11 @@ struct tw_packer {
 	pthread_t writer;
 	int has_writer;
 	int werr; /* first writer error (TW_E*), 0 if none */
+	/* buffered mode: full packs handed to the writer and not yet stored; a
+	 * thread that fills one more waits (cv) while max_inflight are out, so
+	 * memory holds at most max_inflight + 1 packs */
+	unsigned inflight, max_inflight;
+	pthread_cond_t cv;
 	struct tw_err werr_detail;
 	pthread_mutex_t emu;
 	/* streaming mode: the open storage writer and the running SHA-256 */
@@ -42,7 +47,8 @@ struct tw_packer {
 };
 
 int tw_packer_init(struct tw_packer *p, struct tw_repo *r, uint8_t type);
-/* Start a background writer thread with a queue of `depth` full packs. */
+/* Start a background writer thread; at most `depth` full packs wait for it or
+ * are being stored (buffered mode: memory for depth + 1 packs). */
 int tw_packer_start_writer(struct tw_packer *p, size_t depth);
 void tw_packer_free(struct tw_packer *p);
 int tw_packer_add(struct tw_packer *p, const uint8_t id[TW_ID_LEN], uint8_t flags,
