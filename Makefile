@@ -120,7 +120,7 @@ image:
 test-containers: release
 	@scripts/deps.sh --containers
 	@deploy/scripts/base-image.sh
-	@TAPWORK_E2E_CONTAINERS=1 TAPWORK_BIN=$(CURDIR)/build/release/tapwork /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e/deploy/test_compose.py
+	@TAPWORK_E2E_CONTAINERS=1 TAPWORK_BIN=$(CURDIR)/build/release/tapwork /usr/bin/python3 -m pytest -q -rs -p no:cacheprovider tests/e2e/deploy/test_compose.py
 
 format:
 	clang-format -i $$(find src tests/unit fuzz -name '*.[ch]')

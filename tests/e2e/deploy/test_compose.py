@@ -1,24 +1,28 @@
 """The Compose dev stack, for real: build the images offline with podman,
-start tapwork + app + PostgreSQL, check http://app.localhost/ answers through
-tapwork from the app (and writes/reads the database), check
-https://app.localhost/ with the local CA's root copied out of the container,
-run the backup job `nightly` (database + upload volume, into the offline
-path's local-directory repository), restore the upload volume and the
-database dump, tear everything down. One stack for the whole module.
+start tapwork + app + PostgreSQL + the S3 store (moto on the offline path),
+check http://app.localhost/ answers through tapwork from the app (and
+writes/reads the database), check https://app.localhost/ with the local CA's
+root copied out of the container, run the backup job `nightly` (database +
+upload volume) into the S3 bucket, list the bucket's objects from here (moto's
+port, published on 127.0.0.1), restore the upload volume and the database
+dump from S3, tear everything down. One stack for the whole module.
 
 Skipped unless TAPWORK_E2E_CONTAINERS=1 (it takes minutes; `make
-test-containers` sets it), and when podman, docker-compose (or
-podman-compose), npm or the Debian base images are missing
-(deploy/scripts/base-image.sh makes those)."""
+test-containers` sets it), and when podman, docker-compose, npm, the Debian
+base images (deploy/scripts/base-image.sh makes those) or a Python with moto
+(MOTO_PYTHON_PREFIX, default the pyenv Python 3.11) are missing."""
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import time
+import urllib.parse
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -38,6 +42,8 @@ events_logger = "file"
 network_backend = "netavark"
 """
 DEADLINE = 480  # seconds for the whole module, builds included
+# deploy/compose/offline.yaml mounts this prefix into the s3 service.
+MOTO_PREFIX = os.environ.get("MOTO_PYTHON_PREFIX") or "/root/.pyenv/versions/3.11.7"
 
 
 def versions():
@@ -75,6 +81,10 @@ def stack(tmp_path_factory):
         pytest.skip("docker-compose not found (apt-get install docker-compose)")
     if not shutil.which("npm") and not os.path.isdir(os.path.join(ROOT, "examples/app/node_modules")):
         pytest.skip("npm not found and examples/app/node_modules missing")
+    moto_py = os.path.join(MOTO_PREFIX, "bin", "python3")
+    if not os.access(moto_py, os.X_OK) or subprocess.run(
+            [moto_py, "-c", "import moto.server"], capture_output=True, timeout=60).returncode:
+        pytest.skip(f"no Python with moto[server] at MOTO_PYTHON_PREFIX={MOTO_PREFIX}")
     env = dict(os.environ)
     if shutil.which("runc") and not env.get("CONTAINERS_CONF"):
         conf = tmp_path / "containers.conf"
@@ -97,10 +107,11 @@ def stack(tmp_path_factory):
             break
         time.sleep(0.1)
     ports = {"TAPWORK_HTTP_PORT": free_port(), "TAPWORK_HTTPS_PORT": free_port(),
-             "TAPWORK_ADMIN_PORT": free_port()}
+             "TAPWORK_ADMIN_PORT": free_port(), "S3_PORT": free_port()}
     env.update({k: str(p) for k, p in ports.items()})
     env["DOCKER_HOST"] = f"unix://{sock}"
     env["COMPOSE_DOCKER_CLI_BUILD"] = "0"
+    env["MOTO_PYTHON_PREFIX"] = MOTO_PREFIX
     project = f"twe2e{os.getpid()}"
     base = [compose, "-p", project, "-f", os.path.join(ROOT, "compose.yaml"),
             "-f", os.path.join(ROOT, "deploy/compose/offline.yaml")]
@@ -114,8 +125,9 @@ def stack(tmp_path_factory):
         return r
 
     try:
-        dc("build", "tapwork", "app", "postgres", timeout=240)
-        dc("up", "-d", "tapwork")
+        dc("build", "tapwork", "app", "postgres", "s3", timeout=240)
+        # Offline every service is built here, so a bare `up` starts them all.
+        dc("up", "-d")
         yield {"dc": dc, "ports": ports, "start": start, "tmp": tmp_path}
     finally:
         logs = dc("logs", "--no-color", check=False, timeout=60)
@@ -226,7 +238,58 @@ def test_https_with_the_local_ca(stack):
         https_get(port, ssl.create_default_context())
 
 
-REPO = "/var/backups/tapwork/repo"   # deploy/compose/tapwork-offline.yaml
+def config_repository():
+    """The repository the stack's config names (the same for both paths)."""
+    text = open(os.path.join(ROOT, "deploy", "compose", "tapwork.yaml")).read()
+    return re.search(r"^  repository: (\S+)$", text, re.M).group(1)
+
+
+def wait_s3(port):
+    """Wait (bounded) until the S3 store answers on its published loopback port."""
+    deadline = time.monotonic() + 60
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            try:
+                c.request("GET", "/")
+                r = c.getresponse()
+                r.read()
+                if r.status == 200:
+                    return
+                last = r.status
+            finally:
+                c.close()
+        except OSError as e:
+            last = repr(e)
+        time.sleep(0.5)
+    pytest.fail(f"the S3 store never answered on 127.0.0.1:{port}: {last}")
+
+
+def s3_list(port, bucket, prefix):
+    """ListObjectsV2 of bucket/prefix through the published port: {key: size}.
+    moto does not check signatures, so the request is unsigned."""
+    ns = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+    out, token = {}, None
+    for _ in range(100):   # 1000 keys a page: far more than one small backup
+        q = {"list-type": "2", "prefix": prefix}
+        if token:
+            q["continuation-token"] = token
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            c.request("GET", f"/{bucket}?{urllib.parse.urlencode(q)}")
+            r = c.getresponse()
+            body = r.read()
+        finally:
+            c.close()
+        assert r.status == 200, body[:500]
+        root = ET.fromstring(body)
+        for item in root.findall(ns + "Contents"):
+            out[item.find(ns + "Key").text] = int(item.find(ns + "Size").text)
+        if root.findtext(ns + "IsTruncated") != "true":
+            return out
+        token = root.findtext(ns + "NextContinuationToken")
+    pytest.fail("bucket listing did not end after 100 pages")
 
 
 def test_backup_job_and_restore(stack):
@@ -248,7 +311,14 @@ def test_backup_job_and_restore(stack):
     r = dc("exec", "-T", "tapwork", "tapwork", "doctor", "libraries", "backup")
     assert "OK             pg_dump" in r.stdout, r.stdout
 
-    dc("exec", "-T", "tapwork", "tapwork", "repo", "init", "-r", REPO)
+    repo = config_repository()
+    m = re.fullmatch(r"s3:http://s3:9000/([a-z0-9.-]+)/(\S+)", repo)
+    assert m, repo   # the job writes to the stack's S3 store
+    bucket, prefix = m.group(1), m.group(2) + "/"
+    s3_port = stack["ports"]["S3_PORT"]
+    wait_s3(s3_port)
+    # repo init creates the bucket (AWS_* keys: compose.yaml's dev values).
+    dc("exec", "-T", "tapwork", "tapwork", "repo", "init", "-r", repo)
     r = dc("exec", "-T", "tapwork", "tapwork", "backup", "--job", "nightly",
            "-c", "/etc/tapwork/tapwork.yaml", "--json", check=False)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -256,22 +326,34 @@ def test_backup_job_and_restore(stack):
     assert summary["ok"] is True and summary["snapshot_id"], summary
     assert summary["files"] >= 2, summary   # the upload + the dump at least
 
-    snaps = json.loads(dc("exec", "-T", "tapwork", "tapwork", "snapshots", "-r", REPO, "--json").stdout)
+    snaps = json.loads(dc("exec", "-T", "tapwork", "tapwork", "snapshots", "-r", repo, "--json").stdout)
     assert len(snaps) == 1 and "job:nightly" in snaps[0].get("tags", []), snaps
 
+    # The objects are in the bucket, laid out as docs/repository-format.md says.
+    objs = s3_list(s3_port, bucket, prefix)
+    names = [k[len(prefix):] for k in objs]
+    assert "config" in names, names
+    snap_objs = [n for n in names if n.startswith("snapshots/")]
+    assert len(snap_objs) == 1, names
+    assert snap_objs[0].split("/")[1].startswith(summary["snapshot_id"]), (snap_objs, summary)
+    for kind in ("keys/", "index/", "data/"):
+        assert any(n.startswith(kind) for n in names), (kind, names)
+    packs = sum(size for k, size in objs.items() if k[len(prefix):].startswith("data/"))
+    assert packs > 0, objs
+
     # Restore the upload volume next to the live one and compare.
-    dc("exec", "-T", "tapwork", "tapwork", "restore", "-r", REPO, "latest",
+    dc("exec", "-T", "tapwork", "tapwork", "restore", "-r", repo, "latest",
        "--target", "/var/backups/tapwork/restored")
     got = dc("exec", "-T", "tapwork", "cat", "/var/backups/tapwork/restored/uploads/e2e.txt").stdout
     assert got == payload
 
     # The PostgreSQL dump: its table of contents, then a real restore into a new database.
-    toc = dc("exec", "-T", "tapwork", "tapwork", "restore", "-r", REPO, "latest", "--list").stdout
+    toc = dc("exec", "-T", "tapwork", "tapwork", "restore", "-r", repo, "latest", "--list").stdout
     assert "TABLE public notes" in toc or "TABLE DATA public notes" in toc, toc[-2000:]
     psql = "/usr/lib/postgresql/15/bin/psql"
     dc("exec", "-T", "tapwork", psql, "-v", "ON_ERROR_STOP=1", "postgresql://app@postgres/app",
        "-c", "CREATE DATABASE restored")
-    dc("exec", "-T", "tapwork", "tapwork", "restore", "-r", REPO, "latest",
+    dc("exec", "-T", "tapwork", "tapwork", "restore", "-r", repo, "latest",
        "--postgres", "postgresql://app@postgres/restored", "--dump", "app.dump")
     out = dc("exec", "-T", "tapwork", psql, "-At", "postgresql://app@postgres/restored",
              "-c", "SELECT body FROM notes").stdout

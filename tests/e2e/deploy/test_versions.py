@@ -52,6 +52,7 @@ def test_dockerfile_defaults_match():
     for f, arg, key in (("deploy/docker/Dockerfile", "DEBIAN_IMAGE", "DEBIAN_IMAGE"),
                         ("deploy/docker/Dockerfile", "DEBIAN_SLIM_IMAGE", "DEBIAN_SLIM_IMAGE"),
                         ("deploy/compose/postgres/Dockerfile", "DEBIAN_SLIM_IMAGE", "DEBIAN_SLIM_IMAGE"),
+                        ("deploy/compose/s3/Dockerfile", "DEBIAN_SLIM_IMAGE", "DEBIAN_SLIM_IMAGE"),
                         ("examples/app/Dockerfile", "NODE_BASE", "NODE_IMAGE")):
         m = re.search(rf"^ARG {arg}=(\S+)$", read(f), re.M)
         assert m and m.group(1) == p[key], (f, arg, m and m.group(1), p[key])
