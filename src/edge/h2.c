@@ -244,6 +244,8 @@ static void *mem_realloc(void *p, size_t size, void *ud)
 
 static nghttp2_mem h2_mem = {NULL, mem_alloc, mem_release, mem_calloc, mem_realloc};
 
+nghttp2_mem *tw_h2_mem(void) { return &h2_mem; }
+
 /* ---------- request translation (HTTP/2 fields -> HTTP/1.1 head) ---------- */
 
 void tw_h2_req_init(struct tw_h2_req *x, size_t max_list, unsigned max_fields)
