@@ -28,6 +28,7 @@
 #include "edge/edge.h"
 
 #include <nghttp2/nghttp2.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,7 @@
 #define H2_FLOOD_WINDOW_MS 10000u
 #define H2_MAX_CONTINUATIONS 16u
 #define H2_FREE_STREAMS 32u /* recycled stream objects kept per session */
+#define H2_TRIM_MS 1000u    /* idle time after which those (and the output buffer) are dropped */
 
 enum { RS_HEAD = 0, RS_BODY, RS_DONE };
 enum { BM_NONE = 0, BM_LENGTH, BM_CHUNKED, BM_CLOSE };
@@ -88,12 +90,161 @@ struct tw_h2_session {
 	unsigned resets, control;
 	size_t hblock;
 	unsigned hframes;
-	uint8_t terminated, closing, idle_fired, drained;
+	uint8_t terminated, closing, idle_fired, drained, trim_due;
 	/* from the config the session started on */
 	size_t max_list, max_block;
 	unsigned max_fields, max_resets, max_control, max_streams;
 	uint64_t idle_ms;
 };
+
+/* ---------- nghttp2's memory: per-thread free lists ----------
+ * nghttp2 allocates and frees a dozen small objects per stream (the stream,
+ * outbound items, header copies, frame buffers). Blocks up to H2_MEM_MAX
+ * bytes are kept on per-thread, per-size-class free lists (bounded; a
+ * worker's sessions all run on its thread) instead of going back to malloc.
+ * Each block starts with a 16-byte header holding its class and size.
+ * Sanitizer builds pass everything to malloc, so that use-after-free stays
+ * visible. */
+#if defined(__SANITIZE_ADDRESS__)
+#define H2_MEM_CACHE 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
+#define H2_MEM_CACHE 0
+#endif
+#endif
+#ifndef H2_MEM_CACHE
+#define H2_MEM_CACHE 1
+#endif
+
+#define H2_MEM_CLASSES 6u /* 64 .. 2048 bytes, header included */
+#define H2_MEM_MAX (64u << (H2_MEM_CLASSES - 1))
+#define H2_MEM_BIG 0xffu
+
+struct mem_hdr {
+	uint32_t cls;
+	uint32_t pad;
+	size_t size; /* requested size */
+};
+_Static_assert(sizeof(struct mem_hdr) == 16, "nghttp2 blocks stay 16-byte aligned");
+
+struct mem_free {
+	struct mem_free *next;
+};
+
+struct mem_cache {
+	struct mem_free *head[H2_MEM_CLASSES];
+	unsigned n[H2_MEM_CLASSES];
+};
+
+static _Thread_local struct mem_cache mem_tls;
+static pthread_key_t mem_key;
+static pthread_once_t mem_once = PTHREAD_ONCE_INIT;
+
+static void mem_cache_drop(void *arg)
+{
+	struct mem_cache *mc = arg;
+	for (unsigned k = 0; k < H2_MEM_CLASSES; k++) {
+		while (mc->head[k]) {
+			struct mem_free *f = mc->head[k];
+			mc->head[k] = f->next;
+			free(f);
+		}
+		mc->n[k] = 0;
+	}
+}
+
+static void mem_key_init(void)
+{
+	if (pthread_key_create(&mem_key, mem_cache_drop) != 0)
+		mem_key = 0;
+}
+
+/* Blocks kept per class: the small ones are the per-stream objects. */
+static unsigned mem_cap(unsigned cls) { return cls < 4 ? 256u : 64u; }
+
+static void *mem_alloc(size_t size, void *ud)
+{
+	(void)ud;
+	size_t total = size + sizeof(struct mem_hdr);
+	if (total < size)
+		return NULL;
+	struct mem_hdr *h;
+	unsigned cls = 0;
+	if (!H2_MEM_CACHE || total > H2_MEM_MAX) {
+		if ((h = malloc(total)) == NULL)
+			return NULL;
+		cls = H2_MEM_BIG;
+	} else {
+		while ((64u << cls) < total)
+			cls++;
+		struct mem_cache *mc = &mem_tls;
+		if (mc->head[cls] != NULL) {
+			struct mem_free *f = mc->head[cls];
+			mc->head[cls] = f->next;
+			mc->n[cls]--;
+			h = (struct mem_hdr *)(void *)f;
+		} else if ((h = malloc(64u << cls)) == NULL) {
+			return NULL;
+		}
+	}
+	h->cls = cls;
+	h->size = size;
+	return h + 1;
+}
+
+static void mem_release(void *p, void *ud)
+{
+	(void)ud;
+	if (p == NULL)
+		return;
+	struct mem_hdr *h = (struct mem_hdr *)p - 1;
+	unsigned cls = h->cls;
+	struct mem_cache *mc = &mem_tls;
+	if (cls == H2_MEM_BIG || mc->n[cls] >= mem_cap(cls)) {
+		free(h);
+		return;
+	}
+	if (mc->n[0] + mc->n[1] + mc->n[2] + mc->n[3] + mc->n[4] + mc->n[5] == 0) {
+		/* first block this thread keeps: free the lists when it exits */
+		pthread_once(&mem_once, mem_key_init);
+		pthread_setspecific(mem_key, mc);
+	}
+	struct mem_free *f = (struct mem_free *)(void *)h;
+	f->next = mc->head[cls];
+	mc->head[cls] = f;
+	mc->n[cls]++;
+}
+
+static void *mem_calloc(size_t nmemb, size_t size, void *ud)
+{
+	if (size && nmemb > SIZE_MAX / size)
+		return NULL;
+	void *p = mem_alloc(nmemb * size, ud);
+	if (p)
+		memset(p, 0, nmemb * size);
+	return p;
+}
+
+static void *mem_realloc(void *p, size_t size, void *ud)
+{
+	if (p == NULL)
+		return mem_alloc(size, ud);
+	struct mem_hdr *h = (struct mem_hdr *)p - 1;
+	if (h->cls != H2_MEM_BIG && size + sizeof *h <= (64u << h->cls)) {
+		h->size = size;
+		return p;
+	}
+	void *q = mem_alloc(size, ud);
+	if (q == NULL)
+		return NULL;
+	memcpy(q, p, h->size < size ? h->size : size);
+	mem_release(p, ud);
+	return q;
+}
+
+static nghttp2_mem h2_mem = {NULL, mem_alloc, mem_release, mem_calloc, mem_realloc};
+
+nghttp2_mem *tw_h2_mem(void) { return &h2_mem; }
 
 /* ---------- request translation (HTTP/2 fields -> HTTP/1.1 head) ---------- */
 
@@ -655,8 +806,11 @@ static int submit_head(struct h2_stream *st)
 		for (size_t k = 0; k < nl; k++)
 			if (name[k] >= 'A' && name[k] <= 'Z')
 				name[k] = (char)(name[k] + ('a' - 'A'));
+		/* a value new in every response would only churn HPACK's table */
+		uint8_t fl = nl == 12 && memcmp(name, "x-request-id", 12) == 0 ? NGHTTP2_NV_FLAG_NO_INDEX
+									    : NGHTTP2_NV_FLAG_NONE;
 		nva[n++] = (nghttp2_nv){(uint8_t *)name, (uint8_t *)st->head + m->headers[i].value.off, nl,
-					m->headers[i].value.len, NGHTTP2_NV_FLAG_NONE};
+					m->headers[i].value.len, fl};
 	}
 	nghttp2_data_provider prd = {.source.ptr = st, .read_callback = data_read};
 	if (st->bm != BM_NONE && st->body == NULL) {
@@ -1051,7 +1205,7 @@ int tw_h2_start(struct tw_conn *c)
 	nghttp2_option_set_max_continuations(opt, 2 * H2_MAX_CONTINUATIONS); /* ours answers first */
 	nghttp2_option_set_stream_reset_rate_limit(opt, (uint64_t)s->max_resets * 2,
 						   (uint64_t)(s->max_resets / 10 ? s->max_resets / 10 : 1));
-	if (nghttp2_session_server_new2(&s->ng, cb, s, opt) != 0)
+	if (nghttp2_session_server_new3(&s->ng, cb, s, opt, &h2_mem) != 0)
 		goto out;
 	nghttp2_settings_entry iv[] = {
 	    {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, s->max_streams},
@@ -1206,22 +1360,37 @@ int tw_h2_step(struct tw_conn *c)
 		tw_conn_close(c);
 		return 1;
 	}
-	if (s->nstreams == 0) {
-		/* idle: hold no buffers beyond nghttp2's own state */
-		if (s->out.len == 0 && s->out.alloc) {
-			tw_dbuf_free(&s->out);
-			tw_dbuf_init(&s->out, H2_OUT_CAP);
+	if (s->nstreams == 0 && progress) {
+		/* No stream open: the idle timer runs. A busy client often has
+		 * none open for a moment between requests, so the recycled stream
+		 * objects and the output buffer are dropped only once the session
+		 * stayed idle for H2_TRIM_MS (tw_h2_timeout). */
+		if (s->terminated) {
+			tw_timer_set(c->w->loop, &c->timer, 1000);
+		} else if (s->free_streams || s->out.alloc) {
+			s->trim_due = 1;
+			tw_timer_set(c->w->loop, &c->timer, s->idle_ms < H2_TRIM_MS ? s->idle_ms : H2_TRIM_MS);
+		} else {
+			s->trim_due = 0;
+			tw_timer_set(c->w->loop, &c->timer, s->idle_ms);
 		}
-		while (s->free_streams) {
-			struct h2_stream *st = s->free_streams;
-			s->free_streams = st->next;
-			s->nfree--;
-			stream_destroy(st);
-		}
-		if (progress)
-			tw_timer_set(c->w->loop, &c->timer, s->terminated ? 1000 : s->idle_ms);
 	}
 	return progress;
+}
+
+/* Idle: hold no buffers beyond nghttp2's own state. */
+static void trim(struct tw_h2_session *s)
+{
+	if (s->out.len == 0 && s->out.alloc) {
+		tw_dbuf_free(&s->out);
+		tw_dbuf_init(&s->out, H2_OUT_CAP);
+	}
+	while (s->free_streams) {
+		struct h2_stream *st = s->free_streams;
+		s->free_streams = st->next;
+		s->nfree--;
+		stream_destroy(st);
+	}
 }
 
 void tw_h2_timeout(struct tw_conn *c)
@@ -1234,6 +1403,15 @@ void tw_h2_timeout(struct tw_conn *c)
 	if (s->terminated || s->idle_fired) {
 		tw_conn_close(c);
 		return;
+	}
+	if (s->trim_due) {
+		/* idle for H2_TRIM_MS: let go of the caches, then wait out the rest */
+		s->trim_due = 0;
+		trim(s);
+		if (s->idle_ms > H2_TRIM_MS) {
+			tw_timer_set(c->w->loop, &c->timer, s->idle_ms - H2_TRIM_MS);
+			return;
+		}
 	}
 	s->idle_fired = 1;
 	nghttp2_session_terminate_session(s->ng, NGHTTP2_NO_ERROR);

@@ -12,6 +12,7 @@
 
 #include "core/dbuf.h"
 
+#include <nghttp2/nghttp2.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,10 @@ void tw_h2_timeout(struct tw_conn *c);
 void tw_h2_drain(struct tw_conn *c);
 /* conn_close of a C_H2 connection: closes every stream, frees the session. */
 void tw_h2_close(struct tw_conn *c);
+
+/* The allocator every session uses (per-thread free lists for nghttp2's
+ * small objects); exposed for the unit tests. */
+nghttp2_mem *tw_h2_mem(void);
 
 /* ---- request translation: HTTP/2 header fields -> an HTTP/1.1 head ----
  * Exposed for the unit tests and the fuzz target. Fields are fed in order

@@ -27,6 +27,8 @@ struct tls_front {
 	int handshake_done;
 	int fd;
 	int drained; /* the last socket read was short: no bytes left in the kernel */
+	int in_recv; /* inside tls_recv's SSL_read */
+	int short_now; /* ... and a read in it was short */
 	struct tw_conn *c;
 };
 
@@ -40,10 +42,19 @@ static int bio_read(BIO *b, char *out, size_t len, size_t *got)
 {
 	struct tls_front *f = BIO_get_data(b);
 	BIO_clear_retry_flags(b);
+	if (f->in_recv && f->short_now) {
+		/* A read in this same SSL_read drained the socket (e.g. the
+		 * ClientHello, before our flight was written): bytes that came
+		 * since will raise a new edge, so skip the recv that would say
+		 * EAGAIN now. */
+		BIO_set_retry_read(b);
+		return -1;
+	}
 	for (;;) {
 		ssize_t n = recv(f->fd, out, len, 0);
 		if (n > 0) {
 			f->drained = (size_t)n < len && !f->c->rdhup;
+			f->short_now = f->drained;
 			*got = (size_t)n;
 			return 1;
 		}
@@ -199,7 +210,10 @@ static ssize_t tls_recv(struct tw_conn *c, char *p, size_t len, uint8_t *ready, 
 	struct tls_front *f = c->fctx;
 	size_t n = 0;
 	ERR_clear_error();
+	f->in_recv = 1;
+	f->short_now = 0;
 	int ret = SSL_read_ex(f->ssl, p, len, &n);
+	f->in_recv = 0;
 	if (!f->handshake_done && SSL_is_init_finished(f->ssl))
 		handshake_finished(c, f);
 	if (ret == 1) {

@@ -199,7 +199,9 @@ static int on_client_hello(SSL *ssl, int *al, void *arg)
 		SSL_set_ex_data(ssl, ex_site, (void *)(uintptr_t)SIZE_MAX); /* marks acme */
 		return SSL_CLIENT_HELLO_SUCCESS;
 	}
-	if (site == SIZE_MAX || install_site(ssl, s, site) < 0) {
+	/* The default site's certificates came with the SSL_CTX (SSL_new copied
+	 * them): installing them again would only redo the key checks. */
+	if (site == SIZE_MAX || (site != s->default_site && install_site(ssl, s, site) < 0)) {
 		*al = SSL_AD_INTERNAL_ERROR;
 		return SSL_CLIENT_HELLO_ERROR;
 	}
