@@ -77,7 +77,7 @@ static int cmd_repo(int argc, char **argv)
 	}
 	if (strcmp(sub, "passwd") == 0) {
 		struct tw_repo *r;
-		int rc = tw_bopts_open(&o, &r);
+		int rc = tw_bopts_open(&o, "repo passwd", 0, &r);
 		if (rc != 0)
 			return rc;
 		char *pw;
