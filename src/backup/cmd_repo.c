@@ -84,10 +84,10 @@ static int cmd_repo(int argc, char **argv)
 		size_t len;
 		struct tw_bopts no = {0};
 		no.password_file = newfile;
-		if (tw_bopts_password(&no, "TAPWORK_NEW_PASSWORD", "TAPWORK_NEW_PASSWORD_FILE", &pw,
-				      &len) != 0 ||
-		    len == 0) {
-			if (len == 0)
+		int prc = tw_bopts_password(&no, "TAPWORK_NEW_PASSWORD", "TAPWORK_NEW_PASSWORD_FILE",
+					    &pw, &len);
+		if (prc != 0 || len == 0) {
+			if (prc == 0)
 				fprintf(stderr, "tapwork repo passwd: empty new password refused\n");
 			free(pw);
 			tw_repo_close(r);
