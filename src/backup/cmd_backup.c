@@ -212,9 +212,8 @@ static int cmd_backup(int argc, char **argv)
 	}
 	bo.streams = streams;
 	bo.nstreams = nstreams;
-	tw_bopts_env(&o);
 	struct tw_repo *r;
-	if ((rc = tw_bopts_open(&o, &r)) != 0)
+	if ((rc = tw_bopts_open(&o, "backup", TW_BOPEN_LOCK | TW_BOPEN_INDEX, &r)) != 0)
 		goto done;
 	bo.paths = paths;
 	bo.tags = tags;
@@ -223,22 +222,17 @@ static int cmd_backup(int argc, char **argv)
 	struct tw_backup_stats st;
 	struct tw_progress pg;
 	bo.progress = &pg;
-	int err = tw_repo_lock(r, 0, &e);
-	if (err == 0)
-		err = tw_repo_load_index(r, &e);
 	double t0 = tw_progress_now();
-	if (err == 0) {
-		tw_progress_start(&pg, "backup", o.json, o.quiet);
-		struct scan sc = {&pg, paths, bo.npaths, excl, bo.nexcludes, 0};
-		pthread_t scanner;
-		int scanning = pg.running && pthread_create(&scanner, NULL, scan_main, &sc) == 0;
-		err = tw_backup_run(r, &bo, &st, &e);
-		if (scanning) {
-			sc.stop = 1;
-			pthread_join(scanner, NULL);
-		}
-		tw_progress_stop(&pg);
+	tw_progress_start(&pg, "backup", o.json, o.quiet);
+	struct scan sc = {&pg, paths, bo.npaths, excl, bo.nexcludes, 0};
+	pthread_t scanner;
+	int scanning = pg.running && pthread_create(&scanner, NULL, scan_main, &sc) == 0;
+	int err = tw_backup_run(r, &bo, &st, &e);
+	if (scanning) {
+		sc.stop = 1;
+		pthread_join(scanner, NULL);
 	}
+	tw_progress_stop(&pg);
 	double el = tw_progress_now() - t0;
 	tw_repo_close(r);
 	if (err != 0) {

@@ -35,39 +35,28 @@ static int cmd_check(int argc, char **argv)
 			co.read_data = 1;
 			co.read_percent = 100;
 		} else if (strcmp(argv[i], "--read-data-subset") == 0 && i + 1 < argc) {
-			char buf[16];
-			snprintf(buf, sizeof buf, "%s", argv[++i]);
-			size_t l = strlen(buf);
-			if (l > 0 && buf[l - 1] == '%')
-				buf[l - 1] = '\0';
-			unsigned long v;
-			if (tw_bcli_uint(buf, 100, &v) != 0) {
+			if (tw_bcli_percent(argv[++i], &co.read_percent) != 0) {
 				fprintf(stderr, "tapwork check: bad --read-data-subset (want N%%)\n");
 				return TW_EXIT_USAGE;
 			}
 			co.read_data = 1;
-			co.read_percent = (unsigned)v;
 		} else {
 			fprintf(stderr, "tapwork check: unknown argument %s\n", argv[i]);
 			return TW_EXIT_USAGE;
 		}
 	}
-	tw_bopts_env(&o);
 	struct tw_repo *r;
-	int rc = tw_bopts_open(&o, &r);
+	int rc = tw_bopts_open(&o, "check", TW_BOPEN_LOCK, &r);
 	if (rc != 0)
 		return rc;
 	struct tw_err e = {0};
 	struct tw_check_stats st;
 	struct tw_progress pg;
 	double t0 = tw_progress_now();
-	int err = tw_repo_lock(r, 0, &e);
-	if (err == 0) {
-		tw_progress_start(&pg, "check", o.json, o.quiet);
-		co.progress = &pg;
-		err = tw_check_run(r, &co, &st, &e);
-		tw_progress_stop(&pg);
-	}
+	tw_progress_start(&pg, "check", o.json, o.quiet);
+	co.progress = &pg;
+	int err = tw_check_run(r, &co, &st, &e);
+	tw_progress_stop(&pg);
 	double el = tw_progress_now() - t0;
 	tw_repo_close(r);
 	if (err != 0 && err != TW_ECORRUPT) {

@@ -108,42 +108,37 @@ static int cmd_diff(int argc, char **argv)
 		return 0;
 	}
 	struct tw_bopts o = {0};
-	const char *sa = NULL, *sb = NULL;
+	const char *spec[2] = {NULL, NULL};
 	for (int i = 1; i < argc; i++) {
 		int k = tw_bopts_parse(&o, argc, argv, &i);
 		if (k < 0)
 			return TW_EXIT_USAGE;
 		if (k)
 			continue;
-		if (sa == NULL)
-			sa = argv[i];
-		else if (sb == NULL)
-			sb = argv[i];
+		if (spec[0] == NULL)
+			spec[0] = argv[i];
+		else if (spec[1] == NULL)
+			spec[1] = argv[i];
 		else {
 			fprintf(stderr, "tapwork diff: unexpected argument %s\n", argv[i]);
 			return TW_EXIT_USAGE;
 		}
 	}
-	if (sb == NULL) {
+	if (spec[1] == NULL) {
 		fprintf(stderr, "usage: tapwork diff -r REPO SNAPSHOT_A SNAPSHOT_B\n");
 		return TW_EXIT_USAGE;
 	}
-	tw_bopts_env(&o);
 	struct tw_repo *r;
-	int rc = tw_bopts_open(&o, &r);
+	int rc = tw_bopts_open(&o, "diff", 0, &r);
 	if (rc != 0)
 		return rc;
 	struct dctx c = {r, 0, 0, 0, 0};
-	struct tw_err e = {0};
-	struct tw_snapshot **v = NULL, *a = NULL, *b = NULL;
-	size_t n = 0;
-	if (tw_repo_load_index(r, &e) != 0 || tw_repo_list_snapshots(r, &v, &n, &e) != 0 ||
-	    tw_repo_find_snapshot(v, n, sa, &a, &e) != 0 ||
-	    tw_repo_find_snapshot(v, n, sb, &b, &e) != 0) {
-		tw_bcli_fail("diff", &e);
+	struct tw_snapshot **v, *ab[2];
+	size_t n;
+	if (tw_bcli_find_snapshots(r, "diff", spec, 2, ab, &v, &n) != 0)
 		rc = TW_EXIT_ERROR;
-	} else {
-		diff(&c, a->tree, b->tree, "", 0);
+	else {
+		diff(&c, ab[0]->tree, ab[1]->tree, "", 0);
 		if (!o.quiet)
 			printf("%u added, %u removed, %u modified\n", c.added, c.removed, c.modified);
 		rc = c.errors ? TW_EXIT_ERROR : TW_EXIT_OK;

@@ -82,9 +82,8 @@ static int cmd_forget(int argc, char **argv)
 		fprintf(stderr, "tapwork forget: no --keep-* rule given; refusing to remove everything\n");
 		goto usage_err;
 	}
-	tw_bopts_env(&o);
 	struct tw_repo *r;
-	int rc = tw_bopts_open(&o, &r);
+	int rc = tw_bopts_open(&o, "forget", dry ? 0 : TW_BOPEN_EXCL, &r);
 	if (rc != 0) {
 		free(tags);
 		return rc;
@@ -92,7 +91,7 @@ static int cmd_forget(int argc, char **argv)
 	struct tw_err e = {0};
 	struct tw_snapshot **v = NULL;
 	size_t n = 0;
-	if ((!dry && tw_repo_lock(r, 1, &e) != 0) || tw_repo_list_snapshots(r, &v, &n, &e) != 0) {
+	if (tw_repo_list_snapshots(r, &v, &n, &e) != 0) {
 		tw_bcli_fail("forget", &e);
 		tw_repo_close(r);
 		free(tags);

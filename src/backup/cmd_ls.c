@@ -107,16 +107,14 @@ static int cmd_ls(int argc, char **argv)
 		fprintf(stderr, "usage: tapwork ls -r REPO SNAPSHOT [PATH]\n");
 		return TW_EXIT_USAGE;
 	}
-	tw_bopts_env(&o);
 	c.json = o.json;
 	struct tw_repo *r;
-	int rc = tw_bopts_open(&o, &r);
+	int rc = tw_bopts_open(&o, "ls", 0, &r);
 	if (rc != 0)
 		return rc;
 	c.r = r;
-	struct tw_err e = {0};
-	struct tw_snapshot **v = NULL, *s = NULL;
-	size_t n = 0;
+	struct tw_snapshot **v, *s;
+	size_t n;
 	char pbuf[4096], *comp[256];
 	size_t ncomp = 0;
 	if (path) {
@@ -132,11 +130,9 @@ static int cmd_ls(int argc, char **argv)
 			p = sl + 1;
 		}
 	}
-	if (tw_repo_load_index(r, &e) != 0 || tw_repo_list_snapshots(r, &v, &n, &e) != 0 ||
-	    tw_repo_find_snapshot(v, n, spec, &s, &e) != 0) {
-		tw_bcli_fail("ls", &e);
+	if (tw_bcli_find_snapshots(r, "ls", &spec, 1, &s, &v, &n) != 0)
 		rc = TW_EXIT_ERROR;
-	} else {
+	else {
 		walk(&c, s->tree, "", comp, ncomp, 0);
 		rc = c.errors ? TW_EXIT_ERROR : TW_EXIT_OK;
 	}

@@ -64,31 +64,17 @@ static int cmd_prune(int argc, char **argv)
 		if (strcmp(argv[i], "--dry-run") == 0 || strcmp(argv[i], "-n") == 0)
 			po.dry_run = 1;
 		else if (strcmp(argv[i], "--max-unused") == 0 && i + 1 < argc) {
-			char buf[16];
-			snprintf(buf, sizeof buf, "%s", argv[++i]);
-			size_t l = strlen(buf);
-			if (l && buf[l - 1] == '%')
-				buf[l - 1] = '\0';
-			unsigned long v;
-			if (tw_bcli_uint(buf, 100, &v) != 0)
+			if (tw_bcli_percent(argv[++i], &po.max_unused_percent) != 0)
 				return TW_EXIT_USAGE;
-			po.max_unused_percent = (unsigned)v;
 		} else {
 			fprintf(stderr, "tapwork prune: unknown argument %s\n", argv[i]);
 			return TW_EXIT_USAGE;
 		}
 	}
-	tw_bopts_env(&o);
 	struct tw_repo *r;
-	int rc = tw_bopts_open(&o, &r);
+	int rc = tw_bopts_open(&o, "prune", TW_BOPEN_EXCL, &r);
 	if (rc != 0)
 		return rc;
-	struct tw_err e = {0};
-	if (tw_repo_lock(r, 1, &e) != 0) {
-		tw_bcli_fail("prune", &e);
-		tw_repo_close(r);
-		return TW_EXIT_ERROR;
-	}
 	rc = tw_bcli_prune(r, &o, &po);
 	tw_repo_close(r);
 	return rc;

@@ -77,17 +77,17 @@ static int cmd_repo(int argc, char **argv)
 	}
 	if (strcmp(sub, "passwd") == 0) {
 		struct tw_repo *r;
-		int rc = tw_bopts_open(&o, &r);
+		int rc = tw_bopts_open(&o, "repo passwd", 0, &r);
 		if (rc != 0)
 			return rc;
 		char *pw;
 		size_t len;
 		struct tw_bopts no = {0};
 		no.password_file = newfile;
-		if (tw_bopts_password(&no, "TAPWORK_NEW_PASSWORD", "TAPWORK_NEW_PASSWORD_FILE", &pw,
-				      &len) != 0 ||
-		    len == 0) {
-			if (len == 0)
+		int prc = tw_bopts_password(&no, "TAPWORK_NEW_PASSWORD", "TAPWORK_NEW_PASSWORD_FILE",
+					    &pw, &len);
+		if (prc != 0 || len == 0) {
+			if (prc == 0)
 				fprintf(stderr, "tapwork repo passwd: empty new password refused\n");
 			free(pw);
 			tw_repo_close(r);

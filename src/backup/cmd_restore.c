@@ -192,23 +192,22 @@ static int cmd_restore(int argc, char **argv)
 		usage(stderr);
 		return TW_EXIT_USAGE;
 	}
-	tw_bopts_env(&o);
 	struct tw_repo *r;
-	int rc = tw_bopts_open(&o, &r);
+	int rc = tw_bopts_open(&o, "restore", 0, &r);
 	if (rc != 0)
 		return rc;
 	struct tw_err e = {0};
-	struct tw_snapshot **v = NULL, *s = NULL;
-	size_t n = 0;
+	struct tw_snapshot **v, *s;
+	size_t n;
 	struct tw_restore_stats st = {0};
 	struct tw_progress pg;
 	double t0 = tw_progress_now();
-	int err = tw_repo_load_index(r, &e);
-	if (err == 0)
-		err = tw_repo_list_snapshots(r, &v, &n, &e);
-	if (err == 0)
-		err = tw_repo_find_snapshot(v, n, spec, &s, &e);
-	if (err == 0 && pgmode) {
+	if (tw_bcli_find_snapshots(r, "restore", &spec, 1, &s, &v, &n) != 0) {
+		tw_repo_close(r);
+		return TW_EXIT_ERROR;
+	}
+	int err;
+	if (pgmode) {
 		uint64_t bytes = 0;
 		err = pg_restore_snapshot(r, s, pgurl, dump, pgbin, pglist, pgcreate, &bytes, &e);
 		if (err != 0)
@@ -224,21 +223,19 @@ static int cmd_restore(int argc, char **argv)
 		tw_repo_close(r);
 		return err ? TW_EXIT_ERROR : TW_EXIT_OK;
 	}
-	if (err == 0) {
-		tw_progress_start(&pg, "restore", o.json, o.quiet);
-		ro.progress = &pg;
-		err = tw_restore_run(r, s, &ro, &st, &e);
-		tw_progress_stop(&pg);
-	}
+	tw_progress_start(&pg, "restore", o.json, o.quiet);
+	ro.progress = &pg;
+	err = tw_restore_run(r, s, &ro, &st, &e);
+	tw_progress_stop(&pg);
 	double el = tw_progress_now() - t0;
 	if (err != 0)
 		tw_bcli_fail("restore", &e);
-	if (s != NULL && o.json)
+	if (o.json)
 		printf("{\"type\":\"summary\",\"snapshot_id\":\"%s\",\"files\":%llu,\"dirs\":%llu,"
 		       "\"bytes\":%llu,\"errors\":%llu,\"seconds\":%.3f}\n",
 		       s->id, (unsigned long long)st.files, (unsigned long long)st.dirs,
 		       (unsigned long long)st.bytes, (unsigned long long)st.errors, el);
-	else if (s != NULL && !o.quiet)
+	else if (!o.quiet)
 		printf("restored snapshot %.8s to %s: %llu files, %llu dirs, %.1f MiB, %llu errors, "
 		       "%.2fs\n",
 		       s->id, ro.target, (unsigned long long)st.files, (unsigned long long)st.dirs,

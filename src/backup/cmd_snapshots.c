@@ -23,9 +23,8 @@ static int cmd_snapshots(int argc, char **argv)
 			return TW_EXIT_USAGE;
 		}
 	}
-	tw_bopts_env(&o);
 	struct tw_repo *r;
-	int rc = tw_bopts_open(&o, &r);
+	int rc = tw_bopts_open(&o, "snapshots", 0, &r);
 	if (rc != 0)
 		return rc;
 	struct tw_err e = {0};

@@ -89,12 +89,13 @@ void tw_bcli_fail(const char *cmd, const struct tw_err *e)
 	fprintf(stderr, "tapwork %s: %s\n", cmd, e->msg[0] ? e->msg : tw_strerror(e->code));
 }
 
-int tw_bopts_open(const struct tw_bopts *o, struct tw_repo **r)
+int tw_bopts_open(struct tw_bopts *o, const char *cmd, unsigned flags, struct tw_repo **r)
 {
 	struct tw_err e = {0};
 	char *pw;
 	size_t len;
 	*r = NULL;
+	tw_bopts_env(o);
 	if (o->repo == NULL || o->repo[0] == '\0') {
 		fprintf(stderr, "tapwork: no repository: use -r REPO or set TAPWORK_REPOSITORY\n");
 		return TW_EXIT_ERROR;
@@ -105,6 +106,38 @@ int tw_bopts_open(const struct tw_bopts *o, struct tw_repo **r)
 	free(pw);
 	if (rc != 0) {
 		fprintf(stderr, "tapwork: %s\n", e.msg);
+		return TW_EXIT_ERROR;
+	}
+	if ((flags & (TW_BOPEN_LOCK | TW_BOPEN_EXCL)) != 0)
+		rc = tw_repo_lock(*r, (flags & TW_BOPEN_EXCL) != 0, &e);
+	if (rc == 0 && (flags & TW_BOPEN_INDEX) != 0)
+		rc = tw_repo_load_index(*r, &e);
+	if (rc != 0) {
+		tw_bcli_fail(cmd, &e);
+		tw_repo_close(*r);
+		*r = NULL;
+		return TW_EXIT_ERROR;
+	}
+	return 0;
+}
+
+int tw_bcli_find_snapshots(struct tw_repo *r, const char *cmd, const char *const *specs,
+			   size_t nspecs, struct tw_snapshot **found, struct tw_snapshot ***v,
+			   size_t *n)
+{
+	struct tw_err e = {0};
+	*v = NULL;
+	*n = 0;
+	int rc = tw_repo_load_index(r, &e);
+	if (rc == 0)
+		rc = tw_repo_list_snapshots(r, v, n, &e);
+	for (size_t i = 0; rc == 0 && i < nspecs; i++)
+		rc = tw_repo_find_snapshot(*v, *n, specs[i], &found[i], &e);
+	if (rc != 0) {
+		tw_bcli_fail(cmd, &e);
+		tw_repo_free_snapshots(*v, *n);
+		*v = NULL;
+		*n = 0;
 		return TW_EXIT_ERROR;
 	}
 	return 0;
@@ -120,5 +153,19 @@ int tw_bcli_uint(const char *s, unsigned long max, unsigned long *out)
 	if (errno != 0 || *end != '\0' || v > max)
 		return TW_EINVAL;
 	*out = v;
+	return 0;
+}
+
+int tw_bcli_percent(const char *s, unsigned *out)
+{
+	char buf[16];
+	snprintf(buf, sizeof buf, "%s", s);
+	size_t l = strlen(buf);
+	if (l > 0 && buf[l - 1] == '%')
+		buf[l - 1] = '\0';
+	unsigned long v;
+	if (tw_bcli_uint(buf, 100, &v) != 0)
+		return TW_EINVAL;
+	*out = (unsigned)v;
 	return 0;
 }

@@ -279,36 +279,52 @@ static int scalar_text(struct cf_ctx *c, yaml_node_t *n, int node, char **out)
 
 static int parse_struct(struct cf_ctx *c, const struct cf_schema *s, int node, void *obj);
 
+/* The item count of a list or map against f->min, f->max and MAX_VISITS
+ * (messages name the items one/many), and the array for them in the arena
+ * (*arr NULL when there are none). */
+static int alloc_items(struct cf_ctx *c, const struct cf_field *f, int node, size_t cnt,
+                       const char *one, const char *many, unsigned char **arr)
+{
+	*arr = NULL;
+	if (cnt < f->min)
+		return tw_conf_fail(c, node, NULL, "must have at least %llu %s",
+		                    (unsigned long long)f->min, f->min == 1 ? one : many);
+	if (f->max && cnt > f->max)
+		return tw_conf_fail(c, node, NULL, "must have at most %llu %s",
+		                    (unsigned long long)f->max, many);
+	if (cnt > MAX_VISITS)
+		return tw_conf_fail(c, node, NULL, "too many %s", many);
+	if (cnt > 0 && (*arr = tw_arena_alloc(c->arena, cnt * f->elem->width)) == NULL)
+		return TW_ENOMEM;
+	return 0;
+}
+
+/* The parsed array and its count into the parent struct (dst = parent + f->off). */
+static void store_items(const struct cf_field *f, void *dst, unsigned char *arr, size_t cnt)
+{
+	memcpy(dst, &arr, sizeof arr);
+	memcpy((unsigned char *)dst - f->off + f->count_off, &cnt, sizeof cnt);
+}
+
 static int parse_list(struct cf_ctx *c, const struct cf_field *f, int node, void *dst)
 {
 	yaml_node_t *n = node_at(c, node);
 	if (n->type != YAML_SEQUENCE_NODE)
 		return tw_conf_fail(c, node, NULL, "expected a list, got %s", node_kind(n));
 	size_t cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-	if (cnt < f->min)
-		return tw_conf_fail(c, node, NULL, "must have at least %llu item%s",
-		                    (unsigned long long)f->min, f->min == 1 ? "" : "s");
-	if (f->max && cnt > f->max)
-		return tw_conf_fail(c, node, NULL, "must have at most %llu items",
-		                    (unsigned long long)f->max);
-	if (cnt > MAX_VISITS)
-		return tw_conf_fail(c, node, NULL, "too many items");
-	unsigned char *arr = NULL;
-	if (cnt > 0) {
-		arr = tw_arena_alloc(c->arena, cnt * f->elem->width);
-		if (arr == NULL)
-			return TW_ENOMEM;
-	}
+	unsigned char *arr;
+	int rc = alloc_items(c, f, node, cnt, "item", "items", &arr);
+	if (rc < 0)
+		return rc;
 	for (size_t i = 0; i < cnt; i++) {
 		size_t old = push(c, "[%zu]", i);
-		int rc = parse_field(c, f->elem, n->data.sequence.items.start[i],
-		                     arr + i * f->elem->width);
+		rc = parse_field(c, f->elem, n->data.sequence.items.start[i],
+		                 arr + i * f->elem->width);
 		pop(c, old);
 		if (rc < 0)
 			return rc;
 	}
-	memcpy(dst, &arr, sizeof arr);
-	memcpy((unsigned char *)dst - f->off + f->count_off, &cnt, sizeof cnt);
+	store_items(f, dst, arr, cnt);
 	return 0;
 }
 
@@ -319,20 +335,10 @@ static int parse_map(struct cf_ctx *c, const struct cf_field *f, int node, void 
 		return tw_conf_fail(c, node, NULL, "expected a mapping of names, got %s",
 		                    node_kind(n));
 	size_t cnt = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
-	if (cnt < f->min)
-		return tw_conf_fail(c, node, NULL, "must have at least %llu entries",
-		                    (unsigned long long)f->min);
-	if (f->max && cnt > f->max)
-		return tw_conf_fail(c, node, NULL, "must have at most %llu entries",
-		                    (unsigned long long)f->max);
-	if (cnt > MAX_VISITS)
-		return tw_conf_fail(c, node, NULL, "too many entries");
-	unsigned char *arr = NULL;
-	if (cnt > 0) {
-		arr = tw_arena_alloc(c->arena, cnt * f->elem->width);
-		if (arr == NULL)
-			return TW_ENOMEM;
-	}
+	unsigned char *arr;
+	int rc = alloc_items(c, f, node, cnt, "entries", "entries", &arr);
+	if (rc < 0)
+		return rc;
 	for (size_t i = 0; i < cnt; i++) {
 		yaml_node_pair_t *p = &n->data.mapping.pairs.start[i];
 		yaml_node_t *k = node_at(c, p->key);
@@ -340,7 +346,7 @@ static int parse_map(struct cf_ctx *c, const struct cf_field *f, int node, void 
 		if (k->type != YAML_SCALAR_NODE)
 			return tw_conf_fail(c, p->key, NULL, "names must be strings, got %s",
 			                    node_kind(k));
-		int rc = scalar_text(c, k, p->key, &name);
+		rc = scalar_text(c, k, p->key, &name);
 		if (rc < 0)
 			return rc;
 		if (name[0] == '\0')
@@ -360,8 +366,7 @@ static int parse_map(struct cf_ctx *c, const struct cf_field *f, int node, void 
 		if (rc < 0)
 			return rc;
 	}
-	memcpy(dst, &arr, sizeof arr);
-	memcpy((unsigned char *)dst - f->off + f->count_off, &cnt, sizeof cnt);
+	store_items(f, dst, arr, cnt);
 	return 0;
 }
 

@@ -24,20 +24,6 @@ struct local {
 	atomic_uint tmp_seq;
 };
 
-static int valid_name(const char *name)
-{
-	size_t n = strlen(name);
-	if (n == 0 || n > 128 || name[0] == '.')
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = name[i];
-		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      c == '-' || c == '_' || c == '.'))
-			return 0;
-	}
-	return 1;
-}
-
 /* Directory holding objects of type t named name (name may be NULL for the
  * type's top directory). */
 static int dir_of(struct local *l, enum tw_st_type t, const char *name, char *out, size_t cap)
@@ -55,7 +41,7 @@ static int dir_of(struct local *l, enum tw_st_type t, const char *name, char *ou
 static int path_of(struct local *l, enum tw_st_type t, const char *name, char *out, size_t cap,
 		   struct tw_err *e)
 {
-	if ((unsigned)t >= TW_ST_NTYPES || !valid_name(name))
+	if ((unsigned)t >= TW_ST_NTYPES || !tw_storage_name_ok(name))
 		return tw_err_set(e, TW_EINVAL, "bad object name");
 	if (t == TW_ST_CONFIG && strcmp(name, "config") != 0)
 		return tw_err_set(e, TW_EINVAL, "config object must be named config");
@@ -226,7 +212,7 @@ static int list_dir(const char *dir, tw_st_list_cb cb, void *arg, struct tw_err 
 	int rc = 0;
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.' || !valid_name(de->d_name))
+		if (de->d_name[0] == '.' || !tw_storage_name_ok(de->d_name))
 			continue;
 		struct stat st;
 		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||

@@ -330,20 +330,6 @@ static void share_unlock(CURL *h, curl_lock_data d, void *u)
 		pthread_mutex_unlock(&s->locks[d]);
 }
 
-static int valid_name(const char *name)
-{
-	size_t n = strlen(name);
-	if (n == 0 || n > 128 || name[0] == '.')
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = name[i];
-		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      c == '-' || c == '_' || c == '.'))
-			return 0;
-	}
-	return 1;
-}
-
 /* Key of the directory of type t ("PREFIX/data/"), or of an object. */
 static int key_of(const struct s3 *s, enum tw_st_type t, const char *name, char *out, size_t cap,
 		  struct tw_err *e)
@@ -354,7 +340,7 @@ static int key_of(const struct s3 *s, enum tw_st_type t, const char *name, char 
 	if (name == NULL)
 		n = snprintf(out, cap, "%s%s/", s->prefix, tw_storage_type_name(t));
 	else {
-		if (!valid_name(name))
+		if (!tw_storage_name_ok(name))
 			return tw_err_set(e, TW_EINVAL, "bad object name");
 		if (t == TW_ST_CONFIG && strcmp(name, "config") != 0)
 			return tw_err_set(e, TW_EINVAL, "config object must be named config");
@@ -1219,7 +1205,7 @@ static int list_key(void *arg, const char *key, size_t klen, uint64_t size)
 			return 0;
 		name = rest + 3;
 	}
-	if (strchr(name, '/') != NULL || !valid_name(name))
+	if (strchr(name, '/') != NULL || !tw_storage_name_ok(name))
 		return 0;
 	return c->cb(c->arg, name, size);
 }

@@ -61,3 +61,17 @@ int tw_storage_has_writer(const struct tw_storage *s)
 	return s->ops->writer_open != NULL && s->ops->writer_write != NULL &&
 	       s->ops->writer_commit != NULL && s->ops->writer_abort != NULL;
 }
+
+int tw_storage_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > 128 || name[0] == '.')
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      c == '-' || c == '_' || c == '.'))
+			return 0;
+	}
+	return 1;
+}

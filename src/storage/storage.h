@@ -83,6 +83,9 @@ int tw_storage_stat(struct tw_storage *s, enum tw_st_type t, const char *name, u
 void tw_storage_close(struct tw_storage *s); /* s may be NULL */
 int tw_storage_has_writer(const struct tw_storage *s);
 const char *tw_storage_type_name(enum tw_st_type t);
+/* 1 if name may name an object: [A-Za-z0-9._-]{1,128}, not starting with '.'
+ * (so it can never be a path outside the store); 0 if not. Drivers check it. */
+int tw_storage_name_ok(const char *name);
 
 /* Open a storage by URL-ish location: a plain path is a local directory. */
 int tw_storage_open(const char *location, int create, struct tw_storage **out, struct tw_err *e);
