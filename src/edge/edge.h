@@ -117,8 +117,6 @@ struct tw_worker {
 	struct tw_req *free_reqs; /* recycled request objects (mmap'd) */
 	size_t nfree_reqs;
 	size_t inflight;          /* requests in progress on this worker */
-	uint64_t started;         /* requests begun on this worker, ever */
-	uint64_t trim_mark;       /* `started` at the last trim check */
 	struct tw_timer trim_timer;
 	uint64_t rng[2];
 	int draining;

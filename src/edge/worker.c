@@ -202,16 +202,11 @@ static void on_idle(struct tw_loop *loop, void *arg)
 		maybe_exit(w);
 }
 
-/* Once a second: when nothing is in flight and no request began since the
- * last tick, give pooled memory back. (A busy worker passes through
- * inflight == 0 between requests; trimming then would unmap the buffers the
- * next requests need and fault them back in: a latency spike every second.) */
+/* Once a second: when nothing is in flight, give pooled memory back. */
 static void on_trim(struct tw_loop *loop, struct tw_timer *t)
 {
 	struct tw_worker *w = (struct tw_worker *)((char *)t - offsetof(struct tw_worker, trim_timer));
-	int quiet = w->started == w->trim_mark;
-	w->trim_mark = w->started;
-	if (w->inflight == 0 && quiet) {
+	if (w->inflight == 0) {
 		tw_iobuf_pool_trim(&w->bufs, 4);
 		tw_req_pool_trim(w, 4);
 	}
