@@ -105,30 +105,25 @@ bl_tree() {
 	for c in $(ps -o pid= --ppid "$p" 2>/dev/null); do bl_tree "$c"; done
 }
 
-# Sum of utime+stime (clock ticks) of the given PIDs.
-bl_cpu_ticks() {
-	local t=0 p s rest
+# User and system clock ticks (utime, stime) summed over the given PIDs: "U S".
+bl_cpu_ticks_us() {
+	local u=0 k=0 p s rest
 	local -a f
 	for p in "$@"; do
 		s=$(cat "/proc/$p/stat" 2>/dev/null) || continue
-		rest=${s##*) }          # after the command name: field 3 (state) onwards
+		rest=${s##*) } # after the command name: field 3 (state) onwards
 		read -r -a f <<<"$rest"
-		t=$((t + f[11] + f[12])) # fields 14 (utime) and 15 (stime)
+		u=$((u + f[11])) # field 14 (utime)
+		k=$((k + f[12])) # field 15 (stime)
 	done
-	echo "$t"
+	echo "$u $k"
 }
 
-# Kernel-mode CPU ticks (stime only) of the given PIDs: bl_cpu_sys_ticks PIDS...
-bl_cpu_sys_ticks() {
-	local t=0 p s rest
-	local -a f
-	for p in "$@"; do
-		s=$(cat "/proc/$p/stat" 2>/dev/null) || continue
-		rest=${s##*) }
-		read -r -a f <<<"$rest"
-		t=$((t + f[12])) # field 15 (stime)
-	done
-	echo "$t"
+# Sum of utime+stime (clock ticks) of the given PIDs.
+bl_cpu_ticks() {
+	local u k
+	read -r u k <<<"$(bl_cpu_ticks_us "$@")"
+	echo $((u + k))
 }
 
 # Sum of a /proc/PID/status field (kB) over the given PIDs: bl_status_kb VmRSS PIDS...

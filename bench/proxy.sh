@@ -438,8 +438,8 @@ run_one() { # test contender rep
 	rm -f "$WORK/h2load.log"
 	[[ $t != https_newconn ]] || newconn_align
 	local c0 u0 b0 o0 t0 c1 u1 b1 o1 t1 k0 k1
-	c0=$(bl_cpu_ticks "${pids[@]}")
-	k0=$(bl_cpu_sys_ticks "${pids[@]}")
+	read -r c0 k0 <<<"$(bl_cpu_ticks_us "${pids[@]}")"
+	c0=$((c0 + k0))
 	u0=$(bl_cpu_ticks "${upids[@]}")
 	b0=$(bl_busy_ticks)
 	o0=$(tcp_active_opens)
@@ -448,8 +448,8 @@ run_one() { # test contender rep
 		timeout $((DUR + 30)) "${LOADCMD[@]}" >"$raw.out" 2>&1 ||
 		echo "load generator exit status $?" >>"$raw.out"
 	t1=$(date +%s.%N)
-	c1=$(bl_cpu_ticks "${pids[@]}")
-	k1=$(bl_cpu_sys_ticks "${pids[@]}")
+	read -r c1 k1 <<<"$(bl_cpu_ticks_us "${pids[@]}")"
+	c1=$((c1 + k1))
 	u1=$(bl_cpu_ticks "${upids[@]}")
 	b1=$(bl_busy_ticks)
 	o1=$(tcp_active_opens)
