@@ -269,3 +269,14 @@ def test_upstream_connections_pooled(edge):
     assert d["count"] - before == 20
     # 2 workers, sequential requests: a couple of pooled connections, not 20
     assert d["conns"] - conns0 <= 4, d
+
+
+def test_upstream_response_head_capped_at_64kib(edge):
+    # the proxy's buffers are 128 KiB, the response head limit stays 64 KiB
+    r = edge.get("/bighead?bytes=60000", host="app.test")
+    assert r.status_code == 200 and len(r.headers["X-Pad"]) == 60000 and r.text == "big\n"
+    r = edge.get("/bighead?bytes=70000", host="app.test")
+    assert r.status_code == 502, r.status_code
+    assert "X-Pad" not in r.headers
+    # the edge is still serving
+    assert edge.get("/echo", host="app.test").status_code == 200

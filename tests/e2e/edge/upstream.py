@@ -23,6 +23,7 @@ Endpoints
   /expect          like /echo, plus "expect": the Expect header value or null
   /eof?bytes=N     N pattern bytes, no Content-Length: delimited by closing
   /hop             200 carrying hop-by-hop response headers the proxy must strip
+  /bighead?bytes=N 200 "big\\n" whose head carries an X-Pad field of N bytes
 Leading path segments are ignored when finding the endpoint ("/api/slow" is
 /slow) and unknown paths are /echo, so any routed path gets an answer.
 The module is importable: tests use pattern_bytes()/pattern_sha256().
@@ -116,7 +117,7 @@ class State:
 
 
 ENDPOINTS = ("/echo", "/expect", "/slow", "/big", "/chunked", "/eof", "/healthz", "/close",
-             "/ws", "/count", "/hop", "/health/down", "/health/up")
+             "/ws", "/count", "/hop", "/bighead", "/health/down", "/health/up")
 
 
 def endpoint_of(path):
@@ -314,6 +315,9 @@ def handle_one(c, sock, st):
                 take = min(len(_BLOCK), n - off)
                 sock.sendall(pattern_bytes(off, take))
                 off += take
+    elif path == "/bighead":
+        n = int(q.get("bytes", ["0"])[0])
+        respond(200, [("Content-Type", "text/plain"), ("X-Pad", "p" * n)], b"big\n")
     elif path == "/chunked":
         n = int(q.get("n", ["3"])[0])
         size = int(q.get("size", ["100"])[0])
