@@ -12,6 +12,8 @@
 
 #include "storage/storage.h"
 
+#include "contract.h"
+
 static char root[256];
 
 static int setup(void **state)
@@ -51,52 +53,13 @@ static void put_get_list_delete(void **state)
 	struct tw_storage *st;
 	struct tw_err e = {0};
 	assert_int_equal(tw_storage_local_open(root, 1, &st, &e), 0);
-	const char *a = "aa11223344", *b = "bb55667788";
-	assert_int_equal(tw_storage_put(st, TW_ST_DATA, a, "hello world", 11, 0, &e), 0);
-	assert_int_equal(tw_storage_put(st, TW_ST_DATA, b, "xyz", 3, 0, &e), 0);
-	assert_int_equal(tw_storage_put(st, TW_ST_SNAPSHOT, "s1", "snap", 4, 0, &e), 0);
-
-	uint8_t *buf;
-	size_t n;
-	assert_int_equal(tw_storage_get(st, TW_ST_DATA, a, 0, TW_ST_WHOLE, &buf, &n, &e), 0);
-	assert_int_equal(n, 11);
-	assert_memory_equal(buf, "hello world", 11);
-	free(buf);
-	assert_int_equal(tw_storage_get(st, TW_ST_DATA, a, 6, 3, &buf, &n, &e), 0);
-	assert_int_equal(n, 3);
-	assert_memory_equal(buf, "wor", 3);
-	free(buf);
-	assert_int_equal(tw_storage_get(st, TW_ST_DATA, a, 8, 100, &buf, &n, &e), 0);
-	assert_int_equal(n, 3);
-	free(buf);
-
+	storage_contract_write_read(st);
 	/* fan-out: data/aa/aa11223344 */
 	char p[400];
 	struct stat sb;
-	snprintf(p, sizeof p, "%s/data/aa/%s", root, a);
+	snprintf(p, sizeof p, "%s/data/aa/%s", root, CONTRACT_A);
 	assert_int_equal(stat(p, &sb), 0);
-
-	struct seen s = {0};
-	assert_int_equal(tw_storage_list(st, TW_ST_DATA, collect, &s, &e), 0);
-	assert_int_equal(s.n, 2);
-	memset(&s, 0, sizeof s);
-	assert_int_equal(tw_storage_list(st, TW_ST_SNAPSHOT, collect, &s, &e), 0);
-	assert_int_equal(s.n, 1);
-	assert_string_equal(s.names[0], "s1");
-	assert_int_equal(s.sizes[0], 4);
-
-	uint64_t size;
-	assert_int_equal(tw_storage_stat(st, TW_ST_DATA, b, &size, &e), 0);
-	assert_int_equal(size, 3);
-	assert_int_equal(tw_storage_del(st, TW_ST_DATA, b, &e), 0);
-	assert_int_equal(tw_storage_stat(st, TW_ST_DATA, b, &size, &e), TW_ENOENT);
-	assert_int_equal(tw_storage_get(st, TW_ST_DATA, b, 0, TW_ST_WHOLE, &buf, &n, &e), TW_ENOENT);
-	assert_int_equal(tw_storage_del(st, TW_ST_DATA, b, &e), TW_ENOENT);
-
-	/* bad names never reach the file system */
-	assert_int_equal(tw_storage_put(st, TW_ST_INDEX, "../x", "", 0, 0, &e), TW_EINVAL);
-	assert_int_equal(tw_storage_put(st, TW_ST_INDEX, ".hidden", "", 0, 0, &e), TW_EINVAL);
-	assert_int_equal(tw_storage_put(st, TW_ST_INDEX, "", "", 0, 0, &e), TW_EINVAL);
+	storage_contract_list_delete(st);
 	tw_storage_close(st);
 	tw_storage_close(NULL);
 }
