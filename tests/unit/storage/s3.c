@@ -262,20 +262,7 @@ static struct tw_storage *open_repo(const char *u, int create)
 
 /* ---- basic operations --------------------------------------------- */
 
-struct seen {
-	int n;
-	uint64_t total;
-	char last[160];
-};
-
-static int count(void *arg, const char *name, uint64_t size)
-{
-	struct seen *s = arg;
-	s->n++;
-	s->total += size;
-	snprintf(s->last, sizeof s->last, "%s", name);
-	return 0;
-}
+/* listings are counted with contract.h's contract_seen / contract_count */
 
 static void basic_ops(void **state)
 {
@@ -313,8 +300,8 @@ static void basic_ops(void **state)
 
 	/* config: list and the second init */
 	assert_int_equal(tw_storage_put(st, TW_ST_CONFIG, "config", "cfg", 3, 0, &e), 0);
-	struct seen s = {0};
-	assert_int_equal(tw_storage_list(st, TW_ST_CONFIG, count, &s, &e), 0);
+	struct contract_seen s = {0};
+	assert_int_equal(tw_storage_list(st, TW_ST_CONFIG, contract_count, &s, &e), 0);
 	assert_int_equal(s.n, 1);
 	tw_storage_close(st);
 	assert_int_equal(tw_storage_open(url, 1, &st, &e), TW_EEXIST);
@@ -323,7 +310,7 @@ static void basic_ops(void **state)
 	snprintf(other, sizeof other, "s3:http://127.0.0.1:%d/twbucket/repo/two/", moto_port);
 	st = open_repo(other, 1);
 	memset(&s, 0, sizeof s);
-	assert_int_equal(tw_storage_list(st, TW_ST_DATA, count, &s, &e), 0);
+	assert_int_equal(tw_storage_list(st, TW_ST_DATA, contract_count, &s, &e), 0);
 	assert_int_equal(s.n, 0);
 	tw_storage_close(st);
 }
@@ -378,9 +365,9 @@ static void many_objects_paged_list(void **state)
 			fail_msg("put: %s", p[i].e.msg);
 	}
 	double t1 = now_s();
-	struct seen s = {0};
+	struct contract_seen s = {0};
 	struct tw_err e = {0};
-	assert_int_equal(tw_storage_list(st, TW_ST_DATA, count, &s, &e), 0);
+	assert_int_equal(tw_storage_list(st, TW_ST_DATA, contract_count, &s, &e), 0);
 	fprintf(stderr, "measure: %d small puts from %d threads in %.2fs, list in %.2fs\n", N, T,
 		t1 - t0, now_s() - t1);
 	assert_int_equal(s.n, N); /* more than moto's page of 1000 */
@@ -411,8 +398,8 @@ static void vhost_style(void **state)
 	assert_int_equal(n, 5);
 	assert_memory_equal(buf, "vhost", 5);
 	free(buf);
-	struct seen s = {0};
-	assert_int_equal(tw_storage_list(st, TW_ST_INDEX, count, &s, &e), 0);
+	struct contract_seen s = {0};
+	assert_int_equal(tw_storage_list(st, TW_ST_INDEX, contract_count, &s, &e), 0);
 	assert_int_equal(s.n, 1);
 	tw_storage_close(st);
 	/* TAPWORK_S3_VHOST=1 does the same */
