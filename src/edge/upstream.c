@@ -51,7 +51,11 @@ static void on_up_event(struct tw_loop *loop, struct tw_io *io, uint32_t ev)
 	if (u->dead)
 		return;
 	if (u->st == U_IDLE) {
-		/* The server closed an idle connection (or sent something unasked). */
+		/* Edge-triggered: a write-space edge (ACKs of the last request arriving late)
+		 * can be reported after the connection went back to the pool. Only input,
+		 * hang-up or error mean the server closed it or sent something unasked. */
+		if (!(ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+			return;
 		unlink_idle(u);
 		up_free(u);
 		return;

@@ -280,3 +280,34 @@ def test_upstream_response_head_capped_at_64kib(edge):
     assert "X-Pad" not in r.headers
     # the edge is still serving
     assert edge.get("/echo", host="app.test").status_code == 200
+
+
+def test_upstream_connections_kept_under_parallel_large_responses(edge):
+    """Pooled upstream connections stay pooled when write-space edges of the last request
+    arrive after the connection went idle (large responses, many clients at once)."""
+    up = edge.upstream
+    conns0 = up.get("/count").json()["conns"]
+    clients, rounds = 12, 25
+    errors = []
+
+    def client():
+        try:
+            c = edge.raw()
+            for _ in range(rounds):
+                c.send(b"GET /big?bytes=262144 HTTP/1.1\r\nHost: app.test\r\n\r\n")
+                r = c.read_final()
+                assert r.status == 200 and len(r.body) == 262144
+            c.close()
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+
+    ts = [threading.Thread(target=client) for _ in range(clients)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    assert not errors, errors
+    opened = up.get("/count").json()["conns"] - conns0
+    # at most one upstream connection per concurrent client (plus the /count probes);
+    # a pool that drops idle connections on spurious events opens one per request
+    assert opened <= clients + 4, opened
