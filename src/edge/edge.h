@@ -223,6 +223,11 @@ struct tw_front_ops {
 	ssize_t (*send)(struct tw_conn *c, const char *a, size_t alen, const char *b, size_t blen, uint8_t *ready);
 	void (*shutdown_wr)(struct tw_conn *c);
 	void (*close)(struct tw_conn *c); /* release the transport */
+	/* optional: take the proxied response head as parsed fields (r->msg over
+	 * buf) instead of HTTP/1.1 text through send(); the body then follows
+	 * through send() framed as the upstream framed it: flow is FLOW_NONE,
+	 * FLOW_LENGTH (len bytes), FLOW_CHUNKED or FLOW_UNTIL_CLOSE. 0 or -1. */
+	int (*resp_head)(struct tw_conn *c, struct tw_req *r, const char *buf, int flow, uint64_t len);
 	int oneshot;                      /* one request per connection (HTTP/2 streams) */
 	int secure;                       /* requests arrived over TLS */
 };
@@ -304,6 +309,13 @@ void tw_up_pools_free(struct tw_worker *w);
 int tw_rewrite_request(struct tw_conn *c, struct tw_req *r, const char *buf, struct tw_iobuf *out);
 int tw_rewrite_response(struct tw_conn *c, struct tw_req *r, const char *buf, struct tw_iobuf *out,
 			int close_client, int chunked_out);
+/* The fields of r's upstream response head (parsed in r->msg over buf) that the
+ * client gets, framing aside: the upstream's minus hop-by-hop ones, those named
+ * in Connection and X-Request-Id, then Strict-Transport-Security when due, Via
+ * (the upstream's joined with ours) and X-Request-Id. fn gets each in turn; a
+ * nonzero return stops the walk and is returned. */
+typedef int (*tw_field_fn)(void *ctx, const char *name, size_t nlen, const char *value, size_t vlen);
+int tw_response_fields(struct tw_conn *c, struct tw_req *r, const char *buf, tw_field_fn fn, void *ctx);
 void tw_make_request_id(struct tw_worker *w, char out[33]);
 
 /* local.c */

@@ -776,42 +776,25 @@ static int is_hop_by_hop(const char *n, size_t l)
 	}
 }
 
-/* The response head is complete in st->head: submit HEADERS. -1 on error. */
-static int submit_head(struct h2_stream *st)
+/* How the response body reaches the stream: len bytes, chunked, until the end. */
+static void body_mode(struct h2_stream *st, int bm, uint64_t len)
+{
+	st->bm = bm;
+	if (bm == BM_LENGTH) {
+		st->body_left = len;
+		if (len == 0)
+			st->bm = BM_NONE;
+	} else if (bm == BM_CHUNKED) {
+		tw_h1_chunked_init(&st->ch, 0);
+	}
+}
+
+/* Submit HEADERS: nva[1..n) are the fields, nva[0] is set to :status here. -1 on error. */
+static int submit_nv(struct h2_stream *st, unsigned status, nghttp2_nv *nva, size_t n)
 {
 	struct tw_h2_session *s = st->s;
-	struct tw_h1_msg *m = st->msg;
-	unsigned status = m->status;
-	if (st->is_head || status == 204 || status == 304 || (status >= 100 && status < 200)) {
-		st->bm = BM_NONE;
-	} else if (m->chunked) {
-		st->bm = BM_CHUNKED;
-		tw_h1_chunked_init(&st->ch, 0);
-	} else if (m->content_length >= 0) {
-		st->bm = m->content_length ? BM_LENGTH : BM_NONE;
-		st->body_left = (uint64_t)m->content_length;
-	} else {
-		st->bm = BM_CLOSE;
-	}
-	nghttp2_nv nva[TW_H1_MAX_HEADERS_HARD + 1];
-	char code[4];
-	snprintf(code, sizeof code, "%03u", status % 1000);
-	size_t n = 0;
-	nva[n++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)code, 7, 3, NGHTTP2_NV_FLAG_NONE};
-	for (unsigned i = 0; i < m->nheaders; i++) {
-		char *name = st->head + m->headers[i].name.off;
-		size_t nl = m->headers[i].name.len;
-		if (is_hop_by_hop(name, nl))
-			continue;
-		for (size_t k = 0; k < nl; k++)
-			if (name[k] >= 'A' && name[k] <= 'Z')
-				name[k] = (char)(name[k] + ('a' - 'A'));
-		/* a value new in every response would only churn HPACK's table */
-		uint8_t fl = nl == 12 && memcmp(name, "x-request-id", 12) == 0 ? NGHTTP2_NV_FLAG_NO_INDEX
-									    : NGHTTP2_NV_FLAG_NONE;
-		nva[n++] = (nghttp2_nv){(uint8_t *)name, (uint8_t *)st->head + m->headers[i].value.off, nl,
-					m->headers[i].value.len, fl};
-	}
+	char code[4] = {(char)('0' + status / 100 % 10), (char)('0' + status / 10 % 10), (char)('0' + status % 10), 0};
+	nva[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)code, 7, 3, NGHTTP2_NV_FLAG_NONE};
 	nghttp2_data_provider prd = {.source.ptr = st, .read_callback = data_read};
 	if (st->bm != BM_NONE && st->body == NULL) {
 		if ((st->bbuf = tw_iobuf_get(&s->c->w->bufs)) == NULL)
@@ -831,6 +814,83 @@ static int submit_head(struct h2_stream *st)
 	return 0;
 }
 
+/* One field for HEADERS: the name lowercased into scratch (HTTP/2 wants it so). */
+static void nv_put(nghttp2_nv *nv, char *lower, const char *name, size_t nl, const char *value, size_t vl)
+{
+	for (size_t k = 0; k < nl; k++) {
+		char ch = name[k];
+		lower[k] = ch >= 'A' && ch <= 'Z' ? (char)(ch + ('a' - 'A')) : ch;
+	}
+	/* a value new in every response would only churn HPACK's table */
+	uint8_t fl = nl == 12 && memcmp(lower, "x-request-id", 12) == 0 ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE;
+	*nv = (nghttp2_nv){(uint8_t *)lower, (uint8_t *)value, nl, vl, fl};
+}
+
+/* The response head is complete in st->head (a response made by tapwork
+ * itself, as HTTP/1.1 text): submit HEADERS. -1 on error. */
+static int submit_head(struct h2_stream *st)
+{
+	struct tw_h1_msg *m = st->msg;
+	unsigned status = m->status;
+	if (st->is_head || status == 204 || status == 304 || (status >= 100 && status < 200))
+		body_mode(st, BM_NONE, 0);
+	else if (m->chunked)
+		body_mode(st, BM_CHUNKED, 0);
+	else if (m->content_length >= 0)
+		body_mode(st, BM_LENGTH, (uint64_t)m->content_length);
+	else
+		body_mode(st, BM_CLOSE, 0);
+	nghttp2_nv nva[TW_H1_MAX_HEADERS_HARD + 1];
+	size_t n = 1;
+	for (unsigned i = 0; i < m->nheaders; i++) {
+		char *name = st->head + m->headers[i].name.off;
+		size_t nl = m->headers[i].name.len;
+		if (is_hop_by_hop(name, nl))
+			continue;
+		nv_put(&nva[n++], name, name, nl, st->head + m->headers[i].value.off, m->headers[i].value.len);
+	}
+	return submit_nv(st, status, nva, n);
+}
+
+/* Fields of a proxied response as tw_response_fields() hands them over. */
+struct nv_list {
+	nghttp2_nv nva[TW_H1_MAX_HEADERS_HARD + 4];
+	size_t n;
+	char *scratch; /* lowercased names and their values */
+	size_t used, cap;
+};
+
+static int nv_collect(void *ctx, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+	struct nv_list *l = ctx;
+	if (l->n == sizeof l->nva / sizeof l->nva[0] || nlen + vlen > l->cap - l->used)
+		return -1;
+	/* the value is copied too: some are made on the caller's stack (Via) */
+	char *v = l->scratch + l->used + nlen;
+	memcpy(v, value, vlen);
+	nv_put(&l->nva[l->n++], l->scratch + l->used, name, nlen, v, vlen);
+	l->used += nlen + vlen;
+	return 0;
+}
+
+/* The proxy's parsed response head, straight to HEADERS (struct tw_front_ops.resp_head). */
+static int vs_resp_head(struct tw_conn *vc, struct tw_req *r, const char *buf, int flow, uint64_t len)
+{
+	struct h2_stream *st = vc->fctx;
+	if (st->aborted || st->h2closed || st->s->closing || st->rs != RS_HEAD)
+		return -1;
+	if (st->hbuf == NULL && (st->hbuf = tw_iobuf_get(&st->s->c->w->bufs)) == NULL)
+		return -1;
+	static const int bm_of[] = {[FLOW_NONE] = BM_NONE, [FLOW_LENGTH] = BM_LENGTH, [FLOW_CHUNKED] = BM_CHUNKED,
+				    [FLOW_UNTIL_CLOSE] = BM_CLOSE};
+	body_mode(st, bm_of[flow], len);
+	struct nv_list l = {.n = 1, .scratch = st->hbuf->data, .cap = st->hbuf->cap};
+	if (tw_response_fields(vc, r, buf, nv_collect, &l) != 0 || submit_nv(st, r->msg.status % 1000, l.nva, l.n) != 0)
+		return -1;
+	want_flush(st->s);
+	return 0;
+}
+
 /* Response bytes from the proxy: accepted count, -1 on error. */
 static ssize_t resp_feed(struct h2_stream *st, const char *p, size_t len)
 {
@@ -839,7 +899,8 @@ static ssize_t resp_feed(struct h2_stream *st, const char *p, size_t len)
 	if (st->rs == RS_DONE)
 		return (ssize_t)len;
 	if (st->head == NULL) {
-		st->hbuf = tw_iobuf_get(&st->s->c->w->bufs);
+		if (st->hbuf == NULL)
+			st->hbuf = tw_iobuf_get(&st->s->c->w->bufs);
 		if (st->msg == NULL)
 			st->msg = malloc(sizeof *st->msg);
 		if (st->hbuf == NULL || st->msg == NULL)
@@ -952,6 +1013,7 @@ static const struct tw_front_ops stream_ops = {
 	.send = vs_send,
 	.shutdown_wr = vs_shutdown_wr,
 	.close = vs_close,
+	.resp_head = vs_resp_head,
 	.oneshot = 1,
 };
 
@@ -962,6 +1024,7 @@ static const struct tw_front_ops stream_ops_secure = {
 	.send = vs_send,
 	.shutdown_wr = vs_shutdown_wr,
 	.close = vs_close,
+	.resp_head = vs_resp_head,
 	.oneshot = 1,
 	.secure = 1,
 };

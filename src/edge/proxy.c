@@ -982,7 +982,16 @@ static void begin_response(struct tw_conn *c)
 	int close_client = c->close_after && !r->tunnel;
 	r->status = (int)st;
 	r->resp_head_done = 1;
-	if (ensure_out(c) != 0 ||
+	if (c->fops->resp_head) {
+		/* an HTTP/2 stream takes the fields as they are: no HTTP/1.1 text to
+		 * write here and parse again there */
+		if (c->fops->resp_head(c, r, tw_iobuf_head(u->in), mode, len) != 0) {
+			tw_info("rid=%s client went away before the response", r->rid);
+			r->up_reusable = 0;
+			conn_close(c);
+			return;
+		}
+	} else if (ensure_out(c) != 0 ||
 	    tw_rewrite_response(c, r, tw_iobuf_head(u->in), c->out, close_client, mode == FLOW_CHUNKED) != 0) {
 		c->close_after = 1;
 		r->up_reusable = 0;

@@ -207,13 +207,77 @@ int tw_rewrite_request(struct tw_conn *c, struct tw_req *r, const char *buf, str
 	return rc ? TW_ELIMIT : 0;
 }
 
+/* Join every upstream Via value and ours into dst: the length, or 0 when it does not fit. */
+static size_t join_via(const char *buf, const struct tw_h1_msg *m, const char *ours, char *dst, size_t cap)
+{
+	size_t n = 0;
+	for (unsigned i = 0; i < m->nheaders; i++) {
+		if (!name_is(buf, m->headers[i].name, "via"))
+			continue;
+		struct tw_slice v = m->headers[i].value;
+		if (n + v.len + 2 > cap)
+			return 0;
+		memcpy(dst + n, buf + v.off, v.len);
+		n += v.len;
+		memcpy(dst + n, ", ", 2);
+		n += 2;
+	}
+	size_t ol = strlen(ours);
+	if (n + 4 + ol > cap)
+		return 0;
+	memcpy(dst + n, "1.1 ", 4);
+	memcpy(dst + n + 4, ours, ol);
+	return n + 4 + ol;
+}
+
+int tw_response_fields(struct tw_conn *c, struct tw_req *r, const char *buf, tw_field_fn fn, void *ctx)
+{
+	const struct tw_h1_msg *m = &r->msg;
+	const struct tw_config *cfg = r->gen->cfg;
+	const char *ours = cfg->via_name ? cfg->via_name : "tapwork";
+	char via[1024];
+	size_t vl = join_via(buf, m, ours, via, sizeof via);
+	struct tokens tk;
+	collect_connection_tokens(buf, m, &tk);
+	int rc = 0;
+	for (unsigned i = 0; i < m->nheaders && rc == 0; i++) {
+		struct tw_slice n = m->headers[i].name;
+		enum hdr_kind k = classify(buf, n);
+		/* Via is joined with ours below; when that is too long for one line the
+		 * upstream's lines pass as they are and ours follows as its own line */
+		if (k == H_HOP || k == H_RID || (k == H_VIA && vl) || (tk.n && named_in_connection(buf, n, &tk)))
+			continue;
+		rc = fn(ctx, buf + n.off, n.len, buf + m->headers[i].value.off, m->headers[i].value.len);
+	}
+	const char *hsts = tw_req_hsts(c, r);
+	if (rc == 0 && hsts && tw_h1_find_header(buf, m, "strict-transport-security", 0) < 0)
+		rc = fn(ctx, "Strict-Transport-Security", 25, hsts, strlen(hsts));
+	if (rc == 0 && vl)
+		rc = fn(ctx, "Via", 3, via, vl);
+	else if (rc == 0) {
+		char own[80]; /* the name is a token of at most 64 bytes */
+		int ol = snprintf(own, sizeof own, "1.1 %s", ours);
+		rc = fn(ctx, "Via", 3, own, ol > 0 && (size_t)ol < sizeof own ? (size_t)ol : 0);
+	}
+	if (rc == 0)
+		rc = fn(ctx, "X-Request-Id", 12, r->rid, strlen(r->rid));
+	return rc;
+}
+
+static int put_field(void *ctx, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+	struct tw_iobuf *out = ctx;
+	int rc = put(out, name, nlen);
+	rc |= PUTL(out, ": ");
+	rc |= put(out, value, vlen);
+	rc |= PUTL(out, "\r\n");
+	return rc;
+}
+
 int tw_rewrite_response(struct tw_conn *c, struct tw_req *r, const char *buf, struct tw_iobuf *out,
 			int close_client, int chunked_out)
 {
 	const struct tw_h1_msg *m = &r->msg;
-	const struct tw_config *cfg = r->gen->cfg;
-	struct tokens tk;
-	collect_connection_tokens(buf, m, &tk);
 	char line[16] = "HTTP/1.1 000 ";
 	int rc = 0;
 	unsigned st = m->status % 1000;
@@ -227,16 +291,7 @@ int tw_rewrite_response(struct tw_conn *c, struct tw_req *r, const char *buf, st
 	else
 		rc |= puts_(out, tw_h1_reason(m->status));
 	rc |= PUTL(out, "\r\n");
-	for (unsigned i = 0; i < m->nheaders; i++) {
-		struct tw_slice n = m->headers[i].name;
-		enum hdr_kind k = classify(buf, n);
-		if (k == H_HOP || k == H_RID || k == H_VIA || (tk.n && named_in_connection(buf, n, &tk)))
-			continue;
-		rc |= put_slice(out, buf, n);
-		rc |= PUTL(out, ": ");
-		rc |= put_slice(out, buf, m->headers[i].value);
-		rc |= PUTL(out, "\r\n");
-	}
+	/* the framing is ours: chunked toward the client, and the connection's fate */
 	if (chunked_out)
 		rc |= PUTL(out, "Transfer-Encoding: chunked\r\n");
 	if (r->tunnel) {
@@ -250,20 +305,8 @@ int tw_rewrite_response(struct tw_conn *c, struct tw_req *r, const char *buf, st
 	} else if (r->version_minor == 0) {
 		rc |= PUTL(out, "Connection: keep-alive\r\n");
 	}
-	const char *hsts = tw_req_hsts(c, r);
-	if (hsts && tw_h1_find_header(buf, m, "strict-transport-security", 0) < 0) {
-		rc |= PUTL(out, "Strict-Transport-Security: ");
-		rc |= puts_(out, hsts);
-		rc |= PUTL(out, "\r\n");
-	}
-	rc |= PUTL(out, "Via: ");
-	if (put_joined(out, buf, m, "via", &rc))
-		rc |= PUTL(out, ", ");
-	rc |= PUTL(out, "1.1 ");
-	rc |= puts_(out, cfg->via_name ? cfg->via_name : "tapwork");
-	rc |= PUTL(out, "\r\nX-Request-Id: ");
-	rc |= puts_(out, r->rid);
-	rc |= PUTL(out, "\r\n\r\n");
+	rc |= tw_response_fields(c, r, buf, put_field, out);
+	rc |= PUTL(out, "\r\n");
 	return rc ? TW_ELIMIT : 0;
 }
 

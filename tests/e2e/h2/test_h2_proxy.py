@@ -96,6 +96,7 @@ def test_routing_by_authority(procs, tmp_path):
     for host, name in (("a.test", "a"), ("b.test", "b"), ("a.test", "a")):
         r = subprocess.run(["nghttp", "-H", f":authority: {host}", f"http://127.0.0.1:{e.port}/echo"],
                            capture_output=True, timeout=30)
+        assert r.stdout, (r.returncode, r.stderr)
         assert json.loads(r.stdout)["upstream"] == name
 
 
@@ -140,3 +141,23 @@ def test_response_framings_and_upstream_errors(edge):
     r = curl(edge, "/expect", "-H", "Expect: 100-continue", "--data-binary", "hello")
     j = json.loads(r.stdout)
     assert j["body_len"] == 5
+
+
+def test_response_fields_reach_a_strict_client(edge):
+    """The proxied response head goes to HEADERS field by field: nghttp (which
+    rejects any malformed field) sees Via and X-Request-Id, the upstream's
+    end-to-end fields, and none of the hop-by-hop ones or those named in Connection."""
+    r = subprocess.run(["nghttp", "-v", "-H", ":authority: app.test", f"http://127.0.0.1:{edge.port}/hop"],
+                       capture_output=True, timeout=30)
+    out = r.stdout.decode()
+    assert r.returncode == 0 and "[ERROR]" not in out and "hop\n" in out, out
+    fields = {}
+    for m in re.finditer(r"recv \(stream_id=\d+(?:, sensitive)?\) ([^:\s][^:]*|:status): (.*)", out):
+        fields.setdefault(m.group(1), []).append(m.group(2))
+    assert fields[":status"] == ["200"]
+    assert fields["via"] == ["1.1 tapwork"]
+    assert re.fullmatch(r"[0-9a-f]{32}", fields["x-request-id"][0])
+    assert fields["x-end-to-end"] == ["kept"]
+    for hop in ("connection", "x-up-secret", "keep-alive", "proxy-connection", "trailer", "upgrade",
+                "transfer-encoding"):
+        assert hop not in fields, (hop, out)
