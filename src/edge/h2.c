@@ -884,7 +884,11 @@ static int vs_resp_head(struct tw_conn *vc, struct tw_req *r, const char *buf, i
 	static const int bm_of[] = {[FLOW_NONE] = BM_NONE, [FLOW_LENGTH] = BM_LENGTH, [FLOW_CHUNKED] = BM_CHUNKED,
 				    [FLOW_UNTIL_CLOSE] = BM_CLOSE};
 	body_mode(st, bm_of[flow], len);
-	struct nv_list l = {.n = 1, .scratch = st->hbuf->data, .cap = st->hbuf->cap};
+	struct nv_list l; /* not zeroed: the array is filled as far as it is used */
+	l.n = 1;
+	l.scratch = st->hbuf->data;
+	l.used = 0;
+	l.cap = st->hbuf->cap;
 	if (tw_response_fields(vc, r, buf, nv_collect, &l) != 0 || submit_nv(st, r->msg.status % 1000, l.nva, l.n) != 0)
 		return -1;
 	want_flush(st->s);
