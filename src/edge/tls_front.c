@@ -205,11 +205,20 @@ static ssize_t ssl_result(struct tw_conn *c, struct tls_front *f, int ret, uint8
 	}
 }
 
+/* SSL_get_error() needs an empty error queue before each call; failures
+ * empty it after themselves, so it is almost always empty already and a peek
+ * is cheaper than clearing all its slots on every record. */
+static void err_reset(void)
+{
+	if (ERR_peek_error() != 0)
+		ERR_clear_error();
+}
+
 static ssize_t tls_recv(struct tw_conn *c, char *p, size_t len, uint8_t *ready, uint8_t *eof)
 {
 	struct tls_front *f = c->fctx;
 	size_t n = 0;
-	ERR_clear_error();
+	err_reset();
 	f->in_recv = 1;
 	f->short_now = 0;
 	int ret = SSL_read_ex(f->ssl, p, len, &n);
@@ -242,7 +251,7 @@ static ssize_t tls_send(struct tw_conn *c, const char *a, size_t alen, const cha
 		len = blen;
 	}
 	size_t n = 0;
-	ERR_clear_error();
+	err_reset();
 	int ret = SSL_write_ex(f->ssl, p, len, &n);
 	if (ret == 1)
 		return (ssize_t)n;
