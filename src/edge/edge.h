@@ -163,6 +163,7 @@ struct tw_flow {
 	uint64_t remaining;  /* FLOW_LENGTH */
 	struct tw_h1_chunked ch;
 	uint32_t fwd;        /* classified bytes at the buffer's start, ready to forward */
+	int dechunk;         /* FLOW_CHUNKED: forward the payload alone (an HTTP/1.0 client) */
 	int done;
 	uint64_t total;      /* bytes forwarded */
 };

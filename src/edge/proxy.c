@@ -192,6 +192,13 @@ static ssize_t conn_write(struct tw_conn *c, const char *a, size_t alen, const c
 	return c->fops->send(c, a, alen, b, blen, &c->wr_ready);
 }
 
+static void on_dechunk(void *ctx, const char *p, size_t n)
+{
+	char **dst = ctx;
+	memmove(*dst, p, n); /* *dst <= p: framing bytes only ever leave a gap */
+	*dst += n;
+}
+
 /* Classify bytes of b after the already-classified window as body bytes. */
 static int flow_classify(struct tw_flow *f, struct tw_iobuf *b, int eof)
 {
@@ -206,6 +213,25 @@ static int flow_classify(struct tw_flow *f, struct tw_iobuf *b, int eof)
 		f->remaining -= take;
 		if (f->remaining == 0)
 			f->done = 1;
+		return 0;
+	}
+	if (f->mode == FLOW_CHUNKED && f->dechunk) {
+		if (have == 0)
+			return 0;
+		/* The payload is moved down over the framing as it is found, then
+		 * what was not scanned yet follows it: one buffer, no copy out. */
+		char *base = tw_iobuf_head(b) + f->fwd;
+		char *dst = base;
+		size_t used = 0;
+		int rc = tw_h1_chunked_scan(&f->ch, base, have, &used, on_dechunk, &dst);
+		size_t payload = (size_t)(dst - base);
+		memmove(base + payload, base + used, have - used);
+		b->end -= (uint32_t)(used - payload);
+		f->fwd += (uint32_t)payload;
+		if (rc == 0)
+			f->done = 1;
+		else if (rc != TW_EAGAIN)
+			return rc;
 		return 0;
 	}
 	if (f->mode == FLOW_CHUNKED) {
@@ -977,7 +1003,11 @@ static void begin_response(struct tw_conn *c)
 	}
 	flow_init(&r->respbody, mode, len, 0);
 	r->up_reusable = m->keep_alive && mode != FLOW_UNTIL_CLOSE && !r->tunnel;
-	if (mode == FLOW_UNTIL_CLOSE || !r->reqbody.done)
+	/* An HTTP/1.0 client cannot read chunked coding: it gets the payload,
+	 * delimited by the end of the connection. HTTP/2 streams frame it themselves. */
+	int dechunk = mode == FLOW_CHUNKED && r->version_minor == 0 && !c->fops->resp_head;
+	r->respbody.dechunk = dechunk;
+	if (mode == FLOW_UNTIL_CLOSE || !r->reqbody.done || dechunk)
 		c->close_after = 1;
 	int close_client = c->close_after && !r->tunnel;
 	r->status = (int)st;
@@ -992,7 +1022,7 @@ static void begin_response(struct tw_conn *c)
 			return;
 		}
 	} else if (ensure_out(c) != 0 ||
-	    tw_rewrite_response(c, r, tw_iobuf_head(u->in), c->out, close_client, mode == FLOW_CHUNKED) != 0) {
+	    tw_rewrite_response(c, r, tw_iobuf_head(u->in), c->out, close_client, mode == FLOW_CHUNKED && !dechunk) != 0) {
 		c->close_after = 1;
 		r->up_reusable = 0;
 		respond_local_error(c, 502, "upstream response head too large");

@@ -6,8 +6,7 @@
  * upstream we add X-Forwarded-For/-Proto/-Host, Forwarded, Via and
  * X-Request-Id (incoming forwarding headers are kept and appended to only
  * when the peer is a trusted proxy). The client gets Via and X-Request-Id.
- * An HTTP/1.0 client's request goes up as HTTP/1.0 so the answer needs no
- * chunked coding the client cannot read. */
+ * Requests go up as HTTP/1.1 whatever the client spoke. */
 #include "edge/edge.h"
 
 #include <stdio.h>
@@ -135,7 +134,10 @@ int tw_rewrite_request(struct tw_conn *c, struct tw_req *r, const char *buf, str
 	} else {
 		rc |= put_slice(out, buf, m->target);
 	}
-	rc |= puts_(out, m->version_minor == 0 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
+	/* Our own version, whatever the client's (RFC 9110 section 6.2): an
+	 * HTTP/1.0 request goes up as HTTP/1.1 too, so the upstream connection
+	 * stays pooled; a chunked answer is decoded for such a client. */
+	rc |= PUTL(out, " HTTP/1.1\r\n");
 	int have_host = 0;
 	for (unsigned i = 0; i < m->nheaders; i++) {
 		struct tw_slice n = m->headers[i].name;
@@ -154,6 +156,14 @@ int tw_rewrite_request(struct tw_conn *c, struct tw_req *r, const char *buf, str
 	if (!have_host && m->authority.len) {
 		rc |= PUTL(out, "Host: ");
 		rc |= put_slice(out, buf, m->authority);
+		rc |= PUTL(out, "\r\n");
+	} else if (!have_host) {
+		/* HTTP/1.0 without Host: HTTP/1.1 needs one; the backend's name (as
+		 * nginx sends its upstream group's) when it is a valid host name */
+		const char *bn = cfg->backends[r->backend].name;
+		rc |= PUTL(out, "Host: ");
+		rc |= puts_(out, bn[0] && strspn(bn, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_~") ==
+					   strlen(bn) ? bn : "localhost");
 		rc |= PUTL(out, "\r\n");
 	}
 	if (m->chunked)

@@ -311,3 +311,55 @@ def test_upstream_connections_kept_under_parallel_large_responses(edge):
     # at most one upstream connection per concurrent client (plus the /count probes);
     # a pool that drops idle connections on spurious events opens one per request
     assert opened <= clients + 4, opened
+
+
+def test_http10_clients_go_up_as_http11_on_pooled_connections(procs, tmp_path):
+    """An HTTP/1.0 request goes up as HTTP/1.1 (RFC 9110 section 6.2: an
+    intermediary sends its own version), with a Host when the client sent none,
+    so the upstream connection stays pooled; Via still names the client's 1.0."""
+    up = start_upstream(procs, "web")
+    edge = start_edge(procs, tmp_path, simple_config([up]))
+    conns0 = up.get("/count").json()["conns"]
+    for i in range(12):
+        r = edge.raw_request(b"GET /echo HTTP/1.0\r\n\r\n")
+        assert r.status == 200, r
+        doc = r.json()
+        assert doc["version"] == "HTTP/1.1", doc
+        hdrs = {k.lower(): v for k, v in doc["headers"]}
+        assert hdrs["host"] == "web" and hdrs["via"] == "1.0 tapwork", hdrs
+        assert "connection" not in hdrs, hdrs
+    r = edge.raw_request(b"GET /echo HTTP/1.0\r\nHost: app.test\r\n\r\n")
+    assert {k.lower(): v for k, v in r.json()["headers"]}["host"] == "app.test"
+    # one upstream connection per worker at most, not one per request
+    assert up.get("/count").json()["conns"] - conns0 <= 4
+
+
+def test_http10_client_gets_a_chunked_answer_decoded(edge):
+    """HTTP/1.0 has no chunked coding: the payload alone, then the connection closes."""
+    n, size = 40, 3000
+    c = edge.raw()
+    c.send(f"GET /chunked?n={n}&size={size} HTTP/1.0\r\nHost: app.test\r\n\r\n".encode())
+    r = c.read_final()
+    assert r.status == 200
+    assert r.header("Transfer-Encoding") is None and r.header("Content-Length") is None, r.headers
+    assert (r.header("Connection") or "").lower() == "close"
+    assert r.body == pattern_bytes(0, n * size)
+    c.close()
+    # many tiny chunks: more framing than payload, removed in place across buffer refills
+    c = edge.raw()
+    c.send(b"GET /chunked?n=1000&size=7 HTTP/1.0\r\nHost: app.test\r\n\r\n")
+    r = c.read_final()
+    assert r.status == 200 and r.body == pattern_bytes(0, 1000 * 7)
+    c.close()
+    # a keep-alive HTTP/1.0 client too: the end of the connection is the only delimiter left
+    c = edge.raw()
+    c.send(b"GET /chunked?n=3&size=100 HTTP/1.0\r\nHost: app.test\r\nConnection: keep-alive\r\n\r\n")
+    r = c.read_final()
+    assert r.status == 200 and r.body == pattern_bytes(0, 300) and r.header("Transfer-Encoding") is None
+    c.close()
+    # HTTP/1.1 clients still get the chunks as they come
+    c = edge.raw()
+    c.send(b"GET /chunked?n=3&size=100 HTTP/1.1\r\nHost: app.test\r\n\r\n")
+    r = c.read_final()
+    assert r.header("Transfer-Encoding") == "chunked" and r.body == pattern_bytes(0, 300)
+    c.close()
