@@ -108,6 +108,9 @@ struct tw_worker {
 	struct tw_gen *gen;
 	_Atomic uint64_t gen_id; /* id of w->gen, for the main thread's reload handshake */
 	struct tw_iobuf_pool bufs;
+	/* upstream answers only (u->in): the buffer an answer takes is one an
+	 * answer just left, still warm in the CPU's cache */
+	struct tw_iobuf_pool upbufs;
 	struct tw_metrics_shard *m;
 	struct tw_conn *conns; /* all client connections (for drain) */
 	size_t nconns;

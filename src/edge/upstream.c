@@ -26,7 +26,7 @@ static void up_free(struct tw_upconn *u)
 	tw_timer_cancel(w->loop, &u->timer);
 	tw_loop_del(w->loop, &u->io);
 	close(u->io.fd);
-	tw_iobuf_put(&w->bufs, u->in);
+	tw_iobuf_put(&w->upbufs, u->in);
 	tw_iobuf_put(&w->bufs, u->out);
 	u->dead = 1;
 	tw_loop_defer_free(w->loop, u);
@@ -185,7 +185,7 @@ void tw_up_release(struct tw_upconn *u, int reusable)
 		up_free(u);
 		return;
 	}
-	tw_iobuf_put(&w->bufs, u->in);
+	tw_iobuf_put(&w->upbufs, u->in);
 	tw_iobuf_put(&w->bufs, u->out);
 	u->in = u->out = NULL;
 	u->st = U_IDLE;

@@ -208,6 +208,7 @@ static void on_trim(struct tw_loop *loop, struct tw_timer *t)
 	struct tw_worker *w = (struct tw_worker *)((char *)t - offsetof(struct tw_worker, trim_timer));
 	if (w->inflight == 0) {
 		tw_iobuf_pool_trim(&w->bufs, 4);
+		tw_iobuf_pool_trim(&w->upbufs, 4);
 		tw_req_pool_trim(w, 4);
 	}
 	tw_timer_set(loop, t, 1000);
@@ -223,6 +224,7 @@ static void *worker_main(void *arg)
 	tw_conn_drain(w);
 	tw_up_pools_free(w);
 	tw_iobuf_pool_drain(&w->bufs);
+	tw_iobuf_pool_drain(&w->upbufs);
 	tw_req_pool_trim(w, 0);
 	atomic_fetch_add(&w->edge->workers_exited, 1);
 	tw_loop_wake(w->edge->loop);
@@ -257,6 +259,7 @@ int tw_workers_start(struct tw_edge *e, struct tw_err *err)
 		w->idx = i;
 		w->edge = e;
 		w->bufs.max_free = 1024; /* of 128 KiB (virtual; RSS is what was touched); trimmed once idle */
+		w->upbufs.max_free = 1024;
 		w->alog_fd = e->alog_fd;
 		tw_dbuf_init(&w->alog, 1u << 20);
 		struct timespec ts;
