@@ -125,3 +125,14 @@ def test_non_websocket_upgrade_not_forwarded(untrusted):
     c.send(b"GET /echo HTTP/1.1\r\nHost: app.test\r\n\r\n")
     assert c.read_final().status == 200
     c.close()
+
+
+def test_response_via_joins_the_upstreams_and_ours(untrusted):
+    r = untrusted.raw_request(b"GET /bighead?via=1.1+a&via=1.0+b HTTP/1.1\r\nHost: app.test\r\n\r\n")
+    assert r.status == 200
+    assert [v for k, v in r.headers if k.lower() == "via"] == ["1.1 a, 1.0 b, 1.1 tapwork"]
+    # too long to join on one line (over 1 KiB): the upstream's line passes, ours follows it
+    long = "1.1 " + "x" * 1500
+    r = untrusted.raw_request(f"GET /bighead?via={long.replace(' ', '+')} HTTP/1.1\r\nHost: app.test\r\n\r\n".encode())
+    assert r.status == 200
+    assert [v for k, v in r.headers if k.lower() == "via"] == [long, "1.1 tapwork"]

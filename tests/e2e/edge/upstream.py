@@ -24,6 +24,7 @@ Endpoints
   /eof?bytes=N     N pattern bytes, no Content-Length: delimited by closing
   /hop             200 carrying hop-by-hop response headers the proxy must strip
   /bighead?bytes=N 200 "big\\n" whose head carries an X-Pad field of N bytes
+                   (&via=V, repeatable: a Via field per V)
 Leading path segments are ignored when finding the endpoint ("/api/slow" is
 /slow) and unknown paths are /echo, so any routed path gets an answer.
 The module is importable: tests use pattern_bytes()/pattern_sha256().
@@ -317,7 +318,8 @@ def handle_one(c, sock, st):
                 off += take
     elif path == "/bighead":
         n = int(q.get("bytes", ["0"])[0])
-        respond(200, [("Content-Type", "text/plain"), ("X-Pad", "p" * n)], b"big\n")
+        respond(200, [("Content-Type", "text/plain"), ("X-Pad", "p" * n)] + [("Via", v) for v in q.get("via", [])],
+                b"big\n")
     elif path == "/chunked":
         n = int(q.get("n", ["3"])[0])
         size = int(q.get("size", ["100"])[0])
