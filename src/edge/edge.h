@@ -202,6 +202,7 @@ struct tw_req {
 	uint32_t hdr_sent;
 	uint64_t bytes_out;
 	int client_keepalive;
+	int client_close; /* the client asked for the connection to close after this request */
 	uint64_t t_start_us;
 	struct tw_flow reqbody, respbody;
 	struct tw_req *next_free;
@@ -248,6 +249,7 @@ struct tw_conn {
 	struct tw_conn *q_next;      /* backend queue */
 	enum tw_conn_state st;
 	uint8_t rd_ready, wr_ready, rd_eof, close_after, queued, in_run, dead, lingering, rdhup;
+	uint8_t quiet_close; /* the client asked to close and its request was read whole */
 	struct tw_timer timer;
 	struct sockaddr_storage peer;
 	socklen_t peerlen;

@@ -563,6 +563,7 @@ static void finish_request(struct tw_conn *c)
 		if (r->backend < g->cfg->nbackends)
 			tw_metric_observe(w->m, g->be[r->backend].m_hist, dur);
 		tw_alog_request(w, c, r, dur);
+		c->quiet_close = r->client_close && r->reqbody.done;
 		req_free(w, r);
 		c->req = NULL;
 	}
@@ -572,6 +573,13 @@ static void finish_request(struct tw_conn *c)
 static void start_linger(struct tw_conn *c)
 {
 	if (c->fops->oneshot) {
+		conn_close(c);
+		return;
+	}
+	/* The client asked to close and sent nothing more: nothing unread can
+	 * make close() reset the connection under the answer, so no need to wait
+	 * for its FIN (a shutdown, a read and a wake-up per connection). */
+	if (c->quiet_close && c->fops == &tw_front_plain && (c->in == NULL || tw_iobuf_len(c->in) == 0)) {
 		conn_close(c);
 		return;
 	}
@@ -658,6 +666,7 @@ static void dispatch(struct tw_conn *c)
 	else
 		tw_make_request_id(c->w, r->rid);
 	r->client_keepalive = m->keep_alive && !c->w->draining;
+	r->client_close = !m->keep_alive;
 	if (!r->client_keepalive)
 		c->close_after = 1;
 	r->is_head = strcmp(r->method, "HEAD") == 0;

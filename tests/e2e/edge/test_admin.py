@@ -1,4 +1,6 @@
 """Admin listener: /healthz, /readyz, /metrics (names, labels, values that move)."""
+import time
+
 import pytest
 
 from edgeutil import backend, dead_port, start_edge, start_upstream, wait_for
@@ -99,3 +101,28 @@ def test_labels_never_from_request_data(edge):
         edge.get(f"/zzpath{i}", host="app.test")
     text = edge.admin("/metrics").text
     assert "zzuniq" not in text and "hostzz" not in text and "zzpath" not in text
+
+
+def test_client_asked_close_is_closed_at_once_otherwise_lingers(edge):
+    """A client that asked to close and sent its whole request: tapwork closes
+    right after the answer (no 2 s wait for the client's FIN); one whose request
+    body was left unread is still drained (linger) so no reset destroys the answer."""
+    wait_for(lambda: edge.metrics().get("tapwork_connections_active") == 0, 5,
+             what="no client connections left from earlier tests")
+    c = edge.raw()
+    c.send(b"GET /echo HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n")
+    assert c.read_final().status == 200
+    assert c.closed_within(1.0)  # FIN from tapwork; this side stays open
+    t0 = time.monotonic()
+    wait_for(lambda: edge.metrics().get("tapwork_connections_active") == 0, 5, what="closed")
+    assert time.monotonic() - t0 < 1.0  # not the 2 s linger
+    c.close()
+    # a body tapwork never reads (no route answers 404 without reading it): linger
+    c = edge.raw()
+    c.send(b"POST /x HTTP/1.1\r\nHost: nowhere.test\r\nConnection: close\r\nContent-Length: 100000\r\n\r\n"
+           + b"a" * 1000)
+    r = c.read_final()
+    assert r.status == 404
+    time.sleep(0.3)
+    assert edge.metrics().get("tapwork_connections_active") == 1  # draining the rest
+    c.close()
