@@ -410,9 +410,7 @@ void tw_conn_accept(struct tw_worker *w, int fd, const struct sockaddr *sa, sock
 		return;
 	}
 	c->fops = fops ? fops : &tw_front_plain;
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	c->io.fd = fd;
+	c->io.fd = fd; /* TCP_NODELAY comes from the listener (tw_listen_socket) */
 	c->io.cb = on_client_event;
 	c->w = w;
 	memcpy(&c->peer, sa, len);

@@ -26,6 +26,8 @@ int tw_listen_socket(const struct tw_addr *a, int reuseport, struct tw_err *err)
 		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
 	if (a->ss.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+	/* accepted sockets inherit it: no setsockopt per connection */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) == -1) {
 		int e = errno;
 		close(fd);
