@@ -192,13 +192,6 @@ static ssize_t conn_write(struct tw_conn *c, const char *a, size_t alen, const c
 	return c->fops->send(c, a, alen, b, blen, &c->wr_ready);
 }
 
-static void on_dechunk(void *ctx, const char *p, size_t n)
-{
-	char **dst = ctx;
-	memmove(*dst, p, n); /* *dst <= p: framing bytes only ever leave a gap */
-	*dst += n;
-}
-
 /* Classify bytes of b after the already-classified window as body bytes. */
 static int flow_classify(struct tw_flow *f, struct tw_iobuf *b, int eof)
 {
@@ -215,31 +208,23 @@ static int flow_classify(struct tw_flow *f, struct tw_iobuf *b, int eof)
 			f->done = 1;
 		return 0;
 	}
-	if (f->mode == FLOW_CHUNKED && f->dechunk) {
-		if (have == 0)
-			return 0;
-		/* The payload is moved down over the framing as it is found, then
-		 * what was not scanned yet follows it: one buffer, no copy out. */
-		char *base = tw_iobuf_head(b) + f->fwd;
-		char *dst = base;
-		size_t used = 0;
-		int rc = tw_h1_chunked_scan(&f->ch, base, have, &used, on_dechunk, &dst);
-		size_t payload = (size_t)(dst - base);
-		memmove(base + payload, base + used, have - used);
-		b->end -= (uint32_t)(used - payload);
-		f->fwd += (uint32_t)payload;
-		if (rc == 0)
-			f->done = 1;
-		else if (rc != TW_EAGAIN)
-			return rc;
-		return 0;
-	}
 	if (f->mode == FLOW_CHUNKED) {
 		if (have == 0)
 			return 0;
-		size_t used = 0;
-		int rc = tw_h1_chunked_scan(&f->ch, tw_iobuf_head(b) + f->fwd, have, &used, NULL, NULL);
-		f->fwd += (uint32_t)used;
+		char *p = tw_iobuf_head(b) + f->fwd;
+		size_t used = 0, fwd;
+		int rc;
+		if (f->dechunk) {
+			/* the payload alone, decoded in place; what was not scanned
+			 * yet moves down behind it: one buffer, no copy out */
+			rc = tw_h1_chunked_decode(&f->ch, p, have, &used, &fwd);
+			memmove(p + fwd, p + used, have - used); /* nothing moves on an error: both 0 */
+			b->end -= (uint32_t)(used - fwd);
+		} else {
+			rc = tw_h1_chunked_scan(&f->ch, p, have, &used, NULL, NULL);
+			fwd = used;
+		}
+		f->fwd += (uint32_t)fwd;
 		if (rc == 0)
 			f->done = 1;
 		else if (rc != TW_EAGAIN)

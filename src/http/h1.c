@@ -861,6 +861,23 @@ int tw_h1_chunked_scan(struct tw_h1_chunked *c, const char *buf, size_t len, siz
 	return TW_EAGAIN;
 }
 
+static void move_down(void *ctx, const char *p, size_t n)
+{
+	char **dst = ctx;
+	memmove(*dst, p, n); /* *dst <= p: the framing only ever leaves a gap */
+	*dst += n;
+}
+
+int tw_h1_chunked_decode(struct tw_h1_chunked *c, char *buf, size_t len, size_t *consumed, size_t *payload)
+{
+	char *dst = buf;
+	int rc = tw_h1_chunked_scan(c, buf, len, consumed, move_down, &dst);
+	/* the scanner reports nothing consumed on an error, though data before
+	 * it was moved: say nothing was produced either */
+	*payload = rc == 0 || rc == TW_EAGAIN ? (size_t)(dst - buf) : 0;
+	return rc;
+}
+
 const char *tw_h1_reason(unsigned status)
 {
 	switch (status) {

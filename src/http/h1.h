@@ -155,6 +155,11 @@ struct tw_h1_chunked {
 void tw_h1_chunked_init(struct tw_h1_chunked *c, uint64_t max_body);
 int tw_h1_chunked_scan(struct tw_h1_chunked *c, const char *buf, size_t len, size_t *consumed,
 		       void (*on_data)(void *ctx, const char *p, size_t n), void *ctx);
+/* tw_h1_chunked_scan decoding in place: the data bytes of buf[0, *consumed)
+ * are moved down over the framing to buf[0, *payload) (*payload <= *consumed;
+ * bytes past *consumed are untouched). Same return values; on an error both
+ * counts are 0 and the bytes before the error may have been rewritten. */
+int tw_h1_chunked_decode(struct tw_h1_chunked *c, char *buf, size_t len, size_t *consumed, size_t *payload);
 
 /* Status line reason for common codes ("Not Found"); "Unknown" otherwise. */
 const char *tw_h1_reason(unsigned status);

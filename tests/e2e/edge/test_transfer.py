@@ -357,6 +357,14 @@ def test_http10_client_gets_a_chunked_answer_decoded(edge):
     r = c.read_final()
     assert r.status == 200 and r.body == pattern_bytes(0, 300) and r.header("Transfer-Encoding") is None
     c.close()
+    # an invalid chunk-size right after good data (one upstream write): the client gets
+    # at most the good payload, then the connection closes; the edge keeps serving
+    c = edge.raw()
+    c.send(b"GET /chunked?n=2&size=50&bad=1 HTTP/1.0\r\nHost: app.test\r\n\r\n")
+    r = c.read_final()
+    assert r.status == 200 and pattern_bytes(0, 100).startswith(r.body), r.body
+    c.close()
+    assert edge.get("/echo", host="app.test").status_code == 200
     # HTTP/1.1 clients still get the chunks as they come
     c = edge.raw()
     c.send(b"GET /chunked?n=3&size=100 HTTP/1.1\r\nHost: app.test\r\n\r\n")

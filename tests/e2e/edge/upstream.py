@@ -15,6 +15,7 @@ Endpoints
   /slow?ms=N       sleeps N ms, then 200 "slow\\n"
   /big?bytes=N     N bytes of pattern_bytes() with Content-Length
   /chunked?n=K&size=S  K chunks of S pattern bytes, Transfer-Encoding: chunked
+                   (&bad=1: an invalid chunk-size line sent with the last chunk, then close)
   /healthz         200 "ok", or 503 after /health/down (back with /health/up)
   /close           reads the request, then resets the connection (RST, no byte sent)
   /ws              WebSocket handshake (RFC 6455), echoes text/binary frames
@@ -327,10 +328,14 @@ def handle_one(c, sock, st):
                "\r\nTransfer-Encoding: chunked\r\n" + ("" if keep else "Connection: close\r\n") + "\r\n")
         sock.sendall(hdr.encode())
         off = 0
-        for _ in range(n):
-            sock.sendall(f"{size:x}\r\n".encode() + pattern_bytes(off, size) + b"\r\n")
+        bad = bool(q.get("bad"))
+        for i in range(n):
+            last = bad and i == n - 1  # data and the broken line in one write
+            sock.sendall(f"{size:x}\r\n".encode() + pattern_bytes(off, size) + b"\r\n" + (b"zz\r\n" if last else b""))
             off += size
             time.sleep(0.001)
+        if bad:
+            return False
         sock.sendall(b"0\r\n\r\n")
     elif path == "/eof":
         n = int(q.get("bytes", ["0"])[0])

@@ -291,6 +291,41 @@ static void random_pieces(void **state)
 	free(dec);
 }
 
+/* In place: the payload moved down over the framing, the rest left alone,
+ * resumable across calls, and nothing reported on an error. */
+static void decode_in_place(void **state)
+{
+	(void)state;
+	struct tw_h1_chunked c;
+	size_t used = 99, out = 99;
+	char b[] = "3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nT: v\r\n\r\nNEXT";
+	tw_h1_chunked_init(&c, 0);
+	assert_int_equal(tw_h1_chunked_decode(&c, b, sizeof b - 1, &used, &out), 0);
+	assert_int_equal(used, sizeof b - 1 - 4);
+	assert_int_equal(out, 5);
+	assert_memory_equal(b, "abcde", 5);
+	assert_memory_equal(b + used, "NEXT", 4);
+
+	char p1[] = "5\r\nhel", p2[] = "lo\r\n0\r\n\r\n";
+	tw_h1_chunked_init(&c, 0);
+	assert_int_equal(tw_h1_chunked_decode(&c, p1, sizeof p1 - 1, &used, &out), TW_EAGAIN);
+	assert_int_equal(used, sizeof p1 - 1);
+	assert_int_equal(out, 3);
+	assert_memory_equal(p1, "hel", 3);
+	assert_int_equal(tw_h1_chunked_decode(&c, p2, sizeof p2 - 1, &used, &out), 0);
+	assert_int_equal(used, sizeof p2 - 1);
+	assert_int_equal(out, 2);
+	assert_memory_equal(p2, "lo", 2);
+
+	/* data, then a bad chunk-size in the same piece: 0 and 0, so a caller
+	 * that compacts its buffer by (used - out) moves nothing */
+	char e[] = "5\r\nhello\r\nzz\r\n";
+	tw_h1_chunked_init(&c, 0);
+	assert_int_equal(tw_h1_chunked_decode(&c, e, sizeof e - 1, &used, &out), TW_EPROTO);
+	assert_int_equal(used, 0);
+	assert_int_equal(out, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -299,6 +334,7 @@ int main(void)
 		cmocka_unit_test(limits),
 		cmocka_unit_test(incomplete),
 		cmocka_unit_test(random_pieces),
+		cmocka_unit_test(decode_in_place),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
