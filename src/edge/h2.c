@@ -47,7 +47,6 @@
 #define H2_TRIM_MS 1000u    /* idle time after which those (and the output buffer) are dropped */
 
 enum { RS_HEAD = 0, RS_BODY, RS_DONE };
-enum { BM_NONE = 0, BM_LENGTH, BM_CHUNKED, BM_CLOSE };
 
 struct h2_stream {
 	struct tw_h2_session *s;
@@ -64,7 +63,7 @@ struct h2_stream {
 	struct tw_h2_req x;
 	struct tw_dbuf req; /* HTTP/1.1 bytes waiting for the proxy */
 	/* response */
-	int rs, bm;
+	int rs, bm; /* bm: the body's framing, FLOW_* */
 	uint64_t body_left;
 	struct tw_h1_chunked ch;
 	struct tw_h1_parser p;
@@ -698,7 +697,7 @@ static void on_chunk_data(void *ctx, const char *p, size_t n)
 /* Body bytes of the proxy's response: bytes accepted, -1 on error. */
 static ssize_t resp_body(struct h2_stream *st, const char *p, size_t len)
 {
-	if (st->bm == BM_NONE || st->body_done)
+	if (st->bm == FLOW_NONE || st->body_done)
 		return (ssize_t)len; /* nothing is expected: ignore */
 	if (st->b_start > 0 && st->b_start == st->b_end)
 		st->b_start = st->b_end = 0;
@@ -709,7 +708,7 @@ static ssize_t resp_body(struct h2_stream *st, const char *p, size_t len)
 	}
 	size_t room = H2_BODY_CAP - st->b_end;
 	size_t take = len < room ? len : room;
-	if (st->bm == BM_LENGTH) {
+	if (st->bm == FLOW_LENGTH) {
 		if (take > st->body_left)
 			take = (size_t)st->body_left;
 		memcpy(st->body + st->b_end, p, take);
@@ -719,7 +718,7 @@ static ssize_t resp_body(struct h2_stream *st, const char *p, size_t len)
 			st->body_done = 1;
 		return (ssize_t)take;
 	}
-	if (st->bm == BM_CHUNKED) {
+	if (st->bm == FLOW_CHUNKED) {
 		size_t used = 0;
 		int rc = tw_h1_chunked_scan(&st->ch, p, take, &used, on_chunk_data, st);
 		if (rc == 0)
@@ -728,7 +727,7 @@ static ssize_t resp_body(struct h2_stream *st, const char *p, size_t len)
 			return -1;
 		return (ssize_t)used;
 	}
-	memcpy(st->body + st->b_end, p, take); /* BM_CLOSE: ends when the proxy closes */
+	memcpy(st->body + st->b_end, p, take); /* FLOW_UNTIL_CLOSE: ends when the proxy closes */
 	st->b_end += take;
 	return (ssize_t)take;
 }
@@ -776,15 +775,15 @@ static int is_hop_by_hop(const char *n, size_t l)
 	}
 }
 
-/* How the response body reaches the stream: len bytes, chunked, until the end. */
+/* How the response body reaches the stream (FLOW_*): len bytes, chunked, until the end. */
 static void body_mode(struct h2_stream *st, int bm, uint64_t len)
 {
 	st->bm = bm;
-	if (bm == BM_LENGTH) {
+	if (bm == FLOW_LENGTH) {
 		st->body_left = len;
 		if (len == 0)
-			st->bm = BM_NONE;
-	} else if (bm == BM_CHUNKED) {
+			st->bm = FLOW_NONE;
+	} else if (bm == FLOW_CHUNKED) {
 		tw_h1_chunked_init(&st->ch, 0);
 	}
 }
@@ -796,16 +795,16 @@ static int submit_nv(struct h2_stream *st, unsigned status, nghttp2_nv *nva, siz
 	char code[4] = {(char)('0' + status / 100 % 10), (char)('0' + status / 10 % 10), (char)('0' + status % 10), 0};
 	nva[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)code, 7, 3, NGHTTP2_NV_FLAG_NONE};
 	nghttp2_data_provider prd = {.source.ptr = st, .read_callback = data_read};
-	if (st->bm != BM_NONE && st->body == NULL) {
+	if (st->bm != FLOW_NONE && st->body == NULL) {
 		if ((st->bbuf = tw_iobuf_get(&s->c->w->bufs)) == NULL)
 			return -1;
 		st->body = st->bbuf->data;
 	}
-	int rv = nghttp2_submit_response(s->ng, st->id, nva, n, st->bm == BM_NONE ? NULL : &prd);
+	int rv = nghttp2_submit_response(s->ng, st->id, nva, n, st->bm == FLOW_NONE ? NULL : &prd);
 	if (rv != 0)
 		return -1;
 	st->submitted = 1;
-	if (st->bm == BM_NONE) {
+	if (st->bm == FLOW_NONE) {
 		st->body_done = 1;
 		st->rs = RS_DONE;
 	} else {
@@ -833,13 +832,13 @@ static int submit_head(struct h2_stream *st)
 	struct tw_h1_msg *m = st->msg;
 	unsigned status = m->status;
 	if (st->is_head || status == 204 || status == 304 || (status >= 100 && status < 200))
-		body_mode(st, BM_NONE, 0);
+		body_mode(st, FLOW_NONE, 0);
 	else if (m->chunked)
-		body_mode(st, BM_CHUNKED, 0);
+		body_mode(st, FLOW_CHUNKED, 0);
 	else if (m->content_length >= 0)
-		body_mode(st, BM_LENGTH, (uint64_t)m->content_length);
+		body_mode(st, FLOW_LENGTH, (uint64_t)m->content_length);
 	else
-		body_mode(st, BM_CLOSE, 0);
+		body_mode(st, FLOW_UNTIL_CLOSE, 0);
 	nghttp2_nv nva[TW_H1_MAX_HEADERS_HARD + 1];
 	size_t n = 1;
 	for (unsigned i = 0; i < m->nheaders; i++) {
@@ -881,9 +880,7 @@ static int vs_resp_head(struct tw_conn *vc, struct tw_req *r, const char *buf, i
 		return -1;
 	if (st->hbuf == NULL && (st->hbuf = tw_iobuf_get(&st->s->c->w->bufs)) == NULL)
 		return -1;
-	static const int bm_of[] = {[FLOW_NONE] = BM_NONE, [FLOW_LENGTH] = BM_LENGTH, [FLOW_CHUNKED] = BM_CHUNKED,
-				    [FLOW_UNTIL_CLOSE] = BM_CLOSE};
-	body_mode(st, bm_of[flow], len);
+	body_mode(st, flow, len);
 	struct nv_list l; /* not zeroed: the array is filled as far as it is used */
 	l.n = 1;
 	l.scratch = st->hbuf->data;
@@ -997,7 +994,7 @@ static void vs_close(struct tw_conn *vc)
 	}
 	if (!st->h2closed && !st->aborted) {
 		int complete = vc->nreq > 0;
-		if (complete && st->rs == RS_BODY && st->bm == BM_CLOSE)
+		if (complete && st->rs == RS_BODY && st->bm == FLOW_UNTIL_CLOSE)
 			st->body_done = 1; /* the response ended with the upstream connection */
 		if (!complete || !st->submitted || !st->body_done) {
 			rst(st, NGHTTP2_INTERNAL_ERROR);
