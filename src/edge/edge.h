@@ -201,7 +201,6 @@ struct tw_req {
 	struct tw_iobuf *hdr; /* rewritten request head (kept for retries) */
 	uint32_t hdr_sent;
 	uint64_t bytes_out;
-	int client_keepalive;
 	int client_close; /* the client asked for the connection to close after this request */
 	uint64_t t_start_us;
 	struct tw_flow reqbody, respbody;

@@ -648,9 +648,8 @@ static void dispatch(struct tw_conn *c)
 		copy_slice(r->rid, sizeof r->rid, buf, m->headers[i].value);
 	else
 		tw_make_request_id(c->w, r->rid);
-	r->client_keepalive = m->keep_alive && !c->w->draining;
 	r->client_close = !m->keep_alive;
-	if (!r->client_keepalive)
+	if (r->client_close || c->w->draining)
 		c->close_after = 1;
 	r->is_head = strcmp(r->method, "HEAD") == 0;
 	r->idempotent = r->is_head || !strcmp(r->method, "GET") || !strcmp(r->method, "OPTIONS") ||
@@ -1064,7 +1063,7 @@ static int pump_response(struct tw_conn *c)
 	 * 8 MiB of cold buffers and the kernel's copy into them costs 3x). Until
 	 * then only what waits in c->out (a 100 Continue) is written. */
 	if (u->in == NULL) {
-		if (!u->rd_ready || u->rd_eof)
+		if (!u->rd_ready)
 			return write_response(c);
 		if ((u->in = tw_iobuf_get(&c->w->upbufs)) == NULL)
 			return 0;
