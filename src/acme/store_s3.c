@@ -9,7 +9,9 @@
  * "certs_s__.example.com_schain.pem"); at most 128 bytes after escaping.
  *
  * A lock is the object locks/NAME holding "EXPIRES_MS OWNER\n", created
- * with a conditional put (If-None-Match: *). Someone else's lock whose
+ * with a conditional put (If-None-Match: *) and read back (an emulation
+ * that checks and then writes can let two racing puts succeed: only the
+ * one whose owner id the object holds has the lock). Someone else's lock whose
  * expiry has passed (a holder that died) is deleted and the put tried
  * again once. unlock deletes the object if it still holds our owner id.
  * S3 has no conditional delete, so two processes taking over the same
@@ -253,6 +255,16 @@ static int s3_lock(struct tw_acme_store *s, const char *name, uint64_t lease_ms,
 	}
 	if (rc == TW_EEXIST)
 		rc = TW_ELOCKED;
+	if (rc == 0) {
+		/* Read the lock back: a store whose conditional put is not atomic
+		 * (check, then write) lets two racing puts both succeed, and the
+		 * later write wins the object; the one that lost sees it here. */
+		uint64_t exp = 0;
+		char owner[64];
+		int r = read_lock(x, lk->name, &exp, owner, sizeof owner);
+		if (r == TW_ENOENT || (r == 0 && strcmp(owner, lk->owner) != 0))
+			rc = TW_ELOCKED;
+	}
 	if (rc < 0) {
 		free(lk);
 		return rc == TW_ELOCKED ? tw_err_set(err, TW_ELOCKED, "%s is locked by another process",
