@@ -18,6 +18,7 @@
 
 #include "backup/packer.h"
 #include "backup/repo.h"
+#include "../storage/passthru.h"
 
 static char root[256];
 
@@ -101,20 +102,17 @@ static void mixed_sizes_round_trip(void **state)
 /* ---- buffered mode: a storage without a writer whose pack puts wait on a gate */
 
 struct gate_st {
-	struct tw_storage base;
-	struct tw_storage *inner;
+	struct passthru pt; /* first: the storage the repository sees */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int open;
 	atomic_int data_puts; /* pack puts begun */
 };
 
-static struct gate_st *gate_of(struct tw_storage *s) { return (struct gate_st *)s; }
-
 static int g_put(struct tw_storage *s, enum tw_st_type t, const char *name, const void *buf,
 		 size_t len, int flags, struct tw_err *e)
 {
-	struct gate_st *g = gate_of(s);
+	struct gate_st *g = (struct gate_st *)s;
 	if (t == TW_ST_DATA) {
 		atomic_fetch_add(&g->data_puts, 1);
 		pthread_mutex_lock(&g->mu);
@@ -122,41 +120,10 @@ static int g_put(struct tw_storage *s, enum tw_st_type t, const char *name, cons
 			pthread_cond_wait(&g->cv, &g->mu);
 		pthread_mutex_unlock(&g->mu);
 	}
-	return g->inner->ops->put(g->inner, t, name, buf, len, flags, e);
+	return passthru_put(s, t, name, buf, len, flags, e);
 }
 
-static int g_get(struct tw_storage *s, enum tw_st_type t, const char *name, uint64_t off,
-		 uint64_t len, uint8_t **out, size_t *out_len, struct tw_err *e)
-{
-	struct tw_storage *in = gate_of(s)->inner;
-	return in->ops->get(in, t, name, off, len, out, out_len, e);
-}
-
-static int g_list(struct tw_storage *s, enum tw_st_type t, tw_st_list_cb cb, void *arg,
-		  struct tw_err *e)
-{
-	struct tw_storage *in = gate_of(s)->inner;
-	return in->ops->list(in, t, cb, arg, e);
-}
-
-static int g_del(struct tw_storage *s, enum tw_st_type t, const char *name, struct tw_err *e)
-{
-	struct tw_storage *in = gate_of(s)->inner;
-	return in->ops->del(in, t, name, e);
-}
-
-static int g_stat(struct tw_storage *s, enum tw_st_type t, const char *name, uint64_t *size,
-		  struct tw_err *e)
-{
-	struct tw_storage *in = gate_of(s)->inner;
-	return in->ops->stat(in, t, name, size, e);
-}
-
-static void g_close(struct tw_storage *s) { (void)s; }
-
-static const struct tw_storage_ops gate_ops = {
-	.put = g_put, .get = g_get, .list = g_list, .del = g_del, .stat = g_stat, .close = g_close,
-};
+static const struct tw_storage_ops gate_ops = PASSTHRU_OPS(g_put);
 
 enum { NB = 16, BLOB = 300000 }; /* 1 MiB packs: a pack is full after 4 blobs */
 
@@ -192,10 +159,10 @@ static void buffered_packs_wait_for_writer(void **state)
 	struct tw_repo *r = NULL;
 	struct tw_err e = {0};
 	assert_int_equal(tw_repo_open(root, "pw", 2, &r, &e), 0);
-	struct gate_st g = {.base = {&gate_ops}, .inner = r->st};
+	struct gate_st g = {.pt = {.base = {&gate_ops}, .inner = r->st}};
 	pthread_mutex_init(&g.mu, NULL);
 	pthread_cond_init(&g.cv, NULL);
-	r->st = &g.base;
+	r->st = &g.pt.base;
 
 	struct tw_packer pk;
 	assert_int_equal(tw_packer_init(&pk, r, TW_BLOB_DATA), 0);
@@ -244,7 +211,7 @@ static void buffered_packs_wait_for_writer(void **state)
 		free(back);
 		free(a.plain[i]);
 	}
-	r->st = g.inner;
+	r->st = g.pt.inner;
 	tw_repo_close(r);
 	pthread_cond_destroy(&g.cv);
 	pthread_mutex_destroy(&g.mu);
