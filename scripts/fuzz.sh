@@ -9,9 +9,12 @@ mode=${1:-build}
 make --no-print-directory -j"$(nproc)" VARIANT=fuzz build-fuzz >/dev/null
 [ "$mode" = build ] && exit 0
 export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+# Crash inputs go to build/fuzz/artifacts, never into the working tree.
+mkdir -p build/fuzz/artifacts
 if [ "$mode" = run ]; then
   mkdir -p "build/fuzz/corpus/$2"
-  exec "build/fuzz/bin/$2" -max_total_time="$3" "build/fuzz/corpus/$2" "fuzz/corpus/$2"
+  exec "build/fuzz/bin/$2" -max_total_time="$3" -artifact_prefix="build/fuzz/artifacts/$2-" \
+    "build/fuzz/corpus/$2" "fuzz/corpus/$2"
 fi
 secs=${2:-15}
 rc=0
@@ -20,6 +23,7 @@ for bin in build/fuzz/bin/*; do
   name=$(basename "$bin")
   work=$(mktemp -d)
   if "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+       -artifact_prefix="build/fuzz/artifacts/$name-" \
        "$work" "fuzz/corpus/$name" >"$work.log" 2>&1; then
     echo "fuzz $name: ok ($(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' "$work.log" | grep -o '[0-9]*$') runs in ${secs}s)"
   else
