@@ -258,7 +258,9 @@ static int s3_lock(struct tw_acme_store *s, const char *name, uint64_t lease_ms,
 	if (rc == 0) {
 		/* Read the lock back: a store whose conditional put is not atomic
 		 * (check, then write) lets two racing puts both succeed, and the
-		 * later write wins the object; the one that lost sees it here. */
+		 * later write wins the object; the one that lost sees it here
+		 * unless its read came between the two writes (a far narrower
+		 * window). A failed read keeps the lock: our put did succeed. */
 		uint64_t exp = 0;
 		char owner[64];
 		int r = read_lock(x, lk->name, &exp, owner, sizeof owner);
