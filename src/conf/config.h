@@ -227,6 +227,32 @@ struct tw_conf_backup {
 	size_t njobs;
 };
 
+/* kubernetes: (issue 11, docs/kubernetes.md). tapwork watches the API server
+ * and serves the Ingress objects of its class beside the file's sites. */
+struct tw_conf_k8s_ingress {
+	char *class_name;        /* IngressClass name, default "tapwork" */
+	char *controller;        /* IngressClass spec.controller, default "tapwork.dev/ingress-controller" */
+	int watch_without_class; /* serve Ingresses without any class, default 0 */
+	char **namespaces;       /* empty = all */
+	size_t nnamespaces;
+	char *publish_service;   /* "ns/name" whose load-balancer address goes to status; NULL = none */
+	char **publish_address;  /* or fixed IPs / host names */
+	size_t npublish_address;
+	char *default_backend;   /* a backend of the file config for requests no Ingress matches; NULL = 404 */
+	int external_name;       /* allow ExternalName Services, default 0 */
+};
+
+struct tw_conf_k8s {
+	char *kubeconfig;        /* NULL = $KUBECONFIG, else in-cluster */
+	char *context;           /* kubeconfig context; NULL = current-context */
+	int has_ingress;
+	struct tw_conf_k8s_ingress ingress;
+	char *lease_name;        /* leader-election Lease, default "tapwork-leader" */
+	char *lease_namespace;   /* default: the pod's namespace (in cluster), else "default" */
+	uint64_t lease_duration_ms; /* default 15s */
+	char *identity;          /* this replica's name; default $POD_NAME, else the host name */
+};
+
 struct tw_config {
 	struct tw_arena arena; /* owns everything below */
 	char *source;          /* file name, or "<embedded>" */
@@ -268,6 +294,9 @@ struct tw_config {
 
 	int has_backup;
 	struct tw_conf_backup backup; /* backup jobs run by `tapwork run` */
+
+	int has_k8s; /* 1 when `kubernetes:` is present */
+	struct tw_conf_k8s k8s;
 };
 
 /* Load and validate. On failure returns a negative TW_E* code, *out is NULL,
