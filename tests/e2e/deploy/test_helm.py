@@ -4,6 +4,7 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 
 import pytest
 
@@ -34,6 +35,18 @@ def prod():
     return render(PREFIX, "-f", PROD)
 
 
+INGRESS_VALUES = {"ingressController": {"enabled": True}}
+
+
+@pytest.fixture(scope="module")
+def ingress(tmp_path_factory):
+    """Ingress-controller mode with its defaults (values files, not --set:
+    chart-render's --set does not make lists)."""
+    f = tmp_path_factory.mktemp("ingress") / "values.yaml"
+    f.write_text(yaml.safe_dump(INGRESS_VALUES))
+    return render(PREFIX, "-f", str(f))
+
+
 def pod_spec(docs):
     return one(docs, "Deployment")["spec"]["template"]["spec"]
 
@@ -61,29 +74,33 @@ def checksum(docs):
     return one(docs, "Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
 
 
-def test_k8s_validate_default_and_production(tmp_path, default, prod):
+def test_k8s_validate_default_production_and_ingress(tmp_path, default, prod, ingress):
     tool = validator()
     if tool is None:
         pytest.skip("k8s-validate not found (set TAPWORK_K8S_VALIDATE)")
     files = []
-    for name, (_, text) in (("default", default), ("production", prod)):
+    for name, (_, text) in (("default", default), ("production", prod), ("ingress", ingress)):
         f = tmp_path / f"{name}.yaml"
         f.write_text(text)
         files.append(str(f))
     r = subprocess.run([tool] + files, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     m = re.search(r"(\d+) passed, (\d+) failed", r.stdout)
-    assert m and int(m.group(2)) == 0 and int(m.group(1)) == len(default[0]) + len(prod[0]), r.stdout
+    assert m and int(m.group(2)) == 0 and int(m.group(1)) == len(default[0]) + len(prod[0]) + len(ingress[0]), \
+        r.stdout
 
 
-def test_kinds(default, prod):
+def test_kinds(default, prod, ingress):
     kinds = sorted(d["kind"] for d in default[0])
+    # ingress-controller mode off: no IngressClass, no RBAC at all
     assert kinds == sorted(["ConfigMap", "Deployment", "Service", "Service", "PodDisruptionBudget",
-                            "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
-                            "IngressClass", "NetworkPolicy"])
+                            "ServiceAccount", "NetworkPolicy"])
+    ic = ["IngressClass", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]
+    assert sorted(d["kind"] for d in ingress[0]) == sorted(kinds + ic)
     assert len(by_kind(prod[0], "CronJob")) == 2   # backup + maintenance
     assert len(by_kind(prod[0], "PersistentVolumeClaim")) == 1   # shared ACME state
-    assert not by_kind(prod[0], "Role")  # tapwork writes no Secret: no Secret RBAC
+    for kind in ic:                               # the production example runs the controller
+        assert len(by_kind(prod[0], kind)) == 1, kind
 
 
 def test_no_removed_apis_and_no_latest(default, prod):
@@ -189,7 +206,7 @@ def test_grace_shorter_than_drain_is_refused():
     assert r.returncode != 0 and "latest" in r.stderr
 
 
-def test_service_ingressclass_rbac_networkpolicy(default):
+def test_service_networkpolicy_and_no_controller_by_default(default):
     docs, _ = default
     lb = [s for s in by_kind(docs, "Service") if s["spec"]["type"] == "LoadBalancer"]
     assert len(lb) == 1
@@ -198,21 +215,15 @@ def test_service_ingressclass_rbac_networkpolicy(default):
     assert selects({"matchLabels": lb[0]["spec"]["selector"]}, pod_labels(docs))
     admin = [s for s in by_kind(docs, "Service") if s["spec"]["type"] == "ClusterIP"]
     assert admin and admin[0]["spec"]["ports"][0]["targetPort"] == "admin"
-    assert one(docs, "IngressClass")["metadata"]["name"] == "tapwork"
 
-    sa = one(docs, "ServiceAccount")["metadata"]["name"]
-    assert pod_spec(docs)["serviceAccountName"] == sa
-    binding = one(docs, "ClusterRoleBinding")
-    assert binding["subjects"][0]["name"] == sa
-    assert binding["roleRef"]["name"] == one(docs, "ClusterRole")["metadata"]["name"]
-    granted = set()
-    for rule in one(docs, "ClusterRole")["rules"]:
-        for res in rule["resources"]:
-            for verb in rule["verbs"]:
-                granted.add((res, verb))
-    for res in ("ingresses", "ingressclasses", "services", "endpointslices", "secrets"):
-        for verb in ("get", "list", "watch"):
-            assert (res, verb) in granted, (res, verb)
+    # no ingress-controller mode: no IngressClass, no RBAC, no API token
+    for kind in ("IngressClass", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"):
+        assert not by_kind(docs, kind), kind
+    sa = one(docs, "ServiceAccount")
+    assert pod_spec(docs)["serviceAccountName"] == sa["metadata"]["name"]
+    assert sa["automountServiceAccountToken"] is False
+    assert pod_spec(docs)["automountServiceAccountToken"] is False
+    assert "kubernetes" not in config_of(docs)
 
     np = one(docs, "NetworkPolicy")
     assert selects(np["spec"]["podSelector"], pod_labels(docs))
@@ -449,3 +460,163 @@ def test_maintenance_cronjob_args_work(tmp_path, prod):
     # schedule "" turns it off
     docs, _ = render(PREFIX, "-f", PROD, "--set", "backup.maintenance.schedule=")
     assert len(by_kind(docs, "CronJob")) == 1
+
+
+# Ingress-controller mode (ingressController.*, docs/kubernetes.md).
+def render_values(text, check=True):
+    """Render with a values file holding `text`."""
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+        f.write(text)
+        f.flush()
+        return render(PREFIX, "-f", f.name, check=check)
+
+
+def rbac_grants(role):
+    """Every (apiGroup, resource, verb, resourceNames) a Role/ClusterRole grants."""
+    out = set()
+    for rule in role["rules"]:
+        assert set(rule) <= {"apiGroups", "resources", "verbs", "resourceNames"}, rule
+        for g in rule["apiGroups"]:
+            for res in rule["resources"]:
+                for verb in rule["verbs"]:
+                    out.add((g, res, verb, tuple(rule.get("resourceNames", ()))))
+    return out
+
+
+def test_ingress_controller_config_section(ingress):
+    docs, _ = ingress
+    k8s = config_of(docs)["kubernetes"]
+    assert "api" not in k8s                    # in cluster: service-account token + CA
+    assert k8s["ingress"] == {
+        "class": "tapwork", "controller": "tapwork.dev/ingress-controller",
+        "watch_without_class": False, "namespaces": [],
+        "publish_service": "default/" + one(docs, "ConfigMap")["metadata"]["name"],
+        "external_name": False}
+    # publish_service is the chart's own load-balancer Service
+    lb = [s for s in by_kind(docs, "Service") if s["spec"]["type"] == "LoadBalancer"]
+    assert k8s["ingress"]["publish_service"] == "default/" + lb[0]["metadata"]["name"]
+    role = one(docs, "Role")
+    lease = [r["resourceNames"] for r in role["rules"] if "resourceNames" in r][0]
+    assert k8s["leader_election"] == {"lease": lease[0], "namespace": role["metadata"]["namespace"],
+                                      "duration": "15s"}
+    assert "identity" not in k8s["leader_election"]   # defaults to $POD_NAME
+    # the IngressClass the controller claims is the one the chart creates
+    ic = one(docs, "IngressClass")
+    assert ic["apiVersion"] == "networking.k8s.io/v1"
+    assert ic["metadata"]["name"] == k8s["ingress"]["class"]
+    assert ic["spec"]["controller"] == k8s["ingress"]["controller"]
+    assert "ingressclass.kubernetes.io/is-default-class" not in ic["metadata"].get("annotations", {})
+    # a config change rolls the pods
+    assert checksum(docs) != checksum(render(PREFIX)[0])
+
+
+def test_ingress_controller_rbac_is_exact(ingress):
+    docs, _ = ingress
+    sa = one(docs, "ServiceAccount")["metadata"]["name"]
+    cr = one(docs, "ClusterRole")
+    read = {"get", "list", "watch"}
+    expected = {("networking.k8s.io", r, v, ()) for r in ("ingresses", "ingressclasses") for v in read}
+    expected |= {("", r, v, ()) for r in ("services", "secrets") for v in read}
+    expected |= {("discovery.k8s.io", "endpointslices", v, ()) for v in read}
+    expected |= {("networking.k8s.io", "ingresses/status", v, ()) for v in ("update", "patch")}
+    expected |= {(g, "events", v, ()) for g in ("", "events.k8s.io") for v in ("create", "patch")}
+    assert rbac_grants(cr) == expected
+    crb = one(docs, "ClusterRoleBinding")
+    assert crb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                              "name": cr["metadata"]["name"]}
+    assert crb["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": "default"}]
+
+    role = one(docs, "Role")
+    assert role["metadata"]["namespace"] == "default"
+    lease = config_of(docs)["kubernetes"]["leader_election"]["lease"]
+    # create cannot be limited by resourceNames; get and update are, to the one Lease
+    assert rbac_grants(role) == {("coordination.k8s.io", "leases", "create", ()),
+                                 ("coordination.k8s.io", "leases", "get", (lease,)),
+                                 ("coordination.k8s.io", "leases", "update", (lease,))}
+    rb = one(docs, "RoleBinding")
+    assert rb["metadata"]["namespace"] == "default"
+    assert rb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                             "name": role["metadata"]["name"]}
+    assert rb["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": "default"}]
+    # least privilege, said plainly: no wildcard, no Secret written, nothing
+    # written but Ingress status, Events and the Lease
+    for g, res, verb, _ in rbac_grants(cr) | rbac_grants(role):
+        assert "*" not in (g, res, verb)
+        if verb not in read:
+            assert res in ("ingresses/status", "events", "leases"), (g, res, verb)
+    # rbac.create false: bring your own
+    f = yaml.safe_dump({"ingressController": {"enabled": True}, "rbac": {"create": False}})
+    assert not [d for d in render_values(f)[0] if d["kind"].endswith(("Role", "RoleBinding"))]
+
+
+def test_ingress_controller_pod_identity_and_token(ingress):
+    docs, _ = ingress
+    spec = pod_spec(docs)
+    assert spec["automountServiceAccountToken"] is True
+    sa = one(docs, "ServiceAccount")
+    assert sa["automountServiceAccountToken"] is True
+    assert spec["serviceAccountName"] == sa["metadata"]["name"]
+    env = {e["name"]: e for e in spec["containers"][0]["env"]}
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+
+
+INGRESS_OPTIONS = {
+    "ingressController": {
+        "enabled": True, "class": "edge", "defaultClass": True,
+        "controllerName": "example.com/edge", "watchWithoutClass": True,
+        "namespaces": ["web", "api"], "defaultBackend": "app",
+        "publishAddress": ["203.0.113.7", "edge.example.test"], "externalName": True,
+        "leaseDuration": "20s"},
+    "config": {"sites": [{"hosts": ["*"], "routes": [{"path": "/", "handler": "welcome"}]}],
+               "backends": {"app": {"servers": ["127.0.0.1:3000"]}}},
+}
+
+
+def test_ingress_controller_options():
+    docs, _ = render_values(yaml.safe_dump(INGRESS_OPTIONS))
+    ing = config_of(docs)["kubernetes"]["ingress"]
+    assert ing == {"class": "edge", "controller": "example.com/edge", "watch_without_class": True,
+                   "namespaces": ["web", "api"], "default_backend": "app",
+                   "publish_address": ["203.0.113.7", "edge.example.test"],   # instead of the Service
+                   "external_name": True}
+    assert config_of(docs)["kubernetes"]["leader_election"]["duration"] == "20s"
+    ic = one(docs, "IngressClass")
+    assert ic["metadata"]["name"] == "edge" and ic["spec"]["controller"] == "example.com/edge"
+    assert ic["metadata"]["annotations"] == {"ingressclass.kubernetes.io/is-default-class": "true"}
+    # a default backend that config.backends does not define is refused at render
+    bad = dict(INGRESS_OPTIONS, ingressController=dict(INGRESS_OPTIONS["ingressController"],
+                                                       defaultBackend="nope"))
+    r = render_values(yaml.safe_dump(bad), check=False)
+    assert r.returncode != 0 and "defaultBackend" in r.stderr
+
+
+def test_ingress_controller_values_schema():
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.load(open(os.path.join(CHART, "values.schema.json")))
+    values = yaml.safe_load(open(os.path.join(CHART, "values.yaml")))
+    assert values["ingressController"]["enabled"] is False
+    ic = INGRESS_OPTIONS["ingressController"]
+    jsonschema.validate(dict(values, ingressController=ic,
+                             config=dict(values["config"], **INGRESS_OPTIONS["config"])), schema)
+    for b in ({"class": "Not A Name"}, {"namespaces": ["Web"]}, {"controllerName": "tapwork"},
+              {"leaseDuration": "soon"}, {"watchNamespace": "web"}, {"publishAddress": [""]}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(dict(values, ingressController=dict(ic, **b)), schema)
+
+
+def test_tapwork_validates_ingress_controller_config(tmp_path, ingress):
+    """`tapwork validate` accepts the kubernetes: section the chart renders,
+    with the defaults and with every option, and rejects a misspelt key in it.
+    Needs a tapwork built with the kubernetes: config schema (issue 11)."""
+    r = validate_config(tmp_path, ingress[0])
+    assert r.returncode == 0, r.stdout + r.stderr
+    docs, _ = render_values(yaml.safe_dump(INGRESS_OPTIONS))
+    r = validate_config(tmp_path, docs)
+    assert r.returncode == 0, r.stdout + r.stderr
+    bad = one(docs, "ConfigMap")["data"]["tapwork.yaml"].replace("watch_without_class",
+                                                                  "watch_without_klass")
+    f = tmp_path / "bad.yaml"
+    f.write_text(bad)
+    r = subprocess.run([BIN, "validate", "-c", str(f)], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "watch_without_klass" in r.stdout + r.stderr

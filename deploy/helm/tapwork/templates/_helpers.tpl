@@ -119,9 +119,42 @@ backup:
 {{ toYaml . | indent 8 }}
 {{- end }}
 {{- end }}
+{{- with .Values.ingressController }}
+{{- if .enabled }}
+{{- if and .defaultBackend (not (hasKey ($c.backends | default dict) .defaultBackend)) }}
+{{- fail (printf "ingressController.defaultBackend %q is not a key of config.backends" .defaultBackend) }}
+{{- end }}
+# Ingress-controller mode (docs/kubernetes.md): in-cluster API access with
+# the pod's service-account token; identity = $POD_NAME.
+kubernetes:
+  ingress:
+    class: {{ .class | quote }}
+    controller: {{ .controllerName | quote }}
+    watch_without_class: {{ .watchWithoutClass }}
+    namespaces: {{ .namespaces | default list | toJson }}
+{{- if .publishAddress }}
+    publish_address: {{ .publishAddress | toJson }}
+{{- else }}
+    publish_service: {{ printf "%s/%s" $.Release.Namespace (include "tapwork.fullname" $) | quote }}
+{{- end }}
+{{- with .defaultBackend }}
+    default_backend: {{ . | quote }}
+{{- end }}
+    external_name: {{ .externalName }}
+  leader_election:
+    lease: {{ include "tapwork.leaseName" $ | quote }}
+    namespace: {{ $.Release.Namespace | quote }}
+    duration: {{ .leaseDuration }}
+{{- end }}
+{{- end }}
 {{- end -}}
 
-{{/* Pod identity for logs. */}}
+{{/* The leader-election Lease of ingress-controller mode. */}}
+{{- define "tapwork.leaseName" -}}
+{{- printf "%s-leader" (include "tapwork.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Pod identity for logs and for leader election (POD_NAME). */}}
 {{- define "tapwork.podEnv" -}}
 - name: POD_NAME
   valueFrom:
