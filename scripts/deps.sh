@@ -6,6 +6,7 @@ PKGS="build-essential clang libclang-rt-14-dev pkg-config libssl-dev libyaml-dev
  libnghttp2-dev libcurl4-openssl-dev libcmocka-dev curl nghttp2-client python3-pytest python3-requests
  python3-websocket python3-h2 openssl procps iproute2 zstd pebble testssl.sh"
 PKGS="$PKGS python3-yaml python3-jsonschema"   # tests/e2e/deploy (Helm chart, values schema)
+PKGS="$PKGS python3-kubernetes"   # tests/e2e/k8s (a real client against the test API server; kubectl comes from the Google Cloud SDK, not Debian)
 if [ "${1:-}" = "--containers" ]; then
   # make test-containers: podman with runc, compose over podman's socket, debootstrap for
   # the base image when no registry is reachable (deploy/scripts/base-image.sh)

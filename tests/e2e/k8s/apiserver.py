@@ -1092,6 +1092,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_GET
 
+    def send_response(self, code, message=None):
+        self._status = code
+        entry = getattr(self, "_entry", None)
+        if entry is not None:
+            entry["status"] = code      # logged before the client can see the answer
+        super().send_response(code, message)
+
     def _body(self):
         n = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(n) if n else b""
@@ -1115,6 +1122,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = u.path.rstrip("/") or "/"
         q = {k: v[0] for k, v in urllib.parse.parse_qs(u.query, keep_blank_values=True).items()}
         self._status = 0
+        self._entry = None
         body = self._body()
         entry = {"method": self.command, "path": path, "query": q, "rawquery": u.query,
                  "watch": _truthy(q.get("watch")) or "/watch/" in path, "time": time.time(),
@@ -1126,6 +1134,7 @@ class _Handler(BaseHTTPRequestHandler):
         entry["token"] = auth[7:].strip() if auth.startswith("Bearer ") else None
         with api.cond:
             api.log.append(entry)
+        self._entry = entry
         try:
             if api._authorized(auth) is None:
                 raise ApiError(401, "Unauthorized", "Unauthorized")
@@ -1149,7 +1158,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
             self.close_connection = True
         finally:
-            entry["status"] = self._status
+            self._entry = None
 
     def _control(self, path, body, auth):
         api = self.api

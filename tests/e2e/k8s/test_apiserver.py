@@ -1,0 +1,696 @@
+"""The test Kubernetes API server is faithful enough: real clients (kubectl,
+python3-kubernetes) and the raw protocol (chunked watch lines, bookmarks,
+timeouts, 401 / 409 / 410) against it."""
+import json
+import os
+import select
+import socket
+import ssl
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import Procs  # noqa: F401  (the procs fixture comes from conftest)
+from k8sutil import (APISERVER_PY, FIXTURES, TOKEN, ApiError, apiserver, endpointslice,  # noqa: F401
+                     ingress, kubectl, lease, needs_kubectl, path, rule, secret, service, tls,
+                     tls_secret)
+
+ING = "/apis/networking.k8s.io/v1"
+
+
+# ---------------------------------------------------------------------------
+# raw HTTP/1.1 over TLS, so chunk boundaries stay visible
+
+class Raw:
+    def __init__(self, api, token=TOKEN, timeout=10):
+        ctx = ssl.create_default_context(cafile=api.ca)
+        s = socket.create_connection(("127.0.0.1", api.port), timeout=timeout)
+        self.s = ctx.wrap_socket(s, server_hostname="127.0.0.1")
+        self.token = token
+        self.buf = b""
+
+    def close(self):
+        self.s.close()
+
+    def send(self, method, target, body=None, ctype="application/json"):
+        data = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+        head = f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n"
+        if self.token:
+            head += f"Authorization: Bearer {self.token}\r\n"
+        if data:
+            head += f"Content-Type: {ctype}\r\n"
+        head += f"Content-Length: {len(data)}\r\n\r\n"
+        self.s.sendall(head.encode() + data)
+
+    def _fill(self):
+        d = self.s.recv(65536)
+        if not d:
+            raise EOFError
+        self.buf += d
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def head(self):
+        status = int(self._line().split()[1])
+        hdrs = {}
+        while True:
+            line = self._line()
+            if not line:
+                return status, hdrs
+            k, v = line.decode().split(":", 1)
+            hdrs[k.strip().lower()] = v.strip()
+
+    def body(self, hdrs):
+        n = int(hdrs.get("content-length", 0))
+        while len(self.buf) < n:
+            self._fill()
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def chunk(self):
+        """One chunk's payload (b"" for the last chunk)."""
+        n = int(self._line().split(b";")[0], 16)
+        while len(self.buf) < n + 2:
+            self._fill()
+        data, self.buf = self.buf[:n], self.buf[n + 2:]
+        if n == 0:
+            return b""
+        return data
+
+    def request(self, method, target, body=None, ctype="application/json"):
+        self.send(method, target, body, ctype)
+        st, h = self.head()
+        data = self.body(h)
+        try:
+            return st, h, json.loads(data)
+        except ValueError:
+            return st, h, data
+
+
+class WatchStream:
+    """A watch read chunk by chunk; events() assembles lines across chunks."""
+
+    def __init__(self, api, target, token=TOKEN):
+        self.raw = Raw(api, token)
+        self.raw.send("GET", target)
+        self.status, self.headers = self.raw.head()
+        self.chunks = []
+        self.pending = b""
+        self.ended = False
+
+    def next_event(self, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.pending:
+            if self.ended:
+                return None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no watch event in time")
+            self.raw.s.settimeout(left)
+            c = self.raw.chunk()
+            if c == b"":
+                self.ended = True
+                continue
+            self.chunks.append(c)
+            self.pending += c
+        line, self.pending = self.pending.split(b"\n", 1)
+        return json.loads(line)
+
+    def close(self):
+        self.raw.close()
+
+
+def get(api, target, token=TOKEN):
+    r = Raw(api, token)
+    try:
+        return r.request("GET", target)
+    finally:
+        r.close()
+
+
+def call(api, method, target, body=None, ctype="application/json"):
+    r = Raw(api)
+    try:
+        return r.request(method, target, body, ctype)
+    finally:
+        r.close()
+
+
+# ---------------------------------------------------------------------------
+# raw protocol
+
+def test_fixtures_list_all_namespaces_and_discovery(apiserver):
+    apiserver.load_fixtures(FIXTURES)
+    st, _, body = get(apiserver, f"{ING}/ingresses")
+    assert st == 200 and body["kind"] == "IngressList" and body["apiVersion"] == "networking.k8s.io/v1"
+    assert [i["metadata"]["name"] for i in body["items"]] == ["no-class", "not-ours", "shop"]
+    assert all("kind" not in i for i in body["items"])          # as a real apiserver lists
+    assert int(body["metadata"]["resourceVersion"]) == apiserver.resource_version
+    st, _, one = get(apiserver, f"{ING}/namespaces/shop/ingresses/shop")
+    assert one["kind"] == "Ingress" and one["spec"]["tls"][0]["secretName"] == "shop-tls"
+    for k in ("uid", "resourceVersion", "creationTimestamp", "generation"):
+        assert k in one["metadata"]
+    assert get(apiserver, "/api/v1/namespaces/shop/services")[2]["items"][0]["metadata"]["name"] == "api"
+    assert get(apiserver, "/apis/networking.k8s.io/v1/ingressclasses/tapwork")[2]["spec"]["controller"] == \
+        "tapwork.dev/ingress-controller"
+    # discovery
+    assert get(apiserver, "/api")[2]["versions"] == ["v1"]
+    groups = {g["name"] for g in get(apiserver, "/apis")[2]["groups"]}
+    assert {"networking.k8s.io", "discovery.k8s.io", "coordination.k8s.io"} <= groups
+    rl = get(apiserver, ING)[2]
+    names = {r["name"]: r for r in rl["resources"]}
+    assert names["ingresses"]["namespaced"] and not names["ingressclasses"]["namespaced"]
+    assert "ingresses/status" in names and "watch" in names["ingresses"]["verbs"]
+    assert get(apiserver, "/version")[2]["minor"] == "32"
+    st, _, s = get(apiserver, f"{ING}/namespaces/shop/ingresses/nope")
+    assert st == 404 and s["kind"] == "Status" and s["reason"] == "NotFound"
+
+
+def test_bad_token_401_and_rotation(apiserver):
+    st, _, s = get(apiserver, "/api/v1/services", token="wrong")
+    assert st == 401 and s == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                               "message": "Unauthorized", "reason": "Unauthorized", "code": 401}
+    assert get(apiserver, "/api/v1/services", token=None)[0] == 401
+    apiserver.set_tokens(["rotated"])
+    assert get(apiserver, "/api/v1/services")[0] == 401
+    assert get(apiserver, "/api/v1/services", token="rotated")[0] == 200
+    assert [r["token"] for r in apiserver.requests()][-2:] == [TOKEN, "rotated"]
+
+
+def test_paging_is_a_consistent_snapshot_until_compacted(apiserver):
+    for i in range(7):
+        apiserver.create(service("pg", f"s{i}"))
+    st, _, p1 = get(apiserver, "/api/v1/namespaces/pg/services?limit=3")
+    assert [i["metadata"]["name"] for i in p1["items"]] == ["s0", "s1", "s2"]
+    assert p1["metadata"]["remainingItemCount"] == 4
+    cont = p1["metadata"]["continue"]
+    apiserver.delete("svc", "s4", "pg")                   # changes after the first page...
+    apiserver.create(service("pg", "s3a"))
+    _, _, p2 = get(apiserver, f"/api/v1/namespaces/pg/services?limit=3&continue={cont}")
+    assert [i["metadata"]["name"] for i in p2["items"]] == ["s3", "s4", "s5"]   # ...are not seen
+    assert p2["metadata"]["resourceVersion"] == p1["metadata"]["resourceVersion"]
+    _, _, p3 = get(apiserver, f"/api/v1/namespaces/pg/services?limit=3&continue={p2['metadata']['continue']}")
+    assert [i["metadata"]["name"] for i in p3["items"]] == ["s6"] and "continue" not in p3["metadata"]
+    # a fresh list sees the changes
+    _, _, now = get(apiserver, "/api/v1/namespaces/pg/services")
+    assert [i["metadata"]["name"] for i in now["items"]] == ["s0", "s1", "s2", "s3", "s3a", "s5", "s6"]
+    apiserver.compact()
+    st, _, s = get(apiserver, f"/api/v1/namespaces/pg/services?limit=3&continue={cont}")
+    assert st == 410 and s["reason"] == "Expired" and s["code"] == 410
+    rv = int(p1["metadata"]["resourceVersion"])
+    st, _, s = get(apiserver, f"/api/v1/namespaces/pg/services?resourceVersion={rv}&resourceVersionMatch=Exact")
+    assert st == 410
+    # NotOlderThan semantics: an old rv without Exact serves the current state
+    assert get(apiserver, f"/api/v1/namespaces/pg/services?resourceVersion={rv}")[0] == 200
+
+
+def test_selectors(apiserver):
+    apiserver.load_fixtures(FIXTURES)
+    apiserver.create(service("sel", "a", labels={"tier": "front", "env": "prod"}))
+    apiserver.create(service("sel", "b", labels={"tier": "back"}))
+    apiserver.create(service("sel", "c"))
+
+    def names(q, base="/api/v1/namespaces/sel/services"):
+        st, _, body = get(apiserver, f"{base}?{q}")
+        assert st == 200, body
+        return [i["metadata"]["name"] for i in body["items"]]
+
+    assert names("labelSelector=tier%3Dfront") == ["a"]
+    assert names("labelSelector=tier%21%3Dfront") == ["b", "c"]
+    assert names("labelSelector=tier") == ["a", "b"]
+    assert names("labelSelector=%21tier") == ["c"]
+    assert names("labelSelector=tier%20in%20(front,back),env") == ["a"]
+    assert names("fieldSelector=metadata.name%3Db") == ["b"]
+    assert names("fieldSelector=metadata.namespace%3Dsel", base="/api/v1/services") == ["a", "b", "c"]
+    assert names("fieldSelector=type%3Dkubernetes.io/tls", base="/api/v1/secrets") == ["shop-tls"]
+    assert names("fieldSelector=type%21%3Dkubernetes.io/tls", base="/api/v1/secrets") == ["shop-db"]
+    st, _, s = get(apiserver, "/api/v1/secrets?fieldSelector=data.x%3D1")
+    assert st == 400 and "field label not supported" in s["message"]
+
+
+def test_create_replace_patch_delete_conflicts(apiserver):
+    base = f"{ING}/namespaces/crud/ingresses"
+    obj = ingress("crud", "site", rules=[rule("a.example", [path("/", "web", 80)])])
+    st, _, made = call(apiserver, "POST", base, obj)
+    assert st == 201 and made["metadata"]["generation"] == 1
+    st, _, s = call(apiserver, "POST", base, obj)
+    assert st == 409 and s["reason"] == "AlreadyExists"
+    stale = dict(made)
+    made["spec"]["rules"][0]["host"] = "b.example"
+    st, _, upd = call(apiserver, "PUT", f"{base}/site", made)
+    assert st == 200 and upd["metadata"]["generation"] == 2
+    assert int(upd["metadata"]["resourceVersion"]) > int(made["metadata"]["resourceVersion"])
+    st, _, s = call(apiserver, "PUT", f"{base}/site", stale)          # stale resourceVersion
+    assert st == 409 and s["reason"] == "Conflict" and "has been modified" in s["message"]
+    st, _, p = call(apiserver, "PATCH", f"{base}/site", {"metadata": {"labels": {"x": "1"}}},
+                    "application/merge-patch+json")
+    assert st == 200 and p["metadata"]["labels"] == {"x": "1"} and p["metadata"]["generation"] == 2
+    st, _, p = call(apiserver, "PATCH", f"{base}/site", [{"op": "replace", "path": "/spec/ingressClassName",
+                                                          "value": "other"}], "application/json-patch+json")
+    assert st == 200 and p["spec"]["ingressClassName"] == "other"
+    st, _, p = call(apiserver, "PATCH", f"{base}/site",
+                    {"metadata": {"resourceVersion": stale["metadata"]["resourceVersion"]}},
+                    "application/merge-patch+json")
+    assert st == 409
+    st, _, gone = call(apiserver, "DELETE", f"{base}/site")
+    assert st == 200 and gone["metadata"]["name"] == "site"
+    assert call(apiserver, "DELETE", f"{base}/site")[0] == 404
+    assert get(apiserver, f"{base}/site")[0] == 404
+
+
+def test_status_subresource(apiserver):
+    apiserver.create(ingress("st", "site", rules=[rule("a.example", [path("/", "web", 80)])]))
+    cur = apiserver.get("ing", "site", "st")
+    lb = {"loadBalancer": {"ingress": [{"ip": "127.0.0.1"}]}}
+    st, _, after = call(apiserver, "PUT", f"{ING}/namespaces/st/ingresses/site",
+                        dict(cur, status=lb))                          # main resource: status ignored
+    assert st == 200 and after.get("status") in (None, {}) and after == cur
+    cur["spec"]["ingressClassName"] = "changed"
+    st, _, after = call(apiserver, "PUT", f"{ING}/namespaces/st/ingresses/site/status", dict(cur, status=lb))
+    assert st == 200 and after["status"] == lb and after["spec"]["ingressClassName"] == "tapwork"
+    assert after["metadata"]["generation"] == 1
+    st, _, after2 = call(apiserver, "PATCH", f"{ING}/namespaces/st/ingresses/site/status",
+                         {"status": lb}, "application/merge-patch+json")
+    assert after2["metadata"]["resourceVersion"] == after["metadata"]["resourceVersion"]  # no-op write
+    writes = apiserver.requests(method="PUT", path="/status")
+    assert len(writes) == 1 and writes[0]["status"] == 200
+
+
+def test_watch_lines_split_across_chunks_and_large_objects(apiserver):
+    apiserver.split_chunks = True
+    rv = apiserver.resource_version
+    w = WatchStream(apiserver, f"{ING}/namespaces/big/ingresses?watch=1&resourceVersion={rv}")
+    try:
+        assert w.status == 200 and w.headers["transfer-encoding"] == "chunked"
+        big = "x" * (3 << 20)
+        apiserver.create(ingress("big", "a", annotations={"big": big}))
+        apiserver.create(ingress("big", "b"))
+        apiserver.delete("ing", "a", "big")
+        events = [w.next_event(10) for _ in range(3)]
+        assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == \
+            [("ADDED", "a"), ("ADDED", "b"), ("DELETED", "a")]
+        assert events[0]["object"]["metadata"]["annotations"]["big"] == big
+        assert events[0]["object"]["kind"] == "Ingress"
+        # some chunk ended mid-line: lines do not follow chunk boundaries
+        assert any(not c.endswith(b"\n") for c in w.chunks)
+    finally:
+        w.close()
+
+
+def test_watch_from_zero_sends_current_objects_and_selector_transitions(apiserver):
+    apiserver.create(service("wz", "a", labels={"team": "x"}))
+    apiserver.create(service("wz", "b", labels={"team": "y"}))
+    w = WatchStream(apiserver, "/api/v1/namespaces/wz/services?watch=true&labelSelector=team%3Dx")
+    try:
+        e = w.next_event()
+        assert (e["type"], e["object"]["metadata"]["name"]) == ("ADDED", "a")
+        apiserver.patch("svc", "b", {"metadata": {"labels": {"team": "x"}}}, "wz")   # enters
+        apiserver.patch("svc", "a", {"metadata": {"labels": {"team": "z"}}}, "wz")   # leaves
+        got = [(e["type"], e["object"]["metadata"]["name"]) for e in (w.next_event(), w.next_event())]
+        assert got == [("ADDED", "b"), ("DELETED", "a")]
+    finally:
+        w.close()
+
+
+def test_watch_bookmarks_and_timeout(apiserver):
+    apiserver.bookmark_interval = 0.2
+    apiserver.create(service("bm", "a"))
+    rv = apiserver.resource_version
+    t0 = time.monotonic()
+    w = WatchStream(apiserver, f"/api/v1/namespaces/bm/services?watch=1&resourceVersion={rv}"
+                               f"&allowWatchBookmarks=true&timeoutSeconds=1")
+    try:
+        events = []
+        while True:
+            e = w.next_event(5)
+            if e is None:
+                break
+            events.append(e)
+            if len(events) == 1:
+                apiserver.create(service("other", "unrelated"))      # moves the rv on
+        elapsed = time.monotonic() - t0
+        assert 0.9 <= elapsed < 3, elapsed
+        assert all(e["type"] == "BOOKMARK" for e in events) and len(events) >= 3
+        assert events[0]["object"] == {"kind": "Service", "apiVersion": "v1",
+                                       "metadata": {"resourceVersion": str(rv)}}
+        # the last one, sent just before the server ends the stream, is current
+        assert events[-1]["object"]["metadata"]["resourceVersion"] == str(apiserver.resource_version)
+    finally:
+        w.close()
+
+
+def test_watch_too_old_410_as_event_and_as_status(apiserver):
+    apiserver.create(service("g", "a"))
+    old = apiserver.resource_version
+    apiserver.create(service("g", "b"))
+    apiserver.compact()
+    w = WatchStream(apiserver, f"/api/v1/namespaces/g/services?watch=1&resourceVersion={old - 1}")
+    try:
+        assert w.status == 200
+        e = w.next_event()
+        assert e["type"] == "ERROR" and e["object"]["code"] == 410 and e["object"]["kind"] == "Status"
+        assert w.next_event() is None                                # and the stream ends
+    finally:
+        w.close()
+    apiserver.gone_as = "status"
+    st, _, s = get(apiserver, f"/api/v1/namespaces/g/services?watch=1&resourceVersion={old - 1}")
+    assert st == 410 and s["reason"] == "Expired"
+    # watching from the compaction point itself is fine
+    apiserver.gone_as = "event"
+    w = WatchStream(apiserver, f"/api/v1/namespaces/g/services?watch=1&resourceVersion={apiserver.resource_version}")
+    try:
+        apiserver.create(service("g", "c"))
+        assert w.next_event()["object"]["metadata"]["name"] == "c"
+        apiserver.compact(break_watches=True)                   # an open stream gets the 410 too
+        e = w.next_event()
+        assert e["type"] == "ERROR" and e["object"]["code"] == 410
+        assert w.next_event() is None
+    finally:
+        w.close()
+
+
+def test_faults_garbage_errors_down_and_up(apiserver):
+    apiserver.garbage(count=1, path="/services")
+    st, h, body = get(apiserver, "/api/v1/services")
+    assert st == 200 and isinstance(body, bytes)
+    assert get(apiserver, "/api/v1/services")[0] == 200
+    apiserver.error_status(503, retry_after=2, count=2)
+    for _ in range(2):
+        st, h, s = get(apiserver, "/api/v1/services")
+        assert st == 503 and h["retry-after"] == "2" and s["reason"] == "ServiceUnavailable"
+    assert get(apiserver, "/api/v1/services")[0] == 200
+    port = apiserver.port
+    w = WatchStream(apiserver, "/api/v1/services?watch=1")
+    apiserver.go_down()
+    with pytest.raises((EOFError, OSError)):
+        for _ in range(3):
+            w.next_event(3)                    # the open watch is cut
+    w.close()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    apiserver.come_up()
+    assert apiserver.port == port and get(apiserver, "/api/v1/services")[0] == 200
+
+
+def test_request_log(apiserver):
+    apiserver.create(lease("kube-system", "tapwork-leader", "a"))
+    get(apiserver, "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/tapwork-leader")
+    get(apiserver, "/api/v1/services?watch=1&timeoutSeconds=0")
+    log = apiserver.requests()
+    assert [(r["method"], r["path"], r["status"]) for r in log] == [
+        ("GET", "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/tapwork-leader", 200),
+        ("GET", "/api/v1/services", 200)]
+    assert log[1]["watch"] and log[1]["query"] == {"watch": "1", "timeoutSeconds": "0"}
+    apiserver.clear_requests()
+    assert apiserver.requests() == []
+
+
+def test_builders(apiserver, tmp_path):
+    s = apiserver.create(tls_secret("t", "site-tls", ["a.example", "*.a.example"], tmp_path))
+    assert s["type"] == "kubernetes.io/tls" and set(s["data"]) == {"tls.crt", "tls.key"}
+    out = subprocess.run(["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in",
+                          str(tmp_path / "site-tls.crt")], capture_output=True, text=True, timeout=10)
+    assert "DNS:*.a.example" in out.stdout
+    sl = apiserver.create(endpointslice("t", "web", [("127.0.0.2", 8080, {"ready": True}),
+                                                     ("127.0.0.3", 8080, {"ready": False, "terminating": True})]))
+    assert sl["metadata"]["labels"]["kubernetes.io/service-name"] == "web"
+    assert sl["ports"] == [{"name": "http", "port": 8080, "protocol": "TCP"}]
+    assert sl["endpoints"][1]["conditions"] == {"ready": False, "serving": False, "terminating": True}
+    with pytest.raises(ValueError):
+        endpointslice("t", "web", [("127.0.0.2", 1), ("127.0.0.3", 2)])
+    ing = ingress("t", "i", rules=[rule("*.a.example", [path("/x", "web", "http", "Exact")])],
+                  tls=[tls(["a.example"], "site-tls")], default_backend=("web", 80), annotations={"k": "v"})
+    assert ing["spec"]["defaultBackend"] == {"service": {"name": "web", "port": {"number": 80}}}
+    assert ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"] == {"name": "http"}
+    apiserver.create(ing)
+    with pytest.raises(ApiError) as e:
+        apiserver.create(ing)
+    assert e.value.code == 409
+    apiserver.create(secret("t", "plain", {"k": "v"}))
+
+
+def test_subprocess_mode_and_control_endpoint(procs, tmp_path):
+    kc = tmp_path / "kubeconfig"
+    p = procs.start([sys.executable if sys.executable.startswith("/usr/bin/") else "/usr/bin/python3",
+                     APISERVER_PY, "--port", "0", "--token", "sub-token", "--write-kubeconfig", str(kc),
+                     "--fixtures", FIXTURES, "--workdir", str(tmp_path / "w")], name="apiserver")
+    deadline = time.monotonic() + 15
+    url = None
+    while time.monotonic() < deadline and url is None:
+        for line in Procs.log_of(p).splitlines():
+            if line.startswith("READY "):
+                url = line.split()[1]
+        time.sleep(0.05)
+    assert url, Procs.log_of(p)
+    cfg = json.loads(kc.read_text())
+    assert cfg["clusters"][0]["cluster"]["server"] == url
+    assert cfg["users"][0]["user"]["token"] == "sub-token"
+    port = int(url.rsplit(":", 1)[1])
+
+    class Remote:     # what Raw needs
+        pass
+    r = Remote()
+    r.port, r.ca = port, str(tmp_path / "w" / "ca.crt")
+
+    def ctl(method, *args, **kwargs):
+        st, _, body = call_tok(r, "POST", "/_test/call", {"method": method, "args": args, "kwargs": kwargs})
+        assert st == 200, body
+        return body["result"]
+
+    def call_tok(api, method, target, body=None, token="sub-token"):
+        c = Raw(api, token)
+        try:
+            return c.request(method, target, body)
+        finally:
+            c.close()
+
+    assert len(call_tok(r, "GET", f"{ING}/ingresses")[2]["items"]) == 3
+    ctl("set_tokens", ["next"])
+    assert call_tok(r, "GET", f"{ING}/ingresses")[0] == 401
+    assert call_tok(r, "GET", f"{ING}/ingresses", token="next")[0] == 200
+    rv = ctl("compact")
+    assert rv == ctl("current_rv")
+    st, _, _ = call_tok(r, "GET", f"{ING}/ingresses?limit=1", token="next")
+    assert st == 200
+    assert ctl("requests", path="/ingresses")[-1]["query"] == {"limit": "1"}
+    assert call_tok(r, "POST", "/_test/call", {"method": "__init__"})[0] == 400
+    assert call_tok(r, "POST", "/_test/call", {"method": "compact"}, token="next")[0] == 401
+    ctl("down_for", 1.0)
+    time.sleep(0.3)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+            break
+        except ConnectionRefusedError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    assert procs.stop(p) == 0
+
+
+# ---------------------------------------------------------------------------
+# kubectl
+
+@needs_kubectl
+def test_kubectl_get_all_namespaces_json(apiserver):
+    apiserver.load_fixtures(FIXTURES)
+    r = kubectl(apiserver, "get", "ingresses", "-A", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    items = json.loads(r.stdout)["items"]
+    assert sorted(i["metadata"]["name"] for i in items) == ["no-class", "not-ours", "shop"]
+    assert all(i["kind"] == "Ingress" for i in items)
+    r = kubectl(apiserver, "get", "endpointslices", "-n", "shop", "-l", "kubernetes.io/service-name=web",
+                "-o", "name")
+    assert r.returncode == 0 and r.stdout.split() == ["endpointslice.discovery.k8s.io/web-abc12",
+                                                      "endpointslice.discovery.k8s.io/web-def34"], r.stderr
+    r = kubectl(apiserver, "get", "secrets", "-A", "--field-selector", "type=kubernetes.io/tls", "-o", "name")
+    assert r.stdout.split() == ["secret/shop-tls"], r.stderr
+    r = kubectl(apiserver, "get", "ingressclass", "tapwork", "-o", "jsonpath={.spec.controller}")
+    assert r.stdout == "tapwork.dev/ingress-controller", r.stderr
+    r = kubectl(apiserver, "get", "ingresses", "-n", "shop")          # human output, no Table support
+    assert r.returncode == 0 and "shop" in r.stdout, r.stderr
+
+
+@needs_kubectl
+def test_kubectl_watch_sees_a_change(apiserver, procs):
+    apiserver.load_fixtures(FIXTURES)
+    kubectl(apiserver, "api-resources")                          # warm the discovery cache
+    cache = os.path.join(apiserver.workdir, "kubectl-cache")
+    p = subprocess.Popen(["kubectl", "--kubeconfig", apiserver.kubeconfig, "--cache-dir", cache, "get",
+                          "ingresses", "-n", "shop", "--watch", "-o", "name"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        lines, buf = [], [b""]
+
+        def read_until(pred, timeout=10):
+            deadline = time.monotonic() + timeout
+            while not pred():
+                left = deadline - time.monotonic()
+                assert left > 0, (lines, p.poll())
+                if select.select([p.stdout], [], [], left)[0]:
+                    data = os.read(p.stdout.fileno(), 65536)
+                    assert data, p.stderr.read()
+                    buf[0] += data
+                    *done, buf[0] = buf[0].split(b"\n")
+                    lines.extend(x.decode().strip() for x in done)
+
+        read_until(lambda: len(lines) >= 3)
+        assert sorted(lines) == ["ingress.networking.k8s.io/no-class", "ingress.networking.k8s.io/not-ours",
+                                 "ingress.networking.k8s.io/shop"]
+        deadline = time.monotonic() + 5
+        while apiserver.open_watches() != 1:
+            assert time.monotonic() < deadline, "kubectl opened no watch"
+            time.sleep(0.02)
+        apiserver.create(ingress("shop", "late", rules=[rule("late.example", [path("/", "web", 80)])]))
+        read_until(lambda: "ingress.networking.k8s.io/late" in lines)
+        watches = apiserver.requests(watch=True)
+        assert watches and watches[0]["query"].get("resourceVersion")
+    finally:
+        p.kill()
+        p.wait(5)
+        p.stdout.close()
+        p.stderr.close()
+
+
+@needs_kubectl
+def test_kubectl_create_apply_replace_delete(apiserver, tmp_path):
+    f = tmp_path / "ing.json"
+    obj = ingress("default", "site", rules=[rule("a.example", [path("/", "web", 80)])])
+    f.write_text(json.dumps(obj))
+    r = kubectl(apiserver, "create", "-f", str(f))
+    assert r.returncode == 0 and "created" in r.stdout, r.stderr
+    r = kubectl(apiserver, "create", "-f", str(f))
+    assert r.returncode != 0 and "AlreadyExists" in r.stderr
+    obj["spec"]["rules"][0]["host"] = "b.example"
+    f.write_text(json.dumps(obj))
+    r = kubectl(apiserver, "apply", "-f", str(f))
+    assert r.returncode == 0 and "configured" in r.stdout, r.stderr
+    got = apiserver.get("Ingress", "site", "default")
+    assert got["spec"]["rules"][0]["host"] == "b.example" and got["metadata"]["generation"] == 2
+    assert "kubectl.kubernetes.io/last-applied-configuration" in got["metadata"]["annotations"]
+    assert apiserver.requests(method="PATCH", path="/ingresses/site")
+    obj["spec"]["rules"][0]["host"] = "c.example"
+    f.write_text(json.dumps(obj))
+    r = kubectl(apiserver, "replace", "-f", str(f))
+    assert r.returncode == 0 and "replaced" in r.stdout, r.stderr
+    assert apiserver.get("Ingress", "site", "default")["spec"]["rules"][0]["host"] == "c.example"
+    r = kubectl(apiserver, "apply", "--server-side", "-f", str(f))
+    assert r.returncode == 0, r.stderr
+    r = kubectl(apiserver, "delete", "ingress", "site")
+    assert r.returncode == 0 and "deleted" in r.stdout, r.stderr
+    assert apiserver.get("Ingress", "site", "default") is None
+    r = kubectl(apiserver, "apply", "-f", str(f))                    # apply creates
+    assert r.returncode == 0 and "created" in r.stdout, r.stderr
+
+
+@needs_kubectl
+def test_kubectl_bad_token(apiserver):
+    apiserver.set_tokens(["other"])
+    r = kubectl(apiserver, "get", "services")
+    assert r.returncode != 0 and "You must be logged in to the server" in r.stderr, r.stderr
+
+
+# ---------------------------------------------------------------------------
+# python3-kubernetes
+
+kubernetes = pytest.importorskip("kubernetes", reason="python3-kubernetes not installed")
+from kubernetes import client as kclient  # noqa: E402
+from kubernetes import config as kconfig  # noqa: E402
+from kubernetes import watch as kwatch  # noqa: E402
+from kubernetes.client.rest import ApiException  # noqa: E402
+
+
+def py_client(api):
+    return kconfig.new_client_from_config(config_file=api.kubeconfig)
+
+
+def test_python_list_paging(apiserver):
+    for i in range(5):
+        apiserver.create(service("py", f"s{i}"))
+    v1 = kclient.CoreV1Api(py_client(apiserver))
+    names, cont, pages = [], None, 0
+    while True:
+        resp = v1.list_namespaced_service("py", limit=2, _continue=cont)
+        names += [s.metadata.name for s in resp.items]
+        pages += 1
+        cont = resp.metadata._continue
+        if not cont:
+            break
+    assert names == [f"s{i}" for i in range(5)] and pages == 3
+    assert resp.items[0].spec.ports[0].name == "http"
+
+
+def test_python_watch_added_modified_deleted(apiserver):
+    api = py_client(apiserver)
+    net = kclient.NetworkingV1Api(api)
+    rv = net.list_namespaced_ingress("pw").metadata.resource_version
+    apiserver.create(ingress("pw", "a"))
+    apiserver.patch("ing", "a", {"metadata": {"labels": {"x": "y"}}}, "pw")
+    apiserver.delete("ing", "a", "pw")
+    w = kwatch.Watch()
+    got = []
+    for e in w.stream(net.list_namespaced_ingress, "pw", resource_version=rv, timeout_seconds=5):
+        got.append((e["type"], e["object"].metadata.name))
+        if len(got) == 3:
+            w.stop()
+    assert got == [("ADDED", "a"), ("MODIFIED", "a"), ("DELETED", "a")]
+
+
+def test_python_410_after_compaction(apiserver):
+    net = kclient.NetworkingV1Api(py_client(apiserver))
+    rv = net.list_ingress_for_all_namespaces().metadata.resource_version
+    apiserver.create(ingress("gone", "a"))
+    apiserver.create(ingress("gone", "b"))
+    apiserver.compact()
+    with pytest.raises(ApiException) as e:
+        for _ in kwatch.Watch().stream(net.list_ingress_for_all_namespaces, resource_version=rv,
+                                       timeout_seconds=5):
+            pass
+    assert e.value.status == 410
+    with pytest.raises(ApiException) as e:
+        net.list_ingress_for_all_namespaces(resource_version=rv, resource_version_match="Exact")
+    assert e.value.status == 410
+
+
+def test_python_ingress_status(apiserver):
+    apiserver.create(ingress("ps", "site", rules=[rule("a.example", [path("/", "web", 80)])]))
+    net = kclient.NetworkingV1Api(py_client(apiserver))
+    st = net.read_namespaced_ingress_status("site", "ps")
+    assert st.status is None or st.status.load_balancer is None or not st.status.load_balancer.ingress
+    out = net.patch_namespaced_ingress_status(
+        "site", "ps", {"status": {"loadBalancer": {"ingress": [{"ip": "127.0.0.1", "ports": [
+            {"port": 443, "protocol": "TCP"}]}]}}})
+    assert out.status.load_balancer.ingress[0].ip == "127.0.0.1"
+    assert apiserver.get("ing", "site", "ps")["status"]["loadBalancer"]["ingress"][0]["ip"] == "127.0.0.1"
+    assert [r["method"] for r in apiserver.requests(path="/status")] == ["GET", "PATCH"]
+
+
+def test_python_leases_optimistic_concurrency(apiserver):
+    coord = kclient.CoordinationV1Api(py_client(apiserver))
+    body = lease("kube-system", "tapwork", "replica-a")
+    made = coord.create_namespaced_lease("kube-system", body)
+    with pytest.raises(ApiException) as e:
+        coord.create_namespaced_lease("kube-system", body)
+    assert e.value.status == 409
+    # both replicas read the same version; a renews first; b's takeover loses the race
+    a = coord.read_namespaced_lease("tapwork", "kube-system")
+    b = coord.read_namespaced_lease("tapwork", "kube-system")
+    a.spec.renew_time = a.spec.renew_time
+    a.spec.lease_duration_seconds = 10
+    coord.replace_namespaced_lease("tapwork", "kube-system", a)
+    b.spec.holder_identity = "replica-b"
+    with pytest.raises(ApiException) as e:
+        coord.replace_namespaced_lease("tapwork", "kube-system", b)
+    assert e.value.status == 409 and json.loads(e.value.body)["reason"] == "Conflict"
+    cur = coord.read_namespaced_lease("tapwork", "kube-system")
+    assert cur.spec.holder_identity == "replica-a" and cur.spec.lease_duration_seconds == 10
+    assert cur.metadata.uid == made.metadata.uid
+    assert int(cur.metadata.resource_version) > int(made.metadata.resource_version)
