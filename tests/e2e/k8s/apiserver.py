@@ -63,7 +63,9 @@ accept a Kind ("Ingress"), a plural ("ingresses"), a short name ("ing") or
   resource_version                current global resourceVersion (int)
   compact(rv=None, break_watches=False)  forget history up to rv (default: now);
                                   list/watch from older rvs then answer 410
-  break_watches(gone=False)       end every open watch (with an ERROR 410 event if gone)
+  break_watches(gone=False, clean=False)  end every open watch: cut the
+                                  connection, or end the stream cleanly, or
+                                  send an ERROR 410 event first
   set_tokens(tokens) / add_token(t) / remove_token(t)
   go_down() / come_up() / down_for(seconds)   stop listening (and cut every
                                   open connection), listen again on the same port
@@ -82,7 +84,11 @@ Attributes settable at run time: split_chunks (bool: watch lines cut across
 HTTP chunks at random byte offsets), bookmark_interval (seconds),
 gone_as ("event": 200 then an ERROR event, as the real apiserver does for a
 watch; "status": HTTP 410 Status), watch_timeout (default server-side watch
-duration when the client gives no timeoutSeconds), max_history.
+duration when the client gives no timeoutSeconds), max_history,
+aggregated_discovery (default True: /api and /apis answer an
+apidiscovery.k8s.io/v2 APIGroupDiscoveryList when the Accept header asks for
+one, as kubectl 1.32 does; False: only the legacy documents, and clients fall
+back to /api/v1, /apis/G/V).
 
 Protocol notes (what a client can rely on, as in a real apiserver)
 ------------------------------------------------------------------
@@ -188,6 +194,8 @@ GATEWAY_API = [
              short=["refgrant"]),
 ]
 
+AGGREGATED = "g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+
 # Methods callable through POST /_test/call.
 CONTROL_METHODS = {
     "create", "apply", "update", "patch", "set_status", "delete", "get", "list",
@@ -195,7 +203,8 @@ CONTROL_METHODS = {
     "down_for", "garbage", "error_status", "delay", "clear_faults", "requests",
     "clear_requests", "open_watches", "set_option", "current_rv",
 }
-OPTIONS = {"split_chunks", "bookmark_interval", "gone_as", "watch_timeout", "max_history"}
+OPTIONS = {"split_chunks", "bookmark_interval", "gone_as", "watch_timeout", "max_history",
+           "aggregated_discovery"}
 
 
 class ApiError(Exception):
@@ -465,7 +474,7 @@ def make_tls(d):
 
 class _Watch:
     def __init__(self):
-        self.stop = None          # None, "close" or "gone"
+        self.stop = None          # None, "close" (cut), "end" (clean end) or "gone" (410 event)
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -503,6 +512,7 @@ class ApiServer:
         self.gone_as = "event"
         self.watch_timeout = watch_timeout
         self.max_history = 100000
+        self.aggregated_discovery = True
         self.kubeconfig = None
 
         self.cond = threading.Condition(threading.RLock())
@@ -969,11 +979,13 @@ class ApiServer:
             self.break_watches(gone=True)
         return self.compacted
 
-    def break_watches(self, gone=False):
-        """End every open watch stream; with gone=True each gets an ERROR 410 event first."""
+    def break_watches(self, gone=False, clean=False):
+        """End every open watch stream: cut the connection (default), end the
+        chunked stream cleanly as a server-side timeout does (clean=True), or
+        send an ERROR event with a 410 Status first (gone=True)."""
         with self.cond:
             for w in self._watches:
-                w.stop = "gone" if gone else "close"
+                w.stop = "gone" if gone else "end" if clean else "close"
             self.cond.notify_all()
 
     # -- HTTP dispatch ----------------------------------------------------
@@ -1191,6 +1203,8 @@ class _Handler(BaseHTTPRequestHandler):
                                     "gitCommit": "0" * 40, "gitTreeState": "clean",
                                     "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.23.0",
                                     "compiler": "gc", "platform": "linux/amd64"})
+        if path in ("/api", "/apis") and api.aggregated_discovery and AGGREGATED in self.headers.get("Accept", ""):
+            return self._send(200, self._aggregated(path == "/api"), ctype=f"application/json;{AGGREGATED}")
         if path == "/api":
             return self._send(200, {"kind": "APIVersions", "versions": ["v1"],
                                     "serverAddressByClientCIDRs": [
@@ -1278,7 +1292,10 @@ class _Handler(BaseHTTPRequestHandler):
             if _dry_run(q):
                 with api.cond:
                     return self._send(200, copy.deepcopy(api._get(res, ns, name)))
-            return self._send(200, api._delete(res, ns, name, (opts or {}).get("preconditions")))
+            gone = api._delete(res, ns, name, (opts or {}).get("preconditions"))
+            return self._send(200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                                    "details": {"name": name, "group": res.group, "kind": res.plural,
+                                                "uid": gone["metadata"]["uid"]}})
         raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
     def _decode(self, body):
@@ -1304,6 +1321,28 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         vs = [{"groupVersion": f"{name}/{v}", "version": v} for v in versions]
         return {"name": name, "versions": vs, "preferredVersion": vs[0]}
+
+    def _aggregated(self, core):
+        """apidiscovery.k8s.io/v2 APIGroupDiscoveryList: /api (core) or /apis."""
+        groups = {}
+        for r in self.api.resources:
+            if (r.group == "") != core:
+                continue
+            versions = groups.setdefault(r.group, {})
+            gvk = {"group": r.group, "version": r.version, "kind": r.kind}
+            e = {"resource": r.plural, "responseKind": gvk, "scope": "Namespaced" if r.namespaced else "Cluster",
+                 "singularResource": r.singular, "verbs": r.verbs}
+            if r.short:
+                e["shortNames"] = r.short
+            if r.subresources:
+                e["subresources"] = [{"subresource": s, "responseKind": gvk, "verbs": ["get", "patch", "update"]}
+                                     for s in r.subresources]
+            versions.setdefault(r.version, []).append(e)
+        items = [{"metadata": {"name": g} if g else {}, "versions": [
+                    {"version": v, "resources": rs, "freshness": "Current"} for v, rs in vs.items()]}
+                 for g, vs in groups.items()]
+        return {"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2",
+                "metadata": {}, "items": items}
 
     def _group_list(self):
         names = []
@@ -1506,6 +1545,8 @@ class _Handler(BaseHTTPRequestHandler):
                 if stop == "gone":
                     self._event("ERROR", status_object(410, "Expired",
                                                        f"too old resource version: {pos} ({compacted})"))
+                    return self._end_chunks()
+                if stop == "end":
                     return self._end_chunks()
                 if stop == "close":
                     self.close_connection = True

@@ -259,7 +259,7 @@ def test_create_replace_patch_delete_conflicts(apiserver):
                     "application/merge-patch+json")
     assert st == 409
     st, _, gone = call(apiserver, "DELETE", f"{base}/site")
-    assert st == 200 and gone["metadata"]["name"] == "site"
+    assert st == 200 and gone["status"] == "Success" and gone["details"]["name"] == "site"
     assert call(apiserver, "DELETE", f"{base}/site")[0] == 404
     assert get(apiserver, f"{base}/site")[0] == 404
 
@@ -409,6 +409,34 @@ def test_request_log(apiserver):
     assert log[1]["watch"] and log[1]["query"] == {"watch": "1", "timeoutSeconds": "0"}
     apiserver.clear_requests()
     assert apiserver.requests() == []
+
+
+def test_break_watches_cleanly_and_gateway_api(apiserver):
+    w = WatchStream(apiserver, "/api/v1/services?watch=1&allowWatchBookmarks=true")
+    try:
+        deadline = time.monotonic() + 5
+        while apiserver.open_watches() != 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        apiserver.break_watches(clean=True)
+        assert w.next_event() is None and w.ended
+    finally:
+        w.close()
+    assert get(apiserver, "/apis/gateway.networking.k8s.io/v1/httproutes")[0] == 404
+    from apiserver import GATEWAY_API
+    apiserver.add_resources(GATEWAY_API)
+    assert {"gatewayclasses", "gateways", "gateways/status", "httproutes", "httproutes/status"} <= \
+        {r["name"] for r in get(apiserver, "/apis/gateway.networking.k8s.io/v1")[2]["resources"]}
+    route = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+             "metadata": {"name": "r", "namespace": "gw"},
+             "spec": {"parentRefs": [{"name": "gw"}], "hostnames": ["a.example"]}}
+    assert call(apiserver, "POST", "/apis/gateway.networking.k8s.io/v1/namespaces/gw/httproutes", route)[0] == 201
+    st, _, out = call(apiserver, "PATCH", "/apis/gateway.networking.k8s.io/v1/namespaces/gw/httproutes/r/status",
+                      {"status": {"parents": []}}, "application/merge-patch+json")
+    assert st == 200 and out["status"] == {"parents": []}
+    grant = {"apiVersion": "gateway.networking.k8s.io/v1beta1", "kind": "ReferenceGrant",
+             "metadata": {"name": "g", "namespace": "gw"}, "spec": {"from": [], "to": []}}
+    assert apiserver.create(grant)["metadata"]["name"] == "g"
 
 
 def test_builders(apiserver, tmp_path):
@@ -592,6 +620,21 @@ def test_kubectl_create_apply_replace_delete(apiserver, tmp_path):
 
 
 @needs_kubectl
+@pytest.mark.parametrize("aggregated", [True, False])
+def test_kubectl_discovery_aggregated_or_legacy(apiserver, aggregated):
+    apiserver.aggregated_discovery = aggregated
+    r = kubectl(apiserver, "api-resources", "-o", "name")
+    assert r.returncode == 0, r.stderr
+    names = r.stdout.split()
+    assert {"ingresses.networking.k8s.io", "ingressclasses.networking.k8s.io", "leases.coordination.k8s.io",
+            "endpointslices.discovery.k8s.io", "services", "secrets", "events"} <= set(names)
+    paths = [x["path"] for x in apiserver.requests()]
+    assert ("/apis/networking.k8s.io/v1" in paths) == (not aggregated), paths
+    r = kubectl(apiserver, "get", "ing", "-A", "-o", "name")           # short name from discovery
+    assert r.returncode == 0, r.stderr
+
+
+@needs_kubectl
 def test_kubectl_bad_token(apiserver):
     apiserver.set_tokens(["other"])
     r = kubectl(apiserver, "get", "services")
@@ -634,7 +677,8 @@ def test_python_watch_added_modified_deleted(apiserver):
     rv = net.list_namespaced_ingress("pw").metadata.resource_version
     apiserver.create(ingress("pw", "a"))
     apiserver.patch("ing", "a", {"metadata": {"labels": {"x": "y"}}}, "pw")
-    apiserver.delete("ing", "a", "pw")
+    st = net.delete_namespaced_ingress("a", "pw")
+    assert st.status == "Success" and st.details.name == "a"
     w = kwatch.Watch()
     got = []
     for e in w.stream(net.list_namespaced_ingress, "pw", resource_version=rv, timeout_seconds=5):
