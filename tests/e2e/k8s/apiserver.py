@@ -51,7 +51,9 @@ Control API (ApiServer methods; all thread-safe)
 Objects are plain dicts (apiVersion, kind, metadata, ...).  `kind` arguments
 accept a Kind ("Ingress"), a plural ("ingresses"), a short name ("ing") or
 "group/version/Kind".
-  create(obj)                     -> stored copy; KeyError-like ApiError if it exists
+  create(obj)                     -> stored copy; ApiError 409 if it exists.  Unlike
+                                  a POST, keeps metadata.uid / creationTimestamp when
+                                  given (fixtures can fix the age order of conflicts)
   apply(obj)                      create or replace (no resourceVersion check)
   update(obj)                     replace; 409 ApiError if metadata.resourceVersion is stale
   patch(kind, name, patch, namespace=None, subresource=None)   JSON merge patch
@@ -474,6 +476,7 @@ def make_tls(d):
 
 class _Watch:
     def __init__(self):
+        self.pos = None           # the rv this watch has delivered up to
         self.stop = None          # None, "close" (cut), "end" (clean end) or "gone" (410 event)
 
 
@@ -970,9 +973,19 @@ class ApiServer:
 
     def compact(self, rv=None, break_watches=False):
         """Forget history up to rv (default: the current rv). Lists and watches
-        from an older resourceVersion then get 410 Gone."""
+        from an older resourceVersion then get 410 Gone.  Open watches get
+        up to 2 s to deliver the events up to rv first; one still behind then
+        gets an ERROR 410 event (as does every open watch with break_watches)."""
         with self.cond:
             rv = self.rv if rv is None else int(rv)
+            # let open watches take the events up to rv first (as etcd's watchers
+            # would have in the time a real compaction takes), at most 2 s
+            deadline = time.monotonic() + 2.0
+            while any(w.pos is not None and w.pos < rv and not w.stop for w in self._watches):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.cond.wait(min(left, 0.05))
             self.compacted = max(self.compacted, rv)
             self.history = [h for h in self.history if h[0] > self.compacted]
         if break_watches:
@@ -1258,7 +1271,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._check_kind(res, obj)
                 if _dry_run(q):
                     return self._send(201, obj)
-                return self._send(201, api._create(res, obj, ns if res.namespaced else None))
+                return self._send(201, api._create(res, obj, ns if res.namespaced else None, keep_meta=False))
             if m == "DELETE":
                 return self._delete_collection(res, ns, q)
             raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource")
@@ -1281,7 +1294,7 @@ class _Handler(BaseHTTPRequestHandler):
                     if ctype.startswith("application/apply-patch"):   # server-side apply creates
                         obj = _load_yaml(body)
                         self._check_kind(res, obj)
-                        return self._send(201, api._create(res, obj, ns))
+                        return self._send(201, api._create(res, obj, ns, keep_meta=False))
                     raise
                 new = api._patched(res, copy.deepcopy(old), ctype, body)
                 if not isinstance(new, dict):
@@ -1463,7 +1476,7 @@ class _Handler(BaseHTTPRequestHandler):
         sel = Selection(res, ns, q.get("labelSelector"), q.get("fieldSelector"))
         bookmarks = _truthy(q.get("allowWatchBookmarks"))
         timeout = _int_param(q, "timeoutSeconds")
-        duration = api.watch_timeout if timeout is None else timeout
+        duration = api.watch_timeout if not timeout else timeout    # 0: the default, as upstream
         rvq = q.get("resourceVersion") or ""
         initial = _truthy(q.get("sendInitialEvents"))
         w = _Watch()
@@ -1485,6 +1498,7 @@ class _Handler(BaseHTTPRequestHandler):
                 gone = pos < api.compacted
             if gone and api.gone_as == "status":
                 raise expired(f"too old resource version: {pos} ({api.compacted})")
+            w.pos = api.rv if gone else pos
             api._watches.add(w)
         try:
             self.send_response(200)
@@ -1529,6 +1543,8 @@ class _Handler(BaseHTTPRequestHandler):
                                     continue
                                 out.append((etype, copy.deepcopy(obj)))
                             pos = max(pos, api.rv)
+                            w.pos = pos
+                            api.cond.notify_all()      # compact() may be waiting for us
                             if out:
                                 break
                         if bookmarks and now >= next_bm:

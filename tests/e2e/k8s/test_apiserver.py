@@ -375,6 +375,43 @@ def test_watch_too_old_410_as_event_and_as_status(apiserver):
         w.close()
 
 
+def test_compaction_spares_a_watch_that_keeps_up(apiserver):
+    w = WatchStream(apiserver, f"/api/v1/namespaces/c/services?watch=1&resourceVersion={apiserver.resource_version}")
+    try:
+        for i in range(20):
+            apiserver.create(service("c", f"s{i}"))
+        apiserver.compact()                       # right away: the watch has not read them yet
+        names = [w.next_event()["object"]["metadata"]["name"] for _ in range(20)]
+        assert names == [f"s{i}" for i in range(20)]
+        apiserver.create(service("c", "after"))
+        e = w.next_event()
+        assert (e["type"], e["object"]["metadata"]["name"]) == ("ADDED", "after")
+    finally:
+        w.close()
+
+
+def test_post_sets_metadata_fixtures_may_keep_it(apiserver):
+    old = "2020-01-02T03:04:05Z"
+    kept = apiserver.create(dict(ingress("m", "old"), metadata={"name": "old", "namespace": "m",
+                                                                 "creationTimestamp": old}))
+    assert kept["metadata"]["creationTimestamp"] == old
+    body = dict(ingress("m", "new"), metadata={"name": "new", "creationTimestamp": old, "uid": "x"})
+    st, _, made = call(apiserver, "POST", f"{ING}/namespaces/m/ingresses", body)
+    assert st == 201 and made["metadata"]["creationTimestamp"] != old and made["metadata"]["uid"] != "x"
+    assert made["metadata"]["namespace"] == "m"
+    ev = {"apiVersion": "v1", "kind": "Event", "metadata": {"generateName": "site.", "namespace": "m"},
+          "involvedObject": {"kind": "Ingress", "namespace": "m", "name": "new", "apiVersion": "networking.k8s.io/v1",
+                             "uid": made["metadata"]["uid"]},
+          "reason": "Rejected", "message": "host conflict", "type": "Warning",
+          "source": {"component": "tapwork"}, "count": 1}
+    st, _, e = call(apiserver, "POST", "/api/v1/namespaces/m/events", ev)
+    assert st == 201 and e["metadata"]["name"].startswith("site.") and len(e["metadata"]["name"]) == 10
+    st, _, lst = get(apiserver, "/api/v1/namespaces/m/events?fieldSelector=involvedObject.name%3Dnew,reason%3DRejected")
+    assert [x["message"] for x in lst["items"]] == ["host conflict"]
+    st, _, s = call(apiserver, "POST", f"{ING}/namespaces/other/ingresses", ingress("m", "x"))
+    assert st == 400 and "does not match the namespace" in s["message"]
+
+
 def test_faults_garbage_errors_down_and_up(apiserver):
     apiserver.garbage(count=1, path="/services")
     st, h, body = get(apiserver, "/api/v1/services")
@@ -401,12 +438,12 @@ def test_faults_garbage_errors_down_and_up(apiserver):
 def test_request_log(apiserver):
     apiserver.create(lease("kube-system", "tapwork-leader", "a"))
     get(apiserver, "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/tapwork-leader")
-    get(apiserver, "/api/v1/services?watch=1&timeoutSeconds=0")
+    get(apiserver, "/api/v1/services?watch=1&timeoutSeconds=1")
     log = apiserver.requests()
     assert [(r["method"], r["path"], r["status"]) for r in log] == [
         ("GET", "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/tapwork-leader", 200),
         ("GET", "/api/v1/services", 200)]
-    assert log[1]["watch"] and log[1]["query"] == {"watch": "1", "timeoutSeconds": "0"}
+    assert log[1]["watch"] and log[1]["query"] == {"watch": "1", "timeoutSeconds": "1"}
     apiserver.clear_requests()
     assert apiserver.requests() == []
 
