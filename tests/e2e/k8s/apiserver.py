@@ -16,6 +16,7 @@ In-process (pytest; the server runs in threads of the test process)::
     api = ApiServer(tokens=["t0k3n"], workdir=tmp_path)   # makes a CA + cert with openssl
     api.start()                       # listens on 127.0.0.1:<free port>  (port=P to choose)
     api.write_kubeconfig(tmp_path / "kubeconfig")   # server, CA data, token, current-context
+    env = api.write_incluster(tmp_path / "sa")     # token, ca.crt, namespace + KUBERNETES_SERVICE_* env
     ...
     api.stop()
 
@@ -26,7 +27,7 @@ As a subprocess::
 
     /usr/bin/python3 tests/e2e/k8s/apiserver.py --port P --token T \
         [--token T2 ...] [--control-token C] [--write-kubeconfig PATH] \
-        [--fixtures DIR_OR_FILE ...] [--workdir DIR] [--gateway-api] \
+        [--write-incluster DIR] [--fixtures DIR_OR_FILE ...] [--workdir DIR] [--gateway-api] \
         [--bookmark-interval S] [--split-chunks]
 
   --port 0 picks a free port.  When it listens it prints one line
@@ -44,7 +45,8 @@ keeps working when the API tokens are rotated) and a JSON body
   {"method": "error_status", "args": [503], "kwargs": {"retry_after": 1, "count": 2}}
   {"method": "requests", "kwargs": {"method": "PUT"}}   -> the request log
   {"method": "create", "args": [{...object...}]}
-GET /_test/log returns the request log too.
+GET /_test/log returns the request log too.  k8sutil.start_apiserver_process()
+starts one and returns a RemoteApiServer whose methods are these calls.
 
 Control API (ApiServer methods; all thread-safe)
 ------------------------------------------------
@@ -120,7 +122,6 @@ import random
 import re
 import signal
 import socket
-import socketserver
 import ssl
 import subprocess
 import sys
@@ -610,21 +611,43 @@ class ApiServer:
         setattr(self, name, value)
 
     # -- kubeconfig -------------------------------------------------------
-    def write_kubeconfig(self, path, token=None, ca=True):
-        token = token or self.default_token or sorted(self.tokens)[0]
-        cluster = {"server": self.url}
-        if ca:
-            cluster["certificate-authority-data"] = base64.b64encode(self.ca_pem).decode()
-        cfg = {"apiVersion": "v1", "kind": "Config", "preferences": {},
-               "clusters": [{"name": "test", "cluster": cluster}],
-               "users": [{"name": "test", "user": {"token": token}}],
-               "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test",
-                                                          "namespace": "default"}}],
-               "current-context": "test"}
+    def write_kubeconfig(self, path, token=None, ca=True, token_file=None, namespace="default"):
+        """A kubeconfig (block-style YAML) for this server: cluster "test" with
+        server https://127.0.0.1:PORT and certificate-authority-data (ca=False
+        leaves the CA out), user "test" with `token` (default: the first token
+        given) or, with token_file, `tokenFile: PATH` instead; current-context "test"."""
+        ca_line = (f"    certificate-authority-data: {base64.b64encode(self.ca_pem).decode()}\n" if ca else "")
+        if token_file:
+            user = f"    tokenFile: {json.dumps(str(token_file))}\n"
+        else:
+            user = f"    token: {json.dumps(token or self.default_token or sorted(self.tokens)[0])}\n"
+        text = ("apiVersion: v1\nkind: Config\npreferences: {}\n"
+                "clusters:\n- name: test\n  cluster:\n"
+                f"    server: {self.url}\n{ca_line}"
+                "users:\n- name: test\n  user:\n" + user +
+                "contexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n"
+                f"    namespace: {namespace}\n"
+                "current-context: test\n")
         with open(path, "w") as f:
-            json.dump(cfg, f, indent=1)   # JSON is YAML
+            f.write(text)
         self.kubeconfig = str(path)
         return str(path)
+
+    def write_incluster(self, d, token=None):
+        """The files a pod sees under /var/run/secrets/kubernetes.io/serviceaccount
+        (token, ca.crt, namespace) in directory d; returns the environment a
+        pod gets (KUBERNETES_SERVICE_HOST / _PORT) pointing here.  Rewrite
+        d/token to rotate the token."""
+        d = str(d)
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "token"), "w") as f:
+            f.write(token or self.default_token or sorted(self.tokens)[0])
+        with open(os.path.join(d, "ca.crt"), "wb") as f:
+            f.write(self.ca_pem)
+        with open(os.path.join(d, "namespace"), "w") as f:
+            f.write("default")
+        return {"KUBERNETES_SERVICE_HOST": self.host, "KUBERNETES_SERVICE_PORT": str(self.port),
+                "KUBERNETES_SERVICE_PORT_HTTPS": str(self.port)}
 
     # -- tokens -----------------------------------------------------------
     def set_tokens(self, tokens):
@@ -894,7 +917,7 @@ class ApiServer:
         if ctype.startswith("application/apply-patch+yaml") or ctype.startswith("application/apply-patch+cbor"):
             return merge_patch(old, _load_yaml(body))
         raise ApiError(415, "UnsupportedMediaType",
-                       f'the body of the request was in an unknown format - accepted media types '
+                       'the body of the request was in an unknown format - accepted media types '
                        f'include: application/json-patch+json, application/merge-patch+json, '
                        f'application/apply-patch+yaml')
 
@@ -1274,7 +1297,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(201, api._create(res, obj, ns if res.namespaced else None, keep_meta=False))
             if m == "DELETE":
                 return self._delete_collection(res, ns, q)
-            raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource")
+            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
         if m in ("GET", "HEAD"):
             if watch:   # legacy /watch/.../NAME: a watch on one object
                 q = dict(q, fieldSelector=",".join(filter(None, [q.get("fieldSelector"), f"metadata.name={name}"])))
@@ -1634,6 +1657,8 @@ def main(argv=None):
     ap.add_argument("--token", action="append", default=[], help="a valid bearer token (repeatable)")
     ap.add_argument("--control-token", default=None, help="token for /_test/* (default: the first --token)")
     ap.add_argument("--write-kubeconfig", default=None, metavar="PATH")
+    ap.add_argument("--write-incluster", default=None, metavar="DIR",
+                    help="write token, ca.crt, namespace there (a pod's serviceaccount directory)")
     ap.add_argument("--fixtures", action="append", default=[], metavar="DIR_OR_FILE")
     ap.add_argument("--workdir", default=None, help="where the CA and certificate go")
     ap.add_argument("--gateway-api", action="store_true", help="also serve gateway.networking.k8s.io")
@@ -1650,6 +1675,8 @@ def main(argv=None):
     api.start()
     if args.write_kubeconfig:
         api.write_kubeconfig(args.write_kubeconfig)
+    if args.write_incluster:
+        api.write_incluster(args.write_incluster)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: done.set())
     signal.signal(signal.SIGINT, lambda *a: done.set())

@@ -34,14 +34,25 @@ nothing is stored until apiserver.create()/apply() is called.
   lease(ns, name, holder, duration=15, renew=None, transitions=0)
   namespace(name)
   kubectl(api, *args, timeout=20)  -> CompletedProcess (text); skips when kubectl is missing
+  wait_for(pred, timeout=10, what="condition")  poll pred() until truthy; returns its value
+
+Out of process (the server as its own process, controlled over HTTPS):
+  start_apiserver_process(procs, tmp_path, tokens=(TOKEN,), fixtures=(), args=())
+      -> RemoteApiServer with .url .port .ca .kubeconfig .proc and every
+         CONTROL_METHODS name as a method (rapi.compact(), rapi.set_tokens([..]),
+         rapi.down_for(2), rapi.requests(method="PUT"), rapi.create({...}) ...)
 """
 import base64
 import zlib
 import datetime
 import os
 import shutil
+import json
+import ssl
 import subprocess
 import sys
+import time
+import urllib.request
 
 import pytest
 
@@ -213,3 +224,61 @@ def lease(ns, name, holder, duration=15, renew=None, transitions=0):
             "acquireTime": micro_time(), "renewTime": renew or micro_time(),
             "leaseTransitions": transitions}
     return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": _meta(ns, name), "spec": spec}
+
+
+def wait_for(pred, timeout=10.0, what="condition", interval=0.02):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{what} not reached after {timeout}s")
+        time.sleep(interval)
+
+
+class RemoteApiServer:
+    """An apiserver.py subprocess, driven through its /_test/call endpoint."""
+
+    def __init__(self, proc, url, ca, kubeconfig, control_token):
+        self.proc, self.url, self.ca, self.kubeconfig = proc, url, ca, kubeconfig
+        self.port = int(url.rsplit(":", 1)[1])
+        self.control_token = control_token
+        self._ctx = ssl.create_default_context(cafile=ca)
+
+    def call(self, method, *args, **kwargs):
+        req = urllib.request.Request(self.url + "/_test/call", method="POST",
+                                     data=json.dumps({"method": method, "args": args, "kwargs": kwargs}).encode(),
+                                     headers={"Authorization": f"Bearer {self.control_token}",
+                                              "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, context=self._ctx, timeout=10) as r:
+            return json.loads(r.read())["result"]
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return lambda *args, **kwargs: self.call(name, *args, **kwargs)
+
+
+def start_apiserver_process(procs, tmp_path, tokens=(TOKEN,), fixtures=(), args=(), timeout=15):
+    """apiserver.py as a subprocess of the `procs` fixture (stopped by PID at teardown)."""
+    d = os.path.join(str(tmp_path), "apiserver-proc")
+    os.makedirs(d, exist_ok=True)
+    kc = os.path.join(d, "kubeconfig")
+    cmd = ["/usr/bin/python3", APISERVER_PY, "--port", "0", "--write-kubeconfig", kc, "--workdir", d]
+    for t in tokens:
+        cmd += ["--token", t]
+    for f in fixtures:
+        cmd += ["--fixtures", str(f)]
+    p = procs.start(cmd + list(args), name="apiserver")
+    from conftest import Procs
+
+    def ready():
+        if p.poll() is not None:
+            raise RuntimeError(f"apiserver.py exited {p.returncode}:\n{Procs.log_of(p)}")
+        for line in Procs.log_of(p).splitlines():
+            if line.startswith("READY "):
+                return line.split()[1]
+        return None
+    url = wait_for(ready, timeout, "apiserver.py READY line")
+    return RemoteApiServer(p, url, os.path.join(d, "ca.crt"), kc, list(tokens)[0])

@@ -7,15 +7,13 @@ import select
 import socket
 import ssl
 import subprocess
-import sys
 import time
 
 import pytest
 
-from conftest import Procs  # noqa: F401  (the procs fixture comes from conftest)
-from k8sutil import (APISERVER_PY, FIXTURES, TOKEN, ApiError, apiserver, endpointslice,  # noqa: F401
-                     ingress, kubectl, lease, needs_kubectl, path, rule, secret, service, tls,
-                     tls_secret)
+from k8sutil import (FIXTURES, TOKEN, ApiError, apiserver, endpointslice, ingress,  # noqa: F401
+                     kubectl, lease, needs_kubectl, path, rule, secret, service, start_apiserver_process,
+                     tls, tls_secret, wait_for)
 
 ING = "/apis/networking.k8s.io/v1"
 
@@ -501,64 +499,46 @@ def test_builders(apiserver, tmp_path):
 
 
 def test_subprocess_mode_and_control_endpoint(procs, tmp_path):
-    kc = tmp_path / "kubeconfig"
-    p = procs.start([sys.executable if sys.executable.startswith("/usr/bin/") else "/usr/bin/python3",
-                     APISERVER_PY, "--port", "0", "--token", "sub-token", "--write-kubeconfig", str(kc),
-                     "--fixtures", FIXTURES, "--workdir", str(tmp_path / "w")], name="apiserver")
-    deadline = time.monotonic() + 15
-    url = None
-    while time.monotonic() < deadline and url is None:
-        for line in Procs.log_of(p).splitlines():
-            if line.startswith("READY "):
-                url = line.split()[1]
-        time.sleep(0.05)
-    assert url, Procs.log_of(p)
-    cfg = json.loads(kc.read_text())
-    assert cfg["clusters"][0]["cluster"]["server"] == url
-    assert cfg["users"][0]["user"]["token"] == "sub-token"
-    port = int(url.rsplit(":", 1)[1])
+    yaml = pytest.importorskip("yaml", reason="python3-yaml not installed")
+    r = start_apiserver_process(procs, tmp_path, tokens=["sub-token"], fixtures=[FIXTURES],
+                                args=["--write-incluster", str(tmp_path / "sa")])
+    with open(r.kubeconfig) as f:
+        cfg = yaml.safe_load(f)
+    assert cfg["clusters"][0]["cluster"]["server"] == r.url == f"https://127.0.0.1:{r.port}"
+    assert cfg["users"][0]["user"]["token"] == "sub-token" and cfg["current-context"] == "test"
+    assert (tmp_path / "sa" / "token").read_text() == "sub-token"
 
-    class Remote:     # what Raw needs
-        pass
-    r = Remote()
-    r.port, r.ca = port, str(tmp_path / "w" / "ca.crt")
-
-    def ctl(method, *args, **kwargs):
-        st, _, body = call_tok(r, "POST", "/_test/call", {"method": method, "args": args, "kwargs": kwargs})
-        assert st == 200, body
-        return body["result"]
-
-    def call_tok(api, method, target, body=None, token="sub-token"):
-        c = Raw(api, token)
+    def call_tok(method, target, body=None, token="sub-token"):
+        c = Raw(r, token)
         try:
             return c.request(method, target, body)
         finally:
             c.close()
 
-    assert len(call_tok(r, "GET", f"{ING}/ingresses")[2]["items"]) == 3
-    ctl("set_tokens", ["next"])
-    assert call_tok(r, "GET", f"{ING}/ingresses")[0] == 401
-    assert call_tok(r, "GET", f"{ING}/ingresses", token="next")[0] == 200
-    rv = ctl("compact")
-    assert rv == ctl("current_rv")
-    st, _, _ = call_tok(r, "GET", f"{ING}/ingresses?limit=1", token="next")
-    assert st == 200
-    assert ctl("requests", path="/ingresses")[-1]["query"] == {"limit": "1"}
-    assert call_tok(r, "POST", "/_test/call", {"method": "__init__"})[0] == 400
-    assert call_tok(r, "POST", "/_test/call", {"method": "compact"}, token="next")[0] == 401
-    ctl("down_for", 1.0)
-    time.sleep(0.3)
-    with pytest.raises(ConnectionRefusedError):
+    assert len(call_tok("GET", f"{ING}/ingresses")[2]["items"]) == 3
+    r.set_tokens(["next"])
+    assert call_tok("GET", f"{ING}/ingresses")[0] == 401
+    assert call_tok("GET", f"{ING}/ingresses", token="next")[0] == 200
+    rv = r.compact()
+    assert rv == r.current_rv()
+    assert call_tok("GET", f"{ING}/ingresses?limit=1", token="next")[0] == 200
+    assert r.requests(path="/ingresses")[-1]["query"] == {"limit": "1"}
+    r.create(ingress("remote", "made"))
+    assert r.get("Ingress", "made", "remote")["metadata"]["namespace"] == "remote"
+    assert call_tok("POST", "/_test/call", {"method": "__init__"})[0] == 400
+    assert call_tok("POST", "/_test/call", {"method": "compact"}, token="next")[0] == 401  # control token stays
+    r.down_for(1.0)
+    wait_for(lambda: _refused(r.port), 5, "the server going down")
+    wait_for(lambda: not _refused(r.port), 10, "the server coming back")
+    assert procs.stop(r.proc) == 0
+
+
+def _refused(port):
+    try:
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=2).close()
-            break
-        except ConnectionRefusedError:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-    assert procs.stop(p) == 0
+        return False
+    except ConnectionRefusedError:
+        return True
 
 
 # ---------------------------------------------------------------------------
@@ -672,10 +652,16 @@ def test_kubectl_discovery_aggregated_or_legacy(apiserver, aggregated):
 
 
 @needs_kubectl
-def test_kubectl_bad_token(apiserver):
+def test_kubectl_bad_token_and_token_file(apiserver, tmp_path):
     apiserver.set_tokens(["other"])
     r = kubectl(apiserver, "get", "services")
     assert r.returncode != 0 and "You must be logged in to the server" in r.stderr, r.stderr
+    env = apiserver.write_incluster(tmp_path / "sa", token="other")
+    assert env["KUBERNETES_SERVICE_PORT"] == str(apiserver.port)
+    apiserver.write_kubeconfig(tmp_path / "kc-file", token_file=tmp_path / "sa" / "token")
+    r = kubectl(apiserver, "get", "services")
+    assert r.returncode == 0, r.stderr
+    assert apiserver.requests()[-1]["token"] == "other"
 
 
 # ---------------------------------------------------------------------------
