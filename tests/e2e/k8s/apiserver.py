@@ -918,8 +918,8 @@ class ApiServer:
             return merge_patch(old, _load_yaml(body))
         raise ApiError(415, "UnsupportedMediaType",
                        'the body of the request was in an unknown format - accepted media types '
-                       f'include: application/json-patch+json, application/merge-patch+json, '
-                       f'application/apply-patch+yaml')
+                       'include: application/json-patch+json, application/merge-patch+json, '
+                       'application/apply-patch+yaml')
 
     # -- public object API ------------------------------------------------
     def create(self, obj, namespace=None):
@@ -1533,8 +1533,7 @@ class _Handler(BaseHTTPRequestHandler):
             if gone:
                 self._event("ERROR", status_object(410, "Expired", f"too old resource version: {pos} ({api.compacted})"))
                 return self._end_chunks()
-            for etype, obj in pending:
-                self._event(etype, obj)
+            self._events(pending)
             deadline = time.monotonic() + duration
             next_bm = time.monotonic() + api.bookmark_interval
             while True:
@@ -1577,10 +1576,8 @@ class _Handler(BaseHTTPRequestHandler):
                             wait = min(wait, next_bm - now)
                         api.cond.wait(max(0.0, min(wait, 1.0)))
                     stop = w.stop
-                    cur = api.rv
                     compacted = api.compacted
-                for etype, obj in out:
-                    self._event(etype, obj)
+                self._events(out)
                 if stop == "gone":
                     self._event("ERROR", status_object(410, "Expired",
                                                        f"too old resource version: {pos} ({compacted})"))
@@ -1593,10 +1590,10 @@ class _Handler(BaseHTTPRequestHandler):
                 now = time.monotonic()
                 if now >= deadline:
                     if bookmarks:
-                        self._event("BOOKMARK", self._bookmark(res, max(pos, cur)))
+                        self._event("BOOKMARK", self._bookmark(res, pos))
                     return self._end_chunks()
                 if bookmarks and now >= next_bm:
-                    self._event("BOOKMARK", self._bookmark(res, max(pos, cur)))
+                    self._event("BOOKMARK", self._bookmark(res, pos))
                     next_bm = now + api.bookmark_interval
         finally:
             with api.cond:
@@ -1613,17 +1610,29 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
 
     def _event(self, etype, obj):
-        line = json.dumps({"type": etype, "object": obj}, separators=(",", ":")).encode() + b"\n"
-        if self.api.split_chunks and len(line) > 1:
-            cuts = sorted(random.sample(range(1, len(line)), min(len(line) - 1, random.randint(1, 4))))
-            prev = 0
-            for c in cuts + [len(line)]:
-                self._chunk(line[prev:c])
-                self.wfile.flush()
-                prev = c
-        else:
-            self._chunk(line)
-        self.wfile.flush()
+        self._events([(etype, obj)])
+
+    def _events(self, events):
+        """One JSON line per event; with split_chunks the bytes of all the
+        lines are cut into chunks at random offsets (a chunk may end mid-line
+        or hold the end of one line and the start of the next)."""
+        if not events:
+            return
+        lines = [json.dumps({"type": t, "object": o}, separators=(",", ":")).encode() + b"\n"
+                 for t, o in events]
+        if not self.api.split_chunks:
+            for line in lines:
+                self._chunk(line)
+            self.wfile.flush()
+            return
+        data = b"".join(lines)
+        ncuts = min(len(data) - 1, random.randint(1, 3) * len(lines) + len(data) // 65536)
+        cuts = sorted(random.sample(range(1, len(data)), ncuts)) if ncuts > 0 else []
+        prev = 0
+        for c in cuts + [len(data)]:
+            self._chunk(data[prev:c])
+            self.wfile.flush()
+            prev = c
 
     def _end_chunks(self):
         self.wfile.write(b"0\r\n\r\n")

@@ -299,6 +299,14 @@ def test_watch_lines_split_across_chunks_and_large_objects(apiserver):
         assert any(not c.endswith(b"\n") for c in w.chunks)
     finally:
         w.close()
+    for i in range(5):
+        apiserver.create(service("many", f"s{i}"))
+    w = WatchStream(apiserver, "/api/v1/namespaces/many/services?watch=1")    # initial events: one batch
+    try:
+        assert [w.next_event()["object"]["metadata"]["name"] for _ in range(5)] == [f"s{i}" for i in range(5)]
+        assert any(b"\n" in c[:-1] for c in w.chunks)       # a chunk holding the end of one line and more
+    finally:
+        w.close()
 
 
 def test_watch_from_zero_sends_current_objects_and_selector_transitions(apiserver):
