@@ -92,7 +92,9 @@ duration when the client gives no timeoutSeconds), max_history,
 aggregated_discovery (default True: /api and /apis answer an
 apidiscovery.k8s.io/v2 APIGroupDiscoveryList when the Accept header asks for
 one, as kubectl 1.32 does; False: only the legacy documents, and clients fall
-back to /api/v1, /apis/G/V).
+back to /api/v1, /apis/G/V), gzip_min (answers other than watches of at least
+this many bytes are gzipped when the request has Accept-Encoding: gzip, as the
+real apiserver does above 128 KiB; None: never).
 
 Protocol notes (what a client can rely on, as in a real apiserver)
 ------------------------------------------------------------------
@@ -116,6 +118,7 @@ import argparse
 import base64
 import copy
 import datetime
+import gzip
 import json
 import os
 import random
@@ -207,7 +210,7 @@ CONTROL_METHODS = {
     "clear_requests", "open_watches", "set_option", "current_rv",
 }
 OPTIONS = {"split_chunks", "bookmark_interval", "gone_as", "watch_timeout", "max_history",
-           "aggregated_discovery"}
+           "aggregated_discovery", "gzip_min"}
 
 
 class ApiError(Exception):
@@ -517,6 +520,7 @@ class ApiServer:
         self.watch_timeout = watch_timeout
         self.max_history = 100000
         self.aggregated_discovery = True
+        self.gzip_min = 128 * 1024
         self.kubeconfig = None
 
         self.cond = threading.Condition(threading.RLock())
@@ -1153,8 +1157,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, code, payload, headers=None, ctype="application/json"):
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        gz = self.api.gzip_min
+        gzipped = (gz is not None and len(body) >= gz
+                   and "gzip" in self.headers.get("Accept-Encoding", "").lower())
+        if gzipped:       # as the real apiserver does for large answers (APIResponseCompression)
+            body = gzip.compress(body, compresslevel=1)
         self.send_response(code)
         self.send_header("Content-Type", ctype)
+        if gzipped:
+            self.send_header("Content-Encoding", "gzip")
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-cache, private")
         for k, v in (headers or {}).items():

@@ -262,6 +262,23 @@ def test_create_replace_patch_delete_conflicts(apiserver):
     assert get(apiserver, f"{base}/site")[0] == 404
 
 
+def test_large_answers_gzipped_when_asked(apiserver):
+    import gzip
+    apiserver.create(secret("gz", "big", {"blob": "y" * 300000}))
+    r = Raw(apiserver)
+    try:
+        r.send("GET", "/api/v1/namespaces/gz/secrets/big")      # no Accept-Encoding: plain
+        st, h = r.head()
+        assert st == 200 and "content-encoding" not in h and len(r.body(h)) > 300000
+        r.s.sendall(b"GET /api/v1/namespaces/gz/secrets HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                    + TOKEN.encode() + b"\r\nAccept-Encoding: gzip\r\n\r\n")
+        st, h = r.head()
+        assert st == 200 and h["content-encoding"] == "gzip"
+        assert json.loads(gzip.decompress(r.body(h)))["items"][0]["metadata"]["name"] == "big"
+    finally:
+        r.close()
+
+
 def test_status_subresource(apiserver):
     apiserver.create(ingress("st", "site", rules=[rule("a.example", [path("/", "web", 80)])]))
     cur = apiserver.get("ing", "site", "st")
