@@ -109,6 +109,11 @@ Protocol notes (what a client can rely on, as in a real apiserver)
   (allowWatchBookmarks=true) every bookmark_interval and just before the
   server ends the stream at timeoutSeconds.  sendInitialEvents=true ends the
   initial ADDED events with a bookmark annotated k8s.io/initial-events-end.
+* Writes through the API are validated for what an Ingress controller leans on
+  (object names; Ingress paths, pathTypes, hosts and backends; IngressClass
+  controller; EndpointSlice addressType / addresses; Lease duration) and get
+  422 Invalid with causes.  The control API stores objects unchecked, so a
+  test can still hold what a real server would refuse.
 * Selectors: labelSelector (=, ==, !=, exists, !key, in, notin) and
   fieldSelector (metadata.name, metadata.namespace, plus per-resource fields
   such as type for secrets); with selectors a watch turns an object leaving
@@ -453,6 +458,139 @@ def json_patch(doc, ops):
 
 
 # ---------------------------------------------------------------------------
+# Validation: the part of the real apiserver's that an Ingress controller could
+# otherwise be tested against objects no cluster would hold.  Applied to writes
+# through the API; the control API (fixtures) stores objects unchecked.
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_IP = re.compile(r"^[0-9.]+$|:")
+
+
+def _subdomain_error(v):
+    if not v or len(v) > 253 or not all(_DNS1123_LABEL.match(x) for x in v.split(".")):
+        return ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
+                "'-' or '.', and must start and end with an alphanumeric character")
+    return None
+
+
+def _host_errors(field, host, out):
+    h = host[2:] if host.startswith("*.") else host
+    if _IP.search(h):
+        out.append((field, "FieldValueInvalid", f'Invalid value: "{host}": must be a DNS name, not an IP address'))
+    elif _subdomain_error(h):
+        msg = ("a wildcard DNS-1123 subdomain must start with '*.', followed by a valid DNS subdomain"
+               if "*" in host else _subdomain_error(h))
+        out.append((field, "FieldValueInvalid", f'Invalid value: "{host}": {msg}'))
+
+
+def _backend_errors(field, b, out):
+    svc, other = b.get("service"), b.get("resource")
+    if bool(svc) == bool(other):
+        out.append((field, "FieldValueInvalid", "Invalid value: \"\": cannot set both or neither "
+                    "of service and resource backend"))
+        return
+    if svc:
+        if not svc.get("name"):
+            out.append((f"{field}.service.name", "FieldValueRequired", "Required value"))
+        port = svc.get("port") or {}
+        if ("name" in port) == ("number" in port):
+            out.append((f"{field}.service.port", "FieldValueInvalid",
+                        "Invalid value: \"\": cannot set both port name & port number"
+                        if port else "Required value"))
+        elif "number" in port and not (isinstance(port["number"], int) and 0 < port["number"] < 65536):
+            out.append((f"{field}.service.port.number", "FieldValueInvalid",
+                        f"Invalid value: {port['number']}: must be between 1 and 65535, inclusive"))
+
+
+def _validate_ingress(obj, out):
+    spec = obj.get("spec") or {}
+    if not spec.get("rules") and not spec.get("defaultBackend"):
+        out.append(("spec", "FieldValueInvalid",
+                    "Invalid value: \"\": either `defaultBackend` or `rules` must be specified"))
+    if spec.get("defaultBackend"):
+        _backend_errors("spec.defaultBackend", spec["defaultBackend"], out)
+    if spec.get("ingressClassName") is not None and _subdomain_error(spec["ingressClassName"]):
+        out.append(("spec.ingressClassName", "FieldValueInvalid",
+                    f'Invalid value: "{spec["ingressClassName"]}": {_subdomain_error(spec["ingressClassName"])}'))
+    for i, t in enumerate(spec.get("tls") or []):
+        for j, h in enumerate(t.get("hosts") or []):
+            _host_errors(f"spec.tls[{i}].hosts[{j}]", h, out)
+    for i, r in enumerate(spec.get("rules") or []):
+        f = f"spec.rules[{i}]"
+        if r.get("host"):
+            _host_errors(f"{f}.host", r["host"], out)
+        if "http" in r:
+            paths = (r["http"] or {}).get("paths") or []
+            if not paths:
+                out.append((f"{f}.http.paths", "FieldValueRequired", "Required value"))
+            for j, p in enumerate(paths):
+                pf = f"{f}.http.paths[{j}]"
+                pt = p.get("pathType")
+                if not pt:
+                    out.append((f"{pf}.pathType", "FieldValueRequired", "Required value: pathType must be specified"))
+                elif pt not in ("Exact", "Prefix", "ImplementationSpecific"):
+                    out.append((f"{pf}.pathType", "FieldValueNotSupported", f'Unsupported value: "{pt}": supported '
+                                'values: "Exact", "ImplementationSpecific", "Prefix"'))
+                elif pt in ("Exact", "Prefix") and not str(p.get("path", "")).startswith("/"):
+                    out.append((f"{pf}.path", "FieldValueInvalid",
+                                f'Invalid value: "{p.get("path", "")}": must be an absolute path'))
+                _backend_errors(f"{pf}.backend", p.get("backend") or {}, out)
+
+
+def _validate_ingressclass(obj, out):
+    c = (obj.get("spec") or {}).get("controller")
+    if not c:
+        out.append(("spec.controller", "FieldValueRequired", "Required value"))
+    elif "/" not in c or _subdomain_error(c.split("/", 1)[0]):
+        out.append(("spec.controller", "FieldValueInvalid",
+                    f'Invalid value: "{c}": must be a domain-prefixed path (such as "acme.io/foo")'))
+
+
+def _validate_endpointslice(obj, out):
+    at = obj.get("addressType")
+    if not at:
+        out.append(("addressType", "FieldValueRequired", "Required value"))
+    elif at not in ("IPv4", "IPv6", "FQDN"):
+        out.append(("addressType", "FieldValueNotSupported",
+                    f'Unsupported value: "{at}": supported values: "FQDN", "IPv4", "IPv6"'))
+    for i, e in enumerate(obj.get("endpoints") or []):
+        n = len(e.get("addresses") or [])
+        if not 1 <= n <= 100:
+            out.append((f"endpoints[{i}].addresses", "FieldValueRequired" if n == 0 else "FieldValueTooMany",
+                        "Required value: must contain at least 1 address" if n == 0 else
+                        f"Too many: {n}: must have at most 100 items"))
+
+
+def _validate_lease(obj, out):
+    d = (obj.get("spec") or {}).get("leaseDurationSeconds")
+    if d is not None and (not isinstance(d, int) or d <= 0):
+        out.append(("spec.leaseDurationSeconds", "FieldValueInvalid", f"Invalid value: {d}: must be greater than 0"))
+
+
+VALIDATORS = {"Ingress": _validate_ingress, "IngressClass": _validate_ingressclass,
+              "EndpointSlice": _validate_endpointslice, "Lease": _validate_lease}
+
+
+def validate(res, obj):
+    """ApiError 422 Invalid (with causes, as the real apiserver words them) or None."""
+    name = obj.get("metadata", {}).get("name", "")
+    out = []
+    err = _subdomain_error(name)
+    if err and res.kind != "Event":
+        out.append(("metadata.name", "FieldValueInvalid", f'Invalid value: "{name}": {err}'))
+    if res.kind in VALIDATORS:
+        VALIDATORS[res.kind](obj, out)
+    if not out:
+        return
+    texts = [f"{f}: {m}" for f, _, m in out]
+    what = f"{res.kind}.{res.group}" if res.group else res.kind
+    raise ApiError(422, "Invalid", f'{what} "{name}" is invalid: ' +
+                   (texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"),
+                   {"name": name, "group": res.group, "kind": res.kind,
+                    "causes": [{"reason": r, "message": m, "field": f} for f, r, m in out]})
+
+
+# ---------------------------------------------------------------------------
 # TLS material
 
 def make_tls(d):
@@ -777,7 +915,7 @@ class ApiServer:
                                  "metadata": {"name": ns}, "spec": {"finalizers": ["kubernetes"]},
                                  "status": {"phase": "Active"}}, None, keep_meta=False)
 
-    def _create(self, res, obj, namespace, keep_meta=True):
+    def _create(self, res, obj, namespace, keep_meta=True, check=False):
         with self.cond:
             obj = copy.deepcopy(obj)
             obj["apiVersion"], obj["kind"] = res.api_version, res.kind
@@ -799,6 +937,8 @@ class ApiServer:
             else:
                 md.pop("namespace", None)
                 ns = None
+            if check:
+                validate(res, obj)
             key = (ns, md["name"])
             if key in self.store[res.key]:
                 raise ApiError(409, "AlreadyExists", f'{res.qualified()} "{md["name"]}" already exists',
@@ -822,7 +962,7 @@ class ApiServer:
             raise not_found(res, name)
         return obj
 
-    def _replace(self, res, ns, name, new, subresource=None, check_rv=True):
+    def _replace(self, res, ns, name, new, subresource=None, check_rv=True, check=False):
         """Store `new` as object ns/name; status-subresource rules applied."""
         with self.cond:
             old = self._get(res, ns, name)
@@ -865,6 +1005,8 @@ class ApiServer:
                 nmd["namespace"] = ns
             else:
                 nmd.pop("namespace", None)
+            if check:
+                validate(res, new)
             if new == old:
                 return copy.deepcopy(old)      # a no-op write bumps nothing
             if _spec_part(new) != _spec_part(old):
@@ -1304,8 +1446,10 @@ class _Handler(BaseHTTPRequestHandler):
                 obj = self._decode(body)
                 self._check_kind(res, obj)
                 if _dry_run(q):
+                    validate(res, obj)
                     return self._send(201, obj)
-                return self._send(201, api._create(res, obj, ns if res.namespaced else None, keep_meta=False))
+                return self._send(201, api._create(res, obj, ns if res.namespaced else None, keep_meta=False,
+                                                   check=True))
             if m == "DELETE":
                 return self._delete_collection(res, ns, q)
             raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
@@ -1318,7 +1462,7 @@ class _Handler(BaseHTTPRequestHandler):
         if m == "PUT":
             obj = self._decode(body)
             self._check_kind(res, obj)
-            return self._send(200, api._replace(res, ns, name, obj, subresource=sub))
+            return self._send(200, api._replace(res, ns, name, obj, subresource=sub, check=True))
         if m == "PATCH":
             ctype = self.headers.get("Content-Type", "")
             with api.cond:
@@ -1328,12 +1472,12 @@ class _Handler(BaseHTTPRequestHandler):
                     if ctype.startswith("application/apply-patch"):   # server-side apply creates
                         obj = _load_yaml(body)
                         self._check_kind(res, obj)
-                        return self._send(201, api._create(res, obj, ns, keep_meta=False))
+                        return self._send(201, api._create(res, obj, ns, keep_meta=False, check=True))
                     raise
                 new = api._patched(res, copy.deepcopy(old), ctype, body)
                 if not isinstance(new, dict):
                     raise ApiError(422, "Invalid", "patch did not produce an object")
-                return self._send(200, api._replace(res, ns, name, new, subresource=sub))
+                return self._send(200, api._replace(res, ns, name, new, subresource=sub, check=True))
         if m == "DELETE":
             opts = self._decode(body) if body else {}
             if _dry_run(q):

@@ -279,6 +279,36 @@ def test_large_answers_gzipped_when_asked(apiserver):
         r.close()
 
 
+def test_writes_are_validated_like_a_real_server(apiserver):
+    base = f"{ING}/namespaces/v/ingresses"
+    bad = ingress("v", "bad", rules=[rule("*.ok.example", [path("/", "web", 80)]),
+                                     rule("10.0.0.1", [path("rel", "web", "http")]),
+                                     rule("a.example", [{"path": "/", "backend": {"service": {"name": "web"}}}])])
+    st, _, s = call(apiserver, "POST", base, bad)
+    assert st == 422 and s["reason"] == "Invalid" and s["details"]["kind"] == "Ingress"
+    fields = [c["field"] for c in s["details"]["causes"]]
+    assert fields == ["spec.rules[1].host", "spec.rules[1].http.paths[0].path",
+                      "spec.rules[2].http.paths[0].pathType", "spec.rules[2].http.paths[0].backend.service.port"]
+    assert s["message"].startswith('Ingress.networking.k8s.io "bad" is invalid: [spec.rules[1].host: ')
+    st, _, s = call(apiserver, "POST", base, ingress("v", "empty"))
+    assert st == 422 and "either `defaultBackend` or `rules` must be specified" in s["message"]
+    st, _, s = call(apiserver, "POST", base, ingress("v", "Upper_Case", default_backend=("web", 80)))
+    assert st == 422 and s["details"]["causes"][0]["field"] == "metadata.name"
+    ok = ingress("v", "ok", default_backend=("web", 80))
+    assert call(apiserver, "POST", base, ok)[0] == 201
+    st, _, s = call(apiserver, "PATCH", f"{base}/ok", {"spec": {"defaultBackend": None}},
+                    "application/merge-patch+json")
+    assert st == 422
+    st, _, s = call(apiserver, "POST", "/apis/networking.k8s.io/v1/ingressclasses",
+                    {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": {"name": "x"},
+                     "spec": {"controller": "no-domain"}})
+    assert st == 422 and "domain-prefixed path" in s["message"]
+    st, _, s = call(apiserver, "POST", "/apis/coordination.k8s.io/v1/namespaces/v/leases", lease("v", "l", "a", duration=0))
+    assert st == 422
+    # the control API stores what a real server would refuse
+    assert apiserver.create(ingress("v", "empty"))["metadata"]["name"] == "empty"
+
+
 def test_status_subresource(apiserver):
     apiserver.create(ingress("st", "site", rules=[rule("a.example", [path("/", "web", 80)])]))
     cur = apiserver.get("ing", "site", "st")
@@ -418,7 +448,7 @@ def test_post_sets_metadata_fixtures_may_keep_it(apiserver):
     kept = apiserver.create(dict(ingress("m", "old"), metadata={"name": "old", "namespace": "m",
                                                                  "creationTimestamp": old}))
     assert kept["metadata"]["creationTimestamp"] == old
-    body = dict(ingress("m", "new"), metadata={"name": "new", "creationTimestamp": old, "uid": "x"})
+    body = dict(ingress("m", "new", default_backend=("web", 80)), metadata={"name": "new", "creationTimestamp": old, "uid": "x"})
     st, _, made = call(apiserver, "POST", f"{ING}/namespaces/m/ingresses", body)
     assert st == 201 and made["metadata"]["creationTimestamp"] != old and made["metadata"]["uid"] != "x"
     assert made["metadata"]["namespace"] == "m"
@@ -431,7 +461,7 @@ def test_post_sets_metadata_fixtures_may_keep_it(apiserver):
     assert st == 201 and e["metadata"]["name"].startswith("site.") and len(e["metadata"]["name"]) == 10
     st, _, lst = get(apiserver, "/api/v1/namespaces/m/events?fieldSelector=involvedObject.name%3Dnew,reason%3DRejected")
     assert [x["message"] for x in lst["items"]] == ["host conflict"]
-    st, _, s = call(apiserver, "POST", f"{ING}/namespaces/other/ingresses", ingress("m", "x"))
+    st, _, s = call(apiserver, "POST", f"{ING}/namespaces/other/ingresses", ingress("m", "x", default_backend=("web", 80)))
     assert st == 400 and "does not match the namespace" in s["message"]
 
 
