@@ -28,7 +28,7 @@ As a subprocess::
     /usr/bin/python3 tests/e2e/k8s/apiserver.py --port P --token T \
         [--token T2 ...] [--control-token C] [--write-kubeconfig PATH] \
         [--write-incluster DIR] [--fixtures DIR_OR_FILE ...] [--workdir DIR] [--gateway-api] \
-        [--bookmark-interval S] [--split-chunks]
+        [--bookmark-interval S] [--watch-timeout S] [--split-chunks]
 
   --port 0 picks a free port.  When it listens it prints one line
   "READY https://127.0.0.1:PORT" on stdout (and flushes).  SIGTERM / SIGINT
@@ -84,11 +84,13 @@ accept a Kind ("Ingress"), a plural ("ingresses"), a short name ("ing") or
   wait_requests(pred, timeout)    wait until a logged request matches pred
   open_watches()                  number of watch streams being served
   add_resources(resources)        extend the resource table (see GATEWAY_API)
+  set_option(name, value)         set one of the attributes below (for /_test/call)
 Attributes settable at run time: split_chunks (bool: watch lines cut across
-HTTP chunks at random byte offsets), bookmark_interval (seconds),
+HTTP chunks at random byte offsets), bookmark_interval (seconds, default 1),
 gone_as ("event": 200 then an ERROR event, as the real apiserver does for a
 watch; "status": HTTP 410 Status), watch_timeout (default server-side watch
-duration when the client gives no timeoutSeconds), max_history,
+duration when the client gives no timeoutSeconds or 0; default 1800 s),
+max_history (events kept for watches; older ones are compacted away),
 aggregated_discovery (default True: /api and /apis answer an
 apidiscovery.k8s.io/v2 APIGroupDiscoveryList when the Accept header asks for
 one, as kubectl 1.32 does; False: only the legacy documents, and clients fall
@@ -118,6 +120,36 @@ Protocol notes (what a client can rely on, as in a real apiserver)
   fieldSelector (metadata.name, metadata.namespace, plus per-resource fields
   such as type for secrets); with selectors a watch turns an object leaving
   the selection into DELETED and one entering it into ADDED.
+* Large answers are gzipped when asked for (see gzip_min); HTTP/1.1
+  keep-alive; Expect: 100-continue is answered.
+
+The resource table is CORE (+ GATEWAY_API): one Resource(group, version,
+plural, Kind, namespaced=, short=, subresources=, fields=) row per kind; a
+new row is all it takes to serve another kind (list, watch, CRUD, discovery).
+
+Not faithful (on purpose, or not yet)
+-------------------------------------
+* HTTP/1.1 only (ALPN offers http/1.1; no HTTP/2), JSON only (no protobuf,
+  no CBOR), no Table answers: kubectl's human output falls back to NAME/AGE.
+* No authorization: any valid token may do anything (403 only when injected).
+* No defaulting (no clusterIP allocation, no managedFields), no finalizers or
+  graceful deletion (deletionTimestamp is never set), no garbage collection,
+  namespaces are made on first use and deleting one leaves its objects.
+  metadata.generation is kept for every kind (bumped when anything outside
+  metadata/status changes).
+* Validation covers only what is listed above; fieldValidation=Strict is
+  accepted and unknown fields are stored as given.
+* Strategic merge patch is a JSON merge patch that drops "$..." directives
+  (lists are replaced whole); server-side apply (apply-patch+yaml) is a merge
+  too, with no field managers and no conflicts.
+* OpenAPI: /openapi/v3 has only the PATCH operations (with their
+  fieldValidation parameter, which is what kubectl apply/create check), no
+  schemas (kubectl explain fails); /openapi/v2 is 404.
+* A list with resourceVersion=N newer than the current one is served at
+  once (a real server waits up to ~3 s, then 504); limit is honoured with
+  resourceVersion=0 too.
+* History, objects and the request log live in memory without bounds other
+  than max_history.
 """
 import argparse
 import base64
