@@ -75,7 +75,10 @@ accept a Kind ("Ingress"), a plural ("ingresses"), a short name ("ing") or
                                   open connection), listen again on the same port
   garbage(count=1, path=None)     next N API requests get 200 with non-JSON
   error_status(code, retry_after=None, count=1, path=None, message=None)
+                                  next N get a Status with that code (+ Retry-After)
   delay(seconds, count=1, path=None)
+                                  each also takes method="PUT" / watch=True|False
+                                  to pick which requests it hits
   clear_faults()
   requests(method=None, path=None, watch=None) / clear_requests()
                                   the request log: dicts with method, path, query
@@ -837,27 +840,34 @@ class ApiServer:
             self.tokens.discard(t)
 
     # -- faults -----------------------------------------------------------
-    def garbage(self, count=1, path=None):
+    # Every fault takes the next `count` API requests whose path contains
+    # `path` (None: any), whose method is `method` and whose watch-ness is
+    # `watch` (None: either); faults are matched in the order they were set.
+    def garbage(self, count=1, path=None, method=None, watch=None):
         with self.cond:
-            self.faults.append({"kind": "garbage", "count": count, "path": path})
+            self.faults.append({"kind": "garbage", "count": count, "path": path, "method": method,
+                                "watch": watch})
 
-    def error_status(self, code, retry_after=None, count=1, path=None, message=None):
+    def error_status(self, code, retry_after=None, count=1, path=None, message=None, method=None, watch=None):
         with self.cond:
             self.faults.append({"kind": "error", "count": count, "path": path, "code": int(code),
-                                "retry_after": retry_after, "message": message})
+                                "retry_after": retry_after, "message": message, "method": method,
+                                "watch": watch})
 
-    def delay(self, seconds, count=1, path=None):
+    def delay(self, seconds, count=1, path=None, method=None, watch=None):
         with self.cond:
-            self.faults.append({"kind": "delay", "count": count, "path": path, "seconds": seconds})
+            self.faults.append({"kind": "delay", "count": count, "path": path, "seconds": seconds,
+                                "method": method, "watch": watch})
 
     def clear_faults(self):
         with self.cond:
             self.faults = []
 
-    def _take_fault(self, path):
+    def _take_fault(self, path, method, watch):
         with self.cond:
             for f in self.faults:
-                if f["count"] > 0 and (f["path"] is None or f["path"] in path):
+                if (f["count"] > 0 and (f["path"] is None or f["path"] in path)
+                        and f.get("method") in (None, method) and f.get("watch") in (None, watch)):
                     f["count"] -= 1
                     fault = dict(f)
                     self.faults = [x for x in self.faults if x["count"] > 0]
@@ -1371,7 +1381,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if api._authorized(auth) is None:
                 raise ApiError(401, "Unauthorized", "Unauthorized")
-            fault = api._take_fault(path)
+            fault = api._take_fault(path, self.command, entry["watch"])
             if fault:
                 if fault["kind"] == "garbage":
                     self._send(200, b"<html>this is not JSON\x00\xff", ctype="application/json")

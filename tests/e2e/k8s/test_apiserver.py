@@ -475,6 +475,9 @@ def test_faults_garbage_errors_down_and_up(apiserver):
         st, h, s = get(apiserver, "/api/v1/services")
         assert st == 503 and h["retry-after"] == "2" and s["reason"] == "ServiceUnavailable"
     assert get(apiserver, "/api/v1/services")[0] == 200
+    apiserver.error_status(500, path="/services", watch=True)        # lists pass, the watch fails
+    assert get(apiserver, "/api/v1/services")[0] == 200
+    assert get(apiserver, "/api/v1/services?watch=1")[0] == 500
     port = apiserver.port
     w = WatchStream(apiserver, "/api/v1/services?watch=1")
     apiserver.go_down()
