@@ -63,12 +63,13 @@ def new_session():
 # ---------------------------------------------------------------- upstreams
 
 class Upstream:
-    def __init__(self, procs, proc, name, port):
+    def __init__(self, procs, proc, name, port, host="127.0.0.1"):
         self.procs = procs
         self.proc = proc
         self.name = name
         self.port = port
-        self.addr = f"127.0.0.1:{port}"
+        self.host = host
+        self.addr = f"{host}:{port}"
         self.session = new_session()
 
     def get(self, path):
@@ -87,15 +88,15 @@ class Upstream:
         self.procs.stop(self.proc, sig=signal.SIGKILL)
 
 
-def start_upstream(procs, name, delay_ms=0, port=None):
+def start_upstream(procs, name, delay_ms=0, port=None, host="127.0.0.1"):
     port = port or free_port()
-    args = [PYTHON, UPSTREAM_PY, "--port", str(port), "--name", name]
+    args = [PYTHON, UPSTREAM_PY, "--port", str(port), "--name", name, "--host", host]
     if delay_ms:
         args += ["--delay-ms", str(delay_ms)]
     p = procs.start(args, name=f"upstream-{name}")
     wait_for(lambda: "ready" in procs.log_of(p) or p.poll() is not None, 10, what=f"upstream {name} ready")
     assert p.poll() is None, procs.log_of(p)
-    return Upstream(procs, p, name, port)
+    return Upstream(procs, p, name, port, host)
 
 
 def dead_port():

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """A small HTTP/1.1 upstream server for tapwork's edge tests (stdlib only).
 
-    /usr/bin/python3 upstream.py --port P --name NAME [--delay-ms N]
+    /usr/bin/python3 upstream.py --port P --name NAME [--delay-ms N] [--host 127.0.0.X]
 
 Prints "ready" on stdout once listening. One thread per connection,
 keep-alive, request bodies (Content-Length or chunked) are read in pieces,
@@ -387,11 +387,12 @@ def main():
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--name", required=True)
     ap.add_argument("--delay-ms", type=int, default=0)
+    ap.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (a pod IP in k8s tests)")
     a = ap.parse_args()
     st = State(a.name, a.delay_ms)
     ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind(("127.0.0.1", a.port))
+    ls.bind((a.host, a.port))
     ls.listen(512)
     print("ready", flush=True)
     while True:
