@@ -78,6 +78,8 @@ struct tw_conf_backend {
 	uint64_t queue_timeout_ms;     /* default 5000 */
 	unsigned passive_fails;        /* consecutive failures that eject a server, default 3; 0 = off */
 	uint64_t passive_eject_ms;     /* how long an ejected server stays out, default 10000 */
+	int dynamic;                   /* servers come and go (Kubernetes endpoints): per-server metric
+					* series are folded into one server="*" series per backend */
 };
 
 struct tw_conf_route {

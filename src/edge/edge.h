@@ -63,6 +63,19 @@ struct tw_be_worker {
 	unsigned q_len;
 };
 
+/* requests_total slots of one site: entry 0 is backend "-" (no backend:
+ * redirects, 404s, errors before routing), then one per backend that a route
+ * of the site uses. A site has a few, so a scan beats a (sites x backends)
+ * table, which a Kubernetes cluster's thousands of sites would make huge. */
+struct tw_req_slots {
+	size_t backend; /* index into cfg->backends; nbackends for "-" */
+	uint32_t slot[5]; /* 1xx .. 5xx */
+};
+struct tw_site_req {
+	struct tw_req_slots *e;
+	size_t n;
+};
+
 struct tw_gen_worker {
 	struct tw_be_worker *be; /* [nbackends] */
 };
@@ -75,7 +88,7 @@ struct tw_gen {
 	struct tw_be_shared *be;   /* [nbackends] */
 	struct tw_gen_worker *wk;  /* [nworkers] */
 	unsigned nworkers;
-	uint32_t *m_req;           /* [(nsites+1)*(nbackends+1)*5] requests_total slots */
+	struct tw_site_req *site_req; /* [nsites+1] requests_total slots; the last = no site */
 	char **site_label;         /* [nsites+1] first host of site, "-" last */
 	struct tw_tls_store *tls;  /* certificates + SSL_CTX; NULL without listen.https */
 	struct tw_edge *edge;
@@ -87,9 +100,12 @@ int tw_gen_build(struct tw_edge *e, struct tw_config *cfg, const struct tw_gen *
 		 struct tw_err *err);
 static inline uint32_t tw_gen_req_slot(const struct tw_gen *g, size_t site, size_t backend, unsigned status)
 {
-	size_t nb = g->cfg->nbackends + 1;
 	unsigned cls = status >= 100 && status < 600 ? status / 100 - 1 : 4;
-	return g->m_req[(site * nb + backend) * 5 + cls];
+	const struct tw_site_req *sr = &g->site_req[site < g->cfg->nsites ? site : g->cfg->nsites];
+	for (size_t i = 1; i < sr->n; i++)
+		if (sr->e[i].backend == backend)
+			return sr->e[i].slot[cls];
+	return sr->e[0].slot[cls];
 }
 
 /* ---- worker ---- */

@@ -108,7 +108,7 @@ int tw_gen_build(struct tw_edge *e, struct tw_config *cfg, const struct tw_gen *
 			atomic_init(&ss->health_up, hup);
 			atomic_init(&ss->eject_until, ej);
 			atomic_init(&bs->up[s], hup && ej == 0);
-			tw_metrics_escape(cb->servers[s].addr.text, esc_srv, sizeof esc_srv);
+			tw_metrics_escape(cb->dynamic ? "*" : cb->servers[s].addr.text, esc_srv, sizeof esc_srv);
 			snprintf(ss->label, sizeof ss->label, "backend=\"%s\",server=\"%s\"", esc_be, esc_srv);
 			if (tw_metrics_register("tapwork_upstream_connect_errors_total",
 						"Failed connections to upstream servers.", TW_METRIC_COUNTER,
@@ -134,44 +134,53 @@ int tw_gen_build(struct tw_edge *e, struct tw_config *cfg, const struct tw_gen *
 			}
 		}
 	}
-	/* requests_total slots: sites (+ "-") x backends (+ "-") x 5 classes */
+	/* requests_total slots: per site (+ "no site"), backend "-" and the
+	 * backends its routes use. Series follow the routes, not sites x backends. */
 	size_t ns = cfg->nsites + 1;
-	g->m_req = tw_arena_alloc(a, ns * (nb + 1) * 5 * sizeof *g->m_req);
+	g->site_req = tw_arena_alloc(a, ns * sizeof *g->site_req);
 	g->site_label = tw_arena_alloc(a, ns * sizeof *g->site_label);
-	if (g->m_req == NULL || g->site_label == NULL)
+	size_t *used = calloc(nb + 1, sizeof *used); /* used[b] = 1 + site seen last, to dedupe */
+	if (g->site_req == NULL || g->site_label == NULL || used == NULL) {
+		free(used);
 		goto nomem;
+	}
 	for (size_t s = 0; s < ns; s++) {
 		const char *sl = s < cfg->nsites && cfg->sites[s].nhosts ? cfg->sites[s].hosts[0] : "-";
 		g->site_label[s] = tw_arena_strdup(a, sl);
-		if (g->site_label[s] == NULL)
+		size_t nr = s < cfg->nsites ? cfg->sites[s].nroutes : 0;
+		struct tw_site_req *sr = &g->site_req[s];
+		sr->e = tw_arena_alloc(a, (nr + 1) * sizeof *sr->e);
+		if (g->site_label[s] == NULL || sr->e == NULL) {
+			free(used);
 			goto nomem;
+		}
 		char esc_site[300];
 		tw_metrics_escape(sl, esc_site, sizeof esc_site);
-		/* Series only for (site, backend) pairs that a route of the site
-		 * uses, plus backend "-": the count follows the routes, not the
-		 * product sites x backends. Entries for other pairs point at "-". */
-		for (size_t bb = 0; bb <= nb; bb++) {
-			size_t b = bb == 0 ? nb : bb - 1; /* "-" first */
-			int used = b == nb;
-			for (size_t r = 0; s < cfg->nsites && !used && r < cfg->sites[s].nroutes; r++)
-				used = cfg->sites[s].routes[r].handler == TW_HANDLER_PROXY && cfg->sites[s].routes[r].backend == b;
-			if (!used) {
-				for (unsigned k = 0; k < 5; k++)
-					g->m_req[(s * (nb + 1) + b) * 5 + k] = g->m_req[(s * (nb + 1) + nb) * 5 + k];
-				continue;
+		sr->e[0].backend = nb;
+		sr->n = 1;
+		for (size_t r = 0; r < nr; r++) {
+			const struct tw_conf_route *rt = &cfg->sites[s].routes[r];
+			if (rt->handler == TW_HANDLER_PROXY && rt->backend < nb && used[rt->backend] != s + 1) {
+				used[rt->backend] = s + 1;
+				sr->e[sr->n++].backend = rt->backend;
 			}
-			const char *bn = b < nb ? cfg->backends[b].name : "-";
-			tw_metrics_escape(bn, esc_be, sizeof esc_be);
+		}
+		for (size_t i = 0; i < sr->n; i++) {
+			size_t b = sr->e[i].backend;
+			tw_metrics_escape(b < nb ? cfg->backends[b].name : "-", esc_be, sizeof esc_be);
 			for (unsigned k = 0; k < 5; k++) {
 				char l2[512];
 				snprintf(l2, sizeof l2, "site=\"%s\",backend=\"%s\",code=\"%uxx\"", esc_site, esc_be,
 					 k + 1);
 				if (tw_metrics_register("tapwork_requests_total", "Requests answered.",
-							TW_METRIC_COUNTER, l2, &g->m_req[(s * (nb + 1) + b) * 5 + k]) != 0)
+							TW_METRIC_COUNTER, l2, &sr->e[i].slot[k]) != 0) {
+					free(used);
 					goto limit;
+				}
 			}
 		}
 	}
+	free(used);
 	*out = g;
 	return 0;
 nomem:

@@ -12,9 +12,9 @@ static const uint64_t bucket_us[TW_HIST_NBUCKETS] = {
 	1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 10000000};
 
 struct slot_desc {
-	char *family;
-	char *help;
-	char *labels;
+	const char *family; /* interned: one copy per family */
+	const char *help;   /* interned with the family */
+	char *labels;       /* owned by the head slot; continuation slots share it */
 	enum tw_metric_kind kind;
 };
 
@@ -26,6 +26,51 @@ static struct tw_metrics_shard *shards[MAX_SHARDS];
 static _Atomic size_t nshards;
 static void (*extra_fn)(struct tw_dbuf *, void *);
 static void *extra_arg;
+
+/* (family, labels) -> head slot: open addressing, 2x the slots, so that a
+ * generation with tens of thousands of series (Kubernetes backends) registers
+ * in O(1) each. Entries hold slot + 1 (0 = empty). Under reg_lock. */
+#define INDEX_CAP (2u * TW_METRICS_MAX)
+static uint32_t slot_index[INDEX_CAP];
+
+/* Families (name + help), interned: a handful of strings shared by every slot. */
+struct family {
+	char *name, *help;
+	struct family *next;
+};
+static struct family *families;
+
+static uint32_t hash_key(const char *family, const char *labels)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (const unsigned char *p = (const unsigned char *)family; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	h = (h ^ 0xffu) * 16777619u;
+	for (const unsigned char *p = (const unsigned char *)labels; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	return h;
+}
+
+static const struct family *intern_family(const char *name, const char *help)
+{
+	for (struct family *f = families; f != NULL; f = f->next)
+		if (strcmp(f->name, name) == 0)
+			return f;
+	struct family *f = calloc(1, sizeof *f);
+	if (f == NULL)
+		return NULL;
+	f->name = strdup(name);
+	f->help = strdup(help);
+	if (f->name == NULL || f->help == NULL) {
+		free(f->name);
+		free(f->help);
+		free(f);
+		return NULL;
+	}
+	f->next = families;
+	families = f;
+	return f;
+}
 
 void tw_metrics_escape(const char *in, char *out, size_t outlen)
 {
@@ -49,7 +94,9 @@ int tw_metrics_register(const char *family, const char *help, enum tw_metric_kin
 {
 	pthread_mutex_lock(&reg_lock);
 	uint32_t n = atomic_load(&nslots);
-	for (uint32_t i = 0; i < n; i++) {
+	uint32_t pos = hash_key(family, labels) % INDEX_CAP;
+	for (; slot_index[pos] != 0; pos = (pos + 1) % INDEX_CAP) {
+		uint32_t i = slot_index[pos] - 1;
 		if (strcmp(slots[i].family, family) == 0 && strcmp(slots[i].labels, labels) == 0) {
 			pthread_mutex_unlock(&reg_lock);
 			*slot = i;
@@ -61,16 +108,20 @@ int tw_metrics_register(const char *family, const char *help, enum tw_metric_kin
 		pthread_mutex_unlock(&reg_lock);
 		return TW_ELIMIT;
 	}
-	for (uint32_t k = 0; k < need; k++) {
-		slots[n + k].family = strdup(family);
-		slots[n + k].help = strdup(help);
-		slots[n + k].labels = strdup(labels);
-		slots[n + k].kind = k == 0 ? kind : TW_METRIC_HISTOGRAM + 1; /* continuation */
-		if (!slots[n + k].family || !slots[n + k].help || !slots[n + k].labels) {
-			pthread_mutex_unlock(&reg_lock);
-			return TW_ENOMEM;
-		}
+	const struct family *f = intern_family(family, help);
+	char *lb = strdup(labels);
+	if (f == NULL || lb == NULL) {
+		free(lb);
+		pthread_mutex_unlock(&reg_lock);
+		return TW_ENOMEM;
 	}
+	for (uint32_t k = 0; k < need; k++) {
+		slots[n + k].family = f->name;
+		slots[n + k].help = f->help;
+		slots[n + k].labels = lb;
+		slots[n + k].kind = k == 0 ? kind : TW_METRIC_HISTOGRAM + 1; /* continuation */
+	}
+	slot_index[pos] = n + 1;
 	atomic_store(&nslots, n + need);
 	pthread_mutex_unlock(&reg_lock);
 	*slot = n;
@@ -178,10 +229,16 @@ void tw_metrics_reset_for_tests(void)
 {
 	pthread_mutex_lock(&reg_lock);
 	uint32_t n = atomic_load(&nslots);
-	for (uint32_t i = 0; i < n; i++) {
-		free(slots[i].family);
-		free(slots[i].help);
-		free(slots[i].labels);
+	for (uint32_t i = 0; i < n; i++)
+		if (slots[i].kind <= TW_METRIC_HISTOGRAM)
+			free(slots[i].labels);
+	memset(slot_index, 0, sizeof slot_index);
+	while (families != NULL) {
+		struct family *f = families;
+		families = f->next;
+		free(f->name);
+		free(f->help);
+		free(f);
 	}
 	atomic_store(&nslots, 0);
 	size_t k = atomic_load(&nshards);

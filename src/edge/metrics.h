@@ -17,7 +17,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TW_METRICS_MAX 8192
+/* Series (slots) in all. A shard is TW_METRICS_MAX * 8 bytes of zeroed
+ * memory, touched only where a slot counts: 8 MiB of address space, a few
+ * pages resident. Sized for a Kubernetes cluster's backends (a histogram
+ * each: 14 slots). */
+#define TW_METRICS_MAX (1u << 20)
 #define TW_HIST_NBUCKETS 12
 #define TW_HIST_SLOTS (TW_HIST_NBUCKETS + 2)
 

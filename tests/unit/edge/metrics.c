@@ -74,7 +74,7 @@ static void escaping_and_limits(void **state)
 	uint32_t slot;
 	char lab[64];
 	int rc = 0;
-	for (int i = 0; i < TW_METRICS_MAX + 1 && rc == 0; i++) {
+	for (int i = 0; i < (int)TW_METRICS_MAX + 1 && rc == 0; i++) {
 		snprintf(lab, sizeof lab, "i=\"%d\"", i);
 		rc = tw_metrics_register("many_total", "help", TW_METRIC_COUNTER, lab, &slot);
 	}
