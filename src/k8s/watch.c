@@ -374,7 +374,8 @@ static int http_fail(struct tw_k8s_watch *w, const char *what, const struct tw_k
 {
 	w->retry_after_s = r->retry_after_s;
 	int code = r->status == 410 ? TW_ENOENT : r->status == 401 ? TW_EPERM : TW_EIO;
-	return tw_err_set(err, code, "%s %s: HTTP %ld %s", what, w->path, r->status, tw_k8s_status_message(r->body));
+	const char *m = tw_k8s_status_message(r->body);
+	return tw_err_set(err, code, "%s %s: HTTP %ld%s%s", what, w->path, r->status, m[0] ? ": " : "", m);
 }
 
 int tw_k8s_watch_list(struct tw_k8s_watch *w, size_t *changed, struct tw_err *err)
@@ -500,7 +501,8 @@ static int watch_once(struct tw_k8s_watch *w, struct tw_err *err)
 	if (rc == 0 && r.status != 200)
 		rc = http_fail(w, "watch", &r, err);
 	if (rc < 0 && w->gone)
-		rc = TW_ENOENT;
+		rc = tw_err_set(err, TW_ENOENT, "watch %s from %s: 410 Gone (resourceVersion too old)", w->path,
+				w->rv);
 	tw_k8s_resp_clear(&r);
 	return rc;
 }
