@@ -254,7 +254,7 @@ static void *apply_main(void *arg)
 						.services = c->st[K_SERVICE],
 						.endpointslices = c->st[K_SLICE],
 						.secrets = c->st[K_SECRET]};
-			int rc = c->cbs.apply ? c->cbs.apply(c->cbs.arg, &v) : 0;
+			int rc = c->cbs.apply ? c->cbs.apply(c->cbs.arg, c, &v) : 0;
 			pthread_mutex_unlock(&c->lock);
 			uint64_t lat = (mono_ms() - first) * 1000u;
 			atomic_store(&c->apply_latency_us, lat);

@@ -31,9 +31,11 @@
 struct tw_k8s_controller;
 
 struct tw_k8s_controller_cbs {
-	/* On the apply thread, stores locked. 0, or a negative TW_E* (logged
-	 * and counted; the edge keeps its current generation). */
-	int (*apply)(void *arg, const struct tw_k8s_view *v);
+	/* On the apply thread, stores locked. ctl is the calling controller
+	 * (for tw_k8s_controller_report; the first apply may run before
+	 * tw_k8s_controller_start has returned). 0, or a negative TW_E*
+	 * (logged and counted; the edge keeps its current generation). */
+	int (*apply)(void *arg, struct tw_k8s_controller *ctl, const struct tw_k8s_view *v);
 	void *arg;
 };
 

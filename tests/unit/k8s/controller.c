@@ -166,6 +166,7 @@ static void handle(int fd, const char *method, const char *target, const char *b
 					 item("c", "13"));
 				stream(fd, buf, 0);
 			} else if (nth == 2) {
+				sleep_ms(300); /* let an apply see c first (bursts are coalesced) */
 				stream(fd,
 				       "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"code\":410,\"reason\":\"Expired\","
 				       "\"message\":\"too old resource version\"}}\n",
@@ -264,7 +265,7 @@ struct edge {
 	atomic_int last_count;
 };
 
-static int apply(void *arg, const struct tw_k8s_view *v)
+static int apply(void *arg, struct tw_k8s_controller *ctl, const struct tw_k8s_view *v)
 {
 	struct edge *e = arg;
 	size_t n = tw_k8s_store_count(v->ingresses);
@@ -285,7 +286,7 @@ static int apply(void *arg, const struct tw_k8s_view *v)
 	}
 	atomic_store(&e->last_count, (int)n);
 	atomic_fetch_add(&e->applies, 1);
-	return tw_k8s_controller_report(e->ctl, &rep);
+	return tw_k8s_controller_report(ctl, &rep);
 }
 
 static int wait_for(int (*cond)(void *), void *arg, int ms)
@@ -351,14 +352,10 @@ static void end_to_end(void **state)
 	struct tw_k8s_controller_cbs cbs = {.apply = apply, .arg = &e};
 	struct tw_err err = {0};
 	struct tw_k8s_controller *ctl = NULL;
-	/* the apply callback needs the controller: start, then publish it
-	 * before the first apply can run (synced needs every list first) */
 	int rc = tw_k8s_controller_start(&conf, &cbs, &ctl, &err);
 	if (rc != 0)
 		fail_msg("start: %s", err.msg);
 	e.ctl = ctl;
-	/* e.ctl may be read by apply only after all lists; lists take > 0 ms,
-	 * and the fake server is slowed by the ingress watch. */
 	assert_int_equal(tw_k8s_controller_wait_synced(ctl, 10000), 0);
 	assert_true(tw_k8s_controller_synced(ctl));
 	if (!wait_for(relisted_without_c, &e, 10000))
