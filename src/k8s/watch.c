@@ -335,12 +335,15 @@ int tw_k8s_watch_apply(struct tw_k8s_watch *w, const struct tw_k8s_event *ev, st
 		lock(w);
 		if (ev->type == TW_K8S_EV_DELETED) {
 			changed = tw_k8s_store_del(w->o.store, ns, name) == 0;
+			if (changed)
+				atomic_fetch_sub(&w->st.objects, 1);
 		} else {
+			int existed = tw_k8s_store_get(w->o.store, ns, name) != NULL;
 			rc = tw_k8s_store_put(w->o.store, ev->object);
 			changed = rc == 0;
+			if (changed && !existed)
+				atomic_fetch_add(&w->st.objects, 1);
 		}
-		if (changed)
-			count_objects(w);
 		unlock(w);
 		if (rc < 0)
 			return tw_err_set(err, rc, "store %s/%s: %s", ns, name ? name : "", tw_strerror(rc));

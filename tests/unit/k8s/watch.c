@@ -161,6 +161,15 @@ static void replace_diff(void **state)
 	assert_int_equal(tw_k8s_watch_apply(w, &ev, &err), 0);
 	assert_null(tw_k8s_store_get(s, "a", "2"));
 	assert_string_equal(tw_k8s_watch_rv(w), "30");
+	assert_int_equal(atomic_load(&tw_k8s_watch_stats(w)->objects), 1);
+	ev.type = TW_K8S_EV_ADDED; /* back, then modified: counted once */
+	assert_int_equal(tw_k8s_watch_apply(w, &ev, &err), 0);
+	assert_int_equal(tw_k8s_watch_apply(w, &ev, &err), 0);
+	assert_int_equal(atomic_load(&tw_k8s_watch_stats(w)->objects), 2);
+	ev.type = TW_K8S_EV_DELETED;
+	assert_int_equal(tw_k8s_watch_apply(w, &ev, &err), 0);
+	assert_int_equal(tw_k8s_watch_apply(w, &ev, &err), 0); /* already gone: no change */
+	assert_int_equal(atomic_load(&tw_k8s_watch_stats(w)->objects), 1);
 	tw_k8s_event_clear(&ev);
 	ev = (struct tw_k8s_event){.type = TW_K8S_EV_BOOKMARK, .object = json_pack("{s:{s:s}}", "metadata", "resourceVersion", "40")};
 	assert_int_equal(tw_k8s_watch_apply(w, &ev, &err), 0);
