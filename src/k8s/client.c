@@ -338,34 +338,67 @@ static void parse_body(struct xfer *x)
 		x->r->body = json_loadb(x->body.data, x->body.len, 0, NULL);
 }
 
+/* After a 401: re-read the token file; 1 when the token changed (worth
+ * one immediate retry). */
+static int token_changed_after_401(struct tw_k8s_client *c)
+{
+	if (c->kc.token_file == NULL)
+		return 0;
+	char *old = c->token ? strdup(c->token) : NULL;
+	struct tw_err e2;
+	int changed = 0;
+	if (tw_k8s_client_reload_token(c, &e2) < 0)
+		tw_warn("[k8s] after 401: %s", e2.msg);
+	else
+		changed = old == NULL || strcmp(old, c->token) != 0;
+	if (old) {
+		OPENSSL_cleanse(old, strlen(old));
+		free(old);
+	}
+	if (changed)
+		tw_info("[k8s] token file %s changed: retrying", c->kc.token_file);
+	return changed;
+}
+
 int tw_k8s_client_request(struct tw_k8s_client *c, const char *method, const char *path,
 			  const json_t *body, struct tw_k8s_resp *r, struct tw_err *err)
 {
-	struct xfer x = {.c = c, .r = r};
-	memset(r, 0, sizeof *r);
-	tw_dbuf_init(&x.body, TW_K8S_MAX_BODY);
 	char *text = NULL;
-	if (body && (text = json_dumps(body, JSON_COMPACT)) == NULL) {
-		tw_dbuf_free(&x.body);
+	if (body && (text = json_dumps(body, JSON_COMPACT)) == NULL)
 		return TW_ENOMEM;
+	int rc;
+	for (int attempt = 0;; attempt++) {
+		struct xfer x = {.c = c, .r = r};
+		memset(r, 0, sizeof *r);
+		tw_dbuf_init(&x.body, TW_K8S_MAX_BODY);
+		rc = perform(c, method, path, text, &x, err);
+		if (rc == 0)
+			parse_body(&x);
+		tw_dbuf_free(&x.body);
+		if (rc < 0 || r->status != 401 || attempt > 0 || !token_changed_after_401(c))
+			break;
+		tw_k8s_resp_clear(r);
 	}
-	int rc = perform(c, method, path, text, &x, err);
 	free(text);
-	if (rc == 0)
-		parse_body(&x);
-	tw_dbuf_free(&x.body);
 	return rc;
 }
 
 int tw_k8s_client_stream(struct tw_k8s_client *c, const char *path, tw_k8s_data_fn on_data, void *arg,
 			 struct tw_k8s_resp *r, struct tw_err *err)
 {
-	struct xfer x = {.c = c, .r = r, .on_data = on_data, .arg = arg};
-	memset(r, 0, sizeof *r);
-	tw_dbuf_init(&x.body, ERR_BODY_MAX);
-	int rc = perform(c, "GET", path, NULL, &x, err);
-	if (!x.stream)
-		parse_body(&x);
-	tw_dbuf_free(&x.body);
+	int rc;
+	for (int attempt = 0;; attempt++) {
+		struct xfer x = {.c = c, .r = r, .on_data = on_data, .arg = arg};
+		memset(r, 0, sizeof *r);
+		tw_dbuf_init(&x.body, ERR_BODY_MAX);
+		rc = perform(c, "GET", path, NULL, &x, err);
+		if (!x.stream)
+			parse_body(&x);
+		tw_dbuf_free(&x.body);
+		/* a 401 body was not streamed: the retry starts clean */
+		if (rc < 0 || r->status != 401 || attempt > 0 || !token_changed_after_401(c))
+			break;
+		tw_k8s_resp_clear(r);
+	}
 	return rc;
 }

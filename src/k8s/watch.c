@@ -156,7 +156,6 @@ struct tw_k8s_watch {
 	char rv[128];          /* watch from here */
 	unsigned failures;     /* consecutive, for the backoff */
 	uint64_t retry_after_s;
-	int auth_retried;      /* a 401 got one immediate retry */
 	struct tw_k8s_watch_lines lines;
 	int stream_rc;         /* why the stream callback stopped */
 	int gone;              /* 410 seen in the stream */
@@ -537,14 +536,8 @@ static void failed(struct tw_k8s_watch *w, int rc, struct tw_err *err)
 		set_state(w, TW_K8S_W_LIST, "410 Gone");
 		return;
 	}
-	if (rc == TW_EPERM && !w->auth_retried) {
-		struct tw_err e2;
-		w->auth_retried = 1;
-		if (tw_k8s_client_reload_token(w->c, &e2) < 0)
-			tw_warn("[k8s %s] after 401: %s", w->kind, e2.msg);
-		tw_warn("[k8s %s] %s: token re-read, retrying", w->kind, err->msg);
-		return; /* same state, at once */
-	}
+	/* a 401 (TW_EPERM) has already been answered by the client: the token
+	 * file was re-read and, when it had changed, the call retried once */
 	w->failures++;
 	tw_warn("[k8s %s] %s", w->kind, err->msg);
 	enum tw_k8s_watch_state back = w->state;
@@ -576,7 +569,6 @@ void tw_k8s_watch_run(struct tw_k8s_watch *w)
 					(unsigned long long)atomic_load(&w->st.objects), w->rv);
 			first = 0;
 			w->failures = 0;
-			w->auth_retried = 0;
 			atomic_store(&w->st.synced, 1);
 			if (w->o.on_change)
 				w->o.on_change(w->o.arg); /* "synced" is news even without changes */
@@ -587,8 +579,7 @@ void tw_k8s_watch_run(struct tw_k8s_watch *w)
 				tw_debug("[k8s %s] watch ended after %zu events; again from %s", w->kind,
 					 w->stream_events, w->rv);
 				w->failures = 0;
-				w->auth_retried = 0;
-				continue;
+					continue;
 			}
 			if (w->stream_events > 0)
 				w->failures = 0;

@@ -38,6 +38,7 @@ static char lease[4096]; /* the stored Lease, "" = none */
 static int lease_rv;
 static int status_patches, events_posted, lease_released;
 static char last_patch[2048];
+static int services_429;
 
 static void sleep_ms(int ms)
 {
@@ -192,6 +193,21 @@ static void handle(int fd, const char *method, const char *target, const char *b
 		stream(fd, "", 1);
 		return;
 	}
+	if (strstr(path, "/services")) {
+		pthread_mutex_lock(&smu);
+		int busy = services_429 > 0 ? services_429-- : 0;
+		pthread_mutex_unlock(&smu);
+		if (busy) {
+			const char *b = "{\"kind\":\"Status\",\"code\":429,\"message\":\"slow down\"}";
+			char h[256];
+			int n = snprintf(h, sizeof h,
+					 "HTTP/1.1 429 X\r\nRetry-After: 2\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+					 strlen(b));
+			send_all(fd, h, (size_t)n);
+			send_all(fd, b, strlen(b));
+			return;
+		}
+	}
 	respond(fd, 200, "{\"metadata\":{\"resourceVersion\":\"5\"},\"items\":[]}");
 }
 
@@ -315,18 +331,96 @@ static int writes_done(void *arg)
 	return ok;
 }
 
-static void end_to_end(void **state)
+static pthread_t server_start(void)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t sl = sizeof sa;
+	pthread_t at;
+	atomic_store(&srv_stop, 0);
+	pthread_mutex_lock(&smu);
+	ingress_watches = pages_served = unauthorized = lease_rv = 0;
+	status_patches = events_posted = lease_released = services_429 = 0;
+	lease[0] = watch2_query[0] = last_patch[0] = '\0';
+	pthread_mutex_unlock(&smu);
 	lfd = socket(AF_INET, SOCK_STREAM, 0);
 	assert_true(lfd >= 0);
 	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
 	assert_int_equal(listen(lfd, 64), 0);
 	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
 	port = ntohs(sa.sin_port);
-	pthread_t at;
 	assert_int_equal(pthread_create(&at, NULL, accept_main, NULL), 0);
+	return at;
+}
+
+static void server_stop(pthread_t at)
+{
+	atomic_store(&srv_stop, 1);
+	pthread_join(at, NULL);
+	close(lfd);
+	sleep_ms(200); /* let connection threads close */
+}
+
+static void write_text(const char *file, const char *text)
+{
+	FILE *f = fopen(file, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* A rotated token (401 -> re-read the file -> retry) and a 429 with
+ * Retry-After: 2 (the informer waits that long, not 1 s). */
+static void token_and_retry_after(void **state)
+{
+	pthread_t at = server_start();
+	pthread_mutex_lock(&smu);
+	services_429 = 1;
+	pthread_mutex_unlock(&smu);
+	char dir[] = "/tmp/tw-k8s-ctl2-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char kc[256], tok[256], text[1024];
+	snprintf(kc, sizeof kc, "%s/config", dir);
+	snprintf(tok, sizeof tok, "%s/token", dir);
+	write_text(tok, "old-token\n");
+	snprintf(text, sizeof text,
+		 "current-context: t\n"
+		 "contexts: [{name: t, context: {cluster: c, user: u}}]\n"
+		 "clusters: [{name: c, cluster: {server: \"http://127.0.0.1:%d\"}}]\n"
+		 "users: [{name: u, user: {tokenFile: token}}]\n",
+		 port);
+	write_text(kc, text);
+	struct tw_conf_k8s conf = {.kubeconfig = kc, .lease_namespace = "default", .identity = "pod-2"};
+	static struct edge e;
+	struct tw_k8s_controller_cbs cbs = {.apply = apply, .arg = &e};
+	struct tw_err err = {0};
+	struct tw_k8s_controller *ctl = NULL;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (tw_k8s_controller_start(&conf, &cbs, &ctl, &err) != 0)
+		fail_msg("start: %s", err.msg);
+	sleep_ms(100);
+	write_text(tok, "test-token\n");
+	assert_int_equal(tw_k8s_controller_wait_synced(ctl, 10000), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	assert_true(secs >= 1.9); /* Retry-After: 2 was honoured */
+	pthread_mutex_lock(&smu);
+	assert_true(unauthorized > 0);
+	assert_int_equal(services_429, 0);
+	pthread_mutex_unlock(&smu);
+	struct tw_k8s_controller_stats s;
+	tw_k8s_controller_stats(ctl, &s);
+	assert_true(s.watch_errors >= 1);
+	tw_k8s_controller_stop(ctl);
+	server_stop(at);
+	unlink(kc);
+	unlink(tok);
+	rmdir(dir);
+}
+
+static void end_to_end(void **state)
+{
+	pthread_t at = server_start();
 
 	char kc[] = "/tmp/tw-k8s-ctl-XXXXXX";
 	int kfd = mkstemp(kc);
@@ -395,11 +489,8 @@ static void end_to_end(void **state)
 	assert_int_equal(lease_released, 1);
 	pthread_mutex_unlock(&smu);
 
-	atomic_store(&srv_stop, 1);
-	pthread_join(at, NULL);
-	close(lfd);
+	server_stop(at);
 	unlink(kc);
-	sleep_ms(200); /* let connection threads close */
 }
 
 static void start_errors(void **state)
@@ -419,6 +510,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(start_errors),
 	    cmocka_unit_test(end_to_end),
+	    cmocka_unit_test(token_and_retry_after),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
