@@ -151,7 +151,7 @@ int tw_k8s_store_del(struct tw_k8s_store *s, const char *ns, const char *name)
 }
 
 const struct tw_k8s_obj *tw_k8s_store_get(const struct tw_k8s_store *s, const char *ns,
-					  const char *name)
+                                          const char *name)
 {
 	int found;
 	if (s == NULL || name == NULL)

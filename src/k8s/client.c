@@ -63,7 +63,7 @@ static int dup_str(char **dst, const char *s)
 }
 
 int tw_k8s_client_new(const struct tw_k8s_kubeconfig *kc, const atomic_int *stop,
-		      struct tw_k8s_client **out, struct tw_err *err)
+                      struct tw_k8s_client **out, struct tw_err *err)
 {
 	if (kc->server == NULL)
 		return tw_err_set(err, TW_EINVAL, "no API server");
@@ -159,8 +159,8 @@ int tw_k8s_client_query(char *q, size_t cap, const char *name, const char *value
 	for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
 		if (n + 4 >= cap)
 			return TW_ELIMIT;
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		    *p == '-' || *p == '_' || *p == '.' || *p == '~') {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' || *p == '~') {
 			q[n++] = (char)*p;
 		} else {
 			q[n++] = '%';
@@ -245,7 +245,7 @@ static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c2, curl
 }
 
 static int perform(struct tw_k8s_client *c, const char *method, const char *path, const char *body,
-		   struct xfer *x, struct tw_err *err)
+                   struct xfer *x, struct tw_err *err)
 {
 	CURL *h = c->curl;
 	struct curl_slist *hdrs = NULL;
@@ -297,7 +297,8 @@ static int perform(struct tw_k8s_client *c, const char *method, const char *path
 	}
 	hdrs = curl_slist_append(hdrs, "Accept: application/json");
 	if (c->token) {
-		if ((size_t)snprintf(auth, sizeof auth, "Authorization: Bearer %s", c->token) >= sizeof auth) {
+		if ((size_t)snprintf(auth, sizeof auth, "Authorization: Bearer %s", c->token) >=
+		    sizeof auth) {
 			curl_slist_free_all(hdrs);
 			return tw_err_set(err, TW_ELIMIT, "token too long");
 		}
@@ -306,8 +307,8 @@ static int perform(struct tw_k8s_client *c, const char *method, const char *path
 	}
 	if (body) {
 		hdrs = curl_slist_append(hdrs, strcmp(method, "PATCH") == 0
-						   ? "Content-Type: application/merge-patch+json"
-						   : "Content-Type: application/json");
+		                                   ? "Content-Type: application/merge-patch+json"
+		                                   : "Content-Type: application/json");
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
 	}
@@ -325,11 +326,11 @@ static int perform(struct tw_k8s_client *c, const char *method, const char *path
 	}
 	if (x->cb_rc < 0)
 		return tw_err_set(err, x->cb_rc, "%s %s: stopped by the reader (%s)", method, path,
-				  tw_strerror(x->cb_rc));
+		                  tw_strerror(x->cb_rc));
 	if (cc == CURLE_ABORTED_BY_CALLBACK)
 		return tw_err_set(err, TW_ECANCELED, "%s %s: stopping", method, path);
-	return tw_err_set(err, cc == CURLE_OPERATION_TIMEDOUT ? TW_ETIMEDOUT : TW_EIO, "%s %s%s: %s",
-			  method, c->kc.server, path, curl_easy_strerror(cc));
+	return tw_err_set(err, cc == CURLE_OPERATION_TIMEDOUT ? TW_ETIMEDOUT : TW_EIO,
+	                  "%s %s%s: %s", method, c->kc.server, path, curl_easy_strerror(cc));
 }
 
 static void parse_body(struct xfer *x)
@@ -361,7 +362,7 @@ static int token_changed_after_401(struct tw_k8s_client *c)
 }
 
 int tw_k8s_client_request(struct tw_k8s_client *c, const char *method, const char *path,
-			  const json_t *body, struct tw_k8s_resp *r, struct tw_err *err)
+                          const json_t *body, struct tw_k8s_resp *r, struct tw_err *err)
 {
 	char *text = NULL;
 	if (body && (text = json_dumps(body, JSON_COMPACT)) == NULL)
@@ -383,8 +384,8 @@ int tw_k8s_client_request(struct tw_k8s_client *c, const char *method, const cha
 	return rc;
 }
 
-int tw_k8s_client_stream(struct tw_k8s_client *c, const char *path, tw_k8s_data_fn on_data, void *arg,
-			 struct tw_k8s_resp *r, struct tw_err *err)
+int tw_k8s_client_stream(struct tw_k8s_client *c, const char *path, tw_k8s_data_fn on_data,
+                         void *arg, struct tw_k8s_resp *r, struct tw_err *err)
 {
 	int rc;
 	for (int attempt = 0;; attempt++) {

@@ -34,7 +34,7 @@ void tw_k8s_resp_clear(struct tw_k8s_resp *r); /* NULL ok */
 
 /* kc is copied. stop may be NULL. */
 int tw_k8s_client_new(const struct tw_k8s_kubeconfig *kc, const atomic_int *stop,
-		      struct tw_k8s_client **out, struct tw_err *err);
+                      struct tw_k8s_client **out, struct tw_err *err);
 void tw_k8s_client_free(struct tw_k8s_client *c); /* NULL ok */
 
 /* Per-call timeout (default 30 s; 0 = none, for watches). */
@@ -48,14 +48,14 @@ int tw_k8s_client_reload_token(struct tw_k8s_client *c, struct tw_err *err);
  * status is not a failure: the return is 0 and r->status says it; failure
  * is a transport error (TW_EIO, TW_ETIMEDOUT, TW_ECANCELED, TW_ELIMIT). */
 int tw_k8s_client_request(struct tw_k8s_client *c, const char *method, const char *path,
-			  const json_t *body, struct tw_k8s_resp *r, struct tw_err *err);
+                          const json_t *body, struct tw_k8s_resp *r, struct tw_err *err);
 
 /* A streamed GET (watch): on_data gets each slice of the body of a 2xx
  * response and returns 0 to go on or a negative TW_E* to stop (returned
  * from here). A non-2xx body is parsed into r->body instead. */
 typedef int (*tw_k8s_data_fn)(void *arg, const char *p, size_t n);
-int tw_k8s_client_stream(struct tw_k8s_client *c, const char *path, tw_k8s_data_fn on_data, void *arg,
-			 struct tw_k8s_resp *r, struct tw_err *err);
+int tw_k8s_client_stream(struct tw_k8s_client *c, const char *path, tw_k8s_data_fn on_data,
+                         void *arg, struct tw_k8s_resp *r, struct tw_err *err);
 
 /* Append "name=value" (value URL-escaped) to a query in q (capacity cap),
  * with '?' or '&' as needed. 0 or TW_ELIMIT. */

@@ -23,8 +23,8 @@
 #define MAX_INFORMERS 512
 
 enum kind { K_INGRESS = 0, K_CLASS, K_SERVICE, K_SLICE, K_SECRET, K_PUBLISH, K_N };
-static const char *const kind_names[K_N] = {"ingresses", "ingressclasses", "services",
-					    "endpointslices", "secrets", "publish_service"};
+static const char *const kind_names[K_N] = {"ingresses",      "ingressclasses", "services",
+                                            "endpointslices", "secrets",        "publish_service"};
 
 struct informer {
 	struct tw_k8s_controller *ctl;
@@ -59,10 +59,10 @@ struct tw_k8s_controller {
 	struct informer *inf;
 	size_t ninf;
 
-	pthread_mutex_t mu; /* change signalling + report handoff */
-	pthread_cond_t cv;  /* apply thread: a store changed */
-	pthread_cond_t lcv; /* leader thread: a new report */
-	uint64_t gen;       /* store changes */
+	pthread_mutex_t mu;       /* change signalling + report handoff */
+	pthread_cond_t cv;        /* apply thread: a store changed */
+	pthread_cond_t lcv;       /* leader thread: a new report */
+	uint64_t gen;             /* store changes */
 	uint64_t first_change_ms; /* of the pending burst, 0 = none */
 	struct item *rep;
 	size_t nrep;
@@ -172,7 +172,7 @@ static void *informer_main(void *arg)
 }
 
 static int add_informer(struct tw_k8s_controller *c, enum kind k, const char *path, const char *ns,
-			const char *fsel, struct tw_err *err)
+                        const char *fsel, struct tw_err *err)
 {
 	if (c->ninf >= MAX_INFORMERS)
 		return tw_err_set(err, TW_ELIMIT, "more than %d watches", MAX_INFORMERS);
@@ -184,13 +184,13 @@ static int add_informer(struct tw_k8s_controller *c, enum kind k, const char *pa
 	if (rc < 0)
 		return rc;
 	struct tw_k8s_watch_opts o = {.kind = kind_names[k],
-				      .path = path,
-				      .ns = ns,
-				      .field_selector = fsel,
-				      .store = c->st[k],
-				      .lock = &c->lock,
-				      .on_change = on_change,
-				      .arg = c};
+	                              .path = path,
+	                              .ns = ns,
+	                              .field_selector = fsel,
+	                              .store = c->st[k],
+	                              .lock = &c->lock,
+	                              .on_change = on_change,
+	                              .arg = c};
 	if ((rc = tw_k8s_watch_new(&o, in->client, &c->stop, &in->w)) < 0) {
 		tw_k8s_client_free(in->client);
 		return rc;
@@ -199,8 +199,8 @@ static int add_informer(struct tw_k8s_controller *c, enum kind k, const char *pa
 	return 0;
 }
 
-static int add_kind(struct tw_k8s_controller *c, enum kind k, const char *group_ver, const char *res,
-		    const char *fsel, struct tw_err *err)
+static int add_kind(struct tw_k8s_controller *c, enum kind k, const char *group_ver,
+                    const char *res, const char *fsel, struct tw_err *err)
 {
 	char path[1024];
 	if (c->nnamespaces == 0) {
@@ -208,7 +208,8 @@ static int add_kind(struct tw_k8s_controller *c, enum kind k, const char *group_
 		return add_informer(c, k, path, NULL, fsel, err);
 	}
 	for (size_t i = 0; i < c->nnamespaces; i++) {
-		snprintf(path, sizeof path, "%s/namespaces/%s/%s", group_ver, c->namespaces[i], res);
+		snprintf(path, sizeof path, "%s/namespaces/%s/%s", group_ver, c->namespaces[i],
+		         res);
 		int rc = add_informer(c, k, path, c->namespaces[i], fsel, err);
 		if (rc < 0)
 			return rc;
@@ -236,7 +237,8 @@ static void *apply_main(void *arg)
 			if (now - first >= DEBOUNCE_MAX_MS || atomic_load(&c->stop))
 				break;
 			uint64_t left = DEBOUNCE_MAX_MS - (now - first);
-			cond_wait_ms(&c->cv, &c->mu, left < DEBOUNCE_QUIET_MS ? left : DEBOUNCE_QUIET_MS);
+			cond_wait_ms(&c->cv, &c->mu,
+			             left < DEBOUNCE_QUIET_MS ? left : DEBOUNCE_QUIET_MS);
 			if (c->gen == seen && mono_ms() - now >= DEBOUNCE_QUIET_MS)
 				break;
 		}
@@ -250,30 +252,33 @@ static void *apply_main(void *arg)
 		if (all_synced(c)) {
 			pthread_mutex_lock(&c->lock);
 			struct tw_k8s_view v = {.ingresses = c->st[K_INGRESS],
-						.ingress_classes = c->st[K_CLASS],
-						.services = c->st[K_SERVICE],
-						.endpointslices = c->st[K_SLICE],
-						.secrets = c->st[K_SECRET]};
+			                        .ingress_classes = c->st[K_CLASS],
+			                        .services = c->st[K_SERVICE],
+			                        .endpointslices = c->st[K_SLICE],
+			                        .secrets = c->st[K_SECRET]};
 			int rc = c->cbs.apply ? c->cbs.apply(c->cbs.arg, c, &v) : 0;
 			pthread_mutex_unlock(&c->lock);
 			uint64_t lat = (mono_ms() - first) * 1000u;
 			atomic_store(&c->apply_latency_us, lat);
 			if (rc < 0) {
 				atomic_fetch_add(&c->applies_failed, 1);
-				tw_warn("[k8s] applying the cluster's Ingresses failed: %s (the current "
-					"generation keeps serving)",
-					tw_strerror(rc));
+				tw_warn("[k8s] applying the cluster's Ingresses failed: %s (the "
+				        "current "
+				        "generation keeps serving)",
+				        tw_strerror(rc));
 			} else {
 				atomic_fetch_add(&c->applies_ok, 1);
-				tw_debug("[k8s] applied %zu Ingresses in %llu ms", tw_k8s_store_count(v.ingresses),
-					 (unsigned long long)(lat / 1000));
+				tw_debug("[k8s] applied %zu Ingresses in %llu ms",
+				         tw_k8s_store_count(v.ingresses),
+				         (unsigned long long)(lat / 1000));
 			}
 			pthread_mutex_lock(&c->mu);
 			if (!c->first_applied) {
 				c->first_applied = 1;
-				tw_info("[k8s] synced: %zu Ingresses, %zu Services, %zu EndpointSlices",
-					tw_k8s_store_count(v.ingresses), tw_k8s_store_count(v.services),
-					tw_k8s_store_count(v.endpointslices));
+				tw_info(
+				    "[k8s] synced: %zu Ingresses, %zu Services, %zu EndpointSlices",
+				    tw_k8s_store_count(v.ingresses), tw_k8s_store_count(v.services),
+				    tw_k8s_store_count(v.endpointslices));
 			}
 			pthread_cond_broadcast(&c->lcv);
 		} else {
@@ -297,7 +302,8 @@ int tw_k8s_controller_report(struct tw_k8s_controller *c, const struct tw_k8s_re
 		v[i].name = strdup(r->name ? r->name : "");
 		v[i].reason = r->reason ? strdup(r->reason) : NULL;
 		v[i].message = r->message ? strdup(r->message) : NULL;
-		if (!v[i].ns || !v[i].name || (r->reason && !v[i].reason) || (r->message && !v[i].message)) {
+		if (!v[i].ns || !v[i].name || (r->reason && !v[i].reason) ||
+		    (r->message && !v[i].message)) {
 			items_free(v, rep->nitems);
 			return TW_ENOMEM;
 		}
@@ -327,10 +333,12 @@ static json_t *desired_addresses(struct tw_k8s_controller *c)
 	}
 	if (c->pub_name) {
 		pthread_mutex_lock(&c->lock);
-		const struct tw_k8s_obj *o = tw_k8s_store_get(c->st[K_PUBLISH], c->pub_ns, c->pub_name);
-		json_t *lb = o ? json_object_get(json_object_get(json_object_get(o->obj, "status"), "loadBalancer"),
-						 "ingress")
-			       : NULL;
+		const struct tw_k8s_obj *o =
+		    tw_k8s_store_get(c->st[K_PUBLISH], c->pub_ns, c->pub_name);
+		json_t *lb = o ? json_object_get(json_object_get(json_object_get(o->obj, "status"),
+		                                                 "loadBalancer"),
+		                                 "ingress")
+		               : NULL;
 		size_t i;
 		json_t *e;
 		json_array_foreach(lb, i, e)
@@ -351,7 +359,8 @@ static json_t *desired_addresses(struct tw_k8s_controller *c)
 static json_t *current_addresses(const json_t *ing)
 {
 	json_t *a = json_array();
-	json_t *lb = json_object_get(json_object_get(json_object_get(ing, "status"), "loadBalancer"), "ingress");
+	json_t *lb = json_object_get(
+	    json_object_get(json_object_get(ing, "status"), "loadBalancer"), "ingress");
 	size_t i;
 	json_t *e;
 	json_array_foreach(lb, i, e)
@@ -366,20 +375,23 @@ static json_t *current_addresses(const json_t *ing)
 	return a;
 }
 
-static int write_status(struct tw_k8s_controller *c, struct tw_k8s_client *cl, const char *ns, const char *name,
-			json_t *addrs)
+static int write_status(struct tw_k8s_controller *c, struct tw_k8s_client *cl, const char *ns,
+                        const char *name, json_t *addrs)
 {
 	char path[1024];
 	struct tw_k8s_resp r;
 	struct tw_err err;
-	snprintf(path, sizeof path, "/apis/networking.k8s.io/v1/namespaces/%s/ingresses/%s/status", ns, name);
-	json_t *b = json_pack("{s:{s:{s:O}}}", "status", "loadBalancer", "ingress", addrs ? addrs : json_null());
+	snprintf(path, sizeof path, "/apis/networking.k8s.io/v1/namespaces/%s/ingresses/%s/status",
+	         ns, name);
+	json_t *b = json_pack("{s:{s:{s:O}}}", "status", "loadBalancer", "ingress",
+	                      addrs ? addrs : json_null());
 	if (b == NULL)
 		return TW_ENOMEM;
 	int rc = tw_k8s_client_request(cl, "PATCH", path, b, &r, &err);
 	json_decref(b);
 	if (rc == 0 && r.status != 200 && r.status != 404)
-		rc = tw_err_set(&err, TW_EIO, "HTTP %ld %s", r.status, tw_k8s_status_message(r.body));
+		rc = tw_err_set(&err, TW_EIO, "HTTP %ld %s", r.status,
+		                tw_k8s_status_message(r.body));
 	tw_k8s_resp_clear(&r);
 	if (rc < 0) {
 		atomic_fetch_add(&c->write_errors, 1);
@@ -391,8 +403,8 @@ static int write_status(struct tw_k8s_controller *c, struct tw_k8s_client *cl, c
 	return 0;
 }
 
-static int post_event(struct tw_k8s_controller *c, struct tw_k8s_client *cl, const struct item *it, const char *uid,
-		      const char *rv)
+static int post_event(struct tw_k8s_controller *c, struct tw_k8s_client *cl, const struct item *it,
+                      const char *uid, const char *rv)
 {
 	char path[1024], ts[40], gen[300];
 	struct timespec now;
@@ -404,22 +416,24 @@ static int post_event(struct tw_k8s_controller *c, struct tw_k8s_client *cl, con
 	snprintf(sec, sizeof sec, "%.19sZ", ts);
 	snprintf(path, sizeof path, "/api/v1/namespaces/%s/events", it->ns);
 	snprintf(gen, sizeof gen, "%.200s.", it->name);
-	json_t *b = json_pack("{s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s, s:s, s:s, s:s, s:s}, s:s, s:s, s:s, s:{s:s}, "
-			      "s:s, s:s, s:i, s:s, s:s, s:s}",
-			      "apiVersion", "v1", "kind", "Event", "metadata", "generateName", gen, "namespace",
-			      it->ns, "involvedObject", "apiVersion", "networking.k8s.io/v1", "kind", "Ingress",
-			      "namespace", it->ns, "name", it->name, "uid", uid ? uid : "", "resourceVersion",
-			      rv ? rv : "", "reason", "Rejected", "message",
-			      it->message ? it->message : (it->reason ? it->reason : "rejected"), "type", "Warning",
-			      "source", "component", "tapwork", "firstTimestamp", sec, "lastTimestamp", sec, "count",
-			      1, "reportingComponent", "tapwork.dev/ingress-controller", "reportingInstance",
-			      c->identity, "action", "Reconcile");
+	json_t *b = json_pack(
+	    "{s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s, s:s, s:s, s:s, s:s}, s:s, s:s, s:s, s:{s:s}, "
+	    "s:s, s:s, s:i, s:s, s:s, s:s}",
+	    "apiVersion", "v1", "kind", "Event", "metadata", "generateName", gen, "namespace",
+	    it->ns, "involvedObject", "apiVersion", "networking.k8s.io/v1", "kind", "Ingress",
+	    "namespace", it->ns, "name", it->name, "uid", uid ? uid : "", "resourceVersion",
+	    rv ? rv : "", "reason", "Rejected", "message",
+	    it->message ? it->message : (it->reason ? it->reason : "rejected"), "type", "Warning",
+	    "source", "component", "tapwork", "firstTimestamp", sec, "lastTimestamp", sec, "count",
+	    1, "reportingComponent", "tapwork.dev/ingress-controller", "reportingInstance",
+	    c->identity, "action", "Reconcile");
 	if (b == NULL)
 		return TW_ENOMEM;
 	int rc = tw_k8s_client_request(cl, "POST", path, b, &r, &err);
 	json_decref(b);
 	if (rc == 0 && r.status != 201 && r.status != 200)
-		rc = tw_err_set(&err, TW_EIO, "HTTP %ld %s", r.status, tw_k8s_status_message(r.body));
+		rc = tw_err_set(&err, TW_EIO, "HTTP %ld %s", r.status,
+		                tw_k8s_status_message(r.body));
 	tw_k8s_resp_clear(&r);
 	if (rc < 0) {
 		atomic_fetch_add(&c->write_errors, 1);
@@ -445,7 +459,8 @@ static int reconcile(struct tw_k8s_controller *c, struct tw_k8s_client *cl)
 	size_t n = c->nrep;
 	struct item *items = n ? calloc(n, sizeof *items) : NULL;
 	int ok = 1;
-	for (size_t i = 0; items && i < n; i++) { /* shallow copies kept valid by holding ownership below */
+	for (size_t i = 0; items && i < n;
+	     i++) { /* shallow copies kept valid by holding ownership below */
 		items[i] = c->rep[i];
 		items[i].ns = strdup(c->rep[i].ns);
 		items[i].name = strdup(c->rep[i].name);
@@ -471,7 +486,8 @@ static int reconcile(struct tw_k8s_controller *c, struct tw_k8s_client *cl)
 		const struct tw_k8s_obj *o = tw_k8s_store_get(c->st[K_INGRESS], it->ns, it->name);
 		if (o) {
 			cur = current_addresses(o->obj);
-			const char *u = json_string_value(json_object_get(json_object_get(o->obj, "metadata"), "uid"));
+			const char *u = json_string_value(
+			    json_object_get(json_object_get(o->obj, "metadata"), "uid"));
 			snprintf(uid, sizeof uid, "%s", u ? u : "");
 			snprintf(rv, sizeof rv, "%s", o->rv);
 		}
@@ -513,7 +529,8 @@ static void *leader_main(void *arg)
 	struct tw_err err;
 	if (tw_k8s_client_new(&c->kc, NULL, &cl, &err) < 0 ||
 	    tw_k8s_lease_new(cl, c->lease_ns, c->lease_name, c->identity, c->lease_ms, &l) < 0) {
-		tw_error("[k8s] leader election cannot start (lease %s/%s, identity %s)", c->lease_ns, c->lease_name, c->identity);
+		tw_error("[k8s] leader election cannot start (lease %s/%s, identity %s)",
+		         c->lease_ns, c->lease_name, c->identity);
 		tw_k8s_client_free(cl);
 		return NULL;
 	}
@@ -537,7 +554,8 @@ static void *leader_main(void *arg)
 		uint64_t g = c->rep_gen;
 		pthread_mutex_unlock(&c->mu);
 		now = mono_ms();
-		if (atomic_load(&c->leader) && g != 0 && (g != done_gen || (retry_at && now >= retry_at))) {
+		if (atomic_load(&c->leader) && g != 0 &&
+		    (g != done_gen || (retry_at && now >= retry_at))) {
 			int rc = reconcile(c, cl);
 			done_gen = g;
 			retry_at = rc < 0 ? now + WRITE_RETRY_MS : 0;
@@ -565,7 +583,8 @@ static void *leader_main(void *arg)
 
 /* ---- start / stop ---------------------------------------------------------- */
 
-static int copy_conf(struct tw_k8s_controller *c, const struct tw_conf_k8s *conf, struct tw_err *err)
+static int copy_conf(struct tw_k8s_controller *c, const struct tw_conf_k8s *conf,
+                     struct tw_err *err)
 {
 	const struct tw_conf_k8s_ingress *in = &conf->ingress;
 	if (strv_dup(in->namespaces, in->nnamespaces, &c->namespaces) < 0 ||
@@ -576,7 +595,8 @@ static int copy_conf(struct tw_k8s_controller *c, const struct tw_conf_k8s *conf
 	if (in->publish_service) {
 		const char *slash = strchr(in->publish_service, '/');
 		if (slash == NULL || slash == in->publish_service || slash[1] == '\0')
-			return tw_err_set(err, TW_EINVAL, "publish_service must be \"namespace/name\"");
+			return tw_err_set(err, TW_EINVAL,
+			                  "publish_service must be \"namespace/name\"");
 		c->pub_ns = strndup(in->publish_service, (size_t)(slash - in->publish_service));
 		c->pub_name = strdup(slash + 1);
 		if (c->pub_ns == NULL || c->pub_name == NULL)
@@ -593,8 +613,8 @@ static int copy_conf(struct tw_k8s_controller *c, const struct tw_conf_k8s *conf
 		ident = host;
 	}
 	const char *lns = conf->lease_namespace ? conf->lease_namespace
-			  : c->kc.namespace       ? c->kc.namespace
-						  : "default";
+	                  : c->kc.namespace     ? c->kc.namespace
+	                                        : "default";
 	c->identity = strdup(ident);
 	c->lease_ns = strdup(lns);
 	c->lease_name = strdup(conf->lease_name ? conf->lease_name : "tapwork-leader");
@@ -631,7 +651,7 @@ static void free_all(struct tw_k8s_controller *c)
 }
 
 int tw_k8s_controller_start(const struct tw_conf_k8s *conf, const struct tw_k8s_controller_cbs *cbs,
-			    struct tw_k8s_controller **out, struct tw_err *err)
+                            struct tw_k8s_controller **out, struct tw_err *err)
 {
 	struct tw_k8s_controller *c = calloc(1, sizeof *c);
 	if (c == NULL)
@@ -655,7 +675,8 @@ int tw_k8s_controller_start(const struct tw_conf_k8s *conf, const struct tw_k8s_
 	if (rc == 0 && (c->inf = calloc(max, sizeof *c->inf)) == NULL)
 		rc = TW_ENOMEM;
 	if (rc == 0)
-		rc = add_informer(c, K_CLASS, "/apis/networking.k8s.io/v1/ingressclasses", NULL, NULL, err);
+		rc = add_informer(c, K_CLASS, "/apis/networking.k8s.io/v1/ingressclasses", NULL,
+		                  NULL, err);
 	if (rc == 0)
 		rc = add_kind(c, K_INGRESS, "/apis/networking.k8s.io/v1", "ingresses", NULL, err);
 	if (rc == 0)
@@ -676,8 +697,8 @@ int tw_k8s_controller_start(const struct tw_conf_k8s *conf, const struct tw_k8s_
 		free_all(c);
 		return rc;
 	}
-	tw_info("[k8s] API server %s (%s), %zu watches, identity %s, lease %s/%s", c->kc.server, c->kc.source,
-		c->ninf, c->identity, c->lease_ns, c->lease_name);
+	tw_info("[k8s] API server %s (%s), %zu watches, identity %s, lease %s/%s", c->kc.server,
+	        c->kc.source, c->ninf, c->identity, c->lease_ns, c->lease_name);
 	for (size_t i = 0; i < c->ninf; i++) {
 		if (pthread_create(&c->inf[i].th, NULL, informer_main, &c->inf[i]) != 0) {
 			rc = tw_err_set(err, TW_ENOMEM, "cannot start a watch thread");
@@ -790,10 +811,13 @@ int tw_k8s_controller_metrics(const struct tw_k8s_controller *c, struct tw_dbuf 
 {
 	static const char *const fam[][3] = {
 	    {"tapwork_k8s_objects", "gauge", "Objects in the informer caches, by kind."},
-	    {"tapwork_k8s_events_total", "counter", "Watch events (and relist differences) applied to the caches."},
-	    {"tapwork_k8s_relists_total", "counter", "Full lists after the first (410 Gone, broken streams)."},
+	    {"tapwork_k8s_events_total", "counter",
+	     "Watch events (and relist differences) applied to the caches."},
+	    {"tapwork_k8s_relists_total", "counter",
+	     "Full lists after the first (410 Gone, broken streams)."},
 	    {"tapwork_k8s_watch_errors_total", "counter", "Failed lists and watches."},
-	    {"tapwork_k8s_last_sync_age_seconds", "gauge", "Seconds since the cache last heard from the API server."},
+	    {"tapwork_k8s_last_sync_age_seconds", "gauge",
+	     "Seconds since the cache last heard from the API server."},
 	};
 	uint64_t v[K_N][5] = {{0}};
 	uint64_t now = real_ms();
@@ -813,7 +837,8 @@ int tw_k8s_controller_metrics(const struct tw_k8s_controller *c, struct tw_dbuf 
 	}
 	int rc = 0;
 	for (int f = 0; f < 5 && rc == 0; f++) {
-		rc = tw_dbuf_appendf(out, "# HELP %s %s\n# TYPE %s %s\n", fam[f][0], fam[f][2], fam[f][0], fam[f][1]);
+		rc = tw_dbuf_appendf(out, "# HELP %s %s\n# TYPE %s %s\n", fam[f][0], fam[f][2],
+		                     fam[f][0], fam[f][1]);
 		for (int k = 0; k < K_N && rc == 0; k++) {
 			int present = 0;
 			for (size_t i = 0; i < c->ninf; i++)
@@ -822,11 +847,12 @@ int tw_k8s_controller_metrics(const struct tw_k8s_controller *c, struct tw_dbuf 
 				continue;
 			if (f == 4) {
 				if (v[k][4] != UINT64_MAX)
-					rc = tw_dbuf_appendf(out, "%s{kind=\"%s\"} %.3f\n", fam[f][0], kind_names[k],
-							     (double)v[k][4] / 1000.0);
+					rc = tw_dbuf_appendf(out, "%s{kind=\"%s\"} %.3f\n",
+					                     fam[f][0], kind_names[k],
+					                     (double)v[k][4] / 1000.0);
 			} else {
-				rc = tw_dbuf_appendf(out, "%s{kind=\"%s\"} %llu\n", fam[f][0], kind_names[k],
-						     (unsigned long long)v[k][f]);
+				rc = tw_dbuf_appendf(out, "%s{kind=\"%s\"} %llu\n", fam[f][0],
+				                     kind_names[k], (unsigned long long)v[k][f]);
 			}
 		}
 	}
@@ -835,21 +861,28 @@ int tw_k8s_controller_metrics(const struct tw_k8s_controller *c, struct tw_dbuf 
 	if (rc == 0)
 		rc = tw_dbuf_appendf(
 		    out,
-		    "# HELP tapwork_k8s_synced 1 once every cache has listed and the first apply ran.\n"
+		    "# HELP tapwork_k8s_synced 1 once every cache has listed and the first apply "
+		    "ran.\n"
 		    "# TYPE tapwork_k8s_synced gauge\ntapwork_k8s_synced %d\n"
 		    "# HELP tapwork_k8s_leader 1 while this replica holds the leader Lease.\n"
 		    "# TYPE tapwork_k8s_leader gauge\ntapwork_k8s_leader %d\n"
 		    "# HELP tapwork_k8s_applies_total Cluster states handed to the edge.\n"
 		    "# TYPE tapwork_k8s_applies_total counter\n"
-		    "tapwork_k8s_applies_total{result=\"ok\"} %llu\ntapwork_k8s_applies_total{result=\"error\"} %llu\n"
-		    "# HELP tapwork_k8s_writes_total Writes by the leader: Ingress status, Events, failures.\n"
+		    "tapwork_k8s_applies_total{result=\"ok\"} "
+		    "%llu\ntapwork_k8s_applies_total{result=\"error\"} %llu\n"
+		    "# HELP tapwork_k8s_writes_total Writes by the leader: Ingress status, Events, "
+		    "failures.\n"
 		    "# TYPE tapwork_k8s_writes_total counter\n"
-		    "tapwork_k8s_writes_total{what=\"status\"} %llu\ntapwork_k8s_writes_total{what=\"event\"} %llu\n"
+		    "tapwork_k8s_writes_total{what=\"status\"} "
+		    "%llu\ntapwork_k8s_writes_total{what=\"event\"} %llu\n"
 		    "tapwork_k8s_writes_total{what=\"error\"} %llu\n"
-		    "# HELP tapwork_k8s_apply_latency_seconds First change of the last burst to applied.\n"
-		    "# TYPE tapwork_k8s_apply_latency_seconds gauge\ntapwork_k8s_apply_latency_seconds %.6f\n",
-		    s.synced, s.leader, (unsigned long long)s.applies_ok, (unsigned long long)s.applies_failed,
-		    (unsigned long long)s.status_writes, (unsigned long long)s.events_posted,
-		    (unsigned long long)s.write_errors, (double)s.last_apply_latency_us / 1e6);
+		    "# HELP tapwork_k8s_apply_latency_seconds First change of the last burst to "
+		    "applied.\n"
+		    "# TYPE tapwork_k8s_apply_latency_seconds "
+		    "gauge\ntapwork_k8s_apply_latency_seconds %.6f\n",
+		    s.synced, s.leader, (unsigned long long)s.applies_ok,
+		    (unsigned long long)s.applies_failed, (unsigned long long)s.status_writes,
+		    (unsigned long long)s.events_posted, (unsigned long long)s.write_errors,
+		    (double)s.last_apply_latency_us / 1e6);
 	return rc;
 }

@@ -43,17 +43,18 @@ struct tw_k8s_controller_stats {
 	int synced, leader;
 	uint64_t applies_ok, applies_failed;
 	uint64_t status_writes, events_posted, write_errors;
-	uint64_t objects[5]; /* by kind: ingresses, ingressclasses, services, endpointslices, secrets */
+	uint64_t
+	    objects[5]; /* by kind: ingresses, ingressclasses, services, endpointslices, secrets */
 	uint64_t events, relists, watch_errors; /* all informers */
-	uint64_t last_sync_age_ms;              /* oldest informer's; UINT64_MAX before the first sync */
-	uint64_t last_apply_latency_us;         /* first change of a burst -> apply returned */
+	uint64_t last_sync_age_ms;      /* oldest informer's; UINT64_MAX before the first sync */
+	uint64_t last_apply_latency_us; /* first change of a burst -> apply returned */
 };
 
 /* conf is copied (the caller may free its config afterwards). Fails when
  * the kubeconfig cannot be loaded or the client cannot be made; API errors
  * after that are retried by the threads, never fatal. */
 int tw_k8s_controller_start(const struct tw_conf_k8s *conf, const struct tw_k8s_controller_cbs *cbs,
-			    struct tw_k8s_controller **out, struct tw_err *err);
+                            struct tw_k8s_controller **out, struct tw_err *err);
 /* Stop every thread (interrupting watches within ~1 s), release the Lease
  * if held, free. NULL ok. Not from inside apply. */
 void tw_k8s_controller_stop(struct tw_k8s_controller *c);
@@ -66,7 +67,8 @@ int tw_k8s_controller_leader(const struct tw_k8s_controller *c);
  * the caller's, who clears it with tw_k8s_report_clear). The leader thread
  * then writes statuses and Events. 0 or TW_ENOMEM. */
 int tw_k8s_controller_report(struct tw_k8s_controller *c, const struct tw_k8s_report *rep);
-void tw_k8s_controller_stats(const struct tw_k8s_controller *c, struct tw_k8s_controller_stats *out);
+void tw_k8s_controller_stats(const struct tw_k8s_controller *c,
+                             struct tw_k8s_controller_stats *out);
 /* Append Prometheus text (tapwork_k8s_* families) to out, e.g. from the
  * callback given to tw_metrics_set_extra. */
 int tw_k8s_controller_metrics(const struct tw_k8s_controller *c, struct tw_dbuf *out);

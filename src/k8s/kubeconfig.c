@@ -42,7 +42,7 @@ static int read_file(const char *file, char **out, size_t *len, struct tw_err *e
 	FILE *f = fopen(file, "rb");
 	if (f == NULL)
 		return tw_err_set(err, errno == ENOENT ? TW_ENOENT : TW_EIO, "%s: %s", file,
-				  strerror(errno));
+		                  strerror(errno));
 	size_t cap = 4096, n = 0;
 	char *b = malloc(cap + 1);
 	int rc = b ? 0 : TW_ENOMEM;
@@ -50,7 +50,7 @@ static int read_file(const char *file, char **out, size_t *len, struct tw_err *e
 		if (n == cap) {
 			if (cap >= TW_K8S_KUBECONFIG_MAX) {
 				rc = tw_err_set(err, TW_ELIMIT, "%s: larger than %u bytes", file,
-						TW_K8S_KUBECONFIG_MAX);
+				                TW_K8S_KUBECONFIG_MAX);
 				break;
 			}
 			char *nb = realloc(b, cap * 2 + 1);
@@ -87,7 +87,8 @@ int tw_k8s_kubeconfig_read_token(const char *file, char **out, struct tw_err *er
 	int rc = read_file(file, &b, &n, err);
 	if (rc < 0)
 		return tw_err_wrap(err, "token file"), rc;
-	while (n > 0 && (b[n - 1] == '\n' || b[n - 1] == '\r' || b[n - 1] == ' ' || b[n - 1] == '\t'))
+	while (n > 0 &&
+	       (b[n - 1] == '\n' || b[n - 1] == '\r' || b[n - 1] == ' ' || b[n - 1] == '\t'))
 		b[--n] = '\0';
 	if (n == 0 || memchr(b, '\n', n) != NULL || strlen(b) != n) {
 		wipe_free(b, n);
@@ -103,7 +104,8 @@ static yaml_node_t *map_get(yaml_document_t *d, yaml_node_t *m, const char *key)
 {
 	if (m == NULL || m->type != YAML_MAPPING_NODE)
 		return NULL;
-	for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
+	for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top;
+	     p++) {
 		yaml_node_t *k = yaml_document_get_node(d, p->key);
 		if (k && k->type == YAML_SCALAR_NODE && strlen(key) == k->data.scalar.length &&
 		    memcmp(k->data.scalar.value, key, k->data.scalar.length) == 0)
@@ -131,12 +133,13 @@ static const char *map_str(yaml_document_t *d, yaml_node_t *m, const char *key)
 /* The element of a named list (clusters/users/contexts) whose name is name;
  * returns its `inner` mapping (cluster/user/context). */
 static yaml_node_t *named(yaml_document_t *d, yaml_node_t *root, const char *list,
-			  const char *inner, const char *name)
+                          const char *inner, const char *name)
 {
 	yaml_node_t *l = map_get(d, root, list);
 	if (l == NULL || l->type != YAML_SEQUENCE_NODE)
 		return NULL;
-	for (yaml_node_item_t *i = l->data.sequence.items.start; i < l->data.sequence.items.top; i++) {
+	for (yaml_node_item_t *i = l->data.sequence.items.start; i < l->data.sequence.items.top;
+	     i++) {
 		yaml_node_t *e = yaml_document_get_node(d, *i);
 		const char *n = map_str(d, e, "name");
 		if (n && strcmp(n, name) == 0) {
@@ -199,14 +202,15 @@ static int dup_to(char **dst, const char *s)
 }
 
 static int fill(yaml_document_t *d, const char *dir, const char *context,
-		struct tw_k8s_kubeconfig *k, struct tw_err *err)
+                struct tw_k8s_kubeconfig *k, struct tw_err *err)
 {
 	yaml_node_t *root = yaml_document_get_root_node(d);
 	if (root == NULL || root->type != YAML_MAPPING_NODE)
 		return tw_err_set(err, TW_EINVAL, "not a kubeconfig (expected a mapping)");
 	const char *ctxname = context ? context : map_str(d, root, "current-context");
 	if (ctxname == NULL)
-		return tw_err_set(err, TW_EINVAL, "no current-context and no context named in the config");
+		return tw_err_set(err, TW_EINVAL,
+		                  "no current-context and no context named in the config");
 	yaml_node_t *ctx = named(d, root, "contexts", "context", ctxname);
 	if (ctx == NULL)
 		return tw_err_set(err, TW_ENOENT, "context \"%s\" not found", ctxname);
@@ -215,11 +219,13 @@ static int fill(yaml_document_t *d, const char *dir, const char *context,
 		return tw_err_set(err, TW_EINVAL, "context \"%s\" names no cluster", ctxname);
 	yaml_node_t *cl = named(d, root, "clusters", "cluster", cname);
 	if (cl == NULL)
-		return tw_err_set(err, TW_ENOENT, "cluster \"%s\" (of context \"%s\") not found", cname,
-				  ctxname);
+		return tw_err_set(err, TW_ENOENT, "cluster \"%s\" (of context \"%s\") not found",
+		                  cname, ctxname);
 	const char *server = map_str(d, cl, "server");
-	if (server == NULL || (strncmp(server, "https://", 8) != 0 && strncmp(server, "http://", 7) != 0))
-		return tw_err_set(err, TW_EINVAL, "cluster \"%s\": server must be an https:// URL", cname);
+	if (server == NULL ||
+	    (strncmp(server, "https://", 8) != 0 && strncmp(server, "http://", 7) != 0))
+		return tw_err_set(err, TW_EINVAL, "cluster \"%s\": server must be an https:// URL",
+		                  cname);
 	if (dup_to(&k->server, server) < 0)
 		return TW_ENOMEM;
 	size_t sl = strlen(k->server);
@@ -228,11 +234,13 @@ static int fill(yaml_document_t *d, const char *dir, const char *context,
 	const char *ins = map_str(d, cl, "insecure-skip-tls-verify");
 	k->insecure = ins && strcmp(ins, "true") == 0;
 	const char *cad = map_str(d, cl, "certificate-authority-data"),
-		   *caf = map_str(d, cl, "certificate-authority");
+	           *caf = map_str(d, cl, "certificate-authority");
 	if (cad) {
 		int rc = b64_decode(cad, &k->ca_pem, &k->ca_len);
 		if (rc < 0)
-			return tw_err_set(err, rc, "cluster \"%s\": certificate-authority-data is not base64", cname);
+			return tw_err_set(
+			    err, rc, "cluster \"%s\": certificate-authority-data is not base64",
+			    cname);
 	} else if (caf && (k->ca_file = path_in(dir, caf)) == NULL) {
 		return TW_ENOMEM;
 	}
@@ -242,36 +250,45 @@ static int fill(yaml_document_t *d, const char *dir, const char *context,
 		return 0; /* anonymous */
 	yaml_node_t *u = named(d, root, "users", "user", uname);
 	if (u == NULL)
-		return tw_err_set(err, TW_ENOENT, "user \"%s\" (of context \"%s\") not found", uname, ctxname);
+		return tw_err_set(err, TW_ENOENT, "user \"%s\" (of context \"%s\") not found",
+		                  uname, ctxname);
 	if (map_get(d, u, "exec") || map_get(d, u, "auth-provider"))
 		if (!map_str(d, u, "token") && !map_str(d, u, "tokenFile") &&
-		    !map_str(d, u, "client-certificate") && !map_str(d, u, "client-certificate-data"))
-			return tw_err_set(err, TW_EUNSUPP,
-					  "user \"%s\": exec and auth-provider plugins are not supported "
-					  "(use a token, tokenFile or client certificate)",
-					  uname);
+		    !map_str(d, u, "client-certificate") &&
+		    !map_str(d, u, "client-certificate-data"))
+			return tw_err_set(
+			    err, TW_EUNSUPP,
+			    "user \"%s\": exec and auth-provider plugins are not supported "
+			    "(use a token, tokenFile or client certificate)",
+			    uname);
 	const char *tok = map_str(d, u, "token"), *tf = map_str(d, u, "tokenFile");
 	if (tok && dup_to(&k->token, tok) < 0)
 		return TW_ENOMEM;
 	if (!tok && tf && (k->token_file = path_in(dir, tf)) == NULL)
 		return TW_ENOMEM;
-	const char *ccd = map_str(d, u, "client-certificate-data"), *ckd = map_str(d, u, "client-key-data");
+	const char *ccd = map_str(d, u, "client-certificate-data"),
+	           *ckd = map_str(d, u, "client-key-data");
 	const char *ccf = map_str(d, u, "client-certificate"), *ckf = map_str(d, u, "client-key");
 	if ((ccd || ccf) != (ckd || ckf))
-		return tw_err_set(err, TW_EINVAL, "user \"%s\": a client certificate needs its key (and the key its certificate)", uname);
+		return tw_err_set(
+		    err, TW_EINVAL,
+		    "user \"%s\": a client certificate needs its key (and the key its certificate)",
+		    uname);
 	if (ccd && b64_decode(ccd, &k->cert_pem, &k->cert_len) < 0)
-		return tw_err_set(err, TW_EINVAL, "user \"%s\": client-certificate-data is not base64", uname);
+		return tw_err_set(err, TW_EINVAL,
+		                  "user \"%s\": client-certificate-data is not base64", uname);
 	if (!ccd && ccf && (k->cert_file = path_in(dir, ccf)) == NULL)
 		return TW_ENOMEM;
 	if (ckd && b64_decode(ckd, &k->key_pem, &k->key_len) < 0)
-		return tw_err_set(err, TW_EINVAL, "user \"%s\": client-key-data is not base64", uname);
+		return tw_err_set(err, TW_EINVAL, "user \"%s\": client-key-data is not base64",
+		                  uname);
 	if (!ckd && ckf && (k->key_file = path_in(dir, ckf)) == NULL)
 		return TW_ENOMEM;
 	return 0;
 }
 
 int tw_k8s_kubeconfig_parse(const char *text, size_t len, const char *dir, const char *context,
-			    struct tw_k8s_kubeconfig *out, struct tw_err *err)
+                            struct tw_k8s_kubeconfig *out, struct tw_err *err)
 {
 	yaml_parser_t p;
 	yaml_document_t d;
@@ -281,7 +298,7 @@ int tw_k8s_kubeconfig_parse(const char *text, size_t len, const char *dir, const
 	yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
 	if (!yaml_parser_load(&p, &d)) {
 		int rc = tw_err_set(err, TW_EINVAL, "line %zu: %s", p.problem_mark.line + 1,
-				    p.problem ? p.problem : "YAML error");
+		                    p.problem ? p.problem : "YAML error");
 		yaml_parser_delete(&p);
 		return rc;
 	}
@@ -294,7 +311,7 @@ int tw_k8s_kubeconfig_parse(const char *text, size_t len, const char *dir, const
 }
 
 int tw_k8s_kubeconfig_load(const char *path, const char *context, struct tw_k8s_kubeconfig *out,
-			   struct tw_err *err)
+                           struct tw_err *err)
 {
 	char *text;
 	size_t len;
@@ -325,18 +342,20 @@ int tw_k8s_kubeconfig_load(const char *path, const char *context, struct tw_k8s_
 }
 
 int tw_k8s_kubeconfig_in_cluster(const char *sa_dir, struct tw_k8s_kubeconfig *out,
-				 struct tw_err *err)
+                                 struct tw_err *err)
 {
 	memset(out, 0, sizeof *out);
 	if (sa_dir == NULL)
 		sa_dir = getenv("TAPWORK_K8S_SA_DIR");
 	if (sa_dir == NULL || sa_dir[0] == '\0')
 		sa_dir = TW_K8S_SA_DIR;
-	const char *host = getenv("KUBERNETES_SERVICE_HOST"), *port = getenv("KUBERNETES_SERVICE_PORT");
+	const char *host = getenv("KUBERNETES_SERVICE_HOST"),
+	           *port = getenv("KUBERNETES_SERVICE_PORT");
 	if (host == NULL || host[0] == '\0')
-		return tw_err_set(err, TW_ENOENT,
-				  "not in a cluster (KUBERNETES_SERVICE_HOST unset) and no kubeconfig "
-				  "(set kubernetes.api.kubeconfig or $KUBECONFIG)");
+		return tw_err_set(
+		    err, TW_ENOENT,
+		    "not in a cluster (KUBERNETES_SERVICE_HOST unset) and no kubeconfig "
+		    "(set kubernetes.api.kubeconfig or $KUBECONFIG)");
 	if (port == NULL || port[0] == '\0')
 		port = "443";
 	size_t n = strlen(host) + strlen(port) + 16;
@@ -345,7 +364,8 @@ int tw_k8s_kubeconfig_in_cluster(const char *sa_dir, struct tw_k8s_kubeconfig *o
 	out->in_cluster = 1;
 	if ((out->server = malloc(n)) == NULL)
 		goto fail;
-	snprintf(out->server, n, strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s", host, port);
+	snprintf(out->server, n, strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s", host,
+	         port);
 	snprintf(buf, sizeof buf, "%s/token", sa_dir);
 	if ((out->token_file = strdup(buf)) == NULL)
 		goto fail;
@@ -377,7 +397,7 @@ fail:
 }
 
 int tw_k8s_kubeconfig_resolve(const char *path, const char *context, struct tw_k8s_kubeconfig *out,
-			      struct tw_err *err)
+                              struct tw_err *err)
 {
 	if (path && path[0])
 		return tw_k8s_kubeconfig_load(path, context, out, err);

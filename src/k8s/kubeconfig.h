@@ -24,34 +24,34 @@
 #define TW_K8S_KUBECONFIG_MAX (4u << 20) /* bytes of a kubeconfig or token file */
 
 struct tw_k8s_kubeconfig {
-	char *server;     /* "https://host:port" (no trailing slash) */
-	char *ca_file;    /* PEM file of the cluster CA, or NULL */
-	char *ca_pem;     /* decoded certificate-authority-data, or NULL */
+	char *server;  /* "https://host:port" (no trailing slash) */
+	char *ca_file; /* PEM file of the cluster CA, or NULL */
+	char *ca_pem;  /* decoded certificate-authority-data, or NULL */
 	size_t ca_len;
-	int insecure;     /* insecure-skip-tls-verify */
-	char *token;      /* a static bearer token, or NULL */
-	char *token_file; /* re-read periodically and on 401, or NULL */
+	int insecure;               /* insecure-skip-tls-verify */
+	char *token;                /* a static bearer token, or NULL */
+	char *token_file;           /* re-read periodically and on 401, or NULL */
 	char *cert_file, *key_file; /* client certificate and key files, or NULL */
 	char *cert_pem, *key_pem;   /* decoded *-data, or NULL */
 	size_t cert_len, key_len;
 	char *namespace; /* the context's namespace, the pod's in cluster; NULL = none */
 	int in_cluster;
-	char *source;    /* for messages: the file, or "in-cluster" */
+	char *source; /* for messages: the file, or "in-cluster" */
 };
 
 /* Load a kubeconfig file; context NULL = current-context. */
 int tw_k8s_kubeconfig_load(const char *path, const char *context, struct tw_k8s_kubeconfig *out,
-			   struct tw_err *err);
+                           struct tw_err *err);
 /* Load from YAML/JSON text; dir is where relative paths start (may be NULL). */
 int tw_k8s_kubeconfig_parse(const char *text, size_t len, const char *dir, const char *context,
-			    struct tw_k8s_kubeconfig *out, struct tw_err *err);
+                            struct tw_k8s_kubeconfig *out, struct tw_err *err);
 /* The in-cluster service account (sa_dir NULL = $TAPWORK_K8S_SA_DIR or the
  * standard directory). */
 int tw_k8s_kubeconfig_in_cluster(const char *sa_dir, struct tw_k8s_kubeconfig *out,
-				 struct tw_err *err);
+                                 struct tw_err *err);
 /* The precedence above: path (may be NULL), then $KUBECONFIG, then in-cluster. */
 int tw_k8s_kubeconfig_resolve(const char *path, const char *context, struct tw_k8s_kubeconfig *out,
-			      struct tw_err *err);
+                              struct tw_err *err);
 /* Read a token file (trailing whitespace trimmed) into a new string. */
 int tw_k8s_kubeconfig_read_token(const char *file, char **out, struct tw_err *err);
 void tw_k8s_kubeconfig_clear(struct tw_k8s_kubeconfig *k); /* NULL ok; wipes secrets */

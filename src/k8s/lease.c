@@ -39,7 +39,8 @@ int tw_k8s_lease_parse(const json_t *lease, struct tw_k8s_lease_obs *o)
 	return 0;
 }
 
-void tw_k8s_lease_observe(struct tw_k8s_lease_clock *ck, const struct tw_k8s_lease_obs *o, uint64_t now_ms)
+void tw_k8s_lease_observe(struct tw_k8s_lease_clock *ck, const struct tw_k8s_lease_obs *o,
+                          uint64_t now_ms)
 {
 	if (!o->exists) {
 		ck->seen_rv[0] = '\0';
@@ -52,8 +53,9 @@ void tw_k8s_lease_observe(struct tw_k8s_lease_clock *ck, const struct tw_k8s_lea
 	}
 }
 
-enum tw_k8s_lease_action tw_k8s_lease_decide(const struct tw_k8s_lease_clock *ck, const struct tw_k8s_lease_obs *o,
-					     const char *identity, uint64_t now_ms, uint64_t def_duration_ms)
+enum tw_k8s_lease_action tw_k8s_lease_decide(const struct tw_k8s_lease_clock *ck,
+                                             const struct tw_k8s_lease_obs *o, const char *identity,
+                                             uint64_t now_ms, uint64_t def_duration_ms)
 {
 	if (!o->exists)
 		return TW_K8S_LEASE_CREATE;
@@ -64,14 +66,17 @@ enum tw_k8s_lease_action tw_k8s_lease_decide(const struct tw_k8s_lease_clock *ck
 	uint64_t dur = o->duration_ms ? o->duration_ms : def_duration_ms;
 	/* only a version we have watched standing still for a whole duration
 	 * is expired; a version we have not seen yet is fresh */
-	if (strcmp(ck->seen_rv, o->rv) == 0 && now_ms >= ck->seen_at_ms && now_ms - ck->seen_at_ms >= dur)
+	if (strcmp(ck->seen_rv, o->rv) == 0 && now_ms >= ck->seen_at_ms &&
+	    now_ms - ck->seen_at_ms >= dur)
 		return TW_K8S_LEASE_TAKE;
 	return TW_K8S_LEASE_WAIT;
 }
 
-int tw_k8s_lease_is_leader(const struct tw_k8s_lease_clock *ck, uint64_t now_ms, uint64_t duration_ms)
+int tw_k8s_lease_is_leader(const struct tw_k8s_lease_clock *ck, uint64_t now_ms,
+                           uint64_t duration_ms)
 {
-	return ck->renewed_at_ms != 0 && now_ms >= ck->renewed_at_ms && now_ms - ck->renewed_at_ms < duration_ms;
+	return ck->renewed_at_ms != 0 && now_ms >= ck->renewed_at_ms &&
+	       now_ms - ck->renewed_at_ms < duration_ms;
 }
 
 void tw_k8s_time_micro(const struct timespec *t, char *buf, size_t len)
@@ -79,8 +84,8 @@ void tw_k8s_time_micro(const struct timespec *t, char *buf, size_t len)
 	struct tm tm;
 	time_t s = t->tv_sec;
 	gmtime_r(&s, &tm);
-	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-		 tm.tm_hour, tm.tm_min, tm.tm_sec, t->tv_nsec / 1000);
+	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, t->tv_nsec / 1000);
 }
 
 /* ---- HTTP glue ----------------------------------------------------------- */
@@ -95,11 +100,12 @@ struct tw_k8s_lease {
 	int was_leader;
 };
 
-int tw_k8s_lease_new(struct tw_k8s_client *c, const char *ns, const char *name, const char *identity,
-		     uint64_t duration_ms, struct tw_k8s_lease **out)
+int tw_k8s_lease_new(struct tw_k8s_client *c, const char *ns, const char *name,
+                     const char *identity, uint64_t duration_ms, struct tw_k8s_lease **out)
 {
-	if (duration_ms < 1000 || ns == NULL || name == NULL || identity == NULL || identity[0] == '\0' ||
-	    strlen(ns) > 253 || strlen(name) > 253 || strlen(identity) >= 256)
+	if (duration_ms < 1000 || ns == NULL || name == NULL || identity == NULL ||
+	    identity[0] == '\0' || strlen(ns) > 253 || strlen(name) > 253 ||
+	    strlen(identity) >= 256)
 		return TW_EINVAL;
 	struct tw_k8s_lease *l = calloc(1, sizeof *l);
 	if (l == NULL)
@@ -135,16 +141,17 @@ uint64_t tw_k8s_lease_period_ms(const struct tw_k8s_lease *l)
 }
 
 /* The Lease we write: cur (may be NULL) with our spec. */
-static json_t *lease_body(struct tw_k8s_lease *l, const json_t *cur, const struct tw_k8s_lease_obs *o,
-			  enum tw_k8s_lease_action a)
+static json_t *lease_body(struct tw_k8s_lease *l, const json_t *cur,
+                          const struct tw_k8s_lease_obs *o, enum tw_k8s_lease_action a)
 {
 	struct timespec now;
 	char ts[40];
 	clock_gettime(CLOCK_REALTIME, &now);
 	tw_k8s_time_micro(&now, ts, sizeof ts);
-	json_t *b = cur ? json_deep_copy(cur) : json_pack("{s:s, s:s, s:{s:s, s:s}}", "apiVersion",
-							  "coordination.k8s.io/v1", "kind", "Lease", "metadata",
-							  "name", l->name, "namespace", l->ns);
+	json_t *b =
+	    cur ? json_deep_copy(cur)
+	        : json_pack("{s:s, s:s, s:{s:s, s:s}}", "apiVersion", "coordination.k8s.io/v1",
+	                    "kind", "Lease", "metadata", "name", l->name, "namespace", l->ns);
 	if (b == NULL)
 		return NULL;
 	json_t *spec = json_object_get(b, "spec");
@@ -154,13 +161,15 @@ static json_t *lease_body(struct tw_k8s_lease *l, const json_t *cur, const struc
 	}
 	json_object_del(b, "status");
 	json_object_set_new(spec, "holderIdentity", json_string(l->identity));
-	json_object_set_new(spec, "leaseDurationSeconds", json_integer((json_int_t)((l->duration_ms + 999) / 1000)));
+	json_object_set_new(spec, "leaseDurationSeconds",
+	                    json_integer((json_int_t)((l->duration_ms + 999) / 1000)));
 	json_object_set_new(spec, "renewTime", json_string(ts));
 	if (a != TW_K8S_LEASE_RENEW || json_object_get(spec, "acquireTime") == NULL)
 		json_object_set_new(spec, "acquireTime", json_string(ts));
 	json_object_set_new(spec, "leaseTransitions",
-			    json_integer(a == TW_K8S_LEASE_TAKE && o->holder[0] ? (json_int_t)o->transitions + 1
-										 : (json_int_t)o->transitions));
+	                    json_integer(a == TW_K8S_LEASE_TAKE && o->holder[0]
+	                                     ? (json_int_t)o->transitions + 1
+	                                     : (json_int_t)o->transitions));
 	return b;
 }
 
@@ -170,8 +179,8 @@ int tw_k8s_lease_step(struct tw_k8s_lease *l, uint64_t now_ms, int *leader, stru
 	struct tw_k8s_lease_obs o;
 	int rc = tw_k8s_client_request(l->c, "GET", l->path, NULL, &r, err);
 	if (rc == 0 && r.status != 200 && r.status != 404)
-		rc = tw_err_set(err, TW_EIO, "GET lease %s/%s: HTTP %ld %s", l->ns, l->name, r.status,
-				tw_k8s_status_message(r.body));
+		rc = tw_err_set(err, TW_EIO, "GET lease %s/%s: HTTP %ld %s", l->ns, l->name,
+		                r.status, tw_k8s_status_message(r.body));
 	if (rc == 0 && tw_k8s_lease_parse(r.status == 200 ? r.body : NULL, &o) < 0)
 		rc = tw_err_set(err, TW_EPROTO, "lease %s/%s: no resourceVersion", l->ns, l->name);
 	if (rc < 0) {
@@ -179,7 +188,8 @@ int tw_k8s_lease_step(struct tw_k8s_lease *l, uint64_t now_ms, int *leader, stru
 		goto out;
 	}
 	tw_k8s_lease_observe(&l->ck, &o, now_ms);
-	enum tw_k8s_lease_action a = tw_k8s_lease_decide(&l->ck, &o, l->identity, now_ms, l->duration_ms);
+	enum tw_k8s_lease_action a =
+	    tw_k8s_lease_decide(&l->ck, &o, l->identity, now_ms, l->duration_ms);
 	if (a == TW_K8S_LEASE_WAIT) {
 		l->ck.renewed_at_ms = 0;
 		tw_k8s_resp_clear(&r);
@@ -190,7 +200,7 @@ int tw_k8s_lease_step(struct tw_k8s_lease *l, uint64_t now_ms, int *leader, stru
 	if (b == NULL)
 		return TW_ENOMEM;
 	rc = tw_k8s_client_request(l->c, a == TW_K8S_LEASE_CREATE ? "POST" : "PUT",
-				   a == TW_K8S_LEASE_CREATE ? l->coll : l->path, b, &r, err);
+	                           a == TW_K8S_LEASE_CREATE ? l->coll : l->path, b, &r, err);
 	json_decref(b);
 	if (rc == 0) {
 		if (r.status == 200 || r.status == 201) {
@@ -200,10 +210,12 @@ int tw_k8s_lease_step(struct tw_k8s_lease *l, uint64_t now_ms, int *leader, stru
 				tw_k8s_lease_observe(&l->ck, &mine, now_ms);
 		} else if (r.status == 409) { /* another replica wrote first */
 			l->ck.renewed_at_ms = 0;
-			tw_debug("[k8s lease] %s lost the race for %s/%s", tw_k8s_lease_action_name(a), l->ns, l->name);
+			tw_debug("[k8s lease] %s lost the race for %s/%s",
+			         tw_k8s_lease_action_name(a), l->ns, l->name);
 		} else {
-			rc = tw_err_set(err, TW_EIO, "%s lease %s/%s: HTTP %ld %s", tw_k8s_lease_action_name(a), l->ns,
-					l->name, r.status, tw_k8s_status_message(r.body));
+			rc = tw_err_set(err, TW_EIO, "%s lease %s/%s: HTTP %ld %s",
+			                tw_k8s_lease_action_name(a), l->ns, l->name, r.status,
+			                tw_k8s_status_message(r.body));
 		}
 	}
 	tw_k8s_resp_clear(&r);
@@ -211,7 +223,7 @@ out:
 	*leader = tw_k8s_lease_is_leader(&l->ck, now_ms, l->duration_ms);
 	if (*leader != l->was_leader)
 		tw_info("[k8s lease] %s/%s: %s is %s", l->ns, l->name, l->identity,
-			*leader ? "now the leader" : "no longer the leader");
+		        *leader ? "now the leader" : "no longer the leader");
 	l->was_leader = *leader;
 	return rc;
 }
@@ -226,7 +238,8 @@ int tw_k8s_lease_release(struct tw_k8s_lease *l, struct tw_err *err)
 	int rc = tw_k8s_client_request(l->c, "GET", l->path, NULL, &r, err);
 	if (rc < 0)
 		return rc;
-	const char *h = json_string_value(json_object_get(json_object_get(r.body, "spec"), "holderIdentity"));
+	const char *h =
+	    json_string_value(json_object_get(json_object_get(r.body, "spec"), "holderIdentity"));
 	if (r.status != 200 || h == NULL || strcmp(h, l->identity) != 0) {
 		tw_k8s_resp_clear(&r);
 		return 0;
@@ -241,7 +254,8 @@ int tw_k8s_lease_release(struct tw_k8s_lease *l, struct tw_err *err)
 	rc = tw_k8s_client_request(l->c, "PUT", l->path, b, &r, err);
 	json_decref(b);
 	if (rc == 0 && r.status != 200)
-		rc = tw_err_set(err, TW_EIO, "release lease %s/%s: HTTP %ld", l->ns, l->name, r.status);
+		rc = tw_err_set(err, TW_EIO, "release lease %s/%s: HTTP %ld", l->ns, l->name,
+		                r.status);
 	if (rc == 0)
 		tw_info("[k8s lease] %s/%s released by %s", l->ns, l->name, l->identity);
 	tw_k8s_resp_clear(&r);

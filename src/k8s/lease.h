@@ -49,11 +49,14 @@ const char *tw_k8s_lease_action_name(enum tw_k8s_lease_action a);
 /* Parse a Lease object (NULL = absent). 0 or TW_EPROTO. */
 int tw_k8s_lease_parse(const json_t *lease, struct tw_k8s_lease_obs *o);
 /* Note the observation: a new resourceVersion restarts the expiry clock. */
-void tw_k8s_lease_observe(struct tw_k8s_lease_clock *ck, const struct tw_k8s_lease_obs *o, uint64_t now_ms);
+void tw_k8s_lease_observe(struct tw_k8s_lease_clock *ck, const struct tw_k8s_lease_obs *o,
+                          uint64_t now_ms);
 /* The pure decision. def_duration_ms is used when the Lease has none. */
-enum tw_k8s_lease_action tw_k8s_lease_decide(const struct tw_k8s_lease_clock *ck, const struct tw_k8s_lease_obs *o,
-					     const char *identity, uint64_t now_ms, uint64_t def_duration_ms);
-int tw_k8s_lease_is_leader(const struct tw_k8s_lease_clock *ck, uint64_t now_ms, uint64_t duration_ms);
+enum tw_k8s_lease_action tw_k8s_lease_decide(const struct tw_k8s_lease_clock *ck,
+                                             const struct tw_k8s_lease_obs *o, const char *identity,
+                                             uint64_t now_ms, uint64_t def_duration_ms);
+int tw_k8s_lease_is_leader(const struct tw_k8s_lease_clock *ck, uint64_t now_ms,
+                           uint64_t duration_ms);
 /* "2026-12-07T07:27:12.123456Z" into buf (>= 32 bytes). */
 void tw_k8s_time_micro(const struct timespec *t, char *buf, size_t len);
 
@@ -61,8 +64,8 @@ void tw_k8s_time_micro(const struct timespec *t, char *buf, size_t len);
 
 struct tw_k8s_lease;
 /* ns, name, identity are copied; duration_ms > 0. */
-int tw_k8s_lease_new(struct tw_k8s_client *c, const char *ns, const char *name, const char *identity,
-		     uint64_t duration_ms, struct tw_k8s_lease **out);
+int tw_k8s_lease_new(struct tw_k8s_client *c, const char *ns, const char *name,
+                     const char *identity, uint64_t duration_ms, struct tw_k8s_lease **out);
 void tw_k8s_lease_free(struct tw_k8s_lease *l); /* NULL ok */
 /* One round: read the Lease, decide, write. *leader tells the result.
  * Returns 0, or the transport/HTTP failure (then *leader says whether we

@@ -44,13 +44,15 @@ static int blank(const char *s, size_t n)
 	return 1;
 }
 
-int tw_k8s_watch_event_parse(const char *line, size_t len, struct tw_k8s_event *ev, struct tw_err *err)
+int tw_k8s_watch_event_parse(const char *line, size_t len, struct tw_k8s_event *ev,
+                             struct tw_err *err)
 {
 	json_error_t je;
 	memset(ev, 0, sizeof *ev);
 	json_t *root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
 	if (root == NULL)
-		return tw_err_set(err, TW_EPROTO, "watch event: not JSON (%s at %d)", je.text, je.position);
+		return tw_err_set(err, TW_EPROTO, "watch event: not JSON (%s at %d)", je.text,
+		                  je.position);
 	int rc = 0;
 	const char *type = json_string_value(json_object_get(root, "type"));
 	json_t *obj = json_object_get(root, "object");
@@ -67,28 +69,32 @@ int tw_k8s_watch_event_parse(const char *line, size_t len, struct tw_k8s_event *
 		goto out;
 	}
 	if (!json_is_object(obj)) {
-		rc = tw_err_set(err, TW_EPROTO, "watch event %s: \"object\" is not an object", type);
+		rc =
+		    tw_err_set(err, TW_EPROTO, "watch event %s: \"object\" is not an object", type);
 		goto out;
 	}
 	ev->type = (enum tw_k8s_ev_type)t;
 	if (ev->type == TW_K8S_EV_ERROR) {
 		json_t *code = json_object_get(obj, "code");
 		ev->code = json_is_integer(code) && json_integer_value(code) > 0 &&
-				   json_integer_value(code) < 1000
-			       ? (long)json_integer_value(code)
-			       : 500;
+		                   json_integer_value(code) < 1000
+		               ? (long)json_integer_value(code)
+		               : 500;
 	} else {
 		json_t *md = json_object_get(obj, "metadata");
 		const char *rv = json_string_value(json_object_get(md, "resourceVersion"));
 		if (rv == NULL) {
-			rc = tw_err_set(err, TW_EPROTO, "watch event %s: no metadata.resourceVersion", type);
+			rc = tw_err_set(err, TW_EPROTO,
+			                "watch event %s: no metadata.resourceVersion", type);
 			goto out;
 		}
 		if (ev->type != TW_K8S_EV_BOOKMARK) {
 			const char *name = json_string_value(json_object_get(md, "name"));
 			json_t *ns = json_object_get(md, "namespace");
 			if (name == NULL || name[0] == '\0' || (ns && !json_is_string(ns))) {
-				rc = tw_err_set(err, TW_EPROTO, "watch event %s: bad metadata.name/namespace", type);
+				rc =
+				    tw_err_set(err, TW_EPROTO,
+				               "watch event %s: bad metadata.name/namespace", type);
 				goto out;
 			}
 		}
@@ -99,8 +105,8 @@ out:
 	return rc;
 }
 
-int tw_k8s_watch_lines_next(struct tw_k8s_watch_lines *p, const char *data, size_t len, size_t *consumed,
-			    struct tw_k8s_event *ev, struct tw_err *err)
+int tw_k8s_watch_lines_next(struct tw_k8s_watch_lines *p, const char *data, size_t len,
+                            size_t *consumed, struct tw_k8s_event *ev, struct tw_err *err)
 {
 	size_t off = 0;
 	memset(ev, 0, sizeof *ev);
@@ -110,7 +116,8 @@ int tw_k8s_watch_lines_next(struct tw_k8s_watch_lines *p, const char *data, size
 			if (tw_dbuf_append(&p->line, data + off, len - off) < 0) {
 				tw_dbuf_reset(&p->line);
 				*consumed = len;
-				return tw_err_set(err, TW_ELIMIT, "watch event longer than %zu bytes", p->line.cap);
+				return tw_err_set(err, TW_ELIMIT,
+				                  "watch event longer than %zu bytes", p->line.cap);
 			}
 			*consumed = len;
 			return TW_EAGAIN;
@@ -123,14 +130,15 @@ int tw_k8s_watch_lines_next(struct tw_k8s_watch_lines *p, const char *data, size
 			if (tw_dbuf_append(&p->line, line, n) < 0) {
 				tw_dbuf_reset(&p->line);
 				*consumed = off;
-				return tw_err_set(err, TW_ELIMIT, "watch event longer than %zu bytes",
-						  p->line.cap);
+				return tw_err_set(err, TW_ELIMIT,
+				                  "watch event longer than %zu bytes", p->line.cap);
 			}
 			line = p->line.data;
 			ll = p->line.len;
 		} else if (n > p->line.cap) {
 			*consumed = off;
-			return tw_err_set(err, TW_ELIMIT, "watch event longer than %zu bytes", p->line.cap);
+			return tw_err_set(err, TW_ELIMIT, "watch event longer than %zu bytes",
+			                  p->line.cap);
 		}
 		if (blank(line, ll)) {
 			tw_dbuf_reset(&p->line);
@@ -153,12 +161,12 @@ struct tw_k8s_watch {
 	struct tw_k8s_client *c;
 	const atomic_int *stop;
 	enum tw_k8s_watch_state state;
-	char rv[128];          /* watch from here */
-	unsigned failures;     /* consecutive, for the backoff */
+	char rv[128];      /* watch from here */
+	unsigned failures; /* consecutive, for the backoff */
 	uint64_t retry_after_s;
 	struct tw_k8s_watch_lines lines;
-	int stream_rc;         /* why the stream callback stopped */
-	int gone;              /* 410 seen in the stream */
+	int stream_rc; /* why the stream callback stopped */
+	int gone;      /* 410 seen in the stream */
 	size_t stream_events;
 	struct tw_k8s_watch_stats st;
 };
@@ -175,8 +183,8 @@ static void set_state(struct tw_k8s_watch *w, enum tw_k8s_watch_state to, const 
 {
 	if (w->state == to)
 		return;
-	TW_LOG(to == TW_K8S_W_BACKOFF ? TW_LOG_WARN : TW_LOG_DEBUG, "[k8s %s] %s -> %s (%s)", w->kind,
-	       tw_k8s_watch_state_name(w->state), tw_k8s_watch_state_name(to), why);
+	TW_LOG(to == TW_K8S_W_BACKOFF ? TW_LOG_WARN : TW_LOG_DEBUG, "[k8s %s] %s -> %s (%s)",
+	       w->kind, tw_k8s_watch_state_name(w->state), tw_k8s_watch_state_name(to), why);
 	w->state = to;
 }
 
@@ -192,8 +200,8 @@ static char *sdup(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
-int tw_k8s_watch_new(const struct tw_k8s_watch_opts *o, struct tw_k8s_client *c, const atomic_int *stop,
-		     struct tw_k8s_watch **out)
+int tw_k8s_watch_new(const struct tw_k8s_watch_opts *o, struct tw_k8s_client *c,
+                     const atomic_int *stop, struct tw_k8s_watch **out)
 {
 	struct tw_k8s_watch *w = calloc(1, sizeof *w);
 	if (w == NULL)
@@ -215,8 +223,8 @@ int tw_k8s_watch_new(const struct tw_k8s_watch_opts *o, struct tw_k8s_client *c,
 	if (!w->o.backoff_max_ms)
 		w->o.backoff_max_ms = 30000;
 	tw_k8s_watch_lines_init(&w->lines, o->line_max);
-	if (w->kind == NULL || w->path == NULL || (o->ns && !w->ns) || (o->label_selector && !w->lsel) ||
-	    (o->field_selector && !w->fsel)) {
+	if (w->kind == NULL || w->path == NULL || (o->ns && !w->ns) ||
+	    (o->label_selector && !w->lsel) || (o->field_selector && !w->fsel)) {
 		tw_k8s_watch_free(w);
 		return TW_ENOMEM;
 	}
@@ -321,16 +329,18 @@ int tw_k8s_watch_apply(struct tw_k8s_watch *w, const struct tw_k8s_event *ev, st
 	const char *rv = json_string_value(json_object_get(md, "resourceVersion"));
 	int rc = 0, changed = 0;
 	if (ev->type == TW_K8S_EV_ERROR)
-		return tw_err_set(err, ev->code == 410 ? TW_ENOENT : TW_EPROTO, "watch ERROR %ld: %s", ev->code,
-				  tw_k8s_status_message(ev->object));
+		return tw_err_set(err, ev->code == 410 ? TW_ENOENT : TW_EPROTO,
+		                  "watch ERROR %ld: %s", ev->code,
+		                  tw_k8s_status_message(ev->object));
 	if (ev->type != TW_K8S_EV_BOOKMARK) {
 		const char *name = json_string_value(json_object_get(md, "name"));
 		const char *ns = json_string_value(json_object_get(md, "namespace"));
 		if (ns == NULL)
 			ns = "";
 		if (w->ns && strcmp(ns, w->ns) != 0)
-			return tw_err_set(err, TW_EPROTO, "watch event for %s/%s outside namespace %s", ns,
-					  name ? name : "", w->ns);
+			return tw_err_set(err, TW_EPROTO,
+			                  "watch event for %s/%s outside namespace %s", ns,
+			                  name ? name : "", w->ns);
 		lock(w);
 		if (ev->type == TW_K8S_EV_DELETED) {
 			changed = tw_k8s_store_del(w->o.store, ns, name) == 0;
@@ -345,7 +355,8 @@ int tw_k8s_watch_apply(struct tw_k8s_watch *w, const struct tw_k8s_event *ev, st
 		}
 		unlock(w);
 		if (rc < 0)
-			return tw_err_set(err, rc, "store %s/%s: %s", ns, name ? name : "", tw_strerror(rc));
+			return tw_err_set(err, rc, "store %s/%s: %s", ns, name ? name : "",
+			                  tw_strerror(rc));
 	}
 	if (rv && strlen(rv) < sizeof w->rv)
 		snprintf(w->rv, sizeof w->rv, "%s", rv);
@@ -372,12 +383,14 @@ static int base_query(struct tw_k8s_watch *w, char *q, size_t cap)
 
 /* An HTTP failure: code for the state machine, message in err. 410 is
  * TW_ENOENT (relist), 401 TW_EPERM (re-read the token). */
-static int http_fail(struct tw_k8s_watch *w, const char *what, const struct tw_k8s_resp *r, struct tw_err *err)
+static int http_fail(struct tw_k8s_watch *w, const char *what, const struct tw_k8s_resp *r,
+                     struct tw_err *err)
 {
 	w->retry_after_s = r->retry_after_s;
 	int code = r->status == 410 ? TW_ENOENT : r->status == 401 ? TW_EPERM : TW_EIO;
 	const char *m = tw_k8s_status_message(r->body);
-	return tw_err_set(err, code, "%s %s: HTTP %ld%s%s", what, w->path, r->status, m[0] ? ": " : "", m);
+	return tw_err_set(err, code, "%s %s: HTTP %ld%s%s", what, w->path, r->status,
+	                  m[0] ? ": " : "", m);
 }
 
 int tw_k8s_watch_list(struct tw_k8s_watch *w, size_t *changed, struct tw_err *err)
@@ -391,7 +404,8 @@ int tw_k8s_watch_list(struct tw_k8s_watch *w, size_t *changed, struct tw_err *er
 	snprintf(lim, sizeof lim, "%u", w->o.page_limit);
 	for (;;) {
 		struct tw_k8s_resp r;
-		if ((rc = base_query(w, q, sizeof q)) < 0 || (rc = tw_k8s_client_query(q, sizeof q, "limit", lim)) < 0 ||
+		if ((rc = base_query(w, q, sizeof q)) < 0 ||
+		    (rc = tw_k8s_client_query(q, sizeof q, "limit", lim)) < 0 ||
 		    (cont[0] && (rc = tw_k8s_client_query(q, sizeof q, "continue", cont)) < 0)) {
 			rc = tw_err_set(err, rc, "list %s: query too long", w->path);
 			break;
@@ -408,14 +422,17 @@ int tw_k8s_watch_list(struct tw_k8s_watch *w, size_t *changed, struct tw_err *er
 		json_array_foreach(rc == 0 ? items : NULL, i, it)
 		{
 			if (tw_k8s_store_put(fresh, it) < 0) {
-				rc = tw_err_set(err, TW_EPROTO, "list %s: item %zu has no metadata.name", w->path, i);
+				rc = tw_err_set(err, TW_EPROTO,
+				                "list %s: item %zu has no metadata.name", w->path,
+				                i);
 				break;
 			}
 		}
 		const char *lrv = json_string_value(json_object_get(md, "resourceVersion"));
 		const char *c = json_string_value(json_object_get(md, "continue"));
 		if (rc == 0 && (lrv == NULL || strlen(lrv) >= sizeof rv))
-			rc = tw_err_set(err, TW_EPROTO, "list %s: no metadata.resourceVersion", w->path);
+			rc = tw_err_set(err, TW_EPROTO, "list %s: no metadata.resourceVersion",
+			                w->path);
 		if (rc == 0) {
 			snprintf(rv, sizeof rv, "%s", lrv);
 			if (c && c[0] && strlen(c) < sizeof cont)
@@ -503,8 +520,9 @@ static int watch_once(struct tw_k8s_watch *w, struct tw_err *err)
 	if (rc == 0 && r.status != 200)
 		rc = http_fail(w, "watch", &r, err);
 	if (rc < 0 && w->gone)
-		rc = tw_err_set(err, TW_ENOENT, "watch %s from %s: 410 Gone (resourceVersion too old)", w->path,
-				w->rv);
+		rc = tw_err_set(err, TW_ENOENT,
+		                "watch %s from %s: 410 Gone (resourceVersion too old)", w->path,
+		                w->rv);
 	tw_k8s_resp_clear(&r);
 	return rc;
 }
@@ -565,21 +583,23 @@ void tw_k8s_watch_run(struct tw_k8s_watch *w)
 			if (!first)
 				atomic_fetch_add(&w->st.relists, 1);
 			if (first)
-				tw_info("[k8s %s] listed %llu objects at resourceVersion %s", w->kind,
-					(unsigned long long)atomic_load(&w->st.objects), w->rv);
+				tw_info("[k8s %s] listed %llu objects at resourceVersion %s",
+				        w->kind, (unsigned long long)atomic_load(&w->st.objects),
+				        w->rv);
 			first = 0;
 			w->failures = 0;
 			atomic_store(&w->st.synced, 1);
 			if (w->o.on_change)
-				w->o.on_change(w->o.arg); /* "synced" is news even without changes */
+				w->o.on_change(
+				    w->o.arg); /* "synced" is news even without changes */
 			set_state(w, TW_K8S_W_WATCH, "listed");
 		} else if (w->state == TW_K8S_W_WATCH) {
 			rc = watch_once(w, &err);
 			if (rc == 0) {
-				tw_debug("[k8s %s] watch ended after %zu events; again from %s", w->kind,
-					 w->stream_events, w->rv);
+				tw_debug("[k8s %s] watch ended after %zu events; again from %s",
+				         w->kind, w->stream_events, w->rv);
 				w->failures = 0;
-					continue;
+				continue;
 			}
 			if (w->stream_events > 0)
 				w->failures = 0;

@@ -31,7 +31,13 @@
 
 /* ---- the event parser ---- */
 
-enum tw_k8s_ev_type { TW_K8S_EV_ADDED = 0, TW_K8S_EV_MODIFIED, TW_K8S_EV_DELETED, TW_K8S_EV_BOOKMARK, TW_K8S_EV_ERROR };
+enum tw_k8s_ev_type {
+	TW_K8S_EV_ADDED = 0,
+	TW_K8S_EV_MODIFIED,
+	TW_K8S_EV_DELETED,
+	TW_K8S_EV_BOOKMARK,
+	TW_K8S_EV_ERROR
+};
 
 struct tw_k8s_event {
 	enum tw_k8s_ev_type type;
@@ -53,10 +59,11 @@ void tw_k8s_watch_lines_free(struct tw_k8s_watch_lines *p);
  * JSON, not an event). *consumed says how much of the slice was used in
  * every case; call again with the rest. Blank lines are skipped. After an
  * error the parser is reset (the stream should be dropped). */
-int tw_k8s_watch_lines_next(struct tw_k8s_watch_lines *p, const char *data, size_t len, size_t *consumed,
-			    struct tw_k8s_event *ev, struct tw_err *err);
+int tw_k8s_watch_lines_next(struct tw_k8s_watch_lines *p, const char *data, size_t len,
+                            size_t *consumed, struct tw_k8s_event *ev, struct tw_err *err);
 /* Check and decode one complete line (no newline). Used by _next. */
-int tw_k8s_watch_event_parse(const char *line, size_t len, struct tw_k8s_event *ev, struct tw_err *err);
+int tw_k8s_watch_event_parse(const char *line, size_t len, struct tw_k8s_event *ev,
+                             struct tw_err *err);
 
 /* ---- the informer ---- */
 
@@ -88,16 +95,16 @@ struct tw_k8s_watch_opts {
 	pthread_mutex_t *lock;
 	void (*on_change)(void *arg); /* after a change (lock released) */
 	void *arg;
-	unsigned page_limit;  /* list page size, default 500 */
-	unsigned timeout_s;   /* watch timeoutSeconds, default 300 (+ up to 10% jitter) */
-	size_t line_max;      /* 0 = TW_K8S_WATCH_LINE_MAX */
+	unsigned page_limit; /* list page size, default 500 */
+	unsigned timeout_s;  /* watch timeoutSeconds, default 300 (+ up to 10% jitter) */
+	size_t line_max;     /* 0 = TW_K8S_WATCH_LINE_MAX */
 	unsigned backoff_min_ms, backoff_max_ms; /* default 1000, 30000 */
 };
 
 struct tw_k8s_watch;
 
-int tw_k8s_watch_new(const struct tw_k8s_watch_opts *o, struct tw_k8s_client *c, const atomic_int *stop,
-		     struct tw_k8s_watch **out);
+int tw_k8s_watch_new(const struct tw_k8s_watch_opts *o, struct tw_k8s_client *c,
+                     const atomic_int *stop, struct tw_k8s_watch **out);
 void tw_k8s_watch_free(struct tw_k8s_watch *w); /* NULL ok; the client stays the caller's */
 /* Run until *stop is set (blocking; on the informer's own thread). */
 void tw_k8s_watch_run(struct tw_k8s_watch *w);

@@ -73,18 +73,20 @@ static void defaults(void **state)
 
 static void all_keys(void **state)
 {
-	struct tw_config *cfg = load_ok(BASE "kubernetes:\n"
-					     "  api: {kubeconfig: /etc/kube/config, context: prod}\n"
-					     "  ingress:\n"
-					     "    class: edge\n"
-					     "    controller: example.com/edge\n"
-					     "    watch_without_class: true\n"
-					     "    namespaces: [team-a, team-b]\n"
-					     "    publish_service: ingress/tapwork\n"
-					     "    publish_address: [203.0.113.7, lb.example]\n"
-					     "    default_backend: fallback\n"
-					     "    external_name: true\n"
-					     "  leader_election: {lease: edge-lock, namespace: ingress, duration: 30s, identity: pod-1}\n");
+	struct tw_config *cfg =
+	    load_ok(BASE "kubernetes:\n"
+	                 "  api: {kubeconfig: /etc/kube/config, context: prod}\n"
+	                 "  ingress:\n"
+	                 "    class: edge\n"
+	                 "    controller: example.com/edge\n"
+	                 "    watch_without_class: true\n"
+	                 "    namespaces: [team-a, team-b]\n"
+	                 "    publish_service: ingress/tapwork\n"
+	                 "    publish_address: [203.0.113.7, lb.example]\n"
+	                 "    default_backend: fallback\n"
+	                 "    external_name: true\n"
+	                 "  leader_election: {lease: edge-lock, namespace: ingress, duration: 30s, "
+	                 "identity: pod-1}\n");
 	const struct tw_conf_k8s *k = &cfg->k8s;
 	assert_string_equal(k->kubeconfig, "/etc/kube/config");
 	assert_string_equal(k->context, "prod");
@@ -109,23 +111,29 @@ static void all_keys(void **state)
 static void errors(void **state)
 {
 	load_err(BASE "kubernetes:\n  ingress: {default_backend: fallbak}\n",
-		 "t.yaml:9:30: kubernetes.ingress.default_backend: unknown backend \"fallbak\" (did you mean "
-		 "fallback?); default_backend names a backend of this file");
+	         "t.yaml:9:30: kubernetes.ingress.default_backend: unknown backend \"fallbak\" "
+	         "(did you mean "
+	         "fallback?); default_backend names a backend of this file");
 	load_err(BASE "kubernetes:\n  ingress: {default_backend: zzzzzzzzzz}\n",
-		 "t.yaml:9:30: kubernetes.ingress.default_backend: unknown backend \"zzzzzzzzzz\"; "
-		 "default_backend names a backend of this file's `backends:`");
+	         "t.yaml:9:30: kubernetes.ingress.default_backend: unknown backend \"zzzzzzzzzz\"; "
+	         "default_backend names a backend of this file's `backends:`");
 	load_err(BASE "kubernetes:\n  ingress: {publish_service: tapwork}\n",
-		 "t.yaml:9:30: kubernetes.ingress.publish_service: expected \"namespace/name\" of a Service, "
-		 "got \"tapwork\"");
+	         "t.yaml:9:30: kubernetes.ingress.publish_service: expected \"namespace/name\" of "
+	         "a Service, "
+	         "got \"tapwork\"");
 	load_err(BASE "kubernetes:\n  ingress: {publish_service: a/b/c}\n",
-		 "t.yaml:9:30: kubernetes.ingress.publish_service: expected \"namespace/name\" of a Service, "
-		 "got \"a/b/c\"");
+	         "t.yaml:9:30: kubernetes.ingress.publish_service: expected \"namespace/name\" of "
+	         "a Service, "
+	         "got \"a/b/c\"");
 	load_err(BASE "kubernetes:\n  ingress: {namespaces: [Team_A]}\n",
-		 "t.yaml:9:26: kubernetes.ingress.namespaces[0]: \"Team_A\" is not a Kubernetes namespace "
-		 "name (lower-case DNS label)");
+	         "t.yaml:9:26: kubernetes.ingress.namespaces[0]: \"Team_A\" is not a Kubernetes "
+	         "namespace "
+	         "name (lower-case DNS label)");
 	load_err(BASE "kubernetes:\n  leader_election: {duration: 1s}\n",
-		 "t.yaml:9:31: kubernetes.leader_election.duration: \"1s\" is out of range (2000..300000 ms)");
-	load_err(BASE "kubernetes:\n  ingres: {}\n", "t.yaml:9:3: kubernetes.ingres: unknown key (did you mean ingress?)");
+	         "t.yaml:9:31: kubernetes.leader_election.duration: \"1s\" is out of range "
+	         "(2000..300000 ms)");
+	load_err(BASE "kubernetes:\n  ingres: {}\n",
+	         "t.yaml:9:3: kubernetes.ingres: unknown key (did you mean ingress?)");
 }
 
 int main(void)

@@ -61,8 +61,9 @@ static void respond(int fd, int status, const char *body)
 {
 	char h[256];
 	int n = snprintf(h, sizeof h,
-			 "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
-			 status, strlen(body));
+	                 "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: "
+	                 "%zu\r\nConnection: close\r\n\r\n",
+	                 status, strlen(body));
 	send_all(fd, h, (size_t)n);
 	send_all(fd, body, strlen(body));
 }
@@ -71,7 +72,8 @@ static void respond(int fd, int status, const char *body)
  * until the client goes away or the server stops. */
 static void stream(int fd, const char *lines, int hold)
 {
-	const char *h = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n";
+	const char *h =
+	    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n";
 	send_all(fd, h, strlen(h));
 	/* in small pieces, to cross chunk boundaries */
 	for (size_t off = 0, n = strlen(lines); off < n; off += 7) {
@@ -93,9 +95,10 @@ static const char *item(const char *name, const char *rv)
 {
 	static __thread char b[512];
 	snprintf(b, sizeof b,
-		 "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"default\",\"resourceVersion\":\"%s\",\"uid\":\"uid-%s\"},"
-		 "\"spec\":{}}",
-		 name, rv, name);
+	         "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"default\",\"resourceVersion\":\"%"
+	         "s\",\"uid\":\"uid-%s\"},"
+	         "\"spec\":{}}",
+	         name, rv, name);
 	return b;
 }
 
@@ -114,20 +117,25 @@ static void handle(int fd, const char *method, const char *target, const char *b
 			if (lease[0])
 				respond(fd, 200, lease);
 			else
-				respond(fd, 404, "{\"kind\":\"Status\",\"code\":404,\"message\":\"not found\"}");
+				respond(
+				    fd, 404,
+				    "{\"kind\":\"Status\",\"code\":404,\"message\":\"not found\"}");
 		} else {
 			json_t *l = json_loads(body, 0, NULL);
-			const char *rv = json_string_value(json_object_get(json_object_get(l, "metadata"), "resourceVersion"));
+			const char *rv = json_string_value(
+			    json_object_get(json_object_get(l, "metadata"), "resourceVersion"));
 			char want[16];
 			snprintf(want, sizeof want, "%d", lease_rv);
 			if (strcmp(method, "PUT") == 0 && (rv == NULL || strcmp(rv, want) != 0)) {
 				respond(fd, 409, "{\"kind\":\"Status\",\"code\":409}");
 			} else {
-				const char *holder = json_string_value(json_object_get(json_object_get(l, "spec"), "holderIdentity"));
+				const char *holder = json_string_value(
+				    json_object_get(json_object_get(l, "spec"), "holderIdentity"));
 				if (strcmp(method, "PUT") == 0 && holder && holder[0] == '\0')
 					lease_released = 1;
 				snprintf(want, sizeof want, "%d", ++lease_rv);
-				json_object_set_new(json_object_get(l, "metadata"), "resourceVersion", json_string(want));
+				json_object_set_new(json_object_get(l, "metadata"),
+				                    "resourceVersion", json_string(want));
 				char *t = json_dumps(l, JSON_COMPACT);
 				snprintf(lease, sizeof lease, "%s", t);
 				free(t);
@@ -162,14 +170,16 @@ static void handle(int fd, const char *method, const char *target, const char *b
 			pthread_mutex_unlock(&smu);
 			if (nth == 1) {
 				snprintf(buf, sizeof buf,
-					 "{\"type\":\"ADDED\",\"object\":%s}\n"
-					 "{\"type\":\"BOOKMARK\",\"object\":{\"metadata\":{\"resourceVersion\":\"14\"}}}\n",
-					 item("c", "13"));
+				         "{\"type\":\"ADDED\",\"object\":%s}\n"
+				         "{\"type\":\"BOOKMARK\",\"object\":{\"metadata\":{"
+				         "\"resourceVersion\":\"14\"}}}\n",
+				         item("c", "13"));
 				stream(fd, buf, 0);
 			} else if (nth == 2) {
 				sleep_ms(300); /* let an apply see c first (bursts are coalesced) */
 				stream(fd,
-				       "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"code\":410,\"reason\":\"Expired\","
+				       "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\","
+				       "\"code\":410,\"reason\":\"Expired\","
 				       "\"message\":\"too old resource version\"}}\n",
 				       0);
 			} else {
@@ -181,11 +191,14 @@ static void handle(int fd, const char *method, const char *target, const char *b
 		pages_served++;
 		pthread_mutex_unlock(&smu);
 		if (strstr(q, "continue=p2"))
-			snprintf(buf, sizeof buf, "{\"metadata\":{\"resourceVersion\":\"12\"},\"items\":[%s]}", item("b", "11"));
+			snprintf(buf, sizeof buf,
+			         "{\"metadata\":{\"resourceVersion\":\"12\"},\"items\":[%s]}",
+			         item("b", "11"));
 		else
 			snprintf(buf, sizeof buf,
-				 "{\"metadata\":{\"resourceVersion\":\"12\",\"continue\":\"p2\"},\"items\":[%s]}",
-				 item("a", "10"));
+			         "{\"metadata\":{\"resourceVersion\":\"12\",\"continue\":\"p2\"},"
+			         "\"items\":[%s]}",
+			         item("a", "10"));
 		respond(fd, 200, buf);
 		return;
 	}
@@ -198,11 +211,13 @@ static void handle(int fd, const char *method, const char *target, const char *b
 		int busy = services_429 > 0 ? services_429-- : 0;
 		pthread_mutex_unlock(&smu);
 		if (busy) {
-			const char *b = "{\"kind\":\"Status\",\"code\":429,\"message\":\"slow down\"}";
+			const char *b =
+			    "{\"kind\":\"Status\",\"code\":429,\"message\":\"slow down\"}";
 			char h[256];
 			int n = snprintf(h, sizeof h,
-					 "HTTP/1.1 429 X\r\nRetry-After: 2\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
-					 strlen(b));
+			                 "HTTP/1.1 429 X\r\nRetry-After: 2\r\nContent-Length: "
+			                 "%zu\r\nConnection: close\r\n\r\n",
+			                 strlen(b));
 			send_all(fd, h, (size_t)n);
 			send_all(fd, b, strlen(b));
 			return;
@@ -295,10 +310,11 @@ static int apply(void *arg, struct tw_k8s_controller *ctl, const struct tw_k8s_v
 		    .ns = o->ns,
 		    .name = o->name,
 		    .verdict = strcmp(o->name, "a") == 0   ? TW_K8S_SERVED
-			       : strcmp(o->name, "b") == 0 ? TW_K8S_REJECTED
-							   : TW_K8S_NOT_OURS,
+		               : strcmp(o->name, "b") == 0 ? TW_K8S_REJECTED
+		                                           : TW_K8S_NOT_OURS,
 		    .reason = strcmp(o->name, "b") == 0 ? "bad annotation" : NULL,
-		    .message = strcmp(o->name, "b") == 0 ? "tapwork.dev/timeout: not a duration" : NULL};
+		    .message =
+		        strcmp(o->name, "b") == 0 ? "tapwork.dev/timeout: not a duration" : NULL};
 	}
 	atomic_store(&e->last_count, (int)n);
 	atomic_fetch_add(&e->applies, 1);
@@ -383,13 +399,14 @@ static void token_and_retry_after(void **state)
 	snprintf(tok, sizeof tok, "%s/token", dir);
 	write_text(tok, "old-token\n");
 	snprintf(text, sizeof text,
-		 "current-context: t\n"
-		 "contexts: [{name: t, context: {cluster: c, user: u}}]\n"
-		 "clusters: [{name: c, cluster: {server: \"http://127.0.0.1:%d\"}}]\n"
-		 "users: [{name: u, user: {tokenFile: token}}]\n",
-		 port);
+	         "current-context: t\n"
+	         "contexts: [{name: t, context: {cluster: c, user: u}}]\n"
+	         "clusters: [{name: c, cluster: {server: \"http://127.0.0.1:%d\"}}]\n"
+	         "users: [{name: u, user: {tokenFile: token}}]\n",
+	         port);
 	write_text(kc, text);
-	struct tw_conf_k8s conf = {.kubeconfig = kc, .lease_namespace = "default", .identity = "pod-2"};
+	struct tw_conf_k8s conf = {
+	    .kubeconfig = kc, .lease_namespace = "default", .identity = "pod-2"};
 	static struct edge e;
 	struct tw_k8s_controller_cbs cbs = {.apply = apply, .arg = &e};
 	struct tw_err err = {0};
@@ -427,21 +444,21 @@ static void end_to_end(void **state)
 	assert_true(kfd >= 0);
 	char text[1024];
 	int tl = snprintf(text, sizeof text,
-			  "current-context: t\n"
-			  "contexts: [{name: t, context: {cluster: c, user: u}}]\n"
-			  "clusters: [{name: c, cluster: {server: \"http://127.0.0.1:%d\"}}]\n"
-			  "users: [{name: u, user: {token: test-token}}]\n",
-			  port);
+	                  "current-context: t\n"
+	                  "contexts: [{name: t, context: {cluster: c, user: u}}]\n"
+	                  "clusters: [{name: c, cluster: {server: \"http://127.0.0.1:%d\"}}]\n"
+	                  "users: [{name: u, user: {token: test-token}}]\n",
+	                  port);
 	assert_int_equal(write(kfd, text, (size_t)tl), tl);
 	close(kfd);
 
 	char *pub[] = {"203.0.113.7"};
 	struct tw_conf_k8s conf = {.kubeconfig = kc,
-				   .ingress = {.publish_address = pub, .npublish_address = 1},
-				   .lease_name = "tapwork-leader",
-				   .lease_namespace = "default",
-				   .lease_duration_ms = 15000,
-				   .identity = "test-pod"};
+	                           .ingress = {.publish_address = pub, .npublish_address = 1},
+	                           .lease_name = "tapwork-leader",
+	                           .lease_namespace = "default",
+	                           .lease_duration_ms = 15000,
+	                           .identity = "test-pod"};
 	static struct edge e;
 	struct tw_k8s_controller_cbs cbs = {.apply = apply, .arg = &e};
 	struct tw_err err = {0};
@@ -453,9 +470,11 @@ static void end_to_end(void **state)
 	assert_int_equal(tw_k8s_controller_wait_synced(ctl, 10000), 0);
 	assert_true(tw_k8s_controller_synced(ctl));
 	if (!wait_for(relisted_without_c, &e, 10000))
-		fail_msg("no relist dropping c: saw_c=%d count=%d", atomic_load(&e.saw_c), atomic_load(&e.last_count));
+		fail_msg("no relist dropping c: saw_c=%d count=%d", atomic_load(&e.saw_c),
+		         atomic_load(&e.last_count));
 	if (!wait_for(writes_done, NULL, 10000))
-		fail_msg("no status/event writes: patches=%d events=%d", status_patches, events_posted);
+		fail_msg("no status/event writes: patches=%d events=%d", status_patches,
+		         events_posted);
 	assert_true(tw_k8s_controller_leader(ctl));
 	sleep_ms(300);
 	pthread_mutex_lock(&smu);

@@ -16,47 +16,46 @@
 #include "k8s/kubeconfig.h"
 
 /* base64("CA PEM") = Q0EgUEVN, base64("CERT") = Q0VSVA==, base64("KEY!") = S0VZIQ== */
-static const char kc_main[] =
-    "apiVersion: v1\n"
-    "kind: Config\n"
-    "current-context: dev\n"
-    "clusters:\n"
-    "- name: prod\n"
-    "  cluster:\n"
-    "    server: https://prod.example:6443/\n"
-    "    certificate-authority-data: Q0EgUEVN\n"
-    "- name: local\n"
-    "  cluster:\n"
-    "    server: https://127.0.0.1:6443\n"
-    "    certificate-authority: certs/ca.crt\n"
-    "    insecure-skip-tls-verify: true\n"
-    "users:\n"
-    "- name: admin\n"
-    "  user:\n"
-    "    client-certificate-data: Q0VSVA==\n"
-    "    client-key-data: S0VZIQ==\n"
-    "- name: dev\n"
-    "  user:\n"
-    "    tokenFile: token\n"
-    "- name: bot\n"
-    "  user:\n"
-    "    token: abc.def\n"
-    "- name: plugin\n"
-    "  user:\n"
-    "    exec: {command: aws}\n"
-    "contexts:\n"
-    "- name: dev\n"
-    "  context: {cluster: local, user: dev, namespace: team-a}\n"
-    "- name: prod\n"
-    "  context: {cluster: prod, user: admin}\n"
-    "- name: bot\n"
-    "  context: {cluster: prod, user: bot}\n"
-    "- name: broken\n"
-    "  context: {cluster: nowhere, user: bot}\n"
-    "- name: plugin\n"
-    "  context: {cluster: prod, user: plugin}\n"
-    "- name: nouser\n"
-    "  context: {cluster: prod, user: ghost}\n";
+static const char kc_main[] = "apiVersion: v1\n"
+                              "kind: Config\n"
+                              "current-context: dev\n"
+                              "clusters:\n"
+                              "- name: prod\n"
+                              "  cluster:\n"
+                              "    server: https://prod.example:6443/\n"
+                              "    certificate-authority-data: Q0EgUEVN\n"
+                              "- name: local\n"
+                              "  cluster:\n"
+                              "    server: https://127.0.0.1:6443\n"
+                              "    certificate-authority: certs/ca.crt\n"
+                              "    insecure-skip-tls-verify: true\n"
+                              "users:\n"
+                              "- name: admin\n"
+                              "  user:\n"
+                              "    client-certificate-data: Q0VSVA==\n"
+                              "    client-key-data: S0VZIQ==\n"
+                              "- name: dev\n"
+                              "  user:\n"
+                              "    tokenFile: token\n"
+                              "- name: bot\n"
+                              "  user:\n"
+                              "    token: abc.def\n"
+                              "- name: plugin\n"
+                              "  user:\n"
+                              "    exec: {command: aws}\n"
+                              "contexts:\n"
+                              "- name: dev\n"
+                              "  context: {cluster: local, user: dev, namespace: team-a}\n"
+                              "- name: prod\n"
+                              "  context: {cluster: prod, user: admin}\n"
+                              "- name: bot\n"
+                              "  context: {cluster: prod, user: bot}\n"
+                              "- name: broken\n"
+                              "  context: {cluster: nowhere, user: bot}\n"
+                              "- name: plugin\n"
+                              "  context: {cluster: prod, user: plugin}\n"
+                              "- name: nouser\n"
+                              "  context: {cluster: prod, user: ghost}\n";
 
 static void contexts(void **state)
 {
@@ -111,17 +110,21 @@ static void errors(void **state)
 	    "clusters: [{name: c, cluster: {server: https://x}}]\n"
 	    "users: [{name: u, user: {client-certificate-data: Q0VSVA==}}]\n",
 	    "current-context: x\ncontexts: [{name: x, context: {cluster: c}}]\n"
-	    "clusters: [{name: c, cluster: {server: https://x, certificate-authority-data: '!!!'}}]\n",
+	    "clusters: [{name: c, cluster: {server: https://x, certificate-authority-data: "
+	    "'!!!'}}]\n",
 	    "a: [unclosed\n",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		e.msg[0] = '\0';
-		assert_true(tw_k8s_kubeconfig_parse(bad[i], strlen(bad[i]), NULL, NULL, &k, &e) < 0);
+		assert_true(tw_k8s_kubeconfig_parse(bad[i], strlen(bad[i]), NULL, NULL, &k, &e) <
+		            0);
 		assert_true(e.msg[0] != '\0');
 	}
 	/* JSON is YAML too */
-	const char *json = "{\"current-context\":\"x\",\"contexts\":[{\"name\":\"x\",\"context\":{\"cluster\":\"c\"}}],"
-			   "\"clusters\":[{\"name\":\"c\",\"cluster\":{\"server\":\"https://j:1\"}}]}";
+	const char *json =
+	    "{\"current-context\":\"x\",\"contexts\":[{\"name\":\"x\",\"context\":{\"cluster\":"
+	    "\"c\"}}],"
+	    "\"clusters\":[{\"name\":\"c\",\"cluster\":{\"server\":\"https://j:1\"}}]}";
 	assert_int_equal(tw_k8s_kubeconfig_parse(json, strlen(json), NULL, NULL, &k, &e), 0);
 	assert_string_equal(k.server, "https://j:1");
 	tw_k8s_kubeconfig_clear(&k);

@@ -38,8 +38,10 @@ static void decide(void **state)
 	o = obs("other", 15, "6");
 	tw_k8s_lease_observe(&ck, &o, 2000 + D + 10);
 	assert_int_equal(tw_k8s_lease_decide(&ck, &o, "me", 2000 + D + 10, D), TW_K8S_LEASE_WAIT);
-	assert_int_equal(tw_k8s_lease_decide(&ck, &o, "me", 2000 + 2 * D + 9, D), TW_K8S_LEASE_WAIT);
-	assert_int_equal(tw_k8s_lease_decide(&ck, &o, "me", 2000 + 2 * D + 10, D), TW_K8S_LEASE_TAKE);
+	assert_int_equal(tw_k8s_lease_decide(&ck, &o, "me", 2000 + 2 * D + 9, D),
+	                 TW_K8S_LEASE_WAIT);
+	assert_int_equal(tw_k8s_lease_decide(&ck, &o, "me", 2000 + 2 * D + 10, D),
+	                 TW_K8S_LEASE_TAKE);
 
 	/* the lease's own duration wins over ours */
 	o = obs("other", 60, "7");
@@ -66,7 +68,8 @@ static void leader_flag(void **state)
 	ck.renewed_at_ms = 1000;
 	assert_true(tw_k8s_lease_is_leader(&ck, 1000, 15000));
 	assert_true(tw_k8s_lease_is_leader(&ck, 15999, 15000));
-	assert_false(tw_k8s_lease_is_leader(&ck, 16000, 15000)); /* step down before others take over */
+	assert_false(
+	    tw_k8s_lease_is_leader(&ck, 16000, 15000)); /* step down before others take over */
 }
 
 static void parse(void **state)
@@ -74,8 +77,9 @@ static void parse(void **state)
 	struct tw_k8s_lease_obs o;
 	assert_int_equal(tw_k8s_lease_parse(NULL, &o), 0);
 	assert_int_equal(o.exists, 0);
-	json_t *l = json_pack("{s:{s:s}, s:{s:s, s:i, s:i}}", "metadata", "resourceVersion", "42", "spec",
-			      "holderIdentity", "pod-a", "leaseDurationSeconds", 15, "leaseTransitions", 3);
+	json_t *l =
+	    json_pack("{s:{s:s}, s:{s:s, s:i, s:i}}", "metadata", "resourceVersion", "42", "spec",
+	              "holderIdentity", "pod-a", "leaseDurationSeconds", 15, "leaseTransitions", 3);
 	assert_int_equal(tw_k8s_lease_parse(l, &o), 0);
 	assert_int_equal(o.exists, 1);
 	assert_string_equal(o.holder, "pod-a");

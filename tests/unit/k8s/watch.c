@@ -13,17 +13,20 @@
 
 #include "k8s/watch.h"
 
-
 static const char stream[] =
-    "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\",\"resourceVersion\":\"1\"}}}\n"
+    "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\","
+    "\"resourceVersion\":\"1\"}}}\n"
     "\r\n"
-    "{\"type\":\"MODIFIED\",\"object\":{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\",\"resourceVersion\":\"2\"}}}\r\n"
+    "{\"type\":\"MODIFIED\",\"object\":{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\","
+    "\"resourceVersion\":\"2\"}}}\r\n"
     "{\"type\":\"BOOKMARK\",\"object\":{\"metadata\":{\"resourceVersion\":\"7\"}}}\n"
-    "{\"type\":\"DELETED\",\"object\":{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\",\"resourceVersion\":\"8\"}}}\n"
+    "{\"type\":\"DELETED\",\"object\":{\"metadata\":{\"name\":\"a\",\"namespace\":\"x\","
+    "\"resourceVersion\":\"8\"}}}\n"
     "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"code\":410,\"message\":\"too old\"}}\n";
 
 /* Feed s in slices of `step` bytes; collect event types. */
-static size_t feed(const char *s, size_t len, size_t step, size_t cap, int *types, long *codes, int *end)
+static size_t feed(const char *s, size_t len, size_t step, size_t cap, int *types, long *codes,
+                   int *end)
 {
 	struct tw_k8s_watch_lines p;
 	tw_k8s_watch_lines_init(&p, cap);
@@ -78,8 +81,9 @@ static void lines_cap_and_errors(void **state)
 	long codes[16];
 	char big[300];
 	int k = snprintf(big, sizeof big,
-			 "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"%0200d\",\"resourceVersion\":\"1\"}}}\n",
-			 0);
+	                 "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"%0200d\","
+	                 "\"resourceVersion\":\"1\"}}}\n",
+	                 0);
 	assert_true(k > 200 && (size_t)k < sizeof big);
 	for (size_t step = 1; step < 40; step += 7) {
 		assert_int_equal(feed(big, (size_t)k, step, 128, types, codes, &end), 0);
@@ -93,8 +97,10 @@ static void lines_cap_and_errors(void **state)
 	    "{\"type\":\"ADDED\"}\n",
 	    "{\"type\":\"ADDED\",\"object\":[]}\n",
 	    "{\"type\":\"SOMETHING\",\"object\":{}}\n",
-	    "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\"}}}\n",          /* no rv */
-	    "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"resourceVersion\":\"1\"}}}\n", /* no name */
+	    "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\"}}}\n", /* no rv */
+	    "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"resourceVersion\":\"1\"}}}\n", /* no
+	                                                                                       name
+	                                                                                     */
 	    "{\"type\":\"ADDED\",\"type\":\"DELETED\",\"object\":{}}\n",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -102,14 +108,16 @@ static void lines_cap_and_errors(void **state)
 		assert_int_equal(end, TW_EPROTO);
 	}
 	/* a partial last line is not an event yet */
-	const char *part = "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"1\"}}}";
+	const char *part = "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\","
+	                   "\"resourceVersion\":\"1\"}}}";
 	assert_int_equal(feed(part, strlen(part), 5, 0, types, codes, &end), 0);
 	assert_int_equal(end, TW_EAGAIN);
 }
 
 static json_t *mk(const char *ns, const char *name, const char *rv)
 {
-	return json_pack("{s:{s:s, s:s, s:s}}", "metadata", "namespace", ns, "name", name, "resourceVersion", rv);
+	return json_pack("{s:{s:s, s:s, s:s}}", "metadata", "namespace", ns, "name", name,
+	                 "resourceVersion", rv);
 }
 
 static int changes;
@@ -121,7 +129,8 @@ static void on_change(void *arg)
 static void replace_diff(void **state)
 {
 	struct tw_k8s_store *s = tw_k8s_store_new(), *fresh = tw_k8s_store_new();
-	struct tw_k8s_watch_opts o = {.kind = "test", .path = "/x", .ns = "a", .store = s, .on_change = on_change};
+	struct tw_k8s_watch_opts o = {
+	    .kind = "test", .path = "/x", .ns = "a", .store = s, .on_change = on_change};
 	struct tw_k8s_watch *w;
 	assert_int_equal(tw_k8s_watch_new(&o, NULL, NULL, &w), 0);
 	json_t *j;
@@ -171,14 +180,17 @@ static void replace_diff(void **state)
 	assert_int_equal(tw_k8s_watch_apply(w, &ev, &err), 0); /* already gone: no change */
 	assert_int_equal(atomic_load(&tw_k8s_watch_stats(w)->objects), 1);
 	tw_k8s_event_clear(&ev);
-	ev = (struct tw_k8s_event){.type = TW_K8S_EV_BOOKMARK, .object = json_pack("{s:{s:s}}", "metadata", "resourceVersion", "40")};
+	ev = (struct tw_k8s_event){.type = TW_K8S_EV_BOOKMARK,
+	                           .object =
+	                               json_pack("{s:{s:s}}", "metadata", "resourceVersion", "40")};
 	assert_int_equal(tw_k8s_watch_apply(w, &ev, &err), 0);
 	assert_string_equal(tw_k8s_watch_rv(w), "40");
 	tw_k8s_event_clear(&ev);
 	ev = (struct tw_k8s_event){.type = TW_K8S_EV_ADDED, .object = mk("b", "5", "41")};
 	assert_int_equal(tw_k8s_watch_apply(w, &ev, &err), TW_EPROTO); /* other namespace */
 	tw_k8s_event_clear(&ev);
-	ev = (struct tw_k8s_event){.type = TW_K8S_EV_ERROR, .code = 410, .object = json_pack("{s:i}", "code", 410)};
+	ev = (struct tw_k8s_event){
+	    .type = TW_K8S_EV_ERROR, .code = 410, .object = json_pack("{s:i}", "code", 410)};
 	assert_int_equal(tw_k8s_watch_apply(w, &ev, &err), TW_ENOENT);
 	tw_k8s_event_clear(&ev);
 	tw_k8s_watch_free(w);
