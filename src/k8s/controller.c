@@ -257,6 +257,9 @@ static void *apply_main(void *arg)
 			                        .endpointslices = c->st[K_SLICE],
 			                        .secrets = c->st[K_SECRET]};
 			int rc = c->cbs.apply ? c->cbs.apply(c->cbs.arg, c, &v) : 0;
+			size_t ning = tw_k8s_store_count(v.ingresses),
+			       nsvc = tw_k8s_store_count(v.services),
+			       nsl = tw_k8s_store_count(v.endpointslices);
 			pthread_mutex_unlock(&c->lock);
 			uint64_t lat = (mono_ms() - first) * 1000u;
 			atomic_store(&c->apply_latency_us, lat);
@@ -268,8 +271,7 @@ static void *apply_main(void *arg)
 				        tw_strerror(rc));
 			} else {
 				atomic_fetch_add(&c->applies_ok, 1);
-				tw_debug("[k8s] applied %zu Ingresses in %llu ms",
-				         tw_k8s_store_count(v.ingresses),
+				tw_debug("[k8s] applied %zu Ingresses in %llu ms", ning,
 				         (unsigned long long)(lat / 1000));
 			}
 			pthread_mutex_lock(&c->mu);
@@ -277,8 +279,7 @@ static void *apply_main(void *arg)
 				c->first_applied = 1;
 				tw_info(
 				    "[k8s] synced: %zu Ingresses, %zu Services, %zu EndpointSlices",
-				    tw_k8s_store_count(v.ingresses), tw_k8s_store_count(v.services),
-				    tw_k8s_store_count(v.endpointslices));
+				    ning, nsvc, nsl);
 			}
 			pthread_cond_broadcast(&c->lcv);
 		} else {
