@@ -512,6 +512,8 @@ static int resolve_routes(struct cf_ctx *c, struct tw_config *cfg)
 	return 0;
 }
 
+static int resolve_k8s(struct cf_ctx *c, struct tw_config *cfg);
+
 static int check_root(struct cf_ctx *c, int node, void *obj)
 {
 	struct tw_config *cfg = obj;
@@ -520,6 +522,8 @@ static int check_root(struct cf_ctx *c, int node, void *obj)
 		rc = resolve_routes(c, cfg);
 	if (rc == 0)
 		rc = resolve_tls(c, cfg);
+	if (rc == 0)
+		rc = resolve_k8s(c, cfg);
 	if (rc == 0) {
 		c->plen = 0;
 		c->path[0] = '\0';
@@ -1163,6 +1167,212 @@ static const struct cf_schema acme_schema = {
     .check = check_acme,
     .doc = "The built-in ACME client (Let's Encrypt or any RFC 8555 CA)."};
 
+/* ---- kubernetes: ------------------------------------------------------------ */
+
+/* "namespace/name", both DNS-1123 labels/subdomains (lower case, digits, '-', '.') */
+static int parse_ns_name(struct cf_ctx *c, const struct cf_field *f, const char *text, void *dst,
+                         char *why, size_t wl)
+{
+	const char *slash = strchr(text, '/');
+	size_t len = strlen(text);
+	int ok = slash != NULL && slash != text && slash[1] != '\0' && strchr(slash + 1, '/') == NULL &&
+	         len <= 253 + 1 + 253;
+	for (const char *p = text; ok && *p; p++)
+		if (p != slash && !((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+		                    *p == '.'))
+			ok = 0;
+	if (!ok) {
+		snprintf(why, wl, "expected \"namespace/name\" of a Service, got \"%s\"", text);
+		return TW_EINVAL;
+	}
+	char *s = tw_arena_strdup(c->arena, text);
+	if (s == NULL)
+		return TW_ENOMEM;
+	memcpy(dst, &s, sizeof s);
+	return 0;
+}
+
+/* DNS-1123 label: a namespace */
+static int parse_k8s_label(struct cf_ctx *c, const struct cf_field *f, const char *text, void *dst,
+                           char *why, size_t wl)
+{
+	size_t len = strlen(text);
+	int ok = len > 0 && len <= 63 && text[0] != '-' && text[len - 1] != '-';
+	for (const char *p = text; ok && *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
+			ok = 0;
+	if (!ok) {
+		snprintf(why, wl, "\"%s\" is not a Kubernetes namespace name (lower-case DNS label)", text);
+		return TW_EINVAL;
+	}
+	char *s = tw_arena_strdup(c->arena, text);
+	if (s == NULL)
+		return TW_ENOMEM;
+	memcpy(dst, &s, sizeof s);
+	return 0;
+}
+
+/* Cross-section: kubernetes.ingress.default_backend names a file backend. */
+static int resolve_k8s(struct cf_ctx *c, struct tw_config *cfg)
+{
+	const char *db = cfg->k8s.ingress.default_backend;
+	if (!cfg->has_k8s || db == NULL || tw_config_backend(cfg, db) != NULL)
+		return 0;
+	int kn = tw_conf_map_get(c, 1, "kubernetes");
+	int vn = tw_conf_map_get(c, tw_conf_map_get(c, kn, "ingress"), "default_backend");
+	snprintf(c->path, sizeof c->path, "kubernetes.ingress.default_backend");
+	c->plen = strlen(c->path);
+	const char *names[256];
+	size_t nn = 0;
+	for (size_t b = 0; b < cfg->nbackends && nn < 256; b++)
+		names[nn++] = cfg->backends[b].name;
+	const char *sug = tw_conf_suggest(db, names, nn);
+	if (sug)
+		return tw_conf_fail(c, vn, NULL,
+		                    "unknown backend \"%s\" (did you mean %s?); default_backend names a "
+		                    "backend of this file",
+		                    db, sug);
+	return tw_conf_fail(c, vn, NULL,
+	                    "unknown backend \"%s\"; default_backend names a backend of this file's "
+	                    "`backends:`",
+	                    db);
+}
+
+#define K struct tw_conf_k8s
+#define KI struct tw_conf_k8s_ingress
+static const struct cf_field k8s_str_elem = {.kind = CF_STRING, .width = sizeof(char *)};
+static const struct cf_field k8s_ns_elem = {.kind = CF_CUSTOM,
+                                            .width = sizeof(char *),
+                                            .parse = parse_k8s_label,
+                                            .type_name = "namespace"};
+static const struct cf_field k8s_api_fields[] = {
+    {.name = "kubeconfig",
+     .kind = CF_STRING,
+     FLD(K, kubeconfig),
+     .doc = "A kubeconfig file. Absent: `$KUBECONFIG` (its first file), else the in-cluster service "
+            "account (token, `ca.crt` and namespace under "
+            "/var/run/secrets/kubernetes.io/serviceaccount, `KUBERNETES_SERVICE_HOST`/`PORT`)."},
+    {.name = "context",
+     .kind = CF_STRING,
+     FLD(K, context),
+     .doc = "The kubeconfig context to use; absent = its `current-context`."},
+    END};
+static const struct cf_schema k8s_api_schema = {
+    .name = "kubernetes.api",
+    .fields = k8s_api_fields,
+    .doc = "How to reach the Kubernetes API server. Tokens from files are re-read every 2 minutes "
+           "and after any 401."};
+static const struct cf_field k8s_ingress_fields[] = {
+    {.name = "class",
+     .kind = CF_STRING,
+     FLD(KI, class_name),
+     .def = "tapwork",
+     .doc = "The IngressClass name whose Ingresses are served."},
+    {.name = "controller",
+     .kind = CF_STRING,
+     FLD(KI, controller),
+     .def = "tapwork.dev/ingress-controller",
+     .doc = "The `spec.controller` value of IngressClasses that are ours."},
+    {.name = "watch_without_class",
+     .kind = CF_BOOL,
+     FLD(KI, watch_without_class),
+     .def = "false",
+     .doc = "Also serve Ingresses that name no class (when no default IngressClass says otherwise)."},
+    {.name = "namespaces",
+     .kind = CF_LIST,
+     FLD(KI, namespaces),
+     .count_off = offsetof(KI, nnamespaces),
+     .max = 128,
+     .elem = &k8s_ns_elem,
+     .doc = "Watch only these namespaces (Ingresses, Services, EndpointSlices, Secrets); empty = all."},
+    {.name = "publish_service",
+     .kind = CF_CUSTOM,
+     FLD(KI, publish_service),
+     .parse = parse_ns_name,
+     .type_name = "`namespace/name`",
+     .doc = "A Service (usually this controller's LoadBalancer) whose "
+            "`status.loadBalancer.ingress` is copied to the status of the Ingresses served."},
+    {.name = "publish_address",
+     .kind = CF_LIST,
+     FLD(KI, publish_address),
+     .count_off = offsetof(KI, npublish_address),
+     .max = 16,
+     .elem = &k8s_str_elem,
+     .doc = "Fixed IP addresses or host names written to the status of the Ingresses served (with "
+            "`publish_service`, both are written). Neither: status is left alone."},
+    {.name = "default_backend",
+     .kind = CF_STRING,
+     FLD(KI, default_backend),
+     .doc = "A backend of this file's `backends:` for requests that no Ingress matches; absent = 404."},
+    {.name = "external_name",
+     .kind = CF_BOOL,
+     FLD(KI, external_name),
+     .def = "false",
+     .doc = "Allow Ingresses to route to ExternalName Services (off: a cluster user could point "
+            "traffic anywhere)."},
+    END};
+static const struct cf_schema k8s_ingress_schema = {
+    .name = "kubernetes.ingress",
+    .fields = k8s_ingress_fields,
+    .doc = "Which Ingresses are ours and what their status says."};
+static const struct cf_field k8s_leader_fields[] = {
+    {.name = "lease",
+     .kind = CF_STRING,
+     FLD(K, lease_name),
+     .def = "tapwork-leader",
+     .doc = "Name of the coordination.k8s.io/v1 Lease; the replica holding it writes Ingress status "
+            "and Events (every replica serves traffic)."},
+    {.name = "namespace",
+     .kind = CF_CUSTOM,
+     FLD(K, lease_namespace),
+     .parse = parse_k8s_label,
+     .type_name = "namespace",
+     .doc = "Namespace of the Lease; absent = the pod's namespace in a cluster, else the "
+            "kubeconfig context's, else `default`."},
+    {.name = "duration",
+     .kind = CF_DURATION,
+     FLD(K, lease_duration_ms),
+     .min = 2000,
+     .max = 300000,
+     .def = "15s",
+     .doc = "Lease duration: the leader renews every third of it; another replica takes over when "
+            "it has not changed for this long."},
+    {.name = "identity",
+     .kind = CF_STRING,
+     FLD(K, identity),
+     .doc = "This replica's name in the Lease; absent = `$POD_NAME`, else the host name."},
+    END};
+static const struct cf_schema k8s_leader_schema = {
+    .name = "kubernetes.leader_election",
+    .fields = k8s_leader_fields,
+    .doc = "Leader election among the replicas (only for writes to the API)."};
+static const struct cf_field k8s_fields[] = {
+    {.name = "api",
+     .kind = CF_STRUCT,
+     .off = 0,
+     .schema = &k8s_api_schema,
+     .doc = "The API server (see below)."},
+    {.name = "ingress",
+     .kind = CF_STRUCT,
+     .off = offsetof(K, ingress),
+     .flags = CF_PRESENT,
+     .present_off = offsetof(K, has_ingress),
+     .schema = &k8s_ingress_schema,
+     .doc = "The Ingress controller (see below)."},
+    {.name = "leader_election",
+     .kind = CF_STRUCT,
+     .off = 0,
+     .schema = &k8s_leader_schema,
+     .doc = "Leader election (see below)."},
+    END};
+#undef KI
+#undef K
+static const struct cf_schema k8s_schema = {
+    .name = "kubernetes",
+    .fields = k8s_fields,
+    .doc = "Kubernetes mode: `tapwork run` watches the API server and serves the Ingresses of its "
+           "class next to this file's sites, as new config generations. See docs/kubernetes.md."};
+
 #define H2 struct tw_conf_http2
 static const struct cf_field http2_fields[] = {
     {.name = "h2c",
@@ -1613,6 +1823,13 @@ static const struct cf_field root_fields[] = {
      .present_off = offsetof(C, has_backup),
      .schema = &backup_schema,
      .doc = "Backup jobs and their schedules (see below)."},
+    {.name = "kubernetes",
+     .kind = CF_STRUCT,
+     .off = offsetof(C, k8s),
+     .flags = CF_PRESENT | CF_OPTIONAL,
+     .present_off = offsetof(C, has_k8s),
+     .schema = &k8s_schema,
+     .doc = "Kubernetes Ingress controller (see below)."},
     END};
 #undef C
 
