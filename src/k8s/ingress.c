@@ -22,6 +22,7 @@
 #include "conf/schema.h"
 #include "tls/tls.h"
 
+#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -865,9 +866,10 @@ static int endpoints(struct tr *t, const char *ns, const char *svc, const char *
 			snprintf(text, sizeof text, v6 ? "[%s]:%d" : "%s:%d", ip, (int)port);
 			struct tw_conf_server srv = {.weight = 1};
 			struct tw_err e;
-			if (memchr(ip, '[', strlen(ip)) || tw_addr_parse(text, &srv.addr, &e) < 0 ||
-			    srv.addr.ss.ss_family != (v6 ? AF_INET6 : AF_INET))
-				continue; /* not an IP address of the slice's type */
+			unsigned char bin[16];
+			/* An IP address of the slice's type only: never a name to resolve. */
+			if (inet_pton(v6 ? AF_INET6 : AF_INET, ip, bin) != 1 || tw_addr_parse(text, &srv.addr, &e) < 0)
+				continue;
 			struct tw_conf_server *dst = vec_push(rdy ? &ready : &term);
 			if (dst == NULL) {
 				rc = TW_ENOMEM;
@@ -1572,8 +1574,10 @@ int tw_k8s_ingress_apply(struct tw_config *cfg, const struct tw_k8s_view *v, str
 		else
 			((struct entry *)t.entries.p)[t.entries.n - 1].file_be = (size_t)(fb - cfg->backends);
 	}
-	qsort(t.entries.p, t.entries.n, sizeof(struct entry), cmp_entry);
-	qsort(t.tls.p, t.tls.n, sizeof(struct tls_entry), cmp_tls);
+	if (t.entries.n > 0)
+		qsort(t.entries.p, t.entries.n, sizeof(struct entry), cmp_entry);
+	if (t.tls.n > 0)
+		qsort(t.tls.p, t.tls.n, sizeof(struct tls_entry), cmp_tls);
 	resolve_conflicts(&t);
 
 	/* 3, 4. sites, backends */

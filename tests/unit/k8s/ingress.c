@@ -551,7 +551,8 @@ static void endpoint_slices(void **state)
 	/* web: a second slice repeating 10.0.0.2, adding a not-ready one and an IPv6 one */
 	put(w.eps, "{'metadata':{'namespace':'default','name':'web-2','labels':{'kubernetes.io/service-name':'web'}},"
 	           "'addressType':'IPv4','ports':[{'name':'http','port':8080}],"
-	           "'endpoints':[{'addresses':['10.0.0.2']},{'addresses':['10.0.0.3'],'conditions':{'ready':false}}]}");
+	           "'endpoints':[{'addresses':['10.0.0.2']},{'addresses':['10.0.0.3'],'conditions':{'ready':false}},"
+	           "{'addresses':['pod.example']},{'addresses':['fd00::9']}]}"); /* not IPv4: skipped, never resolved */
 	put(w.eps, "{'metadata':{'namespace':'default','name':'web-3','labels':{'kubernetes.io/service-name':'web'}},"
 	           "'addressType':'IPv6','ports':[{'name':'http','port':8080}],'endpoints':[{'addresses':['fd00::1']}]}");
 	put(w.eps, "{'metadata':{'namespace':'default','name':'web-4','labels':{'kubernetes.io/service-name':'web'}},"
