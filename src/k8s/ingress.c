@@ -1156,8 +1156,10 @@ static const struct tls_entry *tls_find(const struct tr *t, const char *host)
 	return lo < t->tls.n && strcmp(x[lo].host, host) == 0 ? &x[lo] : NULL;
 }
 
-/* Exact TLS host, else a "*.suffix" TLS host one label above an exact host. */
-static const struct tls_entry *tls_for(const struct tr *t, const char *host)
+/* Exact TLS host, else a "*.suffix" TLS host one label above an exact host,
+ * when the Ingress that lists it also has rules for the host (run: the
+ * host's entries): a wildcard never turns on TLS for other Ingresses' hosts. */
+static const struct tls_entry *tls_for(const struct tr *t, const char *host, const struct entry *run, size_t n)
 {
 	const struct tls_entry *x = tls_find(t, host);
 	const char *dot = strchr(host, '.');
@@ -1165,12 +1167,18 @@ static const struct tls_entry *tls_for(const struct tr *t, const char *host)
 		return x;
 	char w[300];
 	snprintf(w, sizeof w, "*%s", dot);
-	return tls_find(t, w);
+	if ((x = tls_find(t, w)) == NULL)
+		return NULL;
+	for (size_t k = 0; k < n; k++)
+		if (!run[k].lost && run[k].ing == x->ing)
+			return x;
+	return NULL;
 }
 
-static int site_tls(struct tr *t, struct tw_conf_site *s, const char *host, size_t owner)
+static int site_tls(struct tr *t, struct tw_conf_site *s, const char *host, size_t owner, const struct entry *run,
+                    size_t nrun)
 {
-	const struct tls_entry *x = host[0] ? tls_for(t, host) : NULL;
+	const struct tls_entry *x = host[0] ? tls_for(t, host, run, nrun) : NULL;
 	struct tw_config *cfg = t->cfg;
 	s->tls_public = host[0] && !tw_tls_name_is_internal(host);
 	s->tls_mode = TW_TLS_OFF;
@@ -1341,7 +1349,7 @@ static int build(struct tr *t)
 			route_ptr[nr++] = r;
 		}
 		if (rc == 0 && owner != SIZE_MAX)
-			rc = site_tls(t, s, e[i].host, owner);
+			rc = site_tls(t, s, e[i].host, owner, e + i, j - i);
 		else if (rc == 0)
 			s->tls_mode = s->tls_effective = TW_TLS_OFF;
 		ns++;

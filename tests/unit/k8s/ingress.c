@@ -663,9 +663,15 @@ static void tls_hosts(void **state)
 	ing(&w, "default", "u", T1, "'annotations':{'tapwork.dev/ssl-redirect':'false','tapwork.dev/hsts':'false'}",
 	    CLS "'tls':[{'hosts':['s.example.com'],'secretName':'other'},{'hosts':['u.example.com'],'secretName':'s-tls'}],"
 	    "'rules':[" R("u.example.com") "]");
+	/* A wildcard TLS host covers the exact hosts of its own Ingress only. */
+	ing(&w, "default", "v", T0, "", CLS "'tls':[{'hosts':['*.wild.example.com'],'secretName':'s-tls'}],"
+	    "'rules':[" R("a.wild.example.com") "]");
+	ing(&w, "other", "v", T0, "", CLS "'rules':[" R("b.wild.example.com") "]");
 	struct tw_config *c = file_cfg(1, NULL);
 	c->has_acme = 1;
 	apply_cfg(&w, c);
+	assert_int_equal(site_of(&w, "a.wild.example.com")->tls_effective, TW_TLS_FILES);
+	assert_int_equal(site_of(&w, "b.wild.example.com")->tls_effective, TW_TLS_OFF);
 	const struct tw_conf_site *s = site_of(&w, "s.example.com");
 	size_t si = (size_t)(s - w.cfg->sites);
 	assert_int_equal(s->tls_effective, TW_TLS_FILES);
