@@ -98,6 +98,13 @@ enum tw_tls_mode { TW_TLS_AUTO = 0, TW_TLS_OFF, TW_TLS_INTERNAL, TW_TLS_ACME, TW
 struct tw_conf_certpair {
 	char *cert; /* PEM chain (leaf first), path as written */
 	char *key;  /* PEM private key, path as written */
+	/* From memory instead (Kubernetes Secrets, src/k8s/ingress.c): when
+	 * cert_pem is set the pair is loaded from these bytes, cert and key are
+	 * only labels for messages ("secret:NS/NAME"), and no file is watched. */
+	const char *cert_pem;
+	size_t cert_pem_len;
+	const char *key_pem;
+	size_t key_pem_len;
 };
 
 struct tw_conf_site {
@@ -115,6 +122,8 @@ struct tw_conf_site {
 	enum tw_tls_mode tls_effective;
 	int tls_public; /* some host is a public name (decides HSTS) */
 	int hsts;       /* send Strict-Transport-Security on this site's HTTPS answers */
+	int no_redirect; /* never answer 308 to https on HTTP for this site (Ingress
+	                    annotation tapwork.dev/ssl-redirect: "false"); default 0 */
 };
 
 struct tw_conf_limits {

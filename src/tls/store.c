@@ -40,6 +40,7 @@ struct cert {
 	struct tw_tls_pair pair;
 	struct tw_tls_cert_info info;
 	struct file_id id[2]; /* cert, key (files only) */
+	int mem;              /* loaded from memory (cert_pem): nothing to watch */
 	time_t renew_at;      /* internal leaves; 0 = never */
 };
 
@@ -334,11 +335,17 @@ static int add_file(struct tw_tls_store *s, const struct tw_conf_site *site, siz
 	struct cert *c = &s->certs[s->ncerts];
 	char why[512];
 	int which;
+	int rc;
 	memset(c, 0, sizeof *c);
-	/* Identity first: a change racing the read shows up at the next check. */
-	file_id_of(p->cert, &c->id[0]);
-	file_id_of(p->key, &c->id[1]);
-	int rc = tw_tls_pair_load(p->cert, p->key, &c->pair, &which, why, sizeof why);
+	if (p->cert_pem != NULL) {
+		c->mem = 1;
+		rc = tw_tls_pair_load_mem(p, &c->pair, &which, why, sizeof why);
+	} else {
+		/* Identity first: a change racing the read shows up at the next check. */
+		file_id_of(p->cert, &c->id[0]);
+		file_id_of(p->key, &c->id[1]);
+		rc = tw_tls_pair_load(p->cert, p->key, &c->pair, &which, why, sizeof why);
+	}
 	if (rc < 0)
 		return tw_err_set(err, rc, "sites[%zu] (%s): %s", idx, site_label(site), why);
 	tw_tls_info_fill(&c->info, c->pair.x509, c->pair.pkey);
@@ -628,7 +635,7 @@ int tw_tls_store_stale(struct tw_tls_store *s)
 	time_t now = time(NULL);
 	for (size_t i = 0; i < s->ncerts; i++) {
 		struct cert *c = &s->certs[i];
-		if (c->info.source == TW_TLS_SRC_FILE) {
+		if (c->info.source == TW_TLS_SRC_FILE && !c->mem) {
 			for (int k = 0; k < 2; k++) {
 				struct file_id id;
 				file_id_of(k ? c->info.key_path : c->info.cert_path, &id);

@@ -16,7 +16,7 @@ int tw_tls_site_wants_redirect(const struct tw_config *cfg, size_t site_idx)
 {
 	if (cfg == NULL || site_idx >= cfg->nsites || !cfg->has_https || !cfg->tls.redirect_http)
 		return 0;
-	return cfg->sites[site_idx].tls_effective != TW_TLS_OFF;
+	return cfg->sites[site_idx].tls_effective != TW_TLS_OFF && !cfg->sites[site_idx].no_redirect;
 }
 
 const char *tw_tls_site_hsts(const struct tw_config *cfg, size_t site_idx)
@@ -172,29 +172,21 @@ static int no_pass(char *buf, int size, int rwflag, void *u)
 	return -1;
 }
 
-int tw_tls_pair_load(const char *cert, const char *key, struct tw_tls_pair *out, int *which,
-                     char *why, size_t wl)
+/* The leaf and up to 16 intermediates from b into out (label for messages). */
+static int read_chain(BIO *b, const char *label, struct tw_tls_pair *out, char *why, size_t wl)
 {
 	char eb[160];
-	int rc = TW_EINVAL;
-	BIO *b = NULL;
-	memset(out, 0, sizeof *out);
-	*which = 0;
-	ERR_clear_error();
-	if ((b = open_file(cert, why, wl)) == NULL)
-		goto out;
 	int dummy = 0;
 	out->x509 = PEM_read_bio_X509_AUX(b, NULL, no_pass, &dummy);
 	if (out->x509 == NULL) {
-		snprintf(why, wl, "%s: no PEM certificate found (%s)", cert,
+		snprintf(why, wl, "%s: no PEM certificate found (%s)", label,
 		         tw_tls_ossl_err(eb, sizeof eb, "not PEM"));
-		goto out;
+		return TW_EINVAL;
 	}
 	out->chain = sk_X509_new_null();
 	if (out->chain == NULL) {
-		snprintf(why, wl, "%s: out of memory", cert);
-		rc = TW_ENOMEM;
-		goto out;
+		snprintf(why, wl, "%s: out of memory", label);
+		return TW_ENOMEM;
 	}
 	for (int i = 0; i < 16; i++) { /* intermediates: a bounded number */
 		X509 *x = PEM_read_bio_X509(b, NULL, no_pass, &dummy);
@@ -202,15 +194,17 @@ int tw_tls_pair_load(const char *cert, const char *key, struct tw_tls_pair *out,
 			break;
 		if (!sk_X509_push(out->chain, x)) {
 			X509_free(x);
-			rc = TW_ENOMEM;
-			goto out;
+			return TW_ENOMEM;
 		}
 	}
 	ERR_clear_error(); /* end of file reads as an error */
-	BIO_free(b);
-	*which = 1;
-	if ((b = open_file(key, why, wl)) == NULL)
-		goto out;
+	return 0;
+}
+
+/* The private key from b, checked against out->x509. */
+static int read_key(BIO *b, const char *key, const char *cert, struct tw_tls_pair *out, char *why,
+                    size_t wl)
+{
 	int asked = 0;
 	out->pkey = PEM_read_bio_PrivateKey(b, NULL, no_pass, &asked);
 	if (out->pkey == NULL) {
@@ -221,20 +215,95 @@ int tw_tls_pair_load(const char *cert, const char *key, struct tw_tls_pair *out,
 		else
 			snprintf(why, wl, "%s: no PEM private key found (expected \"-----BEGIN "
 			         "PRIVATE KEY-----\" or the EC/RSA form)", key);
-		goto out;
+		return TW_EINVAL;
 	}
 	if (X509_check_private_key(out->x509, out->pkey) != 1) {
 		ERR_clear_error();
 		snprintf(why, wl, "%s does not match the certificate in %s", key, cert);
-		goto out;
+		return TW_EINVAL;
 	}
-	rc = 0;
+	return 0;
+}
+
+int tw_tls_pair_load(const char *cert, const char *key, struct tw_tls_pair *out, int *which,
+                     char *why, size_t wl)
+{
+	int rc = TW_EINVAL;
+	BIO *b = NULL;
+	memset(out, 0, sizeof *out);
+	*which = 0;
+	ERR_clear_error();
+	if ((b = open_file(cert, why, wl)) == NULL)
+		goto out;
+	if ((rc = read_chain(b, cert, out, why, wl)) < 0)
+		goto out;
+	BIO_free(b);
+	*which = 1;
+	rc = TW_EINVAL;
+	if ((b = open_file(key, why, wl)) == NULL)
+		goto out;
+	rc = read_key(b, key, cert, out, why, wl);
 out:
 	BIO_free(b);
 	if (rc < 0)
 		tw_tls_pair_clear(out);
 	ERR_clear_error();
 	return rc;
+}
+
+int tw_tls_pair_load_mem(const struct tw_conf_certpair *p, struct tw_tls_pair *out, int *which,
+                         char *why, size_t wl)
+{
+	int rc = TW_EINVAL;
+	BIO *b = NULL;
+	memset(out, 0, sizeof *out);
+	*which = 0;
+	ERR_clear_error();
+	const char *cl = p->cert ? p->cert : "certificate", *kl = p->key ? p->key : "key";
+	if (p->cert_pem == NULL || p->cert_pem_len == 0 || p->cert_pem_len > MAX_PEM_FILE) {
+		snprintf(why, wl, "%s: empty or larger than 1 MiB", cl);
+		goto out;
+	}
+	if ((b = BIO_new_mem_buf(p->cert_pem, (int)p->cert_pem_len)) == NULL) {
+		rc = TW_ENOMEM;
+		snprintf(why, wl, "%s: out of memory", cl);
+		goto out;
+	}
+	if ((rc = read_chain(b, cl, out, why, wl)) < 0)
+		goto out;
+	BIO_free(b);
+	b = NULL;
+	*which = 1;
+	rc = TW_EINVAL;
+	if (p->key_pem == NULL || p->key_pem_len == 0 || p->key_pem_len > MAX_PEM_FILE) {
+		snprintf(why, wl, "%s: empty or larger than 1 MiB", kl);
+		goto out;
+	}
+	if ((b = BIO_new_mem_buf(p->key_pem, (int)p->key_pem_len)) == NULL) {
+		rc = TW_ENOMEM;
+		snprintf(why, wl, "%s: out of memory", kl);
+		goto out;
+	}
+	rc = read_key(b, kl, cl, out, why, wl);
+out:
+	BIO_free(b);
+	if (rc < 0)
+		tw_tls_pair_clear(out);
+	ERR_clear_error();
+	return rc;
+}
+
+int tw_tls_pair_check_mem(const struct tw_conf_certpair *p, int *key_type, int *which, char *why,
+                          size_t wl)
+{
+	struct tw_tls_pair pr;
+	char desc[32];
+	int rc = tw_tls_pair_load_mem(p, &pr, which, why, wl);
+	if (rc < 0)
+		return rc;
+	*key_type = tw_tls_pkey_type(pr.pkey, desc, sizeof desc);
+	tw_tls_pair_clear(&pr);
+	return 0;
 }
 
 int tw_tls_pair_check(const char *cert, const char *key, int *key_type, int *which, char *why,

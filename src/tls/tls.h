@@ -113,6 +113,10 @@ int tw_tls_name_is_internal(const char *host);
  * and *which is 0 (cert) or 1 (key). */
 int tw_tls_pair_check(const char *cert, const char *key, int *key_type, int *which, char *why,
                       size_t wl);
+/* The same for a pair held in memory (p->cert_pem/key_pem; p->cert and
+ * p->key label the messages): the Ingress translator checks Secrets with it. */
+int tw_tls_pair_check_mem(const struct tw_conf_certpair *p, int *key_type, int *which, char *why,
+                          size_t wl);
 const char *tw_tls_key_type_name(int key_type); /* "ECDSA", "RSA", ... */
 const char *tw_tls_source_name(enum tw_tls_source src); /* "internal", "file", "acme-temporary" */
 

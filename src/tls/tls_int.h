@@ -18,6 +18,10 @@ struct tw_tls_pair {
  * *which = 0 cert, 1 key. Leaves the OpenSSL error queue empty. */
 int tw_tls_pair_load(const char *cert, const char *key, struct tw_tls_pair *out, int *which,
                      char *why, size_t wl);
+/* The same from memory: p->cert_pem / p->key_pem (p->cert and p->key are
+ * the labels in messages). */
+int tw_tls_pair_load_mem(const struct tw_conf_certpair *p, struct tw_tls_pair *out, int *which,
+                         char *why, size_t wl);
 void tw_tls_pair_clear(struct tw_tls_pair *p);
 /* Key type and a short description ("ECDSA P-256"). */
 int tw_tls_pkey_type(EVP_PKEY *k, char *desc, size_t dl);

@@ -122,6 +122,14 @@ static void effective_modes(void **state)
 	assert_string_equal(cfg->sites[8].certs[1].key, rsakey);
 	assert_int_equal(tw_tls_site_wants_redirect(cfg, 99), 0);
 	assert_null(tw_tls_site_hsts(cfg, 99));
+	/* A site may opt out of the redirect (Ingress tapwork.dev/ssl-redirect). */
+	for (size_t i = 0; i < 9; i++)
+		if (want[i] != TW_TLS_OFF) {
+			cfg->sites[i].no_redirect = 1;
+			assert_int_equal(tw_tls_site_wants_redirect(cfg, i), 0);
+			cfg->sites[i].no_redirect = 0;
+			assert_int_equal(tw_tls_site_wants_redirect(cfg, i), 1);
+		}
 	tw_config_free(cfg);
 }
 
