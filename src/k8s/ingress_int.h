@@ -9,15 +9,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The object stores are implemented by src/k8s/cache.c, written beside this
- * file: weak references let the program link before it lands (nothing calls
- * the translator yet) and are plain references once it is there. */
-#pragma weak tw_k8s_store_get
-#pragma weak tw_k8s_store_count
-#pragma weak tw_k8s_store_at
-#pragma weak tw_k8s_store_put
-#pragma weak tw_k8s_store_del
-
 #define ANN_PREFIX "tapwork.dev/"
 #define LEGACY_CLASS "kubernetes.io/ingress.class"
 #define DEFAULT_CLASS_ANN "ingressclass.kubernetes.io/is-default-class"
