@@ -517,6 +517,14 @@ static int resolve_k8s(struct cf_ctx *c, struct tw_config *cfg);
 static int check_root(struct cf_ctx *c, int node, void *obj)
 {
 	struct tw_config *cfg = obj;
+	if (cfg->nsites == 0 && !cfg->has_k8s) {
+		int sn = tw_conf_map_get(c, node, "sites");
+		c->plen = 0;
+		c->path[0] = '\0';
+		if (sn > 0)
+			return tw_conf_fail(c, sn, "sites", "must have at least 1 item");
+		return tw_conf_fail(c, node, NULL, "missing required key \"sites\" (or a kubernetes: section)");
+	}
 	int rc = check_hosts(c, cfg);
 	if (rc == 0)
 		rc = resolve_routes(c, cfg);
@@ -1756,11 +1764,9 @@ static const struct cf_field root_fields[] = {
      .kind = CF_LIST,
      FLD(C, sites),
      .count_off = offsetof(C, nsites),
-     .flags = CF_REQUIRED,
-     .min = 1,
      .max = 4096,
      .elem = &site_elem,
-     .doc = "Virtual hosts and their routes (at least one)."},
+     .doc = "Virtual hosts and their routes (at least one, unless `kubernetes:` is there to bring them)."},
     {.name = "backends",
      .kind = CF_MAP,
      FLD(C, backends),
@@ -1837,4 +1843,5 @@ const struct cf_schema tw_conf_root_schema = {
     .name = "top level",
     .fields = root_fields,
     .check = check_root,
-    .doc = "The keys of the top-level mapping. `listen` and `sites` are required."};
+    .doc = "The keys of the top-level mapping. `listen` and `sites` are required (`sites` may be left out "
+            "when a `kubernetes:` section brings them)."};

@@ -5,6 +5,7 @@
 #include "edge/edge.h"
 
 #include "core/log.h"
+#include "k8s/controller.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -58,6 +59,8 @@ static void server_up_lines(struct tw_dbuf *out, void *arg)
 			tw_dbuf_appendf(out, "tapwork_server_up{%s} %d\n", g->be[b].srv[s].label,
 					atomic_load(&g->be[b].up[s]));
 	tw_edge_acme_metrics(e, out);
+	if (e->k8s != NULL)
+		tw_k8s_controller_metrics(e->k8s, out);
 	tw_dbuf_appendf(out, "# HELP tapwork_config_generation Sequence number of the config in use.\n"
 			     "# TYPE tapwork_config_generation gauge\ntapwork_config_generation %llu\n",
 			(unsigned long long)g->id);
@@ -89,6 +92,8 @@ static void handle(struct adm_conn *a)
 	} else if (strcmp(path, "/readyz") == 0) {
 		if (atomic_load(&a->e->draining))
 			respond(a, 503, "text/plain", "draining\n", 9);
+		else if (atomic_load(&a->e->k8s_waiting))
+			respond(a, 503, "text/plain", "kubernetes: waiting for the first sync\n", 39);
 		else
 			respond(a, 200, "text/plain", "ready\n", 6);
 	} else if (strcmp(path, "/metrics") == 0) {

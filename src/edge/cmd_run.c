@@ -9,6 +9,8 @@
 #include "core/dbuf.h"
 #include "core/log.h"
 #include "edge/edge.h"
+#include "k8s/controller.h"
+#include "k8s/ingress.h"
 #include "tls/tls.h"
 
 #include <errno.h>
@@ -21,11 +23,31 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+/* A config built on the Kubernetes controller's apply thread (the file's
+ * config plus the cluster's Ingresses), waiting for the main thread to make
+ * it the current generation. */
+struct k8s_pending {
+	struct tw_config *cfg;
+	uint64_t hup_seq; /* the SIGHUP this build answers (file text it used) */
+};
+
 struct run_state {
 	struct tw_edge e;
 	struct tw_io sig_io;
 	struct tw_timer cert_timer;
 	int exiting;
+	/* kubernetes: the file text the cluster's state is added to. Read at
+	 * start and at each SIGHUP that loads; a file broken on disk between
+	 * two SIGHUPs never stops cluster changes from applying. */
+	pthread_mutex_t k8s_mu;
+	char *k8s_file_text; /* under k8s_mu */
+	uint64_t hup_seq;     /* under k8s_mu: SIGHUPs whose file text was taken */
+	uint64_t hup_done;    /* main thread: the last SIGHUP reported as reloaded */
+	_Atomic(struct k8s_pending *) k8s_pending;
+	struct tw_k8s_store *k8s_last_good; /* apply thread only */
+	char *k8s_rejected;                 /* apply thread only: last report's rejections, to log changes once */
+	uint32_t m_k8s_gen;                 /* tapwork_k8s_generations_total */
+	uint32_t m_k8s_gen_err;
 };
 
 static int open_access_log(const struct tw_config *cfg)
@@ -48,19 +70,21 @@ static int same_addr(const struct tw_addr *a, const struct tw_addr *b)
 	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
 }
 
-static void do_reload(struct run_state *rs)
+static int load_config(const struct tw_edge *e, struct tw_config **cfg, struct tw_err *err)
+{
+	return e->config_text ? tw_config_load_string("<tapwork proxy>", e->config_text, strlen(e->config_text), cfg, err)
+	       : e->config_path ? tw_config_load_file(e->config_path, cfg, err)
+				: tw_config_load_default(cfg, err);
+}
+
+/* Make cfg (owned) the current generation: listeners checked first, then
+ * a generation built beside the old one and swapped in. `what` names the
+ * change in the log; counted as a file reload when reload is set. Returns
+ * 0 or the reason it was refused (logged). */
+static int install_config(struct run_state *rs, struct tw_config *cfg, int reload, const char *what)
 {
 	struct tw_edge *e = &rs->e;
 	struct tw_err err = {0};
-	struct tw_config *cfg = NULL;
-	int rc = e->config_text ? tw_config_load_string("<tapwork proxy>", e->config_text, strlen(e->config_text), &cfg, &err)
-		 : e->config_path ? tw_config_load_file(e->config_path, &cfg, &err)
-				  : tw_config_load_default(&cfg, &err);
-	if (rc != 0) {
-		tw_error("reload refused: %s", err.msg);
-		tw_metric_add(e->m, e->m_reload_err, 1);
-		return;
-	}
 	struct tw_gen *old = e->gen;
 	/* New listen addresses must bind before anything changes. */
 	const struct tw_addr *want[2] = {cfg->has_http ? &cfg->listen_http : NULL,
@@ -72,21 +96,19 @@ static void do_reload(struct run_state *rs)
 			continue;
 		int fd = tw_listen_socket(want[i], 1, &err);
 		if (fd < 0) {
-			tw_error("reload refused: %s", err.msg);
-			tw_metric_add(e->m, e->m_reload_err, 1);
+			tw_error("%s refused: %s", what, err.msg);
 			tw_config_free(cfg);
-			return;
+			return -1;
 		}
 		close(fd);
 	}
-	if (cfg->workers != e->nworkers)
+	if (cfg->workers != e->nworkers && reload)
 		tw_warn("reload: workers %u -> %u takes effect at the next restart", e->nworkers, cfg->workers);
 	struct tw_gen *g;
-	rc = tw_gen_build(e, cfg, old, &g, &err);
+	int rc = tw_gen_build(e, cfg, old, &g, &err);
 	if (rc != 0) {
-		tw_error("reload refused: %s", err.msg);
-		tw_metric_add(e->m, e->m_reload_err, 1);
-		return;
+		tw_error("%s refused: %s", what, err.msg);
+		return rc;
 	}
 	if (g->cfg->has_admin && !tw_admin_same(e, &g->cfg->admin_listen)) {
 		tw_admin_stop(e);
@@ -104,9 +126,250 @@ static void do_reload(struct run_state *rs)
 	tw_gen_release(old);
 	tw_workers_notify(e);
 	if (tw_workers_wait_gen(e, g->id) != 0)
-		tw_warn("reload: a worker is slow to take generation %llu", (unsigned long long)g->id);
+		tw_warn("%s: a worker is slow to take generation %llu", what, (unsigned long long)g->id);
+	return 0;
+}
+
+/* The whole file, NUL-terminated (malloc'd), or NULL with errno set. */
+static char *read_file(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	if (f == NULL)
+		return NULL;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&text, &len);
+	char buf[8192];
+	size_t n;
+	while (m != NULL && (n = fread(buf, 1, sizeof buf, f)) > 0)
+		fwrite(buf, 1, n, m);
+	int bad = ferror(f);
+	fclose(f);
+	if (m == NULL || fclose(m) != 0 || bad) {
+		free(text);
+		errno = bad ? EIO : ENOMEM;
+		return NULL;
+	}
+	return text;
+}
+
+static void do_reload(struct run_state *rs)
+{
+	struct tw_edge *e = &rs->e;
+	struct tw_err err = {0};
+	struct tw_config *cfg = NULL;
+	if (e->k8s != NULL && e->config_path != NULL) {
+		/* Checked here; the controller then rebuilds from this very text
+		 * with the cluster's state, and "config reloaded" is logged when
+		 * that generation is in place. */
+		char *text = read_file(e->config_path);
+		if (text == NULL) {
+			tw_error("reload refused: %s: %s", e->config_path, strerror(errno));
+			tw_metric_add(e->m, e->m_reload_err, 1);
+			return;
+		}
+		if (tw_config_load_string(e->config_path, text, strlen(text), &cfg, &err) != 0) {
+			tw_error("reload refused: %s", err.msg);
+			tw_metric_add(e->m, e->m_reload_err, 1);
+			free(text);
+			return;
+		}
+		tw_config_free(cfg);
+		pthread_mutex_lock(&rs->k8s_mu);
+		free(rs->k8s_file_text);
+		rs->k8s_file_text = text;
+		rs->hup_seq++;
+		pthread_mutex_unlock(&rs->k8s_mu);
+		tw_k8s_controller_kick(e->k8s);
+		return;
+	}
+	int rc = load_config(e, &cfg, &err);
+	if (rc != 0) {
+		tw_error("reload refused: %s", err.msg);
+		tw_metric_add(e->m, e->m_reload_err, 1);
+		return;
+	}
+	if (install_config(rs, cfg, 1, "reload") != 0) {
+		tw_metric_add(e->m, e->m_reload_err, 1);
+		return;
+	}
 	tw_metric_add(e->m, e->m_reload_ok, 1);
-	tw_info("config reloaded (generation %llu)", (unsigned long long)g->id);
+	tw_info("config reloaded (generation %llu)", (unsigned long long)e->gen->id);
+}
+
+/* Main thread, after the apply thread posted a generation's config. */
+static void k8s_install_pending(struct run_state *rs)
+{
+	struct tw_edge *e = &rs->e;
+	struct k8s_pending *p = atomic_exchange(&rs->k8s_pending, NULL);
+	if (p == NULL)
+		return;
+	if (atomic_load(&e->draining)) {
+		tw_config_free(p->cfg);
+		free(p);
+		return;
+	}
+	int hup = p->hup_seq > rs->hup_done;
+	int rc = install_config(rs, p->cfg, hup, hup ? "reload" : "kubernetes: generation");
+	if (hup) {
+		rs->hup_done = p->hup_seq;
+		tw_metric_add(e->m, rc == 0 ? e->m_reload_ok : e->m_reload_err, 1);
+		if (rc == 0)
+			tw_info("config reloaded (generation %llu, with the cluster's Ingresses)",
+				(unsigned long long)e->gen->id);
+	}
+	tw_metric_add(e->m, rc == 0 ? rs->m_k8s_gen : rs->m_k8s_gen_err, 1);
+	if (rc == 0) {
+		if (atomic_exchange(&e->k8s_waiting, 0))
+			tw_info("kubernetes: first sync served (generation %llu): ready",
+				(unsigned long long)e->gen->id);
+		else
+			tw_debug("kubernetes: generation %llu in place", (unsigned long long)e->gen->id);
+	}
+	free(p);
+}
+
+/* Log each rejected or warned-about Ingress once per distinct reason (the
+ * report repeats them at every apply). rs->k8s_rejected keeps the last
+ * report's lines, each between newlines. Apply thread. */
+static void k8s_log_report(struct run_state *rs, const struct tw_k8s_report *rep)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&text, &len);
+	if (m == NULL)
+		return;
+	fputc('\n', m);
+	for (size_t i = 0; i < rep->nitems; i++) {
+		const struct tw_k8s_ingress_report *it = &rep->items[i];
+		/* served: reason holds the warnings; rejected: message says why */
+		const char *why = it->verdict == TW_K8S_REJECTED ? (it->message ? it->message : it->reason)
+				  : it->verdict == TW_K8S_SERVED	 ? it->reason
+									 : NULL;
+		if (why == NULL)
+			continue;
+		char line[1024];
+		int n = snprintf(line, sizeof line, "%s/%s %s: %s", it->ns, it->name,
+				 it->verdict == TW_K8S_REJECTED ? "rejected" : "served with warnings", why);
+		if (n < 0)
+			continue;
+		size_t ln = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
+		for (size_t k = 0; k < ln; k++)
+			if (line[k] == '\n')
+				line[k] = ' ';
+		fprintf(m, "%.*s\n", (int)ln, line);
+		/* seen in the last report? */
+		int seen = 0;
+		if (rs->k8s_rejected != NULL) {
+			for (const char *q = rs->k8s_rejected; (q = strstr(q, "\n")) != NULL; q++)
+				if (strncmp(q + 1, line, ln) == 0 && q[1 + ln] == '\n') {
+					seen = 1;
+					break;
+				}
+		}
+		if (!seen) {
+			if (it->verdict == TW_K8S_REJECTED)
+				tw_warn("kubernetes: Ingress %.*s", (int)ln, line);
+			else
+				tw_info("kubernetes: Ingress %.*s", (int)ln, line);
+		}
+	}
+	fclose(m);
+	free(rs->k8s_rejected);
+	rs->k8s_rejected = text;
+}
+
+/* The controller's apply thread, stores locked: the file's config (as last
+ * loaded) plus the cluster's Ingresses, posted to the main thread. */
+static int k8s_apply(void *arg, struct tw_k8s_controller *ctl, const struct tw_k8s_view *v)
+{
+	struct run_state *rs = arg;
+	struct tw_edge *e = &rs->e;
+	struct tw_err err = {0};
+	struct tw_config *cfg = NULL;
+	pthread_mutex_lock(&rs->k8s_mu);
+	uint64_t seq = rs->hup_seq;
+	int rc = rs->k8s_file_text != NULL
+		     ? tw_config_load_string(e->config_path ? e->config_path : "<config>", rs->k8s_file_text,
+					     strlen(rs->k8s_file_text), &cfg, &err)
+		     : load_config(e, &cfg, &err);
+	pthread_mutex_unlock(&rs->k8s_mu);
+	if (rc != 0) {
+		tw_error("kubernetes: the config file no longer loads: %s", err.msg);
+		return rc;
+	}
+	struct tw_k8s_report rep = {0};
+	rc = tw_k8s_ingress_apply(cfg, v, rs->k8s_last_good, &rep, &err);
+	if (rc != 0) {
+		tw_error("kubernetes: the cluster's Ingresses could not be applied: %s", err.msg);
+		tw_config_free(cfg);
+		tw_k8s_report_clear(&rep);
+		return rc;
+	}
+	k8s_log_report(rs, &rep);
+	tw_k8s_controller_report(ctl, &rep);
+	tw_k8s_report_clear(&rep);
+	struct k8s_pending *p = malloc(sizeof *p);
+	if (p == NULL) {
+		tw_config_free(cfg);
+		return TW_ENOMEM;
+	}
+	p->cfg = cfg;
+	p->hup_seq = seq;
+	struct k8s_pending *old = atomic_exchange(&rs->k8s_pending, p);
+	if (old != NULL) { /* not taken yet: this one supersedes it */
+		if (old->hup_seq > p->hup_seq)
+			p->hup_seq = old->hup_seq;
+		tw_config_free(old->cfg);
+		free(old);
+	}
+	tw_loop_wake(e->loop);
+	return 0;
+}
+
+static int k8s_start(struct run_state *rs, const struct tw_config *cfg)
+{
+	struct tw_edge *e = &rs->e;
+	struct tw_err err = {0};
+	pthread_mutex_init(&rs->k8s_mu, NULL);
+	if (e->config_path != NULL && (rs->k8s_file_text = read_file(e->config_path)) == NULL)
+		return tw_err_set(&err, TW_EIO, "%s: %s", e->config_path, strerror(errno));
+	rs->k8s_last_good = tw_k8s_store_new();
+	if (rs->k8s_last_good == NULL)
+		return tw_err_set(&err, TW_ENOMEM, "out of memory");
+	tw_metrics_register("tapwork_k8s_generations_total",
+			    "Config generations built from the cluster's state, by result.", TW_METRIC_COUNTER,
+			    "result=\"ok\"", &rs->m_k8s_gen);
+	tw_metrics_register("tapwork_k8s_generations_total",
+			    "Config generations built from the cluster's state, by result.", TW_METRIC_COUNTER,
+			    "result=\"error\"", &rs->m_k8s_gen_err);
+	atomic_store(&e->k8s_waiting, 1);
+	struct tw_k8s_controller_cbs cbs = {.apply = k8s_apply, .arg = rs};
+	struct tw_k8s_controller *c = NULL;
+	if (tw_k8s_controller_start(&cfg->k8s, &cbs, &c, &err) != 0) {
+		fprintf(stderr, "tapwork: kubernetes: %s\n", err.msg);
+		return -1;
+	}
+	e->k8s = c;
+	tw_info("kubernetes: watching the API server; /readyz turns ready after the first sync");
+	return 0;
+}
+
+static void k8s_stop(struct run_state *rs)
+{
+	if (rs->e.k8s == NULL)
+		return;
+	tw_k8s_controller_stop(rs->e.k8s);
+	rs->e.k8s = NULL;
+	struct k8s_pending *p = atomic_exchange(&rs->k8s_pending, NULL);
+	if (p != NULL) {
+		tw_config_free(p->cfg);
+		free(p);
+	}
+	tw_k8s_store_free(rs->k8s_last_good);
+	free(rs->k8s_file_text);
+	free(rs->k8s_rejected);
+	pthread_mutex_destroy(&rs->k8s_mu);
 }
 
 static void on_signal(struct tw_loop *loop, struct tw_io *io, uint32_t ev)
@@ -152,6 +415,8 @@ static void on_cert_watch(struct tw_loop *loop, struct tw_timer *t)
 static void on_main_wake(struct tw_loop *loop, void *arg)
 {
 	struct run_state *rs = arg;
+	if (rs->e.k8s != NULL || atomic_load(&rs->k8s_pending) != NULL)
+		k8s_install_pending(rs);
 	if (atomic_load(&rs->e.workers_exited) == rs->e.nworkers)
 		tw_loop_stop(loop);
 }
@@ -197,16 +462,14 @@ static int run_edge(const char *path, const char *text)
 	struct tw_edge *e = &rs.e;
 	struct tw_err err = {0};
 	struct tw_config *cfg = NULL;
-	int rc = text ? tw_config_load_string("<tapwork proxy>", text, strlen(text), &cfg, &err)
-	       : path ? tw_config_load_file(path, &cfg, &err)
-		      : tw_config_load_default(&cfg, &err);
+	e->config_path = path;
+	e->config_text = text;
+	int rc = load_config(e, &cfg, &err);
 	if (rc != 0) {
 		fprintf(stderr, "tapwork: %s\n", err.msg);
 		return 1;
 	}
 	tw_log_level = cfg->log.level;
-	e->config_path = path;
-	e->config_text = text;
 	e->nworkers = cfg->workers;
 	e->alog_fd = open_access_log(cfg);
 	if (tw_loop_new(&e->loop) != 0 || tw_metrics_add_shard(&e->m) != 0) {
@@ -248,6 +511,8 @@ static int run_edge(const char *path, const char *text)
 	}
 	tw_health_start(e, g);
 	tw_edge_acme_start(e, g->cfg);
+	if (g->cfg->has_k8s && k8s_start(&rs, g->cfg) != 0)
+		return 1;
 	tw_timer_init(&rs.cert_timer, on_cert_watch);
 	tw_timer_set(e->loop, &rs.cert_timer, 1000);
 	tw_info("tapwork %s: listening on%s%s%s%s with %u worker%s (config %s)%s%s", TW_VERSION,
@@ -261,6 +526,7 @@ static int run_edge(const char *path, const char *text)
 	if (tw_backup_sched_start(path, &err) != 0)
 		tw_error("backup scheduler: %s (backup jobs will not run)", err.msg);
 	tw_loop_run(e->loop);
+	k8s_stop(&rs);
 	tw_backup_sched_stop();
 	tw_workers_join(e);
 	tw_edge_acme_stop(e);

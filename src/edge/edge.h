@@ -37,6 +37,7 @@ struct tw_worker;
 struct tw_conn;
 struct tw_upconn;
 struct tw_h2_session;
+struct tw_k8s_controller;
 
 /* ---- generation ---- */
 
@@ -173,6 +174,9 @@ struct tw_edge {
 	struct tw_acme_responder acme_responder;
 	_Atomic(struct tw_edge_alpn *) acme_alpn; /* pending TLS-ALPN-01 certificates */
 	atomic_int acme_changed;
+	/* kubernetes: (cmd_run.c) */
+	struct tw_k8s_controller *k8s; /* NULL without a kubernetes: section */
+	atomic_int k8s_waiting;        /* 1 until the first generation with the cluster's state: /readyz 503 */
 };
 
 /* ---- connections ---- */

@@ -38,18 +38,58 @@ void tw_gen_release(struct tw_gen *g)
 		gen_free(g);
 }
 
-static const struct tw_srv_shared *find_prev(const struct tw_gen *prev, const char *be_name,
+/* The previous generation's backends by name (open addressing, indexes + 1),
+ * so that carrying health and ejection state over is linear in the backends:
+ * a Kubernetes cluster's generations have thousands and come often. */
+struct prev_index {
+	const struct tw_gen *prev;
+	size_t *slot;
+	size_t cap;
+};
+
+static size_t name_hash(const char *s)
+{
+	size_t h = 14695981039346656037u;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211u;
+	return h;
+}
+
+static int prev_index_build(struct prev_index *pi, const struct tw_gen *prev)
+{
+	pi->prev = prev;
+	pi->slot = NULL;
+	pi->cap = 0;
+	if (prev == NULL || prev->cfg->nbackends == 0)
+		return 0;
+	pi->cap = 2 * prev->cfg->nbackends;
+	pi->slot = calloc(pi->cap, sizeof *pi->slot);
+	if (pi->slot == NULL)
+		return TW_ENOMEM;
+	for (size_t b = 0; b < prev->cfg->nbackends; b++) {
+		size_t p = name_hash(prev->cfg->backends[b].name) % pi->cap;
+		while (pi->slot[p] != 0)
+			p = (p + 1) % pi->cap;
+		pi->slot[p] = b + 1;
+	}
+	return 0;
+}
+
+static const struct tw_srv_shared *find_prev(const struct prev_index *pi, const char *be_name,
 					     const struct tw_addr *addr)
 {
-	if (prev == NULL)
+	if (pi->cap == 0)
 		return NULL;
-	for (size_t b = 0; b < prev->cfg->nbackends; b++) {
+	const struct tw_gen *prev = pi->prev;
+	for (size_t p = name_hash(be_name) % pi->cap; pi->slot[p] != 0; p = (p + 1) % pi->cap) {
+		size_t b = pi->slot[p] - 1;
 		const struct tw_conf_backend *pb = &prev->cfg->backends[b];
 		if (strcmp(pb->name, be_name) != 0)
 			continue;
 		for (size_t s = 0; s < pb->nservers; s++)
 			if (strcmp(pb->servers[s].addr.text, addr->text) == 0)
 				return &prev->be[b].srv[s];
+		return NULL;
 	}
 	return NULL;
 }
@@ -68,6 +108,7 @@ int tw_gen_build(struct tw_edge *e, struct tw_config *cfg, const struct tw_gen *
 	g->id = ++e->gen_seq;
 	g->nworkers = e->nworkers;
 	struct tw_arena *a = &cfg->arena;
+	struct prev_index pi = {0};
 	int rc = tw_router_build(cfg, &g->router, err);
 	if (rc != 0)
 		goto fail;
@@ -86,7 +127,9 @@ int tw_gen_build(struct tw_edge *e, struct tw_config *cfg, const struct tw_gen *
 	if (g->be == NULL || g->wk == NULL)
 		goto nomem;
 
-	char lab[256], esc_be[96], esc_srv[96];
+	char lab[512], esc_be[320], esc_srv[96];
+	if (prev_index_build(&pi, prev) != 0)
+		goto nomem;
 	for (size_t b = 0; b < nb; b++) {
 		const struct tw_conf_backend *cb = &cfg->backends[b];
 		struct tw_be_shared *bs = &g->be[b];
@@ -102,7 +145,7 @@ int tw_gen_build(struct tw_edge *e, struct tw_config *cfg, const struct tw_gen *
 			goto limit;
 		for (size_t s = 0; s < cb->nservers; s++) {
 			struct tw_srv_shared *ss = &bs->srv[s];
-			const struct tw_srv_shared *ps = find_prev(prev, cb->name, &cb->servers[s].addr);
+			const struct tw_srv_shared *ps = find_prev(&pi, cb->name, &cb->servers[s].addr);
 			int hup = ps ? atomic_load(&ps->health_up) : 1;
 			uint64_t ej = ps ? atomic_load(&ps->eject_until) : 0;
 			atomic_init(&ss->health_up, hup);
@@ -185,15 +228,17 @@ int tw_gen_build(struct tw_edge *e, struct tw_config *cfg, const struct tw_gen *
 		}
 	}
 	free(used);
+	free(pi.slot);
 	*out = g;
 	return 0;
 nomem:
 	rc = tw_err_set(err, TW_ENOMEM, "out of memory");
 	goto fail;
 limit:
-	rc = tw_err_set(err, TW_ELIMIT, "too many metric series (more than %d): fewer sites/backends",
+	rc = tw_err_set(err, TW_ELIMIT, "too many metric series (more than %u): fewer sites/backends",
 			TW_METRICS_MAX);
 fail:
+	free(pi.slot);
 	gen_free(g);
 	return rc;
 }

@@ -746,6 +746,11 @@ void tw_k8s_controller_stop(struct tw_k8s_controller *c)
 	free_all(c);
 }
 
+void tw_k8s_controller_kick(struct tw_k8s_controller *c)
+{
+	on_change(c);
+}
+
 int tw_k8s_controller_synced(const struct tw_k8s_controller *c)
 {
 	struct tw_k8s_controller *m = (struct tw_k8s_controller *)c;

@@ -58,6 +58,9 @@ int tw_k8s_controller_start(const struct tw_conf_k8s *conf, const struct tw_k8s_
 /* Stop every thread (interrupting watches within ~1 s), release the Lease
  * if held, free. NULL ok. Not from inside apply. */
 void tw_k8s_controller_stop(struct tw_k8s_controller *c);
+/* Ask for an apply although no store changed (the edge's file config was
+ * reloaded). Thread-safe; debounced like a change. */
+void tw_k8s_controller_kick(struct tw_k8s_controller *c);
 /* 1 once every informer has listed and the first apply has run. */
 int tw_k8s_controller_synced(const struct tw_k8s_controller *c);
 /* Wait for synced; 0, or TW_ETIMEDOUT. */

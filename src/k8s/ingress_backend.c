@@ -283,6 +283,7 @@ static void backend_defaults(struct tw_conf_backend *b, const struct be_opts *o)
 	b->queue_timeout_ms = 5000;
 	b->passive_fails = 3;
 	b->passive_eject_ms = 10000;
+	b->dynamic = 1; /* pods come and go: no metric series per pod address */
 }
 
 /* "#xxxxxxxx" of the settings when they differ from the defaults, else "". */

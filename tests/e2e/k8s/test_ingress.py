@@ -247,4 +247,4 @@ def test_ingress_update_and_delete(procs, tmp_path, apiserver):
     api.delete("ingresses", "site", "web")
     wait_status(edge, "app.test", "/", 404)
     m = edge.metrics()
-    assert m.get("tapwork_k8s_events_total", kind="Ingress") >= 2
+    assert m.get("tapwork_k8s_events_total", kind="ingresses") >= 2

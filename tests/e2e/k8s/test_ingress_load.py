@@ -126,4 +126,6 @@ def test_changes_under_load_lose_nothing(procs, tmp_path, apiserver):
     status, body = h2_done()
     assert status == 200 and body == b"slow\n", (status, body)
     m = edge.metrics()
-    assert m.get("tapwork_k8s_generations_total") >= 100
+    # bursts of changes are coalesced into fewer generations, none refused
+    assert m.get("tapwork_k8s_generations_total", result="ok") >= 10
+    assert m.get("tapwork_k8s_generations_total", result="error") == 0

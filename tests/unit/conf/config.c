@@ -277,7 +277,7 @@ static void errors_syntax_and_shape(void **state)
 	load_err(SITES WEB, "t.yaml:1:1: missing required key \"listen\"");
 	load_err("listen: {}\n" SITES WEB,
 	         "t.yaml:1:9: listen: needs at least one listener (http)");
-	load_err(HEAD WEB, "t.yaml:1:1: missing required key \"sites\"");
+	load_err(HEAD WEB, "t.yaml:1:1: missing required key \"sites\" (or a kubernetes: section)");
 	load_err(HEAD "sites: []\n", "t.yaml:2:8: sites: must have at least 1 item");
 }
 
