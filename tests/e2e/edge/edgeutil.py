@@ -128,6 +128,7 @@ def full_config(cfg, http_port, admin_port):
     """Adds listeners and test-friendly defaults to a partial config dict."""
     listen = {"http": f"127.0.0.1:{http_port}"}
     listen.update({k: v for k, v in cfg.get("listen", {}).items() if k != "http"})  # e.g. https
+    # (listen.http in cfg is honoured by Edge, which passes its port as http_port)
     out = {"listen": listen, "workers": 2,
            "admin": {"listen": f"127.0.0.1:{admin_port}"}}
     out.update({k: v for k, v in cfg.items() if k not in ("listen", "admin")})
@@ -333,10 +334,11 @@ class Metrics:
 # ------------------------------------------------------------------- the edge
 
 class Edge:
-    def __init__(self, procs, tmp_path, cfg, name="tapwork", cwd=None):
+    def __init__(self, procs, tmp_path, cfg, name="tapwork", cwd=None, env=None):
         self.procs = procs
         self.tmp_path = tmp_path
-        self.port = free_port()
+        given = cfg.get("listen", {}).get("http")  # a fixed port (an ACME HTTP-01 port)
+        self.port = int(given.rsplit(":", 1)[1]) if given else free_port()
         self.admin_port = free_port()
         while self.admin_port == self.port:
             self.admin_port = free_port()
@@ -348,7 +350,7 @@ class Edge:
             cfg = dict(cfg, log={"access": str(self.access_path), "level": "info"})
         self.cfg = full_config(cfg, self.port, self.admin_port)
         write_config(self.cfg_path, self.cfg)
-        self.proc = procs.start([BIN, "run", "-c", str(self.cfg_path)], name=name, cwd=cwd or str(tmp_path))
+        self.proc = procs.start([BIN, "run", "-c", str(self.cfg_path)], name=name, cwd=cwd or str(tmp_path), env=env)
         self.session = new_session()
         self.wait_ready()
 
@@ -435,8 +437,8 @@ class Edge:
         return Metrics(r.text)
 
 
-def start_edge(procs, tmp_path, cfg, name="tapwork"):
-    return Edge(procs, tmp_path, cfg, name=name)
+def start_edge(procs, tmp_path, cfg, name="tapwork", env=None):
+    return Edge(procs, tmp_path, cfg, name=name, env=env)
 
 
 def echo_of(resp):

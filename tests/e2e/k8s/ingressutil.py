@@ -44,17 +44,19 @@ def k8s_config(api, **ingress_opts):
 
 
 def start_ingress_edge(procs, tmp_path, api, cfg=None, ingress_opts=None, k8s_extra=None, name="tapwork",
-                       ensure_class=True, ready_timeout=20):
+                       ensure_class=True, ready_timeout=20, env=None):
     """tapwork run with a kubernetes: section; returns once /readyz says ready."""
     if ensure_class and api.get("ingressclasses", "tapwork") is None:
         api.create(ingressclass("tapwork"))
     cfg = dict(cfg or {})
     k = k8s_config(api, **(ingress_opts or {}))
     k.update(k8s_extra or {})
+    if not k.get("api"):
+        del k["api"]  # in-cluster
     cfg["kubernetes"] = k
     cfg.setdefault("sites", [])
     cfg.setdefault("backends", {})
-    edge = start_edge(procs, tmp_path, cfg, name=name)
+    edge = start_edge(procs, tmp_path, cfg, name=name, env=env)
     wait_for(lambda: edge.admin("/readyz").status_code == 200, ready_timeout, what="/readyz after first sync")
     return edge
 

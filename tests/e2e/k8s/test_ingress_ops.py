@@ -232,3 +232,24 @@ def test_token_rotation(procs, tmp_path, apiserver):
     api.create(ingress("web", "site", rules=[rule("app.test", [path("/", "svc", "http")])]))
     wait_routed(edge, "app.test", "/", {"a-0"}, timeout=40)
     assert any(r.get("status") == 401 for r in api.requests()), "the old token was never refused"
+
+
+def test_in_cluster_service_account_and_token_rotation(procs, tmp_path, apiserver):
+    """No kubeconfig: the pod's service-account files and KUBERNETES_SERVICE_*;
+    the token file is re-read after a 401."""
+    api = apiserver
+    a = start_pods(procs, "a", ["127.0.0.2"])
+    publish_service(api, "web", "svc", a)
+    sa = tmp_path / "serviceaccount"
+    env = api.write_incluster(sa)
+    env["TAPWORK_K8S_SA_DIR"] = str(sa)
+    env.pop("KUBECONFIG", None)
+    edge = start_ingress_edge(procs, tmp_path, api, k8s_extra={"api": {}}, env=env)
+    assert "in-cluster" in edge.log() or str(sa) in edge.log()
+    (sa / "token").write_text("projected-token-2")
+    api.set_tokens(["projected-token-2"])
+    api.break_watches()
+    api.create(ingress("web", "site", rules=[rule("app.test", [path("/", "svc", "http")])]))
+    wait_routed(edge, "app.test", "/", {"a-0"}, timeout=40)
+    assert any(r.get("status") == 401 for r in api.requests())
+    assert any(r.get("token") == "projected-token-2" for r in api.requests())
