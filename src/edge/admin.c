@@ -54,10 +54,16 @@ static void server_up_lines(struct tw_dbuf *out, void *arg)
 		return;
 	tw_dbuf_appendf(out, "# HELP tapwork_server_up Whether a server receives traffic (health and ejection).\n"
 			     "# TYPE tapwork_server_up gauge\n");
-	for (size_t b = 0; b < g->cfg->nbackends; b++)
-		for (size_t s = 0; s < g->cfg->backends[b].nservers; s++)
-			tw_dbuf_appendf(out, "tapwork_server_up{%s} %d\n", g->be[b].srv[s].label,
+	char esc_be[320], esc_srv[96];
+	for (size_t b = 0; b < g->cfg->nbackends; b++) {
+		const struct tw_conf_backend *cb = &g->cfg->backends[b];
+		tw_metrics_escape(cb->name, esc_be, sizeof esc_be);
+		for (size_t s = 0; s < cb->nservers; s++) {
+			tw_metrics_escape(cb->servers[s].addr.text, esc_srv, sizeof esc_srv);
+			tw_dbuf_appendf(out, "tapwork_server_up{backend=\"%s\",server=\"%s\"} %d\n", esc_be, esc_srv,
 					atomic_load(&g->be[b].up[s]));
+		}
+	}
 	tw_edge_acme_metrics(e, out);
 	if (e->k8s != NULL)
 		tw_k8s_controller_metrics(e->k8s, out);

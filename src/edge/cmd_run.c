@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,7 @@ struct run_state {
 	char *k8s_rejected;                 /* apply thread only: last report's rejections, to log changes once */
 	uint32_t m_k8s_gen;                 /* tapwork_k8s_generations_total */
 	uint32_t m_k8s_gen_err;
+	uint64_t trimmed_at; /* tw_loop_now of the last malloc_trim */
 };
 
 static int open_access_log(const struct tw_config *cfg)
@@ -227,6 +229,14 @@ static void k8s_install_pending(struct run_state *rs)
 			tw_debug("kubernetes: generation %llu in place", (unsigned long long)e->gen->id);
 	}
 	free(p);
+	/* Lists and generations free big blocks in the informer threads' malloc
+	 * arenas; hand the pages back after the first sync and then at most
+	 * every 10 s (a few ms for a cluster's worth of objects). */
+	uint64_t now = tw_loop_now(e->loop);
+	if (rs->trimmed_at == 0 || now - rs->trimmed_at >= 10000) {
+		malloc_trim(0);
+		rs->trimmed_at = now ? now : 1;
+	}
 }
 
 /* Log each rejected or warned-about Ingress once per distinct reason (the

@@ -45,7 +45,6 @@ struct tw_srv_shared {
 	atomic_int health_up;   /* verdict of active checks (1 when none) */
 	_Atomic uint64_t eject_until; /* tw_clock_ms deadline of a passive ejection, 0 = none */
 	uint32_t m_connect_err; /* metric slot */
-	char label[160];        /* escaped "backend=..,server=.." label text */
 };
 
 struct tw_be_shared {

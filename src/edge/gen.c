@@ -152,14 +152,12 @@ int tw_gen_build(struct tw_edge *e, struct tw_config *cfg, const struct tw_gen *
 			atomic_init(&ss->eject_until, ej);
 			atomic_init(&bs->up[s], hup && ej == 0);
 			tw_metrics_escape(cb->servers[s].addr.text, esc_srv, sizeof esc_srv);
-			snprintf(ss->label, sizeof ss->label, "backend=\"%s\",server=\"%s\"", esc_be, esc_srv);
 			/* registered series are never freed: a dynamic backend's pods
 			 * (new addresses all the time) share one */
-			char folded[sizeof ss->label];
-			snprintf(folded, sizeof folded, "backend=\"%s\",server=\"*\"", esc_be);
+			snprintf(lab, sizeof lab, "backend=\"%s\",server=\"%s\"", esc_be, cb->dynamic ? "*" : esc_srv);
 			if (tw_metrics_register("tapwork_upstream_connect_errors_total",
-						"Failed connections to upstream servers.", TW_METRIC_COUNTER,
-						cb->dynamic ? folded : ss->label, &ss->m_connect_err) != 0)
+						"Failed connections to upstream servers.", TW_METRIC_COUNTER, lab,
+						&ss->m_connect_err) != 0)
 				goto limit;
 		}
 	}

@@ -171,6 +171,104 @@ static void *informer_main(void *arg)
 	return NULL;
 }
 
+/* ---- trimming: what the translator and the leader never read ------------
+ * Kept: metadata name, namespace, resourceVersion; Ingress and IngressClass
+ * also creationTimestamp, uid and annotations (but kubectl's copy of the last
+ * applied object); labels only on EndpointSlices (the Service name). */
+static void trim_meta(json_t *obj, int keep_ingress_fields, int keep_labels)
+{
+	json_t *md = json_object_get(obj, "metadata");
+	if (!json_is_object(md))
+		return;
+	static const char *const drop[] = {"managedFields", "ownerReferences", "finalizers", "generateName",
+					   "selfLink", "generation", "deletionGracePeriodSeconds"};
+	for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++)
+		json_object_del(md, drop[i]);
+	if (keep_ingress_fields) {
+		json_object_del(json_object_get(md, "annotations"),
+				"kubectl.kubernetes.io/last-applied-configuration");
+	} else {
+		json_object_del(md, "uid");
+		json_object_del(md, "creationTimestamp");
+		json_object_del(md, "annotations");
+	}
+	if (!keep_labels) {
+		json_object_del(md, "labels");
+	} else {
+		json_t *lb = json_object_get(md, "labels");
+		json_t *sn = json_incref(json_object_get(lb, "kubernetes.io/service-name"));
+		json_object_clear(lb);
+		if (sn != NULL)
+			json_object_set_new(lb, "kubernetes.io/service-name", sn);
+	}
+}
+
+static void trim_ingress(json_t *o)
+{
+	trim_meta(o, 1, 0);
+}
+
+static void trim_class(json_t *o)
+{
+	trim_meta(o, 1, 0);
+}
+
+static void trim_service(json_t *o)
+{
+	trim_meta(o, 0, 0);
+	json_t *spec = json_object_get(o, "spec");
+	static const char *const drop[] = {"selector", "clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy",
+					   "sessionAffinity", "internalTrafficPolicy", "externalTrafficPolicy"};
+	for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++)
+		json_object_del(spec, drop[i]);
+	json_object_del(o, "status"); /* the publish Service has its own informer, untrimmed */
+}
+
+/* Endpoint conditions are kept only where they differ from what an absent
+ * one means to the translator: ready true, serving = ready, terminating false. */
+static void trim_slice(json_t *o)
+{
+	trim_meta(o, 0, 1);
+	size_t i;
+	json_t *ep;
+	json_array_foreach(json_object_get(o, "endpoints"), i, ep)
+	{
+		static const char *const drop[] = {"targetRef", "nodeName", "zone", "hints", "hostname", "deprecatedTopology"};
+		for (size_t k = 0; k < sizeof drop / sizeof drop[0]; k++)
+			json_object_del(ep, drop[k]);
+		json_t *c = json_object_get(ep, "conditions");
+		if (!json_is_object(c))
+			continue;
+		json_t *r = json_object_get(c, "ready"), *sv = json_object_get(c, "serving"),
+		       *t = json_object_get(c, "terminating");
+		int ready = json_is_boolean(r) ? json_is_true(r) : 1;
+		if (json_is_boolean(sv) && json_is_true(sv) == ready)
+			json_object_del(c, "serving");
+		if (json_is_false(t))
+			json_object_del(c, "terminating");
+		if (json_is_true(r))
+			json_object_del(c, "ready");
+		if (json_object_size(c) == 0)
+			json_object_del(ep, "conditions");
+	}
+}
+
+static void trim_secret(json_t *o)
+{
+	trim_meta(o, 0, 0);
+	json_t *d = json_object_get(o, "data");
+	const char *k;
+	void *tmp;
+	json_t *v;
+	json_object_foreach_safe(d, tmp, k, v)
+	{
+		if (strcmp(k, "tls.crt") != 0 && strcmp(k, "tls.key") != 0)
+			json_object_del(d, k);
+	}
+}
+
+static void (*const trims[K_N])(json_t *) = {trim_ingress, trim_class, trim_service, trim_slice, trim_secret, NULL};
+
 static int add_informer(struct tw_k8s_controller *c, enum kind k, const char *path, const char *ns,
                         const char *fsel, struct tw_err *err)
 {
@@ -190,6 +288,7 @@ static int add_informer(struct tw_k8s_controller *c, enum kind k, const char *pa
 	                              .store = c->st[k],
 	                              .lock = &c->lock,
 	                              .on_change = on_change,
+	                              .trim = trims[k],
 	                              .arg = c};
 	if ((rc = tw_k8s_watch_new(&o, in->client, &c->stop, &in->w)) < 0) {
 		tw_k8s_client_free(in->client);

@@ -347,6 +347,8 @@ int tw_k8s_watch_apply(struct tw_k8s_watch *w, const struct tw_k8s_event *ev, st
 			if (changed)
 				atomic_fetch_sub(&w->st.objects, 1);
 		} else {
+			if (w->o.trim != NULL)
+				w->o.trim(ev->object);
 			int existed = tw_k8s_store_get(w->o.store, ns, name) != NULL;
 			rc = tw_k8s_store_put(w->o.store, ev->object);
 			changed = rc == 0;
@@ -421,6 +423,8 @@ int tw_k8s_watch_list(struct tw_k8s_watch *w, size_t *changed, struct tw_err *er
 		json_t *it;
 		json_array_foreach(rc == 0 ? items : NULL, i, it)
 		{
+			if (w->o.trim != NULL)
+				w->o.trim(it);
 			if (tw_k8s_store_put(fresh, it) < 0) {
 				rc = tw_err_set(err, TW_EPROTO,
 				                "list %s: item %zu has no metadata.name", w->path,

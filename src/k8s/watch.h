@@ -94,6 +94,10 @@ struct tw_k8s_watch_opts {
 	struct tw_k8s_store *store; /* shared; changed only with *lock held */
 	pthread_mutex_t *lock;
 	void (*on_change)(void *arg); /* after a change (lock released) */
+	/* Drops what nobody reads from an object before it is cached (in
+	 * place; informer thread, no lock): the caches hold tens of thousands
+	 * of objects. NULL = keep all. */
+	void (*trim)(json_t *obj);
 	void *arg;
 	unsigned page_limit; /* list page size, default 500 */
 	unsigned timeout_s;  /* watch timeoutSeconds, default 300 (+ up to 10% jitter) */
