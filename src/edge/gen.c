@@ -38,13 +38,14 @@ void tw_gen_release(struct tw_gen *g)
 		gen_free(g);
 }
 
-/* The previous generation's backends by name (open addressing, indexes + 1),
- * so that carrying health and ejection state over is linear in the backends:
- * a Kubernetes cluster's generations have thousands and come often. */
+/* The previous generation's backends and sites by name (open addressing,
+ * indexes + 1), so that carrying health, ejection state and metric slots
+ * over is linear in the backends: a Kubernetes cluster's generations have
+ * thousands and come often. */
 struct prev_index {
 	const struct tw_gen *prev;
-	size_t *slot;
-	size_t cap;
+	size_t *be, *site;
+	size_t be_cap, site_cap;
 };
 
 static size_t name_hash(const char *s)
@@ -55,42 +56,77 @@ static size_t name_hash(const char *s)
 	return h;
 }
 
+static size_t *index_names(size_t n, size_t *cap, const char *(*name)(const struct tw_gen *, size_t),
+			   const struct tw_gen *prev)
+{
+	*cap = 2 * n;
+	size_t *slot = calloc(*cap, sizeof *slot);
+	if (slot == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		size_t p = name_hash(name(prev, i)) % *cap;
+		while (slot[p] != 0)
+			p = (p + 1) % *cap;
+		slot[p] = i + 1;
+	}
+	return slot;
+}
+
+static const char *be_name(const struct tw_gen *g, size_t i)
+{
+	return g->cfg->backends[i].name;
+}
+
+static const char *site_name(const struct tw_gen *g, size_t i)
+{
+	return g->site_label[i];
+}
+
 static int prev_index_build(struct prev_index *pi, const struct tw_gen *prev)
 {
+	memset(pi, 0, sizeof *pi);
 	pi->prev = prev;
-	pi->slot = NULL;
-	pi->cap = 0;
-	if (prev == NULL || prev->cfg->nbackends == 0)
+	if (prev == NULL)
 		return 0;
-	pi->cap = 2 * prev->cfg->nbackends;
-	pi->slot = calloc(pi->cap, sizeof *pi->slot);
-	if (pi->slot == NULL)
+	if (prev->cfg->nbackends > 0 &&
+	    (pi->be = index_names(prev->cfg->nbackends, &pi->be_cap, be_name, prev)) == NULL)
 		return TW_ENOMEM;
-	for (size_t b = 0; b < prev->cfg->nbackends; b++) {
-		size_t p = name_hash(prev->cfg->backends[b].name) % pi->cap;
-		while (pi->slot[p] != 0)
-			p = (p + 1) % pi->cap;
-		pi->slot[p] = b + 1;
-	}
+	if ((pi->site = index_names(prev->cfg->nsites + 1, &pi->site_cap, site_name, prev)) == NULL)
+		return TW_ENOMEM;
 	return 0;
 }
 
-static const struct tw_srv_shared *find_prev(const struct prev_index *pi, const char *be_name,
-					     const struct tw_addr *addr)
+static void prev_index_free(struct prev_index *pi)
 {
-	if (pi->cap == 0)
+	free(pi->be);
+	free(pi->site);
+}
+
+static size_t lookup(const size_t *slot, size_t cap, const char *key, const char *(*name)(const struct tw_gen *, size_t),
+		     const struct tw_gen *prev)
+{
+	if (cap == 0)
+		return SIZE_MAX;
+	for (size_t p = name_hash(key) % cap; slot[p] != 0; p = (p + 1) % cap)
+		if (strcmp(name(prev, slot[p] - 1), key) == 0)
+			return slot[p] - 1;
+	return SIZE_MAX;
+}
+
+/* The previous generation's backend of that name, or SIZE_MAX. */
+static size_t prev_backend(const struct prev_index *pi, const char *name)
+{
+	return lookup(pi->be, pi->be_cap, name, be_name, pi->prev);
+}
+
+static const struct tw_srv_shared *prev_server(const struct prev_index *pi, size_t pb, const struct tw_addr *addr)
+{
+	if (pb == SIZE_MAX)
 		return NULL;
-	const struct tw_gen *prev = pi->prev;
-	for (size_t p = name_hash(be_name) % pi->cap; pi->slot[p] != 0; p = (p + 1) % pi->cap) {
-		size_t b = pi->slot[p] - 1;
-		const struct tw_conf_backend *pb = &prev->cfg->backends[b];
-		if (strcmp(pb->name, be_name) != 0)
-			continue;
-		for (size_t s = 0; s < pb->nservers; s++)
-			if (strcmp(pb->servers[s].addr.text, addr->text) == 0)
-				return &prev->be[b].srv[s];
-		return NULL;
-	}
+	const struct tw_conf_backend *b = &pi->prev->cfg->backends[pb];
+	for (size_t s = 0; s < b->nservers; s++)
+		if (strcmp(b->servers[s].addr.text, addr->text) == 0)
+			return &pi->prev->be[pb].srv[s];
 	return NULL;
 }
 
@@ -137,20 +173,31 @@ int tw_gen_build(struct tw_edge *e, struct tw_config *cfg, const struct tw_gen *
 		bs->up = tw_arena_alloc(a, cb->nservers * sizeof *bs->up);
 		if (bs->srv == NULL || bs->up == NULL)
 			goto nomem;
+		/* metric slots of a backend or server the previous generation had
+		 * are taken from it: registering them again finds the same slots */
+		size_t pb = prev_backend(&pi, cb->name);
+		const struct tw_conf_backend *pcb = pb != SIZE_MAX ? &prev->cfg->backends[pb] : NULL;
+		int dyn_slot = pcb != NULL && cb->dynamic && pcb->dynamic && pcb->nservers > 0;
 		tw_metrics_escape(cb->name, esc_be, sizeof esc_be);
 		snprintf(lab, sizeof lab, "backend=\"%s\"", esc_be);
-		if (tw_metrics_register("tapwork_request_duration_seconds",
-					"Time from request head received to response complete.",
-					TW_METRIC_HISTOGRAM, lab, &bs->m_hist) != 0)
+		if (pcb != NULL)
+			bs->m_hist = prev->be[pb].m_hist;
+		else if (tw_metrics_register("tapwork_request_duration_seconds",
+					     "Time from request head received to response complete.",
+					     TW_METRIC_HISTOGRAM, lab, &bs->m_hist) != 0)
 			goto limit;
 		for (size_t s = 0; s < cb->nservers; s++) {
 			struct tw_srv_shared *ss = &bs->srv[s];
-			const struct tw_srv_shared *ps = find_prev(&pi, cb->name, &cb->servers[s].addr);
+			const struct tw_srv_shared *ps = prev_server(&pi, pb, &cb->servers[s].addr);
 			int hup = ps ? atomic_load(&ps->health_up) : 1;
 			uint64_t ej = ps ? atomic_load(&ps->eject_until) : 0;
 			atomic_init(&ss->health_up, hup);
 			atomic_init(&ss->eject_until, ej);
 			atomic_init(&bs->up[s], hup && ej == 0);
+			if (dyn_slot || (ps != NULL && !cb->dynamic && !pcb->dynamic)) {
+				ss->m_connect_err = dyn_slot ? prev->be[pb].srv[0].m_connect_err : ps->m_connect_err;
+				continue;
+			}
 			tw_metrics_escape(cb->servers[s].addr.text, esc_srv, sizeof esc_srv);
 			/* registered series are never freed: a dynamic backend's pods
 			 * (new addresses all the time) share one */
@@ -210,8 +257,22 @@ int tw_gen_build(struct tw_edge *e, struct tw_config *cfg, const struct tw_gen *
 				sr->e[sr->n++].backend = rt->backend;
 			}
 		}
+		size_t ps = prev != NULL ? lookup(pi.site, pi.site_cap, sl, site_name, prev) : SIZE_MAX;
+		const struct tw_site_req *psr = ps != SIZE_MAX ? &prev->site_req[ps] : NULL;
 		for (size_t i = 0; i < sr->n; i++) {
 			size_t b = sr->e[i].backend;
+			const char *bname = b < nb ? cfg->backends[b].name : NULL;
+			const struct tw_req_slots *pe = NULL;
+			for (size_t k = 0; psr != NULL && pe == NULL && k < psr->n; k++) {
+				size_t pbk = psr->e[k].backend;
+				const char *pn = pbk < prev->cfg->nbackends ? prev->cfg->backends[pbk].name : NULL;
+				if ((bname == NULL && pn == NULL) || (bname && pn && strcmp(bname, pn) == 0))
+					pe = &psr->e[k];
+			}
+			if (pe != NULL) {
+				memcpy(sr->e[i].slot, pe->slot, sizeof pe->slot);
+				continue;
+			}
 			tw_metrics_escape(b < nb ? cfg->backends[b].name : "-", esc_be, sizeof esc_be);
 			for (unsigned k = 0; k < 5; k++) {
 				char l2[512];
@@ -226,7 +287,7 @@ int tw_gen_build(struct tw_edge *e, struct tw_config *cfg, const struct tw_gen *
 		}
 	}
 	free(used);
-	free(pi.slot);
+	prev_index_free(&pi);
 	*out = g;
 	return 0;
 nomem:
@@ -236,7 +297,7 @@ limit:
 	rc = tw_err_set(err, TW_ELIMIT, "too many metric series (more than %u): fewer sites/backends",
 			TW_METRICS_MAX);
 fail:
-	free(pi.slot);
+	prev_index_free(&pi);
 	gen_free(g);
 	return rc;
 }
