@@ -420,6 +420,22 @@ int tw_k8s_controller_report(struct tw_k8s_controller *c, const struct tw_k8s_re
 
 /* ---- leader thread: status and Events ------------------------------------ */
 
+/* Append the ip / hostname of each entry of a status.loadBalancer.ingress list. */
+static void append_lb_addresses(json_t *a, const json_t *lb)
+{
+	size_t i;
+	json_t *e;
+	json_array_foreach(lb, i, e)
+	{
+		const char *ip = json_string_value(json_object_get(e, "ip"));
+		const char *hn = json_string_value(json_object_get(e, "hostname"));
+		if (ip)
+			json_array_append_new(a, json_pack("{s:s}", "ip", ip));
+		else if (hn)
+			json_array_append_new(a, json_pack("{s:s}", "hostname", hn));
+	}
+}
+
 /* The addresses to publish: [{"ip": ...} | {"hostname": ...}], or NULL. */
 static json_t *desired_addresses(struct tw_k8s_controller *c)
 {
@@ -439,17 +455,7 @@ static json_t *desired_addresses(struct tw_k8s_controller *c)
 		                                                 "loadBalancer"),
 		                                 "ingress")
 		               : NULL;
-		size_t i;
-		json_t *e;
-		json_array_foreach(lb, i, e)
-		{
-			const char *ip = json_string_value(json_object_get(e, "ip"));
-			const char *hn = json_string_value(json_object_get(e, "hostname"));
-			if (ip)
-				json_array_append_new(a, json_pack("{s:s}", "ip", ip));
-			else if (hn)
-				json_array_append_new(a, json_pack("{s:s}", "hostname", hn));
-		}
+		append_lb_addresses(a, lb);
 		pthread_mutex_unlock(&c->lock);
 	}
 	return a;
@@ -459,19 +465,9 @@ static json_t *desired_addresses(struct tw_k8s_controller *c)
 static json_t *current_addresses(const json_t *ing)
 {
 	json_t *a = json_array();
-	json_t *lb = json_object_get(
-	    json_object_get(json_object_get(ing, "status"), "loadBalancer"), "ingress");
-	size_t i;
-	json_t *e;
-	json_array_foreach(lb, i, e)
-	{
-		const char *ip = json_string_value(json_object_get(e, "ip"));
-		const char *hn = json_string_value(json_object_get(e, "hostname"));
-		if (ip)
-			json_array_append_new(a, json_pack("{s:s}", "ip", ip));
-		else if (hn)
-			json_array_append_new(a, json_pack("{s:s}", "hostname", hn));
-	}
+	if (a != NULL)
+		append_lb_addresses(a, json_object_get(json_object_get(json_object_get(ing, "status"), "loadBalancer"),
+						       "ingress"));
 	return a;
 }
 

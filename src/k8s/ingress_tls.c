@@ -3,54 +3,33 @@
  * from memory), HSTS and the redirect. See docs/kubernetes.md "TLS". */
 #include "k8s/ingress_int.h"
 
+#include "acme/jws.h"
 #include "tls/tls.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int b64val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* Standard base64 (padding optional, no whitespace) into the cfg arena. */
+/* Base64 (padding optional, no whitespace) into the cfg arena: the decoder
+ * the ACME client uses (it takes both alphabets). */
 static int b64_decode(struct tw_arena *a, const char *in, const char **out, size_t *outlen)
 {
 	size_t n = strlen(in);
-	while (n > 0 && in[n - 1] == '=')
-		n--;
-	if (n % 4 == 1 || n > (4u << 20))
+	if (n > (4u << 20))
 		return TW_EINVAL;
-	unsigned char *o = tw_arena_alloc(a, n / 4 * 3 + 3);
+	unsigned char *d = NULL;
+	size_t dl = 0;
+	int rc = tw_jws_b64url_decode(in, n, &d, &dl);
+	if (rc < 0)
+		return rc;
+	unsigned char *o = tw_arena_alloc(a, dl ? dl : 1);
+	if (o != NULL)
+		memcpy(o, d, dl);
+	free(d);
 	if (o == NULL)
 		return TW_ENOMEM;
-	size_t k = 0;
-	uint32_t acc = 0;
-	int bits = 0;
-	for (size_t i = 0; i < n; i++) {
-		int v = b64val((unsigned char)in[i]);
-		if (v < 0)
-			return TW_EINVAL;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			o[k++] = (unsigned char)(acc >> bits);
-		}
-	}
 	*out = (const char *)o;
-	*outlen = k;
+	*outlen = dl;
 	return 0;
 }
 

@@ -251,40 +251,38 @@ out:
 	return rc;
 }
 
+/* A read-only BIO over one PEM of a pair held in memory. */
+static BIO *mem_bio(const char *pem, size_t len, const char *label, int *rc, char *why, size_t wl)
+{
+	if (pem == NULL || len == 0 || len > MAX_PEM_FILE) {
+		*rc = TW_EINVAL;
+		snprintf(why, wl, "%s: empty or larger than 1 MiB", label);
+		return NULL;
+	}
+	BIO *b = BIO_new_mem_buf(pem, (int)len);
+	if (b == NULL) {
+		*rc = TW_ENOMEM;
+		snprintf(why, wl, "%s: out of memory", label);
+	}
+	return b;
+}
+
 int tw_tls_pair_load_mem(const struct tw_conf_certpair *p, struct tw_tls_pair *out, int *which,
                          char *why, size_t wl)
 {
 	int rc = TW_EINVAL;
-	BIO *b = NULL;
 	memset(out, 0, sizeof *out);
 	*which = 0;
 	ERR_clear_error();
 	const char *cl = p->cert ? p->cert : "certificate", *kl = p->key ? p->key : "key";
-	if (p->cert_pem == NULL || p->cert_pem_len == 0 || p->cert_pem_len > MAX_PEM_FILE) {
-		snprintf(why, wl, "%s: empty or larger than 1 MiB", cl);
-		goto out;
-	}
-	if ((b = BIO_new_mem_buf(p->cert_pem, (int)p->cert_pem_len)) == NULL) {
-		rc = TW_ENOMEM;
-		snprintf(why, wl, "%s: out of memory", cl);
-		goto out;
-	}
-	if ((rc = read_chain(b, cl, out, why, wl)) < 0)
+	BIO *b = mem_bio(p->cert_pem, p->cert_pem_len, cl, &rc, why, wl);
+	if (b == NULL || (rc = read_chain(b, cl, out, why, wl)) < 0)
 		goto out;
 	BIO_free(b);
-	b = NULL;
 	*which = 1;
-	rc = TW_EINVAL;
-	if (p->key_pem == NULL || p->key_pem_len == 0 || p->key_pem_len > MAX_PEM_FILE) {
-		snprintf(why, wl, "%s: empty or larger than 1 MiB", kl);
-		goto out;
-	}
-	if ((b = BIO_new_mem_buf(p->key_pem, (int)p->key_pem_len)) == NULL) {
-		rc = TW_ENOMEM;
-		snprintf(why, wl, "%s: out of memory", kl);
-		goto out;
-	}
-	rc = read_key(b, kl, cl, out, why, wl);
+	b = mem_bio(p->key_pem, p->key_pem_len, kl, &rc, why, wl);
+	if (b != NULL)
+		rc = read_key(b, kl, cl, out, why, wl);
 out:
 	BIO_free(b);
 	if (rc < 0)
