@@ -3,7 +3,7 @@
 # only those missing. Runs apt-get update at most once. Needs root for installs.
 set -eu
 PKGS="build-essential clang libclang-rt-14-dev pkg-config libssl-dev libyaml-dev libzstd-dev libjansson-dev
- libnghttp2-dev libcurl4-openssl-dev libcmocka-dev curl nghttp2-client python3-pytest python3-requests
+ libnghttp2-dev libcurl4-openssl-dev libpq-dev libcmocka-dev curl nghttp2-client python3-pytest python3-requests
  python3-websocket python3-h2 openssl procps iproute2 zstd pebble testssl.sh"
 PKGS="$PKGS python3-yaml python3-jsonschema"   # tests/e2e/deploy (Helm chart, values schema)
 if [ "${1:-}" = "--containers" ]; then

@@ -15,6 +15,7 @@
 #include "backup/job.h"
 #include "backup/pg.h"
 #include "cli/cli.h"
+#include "pg/pitr.h"
 
 static void usage(FILE *out)
 {
@@ -121,6 +122,8 @@ static int parse_time(const char *s, int64_t *out)
 
 static int cmd_backup(int argc, char **argv)
 {
+	if (tw_pitr_wanted(argc, argv)) /* a PostgreSQL physical backup (src/pg) */
+		return tw_pitr_backup_cmd(argc, argv);
 	if (tw_cli_wants_help(argc, argv)) {
 		usage(stdout);
 		return 0;

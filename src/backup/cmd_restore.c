@@ -10,6 +10,7 @@
 #include "backup/pg.h"
 #include "backup/restore.h"
 #include "cli/cli.h"
+#include "pg/pitr.h"
 
 static void usage(FILE *out)
 {
@@ -146,6 +147,8 @@ static int pg_restore_snapshot(struct tw_repo *r, const struct tw_snapshot *s, c
 
 static int cmd_restore(int argc, char **argv)
 {
+	if (tw_pitr_wanted(argc, argv)) /* a PostgreSQL physical restore (src/pg) */
+		return tw_pitr_restore_cmd(argc, argv);
 	if (tw_cli_wants_help(argc, argv)) {
 		usage(stdout);
 		return 0;
