@@ -1,0 +1,281 @@
+"""PostgreSQL point-in-time recovery: WAL archived by archive_command into the
+repository (tapwork pg archive-push), online physical snapshots (tapwork
+backup --pg-data), restores to a time, a restore point, an LSN, an xid,
+'immediate', and along a new timeline after a promotion.
+
+One PostgreSQL 15 server per module archives into one local repository; each
+restore starts a second server on the restored data directory and reads what
+recovery left.
+"""
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "backup"))
+from bkhelp import PASSWORD, json_lines, tw  # noqa: E402
+from conftest import BIN, free_port  # noqa: E402
+import pgutil  # noqa: E402
+
+pytestmark = pytest.mark.skipif(pgutil.missing() is not None, reason=str(pgutil.missing()))
+
+
+def chown_postgres(path):
+    pw = pwd.getpwnam("postgres")
+    for root, dirs, files in os.walk(path):
+        os.chown(root, pw.pw_uid, pw.pw_gid)
+        for f in files:
+            os.chown(os.path.join(root, f), pw.pw_uid, pw.pw_gid)
+
+
+class Site:
+    """A repository the postgres user can archive into, and its server."""
+
+    def __init__(self):
+        self.tmp = pgutil.make_tmp()
+        self.repo = os.path.join(self.tmp, "repo")
+        self.pwfile = os.path.join(self.tmp, "password")
+        with open(self.pwfile, "w") as f:
+            f.write(PASSWORD + "\n")
+        os.chmod(self.pwfile, 0o600)
+        tw(self.repo, "repo", "init", check=0)
+        chown_postgres(self.tmp)
+        self.conf = ["archive_mode=on",
+                     f"archive_command={BIN} pg archive-push -q -r {self.repo} "
+                     f"--password-file {self.pwfile} %p",
+                     "wal_level=replica"]
+        self.pg = pgutil.Postgres(free_port(), conf=self.conf)
+        self.restored = []
+
+    def tw(self, *args, **kw):
+        return tw(self.repo, *args, **kw)
+
+    def backup(self):
+        r = self.tw("backup", "--json", "--pg-data", self.pg.dir, "--postgres",
+                    self.pg.url("postgres"), check=0, timeout=300)
+        return json_lines(r.out)[-1]
+
+    def restore(self, *args, start=True):
+        """Restore into a fresh directory; start a server there and wait for
+        the end of recovery (promote) or the pause/shutdown."""
+        tmp = pgutil.make_tmp()
+        target = os.path.join(tmp, "pgdata")
+        self.tw("restore", "--pg-data", target, "--pg-password-file", self.pwfile, *args,
+                check=0, timeout=300)
+        if not start:
+            return target
+        p = pgutil.Postgres(free_port(), conf=self.conf, datadir=target)
+        p.restore_tmp = tmp
+        self.restored.append(p)
+        return p
+
+    def close(self):
+        for p in self.restored:
+            p.stop()
+            shutil.rmtree(p.restore_tmp, ignore_errors=True)
+        self.pg.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def wait_promoted(p, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = p.psql("postgres", "SELECT pg_is_in_recovery()", check=False)
+        if r.returncode == 0 and r.stdout.strip() == "f":
+            return
+        time.sleep(0.2)
+    raise TimeoutError("recovery did not end")
+
+
+def wait_paused(p, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = p.psql("postgres", "SELECT pg_get_wal_replay_pause_state()", check=False)
+        if r.returncode == 0 and r.stdout.strip() == "paused":
+            return
+        time.sleep(0.2)
+    raise TimeoutError("recovery did not pause")
+
+
+def rows(p):
+    return [int(x) for x in p.psql("postgres", "SELECT id FROM t ORDER BY id").stdout.split()]
+
+
+@pytest.fixture(scope="module")
+def site():
+    s = Site()
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def history(site):
+    """Rows 1..4 around one snapshot taken under write load:
+    row 1, [snapshot], row 2, time T, row 3 (xid X, then LSN L), restore
+    point 'rp', row 4."""
+    pg = site.pg
+    pg.psql("postgres", "CREATE TABLE t(id int PRIMARY KEY);"
+                        "CREATE TABLE load(id serial, pad text);"
+                        "INSERT INTO load(pad) SELECT repeat('x', 500) FROM generate_series(1, 50000);"
+                        "INSERT INTO t VALUES (1)")
+    stop = threading.Event()
+
+    def writer():
+        while not stop.is_set():
+            pg.psql("postgres", "INSERT INTO load(pad) SELECT repeat('y', 500) "
+                                "FROM generate_series(1, 2000)", check=False)
+
+    th = threading.Thread(target=writer)
+    th.start()
+    try:
+        snap = site.backup()
+    finally:
+        stop.set()
+        th.join()
+    pg.psql("postgres", "INSERT INTO t VALUES (2)")
+    time.sleep(1.1)
+    t_between = pg.psql("postgres", "SELECT clock_timestamp()").stdout.strip()
+    time.sleep(1.1)
+    out = pg.psql("postgres", "BEGIN; INSERT INTO t VALUES (3); SELECT txid_current(); COMMIT;"
+                              "SELECT pg_current_wal_insert_lsn()").stdout.split()
+    xid, lsn = out[0], out[1]
+    pg.psql("postgres", "SELECT pg_create_restore_point('rp')")
+    pg.psql("postgres", "INSERT INTO t VALUES (4)")
+    site.tw("pg", "check", "--pg-data", pg.dir, "--postgres", pg.url("postgres"), check=0,
+            timeout=120)
+    return {"snap": snap, "time": t_between, "xid": xid, "lsn": lsn}
+
+
+def test_snapshot_records_the_backup(site, history):
+    snap = history["snap"]
+    assert snap["postgres"] == "physical" and snap["timeline"] == 1, snap
+    assert snap["start_wal"] <= snap["stop_wal"]
+    r = site.tw("snapshots", "--json", check=0)
+    import json
+    v = [s for s in json.loads(r.out) if s["id"] == snap["snapshot_id"]]
+    assert v and v[0]["pg"]["stop_lsn"] == snap["stop_lsn"], r.out
+    # the skipped parts of PGDATA are not in the snapshot, their directories are
+    r = site.tw("ls", snap["snapshot_id"], check=0)
+    assert "/pg_wal" in r.out and "/postmaster.pid" not in r.out
+    assert "/pg_wal/0000" not in r.out
+
+
+def test_restore_to_time(site, history):
+    p = site.restore("--pg-target-time", history["time"], "--pg-target-action", "promote")
+    wait_promoted(p)
+    assert rows(p) == [1, 2]
+
+
+def test_restore_to_named_point(site, history):
+    p = site.restore("--pg-target-name", "rp", "--pg-target-action", "promote")
+    wait_promoted(p)
+    assert rows(p) == [1, 2, 3]
+
+
+def test_restore_to_xid_inclusive_and_exclusive(site, history):
+    p = site.restore("--pg-target-xid", history["xid"], "--pg-target-action", "promote")
+    wait_promoted(p)
+    assert rows(p) == [1, 2, 3]
+    p = site.restore("--pg-target-xid", history["xid"], "--pg-target-exclusive",
+                     "--pg-target-action", "promote")
+    wait_promoted(p)
+    assert rows(p) == [1, 2]
+
+
+def test_restore_to_lsn(site, history):
+    p = site.restore("--pg-target-lsn", history["lsn"], "--pg-target-action", "promote")
+    wait_promoted(p)
+    assert rows(p) == [1, 2, 3]
+
+
+def test_restore_immediate_pauses(site, history):
+    p = site.restore(history["snap"]["snapshot_id"], "--pg-target", "immediate")
+    wait_paused(p)  # PostgreSQL's default action: pause, readable
+    assert rows(p) == [1]
+
+
+def test_target_before_every_snapshot_is_an_error(site, history):
+    tmp = pgutil.make_tmp()
+    try:
+        r = site.tw("restore", "--pg-data", os.path.join(tmp, "d"),
+                    "--pg-target-time", "2001-01-01 00:00:00+00", check=1)
+        assert "before the end of every PostgreSQL snapshot" in r.err
+        assert not os.path.exists(os.path.join(tmp, "d"))
+        # a target inside the snapshot's own backup window is refused too
+        r = site.tw("restore", history["snap"]["snapshot_id"], "--pg-data",
+                    os.path.join(tmp, "d"), "--pg-target-lsn", "0/1", check=1)
+        assert "ends after the target" in r.err
+        # a non-empty target directory is refused
+        os.makedirs(os.path.join(tmp, "full"))
+        open(os.path.join(tmp, "full", "x"), "w").close()
+        r = site.tw("restore", "--pg-data", os.path.join(tmp, "full"), check=1)
+        assert "not empty" in r.err
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_promotion_then_timeline_latest(site, history):
+    """Restore to T and promote: timeline 2 archives 00000002.history into the
+    same repository. A restore of the same timeline-1 snapshot with
+    --pg-target-timeline latest follows the history file onto timeline 2."""
+    p = site.restore("--pg-target-time", history["time"], "--pg-target-action", "promote")
+    wait_promoted(p)
+    # every promoted restore of this module took a new timeline (PostgreSQL
+    # asks archive-get for NNNNNNNN.history to find a free one)
+    p.psql("postgres", "INSERT INTO t VALUES (20)")
+    tl = int(p.psql("postgres", "SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)")
+             .stdout, 16)
+    assert tl >= 2
+    site.tw("pg", "check", "--pg-data", p.dir, "--postgres", p.url("postgres"), check=0,
+            timeout=120)
+    assert os.path.exists(os.path.join(site.repo, "wal", "%016X-%08X.history" % (
+        int(p.psql("postgres", "SELECT system_identifier FROM pg_control_system()").stdout), tl)))
+    # the newest timeline in the archive is ours: replay follows its history
+    q = site.restore(history["snap"]["snapshot_id"], "--pg-target-timeline", "latest",
+                     "--pg-target-action", "promote")
+    wait_promoted(q)
+    assert rows(q) == [1, 2, 20]
+    # and the current timeline (1) of the snapshot still has rows 3 and 4
+    q = site.restore(history["snap"]["snapshot_id"], "--pg-target-timeline", "current",
+                     "--pg-target-action", "promote")
+    wait_promoted(q)
+    assert rows(q) == [1, 2, 3, 4]
+    r = site.tw("pg", "verify", "--read-data", check=0)
+    assert "no errors" in r.out
+
+
+def test_archive_push_twice_and_get_missing(site, history):
+    tmp = pgutil.make_tmp()
+    try:
+        seg = os.path.join(tmp, "00000009000000000000000A")
+        data = os.urandom(1 << 20)
+        with open(seg, "wb") as f:
+            f.write(data)
+        args = ("pg", "archive-push", "--pg-data", site.pg.dir, seg)
+        site.tw(*args, check=0)
+        site.tw(*args, check=0)  # the same content again: fine
+        with open(seg, "wb") as f:
+            f.write(b"other" + data[5:])
+        r = site.tw(*args, check=1)
+        assert "different content" in r.err
+        dest = os.path.join(tmp, "got")
+        site.tw("pg", "archive-get", "--pg-data", site.pg.dir, "00000009000000000000000A", dest,
+                check=0)
+        with open(dest, "rb") as f:
+            assert f.read() == data  # the first one was kept
+        missing = os.path.join(tmp, "missing")
+        r = site.tw("pg", "archive-get", "--pg-data", site.pg.dir, "0000000900000000000000FF",
+                    missing, check=1)
+        assert not os.path.exists(missing) and not os.path.exists(missing + ".tapwork-tmp")
+        r = site.tw("pg", "archive-push", "--pg-data", site.pg.dir,
+                    os.path.join(tmp, "not-a-wal-name"), check=2)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
