@@ -22,7 +22,8 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: tapwork backup -r REPO [--tag T]... [--exclude PATTERN]... [--force] PATH...\n"
 		"       tapwork backup -r REPO --postgres URL [--all] [--pg-bin DIR] [PATH...]\n"
-		"       tapwork backup --job NAME [-c CONFIG] [--json]\n\n"
+		"       tapwork backup --job NAME [-c CONFIG] [--json]\n"
+		"       tapwork backup -r REPO --pg-data DIR [--postgres URL]   (see --pg-data --help)\n\n"
 		"Back up the given files and directories into a new snapshot. Unchanged files\n"
 		"(same inode, size, mtime and ctime as in the previous snapshot of the same\n"
 		"paths) are not read again. Exit status: 0 ok, 1 error (no snapshot),\n"

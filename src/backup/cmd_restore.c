@@ -16,7 +16,9 @@ static void usage(FILE *out)
 {
 	fprintf(out, "usage: tapwork restore -r REPO SNAPSHOT --target DIR [--include PATH]\n"
 		     "       tapwork restore -r REPO SNAPSHOT --postgres URL [--create] [--dump NAME]\n"
-		     "       tapwork restore -r REPO SNAPSHOT --list [--dump NAME]\n\n"
+		     "       tapwork restore -r REPO SNAPSHOT --list [--dump NAME]\n"
+		     "       tapwork restore -r REPO [SNAPSHOT] --pg-data DIR --pg-target-...   "
+		     "(see --pg-data --help)\n\n"
 		     "Restore a snapshot (\"latest\" or an ID prefix) into DIR. Every blob is\n"
 		     "verified before it is written; nothing is written outside DIR.\n"
 		     "--include PATH restores only PATH (as shown by `tapwork ls`).\n"

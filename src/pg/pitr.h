@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/err.h"
+
 /* 1 when argv[1..] holds --pg-data: backup/restore hand over to these. */
 int tw_pitr_wanted(int argc, char **argv);
 
@@ -17,6 +19,13 @@ int tw_pitr_backup_cmd(int argc, char **argv);
 int tw_pitr_restore_cmd(int argc, char **argv);
 int tw_pitr_check_cmd(int argc, char **argv);
 int tw_pitr_verify_cmd(int argc, char **argv);
+
+struct tw_repo;
+/* Delete WAL older than what the kept physical snapshots need (every
+ * segment below the oldest snapshot's start segment of its cluster;
+ * history files stay). With dry_run, only count. Exclusive lock held. */
+int tw_pitr_prune_wal(struct tw_repo *r, int dry_run, uint64_t *files, uint64_t *bytes,
+		      struct tw_err *e);
 
 /* Recovery target time "YYYY-MM-DD[ T]HH:MM:SS[.frac][Z|+HH[:MM]|-HH[:MM]]"
  * (no zone: local time) to nanoseconds since the epoch. 0 or TW_EINVAL. */
