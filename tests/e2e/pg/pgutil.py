@@ -38,9 +38,10 @@ def make_tmp():
 
 class Postgres:
     """conf: extra -c NAME=VALUE settings; datadir: start on an existing data
-    directory (e.g. a restored one) instead of a fresh initdb."""
+    directory (e.g. a restored one) instead of a fresh initdb; env: the
+    server's environment (what archive_command/restore_command inherit)."""
 
-    def __init__(self, port, conf=(), datadir=None):
+    def __init__(self, port, conf=(), datadir=None, env=None):
         # pytest's temp dirs are 0700 root: postgres needs its own
         tmp = self.tmp = tempfile.mkdtemp(prefix="tapwork-pg-")
         self.port = port
@@ -63,7 +64,7 @@ class Postgres:
              "-p", str(port), "-k", self.sock, "-c", "listen_addresses=127.0.0.1",
              "-c", "fsync=off", "-c", "full_page_writes=off"]
             + [a for c in conf for a in ("-c", c)],
-            stdout=self.log, stderr=subprocess.STDOUT)
+            stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.psql("postgres", "SELECT 1", check=False).returncode == 0:
