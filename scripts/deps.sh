@@ -12,7 +12,7 @@ if [ "${1:-}" = "--containers" ]; then
   PKGS="podman runc netavark aardvark-dns catatonit debootstrap docker-compose uidmap"
 fi
 if [ "${1:-}" = "--bench" ]; then
-  PKGS="$PKGS haproxy nginx wrk restic borgbackup hyperfine time util-linux"
+  PKGS="$PKGS haproxy nginx wrk restic borgbackup hyperfine time util-linux pgbackrest"
 fi
 missing=""
 for p in $PKGS; do

@@ -586,6 +586,9 @@ static int cache_hit(struct eng *g, const struct tw_node *p, const struct stat *
 	    p->mtime_ns != ts_ns(st->st_mtim) || p->ctime_ns != ts_ns(st->st_ctim) ||
 	    p->ino != (uint64_t)st->st_ino)
 		return 0;
+	if (g->o->cache_before_ns > 0 && (p->mtime_ns >= g->o->cache_before_ns ||
+					  p->ctime_ns >= g->o->cache_before_ns))
+		return 0;
 	int ok = 1;
 	pthread_mutex_lock(&g->r->ix_mu);
 	for (uint32_t i = 0; ok && i < p->nchunks; i++)

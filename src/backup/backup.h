@@ -58,6 +58,10 @@ struct tw_backup_opts {
 	void *skip_arg;
 	uint32_t fixed_chunk;
 	int missing_ok;
+	/* > 0: a file is taken from the parent snapshot (files cache) only if
+	 * its mtime is before this time: a copy made while the file was being
+	 * written within one timestamp tick is never reused. */
+	int64_t cache_before_ns;
 	int (*seal)(void *arg, struct tw_snapshot *s, struct tw_err *e);
 	void *seal_arg;
 };

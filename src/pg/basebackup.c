@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "backup/backup.h"
 #include "backup/cmdutil.h"
@@ -44,7 +45,8 @@ static void usage(FILE *out)
 		"'tapwork pg archive-push -r REPO %%p'). pg_backup_start and pg_backup_stop run on\n"
 		"one session; the snapshot is written only after pg_backup_stop returned and\n"
 		"the WAL the snapshot needs is archived. Unchanged 64 KiB runs of pages are\n"
-		"not stored again, so every backup after the first is incremental.\n\n"
+		"not stored again, so every backup after the first is incremental; files not\n"
+		"written since before the previous backup started are not even read.\n\n"
 		"options:\n"
 		"  --pg-data DIR            the data directory\n"
 		"  --postgres URL           how to connect (libpq URL or conninfo; default: libpq's\n"
@@ -201,6 +203,42 @@ static int start(struct bb *b, const char *pgdata, struct tw_err *e)
 	return rc;
 }
 
+/* The files cache (files unchanged since the parent snapshot are not read
+ * again) is safe for a data directory only for files the parent copied
+ * while nobody wrote them: PostgreSQL writes a file (mtime changes) after
+ * every checkpoint that dirtied it, and a write during the parent's copy
+ * might fall in the same timestamp tick as its stat. So a file is reused
+ * only if its mtime and ctime are older than the parent backup's start
+ * (less 2 s of margin). The parent is the one the engine picks: the newest
+ * snapshot of this host with the same paths; if that is not a physical
+ * PostgreSQL snapshot, every file is read. */
+static int cache_cutoff(struct tw_repo *r, const char *root, struct tw_backup_opts *bo,
+			struct tw_err *e)
+{
+	struct tw_snapshot **v = NULL;
+	size_t n = 0;
+	char host[256];
+	bo->force = 1;
+	if (gethostname(host, sizeof host) != 0)
+		return 0;
+	host[sizeof host - 1] = '\0';
+	int rc = tw_repo_list_snapshots(r, &v, &n, e);
+	for (size_t i = n; rc == 0 && i-- > 0;) {
+		if (strcmp(v[i]->hostname, host) != 0 || v[i]->npaths != 1 ||
+		    strcmp(v[i]->paths[0], root) != 0)
+			continue;
+		struct tw_pgmeta m;
+		if (v[i]->pg != NULL && tw_pgmeta_decode(v[i]->pg, &m, NULL) == 0) {
+			bo->force = 0;
+			bo->cache_before_ns = m.start_ns - 2000000000LL;
+			tw_pgmeta_clear(&m);
+		}
+		break;
+	}
+	tw_repo_free_snapshots(v, n);
+	return rc;
+}
+
 int tw_pitr_backup_cmd(int argc, char **argv)
 {
 	struct tw_bopts o = {0};
@@ -277,7 +315,12 @@ int tw_pitr_backup_cmd(int argc, char **argv)
 	bo.paths = paths;
 	bo.npaths = 1;
 	bo.tags = tags;
-	bo.force = 1; /* a torn copy in the previous snapshot must not be reused */
+	if ((rc = cache_cutoff(r, root, &bo, &e)) != 0) {
+		tw_bcli_fail("backup", &e);
+		rc = TW_EXIT_ERROR;
+		goto close;
+	}
+	rc = TW_EXIT_ERROR;
 	bo.skip = skip;
 	bo.skip_arg = &b;
 	bo.fixed_chunk = TW_PGDATA_CHUNK;
@@ -302,18 +345,21 @@ int tw_pitr_backup_cmd(int argc, char **argv)
 	if (o.json)
 		printf("{\"type\":\"summary\",\"snapshot_id\":\"%s\",\"postgres\":\"physical\","
 		       "\"start_lsn\":\"%s\",\"stop_lsn\":\"%s\",\"timeline\":%u,\"start_wal\":\"%s\","
-		       "\"stop_wal\":\"%s\",\"files\":%llu,\"bytes\":%llu,\"new_bytes\":%llu,"
-		       "\"stored_bytes\":%llu,\"errors\":%llu,\"seconds\":%.3f}\n",
+		       "\"stop_wal\":\"%s\",\"files\":%llu,\"files_unchanged\":%llu,\"bytes\":%llu,"
+		       "\"bytes_read\":%llu,\"new_bytes\":%llu,\"stored_bytes\":%llu,\"errors\":%llu,"
+		       "\"seconds\":%.3f}\n",
 		       st.snapshot_id, sl, el_, b.m.tli, b.m.start_wal, b.m.stop_wal,
-		       (unsigned long long)st.files, (unsigned long long)st.bytes,
+		       (unsigned long long)st.files, (unsigned long long)st.files_unchanged,
+		       (unsigned long long)st.bytes, (unsigned long long)st.bytes_read,
 		       (unsigned long long)st.new_bytes, (unsigned long long)st.stored_bytes,
 		       (unsigned long long)st.errors, el);
 	else if (!o.quiet)
 		printf("snapshot %.8s saved (%s)\nPostgreSQL physical backup: LSN %s..%s, timeline "
-		       "%u, WAL %s..%s\nfiles: %llu, %.1f MiB processed, %.1f MiB new, %.1f MiB "
-		       "stored, %.2fs\n",
+		       "%u, WAL %s..%s\nfiles: %llu (%llu unchanged), %.1f MiB processed, %.1f MiB "
+		       "read, %.1f MiB new, %.1f MiB stored, %.2fs\n",
 		       st.snapshot_id, st.snapshot_id, sl, el_, b.m.tli, b.m.start_wal, b.m.stop_wal,
-		       (unsigned long long)st.files, st.bytes / 1048576.0, st.new_bytes / 1048576.0,
+		       (unsigned long long)st.files, (unsigned long long)st.files_unchanged,
+		       st.bytes / 1048576.0, st.bytes_read / 1048576.0, st.new_bytes / 1048576.0,
 		       st.stored_bytes / 1048576.0, el);
 close:
 	tw_repo_close(r);

@@ -17,6 +17,7 @@
 #include "backup/cmdutil.h"
 #include "backup/restore.h"
 #include "cli/cli.h"
+#include "pg/archive.h"
 #include "pg/meta.h"
 #include "pg/pitr.h"
 #include "pg/wal.h"
@@ -288,8 +289,71 @@ static int restore_command(const struct tw_bopts *o, const struct ropts *ro, cha
 	return 0;
 }
 
-static int setup_recovery(const struct tw_bopts *o, const struct ropts *ro, const char *dir,
-			  const struct tw_snapshot *s, const struct tw_pgmeta *m, struct tw_err *e)
+struct hist_max {
+	uint32_t tli;
+};
+
+static int note_history(void *arg, const char *wal, uint64_t size)
+{
+	struct hist_max *h = arg;
+	(void)size;
+	unsigned long t;
+	char hex[9];
+	if (tw_pgwal_classify(wal, strlen(wal)) != TW_PGWAL_HISTORY)
+		return 0;
+	memcpy(hex, wal, 8);
+	hex[8] = '\0';
+	t = strtoul(hex, NULL, 16);
+	if (t > h->tli && t <= UINT32_MAX)
+		h->tli = (uint32_t)t;
+	return 0;
+}
+
+/* PostgreSQL recovers along the newest timeline by default. If that
+ * timeline left the snapshot's timeline before the snapshot's checkpoint,
+ * recovery would stop with "requested timeline N is not a child of this
+ * server's history": then recover along the snapshot's own timeline. Only
+ * when no --pg-target-timeline was given. *current = 1: write 'current'. */
+static int latest_fits(struct tw_repo *r, const struct tw_pgmeta *m, uint32_t *latest,
+		       int *current, struct tw_err *e)
+{
+	struct hist_max h = {0};
+	*current = 0;
+	int rc = tw_pgarch_list(r, m->sysid, note_history, &h, e);
+	*latest = h.tli;
+	if (rc != 0 || h.tli <= m->tli)
+		return rc;
+	char name[32];
+	snprintf(name, sizeof name, "%08X.history", (unsigned)h.tli);
+	uint8_t *txt = NULL;
+	size_t len = 0, nf = 0;
+	struct tw_pgwal_fork *f = calloc(TW_PGWAL_HISTORY_MAX, sizeof *f);
+	if (f == NULL)
+		return tw_err_set(e, TW_ENOMEM, "out of memory");
+	rc = tw_pgarch_get(r, m->sysid, name, &txt, &len, e);
+	if (rc == 0)
+		rc = tw_pgwal_history_parse(txt, len, f, TW_PGWAL_HISTORY_MAX, &nf) == 0
+			     ? 0
+			     : tw_err_set(e, TW_ECORRUPT, "%s: malformed", name);
+	/* the snapshot's checkpoint must lie before timeline latest left its timeline */
+	uint64_t ckpt = m->start_lsn;
+	const char *cl = strstr(m->backup_label, "CHECKPOINT LOCATION: ");
+	if (cl != NULL) {
+		cl += strlen("CHECKPOINT LOCATION: ");
+		tw_pgwal_lsn_parse(cl, strcspn(cl, " \n"), &ckpt);
+	}
+	*current = 1;
+	for (size_t i = 0; rc == 0 && i < nf; i++)
+		if (f[i].tli == m->tli && ckpt <= f[i].switch_lsn)
+			*current = 0;
+	free(txt);
+	free(f);
+	return rc;
+}
+
+static int setup_recovery(struct tw_repo *r, const struct tw_bopts *o, const struct ropts *ro,
+			  const char *dir, const struct tw_snapshot *s, const struct tw_pgmeta *m,
+			  struct tw_err *e)
 {
 	struct stat owner;
 	if (stat(dir, &owner) == -1)
@@ -319,6 +383,19 @@ static int setup_recovery(const struct tw_bopts *o, const struct ropts *ro, cons
 		rc = conf_line(conf, sizeof conf, &off, "recovery_target_action", ro->action);
 	if (rc == 0 && ro->timeline != NULL)
 		rc = conf_line(conf, sizeof conf, &off, "recovery_target_timeline", ro->timeline);
+	else if (rc == 0) {
+		uint32_t latest;
+		int current;
+		if ((rc = latest_fits(r, m, &latest, &current, e)) != 0)
+			return rc;
+		if (current) {
+			fprintf(stderr,
+				"tapwork restore: timeline %u left timeline %u before this snapshot: "
+				"recovering along timeline %u (--pg-target-timeline chooses)\n",
+				latest, m->tli, m->tli);
+			rc = conf_line(conf, sizeof conf, &off, "recovery_target_timeline", "current");
+		}
+	}
 	if (rc != 0)
 		return tw_err_set(e, rc, "a recovery setting cannot be written to postgresql.auto.conf");
 	return write_file(dir, "postgresql.auto.conf", conf, 1, &owner, e);
@@ -373,7 +450,7 @@ int tw_pitr_restore_cmd(int argc, char **argv)
 	}
 	rmdir(stage);
 	stage[0] = '\0';
-	if ((err = setup_recovery(&o, &ro, ro.pgdata, s, &m, &e)) != 0)
+	if ((err = setup_recovery(r, &o, &ro, ro.pgdata, s, &m, &e)) != 0)
 		goto fail;
 	char sl[24];
 	tw_pgwal_lsn_str(m.stop_lsn, sl, sizeof sl);
