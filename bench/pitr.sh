@@ -92,10 +92,11 @@ BR=(pgbackrest "--config=$CONF" --stanza=bench)
 ARCHIVE="$TAPWORK_BIN pg archive-push -q -r $TW_REPO --password-file $PW %p && pgbackrest --config=$CONF --stanza=bench archive-push %p"
 
 as_pg "$PG_BIN/initdb" -D "$PGDATA" -U postgres -A trust --no-sync >"$OUT/raw/initdb.log" 2>&1 || die "initdb failed"
+# in postgresql.conf, not -c: the WAL phase changes archive_command with ALTER SYSTEM
+printf "archive_mode = on\nwal_level = replica\narchive_command = '%s'\n" "$ARCHIVE" >>"$PGDATA/postgresql.conf"
 setpriv --reuid=postgres --regid=postgres --init-groups "$PG_BIN/postgres" -D "$PGDATA" -p "$PORT" \
 	-c listen_addresses=127.0.0.1 -c unix_socket_directories="$WORK/sock" -c fsync=off \
-	-c synchronous_commit=off -c max_wal_size=4GB -c wal_level=replica -c archive_mode=on \
-	-c "archive_command=$ARCHIVE" >"$OUT/raw/postgres.log" 2>&1 &
+	-c synchronous_commit=off -c max_wal_size=4GB >"$OUT/raw/postgres.log" 2>&1 &
 PG_PID=$!
 PSQL=("$PG_BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres -d postgres)
 for ((i = 0; i < 150; i++)); do "${PSQL[@]}" -c 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.2; done
@@ -119,8 +120,21 @@ tw_size() { du -sb --exclude=wal "$TW_REPO" | cut -f1; }
 br_size() { du -sb "$BR_REPO/backup" | cut -f1; }
 warm() { find "$PGDATA" -type f -exec cat {} + >/dev/null 2>&1 || true; }
 
+# wait until the archiver has caught up (pg_backup_stop waits for it: a
+# backlog would be charged to whoever backs up first)
+wait_archived() {
+	local seg i
+	seg=$("${PSQL[@]}" -c 'SELECT pg_walfile_name(pg_switch_wal())')
+	for ((i = 0; i < 1500; i++)); do
+		[[ $("${PSQL[@]}" -c 'SELECT coalesce(last_archived_wal, $$$$) FROM pg_stat_archiver') > "$seg" ||
+			$("${PSQL[@]}" -c 'SELECT coalesce(last_archived_wal, $$$$) FROM pg_stat_archiver') == "$seg" ]] && return 0
+		sleep 0.2
+	done
+	die "WAL archiving does not keep up (see $OUT/raw/postgres.log)"
+}
 declare -A R
 backup_round() { # NAME BR-TYPE
+	wait_archived
 	warm
 	local t0 t1
 	t0=$(now)
@@ -129,6 +143,7 @@ backup_round() { # NAME BR-TYPE
 	t1=$(now)
 	R[tw_$1_s]=$(secs "$t0" "$t1")
 	R[tw_$1_bytes]=$(tw_size)
+	wait_archived
 	warm
 	t0=$(now)
 	as_pg "${BR[@]}" backup --type="$2" >"$OUT/raw/br-$1.log" 2>&1 || die "pgbackrest backup failed (see $OUT/raw/br-$1.log)"

@@ -27,7 +27,8 @@ static void usage(FILE *out)
 		"Pushing a file that is archived already with the same content succeeds; with\n"
 		"other content it fails and the archived file is kept.\n"
 		"archive-get writes an archived WAL file to DEST (through a temporary file and a\n"
-		"rename); exit status 1 when it is not archived. Use it as\n"
+		"rename); exit status 1 when it is not archived (recovery ends there), 126 on\n"
+		"any other failure (PostgreSQL stops instead of ending recovery early). Use it as\n"
 		"  restore_command = 'tapwork pg archive-get -r REPO %%f %%p'\n"
 		"`tapwork restore --pg-data` writes that line itself.\n"
 		"check switches to a new WAL segment and waits until it is archived.\n"
@@ -172,6 +173,11 @@ static int archive_push(int argc, char **argv)
 	return TW_EXIT_OK;
 }
 
+/* archive-get's exit status for anything but "not archived": PostgreSQL
+ * treats an exit status above 125 as fatal and stops, where any other
+ * failure would end recovery early, as if the archive had no more WAL. */
+#define EXIT_GET_FATAL 126
+
 static int archive_get(int argc, char **argv)
 {
 	struct tw_bopts o = {0};
@@ -180,7 +186,7 @@ static int archive_get(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		int c = tw_bopts_parse(&o, argc, argv, &i);
 		if (c < 0)
-			return TW_EXIT_USAGE;
+			return EXIT_GET_FATAL;
 		if (c)
 			continue;
 		if (strcmp(argv[i], "--pg-data") == 0 && i + 1 < argc)
@@ -189,23 +195,22 @@ static int archive_get(int argc, char **argv)
 			args[na++] = argv[i];
 		else {
 			fprintf(stderr, "tapwork pg archive-get: unexpected argument %s\n", argv[i]);
-			return TW_EXIT_USAGE;
+			return EXIT_GET_FATAL;
 		}
 	}
 	if (na != 2) {
 		usage(stderr);
-		return TW_EXIT_USAGE;
+		return EXIT_GET_FATAL;
 	}
 	struct tw_err e = {0};
 	uint64_t sysid;
 	if (tw_pgarch_sysid(pgdata, &sysid, &e) != 0) {
 		tw_bcli_fail("pg archive-get", &e);
-		return TW_EXIT_ERROR;
+		return EXIT_GET_FATAL;
 	}
 	struct tw_repo *r;
-	int rc = tw_bopts_open(&o, "pg archive-get", 0, &r);
-	if (rc != 0)
-		return rc;
+	if (tw_bopts_open(&o, "pg archive-get", 0, &r) != 0)
+		return EXIT_GET_FATAL;
 	uint8_t *data = NULL;
 	size_t n = 0;
 	int err = tw_pgarch_get(r, sysid, args[0], &data, &n, &e);
@@ -221,7 +226,7 @@ static int archive_get(int argc, char **argv)
 	free(data);
 	if (err != 0) {
 		tw_bcli_fail("pg archive-get", &e);
-		return TW_EXIT_ERROR;
+		return EXIT_GET_FATAL;
 	}
 	return TW_EXIT_OK;
 }

@@ -275,6 +275,10 @@ def test_archive_push_twice_and_get_missing(site, history):
         r = site.tw("pg", "archive-get", "--pg-data", site.pg.dir, "0000000900000000000000FF",
                     missing, check=1)
         assert not os.path.exists(missing) and not os.path.exists(missing + ".tapwork-tmp")
+        # any other failure must stop PostgreSQL, not end its recovery: > 125
+        r = site.tw("pg", "archive-get", "--pg-data", site.pg.dir, "00000009000000000000000A",
+                    missing, password="wrong", check=126)
+        assert "wrong password" in r.err and not os.path.exists(missing)
         r = site.tw("pg", "archive-push", "--pg-data", site.pg.dir,
                     os.path.join(tmp, "not-a-wal-name"), check=2)
     finally:
