@@ -12,6 +12,7 @@
 #include "backup/cmdutil.h"
 #include "cli/cli.h"
 #include "pg/archive.h"
+#include "pg/keycache.h"
 #include "pg/pitr.h"
 #include "pg/wal.h"
 
@@ -154,7 +155,7 @@ static int archive_push(int argc, char **argv)
 		return TW_EXIT_ERROR;
 	}
 	struct tw_repo *r;
-	int rc = tw_bopts_open(&o, "pg archive-push", 0, &r);
+	int rc = tw_pgkc_open(&o, "pg archive-push", &r);
 	if (rc != 0) {
 		free(data);
 		return rc;
@@ -209,7 +210,7 @@ static int archive_get(int argc, char **argv)
 		return EXIT_GET_FATAL;
 	}
 	struct tw_repo *r;
-	if (tw_bopts_open(&o, "pg archive-get", 0, &r) != 0)
+	if (tw_pgkc_open(&o, "pg archive-get", &r) != 0)
 		return EXIT_GET_FATAL;
 	uint8_t *data = NULL;
 	size_t n = 0;
