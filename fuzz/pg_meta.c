@@ -21,7 +21,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char *enc = NULL;
 		if (tw_pgmeta_encode(&m, &enc) != 0 || tw_pgmeta_decode(enc, &again, NULL) != 0 ||
 		    again.sysid != m.sysid || again.stop_lsn != m.stop_lsn ||
-		    again.start_lsn != m.start_lsn || strcmp(again.backup_label, m.backup_label) != 0)
+		    again.start_lsn != m.start_lsn ||
+		    strcmp(again.backup_label, m.backup_label) != 0)
 			abort();
 		tw_pgmeta_clear(&again);
 		free(enc);

@@ -18,8 +18,9 @@ int tw_pgarch_sysid(const char *pgdata, uint64_t *sysid, struct tw_err *e)
 	snprintf(path, sizeof path, "%s/global/pg_control", pgdata);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd == -1)
-		return tw_err_set(e, TW_ENOENT, "cannot read %s: %s (run in PGDATA or give --pg-data)",
-				  path, strerror(errno));
+		return tw_err_set(e, TW_ENOENT,
+		                  "cannot read %s: %s (run in PGDATA or give --pg-data)", path,
+		                  strerror(errno));
 	uint8_t b[8];
 	ssize_t n = read(fd, b, sizeof b);
 	close(fd);
@@ -45,7 +46,7 @@ static int check_name(const char *wal, struct tw_err *e)
 
 /* Sealed object for data[0..n). */
 static int seal(struct tw_repo *r, const char *kind, const uint8_t *data, size_t n, uint8_t **out,
-		size_t *olen, uint8_t hash[32], struct tw_err *e)
+                size_t *olen, uint8_t hash[32], struct tw_err *e)
 {
 	size_t bound = ZSTD_compressBound(n);
 	uint8_t *pt = malloc(TW_PGARCH_HDR + (bound > n ? bound : n));
@@ -71,8 +72,8 @@ static int seal(struct tw_repo *r, const char *kind, const uint8_t *data, size_t
 }
 
 /* Open a sealed object: the header, and with want_data the raw bytes. */
-static int unseal(struct tw_repo *r, const char *kind, const char *wal, const uint8_t *in,
-		  size_t n, uint8_t hash[32], uint8_t **data, size_t *dlen, struct tw_err *e)
+static int unseal(struct tw_repo *r, const char *kind, const char *wal, const uint8_t *in, size_t n,
+                  uint8_t hash[32], uint8_t **data, size_t *dlen, struct tw_err *e)
 {
 	uint8_t *pt;
 	size_t plen;
@@ -106,7 +107,8 @@ static int unseal(struct tw_repo *r, const char *kind, const char *wal, const ui
 	if (rc == 0) {
 		tw_crypto_sha256(out, raw, h);
 		if (memcmp(h, hash, 32) != 0)
-			rc = tw_err_set(e, TW_ECORRUPT, "WAL %s: content does not match its hash", wal);
+			rc = tw_err_set(e, TW_ECORRUPT, "WAL %s: content does not match its hash",
+			                wal);
 	}
 	if (rc != 0) {
 		free(out);
@@ -118,7 +120,7 @@ static int unseal(struct tw_repo *r, const char *kind, const char *wal, const ui
 }
 
 int tw_pgarch_push(struct tw_repo *r, uint64_t sysid, const char *wal, const uint8_t *data,
-		   size_t n, int *existed, struct tw_err *e)
+                   size_t n, int *existed, struct tw_err *e)
 {
 	char name[96], kind[112];
 	*existed = 0;
@@ -147,15 +149,15 @@ int tw_pgarch_push(struct tw_repo *r, uint64_t sysid, const char *wal, const uin
 	if (rc != 0)
 		return rc;
 	if (memcmp(old, hash, 32) != 0)
-		return tw_err_set(e, TW_EEXIST,
-				  "WAL %s is archived already with different content (not overwritten)",
-				  wal);
+		return tw_err_set(
+		    e, TW_EEXIST,
+		    "WAL %s is archived already with different content (not overwritten)", wal);
 	*existed = 1;
 	return 0;
 }
 
 int tw_pgarch_get(struct tw_repo *r, uint64_t sysid, const char *wal, uint8_t **data, size_t *n,
-		  struct tw_err *e)
+                  struct tw_err *e)
 {
 	char name[96], kind[112];
 	if (check_name(wal, e) != 0)
@@ -181,15 +183,15 @@ struct list_ctx {
 static int list_one(void *arg, const char *name, uint64_t size)
 {
 	struct list_ctx *c = arg;
-	if (strncmp(name, c->prefix, 17) != 0 || tw_pgwal_classify(name + 17, strlen(name + 17)) ==
-							   TW_PGWAL_BAD)
+	if (strncmp(name, c->prefix, 17) != 0 ||
+	    tw_pgwal_classify(name + 17, strlen(name + 17)) == TW_PGWAL_BAD)
 		return 0;
 	return c->cb(c->arg, name + 17, size);
 }
 
 int tw_pgarch_list(struct tw_repo *r, uint64_t sysid,
-		   int (*cb)(void *arg, const char *wal, uint64_t size), void *arg,
-		   struct tw_err *e)
+                   int (*cb)(void *arg, const char *wal, uint64_t size), void *arg,
+                   struct tw_err *e)
 {
 	struct list_ctx c = {.cb = cb, .arg = arg};
 	snprintf(c.prefix, sizeof c.prefix, "%016llX-", (unsigned long long)sysid);

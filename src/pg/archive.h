@@ -29,15 +29,15 @@ void tw_pgarch_name(uint64_t sysid, const char *wal, char *out, size_t cap);
  * when it was there already with the same content; TW_EEXIST when it was
  * there with other content (never overwritten). */
 int tw_pgarch_push(struct tw_repo *r, uint64_t sysid, const char *wal, const uint8_t *data,
-		   size_t n, int *existed, struct tw_err *e);
+                   size_t n, int *existed, struct tw_err *e);
 /* Fetch, authenticate, decompress and check WAL file `wal`; *data malloc'd.
  * TW_ENOENT when it is not in the repository. */
 int tw_pgarch_get(struct tw_repo *r, uint64_t sysid, const char *wal, uint8_t **data, size_t *n,
-		  struct tw_err *e);
+                  struct tw_err *e);
 /* Call cb(arg, walname, stored size) for every WAL object of cluster sysid. */
 int tw_pgarch_list(struct tw_repo *r, uint64_t sysid,
-		   int (*cb)(void *arg, const char *wal, uint64_t size), void *arg,
-		   struct tw_err *e);
+                   int (*cb)(void *arg, const char *wal, uint64_t size), void *arg,
+                   struct tw_err *e);
 /* Delete one WAL object. */
 int tw_pgarch_del(struct tw_repo *r, uint64_t sysid, const char *wal, struct tw_err *e);
 

@@ -37,23 +37,24 @@ int tw_pitr_wanted(int argc, char **argv)
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"usage: tapwork backup -r REPO --pg-data DIR [--postgres URL] [--tag T]...\n\n"
-		"An online physical snapshot of the PostgreSQL cluster in DIR (run it as a user\n"
-		"that can read DIR, e.g. postgres or root). The server must archive its WAL\n"
-		"into the same repository (archive_mode = on, archive_command =\n"
-		"'tapwork pg archive-push -r REPO %%p'). pg_backup_start and pg_backup_stop run on\n"
-		"one session; the snapshot is written only after pg_backup_stop returned and\n"
-		"the WAL the snapshot needs is archived. Unchanged 64 KiB runs of pages are\n"
-		"not stored again, so every backup after the first is incremental; files not\n"
-		"written since before the previous backup started are not even read.\n\n"
-		"options:\n"
-		"  --pg-data DIR            the data directory\n"
-		"  --postgres URL           how to connect (libpq URL or conninfo; default: libpq's\n"
-		"                           defaults, PGHOST/PGPORT/PGUSER...); a superuser or a role\n"
-		"                           granted pg_backup_start/pg_backup_stop\n"
-		"  --tag T                  tag the snapshot (repeatable)\n"
-		"  --threads N              worker threads (default: number of CPUs)\n" TW_BOPTS_HELP);
+	fprintf(
+	    out,
+	    "usage: tapwork backup -r REPO --pg-data DIR [--postgres URL] [--tag T]...\n\n"
+	    "An online physical snapshot of the PostgreSQL cluster in DIR (run it as a user\n"
+	    "that can read DIR, e.g. postgres or root). The server must archive its WAL\n"
+	    "into the same repository (archive_mode = on, archive_command =\n"
+	    "'tapwork pg archive-push -r REPO %%p'). pg_backup_start and pg_backup_stop run on\n"
+	    "one session; the snapshot is written only after pg_backup_stop returned and\n"
+	    "the WAL the snapshot needs is archived. Unchanged 64 KiB runs of pages are\n"
+	    "not stored again, so every backup after the first is incremental; files not\n"
+	    "written since before the previous backup started are not even read.\n\n"
+	    "options:\n"
+	    "  --pg-data DIR            the data directory\n"
+	    "  --postgres URL           how to connect (libpq URL or conninfo; default: libpq's\n"
+	    "                           defaults, PGHOST/PGPORT/PGUSER...); a superuser or a role\n"
+	    "                           granted pg_backup_start/pg_backup_stop\n"
+	    "  --tag T                  tag the snapshot (repeatable)\n"
+	    "  --threads N              worker threads (default: number of CPUs)\n" TW_BOPTS_HELP);
 }
 
 struct bb {
@@ -74,7 +75,7 @@ static int pq_fail(struct bb *b, PGresult *res, const char *what, struct tw_err 
 
 /* Run sql with params; one row of ncols expected. */
 static PGresult *query(struct bb *b, const char *sql, int nparams, const char *const *params,
-		       int ncols, const char *what, struct tw_err *e)
+                       int ncols, const char *what, struct tw_err *e)
 {
 	PGresult *res = PQexecParams(b->c, sql, nparams, NULL, params, NULL, NULL, 0);
 	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -98,18 +99,21 @@ static int skip(void *arg, const char *full)
 	return tw_pgdata_skip(rel, strlen(rel));
 }
 
-static int64_t micros_to_ns(const char *s) { return (int64_t)strtoll(s, NULL, 10) * 1000; }
+static int64_t micros_to_ns(const char *s)
+{
+	return (int64_t)strtoll(s, NULL, 10) * 1000;
+}
 
 /* pg_backup_stop, then record what restore needs in the snapshot. */
 static int seal(void *arg, struct tw_snapshot *s, struct tw_err *e)
 {
 	struct bb *b = arg;
 	PGresult *res = query(
-		b,
-		"SELECT s.lsn::text, s.labelfile, coalesce(s.spcmapfile, ''), "
-		"pg_walfile_name(s.lsn), (extract(epoch from clock_timestamp()) * 1000000)::bigint, "
-		"pg_snapshot_xmax(pg_current_snapshot())::text FROM pg_backup_stop(true) s",
-		0, NULL, 6, "pg_backup_stop", e);
+	    b,
+	    "SELECT s.lsn::text, s.labelfile, coalesce(s.spcmapfile, ''), "
+	    "pg_walfile_name(s.lsn), (extract(epoch from clock_timestamp()) * 1000000)::bigint, "
+	    "pg_snapshot_xmax(pg_current_snapshot())::text FROM pg_backup_stop(true) s",
+	    0, NULL, 6, "pg_backup_stop", e);
 	if (res == NULL)
 		return e->code;
 	int rc = 0;
@@ -136,11 +140,11 @@ static int seal(void *arg, struct tw_snapshot *s, struct tw_err *e)
 static int start(struct bb *b, const char *pgdata, struct tw_err *e)
 {
 	PGresult *res = query(
-		b,
-		"SELECT pg_is_in_recovery()::text, current_setting('server_version_num'), "
-		"current_setting('archive_mode'), (SELECT setting FROM pg_settings WHERE "
-		"name = 'wal_segment_size'), (SELECT system_identifier::text FROM pg_control_system())",
-		0, NULL, 5, "connect", e);
+	    b,
+	    "SELECT pg_is_in_recovery()::text, current_setting('server_version_num'), "
+	    "current_setting('archive_mode'), (SELECT setting FROM pg_settings WHERE "
+	    "name = 'wal_segment_size'), (SELECT system_identifier::text FROM pg_control_system())",
+	    0, NULL, 5, "connect", e);
 	if (res == NULL)
 		return e->code;
 	int rc = 0;
@@ -148,9 +152,10 @@ static int start(struct bb *b, const char *pgdata, struct tw_err *e)
 	if (strcmp(PQgetvalue(res, 0, 0), "true") == 0)
 		rc = tw_err_set(e, TW_EUNSUPP, "the server is a standby: back up the primary");
 	else if (strcmp(PQgetvalue(res, 0, 2), "off") == 0)
-		rc = tw_err_set(e, TW_EINVAL,
-				"archive_mode is off: without archived WAL a physical backup cannot "
-				"be restored (docs/backup.md \"Point-in-time recovery\")");
+		rc =
+		    tw_err_set(e, TW_EINVAL,
+		               "archive_mode is off: without archived WAL a physical backup cannot "
+		               "be restored (docs/backup.md \"Point-in-time recovery\")");
 	b->m.version = (uint32_t)strtoul(PQgetvalue(res, 0, 1), NULL, 10);
 	b->m.seg_size = strtoull(PQgetvalue(res, 0, 3), NULL, 10);
 	b->m.sysid = strtoull(PQgetvalue(res, 0, 4), NULL, 10);
@@ -158,14 +163,16 @@ static int start(struct bb *b, const char *pgdata, struct tw_err *e)
 	if (rc != 0)
 		return rc;
 	if (b->m.version < 150000)
-		return tw_err_set(e, TW_EUNSUPP, "PostgreSQL %u: 15 or newer is needed", b->m.version);
+		return tw_err_set(e, TW_EUNSUPP, "PostgreSQL %u: 15 or newer is needed",
+		                  b->m.version);
 	if (b->m.seg_size < (1 << 20) || b->m.seg_size > (1 << 30) ||
 	    (b->m.seg_size & (b->m.seg_size - 1)) != 0)
 		return tw_err_set(e, TW_EPROTO, "unexpected wal_segment_size");
 	if ((rc = tw_pgarch_sysid(pgdata, &disk_sysid, e)) != 0)
 		return rc;
 	if (disk_sysid != b->m.sysid)
-		return tw_err_set(e, TW_EINVAL, "%s is not the data directory of that server", pgdata);
+		return tw_err_set(e, TW_EINVAL, "%s is not the data directory of that server",
+		                  pgdata);
 	/* tablespaces live outside PGDATA: not yet copied, so refuse rather than lose them */
 	char tbl[PATH_MAX];
 	snprintf(tbl, sizeof tbl, "%s/pg_tblspc", b->root);
@@ -173,9 +180,10 @@ static int start(struct bb *b, const char *pgdata, struct tw_err *e)
 	struct dirent *de;
 	while (d != NULL && (de = readdir(d)) != NULL)
 		if (de->d_name[0] != '.')
-			rc = tw_err_set(e, TW_EUNSUPP,
-					"the cluster has tablespaces (pg_tblspc/%s): not supported yet",
-					de->d_name);
+			rc = tw_err_set(
+			    e, TW_EUNSUPP,
+			    "the cluster has tablespaces (pg_tblspc/%s): not supported yet",
+			    de->d_name);
 	if (d != NULL)
 		closedir(d);
 	if (rc != 0)
@@ -184,10 +192,10 @@ static int start(struct bb *b, const char *pgdata, struct tw_err *e)
 	snprintf(label, sizeof label, "tapwork %lld", (long long)time(NULL));
 	const char *params[1] = {label};
 	res = query(b,
-		    "SELECT lsn::text, pg_walfile_name(lsn), "
-		    "(extract(epoch from clock_timestamp()) * 1000000)::bigint "
-		    "FROM pg_backup_start($1, true) lsn",
-		    1, params, 3, "pg_backup_start", e);
+	            "SELECT lsn::text, pg_walfile_name(lsn), "
+	            "(extract(epoch from clock_timestamp()) * 1000000)::bigint "
+	            "FROM pg_backup_start($1, true) lsn",
+	            1, params, 3, "pg_backup_start", e);
 	if (res == NULL)
 		return e->code;
 	const char *lsn = PQgetvalue(res, 0, 0), *wal = PQgetvalue(res, 0, 1);
@@ -213,7 +221,7 @@ static int start(struct bb *b, const char *pgdata, struct tw_err *e)
  * snapshot of this host with the same paths; if that is not a physical
  * PostgreSQL snapshot, every file is read. */
 static int cache_cutoff(struct tw_repo *r, const char *root, struct tw_backup_opts *bo,
-			struct tw_err *e)
+                        struct tw_err *e)
 {
 	struct tw_snapshot **v = NULL;
 	size_t n = 0;
@@ -276,7 +284,8 @@ int tw_pitr_backup_cmd(int argc, char **argv)
 			rc = 0;
 			goto done;
 		} else {
-			fprintf(stderr, "tapwork backup: with --pg-data: unexpected argument %s\n", a);
+			fprintf(stderr, "tapwork backup: with --pg-data: unexpected argument %s\n",
+			        a);
 			goto done;
 		}
 	}
@@ -300,7 +309,7 @@ int tw_pitr_backup_cmd(int argc, char **argv)
 	if (b.c == NULL || PQstatus(b.c) != CONNECTION_OK) {
 		const char *m = b.c ? PQerrorMessage(b.c) : "out of memory";
 		fprintf(stderr, "tapwork backup: cannot connect to PostgreSQL: %.*s\n",
-			(int)strcspn(m, "\n"), m);
+		        (int)strcspn(m, "\n"), m);
 		goto close;
 	}
 	/* open the repository first: a wrong password must not start a backup */
@@ -343,23 +352,25 @@ int tw_pitr_backup_cmd(int argc, char **argv)
 	tw_pgwal_lsn_str(b.m.start_lsn, sl, sizeof sl);
 	tw_pgwal_lsn_str(b.m.stop_lsn, el_, sizeof el_);
 	if (o.json)
-		printf("{\"type\":\"summary\",\"snapshot_id\":\"%s\",\"postgres\":\"physical\","
-		       "\"start_lsn\":\"%s\",\"stop_lsn\":\"%s\",\"timeline\":%u,\"start_wal\":\"%s\","
-		       "\"stop_wal\":\"%s\",\"files\":%llu,\"files_unchanged\":%llu,\"bytes\":%llu,"
-		       "\"bytes_read\":%llu,\"new_bytes\":%llu,\"stored_bytes\":%llu,\"errors\":%llu,"
-		       "\"seconds\":%.3f}\n",
-		       st.snapshot_id, sl, el_, b.m.tli, b.m.start_wal, b.m.stop_wal,
-		       (unsigned long long)st.files, (unsigned long long)st.files_unchanged,
-		       (unsigned long long)st.bytes, (unsigned long long)st.bytes_read,
-		       (unsigned long long)st.new_bytes, (unsigned long long)st.stored_bytes,
-		       (unsigned long long)st.errors, el);
+		printf(
+		    "{\"type\":\"summary\",\"snapshot_id\":\"%s\",\"postgres\":\"physical\","
+		    "\"start_lsn\":\"%s\",\"stop_lsn\":\"%s\",\"timeline\":%u,\"start_wal\":\"%s\","
+		    "\"stop_wal\":\"%s\",\"files\":%llu,\"files_unchanged\":%llu,\"bytes\":%llu,"
+		    "\"bytes_read\":%llu,\"new_bytes\":%llu,\"stored_bytes\":%llu,\"errors\":%llu,"
+		    "\"seconds\":%.3f}\n",
+		    st.snapshot_id, sl, el_, b.m.tli, b.m.start_wal, b.m.stop_wal,
+		    (unsigned long long)st.files, (unsigned long long)st.files_unchanged,
+		    (unsigned long long)st.bytes, (unsigned long long)st.bytes_read,
+		    (unsigned long long)st.new_bytes, (unsigned long long)st.stored_bytes,
+		    (unsigned long long)st.errors, el);
 	else if (!o.quiet)
 		printf("snapshot %.8s saved (%s)\nPostgreSQL physical backup: LSN %s..%s, timeline "
 		       "%u, WAL %s..%s\nfiles: %llu (%llu unchanged), %.1f MiB processed, %.1f MiB "
 		       "read, %.1f MiB new, %.1f MiB stored, %.2fs\n",
-		       st.snapshot_id, st.snapshot_id, sl, el_, b.m.tli, b.m.start_wal, b.m.stop_wal,
-		       (unsigned long long)st.files, (unsigned long long)st.files_unchanged,
-		       st.bytes / 1048576.0, st.bytes_read / 1048576.0, st.new_bytes / 1048576.0,
+		       st.snapshot_id, st.snapshot_id, sl, el_, b.m.tli, b.m.start_wal,
+		       b.m.stop_wal, (unsigned long long)st.files,
+		       (unsigned long long)st.files_unchanged, st.bytes / 1048576.0,
+		       st.bytes_read / 1048576.0, st.new_bytes / 1048576.0,
 		       st.stored_bytes / 1048576.0, el);
 close:
 	tw_repo_close(r);

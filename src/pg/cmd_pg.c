@@ -19,27 +19,28 @@
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: tapwork pg archive-push [-r REPO] [--pg-data DIR] PATH\n"
-		"       tapwork pg archive-get [-r REPO] [--pg-data DIR] WALFILE DEST\n"
-		"       tapwork pg check -r REPO --pg-data DIR [--postgres URL] [--timeout SECS]\n"
-		"       tapwork pg verify -r REPO [--read-data]\n\n"
-		"archive-push stores one WAL file in the repository's WAL archive; use it as\n"
-		"  archive_command = 'tapwork pg archive-push -r REPO %%p'\n"
-		"Pushing a file that is archived already with the same content succeeds; with\n"
-		"other content it fails and the archived file is kept.\n"
-		"archive-get writes an archived WAL file to DEST (through a temporary file and a\n"
-		"rename); exit status 1 when it is not archived (recovery ends there), 126 on\n"
-		"any other failure (PostgreSQL stops instead of ending recovery early). Use it as\n"
-		"  restore_command = 'tapwork pg archive-get -r REPO %%f %%p'\n"
-		"`tapwork restore --pg-data` writes that line itself.\n"
-		"check switches to a new WAL segment and waits until it is archived.\n"
-		"verify checks that the WAL archive is continuous on every timeline from the\n"
-		"oldest PostgreSQL snapshot on, following .history files, and that every\n"
-		"snapshot's WAL is there; --read-data also reads and authenticates every file.\n\n"
-		"options:\n"
-		"  --pg-data DIR            the data directory (default: the current directory,\n"
-		"                           where PostgreSQL runs these commands); the cluster's\n"
-		"                           system identifier is read from DIR/global/pg_control\n" TW_BOPTS_HELP);
+	        "usage: tapwork pg archive-push [-r REPO] [--pg-data DIR] PATH\n"
+	        "       tapwork pg archive-get [-r REPO] [--pg-data DIR] WALFILE DEST\n"
+	        "       tapwork pg check -r REPO --pg-data DIR [--postgres URL] [--timeout SECS]\n"
+	        "       tapwork pg verify -r REPO [--read-data]\n\n"
+	        "archive-push stores one WAL file in the repository's WAL archive; use it as\n"
+	        "  archive_command = 'tapwork pg archive-push -r REPO %%p'\n"
+	        "Pushing a file that is archived already with the same content succeeds; with\n"
+	        "other content it fails and the archived file is kept.\n"
+	        "archive-get writes an archived WAL file to DEST (through a temporary file and a\n"
+	        "rename); exit status 1 when it is not archived (recovery ends there), 126 on\n"
+	        "any other failure (PostgreSQL stops instead of ending recovery early). Use it as\n"
+	        "  restore_command = 'tapwork pg archive-get -r REPO %%f %%p'\n"
+	        "`tapwork restore --pg-data` writes that line itself.\n"
+	        "check switches to a new WAL segment and waits until it is archived.\n"
+	        "verify checks that the WAL archive is continuous on every timeline from the\n"
+	        "oldest PostgreSQL snapshot on, following .history files, and that every\n"
+	        "snapshot's WAL is there; --read-data also reads and authenticates every file.\n\n"
+	        "options:\n"
+	        "  --pg-data DIR            the data directory (default: the current directory,\n"
+	        "                           where PostgreSQL runs these commands); the cluster's\n"
+	        "                           system identifier is read from "
+	        "DIR/global/pg_control\n" TW_BOPTS_HELP);
 }
 
 static int read_all(const char *path, uint8_t **out, size_t *n, struct tw_err *e)
@@ -48,7 +49,7 @@ static int read_all(const char *path, uint8_t **out, size_t *n, struct tw_err *e
 	struct stat st;
 	if (fd == -1 || fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
 		int rc = tw_err_set(e, TW_ENOENT, "%s: %s", path,
-				    fd == -1 || errno ? strerror(errno) : "not a file");
+		                    fd == -1 || errno ? strerror(errno) : "not a file");
 		if (fd != -1)
 			close(fd);
 		return rc;
@@ -69,7 +70,7 @@ static int read_all(const char *path, uint8_t **out, size_t *n, struct tw_err *e
 			continue;
 		if (r <= 0) {
 			int rc = tw_err_set(e, TW_EIO, "read %s: %s", path,
-					    r < 0 ? strerror(errno) : "file shrank");
+			                    r < 0 ? strerror(errno) : "file shrank");
 			free(b);
 			close(fd);
 			return rc;
@@ -133,7 +134,8 @@ static int archive_push(int argc, char **argv)
 		else if (argv[i][0] != '-' && path == NULL)
 			path = argv[i];
 		else {
-			fprintf(stderr, "tapwork pg archive-push: unexpected argument %s\n", argv[i]);
+			fprintf(stderr, "tapwork pg archive-push: unexpected argument %s\n",
+			        argv[i]);
 			return TW_EXIT_USAGE;
 		}
 	}
@@ -170,7 +172,7 @@ static int archive_push(int argc, char **argv)
 	}
 	if (existed && !o.quiet)
 		fprintf(stderr, "tapwork pg archive-push: %s was archived already (same content)\n",
-			wal);
+		        wal);
 	return TW_EXIT_OK;
 }
 
@@ -195,7 +197,8 @@ static int archive_get(int argc, char **argv)
 		else if (argv[i][0] != '-' && na < 2)
 			args[na++] = argv[i];
 		else {
-			fprintf(stderr, "tapwork pg archive-get: unexpected argument %s\n", argv[i]);
+			fprintf(stderr, "tapwork pg archive-get: unexpected argument %s\n",
+			        argv[i]);
 			return EXIT_GET_FATAL;
 		}
 	}

@@ -59,7 +59,7 @@ static void cache_put(const char *desc, const struct tw_keys *k)
 		return;
 	/* this user's processes may find and read it; nobody else */
 	syscall(SYS_keyctl, KEYCTL_SETPERM, id,
-		(unsigned long)(POS_ALL | USR_VIEW | USR_READ | USR_SEARCH));
+	        (unsigned long)(POS_ALL | USR_VIEW | USR_READ | USR_SEARCH));
 	syscall(SYS_keyctl, KEYCTL_SET_TIMEOUT, id, (unsigned long)CACHE_SECONDS);
 }
 

@@ -15,15 +15,14 @@ int tw_pgmeta_encode(const struct tw_pgmeta *m, char **out)
 	tw_pgwal_lsn_str(m->stop_lsn, el, sizeof el);
 	/* a JSON number would lose bits of a 64-bit identifier in many readers */
 	snprintf(sys, sizeof sys, "%llu", (unsigned long long)m->sysid);
-	json_t *o = json_pack("{s:s,s:i,s:i,s:I,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:s,s:s,s:s}",
-			      "system_id", sys, "version", (int)m->version, "timeline",
-			      (int)m->tli, "wal_segment_size", (json_int_t)m->seg_size,
-			      "start_lsn", sl, "stop_lsn", el, "start_wal", m->start_wal,
-			      "stop_wal", m->stop_wal, "start_ns", (json_int_t)m->start_ns,
-			      "stop_ns", (json_int_t)m->stop_ns, "next_xid",
-			      (json_int_t)m->next_xid, "pgdata", m->pgdata ? m->pgdata : "",
-			      "backup_label", m->backup_label ? m->backup_label : "",
-			      "tablespace_map", m->tablespace_map ? m->tablespace_map : "");
+	json_t *o = json_pack(
+	    "{s:s,s:i,s:i,s:I,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:s,s:s,s:s}", "system_id", sys,
+	    "version", (int)m->version, "timeline", (int)m->tli, "wal_segment_size",
+	    (json_int_t)m->seg_size, "start_lsn", sl, "stop_lsn", el, "start_wal", m->start_wal,
+	    "stop_wal", m->stop_wal, "start_ns", (json_int_t)m->start_ns, "stop_ns",
+	    (json_int_t)m->stop_ns, "next_xid", (json_int_t)m->next_xid, "pgdata",
+	    m->pgdata ? m->pgdata : "", "backup_label", m->backup_label ? m->backup_label : "",
+	    "tablespace_map", m->tablespace_map ? m->tablespace_map : "");
 	if (o == NULL)
 		return TW_ENOMEM;
 	*out = json_dumps(o, JSON_COMPACT);
@@ -41,10 +40,10 @@ int tw_pgmeta_decode(const char *txt, struct tw_pgmeta *m, struct tw_err *e)
 	int rc = TW_ECORRUPT;
 	if (o == NULL ||
 	    json_unpack(o, "{s:s,s:i,s:i,s:I,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:s,s:s,s:s}", "system_id",
-			&sys, "version", &ver, "timeline", &tli, "wal_segment_size", &seg,
-			"start_lsn", &sl, "stop_lsn", &el, "start_wal", &sw, "stop_wal", &ew,
-			"start_ns", &sns, "stop_ns", &ens, "next_xid", &xid, "pgdata", &pd,
-			"backup_label", &bl, "tablespace_map", &tm) != 0)
+	                &sys, "version", &ver, "timeline", &tli, "wal_segment_size", &seg,
+	                "start_lsn", &sl, "stop_lsn", &el, "start_wal", &sw, "stop_wal", &ew,
+	                "start_ns", &sns, "stop_ns", &ens, "next_xid", &xid, "pgdata", &pd,
+	                "backup_label", &bl, "tablespace_map", &tm) != 0)
 		goto done;
 	char *end;
 	m->sysid = strtoull(sys, &end, 10);

@@ -11,15 +11,15 @@
 #include "core/err.h"
 
 struct tw_pgmeta {
-	uint64_t sysid;          /* pg_control's system identifier */
-	uint32_t version;        /* server_version_num, e.g. 150018 */
-	uint32_t tli;            /* timeline the backup started on */
-	uint64_t seg_size;       /* wal_segment_size in bytes */
+	uint64_t sysid;    /* pg_control's system identifier */
+	uint32_t version;  /* server_version_num, e.g. 150018 */
+	uint32_t tli;      /* timeline the backup started on */
+	uint64_t seg_size; /* wal_segment_size in bytes */
 	uint64_t start_lsn, stop_lsn;
 	int64_t start_ns, stop_ns; /* server clock at pg_backup_start / after pg_backup_stop */
-	uint64_t next_xid;       /* first xid not yet assigned after pg_backup_stop */
+	uint64_t next_xid;         /* first xid not yet assigned after pg_backup_stop */
 	char start_wal[25], stop_wal[25];
-	char *pgdata;            /* absolute path backed up */
+	char *pgdata;                        /* absolute path backed up */
 	char *backup_label, *tablespace_map; /* as pg_backup_stop returned them */
 };
 

@@ -4,12 +4,12 @@
 #include <string.h>
 
 /* Directories kept empty: PostgreSQL recreates or does not need what was in them. */
-static const char *const emptied[] = {"pg_wal",	 "pg_replslot", "pg_dynshmem", "pg_notify",
-				      "pg_serial", "pg_snapshots", "pg_stat_tmp", "pg_subtrans"};
+static const char *const emptied[] = {"pg_wal",    "pg_replslot",  "pg_dynshmem", "pg_notify",
+                                      "pg_serial", "pg_snapshots", "pg_stat_tmp", "pg_subtrans"};
 /* Files at the top of PGDATA that are never copied. */
 static const char *const top_files[] = {"postmaster.pid",   "postmaster.opts", "backup_label",
-					"backup_label.old", "tablespace_map",  "tablespace_map.old",
-					"recovery.signal",  "standby.signal"};
+                                        "backup_label.old", "tablespace_map",  "tablespace_map.old",
+                                        "recovery.signal",  "standby.signal"};
 
 static int eq(const char *p, size_t n, const char *s)
 {

@@ -25,7 +25,7 @@ struct tw_repo;
  * segment below the oldest snapshot's start segment of its cluster;
  * history files stay). With dry_run, only count. Exclusive lock held. */
 int tw_pitr_prune_wal(struct tw_repo *r, int dry_run, uint64_t *files, uint64_t *bytes,
-		      struct tw_err *e);
+                      struct tw_err *e);
 
 /* Recovery target time "YYYY-MM-DD[ T]HH:MM:SS[.frac][Z|+HH[:MM]|-HH[:MM]]"
  * (no zone: local time) to nanoseconds since the epoch. 0 or TW_EINVAL. */

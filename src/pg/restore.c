@@ -24,28 +24,29 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"usage: tapwork restore -r REPO [SNAPSHOT] --pg-data DIR [TARGET] [options]\n\n"
-		"Restore a physical PostgreSQL snapshot into DIR (missing or empty) and set up\n"
-		"recovery: PostgreSQL, started on DIR, fetches WAL from the repository with\n"
-		"`tapwork pg archive-get` and replays it to the target. Without SNAPSHOT the\n"
-		"newest snapshot that ended before the target is used.\n\n"
-		"TARGET (at most one; none: replay all archived WAL):\n"
-		"  --pg-target-time T       a time: 'YYYY-MM-DD HH:MM:SS[.frac][+HH[:MM]|Z]'\n"
-		"  --pg-target-lsn L        a WAL position, e.g. 0/3000060\n"
-		"  --pg-target-xid X        a transaction ID (stop at its commit)\n"
-		"  --pg-target-name N       a restore point made by pg_create_restore_point(N)\n"
-		"                           (without SNAPSHOT: the oldest snapshot, which replays\n"
-		"                           past every later restore point)\n"
-		"  --pg-target immediate    stop as soon as the snapshot is consistent\n\n"
-		"options:\n"
-		"  --pg-target-action A     pause (PostgreSQL's default), promote or shutdown\n"
-		"  --pg-target-timeline TL  latest (default), current or a number\n"
-		"  --pg-target-exclusive    stop just before the target (time, lsn, xid)\n"
-		"  --pg-password-file FILE  password file restore_command passes to archive-get\n"
-		"                           (default: --password-file or $TAPWORK_PASSWORD_FILE;\n"
-		"                           the server's user must be able to read it)\n"
-		"  --threads N              writer threads (default: number of CPUs)\n" TW_BOPTS_HELP);
+	fprintf(
+	    out,
+	    "usage: tapwork restore -r REPO [SNAPSHOT] --pg-data DIR [TARGET] [options]\n\n"
+	    "Restore a physical PostgreSQL snapshot into DIR (missing or empty) and set up\n"
+	    "recovery: PostgreSQL, started on DIR, fetches WAL from the repository with\n"
+	    "`tapwork pg archive-get` and replays it to the target. Without SNAPSHOT the\n"
+	    "newest snapshot that ended before the target is used.\n\n"
+	    "TARGET (at most one; none: replay all archived WAL):\n"
+	    "  --pg-target-time T       a time: 'YYYY-MM-DD HH:MM:SS[.frac][+HH[:MM]|Z]'\n"
+	    "  --pg-target-lsn L        a WAL position, e.g. 0/3000060\n"
+	    "  --pg-target-xid X        a transaction ID (stop at its commit)\n"
+	    "  --pg-target-name N       a restore point made by pg_create_restore_point(N)\n"
+	    "                           (without SNAPSHOT: the oldest snapshot, which replays\n"
+	    "                           past every later restore point)\n"
+	    "  --pg-target immediate    stop as soon as the snapshot is consistent\n\n"
+	    "options:\n"
+	    "  --pg-target-action A     pause (PostgreSQL's default), promote or shutdown\n"
+	    "  --pg-target-timeline TL  latest (default), current or a number\n"
+	    "  --pg-target-exclusive    stop just before the target (time, lsn, xid)\n"
+	    "  --pg-password-file FILE  password file restore_command passes to archive-get\n"
+	    "                           (default: --password-file or $TAPWORK_PASSWORD_FILE;\n"
+	    "                           the server's user must be able to read it)\n"
+	    "  --threads N              writer threads (default: number of CPUs)\n" TW_BOPTS_HELP);
 }
 
 enum tkind { T_NONE, T_TIME, T_LSN, T_XID, T_NAME, T_IMMEDIATE };
@@ -106,7 +107,8 @@ static int parse_args(int argc, char **argv, struct tw_bopts *o, struct ropts *r
 		} else if (a[0] != '-' && ro->spec == NULL)
 			ro->spec = a;
 		else {
-			fprintf(stderr, "tapwork restore: with --pg-data: unexpected argument %s\n", a);
+			fprintf(stderr, "tapwork restore: with --pg-data: unexpected argument %s\n",
+			        a);
 			return -1;
 		}
 	}
@@ -117,16 +119,18 @@ static int parse_args(int argc, char **argv, struct tw_bopts *o, struct ropts *r
 		bad = "give at most one --pg-target-*";
 	else if (ro->kind == T_TIME && tw_pitr_parse_time(ro->value, &ro->time_ns) != 0)
 		bad = "bad --pg-target-time (YYYY-MM-DD HH:MM:SS[.frac][+HH:MM])";
-	else if (ro->kind == T_LSN && tw_pgwal_lsn_parse(ro->value, strlen(ro->value), &ro->lsn) != 0)
+	else if (ro->kind == T_LSN &&
+	         tw_pgwal_lsn_parse(ro->value, strlen(ro->value), &ro->lsn) != 0)
 		bad = "bad --pg-target-lsn (e.g. 0/3000060)";
-	else if (ro->kind == T_XID && tw_bcli_uint(ro->value, ULONG_MAX, (unsigned long *)&ro->xid) != 0)
+	else if (ro->kind == T_XID &&
+	         tw_bcli_uint(ro->value, ULONG_MAX, (unsigned long *)&ro->xid) != 0)
 		bad = "bad --pg-target-xid";
 	else if (ro->kind == T_NAME && (ro->value[0] == '\0' || strlen(ro->value) >= 64))
 		bad = "bad --pg-target-name (1..63 bytes)";
 	else if (ro->kind == T_IMMEDIATE && strcmp(ro->value, "immediate") != 0)
 		bad = "--pg-target takes 'immediate'";
 	else if (ro->action != NULL && strcmp(ro->action, "pause") != 0 &&
-		 strcmp(ro->action, "promote") != 0 && strcmp(ro->action, "shutdown") != 0)
+	         strcmp(ro->action, "promote") != 0 && strcmp(ro->action, "shutdown") != 0)
 		bad = "--pg-target-action takes pause, promote or shutdown";
 	else if (ro->exclusive && ro->kind != T_TIME && ro->kind != T_LSN && ro->kind != T_XID)
 		bad = "--pg-target-exclusive needs --pg-target-time, -lsn or -xid";
@@ -157,7 +161,7 @@ static int ends_before(const struct ropts *ro, const struct tw_pgmeta *m)
 }
 
 static int pick(const struct ropts *ro, struct tw_snapshot **v, size_t n, struct tw_snapshot **out,
-		struct tw_pgmeta *m, struct tw_err *e)
+                struct tw_pgmeta *m, struct tw_err *e)
 {
 	*out = NULL;
 	if (ro->spec != NULL) {
@@ -166,16 +170,18 @@ static int pick(const struct ropts *ro, struct tw_snapshot **v, size_t n, struct
 		if (rc != 0)
 			return rc;
 		if (s->pg == NULL)
-			return tw_err_set(e, TW_EINVAL, "snapshot %.8s is not a PostgreSQL physical backup",
-					  s->id);
+			return tw_err_set(e, TW_EINVAL,
+			                  "snapshot %.8s is not a PostgreSQL physical backup",
+			                  s->id);
 		if ((rc = tw_pgmeta_decode(s->pg, m, e)) != 0)
 			return rc;
 		if (!ends_before(ro, m)) {
 			tw_pgmeta_clear(m);
-			return tw_err_set(e, TW_EINVAL,
-					  "snapshot %.8s ends after the target: recovery cannot stop "
-					  "there (choose an older snapshot)",
-					  s->id);
+			return tw_err_set(
+			    e, TW_EINVAL,
+			    "snapshot %.8s ends after the target: recovery cannot stop "
+			    "there (choose an older snapshot)",
+			    s->id);
 		}
 		*out = s;
 		return 0;
@@ -198,10 +204,11 @@ static int pick(const struct ropts *ro, struct tw_snapshot **v, size_t n, struct
 		tw_pgmeta_clear(&cand);
 	}
 	if (npg == 0)
-		return tw_err_set(e, TW_ENOENT, "the repository holds no PostgreSQL physical snapshot");
+		return tw_err_set(e, TW_ENOENT,
+		                  "the repository holds no PostgreSQL physical snapshot");
 	return tw_err_set(e, TW_ENOENT,
-			  "the target is before the end of every PostgreSQL snapshot: no snapshot "
-			  "can recover to it");
+	                  "the target is before the end of every PostgreSQL snapshot: no snapshot "
+	                  "can recover to it");
 }
 
 /* DIR must be missing or an empty directory. */
@@ -223,12 +230,13 @@ static int check_empty(const char *dir, int *exists, struct tw_err *e)
 }
 
 static int write_file(const char *dir, const char *name, const char *txt, int append,
-		      const struct stat *owner, struct tw_err *e)
+                      const struct stat *owner, struct tw_err *e)
 {
 	char path[PATH_MAX];
 	snprintf(path, sizeof path, "%s/%s", dir, name);
-	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (append ? O_APPEND : O_TRUNC),
-		      0600);
+	int fd =
+	    open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (append ? O_APPEND : O_TRUNC),
+	         0600);
 	if (fd == -1)
 		return tw_err_set(e, TW_EIO, "create %s: %s", path, strerror(errno));
 	size_t n = strlen(txt), off = 0;
@@ -261,7 +269,7 @@ static int conf_line(char *buf, size_t cap, size_t *off, const char *key, const 
 
 /* The restore_command: this binary, the repository, a password file. */
 static int restore_command(const struct tw_bopts *o, const struct ropts *ro, char *out, size_t cap,
-			   struct tw_err *e)
+                           struct tw_err *e)
 {
 	char self[PATH_MAX], repo[PATH_MAX], pw[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -270,22 +278,23 @@ static int restore_command(const struct tw_bopts *o, const struct ropts *ro, cha
 	self[n] = '\0';
 	if (strncmp(o->repo, "s3:", 3) == 0 || realpath(o->repo, repo) == NULL)
 		snprintf(repo, sizeof repo, "%s", o->repo);
-	const char *pwf = ro->pwfile ? ro->pwfile : o->password_file ? o->password_file
-								    : getenv("TAPWORK_PASSWORD_FILE");
+	const char *pwf = ro->pwfile         ? ro->pwfile
+	                  : o->password_file ? o->password_file
+	                                     : getenv("TAPWORK_PASSWORD_FILE");
 	pw[0] = '\0';
 	if (pwf != NULL && realpath(pwf, pw) == NULL)
 		return tw_err_set(e, TW_ENOENT, "password file %s: %s", pwf, strerror(errno));
 	char qs[PATH_MAX * 2 + 8], qr[PATH_MAX * 2 + 8], qp[PATH_MAX * 2 + 8];
-	if (tw_pitr_sh_quote(self, qs, sizeof qs) != 0 || tw_pitr_sh_quote(repo, qr, sizeof qr) != 0 ||
-	    tw_pitr_sh_quote(pw, qp, sizeof qp) != 0)
+	if (tw_pitr_sh_quote(self, qs, sizeof qs) != 0 ||
+	    tw_pitr_sh_quote(repo, qr, sizeof qr) != 0 || tw_pitr_sh_quote(pw, qp, sizeof qp) != 0)
 		return tw_err_set(e, TW_ELIMIT, "path too long");
 	int k = snprintf(out, cap, "%s pg archive-get -q -r %s%s%s %%f %%p", qs, qr,
-			 pw[0] ? " --password-file " : "", pw[0] ? qp : "");
+	                 pw[0] ? " --password-file " : "", pw[0] ? qp : "");
 	if (k < 0 || (size_t)k >= cap)
 		return tw_err_set(e, TW_ELIMIT, "restore_command too long");
 	if (pw[0] == '\0')
 		fprintf(stderr, "tapwork restore: warning: no password file for restore_command: "
-				"the server needs TAPWORK_PASSWORD_FILE in its environment\n");
+		                "the server needs TAPWORK_PASSWORD_FILE in its environment\n");
 	return 0;
 }
 
@@ -314,8 +323,8 @@ static int note_history(void *arg, const char *wal, uint64_t size)
  * recovery would stop with "requested timeline N is not a child of this
  * server's history": then recover along the snapshot's own timeline. Only
  * when no --pg-target-timeline was given. *current = 1: write 'current'. */
-static int latest_fits(struct tw_repo *r, const struct tw_pgmeta *m, uint32_t *latest,
-		       int *current, struct tw_err *e)
+static int latest_fits(struct tw_repo *r, const struct tw_pgmeta *m, uint32_t *latest, int *current,
+                       struct tw_err *e)
 {
 	struct hist_max h = {0};
 	*current = 0;
@@ -333,8 +342,8 @@ static int latest_fits(struct tw_repo *r, const struct tw_pgmeta *m, uint32_t *l
 	rc = tw_pgarch_get(r, m->sysid, name, &txt, &len, e);
 	if (rc == 0)
 		rc = tw_pgwal_history_parse(txt, len, f, TW_PGWAL_HISTORY_MAX, &nf) == 0
-			     ? 0
-			     : tw_err_set(e, TW_ECORRUPT, "%s: malformed", name);
+		         ? 0
+		         : tw_err_set(e, TW_ECORRUPT, "%s: malformed", name);
 	/* the snapshot's checkpoint must lie before timeline latest left its timeline */
 	uint64_t ckpt = m->start_lsn;
 	const char *cl = strstr(m->backup_label, "CHECKPOINT LOCATION: ");
@@ -352,8 +361,8 @@ static int latest_fits(struct tw_repo *r, const struct tw_pgmeta *m, uint32_t *l
 }
 
 static int setup_recovery(struct tw_repo *r, const struct tw_bopts *o, const struct ropts *ro,
-			  const char *dir, const struct tw_snapshot *s, const struct tw_pgmeta *m,
-			  struct tw_err *e)
+                          const char *dir, const struct tw_snapshot *s, const struct tw_pgmeta *m,
+                          struct tw_err *e)
 {
 	struct stat owner;
 	if (stat(dir, &owner) == -1)
@@ -372,8 +381,12 @@ static int setup_recovery(struct tw_repo *r, const struct tw_bopts *o, const str
 	tw_snapshot_time_str(s->time_ns, ts, sizeof ts);
 	int n = snprintf(conf, sizeof conf, "\n# tapwork restore: snapshot %s (%s)\n", s->id, ts);
 	off = (size_t)n;
-	const char *keys[] = {NULL, "recovery_target_time", "recovery_target_lsn",
-			      "recovery_target_xid", "recovery_target_name", "recovery_target"};
+	const char *keys[] = {NULL,
+	                      "recovery_target_time",
+	                      "recovery_target_lsn",
+	                      "recovery_target_xid",
+	                      "recovery_target_name",
+	                      "recovery_target"};
 	rc = conf_line(conf, sizeof conf, &off, "restore_command", cmd);
 	if (rc == 0 && ro->kind != T_NONE)
 		rc = conf_line(conf, sizeof conf, &off, keys[ro->kind], ro->value);
@@ -389,15 +402,18 @@ static int setup_recovery(struct tw_repo *r, const struct tw_bopts *o, const str
 		if ((rc = latest_fits(r, m, &latest, &current, e)) != 0)
 			return rc;
 		if (current) {
-			fprintf(stderr,
-				"tapwork restore: timeline %u left timeline %u before this snapshot: "
-				"recovering along timeline %u (--pg-target-timeline chooses)\n",
-				latest, m->tli, m->tli);
-			rc = conf_line(conf, sizeof conf, &off, "recovery_target_timeline", "current");
+			fprintf(
+			    stderr,
+			    "tapwork restore: timeline %u left timeline %u before this snapshot: "
+			    "recovering along timeline %u (--pg-target-timeline chooses)\n",
+			    latest, m->tli, m->tli);
+			rc = conf_line(conf, sizeof conf, &off, "recovery_target_timeline",
+			               "current");
 		}
 	}
 	if (rc != 0)
-		return tw_err_set(e, rc, "a recovery setting cannot be written to postgresql.auto.conf");
+		return tw_err_set(e, rc,
+		                  "a recovery setting cannot be written to postgresql.auto.conf");
 	return write_file(dir, "postgresql.auto.conf", conf, 1, &owner, e);
 }
 
@@ -445,7 +461,8 @@ int tw_pitr_restore_cmd(int argc, char **argv)
 	if (err != 0)
 		goto fail;
 	if ((exists && rmdir(ro.pgdata) == -1) || rename(from, ro.pgdata) == -1) {
-		err = tw_err_set(&e, TW_EIO, "moving %s to %s: %s", from, ro.pgdata, strerror(errno));
+		err =
+		    tw_err_set(&e, TW_EIO, "moving %s to %s: %s", from, ro.pgdata, strerror(errno));
 		goto fail;
 	}
 	rmdir(stage);
@@ -461,12 +478,12 @@ int tw_pitr_restore_cmd(int argc, char **argv)
 		       s->id, sl, m.tli, (unsigned long long)st.files, (unsigned long long)st.bytes,
 		       tw_progress_now() - t0);
 	else if (!o.quiet)
-		printf("restored snapshot %.8s (consistent at LSN %s, timeline %u) to %s: %llu files, "
-		       "%.1f MiB, %.2fs\nstart PostgreSQL on %s to replay the WAL archive%s%s\n",
-		       s->id, sl, m.tli, ro.pgdata, (unsigned long long)st.files,
-		       st.bytes / 1048576.0, tw_progress_now() - t0, ro.pgdata,
-		       ro.kind != T_NONE ? " to the target " : "",
-		       ro.kind != T_NONE ? ro.value : "");
+		printf(
+		    "restored snapshot %.8s (consistent at LSN %s, timeline %u) to %s: %llu files, "
+		    "%.1f MiB, %.2fs\nstart PostgreSQL on %s to replay the WAL archive%s%s\n",
+		    s->id, sl, m.tli, ro.pgdata, (unsigned long long)st.files, st.bytes / 1048576.0,
+		    tw_progress_now() - t0, ro.pgdata, ro.kind != T_NONE ? " to the target " : "",
+		    ro.kind != T_NONE ? ro.value : "");
 	tw_pgmeta_clear(&m);
 	tw_repo_free_snapshots(v, n);
 	tw_repo_close(r);

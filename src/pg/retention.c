@@ -69,7 +69,7 @@ static int consider(void *arg, const char *name, uint64_t size)
 }
 
 int tw_pitr_prune_wal(struct tw_repo *r, int dry_run, uint64_t *files, uint64_t *bytes,
-		      struct tw_err *e)
+                      struct tw_err *e)
 {
 	struct tw_snapshot **v = NULL;
 	size_t n = 0;

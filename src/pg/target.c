@@ -115,4 +115,7 @@ int tw_pitr_conf_quote(const char *s, char *out, size_t cap)
 	return quote(s, "''", '\'', out, cap);
 }
 
-int tw_pitr_sh_quote(const char *s, char *out, size_t cap) { return quote(s, "'\\''", '\'', out, cap); }
+int tw_pitr_sh_quote(const char *s, char *out, size_t cap)
+{
+	return quote(s, "'\\''", '\'', out, cap);
+}

@@ -29,7 +29,7 @@ int tw_pitr_check_cmd(int argc, char **argv)
 		else if (strcmp(argv[i], "--postgres") == 0 && i + 1 < argc)
 			url = argv[++i];
 		else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc &&
-			 tw_bcli_uint(argv[i + 1], 86400, &timeout) == 0)
+		         tw_bcli_uint(argv[i + 1], 86400, &timeout) == 0)
 			i++;
 		else {
 			fprintf(stderr, "tapwork pg check: unexpected argument %s\n", argv[i]);
@@ -52,19 +52,20 @@ int tw_pitr_check_cmd(int argc, char **argv)
 	if (c == NULL || PQstatus(c) != CONNECTION_OK) {
 		const char *m = c ? PQerrorMessage(c) : "out of memory";
 		fprintf(stderr, "tapwork pg check: cannot connect to PostgreSQL: %.*s\n",
-			(int)strcspn(m, "\n"), m);
+		        (int)strcspn(m, "\n"), m);
 		goto done;
 	}
 	res = PQexec(c, "SELECT pg_walfile_name(pg_switch_wal()), (SELECT system_identifier::text "
-			"FROM pg_control_system())");
+	                "FROM pg_control_system())");
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
 		const char *m = PQresultErrorMessage(res);
-		fprintf(stderr, "tapwork pg check: pg_switch_wal: %.*s\n", (int)strcspn(m, "\n"), m);
+		fprintf(stderr, "tapwork pg check: pg_switch_wal: %.*s\n", (int)strcspn(m, "\n"),
+		        m);
 		goto done;
 	}
 	if (strtoull(PQgetvalue(res, 0, 1), NULL, 10) != sysid) {
 		fprintf(stderr, "tapwork pg check: %s is not the data directory of that server\n",
-			pgdata);
+		        pgdata);
 		goto done;
 	}
 	char wal[32], name[96];
@@ -85,10 +86,11 @@ int tw_pitr_check_cmd(int argc, char **argv)
 			break;
 		}
 		if (tw_progress_now() - t0 > (double)timeout) {
-			fprintf(stderr,
-				"tapwork pg check: WAL segment %s was not archived within %lus: check "
-				"archive_mode, archive_command and the server log\n",
-				wal, timeout);
+			fprintf(
+			    stderr,
+			    "tapwork pg check: WAL segment %s was not archived within %lus: check "
+			    "archive_mode, archive_command and the server log\n",
+			    wal, timeout);
 			break;
 		}
 		struct timespec nap = {0, 200 * 1000 * 1000};
@@ -172,7 +174,7 @@ static int has_name(const struct walset *w, const char *name)
 
 /* Segments [lo, hi] of timeline tli: report up to 10 missing ones. */
 static unsigned check_range(const struct walset *w, uint32_t tli, uint64_t lo, uint64_t hi,
-			    const char *what)
+                            const char *what)
 {
 	unsigned missing = 0;
 	for (uint64_t s = lo; s <= hi; s++)
@@ -180,16 +182,17 @@ static unsigned check_range(const struct walset *w, uint32_t tli, uint64_t lo, u
 			char nm[32];
 			tw_pgwal_seg_name(tli, s, w->seg_size, nm, sizeof nm);
 			if (missing++ < 10)
-				fprintf(stderr, "tapwork pg verify: %s: WAL segment %s is missing\n", what,
-					nm);
+				fprintf(stderr,
+				        "tapwork pg verify: %s: WAL segment %s is missing\n", what,
+				        nm);
 		}
 	return missing;
 }
 
 /* One cluster: its snapshots (oldest first) and its WAL. */
 static unsigned verify_cluster(struct tw_repo *r, uint64_t sysid, struct tw_pgmeta *ms,
-			       struct tw_snapshot **ss, size_t nm, int read_data, int quiet,
-			       uint64_t *nwal)
+                               struct tw_snapshot **ss, size_t nm, int read_data, int quiet,
+                               uint64_t *nwal)
 {
 	struct walset w = {.seg_size = ms[0].seg_size};
 	struct tw_err e = {0};
@@ -214,7 +217,8 @@ static unsigned verify_cluster(struct tw_repo *r, uint64_t sysid, struct tw_pgme
 		} else if (t1 == t2)
 			bad += check_range(&w, t1, s1, s2, what);
 		else
-			bad += check_range(&w, t1, s1, s1, what) + check_range(&w, t2, s2, s2, what);
+			bad +=
+			    check_range(&w, t1, s1, s1, what) + check_range(&w, t2, s2, s2, what);
 	}
 	/* continuity per timeline, from the oldest snapshot on */
 	uint32_t tli0;
@@ -238,14 +242,16 @@ static unsigned verify_cluster(struct tw_repo *r, uint64_t sysid, struct tw_pgme
 			struct tw_pgwal_fork *forks = calloc(TW_PGWAL_HISTORY_MAX, sizeof *forks);
 			int rc = forks ? tw_pgarch_get(r, sysid, hname, &h, &hl, &e) : TW_ENOMEM;
 			if (rc == 0)
-				rc = tw_pgwal_history_parse(h, hl, forks, TW_PGWAL_HISTORY_MAX, &nf);
+				rc =
+				    tw_pgwal_history_parse(h, hl, forks, TW_PGWAL_HISTORY_MAX, &nf);
 			if (rc == 0 && nf > 0)
 				lo = forks[nf - 1].switch_lsn / w.seg_size;
 			free(h);
 			free(forks);
 			if (rc != 0 || nf == 0) {
-				fprintf(stderr, "tapwork pg verify: timeline %u: history file %s %s\n",
-					tli, hname, rc == TW_ENOENT ? "is missing" : "is unreadable");
+				fprintf(stderr,
+				        "tapwork pg verify: timeline %u: history file %s %s\n", tli,
+				        hname, rc == TW_ENOENT ? "is missing" : "is unreadable");
 				bad++;
 				continue;
 			}
@@ -269,8 +275,8 @@ static unsigned verify_cluster(struct tw_repo *r, uint64_t sysid, struct tw_pgme
 		char hname[32];
 		snprintf(hname, sizeof hname, "%08X.history", (unsigned)ms[i].tli);
 		if (ms[i].tli > 1 && !has_name(&w, hname)) {
-			fprintf(stderr, "tapwork pg verify: snapshot %.8s: %s is missing\n", ss[i]->id,
-				hname);
+			fprintf(stderr, "tapwork pg verify: snapshot %.8s: %s is missing\n",
+			        ss[i]->id, hname);
 			bad++;
 		}
 	}
@@ -355,9 +361,11 @@ int tw_pitr_verify_cmd(int argc, char **argv)
 			ss[nm++] = v[k];
 		}
 		clusters++;
-		bad += verify_cluster(r, first.sysid, ms, ss, nm, read_data, o.quiet || o.json, &nwal);
+		bad +=
+		    verify_cluster(r, first.sysid, ms, ss, nm, read_data, o.quiet || o.json, &nwal);
 		if (!o.quiet && !o.json)
-			printf("cluster %llu: %zu snapshots\n", (unsigned long long)first.sysid, nm);
+			printf("cluster %llu: %zu snapshots\n", (unsigned long long)first.sysid,
+			       nm);
 		for (size_t k = 0; k < nm; k++)
 			tw_pgmeta_clear(&ms[k]);
 		tw_pgmeta_clear(&first);

@@ -49,17 +49,20 @@ void tw_pgwal_lsn_str(uint64_t lsn, char *buf, size_t cap)
 	snprintf(buf, cap, "%X/%X", (unsigned)(lsn >> 32), (unsigned)lsn);
 }
 
-uint64_t tw_pgwal_segno(uint64_t lsn, uint64_t seg_size) { return lsn / seg_size; }
+uint64_t tw_pgwal_segno(uint64_t lsn, uint64_t seg_size)
+{
+	return lsn / seg_size;
+}
 
 void tw_pgwal_seg_name(uint32_t tli, uint64_t segno, uint64_t seg_size, char *buf, size_t cap)
 {
 	uint64_t per = ((uint64_t)1 << 32) / seg_size;
 	snprintf(buf, cap, "%08X%08X%08X", (unsigned)tli, (unsigned)(segno / per),
-		 (unsigned)(segno % per));
+	         (unsigned)(segno % per));
 }
 
 int tw_pgwal_seg_parse(const char *name, size_t n, uint64_t seg_size, uint32_t *tli,
-		       uint64_t *segno)
+                       uint64_t *segno)
 {
 	uint64_t t, log, seg, per = ((uint64_t)1 << 32) / seg_size;
 	if (n != TW_PGWAL_NAME_LEN || hex_field(name, 8, 8, &t) != 0 ||
@@ -93,10 +96,13 @@ enum tw_pgwal_kind tw_pgwal_classify(const char *name, size_t n)
 	return TW_PGWAL_BAD;
 }
 
-static int is_space(char c) { return c == ' ' || c == '\t'; }
+static int is_space(char c)
+{
+	return c == ' ' || c == '\t';
+}
 
 int tw_pgwal_history_parse(const uint8_t *p, size_t len, struct tw_pgwal_fork *v, size_t cap,
-			   size_t *n)
+                           size_t *n)
 {
 	const char *s = (const char *)p;
 	size_t pos = 0, k = 0;

@@ -31,7 +31,7 @@ uint64_t tw_pgwal_segno(uint64_t lsn, uint64_t seg_size);
 void tw_pgwal_seg_name(uint32_t tli, uint64_t segno, uint64_t seg_size, char *buf, size_t cap);
 /* Parse a 24-hex segment name (exactly; not .partial etc.). */
 int tw_pgwal_seg_parse(const char *name, size_t n, uint64_t seg_size, uint32_t *tli,
-		       uint64_t *segno);
+                       uint64_t *segno);
 
 /* What a file in pg_wal (or in the WAL namespace) is. */
 enum tw_pgwal_kind {
@@ -45,13 +45,13 @@ enum tw_pgwal_kind tw_pgwal_classify(const char *name, size_t n);
 
 /* One line of a timeline history file. */
 struct tw_pgwal_fork {
-	uint32_t tli;    /* the parent timeline */
+	uint32_t tli;        /* the parent timeline */
 	uint64_t switch_lsn; /* where the child left it */
 };
 /* Parse a history file: up to cap entries into v (ascending tli, as
  * PostgreSQL writes them); comment ('#') and blank lines are skipped.
  * *n gets the count. TW_EINVAL on a malformed line, TW_ELIMIT over cap. */
 int tw_pgwal_history_parse(const uint8_t *p, size_t len, struct tw_pgwal_fork *v, size_t cap,
-			   size_t *n);
+                           size_t *n);
 
 #endif

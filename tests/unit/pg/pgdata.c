@@ -8,18 +8,38 @@
 
 #include "pg/pgdata.h"
 
-static int skipped_rel(const char *rel) { return tw_pgdata_skip(rel, strlen(rel)); }
+static int skipped_rel(const char *rel)
+{
+	return tw_pgdata_skip(rel, strlen(rel));
+}
 
 static void kept(void **state)
 {
 	(void)state;
-	const char *v[] = {"base", "base/1/1259", "base/16384/16385_fsm", "global/pg_control",
-			   "pg_xact/0000", "PG_VERSION", "postgresql.auto.conf", "pg_hba.conf",
-			   "pg_wal", "pg_replslot", "pg_stat_tmp", "pg_subtrans", "pg_notify",
-			   "pg_serial", "pg_snapshots", "pg_dynshmem", "pg_stat/pgstat.stat",
-			   "pg_tblspc", "pg_multixact/offsets/0000", "pg_logical/snapshots",
-			   "base/1/backup_label", "pg_walx/000000010000000000000001",
-			   "pg_wal_archive", "postmaster.pidx"};
+	const char *v[] = {"base",
+	                   "base/1/1259",
+	                   "base/16384/16385_fsm",
+	                   "global/pg_control",
+	                   "pg_xact/0000",
+	                   "PG_VERSION",
+	                   "postgresql.auto.conf",
+	                   "pg_hba.conf",
+	                   "pg_wal",
+	                   "pg_replslot",
+	                   "pg_stat_tmp",
+	                   "pg_subtrans",
+	                   "pg_notify",
+	                   "pg_serial",
+	                   "pg_snapshots",
+	                   "pg_dynshmem",
+	                   "pg_stat/pgstat.stat",
+	                   "pg_tblspc",
+	                   "pg_multixact/offsets/0000",
+	                   "pg_logical/snapshots",
+	                   "base/1/backup_label",
+	                   "pg_walx/000000010000000000000001",
+	                   "pg_wal_archive",
+	                   "postmaster.pidx"};
 	for (size_t i = 0; i < sizeof v / sizeof *v; i++)
 		assert_int_equal(skipped_rel(v[i]), 0);
 }
@@ -27,16 +47,28 @@ static void kept(void **state)
 static void skipped(void **state)
 {
 	(void)state;
-	const char *v[] = {"postmaster.pid", "postmaster.opts", "backup_label", "tablespace_map",
-			   "recovery.signal", "standby.signal", "backup_label.old",
-			   "pg_wal/000000010000000000000001", "pg_wal/archive_status",
-			   "pg_wal/archive_status/000000010000000000000001.done",
-			   "pg_replslot/slot1/state", "pg_stat_tmp/global.stat",
-			   "pg_subtrans/0000", "pg_notify/0000", "pg_serial/0000",
-			   "pg_snapshots/00000003-00000002-1", "pg_dynshmem/mmap.1",
-			   "base/pgsql_tmp", "base/pgsql_tmp/pgsql_tmp1234.0",
-			   "base/16384/pgsql_tmp_x", "base/16384/pg_internal.init",
-			   "global/pg_internal.init"};
+	const char *v[] = {"postmaster.pid",
+	                   "postmaster.opts",
+	                   "backup_label",
+	                   "tablespace_map",
+	                   "recovery.signal",
+	                   "standby.signal",
+	                   "backup_label.old",
+	                   "pg_wal/000000010000000000000001",
+	                   "pg_wal/archive_status",
+	                   "pg_wal/archive_status/000000010000000000000001.done",
+	                   "pg_replslot/slot1/state",
+	                   "pg_stat_tmp/global.stat",
+	                   "pg_subtrans/0000",
+	                   "pg_notify/0000",
+	                   "pg_serial/0000",
+	                   "pg_snapshots/00000003-00000002-1",
+	                   "pg_dynshmem/mmap.1",
+	                   "base/pgsql_tmp",
+	                   "base/pgsql_tmp/pgsql_tmp1234.0",
+	                   "base/16384/pgsql_tmp_x",
+	                   "base/16384/pg_internal.init",
+	                   "global/pg_internal.init"};
 	for (size_t i = 0; i < sizeof v / sizeof *v; i++)
 		assert_int_equal(skipped_rel(v[i]), 1);
 }
@@ -50,6 +82,6 @@ static void chunk_is_page_aligned(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {cmocka_unit_test(kept), cmocka_unit_test(skipped),
-					   cmocka_unit_test(chunk_is_page_aligned)};
+	                                   cmocka_unit_test(chunk_is_page_aligned)};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

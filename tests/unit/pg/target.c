@@ -34,9 +34,15 @@ static void times(void **state)
 	tzset();
 	assert_int_equal(tw_pitr_parse_time("2026-12-07 07:37:57", &ns), 0);
 	assert_true(ns == base);
-	const char *bad[] = {"", "2026-12-07", "2026-13-07 00:00:00", "2026-12-07 24:00:00",
-			     "2026-12-07 07:37:57+", "2026-12-07 07:37:57 PST", "yesterday",
-			     "2026-12-07 07:37:57.", "2026-12-07 07:37:57+00 junk"};
+	const char *bad[] = {"",
+	                     "2026-12-07",
+	                     "2026-13-07 00:00:00",
+	                     "2026-12-07 24:00:00",
+	                     "2026-12-07 07:37:57+",
+	                     "2026-12-07 07:37:57 PST",
+	                     "yesterday",
+	                     "2026-12-07 07:37:57.",
+	                     "2026-12-07 07:37:57+00 junk"};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
 		assert_int_equal(tw_pitr_parse_time(bad[i], &ns), TW_EINVAL);
 }

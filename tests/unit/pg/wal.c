@@ -36,8 +36,8 @@ static void lsn_rejects(void **state)
 {
 	(void)state;
 	uint64_t l;
-	const char *bad[] = {"", "/", "1/", "/1", "123", "1/2/3", "G/0", "0/-1", "100000000/0",
-			     "0/100000000", " 0/1", "0/1 "};
+	const char *bad[] = {"",    "/",    "1/",          "/1",          "123",  "1/2/3",
+	                     "G/0", "0/-1", "100000000/0", "0/100000000", " 0/1", "0/1 "};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
 		assert_int_equal(tw_pgwal_lsn_parse(bad[i], strlen(bad[i]), &l), TW_EINVAL);
 }
@@ -63,13 +63,13 @@ static void segment_names(void **state)
 	assert_string_equal(buf, "000000010000000100000001");
 	/* seg field beyond the segments of one log, timeline 0, bad length */
 	assert_int_equal(tw_pgwal_seg_parse("000000010000000000000100", 24, SEG, &tli, &segno),
-			 TW_EINVAL);
+	                 TW_EINVAL);
 	assert_int_equal(tw_pgwal_seg_parse("000000000000000000000001", 24, SEG, &tli, &segno),
-			 TW_EINVAL);
+	                 TW_EINVAL);
 	assert_int_equal(tw_pgwal_seg_parse("00000001000000000000001", 23, SEG, &tli, &segno),
-			 TW_EINVAL);
+	                 TW_EINVAL);
 	assert_int_equal(tw_pgwal_seg_parse("00000001000000000000000g", 24, SEG, &tli, &segno),
-			 TW_EINVAL);
+	                 TW_EINVAL);
 }
 
 static void kinds(void **state)
@@ -79,16 +79,16 @@ static void kinds(void **state)
 		const char *name;
 		enum tw_pgwal_kind k;
 	} v[] = {
-		{"000000010000000000000003", TW_PGWAL_SEGMENT},
-		{"000000010000000000000003.partial", TW_PGWAL_PARTIAL},
-		{"00000002.history", TW_PGWAL_HISTORY},
-		{"000000010000000000000003.00000028.backup", TW_PGWAL_BACKUP},
-		{"00000001000000000000000", TW_PGWAL_BAD},
-		{"0000000100000000000000030", TW_PGWAL_BAD},
-		{"0000000Z.history", TW_PGWAL_BAD},
-		{"../../etc/passwd", TW_PGWAL_BAD},
-		{"00000002.historx", TW_PGWAL_BAD},
-		{"", TW_PGWAL_BAD},
+	    {"000000010000000000000003", TW_PGWAL_SEGMENT},
+	    {"000000010000000000000003.partial", TW_PGWAL_PARTIAL},
+	    {"00000002.history", TW_PGWAL_HISTORY},
+	    {"000000010000000000000003.00000028.backup", TW_PGWAL_BACKUP},
+	    {"00000001000000000000000", TW_PGWAL_BAD},
+	    {"0000000100000000000000030", TW_PGWAL_BAD},
+	    {"0000000Z.history", TW_PGWAL_BAD},
+	    {"../../etc/passwd", TW_PGWAL_BAD},
+	    {"00000002.historx", TW_PGWAL_BAD},
+	    {"", TW_PGWAL_BAD},
 	};
 	for (size_t i = 0; i < sizeof v / sizeof *v; i++)
 		assert_int_equal(tw_pgwal_classify(v[i].name, strlen(v[i].name)), v[i].k);
@@ -100,10 +100,10 @@ static void history(void **state)
 	struct tw_pgwal_fork f[4];
 	size_t n;
 	const char *h = "1\t0/30000A0\tno recovery target specified\n"
-			"\n"
-			"# a comment\n"
-			"2\t0/5000000\tat restore point \"rp\"\n"
-			"5\t1/0\tbefore 2026-12-07 07:37:57.692961+00\n";
+	                "\n"
+	                "# a comment\n"
+	                "2\t0/5000000\tat restore point \"rp\"\n"
+	                "5\t1/0\tbefore 2026-12-07 07:37:57.692961+00\n";
 	assert_int_equal(tw_pgwal_history_parse((const uint8_t *)h, strlen(h), f, 4, &n), 0);
 	assert_int_equal(n, 3);
 	assert_int_equal(f[0].tli, 1);
@@ -118,20 +118,22 @@ static void history(void **state)
 	assert_int_equal(tw_pgwal_history_parse((const uint8_t *)"", 0, f, 4, &n), 0);
 	assert_int_equal(n, 0);
 	/* over the cap */
-	assert_int_equal(tw_pgwal_history_parse((const uint8_t *)h, strlen(h), f, 2, &n), TW_ELIMIT);
-	const char *bad[] = {"x\t0/1\n", "0\t0/1\n", "1 0/1\n1\t0/2\n", "2\t0/1\n1\t0/2\n", "1\n",
-			     "1\tzz\n", "99999999999\t0/1\n", "1\t0/1/2\n"};
+	assert_int_equal(tw_pgwal_history_parse((const uint8_t *)h, strlen(h), f, 2, &n),
+	                 TW_ELIMIT);
+	const char *bad[] = {"x\t0/1\n", "0\t0/1\n", "1 0/1\n1\t0/2\n",    "2\t0/1\n1\t0/2\n",
+	                     "1\n",      "1\tzz\n",  "99999999999\t0/1\n", "1\t0/1/2\n"};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
 		assert_int_equal(
-			tw_pgwal_history_parse((const uint8_t *)bad[i], strlen(bad[i]), f, 4, &n),
-			TW_EINVAL);
+		    tw_pgwal_history_parse((const uint8_t *)bad[i], strlen(bad[i]), f, 4, &n),
+		    TW_EINVAL);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(lsn_roundtrip), cmocka_unit_test(lsn_rejects),
-		cmocka_unit_test(segment_names), cmocka_unit_test(kinds), cmocka_unit_test(history),
+	    cmocka_unit_test(lsn_roundtrip), cmocka_unit_test(lsn_rejects),
+	    cmocka_unit_test(segment_names), cmocka_unit_test(kinds),
+	    cmocka_unit_test(history),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
