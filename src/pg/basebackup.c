@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -96,7 +97,17 @@ static int skip(void *arg, const char *full)
 	if (strncmp(full, b->root, b->rootlen) != 0 || full[b->rootlen] != '/')
 		return 0;
 	const char *rel = full + b->rootlen + 1;
-	return tw_pgdata_skip(rel, strlen(rel));
+	if (tw_pgdata_skip(rel, strlen(rel)))
+		return 1;
+	/* a fork of an unlogged relation (it has an init fork): not copied */
+	const char *slash = strrchr(rel, '/');
+	char init[32], path[PATH_MAX];
+	if (slash == NULL || (strncmp(rel, "base/", 5) != 0 && strncmp(rel, "global/", 7) != 0) ||
+	    !tw_pgdata_init_fork(slash + 1, strlen(slash + 1), init, sizeof init))
+		return 0;
+	struct stat st;
+	int n = snprintf(path, sizeof path, "%.*s/%s", (int)(slash - full), full, init);
+	return n > 0 && (size_t)n < sizeof path && stat(path, &st) == 0;
 }
 
 static int64_t micros_to_ns(const char *s)

@@ -1,6 +1,7 @@
 /* pgdata.c — PGDATA skip rules (see pgdata.h). */
 #include "pg/pgdata.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* Directories kept empty: PostgreSQL recreates or does not need what was in them. */
@@ -39,4 +40,34 @@ int tw_pgdata_skip(const char *rel, size_t n)
 		start = end + 1;
 	}
 	return 0;
+}
+
+int tw_pgdata_init_fork(const char *name, size_t n, char *out, size_t cap)
+{
+	size_t d = 0;
+	while (d < n && d < 10 && name[d] >= '0' && name[d] <= '9')
+		d++;
+	if (d == 0 || (d < n && name[d] != '_' && name[d] != '.'))
+		return 0;
+	size_t i = d;
+	if (i < n && name[i] == '_') {
+		size_t f = ++i;
+		while (i < n && name[i] >= 'a' && name[i] <= 'z')
+			i++;
+		size_t fl = i - f;
+		if (fl == 4 && memcmp(name + f, "init", 4) == 0)
+			return 0;
+		if (!((fl == 3 && memcmp(name + f, "fsm", 3) == 0) ||
+		      (fl == 2 && memcmp(name + f, "vm", 2) == 0)))
+			return 0;
+	}
+	if (i < n) { /* segment number */
+		if (name[i] != '.' || i + 1 == n)
+			return 0;
+		for (size_t k = i + 1; k < n; k++)
+			if (name[k] < '0' || name[k] > '9')
+				return 0;
+	}
+	int w = snprintf(out, cap, "%.*s_init", (int)d, name);
+	return w > 0 && (size_t)w < cap;
 }

@@ -23,4 +23,12 @@
  * leading '/') is left out of a physical backup; 0 if it is copied. */
 int tw_pgdata_skip(const char *rel, size_t n);
 
+/* Unlogged relations: PostgreSQL resets them from their init fork
+ * (RELFILENODE_init) after a crash or a restore, so only that fork is
+ * copied. For a file name in a database directory ("16385", "16385.1",
+ * "16385_fsm", "16385_vm.2"), the name of its init fork ("16385_init") into
+ * out (>= 32 bytes): 1, or 0 when name is no relation file or is the init
+ * fork itself. */
+int tw_pgdata_init_fork(const char *name, size_t n, char *out, size_t cap);
+
 #endif

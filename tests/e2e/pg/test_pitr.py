@@ -123,6 +123,7 @@ def history(site):
     row 1, [snapshot], row 2, time T, row 3 (xid X, then LSN L), restore
     point 'rp', row 4."""
     pg = site.pg
+    pg.psql("postgres", "CREATE UNLOGGED TABLE scratch AS SELECT g FROM generate_series(1, 1000) g")
     pg.psql("postgres", "CREATE TABLE t(id int PRIMARY KEY);"
                         "CREATE TABLE load(id serial, pad text);"
                         "INSERT INTO load(pad) SELECT repeat('x', 500) FROM generate_series(1, 50000);"
@@ -166,12 +167,17 @@ def test_snapshot_records_the_backup(site, history):
     r = site.tw("ls", snap["snapshot_id"], check=0)
     assert "/pg_wal" in r.out and "/postmaster.pid" not in r.out
     assert "/pg_wal/0000" not in r.out
+    # an unlogged table: only its init fork is copied; restored, it is empty
+    node = site.pg.psql("postgres", "SELECT pg_relation_filepath('scratch')").stdout.strip()
+    assert f"/{node}_init" in r.out and f"/{node}\n" not in r.out + "\n", node
 
 
 def test_restore_to_time(site, history):
     p = site.restore("--pg-target-time", history["time"], "--pg-target-action", "promote")
     wait_promoted(p)
     assert rows(p) == [1, 2]
+    # the unlogged table was restored from its init fork: empty
+    assert p.psql("postgres", "SELECT count(*) FROM scratch").stdout.strip() == "0"
 
 
 def test_restore_to_named_point(site, history):

@@ -79,9 +79,40 @@ static void chunk_is_page_aligned(void **state)
 	assert_int_equal(TW_PGDATA_CHUNK % TW_PGDATA_PAGE, 0);
 }
 
+static void init_forks(void **state)
+{
+	(void)state;
+	char b[32];
+	struct {
+		const char *name, *init;
+	} v[] = {{"16385", "16385_init"},
+	         {"16385.1", "16385_init"},
+	         {"16385_fsm", "16385_init"},
+	         {"16385_vm.12", "16385_init"},
+	         {"1259", "1259_init"},
+	         {"16385_init", NULL},
+	         {"16385_init.1", NULL},
+	         {"PG_VERSION", NULL},
+	         {"pg_filenode.map", NULL},
+	         {"16385_xyz", NULL},
+	         {"16385.", NULL},
+	         {"16385.a", NULL},
+	         {"16385a", NULL},
+	         {"", NULL},
+	         {"pg_internal.init", NULL},
+	         {"12345678901", NULL}};
+	for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
+		int r = tw_pgdata_init_fork(v[i].name, strlen(v[i].name), b, sizeof b);
+		assert_int_equal(r, v[i].init != NULL);
+		if (r)
+			assert_string_equal(b, v[i].init);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {cmocka_unit_test(kept), cmocka_unit_test(skipped),
-	                                   cmocka_unit_test(chunk_is_page_aligned)};
+	                                   cmocka_unit_test(chunk_is_page_aligned),
+	                                   cmocka_unit_test(init_forks)};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
