@@ -11,6 +11,7 @@
 
 #include "backup/cmdutil.h"
 #include "cli/cli.h"
+#include "conf/config.h"
 #include "pg/archive.h"
 #include "pg/keycache.h"
 #include "pg/pitr.h"
@@ -235,6 +236,54 @@ static int archive_get(int argc, char **argv)
 	return TW_EXIT_OK;
 }
 
+/* -c CONFIG --job NAME (anywhere after the subcommand): the repository and
+ * password file of backup job NAME, unless -r/--password-file say otherwise.
+ * Consumed from argv; *cfg keeps the strings alive. 0, or an exit code. */
+static int job_options(int *argc, char **argv, struct tw_config **cfg)
+{
+	const char *config = "/etc/tapwork/tapwork.yaml", *job = NULL;
+	int k = 1, given = 0;
+	for (int i = 1; i < *argc; i++) {
+		const char *a = argv[i];
+		if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && i + 1 < *argc) {
+			config = argv[++i];
+			given = 1;
+		} else if (strcmp(a, "--job") == 0 && i + 1 < *argc)
+			job = argv[++i];
+		else
+			argv[k++] = argv[i];
+	}
+	*argc = k;
+	argv[k] = NULL;
+	if (job == NULL) {
+		if (given) {
+			fprintf(stderr, "tapwork pg: -c CONFIG needs --job NAME\n");
+			return TW_EXIT_USAGE;
+		}
+		return 0;
+	}
+	struct tw_err e = {0};
+	if (tw_config_load_file(config, cfg, &e) != 0) {
+		fprintf(stderr, "tapwork pg: %s\n", e.msg);
+		return TW_EXIT_ERROR;
+	}
+	for (size_t i = 0; (*cfg)->has_backup && i < (*cfg)->backup.njobs; i++) {
+		const struct tw_conf_backup_job *j = &(*cfg)->backup.jobs[i];
+		if (strcmp(j->name, job) != 0)
+			continue;
+		/* as the job's defaults: -r and --password-file still win */
+		if (j->repository != NULL)
+			setenv("TAPWORK_REPOSITORY", j->repository, 1);
+		if (j->password_file != NULL) {
+			unsetenv("TAPWORK_PASSWORD");
+			setenv("TAPWORK_PASSWORD_FILE", j->password_file, 1);
+		}
+		return 0;
+	}
+	fprintf(stderr, "tapwork pg: no job \"%s\" in %s\n", job, config);
+	return TW_EXIT_USAGE;
+}
+
 static int cmd_pg(int argc, char **argv)
 {
 	if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
@@ -246,17 +295,30 @@ static int cmd_pg(int argc, char **argv)
 		return 0;
 	}
 	const char *sub = argv[1];
+	int (*run)(int, char **) = NULL;
 	if (strcmp(sub, "archive-push") == 0)
-		return archive_push(argc - 1, argv + 1);
-	if (strcmp(sub, "archive-get") == 0)
-		return archive_get(argc - 1, argv + 1);
-	if (strcmp(sub, "check") == 0)
-		return tw_pitr_check_cmd(argc - 1, argv + 1);
-	if (strcmp(sub, "verify") == 0)
-		return tw_pitr_verify_cmd(argc - 1, argv + 1);
-	fprintf(stderr, "tapwork pg: unknown subcommand '%s'\n", sub);
-	usage(stderr);
-	return TW_EXIT_USAGE;
+		run = archive_push;
+	else if (strcmp(sub, "archive-get") == 0)
+		run = archive_get;
+	else if (strcmp(sub, "check") == 0)
+		run = tw_pitr_check_cmd;
+	else if (strcmp(sub, "verify") == 0)
+		run = tw_pitr_verify_cmd;
+	else {
+		fprintf(stderr, "tapwork pg: unknown subcommand '%s'\n", sub);
+		usage(stderr);
+		return TW_EXIT_USAGE;
+	}
+	struct tw_config *cfg = NULL;
+	int sargc = argc - 1, rc = job_options(&sargc, argv + 1, &cfg);
+	if (rc != 0) {
+		tw_config_free(cfg);
+		/* archive-get: any failure but "not archived" must stop PostgreSQL */
+		return run == archive_get ? EXIT_GET_FATAL : rc;
+	}
+	rc = run(sargc, argv + 1);
+	tw_config_free(cfg);
+	return rc;
 }
 
 TW_CLI_COMMAND(pg, "pg", "PostgreSQL WAL archive: archive-push, archive-get, check, verify", cmd_pg)

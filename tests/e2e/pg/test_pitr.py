@@ -369,3 +369,34 @@ def test_forget_and_prune_keep_the_wal_of_kept_snapshots(site, history):
     p = site.restore("--pg-target", "immediate", "--pg-target-action", "promote")
     wait_promoted(p)
     assert rows(p) == [1, 2, 3, 4]
+
+
+def test_wal_commands_take_a_backup_job(site, history, tmp_path):
+    """-c CONFIG --job NAME: the job's repository and password file."""
+    import yaml
+    cfg = {"listen": {"http": f"127.0.0.1:{free_port()}"},
+           "state_dir": str(tmp_path / "state"),
+           "sites": [{"hosts": ["*"], "routes": [{"path": "/", "handler": "welcome"}]}],
+           "backup": {"jobs": {"pitr": {"repository": site.repo, "password_file": site.pwfile,
+                                        "sources": [{"path": site.pg.dir}]}}}}
+    conf = tmp_path / "tapwork.yaml"
+    conf.write_text(yaml.safe_dump(cfg))
+    env = dict(os.environ)
+    for k in ("TAPWORK_REPOSITORY", "TAPWORK_PASSWORD", "TAPWORK_PASSWORD_FILE"):
+        env.pop(k, None)
+    seg = site.pg.psql("postgres", "SELECT pg_walfile_name(pg_current_wal_lsn() - 16777216)"
+                       ).stdout.strip()
+    dest = tmp_path / "seg"
+    r = subprocess.run([BIN, "pg", "archive-get", "-c", str(conf), "--job", "pitr",
+                        "--pg-data", site.pg.dir, seg, str(dest)], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert dest.stat().st_size == 16 << 20
+    r = subprocess.run([BIN, "pg", "verify", "-c", str(conf), "--job", "pitr"], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "no errors" in r.stdout, r.stdout + r.stderr
+    # an unknown job: archive-get must make PostgreSQL stop (> 125)
+    r = subprocess.run([BIN, "pg", "archive-get", "-c", str(conf), "--job", "nope",
+                        "--pg-data", site.pg.dir, seg, str(dest)], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 126 and "no job" in r.stderr
