@@ -54,6 +54,8 @@ static void usage(FILE *out)
 	    "  --postgres URL           how to connect (libpq URL or conninfo; default: libpq's\n"
 	    "                           defaults, PGHOST/PGPORT/PGUSER...); a superuser or a role\n"
 	    "                           granted pg_backup_start/pg_backup_stop\n"
+	    "  --archive-timeout SECS   how long pg_backup_stop may wait for the WAL to be\n"
+	    "                           archived (default 600); then the backup fails\n"
 	    "  --tag T                  tag the snapshot (repeatable)\n"
 	    "  --threads N              worker threads (default: number of CPUs)\n" TW_BOPTS_HELP);
 }
@@ -64,7 +66,29 @@ struct bb {
 	size_t rootlen;
 	struct tw_pgmeta m;
 	char *meta_txt;
+	struct tw_repo *r;
+	unsigned long archive_timeout; /* seconds pg_backup_stop may wait for the archiver */
 };
+
+/* The WAL the snapshot needs must be in *this* repository: an
+ * archive_command that pushes elsewhere would make it unrestorable. */
+static int wal_archived_here(struct bb *b, struct tw_err *e)
+{
+	const char *names[2] = {b->m.start_wal, b->m.stop_wal};
+	for (int i = 0; i < 2; i++) {
+		char name[96];
+		uint64_t size;
+		tw_pgarch_name(b->m.sysid, names[i], name, sizeof name);
+		if (tw_storage_stat(b->r->st, TW_ST_WAL, name, &size, NULL) != 0)
+			return tw_err_set(
+			    e, TW_ENOENT,
+			    "WAL segment %s is not in this repository: archive_command "
+			    "must push into it (tapwork pg archive-push -r REPO %%p); no "
+			    "snapshot written",
+			    names[i]);
+	}
+	return 0;
+}
 
 static int pq_fail(struct bb *b, PGresult *res, const char *what, struct tw_err *e)
 {
@@ -119,7 +143,13 @@ static int64_t micros_to_ns(const char *s)
 static int seal(void *arg, struct tw_snapshot *s, struct tw_err *e)
 {
 	struct bb *b = arg;
-	PGresult *res = query(
+	char set[64];
+	snprintf(set, sizeof set, "SET statement_timeout = '%lus'", b->archive_timeout);
+	PGresult *res = PQexec(b->c, set);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		return pq_fail(b, res, "statement_timeout", e);
+	PQclear(res);
+	res = query(
 	    b,
 	    "SELECT s.lsn::text, s.labelfile, coalesce(s.spcmapfile, ''), "
 	    "pg_walfile_name(s.lsn), (extract(epoch from clock_timestamp()) * 1000000)::bigint, "
@@ -143,6 +173,8 @@ static int seal(void *arg, struct tw_snapshot *s, struct tw_err *e)
 			rc = tw_err_set(e, TW_ENOMEM, "out of memory");
 	}
 	PQclear(res);
+	if (rc == 0)
+		rc = wal_archived_here(b, e);
 	if (rc == 0)
 		s->pg = b->meta_txt;
 	return rc;
@@ -264,7 +296,7 @@ int tw_pitr_backup_cmd(int argc, char **argv)
 	struct tw_backup_opts bo = {0};
 	const char *pgdata = NULL, *url = "";
 	char **tags = calloc((size_t)argc + 1, sizeof *tags);
-	struct bb b = {0};
+	struct bb b = {.archive_timeout = 600};
 	int rc = TW_EXIT_USAGE;
 	if (tags == NULL)
 		return TW_EXIT_ERROR;
@@ -281,7 +313,13 @@ int tw_pitr_backup_cmd(int argc, char **argv)
 			pgdata = a + 10;
 		else if (strcmp(a, "--postgres") == 0 && i + 1 < argc)
 			url = argv[++i];
-		else if (strcmp(a, "--tag") == 0 && i + 1 < argc)
+		else if (strcmp(a, "--archive-timeout") == 0 && i + 1 < argc) {
+			if (tw_bcli_uint(argv[++i], 86400, &b.archive_timeout) != 0 ||
+			    b.archive_timeout == 0) {
+				fprintf(stderr, "tapwork backup: bad --archive-timeout\n");
+				goto done;
+			}
+		} else if (strcmp(a, "--tag") == 0 && i + 1 < argc)
 			tags[bo.ntags++] = argv[++i];
 		else if (strcmp(a, "--threads") == 0 && i + 1 < argc) {
 			unsigned long v;
@@ -327,6 +365,7 @@ int tw_pitr_backup_cmd(int argc, char **argv)
 	if ((rc = tw_bopts_open(&o, "backup", TW_BOPEN_LOCK | TW_BOPEN_INDEX, &r)) != 0)
 		goto close;
 	rc = TW_EXIT_ERROR;
+	b.r = r;
 	if (start(&b, root, &e) != 0) {
 		tw_bcli_fail("backup", &e);
 		goto close;

@@ -400,3 +400,14 @@ def test_wal_commands_take_a_backup_job(site, history, tmp_path):
                         "--pg-data", site.pg.dir, seg, str(dest)], env=env,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 126 and "no job" in r.stderr
+
+
+def test_backup_refused_when_wal_goes_elsewhere(site, history, tmp_path):
+    """archive_command pushes into site.repo: a physical backup into another
+    repository could never be restored, so no snapshot is written there."""
+    other = tmp_path / "other"
+    tw(other, "repo", "init", check=0)
+    r = tw(other, "backup", "--pg-data", site.pg.dir, "--postgres", site.pg.url("postgres"),
+           check=1, timeout=300)
+    assert "is not in this repository" in r.err, r.err
+    assert json.loads(tw(other, "snapshots", "--json", check=0).out) == []
