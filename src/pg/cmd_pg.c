@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -44,7 +45,9 @@ static void usage(FILE *out)
 	        "DIR/global/pg_control\n" TW_BOPTS_HELP);
 }
 
-static int read_all(const char *path, uint8_t **out, size_t *n, struct tw_err *e)
+/* Map the file read-only (MAP_POPULATE: one pass over the page cache, no
+ * copy); *n may be 0 (then *out is NULL). Unmap with munmap(*out, *n). */
+static int map_file(const char *path, uint8_t **out, size_t *n, struct tw_err *e)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat st;
@@ -59,28 +62,18 @@ static int read_all(const char *path, uint8_t **out, size_t *n, struct tw_err *e
 		close(fd);
 		return tw_err_set(e, TW_ELIMIT, "%s: too large", path);
 	}
-	size_t len = (size_t)st.st_size, off = 0;
-	uint8_t *b = malloc(len ? len : 1);
-	if (b == NULL) {
-		close(fd);
-		return tw_err_set(e, TW_ENOMEM, "out of memory");
-	}
-	while (off < len) {
-		ssize_t r = read(fd, b + off, len - off);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			int rc = tw_err_set(e, TW_EIO, "read %s: %s", path,
-			                    r < 0 ? strerror(errno) : "file shrank");
-			free(b);
+	*n = (size_t)st.st_size;
+	*out = NULL;
+	if (*n > 0) {
+		void *m = mmap(NULL, *n, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+		if (m == MAP_FAILED) {
+			int rc = tw_err_set(e, TW_EIO, "mmap %s: %s", path, strerror(errno));
 			close(fd);
 			return rc;
 		}
-		off += (size_t)r;
+		*out = m;
 	}
 	close(fd);
-	*out = b;
-	*n = len;
 	return 0;
 }
 
@@ -153,19 +146,22 @@ static int archive_push(int argc, char **argv)
 		fprintf(stderr, "tapwork pg archive-push: '%s' is not a WAL file name\n", wal);
 		return TW_EXIT_USAGE;
 	}
-	if (tw_pgarch_sysid(pgdata, &sysid, &e) != 0 || read_all(path, &data, &n, &e) != 0) {
+	if (tw_pgarch_sysid(pgdata, &sysid, &e) != 0 || map_file(path, &data, &n, &e) != 0) {
 		tw_bcli_fail("pg archive-push", &e);
 		return TW_EXIT_ERROR;
 	}
 	struct tw_repo *r;
 	int rc = tw_pgkc_open(&o, "pg archive-push", &r);
 	if (rc != 0) {
-		free(data);
+		if (data != NULL)
+			munmap(data, n);
 		return rc;
 	}
 	int existed = 0;
-	int err = tw_pgarch_push(r, sysid, wal, data, n, &existed, &e);
-	free(data);
+	static const uint8_t empty[1];
+	int err = tw_pgarch_push(r, sysid, wal, data ? data : empty, n, &existed, &e);
+	if (data != NULL)
+		munmap(data, n);
 	tw_repo_close(r);
 	if (err != 0) {
 		tw_bcli_fail("pg archive-push", &e);
