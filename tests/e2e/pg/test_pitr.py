@@ -411,3 +411,33 @@ def test_backup_refused_when_wal_goes_elsewhere(site, history, tmp_path):
            check=1, timeout=300)
     assert "is not in this repository" in r.err, r.err
     assert json.loads(tw(other, "snapshots", "--json", check=0).out) == []
+
+
+def test_verify_reports_a_gap_and_damage(site, history):
+    """Runs last: it damages the archive. A missing segment inside the kept
+    range and a corrupted one are both reported (exit 1)."""
+    wal = os.path.join(site.repo, "wal")
+    r = site.tw("pg", "verify", "--json", check=0)
+    assert json_lines(r.out)[-1]["errors"] == 0
+    snaps = [x for x in json.loads(site.tw("snapshots", "--json", check=0).out) if "pg" in x]
+    start = snaps[0]["pg"]["start_wal"]  # the oldest kept snapshot's
+    segs = sorted(n for n in os.listdir(wal) if len(n) == 41 and n[17:25] == "00000001"
+                  and n[17:] > start)
+    assert len(segs) >= 2, (start, segs)
+    gone, bad = segs[0], segs[-1]  # a hole below the newest segment
+    os.unlink(os.path.join(wal, gone))
+    r = site.tw("pg", "verify", check=1)
+    assert f"WAL segment {gone[17:]} is missing" in r.err, r.err
+    with open(os.path.join(wal, bad), "r+b") as f:
+        f.seek(100)
+        b = f.read(1)
+        f.seek(100)
+        f.write(bytes([b[0] ^ 1]))
+    r = site.tw("pg", "verify", check=1)  # without --read-data the damage is not seen
+    assert bad[17:] not in r.err
+    r = site.tw("pg", "verify", "--read-data", check=1)
+    assert bad[17:] in r.err and "authentication failed" in r.err, r.err
+    # archive-get of the damaged one: PostgreSQL must stop (> 125), no file left
+    r = site.tw("pg", "archive-get", "--pg-data", site.pg.dir, bad[17:],
+                os.path.join(site.tmp, "x"), check=126)
+    assert not os.path.exists(os.path.join(site.tmp, "x"))
