@@ -384,8 +384,8 @@ def test_wal_commands_take_a_backup_job(site, history, tmp_path):
     env = dict(os.environ)
     for k in ("TAPWORK_REPOSITORY", "TAPWORK_PASSWORD", "TAPWORK_PASSWORD_FILE"):
         env.pop(k, None)
-    seg = site.pg.psql("postgres", "SELECT pg_walfile_name(pg_current_wal_lsn() - 16777216)"
-                       ).stdout.strip()
+    snaps = [x for x in json.loads(site.tw("snapshots", "--json", check=0).out) if "pg" in x]
+    seg = snaps[-1]["pg"]["start_wal"]  # archived, and kept by prune
     dest = tmp_path / "seg"
     r = subprocess.run([BIN, "pg", "archive-get", "-c", str(conf), "--job", "pitr",
                         "--pg-data", site.pg.dir, seg, str(dest)], env=env,
@@ -417,6 +417,10 @@ def test_verify_reports_a_gap_and_damage(site, history):
     """Runs last: it damages the archive. A missing segment inside the kept
     range and a corrupted one are both reported (exit 1)."""
     wal = os.path.join(site.repo, "wal")
+    for _ in range(2):  # two more segments after the newest snapshot
+        site.pg.psql("postgres", "INSERT INTO load(pad) SELECT 'z' FROM generate_series(1, 100)")
+        site.tw("pg", "check", "--pg-data", site.pg.dir, "--postgres", site.pg.url("postgres"),
+                check=0, timeout=120)
     r = site.tw("pg", "verify", "--json", check=0)
     assert json_lines(r.out)[-1]["errors"] == 0
     snaps = [x for x in json.loads(site.tw("snapshots", "--json", check=0).out) if "pg" in x]
