@@ -16,7 +16,9 @@
 #   3. a small change: UPDATE of PG_CHANGE_PCT % of pgbench_accounts (contiguous), CHECKPOINT
 #   4. second backup: tapwork backup --pg-data (dedup makes it incremental),
 #      pgbackrest backup --type=incr (2.45 copies every changed file whole)
-#   5. WAL push: WAL_SEGS segments written while archive_command only copied them
+#   5. restore of the second backup into an empty directory (page cache dropped
+#      first when allowed): tapwork restore --pg-data, pgbackrest restore
+#   6. WAL push: WAL_SEGS segments written while archive_command only copied them
 #      aside, then pushed one process per segment by each tool (as PostgreSQL does)
 # Reported: wall time of each backup; repository bytes (du -sb) after each backup,
 # WAL excluded; WAL push MiB/s and the bytes the pushed segments take.
@@ -158,6 +160,24 @@ echo "== change $PG_CHANGE_PCT % of pgbench_accounts, then second backups"
 "${PSQL[@]}" -c "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= $((PG_SCALE * 100000 * PG_CHANGE_PCT / 100))" -c CHECKPOINT
 backup_round second incr
 
+echo "== restore of the second backup (data files and recovery settings; no replay)"
+mkdir -p "$WORK/r-br"
+chown postgres: "$WORK/r-br"
+sync
+echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
+t0=$(now)
+as_pg "${TW[@]}" restore -q -r "$TW_REPO" --password-file "$PW" --pg-data "$WORK/r-tw" >"$OUT/raw/tw-restore.log" 2>&1 || die "tapwork restore failed (see $OUT/raw/tw-restore.log)"
+t1=$(now)
+R[tw_restore_s]=$(secs "$t0" "$t1")
+sync
+echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
+t0=$(now)
+as_pg "${BR[@]}" --pg1-path="$WORK/r-br" restore >"$OUT/raw/br-restore.log" 2>&1 || die "pgbackrest restore failed (see $OUT/raw/br-restore.log)"
+t1=$(now)
+R[br_restore_s]=$(secs "$t0" "$t1")
+echo "  tapwork ${R[tw_restore_s]} s, pgbackrest ${R[br_restore_s]} s"
+rm -rf "$WORK/r-tw" "$WORK/r-br"
+
 echo "== WAL push: $WAL_SEGS segments, one process per segment"
 "${PSQL[@]}" -c "ALTER SYSTEM SET archive_command = 'cp %p $WORK/walcopy/%f'" -c 'SELECT pg_reload_conf()' >/dev/null
 sleep 1
@@ -198,6 +218,7 @@ mib() { python3 -c "print(f'{$1 / 1048576:.1f}')"; }
 	printf '%-34s %12s %12s %8s\n' "second backup ($PG_CHANGE_PCT % changed), s" "${R[tw_second_s]}" "${R[br_second_s]}" "$(ratio "${R[br_second_s]}" "${R[tw_second_s]}")"
 	tw_add=$((R[tw_second_bytes] - R[tw_full_bytes])) br_add=$((R[br_second_bytes] - R[br_full_bytes]))
 	printf '%-34s %12s %12s %8s\n' "second backup added, MiB" "$(mib $tw_add)" "$(mib $br_add)" "$(ratio $br_add $tw_add)"
+	printf '%-34s %12s %12s %8s\n' "restore of the second backup, s" "${R[tw_restore_s]}" "${R[br_restore_s]}" "$(ratio "${R[br_restore_s]}" "${R[tw_restore_s]}")"
 	printf '%-34s %12s %12s %8s\n' "WAL push ($MIB MiB), MiB/s" "$(python3 -c "print(f'{$MIB / ${R[tw_wal_s]}:.1f}')")" "$(python3 -c "print(f'{$MIB / ${R[br_wal_s]}:.1f}')")" "$(ratio "${R[br_wal_s]}" "${R[tw_wal_s]}")"
 	printf '%-34s %12s %12s %8s\n' "WAL stored ($MIB MiB), MiB" "$(mib "${R[tw_wal_bytes]}")" "$(mib "${R[br_wal_bytes]}")" "$(ratio "${R[br_wal_bytes]}" "${R[tw_wal_bytes]}")"
 	echo "# command: PG_SCALE=$PG_SCALE PG_CHANGE_PCT=$PG_CHANGE_PCT WAL_SEGS=$WAL_SEGS bench/pitr.sh"
