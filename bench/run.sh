@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bench/run.sh — run the side-by-side benchmarks (what `make bench` calls).
 #
-# usage: bench/run.sh [proxy] [backup] [backup-s3] [backup-pg] [ingress] [sol]
-#                                  (default: all six, in this order)
+# usage: bench/run.sh [proxy] [backup] [backup-s3] [backup-pg] [pitr] [ingress] [sol]
+#                                  (default: all seven, in this order)
 #
 # Results go to bench/results/<UTC stamp>/ (RESULTS overrides), one directory per
 # benchmark plus <name>.log (its console output) and summary.txt (all summaries);
@@ -11,6 +11,7 @@
 #   DUR REPS CONNS NICE TESTS IDLE_CONNS ... (proxy.sh)
 #   DATASET_MIB RESTORE_TMPFS CHECK ...      (backup.sh, backup-s3.sh, sol.sh)
 #   PG_SCALE PG_CHANGE PG_TX ...             (backup-pg.sh)
+#   PG_SCALE PG_CHANGE_PCT WAL_SEGS ...      (pitr.sh)
 # A benchmark that fails does not stop the others; the exit status is 1 then.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -21,11 +22,11 @@ if [[ ${1:-} == -h || ${1:-} == --help ]]; then
 	exit 0
 fi
 WHICH=("$@")
-((${#WHICH[@]} > 0)) || WHICH=(proxy backup backup-s3 backup-pg ingress sol)
+((${#WHICH[@]} > 0)) || WHICH=(proxy backup backup-s3 backup-pg pitr ingress sol)
 for b in "${WHICH[@]}"; do
 	case $b in
-	proxy | backup | backup-s3 | backup-pg | ingress | sol) ;;
-	*) echo "unknown benchmark '$b' (known: proxy backup backup-s3 backup-pg ingress sol)" >&2; exit 2 ;;
+	proxy | backup | backup-s3 | backup-pg | pitr | ingress | sol) ;;
+	*) echo "unknown benchmark '$b' (known: proxy backup backup-s3 backup-pg pitr ingress sol)" >&2; exit 2 ;;
 	esac
 done
 

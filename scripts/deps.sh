@@ -3,7 +3,7 @@
 # only those missing. Runs apt-get update at most once. Needs root for installs.
 set -eu
 PKGS="build-essential clang libclang-rt-14-dev pkg-config libssl-dev libyaml-dev libzstd-dev libjansson-dev
- libnghttp2-dev libcurl4-openssl-dev libcmocka-dev curl nghttp2-client python3-pytest python3-requests
+ libnghttp2-dev libcurl4-openssl-dev libpq-dev libcmocka-dev curl nghttp2-client python3-pytest python3-requests
  python3-websocket python3-h2 openssl procps iproute2 zstd pebble testssl.sh"
 PKGS="$PKGS python3-yaml python3-jsonschema"   # tests/e2e/deploy (Helm chart, values schema)
 PKGS="$PKGS python3-kubernetes"   # tests/e2e/k8s (a real client against the test API server; kubectl comes from the Google Cloud SDK, not Debian)
@@ -20,8 +20,8 @@ if [ "${1:-}" = "--containers" ]; then
  catatonit debootstrap docker-compose newuidmap newgidmap"
 fi
 if [ "${1:-}" = "--bench" ]; then
-  PKGS="$PKGS haproxy nginx wrk restic borgbackup hyperfine time util-linux"
-  BINS="$BINS haproxy nginx wrk restic borg hyperfine /usr/bin/time taskset"
+  PKGS="$PKGS haproxy nginx wrk restic borgbackup hyperfine time util-linux pgbackrest"
+  BINS="$BINS haproxy nginx wrk restic borg hyperfine /usr/bin/time taskset pgbackrest"
 fi
 missing=""
 for p in $PKGS; do

@@ -409,9 +409,17 @@ static void read_file(struct thr *t, struct filejob *f)
 		if (n == 0)
 			break; /* file shrank while we read it */
 		size_t pos = t->fill, end = t->fill + (size_t)n;
+		uint32_t fixed = g->o->fixed_chunk;
 		while (pos < end && rc == 0) {
 			int cut;
-			pos += tw_chunker_scan(&t->ch, t->cur->data + pos, end - pos, &cut);
+			if (fixed > 0) {
+				size_t take = fixed - (pos - start);
+				if (take > end - pos)
+					take = end - pos;
+				pos += take;
+				cut = pos - start == fixed;
+			} else
+				pos += tw_chunker_scan(&t->ch, t->cur->data + pos, end - pos, &cut);
 			if (cut) {
 				rc = emit(t, f, start, pos - start);
 				start = pos;
@@ -578,6 +586,9 @@ static int cache_hit(struct eng *g, const struct tw_node *p, const struct stat *
 	    p->mtime_ns != ts_ns(st->st_mtim) || p->ctime_ns != ts_ns(st->st_ctim) ||
 	    p->ino != (uint64_t)st->st_ino)
 		return 0;
+	if (g->o->cache_before_ns > 0 && (p->mtime_ns >= g->o->cache_before_ns ||
+					  p->ctime_ns >= g->o->cache_before_ns))
+		return 0;
 	int ok = 1;
 	pthread_mutex_lock(&g->r->ix_mu);
 	for (uint32_t i = 0; ok && i < p->nchunks; i++)
@@ -682,15 +693,18 @@ static void fill_dir(struct eng *g, struct wctx *w, struct dirnode *d, int dirfd
 				if (en->fd == -1 && errno == EPERM)
 					en->fd = openat(dirfd, en->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 				if (en->fd == -1) {
-					tw_warn("open %s: %s", full, strerror(errno));
-					stat_add(&g->st->errors, 1);
+					if (errno != ENOENT || !g->o->missing_ok) {
+						tw_warn("open %s: %s", full, strerror(errno));
+						stat_add(&g->st->errors, 1);
+					}
 					stat_add(&g->st->files, (uint64_t)-1);
 					stat_add(&g->st->bytes, (uint64_t)-nd->size);
 					d->owned[i] = 2; /* dropped from the tree */
 					break;
 				}
 				struct filejob *f = calloc(1, sizeof *f);
-				uint32_t cap = (uint32_t)(nd->size / g->r->chunk_min + 2);
+				uint32_t cmin = g->o->fixed_chunk ? g->o->fixed_chunk : g->r->chunk_min;
+				uint32_t cap = (uint32_t)(nd->size / cmin + 2);
 				if (f != NULL)
 					f->chunks = malloc((size_t)cap * TW_ID_LEN);
 				if (f == NULL || f->chunks == NULL || (f->path = strdup(full)) == NULL) {
@@ -788,8 +802,10 @@ static void walk_dir(struct eng *g, struct wctx *w, struct dirnode *parent, uint
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
 	if (dir == NULL) {
-		tw_warn("open directory %s: %s", path, strerror(errno));
-		stat_add(&g->st->errors, 1);
+		if (errno != ENOENT || !g->o->missing_ok) {
+			tw_warn("open directory %s: %s", path, strerror(errno));
+			stat_add(&g->st->errors, 1);
+		}
 		if (fd >= 0)
 			close(fd);
 		fd = -1;
@@ -801,7 +817,8 @@ static void walk_dir(struct eng *g, struct wctx *w, struct dirnode *parent, uint
 			continue;
 		char full[PATH_MAX];
 		snprintf(full, sizeof full, "%s/%s", strcmp(path, "/") ? path : "", nm);
-		if (excluded(g, nm, full))
+		if (excluded(g, nm, full) ||
+		    (g->o->skip != NULL && g->o->skip(g->o->skip_arg, full)))
 			continue;
 		if (n == cap) {
 			cap = cap ? cap * 2 : 64;
@@ -814,6 +831,8 @@ static void walk_dir(struct eng *g, struct wctx *w, struct dirnode *parent, uint
 		}
 		struct ent *en = &ents[n];
 		if (fstatat(fd, nm, &en->st, AT_SYMLINK_NOFOLLOW) == -1) {
+			if (errno == ENOENT && g->o->missing_ok)
+				continue;
 			tw_warn("stat %s: %s", full, strerror(errno));
 			stat_add(&g->st->errors, 1);
 			continue;
@@ -1212,6 +1231,10 @@ int tw_backup_run(struct tw_repo *r, const struct tw_backup_opts *opts,
 	snap->bytes = stats->bytes;
 	snap->new_bytes = stats->new_bytes;
 	stats->stored_bytes = g->data_pk.bytes_written + g->tree_pk.bytes_written;
+	if (opts->seal != NULL && (rc = opts->seal(opts->seal_arg, snap, e)) != 0) {
+		free(snap);
+		goto done;
+	}
 	if ((rc = tw_repo_save_snapshot(r, snap, e)) == 0)
 		snprintf(stats->snapshot_id, sizeof stats->snapshot_id, "%s", snap->id);
 	free(snap);

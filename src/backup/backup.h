@@ -47,6 +47,23 @@ struct tw_backup_opts {
 	const struct tw_backup_stream *streams; /* recorded as paths "stream:DIR/NAME" */
 	size_t nstreams;
 	const volatile int *cancel; /* when it becomes nonzero the backup fails (TW_ECANCELED) */
+	/* Hooks of a source that knows its files (src/pg: a PostgreSQL data
+	 * directory). skip: 1 leaves the entry at `full` out. fixed_chunk > 0:
+	 * every file is cut at multiples of that many bytes instead of by
+	 * content. missing_ok: an entry that vanishes between listing and
+	 * reading is dropped silently (not counted as an error). seal: called
+	 * once everything is stored, before the snapshot is written; it may add
+	 * to the snapshot (s->pg) and fails the backup with a nonzero return. */
+	int (*skip)(void *arg, const char *full);
+	void *skip_arg;
+	uint32_t fixed_chunk;
+	int missing_ok;
+	/* > 0: a file is taken from the parent snapshot (files cache) only if
+	 * its mtime is before this time: a copy made while the file was being
+	 * written within one timestamp tick is never reused. */
+	int64_t cache_before_ns;
+	int (*seal)(void *arg, struct tw_snapshot *s, struct tw_err *e);
+	void *seal_arg;
 };
 
 struct tw_backup_stats {

@@ -15,13 +15,15 @@
 #include "backup/job.h"
 #include "backup/pg.h"
 #include "cli/cli.h"
+#include "pg/pitr.h"
 
 static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: tapwork backup -r REPO [--tag T]... [--exclude PATTERN]... [--force] PATH...\n"
 		"       tapwork backup -r REPO --postgres URL [--all] [--pg-bin DIR] [PATH...]\n"
-		"       tapwork backup --job NAME [-c CONFIG] [--json]\n\n"
+		"       tapwork backup --job NAME [-c CONFIG] [--json]\n"
+		"       tapwork backup -r REPO --pg-data DIR [--postgres URL]   (see --pg-data --help)\n\n"
 		"Back up the given files and directories into a new snapshot. Unchanged files\n"
 		"(same inode, size, mtime and ctime as in the previous snapshot of the same\n"
 		"paths) are not read again. Exit status: 0 ok, 1 error (no snapshot),\n"
@@ -121,6 +123,8 @@ static int parse_time(const char *s, int64_t *out)
 
 static int cmd_backup(int argc, char **argv)
 {
+	if (tw_pitr_wanted(argc, argv)) /* a PostgreSQL physical backup (src/pg) */
+		return tw_pitr_backup_cmd(argc, argv);
 	if (tw_cli_wants_help(argc, argv)) {
 		usage(stdout);
 		return 0;

@@ -6,6 +6,7 @@
 #include "backup/cmdutil.h"
 #include "backup/prune.h"
 #include "cli/cli.h"
+#include "pg/pitr.h"
 
 int tw_bcli_prune(struct tw_repo *r, const struct tw_bopts *o, const struct tw_prune_opts *po)
 {
@@ -17,6 +18,9 @@ int tw_bcli_prune(struct tw_repo *r, const struct tw_bopts *o, const struct tw_p
 	tw_progress_start(&pg, "prune", o->json, o->quiet);
 	opts.progress = &pg;
 	int err = tw_prune_run(r, &opts, &st, &e);
+	uint64_t wal_files = 0, wal_bytes = 0;
+	if (err == 0) /* then the WAL archive: what kept PostgreSQL snapshots need (src/pg) */
+		err = tw_pitr_prune_wal(r, po->dry_run, &wal_files, &wal_bytes, &e);
 	tw_progress_stop(&pg);
 	double el = tw_progress_now() - t0;
 	if (err != 0) {
@@ -27,12 +31,14 @@ int tw_bcli_prune(struct tw_repo *r, const struct tw_bopts *o, const struct tw_p
 		printf("{\"type\":\"summary\",\"action\":\"prune\",\"dry_run\":%s,\"packs\":%llu,"
 		       "\"packs_deleted\":%llu,\"packs_rewritten\":%llu,\"packs_unindexed\":%llu,"
 		       "\"blobs_live\":%llu,\"blobs_repacked\":%llu,\"bytes_freed\":%llu,"
-		       "\"index_written\":%llu,\"index_deleted\":%llu,\"seconds\":%.3f}\n",
+		       "\"index_written\":%llu,\"index_deleted\":%llu,\"wal_deleted\":%llu,"
+		       "\"wal_bytes_freed\":%llu,\"seconds\":%.3f}\n",
 		       po->dry_run ? "true" : "false", (unsigned long long)st.packs,
 		       (unsigned long long)st.packs_deleted, (unsigned long long)st.packs_rewritten,
 		       (unsigned long long)st.packs_unindexed, (unsigned long long)st.blobs_live,
 		       (unsigned long long)st.blobs_repacked, (unsigned long long)st.bytes_freed,
-		       (unsigned long long)st.index_written, (unsigned long long)st.index_deleted, el);
+		       (unsigned long long)st.index_written, (unsigned long long)st.index_deleted,
+		       (unsigned long long)wal_files, (unsigned long long)wal_bytes, el);
 	else if (!o->quiet)
 		printf("%s%llu packs: %llu deleted, %llu rewritten (%llu blobs), %llu unindexed "
 		       "removed; %.1f MiB freed; %.2fs\n",
@@ -40,6 +46,10 @@ int tw_bcli_prune(struct tw_repo *r, const struct tw_bopts *o, const struct tw_p
 		       (unsigned long long)st.packs_deleted, (unsigned long long)st.packs_rewritten,
 		       (unsigned long long)st.blobs_repacked, (unsigned long long)st.packs_unindexed,
 		       st.bytes_freed / 1048576.0, el);
+	if (!o->json && !o->quiet && wal_files)
+		printf("%s%llu WAL files no kept snapshot needs deleted (%.1f MiB)\n",
+		       po->dry_run ? "would prune: " : "", (unsigned long long)wal_files,
+		       wal_bytes / 1048576.0);
 	return TW_EXIT_OK;
 }
 

@@ -10,12 +10,15 @@
 #include "backup/pg.h"
 #include "backup/restore.h"
 #include "cli/cli.h"
+#include "pg/pitr.h"
 
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: tapwork restore -r REPO SNAPSHOT --target DIR [--include PATH]\n"
 		     "       tapwork restore -r REPO SNAPSHOT --postgres URL [--create] [--dump NAME]\n"
-		     "       tapwork restore -r REPO SNAPSHOT --list [--dump NAME]\n\n"
+		     "       tapwork restore -r REPO SNAPSHOT --list [--dump NAME]\n"
+		     "       tapwork restore -r REPO [SNAPSHOT] --pg-data DIR --pg-target-...   "
+		     "(see --pg-data --help)\n\n"
 		     "Restore a snapshot (\"latest\" or an ID prefix) into DIR. Every blob is\n"
 		     "verified before it is written; nothing is written outside DIR.\n"
 		     "--include PATH restores only PATH (as shown by `tapwork ls`).\n"
@@ -146,6 +149,8 @@ static int pg_restore_snapshot(struct tw_repo *r, const struct tw_snapshot *s, c
 
 static int cmd_restore(int argc, char **argv)
 {
+	if (tw_pitr_wanted(argc, argv)) /* a PostgreSQL physical restore (src/pg) */
+		return tw_pitr_restore_cmd(argc, argv);
 	if (tw_cli_wants_help(argc, argv)) {
 		usage(stdout);
 		return 0;

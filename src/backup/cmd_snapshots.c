@@ -6,6 +6,8 @@
 
 #include "backup/cmdutil.h"
 #include "cli/cli.h"
+#include "pg/meta.h"
+#include "pg/wal.h"
 
 static int cmd_snapshots(int argc, char **argv)
 {
@@ -56,6 +58,9 @@ static int cmd_snapshots(int argc, char **argv)
 					       s->hostname, "username", s->username, "paths", paths,
 					       "tags", tags, "files", (json_int_t)s->files, "bytes",
 					       (json_int_t)s->bytes));
+			if (s->pg != NULL) /* a PostgreSQL physical snapshot (src/pg/meta.h) */
+				json_object_set_new(json_array_get(arr, json_array_size(arr) - 1),
+						    "pg", json_loads(s->pg, 0, NULL));
 		} else {
 			char tags[256] = "";
 			size_t off = 0;
@@ -65,6 +70,14 @@ static int cmd_snapshots(int argc, char **argv)
 			printf("%.8s  %-30s  %-12s  %-10s  ", s->id, ts, s->hostname, tags);
 			for (size_t k = 0; k < s->npaths; k++)
 				printf("%s%s", k ? " " : "", s->paths[k]);
+			struct tw_pgmeta m;
+			if (s->pg != NULL && tw_pgmeta_decode(s->pg, &m, NULL) == 0) {
+				char a[24], b[24];
+				tw_pgwal_lsn_str(m.start_lsn, a, sizeof a);
+				tw_pgwal_lsn_str(m.stop_lsn, b, sizeof b);
+				printf("  [PostgreSQL: timeline %u, LSN %s..%s]", m.tli, a, b);
+				tw_pgmeta_clear(&m);
+			}
 			printf("\n");
 		}
 	}

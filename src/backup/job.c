@@ -15,6 +15,7 @@
 #include "backup/retention.h"
 #include "backup/snapshot.h"
 #include "core/log.h"
+#include "pg/pitr.h"
 
 #include <jansson.h>
 
@@ -251,6 +252,9 @@ hooks:
 			struct tw_prune_stats ps;
 			po.max_unused_percent = 20;
 			frc = tw_prune_run(r, &po, &ps, &fe);
+			uint64_t wal_files, wal_bytes; /* and WAL no kept snapshot needs */
+			if (frc == 0)
+				frc = tw_pitr_prune_wal(r, 0, &wal_files, &wal_bytes, &fe);
 			res->pruned = frc == 0;
 		}
 		tw_repo_close(r);

@@ -245,7 +245,7 @@ static int object_aad(const char *kind, char *aad, size_t cap, size_t *len)
 int tw_object_seal(const struct tw_keys *k, const char *kind, const void *pt, size_t n,
 		   uint8_t **out, size_t *out_len)
 {
-	char aad[64];
+	char aad[128]; /* "tapwork/v1/" + kind (a WAL kind names its object) */
 	size_t alen;
 	*out = NULL;
 	if (object_aad(kind, aad, sizeof aad, &alen) != 0)
@@ -266,7 +266,7 @@ int tw_object_seal(const struct tw_keys *k, const char *kind, const void *pt, si
 int tw_object_open(const struct tw_keys *k, const char *kind, const uint8_t *in, size_t n,
 		   uint8_t **pt, size_t *pt_len, struct tw_err *e)
 {
-	char aad[64];
+	char aad[128]; /* "tapwork/v1/" + kind (a WAL kind names its object) */
 	size_t alen;
 	*pt = NULL;
 	if (object_aad(kind, aad, sizeof aad, &alen) != 0 || n < TW_SEAL_OVERHEAD)

@@ -222,8 +222,10 @@ static int try_key(void *arg, const char *name, uint64_t size)
 	return 1;
 }
 
-int tw_repo_open(const char *location, const char *pw, size_t pwlen, struct tw_repo **out,
-		 struct tw_err *e)
+/* Open with a password (pw != NULL: try every key file) or with master keys
+ * already unwrapped (master != NULL: the config must open with them). */
+static int repo_open(const char *location, const char *pw, size_t pwlen,
+		     const uint8_t *master, struct tw_repo **out, struct tw_err *e)
 {
 	*out = NULL;
 	struct tw_repo *r = repo_new();
@@ -240,13 +242,21 @@ int tw_repo_open(const char *location, const char *pw, size_t pwlen, struct tw_r
 		rc = tw_err_set(e, TW_ENOENT, "%s: not a tapwork repository (no config)", location);
 		goto fail;
 	}
-	struct key_try kt = {r, pw, pwlen, 0, 0, e};
-	rc = tw_storage_list(r->st, TW_ST_KEY, try_key, &kt, e);
-	if (rc < 0)
-		goto fail;
-	if (!kt.found) {
-		rc = tw_err_set(e, TW_ECRYPTO, "wrong password (no key file opens with it)");
-		goto fail;
+	if (master != NULL) {
+		memcpy(r->keys.enc, master, TW_KEY_LEN);
+		memcpy(r->keys.mac, master + TW_KEY_LEN, TW_KEY_LEN);
+		memcpy(r->keys.seed, master + 2 * TW_KEY_LEN, TW_KEY_LEN);
+		if ((rc = tw_crypto_keys_ready(&r->keys, e)) != 0)
+			goto fail;
+	} else {
+		struct key_try kt = {r, pw, pwlen, 0, 0, e};
+		rc = tw_storage_list(r->st, TW_ST_KEY, try_key, &kt, e);
+		if (rc < 0)
+			goto fail;
+		if (!kt.found) {
+			rc = tw_err_set(e, TW_ECRYPTO, "wrong password (no key file opens with it)");
+			goto fail;
+		}
 	}
 	if ((rc = tw_repo_get_object(r, TW_ST_CONFIG, "config", "config", &cfg, &clen, e)) != 0)
 		goto fail;
@@ -276,6 +286,18 @@ fail:
 	free(cfg);
 	tw_repo_close(r);
 	return rc;
+}
+
+int tw_repo_open(const char *location, const char *pw, size_t pwlen, struct tw_repo **out,
+		 struct tw_err *e)
+{
+	return repo_open(location, pw, pwlen, NULL, out, e);
+}
+
+int tw_repo_open_master(const char *location, const uint8_t master[TW_MASTER_LEN],
+			struct tw_repo **out, struct tw_err *e)
+{
+	return repo_open(location, NULL, 0, master, out, e);
 }
 
 void tw_repo_close(struct tw_repo *r)

@@ -58,6 +58,11 @@ int tw_repo_init(const char *location, const char *pw, size_t pwlen, uint32_t pa
 		 struct tw_err *e);
 int tw_repo_open(const char *location, const char *pw, size_t pwlen, struct tw_repo **out,
 		 struct tw_err *e);
+/* Open with the master keys (enc | mac | seed) instead of a password, e.g.
+ * kept by src/pg/keycache.c: the config object must authenticate with them
+ * (TW_ECRYPTO otherwise). */
+int tw_repo_open_master(const char *location, const uint8_t master[TW_MASTER_LEN],
+			struct tw_repo **out, struct tw_err *e);
 void tw_repo_close(struct tw_repo *r); /* releases the lock; r may be NULL */
 
 /* Add a key file for another password (name of the new key in name_out). */

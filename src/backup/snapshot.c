@@ -55,6 +55,15 @@ int tw_snapshot_encode(const struct tw_snapshot *s, struct tw_dbuf *out)
 			    json_pack("{s:I,s:I,s:I,s:I}", "files", (json_int_t)s->files, "dirs",
 				      (json_int_t)s->dirs, "bytes", (json_int_t)s->bytes,
 				      "new_bytes", (json_int_t)s->new_bytes));
+	if (s->pg != NULL) {
+		json_t *pg = json_loads(s->pg, 0, NULL);
+		if (!json_is_object(pg)) {
+			json_decref(pg);
+			json_decref(o);
+			return TW_EINVAL;
+		}
+		json_object_set_new(o, "pg", pg);
+	}
 	char *txt = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	if (txt == NULL)
@@ -144,6 +153,15 @@ int tw_snapshot_decode(const uint8_t *p, size_t n, struct tw_snapshot **out, str
 		s->bytes = stat_of(st, "bytes");
 		s->new_bytes = stat_of(st, "new_bytes");
 	}
+	json_t *pg = json_object_get(o, "pg");
+	if (pg != NULL) {
+		if (!json_is_object(pg))
+			goto done;
+		if ((s->pg = json_dumps(pg, JSON_COMPACT)) == NULL) {
+			rc = TW_ENOMEM;
+			goto done;
+		}
+	}
 	rc = 0;
 done:
 	json_decref(o);
@@ -173,6 +191,7 @@ void tw_snapshot_free(struct tw_snapshot *s)
 	free_list(s->paths, s->npaths);
 	free_list(s->tags, s->ntags);
 	free_list(s->excludes, s->nexcludes);
+	free(s->pg);
 	free(s);
 }
 

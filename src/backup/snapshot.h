@@ -22,6 +22,7 @@ struct tw_snapshot {
 	char **paths, **tags, **excludes;
 	size_t npaths, ntags, nexcludes;
 	uint64_t files, dirs, bytes, new_bytes;
+	char *pg; /* JSON object text of a physical PostgreSQL snapshot (src/pg/meta.h), or NULL */
 };
 
 int tw_snapshot_encode(const struct tw_snapshot *s, struct tw_dbuf *out);

@@ -102,8 +102,9 @@ static int local_put(struct tw_storage *s, enum tw_st_type t, const char *name, 
 	if (n < 0 || (size_t)n >= sizeof tmp)
 		return tw_err_set(e, TW_ELIMIT, "path too long");
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd == -1 && errno == ENOENT && t == TW_ST_DATA) {
-		/* fan-out directory not there yet */
+	if (fd == -1 && errno == ENOENT && (t == TW_ST_DATA || t == TW_ST_WAL)) {
+		/* fan-out directory not there yet (or wal/ in a repository made
+		 * before that type existed) */
 		if (mkdir(dir, 0700) == -1 && errno != EEXIST)
 			return io_err(e, "mkdir", dir);
 		char parent[PATH_MAX];

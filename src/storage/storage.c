@@ -43,7 +43,8 @@ void tw_storage_close(struct tw_storage *s)
 const char *tw_storage_type_name(enum tw_st_type t)
 {
 	static const char *const names[TW_ST_NTYPES] = {"config", "keys",      "data",
-							 "index",  "snapshots", "locks"};
+							 "index",  "snapshots", "locks",
+							 "wal"};
 	return (unsigned)t < TW_ST_NTYPES ? names[t] : "?";
 }
 

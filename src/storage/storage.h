@@ -21,6 +21,7 @@ enum tw_st_type {
 	TW_ST_INDEX,
 	TW_ST_SNAPSHOT,
 	TW_ST_LOCK,
+	TW_ST_WAL, /* PostgreSQL WAL files, named by the cluster and the file (src/pg/archive.h) */
 	TW_ST_NTYPES
 };
 

@@ -28,8 +28,20 @@ def missing():
     return None
 
 
+def make_tmp():
+    """A temp directory owned by postgres (pytest's are 0700 root)."""
+    tmp = tempfile.mkdtemp(prefix="tapwork-pg-")
+    pw = pwd.getpwnam("postgres")
+    os.chown(tmp, pw.pw_uid, pw.pw_gid)
+    return tmp
+
+
 class Postgres:
-    def __init__(self, port):
+    """conf: extra -c NAME=VALUE settings; datadir: start on an existing data
+    directory (e.g. a restored one) instead of a fresh initdb; env: the
+    server's environment (what archive_command/restore_command inherit)."""
+
+    def __init__(self, port, conf=(), datadir=None, env=None):
         # pytest's temp dirs are 0700 root: postgres needs its own
         tmp = self.tmp = tempfile.mkdtemp(prefix="tapwork-pg-")
         self.port = port
@@ -39,21 +51,28 @@ class Postgres:
         pw = pwd.getpwnam("postgres")
         os.chown(tmp, pw.pw_uid, pw.pw_gid)
         os.chown(self.sock, pw.pw_uid, pw.pw_gid)
-        r = subprocess.run(["runuser", "-u", "postgres", "--", os.path.join(PGBIN, "initdb"),
-                            "-D", self.dir, "-A", "trust", "-U", "postgres", "--no-sync"],
-                           capture_output=True, text=True, timeout=120)
-        assert r.returncode == 0, r.stderr
+        if datadir is not None:
+            self.dir = datadir
+        else:
+            r = subprocess.run(["runuser", "-u", "postgres", "--", os.path.join(PGBIN, "initdb"),
+                                "-D", self.dir, "-A", "trust", "-U", "postgres", "--no-sync"],
+                               capture_output=True, text=True, timeout=120)
+            assert r.returncode == 0, r.stderr
         self.log = open(os.path.join(tmp, "postgres.log"), "wb")
         self.proc = subprocess.Popen(
             ["runuser", "-u", "postgres", "--", os.path.join(PGBIN, "postgres"), "-D", self.dir,
              "-p", str(port), "-k", self.sock, "-c", "listen_addresses=127.0.0.1",
-             "-c", "fsync=off", "-c", "full_page_writes=off"],
-            stdout=self.log, stderr=subprocess.STDOUT)
+             "-c", "fsync=off", "-c", "full_page_writes=off"]
+            + [a for c in conf for a in ("-c", c)],
+            stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.psql("postgres", "SELECT 1", check=False).returncode == 0:
                 return
-            assert self.proc.poll() is None, "postgres exited"
+            if self.proc.poll() is not None:
+                self.log.flush()
+                with open(os.path.join(tmp, "postgres.log"), errors="replace") as f:
+                    raise AssertionError("postgres exited:\n" + f.read()[-3000:])
             time.sleep(0.1)
         raise TimeoutError("postgres did not start")
 

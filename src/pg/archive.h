@@ -1,0 +1,44 @@
+/* archive.h — the WAL namespace of a repository (docs/repository-format.md
+ * "WAL archive").
+ *
+ * Every WAL file PostgreSQL archives (segments, .history, .backup and
+ * .partial files) is one object of type "wal" named SYSID-FILENAME, where
+ * SYSID is the cluster's system identifier in 16 hex digits, so several
+ * clusters can archive into one repository. Objects are written and read
+ * without the index and without a lock: a WAL object is never rewritten
+ * (conditional put), and pushing it again with the same content succeeds.
+ * Plaintext: a 48-byte header (version 1, codec, raw length, SHA-256 of the
+ * raw file) and the raw or zstd-compressed bytes, sealed with the
+ * repository key and the object's name as associated data. */
+#ifndef TW_PG_ARCHIVE_H
+#define TW_PG_ARCHIVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backup/repo.h"
+
+#define TW_PGARCH_MAX ((size_t)1 << 30) /* largest WAL file accepted */
+#define TW_PGARCH_HDR 48
+
+/* The system identifier in PGDATA/global/pg_control. */
+int tw_pgarch_sysid(const char *pgdata, uint64_t *sysid, struct tw_err *e);
+/* "SYSID-walname" into out (>= 64 bytes). */
+void tw_pgarch_name(uint64_t sysid, const char *wal, char *out, size_t cap);
+/* Store WAL file `wal` (a name tw_pgwal_classify accepts). *existed = 1
+ * when it was there already with the same content; TW_EEXIST when it was
+ * there with other content (never overwritten). */
+int tw_pgarch_push(struct tw_repo *r, uint64_t sysid, const char *wal, const uint8_t *data,
+                   size_t n, int *existed, struct tw_err *e);
+/* Fetch, authenticate, decompress and check WAL file `wal`; *data malloc'd.
+ * TW_ENOENT when it is not in the repository. */
+int tw_pgarch_get(struct tw_repo *r, uint64_t sysid, const char *wal, uint8_t **data, size_t *n,
+                  struct tw_err *e);
+/* Call cb(arg, walname, stored size) for every WAL object of cluster sysid. */
+int tw_pgarch_list(struct tw_repo *r, uint64_t sysid,
+                   int (*cb)(void *arg, const char *wal, uint64_t size), void *arg,
+                   struct tw_err *e);
+/* Delete one WAL object. */
+int tw_pgarch_del(struct tw_repo *r, uint64_t sysid, const char *wal, struct tw_err *e);
+
+#endif

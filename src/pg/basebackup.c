@@ -1,0 +1,436 @@
+/* basebackup.c — `tapwork backup --pg-data DIR`: an online physical
+ * snapshot of a PostgreSQL cluster.
+ *
+ * One libpq session holds the backup: pg_backup_start(label, fast) before
+ * the data directory is walked, pg_backup_stop(wait_for_archive) after every
+ * file is stored and before the snapshot is written (the backup engine's
+ * seal hook). If anything fails, closing the session aborts the backup on
+ * the server and no snapshot is written. Relation files are cut at page
+ * boundaries (pgdata.h), so a second backup stores only the changed runs
+ * of pages. */
+#include <dirent.h>
+#include <errno.h>
+#include <libpq-fe.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backup/backup.h"
+#include "backup/cmdutil.h"
+#include "cli/cli.h"
+#include "pg/archive.h"
+#include "pg/meta.h"
+#include "pg/pgdata.h"
+#include "pg/pitr.h"
+#include "pg/wal.h"
+
+int tw_pitr_wanted(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--pg-data") == 0 || strncmp(argv[i], "--pg-data=", 10) == 0)
+			return 1;
+	return 0;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(
+	    out,
+	    "usage: tapwork backup -r REPO --pg-data DIR [--postgres URL] [--tag T]...\n\n"
+	    "An online physical snapshot of the PostgreSQL cluster in DIR (run it as a user\n"
+	    "that can read DIR, e.g. postgres or root). The server must archive its WAL\n"
+	    "into the same repository (archive_mode = on, archive_command =\n"
+	    "'tapwork pg archive-push -r REPO %%p'). pg_backup_start and pg_backup_stop run on\n"
+	    "one session; the snapshot is written only after pg_backup_stop returned and\n"
+	    "the WAL the snapshot needs is archived. Unchanged 64 KiB runs of pages are\n"
+	    "not stored again, so every backup after the first is incremental; files not\n"
+	    "written since before the previous backup started are not even read.\n\n"
+	    "options:\n"
+	    "  --pg-data DIR            the data directory\n"
+	    "  --postgres URL           how to connect (libpq URL or conninfo; default: libpq's\n"
+	    "                           defaults, PGHOST/PGPORT/PGUSER...); a superuser or a role\n"
+	    "                           granted pg_backup_start/pg_backup_stop\n"
+	    "  --archive-timeout SECS   how long pg_backup_stop may wait for the WAL to be\n"
+	    "                           archived (default 600); then the backup fails\n"
+	    "  --tag T                  tag the snapshot (repeatable)\n"
+	    "  --threads N              worker threads (default: number of CPUs)\n" TW_BOPTS_HELP);
+}
+
+struct bb {
+	PGconn *c;
+	const char *root; /* realpath of PGDATA */
+	size_t rootlen;
+	struct tw_pgmeta m;
+	char *meta_txt;
+	struct tw_repo *r;
+	unsigned long archive_timeout; /* seconds pg_backup_stop may wait for the archiver */
+};
+
+/* The WAL the snapshot needs must be in *this* repository: an
+ * archive_command that pushes elsewhere would make it unrestorable. */
+static int wal_archived_here(struct bb *b, struct tw_err *e)
+{
+	const char *names[2] = {b->m.start_wal, b->m.stop_wal};
+	for (int i = 0; i < 2; i++) {
+		char name[96];
+		uint64_t size;
+		tw_pgarch_name(b->m.sysid, names[i], name, sizeof name);
+		if (tw_storage_stat(b->r->st, TW_ST_WAL, name, &size, NULL) != 0)
+			return tw_err_set(
+			    e, TW_ENOENT,
+			    "WAL segment %s is not in this repository: archive_command "
+			    "must push into it (tapwork pg archive-push -r REPO %%p); no "
+			    "snapshot written",
+			    names[i]);
+	}
+	return 0;
+}
+
+static int pq_fail(struct bb *b, PGresult *res, const char *what, struct tw_err *e)
+{
+	const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(b->c);
+	int rc = tw_err_set(e, TW_EIO, "%s: %.*s", what, (int)strcspn(msg, "\n"), msg);
+	PQclear(res);
+	return rc;
+}
+
+/* Run sql with params; one row of ncols expected. */
+static PGresult *query(struct bb *b, const char *sql, int nparams, const char *const *params,
+                       int ncols, const char *what, struct tw_err *e)
+{
+	PGresult *res = PQexecParams(b->c, sql, nparams, NULL, params, NULL, NULL, 0);
+	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		pq_fail(b, res, what, e);
+		return NULL;
+	}
+	if (PQntuples(res) != 1 || PQnfields(res) != ncols) {
+		PQclear(res);
+		tw_err_set(e, TW_EPROTO, "%s: unexpected answer", what);
+		return NULL;
+	}
+	return res;
+}
+
+static int skip(void *arg, const char *full)
+{
+	struct bb *b = arg;
+	if (strncmp(full, b->root, b->rootlen) != 0 || full[b->rootlen] != '/')
+		return 0;
+	const char *rel = full + b->rootlen + 1;
+	if (tw_pgdata_skip(rel, strlen(rel)))
+		return 1;
+	/* a fork of an unlogged relation (it has an init fork): not copied */
+	const char *slash = strrchr(rel, '/');
+	char init[32], path[PATH_MAX];
+	if (slash == NULL || (strncmp(rel, "base/", 5) != 0 && strncmp(rel, "global/", 7) != 0) ||
+	    !tw_pgdata_init_fork(slash + 1, strlen(slash + 1), init, sizeof init))
+		return 0;
+	struct stat st;
+	int n = snprintf(path, sizeof path, "%.*s/%s", (int)(slash - full), full, init);
+	return n > 0 && (size_t)n < sizeof path && stat(path, &st) == 0;
+}
+
+static int64_t micros_to_ns(const char *s)
+{
+	return (int64_t)strtoll(s, NULL, 10) * 1000;
+}
+
+/* pg_backup_stop, then record what restore needs in the snapshot. */
+static int seal(void *arg, struct tw_snapshot *s, struct tw_err *e)
+{
+	struct bb *b = arg;
+	char set[64];
+	snprintf(set, sizeof set, "SET statement_timeout = '%lus'", b->archive_timeout);
+	PGresult *res = PQexec(b->c, set);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		return pq_fail(b, res, "statement_timeout", e);
+	PQclear(res);
+	res = query(
+	    b,
+	    "SELECT s.lsn::text, s.labelfile, coalesce(s.spcmapfile, ''), "
+	    "pg_walfile_name(s.lsn), (extract(epoch from clock_timestamp()) * 1000000)::bigint, "
+	    "pg_snapshot_xmax(pg_current_snapshot())::text FROM pg_backup_stop(true) s",
+	    0, NULL, 6, "pg_backup_stop", e);
+	if (res == NULL)
+		return e->code;
+	int rc = 0;
+	const char *lsn = PQgetvalue(res, 0, 0);
+	if (tw_pgwal_lsn_parse(lsn, strlen(lsn), &b->m.stop_lsn) != 0 ||
+	    strlen(PQgetvalue(res, 0, 3)) != 24)
+		rc = tw_err_set(e, TW_EPROTO, "pg_backup_stop: unexpected answer");
+	if (rc == 0) {
+		memcpy(b->m.stop_wal, PQgetvalue(res, 0, 3), 25);
+		b->m.stop_ns = micros_to_ns(PQgetvalue(res, 0, 4));
+		b->m.next_xid = strtoull(PQgetvalue(res, 0, 5), NULL, 10);
+		b->m.backup_label = strdup(PQgetvalue(res, 0, 1));
+		b->m.tablespace_map = strdup(PQgetvalue(res, 0, 2));
+		if (b->m.backup_label == NULL || b->m.tablespace_map == NULL ||
+		    tw_pgmeta_encode(&b->m, &b->meta_txt) != 0)
+			rc = tw_err_set(e, TW_ENOMEM, "out of memory");
+	}
+	PQclear(res);
+	if (rc == 0)
+		rc = wal_archived_here(b, e);
+	if (rc == 0)
+		s->pg = b->meta_txt;
+	return rc;
+}
+
+static int start(struct bb *b, const char *pgdata, struct tw_err *e)
+{
+	PGresult *res = query(
+	    b,
+	    "SELECT pg_is_in_recovery()::text, current_setting('server_version_num'), "
+	    "current_setting('archive_mode'), (SELECT setting FROM pg_settings WHERE "
+	    "name = 'wal_segment_size'), (SELECT system_identifier::text FROM pg_control_system())",
+	    0, NULL, 5, "connect", e);
+	if (res == NULL)
+		return e->code;
+	int rc = 0;
+	uint64_t disk_sysid = 0;
+	if (strcmp(PQgetvalue(res, 0, 0), "true") == 0)
+		rc = tw_err_set(e, TW_EUNSUPP, "the server is a standby: back up the primary");
+	else if (strcmp(PQgetvalue(res, 0, 2), "off") == 0)
+		rc =
+		    tw_err_set(e, TW_EINVAL,
+		               "archive_mode is off: without archived WAL a physical backup cannot "
+		               "be restored (docs/backup.md \"Point-in-time recovery\")");
+	b->m.version = (uint32_t)strtoul(PQgetvalue(res, 0, 1), NULL, 10);
+	b->m.seg_size = strtoull(PQgetvalue(res, 0, 3), NULL, 10);
+	b->m.sysid = strtoull(PQgetvalue(res, 0, 4), NULL, 10);
+	PQclear(res);
+	if (rc != 0)
+		return rc;
+	if (b->m.version < 150000)
+		return tw_err_set(e, TW_EUNSUPP, "PostgreSQL %u: 15 or newer is needed",
+		                  b->m.version);
+	if (b->m.seg_size < (1 << 20) || b->m.seg_size > (1 << 30) ||
+	    (b->m.seg_size & (b->m.seg_size - 1)) != 0)
+		return tw_err_set(e, TW_EPROTO, "unexpected wal_segment_size");
+	if ((rc = tw_pgarch_sysid(pgdata, &disk_sysid, e)) != 0)
+		return rc;
+	if (disk_sysid != b->m.sysid)
+		return tw_err_set(e, TW_EINVAL, "%s is not the data directory of that server",
+		                  pgdata);
+	/* tablespaces live outside PGDATA: not yet copied, so refuse rather than lose them */
+	char tbl[PATH_MAX];
+	snprintf(tbl, sizeof tbl, "%s/pg_tblspc", b->root);
+	DIR *d = opendir(tbl);
+	struct dirent *de;
+	while (d != NULL && (de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			rc = tw_err_set(
+			    e, TW_EUNSUPP,
+			    "the cluster has tablespaces (pg_tblspc/%s): not supported yet",
+			    de->d_name);
+	if (d != NULL)
+		closedir(d);
+	if (rc != 0)
+		return rc;
+	char label[64];
+	snprintf(label, sizeof label, "tapwork %lld", (long long)time(NULL));
+	const char *params[1] = {label};
+	res = query(b,
+	            "SELECT lsn::text, pg_walfile_name(lsn), "
+	            "(extract(epoch from clock_timestamp()) * 1000000)::bigint "
+	            "FROM pg_backup_start($1, true) lsn",
+	            1, params, 3, "pg_backup_start", e);
+	if (res == NULL)
+		return e->code;
+	const char *lsn = PQgetvalue(res, 0, 0), *wal = PQgetvalue(res, 0, 1);
+	uint64_t segno;
+	if (tw_pgwal_lsn_parse(lsn, strlen(lsn), &b->m.start_lsn) != 0 ||
+	    tw_pgwal_seg_parse(wal, strlen(wal), b->m.seg_size, &b->m.tli, &segno) != 0)
+		rc = tw_err_set(e, TW_EPROTO, "pg_backup_start: unexpected answer");
+	else {
+		memcpy(b->m.start_wal, wal, 25);
+		b->m.start_ns = micros_to_ns(PQgetvalue(res, 0, 2));
+	}
+	PQclear(res);
+	return rc;
+}
+
+/* The files cache (files unchanged since the parent snapshot are not read
+ * again) is safe for a data directory only for files the parent copied
+ * while nobody wrote them: PostgreSQL writes a file (mtime changes) after
+ * every checkpoint that dirtied it, and a write during the parent's copy
+ * might fall in the same timestamp tick as its stat. So a file is reused
+ * only if its mtime and ctime are older than the parent backup's start
+ * (less 2 s of margin). The parent is the one the engine picks: the newest
+ * snapshot of this host with the same paths; if that is not a physical
+ * PostgreSQL snapshot, every file is read. */
+static int cache_cutoff(struct tw_repo *r, const char *root, struct tw_backup_opts *bo,
+                        struct tw_err *e)
+{
+	struct tw_snapshot **v = NULL;
+	size_t n = 0;
+	char host[256];
+	bo->force = 1;
+	if (gethostname(host, sizeof host) != 0)
+		return 0;
+	host[sizeof host - 1] = '\0';
+	int rc = tw_repo_list_snapshots(r, &v, &n, e);
+	for (size_t i = n; rc == 0 && i-- > 0;) {
+		if (strcmp(v[i]->hostname, host) != 0 || v[i]->npaths != 1 ||
+		    strcmp(v[i]->paths[0], root) != 0)
+			continue;
+		struct tw_pgmeta m;
+		if (v[i]->pg != NULL && tw_pgmeta_decode(v[i]->pg, &m, NULL) == 0) {
+			bo->force = 0;
+			bo->cache_before_ns = m.start_ns - 2000000000LL;
+			tw_pgmeta_clear(&m);
+		}
+		break;
+	}
+	tw_repo_free_snapshots(v, n);
+	return rc;
+}
+
+int tw_pitr_backup_cmd(int argc, char **argv)
+{
+	struct tw_bopts o = {0};
+	struct tw_backup_opts bo = {0};
+	const char *pgdata = NULL, *url = "";
+	char **tags = calloc((size_t)argc + 1, sizeof *tags);
+	struct bb b = {.archive_timeout = 600};
+	int rc = TW_EXIT_USAGE;
+	if (tags == NULL)
+		return TW_EXIT_ERROR;
+	for (int i = 1; i < argc; i++) {
+		int c = tw_bopts_parse(&o, argc, argv, &i);
+		if (c < 0)
+			goto done;
+		if (c)
+			continue;
+		const char *a = argv[i];
+		if (strcmp(a, "--pg-data") == 0 && i + 1 < argc)
+			pgdata = argv[++i];
+		else if (strncmp(a, "--pg-data=", 10) == 0)
+			pgdata = a + 10;
+		else if (strcmp(a, "--postgres") == 0 && i + 1 < argc)
+			url = argv[++i];
+		else if (strcmp(a, "--archive-timeout") == 0 && i + 1 < argc) {
+			if (tw_bcli_uint(argv[++i], 86400, &b.archive_timeout) != 0 ||
+			    b.archive_timeout == 0) {
+				fprintf(stderr, "tapwork backup: bad --archive-timeout\n");
+				goto done;
+			}
+		} else if (strcmp(a, "--tag") == 0 && i + 1 < argc)
+			tags[bo.ntags++] = argv[++i];
+		else if (strcmp(a, "--threads") == 0 && i + 1 < argc) {
+			unsigned long v;
+			if (tw_bcli_uint(argv[++i], 256, &v) != 0) {
+				fprintf(stderr, "tapwork backup: bad --threads\n");
+				goto done;
+			}
+			bo.threads = (int)v;
+		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			usage(stdout);
+			rc = 0;
+			goto done;
+		} else {
+			fprintf(stderr, "tapwork backup: with --pg-data: unexpected argument %s\n",
+			        a);
+			goto done;
+		}
+	}
+	if (pgdata == NULL) {
+		usage(stderr);
+		goto done;
+	}
+	rc = TW_EXIT_ERROR;
+	struct tw_err e = {0};
+	char *root = realpath(pgdata, NULL);
+	if (root == NULL) {
+		fprintf(stderr, "tapwork backup: %s: %s\n", pgdata, strerror(errno));
+		goto done;
+	}
+	b.root = root;
+	b.rootlen = strlen(root);
+	b.m.pgdata = root;
+	struct tw_repo *r = NULL;
+	double t0 = tw_progress_now();
+	b.c = PQconnectdb(url);
+	if (b.c == NULL || PQstatus(b.c) != CONNECTION_OK) {
+		const char *m = b.c ? PQerrorMessage(b.c) : "out of memory";
+		fprintf(stderr, "tapwork backup: cannot connect to PostgreSQL: %.*s\n",
+		        (int)strcspn(m, "\n"), m);
+		goto close;
+	}
+	/* open the repository first: a wrong password must not start a backup */
+	if ((rc = tw_bopts_open(&o, "backup", TW_BOPEN_LOCK | TW_BOPEN_INDEX, &r)) != 0)
+		goto close;
+	rc = TW_EXIT_ERROR;
+	b.r = r;
+	if (start(&b, root, &e) != 0) {
+		tw_bcli_fail("backup", &e);
+		goto close;
+	}
+	char *paths[1] = {root};
+	bo.paths = paths;
+	bo.npaths = 1;
+	bo.tags = tags;
+	if ((rc = cache_cutoff(r, root, &bo, &e)) != 0) {
+		tw_bcli_fail("backup", &e);
+		rc = TW_EXIT_ERROR;
+		goto close;
+	}
+	rc = TW_EXIT_ERROR;
+	bo.skip = skip;
+	bo.skip_arg = &b;
+	bo.fixed_chunk = TW_PGDATA_CHUNK;
+	bo.missing_ok = 1; /* relations dropped while we copy */
+	bo.seal = seal;
+	bo.seal_arg = &b;
+	struct tw_backup_stats st;
+	struct tw_progress pg;
+	bo.progress = &pg;
+	tw_progress_start(&pg, "backup", o.json, o.quiet);
+	int err = tw_backup_run(r, &bo, &st, &e);
+	tw_progress_stop(&pg);
+	double el = tw_progress_now() - t0;
+	if (err != 0) {
+		tw_bcli_fail("backup", &e);
+		goto close;
+	}
+	rc = st.errors ? TW_EXIT_PARTIAL : TW_EXIT_OK;
+	char sl[24], el_[24];
+	tw_pgwal_lsn_str(b.m.start_lsn, sl, sizeof sl);
+	tw_pgwal_lsn_str(b.m.stop_lsn, el_, sizeof el_);
+	if (o.json)
+		printf(
+		    "{\"type\":\"summary\",\"snapshot_id\":\"%s\",\"postgres\":\"physical\","
+		    "\"start_lsn\":\"%s\",\"stop_lsn\":\"%s\",\"timeline\":%u,\"start_wal\":\"%s\","
+		    "\"stop_wal\":\"%s\",\"files\":%llu,\"files_unchanged\":%llu,\"bytes\":%llu,"
+		    "\"bytes_read\":%llu,\"new_bytes\":%llu,\"stored_bytes\":%llu,\"errors\":%llu,"
+		    "\"seconds\":%.3f}\n",
+		    st.snapshot_id, sl, el_, b.m.tli, b.m.start_wal, b.m.stop_wal,
+		    (unsigned long long)st.files, (unsigned long long)st.files_unchanged,
+		    (unsigned long long)st.bytes, (unsigned long long)st.bytes_read,
+		    (unsigned long long)st.new_bytes, (unsigned long long)st.stored_bytes,
+		    (unsigned long long)st.errors, el);
+	else if (!o.quiet)
+		printf("snapshot %.8s saved (%s)\nPostgreSQL physical backup: LSN %s..%s, timeline "
+		       "%u, WAL %s..%s\nfiles: %llu (%llu unchanged), %.1f MiB processed, %.1f MiB "
+		       "read, %.1f MiB new, %.1f MiB stored, %.2fs\n",
+		       st.snapshot_id, st.snapshot_id, sl, el_, b.m.tli, b.m.start_wal,
+		       b.m.stop_wal, (unsigned long long)st.files,
+		       (unsigned long long)st.files_unchanged, st.bytes / 1048576.0,
+		       st.bytes_read / 1048576.0, st.new_bytes / 1048576.0,
+		       st.stored_bytes / 1048576.0, el);
+close:
+	tw_repo_close(r);
+	if (b.c != NULL)
+		PQfinish(b.c); /* aborts a backup still in progress */
+	b.m.pgdata = NULL;
+	tw_pgmeta_clear(&b.m);
+	free(b.meta_txt);
+	free(root);
+done:
+	free(tags);
+	return rc;
+}

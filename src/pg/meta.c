@@ -1,0 +1,82 @@
+/* meta.c — pg snapshot metadata <-> JSON (jansson). */
+#include "pg/meta.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pg/wal.h"
+
+int tw_pgmeta_encode(const struct tw_pgmeta *m, char **out)
+{
+	char sl[24], el[24], sys[24];
+	tw_pgwal_lsn_str(m->start_lsn, sl, sizeof sl);
+	tw_pgwal_lsn_str(m->stop_lsn, el, sizeof el);
+	/* a JSON number would lose bits of a 64-bit identifier in many readers */
+	snprintf(sys, sizeof sys, "%llu", (unsigned long long)m->sysid);
+	json_t *o = json_pack(
+	    "{s:s,s:i,s:i,s:I,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:s,s:s,s:s}", "system_id", sys,
+	    "version", (int)m->version, "timeline", (int)m->tli, "wal_segment_size",
+	    (json_int_t)m->seg_size, "start_lsn", sl, "stop_lsn", el, "start_wal", m->start_wal,
+	    "stop_wal", m->stop_wal, "start_ns", (json_int_t)m->start_ns, "stop_ns",
+	    (json_int_t)m->stop_ns, "next_xid", (json_int_t)m->next_xid, "pgdata",
+	    m->pgdata ? m->pgdata : "", "backup_label", m->backup_label ? m->backup_label : "",
+	    "tablespace_map", m->tablespace_map ? m->tablespace_map : "");
+	if (o == NULL)
+		return TW_ENOMEM;
+	*out = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return *out ? 0 : TW_ENOMEM;
+}
+
+int tw_pgmeta_decode(const char *txt, struct tw_pgmeta *m, struct tw_err *e)
+{
+	memset(m, 0, sizeof *m);
+	json_t *o = json_loads(txt, 0, NULL);
+	const char *sys, *sl, *el, *sw, *ew, *pd, *bl, *tm;
+	int ver, tli;
+	json_int_t seg, sns, ens, xid;
+	int rc = TW_ECORRUPT;
+	if (o == NULL ||
+	    json_unpack(o, "{s:s,s:i,s:i,s:I,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:s,s:s,s:s}", "system_id",
+	                &sys, "version", &ver, "timeline", &tli, "wal_segment_size", &seg,
+	                "start_lsn", &sl, "stop_lsn", &el, "start_wal", &sw, "stop_wal", &ew,
+	                "start_ns", &sns, "stop_ns", &ens, "next_xid", &xid, "pgdata", &pd,
+	                "backup_label", &bl, "tablespace_map", &tm) != 0)
+		goto done;
+	char *end;
+	m->sysid = strtoull(sys, &end, 10);
+	if (*end != '\0' || ver <= 0 || tli <= 0 || seg < (1 << 20) || seg > (1 << 30) ||
+	    (seg & (seg - 1)) != 0 || xid < 0 || strlen(sw) != 24 || strlen(ew) != 24 ||
+	    tw_pgwal_lsn_parse(sl, strlen(sl), &m->start_lsn) != 0 ||
+	    tw_pgwal_lsn_parse(el, strlen(el), &m->stop_lsn) != 0)
+		goto done;
+	m->version = (uint32_t)ver;
+	m->tli = (uint32_t)tli;
+	m->seg_size = (uint64_t)seg;
+	m->start_ns = sns;
+	m->stop_ns = ens;
+	m->next_xid = (uint64_t)xid;
+	memcpy(m->start_wal, sw, 25);
+	memcpy(m->stop_wal, ew, 25);
+	m->pgdata = strdup(pd);
+	m->backup_label = strdup(bl);
+	m->tablespace_map = strdup(tm);
+	rc = m->pgdata && m->backup_label && m->tablespace_map ? 0 : TW_ENOMEM;
+done:
+	json_decref(o);
+	if (rc != 0) {
+		tw_pgmeta_clear(m);
+		return tw_err_set(e, rc, "snapshot: malformed PostgreSQL metadata");
+	}
+	return 0;
+}
+
+void tw_pgmeta_clear(struct tw_pgmeta *m)
+{
+	free(m->pgdata);
+	free(m->backup_label);
+	free(m->tablespace_map);
+	memset(m, 0, sizeof *m);
+}

@@ -1,0 +1,39 @@
+/* pitr.h — the PostgreSQL point-in-time-recovery commands that extend the
+ * backup commands: `tapwork backup --pg-data` (an online physical snapshot
+ * under pg_backup_start/pg_backup_stop on one libpq session),
+ * `tapwork restore --pg-data` (a snapshot plus recovery settings that
+ * replay the WAL archive to a target), `tapwork pg check` and
+ * `tapwork pg verify`. docs/backup.md "Point-in-time recovery". */
+#ifndef TW_PG_PITR_H
+#define TW_PG_PITR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+
+/* 1 when argv[1..] holds --pg-data: backup/restore hand over to these. */
+int tw_pitr_wanted(int argc, char **argv);
+
+int tw_pitr_backup_cmd(int argc, char **argv);
+int tw_pitr_restore_cmd(int argc, char **argv);
+int tw_pitr_check_cmd(int argc, char **argv);
+int tw_pitr_verify_cmd(int argc, char **argv);
+
+struct tw_repo;
+/* Delete WAL older than what the kept physical snapshots need (every
+ * segment below the oldest snapshot's start segment of its cluster;
+ * history files stay). With dry_run, only count. Exclusive lock held. */
+int tw_pitr_prune_wal(struct tw_repo *r, int dry_run, uint64_t *files, uint64_t *bytes,
+                      struct tw_err *e);
+
+/* Recovery target time "YYYY-MM-DD[ T]HH:MM:SS[.frac][Z|+HH[:MM]|-HH[:MM]]"
+ * (no zone: local time) to nanoseconds since the epoch. 0 or TW_EINVAL. */
+int tw_pitr_parse_time(const char *s, int64_t *ns);
+
+/* Quote s for postgresql.conf ('...' with '' for ') into out. */
+int tw_pitr_conf_quote(const char *s, char *out, size_t cap);
+/* Quote s as one shell word ('...' with '\'' for ') into out. */
+int tw_pitr_sh_quote(const char *s, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,499 @@
+/* restore.c — `tapwork restore [SNAPSHOT] --pg-data DIR --pg-target-...`:
+ * a physical snapshot restored into DIR plus what PostgreSQL needs to
+ * replay the WAL archive to the target: backup_label (and tablespace_map)
+ * as pg_backup_stop returned them, recovery.signal, and restore_command +
+ * recovery_target_* appended to postgresql.auto.conf. */
+#include <errno.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backup/cmdutil.h"
+#include "backup/restore.h"
+#include "cli/cli.h"
+#include "pg/archive.h"
+#include "pg/meta.h"
+#include "pg/pitr.h"
+#include "pg/wal.h"
+
+static void usage(FILE *out)
+{
+	fprintf(
+	    out,
+	    "usage: tapwork restore -r REPO [SNAPSHOT] --pg-data DIR [TARGET] [options]\n\n"
+	    "Restore a physical PostgreSQL snapshot into DIR (missing or empty) and set up\n"
+	    "recovery: PostgreSQL, started on DIR, fetches WAL from the repository with\n"
+	    "`tapwork pg archive-get` and replays it to the target. Without SNAPSHOT the\n"
+	    "newest snapshot that ended before the target is used.\n\n"
+	    "TARGET (at most one; none: replay all archived WAL):\n"
+	    "  --pg-target-time T       a time: 'YYYY-MM-DD HH:MM:SS[.frac][+HH[:MM]|Z]'\n"
+	    "  --pg-target-lsn L        a WAL position, e.g. 0/3000060\n"
+	    "  --pg-target-xid X        a transaction ID (stop at its commit)\n"
+	    "  --pg-target-name N       a restore point made by pg_create_restore_point(N)\n"
+	    "                           (without SNAPSHOT: the oldest snapshot, which replays\n"
+	    "                           past every later restore point)\n"
+	    "  --pg-target immediate    stop as soon as the snapshot is consistent\n\n"
+	    "options:\n"
+	    "  --pg-target-action A     pause (PostgreSQL's default), promote or shutdown\n"
+	    "  --pg-target-timeline TL  latest (default), current or a number\n"
+	    "  --pg-target-exclusive    stop just before the target (time, lsn, xid)\n"
+	    "  --pg-password-file FILE  password file restore_command passes to archive-get\n"
+	    "                           (default: --password-file or $TAPWORK_PASSWORD_FILE;\n"
+	    "                           the server's user must be able to read it)\n"
+	    "  --threads N              writer threads (default: number of CPUs)\n" TW_BOPTS_HELP);
+}
+
+enum tkind { T_NONE, T_TIME, T_LSN, T_XID, T_NAME, T_IMMEDIATE };
+
+struct ropts {
+	const char *spec, *pgdata, *value, *action, *timeline, *pwfile;
+	enum tkind kind;
+	int exclusive, ntargets, threads;
+	int64_t time_ns;
+	uint64_t lsn, xid;
+	uint32_t tl; /* numeric timeline; 0 = latest/current */
+};
+
+static int parse_args(int argc, char **argv, struct tw_bopts *o, struct ropts *ro)
+{
+	for (int i = 1; i < argc; i++) {
+		int c = tw_bopts_parse(o, argc, argv, &i);
+		if (c < 0)
+			return -1;
+		if (c)
+			continue;
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		enum tkind k = T_NONE;
+		if (strcmp(a, "--pg-target-time") == 0)
+			k = T_TIME;
+		else if (strcmp(a, "--pg-target-lsn") == 0)
+			k = T_LSN;
+		else if (strcmp(a, "--pg-target-xid") == 0)
+			k = T_XID;
+		else if (strcmp(a, "--pg-target-name") == 0)
+			k = T_NAME;
+		else if (strcmp(a, "--pg-target") == 0)
+			k = T_IMMEDIATE;
+		if (k != T_NONE && v != NULL) {
+			ro->kind = k;
+			ro->value = v;
+			ro->ntargets++;
+			i++;
+			continue;
+		}
+		if (strcmp(a, "--pg-data") == 0 && v != NULL)
+			ro->pgdata = argv[++i];
+		else if (strncmp(a, "--pg-data=", 10) == 0)
+			ro->pgdata = a + 10;
+		else if (strcmp(a, "--pg-target-action") == 0 && v != NULL)
+			ro->action = argv[++i];
+		else if (strcmp(a, "--pg-target-timeline") == 0 && v != NULL)
+			ro->timeline = argv[++i];
+		else if (strcmp(a, "--pg-password-file") == 0 && v != NULL)
+			ro->pwfile = argv[++i];
+		else if (strcmp(a, "--pg-target-exclusive") == 0)
+			ro->exclusive = 1;
+		else if (strcmp(a, "--threads") == 0 && v != NULL) {
+			unsigned long n;
+			if (tw_bcli_uint(argv[++i], 64, &n) != 0)
+				return -1;
+			ro->threads = (int)n;
+		} else if (a[0] != '-' && ro->spec == NULL)
+			ro->spec = a;
+		else {
+			fprintf(stderr, "tapwork restore: with --pg-data: unexpected argument %s\n",
+			        a);
+			return -1;
+		}
+	}
+	const char *bad = NULL;
+	if (ro->pgdata == NULL)
+		bad = "--pg-data DIR is needed";
+	else if (ro->ntargets > 1)
+		bad = "give at most one --pg-target-*";
+	else if (ro->kind == T_TIME && tw_pitr_parse_time(ro->value, &ro->time_ns) != 0)
+		bad = "bad --pg-target-time (YYYY-MM-DD HH:MM:SS[.frac][+HH:MM])";
+	else if (ro->kind == T_LSN &&
+	         tw_pgwal_lsn_parse(ro->value, strlen(ro->value), &ro->lsn) != 0)
+		bad = "bad --pg-target-lsn (e.g. 0/3000060)";
+	else if (ro->kind == T_XID &&
+	         tw_bcli_uint(ro->value, ULONG_MAX, (unsigned long *)&ro->xid) != 0)
+		bad = "bad --pg-target-xid";
+	else if (ro->kind == T_NAME && (ro->value[0] == '\0' || strlen(ro->value) >= 64))
+		bad = "bad --pg-target-name (1..63 bytes)";
+	else if (ro->kind == T_IMMEDIATE && strcmp(ro->value, "immediate") != 0)
+		bad = "--pg-target takes 'immediate'";
+	else if (ro->action != NULL && strcmp(ro->action, "pause") != 0 &&
+	         strcmp(ro->action, "promote") != 0 && strcmp(ro->action, "shutdown") != 0)
+		bad = "--pg-target-action takes pause, promote or shutdown";
+	else if (ro->exclusive && ro->kind != T_TIME && ro->kind != T_LSN && ro->kind != T_XID)
+		bad = "--pg-target-exclusive needs --pg-target-time, -lsn or -xid";
+	if (bad == NULL && ro->timeline != NULL && strcmp(ro->timeline, "latest") != 0 &&
+	    strcmp(ro->timeline, "current") != 0) {
+		unsigned long n;
+		if (tw_bcli_uint(ro->timeline, UINT32_MAX, &n) != 0 || n == 0)
+			bad = "--pg-target-timeline takes latest, current or a number";
+		else
+			ro->tl = (uint32_t)n;
+	}
+	if (bad != NULL) {
+		fprintf(stderr, "tapwork restore: %s\n", bad);
+		return -1;
+	}
+	return 0;
+}
+
+/* Does snapshot m end before the target (so recovery from it can reach it)? */
+static int ends_before(const struct ropts *ro, const struct tw_pgmeta *m)
+{
+	switch (ro->kind) {
+	case T_TIME: return m->stop_ns <= ro->time_ns;
+	case T_LSN: return m->stop_lsn <= ro->lsn;
+	case T_XID: return m->next_xid <= ro->xid;
+	default: return 1;
+	}
+}
+
+static int pick(const struct ropts *ro, struct tw_snapshot **v, size_t n, struct tw_snapshot **out,
+                struct tw_pgmeta *m, struct tw_err *e)
+{
+	*out = NULL;
+	if (ro->spec != NULL) {
+		struct tw_snapshot *s;
+		int rc = tw_repo_find_snapshot(v, n, ro->spec, &s, e);
+		if (rc != 0)
+			return rc;
+		if (s->pg == NULL)
+			return tw_err_set(e, TW_EINVAL,
+			                  "snapshot %.8s is not a PostgreSQL physical backup",
+			                  s->id);
+		if ((rc = tw_pgmeta_decode(s->pg, m, e)) != 0)
+			return rc;
+		if (!ends_before(ro, m)) {
+			tw_pgmeta_clear(m);
+			return tw_err_set(
+			    e, TW_EINVAL,
+			    "snapshot %.8s ends after the target: recovery cannot stop "
+			    "there (choose an older snapshot)",
+			    s->id);
+		}
+		*out = s;
+		return 0;
+	}
+	size_t npg = 0;
+	for (size_t k = n; k-- > 0;) {
+		size_t i = ro->kind == T_NAME ? n - 1 - k : k; /* name: oldest first */
+		if (v[i]->pg == NULL)
+			continue;
+		struct tw_pgmeta cand;
+		int rc = tw_pgmeta_decode(v[i]->pg, &cand, e);
+		if (rc != 0)
+			return tw_err_wrap(e, "snapshot %.8s", v[i]->id);
+		npg++;
+		if ((ro->tl == 0 || cand.tli <= ro->tl) && ends_before(ro, &cand)) {
+			*m = cand;
+			*out = v[i];
+			return 0;
+		}
+		tw_pgmeta_clear(&cand);
+	}
+	if (npg == 0)
+		return tw_err_set(e, TW_ENOENT,
+		                  "the repository holds no PostgreSQL physical snapshot");
+	return tw_err_set(e, TW_ENOENT,
+	                  "the target is before the end of every PostgreSQL snapshot: no snapshot "
+	                  "can recover to it");
+}
+
+/* DIR must be missing or an empty directory. */
+static int check_empty(const char *dir, int *exists, struct tw_err *e)
+{
+	DIR *d = opendir(dir);
+	*exists = d != NULL;
+	if (d == NULL)
+		return errno == ENOENT ? 0 : tw_err_set(e, TW_EIO, "%s: %s", dir, strerror(errno));
+	struct dirent *de;
+	int rc = 0;
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+			rc = tw_err_set(e, TW_EEXIST, "%s is not empty", dir);
+			break;
+		}
+	closedir(d);
+	return rc;
+}
+
+static int write_file(const char *dir, const char *name, const char *txt, int append,
+                      const struct stat *owner, struct tw_err *e)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	int fd =
+	    open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (append ? O_APPEND : O_TRUNC),
+	         0600);
+	if (fd == -1)
+		return tw_err_set(e, TW_EIO, "create %s: %s", path, strerror(errno));
+	size_t n = strlen(txt), off = 0;
+	while (off < n) {
+		ssize_t w = write(fd, txt + off, n - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			break;
+		off += (size_t)w;
+	}
+	if (geteuid() == 0 && fchown(fd, owner->st_uid, owner->st_gid) == -1)
+		off = 0;
+	int ok = off == n && fsync(fd) == 0;
+	ok = close(fd) == 0 && ok;
+	return ok ? 0 : tw_err_set(e, TW_EIO, "write %s: %s", path, strerror(errno));
+}
+
+static int conf_line(char *buf, size_t cap, size_t *off, const char *key, const char *val)
+{
+	char q[PATH_MAX * 3];
+	if (tw_pitr_conf_quote(val, q, sizeof q) != 0)
+		return TW_EINVAL;
+	int n = snprintf(buf + *off, cap - *off, "%s = %s\n", key, q);
+	if (n < 0 || (size_t)n >= cap - *off)
+		return TW_ELIMIT;
+	*off += (size_t)n;
+	return 0;
+}
+
+/* The restore_command: this binary, the repository, a password file. */
+static int restore_command(const struct tw_bopts *o, const struct ropts *ro, char *out, size_t cap,
+                           struct tw_err *e)
+{
+	char self[PATH_MAX], repo[PATH_MAX], pw[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (n <= 0)
+		return tw_err_set(e, TW_EIO, "cannot find the tapwork binary");
+	self[n] = '\0';
+	if (strncmp(o->repo, "s3:", 3) == 0 || realpath(o->repo, repo) == NULL)
+		snprintf(repo, sizeof repo, "%s", o->repo);
+	const char *pwf = ro->pwfile         ? ro->pwfile
+	                  : o->password_file ? o->password_file
+	                                     : getenv("TAPWORK_PASSWORD_FILE");
+	pw[0] = '\0';
+	if (pwf != NULL && realpath(pwf, pw) == NULL)
+		return tw_err_set(e, TW_ENOENT, "password file %s: %s", pwf, strerror(errno));
+	char qs[PATH_MAX * 2 + 8], qr[PATH_MAX * 2 + 8], qp[PATH_MAX * 2 + 8];
+	if (tw_pitr_sh_quote(self, qs, sizeof qs) != 0 ||
+	    tw_pitr_sh_quote(repo, qr, sizeof qr) != 0 || tw_pitr_sh_quote(pw, qp, sizeof qp) != 0)
+		return tw_err_set(e, TW_ELIMIT, "path too long");
+	int k = snprintf(out, cap, "%s pg archive-get -q -r %s%s%s %%f %%p", qs, qr,
+	                 pw[0] ? " --password-file " : "", pw[0] ? qp : "");
+	if (k < 0 || (size_t)k >= cap)
+		return tw_err_set(e, TW_ELIMIT, "restore_command too long");
+	if (pw[0] == '\0')
+		fprintf(stderr, "tapwork restore: warning: no password file for restore_command: "
+		                "the server needs TAPWORK_PASSWORD_FILE in its environment\n");
+	return 0;
+}
+
+struct hist_max {
+	uint32_t tli;
+};
+
+static int note_history(void *arg, const char *wal, uint64_t size)
+{
+	struct hist_max *h = arg;
+	(void)size;
+	unsigned long t;
+	char hex[9];
+	if (tw_pgwal_classify(wal, strlen(wal)) != TW_PGWAL_HISTORY)
+		return 0;
+	memcpy(hex, wal, 8);
+	hex[8] = '\0';
+	t = strtoul(hex, NULL, 16);
+	if (t > h->tli && t <= UINT32_MAX)
+		h->tli = (uint32_t)t;
+	return 0;
+}
+
+/* PostgreSQL recovers along the newest timeline by default. If that
+ * timeline left the snapshot's timeline before the snapshot's checkpoint,
+ * recovery would stop with "requested timeline N is not a child of this
+ * server's history": then recover along the snapshot's own timeline. Only
+ * when no --pg-target-timeline was given. *current = 1: write 'current'. */
+static int latest_fits(struct tw_repo *r, const struct tw_pgmeta *m, uint32_t *latest, int *current,
+                       struct tw_err *e)
+{
+	struct hist_max h = {0};
+	*current = 0;
+	int rc = tw_pgarch_list(r, m->sysid, note_history, &h, e);
+	*latest = h.tli;
+	if (rc != 0 || h.tli <= m->tli)
+		return rc;
+	char name[32];
+	snprintf(name, sizeof name, "%08X.history", (unsigned)h.tli);
+	uint8_t *txt = NULL;
+	size_t len = 0, nf = 0;
+	struct tw_pgwal_fork *f = calloc(TW_PGWAL_HISTORY_MAX, sizeof *f);
+	if (f == NULL)
+		return tw_err_set(e, TW_ENOMEM, "out of memory");
+	rc = tw_pgarch_get(r, m->sysid, name, &txt, &len, e);
+	if (rc == 0)
+		rc = tw_pgwal_history_parse(txt, len, f, TW_PGWAL_HISTORY_MAX, &nf) == 0
+		         ? 0
+		         : tw_err_set(e, TW_ECORRUPT, "%s: malformed", name);
+	/* the snapshot's checkpoint must lie before timeline latest left its timeline */
+	uint64_t ckpt = m->start_lsn;
+	const char *cl = strstr(m->backup_label, "CHECKPOINT LOCATION: ");
+	if (cl != NULL) {
+		cl += strlen("CHECKPOINT LOCATION: ");
+		tw_pgwal_lsn_parse(cl, strcspn(cl, " \n"), &ckpt);
+	}
+	*current = 1;
+	for (size_t i = 0; rc == 0 && i < nf; i++)
+		if (f[i].tli == m->tli && ckpt <= f[i].switch_lsn)
+			*current = 0;
+	free(txt);
+	free(f);
+	return rc;
+}
+
+static int setup_recovery(struct tw_repo *r, const struct tw_bopts *o, const struct ropts *ro,
+                          const char *dir, const struct tw_snapshot *s, const struct tw_pgmeta *m,
+                          struct tw_err *e)
+{
+	struct stat owner;
+	if (stat(dir, &owner) == -1)
+		return tw_err_set(e, TW_EIO, "%s: %s", dir, strerror(errno));
+	int rc = write_file(dir, "backup_label", m->backup_label, 0, &owner, e);
+	if (rc == 0 && m->tablespace_map[0] != '\0')
+		rc = write_file(dir, "tablespace_map", m->tablespace_map, 0, &owner, e);
+	if (rc == 0)
+		rc = write_file(dir, "recovery.signal", "", 0, &owner, e);
+	if (rc != 0)
+		return rc;
+	char cmd[PATH_MAX * 7], conf[PATH_MAX * 24], ts[48];
+	if ((rc = restore_command(o, ro, cmd, sizeof cmd, e)) != 0)
+		return rc;
+	size_t off = 0;
+	tw_snapshot_time_str(s->time_ns, ts, sizeof ts);
+	int n = snprintf(conf, sizeof conf, "\n# tapwork restore: snapshot %s (%s)\n", s->id, ts);
+	off = (size_t)n;
+	const char *keys[] = {NULL,
+	                      "recovery_target_time",
+	                      "recovery_target_lsn",
+	                      "recovery_target_xid",
+	                      "recovery_target_name",
+	                      "recovery_target"};
+	rc = conf_line(conf, sizeof conf, &off, "restore_command", cmd);
+	if (rc == 0 && ro->kind != T_NONE)
+		rc = conf_line(conf, sizeof conf, &off, keys[ro->kind], ro->value);
+	if (rc == 0 && ro->exclusive)
+		rc = conf_line(conf, sizeof conf, &off, "recovery_target_inclusive", "off");
+	if (rc == 0 && ro->action != NULL)
+		rc = conf_line(conf, sizeof conf, &off, "recovery_target_action", ro->action);
+	if (rc == 0 && ro->timeline != NULL)
+		rc = conf_line(conf, sizeof conf, &off, "recovery_target_timeline", ro->timeline);
+	else if (rc == 0) {
+		uint32_t latest;
+		int current;
+		if ((rc = latest_fits(r, m, &latest, &current, e)) != 0)
+			return rc;
+		if (current) {
+			fprintf(
+			    stderr,
+			    "tapwork restore: timeline %u left timeline %u before this snapshot: "
+			    "recovering along timeline %u (--pg-target-timeline chooses)\n",
+			    latest, m->tli, m->tli);
+			rc = conf_line(conf, sizeof conf, &off, "recovery_target_timeline",
+			               "current");
+		}
+	}
+	if (rc != 0)
+		return tw_err_set(e, rc,
+		                  "a recovery setting cannot be written to postgresql.auto.conf");
+	return write_file(dir, "postgresql.auto.conf", conf, 1, &owner, e);
+}
+
+int tw_pitr_restore_cmd(int argc, char **argv)
+{
+	if (tw_cli_wants_help(argc, argv)) {
+		usage(stdout);
+		return 0;
+	}
+	struct tw_bopts o = {0};
+	struct ropts ro = {0};
+	if (parse_args(argc, argv, &o, &ro) != 0)
+		return TW_EXIT_USAGE;
+	struct tw_repo *r;
+	int rc = tw_bopts_open(&o, "restore", 0, &r);
+	if (rc != 0)
+		return rc;
+	struct tw_err e = {0};
+	struct tw_snapshot **v = NULL, *s = NULL;
+	size_t n = 0;
+	struct tw_pgmeta m = {0};
+	char stage[PATH_MAX] = "", from[PATH_MAX];
+	double t0 = tw_progress_now();
+	int exists = 0, err = tw_repo_load_index(r, &e);
+	if (err == 0)
+		err = tw_repo_list_snapshots(r, &v, &n, &e);
+	if (err == 0)
+		err = pick(&ro, v, n, &s, &m, &e);
+	if (err == 0)
+		err = check_empty(ro.pgdata, &exists, &e);
+	if (err != 0)
+		goto fail;
+	/* restore beside DIR, then move the data directory into place */
+	snprintf(stage, sizeof stage, "%s.tapwork-restore-%ld", ro.pgdata, (long)getpid());
+	const char *base = strrchr(m.pgdata, '/');
+	base = base && base[1] ? base + 1 : "root";
+	snprintf(from, sizeof from, "%s/%s", stage, base);
+	struct tw_restore_opts rso = {.target = stage, .threads = ro.threads};
+	struct tw_restore_stats st = {0};
+	struct tw_progress pg;
+	rso.progress = &pg;
+	tw_progress_start(&pg, "restore", o.json, o.quiet);
+	err = tw_restore_run(r, s, &rso, &st, &e);
+	tw_progress_stop(&pg);
+	if (err != 0)
+		goto fail;
+	if ((exists && rmdir(ro.pgdata) == -1) || rename(from, ro.pgdata) == -1) {
+		err =
+		    tw_err_set(&e, TW_EIO, "moving %s to %s: %s", from, ro.pgdata, strerror(errno));
+		goto fail;
+	}
+	rmdir(stage);
+	stage[0] = '\0';
+	if ((err = setup_recovery(r, &o, &ro, ro.pgdata, s, &m, &e)) != 0)
+		goto fail;
+	char sl[24];
+	tw_pgwal_lsn_str(m.stop_lsn, sl, sizeof sl);
+	if (o.json)
+		printf("{\"type\":\"summary\",\"snapshot_id\":\"%s\",\"postgres\":\"physical\","
+		       "\"stop_lsn\":\"%s\",\"timeline\":%u,\"files\":%llu,\"bytes\":%llu,"
+		       "\"seconds\":%.3f}\n",
+		       s->id, sl, m.tli, (unsigned long long)st.files, (unsigned long long)st.bytes,
+		       tw_progress_now() - t0);
+	else if (!o.quiet)
+		printf(
+		    "restored snapshot %.8s (consistent at LSN %s, timeline %u) to %s: %llu files, "
+		    "%.1f MiB, %.2fs\nstart PostgreSQL on %s to replay the WAL archive%s%s\n",
+		    s->id, sl, m.tli, ro.pgdata, (unsigned long long)st.files, st.bytes / 1048576.0,
+		    tw_progress_now() - t0, ro.pgdata, ro.kind != T_NONE ? " to the target " : "",
+		    ro.kind != T_NONE ? ro.value : "");
+	tw_pgmeta_clear(&m);
+	tw_repo_free_snapshots(v, n);
+	tw_repo_close(r);
+	return TW_EXIT_OK;
+fail:
+	tw_bcli_fail("restore", &e);
+	if (stage[0] != '\0')
+		fprintf(stderr, "tapwork restore: the partial restore is left in %s\n", stage);
+	tw_pgmeta_clear(&m);
+	tw_repo_free_snapshots(v, n);
+	tw_repo_close(r);
+	return TW_EXIT_ERROR;
+}
