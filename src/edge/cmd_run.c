@@ -492,6 +492,9 @@ static int run_edge(const char *path, const char *text)
 			    "result=\"ok\"", &e->m_reload_ok);
 	tw_metrics_register("tapwork_config_reloads_total", "Config reloads by result.", TW_METRIC_COUNTER,
 			    "result=\"error\"", &e->m_reload_err);
+	tw_metrics_register("tapwork_router_builds_total",
+			    "Routing tables built (generations whose sites and routes did not change share one).",
+			    TW_METRIC_COUNTER, "", &e->m_router_builds);
 	struct tw_gen *g;
 	if (tw_gen_build(e, cfg, NULL, &g, &err) != 0) {
 		fprintf(stderr, "tapwork: %s\n", err.msg);

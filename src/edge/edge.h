@@ -80,9 +80,20 @@ struct tw_gen_worker {
 	struct tw_be_worker *be; /* [nbackends] */
 };
 
+/* A routing table and the config it was built from (its routes live in that
+ * config's arena). Generations whose sites and routes are the same share one
+ * (a Kubernetes endpoint change does not rebuild it); the owner config lives
+ * as long as a generation uses the table. */
+struct tw_router_ref {
+	struct tw_router *router;
+	struct tw_config *owner;
+	atomic_int refs;
+};
+
 struct tw_gen {
 	struct tw_config *cfg;
-	struct tw_router *router;
+	struct tw_router *router; /* = rref->router */
+	struct tw_router_ref *rref;
 	atomic_int refs;
 	uint64_t id;
 	struct tw_be_shared *be;   /* [nbackends] */
@@ -162,6 +173,7 @@ struct tw_edge {
 	int alog_fd;     /* shared access log fd (-1 off) */
 	uint32_t m_conns;          /* tapwork_connections_active */
 	uint32_t m_reload_ok, m_reload_err;
+	uint32_t m_router_builds;  /* tapwork_router_builds_total */
 	uint32_t m_connect_err_total;
 	struct tw_health *health;
 	struct tw_admin *admin;

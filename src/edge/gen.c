@@ -26,8 +26,42 @@ static void gen_free(struct tw_gen *g)
 		}
 	}
 	tw_tls_store_release(g->tls);
-	tw_config_free(g->cfg);
+	struct tw_router_ref *rr = g->rref;
+	if (rr == NULL || rr->owner != g->cfg)
+		tw_config_free(g->cfg);
+	if (rr != NULL && atomic_fetch_sub_explicit(&rr->refs, 1, memory_order_acq_rel) == 1) {
+		tw_config_free(rr->owner);
+		free(rr);
+	}
 	free(g);
+}
+
+/* Do a and b route alike: the same sites in the same order (hosts, routes:
+ * path, match, handler, backend index and name)? Then a routing table built
+ * from one serves the other (route.c reads nothing else). */
+static int same_routing(const struct tw_config *a, const struct tw_config *b)
+{
+	if (a->nsites != b->nsites || a->default_site != b->default_site)
+		return 0;
+	for (size_t i = 0; i < a->nsites; i++) {
+		const struct tw_conf_site *x = &a->sites[i], *y = &b->sites[i];
+		if (x->nhosts != y->nhosts || x->nroutes != y->nroutes)
+			return 0;
+		for (size_t k = 0; k < x->nhosts; k++)
+			if (strcmp(x->hosts[k], y->hosts[k]) != 0)
+				return 0;
+		for (size_t k = 0; k < x->nroutes; k++) {
+			const struct tw_conf_route *r = &x->routes[k], *q = &y->routes[k];
+			if (r->path_len != q->path_len || r->match != q->match || r->handler != q->handler ||
+			    r->backend != q->backend || memcmp(r->path, q->path, r->path_len) != 0)
+				return 0;
+			if (r->handler == TW_HANDLER_PROXY &&
+			    (r->backend >= a->nbackends || q->backend >= b->nbackends ||
+			     strcmp(a->backends[r->backend].name, b->backends[q->backend].name) != 0))
+				return 0;
+		}
+	}
+	return 1;
 }
 
 void tw_gen_release(struct tw_gen *g)
@@ -145,9 +179,26 @@ int tw_gen_build(struct tw_edge *e, struct tw_config *cfg, const struct tw_gen *
 	g->nworkers = e->nworkers;
 	struct tw_arena *a = &cfg->arena;
 	struct prev_index pi = {0};
-	int rc = tw_router_build(cfg, &g->router, err);
-	if (rc != 0)
-		goto fail;
+	int rc;
+	if (prev != NULL && same_routing(prev->cfg, cfg)) {
+		g->rref = prev->rref;
+		atomic_fetch_add_explicit(&g->rref->refs, 1, memory_order_relaxed);
+		g->router = g->rref->router;
+	} else {
+		struct tw_router_ref *rr = calloc(1, sizeof *rr);
+		if (rr == NULL)
+			goto nomem;
+		if ((rc = tw_router_build(cfg, &rr->router, err)) != 0) {
+			free(rr);
+			goto fail;
+		}
+		rr->owner = cfg;
+		atomic_init(&rr->refs, 1);
+		g->rref = rr;
+		g->router = rr->router;
+		if (e->m != NULL)
+			tw_metric_add(e->m, e->m_router_builds, 1);
+	}
 	if (cfg->has_https) {
 		rc = tw_tls_store_build(cfg, prev ? prev->tls : NULL, &g->tls, err);
 		if (rc != 0)

@@ -102,7 +102,8 @@ def test_endpoints_follow_slices(procs, tmp_path, apiserver):
                              name="svc-1", port=port))
     api.create(ingress("web", "site", rules=[rule("app.test", [path("/", "svc", "http")])]))
     edge = start_ingress_edge(procs, tmp_path, api)
-    gen0 = edge.metrics().get("tapwork_config_reloads_total", result="ok")
+    m0 = edge.metrics()
+    gen0 = m0.get("tapwork_config_reloads_total", result="ok")
     wait_routed(edge, "app.test", "/", {"web-0"})
     # a second slice for the same Service, one endpoint listed in both (deduplicated)
     api.create(endpointslice("web", "svc", [(pods[0].host, port, {"ready": True}),
@@ -130,8 +131,11 @@ def test_endpoints_follow_slices(procs, tmp_path, apiserver):
     api.create(endpointslice("web", "svc", [(pods[2].host, port, {"ready": True})], port_name="http",
                              name="svc-3", port=port))
     wait_routed(edge, "app.test", "/", {"web-2"})
-    # all of that without a file reload
-    assert edge.metrics().get("tapwork_config_reloads_total", result="ok") == gen0
+    # all of that without a file reload, and without rebuilding the routing table
+    m1 = edge.metrics()
+    assert m1.get("tapwork_config_reloads_total", result="ok") == gen0
+    assert m1.get("tapwork_k8s_generations_total", result="ok") > m0.get("tapwork_k8s_generations_total", result="ok")
+    assert m1.get("tapwork_router_builds_total") == m0.get("tapwork_router_builds_total")
 
 
 def test_named_and_numbered_ports(procs, tmp_path, apiserver):
@@ -240,10 +244,12 @@ def test_ingress_update_and_delete(procs, tmp_path, apiserver):
     api.create(ingress("web", "site", rules=[rule("app.test", [path("/", "svc-a", "http")])]))
     edge = start_ingress_edge(procs, tmp_path, api)
     assert upstream_of(edge, "app.test", "/") == (200, "a-0")
+    builds = edge.metrics().get("tapwork_router_builds_total")
     ing = api.get("ingresses", "site", "web")
     ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] = "svc-b"
     api.update(ing)
     wait_routed(edge, "app.test", "/", {"b-0"})
+    assert edge.metrics().get("tapwork_router_builds_total") > builds  # the routes changed
     api.delete("ingresses", "site", "web")
     wait_status(edge, "app.test", "/", 404)
     m = edge.metrics()
