@@ -586,17 +586,20 @@ def test_subprocess_mode_and_control_endpoint(procs, tmp_path):
     assert call_tok("POST", "/_test/call", {"method": "__init__"})[0] == 400
     assert call_tok("POST", "/_test/call", {"method": "compact"}, token="next")[0] == 401  # control token stays
     r.down_for(1.0)
-    wait_for(lambda: _refused(r.port), 5, "the server going down")
-    wait_for(lambda: not _refused(r.port), 10, "the server coming back")
+    wait_for(lambda: _port_state(r.port) == "refused", 5, "the server going down")
+    wait_for(lambda: _port_state(r.port) == "up", 10, "the server coming back")
     assert procs.stop(r.proc) == 0
 
 
-def _refused(port):
+def _port_state(port):
+    """"up", "refused", or "other" (a reset while the listener closes, a timeout)."""
     try:
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
-        return False
+        return "up"
     except ConnectionRefusedError:
-        return True
+        return "refused"
+    except OSError:
+        return "other"
 
 
 # ---------------------------------------------------------------------------
