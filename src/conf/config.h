@@ -89,6 +89,8 @@ struct tw_conf_route {
 	enum tw_handler handler; /* PROXY when backend given, WELCOME for `handler: welcome` */
 	char *backend_name;
 	size_t backend;          /* index into tw_config.backends (resolved) */
+	uint64_t max_body;       /* request body cap for this route, 0 = limits.max_body alone
+				  * (set by an Ingress's tapwork.dev/proxy-body-size) */
 };
 
 /* Per-site TLS mode. AUTO only in tls_mode (= no `tls:` key); tls_effective

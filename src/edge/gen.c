@@ -53,7 +53,8 @@ static int same_routing(const struct tw_config *a, const struct tw_config *b)
 		for (size_t k = 0; k < x->nroutes; k++) {
 			const struct tw_conf_route *r = &x->routes[k], *q = &y->routes[k];
 			if (r->path_len != q->path_len || r->match != q->match || r->handler != q->handler ||
-			    r->backend != q->backend || memcmp(r->path, q->path, r->path_len) != 0)
+			    r->backend != q->backend || r->max_body != q->max_body ||
+			    memcmp(r->path, q->path, r->path_len) != 0)
 				return 0;
 			if (r->handler == TW_HANDLER_PROXY &&
 			    (r->backend >= a->nbackends || q->backend >= b->nbackends ||

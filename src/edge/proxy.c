@@ -703,6 +703,18 @@ static void dispatch(struct tw_conn *c)
 			tw_local_welcome(c);
 		return;
 	}
+	uint64_t rmax = r->route->max_body; /* a route's own cap (an Ingress's proxy-body-size) */
+	if (rmax != 0) {
+		if (m->content_length > 0 && (uint64_t)m->content_length > rmax) {
+			tw_iobuf_consume(c->in, (uint32_t)r->p.head_len);
+			if (!r->reqbody.done)
+				c->close_after = 1;
+			tw_local_error(c, 413, "Content-Length above the route's body limit");
+			return;
+		}
+		if (m->chunked && (r->reqbody.ch.max_body == 0 || r->reqbody.ch.max_body > rmax))
+			r->reqbody.ch.max_body = rmax;
+	}
 	r->backend = r->route->backend;
 	r->hdr = tw_iobuf_get(&c->w->bufs);
 	if (r->hdr == NULL || tw_rewrite_request(c, r, buf, r->hdr) != 0) {

@@ -153,8 +153,11 @@ static int parse_one(struct tr *t, struct ing *g, const char *key, const char *v
 			snprintf(why, wl, "%s", e.msg);
 			return TW_EINVAL;
 		}
-		tw_k8s_ing_note(t, g, "%sproxy-body-size is not enforced per Ingress: the global limits.max_body applies",
-		     ANN_PREFIX);
+		if (v == 0) {
+			snprintf(why, wl, "must be above 0 (leave it out for no limit of its own)");
+			return TW_EINVAL;
+		}
+		a->max_body = v;
 		return 0;
 	}
 	if (strcmp(key, "proxy-connect-timeout") == 0 || strcmp(key, "proxy-read-timeout") == 0) {
@@ -649,6 +652,7 @@ static int build(struct tr *t)
 			r->path_len = strlen(e[k].path);
 			r->match = e[k].match;
 			r->handler = TW_HANDLER_PROXY;
+			r->max_body = e[k].kind == E_OPTION ? 0 : t->ings[e[k].ing].ann.max_body;
 			size_t bi = 0;
 			if (e[k].kind == E_OPTION) {
 				route_be[nr] = e[k].file_be | FILE_BIT;

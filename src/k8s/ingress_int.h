@@ -55,6 +55,7 @@ struct be_opts {
 struct ann {
 	int ssl_redirect; /* -1 = not given */
 	int hsts;         /* -1 = not given */
+	uint64_t max_body; /* proxy-body-size; 0 = not given */
 	struct be_opts be;
 };
 

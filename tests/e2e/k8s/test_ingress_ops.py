@@ -72,12 +72,17 @@ def test_annotations_valid_and_invalid(procs, tmp_path, apiserver):
     pods = start_pods(procs, "p", ["127.0.0.2", "127.0.0.3"])
     publish_service(api, "web", "svc", pods)
     ann = {"tapwork.dev/load-balance": "hash", "tapwork.dev/hash-key": "header:X-User",
-           "tapwork.dev/proxy-read-timeout": "1s"}
+           "tapwork.dev/proxy-read-timeout": "1s", "tapwork.dev/proxy-body-size": "1k"}
     api.create(ingress("web", "site", annotations=ann, rules=[rule("app.test", [path("/", "svc", "http")])]))
     edge = start_ingress_edge(procs, tmp_path, api)
     # hash on X-User: one user sticks to one pod
     seen = {upstream_of(edge, "app.test", "/", headers={"X-User": "alice"})[1] for _ in range(8)}
     assert len(seen) == 1 and None not in seen, seen
+    # proxy-body-size 1k: 413 above it (Content-Length and chunked), served below
+    assert edge.request("POST", "/echo", host="app.test", data=b"x" * 1000).status_code == 200
+    assert edge.request("POST", "/echo", host="app.test", data=b"x" * 1100).status_code == 413
+    chunks = iter([b"x" * 600, b"x" * 600])
+    assert edge.request("POST", "/echo", host="app.test", data=chunks).status_code == 413
     # proxy-read-timeout 1s: a 3 s answer times out (504)
     t0 = time.monotonic()
     assert edge.get("/slow?ms=3000", host="app.test").status_code == 504

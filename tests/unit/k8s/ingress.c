@@ -636,7 +636,15 @@ static void annotations(void **state)
 	    CLS "'rules':[{'host':'plainb.example.com','http':{'paths':[" P("/", "Prefix", "web") "]}}]");
 	apply(&w);
 	assert_int_equal(item(&w, "default", "a")->verdict, TW_K8S_SERVED);
-	assert_true(reason_has(&w, "default", "a", "proxy-body-size is not enforced"));
+	/* proxy-body-size: the Ingress's routes carry their own cap; others none */
+	uint64_t eight = 0;
+	assert_int_equal(tw_size_parse("8m", &eight, NULL), 0);
+	const struct tw_conf_route *rt = tw_router_match(w.router, "an.example.com", 14, "/x", 2, NULL);
+	assert_non_null(rt);
+	assert_true(rt->max_body == eight && eight > 0);
+	rt = tw_router_match(w.router, "plainb.example.com", 18, "/x", 2, NULL);
+	assert_non_null(rt);
+	assert_true(rt->max_body == 0);
 	const char *name = route(&w, "an.example.com", "/");
 	assert_non_null(name);
 	assert_int_equal(strncmp(name, "k8s:default/web:80#", 19), 0); /* own settings, own backend */
