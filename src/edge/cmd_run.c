@@ -46,7 +46,8 @@ struct run_state {
 	uint64_t hup_done;    /* main thread: the last SIGHUP reported as reloaded */
 	_Atomic(struct k8s_pending *) k8s_pending;
 	struct tw_k8s_store *k8s_last_good; /* apply thread only */
-	char *k8s_rejected;                 /* apply thread only: last report's rejections, to log changes once */
+	char **k8s_lines;                   /* apply thread only: last report's lines (sorted), to log changes once */
+	size_t k8s_nlines;
 	uint32_t m_k8s_gen;                 /* tapwork_k8s_generations_total */
 	uint32_t m_k8s_gen_err;
 	uint64_t trimmed_at; /* tw_loop_now of the last malloc_trim */
@@ -240,16 +241,20 @@ static void k8s_install_pending(struct run_state *rs)
 }
 
 /* Log each rejected or warned-about Ingress once per distinct reason (the
- * report repeats them at every apply). rs->k8s_rejected keeps the last
- * report's lines, each between newlines. Apply thread. */
+ * report repeats them at every apply). rs->k8s_lines keeps the last report's
+ * lines sorted, so each apply is O(n log n) however many Ingresses have
+ * warnings. Apply thread. */
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 static void k8s_log_report(struct run_state *rs, const struct tw_k8s_report *rep)
 {
-	char *text = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&text, &len);
-	if (m == NULL)
+	char **lines = calloc(rep->nitems ? rep->nitems : 1, sizeof *lines);
+	size_t n = 0;
+	if (lines == NULL)
 		return;
-	fputc('\n', m);
 	for (size_t i = 0; i < rep->nitems; i++) {
 		const struct tw_k8s_ingress_report *it = &rep->items[i];
 		/* served: reason holds the warnings; rejected: message says why */
@@ -258,35 +263,26 @@ static void k8s_log_report(struct run_state *rs, const struct tw_k8s_report *rep
 									 : NULL;
 		if (why == NULL)
 			continue;
-		char line[1024];
-		int n = snprintf(line, sizeof line, "%s/%s %s: %s", it->ns, it->name,
-				 it->verdict == TW_K8S_REJECTED ? "rejected" : "served with warnings", why);
-		if (n < 0)
-			continue;
-		size_t ln = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
-		for (size_t k = 0; k < ln; k++)
-			if (line[k] == '\n')
-				line[k] = ' ';
-		fprintf(m, "%.*s\n", (int)ln, line);
-		/* seen in the last report? */
-		int seen = 0;
-		if (rs->k8s_rejected != NULL) {
-			for (const char *q = rs->k8s_rejected; (q = strstr(q, "\n")) != NULL; q++)
-				if (strncmp(q + 1, line, ln) == 0 && q[1 + ln] == '\n') {
-					seen = 1;
-					break;
-				}
-		}
-		if (!seen) {
+		if (asprintf(&lines[n], "%s/%s %s: %s", it->ns, it->name,
+			     it->verdict == TW_K8S_REJECTED ? "rejected" : "served with warnings", why) < 0)
+			break;
+		for (char *q = lines[n]; *q; q++)
+			if (*q == '\n')
+				*q = ' ';
+		if (bsearch(&lines[n], rs->k8s_lines, rs->k8s_nlines, sizeof *lines, cmp_str) == NULL) {
 			if (it->verdict == TW_K8S_REJECTED)
-				tw_warn("kubernetes: Ingress %.*s", (int)ln, line);
+				tw_warn("kubernetes: Ingress %s", lines[n]);
 			else
-				tw_info("kubernetes: Ingress %.*s", (int)ln, line);
+				tw_info("kubernetes: Ingress %s", lines[n]);
 		}
+		n++;
 	}
-	fclose(m);
-	free(rs->k8s_rejected);
-	rs->k8s_rejected = text;
+	qsort(lines, n, sizeof *lines, cmp_str);
+	for (size_t i = 0; i < rs->k8s_nlines; i++)
+		free(rs->k8s_lines[i]);
+	free(rs->k8s_lines);
+	rs->k8s_lines = lines;
+	rs->k8s_nlines = n;
 }
 
 /* The controller's apply thread, stores locked: the file's config (as last
@@ -378,7 +374,9 @@ static void k8s_stop(struct run_state *rs)
 	}
 	tw_k8s_store_free(rs->k8s_last_good);
 	free(rs->k8s_file_text);
-	free(rs->k8s_rejected);
+	for (size_t i = 0; i < rs->k8s_nlines; i++)
+		free(rs->k8s_lines[i]);
+	free(rs->k8s_lines);
 	pthread_mutex_destroy(&rs->k8s_mu);
 }
 

@@ -103,6 +103,10 @@ def test_annotations_valid_and_invalid(procs, tmp_path, apiserver):
     assert upstream_of(edge, "app.test", "/")[0] == 200
     assert edge.get("/", host="moved.test").status_code == 404
     assert "proxy-read-timeout" in edge.log()
+    # another change re-applies everything: the rejection is not logged again
+    api.create(ingress("web", "other", rules=[rule("other.test", [path("/", "svc", "http")])]))
+    wait_routed(edge, "other.test", "/", {"p-0", "p-1"})
+    assert len([ln for ln in edge.log().splitlines() if "web/site rejected" in ln]) == 1, edge.log()[-2000:]
     # a snippet-style or unknown key is refused too
     ing = api.get("ingresses", "site", "web")
     ing["metadata"]["annotations"] = {"tapwork.dev/configuration-snippet": "return 200;"}
