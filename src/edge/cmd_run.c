@@ -269,7 +269,8 @@ static void k8s_log_report(struct run_state *rs, const struct tw_k8s_report *rep
 		for (char *q = lines[n]; *q; q++)
 			if (*q == '\n')
 				*q = ' ';
-		if (bsearch(&lines[n], rs->k8s_lines, rs->k8s_nlines, sizeof *lines, cmp_str) == NULL) {
+		if (rs->k8s_nlines == 0 ||
+		    bsearch(&lines[n], rs->k8s_lines, rs->k8s_nlines, sizeof *lines, cmp_str) == NULL) {
 			if (it->verdict == TW_K8S_REJECTED)
 				tw_warn("kubernetes: Ingress %s", lines[n]);
 			else
