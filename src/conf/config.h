@@ -73,7 +73,9 @@ struct tw_conf_backend {
 	uint64_t connect_timeout_ms;   /* default 5000 */
 	uint64_t response_timeout_ms;  /* time to first response byte, default 60000 */
 	uint64_t idle_timeout_ms;      /* pooled upstream keep-alive, default 30000 */
-	unsigned max_idle;             /* pooled idle connections per server per worker, default 64 */
+	unsigned max_idle;             /* fixed pool size per server per worker (has_max_idle), 0 = no pooling */
+	int has_max_idle;              /* max_idle given: no self-sizing */
+	unsigned idle_ceiling;         /* self-sizing pool's upper bound, default 1024 */
 	unsigned queue_size;           /* waiters when all servers at max_conns, default 128 */
 	uint64_t queue_timeout_ms;     /* default 5000 */
 	unsigned passive_fails;        /* consecutive failures that eject a server, default 3; 0 = off */

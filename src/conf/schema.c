@@ -710,9 +710,21 @@ static const struct cf_field backend_fields[] = {
     {.name = "max_idle",
      .kind = CF_UINT,
      FLD(B, max_idle),
+     .flags = CF_PRESENT,
+     .present_off = offsetof(B, has_max_idle),
      .max = 100000,
-     .def = "64",
-     .doc = "Pooled idle connections per server per worker; 0 disables pooling."},
+     .doc = "A fixed number of pooled idle connections per server per worker, instead of the "
+            "self-sizing pool (see `idle_ceiling`); 0 disables pooling."},
+    {.name = "idle_ceiling",
+     .kind = CF_UINT,
+     FLD(B, idle_ceiling),
+     .min = 1,
+     .max = 100000,
+     .def = "1024",
+     .doc = "Most idle connections the self-sizing pool keeps per server per worker. Without "
+            "`max_idle` the pool keeps as many as the recent peak of concurrent requests to the "
+            "server needed (decaying by 1/8 a second after a burst), bounded by this ceiling "
+            "and by the server's own `Keep-Alive: timeout=`."},
     {.name = "queue_size",
      .kind = CF_UINT,
      FLD(B, queue_size),

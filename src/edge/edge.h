@@ -45,6 +45,7 @@ struct tw_srv_shared {
 	atomic_int health_up;   /* verdict of active checks (1 when none) */
 	_Atomic uint64_t eject_until; /* tw_clock_ms deadline of a passive ejection, 0 = none */
 	uint32_t m_connect_err; /* metric slot */
+	uint32_t m_up_open, m_up_reuse; /* tapwork_upstream_connections_total{how=opened|reused} */
 };
 
 struct tw_be_shared {
@@ -296,11 +297,18 @@ struct tw_conn {
 
 enum tw_up_state { U_CONNECTING = 0, U_BUSY, U_IDLE };
 
+/* Idle connections to one address, per worker. Self-sizing: busy + nidle
+ * stays within peak, the decaying maximum of busy (see upstream.c). */
 struct tw_pool {
 	struct tw_pool *next;
+	struct tw_worker *w;
 	struct tw_addr addr;
-	struct tw_upconn *idle; /* LIFO */
+	struct tw_upconn *idle, *idle_tail; /* LIFO: head warmest, tail coldest */
 	unsigned nidle;
+	unsigned busy;  /* handed out: connecting or carrying a request */
+	unsigned peak;  /* what the pool is sized to: max of busy, decaying */
+	unsigned win;   /* max of busy since the last decay tick */
+	struct tw_timer tick; /* decay, armed while the pool has connections */
 };
 
 struct tw_upconn {
@@ -311,11 +319,13 @@ struct tw_upconn {
 	struct tw_conn *c;
 	enum tw_up_state st;
 	uint8_t rd_ready, wr_ready, rd_eof, reused, failed, wr_shut, dead, rdhup;
+	uint8_t ka_last; /* the server's Keep-Alive: max=0: no request may follow */
 	int err; /* errno of a failure */
 	struct tw_iobuf *in, *out;
 	struct tw_timer timer;
-	uint64_t idle_ms;
-	unsigned max_idle;
+	uint64_t idle_ms;    /* pooled: close after this long idle */
+	unsigned max_idle;   /* fixed pool size (max_idle given), else UINT_MAX: self-sizing */
+	unsigned ceiling;    /* self-sizing: idle_ceiling */
 };
 
 /* proxy.c */
@@ -339,6 +349,10 @@ void tw_req_pool_trim(struct tw_worker *w, size_t keep);
 int tw_up_get(struct tw_worker *w, struct tw_gen *g, size_t backend, size_t server, struct tw_conn *c,
 	      struct tw_upconn **out);
 void tw_up_release(struct tw_upconn *u, int reusable);
+/* The upstream's keep-alive limits from a response head (Keep-Alive:
+ * timeout=N, max=M): the connection is not kept idle longer than the server
+ * keeps it, nor past its last allowed request. */
+void tw_up_note_keepalive(struct tw_upconn *u, const char *buf, const struct tw_h1_msg *m);
 void tw_up_pools_free(struct tw_worker *w);
 
 /* rewrite.c */

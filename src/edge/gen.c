@@ -247,7 +247,10 @@ int tw_gen_build(struct tw_edge *e, struct tw_config *cfg, const struct tw_gen *
 			atomic_init(&ss->eject_until, ej);
 			atomic_init(&bs->up[s], hup && ej == 0);
 			if (dyn_slot || (ps != NULL && !cb->dynamic && !pcb->dynamic)) {
-				ss->m_connect_err = dyn_slot ? prev->be[pb].srv[0].m_connect_err : ps->m_connect_err;
+				const struct tw_srv_shared *from = dyn_slot ? &prev->be[pb].srv[0] : ps;
+				ss->m_connect_err = from->m_connect_err;
+				ss->m_up_open = from->m_up_open;
+				ss->m_up_reuse = from->m_up_reuse;
 				continue;
 			}
 			tw_metrics_escape(cb->servers[s].addr.text, esc_srv, sizeof esc_srv);
@@ -257,6 +260,17 @@ int tw_gen_build(struct tw_edge *e, struct tw_config *cfg, const struct tw_gen *
 			if (tw_metrics_register("tapwork_upstream_connect_errors_total",
 						"Failed connections to upstream servers.", TW_METRIC_COUNTER, lab,
 						&ss->m_connect_err) != 0)
+				goto limit;
+			char lab2[sizeof lab + 32];
+			snprintf(lab2, sizeof lab2, "%s,how=\"opened\"", lab);
+			if (tw_metrics_register("tapwork_upstream_connections_total",
+						"Upstream connections handed to requests: opened new, or reused from the pool.",
+						TW_METRIC_COUNTER, lab2, &ss->m_up_open) != 0)
+				goto limit;
+			snprintf(lab2, sizeof lab2, "%s,how=\"reused\"", lab);
+			if (tw_metrics_register("tapwork_upstream_connections_total",
+						"Upstream connections handed to requests: opened new, or reused from the pool.",
+						TW_METRIC_COUNTER, lab2, &ss->m_up_reuse) != 0)
 				goto limit;
 		}
 	}

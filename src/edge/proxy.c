@@ -1006,6 +1006,8 @@ static void begin_response(struct tw_conn *c)
 	}
 	flow_init(&r->respbody, mode, len, 0);
 	r->up_reusable = m->keep_alive && mode != FLOW_UNTIL_CLOSE && !r->tunnel;
+	if (r->up_reusable)
+		tw_up_note_keepalive(u, tw_iobuf_head(u->in), m);
 	/* An HTTP/1.0 client cannot read chunked coding: it gets the payload,
 	 * delimited by the end of the connection. HTTP/2 streams frame it themselves. */
 	int dechunk = mode == FLOW_CHUNKED && r->version_minor == 0 && !c->fops->resp_head;

@@ -5,19 +5,33 @@
  * per worker and keyed by address, so they survive config reloads. An idle
  * connection that becomes readable (the server closed it or sent junk) is
  * closed at once; one that stays idle longer than the backend's idle_timeout
- * is closed by its timer. */
+ * (or the server's own Keep-Alive: timeout) is closed by its timer.
+ *
+ * Sizing: without `max_idle` the pool sizes itself to the load. It counts
+ * the connections it has handed out (busy) and keeps peak, the largest busy
+ * seen recently: a connection coming back is kept idle while busy + idle
+ * stays within peak (and idle within `idle_ceiling`), so steady load with any
+ * number of concurrent requests reuses the same connections and opens none.
+ * Once a second peak decays by 1/8 towards the largest busy of that second
+ * and the coldest idle connections above it are closed: after a burst the
+ * pool gives its connections back gradually, instead of all at once when
+ * they time out or never. `max_idle` fixes the pool size instead. */
 #include "edge/edge.h"
 
 #include "core/log.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#define POOL_TICK_MS 1000
 
 
 static void up_free(struct tw_upconn *u)
@@ -41,8 +55,44 @@ static void unlink_idle(struct tw_upconn *u)
 		p->idle = u->next_idle;
 	if (u->next_idle)
 		u->next_idle->prev_idle = u->prev_idle;
+	else
+		p->idle_tail = u->prev_idle;
 	u->next_idle = u->prev_idle = NULL;
 	p->nidle--;
+}
+
+/* Close the coldest idle connections of a self-sizing pool above its size. */
+static void pool_trim(struct tw_pool *p)
+{
+	struct tw_upconn *u;
+	while ((u = p->idle_tail) != NULL && u->max_idle == UINT_MAX &&
+	       (p->busy + p->nidle > p->peak || p->nidle > u->ceiling)) {
+		unlink_idle(u);
+		up_free(u);
+	}
+}
+
+static void on_pool_tick(struct tw_loop *loop, struct tw_timer *t)
+{
+	struct tw_pool *p = (struct tw_pool *)((char *)t - offsetof(struct tw_pool, tick));
+	unsigned keep = p->win > p->busy ? p->win : p->busy;
+	unsigned decayed = p->peak - (p->peak + 7) / 8; /* reaches 0 */
+	p->peak = keep > decayed ? keep : decayed;
+	p->win = p->busy;
+	pool_trim(p);
+	if (p->busy + p->nidle > 0)
+		tw_timer_set(loop, &p->tick, POOL_TICK_MS);
+}
+
+static void pool_take(struct tw_pool *p)
+{
+	p->busy++;
+	if (p->busy > p->win)
+		p->win = p->busy;
+	if (p->busy > p->peak)
+		p->peak = p->busy;
+	if (!tw_timer_armed(&p->tick))
+		tw_timer_set(p->w->loop, &p->tick, POOL_TICK_MS);
 }
 
 static void on_up_event(struct tw_loop *loop, struct tw_io *io, uint32_t ev)
@@ -110,6 +160,8 @@ static struct tw_pool *pool_for(struct tw_worker *w, const struct tw_addr *a)
 	if (p == NULL)
 		return NULL;
 	p->addr = *a;
+	p->w = w;
+	tw_timer_init(&p->tick, on_pool_tick);
 	p->next = w->pools;
 	w->pools = p;
 	return p;
@@ -123,6 +175,8 @@ int tw_up_get(struct tw_worker *w, struct tw_gen *g, size_t backend, size_t serv
 	struct tw_pool *p = bw->pools[server];
 	if (p == NULL && (p = bw->pools[server] = pool_for(w, &cb->servers[server].addr)) == NULL)
 		return TW_ENOMEM;
+	const struct tw_srv_shared *ss = &g->be[backend].srv[server];
+	unsigned max_idle = cb->has_max_idle ? cb->max_idle : UINT_MAX;
 	struct tw_upconn *u = p->idle;
 	if (u != NULL) {
 		unlink_idle(u);
@@ -130,7 +184,10 @@ int tw_up_get(struct tw_worker *w, struct tw_gen *g, size_t backend, size_t serv
 		u->st = U_BUSY;
 		u->reused = 1;
 		u->idle_ms = cb->idle_timeout_ms;
-		u->max_idle = cb->max_idle;
+		u->max_idle = max_idle;
+		u->ceiling = cb->idle_ceiling;
+		pool_take(p);
+		tw_metric_add(w->m, ss->m_up_reuse, 1);
 		*out = u;
 		return 0;
 	}
@@ -150,7 +207,8 @@ int tw_up_get(struct tw_worker *w, struct tw_gen *g, size_t backend, size_t serv
 	u->w = w;
 	u->pool = p;
 	u->idle_ms = cb->idle_timeout_ms;
-	u->max_idle = cb->max_idle;
+	u->max_idle = max_idle;
+	u->ceiling = cb->idle_ceiling;
 	tw_timer_init(&u->timer, on_up_timer);
 	int rc = connect(fd, (const struct sockaddr *)&a->ss, a->len);
 	if (rc == -1 && errno != EINPROGRESS) {
@@ -172,16 +230,68 @@ int tw_up_get(struct tw_worker *w, struct tw_gen *g, size_t backend, size_t serv
 		tw_timer_set(w->loop, &u->timer, cb->connect_timeout_ms);
 	}
 	(void)c;
+	pool_take(p);
+	tw_metric_add(w->m, ss->m_up_open, 1);
 	*out = u;
 	return 0;
+}
+
+/* Keep-Alive: timeout=N, max=M (RFC 2068 19.7.1.1; sent by Apache, Node.js
+ * and others): the server closes the connection after N idle seconds, or
+ * after M more requests. A pooled connection must not outlive either, or
+ * the next request on it races the server's close. */
+void tw_up_note_keepalive(struct tw_upconn *u, const char *buf, const struct tw_h1_msg *m)
+{
+	int i = tw_h1_find_header(buf, m, "keep-alive", 0);
+	if (i < 0)
+		return;
+	const struct tw_h1_header *h = &m->headers[i];
+	const char *v = buf + h->value.off, *end = v + h->value.len;
+	while (v < end) {
+		while (v < end && (*v == ' ' || *v == '\t' || *v == ','))
+			v++;
+		const char *k = v;
+		while (v < end && *v != '=' && *v != ',')
+			v++;
+		size_t klen = (size_t)(v - k);
+		while (klen && (k[klen - 1] == ' ' || k[klen - 1] == '\t'))
+			klen--;
+		uint64_t n = 0;
+		int digits = 0;
+		if (v < end && *v == '=') {
+			v++;
+			while (v < end && (*v == ' ' || *v == '\t'))
+				v++;
+			for (; v < end && *v >= '0' && *v <= '9'; v++, digits++)
+				if (n < 1000000000u)
+					n = n * 10 + (uint64_t)(*v - '0');
+		}
+		while (v < end && *v != ',')
+			v++;
+		if (!digits)
+			continue;
+		if (klen == 7 && strncasecmp(k, "timeout", 7) == 0) {
+			/* a second's margin for the request on its way when the server's timer fires */
+			uint64_t ms = n > 1 ? (n - 1) * 1000 : 0;
+			if (ms < u->idle_ms)
+				u->idle_ms = ms;
+		} else if (klen == 3 && strncasecmp(k, "max", 3) == 0 && n == 0) {
+			u->ka_last = 1; /* no request may follow */
+		}
+	}
 }
 
 void tw_up_release(struct tw_upconn *u, int reusable)
 {
 	struct tw_worker *w = u->w;
+	struct tw_pool *p = u->pool;
 	u->c = NULL;
-	if (!reusable || w->draining || u->failed || u->rd_eof || u->rdhup || u->pool->nidle >= u->max_idle ||
-	    (u->in && tw_iobuf_len(u->in))) {
+	if (p->busy > 0)
+		p->busy--;
+	int room = u->max_idle != UINT_MAX ? p->nidle < u->max_idle
+					   : p->nidle < u->ceiling && p->busy + p->nidle < p->peak;
+	if (!reusable || !room || w->draining || u->failed || u->rd_eof || u->rdhup || u->ka_last ||
+	    u->idle_ms == 0 || (u->in && tw_iobuf_len(u->in))) {
 		up_free(u);
 		return;
 	}
@@ -190,11 +300,12 @@ void tw_up_release(struct tw_upconn *u, int reusable)
 	u->in = u->out = NULL;
 	u->st = U_IDLE;
 	u->rd_ready = 0;
-	struct tw_pool *p = u->pool;
 	u->prev_idle = NULL;
 	u->next_idle = p->idle;
 	if (p->idle)
 		p->idle->prev_idle = u;
+	else
+		p->idle_tail = u;
 	p->idle = u;
 	p->nidle++;
 	tw_timer_set(w->loop, &u->timer, u->idle_ms);
@@ -209,6 +320,7 @@ void tw_up_pools_free(struct tw_worker *w)
 			unlink_idle(u);
 			up_free(u);
 		}
+		tw_timer_cancel(w->loop, &p->tick);
 		struct tw_pool *next = p->next;
 		free(p);
 		p = next;

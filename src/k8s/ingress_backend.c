@@ -278,7 +278,7 @@ static void backend_defaults(struct tw_conf_backend *b, const struct be_opts *o)
 	b->connect_timeout_ms = o->connect_ms;
 	b->response_timeout_ms = o->response_ms;
 	b->idle_timeout_ms = 30000;
-	b->max_idle = 64;
+	b->idle_ceiling = 1024; /* self-sizing upstream pool (no max_idle) */
 	b->queue_size = 128;
 	b->queue_timeout_ms = 5000;
 	b->passive_fails = 3;

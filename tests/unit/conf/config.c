@@ -146,7 +146,8 @@ static void defaults(void **state)
 	assert_int_equal(b->connect_timeout_ms, 5000);
 	assert_int_equal(b->response_timeout_ms, 60000);
 	assert_int_equal(b->idle_timeout_ms, 30000);
-	assert_int_equal(b->max_idle, 64);
+	assert_int_equal(b->has_max_idle, 0); /* self-sizing pool */
+	assert_int_equal(b->idle_ceiling, 1024);
 	assert_int_equal(b->queue_size, 128);
 	assert_int_equal(b->queue_timeout_ms, 5000);
 	assert_int_equal(b->passive_fails, 3);
@@ -173,7 +174,7 @@ static void all_keys_set(void **state)
 	    " expect: '204'}\n"
 	    "    retries: 0\n    connect_timeout: 1s\n    response_timeout: 2m\n    idle_timeout: "
 	    "1h\n"
-	    "    max_idle: 0\n    queue_size: 7\n    queue_timeout: 100ms\n    passive_fails: 0\n"
+	    "    max_idle: 0\n    idle_ceiling: 9\n    queue_size: 7\n    queue_timeout: 100ms\n    passive_fails: 0\n"
 	    "    passive_eject: 1d\n"
 	    "limits: {max_header_bytes: 16k, max_headers: 50, max_uri: 1KiB, max_body: 10MB}\n"
 	    "timeouts: {client_header: 1s, client_body: 2s, keepalive: 0, drain: 5m}\n"
@@ -207,6 +208,8 @@ static void all_keys_set(void **state)
 	assert_int_equal(b->response_timeout_ms, 120000);
 	assert_int_equal(b->idle_timeout_ms, 3600000);
 	assert_int_equal(b->max_idle, 0);
+	assert_int_equal(b->has_max_idle, 1);
+	assert_int_equal(b->idle_ceiling, 9);
 	assert_int_equal(b->queue_size, 7);
 	assert_int_equal(b->queue_timeout_ms, 100);
 	assert_int_equal(b->passive_fails, 0);
