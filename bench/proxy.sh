@@ -5,7 +5,11 @@
 #
 # Everything listens on 127.0.0.1 on ports picked free at start:
 #   upstream   nginx, 1 worker: GET /small (100-byte body), GET /static/64k.bin
-#   tapwork    tapwork run -c GENERATED.yaml (workers: 1, access log off)
+#   tapwork    tapwork run -c GENERATED.yaml: the README's config as a user writes it
+#              (listen, one site with a certificate, one backend; workers: 1, access
+#              log off) and every other default: no pool or buffer tuning
+#   tapwork-tuned  (only when named in CONTENDERS) the same plus TAPWORK_TUNING, a
+#              separate, labelled column
 #   haproxy    nbthread 1, http-reuse always, keep-alive to the upstream
 #   nginx      1 worker, upstream keepalive pool
 # Each contender listens for HTTP and, when a TLS test is selected, for HTTPS
@@ -26,6 +30,9 @@
 #                  NEWCONN_CLIENTS parallel "openssl s_time -new" loops, each doing
 #                  connect, handshake, GET /small with "Connection: close", close:
 #                  connections/s and connections per proxy CPU-second
+#   https_newconn_wrk  wrk, CONNS connections, GET /small with "Connection: close" over
+#                  TLS: a new connection per request as browsers and HTTP libraries
+#                  make them (wrk resumes its TLS session: abbreviated handshakes)
 #   h2_small       HTTP/2 over TLS: h2load -cH2_CLIENTS -mH2_STREAMS GET /small: requests/s
 #   idle           each contender restarted fresh, IDLE_CONNS idle keep-alive client
 #                  connections opened (each served one request): RSS growth per connection
@@ -33,11 +40,16 @@
 # Env knobs (defaults):
 #   DUR=10 seconds per measured run     REPS=3 repetitions      CONNS=64 wrk connections
 #   WARMUP=2 seconds unrecorded before each run
-#   TESTS="small 64k newconn https_small https_64k https_newconn h2_small idle"
+#   TESTS="small 64k newconn https_small https_64k https_newconn https_newconn_wrk h2_small idle"
 #   CONTENDERS="tapwork haproxy nginx"  IDLE_CONNS=10000        NICE=0 (e.g. -10, needs root)
 #   NEWCONN_CLIENTS=8 s_time loops      H2_CLIENTS=32 H2_STREAMS=10 (h2load -c/-m)
 #   PIN=1 LOAD_CPU=0 PROXY_CPU=1        TAPWORK_BIN=build/release/tapwork
 #   OUT=bench/results/<stamp>/proxy     KEEP_WORK=0 (1 keeps the scratch dir with configs/logs)
+#   CPU_CAP=0  equal-CPU-cap mode: N = every contender (not the load generator or
+#              the upstream) is capped to N % of one core by a cgroup (v1 cpu.cfs_quota_us,
+#              or v2 cpu.max where only cgroup v2 is mounted), so that the load side is
+#              never the bottleneck and requests/s compare the proxies (e.g. CPU_CAP=50)
+#   TAPWORK_TUNING="max_idle: POOL"  backend keys of the tapwork-tuned contender
 # Output: $OUT/runs.tsv (one row per run), $OUT/idle.tsv, $OUT/summary.txt, $OUT/env.txt, $OUT/raw/
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -55,7 +67,7 @@ DUR=${DUR:-10}
 REPS=${REPS:-3}
 CONNS=${CONNS:-64}
 WARMUP=${WARMUP:-2}
-TESTS=${TESTS:-"small 64k newconn https_small https_64k https_newconn h2_small idle"}
+TESTS=${TESTS:-"small 64k newconn https_small https_64k https_newconn https_newconn_wrk h2_small idle"}
 CONTENDERS=${CONTENDERS:-"tapwork haproxy nginx"}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 NEWCONN_CLIENTS=${NEWCONN_CLIENTS:-8}
@@ -68,15 +80,16 @@ PROXY_CPU=${PROXY_CPU:-1}
 TAPWORK_BIN=${TAPWORK_BIN:-$ROOT/build/release/tapwork}
 OUT=${OUT:-$HERE/results/$(bl_stamp)/proxy}
 KEEP_WORK=${KEEP_WORK:-0}
+CPU_CAP=${CPU_CAP:-0}
 export PIN NICE
 
 LOAD_TESTS=() DO_IDLE=0 NEED_TLS=0
 for t in $TESTS; do
 	case $t in
 	small | 64k | newconn) LOAD_TESTS+=("$t") ;;
-	https_small | https_64k | https_newconn | h2_small) LOAD_TESTS+=("$t") NEED_TLS=1 ;;
+	https_small | https_64k | https_newconn | https_newconn_wrk | h2_small) LOAD_TESTS+=("$t") NEED_TLS=1 ;;
 	idle) DO_IDLE=1 ;;
-	*) bl_die "unknown test $t (known: small 64k newconn https_small https_64k https_newconn h2_small idle)" ;;
+	*) bl_die "unknown test $t (known: small 64k newconn https_small https_64k https_newconn https_newconn_wrk h2_small idle)" ;;
 	esac
 done
 TLS_TESTS=()
@@ -187,13 +200,41 @@ http {
 EOF
 }
 
-# nginx and tapwork keep at most this many idle upstream connections: enough for every
-# request in flight (h2_small has H2_CLIENTS x H2_STREAMS), else it would open
-# and close upstream connections under load.
+# nginx keeps at most this many idle upstream connections (as ../shared/peers/proxy-bench.sh
+# configures it): enough for every request in flight (h2_small has H2_CLIENTS x
+# H2_STREAMS), else it would open and close upstream connections under load.
+# tapwork runs with its defaults (its pool sizes itself); tapwork-tuned gets
+# TAPWORK_TUNING, by default a fixed pool of this size.
 UP_POOL=$((CONNS > 64 ? CONNS : 64))
 ((H2_CLIENTS * H2_STREAMS <= UP_POOL)) || UP_POOL=$((H2_CLIENTS * H2_STREAMS))
+TAPWORK_TUNING=${TAPWORK_TUNING:-"max_idle: $UP_POOL"}
+# tapwork's config as the README shows it: listen, one site (with the
+# certificate), one backend; workers: 1 and the access log off as for the peers.
+tapwork_yaml() { # name extra-backend-keys
+	local n=$1 extra=$2 listen="" tls="" site=""
+	if ((NEED_TLS == 1)); then
+		listen=", https: 127.0.0.1:${TPORT[$n]:-0}"
+		tls="state_dir: $WORK/state-$n
+tls: {redirect_http: false}
+"
+		site="
+    tls: {cert: $TLS/leaf.crt, key: $TLS/leaf.key}"
+		mkdir -p "$WORK/state-$n"
+	fi
+	echo "listen: {http: 127.0.0.1:${PORT[$n]:-0}$listen}"
+	echo "workers: 1"
+	echo "log: {access: \"off\", level: warn}"
+	printf '%s' "$tls"
+	echo "sites:"
+	echo "  - hosts: [\"*\"]"
+	echo "    routes: [{path: /, backend: up}]$site"
+	echo "backends:"
+	echo "  up:"
+	echo "    servers: [127.0.0.1:$UP_PORT]"
+	[[ -z $extra ]] || printf '%s\n' "$extra" | sed 's/^/    /'
+}
 write_configs() {
-	local ng_tls="" ha_tls="" tw_listen="" tw_tls="" tw_site=""
+	local ng_tls="" ha_tls=""
 	if ((NEED_TLS == 1)); then
 		ng_tls="
     listen 127.0.0.1:${TPORT[nginx]:-0} ssl http2 backlog=4096;
@@ -201,13 +242,6 @@ write_configs() {
     ssl_protocols TLSv1.2 TLSv1.3;"
 		ha_tls="
   bind 127.0.0.1:${TPORT[haproxy]:-0} ssl crt $TLS/combined.pem alpn h2,http/1.1 backlog 4096"
-		tw_listen=", https: 127.0.0.1:${TPORT[tapwork]:-0}"
-		tw_tls="state_dir: $WORK/state
-tls: {redirect_http: false}
-"
-		tw_site="
-    tls: {cert: $TLS/leaf.crt, key: $TLS/leaf.key}"
-		mkdir -p "$WORK/state"
 	fi
 	{
 		nginx_head upstream
@@ -259,18 +293,52 @@ backend up
   http-reuse always
   server up1 127.0.0.1:$UP_PORT
 EOF
-	cat >"$WORK/tapwork.yaml" <<EOF
-listen: {http: 127.0.0.1:${PORT[tapwork]:-0}$tw_listen}
-workers: 1
-log: {access: "off", level: warn}
-${tw_tls}sites:
-  - hosts: ["*"]
-    routes: [{path: /, backend: up}]$tw_site
-backends:
-  up:
-    servers: [127.0.0.1:$UP_PORT]
-    max_idle: $UP_POOL
-EOF
+	tapwork_yaml tapwork "" >"$WORK/tapwork.yaml"
+	tapwork_yaml tapwork-tuned "$TAPWORK_TUNING" >"$WORK/tapwork-tuned.yaml"
+}
+
+# ------------------------------------------------------------------ equal CPU caps
+# CPU_CAP=N: each contender runs in its own cgroup limited to N % of one core
+# (cgroup v1: cpu.cfs_quota_us over a 100 ms cpu.cfs_period_us; cgroup v2 only:
+# cpu.max). The process enters its cgroup before it execs (CAP_WRAP), so its
+# threads and worker processes are all inside. Removed at exit.
+CAP_WRAP=() CAP_KIND=none CAP_ROOT=""
+if ((CPU_CAP > 0)); then
+	((CPU_CAP <= 100)) || bl_die "CPU_CAP is a percentage of one core (1..100)"
+	if [[ -w /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]]; then
+		CAP_KIND=v1 CAP_ROOT=/sys/fs/cgroup/cpu/tapwork-bench.$$
+	elif [[ -f /sys/fs/cgroup/cgroup.controllers ]] && grep -qw cpu /sys/fs/cgroup/cgroup.controllers; then
+		CAP_KIND=v2 CAP_ROOT=/sys/fs/cgroup/tapwork-bench.$$
+	else
+		bl_die "CPU_CAP needs the cgroup cpu controller (v1 /sys/fs/cgroup/cpu or v2 with cpu), writable (root)"
+	fi
+	mkdir "$CAP_ROOT" || bl_die "cannot create $CAP_ROOT"
+	BL_CLEANUP_HOOKS+=("cap_cleanup")
+	if [[ $CAP_KIND == v2 ]]; then
+		echo +cpu >"$CAP_ROOT/cgroup.subtree_control" 2>/dev/null || true
+	fi
+fi
+cap_cleanup() {
+	local d
+	for d in "$CAP_ROOT"/*/; do [[ -d $d ]] && rmdir "$d" 2>/dev/null; done
+	rmdir "$CAP_ROOT" 2>/dev/null || true
+}
+cap_wrap() { # contender: sets CAP_WRAP (a prefix that enters its cgroup, then execs)
+	CAP_WRAP=()
+	[[ $CAP_KIND != none ]] || return 0
+	local d=$CAP_ROOT/$1
+	mkdir -p "$d"
+	if [[ $CAP_KIND == v1 ]]; then
+		echo 100000 >"$d/cpu.cfs_period_us" && echo $((CPU_CAP * 1000)) >"$d/cpu.cfs_quota_us" ||
+			bl_die "cannot set the CPU quota of $d"
+	else
+		echo "$((CPU_CAP * 1000)) 100000" >"$d/cpu.max" || bl_die "cannot set $d/cpu.max"
+	fi
+	CAP_WRAP=(sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$d")
+}
+cap_throttled() { # contender: throttled periods so far (0 without caps)
+	[[ $CAP_KIND != none ]] || { echo 0; return 0; }
+	awk '$1=="nr_throttled"{print $2}' "$CAP_ROOT/$1/cpu.stat" 2>/dev/null || echo 0
 }
 
 declare -A SKIPPED=()
@@ -353,17 +421,18 @@ tls_info() {
 # test paths correctly. Returns 1, with a message, when it cannot be used.
 start_contender() {
 	local n=$1 log=$WORK/logs/$1.out got
+	cap_wrap "$n"
 	case $n in
-	tapwork)
+	tapwork | tapwork-tuned)
 		if [[ ! -x $TAPWORK_BIN ]]; then
-			skip tapwork "no executable at $TAPWORK_BIN (build it with make, or set TAPWORK_BIN)"
+			skip "$n" "no executable at $TAPWORK_BIN (build it with make, or set TAPWORK_BIN)"
 			return 1
 		fi
-		bl_spawn "$n" "$log" "$PROXY_CPU" "$TAPWORK_BIN" run -c "$WORK/tapwork.yaml"
+		bl_spawn "$n" "$log" "$PROXY_CPU" "${CAP_WRAP[@]}" "$TAPWORK_BIN" run -c "$WORK/$n.yaml"
 		;;
-	haproxy) bl_spawn "$n" "$log" "$PROXY_CPU" haproxy -db -f "$WORK/haproxy.cfg" ;;
-	nginx) bl_spawn "$n" "$log" "$PROXY_CPU" nginx -p "$WORK" -c "$WORK/nginx.conf" -e "$WORK/logs/nginx.error.log" ;;
-	*) bl_die "unknown contender $n (known: tapwork haproxy nginx)" ;;
+	haproxy) bl_spawn "$n" "$log" "$PROXY_CPU" "${CAP_WRAP[@]}" haproxy -db -f "$WORK/haproxy.cfg" ;;
+	nginx) bl_spawn "$n" "$log" "$PROXY_CPU" "${CAP_WRAP[@]}" nginx -p "$WORK" -c "$WORK/nginx.conf" -e "$WORK/logs/nginx.error.log" ;;
+	*) bl_die "unknown contender $n (known: tapwork tapwork-tuned haproxy nginx)" ;;
 	esac
 	if ! bl_wait_listen "${BL_PID[$n]}" "${PORT[$n]}" 5; then
 		if kill -0 "${BL_PID[$n]}" 2>/dev/null; then
@@ -402,7 +471,7 @@ load_cmd() {
 	local t=$1 n=$2 secs=$3 raw=$4 path=/small lua=keepalive.lua scheme=http port=${PORT[$2]}
 	case $t in
 	64k | https_64k) path=/static/64k.bin ;;
-	newconn) lua=close.lua ;;
+	newconn | https_newconn_wrk) lua=close.lua ;;
 	esac
 	[[ $t == https_* || $t == h2_* ]] && scheme=https port=${TPORT[$n]}
 	case $t in
@@ -513,7 +582,7 @@ else:
         errors = d["errors"] + d["non2xx"]
         per_cpu = d["requests"] / proxy if proxy > 0 else nan
 unit = {"small": "req/s", "64k": "MB/s", "newconn": "conn/s", "https_small": "req/s", "https_64k": "MB/s",
-        "https_newconn": "conn/s", "h2_small": "req/s"}[t]
+        "https_newconn": "conn/s", "https_newconn_wrk": "conn/s", "h2_small": "req/s"}[t]
 g = lambda x: "nan" if x != x else "%.3f" % x
 print("\t".join([t, n, rep, g(value), unit, g(reqs), g(p50), g(p99), str(errors), g(per_cpu),
                  "%.1f" % (100 * proxy / wall), "%.1f" % (100 * up / wall), "%.1f" % (100 * load / wall),
@@ -568,7 +637,7 @@ idle_one() { # contender
 
 # ------------------------------------------------------------------ summary
 summarize() {
-	"$BL_PY" - "$OUT/runs.tsv" "$OUT/idle.tsv" "$OUT/skipped.tsv" <<'PY'
+	CPU_CAP=$CPU_CAP "$BL_PY" - "$OUT/runs.tsv" "$OUT/idle.tsv" "$OUT/skipped.tsv" <<'PY'
 import csv, os, statistics as st, sys
 skipped = dict(l.rstrip("\n").split("\t", 1) for l in open(sys.argv[3])) if os.path.exists(sys.argv[3]) else {}
 runs = list(csv.DictReader(open(sys.argv[1]), delimiter="\t")) if os.path.exists(sys.argv[1]) else []
@@ -674,6 +743,26 @@ if any(n == "tapwork" for n in names) or "tapwork" in I:
         tgt("h2_small: req/s >= 1.2x HAProxy", s("h2_small", "tapwork", "value"), s("h2_small", "haproxy", "value"), 1.2)
     if "https_64k" in ran:
         tgt("https_64k: MB/s >= nginx's", s("https_64k", "tapwork", "value"), s("https_64k", "nginx", "value"), 1.0)
+if any(n == "tapwork" for n in names):
+    out.append("")
+    out.append("tapwork targets (issue 13: README defaults, per proxy CPU-second):")
+    if "h2_small" in ran:
+        tgt("h2_small: req/CPU-s >= 1.0x HAProxy", s("h2_small", "tapwork", "req_per_cpu_s"), s("h2_small", "haproxy", "req_per_cpu_s"), 1.0)
+    for t in ("https_newconn", "https_newconn_wrk"):
+        if t in ran:
+            tgt("%s: conn/CPU-s >= 1.0x max(HAProxy, nginx)" % t, s(t, "tapwork", "req_per_cpu_s"), best(t, "req_per_cpu_s"), 1.0)
+    if "https_newconn_wrk" in ran:
+        tgt("https_newconn_wrk: p99 <= HAProxy's", s("https_newconn_wrk", "tapwork", "p99_ms"), s("https_newconn_wrk", "haproxy", "p99_ms"), 1.0, le=True)
+    for t in ("small", "https_small", "newconn", "64k", "https_64k"):
+        if t in ran:
+            tgt("%s: req/CPU-s >= 1.15x HAProxy" % t, s(t, "tapwork", "req_per_cpu_s"), s(t, "haproxy", "req_per_cpu_s"), 1.15)
+    cap = int(os.environ.get("CPU_CAP", "0") or 0)
+    if cap > 0:
+        out.append("")
+        out.append("tapwork targets under equal CPU caps (CPU_CAP=%d%% of a core each; requests/s):" % cap)
+        for t, want in (("small", 1.2), ("https_small", 1.2), ("h2_small", 1.0), ("https_newconn", 1.0), ("https_newconn_wrk", 1.0)):
+            if t in ran:
+                tgt("%s: req/s >= %.1fx HAProxy" % (t, want), s(t, "tapwork", "value"), s(t, "haproxy", "value"), want)
 for n, why in skipped.items():
     out.append("SKIPPED %s: %s" % (n, why))
 print("\n".join(out))
@@ -696,6 +785,10 @@ write_configs
 	echo "# tapwork: $TAPWORK_BIN ($("$TAPWORK_BIN" version 2>/dev/null | head -n 1 || echo not available))"
 	echo "# DUR=$DUR REPS=$REPS CONNS=$CONNS WARMUP=$WARMUP TESTS='$TESTS' CONTENDERS='$CONTENDERS' IDLE_CONNS=$IDLE_CONNS"
 	echo "# PIN=$PIN LOAD_CPU=$LOAD_CPU PROXY_CPU=$PROXY_CPU NICE=$NICE ulimit-n=$(ulimit -n)"
+	if ((CPU_CAP > 0)); then
+		echo "# CPU_CAP=$CPU_CAP: every contender capped to $CPU_CAP% of one core (cgroup $CAP_KIND: $([[ $CAP_KIND == v1 ]] && echo "cpu.cfs_quota_us=$((CPU_CAP * 1000)) cpu.cfs_period_us=100000" || echo "cpu.max=$((CPU_CAP * 1000)) 100000"))"
+	fi
+	echo "# tapwork config: README defaults (no pool/buffer keys); tapwork-tuned (when run) adds: ${TAPWORK_TUNING//$'\n'/; }"
 	echo "# ports: upstream=$UP_PORT $(for c in $CONTENDERS; do printf '%s=%s ' "$c" "${PORT[$c]}"; done)"
 } | tee "$OUT/env.txt"
 
@@ -716,6 +809,7 @@ if ((${#LOAD_TESTS[@]} > 0)); then
 	for t in "${LOAD_TESTS[@]}"; do
 		case $t in
 		https_newconn) shape="$NEWCONN_CLIENTS s_time clients, a full TLS handshake per request" ;;
+		https_newconn_wrk) shape="wrk, $CONNS connections, Connection: close over TLS (resumed sessions)" ;;
 		h2_small) shape="h2load, $H2_CLIENTS connections x $H2_STREAMS streams" ;;
 		*) shape="wrk, $CONNS connections" ;;
 		esac
