@@ -234,7 +234,15 @@ static int on_ticket(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CI
 	struct tw_tls_store *s = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ex_store);
 	if (s == NULL)
 		return enc ? -1 : 0;
-	return tw_tickets_crypt(s->tickets, name, iv, cctx, hctx, enc);
+	int rc = tw_tickets_crypt(s->tickets, name, iv, cctx, hctx, enc);
+	/* TLS 1.3: a resumption gets a fresh ticket (tickets are meant for one
+	 * use, RFC 8446 C.4). Without "renew" (2) OpenSSL sends none after a
+	 * resumed handshake, so a client that resumed has nothing to offer next
+	 * time and every second connection became a full handshake (signature
+	 * and certificate included). */
+	if (!enc && rc == 1 && SSL_version(ssl) == TLS1_3_VERSION)
+		rc = 2;
+	return rc;
 }
 
 /* ---- building ---- */

@@ -1,0 +1,48 @@
+"""The new-TLS-connection path (issue 13): a client that opens one connection
+per request and resumes its TLS session each time (wrk, browsers, HTTP
+libraries with Connection: close) must be able to resume every time, not every
+second time: each resumed TLS 1.3 handshake hands out a fresh ticket for the
+next (tickets are meant for one use, RFC 8446 C.4). Driven with openssl
+s_client, which saves a session file only when the server sends a ticket."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from tlsutil import TLSEdge, tls_serving_supported  # noqa: E402
+from edgeutil import start_upstream  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not tls_serving_supported(), reason="TLS serving not integrated yet")
+
+
+def cfg(up):
+    return {"sites": [{"hosts": ["app.test"], "routes": [{"path": "/", "backend": "web"}]}],
+            "backends": {"web": {"servers": [up.addr]}}}
+
+
+def one(edge, sess_in, sess_out):
+    args = ["openssl", "s_client", "-connect", f"127.0.0.1:{edge.https_port}", "-servername", "app.test",
+            "-tls1_3", "-CAfile", edge.root, "-ign_eof", "-sess_out", str(sess_out)]
+    if sess_in:
+        args += ["-sess_in", str(sess_in)]
+    r = subprocess.run(args, input=b"GET /echo HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
+                       capture_output=True, timeout=20)
+    out = r.stdout.decode("latin-1")
+    assert "HTTP/1.1 200" in out, out[-2000:]
+    return "Reused, TLSv1.3" in out
+
+
+def test_every_resumed_tls13_connection_gets_a_ticket_for_the_next(procs, tmp_path):
+    up = start_upstream(procs, "a")
+    edge = TLSEdge(procs, tmp_path, cfg(up))
+    prev = None
+    for i in range(5):
+        out = tmp_path / f"sess{i}.pem"
+        reused = one(edge, prev, out)
+        assert reused == (i > 0), f"connection {i}: reused={reused}"
+        # s_client writes the session file when a NewSessionTicket arrives
+        assert out.exists(), f"connection {i} (resumed={reused}) got no session ticket"
+        prev = out
