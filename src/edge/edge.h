@@ -270,6 +270,10 @@ struct tw_front_ops {
 
 extern const struct tw_front_ops tw_front_plain, tw_front_tls;
 int tw_front_tls_alpn_is(const struct tw_conn *c, const char *proto);
+/* A TLS client that asked to close, and whose bytes were all read (the socket
+ * drained, nothing pending in OpenSSL): sends close_notify and returns 1, so
+ * the caller may close at once (a FIN, no reset); 0 otherwise. */
+int tw_front_tls_quiet_close(struct tw_conn *c);
 
 struct tw_conn {
 	struct tw_io io;

@@ -561,8 +561,11 @@ static void start_linger(struct tw_conn *c)
 	}
 	/* The client asked to close and sent nothing more: nothing unread can
 	 * make close() reset the connection under the answer, so no need to wait
-	 * for its FIN (a shutdown, a read and a wake-up per connection). */
-	if (c->quiet_close && c->fops == &tw_front_plain && (c->in == NULL || tw_iobuf_len(c->in) == 0)) {
+	 * for its FIN (a shutdown, a read and a wake-up per connection). Over
+	 * TLS: close_notify, then close (as nginx does), when the socket was
+	 * drained; the client's own close_notify is not waited for. */
+	if (c->quiet_close && (c->in == NULL || tw_iobuf_len(c->in) == 0) &&
+	    (c->fops == &tw_front_plain || tw_front_tls_quiet_close(c))) {
 		conn_close(c);
 		return;
 	}

@@ -269,6 +269,17 @@ static void tls_shutdown_wr(struct tw_conn *c)
 	shutdown(c->io.fd, SHUT_WR);
 }
 
+int tw_front_tls_quiet_close(struct tw_conn *c)
+{
+	struct tls_front *f = c->fctx;
+	if (c->fops != &tw_front_tls || f == NULL || !f->handshake_done || !f->drained || SSL_has_pending(f->ssl))
+		return 0;
+	ERR_clear_error();
+	SSL_shutdown(f->ssl); /* close_notify, best effort; close() then sends the FIN */
+	ERR_clear_error();
+	return 1;
+}
+
 static void tls_close(struct tw_conn *c)
 {
 	struct tls_front *f = c->fctx;

@@ -5,6 +5,8 @@ second time: each resumed TLS 1.3 handshake hands out a fresh ticket for the
 next (tickets are meant for one use, RFC 8446 C.4). Driven with openssl
 s_client, which saves a session file only when the server sends a ticket."""
 import os
+import socket
+import ssl
 import subprocess
 import sys
 
@@ -46,3 +48,32 @@ def test_every_resumed_tls13_connection_gets_a_ticket_for_the_next(procs, tmp_pa
         # s_client writes the session file when a NewSessionTicket arrives
         assert out.exists(), f"connection {i} (resumed={reused}) got no session ticket"
         prev = out
+
+
+def active_conns(edge):
+    import urllib.request
+    with urllib.request.urlopen(f"http://127.0.0.1:{edge.admin_port}/metrics", timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("tapwork_connections_active "):
+                return float(line.split()[1])
+    raise AssertionError("no tapwork_connections_active")
+
+
+def test_connection_close_over_tls_sends_close_notify_and_does_not_wait_for_the_client(procs, tmp_path):
+    up = start_upstream(procs, "a")
+    edge = TLSEdge(procs, tmp_path, cfg(up))
+    ctx = ssl.create_default_context(cafile=edge.root)
+    raw = socket.create_connection(("127.0.0.1", edge.https_port), timeout=10)
+    s = ctx.wrap_socket(raw, server_hostname="app.test")
+    s.sendall(b"GET /echo HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n")
+    data = b""
+    while True:  # a clean end: recv() returns b"" only after the server's close_notify
+        piece = s.recv(65536)
+        if not piece:
+            break
+        data += piece
+    assert data.startswith(b"HTTP/1.1 200"), data[:200]
+    # the client holds its end open and sends no close_notify: the edge has
+    # closed already (close_notify then FIN), it does not linger for the client
+    assert active_conns(edge) == 0
+    s.close()
