@@ -32,6 +32,8 @@
 #include <unistd.h>
 
 #define POOL_TICK_MS 1000
+/* idle_ceiling of a backend built by code that predates the key (0) */
+#define POOL_CEILING_DEFAULT 1024
 
 
 static void up_free(struct tw_upconn *u)
@@ -177,6 +179,7 @@ int tw_up_get(struct tw_worker *w, struct tw_gen *g, size_t backend, size_t serv
 		return TW_ENOMEM;
 	const struct tw_srv_shared *ss = &g->be[backend].srv[server];
 	unsigned max_idle = cb->has_max_idle ? cb->max_idle : UINT_MAX;
+	unsigned ceiling = cb->idle_ceiling ? cb->idle_ceiling : POOL_CEILING_DEFAULT;
 	struct tw_upconn *u = p->idle;
 	if (u != NULL) {
 		unlink_idle(u);
@@ -185,7 +188,7 @@ int tw_up_get(struct tw_worker *w, struct tw_gen *g, size_t backend, size_t serv
 		u->reused = 1;
 		u->idle_ms = cb->idle_timeout_ms;
 		u->max_idle = max_idle;
-		u->ceiling = cb->idle_ceiling;
+		u->ceiling = ceiling;
 		pool_take(p);
 		tw_metric_add(w->m, ss->m_up_reuse, 1);
 		*out = u;
@@ -208,7 +211,7 @@ int tw_up_get(struct tw_worker *w, struct tw_gen *g, size_t backend, size_t serv
 	u->pool = p;
 	u->idle_ms = cb->idle_timeout_ms;
 	u->max_idle = max_idle;
-	u->ceiling = cb->idle_ceiling;
+	u->ceiling = ceiling;
 	tw_timer_init(&u->timer, on_up_timer);
 	int rc = connect(fd, (const struct sockaddr *)&a->ss, a->len);
 	if (rc == -1 && errno != EINPROGRESS) {
