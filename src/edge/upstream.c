@@ -19,6 +19,7 @@
 #include "edge/edge.h"
 
 #include "core/log.h"
+#include "http/keepalive.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -26,7 +27,6 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -239,49 +239,26 @@ int tw_up_get(struct tw_worker *w, struct tw_gen *g, size_t backend, size_t serv
 	return 0;
 }
 
-/* Keep-Alive: timeout=N, max=M (RFC 2068 19.7.1.1; sent by Apache, Node.js
- * and others): the server closes the connection after N idle seconds, or
- * after M more requests. A pooled connection must not outlive either, or
- * the next request on it races the server's close. */
+/* Keep-Alive: timeout=N, max=M (http/keepalive.h): the server closes the
+ * connection after N idle seconds, or after M more requests. A pooled
+ * connection must not outlive either, or the next request on it races the
+ * server's close. */
 void tw_up_note_keepalive(struct tw_upconn *u, const char *buf, const struct tw_h1_msg *m)
 {
 	int i = tw_h1_find_header(buf, m, "keep-alive", 0);
 	if (i < 0)
 		return;
 	const struct tw_h1_header *h = &m->headers[i];
-	const char *v = buf + h->value.off, *end = v + h->value.len;
-	while (v < end) {
-		while (v < end && (*v == ' ' || *v == '\t' || *v == ','))
-			v++;
-		const char *k = v;
-		while (v < end && *v != '=' && *v != ',')
-			v++;
-		size_t klen = (size_t)(v - k);
-		while (klen && (k[klen - 1] == ' ' || k[klen - 1] == '\t'))
-			klen--;
-		uint64_t n = 0;
-		int digits = 0;
-		if (v < end && *v == '=') {
-			v++;
-			while (v < end && (*v == ' ' || *v == '\t'))
-				v++;
-			for (; v < end && *v >= '0' && *v <= '9'; v++, digits++)
-				if (n < 1000000000u)
-					n = n * 10 + (uint64_t)(*v - '0');
-		}
-		while (v < end && *v != ',')
-			v++;
-		if (!digits)
-			continue;
-		if (klen == 7 && strncasecmp(k, "timeout", 7) == 0) {
-			/* a second's margin for the request on its way when the server's timer fires */
-			uint64_t ms = n > 1 ? (n - 1) * 1000 : 0;
-			if (ms < u->idle_ms)
-				u->idle_ms = ms;
-		} else if (klen == 3 && strncasecmp(k, "max", 3) == 0 && n == 0) {
-			u->ka_last = 1; /* no request may follow */
-		}
+	struct tw_keepalive ka;
+	tw_keepalive_parse(buf + h->value.off, h->value.len, &ka);
+	if (ka.timeout_s >= 0) {
+		/* a second's margin for the request on its way when the server's timer fires */
+		uint64_t ms = ka.timeout_s > 1 ? (uint64_t)(ka.timeout_s - 1) * 1000 : 0;
+		if (ms < u->idle_ms)
+			u->idle_ms = ms;
 	}
+	if (ka.max == 0)
+		u->ka_last = 1; /* no request may follow */
 }
 
 void tw_up_release(struct tw_upconn *u, int reusable)
