@@ -15,7 +15,7 @@ import tempfile
 import time
 
 E = os.environ
-SCALE = int(E.get("PITR_SCALE", E.get("PG_SCALE", "10")))
+SCALE = int(E.get("PITR_SCALE", "10"))
 CLIENT_TX = int(E.get("PITR_TX", "10000"))          # pgbench -t per client (2 clients)
 CHANGE_ROWS = int(E.get("PITR_CHANGE_ROWS", "100"))
 REPS = int(E.get("REPS", "3"))

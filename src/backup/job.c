@@ -196,9 +196,10 @@ int tw_job_run(const struct tw_conf_backup_job *j, const struct tw_job_opts *o,
 		q.cancel = o->cancel;
 		rc = tw_pitr_backup_run(r, &q, &res->st, &in, e);
 		if (rc == 0)
-			tw_info("backup job %s: PostgreSQL physical backup, LSN %s..%s, timeline %u, "
-				"WAL %s..%s",
-				j->name, in.start_lsn, in.stop_lsn, in.tli, in.start_wal, in.stop_wal);
+			tw_info(
+			    "backup job %s: PostgreSQL physical backup, LSN %s..%s, timeline %u, "
+			    "WAL %s..%s",
+			    j->name, in.start_lsn, in.stop_lsn, in.tli, in.start_wal, in.stop_wal);
 		goto hooks;
 	}
 	for (size_t i = 0; i < ns; i++) {
@@ -269,9 +270,10 @@ hooks:
 		if (frc == 0) {
 			frc = tw_repo_lock(r, exclusive, &fe);
 			if (frc == TW_ELOCKED && !prune) {
-				tw_warn("backup job %s: repository in use: WAL expiry postponed to the "
-					"next run",
-					j->name);
+				tw_warn(
+				    "backup job %s: repository in use: WAL expiry postponed to the "
+				    "next run",
+				    j->name);
 				exclusive = wal = 0;
 				fe = (struct tw_err){0};
 				frc = tw_repo_lock(r, 0, &fe);
@@ -289,10 +291,11 @@ hooks:
 		if (frc == 0 && wal) { /* WAL no kept snapshot needs */
 			frc = tw_pitr_prune_wal(r, 0, &res->wal_files, &res->wal_bytes, &fe);
 			if (frc == 0 && res->wal_files)
-				tw_info("backup job %s: %llu WAL files no kept snapshot needs deleted "
-					"(%.1f MiB)",
-					j->name, (unsigned long long)res->wal_files,
-					res->wal_bytes / 1048576.0);
+				tw_info(
+				    "backup job %s: %llu WAL files no kept snapshot needs deleted "
+				    "(%.1f MiB)",
+				    j->name, (unsigned long long)res->wal_files,
+				    res->wal_bytes / 1048576.0);
 		}
 		tw_repo_close(r);
 		r = NULL;
@@ -369,9 +372,10 @@ int tw_job_cli(const char *config, const char *name, int json, int quiet)
 				      rc ? res.error : NULL);
 		if (o != NULL && j->nsources == 1 && j->sources[0].has_pg_data) {
 			json_object_set_new(o, "postgres", json_string("physical"));
-			json_object_set_new(o, "wal_deleted", json_integer((json_int_t)res.wal_files));
+			json_object_set_new(o, "wal_deleted",
+			                    json_integer((json_int_t)res.wal_files));
 			json_object_set_new(o, "wal_bytes_freed",
-					    json_integer((json_int_t)res.wal_bytes));
+			                    json_integer((json_int_t)res.wal_bytes));
 		}
 		char *txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
 		if (txt)

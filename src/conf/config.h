@@ -197,8 +197,8 @@ struct tw_conf_acme {
  * (logical: pg_dump) or a PostgreSQL data directory (physical, with WAL
  * archiving: docs/backup.md "Point-in-time recovery"). */
 struct tw_conf_pg_data {
-	char *dir;                  /* the data directory, absolute */
-	char *postgres;             /* libpq URL or conninfo; NULL = libpq defaults */
+	char *dir;                   /* the data directory, absolute */
+	char *postgres;              /* libpq URL or conninfo; NULL = libpq defaults */
 	uint64_t archive_timeout_ms; /* how long pg_backup_stop may wait for the archiver */
 };
 

@@ -32,9 +32,9 @@ struct tw_pitr_backup_req {
 	unsigned long archive_timeout; /* seconds pg_backup_stop may wait; 0 = 600 */
 	char **tags;
 	size_t ntags;
-	int threads;                   /* 0 = number of CPUs */
-	struct tw_progress *progress;  /* may be NULL */
-	const volatile int *cancel;    /* may be NULL */
+	int threads;                  /* 0 = number of CPUs */
+	struct tw_progress *progress; /* may be NULL */
+	const volatile int *cancel;   /* may be NULL */
 };
 
 struct tw_pitr_backup_info {

@@ -563,22 +563,22 @@ static void load_file_errors(void **state)
 	unlink(big_name);
 }
 
-#define PGJOB_HEAD                                                                         \
-	"listen: {http: 127.0.0.1:8080}\n"                                                  \
-	"sites: [{hosts: [\"*\"], routes: [{path: /, handler: welcome}]}]\n"                \
-	"backup:\n"                                                                          \
-	"  repository: /srv/repo\n"                                                          \
-	"  jobs:\n"                                                                          \
-	"    db:\n"                                                                          \
+#define PGJOB_HEAD                                                                                 \
+	"listen: {http: 127.0.0.1:8080}\n"                                                         \
+	"sites: [{hosts: [\"*\"], routes: [{path: /, handler: welcome}]}]\n"                       \
+	"backup:\n"                                                                                \
+	"  repository: /srv/repo\n"                                                                \
+	"  jobs:\n"                                                                                \
+	"    db:\n"                                                                                \
 	"      sources:\n"
 
 /* backup jobs with a pg_data source (physical PostgreSQL): values, defaults, errors */
 static void backup_pg_data_source(void **state)
 {
 	(void)state;
-	struct tw_config *cfg = load_ok(PGJOB_HEAD
-	                                "        - pg_data: {dir: /var/lib/pg, postgres: \"host=/run\"}\n"
-	                                "          pre: \"true\"\n");
+	struct tw_config *cfg =
+	    load_ok(PGJOB_HEAD "        - pg_data: {dir: /var/lib/pg, postgres: \"host=/run\"}\n"
+	                       "          pre: \"true\"\n");
 	assert_int_equal(cfg->backup.njobs, 1);
 	const struct tw_conf_backup_job *j = &cfg->backup.jobs[0];
 	assert_int_equal(j->nsources, 1);
@@ -593,13 +593,15 @@ static void backup_pg_data_source(void **state)
 	assert_int_equal(cfg->backup.jobs[0].sources[0].pg_data.archive_timeout_ms, 30000);
 	assert_null(cfg->backup.jobs[0].sources[0].pg_data.postgres);
 	tw_config_free(cfg);
-	load_err(PGJOB_HEAD "        - pg_data: {dir: rel/dir}\n",
-	         "t.yaml:8:26: backup.jobs.db.sources[0].pg_data.dir: must be an absolute path (the "
-	         "PostgreSQL data directory)");
-	load_err(PGJOB_HEAD "        - {path: /etc}\n        - pg_data: {dir: /d}\n",
-	         "t.yaml:9:20: backup.jobs.db.sources[1].pg_data: a pg_data: source must be the "
-	         "job's only source (a physical snapshot holds the data directory alone; use another "
-	         "job for the rest)");
+	load_err(
+	    PGJOB_HEAD "        - pg_data: {dir: rel/dir}\n",
+	    "t.yaml:8:26: backup.jobs.db.sources[0].pg_data.dir: must be an absolute path (the "
+	    "PostgreSQL data directory)");
+	load_err(
+	    PGJOB_HEAD "        - {path: /etc}\n        - pg_data: {dir: /d}\n",
+	    "t.yaml:9:20: backup.jobs.db.sources[1].pg_data: a pg_data: source must be the "
+	    "job's only source (a physical snapshot holds the data directory alone; use another "
+	    "job for the rest)");
 	load_err(PGJOB_HEAD "        - {pg_data: {dir: /d}, postgres: \"postgresql://a@b/c\"}\n",
 	         "t.yaml:8:21: backup.jobs.db.sources[0].pg_data: give exactly one of path:, "
 	         "postgres: or pg_data: per source");
