@@ -20,32 +20,31 @@
 
 static void usage(FILE *out)
 {
-	fprintf(
-	    out,
-	    "usage: tapwork pg archive-push [-r REPO] [--pg-data DIR] PATH\n"
-	    "       tapwork pg archive-get [-r REPO] [--pg-data DIR] WALFILE DEST\n"
-	    "       tapwork pg check -r REPO --pg-data DIR [--postgres URL] [--timeout SECS]\n"
-	    "       (instead of -r REPO: -c CONFIG --job NAME, the job's repository and password;\n"
-	    "       for check also its pg_data directory and connection)\n"
-	    "       tapwork pg verify -r REPO [--read-data]\n\n"
-	    "archive-push stores one WAL file in the repository's WAL archive; use it as\n"
-	    "  archive_command = 'tapwork pg archive-push -r REPO %%p'\n"
-	    "Pushing a file that is archived already with the same content succeeds; with\n"
-	    "other content it fails and the archived file is kept.\n"
-	    "archive-get writes an archived WAL file to DEST (through a temporary file and a\n"
-	    "rename); exit status 1 when it is not archived (recovery ends there), 126 on\n"
-	    "any other failure (PostgreSQL stops instead of ending recovery early). Use it as\n"
-	    "  restore_command = 'tapwork pg archive-get -r REPO %%f %%p'\n"
-	    "`tapwork restore --pg-data` writes that line itself.\n"
-	    "check switches to a new WAL segment and waits until it is archived.\n"
-	    "verify checks that the WAL archive is continuous on every timeline from the\n"
-	    "oldest PostgreSQL snapshot on, following .history files, and that every\n"
-	    "snapshot's WAL is there; --read-data also reads and authenticates every file.\n\n"
-	    "options:\n"
-	    "  --pg-data DIR            the data directory (default: the current directory,\n"
-	    "                           where PostgreSQL runs these commands); the cluster's\n"
-	    "                           system identifier is read from "
-	    "DIR/global/pg_control\n" TW_BOPTS_HELP);
+	fprintf(out,
+	        "usage: tapwork pg archive-push [-r REPO] [--pg-data DIR] PATH\n"
+	        "       tapwork pg archive-get [-r REPO] [--pg-data DIR] WALFILE DEST\n"
+	        "       tapwork pg check -r REPO --pg-data DIR [--postgres URL] [--timeout SECS]\n"
+	        "       (-c CONFIG --job NAME instead of -r: the job's repository and password;\n"
+	        "       for check also the job's pg_data directory and connection)\n"
+	        "       tapwork pg verify -r REPO [--read-data]\n\n"
+	        "archive-push stores one WAL file in the repository's WAL archive; use it as\n"
+	        "  archive_command = 'tapwork pg archive-push -r REPO %%p'\n"
+	        "Pushing a file that is archived already with the same content succeeds; with\n"
+	        "other content it fails and the archived file is kept.\n"
+	        "archive-get writes an archived WAL file to DEST (through a temporary file and a\n"
+	        "rename); exit status 1 when it is not archived (recovery ends there), 126 on\n"
+	        "any other failure (PostgreSQL stops instead of ending recovery early). Use it as\n"
+	        "  restore_command = 'tapwork pg archive-get -r REPO %%f %%p'\n"
+	        "`tapwork restore --pg-data` writes that line itself.\n"
+	        "check switches to a new WAL segment and waits until it is archived.\n"
+	        "verify checks that the WAL archive is continuous on every timeline from the\n"
+	        "oldest PostgreSQL snapshot on, following .history files, and that every\n"
+	        "snapshot's WAL is there; --read-data also reads and authenticates every file.\n\n"
+	        "options:\n"
+	        "  --pg-data DIR            the data directory (default: the current directory,\n"
+	        "                           where PostgreSQL runs these commands); the cluster's\n"
+	        "                           system identifier is read from "
+	        "DIR/global/pg_control\n" TW_BOPTS_HELP);
 }
 
 /* Map the file read-only (MAP_POPULATE: one pass over the page cache, no
