@@ -11,7 +11,7 @@
 #   DUR REPS CONNS NICE TESTS IDLE_CONNS ... (proxy.sh)
 #   DATASET_MIB RESTORE_TMPFS CHECK ...      (backup.sh, backup-s3.sh, sol.sh)
 #   PG_SCALE PG_CHANGE PG_TX ...             (backup-pg.sh)
-#   PG_SCALE PG_CHANGE_PCT WAL_SEGS ...      (pitr.sh)
+#   PITR_SCALE PITR_TX REPS PUSH_N ...       (pitr.sh)
 # A benchmark that fails does not stop the others; the exit status is 1 then.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

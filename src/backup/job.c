@@ -155,6 +155,7 @@ int tw_job_run(const struct tw_conf_backup_job *j, const struct tw_job_opts *o,
 	res->start_ns = (int64_t)wall.tv_sec * 1000000000 + wall.tv_nsec;
 	double t0 = now_s();
 	size_t ns = j->nsources, npaths = 0, nstreams = 0, ntags = 0, nexcl = 0, pre_done = 0;
+	int physical = ns == 1 && j->sources[0].has_pg_data;
 	struct tw_pg_plan **plans = calloc(ns + 1, sizeof *plans);
 	char **paths = calloc(ns + 1, sizeof *paths), **tags = calloc(j->ntags + 2, sizeof *tags);
 	struct tw_backup_stream *streams = NULL;
@@ -182,6 +183,24 @@ int tw_job_run(const struct tw_conf_backup_job *j, const struct tw_job_opts *o,
 		const struct tw_conf_backup_source *s = &j->sources[pre_done];
 		if (s->pre && (rc = run_hook(j, "pre", pre_done, s->pre, e)) != 0)
 			goto hooks;
+	}
+	if (physical) { /* a pg_data source is the job's only one (config check) */
+		const struct tw_conf_pg_data *pd = &j->sources[0].pg_data;
+		struct tw_pitr_backup_req q = {0};
+		struct tw_pitr_backup_info in;
+		q.pgdata = pd->dir;
+		q.conninfo = pd->postgres;
+		q.archive_timeout = (unsigned long)(pd->archive_timeout_ms / 1000);
+		q.tags = tags;
+		q.ntags = ntags;
+		q.cancel = o->cancel;
+		rc = tw_pitr_backup_run(r, &q, &res->st, &in, e);
+		if (rc == 0)
+			tw_info(
+			    "backup job %s: PostgreSQL physical backup, LSN %s..%s, timeline %u, "
+			    "WAL %s..%s",
+			    j->name, in.start_lsn, in.stop_lsn, in.tli, in.start_wal, in.stop_wal);
+		goto hooks;
 	}
 	for (size_t i = 0; i < ns; i++) {
 		const struct tw_conf_backup_source *s = &j->sources[i];
@@ -241,21 +260,42 @@ hooks:
 	r = NULL;
 	if (res->st.snapshot_id[0] && o->retention && j->has_retention && rc == 0) {
 		struct tw_err fe = {0};
-		int exclusive = o->prune && j->prune != NULL;
+		int prune = o->prune && j->prune != NULL;
+		/* a physical job expires its WAL with every forget, not only when it
+		 * prunes: WAL is most of what it stores. Both need the exclusive lock;
+		 * when another process holds the repository, WAL waits for the next run */
+		int wal = prune || physical;
+		int exclusive = wal;
 		int frc = open_repo(j, &r, &fe);
-		if (frc == 0)
+		if (frc == 0) {
 			frc = tw_repo_lock(r, exclusive, &fe);
+			if (frc == TW_ELOCKED && !prune) {
+				tw_warn(
+				    "backup job %s: repository in use: WAL expiry postponed to the "
+				    "next run",
+				    j->name);
+				exclusive = wal = 0;
+				fe = (struct tw_err){0};
+				frc = tw_repo_lock(r, 0, &fe);
+			}
+		}
 		if (frc == 0)
 			frc = apply_retention(r, j, tag, &res->forgotten, &fe);
-		if (frc == 0 && exclusive) {
+		if (frc == 0 && prune) {
 			struct tw_prune_opts po = {0};
 			struct tw_prune_stats ps;
 			po.max_unused_percent = 20;
 			frc = tw_prune_run(r, &po, &ps, &fe);
-			uint64_t wal_files, wal_bytes; /* and WAL no kept snapshot needs */
-			if (frc == 0)
-				frc = tw_pitr_prune_wal(r, 0, &wal_files, &wal_bytes, &fe);
 			res->pruned = frc == 0;
+		}
+		if (frc == 0 && wal) { /* WAL no kept snapshot needs */
+			frc = tw_pitr_prune_wal(r, 0, &res->wal_files, &res->wal_bytes, &fe);
+			if (frc == 0 && res->wal_files)
+				tw_info(
+				    "backup job %s: %llu WAL files no kept snapshot needs deleted "
+				    "(%.1f MiB)",
+				    j->name, (unsigned long long)res->wal_files,
+				    res->wal_bytes / 1048576.0);
 		}
 		tw_repo_close(r);
 		r = NULL;
@@ -330,6 +370,13 @@ int tw_job_cli(const char *config, const char *name, int json, int quiet)
 				      (json_int_t)res.st.errors, "forgotten",
 				      (json_int_t)res.forgotten, "seconds", res.seconds, "error",
 				      rc ? res.error : NULL);
+		if (o != NULL && j->nsources == 1 && j->sources[0].has_pg_data) {
+			json_object_set_new(o, "postgres", json_string("physical"));
+			json_object_set_new(o, "wal_deleted",
+			                    json_integer((json_int_t)res.wal_files));
+			json_object_set_new(o, "wal_bytes_freed",
+			                    json_integer((json_int_t)res.wal_bytes));
+		}
 		char *txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
 		if (txt)
 			printf("%s\n", txt);

@@ -6,7 +6,9 @@
  * whose `pre` ran are still run), plan the PostgreSQL dumps, back up all
  * sources into one snapshot tagged `job:NAME`, run the `post` hooks, then —
  * when asked — apply retention (forget) and prune (exclusive lock) and check.
- * docs/backup.md "Jobs". */
+ * A `pg_data` source (the job's only one) is an online physical snapshot
+ * (src/pg, tw_pitr_backup_run) instead, and its retention also expires the
+ * WAL no kept snapshot needs. docs/backup.md "Jobs". */
 #ifndef TW_BACKUP_JOB_H
 #define TW_BACKUP_JOB_H
 
@@ -21,6 +23,7 @@ struct tw_job_result {
 	double seconds;            /* whole run */
 	int64_t start_ns;
 	uint64_t forgotten; /* snapshots removed by retention */
+	uint64_t wal_files, wal_bytes; /* WAL expired (pg_data jobs; any job that prunes) */
 	int pruned, checked;
 	char error[512];
 };

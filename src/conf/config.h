@@ -195,11 +195,21 @@ struct tw_conf_acme {
 	char *store;             /* NULL = state_dir; "s3:http://HOST/BUCKET/PREFIX" or a directory */
 };
 
-/* backup: (docs/backup.md "Jobs"). A source is a path or a PostgreSQL URL. */
+/* backup: (docs/backup.md "Jobs"). A source is a path, a PostgreSQL URL
+ * (logical: pg_dump) or a PostgreSQL data directory (physical, with WAL
+ * archiving: docs/backup.md "Point-in-time recovery"). */
+struct tw_conf_pg_data {
+	char *dir;                   /* the data directory, absolute */
+	char *postgres;              /* libpq URL or conninfo; NULL = libpq defaults */
+	uint64_t archive_timeout_ms; /* how long pg_backup_stop may wait for the archiver */
+};
+
 struct tw_conf_backup_source {
 	char *path;     /* directory (or file) to back up */
 	char *postgres; /* postgresql://USER@HOST:PORT/DB */
 	int all;        /* postgres: globals and every database */
+	int has_pg_data;
+	struct tw_conf_pg_data pg_data; /* physical: the job's only source */
 	char *pre;      /* hook run (sh -c) before the backup; failure aborts the run */
 	char *post;     /* hook run after the backup when pre succeeded (also on failure) */
 	char **exclude; /* path sources: globs */

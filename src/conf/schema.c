@@ -1465,9 +1465,70 @@ bad:
 	return TW_EINVAL;
 }
 
+static int check_pg_data(struct cf_ctx *c, int node, void *obj)
+{
+	struct tw_conf_pg_data *p = obj;
+	if (p->dir[0] != '/')
+		return tw_conf_fail(c, tw_conf_map_get(c, node, "dir"), "dir",
+		                    "must be an absolute path (the PostgreSQL data directory)");
+	if (p->archive_timeout_ms % 1000 != 0)
+		return tw_conf_fail(c, tw_conf_map_get(c, node, "archive_timeout"),
+		                    "archive_timeout", "must be whole seconds");
+	return 0;
+}
+
+#define PD struct tw_conf_pg_data
+static const struct cf_field pg_data_fields[] = {
+    {.name = "dir",
+     .kind = CF_STRING,
+     FLD(PD, dir),
+     .flags = CF_REQUIRED,
+     .doc = "The cluster's data directory (PGDATA), absolute; tapwork must be able to read it "
+            "(run as root or as the server's user)."},
+    {.name = "postgres",
+     .kind = CF_STRING,
+     FLD(PD, postgres),
+     .doc = "How to connect: a libpq URL (`postgresql://postgres@127.0.0.1:5432/postgres`) or "
+            "conninfo (`host=/var/run/postgresql user=postgres`); default libpq's (PGHOST, "
+            "PGPORT, PGUSER...). A superuser or a role granted pg_backup_start/pg_backup_stop."},
+    {.name = "archive_timeout",
+     .kind = CF_DURATION,
+     FLD(PD, archive_timeout_ms),
+     .min = 1000,
+     .max = 86400000,
+     .def = "10m",
+     .doc = "How long pg_backup_stop may wait for the WAL the snapshot needs to be archived; "
+            "then the run fails and no snapshot is written."},
+    END};
+#undef PD
+static const struct cf_schema pg_data_schema = {
+    .name = "backup.jobs.NAME.sources[].pg_data",
+    .fields = pg_data_fields,
+    .check = check_pg_data,
+    .doc = "A physical PostgreSQL source: an online snapshot of the data directory between "
+           "pg_backup_start and pg_backup_stop, restored with `tapwork restore --pg-data` to any "
+           "moment the WAL archive covers. The server must archive its WAL into the job's "
+           "repository (`archive_command = 'tapwork pg archive-push -c FILE --job NAME %p'`). "
+           "Such a source is the job's only source; the job's retention also expires the WAL "
+           "no kept snapshot needs. See docs/backup.md \"Point-in-time recovery\"."};
+
 static int check_source(struct cf_ctx *c, int node, void *obj)
 {
 	struct tw_conf_backup_source *s = obj;
+	if (s->has_pg_data) {
+		if (s->path || s->postgres)
+			return tw_conf_fail(c, tw_conf_map_get(c, node, "pg_data"), "pg_data",
+			                    "give exactly one of path:, postgres: or pg_data: per "
+			                    "source");
+		if (s->all)
+			return tw_conf_fail(c, tw_conf_map_get(c, node, "all"), "all",
+			                    "only for postgres: sources");
+		if (s->nexclude)
+			return tw_conf_fail(c, tw_conf_map_get(c, node, "exclude"), "exclude",
+			                    "only for path: sources (pg_data: leaves out what "
+			                    "PostgreSQL says to)");
+		return 0;
+	}
 	if ((s->path == NULL) == (s->postgres == NULL))
 		return tw_conf_fail(c, node, NULL, "give exactly one of path: or postgres:");
 	if (s->path && s->path[0] != '/')
@@ -1502,6 +1563,14 @@ static const struct cf_field bsource_fields[] = {
             "--format=custom --compress=0` into `postgres/DB.dump`. Passwords come from "
             "`PGPASSWORD` or `~/.pgpass` (a password in the URL is passed through the "
             "environment, never argv)."},
+    {.name = "pg_data",
+     .kind = CF_STRUCT,
+     .off = offsetof(BS, pg_data),
+     .flags = CF_PRESENT | CF_OPTIONAL,
+     .present_off = offsetof(BS, has_pg_data),
+     .schema = &pg_data_schema,
+     .doc = "A PostgreSQL data directory, backed up physically for point-in-time recovery "
+            "(see below); the job's only source."},
     {.name = "all",
      .kind = CF_BOOL,
      FLD(BS, all),
@@ -1532,7 +1601,8 @@ static const struct cf_schema bsource_schema = {
     .name = "backup.jobs.NAME.sources[]",
     .fields = bsource_fields,
     .check = check_source,
-    .doc = "What a job backs up: `{path: DIR}` or `{postgres: URL}`, with optional hooks."};
+    .doc = "What a job backs up: `{path: DIR}`, `{postgres: URL}` or `{pg_data: {dir: PGDATA}}`, "
+           "with optional hooks."};
 static const struct cf_field bsource_elem = {
     .kind = CF_STRUCT, .width = sizeof(struct tw_conf_backup_source), .schema = &bsource_schema};
 
@@ -1592,6 +1662,16 @@ static int check_job(struct cf_ctx *c, int node, void *obj)
 			return tw_conf_fail(c, tw_conf_map_get(c, node, "retention"), "retention",
 			                    "keeps nothing: set at least one keep_* rule");
 	}
+	for (size_t i = 0; i < j->nsources; i++)
+		if (j->sources[i].has_pg_data && j->nsources > 1) {
+			int src = tw_conf_seq_item(c, tw_conf_map_get(c, node, "sources"), i);
+			char where[48];
+			snprintf(where, sizeof where, "sources[%zu].pg_data", i);
+			return tw_conf_fail(c, tw_conf_map_get(c, src, "pg_data"), where,
+			                    "a pg_data: source must be the job's only source (a "
+			                    "physical snapshot holds the data directory alone; "
+			                    "use another job for the rest)");
+		}
 	if (j->prune && !j->has_retention)
 		return tw_conf_fail(c, tw_conf_map_get(c, node, "prune"), "prune",
 		                    "needs a retention: policy (prune removes what forget released)");

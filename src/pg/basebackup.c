@@ -290,16 +290,71 @@ static int cache_cutoff(struct tw_repo *r, const char *root, struct tw_backup_op
 	return rc;
 }
 
+int tw_pitr_backup_run(struct tw_repo *r, const struct tw_pitr_backup_req *q,
+                       struct tw_backup_stats *st, struct tw_pitr_backup_info *info,
+                       struct tw_err *e)
+{
+	struct tw_backup_opts bo = {0};
+	struct bb b = {.archive_timeout = q->archive_timeout ? q->archive_timeout : 600, .r = r};
+	int rc;
+	memset(info, 0, sizeof *info);
+	char *root = realpath(q->pgdata, NULL);
+	if (root == NULL)
+		return tw_err_set(e, TW_ENOENT, "%s: %s", q->pgdata, strerror(errno));
+	b.root = root;
+	b.rootlen = strlen(root);
+	b.m.pgdata = root;
+	b.c = PQconnectdb(q->conninfo ? q->conninfo : "");
+	if (b.c == NULL || PQstatus(b.c) != CONNECTION_OK) {
+		const char *m = b.c ? PQerrorMessage(b.c) : "out of memory";
+		rc = tw_err_set(e, TW_EIO, "cannot connect to PostgreSQL: %.*s",
+		                (int)strcspn(m, "\n"), m);
+		goto close;
+	}
+	if ((rc = start(&b, root, e)) != 0)
+		goto close;
+	char *paths[1] = {root};
+	bo.paths = paths;
+	bo.npaths = 1;
+	bo.tags = q->tags;
+	bo.ntags = q->ntags;
+	bo.threads = q->threads;
+	bo.progress = q->progress;
+	bo.cancel = q->cancel;
+	if ((rc = cache_cutoff(r, root, &bo, e)) != 0)
+		goto close;
+	bo.skip = skip;
+	bo.skip_arg = &b;
+	bo.fixed_chunk = TW_PGDATA_CHUNK;
+	bo.missing_ok = 1; /* relations dropped while we copy */
+	bo.seal = seal;
+	bo.seal_arg = &b;
+	if ((rc = tw_backup_run(r, &bo, st, e)) != 0)
+		goto close;
+	tw_pgwal_lsn_str(b.m.start_lsn, info->start_lsn, sizeof info->start_lsn);
+	tw_pgwal_lsn_str(b.m.stop_lsn, info->stop_lsn, sizeof info->stop_lsn);
+	memcpy(info->start_wal, b.m.start_wal, sizeof info->start_wal);
+	memcpy(info->stop_wal, b.m.stop_wal, sizeof info->stop_wal);
+	info->tli = b.m.tli;
+close:
+	if (b.c != NULL)
+		PQfinish(b.c); /* aborts a backup still in progress */
+	b.m.pgdata = NULL;
+	tw_pgmeta_clear(&b.m);
+	free(b.meta_txt);
+	free(root);
+	return rc;
+}
+
 int tw_pitr_backup_cmd(int argc, char **argv)
 {
 	struct tw_bopts o = {0};
-	struct tw_backup_opts bo = {0};
-	const char *pgdata = NULL, *url = "";
+	struct tw_pitr_backup_req q = {.conninfo = "", .archive_timeout = 600};
 	char **tags = calloc((size_t)argc + 1, sizeof *tags);
-	struct bb b = {.archive_timeout = 600};
 	int rc = TW_EXIT_USAGE;
 	if (tags == NULL)
 		return TW_EXIT_ERROR;
+	q.tags = tags;
 	for (int i = 1; i < argc; i++) {
 		int c = tw_bopts_parse(&o, argc, argv, &i);
 		if (c < 0)
@@ -308,26 +363,26 @@ int tw_pitr_backup_cmd(int argc, char **argv)
 			continue;
 		const char *a = argv[i];
 		if (strcmp(a, "--pg-data") == 0 && i + 1 < argc)
-			pgdata = argv[++i];
+			q.pgdata = argv[++i];
 		else if (strncmp(a, "--pg-data=", 10) == 0)
-			pgdata = a + 10;
+			q.pgdata = a + 10;
 		else if (strcmp(a, "--postgres") == 0 && i + 1 < argc)
-			url = argv[++i];
+			q.conninfo = argv[++i];
 		else if (strcmp(a, "--archive-timeout") == 0 && i + 1 < argc) {
-			if (tw_bcli_uint(argv[++i], 86400, &b.archive_timeout) != 0 ||
-			    b.archive_timeout == 0) {
+			if (tw_bcli_uint(argv[++i], 86400, &q.archive_timeout) != 0 ||
+			    q.archive_timeout == 0) {
 				fprintf(stderr, "tapwork backup: bad --archive-timeout\n");
 				goto done;
 			}
 		} else if (strcmp(a, "--tag") == 0 && i + 1 < argc)
-			tags[bo.ntags++] = argv[++i];
+			tags[q.ntags++] = argv[++i];
 		else if (strcmp(a, "--threads") == 0 && i + 1 < argc) {
 			unsigned long v;
 			if (tw_bcli_uint(argv[++i], 256, &v) != 0) {
 				fprintf(stderr, "tapwork backup: bad --threads\n");
 				goto done;
 			}
-			bo.threads = (int)v;
+			q.threads = (int)v;
 		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 			usage(stdout);
 			rc = 0;
@@ -338,69 +393,32 @@ int tw_pitr_backup_cmd(int argc, char **argv)
 			goto done;
 		}
 	}
-	if (pgdata == NULL) {
+	if (q.pgdata == NULL) {
 		usage(stderr);
 		goto done;
 	}
 	rc = TW_EXIT_ERROR;
 	struct tw_err e = {0};
-	char *root = realpath(pgdata, NULL);
-	if (root == NULL) {
-		fprintf(stderr, "tapwork backup: %s: %s\n", pgdata, strerror(errno));
-		goto done;
-	}
-	b.root = root;
-	b.rootlen = strlen(root);
-	b.m.pgdata = root;
 	struct tw_repo *r = NULL;
 	double t0 = tw_progress_now();
-	b.c = PQconnectdb(url);
-	if (b.c == NULL || PQstatus(b.c) != CONNECTION_OK) {
-		const char *m = b.c ? PQerrorMessage(b.c) : "out of memory";
-		fprintf(stderr, "tapwork backup: cannot connect to PostgreSQL: %.*s\n",
-		        (int)strcspn(m, "\n"), m);
-		goto close;
-	}
 	/* open the repository first: a wrong password must not start a backup */
 	if ((rc = tw_bopts_open(&o, "backup", TW_BOPEN_LOCK | TW_BOPEN_INDEX, &r)) != 0)
-		goto close;
-	rc = TW_EXIT_ERROR;
-	b.r = r;
-	if (start(&b, root, &e) != 0) {
-		tw_bcli_fail("backup", &e);
-		goto close;
-	}
-	char *paths[1] = {root};
-	bo.paths = paths;
-	bo.npaths = 1;
-	bo.tags = tags;
-	if ((rc = cache_cutoff(r, root, &bo, &e)) != 0) {
-		tw_bcli_fail("backup", &e);
-		rc = TW_EXIT_ERROR;
-		goto close;
-	}
-	rc = TW_EXIT_ERROR;
-	bo.skip = skip;
-	bo.skip_arg = &b;
-	bo.fixed_chunk = TW_PGDATA_CHUNK;
-	bo.missing_ok = 1; /* relations dropped while we copy */
-	bo.seal = seal;
-	bo.seal_arg = &b;
+		goto done;
 	struct tw_backup_stats st;
+	struct tw_pitr_backup_info in;
 	struct tw_progress pg;
-	bo.progress = &pg;
+	q.progress = &pg;
 	tw_progress_start(&pg, "backup", o.json, o.quiet);
-	int err = tw_backup_run(r, &bo, &st, &e);
+	int err = tw_pitr_backup_run(r, &q, &st, &in, &e);
 	tw_progress_stop(&pg);
+	tw_repo_close(r);
 	double el = tw_progress_now() - t0;
 	if (err != 0) {
 		tw_bcli_fail("backup", &e);
-		goto close;
+		rc = TW_EXIT_ERROR;
+		goto done;
 	}
 	rc = st.errors ? TW_EXIT_PARTIAL : TW_EXIT_OK;
-	char sl[24], el_[24];
-	tw_pgwal_lsn_str(b.m.start_lsn, sl, sizeof sl);
-	tw_pgwal_lsn_str(b.m.stop_lsn, el_, sizeof el_);
 	if (o.json)
 		printf(
 		    "{\"type\":\"summary\",\"snapshot_id\":\"%s\",\"postgres\":\"physical\","
@@ -408,7 +426,7 @@ int tw_pitr_backup_cmd(int argc, char **argv)
 		    "\"stop_wal\":\"%s\",\"files\":%llu,\"files_unchanged\":%llu,\"bytes\":%llu,"
 		    "\"bytes_read\":%llu,\"new_bytes\":%llu,\"stored_bytes\":%llu,\"errors\":%llu,"
 		    "\"seconds\":%.3f}\n",
-		    st.snapshot_id, sl, el_, b.m.tli, b.m.start_wal, b.m.stop_wal,
+		    st.snapshot_id, in.start_lsn, in.stop_lsn, in.tli, in.start_wal, in.stop_wal,
 		    (unsigned long long)st.files, (unsigned long long)st.files_unchanged,
 		    (unsigned long long)st.bytes, (unsigned long long)st.bytes_read,
 		    (unsigned long long)st.new_bytes, (unsigned long long)st.stored_bytes,
@@ -417,19 +435,11 @@ int tw_pitr_backup_cmd(int argc, char **argv)
 		printf("snapshot %.8s saved (%s)\nPostgreSQL physical backup: LSN %s..%s, timeline "
 		       "%u, WAL %s..%s\nfiles: %llu (%llu unchanged), %.1f MiB processed, %.1f MiB "
 		       "read, %.1f MiB new, %.1f MiB stored, %.2fs\n",
-		       st.snapshot_id, st.snapshot_id, sl, el_, b.m.tli, b.m.start_wal,
-		       b.m.stop_wal, (unsigned long long)st.files,
+		       st.snapshot_id, st.snapshot_id, in.start_lsn, in.stop_lsn, in.tli,
+		       in.start_wal, in.stop_wal, (unsigned long long)st.files,
 		       (unsigned long long)st.files_unchanged, st.bytes / 1048576.0,
 		       st.bytes_read / 1048576.0, st.new_bytes / 1048576.0,
 		       st.stored_bytes / 1048576.0, el);
-close:
-	tw_repo_close(r);
-	if (b.c != NULL)
-		PQfinish(b.c); /* aborts a backup still in progress */
-	b.m.pgdata = NULL;
-	tw_pgmeta_clear(&b.m);
-	free(b.meta_txt);
-	free(root);
 done:
 	free(tags);
 	return rc;

@@ -24,6 +24,8 @@ static void usage(FILE *out)
 	        "usage: tapwork pg archive-push [-r REPO] [--pg-data DIR] PATH\n"
 	        "       tapwork pg archive-get [-r REPO] [--pg-data DIR] WALFILE DEST\n"
 	        "       tapwork pg check -r REPO --pg-data DIR [--postgres URL] [--timeout SECS]\n"
+	        "       (-c CONFIG --job NAME instead of -r: the job's repository and password;\n"
+	        "       for check also the job's pg_data directory and connection)\n"
 	        "       tapwork pg verify -r REPO [--read-data]\n\n"
 	        "archive-push stores one WAL file in the repository's WAL archive; use it as\n"
 	        "  archive_command = 'tapwork pg archive-push -r REPO %%p'\n"
@@ -235,7 +237,8 @@ static int archive_get(int argc, char **argv)
 /* -c CONFIG --job NAME (anywhere after the subcommand): the repository and
  * password file of backup job NAME, unless -r/--password-file say otherwise.
  * Consumed from argv; *cfg keeps the strings alive. 0, or an exit code. */
-static int job_options(int *argc, char **argv, struct tw_config **cfg)
+static int job_options(int *argc, char **argv, struct tw_config **cfg,
+                       const struct tw_conf_backup_job **jobp)
 {
 	const char *config = "/etc/tapwork/tapwork.yaml", *job = NULL;
 	int k = 1, given = 0;
@@ -267,6 +270,7 @@ static int job_options(int *argc, char **argv, struct tw_config **cfg)
 		const struct tw_conf_backup_job *j = &(*cfg)->backup.jobs[i];
 		if (strcmp(j->name, job) != 0)
 			continue;
+		*jobp = j;
 		/* as the job's defaults: -r and --password-file still win */
 		if (j->repository != NULL)
 			setenv("TAPWORK_REPOSITORY", j->repository, 1);
@@ -306,13 +310,37 @@ static int cmd_pg(int argc, char **argv)
 		return TW_EXIT_USAGE;
 	}
 	struct tw_config *cfg = NULL;
-	int sargc = argc - 1, rc = job_options(&sargc, argv + 1, &cfg);
+	const struct tw_conf_backup_job *job = NULL;
+	int sargc = argc - 1, rc = job_options(&sargc, argv + 1, &cfg, &job);
 	if (rc != 0) {
 		tw_config_free(cfg);
 		/* archive-get: any failure but "not archived" must stop PostgreSQL */
 		return run == archive_get ? EXIT_GET_FATAL : rc;
 	}
-	rc = run(sargc, argv + 1);
+	/* check of a job with a pg_data source: its directory and connection are
+	 * the defaults (given first: --pg-data/--postgres on the line still win) */
+	char **av = NULL;
+	if (run == tw_pitr_check_cmd && job != NULL && job->nsources == 1 &&
+	    job->sources[0].has_pg_data) {
+		const struct tw_conf_pg_data *pd = &job->sources[0].pg_data;
+		int k = 0;
+		if ((av = calloc((size_t)sargc + 6, sizeof *av)) == NULL) {
+			tw_config_free(cfg);
+			return TW_EXIT_ERROR;
+		}
+		av[k++] = argv[1];
+		av[k++] = "--pg-data";
+		av[k++] = pd->dir;
+		if (pd->postgres != NULL) {
+			av[k++] = "--postgres";
+			av[k++] = pd->postgres;
+		}
+		for (int i = 1; i < sargc; i++)
+			av[k++] = argv[1 + i];
+		sargc = k;
+	}
+	rc = run(sargc, av ? av : argv + 1);
+	free(av);
 	tw_config_free(cfg);
 	return rc;
 }

@@ -21,6 +21,35 @@ int tw_pitr_check_cmd(int argc, char **argv);
 int tw_pitr_verify_cmd(int argc, char **argv);
 
 struct tw_repo;
+struct tw_backup_stats;
+struct tw_progress;
+
+/* One online physical snapshot (what `backup --pg-data` and a backup job's
+ * pg_data source run). */
+struct tw_pitr_backup_req {
+	const char *pgdata;            /* the data directory */
+	const char *conninfo;          /* libpq URL or conninfo; NULL or "" = libpq defaults */
+	unsigned long archive_timeout; /* seconds pg_backup_stop may wait; 0 = 600 */
+	char **tags;
+	size_t ntags;
+	int threads;                  /* 0 = number of CPUs */
+	struct tw_progress *progress; /* may be NULL */
+	const volatile int *cancel;   /* may be NULL */
+};
+
+struct tw_pitr_backup_info {
+	char start_lsn[24], stop_lsn[24];
+	char start_wal[25], stop_wal[25];
+	uint32_t tli;
+};
+
+/* Back up q->pgdata into r (opened, shared lock held, index loaded): connect,
+ * pg_backup_start, store the files, pg_backup_stop, wait for the stop segment
+ * in r's WAL archive, write the snapshot. 0, or an error in e (no snapshot). */
+int tw_pitr_backup_run(struct tw_repo *r, const struct tw_pitr_backup_req *q,
+                       struct tw_backup_stats *st, struct tw_pitr_backup_info *info,
+                       struct tw_err *e);
+
 /* Delete WAL older than what the kept physical snapshots need (every
  * segment below the oldest snapshot's start segment of its cluster;
  * history files stay). With dry_run, only count. Exclusive lock held. */

@@ -566,6 +566,58 @@ static void load_file_errors(void **state)
 	unlink(big_name);
 }
 
+#define PGJOB_HEAD                                                                                 \
+	"listen: {http: 127.0.0.1:8080}\n"                                                         \
+	"sites: [{hosts: [\"*\"], routes: [{path: /, handler: welcome}]}]\n"                       \
+	"backup:\n"                                                                                \
+	"  repository: /srv/repo\n"                                                                \
+	"  jobs:\n"                                                                                \
+	"    db:\n"                                                                                \
+	"      sources:\n"
+
+/* backup jobs with a pg_data source (physical PostgreSQL): values, defaults, errors */
+static void backup_pg_data_source(void **state)
+{
+	(void)state;
+	struct tw_config *cfg =
+	    load_ok(PGJOB_HEAD "        - pg_data: {dir: /var/lib/pg, postgres: \"host=/run\"}\n"
+	                       "          pre: \"true\"\n");
+	assert_int_equal(cfg->backup.njobs, 1);
+	const struct tw_conf_backup_job *j = &cfg->backup.jobs[0];
+	assert_int_equal(j->nsources, 1);
+	assert_true(j->sources[0].has_pg_data);
+	assert_string_equal(j->sources[0].pg_data.dir, "/var/lib/pg");
+	assert_string_equal(j->sources[0].pg_data.postgres, "host=/run");
+	assert_int_equal(j->sources[0].pg_data.archive_timeout_ms, 600000); /* default 10m */
+	assert_null(j->sources[0].path);
+	assert_string_equal(j->repository, "/srv/repo");
+	tw_config_free(cfg);
+	cfg = load_ok(PGJOB_HEAD "        - pg_data: {dir: /d, archive_timeout: 30s}\n");
+	assert_int_equal(cfg->backup.jobs[0].sources[0].pg_data.archive_timeout_ms, 30000);
+	assert_null(cfg->backup.jobs[0].sources[0].pg_data.postgres);
+	tw_config_free(cfg);
+	load_err(
+	    PGJOB_HEAD "        - pg_data: {dir: rel/dir}\n",
+	    "t.yaml:8:26: backup.jobs.db.sources[0].pg_data.dir: must be an absolute path (the "
+	    "PostgreSQL data directory)");
+	load_err(
+	    PGJOB_HEAD "        - {path: /etc}\n        - pg_data: {dir: /d}\n",
+	    "t.yaml:9:20: backup.jobs.db.sources[1].pg_data: a pg_data: source must be the "
+	    "job's only source (a physical snapshot holds the data directory alone; use another "
+	    "job for the rest)");
+	load_err(PGJOB_HEAD "        - {pg_data: {dir: /d}, postgres: \"postgresql://a@b/c\"}\n",
+	         "t.yaml:8:21: backup.jobs.db.sources[0].pg_data: give exactly one of path:, "
+	         "postgres: or pg_data: per source");
+	load_err(PGJOB_HEAD "        - {pg_data: {dir: /d}, exclude: [\"*.tmp\"]}\n",
+	         "t.yaml:8:41: backup.jobs.db.sources[0].exclude: only for path: sources (pg_data: "
+	         "leaves out what PostgreSQL says to)");
+	load_err(PGJOB_HEAD "        - pg_data: {postgres: \"host=/run\"}\n",
+	         "t.yaml:8:20: backup.jobs.db.sources[0].pg_data: missing required key \"dir\"");
+	load_err(PGJOB_HEAD "        - pg_data: {dir: /d, archive_timeout: 1500ms}\n",
+	         "t.yaml:8:47: backup.jobs.db.sources[0].pg_data.archive_timeout: must be whole "
+	         "seconds");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -581,6 +633,7 @@ int main(void)
 	    cmocka_unit_test(errors_odd_yaml),
 	    cmocka_unit_test(many_hosts_and_backends),
 	    cmocka_unit_test(load_file_errors),
+	    cmocka_unit_test(backup_pg_data_source),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
