@@ -41,7 +41,8 @@ struct tw_cidr {
 enum tw_balance { TW_BAL_ROUND_ROBIN = 0, TW_BAL_LEAST_CONN, TW_BAL_RANDOM_TWO, TW_BAL_HASH };
 enum tw_hash_src { TW_HASH_CLIENT_IP = 0, TW_HASH_HEADER, TW_HASH_COOKIE, TW_HASH_URI };
 enum tw_match { TW_MATCH_PREFIX = 0, TW_MATCH_EXACT };
-enum tw_handler { TW_HANDLER_PROXY = 0, TW_HANDLER_WELCOME };
+/* EXT: answered from the route's ext (status or redirect), no backend */
+enum tw_handler { TW_HANDLER_PROXY = 0, TW_HANDLER_WELCOME, TW_HANDLER_EXT };
 enum tw_log_format { TW_LOGFMT_COMBINED = 0, TW_LOGFMT_JSON };
 
 struct tw_conf_server {

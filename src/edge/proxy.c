@@ -718,18 +718,7 @@ static void dispatch(struct tw_conn *c)
 		tw_local_redirect_https(c);
 		return;
 	}
-	if (r->route == NULL || r->route->handler == TW_HANDLER_WELCOME) {
-		/* Answered here: the head is no longer needed. */
-		tw_iobuf_consume(c->in, (uint32_t)r->p.head_len);
-		if (!r->reqbody.done)
-			c->close_after = 1; /* we do not read the body: cannot find the next request */
-		if (r->route == NULL)
-			tw_local_error(c, 404, "no route");
-		else
-			tw_local_welcome(c);
-		return;
-	}
-	const struct tw_route_ext *x = r->route->ext;
+	const struct tw_route_ext *x = r->route ? r->route->ext : NULL;
 	if (x != NULL && (x->status || x->redirect)) {
 		tw_iobuf_consume(c->in, (uint32_t)r->p.head_len);
 		if (!r->reqbody.done)
@@ -739,6 +728,17 @@ static void dispatch(struct tw_conn *c)
 						m->query.len ? buf + m->query.off : NULL, m->query.len);
 		else
 			tw_local_error(c, x->status, "the route's backends are invalid");
+		return;
+	}
+	if (r->route == NULL || r->route->handler == TW_HANDLER_WELCOME) {
+		/* Answered here: the head is no longer needed. */
+		tw_iobuf_consume(c->in, (uint32_t)r->p.head_len);
+		if (!r->reqbody.done)
+			c->close_after = 1; /* we do not read the body: cannot find the next request */
+		if (r->route == NULL)
+			tw_local_error(c, 404, "no route");
+		else
+			tw_local_welcome(c);
 		return;
 	}
 	uint64_t rmax = r->route->max_body; /* a route's own cap (an Ingress's proxy-body-size) */
@@ -759,6 +759,14 @@ static void dispatch(struct tw_conn *c)
 		 * over nwseq consecutive requests each backend gets its weight exactly */
 		uint64_t n = __atomic_fetch_add(x->wctr, 1, __ATOMIC_RELAXED);
 		r->backend = x->wb[x->wseq[n % x->nwseq]].backend;
+		if (r->backend == SIZE_MAX) { /* an invalid reference's share */
+			tw_iobuf_consume(c->in, (uint32_t)r->p.head_len);
+			if (!r->reqbody.done)
+				c->close_after = 1;
+			r->backend = r->route->backend;
+			tw_local_error(c, 500, "the route's backend reference is invalid");
+			return;
+		}
 	}
 	r->hdr = tw_iobuf_get(&c->w->bufs);
 	if (r->hdr == NULL || tw_rewrite_request(c, r, buf, r->hdr) != 0) {
