@@ -791,6 +791,7 @@ int tw_k8s_gw_collect(struct tr *t, size_t gi)
 		return TW_ENOMEM;
 	memset(rs, 0, (nrules ? nrules : 1) * sizeof *rs);
 	int resolved = 1, accepted = 1;
+	size_t ninvalid = 0; /* rules with a filter we cannot apply: they answer 500 */
 	const char *ref_reason = "ResolvedRefs", *acc_reason = "Accepted";
 	char ref_msg[400] = "", acc_msg[400] = "";
 	for (size_t i = 0; i < nrules; i++) {
@@ -801,11 +802,8 @@ int tw_k8s_gw_collect(struct tr *t, size_t gi)
 			return rc;
 		if (rc < 0) {
 			rs[i].status = 500;
-			if (accepted) {
-				accepted = 0;
-				acc_reason = "UnsupportedValue";
-				snprintf(acc_msg, sizeof acc_msg, "rules[%zu]: %s", i, why);
-			}
+			if (ninvalid++ == 0)
+				snprintf(acc_msg, sizeof acc_msg, "rules[%zu]: %s (answers 500)", i, why);
 			continue;
 		}
 		if ((rc = rule_refs(t, gi, json_object_get(r, "backendRefs"), &rs[i], &resolved, &ref_reason, ref_msg,
@@ -825,6 +823,10 @@ int tw_k8s_gw_collect(struct tr *t, size_t gi)
 			any |= rs[i].refs[k].be != NULL && rs[i].refs[k].weight > 0;
 		if (!any && !rs[i].tmpl.redirect)
 			rs[i].status = 500;
+	}
+	if (nrules > 0 && ninvalid == nrules) { /* still served: every rule answers 500 */
+		accepted = 0;
+		acc_reason = "UnsupportedValue";
 	}
 	/* parents */
 	json_t *parents = json_array();
@@ -893,8 +895,7 @@ int tw_k8s_gw_collect(struct tr *t, size_t gi)
 			}
 			if (attached) {
 				any_host = 1;
-				if (accepted)
-					L->attached++;
+				L->attached++;
 			}
 		}
 		if (!any_listener) {
@@ -917,9 +918,11 @@ int tw_k8s_gw_collect(struct tr *t, size_t gi)
 				       cond("ResolvedRefs", resolved, ref_reason, resolved ? "resolved" : ref_msg, gen));
 		if (pe == NULL || json_array_append_new(parents, pe) < 0)
 			return TW_ENOMEM;
+		if (ninvalid > 0 && ninvalid < nrules &&
+		    json_array_append_new(json_object_get(pe, "conditions"),
+					  cond("PartiallyInvalid", 1, "UnsupportedValue", acc_msg, gen)) < 0)
+			return TW_ENOMEM;
 	}
-	if (!accepted)
-		return 0;
 	/* the hosts served, deduplicated; TLS for those on HTTPS listeners */
 	for (size_t k = 0; k < nserved; k++) {
 		const char *h = served[k].host ? served[k].host : "";

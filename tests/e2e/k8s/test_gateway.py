@@ -12,6 +12,8 @@ import http.client
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -271,6 +273,10 @@ def test_filters_redirect_rewrite_headers(procs, tmp_path, gwapi):
          "filters": [{"type": "URLRewrite", "urlRewrite": {
              "path": {"type": "ReplaceFullPath", "replaceFullPath": "/echo"}}}],
          "backendRefs": [ref("svc")]},
+        {"matches": [prefix("/timed")], "timeouts": {"request": "400ms"}, "backendRefs": [ref("svc")]},
+        {"matches": [prefix("/mirror")], "filters": [{"type": "RequestMirror",
+                                                      "requestMirror": {"backendRef": ref("svc")}}],
+         "backendRefs": [ref("svc")]},
     ]))
     edge = start_gw_edge(procs, tmp_path, api, port)
     wait_for(lambda: edge.get("/hdr", host="f.test").status_code == 200, 10, what="route served")
@@ -290,6 +296,13 @@ def test_filters_redirect_rewrite_headers(procs, tmp_path, gwapi):
     assert edge.get("/strip", host="f.test").json()["path"] == "/"
     e = edge.get("/full/any/thing", host="f.test").json()
     assert e["path"] == "/echo" and hdr(e, "Host") == ["f.test"]
+    # timeouts.request: the upstream's answer within 400 ms, else 504
+    assert edge.get("/timed/slow?ms=50", host="f.test").status_code == 200
+    assert edge.get("/timed/slow?ms=1500", host="f.test").status_code == 504
+    # an unsupported filter: the rule answers 500, the route says why
+    assert edge.get("/mirror", host="f.test").status_code == 500
+    wait_route_cond(api, "web", "f", "PartiallyInvalid", "True", "UnsupportedValue")
+    wait_route_cond(api, "web", "f", "Accepted", "True", "Accepted")
 
 
 def test_weighted_split_is_exact(procs, tmp_path, gwapi):
@@ -317,6 +330,43 @@ def test_weighted_split_is_exact(procs, tmp_path, gwapi):
     assert "c-0" not in counts, counts  # weight 0: no traffic
     assert abs(counts.get("a-0", 0) - 0.7 * n) <= 0.02 * n, counts
     assert abs(counts.get("b-0", 0) - 0.3 * n) <= 0.02 * n, counts
+
+    # weight changes under load drop no request
+    stop = threading.Event()
+    bad, done = [], [0]
+
+    def load():
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        deadline = time.monotonic() + 20
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                c.request("GET", "/", headers={"Host": "w.test"})
+                r = c.getresponse()
+                r.read()
+                if r.status != 200:
+                    bad.append(r.status)
+                done[0] += 1
+            except (OSError, http.client.HTTPException) as e:
+                bad.append(repr(e))
+                c.close()
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.close()
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for w in ((0, 100, 0), (50, 0, 50), (1, 1, 1)):
+        rt = api.get("httproutes", "w", "web")
+        rt["spec"]["rules"][0]["backendRefs"] = [ref("svc-a", weight=w[0]), ref("svc-b", weight=w[1]),
+                                                 ref("svc-c", weight=w[2])]
+        api.update(rt)
+        want = {f"{k}-0" for k, x in zip("abc", w) if x}
+        wait_for(lambda: {edge.get("/", host="w.test").headers["X-Upstream"] for _ in range(6)} == want, 10,
+                 what=f"weights {w}")
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not bad, bad[:5]
+    assert done[0] > 100
 
 
 def test_https_listener_and_conflict_with_ingress(procs, tmp_path, gwapi):
