@@ -468,8 +468,23 @@ int tw_k8s_gw_select(struct tr *t)
 		return TW_ENOMEM;
 	for (size_t i = 0; i < nr_all; i++) {
 		const struct tw_k8s_obj *o = tw_k8s_store_at(v->httproutes, i);
-		if (!route_is_ours(s, o))
+		if (!route_is_ours(s, o)) {
+			/* no longer attached to a Gateway of ours: take our parents out */
+			int had = 0;
+			size_t k;
+			json_t *p;
+			json_array_foreach(json_object_get(json_object_get(o->obj, "status"), "parents"), k, p)
+			{
+				const char *cn = jstr(p, "controllerName");
+				had |= cn != NULL && strcmp(cn, s->ctl) == 0;
+			}
+			json_t *st = had ? json_pack("{s:s, s:s, s:s, s:{s:[]}}", "kind", "httproutes", "ns", o->ns, "name",
+						     o->name, "status", "parents")
+					 : NULL;
+			if (had && (st == NULL || json_array_append_new(s->status, st) < 0))
+				return TW_ENOMEM;
 			continue;
+		}
 		add_ing(t, ING_ROUTE, o, o->ns);
 		s->nroutes++;
 	}

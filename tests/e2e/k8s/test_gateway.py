@@ -199,6 +199,16 @@ def test_matching_precedence_hostnames_and_status(procs, tmp_path, gwapi):
     api.create(httproute("web", "nosection", rules=[{"backendRefs": [ref("svc-a")]}],
                          parents=(("web", "gw", "nope"),)))
     wait_route_cond(api, "web", "nosection", "Accepted", "False", "NoMatchingParent")
+    # detached from our Gateway (another controller's parent kept): our parent entry goes
+    st = api.get("httproutes", "nosection", "web")["status"]
+    st["parents"].append({"parentRef": {"name": "elsewhere"}, "controllerName": "example.com/other",
+                          "conditions": []})
+    api.set_status("httproutes", "nosection", st, "web")
+    rt = api.get("httproutes", "nosection", "web")
+    rt["spec"]["parentRefs"] = [{"name": "elsewhere"}]
+    api.update(rt)
+    wait_for(lambda: [p["controllerName"] for p in api.get("httproutes", "nosection", "web")["status"]["parents"]]
+             == ["example.com/other"], 10, what="our parent entry removed, the other kept")
 
 
 def test_cross_namespace_reference_grant_and_allowed_routes(procs, tmp_path, gwapi):
