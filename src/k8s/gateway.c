@@ -43,6 +43,7 @@ struct gw_listener {
 	const json_t *selector;
 	const char *secret; /* HTTPS: the certificate Secret's name */
 	size_t tls_ing;     /* HTTPS: the ING_AUX of the Secret's namespace */
+	int conflicted;     /* an earlier listener has the same port and hostname */
 	unsigned attached;
 };
 
@@ -457,8 +458,22 @@ int tw_k8s_gw_select(struct tr *t)
 		if (gw->ls == NULL)
 			return TW_ENOMEM;
 		for (size_t k = 0; k < gw->nl; k++) {
-			gw->ls[k].l = json_array_get(ls, k);
-			listener_eval(t, gw, &gw->ls[k], &naux);
+			struct gw_listener *L = &gw->ls[k];
+			L->l = json_array_get(ls, k);
+			listener_eval(t, gw, L, &naux);
+			for (size_t j = 0; j < k && !L->conflicted; j++) {
+				const struct gw_listener *E = &gw->ls[j];
+				if (E->port == L->port && !E->conflicted &&
+				    ((E->host == NULL && L->host == NULL) ||
+				     (E->host && L->host && strcmp(E->host, L->host) == 0)))
+					L->conflicted = 1;
+			}
+			if (L->conflicted) { /* the first listener keeps the name; this one serves nothing */
+				L->acc_ok = 0;
+				L->acc_reason = "HostnameConflict";
+				snprintf(L->acc_msg, sizeof L->acc_msg, "another listener has port %lld and this hostname",
+					 (long long)L->port);
+			}
 		}
 	}
 	/* HTTPRoutes with a parent among our Gateways */
@@ -1116,7 +1131,8 @@ int tw_k8s_gw_finish(struct tr *t, const size_t *pos, const struct tw_conf_backe
 					       cond("Accepted", L->acc_ok, L->acc_reason, L->acc_ok ? "accepted" : L->acc_msg, gen),
 					       cond("ResolvedRefs", L->ref_ok, L->ref_reason, L->ref_ok ? "resolved" : L->ref_msg, gen),
 					       cond("Programmed", ok, ok ? "Programmed" : "Invalid", ok ? "programmed" : "not served", gen),
-					       cond("Conflicted", 0, "NoConflicts", "", gen));
+					       L->conflicted ? cond("Conflicted", 1, "HostnameConflict", L->acc_msg, gen)
+							     : cond("Conflicted", 0, "NoConflicts", "", gen));
 			if (le == NULL || json_array_append_new(ls, le) < 0) {
 				json_decref(ls);
 				return TW_ENOMEM;

@@ -136,7 +136,8 @@ def test_matching_precedence_hostnames_and_status(procs, tmp_path, gwapi):
     api.create(gatewayclass())
     api.create(gateway("web", "gw", [listener("http", port, hostname="*.example.test"),
                                      listener("exact", port, hostname="only.example.test"),
-                                     listener("wrong-port", port + 1)]))
+                                     listener("wrong-port", port + 1),
+                                     listener("dup", port, hostname="only.example.test")]))
     api.create(httproute("web", "matches", hostnames=["app.example.test", "other.test"], rules=[
         {"matches": [prefix("/")], "backendRefs": [ref("svc-a")]},
         {"matches": [{"path": {"type": "Exact", "value": "/exact"}}], "backendRefs": [ref("svc-b")]},
@@ -176,7 +177,7 @@ def test_matching_precedence_hostnames_and_status(procs, tmp_path, gwapi):
     def gw_status():
         st = (api.get("gateways", "gw", "web") or {}).get("status") or {}
         ls = {li["name"]: li for li in st.get("listeners", [])}
-        return st if len(ls) == 3 and ls["http"]["attachedRoutes"] == 1 else None
+        return st if len(ls) == 4 and ls["http"]["attachedRoutes"] == 1 else None
     st = wait_for(gw_status, 10, what="Gateway status")
     ls = {li["name"]: li for li in st["listeners"]}
     assert cond(st["conditions"], "Programmed")["status"] == "True"
@@ -185,6 +186,9 @@ def test_matching_precedence_hostnames_and_status(procs, tmp_path, gwapi):
     assert ls["http"]["supportedKinds"] == [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}]
     assert cond(ls["wrong-port"]["conditions"], "Accepted")["reason"] == "PortUnavailable"
     assert cond(ls["wrong-port"]["conditions"], "Programmed")["status"] == "False"
+    assert cond(ls["dup"]["conditions"], "Conflicted")["status"] == "True"
+    assert cond(ls["dup"]["conditions"], "Conflicted")["reason"] == "HostnameConflict"
+    assert cond(ls["exact"]["conditions"], "Conflicted")["status"] == "False"
     for li in ("http", "exact"):
         assert cond(ls[li]["conditions"], "Programmed")["status"] == "True"
     wait_route_cond(api, "web", "matches", "Accepted", "True", "Accepted", gen=1)
