@@ -746,7 +746,7 @@ static int write_gw_status(struct tw_k8s_controller *c, struct tw_k8s_client *cl
 				json_array_append(ours, p);
 		}
 	}
-	json_t *a = strip_ltt(body_st), *b = strip_ltt(cur ? cur : json_object());
+	json_t *a = strip_ltt(body_st), *b = cur ? strip_ltt(cur) : NULL;
 	int same = a && b && json_equal(a, b);
 	json_decref(a);
 	json_decref(b);
