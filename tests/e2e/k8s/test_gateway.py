@@ -19,7 +19,7 @@ import pytest
 
 from conftest import free_port
 from ingressutil import publish_service, start_ingress_edge, start_pods, upstream_of, wait_for  # noqa: F401
-from k8sutil import TOKEN, ApiServer, ingress, path, rule, tls_secret  # noqa: F401
+from k8sutil import TOKEN, ApiServer, ingress, kubectl, path, rule, tls_secret  # noqa: F401
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "edge"))
 from edgeutil import hdr  # noqa: E402
@@ -310,6 +310,16 @@ def test_filters_redirect_rewrite_headers(procs, tmp_path, gwapi):
     assert edge.get("/strip", host="f.test").json()["path"] == "/"
     e = edge.get("/full/any/thing", host="f.test").json()
     assert e["path"] == "/echo" and hdr(e, "Host") == ["f.test"]
+    # the same over cleartext HTTP/2 (prior knowledge): response header edits and a redirect
+    def h2_head(path):
+        out = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-D", "-", "-o", "/dev/null",
+                              "-H", "Host: f.test", f"http://127.0.0.1:{port}{path}"],
+                             capture_output=True, text=True, timeout=20)
+        return out.stdout.lower() + out.stderr
+    heads = h2_head("/hdr")
+    assert "http/2 200" in heads and "x-upstream: hidden" in heads and "x-resp: r1" in heads, heads
+    heads = h2_head("/redir/z")
+    assert "http/2 301" in heads and "location: https://new.test/moved/z" in heads, heads
     # timeouts.request: the upstream's answer within 400 ms, else 504
     assert edge.get("/timed/slow?ms=50", host="f.test").status_code == 200
     assert edge.get("/timed/slow?ms=1500", host="f.test").status_code == 504
@@ -416,3 +426,56 @@ def test_https_listener_and_conflict_with_ingress(procs, tmp_path, gwapi):
     # the Ingress goes away: the HTTPRoute takes app.test
     api.delete("ingresses", "old", "web")
     wait_for(lambda: upstream_of(edge, "app.test", "/") == (200, "b-0"), 10, what="route takes over")
+
+
+CANARY = """
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: tapwork}
+spec: {controllerName: tapwork.dev/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: web, namespace: shop}
+spec:
+  gatewayClassName: tapwork
+  listeners:
+  - {name: http, port: PORT, protocol: HTTP, hostname: "*.example.com"}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: shop, namespace: shop}
+spec:
+  parentRefs: [{name: web}]
+  hostnames: [shop.example.com]
+  rules:
+  - backendRefs:
+    - {name: shop, port: 80, weight: 90}
+    - {name: shop-canary, port: 80, weight: 10}
+"""
+
+
+def test_kubectl_canary_90_10(procs, tmp_path, gwapi):
+    """The docs' canary example, applied with kubectl; kubectl reads the status back."""
+    api = gwapi
+    port = free_port()
+    publish_service(api, "shop", "shop", start_pods(procs, "stable", ["127.0.0.2"]))
+    publish_service(api, "shop", "shop-canary", start_pods(procs, "canary", ["127.0.0.3"]))
+    edge = start_gw_edge(procs, tmp_path, api, port)
+    r = kubectl(api, "apply", "-f", "-", input=CANARY.replace("PORT", str(port)))
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: edge.get("/", host="shop.example.com").status_code == 200, 10, what="canary route served")
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    counts = {}
+    for _ in range(1000):
+        conn.request("GET", "/", headers={"Host": "shop.example.com"})
+        resp = conn.getresponse()
+        resp.read()
+        counts[resp.getheader("X-Upstream")] = counts.get(resp.getheader("X-Upstream"), 0) + 1
+    conn.close()
+    assert counts == {"stable-0": 900, "canary-0": 100}, counts  # smooth WRR: exact over 10 x sum(weights)
+    wait_for(lambda: kubectl(api, "get", "httproute", "shop", "-n", "shop", "-o",
+                             "jsonpath={.status.parents[0].conditions[?(@.type=='Accepted')].status}").stdout == "True",
+             10, what="kubectl sees Accepted")
+    r = kubectl(api, "get", "gateway", "web", "-n", "shop", "-o", "jsonpath={.status.listeners[0].attachedRoutes}")
+    assert r.stdout == "1", (r.stdout, r.stderr)
