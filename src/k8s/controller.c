@@ -318,6 +318,12 @@ static void (*const trims[K_N])(json_t *) = {trim_ingress, trim_class,  trim_ser
 					     trim_secret,  NULL,        trim_gw,      trim_gw,
 					     trim_gw,      trim_gw,     trim_namespace};
 
+/* Gateway API kinds are CRDs: a cluster without them still gets its Ingresses served. */
+static int optional_kind(enum kind k)
+{
+	return k == K_GWCLASS || k == K_GATEWAY || k == K_ROUTE || k == K_REFGRANT;
+}
+
 static int add_informer(struct tw_k8s_controller *c, enum kind k, const char *path, const char *ns,
                         const char *fsel, struct tw_err *err)
 {
@@ -338,7 +344,8 @@ static int add_informer(struct tw_k8s_controller *c, enum kind k, const char *pa
 	                              .lock = &c->lock,
 	                              .on_change = on_change,
 	                              .trim = trims[k],
-	                              .arg = c};
+	                              .arg = c,
+	                              .missing_ok = optional_kind(k)};
 	if ((rc = tw_k8s_watch_new(&o, in->client, &c->stop, &in->w)) < 0) {
 		tw_k8s_client_free(in->client);
 		return rc;

@@ -19,7 +19,7 @@ import pytest
 
 from conftest import free_port
 from ingressutil import publish_service, start_ingress_edge, start_pods, upstream_of, wait_for  # noqa: F401
-from k8sutil import TOKEN, ApiServer, ingress, kubectl, path, rule, tls_secret  # noqa: F401
+from k8sutil import TOKEN, ApiServer, apiserver, ingress, kubectl, path, rule, tls_secret  # noqa: F401
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "edge"))
 from edgeutil import hdr  # noqa: E402
@@ -479,3 +479,15 @@ def test_kubectl_canary_90_10(procs, tmp_path, gwapi):
              10, what="kubectl sees Accepted")
     r = kubectl(api, "get", "gateway", "web", "-n", "shop", "-o", "jsonpath={.status.listeners[0].attachedRoutes}")
     assert r.stdout == "1", (r.stdout, r.stderr)
+
+
+def test_without_the_crds_ingresses_are_still_served(procs, tmp_path, apiserver):
+    """kubernetes.gateway on a cluster without the Gateway API CRDs: the
+    Ingresses are served (the missing kinds count as empty), a warning says why."""
+    api = apiserver
+    port = free_port()
+    publish_service(api, "web", "svc", start_pods(procs, "a", ["127.0.0.2"]))
+    api.create(ingress("web", "site", rules=[rule("app.test", [path("/", "svc", "http")])]))
+    edge = start_gw_edge(procs, tmp_path, api, port)  # waits for /readyz
+    assert upstream_of(edge, "app.test", "/") == (200, "a-0")
+    edge.wait_log(r"\[k8s httproutes\] .*HTTP 404.*does not serve this kind")
