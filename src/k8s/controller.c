@@ -741,6 +741,22 @@ static int write_gw_status(struct tw_k8s_controller *c, struct tw_k8s_client *cl
 		json_decref(cur);
 		return TW_ENOMEM;
 	}
+	if (k == K_GATEWAY) {
+		/* addresses: publish_address and the publish Service's load balancer */
+		json_t *want_a = desired_addresses(c), *addrs = json_array();
+		size_t i;
+		json_t *a;
+		json_array_foreach(want_a, i, a)
+		{
+			const char *ip = json_string_value(json_object_get(a, "ip"));
+			const char *hn = json_string_value(json_object_get(a, "hostname"));
+			json_array_append_new(addrs, json_pack("{s:s, s:s}", "type", ip ? "IPAddress" : "Hostname", "value",
+							       ip ? ip : hn ? hn : ""));
+		}
+		json_decref(want_a);
+		if (addrs != NULL)
+			json_object_set_new(body_st, "addresses", addrs);
+	}
 	if (k == K_ROUTE) {
 		/* other controllers' parents stay as they are */
 		json_t *ours = json_object_get(body_st, "parents");

@@ -1140,19 +1140,13 @@ int tw_k8s_gw_finish(struct tr *t, const size_t *pos, const struct tw_conf_backe
 		}
 		int acc = gw->nl == 0 || nvalid > 0;
 		const char *areason = nvalid == gw->nl ? "Accepted" : "ListenersNotValid";
-		json_t *addrs = json_array();
-		const struct tw_conf_k8s_ingress *io = t->opt;
-		for (size_t k = 0; addrs && k < io->npublish_address; k++) {
-			const char *a = io->publish_address[k];
-			int ip = strspn(a, "0123456789.") == strlen(a) || strchr(a, ':') != NULL;
-			json_array_append_new(addrs, json_pack("{s:s, s:s}", "type", ip ? "IPAddress" : "Hostname", "value", a));
-		}
-		json_t *st = json_pack("{s:s, s:s, s:s, s:{s:[o, o], s:o, s:o}}", "kind", "gateways", "ns", gw->o->ns, "name",
+		/* status.addresses: the leader adds them (publish_address, publish_service) */
+		json_t *st = json_pack("{s:s, s:s, s:s, s:{s:[o, o], s:o}}", "kind", "gateways", "ns", gw->o->ns, "name",
 				       gw->o->name, "status", "conditions",
 				       cond("Accepted", acc, areason, acc ? "accepted" : "no valid listener", gen),
 				       cond("Programmed", nvalid > 0, nvalid > 0 ? "Programmed" : "Invalid",
 					    nvalid > 0 ? "programmed" : "no valid listener", gen),
-				       "listeners", ls, "addresses", addrs ? addrs : json_array());
+				       "listeners", ls);
 		if (st == NULL || json_array_append_new(s->status, st) < 0)
 			return TW_ENOMEM;
 	}

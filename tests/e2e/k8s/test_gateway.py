@@ -95,12 +95,13 @@ def prefix(p):
     return {"path": {"type": "PathPrefix", "value": p}}
 
 
-def start_gw_edge(procs, tmp_path, api, port, https=None):
+def start_gw_edge(procs, tmp_path, api, port, https=None, ingress_opts=None):
     cfg = {"listen": {"http": f"127.0.0.1:{port}"}}
     if https:
         cfg["listen"]["https"] = f"127.0.0.1:{https}"
         cfg["state_dir"] = str(tmp_path / "state")
-    return start_ingress_edge(procs, tmp_path, api, cfg=cfg, k8s_extra={"gateway": {"controller_name": CTL}})
+    return start_ingress_edge(procs, tmp_path, api, cfg=cfg, ingress_opts=ingress_opts,
+                              k8s_extra={"gateway": {"controller_name": CTL}})
 
 
 def cond(conds, type_):
@@ -149,7 +150,7 @@ def test_matching_precedence_hostnames_and_status(procs, tmp_path, gwapi):
     ], parents=(("web", "gw", "http"),)))
     api.create(httproute("web", "isolated", rules=[{"backendRefs": [ref("svc-b")]}],
                          parents=(("web", "gw", "exact"),)))
-    edge = start_gw_edge(procs, tmp_path, api, port)
+    edge = start_gw_edge(procs, tmp_path, api, port, ingress_opts={"publish_address": ["127.0.0.9", "lb.test"]})
     wait_for(lambda: upstream_of(edge, "app.example.test", "/x") == (200, "a-0"), 10, what="route served")
     # Exact beats PathPrefix; header, query and method matches beat a plain prefix
     assert upstream_of(edge, "app.example.test", "/exact") == (200, "b-0")
@@ -181,6 +182,7 @@ def test_matching_precedence_hostnames_and_status(procs, tmp_path, gwapi):
     st = wait_for(gw_status, 10, what="Gateway status")
     ls = {li["name"]: li for li in st["listeners"]}
     assert cond(st["conditions"], "Programmed")["status"] == "True"
+    assert st["addresses"] == [{"type": "IPAddress", "value": "127.0.0.9"}, {"type": "Hostname", "value": "lb.test"}]
     assert cond(st["conditions"], "Accepted")["reason"] == "ListenersNotValid"
     assert ls["exact"]["attachedRoutes"] == 1
     assert ls["http"]["supportedKinds"] == [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}]
