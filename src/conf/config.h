@@ -183,6 +183,8 @@ struct tw_conf_site {
 	int hsts;       /* send Strict-Transport-Security on this site's HTTPS answers */
 	int no_redirect; /* never answer 308 to https on HTTP for this site (Ingress
 	                    annotation tapwork.dev/ssl-redirect: "false"); default 0 */
+	int wild_any_depth; /* a "*.suffix" host matches any number of labels, not one
+	                       (Gateway API hostnames); a one-label match still wins */
 };
 
 struct tw_conf_limits {

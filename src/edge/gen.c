@@ -45,7 +45,7 @@ static int same_routing(const struct tw_config *a, const struct tw_config *b)
 		return 0;
 	for (size_t i = 0; i < a->nsites; i++) {
 		const struct tw_conf_site *x = &a->sites[i], *y = &b->sites[i];
-		if (x->nhosts != y->nhosts || x->nroutes != y->nroutes)
+		if (x->nhosts != y->nhosts || x->nroutes != y->nroutes || x->wild_any_depth != y->wild_any_depth)
 			return 0;
 		for (size_t k = 0; k < x->nhosts; k++)
 			if (strcmp(x->hosts[k], y->hosts[k]) != 0)

@@ -27,6 +27,7 @@ struct rt_route {
 struct rt_site {
 	struct rt_route *routes;
 	size_t nroutes;
+	int any_depth; /* its wildcard host matches any number of labels */
 	int has_matchers; /* some route has request matchers (ext) */
 };
 
@@ -46,6 +47,7 @@ struct rt_table {
 struct tw_router {
 	struct rt_site *sites;
 	size_t nsites;
+	int any_depth; /* some wildcard site matches any number of labels */
 	struct rt_table exact;
 	struct rt_table wild;
 	size_t default_site; /* SIZE_MAX when none */
@@ -224,6 +226,7 @@ int tw_router_build(const struct tw_config *cfg, struct tw_router **out, struct 
 		int rc = build_site(a, cfg, i, &r->sites[i], err);
 		if (rc != 0)
 			return rc;
+		r->sites[i].any_depth = cfg->sites[i].wild_any_depth;
 		for (size_t k = 0; k < cfg->sites[i].nhosts; k++) {
 			const char *h = cfg->sites[i].hosts[k];
 			if (strcmp(h, "*") == 0) {
@@ -240,6 +243,8 @@ int tw_router_build(const struct tw_config *cfg, struct tw_router **out, struct 
 				return tw_err_set(err, TW_ENOMEM, "router: out of memory");
 			struct rt_table *t = &r->exact;
 			if (name[0] == '*') {
+				if (cfg->sites[i].wild_any_depth)
+					r->any_depth = 1;
 				if (len < 3 || name[1] != '.' || memchr(name + 2, '*', len - 2) != NULL)
 					return tw_err_set(err, TW_EINVAL,
 							  "router: site %zu: bad wildcard \"%s\" (want \"*.name\")",
@@ -318,6 +323,13 @@ static size_t find_site(const struct tw_router *r, const char *host, size_t host
 			s = table_find(&r->wild, buf + off, n - off);
 			if (s != NULL)
 				return s->site;
+			/* deeper names: "*.example.com" of a Gateway also takes "a.b.example.com" */
+			while (r->any_depth && (dot = memchr(buf + off, '.', n - off)) != NULL && dot + 1 < buf + n) {
+				off = (size_t)(dot + 1 - buf);
+				s = table_find(&r->wild, buf + off, n - off);
+				if (s != NULL && r->sites[s->site].any_depth)
+					return s->site;
+			}
 		}
 	}
 	return r->default_site;

@@ -4,7 +4,9 @@
  * every worker thread uses it without locks.
  *   Host: exact names first, then "*.suffix" wildcards (exactly one label:
  *   "*.example.com" matches "a.example.com", not "example.com" nor
- *   "a.b.example.com"), then the default site ("*"). The Host is compared
+ *   "a.b.example.com"; a site with wild_any_depth — Gateway API hostnames —
+ *   also takes deeper names when no more specific wildcard does), then the
+ *   default site ("*"). The Host is compared
  *   lower-case, without port and without a trailing dot.
  *   Path: `exact` matches the path exactly; `prefix` matches whole path
  *   segments ("/api" matches "/api", "/api/", "/api/x", not "/apix"; "/"

@@ -665,6 +665,8 @@ static int build(struct tr *t)
 				if ((rc = tw_k8s_gw_route(t, &e[k], r, &bi)) < 0)
 					break;
 				route_be[nr] = bi;
+				if (e[k].host[0] == '*')
+					s->wild_any_depth = 1; /* a Gateway API wildcard: any depth */
 			} else if (e[k].kind == E_OPTION) {
 				route_be[nr] = e[k].file_be | FILE_BIT;
 			} else {

@@ -150,6 +150,7 @@ def test_matching_precedence_hostnames_and_status(procs, tmp_path, gwapi):
     ], parents=(("web", "gw", "http"),)))
     api.create(httproute("web", "isolated", rules=[{"backendRefs": [ref("svc-b")]}],
                          parents=(("web", "gw", "exact"),)))
+    api.create(httproute("web", "wild", rules=[{"backendRefs": [ref("svc-d")]}], parents=(("web", "gw", "http"),)))
     edge = start_gw_edge(procs, tmp_path, api, port, ingress_opts={"publish_address": ["127.0.0.9", "lb.test"]})
     wait_for(lambda: upstream_of(edge, "app.example.test", "/x") == (200, "a-0"), 10, what="route served")
     # Exact beats PathPrefix; header, query and method matches beat a plain prefix
@@ -167,6 +168,10 @@ def test_matching_precedence_hostnames_and_status(procs, tmp_path, gwapi):
     # listener isolation: only.example.test has its own listener and route
     assert upstream_of(edge, "only.example.test", "/x") == (200, "b-0")
     assert upstream_of(edge, "only.example.test", "/exact") == (200, "b-0")
+    # no hostnames: the listener's wildcard, which (Gateway API) takes any depth
+    assert upstream_of(edge, "x.example.test", "/") == (200, "d-0")
+    assert upstream_of(edge, "deep.sub.example.test", "/") == (200, "d-0")
+    assert edge.get("/", host="example.test").status_code == 404
 
     # status: class, Gateway (per listener), routes, with observedGeneration
     def gc_ok():
@@ -178,7 +183,7 @@ def test_matching_precedence_hostnames_and_status(procs, tmp_path, gwapi):
     def gw_status():
         st = (api.get("gateways", "gw", "web") or {}).get("status") or {}
         ls = {li["name"]: li for li in st.get("listeners", [])}
-        return st if len(ls) == 4 and ls["http"]["attachedRoutes"] == 1 else None
+        return st if len(ls) == 4 and ls["http"]["attachedRoutes"] == 2 else None
     st = wait_for(gw_status, 10, what="Gateway status")
     ls = {li["name"]: li for li in st["listeners"]}
     assert cond(st["conditions"], "Programmed")["status"] == "True"

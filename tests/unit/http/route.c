@@ -453,6 +453,25 @@ static void matchers_precedence(void **state)
 	cfg_done(c);
 }
 
+static void wildcard_any_depth(void **state)
+{
+	(void)state;
+	struct tw_config *c = cfg_new();
+	size_t one = add_simple(c, (const char *[]){"*.one.test", NULL});
+	size_t any = add_simple(c, (const char *[]){"*.any.test", NULL});
+	size_t deeper = add_simple(c, (const char *[]){"*.b.any.test", NULL});
+	c->sites[any].wild_any_depth = 1;
+	struct tw_router *r = build_ok(c);
+	assert_int_equal(host_site(r, "a.one.test"), one);
+	assert_int_equal(host_site(r, "a.b.one.test"), SIZE_MAX); /* Ingress semantics: one label */
+	assert_int_equal(host_site(r, "a.any.test"), any);
+	assert_int_equal(host_site(r, "x.y.z.any.test"), any);
+	assert_int_equal(host_site(r, "a.b.any.test"), deeper); /* the more specific wildcard wins */
+	assert_int_equal(host_site(r, "a.c.b.any.test"), any);  /* *.b.any.test is one label only */
+	assert_int_equal(host_site(r, "any.test"), SIZE_MAX);
+	cfg_done(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -460,7 +479,7 @@ int main(void)
 		cmocka_unit_test(host_length_cap),   cmocka_unit_test(many_hosts),
 		cmocka_unit_test(path_rules),        cmocka_unit_test(path_no_catch_all),
 		cmocka_unit_test(longest_match_any_order), cmocka_unit_test(build_errors),
-		cmocka_unit_test(default_by_index), cmocka_unit_test(matchers_precedence),
+		cmocka_unit_test(default_by_index), cmocka_unit_test(matchers_precedence), cmocka_unit_test(wildcard_any_depth),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
