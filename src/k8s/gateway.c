@@ -975,12 +975,11 @@ int tw_k8s_gw_collect(struct tr *t, size_t gi)
 		const json_t *r = json_array_get(rules, ri);
 		const json_t *ms = json_object_get(r, "matches");
 		size_t nm = json_array_size(ms);
-		static const json_t *none_match[1] = {NULL};
 		if (nm > MAX_GW_MATCHES)
 			nm = MAX_GW_MATCHES;
 		rs[ri].tmpl.status = rs[ri].status;
 		for (size_t mi = 0; mi < (nm ? nm : 1); mi++) {
-			const json_t *mt = nm ? json_array_get(ms, mi) : none_match[0];
+			const json_t *mt = nm ? json_array_get(ms, mi) : NULL; /* no matches: PathPrefix / */
 			struct gw_match *gm = NULL;
 			const char *path = NULL, *mkey = NULL;
 			enum tw_match pm = TW_MATCH_PREFIX;
