@@ -41,7 +41,8 @@ struct tw_cidr {
 enum tw_balance { TW_BAL_ROUND_ROBIN = 0, TW_BAL_LEAST_CONN, TW_BAL_RANDOM_TWO, TW_BAL_HASH };
 enum tw_hash_src { TW_HASH_CLIENT_IP = 0, TW_HASH_HEADER, TW_HASH_COOKIE, TW_HASH_URI };
 enum tw_match { TW_MATCH_PREFIX = 0, TW_MATCH_EXACT };
-enum tw_handler { TW_HANDLER_PROXY = 0, TW_HANDLER_WELCOME };
+/* EXT: answered from the route's ext (status or redirect), no backend */
+enum tw_handler { TW_HANDLER_PROXY = 0, TW_HANDLER_WELCOME, TW_HANDLER_EXT };
 enum tw_log_format { TW_LOGFMT_COMBINED = 0, TW_LOGFMT_JSON };
 
 struct tw_conf_server {
@@ -93,6 +94,62 @@ struct tw_conf_route {
 	size_t backend;          /* index into tw_config.backends (resolved) */
 	uint64_t max_body;       /* request body cap for this route, 0 = limits.max_body alone
 				  * (set by an Ingress's tapwork.dev/proxy-body-size) */
+	/* Request matchers, header edits, redirects, rewrites and weighted
+	 * backends (a Gateway API HTTPRoute rule); NULL = a plain route (the
+	 * fast path: nothing of it is looked at). See struct tw_route_ext. */
+	const struct tw_route_ext *ext;
+};
+
+/* One name/value pair: an exact header or query-parameter match (header
+ * names compared case-insensitively, values and query names exactly), or a
+ * header to set/add. */
+struct tw_nv {
+	char *name;
+	char *value;
+};
+
+struct tw_hdr_mod {
+	struct tw_nv *set; /* replace every field of that name (or add it) */
+	size_t nset;
+	struct tw_nv *add; /* append a field */
+	size_t nadd;
+	char **remove;     /* drop every field of that name */
+	size_t nremove;
+};
+
+enum tw_path_mod { TW_PATH_KEEP = 0, TW_PATH_FULL, TW_PATH_PREFIX };
+
+/* A backend of a weighted route and its share. */
+struct tw_wbackend {
+	size_t backend; /* index into tw_config.backends */
+	char *backend_name;
+	unsigned weight; /* > 0 */
+};
+
+struct tw_route_ext {
+	/* matchers: every one must hold */
+	char *method; /* NULL = any */
+	struct tw_nv *headers;
+	size_t nheaders;
+	struct tw_nv *query;
+	size_t nquery;
+	uint64_t order; /* tie-break among equally specific routes of a site: lower first */
+	/* what happens on a match */
+	int status;   /* answer this status without an upstream (500 for invalid references); 0 = none */
+	int redirect; /* 301/302/303/307/308: answer with a Location; 0 = proxy */
+	char *redir_scheme; /* NULL = the request's */
+	char *redir_host;   /* NULL = the request's (without port) */
+	unsigned redir_port; /* 0 = derived (the scheme's well-known port, else the listener's) */
+	enum tw_path_mod path_mod; /* redirect or rewrite of the path */
+	char *path_value;
+	char *rewrite_host; /* Host sent upstream; NULL = the client's */
+	struct tw_hdr_mod req, resp;
+	/* weighted backends (route.backend is the first); nwb == 0: the route's backend alone */
+	struct tw_wbackend *wb;
+	size_t nwb;
+	uint32_t *wseq; /* smooth weighted round robin over the weights: indexes into wb */
+	size_t nwseq;
+	uint64_t *wctr; /* position in wseq, shared by the workers (atomic) */
 };
 
 /* Per-site TLS mode. AUTO only in tls_mode (= no `tls:` key); tls_effective
@@ -128,6 +185,8 @@ struct tw_conf_site {
 	int hsts;       /* send Strict-Transport-Security on this site's HTTPS answers */
 	int no_redirect; /* never answer 308 to https on HTTP for this site (Ingress
 	                    annotation tapwork.dev/ssl-redirect: "false"); default 0 */
+	int wild_any_depth; /* a "*.suffix" host matches any number of labels, not one
+	                       (Gateway API hostnames); a one-label match still wins */
 };
 
 struct tw_conf_limits {
@@ -267,11 +326,17 @@ struct tw_conf_k8s_ingress {
 	int external_name;       /* allow ExternalName Services, default 0 */
 };
 
+struct tw_conf_k8s_gateway {
+	char *controller_name; /* GatewayClass spec.controllerName that is ours */
+};
+
 struct tw_conf_k8s {
 	char *kubeconfig;        /* NULL = $KUBECONFIG, else in-cluster */
 	char *context;           /* kubeconfig context; NULL = current-context */
 	int has_ingress;
 	struct tw_conf_k8s_ingress ingress;
+	int has_gateway;
+	struct tw_conf_k8s_gateway gateway; /* Gateway API (gateway.networking.k8s.io) */
 	char *lease_name;        /* leader-election Lease, default "tapwork-leader" */
 	char *lease_namespace;   /* default: the pod's namespace (in cluster), else "default" */
 	uint64_t lease_duration_ms; /* default 15s */

@@ -1335,6 +1335,21 @@ static const struct cf_schema k8s_ingress_schema = {
     .name = "kubernetes.ingress",
     .fields = k8s_ingress_fields,
     .doc = "Which Ingresses are ours and what their status says."};
+#define KG struct tw_conf_k8s_gateway
+static const struct cf_field k8s_gateway_fields[] = {
+    {.name = "controller_name",
+     .kind = CF_STRING,
+     FLD(KG, controller_name),
+     .def = "tapwork.dev/gateway-controller",
+     .doc = "The `spec.controllerName` of GatewayClasses that are ours: their Gateways and the "
+            "HTTPRoutes attached to them are served."},
+    END};
+#undef KG
+static const struct cf_schema k8s_gateway_schema = {
+    .name = "kubernetes.gateway",
+    .fields = k8s_gateway_fields,
+    .doc = "The Gateway API (gateway.networking.k8s.io: GatewayClass, Gateway, HTTPRoute, "
+           "ReferenceGrant). Absent: those kinds are not watched."};
 static const struct cf_field k8s_leader_fields[] = {
     {.name = "lease",
      .kind = CF_STRING,
@@ -1379,6 +1394,13 @@ static const struct cf_field k8s_fields[] = {
      .present_off = offsetof(K, has_ingress),
      .schema = &k8s_ingress_schema,
      .doc = "The Ingress controller (see below)."},
+    {.name = "gateway",
+     .kind = CF_STRUCT,
+     .off = offsetof(K, gateway),
+     .flags = CF_PRESENT,
+     .present_off = offsetof(K, has_gateway),
+     .schema = &k8s_gateway_schema,
+     .doc = "The Gateway API controller (see below)."},
     {.name = "leader_election",
      .kind = CF_STRUCT,
      .off = 0,

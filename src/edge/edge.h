@@ -376,6 +376,14 @@ void tw_make_request_id(struct tw_worker *w, char out[33]);
 void tw_local_error(struct tw_conn *c, int status, const char *why);
 void tw_local_welcome(struct tw_conn *c);
 void tw_local_redirect_https(struct tw_conn *c);
+/* The redirect of a route with ext->redirect: Location from the route's
+ * scheme/host/port/path settings and the request's path and query. */
+void tw_local_redirect_route(struct tw_conn *c, const struct tw_conf_route *rt, const char *path, size_t plen,
+			     const char *query, size_t qlen);
+/* The path sent upstream or redirected to under a route's path modifier
+ * (ReplaceFullPath / ReplacePrefixMatch) into out (NUL-terminated); its
+ * length, or 0 when it does not fit. */
+size_t tw_route_path(const struct tw_conf_route *rt, const char *path, size_t plen, char *out, size_t cap);
 /* Strict-Transport-Security value for this request's answer, or NULL. */
 const char *tw_req_hsts(const struct tw_conn *c, const struct tw_req *r);
 

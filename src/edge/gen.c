@@ -45,7 +45,7 @@ static int same_routing(const struct tw_config *a, const struct tw_config *b)
 		return 0;
 	for (size_t i = 0; i < a->nsites; i++) {
 		const struct tw_conf_site *x = &a->sites[i], *y = &b->sites[i];
-		if (x->nhosts != y->nhosts || x->nroutes != y->nroutes)
+		if (x->nhosts != y->nhosts || x->nroutes != y->nroutes || x->wild_any_depth != y->wild_any_depth)
 			return 0;
 		for (size_t k = 0; k < x->nhosts; k++)
 			if (strcmp(x->hosts[k], y->hosts[k]) != 0)
@@ -54,7 +54,7 @@ static int same_routing(const struct tw_config *a, const struct tw_config *b)
 			const struct tw_conf_route *r = &x->routes[k], *q = &y->routes[k];
 			if (r->path_len != q->path_len || r->match != q->match || r->handler != q->handler ||
 			    r->backend != q->backend || r->max_body != q->max_body ||
-			    memcmp(r->path, q->path, r->path_len) != 0)
+			    memcmp(r->path, q->path, r->path_len) != 0 || !tw_route_ext_equal(r->ext, q->ext))
 				return 0;
 			if (r->handler == TW_HANDLER_PROXY &&
 			    (r->backend >= a->nbackends || q->backend >= b->nbackends ||
@@ -305,9 +305,12 @@ int tw_gen_build(struct tw_edge *e, struct tw_config *cfg, const struct tw_gen *
 	for (size_t s = 0; s < ns; s++) {
 		const char *sl = s < cfg->nsites && cfg->sites[s].nhosts ? cfg->sites[s].hosts[0] : "-";
 		g->site_label[s] = tw_arena_strdup(a, sl);
-		size_t nr = s < cfg->nsites ? cfg->sites[s].nroutes : 0;
+		size_t nr = s < cfg->nsites ? cfg->sites[s].nroutes : 0, nslots = nr;
+		for (size_t r = 0; r < nr; r++) /* weighted routes: each of their backends */
+			if (cfg->sites[s].routes[r].ext)
+				nslots += cfg->sites[s].routes[r].ext->nwb;
 		struct tw_site_req *sr = &g->site_req[s];
-		sr->e = tw_arena_alloc(a, (nr + 1) * sizeof *sr->e);
+		sr->e = tw_arena_alloc(a, (nslots + 1) * sizeof *sr->e);
 		if (g->site_label[s] == NULL || sr->e == NULL) {
 			free(used);
 			goto nomem;
@@ -321,6 +324,13 @@ int tw_gen_build(struct tw_edge *e, struct tw_config *cfg, const struct tw_gen *
 			if (rt->handler == TW_HANDLER_PROXY && rt->backend < nb && used[rt->backend] != s + 1) {
 				used[rt->backend] = s + 1;
 				sr->e[sr->n++].backend = rt->backend;
+			}
+			for (size_t k = 0; rt->ext && k < rt->ext->nwb; k++) {
+				size_t wbk = rt->ext->wb[k].backend;
+				if (wbk < nb && used[wbk] != s + 1) {
+					used[wbk] = s + 1;
+					sr->e[sr->n++].backend = wbk;
+				}
 			}
 		}
 		size_t ps = prev != NULL ? lookup(pi.site, pi.site_cap, sl, site_name, prev) : SIZE_MAX;

@@ -77,6 +77,92 @@ void tw_local_redirect_https(struct tw_conn *c)
 	respond_ex(c, 308, "text/plain; charset=utf-8", body, (size_t)n, extra);
 }
 
+size_t tw_route_path(const struct tw_conf_route *rt, const char *path, size_t plen, char *out, size_t cap)
+{
+	const struct tw_route_ext *x = rt->ext;
+	const char *a = path, *b = "";
+	size_t al = plen, bl = 0;
+	if (x != NULL && x->path_mod == TW_PATH_FULL) {
+		a = x->path_value;
+		al = strlen(a);
+	} else if (x != NULL && x->path_mod == TW_PATH_PREFIX) {
+		/* the matched prefix (trailing '/' of the rule ignored) becomes the
+		 * value; "/" + "/rest" gives "/rest", never "//rest" */
+		size_t ml = rt->path_len;
+		while (ml > 0 && rt->path[ml - 1] == '/')
+			ml--;
+		if (rt->match == TW_MATCH_EXACT)
+			ml = plen;
+		if (ml > plen)
+			ml = plen;
+		a = x->path_value;
+		al = strlen(a);
+		b = path + ml;
+		bl = plen - ml;
+		if (bl > 0 && al > 0 && a[al - 1] == '/')
+			al--;
+	}
+	if (al + bl == 0) {
+		a = "/";
+		al = 1;
+	}
+	if (al + bl + 1 > cap)
+		return 0;
+	memcpy(out, a, al);
+	memcpy(out + al, b, bl);
+	out[al + bl] = '\0';
+	return al + bl;
+}
+
+void tw_local_redirect_route(struct tw_conn *c, const struct tw_conf_route *rt, const char *path, size_t plen,
+			     const char *query, size_t qlen)
+{
+	struct tw_req *r = c->req;
+	const struct tw_route_ext *x = rt->ext;
+	const struct tw_config *cfg = r->gen->cfg;
+	/* the request's host without port ("[v6]" kept) */
+	size_t hl = strlen(r->host);
+	const char *colon = NULL;
+	if (r->host[0] == '[') {
+		const char *rb = strchr(r->host, ']');
+		if (rb && rb[1] == ':')
+			colon = rb + 1;
+	} else {
+		colon = strrchr(r->host, ':');
+	}
+	if (colon)
+		hl = (size_t)(colon - r->host);
+	const char *scheme = x->redir_scheme ? x->redir_scheme : (c->fops->secure ? "https" : "http");
+	unsigned port = x->redir_port;
+	if (port == 0 && x->redir_scheme == NULL) {
+		/* no scheme given: the listener's port */
+		const struct sockaddr_storage *ss = c->fops->secure ? &cfg->listen_https.ss : &cfg->listen_http.ss;
+		if (ss->ss_family == AF_INET)
+			port = ntohs(((const struct sockaddr_in *)ss)->sin_port);
+		else if (ss->ss_family == AF_INET6)
+			port = ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	}
+	char portbuf[16] = "";
+	if (port != 0 && !(port == 80 && strcmp(scheme, "http") == 0) && !(port == 443 && strcmp(scheme, "https") == 0))
+		snprintf(portbuf, sizeof portbuf, ":%u", port);
+	char p[1100];
+	if (tw_route_path(rt, path, plen, p, sizeof p) == 0) {
+		tw_local_error(c, 414, "redirect target too long");
+		return;
+	}
+	char extra[1400];
+	int n = snprintf(extra, sizeof extra, "Location: %s://%.*s%s%s%s%.*s\r\n", scheme,
+			 x->redir_host ? (int)strlen(x->redir_host) : (int)hl, x->redir_host ? x->redir_host : r->host,
+			 portbuf, p, qlen ? "?" : "", (int)qlen, query ? query : "");
+	if (n < 0 || (size_t)n >= sizeof extra) {
+		tw_local_error(c, 414, "redirect target too long");
+		return;
+	}
+	char body[64];
+	int bn = snprintf(body, sizeof body, "%d %s\n", x->redirect, tw_h1_reason((unsigned)x->redirect));
+	respond_ex(c, x->redirect, "text/plain; charset=utf-8", body, (size_t)bn, extra);
+}
+
 static void respond_ex(struct tw_conn *c, int status, const char *ctype, const char *body, size_t len,
 		       const char *extra)
 {

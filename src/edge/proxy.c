@@ -615,6 +615,25 @@ static void respond_local_error(struct tw_conn *c, int status, const char *why)
 	tw_local_error(c, status, why);
 }
 
+struct hdr_ctx {
+	const char *buf;
+	const struct tw_h1_msg *m;
+};
+
+/* tw_route_req.header_is over a parsed request head */
+static int header_is(void *ctx, const char *name, const char *value)
+{
+	const struct hdr_ctx *h = ctx;
+	size_t nl = strlen(name), vl = strlen(value);
+	for (unsigned k = 0; k < h->m->nheaders; k++) {
+		const struct tw_h1_header *f = &h->m->headers[k];
+		if (f->name.len == nl && f->value.len == vl && strncasecmp(h->buf + f->name.off, name, nl) == 0 &&
+		    memcmp(h->buf + f->value.off, value, vl) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 static void dispatch(struct tw_conn *c)
 {
 	struct tw_req *r = c->req;
@@ -669,8 +688,15 @@ static void dispatch(struct tw_conn *c)
 		flow_init(&r->reqbody, FLOW_NONE, 0, 0);
 
 	size_t site = 0;
-	r->route = tw_router_match(r->gen->router, buf + m->authority.off, m->authority.len,
-				   buf + m->path.off, m->path.len, &site);
+	struct hdr_ctx hc = {buf, m};
+	struct tw_route_req rq = {.method = buf + m->method.off,
+				  .method_len = m->method.len,
+				  .query = m->query.len ? buf + m->query.off : NULL,
+				  .query_len = m->query.len,
+				  .header_is = header_is,
+				  .ctx = &hc};
+	r->route = tw_router_match_req(r->gen->router, buf + m->authority.off, m->authority.len,
+				       buf + m->path.off, m->path.len, &rq, &site);
 	if (site < cfg->nsites)
 		r->site = site;
 	/* ACME HTTP-01 challenges come before any redirect or route. */
@@ -693,6 +719,18 @@ static void dispatch(struct tw_conn *c)
 		if (!r->reqbody.done)
 			c->close_after = 1;
 		tw_local_redirect_https(c);
+		return;
+	}
+	const struct tw_route_ext *x = r->route ? r->route->ext : NULL;
+	if (x != NULL && (x->status || x->redirect)) {
+		tw_iobuf_consume(c->in, (uint32_t)r->p.head_len);
+		if (!r->reqbody.done)
+			c->close_after = 1;
+		if (x->redirect)
+			tw_local_redirect_route(c, r->route, buf + m->path.off, m->path.len,
+						m->query.len ? buf + m->query.off : NULL, m->query.len);
+		else
+			tw_local_error(c, x->status, "the route's backends are invalid");
 		return;
 	}
 	if (r->route == NULL || r->route->handler == TW_HANDLER_WELCOME) {
@@ -719,6 +757,20 @@ static void dispatch(struct tw_conn *c)
 			r->reqbody.ch.max_body = rmax;
 	}
 	r->backend = r->route->backend;
+	if (x != NULL && x->nwb > 0) {
+		/* smooth weighted round robin, one sequence shared by the workers:
+		 * over nwseq consecutive requests each backend gets its weight exactly */
+		uint64_t n = __atomic_fetch_add(x->wctr, 1, __ATOMIC_RELAXED);
+		r->backend = x->wb[x->wseq[n % x->nwseq]].backend;
+		if (r->backend == SIZE_MAX) { /* an invalid reference's share */
+			tw_iobuf_consume(c->in, (uint32_t)r->p.head_len);
+			if (!r->reqbody.done)
+				c->close_after = 1;
+			r->backend = r->route->backend;
+			tw_local_error(c, 500, "the route's backend reference is invalid");
+			return;
+		}
+	}
 	r->hdr = tw_iobuf_get(&c->w->bufs);
 	if (r->hdr == NULL || tw_rewrite_request(c, r, buf, r->hdr) != 0) {
 		tw_iobuf_consume(c->in, (uint32_t)r->p.head_len);

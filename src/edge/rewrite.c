@@ -112,8 +112,40 @@ static int put_joined(struct tw_iobuf *out, const char *buf, const struct tw_h1_
 	return any;
 }
 
+/* Is the field name one a header modifier sets or removes (those fields are
+ * not passed on as they came)? */
+static int mod_drops(const struct tw_hdr_mod *hm, const char *name, size_t nlen)
+{
+	for (size_t i = 0; i < hm->nset; i++)
+		if (strlen(hm->set[i].name) == nlen && strncasecmp(hm->set[i].name, name, nlen) == 0)
+			return 1;
+	for (size_t i = 0; i < hm->nremove; i++)
+		if (strlen(hm->remove[i]) == nlen && strncasecmp(hm->remove[i], name, nlen) == 0)
+			return 1;
+	return 0;
+}
+
+static int put_mod_fields(struct tw_iobuf *out, const struct tw_hdr_mod *hm)
+{
+	int rc = 0;
+	for (size_t i = 0; i < hm->nset; i++) {
+		rc |= puts_(out, hm->set[i].name);
+		rc |= PUTL(out, ": ");
+		rc |= puts_(out, hm->set[i].value);
+		rc |= PUTL(out, "\r\n");
+	}
+	for (size_t i = 0; i < hm->nadd; i++) {
+		rc |= puts_(out, hm->add[i].name);
+		rc |= PUTL(out, ": ");
+		rc |= puts_(out, hm->add[i].value);
+		rc |= PUTL(out, "\r\n");
+	}
+	return rc;
+}
+
 int tw_rewrite_request(struct tw_conn *c, struct tw_req *r, const char *buf, struct tw_iobuf *out)
 {
+	const struct tw_route_ext *x = r->route ? r->route->ext : NULL;
 	const struct tw_h1_msg *m = &r->msg;
 	const struct tw_config *cfg = r->gen->cfg;
 	int trusted = 0;
@@ -124,7 +156,17 @@ int tw_rewrite_request(struct tw_conn *c, struct tw_req *r, const char *buf, str
 	int rc = 0;
 	rc |= put_slice(out, buf, m->method);
 	rc |= PUTL(out, " ");
-	if (m->target.len && buf[m->target.off] != '/' && buf[m->target.off] != '*' && m->path.len) {
+	if (x != NULL && x->path_mod != TW_PATH_KEEP && m->path.len) {
+		char p[2048];
+		size_t pl = tw_route_path(r->route, buf + m->path.off, m->path.len, p, sizeof p);
+		if (pl == 0)
+			return TW_ELIMIT;
+		rc |= put(out, p, pl);
+		if (m->query.len) {
+			rc |= PUTL(out, "?");
+			rc |= put_slice(out, buf, m->query);
+		}
+	} else if (m->target.len && buf[m->target.off] != '/' && buf[m->target.off] != '*' && m->path.len) {
 		/* absolute-form -> origin-form */
 		rc |= put_slice(out, buf, m->path);
 		if (m->query.len) {
@@ -146,14 +188,26 @@ int tw_rewrite_request(struct tw_conn *c, struct tw_req *r, const char *buf, str
 			continue;
 		if (tk.n && named_in_connection(buf, n, &tk))
 			continue;
+		if (x != NULL && k != H_HOST && mod_drops(&x->req, buf + n.off, n.len))
+			continue;
 		if (k == H_HOST)
 			have_host = 1;
+		if (k == H_HOST && x != NULL && x->rewrite_host != NULL) {
+			rc |= PUTL(out, "Host: ");
+			rc |= puts_(out, x->rewrite_host);
+			rc |= PUTL(out, "\r\n");
+			continue;
+		}
 		rc |= put_slice(out, buf, n);
 		rc |= PUTL(out, ": ");
 		rc |= put_slice(out, buf, m->headers[i].value);
 		rc |= PUTL(out, "\r\n");
 	}
-	if (!have_host && m->authority.len) {
+	if (!have_host && x != NULL && x->rewrite_host != NULL) {
+		rc |= PUTL(out, "Host: ");
+		rc |= puts_(out, x->rewrite_host);
+		rc |= PUTL(out, "\r\n");
+	} else if (!have_host && m->authority.len) {
 		rc |= PUTL(out, "Host: ");
 		rc |= put_slice(out, buf, m->authority);
 		rc |= PUTL(out, "\r\n");
@@ -166,6 +220,8 @@ int tw_rewrite_request(struct tw_conn *c, struct tw_req *r, const char *buf, str
 					   strlen(bn) ? bn : "localhost");
 		rc |= PUTL(out, "\r\n");
 	}
+	if (x != NULL)
+		rc |= put_mod_fields(out, &x->req);
 	if (m->chunked)
 		rc |= PUTL(out, "Transfer-Encoding: chunked\r\n");
 	if (r->want_upgrade) {
@@ -245,6 +301,7 @@ int tw_response_fields(struct tw_conn *c, struct tw_req *r, const char *buf, tw_
 	const struct tw_h1_msg *m = &r->msg;
 	const struct tw_config *cfg = r->gen->cfg;
 	const char *ours = cfg->via_name ? cfg->via_name : "tapwork";
+	const struct tw_route_ext *x = r->route ? r->route->ext : NULL;
 	char via[1024];
 	size_t vl = join_via(buf, m, ours, via, sizeof via);
 	struct tokens tk;
@@ -257,8 +314,16 @@ int tw_response_fields(struct tw_conn *c, struct tw_req *r, const char *buf, tw_
 		 * upstream's lines pass as they are and ours follows as its own line */
 		if (k == H_HOP || k == H_RID || (k == H_VIA && vl) || (tk.n && named_in_connection(buf, n, &tk)))
 			continue;
+		if (x != NULL && mod_drops(&x->resp, buf + n.off, n.len))
+			continue;
 		rc = fn(ctx, buf + n.off, n.len, buf + m->headers[i].value.off, m->headers[i].value.len);
 	}
+	for (size_t i = 0; x != NULL && rc == 0 && i < x->resp.nset; i++)
+		rc = fn(ctx, x->resp.set[i].name, strlen(x->resp.set[i].name), x->resp.set[i].value,
+			strlen(x->resp.set[i].value));
+	for (size_t i = 0; x != NULL && rc == 0 && i < x->resp.nadd; i++)
+		rc = fn(ctx, x->resp.add[i].name, strlen(x->resp.add[i].name), x->resp.add[i].value,
+			strlen(x->resp.add[i].value));
 	const char *hsts = tw_req_hsts(c, r);
 	if (rc == 0 && hsts && tw_h1_find_header(buf, m, "strict-transport-security", 0) < 0)
 		rc = fn(ctx, "Strict-Transport-Security", 25, hsts, strlen(hsts));

@@ -27,6 +27,8 @@ struct rt_route {
 struct rt_site {
 	struct rt_route *routes;
 	size_t nroutes;
+	int any_depth; /* its wildcard host matches any number of labels */
+	int has_matchers; /* some route has request matchers (ext) */
 };
 
 struct rt_slot {
@@ -45,6 +47,7 @@ struct rt_table {
 struct tw_router {
 	struct rt_site *sites;
 	size_t nsites;
+	int any_depth; /* some wildcard site matches any number of labels */
 	struct rt_table exact;
 	struct rt_table wild;
 	size_t default_site; /* SIZE_MAX when none */
@@ -117,6 +120,21 @@ static int route_cmp(const void *pa, const void *pb)
 		return a->len > b->len ? -1 : 1;
 	if (a->match != b->match)
 		return a->match == TW_MATCH_EXACT ? -1 : 1;
+	const struct tw_route_ext *x = a->conf->ext, *y = b->conf->ext;
+	if (x != NULL || y != NULL) {
+		int mx = x && x->method, my = y && y->method;
+		if (mx != my)
+			return mx ? -1 : 1;
+		size_t hx = x ? x->nheaders : 0, hy = y ? y->nheaders : 0;
+		if (hx != hy)
+			return hx > hy ? -1 : 1;
+		size_t qx = x ? x->nquery : 0, qy = y ? y->nquery : 0;
+		if (qx != qy)
+			return qx > qy ? -1 : 1;
+		uint64_t ox = x ? x->order : 0, oy = y ? y->order : 0;
+		if (ox != oy)
+			return ox < oy ? -1 : 1;
+	}
 	return a->order < b->order ? -1 : (a->order > b->order ? 1 : 0);
 }
 
@@ -144,6 +162,8 @@ static int build_site(struct tw_arena *a, const struct tw_config *cfg, size_t si
 		r->len = cr->path_len;
 		r->match = cr->match;
 		r->order = j;
+		if (cr->ext && (cr->ext->method || cr->ext->nheaders || cr->ext->nquery))
+			out->has_matchers = 1;
 		if (r->match == TW_MATCH_PREFIX)
 			while (r->len > 0 && r->path[r->len - 1] == '/')
 				r->len--;
@@ -206,6 +226,7 @@ int tw_router_build(const struct tw_config *cfg, struct tw_router **out, struct 
 		int rc = build_site(a, cfg, i, &r->sites[i], err);
 		if (rc != 0)
 			return rc;
+		r->sites[i].any_depth = cfg->sites[i].wild_any_depth;
 		for (size_t k = 0; k < cfg->sites[i].nhosts; k++) {
 			const char *h = cfg->sites[i].hosts[k];
 			if (strcmp(h, "*") == 0) {
@@ -222,6 +243,8 @@ int tw_router_build(const struct tw_config *cfg, struct tw_router **out, struct 
 				return tw_err_set(err, TW_ENOMEM, "router: out of memory");
 			struct rt_table *t = &r->exact;
 			if (name[0] == '*') {
+				if (cfg->sites[i].wild_any_depth)
+					r->any_depth = 1;
 				if (len < 3 || name[1] != '.' || memchr(name + 2, '*', len - 2) != NULL)
 					return tw_err_set(err, TW_EINVAL,
 							  "router: site %zu: bad wildcard \"%s\" (want \"*.name\")",
@@ -300,6 +323,13 @@ static size_t find_site(const struct tw_router *r, const char *host, size_t host
 			s = table_find(&r->wild, buf + off, n - off);
 			if (s != NULL)
 				return s->site;
+			/* deeper names: "*.example.com" of a Gateway also takes "a.b.example.com" */
+			while (r->any_depth && (dot = memchr(buf + off, '.', n - off)) != NULL && dot + 1 < buf + n) {
+				off = (size_t)(dot + 1 - buf);
+				s = table_find(&r->wild, buf + off, n - off);
+				if (s != NULL && r->sites[s->site].any_depth)
+					return s->site;
+			}
 		}
 	}
 	return r->default_site;
@@ -316,8 +346,48 @@ static int path_matches(const struct rt_route *rt, const char *path, size_t path
 	return path_len == rt->len || path[rt->len] == '/';
 }
 
+/* Is "name=value" one of the '&'-separated pairs of the query? */
+static int query_has(const char *q, size_t qlen, const char *name, const char *value)
+{
+	size_t nl = strlen(name), vl = strlen(value);
+	const char *p = q, *end = q + qlen;
+	while (p < end) {
+		const char *amp = memchr(p, '&', (size_t)(end - p));
+		const char *e = amp ? amp : end;
+		if ((size_t)(e - p) == nl + 1 + vl && memcmp(p, name, nl) == 0 && p[nl] == '=' &&
+		    memcmp(p + nl + 1, value, vl) == 0)
+			return 1;
+		p = e + 1;
+	}
+	return 0;
+}
+
+static int req_matches(const struct tw_route_ext *x, const struct tw_route_req *q)
+{
+	if (x->method == NULL && x->nheaders == 0 && x->nquery == 0)
+		return 1;
+	if (q == NULL)
+		return 0;
+	if (x->method && (strlen(x->method) != q->method_len || memcmp(x->method, q->method, q->method_len) != 0))
+		return 0;
+	for (size_t i = 0; i < x->nheaders; i++)
+		if (q->header_is == NULL || !q->header_is(q->ctx, x->headers[i].name, x->headers[i].value))
+			return 0;
+	for (size_t i = 0; i < x->nquery; i++)
+		if (q->query == NULL || !query_has(q->query, q->query_len, x->query[i].name, x->query[i].value))
+			return 0;
+	return 1;
+}
+
 const struct tw_conf_route *tw_router_match(const struct tw_router *r, const char *host, size_t host_len,
 					    const char *path, size_t path_len, size_t *site_idx)
+{
+	return tw_router_match_req(r, host, host_len, path, path_len, NULL, site_idx);
+}
+
+const struct tw_conf_route *tw_router_match_req(const struct tw_router *r, const char *host, size_t host_len,
+						const char *path, size_t path_len, const struct tw_route_req *q,
+						size_t *site_idx)
 {
 	size_t si = SIZE_MAX;
 	const struct tw_conf_route *found = NULL;
@@ -326,7 +396,9 @@ const struct tw_conf_route *tw_router_match(const struct tw_router *r, const cha
 	if (si != SIZE_MAX) {
 		const struct rt_site *s = &r->sites[si];
 		for (size_t j = 0; j < s->nroutes; j++) {
-			if (path_matches(&s->routes[j], path, path_len)) {
+			if (path_matches(&s->routes[j], path, path_len) &&
+			    (!s->has_matchers || s->routes[j].conf->ext == NULL ||
+			     req_matches(s->routes[j].conf->ext, q))) {
 				found = s->routes[j].conf;
 				break;
 			}
@@ -335,4 +407,49 @@ const struct tw_conf_route *tw_router_match(const struct tw_router *r, const cha
 	if (site_idx != NULL)
 		*site_idx = si;
 	return found;
+}
+
+/* ---- comparing extensions (a generation may reuse the previous router) ---- */
+
+static int str_eq(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static int nv_eq(const struct tw_nv *a, size_t na, const struct tw_nv *b, size_t nb)
+{
+	if (na != nb)
+		return 0;
+	for (size_t i = 0; i < na; i++)
+		if (!str_eq(a[i].name, b[i].name) || !str_eq(a[i].value, b[i].value))
+			return 0;
+	return 1;
+}
+
+static int mod_eq(const struct tw_hdr_mod *a, const struct tw_hdr_mod *b)
+{
+	if (!nv_eq(a->set, a->nset, b->set, b->nset) || !nv_eq(a->add, a->nadd, b->add, b->nadd) ||
+	    a->nremove != b->nremove)
+		return 0;
+	for (size_t i = 0; i < a->nremove; i++)
+		if (!str_eq(a->remove[i], b->remove[i]))
+			return 0;
+	return 1;
+}
+
+int tw_route_ext_equal(const struct tw_route_ext *a, const struct tw_route_ext *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	if (!str_eq(a->method, b->method) || !nv_eq(a->headers, a->nheaders, b->headers, b->nheaders) ||
+	    !nv_eq(a->query, a->nquery, b->query, b->nquery) || a->order != b->order || a->status != b->status ||
+	    a->redirect != b->redirect || !str_eq(a->redir_scheme, b->redir_scheme) ||
+	    !str_eq(a->redir_host, b->redir_host) || a->redir_port != b->redir_port || a->path_mod != b->path_mod ||
+	    !str_eq(a->path_value, b->path_value) || !str_eq(a->rewrite_host, b->rewrite_host) ||
+	    !mod_eq(&a->req, &b->req) || !mod_eq(&a->resp, &b->resp) || a->nwb != b->nwb)
+		return 0;
+	for (size_t i = 0; i < a->nwb; i++)
+		if (a->wb[i].weight != b->wb[i].weight || a->wb[i].backend != b->wb[i].backend || !str_eq(a->wb[i].backend_name, b->wb[i].backend_name))
+			return 0;
+	return 1;
 }

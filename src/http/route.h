@@ -4,7 +4,9 @@
  * every worker thread uses it without locks.
  *   Host: exact names first, then "*.suffix" wildcards (exactly one label:
  *   "*.example.com" matches "a.example.com", not "example.com" nor
- *   "a.b.example.com"), then the default site ("*"). The Host is compared
+ *   "a.b.example.com"; a site with wild_any_depth — Gateway API hostnames —
+ *   also takes deeper names when no more specific wildcard does), then the
+ *   default site ("*"). The Host is compared
  *   lower-case, without port and without a trailing dot.
  *   Path: `exact` matches the path exactly; `prefix` matches whole path
  *   segments ("/api" matches "/api", "/api/", "/api/x", not "/apix"; "/"
@@ -34,5 +36,30 @@ int tw_router_build(const struct tw_config *cfg, struct tw_router **out, struct 
  * percent-decoding, no dot-segment removal), case-sensitively. Allocation-free. */
 const struct tw_conf_route *tw_router_match(const struct tw_router *r, const char *host, size_t host_len,
 					    const char *path, size_t path_len, size_t *site_idx);
+
+/* What routes with request matchers (tw_conf_route.ext: method, headers,
+ * query parameters) look at. header_is(ctx, name, value) is 1 when the
+ * request has a field `name` (case-insensitive) whose value is exactly
+ * `value`. */
+struct tw_route_req {
+	const char *method;
+	size_t method_len;
+	const char *query; /* without '?'; may be NULL */
+	size_t query_len;
+	int (*header_is)(void *ctx, const char *name, const char *value);
+	void *ctx;
+};
+
+/* tw_router_match that also checks the matchers of routes that have them
+ * (q NULL: such routes never match). Among routes of the same path and
+ * type, one with a method match comes first, then the one with more header
+ * matches, then more query matches, then ext->order. Allocation-free. */
+const struct tw_conf_route *tw_router_match_req(const struct tw_router *r, const char *host, size_t host_len,
+						const char *path, size_t path_len, const struct tw_route_req *q,
+						size_t *site_idx);
+
+/* Do two routes' extensions (matchers, filters, weights) behave alike?
+ * Both NULL: yes. Backends are compared by name. */
+int tw_route_ext_equal(const struct tw_route_ext *a, const struct tw_route_ext *b);
 
 #endif

@@ -22,9 +22,26 @@
 #define WRITE_RETRY_MS 5000
 #define MAX_INFORMERS 512
 
-enum kind { K_INGRESS = 0, K_CLASS, K_SERVICE, K_SLICE, K_SECRET, K_PUBLISH, K_N };
-static const char *const kind_names[K_N] = {"ingresses",      "ingressclasses", "services",
-                                            "endpointslices", "secrets",        "publish_service"};
+enum kind {
+	K_INGRESS = 0,
+	K_CLASS,
+	K_SERVICE,
+	K_SLICE,
+	K_SECRET,
+	K_PUBLISH,
+	/* Gateway API (kubernetes.gateway) */
+	K_GWCLASS,
+	K_GATEWAY,
+	K_ROUTE,
+	K_REFGRANT,
+	K_NAMESPACE,
+	K_N
+};
+static const char *const kind_names[K_N] = {"ingresses",      "ingressclasses",  "services",
+                                            "endpointslices", "secrets",         "publish_service",
+                                            "gatewayclasses", "gateways",        "httproutes",
+                                            "referencegrants", "namespaces"};
+#define GW_GROUP "/apis/gateway.networking.k8s.io"
 
 struct informer {
 	struct tw_k8s_controller *ctl;
@@ -68,6 +85,9 @@ struct tw_k8s_controller {
 	size_t nrep;
 	uint64_t rep_gen;
 	int first_applied;
+
+	char *gw_controller; /* kubernetes.gateway.controller_name; NULL = Gateway API off */
+	json_t *gw_status;   /* under mu: the last report's desired Gateway API statuses */
 
 	pthread_t apply_th, leader_th;
 	int apply_running, leader_running;
@@ -267,7 +287,42 @@ static void trim_secret(json_t *o)
 	}
 }
 
-static void (*const trims[K_N])(json_t *) = {trim_ingress, trim_class, trim_service, trim_slice, trim_secret, NULL};
+/* Gateway API objects keep generation (observedGeneration), creation time
+ * (conflicts by age) and status (compared before writing; an HTTPRoute's
+ * parents of other controllers are written back as they are). */
+static void trim_gw(json_t *o)
+{
+	json_t *md = json_object_get(o, "metadata");
+	if (!json_is_object(md))
+		return;
+	static const char *const drop[] = {"managedFields", "ownerReferences", "finalizers", "generateName",
+					   "selfLink", "deletionGracePeriodSeconds", "labels"};
+	for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++)
+		json_object_del(md, drop[i]);
+	json_object_del(json_object_get(md, "annotations"), "kubectl.kubernetes.io/last-applied-configuration");
+}
+
+/* Namespaces: only their labels (allowedRoutes.namespaces.selector). */
+static void trim_namespace(json_t *o)
+{
+	json_t *md = json_object_get(o, "metadata");
+	static const char *const drop[] = {"managedFields", "ownerReferences", "finalizers", "annotations", "uid",
+					   "creationTimestamp", "generation"};
+	for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++)
+		json_object_del(md, drop[i]);
+	json_object_del(o, "spec");
+	json_object_del(o, "status");
+}
+
+static void (*const trims[K_N])(json_t *) = {trim_ingress, trim_class,  trim_service, trim_slice,
+					     trim_secret,  NULL,        trim_gw,      trim_gw,
+					     trim_gw,      trim_gw,     trim_namespace};
+
+/* Gateway API kinds are CRDs: a cluster without them still gets its Ingresses served. */
+static int optional_kind(enum kind k)
+{
+	return k == K_GWCLASS || k == K_GATEWAY || k == K_ROUTE || k == K_REFGRANT;
+}
 
 static int add_informer(struct tw_k8s_controller *c, enum kind k, const char *path, const char *ns,
                         const char *fsel, struct tw_err *err)
@@ -289,7 +344,8 @@ static int add_informer(struct tw_k8s_controller *c, enum kind k, const char *pa
 	                              .lock = &c->lock,
 	                              .on_change = on_change,
 	                              .trim = trims[k],
-	                              .arg = c};
+	                              .arg = c,
+	                              .missing_ok = optional_kind(k)};
 	if ((rc = tw_k8s_watch_new(&o, in->client, &c->stop, &in->w)) < 0) {
 		tw_k8s_client_free(in->client);
 		return rc;
@@ -355,6 +411,13 @@ static void *apply_main(void *arg)
 			                        .services = c->st[K_SERVICE],
 			                        .endpointslices = c->st[K_SLICE],
 			                        .secrets = c->st[K_SECRET]};
+			if (c->gw_controller) {
+				v.gateway_classes = c->st[K_GWCLASS];
+				v.gateways = c->st[K_GATEWAY];
+				v.httproutes = c->st[K_ROUTE];
+				v.referencegrants = c->st[K_REFGRANT];
+				v.namespaces = c->st[K_NAMESPACE];
+			}
 			int rc = c->cbs.apply ? c->cbs.apply(c->cbs.arg, c, &v) : 0;
 			size_t ning = tw_k8s_store_count(v.ingresses),
 			       nsvc = tw_k8s_store_count(v.services),
@@ -408,8 +471,15 @@ int tw_k8s_controller_report(struct tw_k8s_controller *c, const struct tw_k8s_re
 			return TW_ENOMEM;
 		}
 	}
+	json_t *gs = rep->gw_status ? json_deep_copy(rep->gw_status) : NULL;
+	if (rep->gw_status && gs == NULL) {
+		items_free(v, rep->nitems);
+		return TW_ENOMEM;
+	}
 	pthread_mutex_lock(&c->mu);
 	items_free(c->rep, c->nrep);
+	json_decref(c->gw_status);
+	c->gw_status = gs;
 	c->rep = v;
 	c->nrep = rep->nitems;
 	c->rep_gen++;
@@ -548,6 +618,215 @@ static int posted_has(struct tw_k8s_controller *c, const char *key)
 	return 0;
 }
 
+/* ---- Gateway API status ---- */
+
+static enum kind gw_kind(const char *plural)
+{
+	if (strcmp(plural, "gatewayclasses") == 0)
+		return K_GWCLASS;
+	if (strcmp(plural, "gateways") == 0)
+		return K_GATEWAY;
+	return K_ROUTE;
+}
+
+/* A copy of v without any "lastTransitionTime" (for comparing). */
+static json_t *strip_ltt(const json_t *v)
+{
+	json_t *c = json_deep_copy(v);
+	json_t *stack[64];
+	size_t n = 0;
+	if (c)
+		stack[n++] = c;
+	while (n > 0) {
+		json_t *x = stack[--n];
+		if (json_is_object(x)) {
+			json_object_del(x, "lastTransitionTime");
+			const char *k;
+			json_t *e;
+			json_object_foreach(x, k, e)
+			{
+				if ((json_is_object(e) || json_is_array(e)) && n < 64)
+					stack[n++] = e;
+			}
+		} else if (json_is_array(x)) {
+			size_t i;
+			json_t *e;
+			json_array_foreach(x, i, e)
+			{
+				if ((json_is_object(e) || json_is_array(e)) && n < 64)
+					stack[n++] = e;
+			}
+		}
+	}
+	return c;
+}
+
+/* Set lastTransitionTime on every condition of v: the current one's when a
+ * condition of the same type and status exists at the same place in cur
+ * (same listener name / same parentRef), else now. */
+static void fill_ltt(json_t *v, const json_t *cur, const char *now)
+{
+	if (json_is_object(v)) {
+		const char *k;
+		json_t *e;
+		json_object_foreach(v, k, e)
+		{
+			const json_t *ce = json_object_get(cur, k);
+			if (strcmp(k, "conditions") == 0 && json_is_array(e)) {
+				size_t i;
+				json_t *cd;
+				json_array_foreach(e, i, cd)
+				{
+					const char *ty = json_string_value(json_object_get(cd, "type"));
+					const char *st = json_string_value(json_object_get(cd, "status"));
+					const char *t = NULL;
+					size_t j;
+					json_t *cc;
+					json_array_foreach(ce, j, cc)
+					{
+						const char *cty = json_string_value(json_object_get(cc, "type"));
+						const char *cst = json_string_value(json_object_get(cc, "status"));
+						if (ty && st && cty && cst && strcmp(ty, cty) == 0 && strcmp(st, cst) == 0)
+							t = json_string_value(json_object_get(cc, "lastTransitionTime"));
+					}
+					json_object_set_new(cd, "lastTransitionTime", json_string(t ? t : now));
+				}
+			} else if (json_is_array(e)) {
+				/* listeners by name, parents by parentRef */
+				size_t i;
+				json_t *x;
+				json_array_foreach(e, i, x)
+				{
+					const json_t *key = json_object_get(x, "name");
+					const char *kf = "name";
+					if (key == NULL) {
+						key = json_object_get(x, "parentRef");
+						kf = "parentRef";
+					}
+					const json_t *match = NULL;
+					size_t j;
+					json_t *y;
+					json_array_foreach(ce, j, y)
+					{
+						if (key && json_equal((json_t *)key, json_object_get(y, kf)))
+							match = y;
+					}
+					fill_ltt(x, match, now);
+				}
+			} else if (json_is_object(e)) {
+				fill_ltt(e, ce, now);
+			}
+		}
+	}
+}
+
+static int write_gw_status(struct tw_k8s_controller *c, struct tw_k8s_client *cl, const json_t *want)
+{
+	const char *plural = json_string_value(json_object_get(want, "kind"));
+	const char *ns = json_string_value(json_object_get(want, "ns"));
+	const char *name = json_string_value(json_object_get(want, "name"));
+	json_t *st = json_object_get(want, "status");
+	if (plural == NULL || ns == NULL || name == NULL || st == NULL)
+		return 0;
+	enum kind k = gw_kind(plural);
+	pthread_mutex_lock(&c->lock);
+	const struct tw_k8s_obj *o = tw_k8s_store_get(c->st[k], ns, name);
+	json_t *cur = o ? json_deep_copy(json_object_get(o->obj, "status")) : NULL;
+	int exists = o != NULL;
+	pthread_mutex_unlock(&c->lock);
+	if (!exists)
+		return 0;
+	json_t *body_st = json_deep_copy(st);
+	if (body_st == NULL) {
+		json_decref(cur);
+		return TW_ENOMEM;
+	}
+	if (k == K_GATEWAY) {
+		/* addresses: publish_address and the publish Service's load balancer */
+		json_t *want_a = desired_addresses(c), *addrs = json_array();
+		size_t i;
+		json_t *a;
+		json_array_foreach(want_a, i, a)
+		{
+			const char *ip = json_string_value(json_object_get(a, "ip"));
+			const char *hn = json_string_value(json_object_get(a, "hostname"));
+			json_array_append_new(addrs, json_pack("{s:s, s:s}", "type", ip ? "IPAddress" : "Hostname", "value",
+							       ip ? ip : hn ? hn : ""));
+		}
+		json_decref(want_a);
+		if (addrs != NULL)
+			json_object_set_new(body_st, "addresses", addrs);
+	}
+	if (k == K_ROUTE) {
+		/* other controllers' parents stay as they are */
+		json_t *ours = json_object_get(body_st, "parents");
+		size_t i;
+		json_t *p;
+		json_array_foreach(json_object_get(cur, "parents"), i, p)
+		{
+			const char *cn = json_string_value(json_object_get(p, "controllerName"));
+			if (cn == NULL || strcmp(cn, c->gw_controller) != 0)
+				json_array_append(ours, p);
+		}
+	}
+	json_t *a = strip_ltt(body_st), *b = cur ? strip_ltt(cur) : NULL;
+	int same = a && b && json_equal(a, b);
+	json_decref(a);
+	json_decref(b);
+	int rc = 0;
+	if (!same) {
+		char ts[40], path[1024];
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		tw_k8s_time_micro(&now, ts, sizeof ts);
+		char sec[32];
+		snprintf(sec, sizeof sec, "%.19sZ", ts);
+		fill_ltt(body_st, cur, sec);
+		if (k == K_GWCLASS)
+			snprintf(path, sizeof path, GW_GROUP "/v1/%s/%s/status", plural, name);
+		else
+			snprintf(path, sizeof path, GW_GROUP "/v1/namespaces/%s/%s/%s/status", ns, plural, name);
+		json_t *body = json_pack("{s:O}", "status", body_st);
+		struct tw_k8s_resp r = {0};
+		struct tw_err err;
+		rc = body ? tw_k8s_client_request(cl, "PATCH", path, body, &r, &err) : TW_ENOMEM;
+		json_decref(body);
+		if (rc == 0 && r.status != 200 && r.status != 404)
+			rc = tw_err_set(&err, TW_EIO, "HTTP %ld %s", r.status, tw_k8s_status_message(r.body));
+		tw_k8s_resp_clear(&r);
+		if (rc < 0) {
+			atomic_fetch_add(&c->write_errors, 1);
+			tw_warn("[k8s] status of %s %s%s%s: %s", plural, ns, ns[0] ? "/" : "", name,
+				rc == TW_ENOMEM ? "out of memory" : err.msg);
+		} else {
+			atomic_fetch_add(&c->status_writes, 1);
+			tw_info("[k8s] status of %s %s%s%s written", plural, ns, ns[0] ? "/" : "", name);
+		}
+	}
+	json_decref(body_st);
+	json_decref(cur);
+	return rc;
+}
+
+static int reconcile_gw(struct tw_k8s_controller *c, struct tw_k8s_client *cl)
+{
+	pthread_mutex_lock(&c->mu);
+	json_t *want = c->gw_status ? json_deep_copy(c->gw_status) : NULL;
+	pthread_mutex_unlock(&c->mu);
+	int rc = 0;
+	size_t i;
+	json_t *w;
+	json_array_foreach(want, i, w)
+	{
+		if (atomic_load(&c->stop) || !atomic_load(&c->leader))
+			break;
+		if (write_gw_status(c, cl, w) < 0)
+			rc = TW_EIO;
+	}
+	json_decref(want);
+	return rc;
+}
+
 /* One pass over the report. Returns 0 when everything was written. */
 static int reconcile(struct tw_k8s_controller *c, struct tw_k8s_client *cl)
 {
@@ -653,6 +932,8 @@ static void *leader_main(void *arg)
 		if (atomic_load(&c->leader) && g != 0 &&
 		    (g != done_gen || (retry_at && now >= retry_at))) {
 			int rc = reconcile(c, cl);
+			if (c->gw_controller && reconcile_gw(c, cl) < 0)
+				rc = TW_EIO;
 			done_gen = g;
 			retry_at = rc < 0 ? now + WRITE_RETRY_MS : 0;
 		}
@@ -715,6 +996,10 @@ static int copy_conf(struct tw_k8s_controller *c, const struct tw_conf_k8s *conf
 	c->lease_ns = strdup(lns);
 	c->lease_name = strdup(conf->lease_name ? conf->lease_name : "tapwork-leader");
 	c->lease_ms = conf->lease_duration_ms >= 1000 ? conf->lease_duration_ms : 15000;
+	if (conf->has_gateway &&
+	    (c->gw_controller = strdup(conf->gateway.controller_name ? conf->gateway.controller_name
+								      : "tapwork.dev/gateway-controller")) == NULL)
+		return TW_ENOMEM;
 	if (c->identity == NULL || c->lease_ns == NULL || c->lease_name == NULL)
 		return TW_ENOMEM;
 	return 0;
@@ -730,6 +1015,8 @@ static void free_all(struct tw_k8s_controller *c)
 	for (int k = 0; k < K_N; k++)
 		tw_k8s_store_free(c->st[k]);
 	items_free(c->rep, c->nrep);
+	json_decref(c->gw_status);
+	free(c->gw_controller);
 	strv_free(c->posted, c->nposted);
 	strv_free(c->namespaces, c->nnamespaces);
 	strv_free(c->pub_addr, c->npub_addr);
@@ -768,6 +1055,8 @@ int tw_k8s_controller_start(const struct tw_conf_k8s *conf, const struct tw_k8s_
 		if ((c->st[k] = tw_k8s_store_new()) == NULL)
 			rc = TW_ENOMEM;
 	size_t max = 2 + 4 * (c->nnamespaces ? c->nnamespaces : 1);
+	if (c->gw_controller)
+		max += 2 + 3 * (c->nnamespaces ? c->nnamespaces : 1);
 	if (rc == 0 && (c->inf = calloc(max, sizeof *c->inf)) == NULL)
 		rc = TW_ENOMEM;
 	if (rc == 0)
@@ -781,6 +1070,17 @@ int tw_k8s_controller_start(const struct tw_conf_k8s *conf, const struct tw_k8s_
 		rc = add_kind(c, K_SLICE, "/apis/discovery.k8s.io/v1", "endpointslices", NULL, err);
 	if (rc == 0)
 		rc = add_kind(c, K_SECRET, "/api/v1", "secrets", "type=kubernetes.io/tls", err);
+	if (rc == 0 && c->gw_controller) {
+		rc = add_informer(c, K_GWCLASS, GW_GROUP "/v1/gatewayclasses", NULL, NULL, err);
+		if (rc == 0)
+			rc = add_informer(c, K_NAMESPACE, "/api/v1/namespaces", NULL, NULL, err);
+		if (rc == 0)
+			rc = add_kind(c, K_GATEWAY, GW_GROUP "/v1", "gateways", NULL, err);
+		if (rc == 0)
+			rc = add_kind(c, K_ROUTE, GW_GROUP "/v1", "httproutes", NULL, err);
+		if (rc == 0)
+			rc = add_kind(c, K_REFGRANT, GW_GROUP "/v1beta1", "referencegrants", NULL, err);
+	}
 	if (rc == 0 && c->pub_name) {
 		char path[1024], fsel[512];
 		snprintf(path, sizeof path, "/api/v1/namespaces/%s/services", c->pub_ns);

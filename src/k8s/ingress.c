@@ -436,10 +436,15 @@ static int cmp_size(size_t a, size_t b)
 	return a < b ? -1 : a > b;
 }
 
+static const char *mkey(const struct entry *e)
+{
+	return e->mkey ? e->mkey : "";
+}
+
 static int same_key(const struct entry *a, const struct entry *b)
 {
 	return strcmp(a->host, b->host) == 0 && a->klen == b->klen && a->match == b->match &&
-	       memcmp(a->path, b->path, a->klen) == 0;
+	       memcmp(a->path, b->path, a->klen) == 0 && strcmp(mkey(a), mkey(b)) == 0;
 }
 
 static int cmp_entry(const void *pa, const void *pb)
@@ -455,6 +460,8 @@ static int cmp_entry(const void *pa, const void *pb)
 		return a->klen < b->klen ? -1 : 1;
 	if (a->match != b->match)
 		return a->match == TW_MATCH_EXACT ? -1 : 1;
+	if ((r = strcmp(mkey(a), mkey(b))) != 0)
+		return r;
 	if (a->kind != b->kind)
 		return a->kind < b->kind ? -1 : 1;
 	if ((r = cmp_size(a->rank, b->rank)) != 0)
@@ -654,7 +661,13 @@ static int build(struct tr *t)
 			r->handler = TW_HANDLER_PROXY;
 			r->max_body = e[k].kind == E_OPTION ? 0 : t->ings[e[k].ing].ann.max_body;
 			size_t bi = 0;
-			if (e[k].kind == E_OPTION) {
+			if (e[k].gw != NULL) {
+				if ((rc = tw_k8s_gw_route(t, &e[k], r, &bi)) < 0)
+					break;
+				route_be[nr] = bi;
+				if (e[k].host[0] == '*')
+					s->wild_any_depth = 1; /* a Gateway API wildcard: any depth */
+			} else if (e[k].kind == E_OPTION) {
 				route_be[nr] = e[k].file_be | FILE_BIT;
 			} else {
 				if ((rc = tw_k8s_ing_backend(t, e[k].ing, e[k].backend, &bi)) < 0)
@@ -714,8 +727,18 @@ static int build(struct tr *t)
 	}
 	for (size_t i = 0; i < nr; i++) {
 		struct tw_conf_route *r = route_ptr[i];
+		if (route_be[i] == SIZE_MAX) { /* a Gateway API rule answered without upstream */
+			r->backend = SIZE_MAX;
+			r->backend_name = NULL;
+			continue;
+		}
 		r->backend = (route_be[i] & FILE_BIT) ? (route_be[i] & ~FILE_BIT) : pos[route_be[i]];
 		r->backend_name = bes[r->backend].name;
+	}
+	if ((rc = tw_k8s_gw_finish(t, pos, bes)) < 0) {
+		free(order);
+		free(pos);
+		goto out;
 	}
 	free(order);
 	free(pos);
@@ -742,6 +765,7 @@ void tw_k8s_report_clear(struct tw_k8s_report *r)
 		free(r->items[i].message);
 	}
 	free(r->items);
+	json_decref(r->gw_status);
 	memset(r, 0, sizeof *r);
 }
 
@@ -873,6 +897,9 @@ int tw_k8s_ingress_apply(struct tw_config *cfg, const struct tw_k8s_view *v, str
 	}
 	if (last_good != NULL && (rc = prune_last_good(&t, last_good)) < 0)
 		goto fail;
+	size_t ning = t.nings; /* the Ingresses; HTTPRoutes and stand-ins follow */
+	if ((rc = tw_k8s_gw_select(&t)) < 0)
+		goto fail;
 
 	/* age ranks */
 	by_age = calloc(t.nings ? t.nings : 1, sizeof *by_age);
@@ -886,7 +913,8 @@ int tw_k8s_ingress_apply(struct tw_config *cfg, const struct tw_k8s_view *v, str
 
 	/* 2. entries, precedence */
 	for (size_t i = 0; i < t.nings; i++)
-		if ((rc = collect(&t, i)) < 0)
+		if ((rc = t.ings[i].kind == ING_ROUTE ? tw_k8s_gw_collect(&t, i)
+			  : t.ings[i].kind == ING_INGRESS ? collect(&t, i) : 0) < 0)
 			goto fail;
 	if (t.opt->default_backend != NULL) {
 		const struct tw_conf_backend *fb = tw_config_backend(cfg, t.opt->default_backend);
@@ -907,7 +935,7 @@ int tw_k8s_ingress_apply(struct tw_config *cfg, const struct tw_k8s_view *v, str
 	if ((rc = build(&t)) < 0)
 		goto fail;
 
-	for (size_t i = 0; i < t.nings; i++) {
+	for (size_t i = 0; i < ning; i++) {
 		struct ing *g = &t.ings[i];
 		struct tw_k8s_ingress_report *it = &rep->items[g->item];
 		if (it->verdict == TW_K8S_REJECTED) {
@@ -934,6 +962,7 @@ fail:
 	if (rc == TW_ENOMEM)
 		tw_err_set(err, TW_ENOMEM, "ingress: out of memory");
 out:
+	tw_k8s_gw_free(&t);
 	free(by_age);
 	free(ours);
 	free(t.ings);

@@ -59,8 +59,15 @@ struct ann {
 	struct be_opts be;
 };
 
+enum ing_kind {
+	ING_INGRESS = 0,
+	ING_ROUTE, /* a Gateway API HTTPRoute (gateway.c): ranked by age with the Ingresses */
+	ING_AUX    /* gateway.c's stand-in for a namespace (backends, TLS Secrets): no report */
+};
+
 struct ing {
 	const struct tw_k8s_obj *o; /* the current object */
+	enum ing_kind kind;
 	const json_t *eff;          /* what is served: o->obj, or its last good version */
 	const char *ns, *name, *created;
 	size_t rank; /* 0 = oldest */
@@ -85,6 +92,8 @@ struct entry {
 	size_t order;
 	const json_t *backend; /* IngressBackend; NULL for E_OPTION */
 	size_t file_be;        /* E_OPTION: index of the file backend */
+	const struct gw_match *gw; /* an HTTPRoute rule's match (gateway.c); NULL for Ingresses */
+	const char *mkey;          /* its request matchers as one string ("" = none): part of the key */
 	int lost;              /* 1 = a duplicate key, 2 = the file serves the host */
 };
 
@@ -118,6 +127,7 @@ struct tr {
 	struct smap bmap, smap_secrets, slices;
 	size_t *slice_next; /* chain of EndpointSlices by service */
 	int slices_built;
+	struct gw_state *gw; /* the Gateway API part (gateway.c); NULL when off */
 };
 
 /* ---- shared helpers (ingress_backend.c) ---- */
@@ -141,5 +151,24 @@ int tw_k8s_ing_backend(struct tr *t, size_t gi, const json_t *be, size_t *out);
  * redirect from the owner Ingress's annotations. (ingress_tls.c) */
 int tw_k8s_ing_site_tls(struct tr *t, struct tw_conf_site *s, const char *host, size_t owner, const struct entry *run,
                         size_t nrun);
+
+/* ---- the Gateway API (gateway.c) ----
+ * select: after the Ingresses are chosen, add one ING_ROUTE per HTTPRoute
+ * attached to one of our Gateways (and ING_AUX stand-ins) to t->ings.
+ * collect: the entries of one HTTPRoute (like collect() of an Ingress),
+ * TLS entries of HTTPS listeners included.
+ * route: build() gives a winning entry's route its ext (matchers, filters,
+ * weighted backends); *be the k8s backend index of route->backend, or
+ * SIZE_MAX when the route has none (handler EXT).
+ * finish: after build(): backend indexes of weighted routes (pos: k8s
+ * backend index -> cfg index) and rep->gw_status.
+ * free: always (NULL state ok). */
+struct gw_state;
+struct gw_match;
+int tw_k8s_gw_select(struct tr *t);
+int tw_k8s_gw_collect(struct tr *t, size_t gi);
+int tw_k8s_gw_route(struct tr *t, const struct entry *e, struct tw_conf_route *r, size_t *be);
+int tw_k8s_gw_finish(struct tr *t, const size_t *pos, const struct tw_conf_backend *bes);
+void tw_k8s_gw_free(struct tr *t);
 
 #endif

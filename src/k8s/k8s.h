@@ -52,6 +52,12 @@ struct tw_k8s_view {
 	const struct tw_k8s_store *services;        /* v1 Service */
 	const struct tw_k8s_store *endpointslices;  /* discovery.k8s.io/v1 EndpointSlice */
 	const struct tw_k8s_store *secrets;         /* v1 Secret, type kubernetes.io/tls */
+	/* Gateway API (kubernetes.gateway set; else NULL) */
+	const struct tw_k8s_store *gateway_classes; /* gateway.networking.k8s.io/v1 GatewayClass */
+	const struct tw_k8s_store *gateways;        /* .../v1 Gateway */
+	const struct tw_k8s_store *httproutes;      /* .../v1 HTTPRoute */
+	const struct tw_k8s_store *referencegrants; /* .../v1beta1 ReferenceGrant */
+	const struct tw_k8s_store *namespaces;      /* v1 Namespace (labels only) */
 };
 
 /* What the translator reports about each Ingress it looked at. */
@@ -73,6 +79,11 @@ struct tw_k8s_report {
 	size_t nitems;
 	unsigned conflicts;      /* host+path or TLS host conflicts decided by age */
 	unsigned warnings;       /* missing Secrets, resource backends, missing Services ... */
+	/* Gateway API: the status each of our objects should have, an array of
+	 * {"kind": plural, "ns", "name", "status": {...}} (lastTransitionTime
+	 * left out: the leader keeps the current one for unchanged conditions).
+	 * NULL when the Gateway API is off. */
+	json_t *gw_status;
 };
 void tw_k8s_report_clear(struct tw_k8s_report *r);
 

@@ -389,7 +389,7 @@ static int http_fail(struct tw_k8s_watch *w, const char *what, const struct tw_k
                      struct tw_err *err)
 {
 	w->retry_after_s = r->retry_after_s;
-	int code = r->status == 410 ? TW_ENOENT : r->status == 401 ? TW_EPERM : TW_EIO;
+	int code = r->status == 410 ? TW_ENOENT : r->status == 401 ? TW_EPERM : r->status == 404 ? TW_EUNSUPP : TW_EIO;
 	const char *m = tw_k8s_status_message(r->body);
 	return tw_err_set(err, code, "%s %s: HTTP %ld%s%s", what, w->path, r->status,
 	                  m[0] ? ": " : "", m);
@@ -580,6 +580,27 @@ void tw_k8s_watch_run(struct tw_k8s_watch *w)
 		int rc;
 		if (w->state == TW_K8S_W_LIST) {
 			rc = tw_k8s_watch_list(w, &changed, &err);
+			if (rc == TW_EUNSUPP && w->o.missing_ok) {
+				/* the kind is not served (CRD not installed): empty and
+				 * synced, so that the rest is served; look again later */
+				struct tw_k8s_store *none = tw_k8s_store_new();
+				if (none != NULL && tw_k8s_watch_replace(w, none, &changed) == 0) {
+					if (first || changed)
+						tw_warn("[k8s %s] %s: the API server does not serve this kind (CRD "
+							"not installed?); empty until it does, listing again every %u s",
+							w->kind, err.msg, w->o.backoff_max_ms / 1000);
+					first = 0;
+					atomic_store(&w->st.synced, 1);
+					if (w->o.on_change)
+						w->o.on_change(w->o.arg);
+				}
+				tw_k8s_store_free(none);
+				set_state(w, TW_K8S_W_BACKOFF, "kind not served");
+				w->failures = 1u << 20; /* the longest backoff */
+				backoff_sleep(w);
+				set_state(w, TW_K8S_W_LIST, "retry");
+				continue;
+			}
 			if (rc < 0) {
 				failed(w, rc, &err);
 				continue;

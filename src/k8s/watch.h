@@ -103,6 +103,10 @@ struct tw_k8s_watch_opts {
 	unsigned timeout_s;  /* watch timeoutSeconds, default 300 (+ up to 10% jitter) */
 	size_t line_max;     /* 0 = TW_K8S_WATCH_LINE_MAX */
 	unsigned backoff_min_ms, backoff_max_ms; /* default 1000, 30000 */
+	/* A collection the server may not have (a CRD that is not installed):
+	 * a 404 on list counts as an empty, synced list (so the first apply does
+	 * not wait for it) and the list is tried again every backoff_max_ms. */
+	int missing_ok;
 };
 
 struct tw_k8s_watch;

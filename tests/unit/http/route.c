@@ -8,6 +8,7 @@
 #include <cmocka.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "conf/config.h"
 #include "http/route.h"
@@ -384,6 +385,93 @@ static void default_by_index(void **state)
 	cfg_done(c);
 }
 
+/* ---- request matchers (tw_route_ext) ---- */
+
+struct fake_req {
+	const char *hdrs[8][2];
+};
+
+static int fake_header_is(void *ctx, const char *name, const char *value)
+{
+	const struct fake_req *f = ctx;
+	for (int i = 0; i < 8 && f->hdrs[i][0]; i++)
+		if (strcasecmp(f->hdrs[i][0], name) == 0 && strcmp(f->hdrs[i][1], value) == 0)
+			return 1;
+	return 0;
+}
+
+static size_t match_req(const struct tw_router *r, const char *path, const char *method, const char *query,
+			struct fake_req *f)
+{
+	struct tw_route_req q = {method, strlen(method), query, query ? strlen(query) : 0, fake_header_is, f};
+	const struct tw_conf_route *rt = tw_router_match_req(r, "a.test", 6, path, strlen(path), &q, NULL);
+	return rt ? rt->backend : NO_ROUTE;
+}
+
+static void matchers_precedence(void **state)
+{
+	(void)state;
+	struct tw_config *c = cfg_new();
+	struct rdef rd[] = {{"/", TW_MATCH_PREFIX, 1}, {"/", TW_MATCH_PREFIX, 2}, {"/", TW_MATCH_PREFIX, 3},
+			    {"/", TW_MATCH_PREFIX, 4}, {"/", TW_MATCH_PREFIX, 5}, {"/x", TW_MATCH_EXACT, 6}};
+	size_t si = add_site(c, (const char *[]){"a.test", NULL}, rd, 6);
+	struct tw_conf_route *rt = c->sites[si].routes;
+	static struct tw_nv h1[] = {{"X-A", "1"}}, h2[] = {{"X-A", "1"}, {"X-B", "2"}}, q1[] = {{"v", "3"}};
+	static struct tw_route_ext e2 = {.headers = h1, .nheaders = 1, .order = 1};
+	static struct tw_route_ext e3 = {.headers = h2, .nheaders = 2, .order = 2};
+	static struct tw_route_ext e4 = {.query = q1, .nquery = 1, .order = 3};
+	static struct tw_route_ext e5 = {.method = "DELETE", .order = 4};
+	rt[1].ext = &e2;
+	rt[2].ext = &e3;
+	rt[3].ext = &e4;
+	rt[4].ext = &e5;
+	struct tw_router *r = build_ok(c);
+	struct fake_req none = {{{NULL, NULL}}};
+	struct fake_req one = {{{"x-a", "1"}}};
+	struct fake_req two = {{{"x-a", "1"}, {"X-B", "2"}}};
+	struct fake_req wrong = {{{"x-a", "10"}}};
+	assert_int_equal(match_req(r, "/p", "GET", NULL, &none), 1);
+	assert_int_equal(match_req(r, "/p", "GET", NULL, &one), 2);
+	assert_int_equal(match_req(r, "/p", "GET", NULL, &two), 3); /* more header matches first */
+	assert_int_equal(match_req(r, "/p", "GET", NULL, &wrong), 1);
+	assert_int_equal(match_req(r, "/p", "GET", "a=1&v=3", &none), 4);
+	assert_int_equal(match_req(r, "/p", "GET", "v=30", &none), 1);
+	assert_int_equal(match_req(r, "/p", "GET", "v=3", &two), 3);      /* headers before query */
+	assert_int_equal(match_req(r, "/p", "DELETE", "v=3", &two), 5);   /* method first */
+	assert_int_equal(match_req(r, "/x", "DELETE", NULL, &two), 6);    /* a longer path beats matchers */
+	/* without a request (tw_router_match): routes with matchers never match */
+	assert_int_equal(match_id(r, "a.test", 6, "/p", NULL), 1);
+	/* equality of extensions */
+	assert_true(tw_route_ext_equal(NULL, NULL));
+	assert_false(tw_route_ext_equal(&e2, NULL));
+	assert_true(tw_route_ext_equal(&e2, &e2));
+	assert_false(tw_route_ext_equal(&e2, &e3));
+	struct tw_route_ext e2b = e2;
+	assert_true(tw_route_ext_equal(&e2, &e2b));
+	e2b.redirect = 301;
+	assert_false(tw_route_ext_equal(&e2, &e2b));
+	cfg_done(c);
+}
+
+static void wildcard_any_depth(void **state)
+{
+	(void)state;
+	struct tw_config *c = cfg_new();
+	size_t one = add_simple(c, (const char *[]){"*.one.test", NULL});
+	size_t any = add_simple(c, (const char *[]){"*.any.test", NULL});
+	size_t deeper = add_simple(c, (const char *[]){"*.b.any.test", NULL});
+	c->sites[any].wild_any_depth = 1;
+	struct tw_router *r = build_ok(c);
+	assert_int_equal(host_site(r, "a.one.test"), one);
+	assert_int_equal(host_site(r, "a.b.one.test"), SIZE_MAX); /* Ingress semantics: one label */
+	assert_int_equal(host_site(r, "a.any.test"), any);
+	assert_int_equal(host_site(r, "x.y.z.any.test"), any);
+	assert_int_equal(host_site(r, "a.b.any.test"), deeper); /* the more specific wildcard wins */
+	assert_int_equal(host_site(r, "a.c.b.any.test"), any);  /* *.b.any.test is one label only */
+	assert_int_equal(host_site(r, "any.test"), SIZE_MAX);
+	cfg_done(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -391,7 +479,7 @@ int main(void)
 		cmocka_unit_test(host_length_cap),   cmocka_unit_test(many_hosts),
 		cmocka_unit_test(path_rules),        cmocka_unit_test(path_no_catch_all),
 		cmocka_unit_test(longest_match_any_order), cmocka_unit_test(build_errors),
-		cmocka_unit_test(default_by_index),
+		cmocka_unit_test(default_by_index), cmocka_unit_test(matchers_precedence), cmocka_unit_test(wildcard_any_depth),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -108,6 +108,26 @@ static void all_keys(void **state)
 	tw_config_free(cfg);
 }
 
+static void gateway_section(void **state)
+{
+	struct tw_config *cfg = load_ok(BASE "kubernetes: {}\n");
+	assert_int_equal(cfg->k8s.has_gateway, 0);
+	tw_config_free(cfg);
+	cfg = load_ok(BASE "kubernetes:\n  gateway: {}\n");
+	assert_int_equal(cfg->k8s.has_gateway, 1);
+	assert_string_equal(cfg->k8s.gateway.controller_name, "tapwork.dev/gateway-controller");
+	tw_config_free(cfg);
+	cfg = load_ok(BASE "kubernetes:\n  gateway: {controller_name: example.com/gw}\n");
+	assert_string_equal(cfg->k8s.gateway.controller_name, "example.com/gw");
+	tw_config_free(cfg);
+	struct tw_err e = {0};
+	static const char bad[] = BASE "kubernetes:\n  gateway: {controler_name: x}\n";
+	assert_int_not_equal(tw_config_load_string("t.yaml", bad, strlen(bad), &cfg, &e), 0);
+	assert_non_null(strstr(e.msg, "t.yaml:9:"));
+	assert_non_null(strstr(e.msg, "controler_name"));
+	assert_non_null(strstr(e.msg, "controller_name")); /* the suggestion */
+}
+
 static void errors(void **state)
 {
 	load_err(BASE "kubernetes:\n  ingress: {default_backend: fallbak}\n",
@@ -144,6 +164,7 @@ int main(void)
 	    cmocka_unit_test(defaults),
 	    cmocka_unit_test(all_keys),
 	    cmocka_unit_test(errors),
+	    cmocka_unit_test(gateway_section),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -62,7 +62,7 @@ static void world_init(struct world *w)
 	w->eps = tw_k8s_store_new();
 	w->sec = tw_k8s_store_new();
 	w->last_good = tw_k8s_store_new();
-	w->v = (struct tw_k8s_view){w->ing, w->cls, w->svc, w->eps, w->sec};
+	w->v = (struct tw_k8s_view){.ingresses = w->ing, .ingress_classes = w->cls, .services = w->svc, .endpointslices = w->eps, .secrets = w->sec};
 	put(w->cls, "{'metadata':{'name':'tapwork'},'spec':{'controller':'tapwork.dev/ingress-controller'}}");
 	put(w->cls, "{'metadata':{'name':'nginx'},'spec':{'controller':'k8s.io/ingress-nginx'}}");
 	put(w->svc, "{'metadata':{'namespace':'default','name':'web'},'spec':{'ports':[{'name':'http','port':80,'targetPort':8080}]}}");

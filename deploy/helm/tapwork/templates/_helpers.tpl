@@ -141,6 +141,10 @@ kubernetes:
     default_backend: {{ . | quote }}
 {{- end }}
     external_name: {{ .externalName }}
+{{- if $.Values.gatewayAPI.enabled }}
+  gateway:
+    controller_name: {{ $.Values.gatewayAPI.controllerName | quote }}
+{{- end }}
   leader_election:
     lease: {{ include "tapwork.leaseName" $ | quote }}
     namespace: {{ $.Release.Namespace | quote }}
