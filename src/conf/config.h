@@ -82,6 +82,20 @@ struct tw_conf_backend {
 					* series are folded into one server="*" series per backend */
 };
 
+/* compression: (top level, per site, per route; docs/compression.md). A block
+ * stands alone: keys it leaves out take their defaults, not the outer block's. */
+struct tw_conf_compress {
+	int off;                /* `compression: off` */
+	int *encodings;         /* enum tw_coding (http/accept_enc.h), our order of preference */
+	size_t nencodings;      /* default zstd, br, gzip */
+	unsigned level_zstd, level_br, level_gzip; /* default 3, 4, 1 */
+	uint64_t min_size;      /* default 512 */
+	char **types;           /* lower-case media types; "text/" + "*" = a whole top-level type */
+	size_t ntypes;
+	unsigned max_streams;   /* compressing streams per worker, default 256 */
+	int skip_private;       /* leave alone answers that set cookies or say Cache-Control: private */
+};
+
 struct tw_conf_route {
 	char *path;         /* starts with '/' */
 	size_t path_len;
@@ -91,6 +105,7 @@ struct tw_conf_route {
 	size_t backend;          /* index into tw_config.backends (resolved) */
 	uint64_t max_body;       /* request body cap for this route, 0 = limits.max_body alone
 				  * (set by an Ingress's tapwork.dev/proxy-body-size) */
+	struct tw_conf_compress *compress; /* NULL = the site's */
 };
 
 /* Per-site TLS mode. AUTO only in tls_mode (= no `tls:` key); tls_effective
@@ -126,6 +141,7 @@ struct tw_conf_site {
 	int hsts;       /* send Strict-Transport-Security on this site's HTTPS answers */
 	int no_redirect; /* never answer 308 to https on HTTP for this site (Ingress
 	                    annotation tapwork.dev/ssl-redirect: "false"); default 0 */
+	struct tw_conf_compress *compress; /* NULL = the top level's */
 };
 
 struct tw_conf_limits {
@@ -310,6 +326,8 @@ struct tw_config {
 
 	int has_k8s; /* 1 when `kubernetes:` is present */
 	struct tw_conf_k8s k8s;
+
+	struct tw_conf_compress *compress; /* NULL = no compression */
 };
 
 /* Load and validate. On failure returns a negative TW_E* code, *out is NULL,

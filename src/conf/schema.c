@@ -773,6 +773,13 @@ static const struct cf_field route_fields[] = {
      FLD(R, handler),
      .enums = handler_enum,
      .doc = "A built-in handler instead of a backend: `welcome` (tapwork's welcome page)."},
+    {.name = "compression",
+     .kind = CF_NODE,
+     FLD(R, compress),
+     .parse_node = tw_conf_parse_compress,
+     .type_name = "`off` \\| mapping",
+     .doc = "Response compression for this route: `off`, or a block like the top-level `compression` "
+            "(replacing the site's)."},
     END};
 #undef R
 static const struct cf_schema route_schema = {
@@ -820,6 +827,13 @@ static const struct cf_field site_fields[] = {
             "or `{cert: FILE, key: FILE}` / a list of such pairs. Absent: with `listen.https`, "
             "`internal` when every host is internal (`localhost`, `*.localhost`, `*.test`, "
             "`*.internal`, IP addresses, `\"*\"`), else `acme`; without it, `off`."},
+    {.name = "compression",
+     .kind = CF_NODE,
+     FLD(SI, compress),
+     .parse_node = tw_conf_parse_compress,
+     .type_name = "`off` \\| mapping",
+     .doc = "Response compression for this site: `off`, or a block like the top-level `compression` "
+            "(replacing it)."},
     END};
 #undef SI
 static const struct cf_schema site_schema = {
@@ -1836,6 +1850,13 @@ static const struct cf_field root_fields[] = {
      .present_off = offsetof(C, has_k8s),
      .schema = &k8s_schema,
      .doc = "Kubernetes Ingress controller (see below)."},
+    {.name = "compression",
+     .kind = CF_NODE,
+     FLD(C, compress),
+     .parse_node = tw_conf_parse_compress,
+     .schema = &tw_conf_compress_schema,
+     .type_name = "`off` \\| mapping",
+     .doc = "Response compression (see below); absent = nothing is compressed."},
     END};
 #undef C
 
