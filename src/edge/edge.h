@@ -19,6 +19,7 @@
 #include "core/dbuf.h"
 #include "core/loop.h"
 #include "edge/balance.h"
+#include "edge/compress.h"
 #include "edge/iobuf.h"
 #include "edge/metrics.h"
 #include "http/h1.h"
@@ -235,6 +236,8 @@ struct tw_req {
 	int client_close; /* the client asked for the connection to close after this request */
 	uint64_t t_start_us;
 	struct tw_flow reqbody, respbody;
+	struct tw_cz_req czq; /* compression: what the request asked (compress.c) */
+	struct tw_cz *cz;     /* compressing stream of the answer, NULL = none */
 	struct tw_req *next_free;
 };
 

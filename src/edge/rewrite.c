@@ -150,7 +150,13 @@ int tw_rewrite_request(struct tw_conn *c, struct tw_req *r, const char *buf, str
 			have_host = 1;
 		rc |= put_slice(out, buf, n);
 		rc |= PUTL(out, ": ");
-		rc |= put_slice(out, buf, m->headers[i].value);
+		char inm[1024];
+		size_t inml;
+		if (r->czq.inm_weak && name_is(buf, n, "if-none-match") &&
+		    tw_cz_if_none_match(r, buf + m->headers[i].value.off, m->headers[i].value.len, inm, sizeof inm, &inml))
+			rc |= put(out, inm, inml); /* compress.c: weak tags we made match strictly too */
+		else
+			rc |= put_slice(out, buf, m->headers[i].value);
 		rc |= PUTL(out, "\r\n");
 	}
 	if (!have_host && m->authority.len) {
@@ -257,6 +263,10 @@ int tw_response_fields(struct tw_conn *c, struct tw_req *r, const char *buf, tw_
 		 * upstream's lines pass as they are and ours follows as its own line */
 		if (k == H_HOP || k == H_RID || (k == H_VIA && vl) || (tk.n && named_in_connection(buf, n, &tk)))
 			continue;
+		/* compression's changes: Content-Length, Accept-Ranges, ETag, Vary (compress.c) */
+		if (r->czq.mode && tw_cz_field(r, buf + n.off, n.len, buf + m->headers[i].value.off,
+					       m->headers[i].value.len, fn, ctx, &rc))
+			continue;
 		rc = fn(ctx, buf + n.off, n.len, buf + m->headers[i].value.off, m->headers[i].value.len);
 	}
 	const char *hsts = tw_req_hsts(c, r);
@@ -271,6 +281,8 @@ int tw_response_fields(struct tw_conn *c, struct tw_req *r, const char *buf, tw_
 	}
 	if (rc == 0)
 		rc = fn(ctx, "X-Request-Id", 12, r->rid, strlen(r->rid));
+	if (rc == 0 && r->czq.mode)
+		rc = tw_cz_extra(r, fn, ctx);
 	return rc;
 }
 

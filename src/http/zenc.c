@@ -226,6 +226,7 @@ int tw_zenc_step(struct tw_zenc *z, const void *in, size_t inlen, size_t *used, 
 }
 
 enum tw_coding tw_zenc_coding(const struct tw_zenc *z) { return z->coding; }
+int tw_zenc_level(const struct tw_zenc *z) { return z->level; }
 
 void tw_zenc_free(struct tw_zenc *z)
 {

@@ -33,6 +33,7 @@ int tw_zenc_reset(struct tw_zenc *z, uint64_t size_hint);
 int tw_zenc_step(struct tw_zenc *z, const void *in, size_t inlen, size_t *used, void *out, size_t outcap,
 		 size_t *produced, enum tw_zenc_op op, int *more);
 enum tw_coding tw_zenc_coding(const struct tw_zenc *z);
+int tw_zenc_level(const struct tw_zenc *z); /* after clamping */
 void tw_zenc_free(struct tw_zenc *z); /* NULL ok */
 
 /* One-shot helper (tests, benches): encode in[0..n) whole into a malloc'd
