@@ -11,8 +11,10 @@
 
 /* RFC 9659: a zstd Content-Encoding window is at most 8 MiB. */
 #define ZSTD_WINDOW_LOG_MAX 23
-/* brotli: a window of 1 MiB when the length is not known, up to 4 MiB when it is */
-#define BR_LGWIN_STREAM 20
+#define ZSTD_WINDOW_LOG_STREAM 20
+/* brotli: a window of 256 KiB when the length is not known (its memory is
+ * several times the window), up to 4 MiB sized to a known length */
+#define BR_LGWIN_STREAM 18
 #define BR_LGWIN_MAX 22
 
 struct zenc_ops {
@@ -54,6 +56,9 @@ static int zstd_reset(struct tw_zenc *z, uint64_t hint)
 	/* levels 1..19 (tw_zenc_new clamps) use windows of 2^19..2^23: within
 	 * RFC 9659's bound; only the levels from 17 reach 2^23 */
 	if (z->level >= 17 && ZSTD_isError(ZSTD_CCtx_setParameter(cc, ZSTD_c_windowLog, ZSTD_WINDOW_LOG_MAX)))
+		return TW_EIO;
+	/* a stream of unknown length: a 1 MiB window bounds its memory (~2 MiB in all) */
+	if (hint == 0 && z->level < 17 && ZSTD_isError(ZSTD_CCtx_setParameter(cc, ZSTD_c_windowLog, ZSTD_WINDOW_LOG_STREAM)))
 		return TW_EIO;
 	if (hint && ZSTD_isError(ZSTD_CCtx_setPledgedSrcSize(cc, hint)))
 		return TW_EIO;
