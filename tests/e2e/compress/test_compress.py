@@ -230,3 +230,27 @@ def test_metrics(edge):
     assert m.get("tapwork_compress_total", coding="br", result="ok") == before + 1
     assert m.get("tapwork_compress_in_bytes_total", coding="br") >= 65536
     assert 0 < m.get("tapwork_compress_out_bytes_total", coding="br") < m.get("tapwork_compress_in_bytes_total", coding="br")
+
+
+def test_max_streams_caps_compressing_answers(procs, tmp_path):
+    """One worker, max_streams 1: while a stream compresses, the next answer
+    goes out as it is, Vary all the same, and is counted as busy."""
+    origin = start_origin(procs)
+    cfg = config(origin)
+    cfg["workers"] = 1
+    cfg["compression"]["max_streams"] = 1
+    e = start_edge(procs, tmp_path, cfg)
+    sse = subprocess.Popen(["curl", "-s", "-N", "--http1.1", "--max-time", "10", "-H", "Accept-Encoding: gzip",
+                            "-o", "/dev/null", e.url("/sse")])
+    try:
+        time.sleep(0.3)  # the stream is compressing (the origin sends for 1.2 s)
+        g = curl(e, "/r?size=5000", ae="gzip")
+        assert g.h("content-encoding") is None and g.body == body_of(5000)
+        assert "accept-encoding" in g.h("vary").lower()
+        assert e.metrics().get("tapwork_compress_total", coding="gzip", result="busy") == 1
+    finally:
+        sse.wait(10)
+    g = curl(e, "/r?size=5000", ae="gzip")  # the slot is free again
+    assert g.h("content-encoding") == "gzip"
+    m = e.metrics()
+    assert m.get("tapwork_compress_total", coding="gzip", result="ok") == 2
