@@ -41,7 +41,7 @@ struct tw_cidr {
 enum tw_balance { TW_BAL_ROUND_ROBIN = 0, TW_BAL_LEAST_CONN, TW_BAL_RANDOM_TWO, TW_BAL_HASH };
 enum tw_hash_src { TW_HASH_CLIENT_IP = 0, TW_HASH_HEADER, TW_HASH_COOKIE, TW_HASH_URI };
 enum tw_match { TW_MATCH_PREFIX = 0, TW_MATCH_EXACT };
-enum tw_handler { TW_HANDLER_PROXY = 0, TW_HANDLER_WELCOME };
+enum tw_handler { TW_HANDLER_PROXY = 0, TW_HANDLER_WELCOME, TW_HANDLER_STATIC };
 enum tw_log_format { TW_LOGFMT_COMBINED = 0, TW_LOGFMT_JSON };
 
 struct tw_conf_server {
@@ -106,6 +106,13 @@ struct tw_conf_route {
 	uint64_t max_body;       /* request body cap for this route, 0 = limits.max_body alone
 				  * (set by an Ingress's tapwork.dev/proxy-body-size) */
 	struct tw_conf_compress *compress; /* NULL = the site's */
+	/* handler: static (docs/static.md) */
+	char *root;              /* directory served */
+	int *precompressed;      /* enum tw_coding: variants looked for beside a file (.zst .br .gz) */
+	size_t nprecompressed;
+	int immutable;           /* Cache-Control: public, max-age=31536000, immutable */
+	char *index;             /* file for a directory, default index.html */
+	int allow_hidden;        /* serve names starting with '.', default 0 */
 };
 
 /* Per-site TLS mode. AUTO only in tls_mode (= no `tls:` key); tls_effective

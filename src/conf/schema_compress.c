@@ -100,8 +100,9 @@ static const struct cf_field levels_fields[] = {
 static const struct cf_schema levels_schema = {
     .name = "compression.levels", .fields = levels_fields, .doc = "Compression level of each coding."};
 
-static const struct cf_field coding_elem = {
+const struct cf_field tw_conf_coding_elem = {
     .kind = CF_CUSTOM, .width = sizeof(int), .parse = parse_coding, .type_name = "coding"};
+#define coding_elem tw_conf_coding_elem
 static const struct cf_field mtype_elem = {
     .kind = CF_CUSTOM, .width = sizeof(char *), .parse = parse_mtype, .type_name = "media type"};
 

@@ -20,6 +20,7 @@
 #include "core/loop.h"
 #include "edge/balance.h"
 #include "edge/compress.h"
+#include "edge/static.h"
 #include "edge/iobuf.h"
 #include "edge/metrics.h"
 #include "http/h1.h"
@@ -238,6 +239,7 @@ struct tw_req {
 	struct tw_flow reqbody, respbody;
 	struct tw_cz_req czq; /* compression: what the request asked (compress.c) */
 	struct tw_cz *cz;     /* compressing stream of the answer, NULL = none */
+	struct tw_static_body sf; /* handler: static, the file being sent (static.c) */
 	struct tw_req *next_free;
 };
 
@@ -361,6 +363,8 @@ void tw_make_request_id(struct tw_worker *w, char out[33]);
 void tw_local_error(struct tw_conn *c, int status, const char *why);
 void tw_local_welcome(struct tw_conn *c);
 void tw_local_redirect_https(struct tw_conn *c);
+/* A short text answer with extra head lines ("Name: value\r\n"...). */
+void tw_local_status(struct tw_conn *c, int status, const char *extra);
 /* Strict-Transport-Security value for this request's answer, or NULL. */
 const char *tw_req_hsts(const struct tw_conn *c, const struct tw_req *r);
 

@@ -264,6 +264,7 @@ static void req_free(struct tw_worker *w, struct tw_req *r)
 		return;
 	tw_iobuf_put(&w->bufs, r->hdr);
 	tw_cz_release(w, r);
+	tw_static_release(r);
 	tw_gen_release(r->gen);
 	w->inflight--;
 	if (w->nfree_reqs < REQ_FREE_MAX) {
@@ -702,6 +703,14 @@ static void dispatch(struct tw_conn *c)
 			tw_local_error(c, 404, "no route");
 		else
 			tw_local_welcome(c);
+		return;
+	}
+	if (r->route->handler == TW_HANDLER_STATIC) {
+		/* files (static.c): the head is read before it is let go */
+		if (!r->reqbody.done)
+			c->close_after = 1;
+		tw_static_serve(c, r, buf);
+		tw_iobuf_consume(c->in, (uint32_t)r->p.head_len);
 		return;
 	}
 	uint64_t rmax = r->route->max_body; /* a route's own cap (an Ingress's proxy-body-size) */
@@ -1404,6 +1413,15 @@ static int step_local(struct tw_conn *c)
 		tw_iobuf_consume(c->out, (uint32_t)n);
 		if (tw_iobuf_len(c->out))
 			return 1;
+	}
+	if (c->req && c->req->sf.open && c->req->sf.left) {
+		/* the rest of a static file (static.c) */
+		int rc = tw_static_fill(c);
+		if (rc < 0) {
+			conn_close(c);
+			return 1;
+		}
+		return rc;
 	}
 	finish_request(c);
 	next_request(c);
