@@ -59,20 +59,45 @@ static const char *type_of(const char *name)
 	return "application/octet-stream";
 }
 
-static int open_beneath(const char *root, const char *rel)
+/* The root directories a worker has open, by (generation, route): a
+ * generation id is never reused, so an entry cannot name another config's
+ * root; a reload opens the root again (a directory replaced by rename is
+ * seen). Per thread: no locks. */
+#define ROOT_CACHE 8
+static __thread struct {
+	uint64_t gen;
+	const struct tw_conf_route *route;
+	int fd; /* 0 = empty slot (+1 stored) */
+} roots[ROOT_CACHE];
+static __thread unsigned roots_next;
+
+static int root_fd(const struct tw_req *r)
 {
-	int dfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	for (unsigned i = 0; i < ROOT_CACHE; i++)
+		if (roots[i].fd && roots[i].gen == r->gen->id && roots[i].route == r->route)
+			return roots[i].fd - 1;
+	int dfd = open(r->route->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -1;
+	unsigned k = roots_next++ % ROOT_CACHE;
+	if (roots[k].fd)
+		close(roots[k].fd - 1);
+	roots[k].gen = r->gen->id;
+	roots[k].route = r->route;
+	roots[k].fd = dfd + 1;
+	return dfd;
+}
+
+static int open_beneath(const struct tw_req *r, const char *rel)
+{
+	int dfd = root_fd(r);
 	if (dfd < 0)
 		return -1;
 	struct open_how how;
 	memset(&how, 0, sizeof how);
 	how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY;
 	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
-	int fd = (int)syscall(SYS_openat2, dfd, rel[0] ? rel : ".", &how, sizeof how);
-	int e = errno;
-	close(dfd);
-	errno = e;
-	return fd;
+	return (int)syscall(SYS_openat2, dfd, rel[0] ? rel : ".", &how, sizeof how);
 }
 
 static void http_date(time_t t, char out[40])
@@ -175,6 +200,45 @@ static const char *hdr(const char *buf, const struct tw_h1_msg *m, const char *n
 	return buf + m->headers[i].value.off;
 }
 
+/* The precompressed variant of rel the client takes (not for a range):
+ * its coding, *fd and *st; TW_CODING_IDENTITY and *fd -1 when none. */
+static int find_variant(struct tw_req *r, const char *buf, int range, const char *rel, int *fd, struct stat *st)
+{
+	const struct tw_conf_route *rt = r->route;
+	*fd = -1;
+	size_t ael;
+	const char *ae = rt->nprecompressed && !range ? hdr(buf, &r->msg, "accept-encoding", &ael) : NULL;
+	if (ae == NULL)
+		return TW_CODING_IDENTITY;
+	struct tw_ae pa;
+	tw_ae_init(&pa);
+	tw_ae_parse(&pa, ae, ael);
+	enum tw_coding prefs[TW_CODING_N];
+	size_t np = 0;
+	for (size_t i = 0; i < rt->nprecompressed && np < TW_CODING_N; i++)
+		prefs[np++] = (enum tw_coding)rt->precompressed[i];
+	while (np > 0) {
+		enum tw_coding ch = tw_ae_choose(&pa, prefs, np);
+		if (ch == TW_CODING_IDENTITY)
+			break;
+		char vrel[1040];
+		snprintf(vrel, sizeof vrel, "%s%s", rel, tw_coding_suffix(ch));
+		int vfd = open_beneath(r, vrel);
+		if (vfd >= 0 && fstat(vfd, st) == 0 && S_ISREG(st->st_mode)) {
+			*fd = vfd;
+			return ch;
+		}
+		if (vfd >= 0)
+			close(vfd);
+		size_t k = 0; /* this one is not there: choose among the others */
+		for (size_t i = 0; i < np; i++)
+			if (prefs[i] != ch)
+				prefs[k++] = prefs[i];
+		np = k;
+	}
+	return TW_CODING_IDENTITY;
+}
+
 void tw_static_serve(struct tw_conn *c, struct tw_req *r, const char *buf)
 {
 	const struct tw_conf_route *rt = r->route;
@@ -205,9 +269,16 @@ void tw_static_serve(struct tw_conn *c, struct tw_req *r, const char *buf)
 		fail(c, 404, rc == TW_EPERM ? "static: dot segment or hidden file refused" : "static: path too long");
 		return;
 	}
-	int fd = open_beneath(rt->root, rel);
+	size_t rangel = 0;
+	const char *range = hdr(buf, m, "range", &rangel);
 	struct stat st;
-	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+	int fd = -1, coding = TW_CODING_IDENTITY;
+	/* a variant first: when the client takes one, the original is not opened */
+	if (!dir && rel[0])
+		coding = find_variant(r, buf, range != NULL, rel, &fd, &st);
+	if (fd < 0)
+		fd = open_beneath(r, rel);
+	if (fd >= 0 && coding == TW_CODING_IDENTITY && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
 		close(fd);
 		fd = -1;
 		if (!dir && sublen > 0) {
@@ -223,8 +294,10 @@ void tw_static_serve(struct tw_conn *c, struct tw_req *r, const char *buf)
 			return;
 		}
 		snprintf(rel + rl, sizeof rel - rl, "%s%s", rl ? "/" : "", rt->index);
-		fd = open_beneath(rt->root, rel);
-		if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+		coding = find_variant(r, buf, range != NULL, rel, &fd, &st);
+		if (fd < 0)
+			fd = open_beneath(r, rel);
+		if (fd >= 0 && coding == TW_CODING_IDENTITY && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
 			close(fd);
 			fd = -1;
 		}
@@ -237,46 +310,6 @@ void tw_static_serve(struct tw_conn *c, struct tw_req *r, const char *buf)
 		return;
 	}
 	const char *ctype = type_of(rel);
-	/* a precompressed variant when the client takes one (not for ranges) */
-	size_t vl = 0;
-	const char *range = hdr(buf, m, "range", &vl);
-	size_t rangel = vl;
-	int coding = TW_CODING_IDENTITY;
-	if (rt->nprecompressed) {
-		size_t ael;
-		const char *ae = hdr(buf, m, "accept-encoding", &ael);
-		struct tw_ae pa;
-		tw_ae_init(&pa);
-		if (ae)
-			tw_ae_parse(&pa, ae, ael);
-		enum tw_coding prefs[TW_CODING_N];
-		size_t np = 0;
-		for (size_t i = 0; i < rt->nprecompressed && np < TW_CODING_N; i++)
-			prefs[np++] = (enum tw_coding)rt->precompressed[i];
-		while (ae && !range && np > 0) {
-			enum tw_coding ch = tw_ae_choose(&pa, prefs, np);
-			if (ch == TW_CODING_IDENTITY)
-				break;
-			char vrel[1024];
-			snprintf(vrel, sizeof vrel, "%s%s", rel, tw_coding_suffix(ch));
-			int vfd = open_beneath(rt->root, vrel);
-			struct stat vst;
-			if (vfd >= 0 && fstat(vfd, &vst) == 0 && S_ISREG(vst.st_mode)) {
-				close(fd);
-				fd = vfd;
-				st = vst;
-				coding = ch;
-				break;
-			}
-			if (vfd >= 0)
-				close(vfd);
-			size_t k = 0; /* this one is not there: choose among the others */
-			for (size_t i = 0; i < np; i++)
-				if (prefs[i] != ch)
-					prefs[k++] = prefs[i];
-			np = k;
-		}
-	}
 	uint64_t size = (uint64_t)st.st_size;
 	char etag[64], lm[40];
 	snprintf(etag, sizeof etag, "\"%llx-%llx\"", (unsigned long long)st.st_mtim.tv_sec * 1000000000ull +
