@@ -22,6 +22,7 @@ if [ "${1:-}" = "--containers" ]; then
 fi
 if [ "${1:-}" = "--bench" ]; then
   PKGS="$PKGS haproxy nginx wrk restic borgbackup hyperfine time util-linux pgbackrest"
+  PKGS="$PKGS libjs-jquery libjs-bootstrap libjs-d3"   # bench/compress.sh's corpus
   BINS="$BINS haproxy nginx wrk restic borg hyperfine /usr/bin/time taskset pgbackrest"
 fi
 missing=""
