@@ -389,6 +389,7 @@ void tw_static_serve(struct tw_conn *c, struct tw_req *r, const char *buf)
 	}
 	r->sf.fd = fd;
 	r->sf.open = 1;
+	r->sf.fresh = 1;
 	r->sf.off = a;
 	r->sf.left = len;
 	r->sf.size = st.st_size;
@@ -409,8 +410,10 @@ int tw_static_fill(struct tw_conn *c)
 		return 0;
 	struct tw_static_body *f = &r->sf;
 	struct stat st;
-	if (fstat(f->fd, &st) != 0 || st.st_size != f->size || st.st_mtim.tv_sec != f->mtime.tv_sec ||
-	    st.st_mtim.tv_nsec != f->mtime.tv_nsec) {
+	if (f->fresh)
+		f->fresh = 0;
+	else if (fstat(f->fd, &st) != 0 || st.st_size != f->size || st.st_mtim.tv_sec != f->mtime.tv_sec ||
+		 st.st_mtim.tv_nsec != f->mtime.tv_nsec) {
 		tw_warn("rid=%s static: the file changed while it was sent: the answer is cut", r->rid);
 		return TW_EIO;
 	}

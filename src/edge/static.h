@@ -18,6 +18,7 @@ struct tw_conf_route;
 struct tw_static_body {
 	int fd;
 	uint8_t open;
+	uint8_t fresh;            /* just opened and checked: the first piece skips the fstat */
 	uint64_t off, left;       /* next file offset, bytes still to send */
 	off_t size;               /* the file as it was opened: a change while */
 	struct timespec mtime;    /* it is sent cuts the answer */

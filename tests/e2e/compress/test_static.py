@@ -182,3 +182,34 @@ def test_traversal_corpus_is_refused(site):
     r = site.raw_request(b"GET http://a/../secret.txt HTTP/1.1\r\nHost: a\r\n\r\n")
     assert r.status in (400, 404) and SECRET not in r.body
     assert site.alive()
+
+
+def test_a_file_changing_while_sent_cuts_the_answer(site):
+    """Never mixed bytes under one ETag: the client gets fewer bytes than
+    Content-Length (the connection closes) once the file changes."""
+    path = site.root / "assets" / "changing.bin"
+    size = 48 * 1024 * 1024
+    path.write_bytes(b"a" * size)
+    import socket
+    s = socket.create_connection(("127.0.0.1", site.port), timeout=10)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.sendall(b"GET /assets/changing.bin HTTP/1.1\r\nHost: a\r\n\r\n")
+    got = b""
+    while b"\r\n\r\n" not in got:
+        got += s.recv(65536)
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert b"Content-Length: %d" % size in head
+    with open(path, "r+b") as f:  # changed in place, same size: new bytes, new time
+        f.seek(size // 2)
+        f.write(b"b" * (size // 2))
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    n = len(body)
+    while True:
+        d = s.recv(1 << 20)
+        if not d:
+            break
+        n += len(d)
+    s.close()
+    assert n < size, n  # cut: never the whole length with two files' bytes in it
+    path.unlink()
