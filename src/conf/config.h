@@ -107,7 +107,8 @@ struct tw_conf_route {
 				  * (set by an Ingress's tapwork.dev/proxy-body-size) */
 	struct tw_conf_compress *compress; /* NULL = the site's */
 	/* handler: static (docs/static.md) */
-	char *root;              /* directory served */
+	char *root;              /* directory served (for a proxy route: = fallback_static) */
+	char *fallback_static;   /* proxy route: try a file under this directory first (try_files) */
 	int *precompressed;      /* enum tw_coding: variants looked for beside a file (.zst .br .gz) */
 	size_t nprecompressed;
 	int immutable;           /* Cache-Control: public, max-age=31536000, immutable */

@@ -385,8 +385,17 @@ static int check_route(struct cf_ctx *c, int node, void *obj)
 			return tw_conf_fail(c, node, NULL, "handler: static needs \"root\"");
 		if (stat(r->root, &sb) != 0 || !S_ISDIR(sb.st_mode))
 			return tw_conf_fail(c, tw_conf_map_get(c, node, "root"), NULL, "\"%s\" is not a directory", r->root);
-	} else if (has_root || tw_conf_map_get(c, node, "precompressed") || tw_conf_map_get(c, node, "immutable")) {
-		return tw_conf_fail(c, node, NULL, "root, precompressed and immutable belong to handler: static");
+	} else if (has_root) {
+		return tw_conf_fail(c, node, NULL, "root belongs to handler: static (fallback_static tries files before a backend)");
+	}
+	if (r->fallback_static) {
+		struct stat sb;
+		int fnode = tw_conf_map_get(c, node, "fallback_static");
+		if (r->handler != TW_HANDLER_PROXY)
+			return tw_conf_fail(c, fnode, NULL, "fallback_static needs a backend to fall back to");
+		if (stat(r->fallback_static, &sb) != 0 || !S_ISDIR(sb.st_mode))
+			return tw_conf_fail(c, fnode, NULL, "\"%s\" is not a directory", r->fallback_static);
+		r->root = r->fallback_static; /* static.c looks files up under root */
 	}
 	return 0;
 }
@@ -791,6 +800,12 @@ static const struct cf_field route_fields[] = {
      FLD(R, root),
      .doc = "`handler: static`: the directory served (must exist). Nothing outside it is reachable: "
             "no `..`, no symbolic link leading out."},
+    {.name = "fallback_static",
+     .kind = CF_STRING,
+     FLD(R, fallback_static),
+     .doc = "A proxy route: a GET or HEAD whose path names a file under this directory is answered with "
+            "the file (as `handler: static` would, `precompressed`/`immutable` apply), anything else goes "
+            "to the backend (nginx `try_files $uri @app`)."},
     {.name = "precompressed",
      .kind = CF_LIST,
      FLD(R, precompressed),

@@ -725,6 +725,13 @@ static void dispatch(struct tw_conn *c)
 		if (m->chunked && (r->reqbody.ch.max_body == 0 || r->reqbody.ch.max_body > rmax))
 			r->reqbody.ch.max_body = rmax;
 	}
+	if (r->route->fallback_static && tw_static_try(c, r, buf)) {
+		/* a file under fallback_static answered it (static.c) */
+		if (!r->reqbody.done)
+			c->close_after = 1;
+		tw_iobuf_consume(c->in, (uint32_t)r->p.head_len);
+		return;
+	}
 	r->backend = r->route->backend;
 	tw_cz_request(c, r, buf); /* before the head is rewritten (If-None-Match) and its buffer reused */
 	r->hdr = tw_iobuf_get(&c->w->bufs);

@@ -239,13 +239,25 @@ static int find_variant(struct tw_req *r, const char *buf, int range, const char
 	return TW_CODING_IDENTITY;
 }
 
-void tw_static_serve(struct tw_conn *c, struct tw_req *r, const char *buf)
+static int serve(struct tw_conn *c, struct tw_req *r, const char *buf, int try_only);
+
+void tw_static_serve(struct tw_conn *c, struct tw_req *r, const char *buf) { serve(c, r, buf, 0); }
+
+int tw_static_try(struct tw_conn *c, struct tw_req *r, const char *buf)
+{
+	if (!r->is_head && strcmp(r->method, "GET") != 0)
+		return 0;
+	return serve(c, r, buf, 1);
+}
+
+/* try_only: answer only with a file (1), else nothing at all (0) */
+static int serve(struct tw_conn *c, struct tw_req *r, const char *buf, int try_only)
 {
 	const struct tw_conf_route *rt = r->route;
 	const struct tw_h1_msg *m = &r->msg;
 	if (!r->is_head && strcmp(r->method, "GET") != 0) {
 		fail(c, 405, "static files answer GET and HEAD");
-		return;
+		return 1;
 	}
 	/* the part of the path below the route's prefix */
 	const char *path = buf + m->path.off;
@@ -253,8 +265,10 @@ void tw_static_serve(struct tw_conn *c, struct tw_req *r, const char *buf)
 	while (pre > 0 && rt->path[pre - 1] == '/')
 		pre--;
 	if (plen < pre) {
+		if (try_only)
+			return 0;
 		fail(c, 404, "static: path above the route");
-		return;
+		return 1;
 	}
 	char rel[1024];
 	int dir = 0;
@@ -262,12 +276,16 @@ void tw_static_serve(struct tw_conn *c, struct tw_req *r, const char *buf)
 	size_t sublen = plen - pre;
 	int rc = sublen == 0 ? (rel[0] = 0, 0) : tw_static_path(sub, sublen, rt->allow_hidden, rel, sizeof rel - 16, &dir);
 	if (rc == TW_EINVAL) {
+		if (try_only)
+			return 0;
 		fail(c, 400, "static: malformed path");
-		return;
+		return 1;
 	}
 	if (rc != 0) {
+		if (try_only)
+			return 0;
 		fail(c, 404, rc == TW_EPERM ? "static: dot segment or hidden file refused" : "static: path too long");
-		return;
+		return 1;
 	}
 	size_t rangel = 0;
 	const char *range = hdr(buf, m, "range", &rangel);
@@ -282,16 +300,20 @@ void tw_static_serve(struct tw_conn *c, struct tw_req *r, const char *buf)
 		close(fd);
 		fd = -1;
 		if (!dir && sublen > 0) {
+			if (try_only)
+				return 0;
 			/* a directory named without its slash: send the client there */
 			char loc[1200];
 			snprintf(loc, sizeof loc, "Location: %.*s/\r\n", (int)(plen < 1024 ? plen : 1024), path);
 			tw_local_status(c, 301, loc);
-			return;
+			return 1;
 		}
 		size_t rl = strlen(rel);
 		if (rl + 1 + strlen(rt->index) + 1 > sizeof rel - 16) {
+			if (try_only)
+				return 0;
 			fail(c, 404, "static: path too long");
-			return;
+			return 1;
 		}
 		snprintf(rel + rl, sizeof rel - rl, "%s%s", rl ? "/" : "", rt->index);
 		coding = find_variant(r, buf, range != NULL, rel, &fd, &st);
@@ -306,8 +328,10 @@ void tw_static_serve(struct tw_conn *c, struct tw_req *r, const char *buf)
 		fd = -1;
 	}
 	if (fd < 0) {
+		if (try_only)
+			return 0;
 		fail(c, 404, errno == EXDEV ? "static: outside the root" : "static: no such file");
-		return;
+		return 1;
 	}
 	const char *ctype = type_of(rel);
 	uint64_t size = (uint64_t)st.st_size;
@@ -333,7 +357,7 @@ void tw_static_serve(struct tw_conn *c, struct tw_req *r, const char *buf)
 			char extra[80];
 			snprintf(extra, sizeof extra, "Content-Range: bytes */%llu\r\n", (unsigned long long)size);
 			tw_local_status(c, 416, extra);
-			return;
+			return 1;
 		}
 		if (pr > 0)
 			status = 206;
@@ -343,7 +367,7 @@ void tw_static_serve(struct tw_conn *c, struct tw_req *r, const char *buf)
 	if (c->out == NULL && (c->out = tw_iobuf_get(&c->w->bufs)) == NULL) {
 		close(fd);
 		tw_conn_close(c);
-		return;
+		return 1;
 	}
 	c->out->start = c->out->end = 0;
 	if (!r->reqbody.done && r->reqbody.mode != FLOW_NONE)
@@ -385,7 +409,7 @@ void tw_static_serve(struct tw_conn *c, struct tw_req *r, const char *buf)
 	c->wr_ready = 1;
 	if (r->is_head || len == 0) {
 		close(fd);
-		return;
+		return 1;
 	}
 	r->sf.fd = fd;
 	r->sf.open = 1;
@@ -401,6 +425,7 @@ void tw_static_serve(struct tw_conn *c, struct tw_req *r, const char *buf)
 			tw_conn_close(c);
 		}
 	}
+	return 1;
 }
 
 int tw_static_fill(struct tw_conn *c)

@@ -25,6 +25,10 @@ struct tw_static_body {
 };
 
 void tw_static_serve(struct tw_conn *c, struct tw_req *r, const char *buf);
+/* fallback_static: answer like tw_static_serve when the path names a file
+ * (or a directory's index file) under the route's root, and return 1;
+ * otherwise answer nothing and return 0 (the request goes to the backend). */
+int tw_static_try(struct tw_conn *c, struct tw_req *r, const char *buf);
 /* More of the file toward the client: 1 progress, 0 blocked or nothing
  * left, a negative TW_E* when the answer must be cut (the file changed or
  * could not be read). */

@@ -213,3 +213,24 @@ def test_a_file_changing_while_sent_cuts_the_answer(site):
     s.close()
     assert n < size, n  # cut: never the whole length with two files' bytes in it
     path.unlink()
+
+
+def test_fallback_static_tries_files_before_the_backend(procs, tmp_path):
+    from test_compress import start_origin
+    root = make_root(tmp_path)
+    origin = start_origin(procs)
+    e = start_edge(procs, tmp_path, {
+        "sites": [{"hosts": ["*"], "routes": [
+            {"path": "/", "backend": "web", "fallback_static": str(root), "precompressed": ["gzip"]}]}],
+        "backends": {"web": {"servers": [origin]}}})
+    g = curl(e, "/index.html")
+    assert g.status == 200 and g.body == b"<h1>home</h1>\n" and g.h("etag")
+    assert curl(e, "/").body == b"<h1>home</h1>\n"  # the directory's index file
+    g = curl(e, "/assets/app.3f9a.js", ae="gzip")
+    assert g.h("content-encoding") == "gzip" and gzip.decompress(g.body) == body_of(65536)
+    g = curl(e, "/r?size=123")  # no such file: the backend answers
+    assert g.status == 200 and g.body == body_of(123)
+    assert curl(e, "/.env").body != SECRET  # hidden: never from the directory
+    assert curl(e, "/rel-link").body != SECRET
+    g = curl(e, "/index.html", extra=["-X", "POST", "-d", "x"])  # not GET/HEAD: the backend
+    assert g.status == 501 or g.body != b"<h1>home</h1>\n"
