@@ -42,7 +42,7 @@ enum tw_balance { TW_BAL_ROUND_ROBIN = 0, TW_BAL_LEAST_CONN, TW_BAL_RANDOM_TWO, 
 enum tw_hash_src { TW_HASH_CLIENT_IP = 0, TW_HASH_HEADER, TW_HASH_COOKIE, TW_HASH_URI };
 enum tw_match { TW_MATCH_PREFIX = 0, TW_MATCH_EXACT };
 /* EXT: answered from the route's ext (status or redirect), no backend */
-enum tw_handler { TW_HANDLER_PROXY = 0, TW_HANDLER_WELCOME, TW_HANDLER_EXT };
+enum tw_handler { TW_HANDLER_PROXY = 0, TW_HANDLER_WELCOME, TW_HANDLER_EXT, TW_HANDLER_STATIC };
 enum tw_log_format { TW_LOGFMT_COMBINED = 0, TW_LOGFMT_JSON };
 
 struct tw_conf_server {
@@ -85,6 +85,20 @@ struct tw_conf_backend {
 					* series are folded into one server="*" series per backend */
 };
 
+/* compression: (top level, per site, per route; docs/compression.md). A block
+ * stands alone: keys it leaves out take their defaults, not the outer block's. */
+struct tw_conf_compress {
+	int off;                /* `compression: off` */
+	int *encodings;         /* enum tw_coding (http/accept_enc.h), our order of preference */
+	size_t nencodings;      /* default zstd, br, gzip */
+	unsigned level_zstd, level_br, level_gzip; /* default 3, 4, 1 */
+	uint64_t min_size;      /* default 512 */
+	char **types;           /* lower-case media types; "text/" + "*" = a whole top-level type */
+	size_t ntypes;
+	unsigned max_streams;   /* compressing streams per worker, default 256 */
+	int skip_private;       /* leave alone answers that set cookies or say Cache-Control: private */
+};
+
 struct tw_conf_route {
 	char *path;         /* starts with '/' */
 	size_t path_len;
@@ -98,6 +112,15 @@ struct tw_conf_route {
 	 * backends (a Gateway API HTTPRoute rule); NULL = a plain route (the
 	 * fast path: nothing of it is looked at). See struct tw_route_ext. */
 	const struct tw_route_ext *ext;
+	struct tw_conf_compress *compress; /* NULL = the site's */
+	/* handler: static (docs/static.md) */
+	char *root;              /* directory served (for a proxy route: = fallback_static) */
+	char *fallback_static;   /* proxy route: try a file under this directory first (try_files) */
+	int *precompressed;      /* enum tw_coding: variants looked for beside a file (.zst .br .gz) */
+	size_t nprecompressed;
+	int immutable;           /* Cache-Control: public, max-age=31536000, immutable */
+	char *index;             /* file for a directory, default index.html */
+	int allow_hidden;        /* serve names starting with '.', default 0 */
 };
 
 /* One name/value pair: an exact header or query-parameter match (header
@@ -187,6 +210,7 @@ struct tw_conf_site {
 	                    annotation tapwork.dev/ssl-redirect: "false"); default 0 */
 	int wild_any_depth; /* a "*.suffix" host matches any number of labels, not one
 	                       (Gateway API hostnames); a one-label match still wins */
+	struct tw_conf_compress *compress; /* NULL = the top level's */
 };
 
 struct tw_conf_limits {
@@ -387,6 +411,8 @@ struct tw_config {
 
 	int has_k8s; /* 1 when `kubernetes:` is present */
 	struct tw_conf_k8s k8s;
+
+	struct tw_conf_compress *compress; /* NULL = no compression */
 };
 
 /* Load and validate. On failure returns a negative TW_E* code, *out is NULL,

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 const char tw_config_default_yaml[] =
@@ -377,6 +378,25 @@ static int check_route(struct cf_ctx *c, int node, void *obj)
 		                    "a route needs exactly one of \"backend\" or \"handler\"");
 	r->handler = has_backend ? TW_HANDLER_PROXY : r->handler;
 	r->path_len = strlen(r->path);
+	int has_root = tw_conf_map_get(c, node, "root") != 0;
+	if (r->handler == TW_HANDLER_STATIC) {
+		struct stat sb;
+		if (!has_root)
+			return tw_conf_fail(c, node, NULL, "handler: static needs \"root\"");
+		if (stat(r->root, &sb) != 0 || !S_ISDIR(sb.st_mode))
+			return tw_conf_fail(c, tw_conf_map_get(c, node, "root"), NULL, "\"%s\" is not a directory", r->root);
+	} else if (has_root) {
+		return tw_conf_fail(c, node, NULL, "root belongs to handler: static (fallback_static tries files before a backend)");
+	}
+	if (r->fallback_static) {
+		struct stat sb;
+		int fnode = tw_conf_map_get(c, node, "fallback_static");
+		if (r->handler != TW_HANDLER_PROXY)
+			return tw_conf_fail(c, fnode, NULL, "fallback_static needs a backend to fall back to");
+		if (stat(r->fallback_static, &sb) != 0 || !S_ISDIR(sb.st_mode))
+			return tw_conf_fail(c, fnode, NULL, "\"%s\" is not a directory", r->fallback_static);
+		r->root = r->fallback_static; /* static.c looks files up under root */
+	}
 	return 0;
 }
 
@@ -548,7 +568,8 @@ static const struct cf_enum balance_enum[] = {{"round_robin", TW_BAL_ROUND_ROBIN
                                               {NULL, 0}};
 static const struct cf_enum match_enum[] = {
     {"prefix", TW_MATCH_PREFIX}, {"exact", TW_MATCH_EXACT}, {NULL, 0}};
-static const struct cf_enum handler_enum[] = {{"welcome", TW_HANDLER_WELCOME}, {NULL, 0}};
+static const struct cf_enum handler_enum[] = {
+    {"welcome", TW_HANDLER_WELCOME}, {"static", TW_HANDLER_STATIC}, {NULL, 0}};
 static const struct cf_enum level_enum[] = {{"error", TW_LOG_ERROR},
                                             {"warn", TW_LOG_WARN},
                                             {"info", TW_LOG_INFO},
@@ -784,7 +805,50 @@ static const struct cf_field route_fields[] = {
      .kind = CF_ENUM,
      FLD(R, handler),
      .enums = handler_enum,
-     .doc = "A built-in handler instead of a backend: `welcome` (tapwork's welcome page)."},
+     .doc = "A built-in handler instead of a backend: `welcome` (tapwork's welcome page), `static` "
+            "(files under `root`, docs/static.md)."},
+    {.name = "root",
+     .kind = CF_STRING,
+     FLD(R, root),
+     .doc = "`handler: static`: the directory served (must exist). Nothing outside it is reachable: "
+            "no `..`, no symbolic link leading out."},
+    {.name = "fallback_static",
+     .kind = CF_STRING,
+     FLD(R, fallback_static),
+     .doc = "A proxy route: a GET or HEAD whose path names a file under this directory is answered with "
+            "the file (as `handler: static` would, `precompressed`/`immutable` apply), anything else goes "
+            "to the backend (nginx `try_files $uri @app`)."},
+    {.name = "precompressed",
+     .kind = CF_LIST,
+     FLD(R, precompressed),
+     .count_off = offsetof(R, nprecompressed),
+     .max = 3,
+     .elem = &tw_conf_coding_elem,
+     .doc = "`handler: static`: codings whose variants (`FILE.zst`, `FILE.br`, `FILE.gz`) are served when "
+            "the client accepts them, in this order of preference."},
+    {.name = "immutable",
+     .kind = CF_BOOL,
+     FLD(R, immutable),
+     .def = "false",
+     .doc = "`handler: static`: files never change under their name (hashed asset names): "
+            "`Cache-Control: public, max-age=31536000, immutable`."},
+    {.name = "index",
+     .kind = CF_STRING,
+     FLD(R, index),
+     .def = "index.html",
+     .doc = "`handler: static`: the file served for a directory."},
+    {.name = "allow_hidden",
+     .kind = CF_BOOL,
+     FLD(R, allow_hidden),
+     .def = "false",
+     .doc = "`handler: static`: serve names starting with `.` (refused with 404 by default; `..` always is)."},
+    {.name = "compression",
+     .kind = CF_NODE,
+     FLD(R, compress),
+     .parse_node = tw_conf_parse_compress,
+     .type_name = "`off` \\| mapping",
+     .doc = "Response compression for this route: `off`, or a block like the top-level `compression` "
+            "(replacing the site's)."},
     END};
 #undef R
 static const struct cf_schema route_schema = {
@@ -832,6 +896,13 @@ static const struct cf_field site_fields[] = {
             "or `{cert: FILE, key: FILE}` / a list of such pairs. Absent: with `listen.https`, "
             "`internal` when every host is internal (`localhost`, `*.localhost`, `*.test`, "
             "`*.internal`, IP addresses, `\"*\"`), else `acme`; without it, `off`."},
+    {.name = "compression",
+     .kind = CF_NODE,
+     FLD(SI, compress),
+     .parse_node = tw_conf_parse_compress,
+     .type_name = "`off` \\| mapping",
+     .doc = "Response compression for this site: `off`, or a block like the top-level `compression` "
+            "(replacing it)."},
     END};
 #undef SI
 static const struct cf_schema site_schema = {
@@ -1950,6 +2021,13 @@ static const struct cf_field root_fields[] = {
      .present_off = offsetof(C, has_k8s),
      .schema = &k8s_schema,
      .doc = "Kubernetes Ingress controller (see below)."},
+    {.name = "compression",
+     .kind = CF_NODE,
+     FLD(C, compress),
+     .parse_node = tw_conf_parse_compress,
+     .schema = &tw_conf_compress_schema,
+     .type_name = "`off` \\| mapping",
+     .doc = "Response compression (see below); absent = nothing is compressed."},
     END};
 #undef C
 

@@ -120,6 +120,12 @@ int tw_conf_host_check(char *h, const char **why); /* lower-cases h in place */
 size_t tw_conf_edit_distance(const char *a, const char *b);
 const char *tw_conf_suggest(const char *word, const char *const *cands, size_t n);
 
+/* schema_compress.c: the `compression:` key (CF_NODE; dst is a struct
+ * tw_conf_compress * to set) and its mapping's schema. */
+extern const struct cf_schema tw_conf_compress_schema;
+extern const struct cf_field tw_conf_coding_elem; /* a list element: zstd | br | gzip -> int */
+int tw_conf_parse_compress(struct cf_ctx *c, const struct cf_field *f, int node, void *dst);
+
 /* docs.c: write the markdown reference. */
 void tw_conf_write_docs(FILE *out);
 

@@ -19,6 +19,8 @@
 #include "core/dbuf.h"
 #include "core/loop.h"
 #include "edge/balance.h"
+#include "edge/compress.h"
+#include "edge/static.h"
 #include "edge/iobuf.h"
 #include "edge/metrics.h"
 #include "http/h1.h"
@@ -236,6 +238,9 @@ struct tw_req {
 	int client_close; /* the client asked for the connection to close after this request */
 	uint64_t t_start_us;
 	struct tw_flow reqbody, respbody;
+	struct tw_cz_req czq; /* compression: what the request asked (compress.c) */
+	struct tw_cz *cz;     /* compressing stream of the answer, NULL = none */
+	struct tw_static_body sf; /* handler: static, the file being sent (static.c) */
 	struct tw_req *next_free;
 };
 
@@ -384,6 +389,8 @@ void tw_local_redirect_route(struct tw_conn *c, const struct tw_conf_route *rt, 
  * (ReplaceFullPath / ReplacePrefixMatch) into out (NUL-terminated); its
  * length, or 0 when it does not fit. */
 size_t tw_route_path(const struct tw_conf_route *rt, const char *path, size_t plen, char *out, size_t cap);
+/* A short text answer with extra head lines ("Name: value\r\n"...). */
+void tw_local_status(struct tw_conn *c, int status, const char *extra);
 /* Strict-Transport-Security value for this request's answer, or NULL. */
 const char *tw_req_hsts(const struct tw_conn *c, const struct tw_req *r);
 

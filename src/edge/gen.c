@@ -54,6 +54,7 @@ static int same_routing(const struct tw_config *a, const struct tw_config *b)
 			const struct tw_conf_route *r = &x->routes[k], *q = &y->routes[k];
 			if (r->path_len != q->path_len || r->match != q->match || r->handler != q->handler ||
 			    r->backend != q->backend || r->max_body != q->max_body ||
+			    !tw_cz_conf_equal(r->compress, q->compress) || !tw_static_conf_equal(r, q) ||
 			    memcmp(r->path, q->path, r->path_len) != 0 || !tw_route_ext_equal(r->ext, q->ext))
 				return 0;
 			if (r->handler == TW_HANDLER_PROXY &&

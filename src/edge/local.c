@@ -210,6 +210,13 @@ void tw_local_error(struct tw_conn *c, int status, const char *why)
 			why ? why : "");
 }
 
+void tw_local_status(struct tw_conn *c, int status, const char *extra)
+{
+	char body[128];
+	int n = snprintf(body, sizeof body, "%d %s\n", status, tw_h1_reason((unsigned)status));
+	respond_ex(c, status, "text/plain; charset=utf-8", body, (size_t)n, extra);
+}
+
 void tw_local_text(struct tw_conn *c, int status, const char *body, size_t len)
 {
 	respond(c, status, "text/plain", body, len);

@@ -263,6 +263,8 @@ static void req_free(struct tw_worker *w, struct tw_req *r)
 	if (r == NULL)
 		return;
 	tw_iobuf_put(&w->bufs, r->hdr);
+	tw_cz_release(w, r);
+	tw_static_release(r);
 	tw_gen_release(r->gen);
 	w->inflight--;
 	if (w->nfree_reqs < REQ_FREE_MAX) {
@@ -744,6 +746,14 @@ static void dispatch(struct tw_conn *c)
 			tw_local_welcome(c);
 		return;
 	}
+	if (r->route->handler == TW_HANDLER_STATIC) {
+		/* files (static.c): the head is read before it is let go */
+		if (!r->reqbody.done)
+			c->close_after = 1;
+		tw_static_serve(c, r, buf);
+		tw_iobuf_consume(c->in, (uint32_t)r->p.head_len);
+		return;
+	}
 	uint64_t rmax = r->route->max_body; /* a route's own cap (an Ingress's proxy-body-size) */
 	if (rmax != 0) {
 		if (m->content_length > 0 && (uint64_t)m->content_length > rmax) {
@@ -755,6 +765,13 @@ static void dispatch(struct tw_conn *c)
 		}
 		if (m->chunked && (r->reqbody.ch.max_body == 0 || r->reqbody.ch.max_body > rmax))
 			r->reqbody.ch.max_body = rmax;
+	}
+	if (r->route->fallback_static && tw_static_try(c, r, buf)) {
+		/* a file under fallback_static answered it (static.c) */
+		if (!r->reqbody.done)
+			c->close_after = 1;
+		tw_iobuf_consume(c->in, (uint32_t)r->p.head_len);
+		return;
 	}
 	r->backend = r->route->backend;
 	if (x != NULL && x->nwb > 0) {
@@ -771,6 +788,7 @@ static void dispatch(struct tw_conn *c)
 			return;
 		}
 	}
+	tw_cz_request(c, r, buf); /* before the head is rewritten (If-None-Match) and its buffer reused */
 	r->hdr = tw_iobuf_get(&c->w->bufs);
 	if (r->hdr == NULL || tw_rewrite_request(c, r, buf, r->hdr) != 0) {
 		tw_iobuf_consume(c->in, (uint32_t)r->p.head_len);
@@ -1070,19 +1088,26 @@ static void begin_response(struct tw_conn *c)
 	if (mode == FLOW_UNTIL_CLOSE || !r->reqbody.done || dechunk)
 		c->close_after = 1;
 	int close_client = c->close_after && !r->tunnel;
+	/* compression (compress.c): the payload alone goes to the encoder, the
+	 * client gets it chunked (an HTTP/2 stream turns chunks into DATA) */
+	int out_mode = mode;
+	if (tw_cz_begin(c, r, tw_iobuf_head(u->in), mode, len)) {
+		r->respbody.dechunk = mode == FLOW_CHUNKED;
+		out_mode = FLOW_CHUNKED;
+	}
 	r->status = (int)st;
 	r->resp_head_done = 1;
 	if (c->fops->resp_head) {
 		/* an HTTP/2 stream takes the fields as they are: no HTTP/1.1 text to
 		 * write here and parse again there */
-		if (c->fops->resp_head(c, r, tw_iobuf_head(u->in), mode, len) != 0) {
+		if (c->fops->resp_head(c, r, tw_iobuf_head(u->in), out_mode, len) != 0) {
 			tw_info("rid=%s client went away before the response", r->rid);
 			r->up_reusable = 0;
 			conn_close(c);
 			return;
 		}
 	} else if (ensure_out(c) != 0 ||
-	    tw_rewrite_response(c, r, tw_iobuf_head(u->in), c->out, close_client, mode == FLOW_CHUNKED && !dechunk) != 0) {
+	    tw_rewrite_response(c, r, tw_iobuf_head(u->in), c->out, close_client, out_mode == FLOW_CHUNKED && !dechunk) != 0) {
 		c->close_after = 1;
 		r->up_reusable = 0;
 		respond_local_error(c, 502, "upstream response head too large");
@@ -1099,9 +1124,22 @@ static int write_response(struct tw_conn *c)
 	struct tw_upconn *u = c->up;
 	uint32_t hl = c->out ? tw_iobuf_len(c->out) : 0;
 	uint32_t bl = u->in ? r->respbody.fwd : 0;
+	const char *bp = bl ? tw_iobuf_head(u->in) : NULL;
+	int moved = 0;
+	if (r->cz) {
+		/* the body bytes go through the encoder first */
+		moved = u->in ? tw_cz_pump(r, u->in, &r->respbody, !u->rd_ready || u->rd_eof) : 0;
+		if (moved < 0) {
+			tw_warn("rid=%s compression failed mid-body: the answer is cut", r->rid);
+			conn_close(c);
+			return 1;
+		}
+		bl = tw_iobuf_len(tw_cz_out(r));
+		bp = tw_iobuf_head(tw_cz_out(r));
+	}
 	if (!c->wr_ready || (hl == 0 && bl == 0))
-		return 0;
-	ssize_t n = conn_write(c, c->out ? tw_iobuf_head(c->out) : NULL, hl, bl ? tw_iobuf_head(u->in) : NULL, bl);
+		return moved;
+	ssize_t n = conn_write(c, c->out ? tw_iobuf_head(c->out) : NULL, hl, bp, bl);
 	if (n < 0) {
 		tw_info("rid=%s client went away during the response", r->rid);
 		conn_close(c);
@@ -1113,7 +1151,9 @@ static int write_response(struct tw_conn *c)
 	if (nh)
 		tw_iobuf_consume(c->out, nh);
 	uint32_t nb = (uint32_t)n - nh;
-	if (nb) {
+	if (nb && r->cz) {
+		tw_iobuf_consume(tw_cz_out(r), nb);
+	} else if (nb) {
 		r->respbody.fwd -= nb;
 		tw_iobuf_consume(u->in, nb);
 	}
@@ -1186,6 +1226,13 @@ static int pump_response(struct tw_conn *c)
 			c->close_after = 1;
 			respond_local_error(c, 502, "unexpected 101 from upstream");
 			return 1;
+		}
+		/* an answer of unknown length shorter than compression's min_size so
+		 * far: wait for more before deciding (the head is parsed again) */
+		if (tw_cz_hold(c, r, tw_iobuf_head(u->in), tw_iobuf_len(u->in), u->rd_eof,
+			       tw_iobuf_room(u->in) + u->in->start == 0)) {
+			tw_h1_parser_init(&r->p, TW_H1_RESPONSE, &r->p.limits);
+			break;
 		}
 		begin_response(c);
 		if (c->st != C_PROXY)
@@ -1306,7 +1353,8 @@ static int step_proxy(struct tw_conn *c)
 		tw_timer_set(c->w->loop, &c->timer,
 			     r->reqbody.done ? cb->response_timeout_ms : r->gen->cfg->timeouts.client_body_ms);
 	}
-	if (!r->resp_head_done || !r->respbody.done || r->respbody.fwd || (c->out && tw_iobuf_len(c->out)))
+	if (!r->resp_head_done || !r->respbody.done || r->respbody.fwd || (c->out && tw_iobuf_len(c->out)) ||
+	    !tw_cz_done(r))
 		return progress;
 	if (r->tunnel) {
 		enter_tunnel(c);
@@ -1429,6 +1477,15 @@ static int step_local(struct tw_conn *c)
 		tw_iobuf_consume(c->out, (uint32_t)n);
 		if (tw_iobuf_len(c->out))
 			return 1;
+	}
+	if (c->req && c->req->sf.open && c->req->sf.left) {
+		/* the rest of a static file (static.c) */
+		int rc = tw_static_fill(c);
+		if (rc < 0) {
+			conn_close(c);
+			return 1;
+		}
+		return rc;
 	}
 	finish_request(c);
 	next_request(c);

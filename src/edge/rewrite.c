@@ -200,7 +200,13 @@ int tw_rewrite_request(struct tw_conn *c, struct tw_req *r, const char *buf, str
 		}
 		rc |= put_slice(out, buf, n);
 		rc |= PUTL(out, ": ");
-		rc |= put_slice(out, buf, m->headers[i].value);
+		char inm[1024];
+		size_t inml;
+		if (r->czq.inm_weak && name_is(buf, n, "if-none-match") &&
+		    tw_cz_if_none_match(r, buf + m->headers[i].value.off, m->headers[i].value.len, inm, sizeof inm, &inml))
+			rc |= put(out, inm, inml); /* compress.c: weak tags we made match strictly too */
+		else
+			rc |= put_slice(out, buf, m->headers[i].value);
 		rc |= PUTL(out, "\r\n");
 	}
 	if (!have_host && x != NULL && x->rewrite_host != NULL) {
@@ -316,6 +322,10 @@ int tw_response_fields(struct tw_conn *c, struct tw_req *r, const char *buf, tw_
 			continue;
 		if (x != NULL && mod_drops(&x->resp, buf + n.off, n.len))
 			continue;
+		/* compression's changes: Content-Length, Accept-Ranges, ETag, Vary (compress.c) */
+		if (r->czq.mode && tw_cz_field(r, buf + n.off, n.len, buf + m->headers[i].value.off,
+					       m->headers[i].value.len, fn, ctx, &rc))
+			continue;
 		rc = fn(ctx, buf + n.off, n.len, buf + m->headers[i].value.off, m->headers[i].value.len);
 	}
 	for (size_t i = 0; x != NULL && rc == 0 && i < x->resp.nset; i++)
@@ -336,6 +346,8 @@ int tw_response_fields(struct tw_conn *c, struct tw_req *r, const char *buf, tw_
 	}
 	if (rc == 0)
 		rc = fn(ctx, "X-Request-Id", 12, r->rid, strlen(r->rid));
+	if (rc == 0 && r->czq.mode)
+		rc = tw_cz_extra(r, fn, ctx);
 	return rc;
 }
 

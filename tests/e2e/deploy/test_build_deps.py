@@ -14,6 +14,8 @@ PACKAGES = {
     "yaml": ("libyaml-dev", "libyaml-0-2"), "zstd": ("libzstd-dev", "libzstd1"),
     "jansson": ("libjansson-dev", "libjansson4"), "nghttp2": ("libnghttp2-dev", "libnghttp2-14"),
     "curl": ("libcurl4-openssl-dev", "libcurl4"), "pq": ("libpq-dev", "libpq5"),
+    "brotlienc": ("libbrotli-dev", "libbrotli1"), "brotlidec": ("libbrotli-dev", "libbrotli1"),
+    "z": ("zlib1g-dev", "zlib1g"),
     "pthread": None, "m": None,
 }
 

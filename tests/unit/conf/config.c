@@ -415,7 +415,7 @@ static void errors_sites_and_routes(void **state)
 	    "t.yaml:2:33: sites[0].routes[0]: a route needs exactly one of \"backend\" or "
 	    "\"handler\"");
 	load_err(HEAD "sites: [{hosts: ['*'], routes: [{path: /, handler: hello}]}]\n" WEB,
-	         "t.yaml:2:52: sites[0].routes[0].handler: bad value \"hello\" (one of: welcome)");
+	         "t.yaml:2:52: sites[0].routes[0].handler: bad value \"hello\" (one of: welcome, static)");
 	load_err(HEAD "sites: [{hosts: ['*'], routes: [{backend: web}]}]\n" WEB,
 	         "t.yaml:2:33: sites[0].routes[0]: missing required key \"path\"");
 	load_err(HEAD "sites: [{hosts: ['*'], routes: []}]\n" WEB,
