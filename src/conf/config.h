@@ -48,7 +48,10 @@ struct tw_conf_server {
 	struct tw_addr addr;
 	unsigned weight;    /* 1..256, default 1 */
 	unsigned max_conns; /* 0 = unlimited; else per worker thread */
+	int send_proxy;     /* TW_SEND_PROXY_*: PROXY header first on each connection */
 };
+
+enum tw_send_proxy { TW_SEND_PROXY_OFF = 0, TW_SEND_PROXY_V1, TW_SEND_PROXY_V2 };
 
 struct tw_conf_health {
 	int enabled;          /* 1 when `health:` is present */
@@ -266,6 +269,21 @@ struct tw_conf_k8s {
 	char *identity;          /* this replica's name; default $POD_NAME, else the host name */
 };
 
+/* proxy_protocol: (docs/proxy-protocol.md). Peers in `from` must open each
+ * connection with a PROXY v1/v2 header (read before TLS); its client address
+ * is then the connection's client address everywhere. */
+enum tw_pp_others { TW_PP_OTHERS_PLAIN = 0, TW_PP_OTHERS_REJECT };
+enum tw_pp_listener { TW_PP_LISTEN_HTTP = 0, TW_PP_LISTEN_HTTPS };
+struct tw_conf_proxy_protocol {
+	struct tw_cidr *from;  /* 1..1024 ranges */
+	size_t nfrom;
+	uint64_t timeout_ms;   /* the whole header within this, default 3s */
+	int others;            /* TW_PP_OTHERS_*: peers outside `from`, default plain */
+	int *listeners;        /* TW_PP_LISTEN_* as written; none = both */
+	size_t nlisteners;
+	int on_http, on_https; /* resolved from listeners */
+};
+
 struct tw_config {
 	struct tw_arena arena; /* owns everything below */
 	char *source;          /* file name, or "<embedded>" */
@@ -310,6 +328,13 @@ struct tw_config {
 
 	int has_k8s; /* 1 when `kubernetes:` is present */
 	struct tw_conf_k8s k8s;
+
+	int has_proxy_protocol; /* 1 when `proxy_protocol:` is present */
+	struct tw_conf_proxy_protocol proxy_protocol;
+
+	/* Warnings found while loading ("FILE:LINE:COL: KEY: text", one per
+	 * line), NULL when none: `tapwork validate` prints them, `run` logs them. */
+	char *warnings;
 };
 
 /* Load and validate. On failure returns a negative TW_E* code, *out is NULL,

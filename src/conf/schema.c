@@ -578,6 +578,14 @@ static const struct cf_field server_fields[] = {
      .def = "0",
      .doc = "Concurrent requests per worker thread; 0 = unlimited. Excess requests wait in the "
             "backend's queue."},
+    {.name = "send_proxy",
+     .kind = CF_ENUM,
+     FLD(S, send_proxy),
+     .enums = tw_conf_send_proxy_enum,
+     .def = "off",
+     .doc = "Start each connection to this server with a PROXY protocol header (`v1` text, `v2` "
+            "binary) carrying the client's address; such connections serve one client connection "
+            "each (docs/proxy-protocol.md)."},
     END};
 #undef S
 static const struct cf_schema server_schema = {
@@ -1836,6 +1844,13 @@ static const struct cf_field root_fields[] = {
      .present_off = offsetof(C, has_k8s),
      .schema = &k8s_schema,
      .doc = "Kubernetes Ingress controller (see below)."},
+    {.name = "proxy_protocol",
+     .kind = CF_STRUCT,
+     .off = offsetof(C, proxy_protocol),
+     .flags = CF_PRESENT | CF_OPTIONAL,
+     .present_off = offsetof(C, has_proxy_protocol),
+     .schema = &tw_conf_pp_schema,
+     .doc = "PROXY protocol from load balancers (see below)."},
     END};
 #undef C
 

@@ -38,6 +38,7 @@ struct tw_conn;
 struct tw_upconn;
 struct tw_h2_session;
 struct tw_k8s_controller;
+struct tw_ppwait;
 
 /* ---- generation ---- */
 
@@ -154,6 +155,8 @@ struct tw_worker {
 	struct tw_timer drain_timer;
 	time_t log_sec;
 	char log_time[40];
+	struct tw_ppwait *ppwait; /* connections waiting for their PROXY header (ppin.c) */
+	size_t nppwait;
 };
 
 /* ---- edge (process) ---- */
