@@ -319,6 +319,9 @@ struct tw_upconn {
 	struct tw_timer timer;
 	uint64_t idle_ms;
 	unsigned max_idle;
+	char *pp_hdr;     /* send_proxy: the PROXY header, sent once connected (ppout.c) */
+	uint16_t pp_len;
+	uint8_t pp_private; /* carries one client's PROXY header: never pooled */
 };
 
 /* proxy.c */

@@ -373,10 +373,35 @@ void tw_pp_addr_text(const struct sockaddr *sa, char *out, size_t cap)
 
 /* ---- writer ---- */
 
-static int same_inet(const struct sockaddr *src, const struct sockaddr *dst)
+/* Both addresses as one family: an IPv4 one beside an IPv6 one becomes
+ * ::ffff:a.b.c.d (as HAProxy does). 0 when either is neither. */
+static int to_v6(const struct sockaddr *in, struct sockaddr_in6 *out)
 {
-	return src && dst && src->sa_family == dst->sa_family &&
-	       (src->sa_family == AF_INET || src->sa_family == AF_INET6);
+	const struct sockaddr_in *s4 = (const struct sockaddr_in *)in;
+	memset(out, 0, sizeof *out);
+	out->sin6_family = AF_INET6;
+	out->sin6_port = s4->sin_port;
+	out->sin6_addr.s6_addr[10] = 0xff;
+	out->sin6_addr.s6_addr[11] = 0xff;
+	memcpy(out->sin6_addr.s6_addr + 12, &s4->sin_addr, 4);
+	return 1;
+}
+
+static int same_inet(const struct sockaddr **src, const struct sockaddr **dst, struct sockaddr_in6 tmp[2])
+{
+	const struct sockaddr *s = *src, *d = *dst;
+	if (s == NULL || d == NULL)
+		return 0;
+	int sf = s->sa_family, df = d->sa_family;
+	if ((sf != AF_INET && sf != AF_INET6) || (df != AF_INET && df != AF_INET6))
+		return 0;
+	if (sf == df)
+		return 1;
+	if (sf == AF_INET && to_v6(s, &tmp[0]))
+		*src = (const struct sockaddr *)&tmp[0];
+	if (df == AF_INET && to_v6(d, &tmp[1]))
+		*dst = (const struct sockaddr *)&tmp[1];
+	return 1;
 }
 
 static unsigned port_of(const struct sockaddr *sa)
@@ -390,7 +415,8 @@ size_t tw_pp_write_v1(char *out, size_t cap, const struct sockaddr *src, const s
 	if (cap < TW_PP_V1_MAX + 1)
 		return 0;
 	int n;
-	if (!same_inet(src, dst)) {
+	struct sockaddr_in6 tmp[2];
+	if (!same_inet(&src, &dst, tmp)) {
 		n = snprintf(out, cap, "PROXY UNKNOWN\r\n");
 	} else {
 		char s[48], d[48];
@@ -414,7 +440,8 @@ size_t tw_pp_write_v2(char *out, size_t cap, const struct sockaddr *src, const s
 	uint8_t *b = (uint8_t *)out;
 	memcpy(b, v2sig, sizeof v2sig);
 	size_t n = 16;
-	if (!same_inet(src, dst)) {
+	struct sockaddr_in6 tmp[2];
+	if (!same_inet(&src, &dst, tmp)) {
 		b[12] = 0x20; /* v2 LOCAL */
 		b[13] = 0x00;
 	} else if (src->sa_family == AF_INET) {

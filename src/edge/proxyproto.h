@@ -76,7 +76,8 @@ int tw_pp_feed(struct tw_pp_parser *p, const void *buf, size_t len, size_t *used
 void tw_pp_addr_text(const struct sockaddr *sa, char *out, size_t cap);
 
 /* Write a PROXY header for a connection from src to dst (AF_INET or AF_INET6;
- * mixed families or anything else give v1 UNKNOWN / v2 LOCAL+UNSPEC). Returns
+ * with one of each the IPv4 one is sent IPv4-mapped; NULL or another family
+ * gives v1 UNKNOWN / v2 LOCAL+UNSPEC: a connection of the sender's own). Returns
  * the length written, or 0 when cap is too small (v1 needs 108, v2 at most
  * 16 + 36 + 3 + alpn length). alpn (may be NULL) goes into a v2 ALPN TLV. */
 size_t tw_pp_write_v1(char *out, size_t cap, const struct sockaddr *src, const struct sockaddr *dst);

@@ -9,6 +9,7 @@
 #include "edge/edge.h"
 
 #include "core/log.h"
+#include "edge/ppout.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -26,6 +27,8 @@ static void up_free(struct tw_upconn *u)
 	tw_timer_cancel(w->loop, &u->timer);
 	tw_loop_del(w->loop, &u->io);
 	close(u->io.fd);
+	free(u->pp_hdr);
+	u->pp_hdr = NULL;
 	tw_iobuf_put(&w->upbufs, u->in);
 	tw_iobuf_put(&w->bufs, u->out);
 	u->dead = 1;
@@ -43,6 +46,25 @@ static void unlink_idle(struct tw_upconn *u)
 		u->next_idle->prev_idle = u->prev_idle;
 	u->next_idle = u->prev_idle = NULL;
 	p->nidle--;
+}
+
+/* send_proxy: the header goes first, as soon as the connection is up. A
+ * fresh socket's send buffer is empty, so the ~100 bytes go whole or the
+ * connection counts as failed. */
+static void send_pp(struct tw_upconn *u)
+{
+	if (u->pp_hdr == NULL)
+		return;
+	ssize_t n;
+	do
+		n = send(u->io.fd, u->pp_hdr, u->pp_len, MSG_NOSIGNAL);
+	while (n == -1 && errno == EINTR);
+	if (n != (ssize_t)u->pp_len) {
+		u->failed = 1;
+		u->err = n == -1 ? errno : EIO;
+	}
+	free(u->pp_hdr);
+	u->pp_hdr = NULL;
 }
 
 static void on_up_event(struct tw_loop *loop, struct tw_io *io, uint32_t ev)
@@ -79,6 +101,7 @@ static void on_up_event(struct tw_loop *loop, struct tw_io *io, uint32_t ev)
 			u->err = err;
 		} else {
 			u->st = U_BUSY;
+			send_pp(u);
 		}
 	}
 	if (u->c)
@@ -123,7 +146,8 @@ int tw_up_get(struct tw_worker *w, struct tw_gen *g, size_t backend, size_t serv
 	struct tw_pool *p = bw->pools[server];
 	if (p == NULL && (p = bw->pools[server] = pool_for(w, &cb->servers[server].addr)) == NULL)
 		return TW_ENOMEM;
-	struct tw_upconn *u = p->idle;
+	int sp = cb->servers[server].send_proxy;
+	struct tw_upconn *u = sp ? NULL : p->idle; /* a pooled one never carried a header */
 	if (u != NULL) {
 		unlink_idle(u);
 		tw_timer_cancel(w->loop, &u->timer);
@@ -152,26 +176,34 @@ int tw_up_get(struct tw_worker *w, struct tw_gen *g, size_t backend, size_t serv
 	u->idle_ms = cb->idle_timeout_ms;
 	u->max_idle = cb->max_idle;
 	tw_timer_init(&u->timer, on_up_timer);
+	if (sp && tw_ppout_make(c, sp, &u->pp_hdr, &u->pp_len) != 0) {
+		close(fd);
+		free(u);
+		return TW_ENOMEM;
+	}
+	u->pp_private = sp != 0;
 	int rc = connect(fd, (const struct sockaddr *)&a->ss, a->len);
 	if (rc == -1 && errno != EINPROGRESS) {
 		tw_warn("connect %s: %s", a->text, strerror(errno));
 		close(fd);
+		free(u->pp_hdr);
 		free(u);
 		return TW_EIO;
 	}
 	if (tw_loop_add(w->loop, &u->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) != 0) {
 		close(fd);
+		free(u->pp_hdr);
 		free(u);
 		return TW_EIO;
 	}
 	if (rc == 0) {
 		u->st = U_BUSY;
 		u->wr_ready = 1;
+		send_pp(u);
 	} else {
 		u->st = U_CONNECTING;
 		tw_timer_set(w->loop, &u->timer, cb->connect_timeout_ms);
 	}
-	(void)c;
 	*out = u;
 	return 0;
 }
@@ -180,7 +212,7 @@ void tw_up_release(struct tw_upconn *u, int reusable)
 {
 	struct tw_worker *w = u->w;
 	u->c = NULL;
-	if (!reusable || w->draining || u->failed || u->rd_eof || u->rdhup || u->pool->nidle >= u->max_idle ||
+	if (!reusable || u->pp_private || w->draining || u->failed || u->rd_eof || u->rdhup || u->pool->nidle >= u->max_idle ||
 	    (u->in && tw_iobuf_len(u->in))) {
 		up_free(u);
 		return;

@@ -109,3 +109,36 @@ def wait_metric(edge, name, want, timeout=5, **labels):
         if v >= want or time.monotonic() > deadline:
             return v
         time.sleep(0.05)
+
+
+NGINX = """daemon off;
+master_process off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/nginx-error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    log_format pp '$proxy_protocol_addr $proxy_protocol_port $remote_addr "$request"';
+    access_log {dir}/nginx-access.log pp;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    server {{
+        listen 127.0.0.1:{port} proxy_protocol;
+        location / {{ return 200 "pp=$proxy_protocol_addr xff=$http_x_forwarded_for\\n"; }}
+    }}
+}}
+"""
+
+
+def start_nginx_pp(procs, tmp_path, port, name="nginx"):
+    """nginx listening with `proxy_protocol` on port; answers "pp=ADDR xff=..."."""
+    d = tmp_path / name
+    d.mkdir()
+    (d / "nginx.conf").write_text(NGINX.format(dir=d, port=port))
+    p = procs.start(["nginx", "-p", str(d), "-c", str(d / "nginx.conf")], name=name)
+    wait_for(lambda: port_open(port) or p.poll() is not None, 10, what="nginx listening")
+    assert p.poll() is None, procs.log_of(p)
+    return d

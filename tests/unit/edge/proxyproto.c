@@ -341,10 +341,18 @@ static void writer_roundtrip(void **state)
 	assert_int_equal(n, 28);
 	assert_int_equal(feed_all(&p, out, n, &used), 0);
 	assert_string_equal(src_text(&p.info, b, sizeof b), "203.0.113.77");
-	/* mixed families: UNKNOWN / LOCAL */
+	/* mixed families: the IPv4 one is IPv4-mapped */
 	n = tw_pp_write_v1(out, sizeof out, (struct sockaddr *)&s4, (struct sockaddr *)&d6);
+	assert_string_equal(out, "PROXY TCP6 ::ffff:203.0.113.77 ::1 40000 2\r\n");
+	n = tw_pp_write_v2(out, sizeof out, (struct sockaddr *)&s6, (struct sockaddr *)&d4, NULL);
+	assert_int_equal(feed_all(&p, out, n, &used), 0);
+	assert_int_equal(p.info.local, 0);
+	assert_string_equal(src_text(&p.info, b, sizeof b), "2001:db8:1::42");
+	/* no addresses (a health check): UNKNOWN / LOCAL */
+	n = tw_pp_write_v1(out, sizeof out, NULL, NULL);
 	assert_string_equal(out, "PROXY UNKNOWN\r\n");
-	n = tw_pp_write_v2(out, sizeof out, (struct sockaddr *)&s4, (struct sockaddr *)&d6, NULL);
+	n = tw_pp_write_v2(out, sizeof out, NULL, NULL, NULL);
+	assert_int_equal(n, 16);
 	assert_int_equal(feed_all(&p, out, n, &used), 0);
 	assert_int_equal(p.info.local, 1);
 	/* too small a buffer */
