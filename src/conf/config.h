@@ -94,6 +94,8 @@ struct tw_conf_route {
 	size_t backend;          /* index into tw_config.backends (resolved) */
 	uint64_t max_body;       /* request body cap for this route, 0 = limits.max_body alone
 				  * (set by an Ingress's tapwork.dev/proxy-body-size) */
+	char *rate_limit_name;   /* rate_limit: a policy of rate_limits, NULL = none */
+	size_t rate_limit;       /* 1 + index into tw_config.rate_limits (resolved); 0 = none */
 };
 
 /* Per-site TLS mode. AUTO only in tls_mode (= no `tls:` key); tls_effective
@@ -284,6 +286,36 @@ struct tw_conf_proxy_protocol {
 	int on_http, on_https; /* resolved from listeners */
 };
 
+/* rate_limits: (docs/rate-limits.md). GCRA per key, one table per policy. */
+enum tw_rl_key_kind { TW_RL_KEY_CLIENT_IP = 0, TW_RL_KEY_HEADER, TW_RL_KEY_COOKIE };
+enum tw_rl_missing { TW_RL_MISSING_CLIENT_IP = 0, TW_RL_MISSING_ALLOW, TW_RL_MISSING_DENY };
+enum tw_rl_on_full { TW_RL_FULL_ALLOW = 0, TW_RL_FULL_DENY };
+enum tw_rl_cluster { TW_RL_CLUSTER_LOCAL = 0, TW_RL_CLUSTER_DIVIDE };
+struct tw_rl_keyspec {
+	int kind;   /* TW_RL_KEY_* */
+	char *name; /* header or cookie name */
+};
+struct tw_rl_rate {
+	uint64_t count;     /* requests ... */
+	uint64_t period_ms; /* ... per this long */
+};
+struct tw_conf_rate_limit {
+	char *name;
+	struct tw_rl_keyspec key;
+	struct tw_rl_rate rate;
+	unsigned burst;       /* requests that may come at once; default = rate.count */
+	int has_burst;
+	int missing;          /* TW_RL_MISSING_*: header/cookie absent, default client_ip */
+	unsigned ipv6_prefix; /* client_ip of IPv6 clients grouped by this prefix, default 64 */
+	uint64_t memory;      /* table size in bytes (16 per key), default 16 MiB */
+	int on_full;          /* TW_RL_FULL_*: no room for a new key, default allow */
+	struct tw_cidr *exempt; /* clients never limited */
+	size_t nexempt;
+	int cluster;          /* TW_RL_CLUSTER_* */
+	unsigned replicas;    /* divide: rate and burst split N ways, default 1 */
+	int per_route;        /* each route using the policy counts apart, default 0 */
+};
+
 struct tw_config {
 	struct tw_arena arena; /* owns everything below */
 	char *source;          /* file name, or "<embedded>" */
@@ -328,6 +360,9 @@ struct tw_config {
 
 	int has_k8s; /* 1 when `kubernetes:` is present */
 	struct tw_conf_k8s k8s;
+
+	struct tw_conf_rate_limit *rate_limits;
+	size_t nrate_limits;
 
 	int has_proxy_protocol; /* 1 when `proxy_protocol:` is present */
 	struct tw_conf_proxy_protocol proxy_protocol;

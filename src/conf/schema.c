@@ -532,6 +532,8 @@ static int check_root(struct cf_ctx *c, int node, void *obj)
 		rc = resolve_tls(c, cfg);
 	if (rc == 0)
 		rc = resolve_k8s(c, cfg);
+	if (rc == 0)
+		rc = tw_conf_resolve_rate_limits(c, cfg);
 	if (rc == 0) {
 		c->plen = 0;
 		c->path[0] = '\0';
@@ -781,6 +783,11 @@ static const struct cf_field route_fields[] = {
      FLD(R, handler),
      .enums = handler_enum,
      .doc = "A built-in handler instead of a backend: `welcome` (tapwork's welcome page)."},
+    {.name = "rate_limit",
+     .kind = CF_STRING,
+     FLD(R, rate_limit_name),
+     .doc = "Name of a `rate_limits` policy applied to each request of this route "
+            "(docs/rate-limits.md)."},
     END};
 #undef R
 static const struct cf_schema route_schema = {
@@ -1844,6 +1851,13 @@ static const struct cf_field root_fields[] = {
      .present_off = offsetof(C, has_k8s),
      .schema = &k8s_schema,
      .doc = "Kubernetes Ingress controller (see below)."},
+    {.name = "rate_limits",
+     .kind = CF_MAP,
+     FLD(C, rate_limits),
+     .count_off = offsetof(C, nrate_limits),
+     .max = 256,
+     .elem = &tw_conf_rl_elem,
+     .doc = "Named request rate limit policies that routes attach with `rate_limit:` (see below)."},
     {.name = "proxy_protocol",
      .kind = CF_STRUCT,
      .off = offsetof(C, proxy_protocol),

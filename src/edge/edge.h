@@ -39,6 +39,7 @@ struct tw_upconn;
 struct tw_h2_session;
 struct tw_k8s_controller;
 struct tw_ppwait;
+struct tw_rl_table;
 
 /* ---- generation ---- */
 
@@ -104,6 +105,7 @@ struct tw_gen {
 	char **site_label;         /* [nsites+1] first host of site, "-" last */
 	struct tw_tls_store *tls;  /* certificates + SSL_CTX; NULL without listen.https */
 	struct tw_edge *edge;
+	struct tw_rl_table **rl;   /* [cfg->nrate_limits] rate limit tables (ratelimit.c), kept across reloads */
 };
 
 struct tw_gen *tw_gen_acquire(struct tw_gen *g);
@@ -395,6 +397,8 @@ void tw_edge_acme_metrics(struct tw_edge *e, struct tw_dbuf *out);
  * pending TLS-ALPN-01 certificate for servername on ssl; -1 when none. */
 int tw_edge_acme_tlsalpn01(SSL *ssl, const char *servername, void *arg);
 void tw_local_text(struct tw_conn *c, int status, const char *body, size_t len);
+/* Same with extra header lines ("Name: value\r\n"...), text/plain; charset=utf-8. */
+void tw_local_text_extra(struct tw_conn *c, int status, const char *body, size_t len, const char *extra);
 
 /* worker.c */
 int tw_workers_start(struct tw_edge *e, struct tw_err *err);

@@ -10,6 +10,7 @@
  * tapwork made itself. Back-pressure is implicit: a side is read only while
  * the buffer toward the other side has room. */
 #include "edge/edge.h"
+#include "edge/rl_req.h"
 #include "edge/h2.h"
 
 #include "core/log.h"
@@ -714,6 +715,12 @@ static void dispatch(struct tw_conn *c)
 		}
 		if (m->chunked && (r->reqbody.ch.max_body == 0 || r->reqbody.ch.max_body > rmax))
 			r->reqbody.ch.max_body = rmax;
+	}
+	if (r->route->rate_limit && tw_rl_request(c, r, buf)) {
+		tw_iobuf_consume(c->in, (uint32_t)r->p.head_len);
+		if (!r->reqbody.done)
+			c->close_after = 1;
+		return;
 	}
 	r->backend = r->route->backend;
 	r->hdr = tw_iobuf_get(&c->w->bufs);
