@@ -209,3 +209,26 @@ def test_three_replicas_divide(procs, tmp_path):
     # each replica took its share, keyed on the client from the header
     for x in edges:
         assert x.metrics().get(M, policy="api", result="pass") > 0
+
+
+def test_validate_errors(tmp_path):
+    from conftest import BIN
+    base = ("listen: {http: 127.0.0.1:8080}\nbackends: {app: {servers: [127.0.0.1:1]}}\n"
+            "sites: [{hosts: ['*'], routes: [{path: /, backend: app, rate_limit: %s}]}]\n")
+    cases = [
+        ("login", "rate_limits: {login: {rate: 10/x}}\n", r"t\.yaml:4:29: rate_limits\.login\.rate: \"10/x\" is not"),
+        ("nope", "rate_limits: {login: {rate: 10/m}}\n", r"t\.yaml:3:69: sites\[0\]\.routes\[0\]\.rate_limit: unknown rate limit policy \"nope\""),
+        ("login", "rate_limits: {login: {rate: 1/s, key: \"header:\"}}\n", r"rate_limits\.login\.key"),
+        ("login", "rate_limits: {login: {rate: 1/s, on_full: maybe}}\n", r"rate_limits\.login\.on_full"),
+        ("login", "rate_limits: {login: {rate: 1/s, replicas: 3}}\n", r"rate_limits\.login\.replicas: only with cluster: divide"),
+        ("login", "rate_limits: {login: {rate: 1/s, memory: 1k}}\n", r"rate_limits\.login\.memory: at least 8 KiB"),
+    ]
+    import re as _re
+    for pol, rl, want in cases:
+        p = tmp_path / "t.yaml"
+        p.write_text(base % pol + rl)
+        r = subprocess.run([BIN, "validate", "-c", str(p)], capture_output=True, text=True)
+        assert r.returncode == 1 and _re.search(want, r.stderr), (rl, r.stderr)
+    p.write_text(base % "login" + "rate_limits: {login: {rate: 100/10s, burst: 7, cluster: divide, replicas: 3}}\n")
+    r = subprocess.run([BIN, "validate", "-c", str(p)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
