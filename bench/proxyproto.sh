@@ -200,7 +200,9 @@ for ((rep = 1; rep <= REPS; rep++)); do
 			done
 			;;
 		ratelimit)
-			for c in tw_limited tw_unlimited nginx_limit_req; do
+			order=(tw_limited tw_unlimited nginx_limit_req)
+			for ((k = 0; k < rep - 1; k++)); do order=("${order[@]:1}" "${order[0]}"); done
+			for c in "${order[@]}"; do
 				case $c in
 				tw_limited) measure ratelimit "$c" "$rep" tw_pp -- wrk_run "http://127.0.0.1:$TW_PP_HTTP/rl" ;;
 				tw_unlimited) measure ratelimit "$c" "$rep" tw_pp -- wrk_run "http://127.0.0.1:$TW_PP_HTTP/free" ;;
@@ -217,7 +219,10 @@ if [[ " $TESTS " == *" ppwait "* ]] && ((WAIT_CONNS > 0)); then
 	before=$(bl_status_kb VmRSS "$pid")
 	ready=$WORK/idle.ready
 	bl_spawn idle "$WORK/logs/idle.out" "$LOAD_CPU" "$BL_PY" bench/idle_conns.py 127.0.0.1 "$TW_PP_TLS" "$WAIT_CONNS" "$ready" --no-request --hold 60
-	for ((i = 0; i < 600 && ! -s $ready; i++)); do sleep 0.1; done
+	for ((i = 0; i < 600; i++)); do
+		[[ -s $ready ]] && break
+		sleep 0.1
+	done
 	sleep 1
 	after=$(bl_status_kb VmRSS "$pid")
 	printf 'ppwait\ttw_pp\t1\t%s\t-\t%s\n' "$(cat "$ready" 2>/dev/null)" "$((after - before))" >>"$OUT/runs.tsv"
