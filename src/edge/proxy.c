@@ -693,6 +693,12 @@ static void dispatch(struct tw_conn *c)
 		tw_local_redirect_https(c);
 		return;
 	}
+	if (r->route != NULL && r->route->rate_limit && tw_rl_request(c, r, buf)) {
+		tw_iobuf_consume(c->in, (uint32_t)r->p.head_len);
+		if (!r->reqbody.done)
+			c->close_after = 1;
+		return; /* answered 429 (rl_req.c) */
+	}
 	if (r->route == NULL || r->route->handler == TW_HANDLER_WELCOME) {
 		/* Answered here: the head is no longer needed. */
 		tw_iobuf_consume(c->in, (uint32_t)r->p.head_len);
@@ -715,12 +721,6 @@ static void dispatch(struct tw_conn *c)
 		}
 		if (m->chunked && (r->reqbody.ch.max_body == 0 || r->reqbody.ch.max_body > rmax))
 			r->reqbody.ch.max_body = rmax;
-	}
-	if (r->route->rate_limit && tw_rl_request(c, r, buf)) {
-		tw_iobuf_consume(c->in, (uint32_t)r->p.head_len);
-		if (!r->reqbody.done)
-			c->close_after = 1;
-		return;
 	}
 	r->backend = r->route->backend;
 	r->hdr = tw_iobuf_get(&c->w->bufs);

@@ -81,7 +81,8 @@ def test_keys_exempt_ipv6_h2(procs, tmp_path):
            "ip": {"rate": "1/m", "burst": 1, "exempt": ["127.0.0.9"]}}
     routes = [{"path": "/api", "backend": "web", "rate_limit": "api"},
               {"path": "/ck", "backend": "web", "rate_limit": "ck"},
-              {"path": "/ip", "backend": "web", "rate_limit": "ip"}]
+              {"path": "/ip", "backend": "web", "rate_limit": "ip"},
+              {"path": "/w", "handler": "welcome", "rate_limit": "ck"}]
     e = make(procs, tmp_path, pol, routes, extra={"proxy_protocol": {"from": [PEER]}})
     k = lambda v: b"X-Api-Key: " + v + b"\r\n"  # noqa: E731
     # one key from many addresses counts as one; another key apart
@@ -93,6 +94,8 @@ def test_keys_exempt_ipv6_h2(procs, tmp_path):
     c = lambda v: b"Cookie: theme=dark; sid=" + v + b"\r\n"  # noqa: E731
     assert [req(e.port, path="/ck", headers=c(b"s1"))[0] for _ in range(2)] == [200, 429]
     assert req(e.port, path="/ck", headers=c(b"s2"))[0] == 200
+    # a built-in handler's route is limited too (ck without the cookie: by client_ip)
+    assert [req(e.port, "127.0.0.90", path="/w")[0] for _ in range(2)] == [200, 429]
     # exempt range: never limited
     assert [req(e.port, "127.0.0.9", path="/ip")[0] for _ in range(4)] == [200] * 4
     # IPv6 clients (from PROXY headers): one /64 counts as one
