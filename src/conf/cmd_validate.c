@@ -67,6 +67,12 @@ static int cmd_validate(int argc, char **argv)
 		fprintf(stderr, "%s\n", err.msg);
 		return 1;
 	}
+	for (const char *l = cfg->warnings; l && *l;) {
+		const char *nl = strchr(l, '\n');
+		int n = nl ? (int)(nl - l) : (int)strlen(l);
+		fprintf(stderr, "warning: %.*s\n", n, l);
+		l += n + (nl != NULL);
+	}
 	printf("%s: ok\n", cfg->source);
 	tw_config_free(cfg);
 	return 0;

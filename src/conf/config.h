@@ -49,7 +49,10 @@ struct tw_conf_server {
 	struct tw_addr addr;
 	unsigned weight;    /* 1..256, default 1 */
 	unsigned max_conns; /* 0 = unlimited; else per worker thread */
+	int send_proxy;     /* TW_SEND_PROXY_*: PROXY header first on each connection */
 };
+
+enum tw_send_proxy { TW_SEND_PROXY_OFF = 0, TW_SEND_PROXY_V1, TW_SEND_PROXY_V2 };
 
 struct tw_conf_health {
 	int enabled;          /* 1 when `health:` is present */
@@ -121,6 +124,8 @@ struct tw_conf_route {
 	int immutable;           /* Cache-Control: public, max-age=31536000, immutable */
 	char *index;             /* file for a directory, default index.html */
 	int allow_hidden;        /* serve names starting with '.', default 0 */
+	char *rate_limit_name;   /* rate_limit: a policy of rate_limits, NULL = none */
+	size_t rate_limit;       /* 1 + index into tw_config.rate_limits (resolved); 0 = none */
 };
 
 /* One name/value pair: an exact header or query-parameter match (header
@@ -367,6 +372,51 @@ struct tw_conf_k8s {
 	char *identity;          /* this replica's name; default $POD_NAME, else the host name */
 };
 
+/* proxy_protocol: (docs/proxy-protocol.md). Peers in `from` must open each
+ * connection with a PROXY v1/v2 header (read before TLS); its client address
+ * is then the connection's client address everywhere. */
+enum tw_pp_others { TW_PP_OTHERS_PLAIN = 0, TW_PP_OTHERS_REJECT };
+enum tw_pp_listener { TW_PP_LISTEN_HTTP = 0, TW_PP_LISTEN_HTTPS };
+struct tw_conf_proxy_protocol {
+	struct tw_cidr *from;  /* 1..1024 ranges */
+	size_t nfrom;
+	uint64_t timeout_ms;   /* the whole header within this, default 3s */
+	int others;            /* TW_PP_OTHERS_*: peers outside `from`, default plain */
+	int *listeners;        /* TW_PP_LISTEN_* as written; none = both */
+	size_t nlisteners;
+	int on_http, on_https; /* resolved from listeners */
+};
+
+/* rate_limits: (docs/rate-limits.md). GCRA per key, one table per policy. */
+enum tw_rl_key_kind { TW_RL_KEY_CLIENT_IP = 0, TW_RL_KEY_HEADER, TW_RL_KEY_COOKIE };
+enum tw_rl_missing { TW_RL_MISSING_CLIENT_IP = 0, TW_RL_MISSING_ALLOW, TW_RL_MISSING_DENY };
+enum tw_rl_on_full { TW_RL_FULL_ALLOW = 0, TW_RL_FULL_DENY };
+enum tw_rl_cluster { TW_RL_CLUSTER_LOCAL = 0, TW_RL_CLUSTER_DIVIDE };
+struct tw_rl_keyspec {
+	int kind;   /* TW_RL_KEY_* */
+	char *name; /* header or cookie name */
+};
+struct tw_rl_rate {
+	uint64_t count;     /* requests ... */
+	uint64_t period_ms; /* ... per this long */
+};
+struct tw_conf_rate_limit {
+	char *name;
+	struct tw_rl_keyspec key;
+	struct tw_rl_rate rate;
+	unsigned burst;       /* requests that may come at once; default = rate.count */
+	int has_burst;
+	int missing;          /* TW_RL_MISSING_*: header/cookie absent, default client_ip */
+	unsigned ipv6_prefix; /* client_ip of IPv6 clients grouped by this prefix, default 64 */
+	uint64_t memory;      /* table size in bytes (16 per key), default 16 MiB */
+	int on_full;          /* TW_RL_FULL_*: no room for a new key, default allow */
+	struct tw_cidr *exempt; /* clients never limited */
+	size_t nexempt;
+	int cluster;          /* TW_RL_CLUSTER_* */
+	unsigned replicas;    /* divide: rate and burst split N ways, default 1 */
+	int per_route;        /* each route using the policy counts apart, default 0 */
+};
+
 struct tw_config {
 	struct tw_arena arena; /* owns everything below */
 	char *source;          /* file name, or "<embedded>" */
@@ -413,6 +463,16 @@ struct tw_config {
 	struct tw_conf_k8s k8s;
 
 	struct tw_conf_compress *compress; /* NULL = no compression */
+
+	struct tw_conf_rate_limit *rate_limits;
+	size_t nrate_limits;
+
+	int has_proxy_protocol; /* 1 when `proxy_protocol:` is present */
+	struct tw_conf_proxy_protocol proxy_protocol;
+
+	/* Warnings found while loading ("FILE:LINE:COL: KEY: text", one per
+	 * line), NULL when none: `tapwork validate` prints them, `run` logs them. */
+	char *warnings;
 };
 
 /* Load and validate. On failure returns a negative TW_E* code, *out is NULL,

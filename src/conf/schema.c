@@ -552,6 +552,8 @@ static int check_root(struct cf_ctx *c, int node, void *obj)
 		rc = resolve_tls(c, cfg);
 	if (rc == 0)
 		rc = resolve_k8s(c, cfg);
+	if (rc == 0)
+		rc = tw_conf_resolve_rate_limits(c, cfg);
 	if (rc == 0) {
 		c->plen = 0;
 		c->path[0] = '\0';
@@ -599,6 +601,14 @@ static const struct cf_field server_fields[] = {
      .def = "0",
      .doc = "Concurrent requests per worker thread; 0 = unlimited. Excess requests wait in the "
             "backend's queue."},
+    {.name = "send_proxy",
+     .kind = CF_ENUM,
+     FLD(S, send_proxy),
+     .enums = tw_conf_send_proxy_enum,
+     .def = "off",
+     .doc = "Start each connection to this server with a PROXY protocol header (`v1` text, `v2` "
+            "binary) carrying the client's address; such connections serve one client connection "
+            "each (docs/proxy-protocol.md)."},
     END};
 #undef S
 static const struct cf_schema server_schema = {
@@ -849,6 +859,11 @@ static const struct cf_field route_fields[] = {
      .type_name = "`off` \\| mapping",
      .doc = "Response compression for this route: `off`, or a block like the top-level `compression` "
             "(replacing the site's)."},
+    {.name = "rate_limit",
+     .kind = CF_STRING,
+     FLD(R, rate_limit_name),
+     .doc = "Name of a `rate_limits` policy applied to each request of this route "
+            "(docs/rate-limits.md)."},
     END};
 #undef R
 static const struct cf_schema route_schema = {
@@ -2028,6 +2043,20 @@ static const struct cf_field root_fields[] = {
      .schema = &tw_conf_compress_schema,
      .type_name = "`off` \\| mapping",
      .doc = "Response compression (see below); absent = nothing is compressed."},
+    {.name = "rate_limits",
+     .kind = CF_MAP,
+     FLD(C, rate_limits),
+     .count_off = offsetof(C, nrate_limits),
+     .max = 256,
+     .elem = &tw_conf_rl_elem,
+     .doc = "Named request rate limit policies that routes attach with `rate_limit:` (see below)."},
+    {.name = "proxy_protocol",
+     .kind = CF_STRUCT,
+     .off = offsetof(C, proxy_protocol),
+     .flags = CF_PRESENT | CF_OPTIONAL,
+     .present_off = offsetof(C, has_proxy_protocol),
+     .schema = &tw_conf_pp_schema,
+     .doc = "PROXY protocol from load balancers (see below)."},
     END};
 #undef C
 

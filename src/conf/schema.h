@@ -97,6 +97,11 @@ struct cf_ctx {
 };
 
 extern const struct cf_schema tw_conf_root_schema;
+extern const struct cf_schema tw_conf_pp_schema;    /* schema_pp.c: proxy_protocol */
+extern const struct cf_enum tw_conf_send_proxy_enum[]; /* schema_pp.c: servers[].send_proxy */
+extern const struct cf_field tw_conf_rl_elem;          /* schema_rl.c: rate_limits.NAME */
+/* schema_rl.c: routes' rate_limit names -> indexes (unknown names fail). */
+int tw_conf_resolve_rate_limits(struct cf_ctx *c, struct tw_config *cfg);
 
 /* Report "FILE:LINE:COL: PATH[.extra]: message" at node (0 = top). Returns TW_EINVAL. */
 int tw_conf_fail(struct cf_ctx *c, int node, const char *extra, const char *fmt, ...)

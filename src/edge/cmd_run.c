@@ -479,6 +479,8 @@ static int run_edge(const char *path, const char *text)
 		return 1;
 	}
 	tw_log_level = cfg->log.level;
+	if (cfg->warnings)
+		tw_warn("config: %.*s", (int)strcspn(cfg->warnings, "\n"), cfg->warnings);
 	e->nworkers = cfg->workers;
 	e->alog_fd = open_access_log(cfg);
 	if (tw_loop_new(&e->loop) != 0 || tw_metrics_add_shard(&e->m) != 0) {

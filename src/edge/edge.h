@@ -40,6 +40,8 @@ struct tw_conn;
 struct tw_upconn;
 struct tw_h2_session;
 struct tw_k8s_controller;
+struct tw_ppwait;
+struct tw_rl_table;
 
 /* ---- generation ---- */
 
@@ -106,6 +108,7 @@ struct tw_gen {
 	char **site_label;         /* [nsites+1] first host of site, "-" last */
 	struct tw_tls_store *tls;  /* certificates + SSL_CTX; NULL without listen.https */
 	struct tw_edge *edge;
+	struct tw_rl_table **rl;   /* [cfg->nrate_limits] rate limit tables (ratelimit.c), kept across reloads */
 };
 
 struct tw_gen *tw_gen_acquire(struct tw_gen *g);
@@ -157,6 +160,8 @@ struct tw_worker {
 	struct tw_timer drain_timer;
 	time_t log_sec;
 	char log_time[40];
+	struct tw_ppwait *ppwait; /* connections waiting for their PROXY header (ppin.c) */
+	size_t nppwait;
 };
 
 /* ---- edge (process) ---- */
@@ -335,6 +340,9 @@ struct tw_upconn {
 	uint64_t idle_ms;    /* pooled: close after this long idle */
 	unsigned max_idle;   /* fixed pool size (max_idle given), else UINT_MAX: self-sizing */
 	unsigned ceiling;    /* self-sizing: idle_ceiling */
+	char *pp_hdr;     /* send_proxy: the PROXY header, sent once connected (ppout.c) */
+	uint16_t pp_len;
+	uint8_t pp_private; /* carries one client's PROXY header: never pooled */
 };
 
 /* proxy.c */
@@ -422,6 +430,8 @@ void tw_edge_acme_metrics(struct tw_edge *e, struct tw_dbuf *out);
  * pending TLS-ALPN-01 certificate for servername on ssl; -1 when none. */
 int tw_edge_acme_tlsalpn01(SSL *ssl, const char *servername, void *arg);
 void tw_local_text(struct tw_conn *c, int status, const char *body, size_t len);
+/* Same with extra header lines ("Name: value\r\n"...), text/plain; charset=utf-8. */
+void tw_local_text_extra(struct tw_conn *c, int status, const char *body, size_t len, const char *extra);
 
 /* worker.c */
 int tw_workers_start(struct tw_edge *e, struct tw_err *err);

@@ -2,6 +2,7 @@
 #include "edge/edge.h"
 
 #include "core/log.h"
+#include "edge/ratelimit.h"
 #include "tls/tls.h"
 
 #include <stdio.h>
@@ -26,6 +27,11 @@ static void gen_free(struct tw_gen *g)
 		}
 	}
 	tw_tls_store_release(g->tls);
+	if (g->rl != NULL) {
+		for (size_t i = 0; i < g->cfg->nrate_limits; i++)
+			tw_rl_table_put(g->rl[i]);
+		free(g->rl);
+	}
 	struct tw_router_ref *rr = g->rref;
 	if (rr == NULL || rr->owner != g->cfg)
 		tw_config_free(g->cfg);
@@ -53,7 +59,9 @@ static int same_routing(const struct tw_config *a, const struct tw_config *b)
 		for (size_t k = 0; k < x->nroutes; k++) {
 			const struct tw_conf_route *r = &x->routes[k], *q = &y->routes[k];
 			if (r->path_len != q->path_len || r->match != q->match || r->handler != q->handler ||
-			    r->backend != q->backend || r->max_body != q->max_body ||
+			    r->backend != q->backend || r->max_body != q->max_body || r->rate_limit != q->rate_limit ||
+			    (r->rate_limit && strcmp(a->rate_limits[r->rate_limit - 1].name,
+						     b->rate_limits[q->rate_limit - 1].name) != 0) ||
 			    !tw_cz_conf_equal(r->compress, q->compress) || !tw_static_conf_equal(r, q) ||
 			    memcmp(r->path, q->path, r->path_len) != 0 || !tw_route_ext_equal(r->ext, q->ext))
 				return 0;
@@ -208,6 +216,13 @@ int tw_gen_build(struct tw_edge *e, struct tw_config *cfg, const struct tw_gen *
 		tw_tls_store_set_alpn(g->tls, "h2,http/1.1");
 		if (cfg->has_acme)
 			tw_tls_store_set_acme_hook(g->tls, tw_edge_acme_tlsalpn01, e);
+	}
+	if (cfg->nrate_limits) {
+		if ((g->rl = calloc(cfg->nrate_limits, sizeof *g->rl)) == NULL)
+			goto nomem;
+		for (size_t i = 0; i < cfg->nrate_limits; i++)
+			if ((g->rl[i] = tw_rl_table_get(&cfg->rate_limits[i])) == NULL)
+				goto nomem;
 	}
 	rc = TW_ENOMEM;
 	size_t nb = cfg->nbackends;

@@ -10,6 +10,7 @@
 #include "edge/edge.h"
 
 #include "core/log.h"
+#include "edge/proxyproto.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -99,10 +100,21 @@ static void hc_result(struct hc *c, int ok, const char *why)
 static void hc_send(struct hc *c)
 {
 	const struct tw_conf_backend *cb = &c->h->g->cfg->backends[c->b];
-	char req[1024];
-	int n = snprintf(req, sizeof req,
+	char req[1024 + 128];
+	int n = 0;
+	/* send_proxy: the check is the balancer's own connection (LOCAL / UNKNOWN) */
+	int sp = cb->servers[c->s].send_proxy;
+	if (sp == TW_SEND_PROXY_V1)
+		n = (int)tw_pp_write_v1(req, sizeof req, NULL, NULL);
+	else if (sp == TW_SEND_PROXY_V2)
+		n = (int)tw_pp_write_v2(req, sizeof req, NULL, NULL, NULL);
+	n += snprintf(req + n, sizeof req - (size_t)n,
 			 "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: tapwork-health\r\nConnection: close\r\n\r\n",
 			 cb->health.path, cb->health.host ? cb->health.host : cb->servers[c->s].addr.text);
+	if (n < 0 || (size_t)n >= sizeof req) {
+		hc_result(c, 0, "check request too long");
+		return;
+	}
 	ssize_t w = send(c->io.fd, req, (size_t)n, MSG_NOSIGNAL);
 	if (w != n) {
 		hc_result(c, 0, "send failed");

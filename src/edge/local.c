@@ -222,6 +222,11 @@ void tw_local_text(struct tw_conn *c, int status, const char *body, size_t len)
 	respond(c, status, "text/plain", body, len);
 }
 
+void tw_local_text_extra(struct tw_conn *c, int status, const char *body, size_t len, const char *extra)
+{
+	respond_ex(c, status, "text/plain; charset=utf-8", body, len, extra);
+}
+
 void tw_local_welcome(struct tw_conn *c)
 {
 	respond(c, 200, "text/html; charset=utf-8", welcome_html, sizeof welcome_html - 1);

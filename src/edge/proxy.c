@@ -10,6 +10,7 @@
  * tapwork made itself. Back-pressure is implicit: a side is read only while
  * the buffer toward the other side has room. */
 #include "edge/edge.h"
+#include "edge/rl_req.h"
 #include "edge/h2.h"
 
 #include "core/log.h"
@@ -722,6 +723,12 @@ static void dispatch(struct tw_conn *c)
 			c->close_after = 1;
 		tw_local_redirect_https(c);
 		return;
+	}
+	if (r->route != NULL && r->route->rate_limit && tw_rl_request(c, r, buf)) {
+		tw_iobuf_consume(c->in, (uint32_t)r->p.head_len);
+		if (!r->reqbody.done)
+			c->close_after = 1;
+		return; /* answered 429 (rl_req.c) */
 	}
 	const struct tw_route_ext *x = r->route ? r->route->ext : NULL;
 	if (x != NULL && (x->status || x->redirect)) {

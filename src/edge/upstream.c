@@ -20,6 +20,7 @@
 
 #include "core/log.h"
 #include "http/keepalive.h"
+#include "edge/ppout.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -42,6 +43,8 @@ static void up_free(struct tw_upconn *u)
 	tw_timer_cancel(w->loop, &u->timer);
 	tw_loop_del(w->loop, &u->io);
 	close(u->io.fd);
+	free(u->pp_hdr);
+	u->pp_hdr = NULL;
 	tw_iobuf_put(&w->upbufs, u->in);
 	tw_iobuf_put(&w->bufs, u->out);
 	u->dead = 1;
@@ -97,6 +100,25 @@ static void pool_take(struct tw_pool *p)
 		tw_timer_set(p->w->loop, &p->tick, POOL_TICK_MS);
 }
 
+/* send_proxy: the header goes first, as soon as the connection is up. A
+ * fresh socket's send buffer is empty, so the ~100 bytes go whole or the
+ * connection counts as failed. */
+static void send_pp(struct tw_upconn *u)
+{
+	if (u->pp_hdr == NULL)
+		return;
+	ssize_t n;
+	do
+		n = send(u->io.fd, u->pp_hdr, u->pp_len, MSG_NOSIGNAL);
+	while (n == -1 && errno == EINTR);
+	if (n != (ssize_t)u->pp_len) {
+		u->failed = 1;
+		u->err = n == -1 ? errno : EIO;
+	}
+	free(u->pp_hdr);
+	u->pp_hdr = NULL;
+}
+
 static void on_up_event(struct tw_loop *loop, struct tw_io *io, uint32_t ev)
 {
 	struct tw_upconn *u = (struct tw_upconn *)io;
@@ -131,6 +153,7 @@ static void on_up_event(struct tw_loop *loop, struct tw_io *io, uint32_t ev)
 			u->err = err;
 		} else {
 			u->st = U_BUSY;
+			send_pp(u);
 		}
 	}
 	if (u->c)
@@ -180,7 +203,8 @@ int tw_up_get(struct tw_worker *w, struct tw_gen *g, size_t backend, size_t serv
 	const struct tw_srv_shared *ss = &g->be[backend].srv[server];
 	unsigned max_idle = cb->has_max_idle ? cb->max_idle : UINT_MAX;
 	unsigned ceiling = cb->idle_ceiling ? cb->idle_ceiling : POOL_CEILING_DEFAULT;
-	struct tw_upconn *u = p->idle;
+	int sp = cb->servers[server].send_proxy;
+	struct tw_upconn *u = sp ? NULL : p->idle; /* a pooled one never carried a header */
 	if (u != NULL) {
 		unlink_idle(u);
 		tw_timer_cancel(w->loop, &u->timer);
@@ -213,26 +237,34 @@ int tw_up_get(struct tw_worker *w, struct tw_gen *g, size_t backend, size_t serv
 	u->max_idle = max_idle;
 	u->ceiling = ceiling;
 	tw_timer_init(&u->timer, on_up_timer);
+	if (sp && tw_ppout_make(c, sp, &u->pp_hdr, &u->pp_len) != 0) {
+		close(fd);
+		free(u);
+		return TW_ENOMEM;
+	}
+	u->pp_private = sp != 0;
 	int rc = connect(fd, (const struct sockaddr *)&a->ss, a->len);
 	if (rc == -1 && errno != EINPROGRESS) {
 		tw_warn("connect %s: %s", a->text, strerror(errno));
 		close(fd);
+		free(u->pp_hdr);
 		free(u);
 		return TW_EIO;
 	}
 	if (tw_loop_add(w->loop, &u->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) != 0) {
 		close(fd);
+		free(u->pp_hdr);
 		free(u);
 		return TW_EIO;
 	}
 	if (rc == 0) {
 		u->st = U_BUSY;
 		u->wr_ready = 1;
+		send_pp(u);
 	} else {
 		u->st = U_CONNECTING;
 		tw_timer_set(w->loop, &u->timer, cb->connect_timeout_ms);
 	}
-	(void)c;
 	pool_take(p);
 	tw_metric_add(w->m, ss->m_up_open, 1);
 	*out = u;
@@ -270,7 +302,7 @@ void tw_up_release(struct tw_upconn *u, int reusable)
 		p->busy--;
 	int room = u->max_idle != UINT_MAX ? p->nidle < u->max_idle
 					   : p->nidle < u->ceiling && p->busy + p->nidle < p->peak;
-	if (!reusable || !room || w->draining || u->failed || u->rd_eof || u->rdhup || u->ka_last ||
+	if (!reusable || u->pp_private || !room || w->draining || u->failed || u->rd_eof || u->rdhup || u->ka_last ||
 	    u->idle_ms == 0 || (u->in && tw_iobuf_len(u->in))) {
 		up_free(u);
 		return;

@@ -2,6 +2,7 @@
 #include "edge/edge.h"
 
 #include "core/log.h"
+#include "edge/ppin.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -59,7 +60,7 @@ static void accept_on(struct tw_worker *w, struct tw_io *io, int *listening, con
 			tw_error("worker %u: accept: %s", w->idx, strerror(errno));
 			return;
 		}
-		tw_conn_accept(w, fd, (struct sockaddr *)&ss, len, fops);
+		tw_ppin_accept(w, fd, (struct sockaddr *)&ss, len, fops);
 	}
 	/* More may be pending: edge-triggered, so come back on the next turn. */
 	tw_loop_wake(w->loop);
@@ -173,6 +174,7 @@ static void on_wake(struct tw_loop *loop, void *arg)
 		if (!w->draining) {
 			w->draining = 1;
 			close_listener(w);
+			tw_ppin_drain(w);
 			tw_timer_init(&w->drain_timer, on_drain_deadline);
 			tw_timer_set(loop, &w->drain_timer, w->gen->cfg->timeouts.drain_ms);
 		}
@@ -223,6 +225,7 @@ static void *worker_main(void *arg)
 	tw_timer_set(w->loop, &w->trim_timer, 1000);
 	tw_loop_run(w->loop);
 	tw_alog_flush(w);
+	tw_ppin_drain(w);
 	tw_conn_drain(w);
 	tw_up_pools_free(w);
 	tw_iobuf_pool_drain(&w->bufs);
@@ -239,6 +242,7 @@ int tw_workers_start(struct tw_edge *e, struct tw_err *err)
 	if (e->workers == NULL)
 		return tw_err_set(err, TW_ENOMEM, "out of memory");
 	struct tw_gen *g = atomic_load(&e->current);
+	tw_ppin_init();
 	/* Bind once here so a busy port is reported before any thread starts. */
 	int probe = -1;
 	if (g->cfg->has_http && (probe = tw_listen_socket(&g->cfg->listen_http, 1, err)) < 0)

@@ -99,6 +99,26 @@ sites:
 backends:
 {{ toYaml . | indent 2 }}
 {{- end }}
+{{- with $c.rateLimits }}
+rate_limits:
+{{- range $name, $p := . }}
+  {{ $name }}:
+{{- $q := deepCopy $p }}
+{{- if and (eq (toString (get $q "cluster")) "divide") (not (hasKey $q "replicas")) }}
+{{- $_ := set $q "replicas" $.Values.replicaCount }}
+{{- end }}
+{{ toYaml $q | indent 4 }}
+{{- end }}
+{{- end }}
+{{- if .Values.proxyProtocol.enabled }}
+proxy_protocol:
+  from:
+{{- range (required "proxyProtocol.from is required with proxyProtocol.enabled (the load balancer / node ranges)" (.Values.proxyProtocol.from | default list | compact | len | eq 0 | ternary nil .Values.proxyProtocol.from)) }}
+    - {{ . | quote }}
+{{- end }}
+  timeout: {{ .Values.proxyProtocol.timeout }}
+  others: {{ .Values.proxyProtocol.others }}
+{{- end }}
 {{- if .Values.backup.enabled }}
 {{- if not .Values.backup.repository }}
 {{- fail "backup.enabled needs backup.repository (s3:https://HOST/BUCKET/PREFIX)" }}
@@ -203,3 +223,26 @@ volumeMounts:
   - {name: cache, mountPath: /var/lib/tapwork}
   - {name: tmp, mountPath: /tmp}
 {{- end -}}
+
+{{/* Service annotations that turn the PROXY protocol on at the cloud's load balancer. */}}
+{{- define "tapwork.ppAnnotations" -}}
+{{- if .Values.proxyProtocol.enabled }}
+{{- $c := .Values.proxyProtocol.cloud }}
+{{- if eq $c "aws" }}
+service.beta.kubernetes.io/aws-load-balancer-proxy-protocol: "*"
+{{- else if eq $c "digitalocean" }}
+service.beta.kubernetes.io/do-loadbalancer-enable-proxy-protocol: "true"
+{{- else if eq $c "hetzner" }}
+load-balancer.hetzner.cloud/uses-proxyprotocol: "true"
+{{- else if eq $c "linode" }}
+service.beta.kubernetes.io/linode-loadbalancer-default-proxy-protocol: "v2"
+{{- else if eq $c "scaleway" }}
+service.beta.kubernetes.io/scw-loadbalancer-proxy-protocol-v2: "true"
+{{- else if eq $c "ovh" }}
+service.beta.kubernetes.io/ovh-loadbalancer-proxy-protocol: "v2"
+{{- else if eq $c "azure" }}
+service.beta.kubernetes.io/azure-pls-create: "true"
+service.beta.kubernetes.io/azure-pls-proxy-protocol: "true"
+{{- end }}
+{{- end }}
+{{- end }}
