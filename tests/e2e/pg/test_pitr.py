@@ -261,15 +261,21 @@ def test_promotion_then_timeline_latest(site, history):
 def test_archive_push_twice_and_get_missing(site, history):
     tmp = pgutil.make_tmp()
     try:
+        # a real segment of this cluster (archive-push reads its page header)
+        last = site.pg.psql("postgres", "SELECT last_archived_wal FROM pg_stat_archiver"
+                            ).stdout.strip()
+        got = os.path.join(tmp, "last")
+        site.tw("pg", "archive-get", "--pg-data", site.pg.dir, last, got, check=0)
+        with open(got, "rb") as f:
+            data = f.read()
         seg = os.path.join(tmp, "00000009000000000000000A")
-        data = os.urandom(1 << 20)
         with open(seg, "wb") as f:
             f.write(data)
         args = ("pg", "archive-push", "--pg-data", site.pg.dir, seg)
         site.tw(*args, check=0)
         site.tw(*args, check=0)  # the same content again: fine
         with open(seg, "wb") as f:
-            f.write(b"other" + data[5:])
+            f.write(data[:8192] + b"other" + data[8197:])
         r = site.tw(*args, check=1)
         assert "different content" in r.err
         dest = os.path.join(tmp, "got")

