@@ -11,7 +11,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <libpq-fe.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@
 #include "backup/cmdutil.h"
 #include "cli/cli.h"
 #include "pg/archive.h"
+#include "pg/checksum.h"
 #include "pg/meta.h"
 #include "pg/pgdata.h"
 #include "pg/pitr.h"
@@ -68,6 +71,8 @@ struct bb {
 	char *meta_txt;
 	struct tw_repo *r;
 	unsigned long archive_timeout; /* seconds pg_backup_stop may wait for the archiver */
+	pthread_mutex_t mu;            /* guards m.damaged* (reader threads) */
+	int oom;
 };
 
 /* The WAL the snapshot needs must be in *this* repository: an
@@ -134,6 +139,51 @@ static int skip(void *arg, const char *full)
 	return n > 0 && (size_t)n < sizeof path && stat(path, &st) == 0;
 }
 
+/* Read page blkno_in_file of full again (a page being written while we
+ * copied it is not damage). 0 on success. */
+static int reread(const char *full, uint64_t off, uint8_t *page)
+{
+	int fd = open(full, O_RDONLY | O_CLOEXEC);
+	if (fd == -1)
+		return -1;
+	ssize_t n = pread(fd, page, TW_PGCK_PAGE, (off_t)off);
+	close(fd);
+	return n == (ssize_t)TW_PGCK_PAGE ? 0 : -1;
+}
+
+/* The inspect hook: verify the checksum of every whole page of a relation
+ * file (only when the cluster has data checksums). */
+static void inspect(void *arg, const char *full, uint64_t off, const uint8_t *p, size_t n)
+{
+	struct bb *b = arg;
+	uint32_t segno;
+	if (strncmp(full, b->root, b->rootlen) != 0 || full[b->rootlen] != '/' ||
+	    off % TW_PGCK_PAGE != 0)
+		return;
+	const char *rel = full + b->rootlen + 1;
+	if (!tw_pgck_relfile(rel, strlen(rel), &segno))
+		return;
+	for (size_t i = 0; i + TW_PGCK_PAGE <= n; i += TW_PGCK_PAGE) {
+		uint64_t at = off + i;
+		uint32_t blk = segno * TW_PGCK_SEG_PAGES + (uint32_t)(at / TW_PGCK_PAGE);
+		uint16_t stored, computed;
+		if (tw_pgck_verify(p + i, blk, b->m.start_lsn, &stored, &computed) != TW_PGCK_BAD)
+			continue;
+		uint8_t again[TW_PGCK_PAGE];
+		if (reread(full, at, again) != 0 ||
+		    tw_pgck_verify(again, blk, b->m.start_lsn, &stored, &computed) != TW_PGCK_BAD)
+			continue;
+		pthread_mutex_lock(&b->mu);
+		fprintf(stderr,
+		        "tapwork backup: warning: page checksum mismatch in %s block %u (stored "
+		        "%u, computed %u): the page is damaged on disk (recorded in the snapshot)\n",
+		        rel, (unsigned)(at / TW_PGCK_PAGE), stored, computed);
+		if (tw_pgmeta_add_damaged(&b->m, rel, (uint32_t)(at / TW_PGCK_PAGE)) != 0)
+			b->oom = 1;
+		pthread_mutex_unlock(&b->mu);
+	}
+}
+
 static int64_t micros_to_ns(const char *s)
 {
 	return (int64_t)strtoll(s, NULL, 10) * 1000;
@@ -162,6 +212,8 @@ static int seal(void *arg, struct tw_snapshot *s, struct tw_err *e)
 	if (tw_pgwal_lsn_parse(lsn, strlen(lsn), &b->m.stop_lsn) != 0 ||
 	    strlen(PQgetvalue(res, 0, 3)) != 24)
 		rc = tw_err_set(e, TW_EPROTO, "pg_backup_stop: unexpected answer");
+	if (rc == 0 && b->oom)
+		rc = tw_err_set(e, TW_ENOMEM, "out of memory");
 	if (rc == 0) {
 		memcpy(b->m.stop_wal, PQgetvalue(res, 0, 3), 25);
 		b->m.stop_ns = micros_to_ns(PQgetvalue(res, 0, 4));
@@ -186,8 +238,9 @@ static int start(struct bb *b, const char *pgdata, struct tw_err *e)
 	    b,
 	    "SELECT pg_is_in_recovery()::text, current_setting('server_version_num'), "
 	    "current_setting('archive_mode'), (SELECT setting FROM pg_settings WHERE "
-	    "name = 'wal_segment_size'), (SELECT system_identifier::text FROM pg_control_system())",
-	    0, NULL, 5, "connect", e);
+	    "name = 'wal_segment_size'), (SELECT system_identifier::text FROM pg_control_system()), "
+	    "(SELECT data_page_checksum_version FROM pg_control_init())::text",
+	    0, NULL, 6, "connect", e);
 	if (res == NULL)
 		return e->code;
 	int rc = 0;
@@ -202,6 +255,7 @@ static int start(struct bb *b, const char *pgdata, struct tw_err *e)
 	b->m.version = (uint32_t)strtoul(PQgetvalue(res, 0, 1), NULL, 10);
 	b->m.seg_size = strtoull(PQgetvalue(res, 0, 3), NULL, 10);
 	b->m.sysid = strtoull(PQgetvalue(res, 0, 4), NULL, 10);
+	b->m.data_checksums = strcmp(PQgetvalue(res, 0, 5), "0") != 0;
 	PQclear(res);
 	if (rc != 0)
 		return rc;
@@ -307,7 +361,7 @@ int tw_pitr_backup_cmd(int argc, char **argv)
 	struct tw_backup_opts bo = {0};
 	const char *pgdata = NULL, *url = "";
 	char **tags = calloc((size_t)argc + 1, sizeof *tags);
-	struct bb b = {.archive_timeout = 600};
+	struct bb b = {.archive_timeout = 600, .mu = PTHREAD_MUTEX_INITIALIZER};
 	int rc = TW_EXIT_USAGE;
 	if (tags == NULL)
 		return TW_EXIT_ERROR;
@@ -397,6 +451,10 @@ int tw_pitr_backup_cmd(int argc, char **argv)
 	bo.missing_ok = 1; /* relations dropped while we copy */
 	bo.seal = seal;
 	bo.seal_arg = &b;
+	if (b.m.data_checksums) {
+		bo.inspect = inspect;
+		bo.inspect_arg = &b;
+	}
 	struct tw_backup_stats st;
 	struct tw_progress pg;
 	bo.progress = &pg;
@@ -418,12 +476,13 @@ int tw_pitr_backup_cmd(int argc, char **argv)
 		    "\"start_lsn\":\"%s\",\"stop_lsn\":\"%s\",\"timeline\":%u,\"start_wal\":\"%s\","
 		    "\"stop_wal\":\"%s\",\"files\":%llu,\"files_unchanged\":%llu,\"bytes\":%llu,"
 		    "\"bytes_read\":%llu,\"new_bytes\":%llu,\"stored_bytes\":%llu,\"errors\":%llu,"
-		    "\"seconds\":%.3f}\n",
+		    "\"data_checksums\":%s,\"damaged_pages\":%llu,\"seconds\":%.3f}\n",
 		    st.snapshot_id, sl, el_, b.m.tli, b.m.start_wal, b.m.stop_wal,
 		    (unsigned long long)st.files, (unsigned long long)st.files_unchanged,
 		    (unsigned long long)st.bytes, (unsigned long long)st.bytes_read,
 		    (unsigned long long)st.new_bytes, (unsigned long long)st.stored_bytes,
-		    (unsigned long long)st.errors, el);
+		    (unsigned long long)st.errors, b.m.data_checksums ? "true" : "false",
+		    (unsigned long long)b.m.damaged_total, el);
 	else if (!o.quiet)
 		printf("snapshot %.8s saved (%s)\nPostgreSQL physical backup: LSN %s..%s, timeline "
 		       "%u, WAL %s..%s\nfiles: %llu (%llu unchanged), %.1f MiB processed, %.1f MiB "
@@ -433,6 +492,11 @@ int tw_pitr_backup_cmd(int argc, char **argv)
 		       (unsigned long long)st.files_unchanged, st.bytes / 1048576.0,
 		       st.bytes_read / 1048576.0, st.new_bytes / 1048576.0,
 		       st.stored_bytes / 1048576.0, el);
+	if (!o.quiet && b.m.damaged_total > 0)
+		fprintf(stderr,
+		        "tapwork backup: warning: %llu damaged pages (page checksum mismatch); "
+		        "the snapshot records them (tapwork snapshots --json)\n",
+		        (unsigned long long)b.m.damaged_total);
 close:
 	tw_repo_close(r);
 	if (b.c != NULL)

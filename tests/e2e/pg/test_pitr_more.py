@@ -174,3 +174,42 @@ def test_archive_push_checks_the_segment_header(site, tmp_path):
         assert os.path.exists(os.path.join(site.repo, "wal", "%016X-%s" % (me, name)))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_page_checksums_are_verified(site):
+    """A page of a table damaged on disk (server stopped): the backup of the
+    `initdb -k` cluster warns with file and block and the snapshot records
+    it; every other page of the cluster verifies."""
+    pg = site.pg
+    pg.psql("postgres", "CREATE TABLE ck(id int, pad text);"
+                        "INSERT INTO ck SELECT g, repeat('p', 200) FROM generate_series(1, 200) g;"
+                        "CHECKPOINT")
+    rel = pg.psql("postgres", "SELECT pg_relation_filepath('ck')").stdout.strip()
+    first = site.backup()
+    assert first.summary["data_checksums"] is True and first.summary["damaged_pages"] == 0, \
+        first.err
+    pg.stop()
+    with open(os.path.join(site.data, rel), "r+b") as f:
+        f.seek(8192 + 5000)  # block 1, inside the tuple data
+        b = f.read(1)
+        f.seek(8192 + 5000)
+        f.write(bytes([b[0] ^ 0x55]))
+    site.pg = pg = pgutil.Postgres(free_port(), conf=site.conf, datadir=site.data)
+    try:
+        r = site.backup()
+        assert f"page checksum mismatch in {rel} block 1 " in r.err, r.err
+        assert r.err.count("page checksum mismatch in ") == 1, r.err
+        assert r.summary["damaged_pages"] == 1
+        snap = [s for s in json.loads(site.tw("snapshots", "--json", check=0).out)
+                if s["id"] == r.summary["snapshot_id"]][0]
+        assert snap["pg"]["data_checksums"] is True
+        assert snap["pg"]["damaged_pages"] == [{"file": rel, "block": 1}]
+        assert snap["pg"]["damaged_pages_total"] == 1
+        text = site.tw("snapshots", check=0).out
+        line = [l for l in text.splitlines() if l.startswith(r.summary["snapshot_id"][:8])][0]
+        assert "1 damaged pages" in line, text
+        # PostgreSQL agrees: reading the table fails on that block
+        q = pg.psql("postgres", "SELECT count(*) FROM ck", check=False)
+        assert q.returncode != 0 and "checksum" in q.stderr, q.stderr
+    finally:
+        pg.psql("postgres", "DROP TABLE ck")
