@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +29,8 @@ static void usage(FILE *out)
 	fprintf(
 	    out,
 	    "usage: tapwork restore -r REPO [SNAPSHOT] --pg-data DIR [TARGET] [options]\n\n"
-	    "Restore a physical PostgreSQL snapshot into DIR (missing or empty) and set up\n"
+	    "Restore a physical PostgreSQL snapshot into DIR (missing or empty; --force\n"
+	    "replaces what is in it) and set up\n"
 	    "recovery: PostgreSQL, started on DIR, fetches WAL from the repository with\n"
 	    "`tapwork pg archive-get` and replays it to the target. Without SNAPSHOT the\n"
 	    "newest snapshot that ended before the target is used.\n\n"
@@ -43,6 +46,9 @@ static void usage(FILE *out)
 	    "  --pg-target-action A     pause (PostgreSQL's default), promote or shutdown\n"
 	    "  --pg-target-timeline TL  latest (default), current or a number\n"
 	    "  --pg-target-exclusive    stop just before the target (time, lsn, xid)\n"
+	    "  --force                  DIR may hold files (an old data directory): they are\n"
+	    "                           replaced once the restore is complete (never while a\n"
+	    "                           PostgreSQL runs on DIR)\n"
 	    "  --pg-password-file FILE  password file restore_command passes to archive-get\n"
 	    "                           (default: --password-file or $TAPWORK_PASSWORD_FILE;\n"
 	    "                           the server's user must be able to read it)\n"
@@ -54,7 +60,7 @@ enum tkind { T_NONE, T_TIME, T_LSN, T_XID, T_NAME, T_IMMEDIATE };
 struct ropts {
 	const char *spec, *pgdata, *value, *action, *timeline, *pwfile;
 	enum tkind kind;
-	int exclusive, ntargets, threads;
+	int exclusive, ntargets, threads, force;
 	int64_t time_ns;
 	uint64_t lsn, xid;
 	uint32_t tl; /* numeric timeline; 0 = latest/current */
@@ -99,6 +105,8 @@ static int parse_args(int argc, char **argv, struct tw_bopts *o, struct ropts *r
 			ro->pwfile = argv[++i];
 		else if (strcmp(a, "--pg-target-exclusive") == 0)
 			ro->exclusive = 1;
+		else if (strcmp(a, "--force") == 0)
+			ro->force = 1;
 		else if (strcmp(a, "--threads") == 0 && v != NULL) {
 			unsigned long n;
 			if (tw_bcli_uint(argv[++i], 64, &n) != 0)
@@ -211,22 +219,116 @@ static int pick(const struct ropts *ro, struct tw_snapshot **v, size_t n, struct
 	                  "can recover to it");
 }
 
-/* DIR must be missing or an empty directory. */
-static int check_empty(const char *dir, int *exists, struct tw_err *e)
+/* What is in DIR: missing (*state 0), empty (1) or not (2). A non-empty DIR
+ * is refused unless force; a DIR a running postmaster uses always is. */
+static int inspect_target(const char *dir, int force, int *state, struct tw_err *e)
 {
 	DIR *d = opendir(dir);
-	*exists = d != NULL;
+	*state = 0;
 	if (d == NULL)
 		return errno == ENOENT ? 0 : tw_err_set(e, TW_EIO, "%s: %s", dir, strerror(errno));
 	struct dirent *de;
-	int rc = 0;
-	while ((de = readdir(d)) != NULL)
-		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
-			rc = tw_err_set(e, TW_EEXIST, "%s is not empty", dir);
-			break;
-		}
+	size_t n = 0;
+	int pgver = 0, pid = 0;
+	char first[64] = "";
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (n++ == 0)
+			snprintf(first, sizeof first, "%s", de->d_name);
+		pgver |= strcmp(de->d_name, "PG_VERSION") == 0;
+		pid |= strcmp(de->d_name, "postmaster.pid") == 0;
+	}
 	closedir(d);
+	*state = n ? 2 : 1;
+	if (n == 0)
+		return 0;
+	if (pid) { /* a server may be running on it: never replace that */
+		char path[PATH_MAX], line[32] = "";
+		snprintf(path, sizeof path, "%s/postmaster.pid", dir);
+		FILE *f = fopen(path, "re");
+		long p = 0;
+		if (f != NULL) {
+			if (fgets(line, sizeof line, f) != NULL)
+				p = strtol(line, NULL, 10);
+			fclose(f);
+		}
+		if (p > 0 && (kill((pid_t)p, 0) == 0 || errno == EPERM))
+			return tw_err_set(e, TW_EEXIST,
+			                  "%s is the data directory of a running PostgreSQL (postmaster "
+			                  "pid %ld): stop it first; nothing restored",
+			                  dir, p);
+	}
+	if (force)
+		return 0;
+	if (pgver)
+		return tw_err_set(e, TW_EEXIST,
+		                  "%s is not empty: it holds a PostgreSQL data directory (PG_VERSION, "
+		                  "%zu entries): pass --force to replace it (its contents are "
+		                  "removed once the restore is complete), or restore elsewhere",
+		                  dir, n);
+	return tw_err_set(e, TW_EEXIST,
+	                  "%s is not empty (%zu entries, e.g. %s): pass --force to replace its "
+	                  "contents, or restore elsewhere",
+	                  dir, n, first);
+}
+
+/* fsync every file and directory below path (not following symlinks). */
+static int fsync_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)ftw;
+	if (flag == FTW_SL || (!S_ISREG(sb->st_mode) && !S_ISDIR(sb->st_mode)))
+		return 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd == -1)
+		return -1;
+	int rc = fsync(fd);
+	close(fd);
 	return rc;
+}
+
+static int fsync_tree(const char *path, struct tw_err *e)
+{
+	if (nftw(path, fsync_one, 32, FTW_PHYS) != 0)
+		return tw_err_set(e, TW_EIO, "fsync below %s: %s", path, strerror(errno));
+	return 0;
+}
+
+static int fsync_dir_of(const char *path)
+{
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof dir, "%s", path);
+	char *sl = strrchr(dir, '/');
+	if (sl == dir)
+		sl[1] = '\0';
+	else if (sl != NULL)
+		*sl = '\0';
+	else
+		snprintf(dir, sizeof dir, ".");
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd == -1)
+		return -1;
+	int rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+static int remove_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+/* Leaves out global/pg_control in the main restore (written last). */
+struct pgctl_skip {
+	char rel[PATH_MAX];
+};
+
+static int skip_pg_control(void *arg, const char *rel)
+{
+	return strcmp(rel, ((struct pgctl_skip *)arg)->rel) == 0;
 }
 
 static int write_file(const char *dir, const char *name, const char *txt, int append,
@@ -437,38 +539,78 @@ int tw_pitr_restore_cmd(int argc, char **argv)
 	struct tw_pgmeta m = {0};
 	char stage[PATH_MAX] = "", from[PATH_MAX];
 	double t0 = tw_progress_now();
-	int exists = 0, err = tw_repo_load_index(r, &e);
+	int state = 0, err = tw_repo_load_index(r, &e);
 	if (err == 0)
 		err = tw_repo_list_snapshots(r, &v, &n, &e);
 	if (err == 0)
 		err = pick(&ro, v, n, &s, &m, &e);
 	if (err == 0)
-		err = check_empty(ro.pgdata, &exists, &e);
+		err = inspect_target(ro.pgdata, ro.force, &state, &e);
 	if (err != 0)
 		goto fail;
-	/* restore beside DIR, then move the data directory into place */
+	/* Restore beside DIR, everything but global/pg_control; add the
+	 * recovery files; fsync it all; then pg_control; then move the data
+	 * directory into place in one rename. An interrupted restore leaves DIR
+	 * as it was, and its staging copy has no pg_control: nothing startable. */
 	snprintf(stage, sizeof stage, "%s.tapwork-restore-%ld", ro.pgdata, (long)getpid());
 	const char *base = strrchr(m.pgdata, '/');
 	base = base && base[1] ? base + 1 : "root";
 	snprintf(from, sizeof from, "%s/%s", stage, base);
-	struct tw_restore_opts rso = {.target = stage, .threads = ro.threads};
-	struct tw_restore_stats st = {0};
+	struct pgctl_skip sk;
+	snprintf(sk.rel, sizeof sk.rel, "%s/global/pg_control", base);
+	struct tw_restore_opts rso = {
+	    .target = stage, .threads = ro.threads, .skip = skip_pg_control, .skip_arg = &sk};
+	struct tw_restore_stats st = {0}, st2 = {0};
 	struct tw_progress pg;
 	rso.progress = &pg;
 	tw_progress_start(&pg, "restore", o.json, o.quiet);
 	err = tw_restore_run(r, s, &rso, &st, &e);
 	tw_progress_stop(&pg);
+	if (err == 0)
+		err = setup_recovery(r, &o, &ro, from, s, &m, &e);
+	if (err == 0)
+		err = fsync_tree(from, &e);
 	if (err != 0)
 		goto fail;
-	if ((exists && rmdir(ro.pgdata) == -1) || rename(from, ro.pgdata) == -1) {
+	struct tw_progress quiet;
+	struct tw_restore_opts last = {
+	    .target = stage, .include = sk.rel, .threads = 1, .progress = &quiet};
+	tw_progress_start(&quiet, "restore", 0, 1);
+	err = tw_restore_run(r, s, &last, &st2, &e);
+	tw_progress_stop(&quiet);
+	if (err != 0)
+		goto fail;
+	char ctl[PATH_MAX + 32];
+	snprintf(ctl, sizeof ctl, "%s/global/pg_control", from);
+	int cfd = open(ctl, O_RDONLY | O_CLOEXEC);
+	if (cfd == -1 || fsync(cfd) != 0 || fsync_dir_of(ctl) != 0) {
+		err = tw_err_set(&e, TW_EIO, "%s: %s", ctl, strerror(errno));
+		if (cfd != -1)
+			close(cfd);
+		goto fail;
+	}
+	close(cfd);
+	st.files += st2.files;
+	st.bytes += st2.bytes;
+	if (state == 2) {
+		/* --force: swap the old contents out in one step, then remove them */
+		if (renameat2(AT_FDCWD, from, AT_FDCWD, ro.pgdata, RENAME_EXCHANGE) == -1) {
+			err = tw_err_set(&e, TW_EIO, "exchanging %s and %s: %s", from, ro.pgdata,
+			                 strerror(errno));
+			goto fail;
+		}
+		fsync_dir_of(ro.pgdata);
+		if (nftw(from, remove_one, 32, FTW_DEPTH | FTW_PHYS) != 0)
+			fprintf(stderr, "tapwork restore: warning: removing the old contents (%s): %s\n",
+			        from, strerror(errno));
+	} else if ((state == 1 && rmdir(ro.pgdata) == -1) || rename(from, ro.pgdata) == -1) {
 		err =
 		    tw_err_set(&e, TW_EIO, "moving %s to %s: %s", from, ro.pgdata, strerror(errno));
 		goto fail;
 	}
+	fsync_dir_of(ro.pgdata);
 	rmdir(stage);
 	stage[0] = '\0';
-	if ((err = setup_recovery(r, &o, &ro, ro.pgdata, s, &m, &e)) != 0)
-		goto fail;
 	char sl[24];
 	tw_pgwal_lsn_str(m.stop_lsn, sl, sizeof sl);
 	if (o.json)

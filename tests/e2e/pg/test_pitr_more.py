@@ -213,3 +213,88 @@ def test_page_checksums_are_verified(site):
         assert q.returncode != 0 and "checksum" in q.stderr, q.stderr
     finally:
         pg.psql("postgres", "DROP TABLE ck")
+
+
+def restore_args(site, *extra):
+    return ("restore", "--pg-password-file", site.pwfile, "--pg-target", "immediate",
+            "--pg-target-action", "promote", *extra)
+
+
+def test_restore_into_a_non_empty_directory(site):
+    pg = site.pg
+    pg.psql("postgres", "CREATE TABLE kept AS SELECT g FROM generate_series(1, 1000) g")
+    site.backup()
+    tmp = pgutil.make_tmp()
+    try:
+        d = os.path.join(tmp, "pgdata")
+        initdb(d)  # an old cluster in the way
+        old_id = sysid(d)
+        marker = os.path.join(d, "old-marker")
+        open(marker, "w").close()
+        r = site.tw(*restore_args(site, "--pg-data", d), check=1)
+        assert "holds a PostgreSQL data directory" in r.err and "--force" in r.err, r.err
+        assert os.path.exists(marker) and sysid(d) == old_id
+        # a directory of other files: named too
+        other = os.path.join(tmp, "other")
+        os.makedirs(other)
+        open(os.path.join(other, "notes.txt"), "w").close()
+        r = site.tw(*restore_args(site, "--pg-data", other), check=1)
+        assert "not empty" in r.err and "notes.txt" in r.err, r.err
+        # never over a running server, even with --force
+        r = site.tw(*restore_args(site, "--pg-data", pg.dir, "--force"), check=1)
+        assert "running PostgreSQL" in r.err, r.err
+        assert pg.psql("postgres", "SELECT count(*) FROM kept").stdout.strip() == "1000"
+        # --force replaces the old cluster
+        site.tw(*restore_args(site, "--pg-data", d, "--force"), check=0, timeout=300)
+        assert not os.path.exists(marker) and sysid(d) == sysid(pg.dir)
+        assert [n for n in os.listdir(tmp) if "tapwork-restore" in n] == []
+        p = site.start(d, tmp)
+        wait_promoted(p)
+        assert p.psql("postgres", "SELECT count(*) FROM kept").stdout.strip() == "1000"
+        p.stop()
+        site.restored.remove(p)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_interrupted_restore_cannot_start(site):
+    """SIGKILL while the data is written: the target does not exist, and the
+    staging copy has no global/pg_control (written last), so PostgreSQL
+    refuses to start on it."""
+    site.pg.psql("postgres", "CREATE TABLE fill AS SELECT g, md5(g::text) AS h "
+                             "FROM generate_series(1, 600000) g")
+    site.backup()
+    tmp = pgutil.make_tmp()
+    try:
+        d = os.path.join(tmp, "pgdata")
+        env = dict(os.environ, TAPWORK_REPOSITORY=site.repo, TAPWORK_PASSWORD=PASSWORD)
+        env.pop("TAPWORK_PASSWORD_FILE", None)
+        proc = subprocess.Popen([BIN, *restore_args(site, "--pg-data", d, "--threads", "1")],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stage = os.path.join(tmp, f"pgdata.tapwork-restore-{proc.pid}",
+                             os.path.basename(site.pg.dir))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            # the small files are in: the table's data is still being written
+            if os.path.exists(os.path.join(stage, "postgresql.conf")) and \
+                    os.path.exists(os.path.join(stage, "PG_VERSION")):
+                break
+        proc.kill()
+        proc.wait(30)
+        assert proc.returncode == -9, "the restore ended before it was killed"
+        assert not os.path.exists(d)
+        assert os.path.isdir(stage)
+        assert not os.path.exists(os.path.join(stage, "global", "pg_control"))
+        chown_postgres(tmp)
+        r = subprocess.run(["runuser", "-u", "postgres", "--", os.path.join(PG, "postgres"),
+                            "-D", stage, "-p", str(free_port()), "-k", tmp,
+                            "-c", "listen_addresses="],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode != 0 and ("global/pg_control" in r.stderr or
+                                      "postgresql.conf" in r.stderr), r.stderr
+        # the next restore into the same target is not disturbed by the leftover
+        site.tw(*restore_args(site, "--pg-data", d), check=0, timeout=300)
+        assert os.path.exists(os.path.join(d, "global", "pg_control"))
+        assert os.path.exists(os.path.join(d, "backup_label"))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
