@@ -120,22 +120,42 @@ static PGresult *query(struct bb *b, const char *sql, int nparams, const char *c
 	return res;
 }
 
+/* The path of `full` as PostgreSQL names it from the data directory: for a
+ * file in a tablespace "pg_tblspc/OID/..." (into buf). NULL: neither. */
+static const char *rel_of(const struct bb *b, const char *full, char *buf, size_t cap)
+{
+	if (strncmp(full, b->root, b->rootlen) == 0 && full[b->rootlen] == '/')
+		return full + b->rootlen + 1;
+	for (size_t i = 0; i < b->m.nts; i++) {
+		size_t l = strlen(b->m.ts[i].path);
+		if (strncmp(full, b->m.ts[i].path, l) == 0 && full[l] == '/') {
+			int n = snprintf(buf, cap, "pg_tblspc/%u/%s", (unsigned)b->m.ts[i].oid,
+			                 full + l + 1);
+			return n > 0 && (size_t)n < cap ? buf : NULL;
+		}
+	}
+	return NULL;
+}
+
 static int skip(void *arg, const char *full)
 {
 	struct bb *b = arg;
-	if (strncmp(full, b->root, b->rootlen) != 0 || full[b->rootlen] != '/')
+	char buf[PATH_MAX];
+	const char *rel = rel_of(b, full, buf, sizeof buf);
+	if (rel == NULL)
 		return 0;
-	const char *rel = full + b->rootlen + 1;
 	if (tw_pgdata_skip(rel, strlen(rel)))
 		return 1;
 	/* a fork of an unlogged relation (it has an init fork): not copied */
-	const char *slash = strrchr(rel, '/');
+	const char *slash = strrchr(rel, '/'), *fslash = strrchr(full, '/');
 	char init[32], path[PATH_MAX];
-	if (slash == NULL || (strncmp(rel, "base/", 5) != 0 && strncmp(rel, "global/", 7) != 0) ||
+	if (slash == NULL ||
+	    (strncmp(rel, "base/", 5) != 0 && strncmp(rel, "global/", 7) != 0 &&
+	     strncmp(rel, "pg_tblspc/", 10) != 0) ||
 	    !tw_pgdata_init_fork(slash + 1, strlen(slash + 1), init, sizeof init))
 		return 0;
 	struct stat st;
-	int n = snprintf(path, sizeof path, "%.*s/%s", (int)(slash - full), full, init);
+	int n = snprintf(path, sizeof path, "%.*s/%s", (int)(fslash - full), full, init);
 	return n > 0 && (size_t)n < sizeof path && stat(path, &st) == 0;
 }
 
@@ -157,11 +177,9 @@ static void inspect(void *arg, const char *full, uint64_t off, const uint8_t *p,
 {
 	struct bb *b = arg;
 	uint32_t segno;
-	if (strncmp(full, b->root, b->rootlen) != 0 || full[b->rootlen] != '/' ||
-	    off % TW_PGCK_PAGE != 0)
-		return;
-	const char *rel = full + b->rootlen + 1;
-	if (!tw_pgck_relfile(rel, strlen(rel), &segno))
+	char buf[PATH_MAX];
+	const char *rel = rel_of(b, full, buf, sizeof buf);
+	if (rel == NULL || off % TW_PGCK_PAGE != 0 || !tw_pgck_relfile(rel, strlen(rel), &segno))
 		return;
 	for (size_t i = 0; i + TW_PGCK_PAGE <= n; i += TW_PGCK_PAGE) {
 		uint64_t at = off + i;
@@ -232,6 +250,65 @@ static int seal(void *arg, struct tw_snapshot *s, struct tw_err *e)
 	return rc;
 }
 
+static const char *last_component(const char *p)
+{
+	const char *s = strrchr(p, '/');
+	return s && s[1] ? s + 1 : "root";
+}
+
+/* The tablespaces, each backed up as one more path of the snapshot (a root
+ * entry named by its directory's last component) and recorded with its OID
+ * and location: restore puts it back there or where --pg-tablespace says. */
+static int tablespaces(struct bb *b, struct tw_err *e)
+{
+	PGresult *res = PQexec(b->c, "SELECT oid::text, spcname, pg_tablespace_location(oid) FROM "
+	                             "pg_tablespace WHERE pg_tablespace_location(oid) <> '' "
+	                             "ORDER BY oid");
+	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != 3)
+		return pq_fail(b, res, "listing tablespaces", e);
+	int rc = 0;
+	for (int i = 0; rc == 0 && i < PQntuples(res); i++) {
+		const char *oid = PQgetvalue(res, i, 0), *name = PQgetvalue(res, i, 1),
+		           *loc = PQgetvalue(res, i, 2);
+		char link[PATH_MAX], *real;
+		snprintf(link, sizeof link, "%s/pg_tblspc/%s", b->root, oid);
+		if (loc[0] != '/' || strchr(loc, '\n') != NULL)
+			rc = tw_err_set(e, TW_EUNSUPP,
+			                "tablespace %s: location '%s' is not an absolute path (an "
+			                "in-place tablespace?): not supported",
+			                name, loc);
+		else if ((real = realpath(link, NULL)) == NULL)
+			rc = tw_err_set(e, TW_EIO, "tablespace %s: %s: %s", name, link,
+			                strerror(errno));
+		else {
+			const char *base = last_component(real);
+			if (strcmp(base, last_component(b->root)) == 0)
+				rc = tw_err_set(e, TW_EUNSUPP,
+				                "tablespace %s (%s) has the same last path component "
+				                "as the data directory: not supported",
+				                name, real);
+			for (size_t k = 0; rc == 0 && k < b->m.nts; k++)
+				if (strcmp(base, last_component(b->m.ts[k].path)) == 0)
+					rc = tw_err_set(e, TW_EUNSUPP,
+					                "tablespaces %s and %s have the same last "
+					                "path component (%s): not supported",
+					                b->m.ts[k].name, name, base);
+			if (rc == 0) {
+				rc = tw_pgmeta_add_ts(&b->m, (uint32_t)strtoul(oid, NULL, 10), name,
+				                      real);
+				if (rc == TW_ELIMIT)
+					rc = tw_err_set(e, rc, "more than %d tablespaces",
+					                TW_PGMETA_TS_MAX);
+				else if (rc != 0)
+					rc = tw_err_set(e, rc, "out of memory");
+			}
+			free(real);
+		}
+	}
+	PQclear(res);
+	return rc;
+}
+
 static int start(struct bb *b, const char *pgdata, struct tw_err *e)
 {
 	PGresult *res = query(
@@ -281,20 +358,7 @@ static int start(struct bb *b, const char *pgdata, struct tw_err *e)
 		    (rc = tw_pgreg_check(&got, &h, "of this server", e)) != 0)
 			return rc;
 	}
-	/* tablespaces live outside PGDATA: not yet copied, so refuse rather than lose them */
-	char tbl[PATH_MAX];
-	snprintf(tbl, sizeof tbl, "%s/pg_tblspc", b->root);
-	DIR *d = opendir(tbl);
-	struct dirent *de;
-	while (d != NULL && (de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.')
-			rc = tw_err_set(
-			    e, TW_EUNSUPP,
-			    "the cluster has tablespaces (pg_tblspc/%s): not supported yet",
-			    de->d_name);
-	if (d != NULL)
-		closedir(d);
-	if (rc != 0)
+	if ((rc = tablespaces(b, e)) != 0)
 		return rc;
 	char label[64];
 	snprintf(label, sizeof label, "tapwork %lld", (long long)time(NULL));
@@ -328,8 +392,22 @@ static int start(struct bb *b, const char *pgdata, struct tw_err *e)
  * (less 2 s of margin). The parent is the one the engine picks: the newest
  * snapshot of this host with the same paths; if that is not a physical
  * PostgreSQL snapshot, every file is read. */
-static int cache_cutoff(struct tw_repo *r, const char *root, struct tw_backup_opts *bo,
-                        struct tw_err *e)
+/* The engine records the paths sorted; bo's are not. */
+static int same_paths(const struct tw_snapshot *s, const struct tw_backup_opts *bo)
+{
+	if (s->npaths != bo->npaths)
+		return 0;
+	for (size_t k = 0; k < bo->npaths; k++) {
+		size_t j = 0;
+		while (j < s->npaths && strcmp(s->paths[j], bo->paths[k]) != 0)
+			j++;
+		if (j == s->npaths)
+			return 0;
+	}
+	return 1;
+}
+
+static int cache_cutoff(struct tw_repo *r, struct tw_backup_opts *bo, struct tw_err *e)
 {
 	struct tw_snapshot **v = NULL;
 	size_t n = 0;
@@ -340,8 +418,7 @@ static int cache_cutoff(struct tw_repo *r, const char *root, struct tw_backup_op
 	host[sizeof host - 1] = '\0';
 	int rc = tw_repo_list_snapshots(r, &v, &n, e);
 	for (size_t i = n; rc == 0 && i-- > 0;) {
-		if (strcmp(v[i]->hostname, host) != 0 || v[i]->npaths != 1 ||
-		    strcmp(v[i]->paths[0], root) != 0)
+		if (strcmp(v[i]->hostname, host) != 0 || !same_paths(v[i], bo))
 			continue;
 		struct tw_pgmeta m;
 		if (v[i]->pg != NULL && tw_pgmeta_decode(v[i]->pg, &m, NULL) == 0) {
@@ -435,11 +512,13 @@ int tw_pitr_backup_cmd(int argc, char **argv)
 		tw_bcli_fail("backup", &e);
 		goto close;
 	}
-	char *paths[1] = {root};
+	char *paths[1 + TW_PGMETA_TS_MAX] = {root};
+	for (size_t i = 0; i < b.m.nts; i++)
+		paths[1 + i] = b.m.ts[i].path;
 	bo.paths = paths;
-	bo.npaths = 1;
+	bo.npaths = 1 + b.m.nts;
 	bo.tags = tags;
-	if ((rc = cache_cutoff(r, root, &bo, &e)) != 0) {
+	if ((rc = cache_cutoff(r, &bo, &e)) != 0) {
 		tw_bcli_fail("backup", &e);
 		rc = TW_EXIT_ERROR;
 		goto close;

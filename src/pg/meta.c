@@ -38,6 +38,17 @@ int tw_pgmeta_encode(const struct tw_pgmeta *m, char **out)
 			return TW_ENOMEM;
 		}
 	}
+	if (m->nts > 0) {
+		json_t *a = json_array();
+		for (size_t i = 0; a != NULL && i < m->nts; i++)
+			json_array_append_new(a, json_pack("{s:I,s:s,s:s}", "oid",
+			                                   (json_int_t)m->ts[i].oid, "name",
+			                                   m->ts[i].name, "path", m->ts[i].path));
+		if (a == NULL || json_object_set_new(o, "tablespaces", a) != 0) {
+			json_decref(o);
+			return TW_ENOMEM;
+		}
+	}
 	*out = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	return *out ? 0 : TW_ENOMEM;
@@ -54,6 +65,44 @@ int tw_pgmeta_add_damaged(struct tw_pgmeta *m, const char *file, uint32_t block)
 	if ((m->damaged[m->ndamaged].file = strdup(file)) == NULL)
 		return TW_ENOMEM;
 	m->damaged[m->ndamaged++].block = block;
+	return 0;
+}
+
+int tw_pgmeta_add_ts(struct tw_pgmeta *m, uint32_t oid, const char *name, const char *path)
+{
+	if (m->nts >= TW_PGMETA_TS_MAX)
+		return TW_ELIMIT;
+	if (m->ts == NULL && (m->ts = calloc(TW_PGMETA_TS_MAX, sizeof *m->ts)) == NULL)
+		return TW_ENOMEM;
+	struct tw_pgmeta_ts *t = &m->ts[m->nts];
+	t->oid = oid;
+	t->name = strdup(name);
+	t->path = strdup(path);
+	m->nts++; /* counted even half-made: clear frees what is there */
+	return t->name && t->path ? 0 : TW_ENOMEM;
+}
+
+static int decode_ts(json_t *o, struct tw_pgmeta *m)
+{
+	json_t *a = json_object_get(o, "tablespaces");
+	if (a == NULL)
+		return 0;
+	if (!json_is_array(a) || json_array_size(a) > TW_PGMETA_TS_MAX)
+		return TW_ECORRUPT;
+	for (size_t i = 0; i < json_array_size(a); i++) {
+		json_int_t oid;
+		const char *name, *path;
+		if (json_unpack(json_array_get(a, i), "{s:I,s:s,s:s}", "oid", &oid, "name", &name,
+		                "path", &path) != 0 ||
+		    oid <= 0 || oid > UINT32_MAX || path[0] != '/' || name[0] == '\0')
+			return TW_ECORRUPT;
+		for (size_t k = 0; k < m->nts; k++)
+			if (m->ts[k].oid == (uint32_t)oid)
+				return TW_ECORRUPT;
+		int rc = tw_pgmeta_add_ts(m, (uint32_t)oid, name, path);
+		if (rc != 0)
+			return rc;
+	}
 	return 0;
 }
 
@@ -119,6 +168,8 @@ int tw_pgmeta_decode(const char *txt, struct tw_pgmeta *m, struct tw_err *e)
 	rc = m->pgdata && m->backup_label && m->tablespace_map ? 0 : TW_ENOMEM;
 	if (rc == 0 && (rc = decode_damaged(o, m)) != 0)
 		goto done;
+	if (rc == 0 && (rc = decode_ts(o, m)) != 0)
+		goto done;
 done:
 	json_decref(o);
 	if (rc != 0) {
@@ -136,5 +187,10 @@ void tw_pgmeta_clear(struct tw_pgmeta *m)
 	for (size_t i = 0; i < m->ndamaged; i++)
 		free(m->damaged[i].file);
 	free(m->damaged);
+	for (size_t i = 0; i < m->nts; i++) {
+		free(m->ts[i].name);
+		free(m->ts[i].path);
+	}
+	free(m->ts);
 	memset(m, 0, sizeof *m);
 }

@@ -26,7 +26,22 @@ struct tw_pgmeta {
 	uint64_t damaged_total;  /* pages whose checksum did not match, twice */
 	struct tw_pgmeta_page *damaged; /* the first TW_PGMETA_DAMAGED_MAX of them */
 	size_t ndamaged;
+	/* tablespaces (optional in the JSON): where each was backed up from; its
+	 * contents are the snapshot's root entry named by the path's last component */
+	struct tw_pgmeta_ts *ts;
+	size_t nts;
 };
+
+#define TW_PGMETA_TS_MAX 64
+
+struct tw_pgmeta_ts {
+	uint32_t oid;
+	char *name; /* spcname */
+	char *path; /* absolute location when backed up */
+};
+
+/* Append a tablespace (strings copied). TW_ELIMIT over TW_PGMETA_TS_MAX. */
+int tw_pgmeta_add_ts(struct tw_pgmeta *m, uint32_t oid, const char *name, const char *path);
 
 #define TW_PGMETA_DAMAGED_MAX 100
 

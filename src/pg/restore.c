@@ -46,6 +46,8 @@ static void usage(FILE *out)
 	    "  --pg-target-action A     pause (PostgreSQL's default), promote or shutdown\n"
 	    "  --pg-target-timeline TL  latest (default), current or a number\n"
 	    "  --pg-target-exclusive    stop just before the target (time, lsn, xid)\n"
+	    "  --pg-tablespace T=DIR    restore tablespace T (its name or OID) into DIR instead\n"
+	    "                           of where it was (repeatable; DIR missing or empty)\n"
 	    "  --force                  DIR may hold files (an old data directory): they are\n"
 	    "                           replaced once the restore is complete (never while a\n"
 	    "                           PostgreSQL runs on DIR)\n"
@@ -61,6 +63,8 @@ struct ropts {
 	const char *spec, *pgdata, *value, *action, *timeline, *pwfile;
 	enum tkind kind;
 	int exclusive, ntargets, threads, force;
+	const char *tsarg[TW_PGMETA_TS_MAX]; /* --pg-tablespace OID_OR_NAME=DIR */
+	int ntsarg;
 	int64_t time_ns;
 	uint64_t lsn, xid;
 	uint32_t tl; /* numeric timeline; 0 = latest/current */
@@ -107,6 +111,14 @@ static int parse_args(int argc, char **argv, struct tw_bopts *o, struct ropts *r
 			ro->exclusive = 1;
 		else if (strcmp(a, "--force") == 0)
 			ro->force = 1;
+		else if (strcmp(a, "--pg-tablespace") == 0 && v != NULL) {
+			if (ro->ntsarg == TW_PGMETA_TS_MAX || strchr(v, '=') == NULL ||
+			    strchr(v, '=') == v || strchr(v, '=')[1] == '\0') {
+				fprintf(stderr, "tapwork restore: --pg-tablespace takes OID_OR_NAME=DIR\n");
+				return -1;
+			}
+			ro->tsarg[ro->ntsarg++] = argv[++i];
+		}
 		else if (strcmp(a, "--threads") == 0 && v != NULL) {
 			unsigned long n;
 			if (tw_bcli_uint(argv[++i], 64, &n) != 0)
@@ -464,14 +476,14 @@ static int latest_fits(struct tw_repo *r, const struct tw_pgmeta *m, uint32_t *l
 
 static int setup_recovery(struct tw_repo *r, const struct tw_bopts *o, const struct ropts *ro,
                           const char *dir, const struct tw_snapshot *s, const struct tw_pgmeta *m,
-                          struct tw_err *e)
+                          const char *tsmap, struct tw_err *e)
 {
 	struct stat owner;
 	if (stat(dir, &owner) == -1)
 		return tw_err_set(e, TW_EIO, "%s: %s", dir, strerror(errno));
 	int rc = write_file(dir, "backup_label", m->backup_label, 0, &owner, e);
-	if (rc == 0 && m->tablespace_map[0] != '\0')
-		rc = write_file(dir, "tablespace_map", m->tablespace_map, 0, &owner, e);
+	if (rc == 0 && tsmap[0] != '\0')
+		rc = write_file(dir, "tablespace_map", tsmap, 0, &owner, e);
 	if (rc == 0)
 		rc = write_file(dir, "recovery.signal", "", 0, &owner, e);
 	if (rc != 0)
@@ -519,6 +531,91 @@ static int setup_recovery(struct tw_repo *r, const struct tw_bopts *o, const str
 	return write_file(dir, "postgresql.auto.conf", conf, 1, &owner, e);
 }
 
+static const char *last_component(const char *p)
+{
+	const char *s = strrchr(p, '/');
+	return s && s[1] ? s + 1 : "root";
+}
+
+/* Where each tablespace of m goes: --pg-tablespace or where it was. Each
+ * target must be missing or empty (never replaced, even with --force: it
+ * may be a running cluster's). dest[i] malloc'd. */
+static int ts_targets(const struct ropts *ro, const struct tw_pgmeta *m, char **dest,
+                      struct tw_err *e)
+{
+	for (int k = 0; k < ro->ntsarg; k++) {
+		const char *a = ro->tsarg[k], *eq = strchr(a, '=');
+		size_t i = 0;
+		for (; i < m->nts; i++) {
+			char oid[16];
+			snprintf(oid, sizeof oid, "%u", (unsigned)m->ts[i].oid);
+			if ((strlen(oid) == (size_t)(eq - a) && memcmp(oid, a, (size_t)(eq - a)) == 0) ||
+			    (strlen(m->ts[i].name) == (size_t)(eq - a) &&
+			     memcmp(m->ts[i].name, a, (size_t)(eq - a)) == 0))
+				break;
+		}
+		if (i == m->nts)
+			return tw_err_set(e, TW_EINVAL,
+			                  "--pg-tablespace %s: the snapshot has no tablespace %.*s "
+			                  "(it has %zu)",
+			                  a, (int)(eq - a), a, m->nts);
+		char *d = eq[1] == '/' ? strdup(eq + 1) : NULL;
+		if (eq[1] != '/') {
+			char cwd[PATH_MAX];
+			if (getcwd(cwd, sizeof cwd) == NULL)
+				return tw_err_set(e, TW_EIO, "getcwd: %s", strerror(errno));
+			size_t l = strlen(cwd) + strlen(eq + 1) + 2;
+			if ((d = malloc(l)) != NULL)
+				snprintf(d, l, "%s/%s", cwd, eq + 1);
+		}
+		if (d == NULL)
+			return tw_err_set(e, TW_ENOMEM, "out of memory");
+		free(dest[i]);
+		dest[i] = d;
+	}
+	for (size_t i = 0; i < m->nts; i++) {
+		if (dest[i] == NULL && (dest[i] = strdup(m->ts[i].path)) == NULL)
+			return tw_err_set(e, TW_ENOMEM, "out of memory");
+		if (strchr(dest[i], '\n') != NULL || strchr(dest[i], '\r') != NULL)
+			return tw_err_set(e, TW_EINVAL, "tablespace directory with a newline");
+		int state;
+		struct tw_err te = {0};
+		if (inspect_target(dest[i], 0, &state, &te) != 0)
+			return tw_err_set(e, TW_EEXIST,
+			                  "tablespace %s (OID %u) would be restored into %s, which is "
+			                  "not empty: give it another directory with --pg-tablespace "
+			                  "%s=DIR",
+			                  m->ts[i].name, (unsigned)m->ts[i].oid, dest[i], m->ts[i].name);
+		for (size_t k = 0; k < i; k++)
+			if (strcmp(dest[k], dest[i]) == 0)
+				return tw_err_set(e, TW_EINVAL, "two tablespaces into %s", dest[i]);
+	}
+	return 0;
+}
+
+/* tablespace_map for the restored cluster: "OID DIR" lines, with '\' escaped
+ * as PostgreSQL writes it (recovery re-creates pg_tblspc/OID from it). */
+static char *ts_map_text(const struct tw_pgmeta *m, char *const *dest)
+{
+	size_t cap = 1;
+	for (size_t i = 0; i < m->nts; i++)
+		cap += 16 + 2 * strlen(dest[i]);
+	char *t = malloc(cap), *p = t;
+	if (t == NULL)
+		return NULL;
+	for (size_t i = 0; i < m->nts; i++) {
+		p += snprintf(p, cap - (size_t)(p - t), "%u ", (unsigned)m->ts[i].oid);
+		for (const char *c = dest[i]; *c; c++) {
+			if (*c == '\\')
+				*p++ = '\\';
+			*p++ = *c;
+		}
+		*p++ = '\n';
+	}
+	*p = '\0';
+	return t;
+}
+
 int tw_pitr_restore_cmd(int argc, char **argv)
 {
 	if (tw_cli_wants_help(argc, argv)) {
@@ -538,6 +635,9 @@ int tw_pitr_restore_cmd(int argc, char **argv)
 	size_t n = 0;
 	struct tw_pgmeta m = {0};
 	char stage[PATH_MAX] = "", from[PATH_MAX];
+	char *tsdest[TW_PGMETA_TS_MAX] = {0}, *tsmap = NULL;
+	char tsstage[TW_PGMETA_TS_MAX][PATH_MAX];
+	size_t tsstaged = 0;
 	double t0 = tw_progress_now();
 	int state = 0, err = tw_repo_load_index(r, &e);
 	if (err == 0)
@@ -546,6 +646,10 @@ int tw_pitr_restore_cmd(int argc, char **argv)
 		err = pick(&ro, v, n, &s, &m, &e);
 	if (err == 0)
 		err = inspect_target(ro.pgdata, ro.force, &state, &e);
+	if (err == 0)
+		err = ts_targets(&ro, &m, tsdest, &e);
+	if (err == 0 && m.nts > 0 && (tsmap = ts_map_text(&m, tsdest)) == NULL)
+		err = tw_err_set(&e, TW_ENOMEM, "out of memory");
 	if (err != 0)
 		goto fail;
 	/* Restore beside DIR, everything but global/pg_control; add the
@@ -553,21 +657,49 @@ int tw_pitr_restore_cmd(int argc, char **argv)
 	 * directory into place in one rename. An interrupted restore leaves DIR
 	 * as it was, and its staging copy has no pg_control: nothing startable. */
 	snprintf(stage, sizeof stage, "%s.tapwork-restore-%ld", ro.pgdata, (long)getpid());
-	const char *base = strrchr(m.pgdata, '/');
-	base = base && base[1] ? base + 1 : "root";
+	const char *base = last_component(m.pgdata);
 	snprintf(from, sizeof from, "%s/%s", stage, base);
 	struct pgctl_skip sk;
 	snprintf(sk.rel, sizeof sk.rel, "%s/global/pg_control", base);
-	struct tw_restore_opts rso = {
-	    .target = stage, .threads = ro.threads, .skip = skip_pg_control, .skip_arg = &sk};
+	struct tw_restore_opts rso = {.target = stage,
+	                              .include = base,
+	                              .threads = ro.threads,
+	                              .skip = skip_pg_control,
+	                              .skip_arg = &sk};
 	struct tw_restore_stats st = {0}, st2 = {0};
 	struct tw_progress pg;
 	rso.progress = &pg;
 	tw_progress_start(&pg, "restore", o.json, o.quiet);
 	err = tw_restore_run(r, s, &rso, &st, &e);
 	tw_progress_stop(&pg);
+	/* each tablespace beside its target directory, then pg_tblspc/OID -> it */
+	for (size_t i = 0; err == 0 && i < m.nts; i++) {
+		snprintf(tsstage[i], sizeof tsstage[i], "%s.tapwork-restore-%ld", tsdest[i],
+		         (long)getpid());
+		tsstaged = i + 1;
+		struct tw_progress tp;
+		struct tw_restore_stats ts = {0};
+		struct tw_restore_opts to = {.target = tsstage[i],
+		                             .include = last_component(m.ts[i].path),
+		                             .threads = ro.threads,
+		                             .progress = &tp};
+		tw_progress_start(&tp, "restore", 0, 1);
+		err = tw_restore_run(r, s, &to, &ts, &e);
+		tw_progress_stop(&tp);
+		st.files += ts.files;
+		st.bytes += ts.bytes;
+		char link[PATH_MAX + 32];
+		snprintf(link, sizeof link, "%s/pg_tblspc/%u", from, (unsigned)m.ts[i].oid);
+		struct stat own;
+		if (err == 0 && ((unlink(link) == -1 && errno != ENOENT) ||
+		                 symlink(tsdest[i], link) == -1 || lstat(from, &own) == -1 ||
+		                 (geteuid() == 0 && lchown(link, own.st_uid, own.st_gid) == -1)))
+			err = tw_err_set(&e, TW_EIO, "%s: %s", link, strerror(errno));
+		if (err == 0)
+			err = fsync_tree(tsstage[i], &e);
+	}
 	if (err == 0)
-		err = setup_recovery(r, &o, &ro, from, s, &m, &e);
+		err = setup_recovery(r, &o, &ro, from, s, &m, tsmap ? tsmap : "", &e);
 	if (err == 0)
 		err = fsync_tree(from, &e);
 	if (err != 0)
@@ -592,6 +724,19 @@ int tw_pitr_restore_cmd(int argc, char **argv)
 	close(cfd);
 	st.files += st2.files;
 	st.bytes += st2.bytes;
+	/* the tablespaces into place, then the data directory (which commits) */
+	for (size_t i = 0; i < m.nts; i++) {
+		char src[PATH_MAX * 2];
+		snprintf(src, sizeof src, "%s/%s", tsstage[i], last_component(m.ts[i].path));
+		if ((rmdir(tsdest[i]) == -1 && errno != ENOENT) || rename(src, tsdest[i]) == -1) {
+			err = tw_err_set(&e, TW_EIO, "moving %s to %s: %s", src, tsdest[i],
+			                 strerror(errno));
+			goto fail;
+		}
+		fsync_dir_of(tsdest[i]);
+		rmdir(tsstage[i]);
+	}
+	tsstaged = 0;
 	if (state == 2) {
 		/* --force: swap the old contents out in one step, then remove them */
 		if (renameat2(AT_FDCWD, from, AT_FDCWD, ro.pgdata, RENAME_EXCHANGE) == -1) {
@@ -626,6 +771,9 @@ int tw_pitr_restore_cmd(int argc, char **argv)
 		    s->id, sl, m.tli, ro.pgdata, (unsigned long long)st.files, st.bytes / 1048576.0,
 		    tw_progress_now() - t0, ro.pgdata, ro.kind != T_NONE ? " to the target " : "",
 		    ro.kind != T_NONE ? ro.value : "");
+	for (size_t i = 0; i < TW_PGMETA_TS_MAX; i++)
+		free(tsdest[i]);
+	free(tsmap);
 	tw_pgmeta_clear(&m);
 	tw_repo_free_snapshots(v, n);
 	tw_repo_close(r);
@@ -634,6 +782,12 @@ fail:
 	tw_bcli_fail("restore", &e);
 	if (stage[0] != '\0')
 		fprintf(stderr, "tapwork restore: the partial restore is left in %s\n", stage);
+	for (size_t i = 0; i < tsstaged; i++)
+		fprintf(stderr, "tapwork restore: the partial restore of tablespace %s is left in %s\n",
+		        m.ts[i].name, tsstage[i]);
+	for (size_t i = 0; i < TW_PGMETA_TS_MAX; i++)
+		free(tsdest[i]);
+	free(tsmap);
 	tw_pgmeta_clear(&m);
 	tw_repo_free_snapshots(v, n);
 	tw_repo_close(r);

@@ -298,3 +298,57 @@ def test_interrupted_restore_cannot_start(site):
         assert os.path.exists(os.path.join(d, "backup_label"))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_tablespaces_backed_up_and_restored_remapped(site):
+    pg = site.pg
+    loc = os.path.join(site.tmp, "ts_fast")
+    os.makedirs(loc)
+    chown_postgres(loc)
+    pg.psql("postgres", f"CREATE TABLESPACE fast LOCATION '{loc}'")
+    try:
+        pg.psql("postgres", "CREATE TABLE spaced(id int, v text) TABLESPACE fast;"
+                            "INSERT INTO spaced SELECT g, md5(g::text) FROM generate_series(1, 5000) g;"
+                            "CREATE UNLOGGED TABLE spaced_u(id int) TABLESPACE fast;"
+                            "INSERT INTO spaced_u SELECT generate_series(1, 10)")
+        oid = pg.psql("postgres", "SELECT oid FROM pg_tablespace WHERE spcname = 'fast'"
+                      ).stdout.strip()
+        r = site.backup()
+        assert r.summary["damaged_pages"] == 0, r.err  # its pages were verified too
+        snap = [s for s in json.loads(site.tw("snapshots", "--json", check=0).out)
+                if s["id"] == r.summary["snapshot_id"]][0]
+        assert snap["pg"]["tablespaces"] == [{"oid": int(oid), "name": "fast", "path": loc}]
+        assert sorted(snap["paths"]) == sorted([site.data, loc])
+        pg.psql("postgres", "INSERT INTO spaced VALUES (-1, 'after the backup')")
+        site.switch()
+        want = pg.psql("postgres", "SELECT count(*), sum(id), md5(string_agg(v, ',' ORDER BY id)) "
+                                   "FROM spaced").stdout.strip()
+        tmp = pgutil.make_tmp()
+        d = os.path.join(tmp, "pgdata")
+        # its original location is in use: refused, and the remap is suggested
+        res = site.tw("restore", "--pg-password-file", site.pwfile, "--pg-data", d, check=1)
+        assert f"{loc}, which is not empty" in res.err and "--pg-tablespace fast=DIR" in res.err
+        assert not os.path.exists(d)
+        res = site.tw("restore", "--pg-password-file", site.pwfile, "--pg-data", d,
+                      "--pg-tablespace", "nope=/x", check=1)
+        assert "no tablespace nope" in res.err
+        moved = os.path.join(tmp, "ts_moved")
+        site.tw("restore", "--pg-password-file", site.pwfile, "--pg-data", d,
+                "--pg-tablespace", f"fast={moved}", "--pg-target-action", "promote",
+                check=0, timeout=300)
+        assert os.readlink(os.path.join(d, "pg_tblspc", oid)) == moved
+        with open(os.path.join(d, "tablespace_map")) as f:
+            assert f.read() == f"{oid} {moved}\n"
+        assert os.listdir(moved) and [n for n in os.listdir(tmp) if "tapwork-restore" in n] == []
+        p = site.start(d, tmp)
+        wait_promoted(p)
+        assert p.psql("postgres", "SELECT count(*), sum(id), md5(string_agg(v, ',' ORDER BY id)) "
+                                  "FROM spaced").stdout.strip() == want
+        assert p.psql("postgres", "SELECT pg_tablespace_location(oid) FROM pg_tablespace "
+                                  "WHERE spcname = 'fast'").stdout.strip() == moved
+        assert p.psql("postgres", "SELECT count(*) FROM spaced_u").stdout.strip() == "0"
+        # the original is untouched
+        assert pg.psql("postgres", "SELECT count(*) FROM spaced").stdout.strip() == "5001"
+    finally:
+        pg.psql("postgres", "DROP TABLE IF EXISTS spaced; DROP TABLE IF EXISTS spaced_u;"
+                            "DROP TABLESPACE IF EXISTS fast", check=False)
