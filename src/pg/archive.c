@@ -193,15 +193,15 @@ static int reg_get(struct tw_repo *r, const char *name, const char *kind, struct
 	return rc != 0 ? tw_err_wrap(e, "%s", name) : 0;
 }
 
-int tw_pgarch_register(struct tw_repo *r, const struct tw_pgreg *want, struct tw_pgreg *got,
-                       int *created, struct tw_err *e)
+int tw_pgarch_register(struct tw_repo *r, const struct tw_pgreg *want, int create,
+                       struct tw_pgreg *got, int *created, struct tw_err *e)
 {
 	char name[96], kind[112];
 	*created = 0;
 	tw_pgarch_name(want->sysid, REG_SUFFIX, name, sizeof name);
 	snprintf(kind, sizeof kind, "wal/%s", name);
 	int rc = reg_get(r, name, kind, got, e);
-	if (rc != TW_ENOENT)
+	if (rc != TW_ENOENT || !create)
 		return rc;
 	char *txt;
 	if (tw_pgreg_encode(want, &txt) != 0)

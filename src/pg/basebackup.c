@@ -347,16 +347,19 @@ static int start(struct bb *b, const char *pgdata, struct tw_err *e)
 	if (disk_sysid != b->m.sysid)
 		return tw_err_set(e, TW_EINVAL, "%s is not the data directory of that server",
 		                  pgdata);
-	/* the first backup or archive-push registers the cluster's WAL format */
+	/* the first archive-push registered the cluster's WAL format: check it */
 	struct tw_pgwalhdr h = {.magic = tw_pgwalhdr_magic(b->m.version),
 	                        .sysid = b->m.sysid,
 	                        .seg_size = (uint32_t)b->m.seg_size};
 	if (h.magic != 0) {
 		struct tw_pgreg want = {b->m.sysid, h.magic, h.seg_size}, got;
 		int created;
-		if ((rc = tw_pgarch_register(b->r, &want, &got, &created, e)) != 0 ||
-		    (rc = tw_pgreg_check(&got, &h, "of this server", e)) != 0)
+		rc = tw_pgarch_register(b->r, &want, 0, &got, &created, e);
+		if (rc == 0)
+			rc = tw_pgreg_check(&got, &h, "of this server", e);
+		if (rc != 0 && rc != TW_ENOENT)
 			return rc;
+		rc = 0;
 	}
 	if ((rc = tablespaces(b, e)) != 0)
 		return rc;

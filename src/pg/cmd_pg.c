@@ -181,7 +181,7 @@ static int archive_push(int argc, char **argv)
 	static const uint8_t empty[1];
 	if (segment) {
 		struct tw_pgreg want = {.sysid = sysid, .magic = h.magic, .seg_size = h.seg_size}, got;
-		err = tw_pgarch_register(r, &want, &got, &created, &e);
+		err = tw_pgarch_register(r, &want, 1, &got, &created, &e);
 		if (err == 0)
 			err = tw_pgreg_check(&got, &h, wal, &e);
 	}
