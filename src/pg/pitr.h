@@ -26,6 +26,12 @@ struct tw_repo;
  * history files stay). With dry_run, only count. Exclusive lock held. */
 int tw_pitr_prune_wal(struct tw_repo *r, int dry_run, uint64_t *files, uint64_t *bytes,
                       struct tw_err *e);
+/* The same, as if the snapshots forget[0..nforget) (ids) were gone already
+ * (forget --dry-run --prune), calling each(arg, object name, size) for
+ * every WAL object deleted (or, with dry_run, that would be), in name order. */
+int tw_pitr_prune_wal_ex(struct tw_repo *r, int dry_run, char *const *forget, size_t nforget,
+                         void (*each)(void *arg, const char *name, uint64_t size), void *arg,
+                         uint64_t *files, uint64_t *bytes, struct tw_err *e);
 
 /* Recovery target time "YYYY-MM-DD[ T]HH:MM:SS[.frac][Z|+HH[:MM]|-HH[:MM]]"
  * (no zone: local time) to nanoseconds since the epoch. 0 or TW_EINVAL. */

@@ -363,8 +363,13 @@ def test_forget_and_prune_keep_the_wal_of_kept_snapshots(site, history):
     newest = pgsnaps[-1]
     wal_dir = os.path.join(site.repo, "wal")
     before = sorted(os.listdir(wal_dir))
+    # --dry-run names the WAL that would go, as if the snapshots were forgotten
+    r = site.tw("forget", "--keep-last", "1", "--prune", "--dry-run", check=0, timeout=300)
+    listed = [l.split()[3] for l in r.out.splitlines() if l.startswith("would delete WAL ")]
+    assert listed and sorted(os.listdir(wal_dir)) == before, r.out[-2000:]
     site.tw("forget", "--keep-last", "1", "--prune", check=0, timeout=300)
     after = sorted(os.listdir(wal_dir))
+    assert sorted(set(before) - set(after)) == listed
     start = newest["pg"]["start_wal"]
     assert len(after) < len(before)
     segs = [n[17:] for n in after if len(n) == 41]
