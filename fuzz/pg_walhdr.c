@@ -25,7 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char *txt;
 		if (tw_pgreg_encode(&g, &txt) != 0 ||
 		    tw_pgreg_decode((const uint8_t *)txt, strlen(txt), &again, &e) != 0 ||
-		    again.sysid != g.sysid || again.magic != g.magic || again.seg_size != g.seg_size)
+		    again.sysid != g.sysid || again.magic != g.magic ||
+		    again.seg_size != g.seg_size)
 			abort();
 		free(txt);
 	}

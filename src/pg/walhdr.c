@@ -83,10 +83,10 @@ int tw_pgreg_encode(const struct tw_pgreg *g, char **out)
 {
 	char sys[24];
 	snprintf(sys, sizeof sys, "%llu", (unsigned long long)g->sysid);
-	json_t *o = json_pack("{s:i,s:s,s:i,s:i,s:I}", "version", 1, "system_id", sys,
-	                      "xlog_page_magic", (int)g->magic, "pg_major",
-	                      (int)tw_pgwalhdr_major(g->magic), "wal_segment_size",
-	                      (json_int_t)g->seg_size);
+	json_t *o =
+	    json_pack("{s:i,s:s,s:i,s:i,s:I}", "version", 1, "system_id", sys, "xlog_page_magic",
+	              (int)g->magic, "pg_major", (int)tw_pgwalhdr_major(g->magic),
+	              "wal_segment_size", (json_int_t)g->seg_size);
 	if (o == NULL)
 		return TW_ENOMEM;
 	*out = json_dumps(o, JSON_COMPACT);
@@ -138,12 +138,13 @@ int tw_pgreg_check(const struct tw_pgreg *g, const struct tw_pgwalhdr *h, const 
 	describe(h->magic, have, sizeof have);
 	describe(g->magic, want, sizeof want);
 	if (h->sysid != g->sysid)
-		return tw_err_set(e, TW_EINVAL,
-		                  "WAL %s is from database system %llu, but this repository "
-		                  "registered database system %llu for this data directory: it is "
-		                  "the repository of another cluster (archive each cluster with its "
-		                  "own --pg-data, or into a repository of its own); not archived",
-		                  wal, (unsigned long long)h->sysid, (unsigned long long)g->sysid);
+		return tw_err_set(
+		    e, TW_EINVAL,
+		    "WAL %s is from database system %llu, but this repository "
+		    "registered database system %llu for this data directory: it is "
+		    "the repository of another cluster (archive each cluster with its "
+		    "own --pg-data, or into a repository of its own); not archived",
+		    wal, (unsigned long long)h->sysid, (unsigned long long)g->sysid);
 	if (h->magic != g->magic)
 		return tw_err_set(e, TW_EINVAL,
 		                  "WAL %s of database system %llu is %s, but this repository "

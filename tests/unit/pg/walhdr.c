@@ -64,9 +64,9 @@ static void parse(void **state)
 		size_t off;
 		int width;
 		uint64_t v;
-	} bad[] = {{2, 16, 0x0001},  {2, 16, 0x0012},   {32, 32, 3u << 20}, {32, 32, 1u << 19},
-	           {36, 32, 100},    {36, 32, 1 << 17}, {8, 64, 0x3000001}, {24, 64, 0},
-	           {4, 32, 0}};
+	} bad[] = {{2, 16, 0x0001},    {2, 16, 0x0012}, {32, 32, 3u << 20},
+	           {32, 32, 1u << 19}, {36, 32, 100},   {36, 32, 1 << 17},
+	           {8, 64, 0x3000001}, {24, 64, 0},     {4, 32, 0}};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		sample(p);
 		if (bad[i].width == 16)
@@ -107,14 +107,20 @@ static void registration(void **state)
 	    "",
 	    "{}",
 	    "[1]",
-	    "{\"version\":2,\"system_id\":\"1\",\"xlog_page_magic\":1,\"wal_segment_size\":1048576}",
-	    "{\"version\":1,\"system_id\":\"0\",\"xlog_page_magic\":1,\"wal_segment_size\":1048576}",
-	    "{\"version\":1,\"system_id\":\"-1\",\"xlog_page_magic\":1,\"wal_segment_size\":1048576}",
+	    "{\"version\":2,\"system_id\":\"1\",\"xlog_page_magic\":1,\"wal_segment_size\":"
+	    "1048576}",
+	    "{\"version\":1,\"system_id\":\"0\",\"xlog_page_magic\":1,\"wal_segment_size\":"
+	    "1048576}",
+	    "{\"version\":1,\"system_id\":\"-1\",\"xlog_page_magic\":1,\"wal_segment_size\":"
+	    "1048576}",
 	    "{\"version\":1,\"system_id\":\"99999999999999999999\",\"xlog_page_magic\":1,"
 	    "\"wal_segment_size\":1048576}",
-	    "{\"version\":1,\"system_id\":\"1x\",\"xlog_page_magic\":1,\"wal_segment_size\":1048576}",
-	    "{\"version\":1,\"system_id\":\"1\",\"xlog_page_magic\":65536,\"wal_segment_size\":1048576}",
-	    "{\"version\":1,\"system_id\":\"1\",\"xlog_page_magic\":1,\"wal_segment_size\":1048577}",
+	    "{\"version\":1,\"system_id\":\"1x\",\"xlog_page_magic\":1,\"wal_segment_size\":"
+	    "1048576}",
+	    "{\"version\":1,\"system_id\":\"1\",\"xlog_page_magic\":65536,\"wal_segment_size\":"
+	    "1048576}",
+	    "{\"version\":1,\"system_id\":\"1\",\"xlog_page_magic\":1,\"wal_segment_size\":"
+	    "1048577}",
 	    "{\"version\":1,\"system_id\":\"1\",\"system_id\":\"2\",\"xlog_page_magic\":1,"
 	    "\"wal_segment_size\":1048576}",
 	};
