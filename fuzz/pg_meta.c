@@ -22,7 +22,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (tw_pgmeta_encode(&m, &enc) != 0 || tw_pgmeta_decode(enc, &again, NULL) != 0 ||
 		    again.sysid != m.sysid || again.stop_lsn != m.stop_lsn ||
 		    again.start_lsn != m.start_lsn ||
-		    strcmp(again.backup_label, m.backup_label) != 0)
+		    strcmp(again.backup_label, m.backup_label) != 0 ||
+		    again.data_checksums != m.data_checksums ||
+		    again.damaged_total != m.damaged_total || again.ndamaged != m.ndamaged)
 			abort();
 		tw_pgmeta_clear(&again);
 		free(enc);

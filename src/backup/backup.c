@@ -359,6 +359,17 @@ static int emit(struct thr *t, struct filejob *f, size_t start, size_t len)
 	return 0;
 }
 
+/* The source's inspect hook sees each chunk (with its offset in the file)
+ * before it is emitted. */
+static int inspect_emit(struct thr *t, struct filejob *f, size_t start, size_t len, uint64_t *foff)
+{
+	const struct tw_backup_opts *o = t->g->o;
+	if (o->inspect != NULL && f->stream == NULL)
+		o->inspect(o->inspect_arg, f->path, *foff, t->cur->data + start, len);
+	*foff += len;
+	return emit(t, f, start, len);
+}
+
 static void read_file(struct thr *t, struct filejob *f)
 {
 	struct eng *g = t->g;
@@ -372,7 +383,7 @@ static void read_file(struct thr *t, struct filejob *f)
 			f->fd = -1;
 		}
 	}
-	uint64_t remaining = f->size;
+	uint64_t remaining = f->size, foff = 0;
 	tw_chunker_reset(&t->ch);
 	size_t start = t->fill;
 	int rc = 0;
@@ -421,7 +432,7 @@ static void read_file(struct thr *t, struct filejob *f)
 			} else
 				pos += tw_chunker_scan(&t->ch, t->cur->data + pos, end - pos, &cut);
 			if (cut) {
-				rc = emit(t, f, start, pos - start);
+				rc = inspect_emit(t, f, start, pos - start, &foff);
 				start = pos;
 			}
 		}
@@ -432,7 +443,7 @@ static void read_file(struct thr *t, struct filejob *f)
 			break;
 	}
 	if (rc == 0 && t->cur != NULL && t->fill > start)
-		rc = emit(t, f, start, t->fill - start);
+		rc = inspect_emit(t, f, start, t->fill - start, &foff);
 	f->size -= remaining; /* bytes actually read */
 	if (rc != 0)
 		fail(g, NULL, rc);

@@ -64,6 +64,11 @@ struct tw_backup_opts {
 	int64_t cache_before_ns;
 	int (*seal)(void *arg, struct tw_snapshot *s, struct tw_err *e);
 	void *seal_arg;
+	/* inspect: called by a reader thread (several at once) with every
+	 * chunk of a file it reads, and the chunk's offset in the file (files
+	 * taken from the parent snapshot are not read, so not inspected). */
+	void (*inspect)(void *arg, const char *full, uint64_t off, const uint8_t *p, size_t n);
+	void *inspect_arg;
 };
 
 struct tw_backup_stats {

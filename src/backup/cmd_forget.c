@@ -100,6 +100,8 @@ static int cmd_forget(int argc, char **argv)
 	struct tw_ret_item *items = calloc(n + 1, sizeof *items);
 	struct tw_snapshot **grp = calloc(n + 1, sizeof *grp);
 	uint8_t *done = calloc(n + 1, 1);
+	char **gone = calloc(n + 1, sizeof *gone); /* ids, for prune --dry-run */
+	size_t ngone = 0;
 	int fails = 0;
 	size_t removed = 0;
 	if (o.json)
@@ -135,6 +137,8 @@ static int cmd_forget(int argc, char **argv)
 				       grp[k]->id, ts, items[k].reason);
 			if (!items[k].keep) {
 				removed++;
+				if (gone != NULL && (gone[ngone] = strdup(grp[k]->id)) != NULL)
+					ngone++;
 				if (!dry && tw_storage_del(r->st, TW_ST_SNAPSHOT, grp[k]->id, &e) != 0) {
 					tw_bcli_fail("forget", &e);
 					fails++;
@@ -155,10 +159,17 @@ static int cmd_forget(int argc, char **argv)
 		struct tw_prune_opts po = {0};
 		po.dry_run = dry;
 		po.max_unused_percent = 20;
+		if (dry) { /* nothing was removed: prune must act as if it had been */
+			po.forget_ids = gone;
+			po.nforget = ngone;
+		}
 		struct tw_bopts q = o;
 		q.json = 0;
 		rc = tw_bcli_prune(r, &q, &po);
 	}
+	for (size_t i = 0; i < ngone; i++)
+		free(gone[i]);
+	free(gone);
 	tw_repo_close(r);
 	free(tags);
 	return rc;

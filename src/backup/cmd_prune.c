@@ -8,6 +8,12 @@
 #include "cli/cli.h"
 #include "pg/pitr.h"
 
+static void say_wal(void *arg, const char *name, uint64_t size)
+{
+	printf("%s WAL %s (%.1f KiB)\n", *(int *)arg ? "would delete" : "deleted", name,
+	       size / 1024.0);
+}
+
 int tw_bcli_prune(struct tw_repo *r, const struct tw_bopts *o, const struct tw_prune_opts *po)
 {
 	struct tw_err e = {0};
@@ -20,7 +26,11 @@ int tw_bcli_prune(struct tw_repo *r, const struct tw_bopts *o, const struct tw_p
 	int err = tw_prune_run(r, &opts, &st, &e);
 	uint64_t wal_files = 0, wal_bytes = 0;
 	if (err == 0) /* then the WAL archive: what kept PostgreSQL snapshots need (src/pg) */
-		err = tw_pitr_prune_wal(r, po->dry_run, &wal_files, &wal_bytes, &e);
+	{
+		int dry = po->dry_run, say = dry && !o->json && !o->quiet;
+		err = tw_pitr_prune_wal_ex(r, dry, po->forget_ids, po->nforget,
+		                           say ? say_wal : NULL, &dry, &wal_files, &wal_bytes, &e);
+	}
 	tw_progress_stop(&pg);
 	double el = tw_progress_now() - t0;
 	if (err != 0) {

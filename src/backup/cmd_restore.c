@@ -1,5 +1,6 @@
 /* cmd_restore.c — `tapwork restore`. */
 #include <errno.h>
+#include <libpq-fe.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +100,28 @@ done:
 	return rc;
 }
 
+/* pg_restore without --create restores into an existing database. If the
+ * URL's database does not exist, say how to create it instead of passing
+ * pg_restore's "database ... does not exist" through. Any other connection
+ * failure is left to pg_restore to report. */
+static int db_must_exist(const char *url, const char *dbname, struct tw_err *e)
+{
+	PGconn *c = PQconnectdb(url);
+	int rc = 0;
+	if (c != NULL && PQstatus(c) != CONNECTION_OK) {
+		const char *m = PQerrorMessage(c);
+		if (strstr(m, "does not exist") != NULL && strstr(m, "database \"") != NULL)
+			rc = tw_err_set(
+			    e, TW_ENOENT,
+			    "database \"%s\" does not exist: to create it from the dump, pass "
+			    "--create with a URL naming a maintenance database (e.g. the same URL "
+			    "with /postgres instead of /%s); or create it empty first",
+			    dbname ? dbname : "?", dbname ? dbname : "DB");
+	}
+	PQfinish(c);
+	return rc;
+}
+
 /* Stream the dump's blobs into pg_restore's stdin. */
 static int pg_restore_snapshot(struct tw_repo *r, const struct tw_snapshot *s, const char *url,
 			       const char *want, const char *pgbin, int list, int create,
@@ -111,9 +134,13 @@ static int pg_restore_snapshot(struct tw_repo *r, const struct tw_snapshot *s, c
 	uint32_t n = 0;
 	char name[300];
 	int rc = find_dump(r, s, want, create ? NULL : c.dbname, &chunks, &n, name, sizeof name, e);
+	if (rc == 0 && url != NULL && !list && !create)
+		rc = db_must_exist(url, c.dbname, e);
 	tw_pg_conn_free(&c);
-	if (rc != 0)
+	if (rc != 0) {
+		free(chunks);
 		return rc;
+	}
 	struct tw_pg_restore pr;
 	if ((rc = tw_pg_restore_start(&pr, url, pgbin, list, create, e)) != 0) {
 		free(chunks);

@@ -75,7 +75,11 @@ static int cmd_snapshots(int argc, char **argv)
 				char a[24], b[24];
 				tw_pgwal_lsn_str(m.start_lsn, a, sizeof a);
 				tw_pgwal_lsn_str(m.stop_lsn, b, sizeof b);
-				printf("  [PostgreSQL: timeline %u, LSN %s..%s]", m.tli, a, b);
+				printf("  [PostgreSQL: timeline %u, LSN %s..%s", m.tli, a, b);
+				if (m.damaged_total > 0)
+					printf(", %llu damaged pages",
+					       (unsigned long long)m.damaged_total);
+				printf("]");
 				tw_pgmeta_clear(&m);
 			}
 			printf("\n");

@@ -16,6 +16,9 @@ struct tw_prune_opts {
 	int dry_run;
 	unsigned max_unused_percent; /* default 20 */
 	struct tw_progress *progress;
+	/* forget --dry-run --prune: snapshots to treat as gone (their ids) */
+	char *const *forget_ids;
+	size_t nforget;
 };
 
 struct tw_prune_stats {

@@ -383,6 +383,10 @@ static int walk(struct rctx *c, const uint8_t tree_id[TW_ID_LEN], int dirfd, con
 			c->fatal = 1;
 			break;
 		}
+		if (c->o->skip != NULL && c->o->skip(c->o->skip_arg, path)) {
+			free(path);
+			continue;
+		}
 		if (inc == 2) {
 			if (nd.type == TW_NODE_DIR) {
 				int made = mkdirat(dirfd, name, 0700) == 0;

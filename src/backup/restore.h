@@ -21,6 +21,10 @@
 struct tw_restore_opts {
 	const char *target;
 	const char *include; /* NULL: everything */
+	/* skip: 1 leaves out the entry at rel ("dir/name", as in the snapshot)
+	 * and everything below it (src/pg: global/pg_control comes last). */
+	int (*skip)(void *arg, const char *rel);
+	void *skip_arg;
 	int threads;
 	struct tw_progress *progress;
 };

@@ -174,6 +174,55 @@ int tw_pgarch_get(struct tw_repo *r, uint64_t sysid, const char *wal, uint8_t **
 	return rc;
 }
 
+#define REG_SUFFIX "cluster"
+
+static int reg_get(struct tw_repo *r, const char *name, const char *kind, struct tw_pgreg *g,
+                   struct tw_err *e)
+{
+	uint8_t *buf, *txt, hash[32];
+	size_t blen, tlen;
+	int rc = tw_storage_get(r->st, TW_ST_WAL, name, 0, TW_ST_WHOLE, &buf, &blen, e);
+	if (rc != 0)
+		return rc;
+	rc = unseal(r, kind, name, buf, blen, hash, &txt, &tlen, e);
+	free(buf);
+	if (rc != 0)
+		return rc;
+	rc = tw_pgreg_decode(txt, tlen, g, e);
+	free(txt);
+	return rc != 0 ? tw_err_wrap(e, "%s", name) : 0;
+}
+
+int tw_pgarch_register(struct tw_repo *r, const struct tw_pgreg *want, int create,
+                       struct tw_pgreg *got, int *created, struct tw_err *e)
+{
+	char name[96], kind[112];
+	*created = 0;
+	tw_pgarch_name(want->sysid, REG_SUFFIX, name, sizeof name);
+	snprintf(kind, sizeof kind, "wal/%s", name);
+	int rc = reg_get(r, name, kind, got, e);
+	if (rc != TW_ENOENT || !create)
+		return rc;
+	char *txt;
+	if (tw_pgreg_encode(want, &txt) != 0)
+		return tw_err_set(e, TW_ENOMEM, "out of memory");
+	uint8_t *sealed = NULL, hash[32];
+	size_t slen;
+	rc = seal(r, kind, (const uint8_t *)txt, strlen(txt), &sealed, &slen, hash, e);
+	free(txt);
+	if (rc != 0)
+		return rc;
+	rc = tw_storage_put(r->st, TW_ST_WAL, name, sealed, slen, TW_ST_EXCL, e);
+	free(sealed);
+	if (rc == TW_EEXIST) /* another first push won */
+		return reg_get(r, name, kind, got, e);
+	if (rc != 0)
+		return rc;
+	*got = *want;
+	*created = 1;
+	return 0;
+}
+
 struct list_ctx {
 	char prefix[18];
 	int (*cb)(void *arg, const char *wal, uint64_t size);

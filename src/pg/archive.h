@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "backup/repo.h"
+#include "pg/walhdr.h"
 
 #define TW_PGARCH_MAX ((size_t)1 << 30) /* largest WAL file accepted */
 #define TW_PGARCH_HDR 48
@@ -38,6 +39,15 @@ int tw_pgarch_get(struct tw_repo *r, uint64_t sysid, const char *wal, uint8_t **
 int tw_pgarch_list(struct tw_repo *r, uint64_t sysid,
                    int (*cb)(void *arg, const char *wal, uint64_t size), void *arg,
                    struct tw_err *e);
+/* The registration of cluster want->sysid: object "SYSID-cluster" in the
+ * WAL namespace, sealed like a WAL file, holding tw_pgreg JSON. Reads it
+ * into *got; when there is none yet and create is set, writes want
+ * (conditional put: of two concurrent first writers one wins, the other
+ * reads the winner's) and *got = *want, *created = 1; without create
+ * TW_ENOENT. Only archive-push creates it: it runs as the server's user,
+ * which must be able to read it later (a backup may run as root). */
+int tw_pgarch_register(struct tw_repo *r, const struct tw_pgreg *want, int create,
+                       struct tw_pgreg *got, int *created, struct tw_err *e);
 /* Delete one WAL object. */
 int tw_pgarch_del(struct tw_repo *r, uint64_t sysid, const char *wal, struct tw_err *e);
 

@@ -11,7 +11,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <libpq-fe.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@
 #include "backup/cmdutil.h"
 #include "cli/cli.h"
 #include "pg/archive.h"
+#include "pg/checksum.h"
 #include "pg/meta.h"
 #include "pg/pgdata.h"
 #include "pg/pitr.h"
@@ -68,6 +71,8 @@ struct bb {
 	char *meta_txt;
 	struct tw_repo *r;
 	unsigned long archive_timeout; /* seconds pg_backup_stop may wait for the archiver */
+	pthread_mutex_t mu;            /* guards m.damaged* (reader threads) */
+	int oom;
 };
 
 /* The WAL the snapshot needs must be in *this* repository: an
@@ -115,23 +120,86 @@ static PGresult *query(struct bb *b, const char *sql, int nparams, const char *c
 	return res;
 }
 
+/* The path of `full` as PostgreSQL names it from the data directory: for a
+ * file in a tablespace "pg_tblspc/OID/..." (into buf). NULL: neither. */
+static const char *rel_of(const struct bb *b, const char *full, char *buf, size_t cap)
+{
+	if (strncmp(full, b->root, b->rootlen) == 0 && full[b->rootlen] == '/')
+		return full + b->rootlen + 1;
+	for (size_t i = 0; i < b->m.nts; i++) {
+		size_t l = strlen(b->m.ts[i].path);
+		if (strncmp(full, b->m.ts[i].path, l) == 0 && full[l] == '/') {
+			int n = snprintf(buf, cap, "pg_tblspc/%u/%s", (unsigned)b->m.ts[i].oid,
+			                 full + l + 1);
+			return n > 0 && (size_t)n < cap ? buf : NULL;
+		}
+	}
+	return NULL;
+}
+
 static int skip(void *arg, const char *full)
 {
 	struct bb *b = arg;
-	if (strncmp(full, b->root, b->rootlen) != 0 || full[b->rootlen] != '/')
+	char buf[PATH_MAX];
+	const char *rel = rel_of(b, full, buf, sizeof buf);
+	if (rel == NULL)
 		return 0;
-	const char *rel = full + b->rootlen + 1;
 	if (tw_pgdata_skip(rel, strlen(rel)))
 		return 1;
 	/* a fork of an unlogged relation (it has an init fork): not copied */
-	const char *slash = strrchr(rel, '/');
+	const char *slash = strrchr(rel, '/'), *fslash = strrchr(full, '/');
 	char init[32], path[PATH_MAX];
-	if (slash == NULL || (strncmp(rel, "base/", 5) != 0 && strncmp(rel, "global/", 7) != 0) ||
+	if (slash == NULL ||
+	    (strncmp(rel, "base/", 5) != 0 && strncmp(rel, "global/", 7) != 0 &&
+	     strncmp(rel, "pg_tblspc/", 10) != 0) ||
 	    !tw_pgdata_init_fork(slash + 1, strlen(slash + 1), init, sizeof init))
 		return 0;
 	struct stat st;
-	int n = snprintf(path, sizeof path, "%.*s/%s", (int)(slash - full), full, init);
+	int n = snprintf(path, sizeof path, "%.*s/%s", (int)(fslash - full), full, init);
 	return n > 0 && (size_t)n < sizeof path && stat(path, &st) == 0;
+}
+
+/* Read page blkno_in_file of full again (a page being written while we
+ * copied it is not damage). 0 on success. */
+static int reread(const char *full, uint64_t off, uint8_t *page)
+{
+	int fd = open(full, O_RDONLY | O_CLOEXEC);
+	if (fd == -1)
+		return -1;
+	ssize_t n = pread(fd, page, TW_PGCK_PAGE, (off_t)off);
+	close(fd);
+	return n == (ssize_t)TW_PGCK_PAGE ? 0 : -1;
+}
+
+/* The inspect hook: verify the checksum of every whole page of a relation
+ * file (only when the cluster has data checksums). */
+static void inspect(void *arg, const char *full, uint64_t off, const uint8_t *p, size_t n)
+{
+	struct bb *b = arg;
+	uint32_t segno;
+	char buf[PATH_MAX];
+	const char *rel = rel_of(b, full, buf, sizeof buf);
+	if (rel == NULL || off % TW_PGCK_PAGE != 0 || !tw_pgck_relfile(rel, strlen(rel), &segno))
+		return;
+	for (size_t i = 0; i + TW_PGCK_PAGE <= n; i += TW_PGCK_PAGE) {
+		uint64_t at = off + i;
+		uint32_t blk = segno * TW_PGCK_SEG_PAGES + (uint32_t)(at / TW_PGCK_PAGE);
+		uint16_t stored, computed;
+		if (tw_pgck_verify(p + i, blk, b->m.start_lsn, &stored, &computed) != TW_PGCK_BAD)
+			continue;
+		uint8_t again[TW_PGCK_PAGE];
+		if (reread(full, at, again) != 0 ||
+		    tw_pgck_verify(again, blk, b->m.start_lsn, &stored, &computed) != TW_PGCK_BAD)
+			continue;
+		pthread_mutex_lock(&b->mu);
+		fprintf(stderr,
+		        "tapwork backup: warning: page checksum mismatch in %s block %u (stored "
+		        "%u, computed %u): the page is damaged on disk (recorded in the snapshot)\n",
+		        rel, (unsigned)(at / TW_PGCK_PAGE), stored, computed);
+		if (tw_pgmeta_add_damaged(&b->m, rel, (uint32_t)(at / TW_PGCK_PAGE)) != 0)
+			b->oom = 1;
+		pthread_mutex_unlock(&b->mu);
+	}
 }
 
 static int64_t micros_to_ns(const char *s)
@@ -162,6 +230,8 @@ static int seal(void *arg, struct tw_snapshot *s, struct tw_err *e)
 	if (tw_pgwal_lsn_parse(lsn, strlen(lsn), &b->m.stop_lsn) != 0 ||
 	    strlen(PQgetvalue(res, 0, 3)) != 24)
 		rc = tw_err_set(e, TW_EPROTO, "pg_backup_stop: unexpected answer");
+	if (rc == 0 && b->oom)
+		rc = tw_err_set(e, TW_ENOMEM, "out of memory");
 	if (rc == 0) {
 		memcpy(b->m.stop_wal, PQgetvalue(res, 0, 3), 25);
 		b->m.stop_ns = micros_to_ns(PQgetvalue(res, 0, 4));
@@ -180,14 +250,74 @@ static int seal(void *arg, struct tw_snapshot *s, struct tw_err *e)
 	return rc;
 }
 
+static const char *last_component(const char *p)
+{
+	const char *s = strrchr(p, '/');
+	return s && s[1] ? s + 1 : "root";
+}
+
+/* The tablespaces, each backed up as one more path of the snapshot (a root
+ * entry named by its directory's last component) and recorded with its OID
+ * and location: restore puts it back there or where --pg-tablespace says. */
+static int tablespaces(struct bb *b, struct tw_err *e)
+{
+	PGresult *res = PQexec(b->c, "SELECT oid::text, spcname, pg_tablespace_location(oid) FROM "
+	                             "pg_tablespace WHERE pg_tablespace_location(oid) <> '' "
+	                             "ORDER BY oid");
+	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != 3)
+		return pq_fail(b, res, "listing tablespaces", e);
+	int rc = 0;
+	for (int i = 0; rc == 0 && i < PQntuples(res); i++) {
+		const char *oid = PQgetvalue(res, i, 0), *name = PQgetvalue(res, i, 1),
+		           *loc = PQgetvalue(res, i, 2);
+		char link[PATH_MAX], *real;
+		snprintf(link, sizeof link, "%s/pg_tblspc/%s", b->root, oid);
+		if (loc[0] != '/' || strchr(loc, '\n') != NULL)
+			rc = tw_err_set(e, TW_EUNSUPP,
+			                "tablespace %s: location '%s' is not an absolute path (an "
+			                "in-place tablespace?): not supported",
+			                name, loc);
+		else if ((real = realpath(link, NULL)) == NULL)
+			rc = tw_err_set(e, TW_EIO, "tablespace %s: %s: %s", name, link,
+			                strerror(errno));
+		else {
+			const char *base = last_component(real);
+			if (strcmp(base, last_component(b->root)) == 0)
+				rc = tw_err_set(e, TW_EUNSUPP,
+				                "tablespace %s (%s) has the same last path component "
+				                "as the data directory: not supported",
+				                name, real);
+			for (size_t k = 0; rc == 0 && k < b->m.nts; k++)
+				if (strcmp(base, last_component(b->m.ts[k].path)) == 0)
+					rc = tw_err_set(e, TW_EUNSUPP,
+					                "tablespaces %s and %s have the same last "
+					                "path component (%s): not supported",
+					                b->m.ts[k].name, name, base);
+			if (rc == 0) {
+				rc = tw_pgmeta_add_ts(&b->m, (uint32_t)strtoul(oid, NULL, 10), name,
+				                      real);
+				if (rc == TW_ELIMIT)
+					rc = tw_err_set(e, rc, "more than %d tablespaces",
+					                TW_PGMETA_TS_MAX);
+				else if (rc != 0)
+					rc = tw_err_set(e, rc, "out of memory");
+			}
+			free(real);
+		}
+	}
+	PQclear(res);
+	return rc;
+}
+
 static int start(struct bb *b, const char *pgdata, struct tw_err *e)
 {
 	PGresult *res = query(
 	    b,
 	    "SELECT pg_is_in_recovery()::text, current_setting('server_version_num'), "
 	    "current_setting('archive_mode'), (SELECT setting FROM pg_settings WHERE "
-	    "name = 'wal_segment_size'), (SELECT system_identifier::text FROM pg_control_system())",
-	    0, NULL, 5, "connect", e);
+	    "name = 'wal_segment_size'), (SELECT system_identifier::text FROM pg_control_system()), "
+	    "(SELECT data_page_checksum_version FROM pg_control_init())::text",
+	    0, NULL, 6, "connect", e);
 	if (res == NULL)
 		return e->code;
 	int rc = 0;
@@ -202,6 +332,7 @@ static int start(struct bb *b, const char *pgdata, struct tw_err *e)
 	b->m.version = (uint32_t)strtoul(PQgetvalue(res, 0, 1), NULL, 10);
 	b->m.seg_size = strtoull(PQgetvalue(res, 0, 3), NULL, 10);
 	b->m.sysid = strtoull(PQgetvalue(res, 0, 4), NULL, 10);
+	b->m.data_checksums = strcmp(PQgetvalue(res, 0, 5), "0") != 0;
 	PQclear(res);
 	if (rc != 0)
 		return rc;
@@ -216,20 +347,21 @@ static int start(struct bb *b, const char *pgdata, struct tw_err *e)
 	if (disk_sysid != b->m.sysid)
 		return tw_err_set(e, TW_EINVAL, "%s is not the data directory of that server",
 		                  pgdata);
-	/* tablespaces live outside PGDATA: not yet copied, so refuse rather than lose them */
-	char tbl[PATH_MAX];
-	snprintf(tbl, sizeof tbl, "%s/pg_tblspc", b->root);
-	DIR *d = opendir(tbl);
-	struct dirent *de;
-	while (d != NULL && (de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.')
-			rc = tw_err_set(
-			    e, TW_EUNSUPP,
-			    "the cluster has tablespaces (pg_tblspc/%s): not supported yet",
-			    de->d_name);
-	if (d != NULL)
-		closedir(d);
-	if (rc != 0)
+	/* the first archive-push registered the cluster's WAL format: check it */
+	struct tw_pgwalhdr h = {.magic = tw_pgwalhdr_magic(b->m.version),
+	                        .sysid = b->m.sysid,
+	                        .seg_size = (uint32_t)b->m.seg_size};
+	if (h.magic != 0) {
+		struct tw_pgreg want = {b->m.sysid, h.magic, h.seg_size}, got;
+		int created;
+		rc = tw_pgarch_register(b->r, &want, 0, &got, &created, e);
+		if (rc == 0)
+			rc = tw_pgreg_check(&got, &h, "of this server", e);
+		if (rc != 0 && rc != TW_ENOENT)
+			return rc;
+		rc = 0;
+	}
+	if ((rc = tablespaces(b, e)) != 0)
 		return rc;
 	char label[64];
 	snprintf(label, sizeof label, "tapwork %lld", (long long)time(NULL));
@@ -263,8 +395,22 @@ static int start(struct bb *b, const char *pgdata, struct tw_err *e)
  * (less 2 s of margin). The parent is the one the engine picks: the newest
  * snapshot of this host with the same paths; if that is not a physical
  * PostgreSQL snapshot, every file is read. */
-static int cache_cutoff(struct tw_repo *r, const char *root, struct tw_backup_opts *bo,
-                        struct tw_err *e)
+/* The engine records the paths sorted; bo's are not. */
+static int same_paths(const struct tw_snapshot *s, const struct tw_backup_opts *bo)
+{
+	if (s->npaths != bo->npaths)
+		return 0;
+	for (size_t k = 0; k < bo->npaths; k++) {
+		size_t j = 0;
+		while (j < s->npaths && strcmp(s->paths[j], bo->paths[k]) != 0)
+			j++;
+		if (j == s->npaths)
+			return 0;
+	}
+	return 1;
+}
+
+static int cache_cutoff(struct tw_repo *r, struct tw_backup_opts *bo, struct tw_err *e)
 {
 	struct tw_snapshot **v = NULL;
 	size_t n = 0;
@@ -275,8 +421,7 @@ static int cache_cutoff(struct tw_repo *r, const char *root, struct tw_backup_op
 	host[sizeof host - 1] = '\0';
 	int rc = tw_repo_list_snapshots(r, &v, &n, e);
 	for (size_t i = n; rc == 0 && i-- > 0;) {
-		if (strcmp(v[i]->hostname, host) != 0 || v[i]->npaths != 1 ||
-		    strcmp(v[i]->paths[0], root) != 0)
+		if (strcmp(v[i]->hostname, host) != 0 || !same_paths(v[i], bo))
 			continue;
 		struct tw_pgmeta m;
 		if (v[i]->pg != NULL && tw_pgmeta_decode(v[i]->pg, &m, NULL) == 0) {
@@ -295,7 +440,9 @@ int tw_pitr_backup_run(struct tw_repo *r, const struct tw_pitr_backup_req *q,
                        struct tw_err *e)
 {
 	struct tw_backup_opts bo = {0};
-	struct bb b = {.archive_timeout = q->archive_timeout ? q->archive_timeout : 600, .r = r};
+	struct bb b = {.archive_timeout = q->archive_timeout ? q->archive_timeout : 600,
+	               .r = r,
+	               .mu = PTHREAD_MUTEX_INITIALIZER};
 	int rc;
 	memset(info, 0, sizeof *info);
 	char *root = realpath(q->pgdata, NULL);
@@ -313,15 +460,17 @@ int tw_pitr_backup_run(struct tw_repo *r, const struct tw_pitr_backup_req *q,
 	}
 	if ((rc = start(&b, root, e)) != 0)
 		goto close;
-	char *paths[1] = {root};
+	char *paths[1 + TW_PGMETA_TS_MAX] = {root};
+	for (size_t i = 0; i < b.m.nts; i++)
+		paths[1 + i] = b.m.ts[i].path;
 	bo.paths = paths;
-	bo.npaths = 1;
+	bo.npaths = 1 + b.m.nts;
 	bo.tags = q->tags;
 	bo.ntags = q->ntags;
 	bo.threads = q->threads;
 	bo.progress = q->progress;
 	bo.cancel = q->cancel;
-	if ((rc = cache_cutoff(r, root, &bo, e)) != 0)
+	if ((rc = cache_cutoff(r, &bo, e)) != 0)
 		goto close;
 	bo.skip = skip;
 	bo.skip_arg = &b;
@@ -329,6 +478,10 @@ int tw_pitr_backup_run(struct tw_repo *r, const struct tw_pitr_backup_req *q,
 	bo.missing_ok = 1; /* relations dropped while we copy */
 	bo.seal = seal;
 	bo.seal_arg = &b;
+	if (b.m.data_checksums) {
+		bo.inspect = inspect;
+		bo.inspect_arg = &b;
+	}
 	if ((rc = tw_backup_run(r, &bo, st, e)) != 0)
 		goto close;
 	tw_pgwal_lsn_str(b.m.start_lsn, info->start_lsn, sizeof info->start_lsn);
@@ -336,6 +489,8 @@ int tw_pitr_backup_run(struct tw_repo *r, const struct tw_pitr_backup_req *q,
 	memcpy(info->start_wal, b.m.start_wal, sizeof info->start_wal);
 	memcpy(info->stop_wal, b.m.stop_wal, sizeof info->stop_wal);
 	info->tli = b.m.tli;
+	info->data_checksums = b.m.data_checksums != 0;
+	info->damaged_total = b.m.damaged_total;
 close:
 	if (b.c != NULL)
 		PQfinish(b.c); /* aborts a backup still in progress */
@@ -425,12 +580,13 @@ int tw_pitr_backup_cmd(int argc, char **argv)
 		    "\"start_lsn\":\"%s\",\"stop_lsn\":\"%s\",\"timeline\":%u,\"start_wal\":\"%s\","
 		    "\"stop_wal\":\"%s\",\"files\":%llu,\"files_unchanged\":%llu,\"bytes\":%llu,"
 		    "\"bytes_read\":%llu,\"new_bytes\":%llu,\"stored_bytes\":%llu,\"errors\":%llu,"
-		    "\"seconds\":%.3f}\n",
+		    "\"data_checksums\":%s,\"damaged_pages\":%llu,\"seconds\":%.3f}\n",
 		    st.snapshot_id, in.start_lsn, in.stop_lsn, in.tli, in.start_wal, in.stop_wal,
 		    (unsigned long long)st.files, (unsigned long long)st.files_unchanged,
 		    (unsigned long long)st.bytes, (unsigned long long)st.bytes_read,
 		    (unsigned long long)st.new_bytes, (unsigned long long)st.stored_bytes,
-		    (unsigned long long)st.errors, el);
+		    (unsigned long long)st.errors, in.data_checksums ? "true" : "false",
+		    (unsigned long long)in.damaged_total, el);
 	else if (!o.quiet)
 		printf("snapshot %.8s saved (%s)\nPostgreSQL physical backup: LSN %s..%s, timeline "
 		       "%u, WAL %s..%s\nfiles: %llu (%llu unchanged), %.1f MiB processed, %.1f MiB "
@@ -440,6 +596,11 @@ int tw_pitr_backup_cmd(int argc, char **argv)
 		       (unsigned long long)st.files_unchanged, st.bytes / 1048576.0,
 		       st.bytes_read / 1048576.0, st.new_bytes / 1048576.0,
 		       st.stored_bytes / 1048576.0, el);
+	if (!o.quiet && in.damaged_total > 0)
+		fprintf(stderr,
+		        "tapwork backup: warning: %llu damaged pages (page checksum mismatch); "
+		        "the snapshot records them (tapwork snapshots --json)\n",
+		        (unsigned long long)in.damaged_total);
 done:
 	free(tags);
 	return rc;

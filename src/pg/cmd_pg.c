@@ -17,6 +17,7 @@
 #include "pg/keycache.h"
 #include "pg/pitr.h"
 #include "pg/wal.h"
+#include "pg/walhdr.h"
 
 static void usage(FILE *out)
 {
@@ -152,6 +153,25 @@ static int archive_push(int argc, char **argv)
 		tw_bcli_fail("pg archive-push", &e);
 		return TW_EXIT_ERROR;
 	}
+	/* a segment names its database system and WAL format in its first page */
+	enum tw_pgwal_kind kind = tw_pgwal_classify(wal, strlen(wal));
+	struct tw_pgwalhdr h;
+	int segment = kind == TW_PGWAL_SEGMENT || kind == TW_PGWAL_PARTIAL, err = 0;
+	if (segment && tw_pgwalhdr_parse(data, n, &h, &e) != 0)
+		err = tw_err_wrap(&e, "%s is not a WAL segment", path);
+	else if (segment && h.sysid != sysid)
+		err = tw_err_set(&e, TW_EINVAL,
+		                 "WAL %s is from database system %llu, but the data directory %s "
+		                 "is database system %llu (global/pg_control): run archive-push in "
+		                 "the data directory of the cluster that wrote it (--pg-data); not "
+		                 "archived",
+		                 wal, (unsigned long long)h.sysid, pgdata, (unsigned long long)sysid);
+	if (err != 0) {
+		if (data != NULL)
+			munmap(data, n);
+		tw_bcli_fail("pg archive-push", &e);
+		return TW_EXIT_ERROR;
+	}
 	struct tw_repo *r;
 	int rc = tw_pgkc_open(&o, "pg archive-push", &r);
 	if (rc != 0) {
@@ -159,9 +179,16 @@ static int archive_push(int argc, char **argv)
 			munmap(data, n);
 		return rc;
 	}
-	int existed = 0;
+	int existed = 0, created = 0;
 	static const uint8_t empty[1];
-	int err = tw_pgarch_push(r, sysid, wal, data ? data : empty, n, &existed, &e);
+	if (segment) {
+		struct tw_pgreg want = {.sysid = sysid, .magic = h.magic, .seg_size = h.seg_size}, got;
+		err = tw_pgarch_register(r, &want, 1, &got, &created, &e);
+		if (err == 0)
+			err = tw_pgreg_check(&got, &h, wal, &e);
+	}
+	if (err == 0)
+		err = tw_pgarch_push(r, sysid, wal, data ? data : empty, n, &existed, &e);
 	if (data != NULL)
 		munmap(data, n);
 	tw_repo_close(r);

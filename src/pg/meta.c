@@ -25,9 +25,111 @@ int tw_pgmeta_encode(const struct tw_pgmeta *m, char **out)
 	    "tablespace_map", m->tablespace_map ? m->tablespace_map : "");
 	if (o == NULL)
 		return TW_ENOMEM;
+	if (m->data_checksums) {
+		json_t *a = json_array();
+		for (size_t i = 0; a != NULL && i < m->ndamaged; i++)
+			json_array_append_new(a, json_pack("{s:s,s:I}", "file", m->damaged[i].file,
+			                                   "block", (json_int_t)m->damaged[i].block));
+		if (a == NULL || json_object_set_new(o, "data_checksums", json_true()) != 0 ||
+		    json_object_set_new(o, "damaged_pages_total",
+		                        json_integer((json_int_t)m->damaged_total)) != 0 ||
+		    json_object_set_new(o, "damaged_pages", a) != 0) {
+			json_decref(o);
+			return TW_ENOMEM;
+		}
+	}
+	if (m->nts > 0) {
+		json_t *a = json_array();
+		for (size_t i = 0; a != NULL && i < m->nts; i++)
+			json_array_append_new(a, json_pack("{s:I,s:s,s:s}", "oid",
+			                                   (json_int_t)m->ts[i].oid, "name",
+			                                   m->ts[i].name, "path", m->ts[i].path));
+		if (a == NULL || json_object_set_new(o, "tablespaces", a) != 0) {
+			json_decref(o);
+			return TW_ENOMEM;
+		}
+	}
 	*out = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	return *out ? 0 : TW_ENOMEM;
+}
+
+int tw_pgmeta_add_damaged(struct tw_pgmeta *m, const char *file, uint32_t block)
+{
+	m->damaged_total++;
+	if (m->ndamaged >= TW_PGMETA_DAMAGED_MAX)
+		return 0;
+	if (m->damaged == NULL &&
+	    (m->damaged = calloc(TW_PGMETA_DAMAGED_MAX, sizeof *m->damaged)) == NULL)
+		return TW_ENOMEM;
+	if ((m->damaged[m->ndamaged].file = strdup(file)) == NULL)
+		return TW_ENOMEM;
+	m->damaged[m->ndamaged++].block = block;
+	return 0;
+}
+
+int tw_pgmeta_add_ts(struct tw_pgmeta *m, uint32_t oid, const char *name, const char *path)
+{
+	if (m->nts >= TW_PGMETA_TS_MAX)
+		return TW_ELIMIT;
+	if (m->ts == NULL && (m->ts = calloc(TW_PGMETA_TS_MAX, sizeof *m->ts)) == NULL)
+		return TW_ENOMEM;
+	struct tw_pgmeta_ts *t = &m->ts[m->nts];
+	t->oid = oid;
+	t->name = strdup(name);
+	t->path = strdup(path);
+	m->nts++; /* counted even half-made: clear frees what is there */
+	return t->name && t->path ? 0 : TW_ENOMEM;
+}
+
+static int decode_ts(json_t *o, struct tw_pgmeta *m)
+{
+	json_t *a = json_object_get(o, "tablespaces");
+	if (a == NULL)
+		return 0;
+	if (!json_is_array(a) || json_array_size(a) > TW_PGMETA_TS_MAX)
+		return TW_ECORRUPT;
+	for (size_t i = 0; i < json_array_size(a); i++) {
+		json_int_t oid;
+		const char *name, *path;
+		if (json_unpack(json_array_get(a, i), "{s:I,s:s,s:s}", "oid", &oid, "name", &name,
+		                "path", &path) != 0 ||
+		    oid <= 0 || oid > UINT32_MAX || path[0] != '/' || name[0] == '\0')
+			return TW_ECORRUPT;
+		for (size_t k = 0; k < m->nts; k++)
+			if (m->ts[k].oid == (uint32_t)oid)
+				return TW_ECORRUPT;
+		int rc = tw_pgmeta_add_ts(m, (uint32_t)oid, name, path);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* The optional checksum members; TW_ECORRUPT when present but malformed. */
+static int decode_damaged(json_t *o, struct tw_pgmeta *m)
+{
+	json_t *dc = json_object_get(o, "data_checksums");
+	if (dc == NULL)
+		return 0;
+	json_t *tot = json_object_get(o, "damaged_pages_total"),
+	       *a = json_object_get(o, "damaged_pages");
+	if (!json_is_true(dc) || !json_is_integer(tot) || json_integer_value(tot) < 0 ||
+	    !json_is_array(a) || json_array_size(a) > TW_PGMETA_DAMAGED_MAX ||
+	    (json_int_t)json_array_size(a) > json_integer_value(tot))
+		return TW_ECORRUPT;
+	m->data_checksums = 1;
+	for (size_t i = 0; i < json_array_size(a); i++) {
+		const char *f;
+		json_int_t b;
+		if (json_unpack(json_array_get(a, i), "{s:s,s:I}", "file", &f, "block", &b) != 0 ||
+		    b < 0 || b > UINT32_MAX)
+			return TW_ECORRUPT;
+		if (tw_pgmeta_add_damaged(m, f, (uint32_t)b) != 0)
+			return TW_ENOMEM;
+	}
+	m->damaged_total = (uint64_t)json_integer_value(tot);
+	return 0;
 }
 
 int tw_pgmeta_decode(const char *txt, struct tw_pgmeta *m, struct tw_err *e)
@@ -64,6 +166,10 @@ int tw_pgmeta_decode(const char *txt, struct tw_pgmeta *m, struct tw_err *e)
 	m->backup_label = strdup(bl);
 	m->tablespace_map = strdup(tm);
 	rc = m->pgdata && m->backup_label && m->tablespace_map ? 0 : TW_ENOMEM;
+	if (rc == 0 && (rc = decode_damaged(o, m)) != 0)
+		goto done;
+	if (rc == 0 && (rc = decode_ts(o, m)) != 0)
+		goto done;
 done:
 	json_decref(o);
 	if (rc != 0) {
@@ -78,5 +184,13 @@ void tw_pgmeta_clear(struct tw_pgmeta *m)
 	free(m->pgdata);
 	free(m->backup_label);
 	free(m->tablespace_map);
+	for (size_t i = 0; i < m->ndamaged; i++)
+		free(m->damaged[i].file);
+	free(m->damaged);
+	for (size_t i = 0; i < m->nts; i++) {
+		free(m->ts[i].name);
+		free(m->ts[i].path);
+	}
+	free(m->ts);
 	memset(m, 0, sizeof *m);
 }

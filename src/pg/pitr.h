@@ -41,6 +41,8 @@ struct tw_pitr_backup_info {
 	char start_lsn[24], stop_lsn[24];
 	char start_wal[25], stop_wal[25];
 	uint32_t tli;
+	int data_checksums;      /* the cluster has page checksums (verified) */
+	uint64_t damaged_total;  /* pages whose checksum failed twice */
 };
 
 /* Back up q->pgdata into r (opened, shared lock held, index loaded): connect,
@@ -55,6 +57,12 @@ int tw_pitr_backup_run(struct tw_repo *r, const struct tw_pitr_backup_req *q,
  * history files stay). With dry_run, only count. Exclusive lock held. */
 int tw_pitr_prune_wal(struct tw_repo *r, int dry_run, uint64_t *files, uint64_t *bytes,
                       struct tw_err *e);
+/* The same, as if the snapshots forget[0..nforget) (ids) were gone already
+ * (forget --dry-run --prune), calling each(arg, object name, size) for
+ * every WAL object deleted (or, with dry_run, that would be), in name order. */
+int tw_pitr_prune_wal_ex(struct tw_repo *r, int dry_run, char *const *forget, size_t nforget,
+                         void (*each)(void *arg, const char *name, uint64_t size), void *arg,
+                         uint64_t *files, uint64_t *bytes, struct tw_err *e);
 
 /* Recovery target time "YYYY-MM-DD[ T]HH:MM:SS[.frac][Z|+HH[:MM]|-HH[:MM]]"
  * (no zone: local time) to nanoseconds since the epoch. 0 or TW_EINVAL. */

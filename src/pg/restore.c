@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +29,8 @@ static void usage(FILE *out)
 	fprintf(
 	    out,
 	    "usage: tapwork restore -r REPO [SNAPSHOT] --pg-data DIR [TARGET] [options]\n\n"
-	    "Restore a physical PostgreSQL snapshot into DIR (missing or empty) and set up\n"
+	    "Restore a physical PostgreSQL snapshot into DIR (missing or empty; --force\n"
+	    "replaces what is in it) and set up\n"
 	    "recovery: PostgreSQL, started on DIR, fetches WAL from the repository with\n"
 	    "`tapwork pg archive-get` and replays it to the target. Without SNAPSHOT the\n"
 	    "newest snapshot that ended before the target is used.\n\n"
@@ -43,6 +46,11 @@ static void usage(FILE *out)
 	    "  --pg-target-action A     pause (PostgreSQL's default), promote or shutdown\n"
 	    "  --pg-target-timeline TL  latest (default), current or a number\n"
 	    "  --pg-target-exclusive    stop just before the target (time, lsn, xid)\n"
+	    "  --pg-tablespace T=DIR    restore tablespace T (its name or OID) into DIR instead\n"
+	    "                           of where it was (repeatable; DIR missing or empty)\n"
+	    "  --force                  DIR may hold files (an old data directory): they are\n"
+	    "                           replaced once the restore is complete (never while a\n"
+	    "                           PostgreSQL runs on DIR)\n"
 	    "  --pg-password-file FILE  password file restore_command passes to archive-get\n"
 	    "                           (default: --password-file or $TAPWORK_PASSWORD_FILE;\n"
 	    "                           the server's user must be able to read it)\n"
@@ -54,7 +62,9 @@ enum tkind { T_NONE, T_TIME, T_LSN, T_XID, T_NAME, T_IMMEDIATE };
 struct ropts {
 	const char *spec, *pgdata, *value, *action, *timeline, *pwfile;
 	enum tkind kind;
-	int exclusive, ntargets, threads;
+	int exclusive, ntargets, threads, force;
+	const char *tsarg[TW_PGMETA_TS_MAX]; /* --pg-tablespace OID_OR_NAME=DIR */
+	int ntsarg;
 	int64_t time_ns;
 	uint64_t lsn, xid;
 	uint32_t tl; /* numeric timeline; 0 = latest/current */
@@ -99,6 +109,16 @@ static int parse_args(int argc, char **argv, struct tw_bopts *o, struct ropts *r
 			ro->pwfile = argv[++i];
 		else if (strcmp(a, "--pg-target-exclusive") == 0)
 			ro->exclusive = 1;
+		else if (strcmp(a, "--force") == 0)
+			ro->force = 1;
+		else if (strcmp(a, "--pg-tablespace") == 0 && v != NULL) {
+			if (ro->ntsarg == TW_PGMETA_TS_MAX || strchr(v, '=') == NULL ||
+			    strchr(v, '=') == v || strchr(v, '=')[1] == '\0') {
+				fprintf(stderr, "tapwork restore: --pg-tablespace takes OID_OR_NAME=DIR\n");
+				return -1;
+			}
+			ro->tsarg[ro->ntsarg++] = argv[++i];
+		}
 		else if (strcmp(a, "--threads") == 0 && v != NULL) {
 			unsigned long n;
 			if (tw_bcli_uint(argv[++i], 64, &n) != 0)
@@ -211,22 +231,116 @@ static int pick(const struct ropts *ro, struct tw_snapshot **v, size_t n, struct
 	                  "can recover to it");
 }
 
-/* DIR must be missing or an empty directory. */
-static int check_empty(const char *dir, int *exists, struct tw_err *e)
+/* What is in DIR: missing (*state 0), empty (1) or not (2). A non-empty DIR
+ * is refused unless force; a DIR a running postmaster uses always is. */
+static int inspect_target(const char *dir, int force, int *state, struct tw_err *e)
 {
 	DIR *d = opendir(dir);
-	*exists = d != NULL;
+	*state = 0;
 	if (d == NULL)
 		return errno == ENOENT ? 0 : tw_err_set(e, TW_EIO, "%s: %s", dir, strerror(errno));
 	struct dirent *de;
-	int rc = 0;
-	while ((de = readdir(d)) != NULL)
-		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
-			rc = tw_err_set(e, TW_EEXIST, "%s is not empty", dir);
-			break;
-		}
+	size_t n = 0;
+	int pgver = 0, pid = 0;
+	char first[64] = "";
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (n++ == 0)
+			snprintf(first, sizeof first, "%s", de->d_name);
+		pgver |= strcmp(de->d_name, "PG_VERSION") == 0;
+		pid |= strcmp(de->d_name, "postmaster.pid") == 0;
+	}
 	closedir(d);
+	*state = n ? 2 : 1;
+	if (n == 0)
+		return 0;
+	if (pid) { /* a server may be running on it: never replace that */
+		char path[PATH_MAX], line[32] = "";
+		snprintf(path, sizeof path, "%s/postmaster.pid", dir);
+		FILE *f = fopen(path, "re");
+		long p = 0;
+		if (f != NULL) {
+			if (fgets(line, sizeof line, f) != NULL)
+				p = strtol(line, NULL, 10);
+			fclose(f);
+		}
+		if (p > 0 && (kill((pid_t)p, 0) == 0 || errno == EPERM))
+			return tw_err_set(e, TW_EEXIST,
+			                  "%s is the data directory of a running PostgreSQL (postmaster "
+			                  "pid %ld): stop it first; nothing restored",
+			                  dir, p);
+	}
+	if (force)
+		return 0;
+	if (pgver)
+		return tw_err_set(e, TW_EEXIST,
+		                  "%s is not empty: it holds a PostgreSQL data directory (PG_VERSION, "
+		                  "%zu entries): pass --force to replace it (its contents are "
+		                  "removed once the restore is complete), or restore elsewhere",
+		                  dir, n);
+	return tw_err_set(e, TW_EEXIST,
+	                  "%s is not empty (%zu entries, e.g. %s): pass --force to replace its "
+	                  "contents, or restore elsewhere",
+	                  dir, n, first);
+}
+
+/* fsync every file and directory below path (not following symlinks). */
+static int fsync_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)ftw;
+	if (flag == FTW_SL || (!S_ISREG(sb->st_mode) && !S_ISDIR(sb->st_mode)))
+		return 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd == -1)
+		return -1;
+	int rc = fsync(fd);
+	close(fd);
 	return rc;
+}
+
+static int fsync_tree(const char *path, struct tw_err *e)
+{
+	if (nftw(path, fsync_one, 32, FTW_PHYS) != 0)
+		return tw_err_set(e, TW_EIO, "fsync below %s: %s", path, strerror(errno));
+	return 0;
+}
+
+static int fsync_dir_of(const char *path)
+{
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof dir, "%s", path);
+	char *sl = strrchr(dir, '/');
+	if (sl == dir)
+		sl[1] = '\0';
+	else if (sl != NULL)
+		*sl = '\0';
+	else
+		snprintf(dir, sizeof dir, ".");
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd == -1)
+		return -1;
+	int rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+static int remove_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+/* Leaves out global/pg_control in the main restore (written last). */
+struct pgctl_skip {
+	char rel[PATH_MAX];
+};
+
+static int skip_pg_control(void *arg, const char *rel)
+{
+	return strcmp(rel, ((struct pgctl_skip *)arg)->rel) == 0;
 }
 
 static int write_file(const char *dir, const char *name, const char *txt, int append,
@@ -362,14 +476,14 @@ static int latest_fits(struct tw_repo *r, const struct tw_pgmeta *m, uint32_t *l
 
 static int setup_recovery(struct tw_repo *r, const struct tw_bopts *o, const struct ropts *ro,
                           const char *dir, const struct tw_snapshot *s, const struct tw_pgmeta *m,
-                          struct tw_err *e)
+                          const char *tsmap, struct tw_err *e)
 {
 	struct stat owner;
 	if (stat(dir, &owner) == -1)
 		return tw_err_set(e, TW_EIO, "%s: %s", dir, strerror(errno));
 	int rc = write_file(dir, "backup_label", m->backup_label, 0, &owner, e);
-	if (rc == 0 && m->tablespace_map[0] != '\0')
-		rc = write_file(dir, "tablespace_map", m->tablespace_map, 0, &owner, e);
+	if (rc == 0 && tsmap[0] != '\0')
+		rc = write_file(dir, "tablespace_map", tsmap, 0, &owner, e);
 	if (rc == 0)
 		rc = write_file(dir, "recovery.signal", "", 0, &owner, e);
 	if (rc != 0)
@@ -417,6 +531,91 @@ static int setup_recovery(struct tw_repo *r, const struct tw_bopts *o, const str
 	return write_file(dir, "postgresql.auto.conf", conf, 1, &owner, e);
 }
 
+static const char *last_component(const char *p)
+{
+	const char *s = strrchr(p, '/');
+	return s && s[1] ? s + 1 : "root";
+}
+
+/* Where each tablespace of m goes: --pg-tablespace or where it was. Each
+ * target must be missing or empty (never replaced, even with --force: it
+ * may be a running cluster's). dest[i] malloc'd. */
+static int ts_targets(const struct ropts *ro, const struct tw_pgmeta *m, char **dest,
+                      struct tw_err *e)
+{
+	for (int k = 0; k < ro->ntsarg; k++) {
+		const char *a = ro->tsarg[k], *eq = strchr(a, '=');
+		size_t i = 0;
+		for (; i < m->nts; i++) {
+			char oid[16];
+			snprintf(oid, sizeof oid, "%u", (unsigned)m->ts[i].oid);
+			if ((strlen(oid) == (size_t)(eq - a) && memcmp(oid, a, (size_t)(eq - a)) == 0) ||
+			    (strlen(m->ts[i].name) == (size_t)(eq - a) &&
+			     memcmp(m->ts[i].name, a, (size_t)(eq - a)) == 0))
+				break;
+		}
+		if (i == m->nts)
+			return tw_err_set(e, TW_EINVAL,
+			                  "--pg-tablespace %s: the snapshot has no tablespace %.*s "
+			                  "(it has %zu)",
+			                  a, (int)(eq - a), a, m->nts);
+		char *d = eq[1] == '/' ? strdup(eq + 1) : NULL;
+		if (eq[1] != '/') {
+			char cwd[PATH_MAX];
+			if (getcwd(cwd, sizeof cwd) == NULL)
+				return tw_err_set(e, TW_EIO, "getcwd: %s", strerror(errno));
+			size_t l = strlen(cwd) + strlen(eq + 1) + 2;
+			if ((d = malloc(l)) != NULL)
+				snprintf(d, l, "%s/%s", cwd, eq + 1);
+		}
+		if (d == NULL)
+			return tw_err_set(e, TW_ENOMEM, "out of memory");
+		free(dest[i]);
+		dest[i] = d;
+	}
+	for (size_t i = 0; i < m->nts; i++) {
+		if (dest[i] == NULL && (dest[i] = strdup(m->ts[i].path)) == NULL)
+			return tw_err_set(e, TW_ENOMEM, "out of memory");
+		if (strchr(dest[i], '\n') != NULL || strchr(dest[i], '\r') != NULL)
+			return tw_err_set(e, TW_EINVAL, "tablespace directory with a newline");
+		int state;
+		struct tw_err te = {0};
+		if (inspect_target(dest[i], 0, &state, &te) != 0)
+			return tw_err_set(e, TW_EEXIST,
+			                  "tablespace %s (OID %u) would be restored into %s, which is "
+			                  "not empty: give it another directory with --pg-tablespace "
+			                  "%s=DIR",
+			                  m->ts[i].name, (unsigned)m->ts[i].oid, dest[i], m->ts[i].name);
+		for (size_t k = 0; k < i; k++)
+			if (strcmp(dest[k], dest[i]) == 0)
+				return tw_err_set(e, TW_EINVAL, "two tablespaces into %s", dest[i]);
+	}
+	return 0;
+}
+
+/* tablespace_map for the restored cluster: "OID DIR" lines, with '\' escaped
+ * as PostgreSQL writes it (recovery re-creates pg_tblspc/OID from it). */
+static char *ts_map_text(const struct tw_pgmeta *m, char *const *dest)
+{
+	size_t cap = 1;
+	for (size_t i = 0; i < m->nts; i++)
+		cap += 16 + 2 * strlen(dest[i]);
+	char *t = malloc(cap), *p = t;
+	if (t == NULL)
+		return NULL;
+	for (size_t i = 0; i < m->nts; i++) {
+		p += snprintf(p, cap - (size_t)(p - t), "%u ", (unsigned)m->ts[i].oid);
+		for (const char *c = dest[i]; *c; c++) {
+			if (*c == '\\')
+				*p++ = '\\';
+			*p++ = *c;
+		}
+		*p++ = '\n';
+	}
+	*p = '\0';
+	return t;
+}
+
 int tw_pitr_restore_cmd(int argc, char **argv)
 {
 	if (tw_cli_wants_help(argc, argv)) {
@@ -436,39 +635,127 @@ int tw_pitr_restore_cmd(int argc, char **argv)
 	size_t n = 0;
 	struct tw_pgmeta m = {0};
 	char stage[PATH_MAX] = "", from[PATH_MAX];
+	char *tsdest[TW_PGMETA_TS_MAX] = {0}, *tsmap = NULL;
+	char tsstage[TW_PGMETA_TS_MAX][PATH_MAX];
+	size_t tsstaged = 0;
 	double t0 = tw_progress_now();
-	int exists = 0, err = tw_repo_load_index(r, &e);
+	int state = 0, err = tw_repo_load_index(r, &e);
 	if (err == 0)
 		err = tw_repo_list_snapshots(r, &v, &n, &e);
 	if (err == 0)
 		err = pick(&ro, v, n, &s, &m, &e);
 	if (err == 0)
-		err = check_empty(ro.pgdata, &exists, &e);
+		err = inspect_target(ro.pgdata, ro.force, &state, &e);
+	if (err == 0)
+		err = ts_targets(&ro, &m, tsdest, &e);
+	if (err == 0 && m.nts > 0 && (tsmap = ts_map_text(&m, tsdest)) == NULL)
+		err = tw_err_set(&e, TW_ENOMEM, "out of memory");
 	if (err != 0)
 		goto fail;
-	/* restore beside DIR, then move the data directory into place */
+	/* Restore beside DIR, everything but global/pg_control; add the
+	 * recovery files; fsync it all; then pg_control; then move the data
+	 * directory into place in one rename. An interrupted restore leaves DIR
+	 * as it was, and its staging copy has no pg_control: nothing startable. */
 	snprintf(stage, sizeof stage, "%s.tapwork-restore-%ld", ro.pgdata, (long)getpid());
-	const char *base = strrchr(m.pgdata, '/');
-	base = base && base[1] ? base + 1 : "root";
+	const char *base = last_component(m.pgdata);
 	snprintf(from, sizeof from, "%s/%s", stage, base);
-	struct tw_restore_opts rso = {.target = stage, .threads = ro.threads};
-	struct tw_restore_stats st = {0};
+	struct pgctl_skip sk;
+	snprintf(sk.rel, sizeof sk.rel, "%s/global/pg_control", base);
+	struct tw_restore_opts rso = {.target = stage,
+	                              .include = base,
+	                              .threads = ro.threads,
+	                              .skip = skip_pg_control,
+	                              .skip_arg = &sk};
+	struct tw_restore_stats st = {0}, st2 = {0};
 	struct tw_progress pg;
 	rso.progress = &pg;
 	tw_progress_start(&pg, "restore", o.json, o.quiet);
 	err = tw_restore_run(r, s, &rso, &st, &e);
 	tw_progress_stop(&pg);
+	/* each tablespace beside its target directory, then pg_tblspc/OID -> it */
+	for (size_t i = 0; err == 0 && i < m.nts; i++) {
+		snprintf(tsstage[i], sizeof tsstage[i], "%s.tapwork-restore-%ld", tsdest[i],
+		         (long)getpid());
+		tsstaged = i + 1;
+		struct tw_progress tp;
+		struct tw_restore_stats ts = {0};
+		struct tw_restore_opts to = {.target = tsstage[i],
+		                             .include = last_component(m.ts[i].path),
+		                             .threads = ro.threads,
+		                             .progress = &tp};
+		tw_progress_start(&tp, "restore", 0, 1);
+		err = tw_restore_run(r, s, &to, &ts, &e);
+		tw_progress_stop(&tp);
+		st.files += ts.files;
+		st.bytes += ts.bytes;
+		char link[PATH_MAX + 32];
+		snprintf(link, sizeof link, "%s/pg_tblspc/%u", from, (unsigned)m.ts[i].oid);
+		struct stat own;
+		if (err == 0 && ((unlink(link) == -1 && errno != ENOENT) ||
+		                 symlink(tsdest[i], link) == -1 || lstat(from, &own) == -1 ||
+		                 (geteuid() == 0 && lchown(link, own.st_uid, own.st_gid) == -1)))
+			err = tw_err_set(&e, TW_EIO, "%s: %s", link, strerror(errno));
+		if (err == 0)
+			err = fsync_tree(tsstage[i], &e);
+	}
+	if (err == 0)
+		err = setup_recovery(r, &o, &ro, from, s, &m, tsmap ? tsmap : "", &e);
+	if (err == 0)
+		err = fsync_tree(from, &e);
 	if (err != 0)
 		goto fail;
-	if ((exists && rmdir(ro.pgdata) == -1) || rename(from, ro.pgdata) == -1) {
+	struct tw_progress quiet;
+	struct tw_restore_opts last = {
+	    .target = stage, .include = sk.rel, .threads = 1, .progress = &quiet};
+	tw_progress_start(&quiet, "restore", 0, 1);
+	err = tw_restore_run(r, s, &last, &st2, &e);
+	tw_progress_stop(&quiet);
+	if (err != 0)
+		goto fail;
+	char ctl[PATH_MAX + 32];
+	snprintf(ctl, sizeof ctl, "%s/global/pg_control", from);
+	int cfd = open(ctl, O_RDONLY | O_CLOEXEC);
+	if (cfd == -1 || fsync(cfd) != 0 || fsync_dir_of(ctl) != 0) {
+		err = tw_err_set(&e, TW_EIO, "%s: %s", ctl, strerror(errno));
+		if (cfd != -1)
+			close(cfd);
+		goto fail;
+	}
+	close(cfd);
+	st.files += st2.files;
+	st.bytes += st2.bytes;
+	/* the tablespaces into place, then the data directory (which commits) */
+	for (size_t i = 0; i < m.nts; i++) {
+		char src[PATH_MAX * 2];
+		snprintf(src, sizeof src, "%s/%s", tsstage[i], last_component(m.ts[i].path));
+		if ((rmdir(tsdest[i]) == -1 && errno != ENOENT) || rename(src, tsdest[i]) == -1) {
+			err = tw_err_set(&e, TW_EIO, "moving %s to %s: %s", src, tsdest[i],
+			                 strerror(errno));
+			goto fail;
+		}
+		fsync_dir_of(tsdest[i]);
+		rmdir(tsstage[i]);
+	}
+	tsstaged = 0;
+	if (state == 2) {
+		/* --force: swap the old contents out in one step, then remove them */
+		if (renameat2(AT_FDCWD, from, AT_FDCWD, ro.pgdata, RENAME_EXCHANGE) == -1) {
+			err = tw_err_set(&e, TW_EIO, "exchanging %s and %s: %s", from, ro.pgdata,
+			                 strerror(errno));
+			goto fail;
+		}
+		fsync_dir_of(ro.pgdata);
+		if (nftw(from, remove_one, 32, FTW_DEPTH | FTW_PHYS) != 0)
+			fprintf(stderr, "tapwork restore: warning: removing the old contents (%s): %s\n",
+			        from, strerror(errno));
+	} else if ((state == 1 && rmdir(ro.pgdata) == -1) || rename(from, ro.pgdata) == -1) {
 		err =
 		    tw_err_set(&e, TW_EIO, "moving %s to %s: %s", from, ro.pgdata, strerror(errno));
 		goto fail;
 	}
+	fsync_dir_of(ro.pgdata);
 	rmdir(stage);
 	stage[0] = '\0';
-	if ((err = setup_recovery(r, &o, &ro, ro.pgdata, s, &m, &e)) != 0)
-		goto fail;
 	char sl[24];
 	tw_pgwal_lsn_str(m.stop_lsn, sl, sizeof sl);
 	if (o.json)
@@ -484,6 +771,9 @@ int tw_pitr_restore_cmd(int argc, char **argv)
 		    s->id, sl, m.tli, ro.pgdata, (unsigned long long)st.files, st.bytes / 1048576.0,
 		    tw_progress_now() - t0, ro.pgdata, ro.kind != T_NONE ? " to the target " : "",
 		    ro.kind != T_NONE ? ro.value : "");
+	for (size_t i = 0; i < TW_PGMETA_TS_MAX; i++)
+		free(tsdest[i]);
+	free(tsmap);
 	tw_pgmeta_clear(&m);
 	tw_repo_free_snapshots(v, n);
 	tw_repo_close(r);
@@ -492,6 +782,12 @@ fail:
 	tw_bcli_fail("restore", &e);
 	if (stage[0] != '\0')
 		fprintf(stderr, "tapwork restore: the partial restore is left in %s\n", stage);
+	for (size_t i = 0; i < tsstaged; i++)
+		fprintf(stderr, "tapwork restore: the partial restore of tablespace %s is left in %s\n",
+		        m.ts[i].name, tsstage[i]);
+	for (size_t i = 0; i < TW_PGMETA_TS_MAX; i++)
+		free(tsdest[i]);
+	free(tsmap);
 	tw_pgmeta_clear(&m);
 	tw_repo_free_snapshots(v, n);
 	tw_repo_close(r);

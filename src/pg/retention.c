@@ -71,6 +71,23 @@ static int consider(void *arg, const char *name, uint64_t size)
 int tw_pitr_prune_wal(struct tw_repo *r, int dry_run, uint64_t *files, uint64_t *bytes,
                       struct tw_err *e)
 {
+	return tw_pitr_prune_wal_ex(r, dry_run, NULL, 0, NULL, NULL, files, bytes, e);
+}
+
+struct named {
+	char *name;
+	uint64_t size;
+};
+
+static int named_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct named *)a)->name, ((const struct named *)b)->name);
+}
+
+int tw_pitr_prune_wal_ex(struct tw_repo *r, int dry_run, char *const *forget, size_t nforget,
+                         void (*each)(void *arg, const char *name, uint64_t size), void *arg,
+                         uint64_t *files, uint64_t *bytes, struct tw_err *e)
+{
 	struct tw_snapshot **v = NULL;
 	size_t n = 0;
 	struct pctx c = {0};
@@ -85,7 +102,10 @@ int tw_pitr_prune_wal(struct tw_repo *r, int dry_run, uint64_t *files, uint64_t 
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct tw_pgmeta m;
-		if (v[i]->pg == NULL)
+		size_t f = 0;
+		while (f < nforget && strcmp(forget[f], v[i]->id) != 0)
+			f++;
+		if (v[i]->pg == NULL || f < nforget) /* not kept */
 			continue;
 		if ((rc = tw_pgmeta_decode(v[i]->pg, &m, e)) != 0) {
 			/* unsure what it needs: delete no WAL at all */
@@ -110,12 +130,22 @@ int tw_pitr_prune_wal(struct tw_repo *r, int dry_run, uint64_t *files, uint64_t 
 	rc = tw_storage_list(r->st, TW_ST_WAL, consider, &c, e);
 	if (rc == 0 && c.oom)
 		rc = tw_err_set(e, TW_ENOMEM, "out of memory");
+	struct named *sorted = rc == 0 && c.ndel ? calloc(c.ndel, sizeof *sorted) : NULL;
+	if (rc == 0 && c.ndel && sorted == NULL)
+		rc = tw_err_set(e, TW_ENOMEM, "out of memory");
+	for (size_t i = 0; rc == 0 && i < c.ndel; i++)
+		sorted[i] = (struct named){c.del[i], c.sizes[i]};
+	if (sorted != NULL)
+		qsort(sorted, c.ndel, sizeof *sorted, named_cmp);
 	for (size_t i = 0; rc == 0 && i < c.ndel; i++) {
-		if (!dry_run && (rc = tw_storage_del(r->st, TW_ST_WAL, c.del[i], e)) != 0)
+		if (!dry_run && (rc = tw_storage_del(r->st, TW_ST_WAL, sorted[i].name, e)) != 0)
 			break;
+		if (each != NULL)
+			each(arg, sorted[i].name, sorted[i].size);
 		(*files)++;
-		*bytes += c.sizes[i];
+		*bytes += sorted[i].size;
 	}
+	free(sorted);
 done:
 	for (size_t i = 0; i < c.ndel; i++)
 		free(c.del[i]);

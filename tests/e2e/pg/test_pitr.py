@@ -261,15 +261,21 @@ def test_promotion_then_timeline_latest(site, history):
 def test_archive_push_twice_and_get_missing(site, history):
     tmp = pgutil.make_tmp()
     try:
+        # a real segment of this cluster (archive-push reads its page header)
+        last = site.pg.psql("postgres", "SELECT last_archived_wal FROM pg_stat_archiver"
+                            ).stdout.strip()
+        got = os.path.join(tmp, "last")
+        site.tw("pg", "archive-get", "--pg-data", site.pg.dir, last, got, check=0)
+        with open(got, "rb") as f:
+            data = f.read()
         seg = os.path.join(tmp, "00000009000000000000000A")
-        data = os.urandom(1 << 20)
         with open(seg, "wb") as f:
             f.write(data)
         args = ("pg", "archive-push", "--pg-data", site.pg.dir, seg)
         site.tw(*args, check=0)
         site.tw(*args, check=0)  # the same content again: fine
         with open(seg, "wb") as f:
-            f.write(b"other" + data[5:])
+            f.write(data[:8192] + b"other" + data[8197:])
         r = site.tw(*args, check=1)
         assert "different content" in r.err
         dest = os.path.join(tmp, "got")
@@ -357,8 +363,13 @@ def test_forget_and_prune_keep_the_wal_of_kept_snapshots(site, history):
     newest = pgsnaps[-1]
     wal_dir = os.path.join(site.repo, "wal")
     before = sorted(os.listdir(wal_dir))
+    # --dry-run names the WAL that would go, as if the snapshots were forgotten
+    r = site.tw("forget", "--keep-last", "1", "--prune", "--dry-run", check=0, timeout=300)
+    listed = [l.split()[3] for l in r.out.splitlines() if l.startswith("would delete WAL ")]
+    assert listed and sorted(os.listdir(wal_dir)) == before, r.out[-2000:]
     site.tw("forget", "--keep-last", "1", "--prune", check=0, timeout=300)
     after = sorted(os.listdir(wal_dir))
+    assert sorted(set(before) - set(after)) == listed
     start = newest["pg"]["start_wal"]
     assert len(after) < len(before)
     segs = [n[17:] for n in after if len(n) == 41]
