@@ -42,6 +42,9 @@ enum tw_balance { TW_BAL_ROUND_ROBIN = 0, TW_BAL_LEAST_CONN, TW_BAL_RANDOM_TWO, 
 enum tw_hash_src { TW_HASH_CLIENT_IP = 0, TW_HASH_HEADER, TW_HASH_COOKIE, TW_HASH_URI };
 enum tw_match { TW_MATCH_PREFIX = 0, TW_MATCH_EXACT };
 enum tw_handler { TW_HANDLER_PROXY = 0, TW_HANDLER_WELCOME };
+/* Request bodies are read (up to limits.body_buffer) before an upstream
+ * connection is taken, unless a route turns it off (streaming uploads). */
+enum tw_reqbuf { TW_REQBUF_ON = 0, TW_REQBUF_OFF };
 enum tw_log_format { TW_LOGFMT_COMBINED = 0, TW_LOGFMT_JSON };
 
 struct tw_conf_server {
@@ -91,6 +94,7 @@ struct tw_conf_route {
 	size_t backend;          /* index into tw_config.backends (resolved) */
 	uint64_t max_body;       /* request body cap for this route, 0 = limits.max_body alone
 				  * (set by an Ingress's tapwork.dev/proxy-body-size) */
+	enum tw_reqbuf request_buffering; /* TW_REQBUF_ON (0, the default) | TW_REQBUF_OFF */
 };
 
 /* Per-site TLS mode. AUTO only in tls_mode (= no `tls:` key); tls_effective
@@ -133,11 +137,14 @@ struct tw_conf_limits {
 	unsigned max_headers;    /* default 100 -> 431 */
 	size_t max_uri;          /* default 8 KiB -> 414 */
 	uint64_t max_body;       /* 0 = unlimited -> 413 */
+	size_t body_buffer;      /* body bytes read before an upstream is taken, default 16 KiB */
+	uint64_t min_body_rate;  /* bytes/s a body must average after body_rate_grace, default 500; 0 = off */
 };
 
 struct tw_conf_timeouts {
 	uint64_t client_header_ms; /* default 10000 -> 408 */
 	uint64_t client_body_ms;   /* idle between body reads, default 60000 -> 408 */
+	uint64_t body_rate_grace_ms; /* a body's first part free of min_body_rate, default 20000 */
 	uint64_t keepalive_ms;     /* idle client keep-alive, default 75000 */
 	uint64_t drain_ms;         /* SIGTERM: how long in-flight may finish, default 30000 */
 };

@@ -549,6 +549,7 @@ static const struct cf_enum balance_enum[] = {{"round_robin", TW_BAL_ROUND_ROBIN
 static const struct cf_enum match_enum[] = {
     {"prefix", TW_MATCH_PREFIX}, {"exact", TW_MATCH_EXACT}, {NULL, 0}};
 static const struct cf_enum handler_enum[] = {{"welcome", TW_HANDLER_WELCOME}, {NULL, 0}};
+static const struct cf_enum reqbuf_enum[] = {{"on", TW_REQBUF_ON}, {"off", TW_REQBUF_OFF}, {NULL, 0}};
 static const struct cf_enum level_enum[] = {{"error", TW_LOG_ERROR},
                                             {"warn", TW_LOG_WARN},
                                             {"info", TW_LOG_INFO},
@@ -773,6 +774,15 @@ static const struct cf_field route_fields[] = {
      FLD(R, handler),
      .enums = handler_enum,
      .doc = "A built-in handler instead of a backend: `welcome` (tapwork's welcome page)."},
+    {.name = "request_buffering",
+     .kind = CF_ENUM,
+     FLD(R, request_buffering),
+     .enums = reqbuf_enum,
+     .def = "on",
+     .doc = "`on`: the request body is read (up to `limits.body_buffer`, or whole when "
+            "smaller) before an upstream connection is taken, so slow uploads hold no "
+            "upstream connection. `off`: the upstream is connected as soon as the head "
+            "arrives and the body streams through (uploads that need it live)."},
     END};
 #undef R
 static const struct cf_schema route_schema = {
@@ -890,6 +900,23 @@ static const struct cf_field limits_fields[] = {
      FLD(L, max_body),
      .def = "0",
      .doc = "Request body size; larger is answered 413. 0 = unlimited."},
+    {.name = "body_buffer",
+     .kind = CF_SIZE,
+     FLD(L, body_buffer),
+     .max = 64u << 10,
+     .def = "16KiB",
+     .doc = "With `request_buffering: on`, body bytes held in memory before an upstream "
+            "connection is taken; a larger body streams from there on. Each upload waiting "
+            "for its body holds at most this much (plus its head)."},
+    {.name = "min_body_rate",
+     .kind = CF_SIZE,
+     FLD(L, min_body_rate),
+     .max = 1u << 30,
+     .def = "500",
+     .doc = "Bytes per second a request body must average once `timeouts.body_rate_grace` "
+            "has passed (the allowance grows by one second per this many bytes received, as "
+            "Apache's mod_reqtimeout `MinRate`); a slower client gets 408 and is closed "
+            "(`tapwork_slow_bodies_total`). 0 = no rate, only `timeouts.client_body`."},
     END};
 #undef L
 static const struct cf_schema limits_schema = {
@@ -911,6 +938,12 @@ static const struct cf_field timeouts_fields[] = {
      .max = 86400000,
      .def = "60s",
      .doc = "Longest idle gap between two reads of a request body; then 408."},
+    {.name = "body_rate_grace",
+     .kind = CF_DURATION,
+     FLD(TM, body_rate_grace_ms),
+     .max = 86400000,
+     .def = "20s",
+     .doc = "Time a request body may take before `limits.min_body_rate` applies."},
     {.name = "keepalive",
      .kind = CF_DURATION,
      FLD(TM, keepalive_ms),

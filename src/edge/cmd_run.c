@@ -494,6 +494,10 @@ static int run_edge(const char *path, const char *text)
 	tw_metrics_register("tapwork_router_builds_total",
 			    "Routing tables built (generations whose sites and routes did not change share one).",
 			    TW_METRIC_COUNTER, "", &e->m_router_builds);
+	tw_metrics_register("tapwork_slow_bodies_total",
+			    "Requests answered 408 and closed because their body came too slowly "
+			    "(limits.min_body_rate, timeouts.client_body).",
+			    TW_METRIC_COUNTER, "", &e->m_slow_bodies);
 	struct tw_gen *g;
 	if (tw_gen_build(e, cfg, NULL, &g, &err) != 0) {
 		fprintf(stderr, "tapwork: %s\n", err.msg);

@@ -175,6 +175,7 @@ struct tw_edge {
 	uint32_t m_reload_ok, m_reload_err;
 	uint32_t m_router_builds;  /* tapwork_router_builds_total */
 	uint32_t m_connect_err_total;
+	uint32_t m_slow_bodies;    /* tapwork_slow_bodies_total */
 	struct tw_health *health;
 	struct tw_admin *admin;
 	/* acme_glue.c */
@@ -234,12 +235,14 @@ struct tw_req {
 	uint64_t bytes_out;
 	int client_close; /* the client asked for the connection to close after this request */
 	uint64_t t_start_us;
+	uint64_t body_start_ms; /* tw_clock_ms when the body began (min_body_rate) */
 	struct tw_flow reqbody, respbody;
 	struct tw_req *next_free;
 };
 
 enum tw_conn_state {
 	C_HEAD = 0, /* reading a request head */
+	C_BODY,     /* reading the request body before an upstream is taken (request_buffering) */
 	C_WAIT,     /* waiting for an upstream connection (connecting or queued) */
 	C_PROXY,    /* request/response streaming */
 	C_TUNNEL,   /* after 101: bytes both ways */

@@ -31,7 +31,7 @@
 
 #define LINGER_MS 2000
 
-static const char *state_names[] = {"head", "wait", "proxy", "tunnel", "local", "h2", "closed"};
+static const char *state_names[] = {"head", "body", "wait", "proxy", "tunnel", "local", "h2", "closed"};
 
 static void set_state(struct tw_conn *c, enum tw_conn_state st)
 {
@@ -254,6 +254,8 @@ static void flow_init(struct tw_flow *f, int mode, uint64_t len, uint64_t max_bo
 static void on_client_event(struct tw_loop *loop, struct tw_io *io, uint32_t ev);
 static void on_conn_timer(struct tw_loop *loop, struct tw_timer *t);
 static void choose_and_connect(struct tw_conn *c);
+static void start_body(struct tw_conn *c);
+static void body_timer(struct tw_conn *c);
 
 #define REQ_MAP_SIZE (((sizeof(struct tw_req) + 4095) / 4096) * 4096)
 #define REQ_FREE_MAX 1024
@@ -725,7 +727,114 @@ static void dispatch(struct tw_conn *c)
 	}
 	tw_iobuf_consume(c->in, (uint32_t)r->p.head_len);
 	/* The message struct is reused for the response head from here on. */
-	choose_and_connect(c);
+	r->body_start_ms = tw_clock_ms();
+	if (!r->reqbody.done && !r->want_upgrade && r->route->request_buffering == TW_REQBUF_ON &&
+	    cfg->limits.body_buffer > 0)
+		start_body(c);
+	else
+		choose_and_connect(c);
+}
+
+/* ---------- request buffering (C_BODY) ----------
+ * The body is read into c->in before an upstream connection is taken: the
+ * whole body when it is at most limits.body_buffer, else that much, after
+ * which the request goes up and the rest streams. A client that trickles its
+ * body therefore holds a buffer (the pages its bytes touched), never an
+ * upstream connection. limits.min_body_rate bounds how long it may trickle. */
+
+static void start_body(struct tw_conn *c)
+{
+	set_state(c, C_BODY);
+	body_timer(c);
+}
+
+/* The body's timer: the idle gap (timeouts.client_body), or sooner the
+ * moment its average rate would fall below limits.min_body_rate: grace plus
+ * one second per min_body_rate bytes received so far. */
+static void body_timer(struct tw_conn *c)
+{
+	struct tw_req *r = c->req;
+	const struct tw_config *cfg = r->gen->cfg;
+	uint64_t ms = cfg->timeouts.client_body_ms;
+	if (cfg->limits.min_body_rate) {
+		uint64_t got = r->reqbody.total + r->reqbody.fwd;
+		uint64_t deadline = r->body_start_ms + cfg->timeouts.body_rate_grace_ms +
+				    got * 1000u / cfg->limits.min_body_rate;
+		uint64_t now = tw_clock_ms();
+		uint64_t left = deadline > now ? deadline - now : 1;
+		if (left < ms)
+			ms = left;
+	}
+	tw_timer_set(c->w->loop, &c->timer, ms);
+}
+
+/* The body was too slow (timer in C_BODY, or in C_PROXY before its end). */
+static void body_too_slow(struct tw_conn *c)
+{
+	struct tw_req *r = c->req;
+	char why[128];
+	uint64_t got = r->reqbody.total + r->reqbody.fwd;
+	uint64_t ms = tw_clock_ms() - r->body_start_ms;
+	snprintf(why, sizeof why, "request body too slow: %llu bytes in %llu ms", (unsigned long long)got,
+		 (unsigned long long)ms);
+	tw_metric_add(c->w->m, c->w->edge->m_slow_bodies, 1);
+	c->close_after = 1;
+	respond_local_error(c, 408, why);
+}
+
+static int step_body(struct tw_conn *c)
+{
+	struct tw_req *r = c->req;
+	const struct tw_config *cfg = r->gen->cfg;
+	int progress = 0;
+	if (r->expect_continue && !r->sent_continue && tw_iobuf_len(c->in) == 0) {
+		if (ensure_out(c) != 0 || tw_iobuf_append(c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25) != 0) {
+			conn_close(c);
+			return 1;
+		}
+		r->sent_continue = 1;
+		progress = 1;
+	}
+	if (c->out && tw_iobuf_len(c->out) && c->wr_ready) {
+		ssize_t n = conn_write(c, tw_iobuf_head(c->out), tw_iobuf_len(c->out), NULL, 0);
+		if (n < 0) {
+			conn_close(c);
+			return 1;
+		}
+		if (n > 0) {
+			tw_iobuf_consume(c->out, (uint32_t)n);
+			progress = 1;
+		}
+	}
+	ssize_t n = c->rd_ready && !c->rd_eof ? conn_read(c) : 0;
+	if (n > 0)
+		progress = 1;
+	int rc = n < 0 ? 0 : flow_classify(&r->reqbody, c->in, c->rd_eof);
+	if (rc != 0) {
+		c->close_after = 1;
+		respond_local_error(c, rc == TW_ELIMIT ? 413 : 400,
+				    r->reqbody.ch.why ? r->reqbody.ch.why : "bad chunked body");
+		return 1;
+	}
+	if (n < 0 || (c->rd_eof && !r->reqbody.done)) {
+		tw_info("rid=%s client closed during request body", r->rid);
+		r->status = 499;
+		conn_close(c);
+		return 1;
+	}
+	if (r->reqbody.done || r->reqbody.fwd >= cfg->limits.body_buffer ||
+	    tw_iobuf_room(c->in) + c->in->start == 0) {
+		/* the body (or as much as is held) is here: now take an upstream */
+		if (c->out && tw_iobuf_len(c->out) == 0) {
+			tw_iobuf_put(&c->w->bufs, c->out);
+			c->out = NULL;
+		}
+		choose_and_connect(c);
+		return 1;
+	}
+	if (progress)
+		body_timer(c);
+	return progress;
 }
 
 static void hash_key(struct tw_conn *c, const void **key, size_t *len)
@@ -1246,8 +1355,10 @@ static int step_proxy(struct tw_conn *c)
 		return 1;
 	if (progress && !r->tunnel) {
 		const struct tw_conf_backend *cb = &r->gen->cfg->backends[r->backend];
-		tw_timer_set(c->w->loop, &c->timer,
-			     r->reqbody.done ? cb->response_timeout_ms : r->gen->cfg->timeouts.client_body_ms);
+		if (r->reqbody.done)
+			tw_timer_set(c->w->loop, &c->timer, cb->response_timeout_ms);
+		else
+			body_timer(c);
 	}
 	if (!r->resp_head_done || !r->respbody.done || r->respbody.fwd || (c->out && tw_iobuf_len(c->out)))
 		return progress;
@@ -1405,6 +1516,7 @@ void tw_conn_run(struct tw_conn *c)
 		} else {
 			switch (c->st) {
 			case C_HEAD: progress = step_head(c); break;
+			case C_BODY: progress = step_body(c); break;
 			case C_WAIT:
 				if (c->up && c->up->failed) {
 					upstream_failed(c, 1, strerror(c->up->err));
@@ -1454,6 +1566,10 @@ static void on_conn_timer(struct tw_loop *loop, struct tw_timer *t)
 			conn_close(c);
 		}
 		return;
+	case C_BODY:
+		body_too_slow(c);
+		tw_conn_run(c);
+		return;
 	case C_WAIT:
 		if (c->queued) {
 			respond_local_error(c, 503, "no connection slot within queue_timeout");
@@ -1465,7 +1581,7 @@ static void on_conn_timer(struct tw_loop *loop, struct tw_timer *t)
 		if (r && !r->resp_head_done) {
 			c->close_after = 1;
 			if (!r->reqbody.done && c->in && tw_iobuf_room(c->in) + c->in->start > 0)
-				respond_local_error(c, 408, "request body not received in time");
+				body_too_slow(c);
 			else
 				respond_local_error(c, 504, "upstream did not answer in time");
 			tw_conn_run(c);
