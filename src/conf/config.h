@@ -45,6 +45,8 @@ enum tw_handler { TW_HANDLER_PROXY = 0, TW_HANDLER_WELCOME };
 /* Request bodies are read (up to limits.body_buffer) before an upstream
  * connection is taken, unless a route turns it off (streaming uploads). */
 enum tw_reqbuf { TW_REQBUF_ON = 0, TW_REQBUF_OFF };
+/* When every server of a backend is down or ejected, balance over all of them. */
+enum tw_panic { TW_PANIC_ON = 0, TW_PANIC_OFF };
 enum tw_log_format { TW_LOGFMT_COMBINED = 0, TW_LOGFMT_JSON };
 
 struct tw_conf_server {
@@ -81,6 +83,7 @@ struct tw_conf_backend {
 	uint64_t queue_timeout_ms;     /* default 5000 */
 	unsigned passive_fails;        /* consecutive failures that eject a server, default 3; 0 = off */
 	uint64_t passive_eject_ms;     /* how long an ejected server stays out, default 10000 */
+	enum tw_panic panic;           /* TW_PANIC_ON (0, default): when no server is up, balance over all */
 	int dynamic;                   /* servers come and go (Kubernetes endpoints): per-server metric
 					* series are folded into one server="*" series per backend */
 };

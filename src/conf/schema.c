@@ -549,6 +549,7 @@ static const struct cf_enum balance_enum[] = {{"round_robin", TW_BAL_ROUND_ROBIN
 static const struct cf_enum match_enum[] = {
     {"prefix", TW_MATCH_PREFIX}, {"exact", TW_MATCH_EXACT}, {NULL, 0}};
 static const struct cf_enum handler_enum[] = {{"welcome", TW_HANDLER_WELCOME}, {NULL, 0}};
+static const struct cf_enum panic_enum[] = {{"on", TW_PANIC_ON}, {"off", TW_PANIC_OFF}, {NULL, 0}};
 static const struct cf_enum reqbuf_enum[] = {{"on", TW_REQBUF_ON}, {"off", TW_REQBUF_OFF}, {NULL, 0}};
 static const struct cf_enum level_enum[] = {{"error", TW_LOG_ERROR},
                                             {"warn", TW_LOG_WARN},
@@ -740,6 +741,14 @@ static const struct cf_field backend_fields[] = {
      .max = 86400000,
      .def = "10s",
      .doc = "How long an ejected server stays out."},
+    {.name = "panic",
+     .kind = CF_ENUM,
+     FLD(B, panic),
+     .enums = panic_enum,
+     .def = "on",
+     .doc = "`on`: when every server is down (active checks) or ejected (passive), balance "
+            "over all of them rather than answer 503 (Envoy's panic threshold at 100 %); "
+            "logged once when it starts and once when it ends. `off`: answer 503."},
     END};
 #undef B
 static const struct cf_schema backend_schema = {

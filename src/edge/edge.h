@@ -50,6 +50,7 @@ struct tw_srv_shared {
 struct tw_be_shared {
 	struct tw_srv_shared *srv; /* [nservers] */
 	atomic_int *up;            /* [nservers] what balancers read: health_up && !ejected */
+	atomic_int panic;          /* no server was up at the last pick: balancing over all */
 	uint32_t m_hist;           /* request duration histogram */
 };
 
@@ -372,7 +373,9 @@ void tw_alog_flush(struct tw_worker *w);
 /* health.c */
 int tw_health_start(struct tw_edge *e, struct tw_gen *g);
 void tw_health_stop(struct tw_edge *e);
-void tw_srv_eject(struct tw_be_shared *b, size_t server, uint64_t until_ms);
+/* Eject a server until until_ms; 1 when this call ejected it, 0 when it was
+ * already out (another worker got there first: log once per event). */
+int tw_srv_eject(struct tw_be_shared *b, size_t server, uint64_t until_ms);
 
 /* admin.c */
 int tw_admin_start(struct tw_edge *e, const struct tw_addr *addr, struct tw_err *err);

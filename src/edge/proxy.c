@@ -900,6 +900,14 @@ static void hash_key(struct tw_conn *c, const void **key, size_t *len)
 	}
 }
 
+static int no_server_up(struct tw_be_shared *bs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (atomic_load_explicit(&bs->up[i], memory_order_relaxed))
+			return 0;
+	return 1;
+}
+
 /* Pick a server (not yet tried, not at max_conns) and attach a connection. */
 static void choose_and_connect(struct tw_conn *c)
 {
@@ -916,6 +924,19 @@ static void choose_and_connect(struct tw_conn *c)
 	hash_key(c, &key, &klen);
 	size_t s = 0;
 	int rc = tw_lb_pick(&bw->lb, key, klen, excl, nexcl, &s);
+	struct tw_be_shared *bs = &r->gen->be[r->backend];
+	if (rc == TW_ENOENT && cb->panic == TW_PANIC_ON && no_server_up(bs, cb->nservers)) {
+		/* panic: every server is down or ejected; 503 to everyone helps no one */
+		bw->lb.ignore_up = 1;
+		rc = tw_lb_pick(&bw->lb, key, klen, excl, nexcl, &s);
+		bw->lb.ignore_up = 0;
+		if (rc != TW_ENOENT && atomic_exchange(&bs->panic, 1) == 0)
+			tw_warn("backend=%s: every server is down or ejected; panic mode: balancing over all of them",
+				cb->name);
+	} else if (rc == 0 && atomic_load_explicit(&bs->panic, memory_order_relaxed) &&
+		   atomic_exchange(&bs->panic, 0) == 1) {
+		tw_info("backend=%s: a server is up again; panic mode over", cb->name);
+	}
 	if (rc == TW_ELIMIT) {
 		/* every usable server is at max_conns: wait for a slot */
 		if (bw->q_len >= cb->queue_size) {
@@ -1002,9 +1023,10 @@ static void upstream_failed(struct tw_conn *c, int connect_phase, const char *wh
 		tw_metric_add(w->m, r->gen->be[r->backend].srv[s].m_connect_err, 1);
 	if (!reused && cb->passive_fails) {
 		if (++bw->fails[s] >= cb->passive_fails) {
-			tw_warn("backend=%s server=%s: ejected for %llums after %u consecutive failures", cb->name,
-				cb->servers[s].addr.text, (unsigned long long)cb->passive_eject_ms, bw->fails[s]);
-			tw_srv_eject(&r->gen->be[r->backend], s, tw_clock_ms() + cb->passive_eject_ms);
+			if (tw_srv_eject(&r->gen->be[r->backend], s, tw_clock_ms() + cb->passive_eject_ms))
+				tw_warn("backend=%s server=%s: ejected for %llums after %u consecutive failures",
+					cb->name, cb->servers[s].addr.text, (unsigned long long)cb->passive_eject_ms,
+					bw->fails[s]);
 			bw->fails[s] = 0;
 		}
 	}
