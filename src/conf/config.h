@@ -165,6 +165,7 @@ struct tw_conf_log {
 	int level;                /* TW_LOG_* from core/log.h, default info */
 	char *access;             /* "stdout" (default), "off", or a file path */
 	enum tw_log_format format; /* combined (default) | json */
+	unsigned rate;            /* per-event error-log lines per second per kind, default 10; 0 = all */
 };
 
 enum tw_tls_profile { TW_TLS_PROFILE_INTERMEDIATE = 0, TW_TLS_PROFILE_MODERN };

@@ -989,6 +989,15 @@ static const struct cf_field log_fields[] = {
      .enums = logfmt_enum,
      .def = "combined",
      .doc = "Access log format: `combined` (Apache/nginx style) or `json` (one object per line)."},
+    {.name = "rate",
+     .kind = CF_UINT,
+     FLD(LG, rate),
+     .max = 1000000,
+     .def = "10",
+     .doc = "Per-event error-log lines (a request answered with an error, an upstream failure, "
+            "a client gone) written per second of each kind; the rest are counted and summarised "
+            "as `... and N more like this in the last second (KIND)` "
+            "(`tapwork_log_lines_suppressed_total`). 0 = write every line."},
     END};
 #undef LG
 static const struct cf_schema log_schema = {.name = "log", .fields = log_fields, .doc = "Logging."};

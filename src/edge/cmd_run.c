@@ -121,6 +121,7 @@ static int install_config(struct run_state *rs, struct tw_config *cfg, int reloa
 		tw_admin_stop(e);
 	}
 	tw_log_level = g->cfg->log.level;
+	tw_log_burst = g->cfg->log.rate;
 	tw_health_stop(e);
 	atomic_store(&e->current, g);
 	e->gen = g;
@@ -479,6 +480,7 @@ static int run_edge(const char *path, const char *text)
 		return 1;
 	}
 	tw_log_level = cfg->log.level;
+	tw_log_burst = cfg->log.rate;
 	e->nworkers = cfg->workers;
 	e->alog_fd = open_access_log(cfg);
 	if (tw_loop_new(&e->loop) != 0 || tw_metrics_add_shard(&e->m) != 0) {

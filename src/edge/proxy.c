@@ -817,7 +817,7 @@ static int step_body(struct tw_conn *c)
 		return 1;
 	}
 	if (n < 0 || (c->rd_eof && !r->reqbody.done)) {
-		tw_info("rid=%s client closed during request body", r->rid);
+		tw_info_rl("client closed during request body", "rid=%s client closed during request body", r->rid);
 		r->status = 499;
 		conn_close(c);
 		return 1;
@@ -1017,7 +1017,7 @@ static void upstream_failed(struct tw_conn *c, int connect_phase, const char *wh
 	struct tw_be_worker *bw = req_bw(c);
 	size_t s = r->server;
 	int reused = u && u->reused;
-	tw_warn("rid=%s backend=%s server=%s: %s%s", r->rid, cb->name, cb->servers[s].addr.text, what,
+	tw_warn_rl("upstream failures", "rid=%s backend=%s server=%s: %s%s", r->rid, cb->name, cb->servers[s].addr.text, what,
 		reused ? " (pooled connection)" : "");
 	if (connect_phase)
 		tw_metric_add(w->m, r->gen->be[r->backend].srv[s].m_connect_err, 1);
@@ -1060,7 +1060,7 @@ static int pump_request(struct tw_conn *c)
 	if (!r->reqbody.done && c->rd_ready && !c->rd_eof) {
 		ssize_t n = conn_read(c);
 		if (n < 0 || (c->rd_eof && !r->reqbody.done && r->reqbody.mode != FLOW_UNTIL_CLOSE)) {
-			tw_info("rid=%s client closed during request body", r->rid);
+			tw_info_rl("client closed during request body", "rid=%s client closed during request body", r->rid);
 			r->status = 499;
 			conn_close(c);
 			return 1;
@@ -1150,7 +1150,7 @@ static void begin_response(struct tw_conn *c)
 		/* an HTTP/2 stream takes the fields as they are: no HTTP/1.1 text to
 		 * write here and parse again there */
 		if (c->fops->resp_head(c, r, tw_iobuf_head(u->in), mode, len) != 0) {
-			tw_info("rid=%s client went away before the response", r->rid);
+			tw_info_rl("client went away", "rid=%s client went away before the response", r->rid);
 			r->up_reusable = 0;
 			conn_close(c);
 			return;
@@ -1177,7 +1177,7 @@ static int write_response(struct tw_conn *c)
 		return 0;
 	ssize_t n = conn_write(c, c->out ? tw_iobuf_head(c->out) : NULL, hl, bl ? tw_iobuf_head(u->in) : NULL, bl);
 	if (n < 0) {
-		tw_info("rid=%s client went away during the response", r->rid);
+		tw_info_rl("client went away", "rid=%s client went away during the response", r->rid);
 		conn_close(c);
 		return 1;
 	}
@@ -1245,7 +1245,7 @@ static int pump_response(struct tw_conn *c)
 			break;
 		}
 		if (rc != 0) {
-			tw_warn("rid=%s invalid upstream response: %s", r->rid, r->p.why ? r->p.why : "?");
+			tw_warn_rl("invalid upstream response", "rid=%s invalid upstream response: %s", r->rid, r->p.why ? r->p.why : "?");
 			c->close_after = 1;
 			respond_local_error(c, 502, "invalid upstream response");
 			return 1;
@@ -1269,13 +1269,13 @@ static int pump_response(struct tw_conn *c)
 	if (r->resp_head_done && !r->respbody.done) {
 		int rc = flow_classify(&r->respbody, u->in, u->rd_eof);
 		if (rc != 0) {
-			tw_warn("rid=%s invalid chunked response from upstream: %s", r->rid,
+			tw_warn_rl("invalid upstream response", "rid=%s invalid chunked response from upstream: %s", r->rid,
 				r->respbody.ch.why ? r->respbody.ch.why : "?");
 			conn_close(c);
 			return 1;
 		}
 		if (u->rd_eof && !r->respbody.done && r->respbody.fwd == tw_iobuf_len(u->in)) {
-			tw_warn("rid=%s upstream closed mid-response", r->rid);
+			tw_warn_rl("upstream closed mid-response", "rid=%s upstream closed mid-response", r->rid);
 			r->up_reusable = 0;
 			c->close_after = 1;
 			if (tw_iobuf_len(c->out) == 0 && r->respbody.fwd == 0) {
@@ -1474,7 +1474,7 @@ static int step_head(struct tw_conn *c)
 	}
 	if (c->rd_eof) {
 		if (tw_iobuf_len(c->in) > 0)
-			tw_info("conn=%llu client=%s closed with an incomplete request head", (unsigned long long)c->id,
+			tw_info_rl("incomplete request head", "conn=%llu client=%s closed with an incomplete request head", (unsigned long long)c->id,
 				c->peer_ip);
 		conn_close(c);
 		return 1;
@@ -1609,7 +1609,7 @@ static void on_conn_timer(struct tw_loop *loop, struct tw_timer *t)
 			tw_conn_run(c);
 			return;
 		}
-		tw_warn("rid=%s: transfer stalled; closing", r ? r->rid : "-");
+		tw_warn_rl("transfer stalled", "rid=%s: transfer stalled; closing", r ? r->rid : "-");
 		conn_close(c);
 		return;
 	case C_H2:

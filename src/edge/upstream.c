@@ -154,7 +154,7 @@ int tw_up_get(struct tw_worker *w, struct tw_gen *g, size_t backend, size_t serv
 	tw_timer_init(&u->timer, on_up_timer);
 	int rc = connect(fd, (const struct sockaddr *)&a->ss, a->len);
 	if (rc == -1 && errno != EINPROGRESS) {
-		tw_warn("connect %s: %s", a->text, strerror(errno));
+		tw_warn_rl("upstream connect errors", "connect %s: %s", a->text, strerror(errno));
 		close(fd);
 		free(u);
 		return TW_EIO;
