@@ -87,12 +87,12 @@ static int cmd_check(int argc, char **argv)
 	if (o.json)
 		printf("{\"type\":\"summary\",\"ok\":%s,\"errors\":%llu,\"packs\":%llu,\"packs_read\":%llu,"
 		       "\"blobs_checked\":%llu,\"snapshots\":%llu,\"damaged_files\":%llu,"
-		       "\"unreferenced_packs\":%llu,\"tmp_objects\":%llu,\"tmp_bytes\":%llu,\"seconds\":%.3f}\n",
+		       "\"unreferenced_packs\":%llu,\"index_damaged\":%llu,\"tmp_objects\":%llu,\"tmp_bytes\":%llu,\"seconds\":%.3f}\n",
 		       err ? "false" : "true", (unsigned long long)st.errors,
 		       (unsigned long long)st.packs, (unsigned long long)st.packs_read,
 		       (unsigned long long)st.blobs_checked, (unsigned long long)st.snapshots,
 		       (unsigned long long)st.damaged_files, (unsigned long long)st.unreferenced_packs,
-		       (unsigned long long)ls.found, (unsigned long long)ls.bytes, el);
+		       (unsigned long long)st.index_damaged, (unsigned long long)ls.found, (unsigned long long)ls.bytes, el);
 	else if (!o.quiet) {
 		printf("checked %llu packs (%llu read, %llu blobs verified), %llu snapshots in %.2fs\n",
 		       (unsigned long long)st.packs, (unsigned long long)st.packs_read,
@@ -104,6 +104,10 @@ static int cmd_check(int argc, char **argv)
 			printf("%llu temporary objects (%.1f MiB) left by interrupted runs; prune deletes "
 			       "those not written for %d min (the lock lease)\n",
 			       (unsigned long long)ls.found, ls.bytes / 1048576.0, TW_LOCK_LEASE_S / 60);
+		if (st.index_damaged)
+			printf("advice: %llu index objects are damaged; `tapwork repair index` rebuilds the "
+			       "index from the pack headers, then run `tapwork check --read-data` again\n",
+			       (unsigned long long)st.index_damaged);
 		printf(err ? "errors found: %llu\n" : "no errors were found\n",
 		       (unsigned long long)st.errors);
 	}
