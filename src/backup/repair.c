@@ -1,6 +1,7 @@
 /* repair.c — `tapwork repair index` (repair.h). */
 #include "backup/repair.h"
 
+#include "backup/packer.h"
 #include "core/log.h"
 
 #include <stdlib.h>
@@ -176,5 +177,217 @@ done:
 	free(bad);
 	names_free(&idx);
 	names_free(&packs);
+	return rc;
+}
+
+/* ---- repair snapshots ---- */
+
+struct rsnap {
+	struct tw_repo *r;
+	struct tw_packer pk;
+	struct tw_repair_snap_stats *st;
+	const char *snap; /* id, for messages */
+	int dry_run;
+	uint8_t *present; /* [npacks]: the pack exists in storage */
+	uint32_t npresent;
+};
+
+/* A blob is there when the index lists it in a pack that exists (an index
+ * entry of a lost pack does not count; one written by this run does). */
+static int have_blob(struct rsnap *c, const uint8_t id[TW_ID_LEN])
+{
+	const struct tw_idx_slot *s = tw_index_get(&c->r->index, id);
+	return s != NULL && (s->pack >= c->npresent || c->present[s->pack]);
+}
+
+static int mark_present(void *arg, const char *name, uint64_t size)
+{
+	struct rsnap *c = arg;
+	uint8_t id[TW_ID_LEN];
+	(void)size;
+	if (strlen(name) != 64 || tw_unhex(name, 64, id, TW_ID_LEN) != 0)
+		return 0;
+	uint32_t num = 0;
+	if (tw_index_pack(&c->r->index, id, &num) != 0)
+		return TW_ENOMEM;
+	if (num < c->npresent)
+		c->present[num] = 1;
+	return 0;
+}
+
+/* Rewrite tree `id` (at path) without what is lost. *out: the new tree's ID
+ * (= id when nothing changed); TW_ENOENT when the tree itself is lost. */
+static int rewrite_tree(struct rsnap *c, const uint8_t id[TW_ID_LEN], const char *path, uint8_t out[TW_ID_LEN],
+			int *changed, struct tw_err *e)
+{
+	struct tw_repo *r = c->r;
+	*changed = 0;
+	if (!have_blob(c, id))
+		return TW_ENOENT;
+	uint8_t *buf = NULL;
+	struct tw_node *nodes = NULL;
+	uint32_t n = 0;
+	struct tw_err te = {0};
+	if (tw_repo_read_tree(r, id, &buf, &nodes, &n, &te) != 0) {
+		tw_warn("snapshot %.8s: directory %s unreadable: %s", c->snap, *path ? path : "/", te.msg);
+		return TW_ENOENT;
+	}
+	struct tw_node *keep = malloc((n + 1) * sizeof *keep);
+	int rc = keep ? 0 : tw_err_set(e, TW_ENOMEM, "out of memory");
+	uint32_t k = 0;
+	for (uint32_t i = 0; rc == 0 && i < n; i++) {
+		struct tw_node nd = nodes[i];
+		char child[4096];
+		snprintf(child, sizeof child, "%s/%.*s", path, (int)nd.name_len, nd.name);
+		if (nd.type == TW_NODE_FILE) {
+			uint32_t lost = 0;
+			for (uint32_t j = 0; j < nd.nchunks; j++)
+				lost += !have_blob(c, nd.chunks + (size_t)j * TW_ID_LEN);
+			if (lost) {
+				tw_warn("snapshot %.8s: dropping file %s (%u of %u chunks lost)", c->snap, child, lost,
+					nd.nchunks);
+				c->st->files_dropped++;
+				*changed = 1;
+				continue;
+			}
+		} else if (nd.type == TW_NODE_DIR) {
+			uint8_t sub[TW_ID_LEN];
+			int ch = 0;
+			int src = rewrite_tree(c, nd.subtree, child, sub, &ch, e);
+			if (src == TW_ENOENT) {
+				tw_warn("snapshot %.8s: dropping directory %s (its tree is lost)", c->snap, child);
+				c->st->dirs_dropped++;
+				*changed = 1;
+				continue;
+			}
+			if (src != 0) {
+				rc = src;
+				break;
+			}
+			if (ch) {
+				memcpy(nd.subtree, sub, TW_ID_LEN);
+				*changed = 1;
+			}
+		}
+		keep[k++] = nd;
+	}
+	if (rc == 0 && !*changed)
+		memcpy(out, id, TW_ID_LEN);
+	if (rc == 0 && *changed) {
+		struct tw_dbuf b;
+		tw_dbuf_init(&b, TW_BLOB_MAX_RAW);
+		rc = tw_tree_encode(keep, k, &b);
+		if (rc == 0)
+			rc = tw_crypto_id(&r->keys, b.data, b.len, out);
+		if (rc == 0 && !c->dry_run && !have_blob(c, out)) {
+			uint8_t *scratch = malloc(b.len + 1), *sealed = malloc(b.len + TW_SEAL_OVERHEAD);
+			size_t olen = 0;
+			uint8_t flags = 0;
+			rc = scratch && sealed ? 0 : TW_ENOMEM;
+			if (rc == 0)
+				rc = tw_blob_seal(&r->keys, NULL, r->level, TW_BLOB_TREE, out, (const uint8_t *)b.data, b.len,
+						  scratch, sealed, &olen, &flags);
+			if (rc == 0)
+				rc = tw_packer_add(&c->pk, out, flags, sealed, olen, (uint32_t)b.len, e);
+			free(scratch);
+			free(sealed);
+		}
+		tw_dbuf_free(&b);
+		if (rc != 0 && e->code == 0)
+			tw_err_set(e, rc, "writing a repaired tree failed");
+	}
+	free(keep);
+	free(nodes);
+	free(buf);
+	return rc;
+}
+
+int tw_repair_snapshots(struct tw_repo *r, int forget, int dry_run, struct tw_repair_snap_stats *st,
+			struct tw_err *e)
+{
+	struct rsnap c = {.r = r, .st = st, .dry_run = dry_run};
+	struct tw_snapshot **v = NULL;
+	size_t nv = 0;
+	memset(st, 0, sizeof *st);
+	tw_packer_init(&c.pk, r, TW_BLOB_TREE);
+	uint8_t(*roots)[TW_ID_LEN] = NULL;
+	uint8_t *fix = NULL;
+	c.npresent = r->index.npacks;
+	int rc = (c.present = calloc(c.npresent + 1, 1)) ? 0 : tw_err_set(e, TW_ENOMEM, "out of memory");
+	if (rc == 0 && (rc = tw_storage_list(r->st, TW_ST_DATA, mark_present, &c, e)) == TW_ENOMEM)
+		rc = tw_err_set(e, rc, "out of memory");
+	if (rc == 0)
+		rc = tw_repo_list_snapshots(r, &v, &nv, e);
+	if (rc != 0)
+		goto done;
+	st->snapshots = nv;
+	roots = malloc((nv + 1) * sizeof *roots);
+	fix = calloc(nv + 1, 1);
+	if (roots == NULL || fix == NULL) {
+		rc = tw_err_set(e, TW_ENOMEM, "out of memory");
+		goto done;
+	}
+	/* 1. new trees (a snapshot that lost nothing is left alone) */
+	for (size_t i = 0; i < nv; i++) {
+		int changed = 0;
+		c.snap = v[i]->id;
+		int trc = rewrite_tree(&c, v[i]->tree, "", roots[i], &changed, e);
+		if (trc == TW_ENOENT) {
+			tw_error("snapshot %.8s: its root tree is lost; nothing of it can be kept", v[i]->id);
+			st->unrepairable++;
+			continue;
+		}
+		if (trc != 0) {
+			rc = trc;
+			goto done;
+		}
+		fix[i] = (uint8_t)changed;
+	}
+	if (dry_run) {
+		for (size_t i = 0; i < nv; i++)
+			st->repaired += fix[i];
+		goto done;
+	}
+	/* 2. the trees and their index are durable before any snapshot names them */
+	if ((rc = tw_packer_flush(&c.pk, e)) != 0 || (rc = tw_repo_flush_index(r, e)) != 0)
+		goto done;
+	/* 3. the repaired snapshots, then (forget) the originals */
+	for (size_t i = 0; i < nv; i++) {
+		if (!fix[i])
+			continue;
+		struct tw_snapshot *s = v[i];
+		char old[sizeof s->id];
+		memcpy(old, s->id, sizeof old);
+		memcpy(s->tree, roots[i], TW_ID_LEN);
+		if (!tw_snapshot_has_tag(s, "repaired")) {
+			char **t = realloc(s->tags, (s->ntags + 1) * sizeof *t);
+			if (t == NULL || (t[s->ntags] = strdup("repaired")) == NULL) {
+				if (t != NULL)
+					s->tags = t;
+				rc = tw_err_set(e, TW_ENOMEM, "out of memory");
+				goto done;
+			}
+			s->tags = t;
+			s->ntags++;
+		}
+		snprintf(s->parent, sizeof s->parent, "%s", old); /* the original it was repaired from */
+		if ((rc = tw_repo_save_snapshot(r, s, e)) != 0)
+			goto done;
+		st->repaired++;
+		tw_info("snapshot %.8s repaired as %.8s", old, s->id);
+		if (forget) {
+			struct tw_err de = {0};
+			if (tw_storage_del(r->st, TW_ST_SNAPSHOT, old, &de) == 0)
+				st->forgotten++;
+			else
+				tw_warn("could not forget snapshot %.8s: %s", old, de.msg);
+		}
+	}
+done:
+	tw_packer_free(&c.pk);
+	free(c.present);
+	free(roots);
+	free(fix);
+	tw_repo_free_snapshots(v, nv);
 	return rc;
 }

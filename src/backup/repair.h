@@ -23,4 +23,19 @@ struct tw_repair_index_stats {
 /* dry_run: verify and count, write and delete nothing. */
 int tw_repair_index(struct tw_repo *r, int dry_run, struct tw_repair_index_stats *st, struct tw_err *e);
 
+/* `tapwork repair snapshots`: a snapshot whose trees reference blobs the
+ * index does not have (lost packs) is rewritten without what was lost — a
+ * file with a missing chunk, a directory whose tree is missing or
+ * unreadable — as a new snapshot tagged "repaired" (same time, host, paths);
+ * the original is kept unless forget. New tree blobs and their index are
+ * durable before a new snapshot is saved, and it before an original is
+ * deleted. Run `repair index` first: blobs the index lists are trusted here
+ * (check --read-data verifies them). The caller holds an exclusive lock and
+ * has loaded the index. */
+struct tw_repair_snap_stats {
+	uint64_t snapshots, repaired, unrepairable, forgotten, files_dropped, dirs_dropped;
+};
+int tw_repair_snapshots(struct tw_repo *r, int forget, int dry_run, struct tw_repair_snap_stats *st,
+			struct tw_err *e);
+
 #endif

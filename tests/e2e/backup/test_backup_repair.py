@@ -1,4 +1,4 @@
-"""`tapwork repair index` (issue 17): one flipped bit in an index object makes
+"""`tapwork repair index` and `repair snapshots` (issue 17): one flipped bit in an index object makes
 every pack it lists unreachable; repair rebuilds the index from the verified
 pack headers, after which check --read-data is clean and a restore identical.
 A damaged pack is never trusted."""
@@ -71,3 +71,65 @@ def test_repair_index_never_trusts_a_damaged_pack(tmp_path):
     # the rest is indexed again; check names what the damaged pack held
     r = tw(repo, "check", check=1)
     assert "index objects are damaged" not in r.out, r.out
+
+
+def test_repair_snapshots_drops_lost_files(tmp_path):
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    files = {}
+    for i in range(6):
+        rel = ("sub/" if i % 2 else "") + "f%d.bin" % i
+        data = os.urandom(600000)
+        (src / rel).write_bytes(data)
+        files[rel] = data
+    repo = tmp_path / "repo"
+    tw(repo, "repo", "init", "--pack-size", "1", check=0)
+    tw(repo, "backup", "-q", str(src), check=0)
+    big = max(objects(repo, "data"), key=os.path.getsize)
+    os.unlink(big)  # a lost pack: some files lose chunks
+    tw(repo, "check", check=1)
+    r = tw(repo, "repair", "snapshots", "--dry-run", "--json", check=0)
+    assert json_lines(r.out)[-1]["repaired"] == 1
+    r = tw(repo, "repair", "snapshots", "--json", check=0)
+    s = json_lines(r.out)[-1]
+    assert s["repaired"] == 1 and s["files_dropped"] >= 1 and s["forgotten"] == 0, s
+    dropped = [ln.split("dropping file ", 1)[1].split(" (", 1)[0] for ln in r.err.splitlines()
+               if "dropping file " in ln]
+    assert len(dropped) == s["files_dropped"], r.err
+    snaps = tw(repo, "snapshots", "--json", check=0)
+    import json as _json
+    lst = _json.loads(snaps.out)
+    assert len(lst) == 2, lst  # the original is kept
+    rep = [x for x in lst if "repaired" in x["tags"]]
+    assert len(rep) == 1
+    out = tmp_path / "out"
+    tw(repo, "restore", rep[0]["id"], "--target", str(out), check=0)  # nothing lost in it
+    for rel, data in files.items():
+        p = out / "src" / rel
+        if "/src/" + rel in dropped or "src/" + rel in dropped or "/" + rel in dropped:
+            assert not p.exists(), rel
+        else:
+            assert p.read_bytes() == data, rel
+    assert len(dropped) < len(files)
+    # the original forgotten and pruned, the repository checks clean
+    tw(repo, "forget", "--keep-tag", "repaired", "--prune", check=0)
+    r = tw(repo, "check", check=0)
+    assert "no errors were found" in r.out, r.out
+
+
+def test_repair_snapshots_forget(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(4):
+        (src / ("f%d" % i)).write_bytes(os.urandom(600000))
+    repo = tmp_path / "repo"
+    tw(repo, "repo", "init", "--pack-size", "1", check=0)
+    tw(repo, "backup", "-q", str(src), check=0)
+    os.unlink(max(objects(repo, "data"), key=os.path.getsize))
+    s = json_lines(tw(repo, "repair", "snapshots", "--forget", "--json", check=0).out)[-1]
+    assert s["repaired"] == 1 and s["forgotten"] == 1, s
+    import json as _json
+    lst = _json.loads(tw(repo, "snapshots", "--json", check=0).out)
+    assert len(lst) == 1 and "repaired" in lst[0]["tags"], lst
+    tw(repo, "prune", check=0)
+    assert "no errors were found" in tw(repo, "check", "--read-data", check=0).out
