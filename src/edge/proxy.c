@@ -728,6 +728,10 @@ static void dispatch(struct tw_conn *c)
 	tw_iobuf_consume(c->in, (uint32_t)r->p.head_len);
 	/* The message struct is reused for the response head from here on. */
 	r->body_start_ms = tw_clock_ms();
+	/* a small body usually came with the head: then it is all here already
+	 * and the upstream is taken at once (no C_BODY, no timer) */
+	if (r->reqbody.mode == FLOW_LENGTH)
+		flow_classify(&r->reqbody, c->in, 0);
 	if (!r->reqbody.done && !r->want_upgrade && r->route->request_buffering == TW_REQBUF_ON &&
 	    cfg->limits.body_buffer > 0)
 		start_body(c);
