@@ -327,6 +327,7 @@ int tw_check_run(struct tw_repo *r, const struct tw_check_opts *o, struct tw_che
 	if (rc != 0)
 		goto done;
 	st->errors += r->index_errors;
+	st->index_damaged = r->index_errors;
 	if ((rc = tw_storage_list(r->st, TW_ST_DATA, collect, &c, e)) != 0)
 		goto done;
 	if (c.nstore > 1)

@@ -22,6 +22,7 @@ struct tw_check_opts {
 struct tw_check_stats {
 	uint64_t packs, packs_read, blobs_checked, snapshots, errors, unreferenced_packs;
 	uint64_t damaged_files;
+	uint64_t index_damaged; /* index objects that could not be read (advice: repair index) */
 };
 
 /* 0 when the repository is sound, TW_ECORRUPT when errors were found

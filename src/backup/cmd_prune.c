@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "backup/cmdutil.h"
+#include "backup/leftovers.h"
 #include "backup/prune.h"
 #include "cli/cli.h"
 #include "pg/pitr.h"
@@ -24,6 +25,9 @@ int tw_bcli_prune(struct tw_repo *r, const struct tw_bopts *o, const struct tw_p
 	tw_progress_start(&pg, "prune", o->json, o->quiet);
 	opts.progress = &pg;
 	int err = tw_prune_run(r, &opts, &st, &e);
+	struct tw_leftover_stats ls = {0};
+	if (err == 0) /* temporary objects of interrupted runs, once the lock lease is over */
+		err = tw_leftovers_run(r, TW_LOCK_LEASE_S, po->dry_run, NULL, NULL, &ls, &e);
 	uint64_t wal_files = 0, wal_bytes = 0;
 	if (err == 0) /* then the WAL archive: what kept PostgreSQL snapshots need (src/pg) */
 	{
@@ -42,13 +46,15 @@ int tw_bcli_prune(struct tw_repo *r, const struct tw_bopts *o, const struct tw_p
 		       "\"packs_deleted\":%llu,\"packs_rewritten\":%llu,\"packs_unindexed\":%llu,"
 		       "\"blobs_live\":%llu,\"blobs_repacked\":%llu,\"bytes_freed\":%llu,"
 		       "\"index_written\":%llu,\"index_deleted\":%llu,\"wal_deleted\":%llu,"
-		       "\"wal_bytes_freed\":%llu,\"seconds\":%.3f}\n",
+		       "\"wal_bytes_freed\":%llu,\"tmp_deleted\":%llu,\"tmp_bytes_freed\":%llu,"
+		       "\"tmp_kept\":%llu,\"seconds\":%.3f}\n",
 		       po->dry_run ? "true" : "false", (unsigned long long)st.packs,
 		       (unsigned long long)st.packs_deleted, (unsigned long long)st.packs_rewritten,
 		       (unsigned long long)st.packs_unindexed, (unsigned long long)st.blobs_live,
 		       (unsigned long long)st.blobs_repacked, (unsigned long long)st.bytes_freed,
 		       (unsigned long long)st.index_written, (unsigned long long)st.index_deleted,
-		       (unsigned long long)wal_files, (unsigned long long)wal_bytes, el);
+		       (unsigned long long)wal_files, (unsigned long long)wal_bytes, (unsigned long long)ls.deleted,
+		       (unsigned long long)ls.bytes_deleted, (unsigned long long)(ls.found - ls.deleted), el);
 	else if (!o->quiet)
 		printf("%s%llu packs: %llu deleted, %llu rewritten (%llu blobs), %llu unindexed "
 		       "removed; %.1f MiB freed; %.2fs\n",
@@ -56,6 +62,11 @@ int tw_bcli_prune(struct tw_repo *r, const struct tw_bopts *o, const struct tw_p
 		       (unsigned long long)st.packs_deleted, (unsigned long long)st.packs_rewritten,
 		       (unsigned long long)st.blobs_repacked, (unsigned long long)st.packs_unindexed,
 		       st.bytes_freed / 1048576.0, el);
+	if (!o->json && !o->quiet && ls.found)
+		printf("%s%llu temporary objects of interrupted runs deleted (%.1f MiB); %llu kept (written "
+		       "less than %d min ago)\n",
+		       po->dry_run ? "would prune: " : "", (unsigned long long)ls.deleted, ls.bytes_deleted / 1048576.0,
+		       (unsigned long long)(ls.found - ls.deleted), TW_LOCK_LEASE_S / 60);
 	if (!o->json && !o->quiet && wal_files)
 		printf("%s%llu WAL files no kept snapshot needs deleted (%.1f MiB)\n",
 		       po->dry_run ? "would prune: " : "", (unsigned long long)wal_files,

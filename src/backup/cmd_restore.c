@@ -13,6 +13,23 @@
 #include "cli/cli.h"
 #include "pg/pitr.h"
 
+/* A path as a JSON string: names are byte strings, so bytes outside
+ * printable ASCII are written as \u00XX (as `ls --json` does). */
+static void json_str(const char *p)
+{
+	putchar('"');
+	for (; *p; p++) {
+		unsigned char ch = (unsigned char)*p;
+		if (ch == '"' || ch == '\\')
+			printf("\\%c", ch);
+		else if (ch < 0x20 || ch >= 0x7f)
+			printf("\\u%04x", ch);
+		else
+			putchar(ch);
+	}
+	putchar('"');
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: tapwork restore -r REPO SNAPSHOT --target DIR [--include PATH]\n"
@@ -23,9 +40,13 @@ static void usage(FILE *out)
 		     "Restore a snapshot (\"latest\" or an ID prefix) into DIR. Every blob is\n"
 		     "verified before it is written; nothing is written outside DIR.\n"
 		     "--include PATH restores only PATH (as shown by `tapwork ls`).\n"
+		     "Data that fails verification is never written: its range stays zeros, every\n"
+		     "damaged range is reported as file, offset and length, a closing list names\n"
+		     "every damaged file, and a damaged file is renamed NAME.damaged.\n"
 		     "Exit status: 0 ok, 1 error or damaged data.\n\noptions:\n"
 		     "  --target DIR             where to restore (created if missing)\n"
 		     "  --include PATH           restore only this file or directory\n"
+		     "  --keep-damaged-names     leave damaged files under their own names\n"
 		     "  --threads N              writer threads (default: number of CPUs)\n"
 		     "  --postgres URL           feed a PostgreSQL dump of the snapshot to pg_restore -d URL\n"
 		     "                           (an existing empty database; the dump is postgres/DB.dump\n"
@@ -195,6 +216,8 @@ static int cmd_restore(int argc, char **argv)
 		const char *a = argv[i];
 		if (strcmp(a, "--target") == 0 && i + 1 < argc)
 			ro.target = argv[++i];
+		else if (strcmp(a, "--keep-damaged-names") == 0)
+			ro.keep_damaged_names = 1;
 		else if (strcmp(a, "--include") == 0 && i + 1 < argc)
 			ro.include = argv[++i];
 		else if (strcmp(a, "--postgres") == 0 && i + 1 < argc)
@@ -262,16 +285,36 @@ static int cmd_restore(int argc, char **argv)
 	double el = tw_progress_now() - t0;
 	if (err != 0)
 		tw_bcli_fail("restore", &e);
-	if (o.json)
+	if (o.json) {
+		for (size_t i = 0; i < st.ndamage; i++) {
+			printf("{\"type\":\"damaged_range\",\"path\":");
+			json_str(st.damage[i].path);
+			printf(",\"offset\":%llu,\"length\":%llu}\n", (unsigned long long)st.damage[i].off,
+			       (unsigned long long)st.damage[i].len);
+		}
+		for (size_t i = 0; i < st.ndamaged_paths; i++) {
+			printf("{\"type\":\"damaged_file\",\"path\":");
+			json_str(st.damaged_paths[i]);
+			printf("}\n");
+		}
 		printf("{\"type\":\"summary\",\"snapshot_id\":\"%s\",\"files\":%llu,\"dirs\":%llu,"
-		       "\"bytes\":%llu,\"errors\":%llu,\"seconds\":%.3f}\n",
+		       "\"bytes\":%llu,\"errors\":%llu,\"damaged_files\":%llu,\"seconds\":%.3f}\n",
 		       s->id, (unsigned long long)st.files, (unsigned long long)st.dirs,
-		       (unsigned long long)st.bytes, (unsigned long long)st.errors, el);
-	else if (!o.quiet)
+		       (unsigned long long)st.bytes, (unsigned long long)st.errors,
+		       (unsigned long long)st.ndamaged_paths, el);
+	}
+	if (!o.json && !o.quiet)
 		printf("restored snapshot %.8s to %s: %llu files, %llu dirs, %.1f MiB, %llu errors, "
 		       "%.2fs\n",
 		       s->id, ro.target, (unsigned long long)st.files, (unsigned long long)st.dirs,
 		       st.bytes / 1048576.0, (unsigned long long)st.errors, el);
+	if (!o.json && !o.quiet && st.ndamaged_paths) {
+		printf("%zu damaged files (their damaged ranges are zeros%s):\n", st.ndamaged_paths,
+		       ro.keep_damaged_names ? "" : "; renamed NAME.damaged");
+		for (size_t i = 0; i < st.ndamaged_paths; i++)
+			printf("  %s\n", st.damaged_paths[i]);
+	}
+	tw_restore_stats_free(&st);
 	tw_repo_free_snapshots(v, n);
 	tw_repo_close(r);
 	return err ? TW_EXIT_ERROR : TW_EXIT_OK;

@@ -73,6 +73,7 @@ struct rctx {
 	size_t *groups; /* start index of each pack group in wrs */
 	size_t ngroups, next_group;
 	pthread_mutex_t mu;
+	size_t damage_cap; /* st->damage, under mu */
 	int fatal;
 	struct tw_err err;
 };
@@ -690,6 +691,31 @@ static void wrote(struct rctx *c, struct worker *wk, uint32_t file)
 	wk_close(wk, file);
 }
 
+/* Record a damaged range of file f (zeros there; the file is marked bad). */
+static void damaged(struct rctx *c, struct rfile *f, uint64_t off, uint64_t len, const char *why)
+{
+	tw_warn("file %s is damaged at offset %llu, %llu bytes: %s", f->path, (unsigned long long)off,
+		(unsigned long long)len, why);
+	__atomic_store_n(&f->bad, 1, __ATOMIC_RELEASE);
+	count(&c->st->errors, 1);
+	pthread_mutex_lock(&c->mu);
+	struct tw_restore_stats *st = c->st;
+	if (st->ndamage == c->damage_cap) {
+		size_t cap = c->damage_cap ? 2 * c->damage_cap : 16;
+		struct tw_restore_damage *v = realloc(st->damage, cap * sizeof *v);
+		if (v != NULL) {
+			st->damage = v;
+			c->damage_cap = cap;
+		}
+	}
+	if (st->ndamage < c->damage_cap && (st->damage[st->ndamage].path = strdup(f->path)) != NULL) {
+		st->damage[st->ndamage].off = off;
+		st->damage[st->ndamage].len = len;
+		st->ndamage++;
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
 static void restore_group(struct rctx *c, struct worker *wk, size_t lo, size_t hi)
 {
 	struct wr *w = c->wrs;
@@ -703,16 +729,17 @@ static void restore_group(struct rctx *c, struct worker *wk, size_t lo, size_t h
 	size_t got = 0;
 	struct tw_err e = {0};
 	if (tw_storage_get(c->r->st, TW_ST_DATA, pname, start, end - start, &buf, &got, &e) != 0) {
-		tw_warn("pack %.16s: %s", pname, e.msg);
-		count(&c->st->errors, hi - lo);
+		char why[600];
+		snprintf(why, sizeof why, "pack %.16s: %s", pname, e.msg);
 		for (size_t i = lo; i < hi; i++) {
-			__atomic_store_n(&c->files[w[i].file].bad, 1, __ATOMIC_RELEASE);
+			damaged(c, &c->files[w[i].file], w[i].off, w[i].raw, why);
 			wrote(c, wk, w[i].file);
 		}
 		return;
 	}
 	const uint8_t *pt = NULL;
 	int bad = 0;
+	char why[600] = "";
 	for (size_t i = lo; i < hi; i++) {
 		if (i == lo || w[i].boff != w[i - 1].boff) {
 			pt = NULL;
@@ -724,16 +751,14 @@ static void restore_group(struct rctx *c, struct worker *wk, size_t lo, size_t h
 						 &wk->raw, &wk->raw_cap, &pt, &e) != 0) {
 				char hex[65];
 				tw_hex(w[i].id, TW_ID_LEN, hex);
-				tw_warn("blob %.16s in pack %.16s damaged: %s", hex, pname,
-					e.msg[0] ? e.msg : "truncated pack");
+				snprintf(why, sizeof why, "blob %.16s in pack %.16s: %s", hex, pname,
+					 e.msg[0] ? e.msg : "past the end of the pack (truncated)");
 				bad = 1;
 			}
 		}
 		struct rfile *f = &c->files[w[i].file];
 		if (bad) {
-			tw_warn("file %s is damaged at offset %llu", f->path, (unsigned long long)w[i].off);
-			__atomic_store_n(&f->bad, 1, __ATOMIC_RELEASE);
-			count(&c->st->errors, 1);
+			damaged(c, f, w[i].off, w[i].raw, why);
 		} else {
 			count(&c->o->progress->bytes, w[i].raw);
 			if (!(f->sparse && all_zero(pt, w[i].raw))) {
@@ -815,6 +840,28 @@ static void set_meta(struct rctx *c, const struct rfile *f)
 	if (utimensat(dfd, f->name, ts, AT_SYMLINK_NOFOLLOW) == -1)
 		warn_err(c, "utimes", f->path);
 	close(dfd);
+}
+
+static int damage_cmp(const void *a, const void *b)
+{
+	const struct tw_restore_damage *x = a, *y = b;
+	int c = strcmp(x->path, y->path);
+	if (c != 0)
+		return c;
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+void tw_restore_stats_free(struct tw_restore_stats *st)
+{
+	for (size_t i = 0; i < st->ndamage; i++)
+		free(st->damage[i].path);
+	free(st->damage);
+	for (size_t i = 0; i < st->ndamaged_paths; i++)
+		free(st->damaged_paths[i]);
+	free(st->damaged_paths);
+	st->damage = NULL;
+	st->damaged_paths = NULL;
+	st->ndamage = st->ndamaged_paths = 0;
 }
 
 int tw_restore_run(struct tw_repo *r, const struct tw_snapshot *s, const struct tw_restore_opts *o,
@@ -900,6 +947,37 @@ int tw_restore_run(struct tw_repo *r, const struct tw_snapshot *s, const struct 
 			set_meta(&c, &c.files[i]);
 	for (size_t i = 0; i < c.ndirs; i++)
 		set_meta(&c, &c.dirs[i]);
+	/* damaged files do not sit under their real names as if they were good */
+	for (size_t i = 0; i < c.nfiles; i++) {
+		struct rfile *f = &c.files[i];
+		if (!f->bad)
+			continue;
+		char *shown = NULL;
+		if (!o->keep_damaged_names) {
+			char nn[NAME_MAX + 16];
+			snprintf(nn, sizeof nn, "%s.damaged", f->name);
+			int dfd = open_dir(c.rootfd, f->dir);
+			if (dfd == -1 || renameat(dfd, f->name, dfd, nn) == -1)
+				warn_err(&c, "rename", f->path);
+			else if (asprintf(&shown, "%s.damaged", f->path) < 0)
+				shown = NULL;
+			if (dfd >= 0)
+				close(dfd);
+		}
+		if (shown == NULL)
+			shown = strdup(f->path);
+		char **v = realloc(st->damaged_paths, (st->ndamaged_paths + 1) * sizeof *v);
+		if (v == NULL || shown == NULL) {
+			free(shown);
+			if (v != NULL)
+				st->damaged_paths = v;
+			continue;
+		}
+		st->damaged_paths = v;
+		st->damaged_paths[st->ndamaged_paths++] = shown;
+	}
+	if (st->ndamage > 1)
+		qsort(st->damage, st->ndamage, sizeof *st->damage, damage_cmp);
 	st->bytes = o->progress->bytes;
 	if (st->errors)
 		rc = tw_err_set(e, TW_ECORRUPT, "%llu errors during restore",

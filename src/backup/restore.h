@@ -26,12 +26,27 @@ struct tw_restore_opts {
 	int (*skip)(void *arg, const char *rel);
 	void *skip_arg;
 	int threads;
+	int keep_damaged_names; /* 0: a damaged file is renamed NAME.damaged */
 	struct tw_progress *progress;
+};
+
+/* A range of a restored file that could not be restored (zeros there). */
+struct tw_restore_damage {
+	char *path;       /* the file's path in the snapshot */
+	uint64_t off, len;
 };
 
 struct tw_restore_stats {
 	uint64_t files, dirs, others, bytes, errors;
+	/* every damaged range (sorted by path, offset), and every damaged file
+	 * as it is now named below the target (NAME.damaged unless kept) */
+	struct tw_restore_damage *damage;
+	size_t ndamage;
+	char **damaged_paths;
+	size_t ndamaged_paths;
 };
+/* Free the damage lists of st (st itself is the caller's). */
+void tw_restore_stats_free(struct tw_restore_stats *st);
 
 /* 0 when everything was restored and verified; TW_ECORRUPT when some data
  * failed verification (stats->errors > 0, the rest is restored). */

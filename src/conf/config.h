@@ -43,6 +43,11 @@ enum tw_hash_src { TW_HASH_CLIENT_IP = 0, TW_HASH_HEADER, TW_HASH_COOKIE, TW_HAS
 enum tw_match { TW_MATCH_PREFIX = 0, TW_MATCH_EXACT };
 /* EXT: answered from the route's ext (status or redirect), no backend */
 enum tw_handler { TW_HANDLER_PROXY = 0, TW_HANDLER_WELCOME, TW_HANDLER_EXT, TW_HANDLER_STATIC };
+/* Request bodies are read (up to limits.body_buffer) before an upstream
+ * connection is taken, unless a route turns it off (streaming uploads). */
+enum tw_reqbuf { TW_REQBUF_ON = 0, TW_REQBUF_OFF };
+/* When every server of a backend is down or ejected, balance over all of them. */
+enum tw_panic { TW_PANIC_ON = 0, TW_PANIC_OFF };
 enum tw_log_format { TW_LOGFMT_COMBINED = 0, TW_LOGFMT_JSON };
 
 struct tw_conf_server {
@@ -84,6 +89,7 @@ struct tw_conf_backend {
 	uint64_t queue_timeout_ms;     /* default 5000 */
 	unsigned passive_fails;        /* consecutive failures that eject a server, default 3; 0 = off */
 	uint64_t passive_eject_ms;     /* how long an ejected server stays out, default 10000 */
+	enum tw_panic panic;           /* TW_PANIC_ON (0, default): when no server is up, balance over all */
 	int dynamic;                   /* servers come and go (Kubernetes endpoints): per-server metric
 					* series are folded into one server="*" series per backend */
 };
@@ -126,6 +132,7 @@ struct tw_conf_route {
 	int allow_hidden;        /* serve names starting with '.', default 0 */
 	char *rate_limit_name;   /* rate_limit: a policy of rate_limits, NULL = none */
 	size_t rate_limit;       /* 1 + index into tw_config.rate_limits (resolved); 0 = none */
+	enum tw_reqbuf request_buffering; /* TW_REQBUF_ON (0, the default) | TW_REQBUF_OFF */
 };
 
 /* One name/value pair: an exact header or query-parameter match (header
@@ -223,11 +230,14 @@ struct tw_conf_limits {
 	unsigned max_headers;    /* default 100 -> 431 */
 	size_t max_uri;          /* default 8 KiB -> 414 */
 	uint64_t max_body;       /* 0 = unlimited -> 413 */
+	size_t body_buffer;      /* body bytes read before an upstream is taken, default 16 KiB */
+	uint64_t min_body_rate;  /* bytes/s a body must average after body_rate_grace, default 500; 0 = off */
 };
 
 struct tw_conf_timeouts {
 	uint64_t client_header_ms; /* default 10000 -> 408 */
 	uint64_t client_body_ms;   /* idle between body reads, default 60000 -> 408 */
+	uint64_t body_rate_grace_ms; /* a body's first part free of min_body_rate, default 20000 */
 	uint64_t keepalive_ms;     /* idle client keep-alive, default 75000 */
 	uint64_t drain_ms;         /* SIGTERM: how long in-flight may finish, default 30000 */
 };
@@ -245,6 +255,7 @@ struct tw_conf_log {
 	int level;                /* TW_LOG_* from core/log.h, default info */
 	char *access;             /* "stdout" (default), "off", or a file path */
 	enum tw_log_format format; /* combined (default) | json */
+	unsigned rate;            /* per-event error-log lines per second per kind, default 10; 0 = all */
 };
 
 enum tw_tls_profile { TW_TLS_PROFILE_INTERMEDIATE = 0, TW_TLS_PROFILE_MODERN };

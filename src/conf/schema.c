@@ -572,6 +572,8 @@ static const struct cf_enum match_enum[] = {
     {"prefix", TW_MATCH_PREFIX}, {"exact", TW_MATCH_EXACT}, {NULL, 0}};
 static const struct cf_enum handler_enum[] = {
     {"welcome", TW_HANDLER_WELCOME}, {"static", TW_HANDLER_STATIC}, {NULL, 0}};
+static const struct cf_enum panic_enum[] = {{"on", TW_PANIC_ON}, {"off", TW_PANIC_OFF}, {NULL, 0}};
+static const struct cf_enum reqbuf_enum[] = {{"on", TW_REQBUF_ON}, {"off", TW_REQBUF_OFF}, {NULL, 0}};
 static const struct cf_enum level_enum[] = {{"error", TW_LOG_ERROR},
                                             {"warn", TW_LOG_WARN},
                                             {"info", TW_LOG_INFO},
@@ -782,6 +784,14 @@ static const struct cf_field backend_fields[] = {
      .max = 86400000,
      .def = "10s",
      .doc = "How long an ejected server stays out."},
+    {.name = "panic",
+     .kind = CF_ENUM,
+     FLD(B, panic),
+     .enums = panic_enum,
+     .def = "on",
+     .doc = "`on`: when every server is down (active checks) or ejected (passive), balance "
+            "over all of them rather than answer 503 (Envoy's panic threshold at 100 %); "
+            "logged once when it starts and once when it ends. `off`: answer 503."},
     END};
 #undef B
 static const struct cf_schema backend_schema = {
@@ -864,6 +874,15 @@ static const struct cf_field route_fields[] = {
      FLD(R, rate_limit_name),
      .doc = "Name of a `rate_limits` policy applied to each request of this route "
             "(docs/rate-limits.md)."},
+    {.name = "request_buffering",
+     .kind = CF_ENUM,
+     FLD(R, request_buffering),
+     .enums = reqbuf_enum,
+     .def = "on",
+     .doc = "`on`: the request body is read (up to `limits.body_buffer`, or whole when "
+            "smaller) before an upstream connection is taken, so slow uploads hold no "
+            "upstream connection. `off`: the upstream is connected as soon as the head "
+            "arrives and the body streams through (uploads that need it live)."},
     END};
 #undef R
 static const struct cf_schema route_schema = {
@@ -988,6 +1007,23 @@ static const struct cf_field limits_fields[] = {
      FLD(L, max_body),
      .def = "0",
      .doc = "Request body size; larger is answered 413. 0 = unlimited."},
+    {.name = "body_buffer",
+     .kind = CF_SIZE,
+     FLD(L, body_buffer),
+     .max = 64u << 10,
+     .def = "16KiB",
+     .doc = "With `request_buffering: on`, body bytes held in memory before an upstream "
+            "connection is taken; a larger body streams from there on. Each upload waiting "
+            "for its body holds at most this much (plus its head)."},
+    {.name = "min_body_rate",
+     .kind = CF_SIZE,
+     FLD(L, min_body_rate),
+     .max = 1u << 30,
+     .def = "500",
+     .doc = "Bytes per second a request body must average once `timeouts.body_rate_grace` "
+            "has passed (the allowance grows by one second per this many bytes received, as "
+            "Apache's mod_reqtimeout `MinRate`); a slower client gets 408 and is closed "
+            "(`tapwork_slow_bodies_total`). 0 = no rate, only `timeouts.client_body`."},
     END};
 #undef L
 static const struct cf_schema limits_schema = {
@@ -1009,6 +1045,12 @@ static const struct cf_field timeouts_fields[] = {
      .max = 86400000,
      .def = "60s",
      .doc = "Longest idle gap between two reads of a request body; then 408."},
+    {.name = "body_rate_grace",
+     .kind = CF_DURATION,
+     FLD(TM, body_rate_grace_ms),
+     .max = 86400000,
+     .def = "20s",
+     .doc = "Time a request body may take before `limits.min_body_rate` applies."},
     {.name = "keepalive",
      .kind = CF_DURATION,
      FLD(TM, keepalive_ms),
@@ -1045,6 +1087,15 @@ static const struct cf_field log_fields[] = {
      .enums = logfmt_enum,
      .def = "combined",
      .doc = "Access log format: `combined` (Apache/nginx style) or `json` (one object per line)."},
+    {.name = "rate",
+     .kind = CF_UINT,
+     FLD(LG, rate),
+     .max = 1000000,
+     .def = "10",
+     .doc = "Per-event error-log lines (a request answered with an error, an upstream failure, "
+            "a client gone) written per second of each kind; the rest are counted and summarised "
+            "as `... and N more like this in the last second (KIND)` "
+            "(`tapwork_log_lines_suppressed_total`). 0 = write every line."},
     END};
 #undef LG
 static const struct cf_schema log_schema = {.name = "log", .fields = log_fields, .doc = "Logging."};

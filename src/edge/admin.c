@@ -64,6 +64,10 @@ static void server_up_lines(struct tw_dbuf *out, void *arg)
 					atomic_load(&g->be[b].up[s]));
 		}
 	}
+	tw_dbuf_appendf(out, "# HELP tapwork_log_lines_suppressed_total Per-event error-log lines left out by the "
+			     "rate limit (log.rate).\n# TYPE tapwork_log_lines_suppressed_total counter\n"
+			     "tapwork_log_lines_suppressed_total %llu\n",
+			tw_log_suppressed_total());
 	tw_edge_acme_metrics(e, out);
 	if (e->k8s != NULL)
 		tw_k8s_controller_metrics(e->k8s, out);

@@ -58,7 +58,7 @@ void tw_lb_destroy(struct tw_lb *lb)
 enum tw_lb_avail tw_lb_avail(const struct tw_lb *lb, size_t i, const size_t *exclude, size_t nexclude)
 {
 	const struct tw_lb_server *s = &lb->servers[i];
-	if (s->up != NULL && atomic_load_explicit(s->up, memory_order_relaxed) == 0)
+	if (s->up != NULL && !lb->ignore_up && atomic_load_explicit(s->up, memory_order_relaxed) == 0)
 		return TW_LB_UNUSABLE;
 	for (size_t k = 0; k < nexclude; k++)
 		if (exclude[k] == i)

@@ -51,6 +51,7 @@ struct tw_lb {
 	struct tw_lb_server *servers;
 	size_t nservers;
 	uint64_t rng; /* xorshift state, per worker */
+	int ignore_up; /* panic mode: a server's up flag is not consulted (edge sets it around one pick) */
 	void *priv;   /* algorithm state, freed by destroy */
 };
 

@@ -121,6 +121,7 @@ static int install_config(struct run_state *rs, struct tw_config *cfg, int reloa
 		tw_admin_stop(e);
 	}
 	tw_log_level = g->cfg->log.level;
+	tw_log_burst = g->cfg->log.rate;
 	tw_health_stop(e);
 	atomic_store(&e->current, g);
 	e->gen = g;
@@ -481,6 +482,7 @@ static int run_edge(const char *path, const char *text)
 	tw_log_level = cfg->log.level;
 	if (cfg->warnings)
 		tw_warn("config: %.*s", (int)strcspn(cfg->warnings, "\n"), cfg->warnings);
+	tw_log_burst = cfg->log.rate;
 	e->nworkers = cfg->workers;
 	e->alog_fd = open_access_log(cfg);
 	if (tw_loop_new(&e->loop) != 0 || tw_metrics_add_shard(&e->m) != 0) {
@@ -496,6 +498,10 @@ static int run_edge(const char *path, const char *text)
 	tw_metrics_register("tapwork_router_builds_total",
 			    "Routing tables built (generations whose sites and routes did not change share one).",
 			    TW_METRIC_COUNTER, "", &e->m_router_builds);
+	tw_metrics_register("tapwork_slow_bodies_total",
+			    "Requests answered 408 and closed because their body came too slowly "
+			    "(limits.min_body_rate, timeouts.client_body).",
+			    TW_METRIC_COUNTER, "", &e->m_slow_bodies);
 	struct tw_gen *g;
 	if (tw_gen_build(e, cfg, NULL, &g, &err) != 0) {
 		fprintf(stderr, "tapwork: %s\n", err.msg);

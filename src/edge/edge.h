@@ -55,6 +55,7 @@ struct tw_srv_shared {
 struct tw_be_shared {
 	struct tw_srv_shared *srv; /* [nservers] */
 	atomic_int *up;            /* [nservers] what balancers read: health_up && !ejected */
+	atomic_int panic;          /* no server was up at the last pick: balancing over all */
 	uint32_t m_hist;           /* request duration histogram */
 };
 
@@ -183,6 +184,7 @@ struct tw_edge {
 	uint32_t m_reload_ok, m_reload_err;
 	uint32_t m_router_builds;  /* tapwork_router_builds_total */
 	uint32_t m_connect_err_total;
+	uint32_t m_slow_bodies;    /* tapwork_slow_bodies_total */
 	struct tw_health *health;
 	struct tw_admin *admin;
 	/* acme_glue.c */
@@ -242,6 +244,7 @@ struct tw_req {
 	uint64_t bytes_out;
 	int client_close; /* the client asked for the connection to close after this request */
 	uint64_t t_start_us;
+	uint64_t body_start_ms; /* tw_clock_ms when the body began (min_body_rate) */
 	struct tw_flow reqbody, respbody;
 	struct tw_cz_req czq; /* compression: what the request asked (compress.c) */
 	struct tw_cz *cz;     /* compressing stream of the answer, NULL = none */
@@ -251,6 +254,7 @@ struct tw_req {
 
 enum tw_conn_state {
 	C_HEAD = 0, /* reading a request head */
+	C_BODY,     /* reading the request body before an upstream is taken (request_buffering) */
 	C_WAIT,     /* waiting for an upstream connection (connecting or queued) */
 	C_PROXY,    /* request/response streaming */
 	C_TUNNEL,   /* after 101: bytes both ways */
@@ -410,7 +414,9 @@ void tw_alog_flush(struct tw_worker *w);
 /* health.c */
 int tw_health_start(struct tw_edge *e, struct tw_gen *g);
 void tw_health_stop(struct tw_edge *e);
-void tw_srv_eject(struct tw_be_shared *b, size_t server, uint64_t until_ms);
+/* Eject a server until until_ms; 1 when this call ejected it, 0 when it was
+ * already out (another worker got there first: log once per event). */
+int tw_srv_eject(struct tw_be_shared *b, size_t server, uint64_t until_ms);
 
 /* admin.c */
 int tw_admin_start(struct tw_edge *e, const struct tw_addr *addr, struct tw_err *err);

@@ -622,7 +622,7 @@ static void start_request(struct h2_stream *st, int end_stream)
 		return;
 	}
 	if (rc != 0) {
-		tw_info("conn=%llu client=%s h2 stream %d refused: %s", (unsigned long long)s->c->id, s->c->peer_ip,
+		tw_info_rl("HTTP/2 stream and session errors", "conn=%llu client=%s h2 stream %d refused: %s", (unsigned long long)s->c->id, s->c->peer_ip,
 			st->id, st->x.why ? st->x.why : "?");
 		rst(st, NGHTTP2_PROTOCOL_ERROR);
 		return;
@@ -644,7 +644,7 @@ static void request_end(struct h2_stream *st)
 		return;
 	st->req_ended = 1;
 	if (st->req_cl >= 0 && st->req_data != (uint64_t)st->req_cl) {
-		tw_info("conn=%llu h2 stream %d: content-length %lld but %llu DATA bytes", (unsigned long long)st->s->c->id,
+		tw_info_rl("HTTP/2 stream and session errors", "conn=%llu h2 stream %d: content-length %lld but %llu DATA bytes", (unsigned long long)st->s->c->id,
 			st->id, (long long)st->req_cl, (unsigned long long)st->req_data);
 		rst(st, NGHTTP2_PROTOCOL_ERROR);
 		return;
@@ -955,7 +955,7 @@ static ssize_t vs_send(struct tw_conn *vc, const char *a, size_t alen, const cha
 		while (off < plen[i]) {
 			ssize_t n = resp_feed(st, part[i] + off, plen[i] - off);
 			if (n < 0) {
-				tw_warn("conn=%llu h2 stream %d: cannot translate the response", (unsigned long long)st->s->c->id,
+				tw_warn_rl("HTTP/2 stream and session errors", "conn=%llu h2 stream %d: cannot translate the response", (unsigned long long)st->s->c->id,
 					st->id);
 				*ready = 0;
 				return -1;
@@ -1041,7 +1041,7 @@ static void calm(struct tw_h2_session *s, const char *what)
 {
 	if (s->terminated)
 		return;
-	tw_warn("conn=%llu client=%s h2: %s; GOAWAY ENHANCE_YOUR_CALM", (unsigned long long)s->c->id, s->c->peer_ip,
+	tw_warn_rl("HTTP/2 stream and session errors", "conn=%llu client=%s h2: %s; GOAWAY ENHANCE_YOUR_CALM", (unsigned long long)s->c->id, s->c->peer_ip,
 		what);
 	nghttp2_session_terminate_session(s->ng, NGHTTP2_ENHANCE_YOUR_CALM);
 	s->terminated = 1;
@@ -1130,11 +1130,11 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 			return 0;
 		if (f->headers.cat == NGHTTP2_HCAT_REQUEST) {
 			if (st->too_big) {
-				tw_info("conn=%llu client=%s h2 stream %d: header list too large, 431",
+				tw_info_rl("HTTP/2 stream and session errors", "conn=%llu client=%s h2 stream %d: header list too large, 431",
 					(unsigned long long)s->c->id, s->c->peer_ip, st->id);
 				respond_simple(st, 431);
 			} else if (st->bad) {
-				tw_info("conn=%llu client=%s h2 stream %d refused: %s", (unsigned long long)s->c->id,
+				tw_info_rl("HTTP/2 stream and session errors", "conn=%llu client=%s h2 stream %d refused: %s", (unsigned long long)s->c->id,
 					s->c->peer_ip, st->id, st->x.why ? st->x.why : "?");
 				rst(st, NGHTTP2_PROTOCOL_ERROR);
 			} else {
@@ -1178,7 +1178,7 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
 	st->req_data += len;
 	if (st->req_cl >= 0 && st->req_data > (uint64_t)st->req_cl) {
 		nghttp2_session_consume(ng, id, len);
-		tw_info("conn=%llu h2 stream %d: DATA beyond content-length", (unsigned long long)s->c->id, id);
+		tw_info_rl("HTTP/2 stream and session errors", "conn=%llu h2 stream %d: DATA beyond content-length", (unsigned long long)s->c->id, id);
 		rst(st, NGHTTP2_PROTOCOL_ERROR);
 		return 0;
 	}
@@ -1371,7 +1371,7 @@ int tw_h2_step(struct tw_conn *c)
 			ssize_t rv = nghttp2_session_mem_recv(s->ng, (const uint8_t *)tw_iobuf_head(c->in), tw_iobuf_len(c->in));
 			tw_iobuf_consume(c->in, tw_iobuf_len(c->in));
 			if (rv < 0) {
-				tw_info("conn=%llu client=%s h2: %s", (unsigned long long)c->id, c->peer_ip,
+				tw_info_rl("HTTP/2 stream and session errors", "conn=%llu client=%s h2: %s", (unsigned long long)c->id, c->peer_ip,
 					nghttp2_strerror((int)rv));
 				if (!s->terminated) {
 					nghttp2_session_terminate_session(s->ng, NGHTTP2_PROTOCOL_ERROR);

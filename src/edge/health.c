@@ -48,10 +48,13 @@ static void publish(struct tw_gen *g, size_t b, size_t s)
 	atomic_store(&g->be[b].up[s], up);
 }
 
-void tw_srv_eject(struct tw_be_shared *b, size_t server, uint64_t until_ms)
+int tw_srv_eject(struct tw_be_shared *b, size_t server, uint64_t until_ms)
 {
-	atomic_store(&b->srv[server].eject_until, until_ms);
+	uint64_t zero = 0;
+	if (!atomic_compare_exchange_strong(&b->srv[server].eject_until, &zero, until_ms))
+		return 0;
 	atomic_store(&b->up[server], 0);
+	return 1;
 }
 
 static void hc_close(struct hc *c)
@@ -78,9 +81,14 @@ static void hc_result(struct hc *c, int ok, const char *why)
 		c->fail = 0;
 		if (!up && c->ok >= cb->health.rise) {
 			atomic_store(&ss->health_up, 1);
+			up = 1;
 			tw_info("health: backend=%s server=%s is up (%u checks passed)", cb->name,
 				cb->servers[c->s].addr.text, c->ok);
 		}
+		/* the check says up: a passive ejection ends now, not when it times out */
+		if (up && atomic_exchange(&ss->eject_until, 0) != 0)
+			tw_info("backend=%s server=%s: ejection ended by a passing health check", cb->name,
+				cb->servers[c->s].addr.text);
 	} else {
 		c->fail++;
 		c->ok = 0;
@@ -223,8 +231,7 @@ static void eject_tick(struct tw_loop *loop, struct tw_timer *t)
 		for (size_t s = 0; s < g->cfg->backends[b].nservers; s++) {
 			struct tw_srv_shared *ss = &g->be[b].srv[s];
 			uint64_t until = atomic_load(&ss->eject_until);
-			if (until && now >= until) {
-				atomic_store(&ss->eject_until, 0);
+			if (until && now >= until && atomic_compare_exchange_strong(&ss->eject_until, &until, 0)) {
 				tw_info("backend=%s server=%s: ejection over, back in rotation", g->cfg->backends[b].name,
 					g->cfg->backends[b].servers[s].addr.text);
 			}

@@ -197,12 +197,31 @@ static void respond_ex(struct tw_conn *c, int status, const char *ctype, const c
 	c->wr_ready = 1;
 }
 
+/* One log limiter per answered status (core/log.h): a 503 storm writes a few
+ * lines a second and a count, not a line per request. */
+static struct tw_log_limit status_lim[] = {
+	{.kind = "status=400"}, {.kind = "status=404"}, {.kind = "status=408"}, {.kind = "status=413"},
+	{.kind = "status=414"}, {.kind = "status=431"}, {.kind = "status=500"}, {.kind = "status=502"},
+	{.kind = "status=503"}, {.kind = "status=504"}, {.kind = "other 4xx"},  {.kind = "other 5xx"}};
+
+static struct tw_log_limit *limit_for(int status)
+{
+	static const int codes[] = {400, 404, 408, 413, 414, 431, 500, 502, 503, 504};
+	for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+		if (codes[i] == status)
+			return &status_lim[i];
+	return &status_lim[status < 500 ? 10 : 11];
+}
+
 void tw_local_error(struct tw_conn *c, int status, const char *why)
 {
 	char body[128];
 	int n = snprintf(body, sizeof body, "%d %s\n", status, tw_h1_reason((unsigned)status));
 	respond(c, status, "text/plain; charset=utf-8", body, (size_t)n);
 	const char *rid = c->req ? c->req->rid : "-";
+	int level = status == 404 ? TW_LOG_INFO : TW_LOG_WARN;
+	if (level > tw_log_level || !tw_log_allow(limit_for(status), level))
+		return;
 	if (status == 404)
 		tw_info("status=404 (Not Found) rid=%s client=%s: %s", rid, c->peer_ip, why ? why : "");
 	else

@@ -32,7 +32,7 @@
 
 #define LINGER_MS 2000
 
-static const char *state_names[] = {"head", "wait", "proxy", "tunnel", "local", "h2", "closed"};
+static const char *state_names[] = {"head", "body", "wait", "proxy", "tunnel", "local", "h2", "closed"};
 
 static void set_state(struct tw_conn *c, enum tw_conn_state st)
 {
@@ -255,6 +255,8 @@ static void flow_init(struct tw_flow *f, int mode, uint64_t len, uint64_t max_bo
 static void on_client_event(struct tw_loop *loop, struct tw_io *io, uint32_t ev);
 static void on_conn_timer(struct tw_loop *loop, struct tw_timer *t);
 static void choose_and_connect(struct tw_conn *c);
+static void start_body(struct tw_conn *c);
+static void body_timer(struct tw_conn *c);
 
 #define REQ_MAP_SIZE (((sizeof(struct tw_req) + 4095) / 4096) * 4096)
 #define REQ_FREE_MAX 1024
@@ -805,7 +807,118 @@ static void dispatch(struct tw_conn *c)
 	}
 	tw_iobuf_consume(c->in, (uint32_t)r->p.head_len);
 	/* The message struct is reused for the response head from here on. */
-	choose_and_connect(c);
+	r->body_start_ms = tw_clock_ms();
+	/* a small body usually came with the head: then it is all here already
+	 * and the upstream is taken at once (no C_BODY, no timer) */
+	if (r->reqbody.mode == FLOW_LENGTH)
+		flow_classify(&r->reqbody, c->in, 0);
+	if (!r->reqbody.done && !r->want_upgrade && r->route->request_buffering == TW_REQBUF_ON &&
+	    cfg->limits.body_buffer > 0)
+		start_body(c);
+	else
+		choose_and_connect(c);
+}
+
+/* ---------- request buffering (C_BODY) ----------
+ * The body is read into c->in before an upstream connection is taken: the
+ * whole body when it is at most limits.body_buffer, else that much, after
+ * which the request goes up and the rest streams. A client that trickles its
+ * body therefore holds a buffer (the pages its bytes touched), never an
+ * upstream connection. limits.min_body_rate bounds how long it may trickle. */
+
+static void start_body(struct tw_conn *c)
+{
+	set_state(c, C_BODY);
+	body_timer(c);
+}
+
+/* The body's timer: the idle gap (timeouts.client_body), or sooner the
+ * moment its average rate would fall below limits.min_body_rate: grace plus
+ * one second per min_body_rate bytes received so far. */
+static void body_timer(struct tw_conn *c)
+{
+	struct tw_req *r = c->req;
+	const struct tw_config *cfg = r->gen->cfg;
+	uint64_t ms = cfg->timeouts.client_body_ms;
+	if (cfg->limits.min_body_rate) {
+		uint64_t got = r->reqbody.total + r->reqbody.fwd;
+		uint64_t deadline = r->body_start_ms + cfg->timeouts.body_rate_grace_ms +
+				    got * 1000u / cfg->limits.min_body_rate;
+		uint64_t now = tw_clock_ms();
+		uint64_t left = deadline > now ? deadline - now : 1;
+		if (left < ms)
+			ms = left;
+	}
+	tw_timer_set(c->w->loop, &c->timer, ms);
+}
+
+/* The body was too slow (timer in C_BODY, or in C_PROXY before its end). */
+static void body_too_slow(struct tw_conn *c)
+{
+	struct tw_req *r = c->req;
+	char why[128];
+	uint64_t got = r->reqbody.total + r->reqbody.fwd;
+	uint64_t ms = tw_clock_ms() - r->body_start_ms;
+	snprintf(why, sizeof why, "request body too slow: %llu bytes in %llu ms", (unsigned long long)got,
+		 (unsigned long long)ms);
+	tw_metric_add(c->w->m, c->w->edge->m_slow_bodies, 1);
+	c->close_after = 1;
+	respond_local_error(c, 408, why);
+}
+
+static int step_body(struct tw_conn *c)
+{
+	struct tw_req *r = c->req;
+	const struct tw_config *cfg = r->gen->cfg;
+	int progress = 0;
+	if (r->expect_continue && !r->sent_continue && tw_iobuf_len(c->in) == 0) {
+		if (ensure_out(c) != 0 || tw_iobuf_append(c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25) != 0) {
+			conn_close(c);
+			return 1;
+		}
+		r->sent_continue = 1;
+		progress = 1;
+	}
+	if (c->out && tw_iobuf_len(c->out) && c->wr_ready) {
+		ssize_t n = conn_write(c, tw_iobuf_head(c->out), tw_iobuf_len(c->out), NULL, 0);
+		if (n < 0) {
+			conn_close(c);
+			return 1;
+		}
+		if (n > 0) {
+			tw_iobuf_consume(c->out, (uint32_t)n);
+			progress = 1;
+		}
+	}
+	ssize_t n = c->rd_ready && !c->rd_eof ? conn_read(c) : 0;
+	if (n > 0)
+		progress = 1;
+	int rc = n < 0 ? 0 : flow_classify(&r->reqbody, c->in, c->rd_eof);
+	if (rc != 0) {
+		c->close_after = 1;
+		respond_local_error(c, rc == TW_ELIMIT ? 413 : 400,
+				    r->reqbody.ch.why ? r->reqbody.ch.why : "bad chunked body");
+		return 1;
+	}
+	if (n < 0 || (c->rd_eof && !r->reqbody.done)) {
+		tw_info_rl("client closed during request body", "rid=%s client closed during request body", r->rid);
+		r->status = 499;
+		conn_close(c);
+		return 1;
+	}
+	if (r->reqbody.done || r->reqbody.fwd >= cfg->limits.body_buffer ||
+	    tw_iobuf_room(c->in) + c->in->start == 0) {
+		/* the body (or as much as is held) is here: now take an upstream */
+		if (c->out && tw_iobuf_len(c->out) == 0) {
+			tw_iobuf_put(&c->w->bufs, c->out);
+			c->out = NULL;
+		}
+		choose_and_connect(c);
+		return 1;
+	}
+	if (progress)
+		body_timer(c);
+	return progress;
 }
 
 static void hash_key(struct tw_conn *c, const void **key, size_t *len)
@@ -871,6 +984,14 @@ static void hash_key(struct tw_conn *c, const void **key, size_t *len)
 	}
 }
 
+static int no_server_up(struct tw_be_shared *bs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (atomic_load_explicit(&bs->up[i], memory_order_relaxed))
+			return 0;
+	return 1;
+}
+
 /* Pick a server (not yet tried, not at max_conns) and attach a connection. */
 static void choose_and_connect(struct tw_conn *c)
 {
@@ -887,6 +1008,19 @@ static void choose_and_connect(struct tw_conn *c)
 	hash_key(c, &key, &klen);
 	size_t s = 0;
 	int rc = tw_lb_pick(&bw->lb, key, klen, excl, nexcl, &s);
+	struct tw_be_shared *bs = &r->gen->be[r->backend];
+	if (rc == TW_ENOENT && cb->panic == TW_PANIC_ON && no_server_up(bs, cb->nservers)) {
+		/* panic: every server is down or ejected; 503 to everyone helps no one */
+		bw->lb.ignore_up = 1;
+		rc = tw_lb_pick(&bw->lb, key, klen, excl, nexcl, &s);
+		bw->lb.ignore_up = 0;
+		if (rc != TW_ENOENT && atomic_exchange(&bs->panic, 1) == 0)
+			tw_warn("backend=%s: every server is down or ejected; panic mode: balancing over all of them",
+				cb->name);
+	} else if (rc == 0 && atomic_load_explicit(&bs->panic, memory_order_relaxed) &&
+		   atomic_exchange(&bs->panic, 0) == 1) {
+		tw_info("backend=%s: a server is up again; panic mode over", cb->name);
+	}
 	if (rc == TW_ELIMIT) {
 		/* every usable server is at max_conns: wait for a slot */
 		if (bw->q_len >= cb->queue_size) {
@@ -967,15 +1101,16 @@ static void upstream_failed(struct tw_conn *c, int connect_phase, const char *wh
 	struct tw_be_worker *bw = req_bw(c);
 	size_t s = r->server;
 	int reused = u && u->reused;
-	tw_warn("rid=%s backend=%s server=%s: %s%s", r->rid, cb->name, cb->servers[s].addr.text, what,
+	tw_warn_rl("upstream failures", "rid=%s backend=%s server=%s: %s%s", r->rid, cb->name, cb->servers[s].addr.text, what,
 		reused ? " (pooled connection)" : "");
 	if (connect_phase)
 		tw_metric_add(w->m, r->gen->be[r->backend].srv[s].m_connect_err, 1);
 	if (!reused && cb->passive_fails) {
 		if (++bw->fails[s] >= cb->passive_fails) {
-			tw_warn("backend=%s server=%s: ejected for %llums after %u consecutive failures", cb->name,
-				cb->servers[s].addr.text, (unsigned long long)cb->passive_eject_ms, bw->fails[s]);
-			tw_srv_eject(&r->gen->be[r->backend], s, tw_clock_ms() + cb->passive_eject_ms);
+			if (tw_srv_eject(&r->gen->be[r->backend], s, tw_clock_ms() + cb->passive_eject_ms))
+				tw_warn("backend=%s server=%s: ejected for %llums after %u consecutive failures",
+					cb->name, cb->servers[s].addr.text, (unsigned long long)cb->passive_eject_ms,
+					bw->fails[s]);
 			bw->fails[s] = 0;
 		}
 	}
@@ -1009,7 +1144,7 @@ static int pump_request(struct tw_conn *c)
 	if (!r->reqbody.done && c->rd_ready && !c->rd_eof) {
 		ssize_t n = conn_read(c);
 		if (n < 0 || (c->rd_eof && !r->reqbody.done && r->reqbody.mode != FLOW_UNTIL_CLOSE)) {
-			tw_info("rid=%s client closed during request body", r->rid);
+			tw_info_rl("client closed during request body", "rid=%s client closed during request body", r->rid);
 			r->status = 499;
 			conn_close(c);
 			return 1;
@@ -1108,7 +1243,7 @@ static void begin_response(struct tw_conn *c)
 		/* an HTTP/2 stream takes the fields as they are: no HTTP/1.1 text to
 		 * write here and parse again there */
 		if (c->fops->resp_head(c, r, tw_iobuf_head(u->in), out_mode, len) != 0) {
-			tw_info("rid=%s client went away before the response", r->rid);
+			tw_info_rl("client went away", "rid=%s client went away before the response", r->rid);
 			r->up_reusable = 0;
 			conn_close(c);
 			return;
@@ -1148,7 +1283,7 @@ static int write_response(struct tw_conn *c)
 		return moved;
 	ssize_t n = conn_write(c, c->out ? tw_iobuf_head(c->out) : NULL, hl, bp, bl);
 	if (n < 0) {
-		tw_info("rid=%s client went away during the response", r->rid);
+		tw_info_rl("client went away", "rid=%s client went away during the response", r->rid);
 		conn_close(c);
 		return 1;
 	}
@@ -1218,7 +1353,7 @@ static int pump_response(struct tw_conn *c)
 			break;
 		}
 		if (rc != 0) {
-			tw_warn("rid=%s invalid upstream response: %s", r->rid, r->p.why ? r->p.why : "?");
+			tw_warn_rl("invalid upstream response", "rid=%s invalid upstream response: %s", r->rid, r->p.why ? r->p.why : "?");
 			c->close_after = 1;
 			respond_local_error(c, 502, "invalid upstream response");
 			return 1;
@@ -1249,13 +1384,13 @@ static int pump_response(struct tw_conn *c)
 	if (r->resp_head_done && !r->respbody.done) {
 		int rc = flow_classify(&r->respbody, u->in, u->rd_eof);
 		if (rc != 0) {
-			tw_warn("rid=%s invalid chunked response from upstream: %s", r->rid,
+			tw_warn_rl("invalid upstream response", "rid=%s invalid chunked response from upstream: %s", r->rid,
 				r->respbody.ch.why ? r->respbody.ch.why : "?");
 			conn_close(c);
 			return 1;
 		}
 		if (u->rd_eof && !r->respbody.done && r->respbody.fwd == tw_iobuf_len(u->in)) {
-			tw_warn("rid=%s upstream closed mid-response", r->rid);
+			tw_warn_rl("upstream closed mid-response", "rid=%s upstream closed mid-response", r->rid);
 			r->up_reusable = 0;
 			c->close_after = 1;
 			if (tw_iobuf_len(c->out) == 0 && r->respbody.fwd == 0) {
@@ -1357,8 +1492,10 @@ static int step_proxy(struct tw_conn *c)
 		return 1;
 	if (progress && !r->tunnel) {
 		const struct tw_conf_backend *cb = &r->gen->cfg->backends[r->backend];
-		tw_timer_set(c->w->loop, &c->timer,
-			     r->reqbody.done ? cb->response_timeout_ms : r->gen->cfg->timeouts.client_body_ms);
+		if (r->reqbody.done)
+			tw_timer_set(c->w->loop, &c->timer, cb->response_timeout_ms);
+		else
+			body_timer(c);
 	}
 	if (!r->resp_head_done || !r->respbody.done || r->respbody.fwd || (c->out && tw_iobuf_len(c->out)) ||
 	    !tw_cz_done(r))
@@ -1453,7 +1590,7 @@ static int step_head(struct tw_conn *c)
 	}
 	if (c->rd_eof) {
 		if (tw_iobuf_len(c->in) > 0)
-			tw_info("conn=%llu client=%s closed with an incomplete request head", (unsigned long long)c->id,
+			tw_info_rl("incomplete request head", "conn=%llu client=%s closed with an incomplete request head", (unsigned long long)c->id,
 				c->peer_ip);
 		conn_close(c);
 		return 1;
@@ -1526,6 +1663,7 @@ void tw_conn_run(struct tw_conn *c)
 		} else {
 			switch (c->st) {
 			case C_HEAD: progress = step_head(c); break;
+			case C_BODY: progress = step_body(c); break;
 			case C_WAIT:
 				if (c->up && c->up->failed) {
 					upstream_failed(c, 1, strerror(c->up->err));
@@ -1575,6 +1713,10 @@ static void on_conn_timer(struct tw_loop *loop, struct tw_timer *t)
 			conn_close(c);
 		}
 		return;
+	case C_BODY:
+		body_too_slow(c);
+		tw_conn_run(c);
+		return;
 	case C_WAIT:
 		if (c->queued) {
 			respond_local_error(c, 503, "no connection slot within queue_timeout");
@@ -1586,13 +1728,13 @@ static void on_conn_timer(struct tw_loop *loop, struct tw_timer *t)
 		if (r && !r->resp_head_done) {
 			c->close_after = 1;
 			if (!r->reqbody.done && c->in && tw_iobuf_room(c->in) + c->in->start > 0)
-				respond_local_error(c, 408, "request body not received in time");
+				body_too_slow(c);
 			else
 				respond_local_error(c, 504, "upstream did not answer in time");
 			tw_conn_run(c);
 			return;
 		}
-		tw_warn("rid=%s: transfer stalled; closing", r ? r->rid : "-");
+		tw_warn_rl("transfer stalled", "rid=%s: transfer stalled; closing", r ? r->rid : "-");
 		conn_close(c);
 		return;
 	case C_H2:

@@ -195,7 +195,7 @@ static ssize_t ssl_result(struct tw_conn *c, struct tls_front *f, int ret, uint8
 		if (!f->handshake_done && err != 0) {
 			char buf[256];
 			ERR_error_string_n(err, buf, sizeof buf);
-			tw_info("conn=%llu client=%s TLS handshake failed: %s", (unsigned long long)c->id, c->peer_ip,
+			tw_info_rl("TLS handshake failures", "conn=%llu client=%s TLS handshake failed: %s", (unsigned long long)c->id, c->peer_ip,
 				buf);
 		}
 		ERR_clear_error();

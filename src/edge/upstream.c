@@ -245,7 +245,7 @@ int tw_up_get(struct tw_worker *w, struct tw_gen *g, size_t backend, size_t serv
 	u->pp_private = sp != 0;
 	int rc = connect(fd, (const struct sockaddr *)&a->ss, a->len);
 	if (rc == -1 && errno != EINPROGRESS) {
-		tw_warn("connect %s: %s", a->text, strerror(errno));
+		tw_warn_rl("upstream connect errors", "connect %s: %s", a->text, strerror(errno));
 		close(fd);
 		free(u->pp_hdr);
 		free(u);

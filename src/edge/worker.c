@@ -210,6 +210,8 @@ static void on_idle(struct tw_loop *loop, void *arg)
 static void on_trim(struct tw_loop *loop, struct tw_timer *t)
 {
 	struct tw_worker *w = (struct tw_worker *)((char *)t - offsetof(struct tw_worker, trim_timer));
+	if (w->idx == 0)
+		tw_log_limits_flush(); /* summaries of rate-limited log lines */
 	if (w->inflight == 0) {
 		tw_iobuf_pool_trim(&w->bufs, 4);
 		tw_iobuf_pool_trim(&w->upbufs, 4);

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 struct local {
@@ -373,10 +374,112 @@ static int local_writer_commit(struct tw_st_writer *w, const char *name, struct 
 	return 0;
 }
 
+/* ---- leftovers: ".tmp-*" files of puts and writers that never finished ----
+ * They sit in a type's directory (writers) or beside the object (puts: for
+ * packs, data/xx/). ids are paths relative to the root. */
+
+static int tmp_id_ok(const char *id);
+
+static int tmp_scan(const char *root, const char *rel, tw_st_tmp_cb cb, void *arg, time_t now,
+		    struct tw_err *e)
+{
+	char dir[PATH_MAX];
+	int n = snprintf(dir, sizeof dir, "%s/%s", root, rel);
+	if (n < 0 || (size_t)n >= sizeof dir)
+		return 0;
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return errno == ENOENT ? 0 : io_err(e, "opendir", dir);
+	int rc = 0;
+	struct dirent *de;
+	while (rc == 0 && (de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, ".tmp-", 5) != 0)
+			continue;
+		struct stat st;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1 || !S_ISREG(st.st_mode))
+			continue;
+		char id[PATH_MAX];
+		n = snprintf(id, sizeof id, "%s%s%s", rel, *rel ? "/" : "", de->d_name);
+		if (n < 0 || (size_t)n >= sizeof id || !tmp_id_ok(id))
+			continue; /* not a name we make */
+		uint64_t age = now > st.st_mtime ? (uint64_t)(now - st.st_mtime) : 0;
+		rc = cb(arg, id, (uint64_t)st.st_size, age);
+	}
+	closedir(d);
+	return rc;
+}
+
+static int local_tmp_list(struct tw_storage *s, tw_st_tmp_cb cb, void *arg, struct tw_err *e)
+{
+	struct local *l = (struct local *)s;
+	time_t now = time(NULL);
+	int rc = tmp_scan(l->root, "", cb, arg, now, e);
+	for (int t = TW_ST_KEY; rc == 0 && t < TW_ST_NTYPES; t++)
+		rc = tmp_scan(l->root, tw_storage_type_name((enum tw_st_type)t), cb, arg, now, e);
+	for (unsigned i = 0; rc == 0 && i < 256; i++) {
+		char rel[16];
+		snprintf(rel, sizeof rel, "data/%02x", i);
+		rc = tmp_scan(l->root, rel, cb, arg, now, e);
+	}
+	return rc;
+}
+
+/* An id is "[TYPE/[xx/]].tmp-NAME": a known type directory, for data an
+ * optional two-hex-digit subdirectory, then a file starting ".tmp-" made of
+ * [A-Za-z0-9._-] (no other '/', so never a path outside the store). */
+static int tmp_id_ok(const char *id)
+{
+	const char *f = strrchr(id, '/');
+	f = f ? f + 1 : id;
+	if (strncmp(f, ".tmp-", 5) != 0 || strstr(f, "..") != NULL || strlen(f) > 200)
+		return 0;
+	for (const char *p = f; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '.' ||
+		      *p == '_' || *p == '-'))
+			return 0;
+	size_t dl = (size_t)(f - id);
+	if (dl == 0)
+		return 1;
+	for (int t = TW_ST_KEY; t < TW_ST_NTYPES; t++) {
+		const char *tn = tw_storage_type_name((enum tw_st_type)t);
+		size_t tl = strlen(tn);
+		if (dl == tl + 1 && strncmp(id, tn, tl) == 0)
+			return 1;
+		if (t == TW_ST_DATA && dl == tl + 4 && strncmp(id, tn, tl) == 0 && id[tl] == '/' &&
+		    strchr("0123456789abcdef", id[tl + 1]) && strchr("0123456789abcdef", id[tl + 2]) && id[tl + 3] == '/')
+			return 1;
+	}
+	return 0;
+}
+
+static int local_tmp_del(struct tw_storage *s, const char *id, struct tw_err *e)
+{
+	struct local *l = (struct local *)s;
+	if (!tmp_id_ok(id))
+		return tw_err_set(e, TW_EINVAL, "%s: not a temporary object", id);
+	char path[PATH_MAX];
+	int n = snprintf(path, sizeof path, "%s/%s", l->root, id);
+	if (n < 0 || (size_t)n >= sizeof path)
+		return tw_err_set(e, TW_ELIMIT, "path too long");
+	if (unlink(path) == -1 && errno != ENOENT)
+		return io_err(e, "unlink", path);
+	return 0;
+}
+
 static const struct tw_storage_ops local_ops = {
-	local_put,	   local_get,	       local_list,	    local_del,
-	local_stat,	   local_close,	       local_writer_open,   local_writer_write,
-	local_writer_commit, local_writer_abort};
+	.put = local_put,
+	.get = local_get,
+	.list = local_list,
+	.del = local_del,
+	.stat = local_stat,
+	.close = local_close,
+	.writer_open = local_writer_open,
+	.writer_write = local_writer_write,
+	.writer_commit = local_writer_commit,
+	.writer_abort = local_writer_abort,
+	.tmp_list = local_tmp_list,
+	.tmp_del = local_tmp_del,
+};
 
 int tw_storage_local_open(const char *dir, int create, struct tw_storage **out, struct tw_err *e)
 {

@@ -63,6 +63,18 @@ int tw_storage_has_writer(const struct tw_storage *s)
 	       s->ops->writer_commit != NULL && s->ops->writer_abort != NULL;
 }
 
+int tw_storage_tmp_list(struct tw_storage *s, tw_st_tmp_cb cb, void *arg, struct tw_err *e)
+{
+	return s->ops->tmp_list ? s->ops->tmp_list(s, cb, arg, e) : 0;
+}
+
+int tw_storage_tmp_del(struct tw_storage *s, const char *id, struct tw_err *e)
+{
+	if (s->ops->tmp_del == NULL)
+		return tw_err_set(e, TW_EINVAL, "%s: this storage has no temporary objects", id);
+	return s->ops->tmp_del(s, id, e);
+}
+
 int tw_storage_name_ok(const char *name)
 {
 	size_t n = strlen(name);

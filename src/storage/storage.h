@@ -36,6 +36,9 @@ enum tw_st_type {
 #define TW_ST_WHOLE UINT64_MAX
 
 typedef int (*tw_st_list_cb)(void *arg, const char *name, uint64_t size);
+/* A leftover temporary object: id names it for tmp_del (driver-specific,
+ * e.g. "data/.tmp-w-4242-7"), age_s since it was last written. */
+typedef int (*tw_st_tmp_cb)(void *arg, const char *id, uint64_t size, uint64_t age_s);
 
 struct tw_storage;
 struct tw_st_writer; /* a driver's object being written in pieces */
@@ -65,6 +68,12 @@ struct tw_storage_ops {
 	int (*writer_write)(struct tw_st_writer *w, const void *buf, size_t len, struct tw_err *e);
 	int (*writer_commit)(struct tw_st_writer *w, const char *name, struct tw_err *e);
 	void (*writer_abort)(struct tw_st_writer *w);
+	/* Optional (NULL: the driver leaves none): temporary objects a put or a
+	 * writer killed midway left behind (local ".tmp-*" files, S3 multipart
+	 * uploads never completed). tmp_del removes one by its id; it refuses
+	 * an id that does not name a temporary object. */
+	int (*tmp_list)(struct tw_storage *s, tw_st_tmp_cb cb, void *arg, struct tw_err *e);
+	int (*tmp_del)(struct tw_storage *s, const char *id, struct tw_err *e);
 };
 
 struct tw_storage {
@@ -83,6 +92,9 @@ int tw_storage_stat(struct tw_storage *s, enum tw_st_type t, const char *name, u
 		    struct tw_err *e);
 void tw_storage_close(struct tw_storage *s); /* s may be NULL */
 int tw_storage_has_writer(const struct tw_storage *s);
+/* Temporary leftovers (0 and no call when the driver has none). */
+int tw_storage_tmp_list(struct tw_storage *s, tw_st_tmp_cb cb, void *arg, struct tw_err *e);
+int tw_storage_tmp_del(struct tw_storage *s, const char *id, struct tw_err *e);
 const char *tw_storage_type_name(enum tw_st_type t);
 /* 1 if name may name an object: [A-Za-z0-9._-]{1,128}, not starting with '.'
  * (so it can never be a path outside the store); 0 if not. Drivers check it. */

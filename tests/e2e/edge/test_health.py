@@ -46,9 +46,11 @@ def test_active_health_marks_down_and_back(procs, tmp_path):
 
 
 def test_all_servers_down_503(procs, tmp_path):
+    """With `panic: off` a backend whose servers are all down answers 503
+    (the default, panic mode, is in test_panic.py)."""
     a = start_upstream(procs, "a")
     b = start_upstream(procs, "b")
-    edge = start_edge(procs, tmp_path, simple_config([a, b], health=HEALTH))
+    edge = start_edge(procs, tmp_path, simple_config([a, b], health=HEALTH, panic="off"))
     time.sleep(INTERVAL * RISE + 0.2)
     assert edge.get("/echo").status_code == 200
     a.down()

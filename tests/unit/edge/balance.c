@@ -354,6 +354,34 @@ static void p2c_seeded(void **state)
 	tw_lb_destroy(&c.lb);
 }
 
+/* Panic mode: with ignore_up every algorithm picks among all servers, still
+ * honouring exclusions; without it, none is usable. */
+static void ignore_up_panic(void **state)
+{
+	(void)state;
+	static const enum tw_balance algs[] = {TW_BAL_ROUND_ROBIN, TW_BAL_LEAST_CONN, TW_BAL_RANDOM_TWO, TW_BAL_HASH};
+	const unsigned w[] = {1, 1, 1};
+	for (size_t a = 0; a < 4; a++) {
+		struct fx f;
+		fx_init(&f, algs[a], w, 3, 7);
+		for (size_t i = 0; i < 3; i++)
+			set_up(&f, i, 0);
+		size_t out = SIZE_MAX;
+		assert_int_equal(tw_lb_pick(&f.lb, NULL, 0, NULL, 0, &out), TW_ENOENT);
+		f.lb.ignore_up = 1;
+		int seen[3] = {0};
+		for (size_t k = 0; k < 60; k++)
+			seen[pick(&f)]++;
+		assert_true(seen[0] > 0 && seen[1] > 0 && seen[2] > 0);
+		const size_t ex[] = {0, 2};
+		assert_int_equal(tw_lb_pick(&f.lb, "k", 1, ex, 2, &out), 0);
+		assert_int_equal(out, 1);
+		const size_t all[] = {0, 1, 2};
+		assert_int_equal(tw_lb_pick(&f.lb, NULL, 0, all, 3, &out), TW_ENOENT);
+		tw_lb_destroy(&f.lb);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -371,6 +399,7 @@ int main(void)
 		cmocka_unit_test(p2c_load_follows),
 		cmocka_unit_test(p2c_single_and_none),
 		cmocka_unit_test(p2c_seeded),
+		cmocka_unit_test(ignore_up_panic),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
