@@ -1,0 +1,117 @@
+"""Multipart uploads a killed run leaves on S3 (issue 17): `check` lists
+each incomplete upload of the repository as a temporary object (size from
+its parts, age since its last part), `prune` aborts those not written for
+the lock lease and keeps younger ones; uploads outside the repository's
+layout are never touched. The uploads are started the way tapwork's
+multipart put starts them (POST ?uploads=, then parts), signed by curl.
+TAPWORK_S3_UPLOAD_AGE_BIAS_S makes them look older, instead of a 5-minute
+wait."""
+import hashlib
+import os
+import re
+import subprocess
+import time
+
+from test_s3_repo import MOTO, Moto, tw  # noqa: F401
+from bkhelp import json_lines
+
+import pytest
+
+pytestmark = pytest.mark.skipif(MOTO is None, reason="moto_server not on PATH")
+
+
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory):
+    m = Moto(str(tmp_path_factory.mktemp("moto")))
+    yield m
+    m.stop()
+
+
+def s3(moto, method, path, body=b"", tmp=None):
+    sha = hashlib.sha256(body).hexdigest()
+    args = ["curl", "-sS", "--fail-with-body", "--max-time", "30", "--aws-sigv4",
+            "aws:amz:us-east-1:s3", "--user", f"{moto.key}:{moto.secret}",
+            "-H", f"x-amz-content-sha256: {sha}", "-X", method]
+    if body:
+        f = os.path.join(str(tmp), "body")
+        with open(f, "wb") as fp:
+            fp.write(body)
+        args += ["--data-binary", "@" + f, "-H", "Content-Type: application/octet-stream"]
+    elif method == "POST":
+        args += ["--data-binary", ""]
+    r = subprocess.run(args + [f"http://127.0.0.1:{moto.port}/{path}"],
+                       capture_output=True, text=True, timeout=40)
+    assert r.returncode == 0, (method, path, r.stdout, r.stderr)
+    return r.stdout
+
+
+def start_upload(moto, tmp, key, part_bytes):
+    out = s3(moto, "POST", f"leftovers/{key}?uploads=")
+    uid = re.search(r"<UploadId>([^<]+)</UploadId>", out).group(1)
+    s3(moto, "PUT", f"leftovers/{key}?partNumber=1&uploadId={uid}", os.urandom(part_bytes), tmp)
+    return uid
+
+
+def uploads(moto):
+    out = s3(moto, "GET", "leftovers?uploads=")
+    return sorted(re.findall(r"<UploadId>([^<]+)</UploadId>", out))
+
+
+def test_prune_aborts_old_multipart_uploads_keeps_young(moto, tmp_path):
+    repo = f"s3:http://127.0.0.1:{moto.port}/leftovers/team/r1"
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_bytes(os.urandom(200000))
+    tw(moto, repo, "repo", "init", check=0)
+    tw(moto, repo, "backup", "-q", str(src), check=0)
+    h = hashlib.sha256(b"pack").hexdigest()
+    old_key = f"team/r1/data/{h[:2]}/{h}"
+    old = start_upload(moto, tmp_path, old_key, 1 << 20)
+    # not ours: another application's upload in the bucket, and one under the
+    # prefix without the repository layout
+    foreign = start_upload(moto, tmp_path, "other/app/file", 1000)
+    odd = start_upload(moto, tmp_path, "team/r1/data/zz/notapack", 1000)
+    time.sleep(8)
+    young = start_upload(moto, tmp_path, "team/r1/index/" + "c" * 64, 3000)
+    assert uploads(moto) == sorted([old, foreign, odd, young])
+
+    old_id = f"data/{h[:2]}/{h}?uploadId={old}"
+    young_id = f"index/{'c' * 64}?uploadId={young}"
+    r = tw(moto, repo, "check", check=0)
+    assert f"temporary object {old_id}: 1.0 MiB, last written " in r.out, r.out
+    assert f"temporary object {young_id}: 0.0 MiB" in r.out, r.out
+    assert "2 temporary objects" in r.out and "no errors were found" in r.out, r.out
+    assert foreign not in r.out and odd not in r.out
+    j = json_lines(tw(moto, repo, "check", "--json", check=0).out)
+    tmp = {x["id"]: x for x in j if x["type"] == "temporary_object"}
+    assert sorted(tmp) == sorted([old_id, young_id])
+    assert tmp[old_id]["size"] == 1 << 20 and tmp[young_id]["size"] == 3000
+    assert tmp[old_id]["age_seconds"] >= 7 and tmp[young_id]["age_seconds"] < 7, tmp
+    summ = [x for x in j if x["type"] == "summary"][0]
+    assert summ["ok"] is True and summ["tmp_objects"] == 2 and summ["tmp_bytes"] == (1 << 20) + 3000
+
+    # without the bias both are younger than the lease: nothing aborted
+    j = json_lines(tw(moto, repo, "prune", "--json", check=0).out)
+    summ = [x for x in j if x["type"] == "summary"][0]
+    assert summ["tmp_deleted"] == 0 and summ["tmp_kept"] == 2, summ
+    # 295 s older: the old one is past the 300 s lease, the young one is not
+    bias = {"TAPWORK_S3_UPLOAD_AGE_BIAS_S": "295"}
+    r = tw(moto, repo, "prune", "--dry-run", extra_env=bias, check=0)
+    assert "would prune: 1 temporary objects of interrupted runs deleted (1.0 MiB); 1 kept" in r.out, r.out
+    assert uploads(moto) == sorted([old, foreign, odd, young])
+    j = json_lines(tw(moto, repo, "prune", "--json", extra_env=bias, check=0).out)
+    summ = [x for x in j if x["type"] == "summary"][0]
+    assert summ["tmp_deleted"] == 1 and summ["tmp_kept"] == 1, summ
+    assert summ["tmp_bytes_freed"] == 1 << 20, summ
+    assert uploads(moto) == sorted([foreign, odd, young])
+    r = tw(moto, repo, "prune", extra_env={"TAPWORK_S3_UPLOAD_AGE_BIAS_S": "3600"}, check=0)
+    assert "1 temporary objects of interrupted runs deleted" in r.out, r.out
+    assert uploads(moto) == sorted([foreign, odd])
+
+    # the repository is whole and nothing is left to list
+    r = tw(moto, repo, "check", "--read-data", check=0)
+    assert "temporary object" not in r.out and "no errors were found" in r.out, r.out
+    out = tmp_path / "out"
+    tw(moto, repo, "restore", "latest", "--target", str(out), check=0)
+    assert (out / "src" / "f").read_bytes() == (src / "f").read_bytes()
+
