@@ -71,7 +71,7 @@ def test_prune_aborts_old_multipart_uploads_keeps_young(moto, tmp_path):
     # prefix without the repository layout
     foreign = start_upload(moto, tmp_path, "other/app/file", 1000)
     odd = start_upload(moto, tmp_path, "team/r1/data/zz/notapack", 1000)
-    time.sleep(8)
+    time.sleep(12)
     young = start_upload(moto, tmp_path, "team/r1/index/" + "c" * 64, 3000)
     assert uploads(moto) == sorted([old, foreign, odd, young])
 
@@ -86,7 +86,7 @@ def test_prune_aborts_old_multipart_uploads_keeps_young(moto, tmp_path):
     tmp = {x["id"]: x for x in j if x["type"] == "temporary_object"}
     assert sorted(tmp) == sorted([old_id, young_id])
     assert tmp[old_id]["size"] == 1 << 20 and tmp[young_id]["size"] == 3000
-    assert tmp[old_id]["age_seconds"] >= 7 and tmp[young_id]["age_seconds"] < 7, tmp
+    assert tmp[old_id]["age_seconds"] >= 11 > tmp[young_id]["age_seconds"], tmp
     summ = [x for x in j if x["type"] == "summary"][0]
     assert summ["ok"] is True and summ["tmp_objects"] == 2 and summ["tmp_bytes"] == (1 << 20) + 3000
 
@@ -94,12 +94,17 @@ def test_prune_aborts_old_multipart_uploads_keeps_young(moto, tmp_path):
     j = json_lines(tw(moto, repo, "prune", "--json", check=0).out)
     summ = [x for x in j if x["type"] == "summary"][0]
     assert summ["tmp_deleted"] == 0 and summ["tmp_kept"] == 2, summ
-    # 295 s older: the old one is past the 300 s lease, the young one is not
-    bias = {"TAPWORK_S3_UPLOAD_AGE_BIAS_S": "295"}
-    r = tw(moto, repo, "prune", "--dry-run", extra_env=bias, check=0)
+    def bias():
+        # the ages now, then a bias that puts the 300 s lease halfway between
+        # them (12 s apart: a slow machine has ~6 s until prune lists them)
+        j = json_lines(tw(moto, repo, "check", "--json", check=0).out)
+        a = {x["id"]: x["age_seconds"] for x in j if x["type"] == "temporary_object"}
+        return {"TAPWORK_S3_UPLOAD_AGE_BIAS_S": str(300 - (a[old_id] + a[young_id]) // 2)}
+
+    r = tw(moto, repo, "prune", "--dry-run", extra_env=bias(), check=0)
     assert "would prune: 1 temporary objects of interrupted runs deleted (1.0 MiB); 1 kept" in r.out, r.out
     assert uploads(moto) == sorted([old, foreign, odd, young])
-    j = json_lines(tw(moto, repo, "prune", "--json", extra_env=bias, check=0).out)
+    j = json_lines(tw(moto, repo, "prune", "--json", extra_env=bias(), check=0).out)
     summ = [x for x in j if x["type"] == "summary"][0]
     assert summ["tmp_deleted"] == 1 and summ["tmp_kept"] == 1, summ
     assert summ["tmp_bytes_freed"] == 1 << 20, summ
@@ -115,3 +120,24 @@ def test_prune_aborts_old_multipart_uploads_keeps_young(moto, tmp_path):
     tw(moto, repo, "restore", "latest", "--target", str(out), check=0)
     assert (out / "src" / "f").read_bytes() == (src / "f").read_bytes()
 
+
+
+def test_repository_at_the_bucket_root(moto, tmp_path):
+    """No prefix: the listing covers the whole bucket; only keys with the
+    repository layout count."""
+    repo = f"s3:http://127.0.0.1:{moto.port}/rootrepo"
+    tw(moto, repo, "repo", "init", check=0)
+    h = hashlib.sha256(b"root").hexdigest()
+    out = s3(moto, "POST", f"rootrepo/data/{h[:2]}/{h}?uploads=")
+    uid = re.search(r"<UploadId>([^<]+)</UploadId>", out).group(1)
+    s3(moto, "PUT", f"rootrepo/data/{h[:2]}/{h}?partNumber=1&uploadId={uid}", b"z" * 5000, tmp_path)
+    out = s3(moto, "POST", "rootrepo/notes.txt?uploads=")
+    other = re.search(r"<UploadId>([^<]+)</UploadId>", out).group(1)
+    j = json_lines(tw(moto, repo, "check", "--json", check=0).out)
+    assert [x["id"] for x in j if x["type"] == "temporary_object"] == [f"data/{h[:2]}/{h}?uploadId={uid}"]
+    j = json_lines(tw(moto, repo, "prune", "--json", extra_env={"TAPWORK_S3_UPLOAD_AGE_BIAS_S": "3600"},
+                      check=0).out)
+    summ = [x for x in j if x["type"] == "summary"][0]
+    assert summ["tmp_deleted"] == 1 and summ["tmp_bytes_freed"] == 5000, summ
+    left = re.findall(r"<UploadId>([^<]+)</UploadId>", s3(moto, "GET", "rootrepo?uploads="))
+    assert left == [other]
