@@ -1680,6 +1680,18 @@ static int s3_tmp_list(struct tw_storage *st, tw_st_tmp_cb cb, void *arg, struct
 		struct uploads_q q = {s->prefix, pg[1].next_key, pg[1].next_upload};
 		struct req r;
 		rc = get_query(s, NULL, uploads_query, &q, &r, e);
+		if (rc != 0 && pages == 0 && r.cc == CURLE_OK && (r.status == 403 || r.status == 501)) {
+			/* a policy without s3:ListBucketMultipartUploads, or a store
+			 * without the call: say so, and let check and prune go on */
+			tw_warn("S3: cannot list multipart uploads (%s); incomplete uploads are not "
+				"checked (a bucket lifecycle rule can abort them)",
+				e != NULL ? e->msg : "refused");
+			tw_dbuf_free(&r.resp);
+			if (e != NULL)
+				memset(e, 0, sizeof *e);
+			rc = 0;
+			break;
+		}
 		if (rc == 0 && now == 0)
 			now = r.date; /* the server's clock: Initiated is on it */
 		if (rc == 0)

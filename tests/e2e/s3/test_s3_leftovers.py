@@ -141,3 +141,29 @@ def test_repository_at_the_bucket_root(moto, tmp_path):
     assert summ["tmp_deleted"] == 1 and summ["tmp_bytes_freed"] == 5000, summ
     left = re.findall(r"<UploadId>([^<]+)</UploadId>", s3(moto, "GET", "rootrepo?uploads="))
     assert left == [other]
+
+
+def test_policy_without_upload_listing_still_checks_and_prunes(moto, tmp_path):
+    """A user whose policy denies s3:ListBucketMultipartUploads: check and
+    prune still work and say that uploads were not checked."""
+    def iam(form):
+        r = subprocess.run(["curl", "-sS", "--fail-with-body", "--max-time", "20", "--aws-sigv4",
+                            "aws:amz:us-east-1:iam", "--user", f"{moto.key}:{moto.secret}",
+                            "--data", form + "&Version=2010-05-08", f"http://127.0.0.1:{moto.port}/"],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, (r.stdout, r.stderr)
+        return r.stdout
+    iam("Action=CreateUser&UserName=limited")
+    iam("Action=PutUserPolicy&UserName=limited&PolicyName=p&PolicyDocument="
+        "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22"
+        "%2C%22Action%22%3A%22%2A%22%2C%22Resource%22%3A%22%2A%22%7D%2C%7B%22Effect%22%3A%22Deny%22"
+        "%2C%22Action%22%3A%22s3%3AListBucketMultipartUploads%22%2C%22Resource%22%3A%22%2A%22%7D%5D%7D")
+    out = iam("Action=CreateAccessKey&UserName=limited")
+    env = {"AWS_ACCESS_KEY_ID": re.search(r"<AccessKeyId>([^<]+)<", out).group(1),
+           "AWS_SECRET_ACCESS_KEY": re.search(r"<SecretAccessKey>([^<]+)<", out).group(1)}
+    repo = f"s3:http://127.0.0.1:{moto.port}/limited/r"
+    tw(moto, repo, "repo", "init", extra_env=env, check=0)
+    r = tw(moto, repo, "check", extra_env=env, check=0)
+    assert "cannot list multipart uploads" in r.err and "no errors were found" in r.out, (r.out, r.err)
+    r = tw(moto, repo, "prune", extra_env=env, check=0)
+    assert "cannot list multipart uploads" in r.err, r.err
