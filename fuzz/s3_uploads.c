@@ -13,8 +13,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static int on_upload(void *arg, const char *key, size_t len, const char *id, int64_t initiated)
 {
 	size_t *total = arg;
-	if (strlen(key) != len || len > 1024 || strlen(id) == 0 || strlen(id) > TW_S3_UPLOAD_ID_MAX ||
-	    strpbrk(id, "\"\\<>& ") != NULL || initiated < 0)
+	if (strlen(key) != len || len > 1024 || strlen(id) == 0 ||
+	    strlen(id) > TW_S3_UPLOAD_ID_MAX || strpbrk(id, "\"\\<>& ") != NULL || initiated < 0)
 		abort();
 	*total += len;
 	return 0;
@@ -31,7 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	     strlen(up.next_upload) >= sizeof up.next_upload || (up.truncated && !up.next_key[0])))
 		abort();
 	struct tw_s3_parts_page pp;
-	if (tw_s3_parse_parts(p, size, &pp, &e) == 0 && (pp.newest < 0 || (pp.truncated && !pp.next_marker)))
+	if (tw_s3_parse_parts(p, size, &pp, &e) == 0 &&
+	    (pp.newest < 0 || (pp.truncated && !pp.next_marker)))
 		abort();
 	int64_t t;
 	if (tw_s3_parse_time(p, size, &t) == 0 && t < 0)
