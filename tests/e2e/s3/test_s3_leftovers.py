@@ -167,3 +167,55 @@ def test_policy_without_upload_listing_still_checks_and_prunes(moto, tmp_path):
     assert "cannot list multipart uploads" in r.err and "no errors were found" in r.out, (r.out, r.err)
     r = tw(moto, repo, "prune", extra_env=env, check=0)
     assert "cannot list multipart uploads" in r.err, r.err
+
+
+def test_backup_killed_during_a_multipart_pack_upload(moto, tmp_path):
+    """80 MiB packs go up in 8 MiB parts: kill the backup while the parts
+    are on their way (uploads slowed to 4 MiB/s each), then check names the
+    upload and prune aborts it; the repository stays whole."""
+    repo = f"s3:http://127.0.0.1:{moto.port}/killed/r"
+    tw(moto, repo, "repo", "init", "--pack-size", "80", check=0)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "big").write_bytes(os.urandom(90 << 20))
+    env = dict(os.environ)
+    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "TAPWORK_PASSWORD_FILE"):
+        env.pop(k, None)
+    env.update(AWS_ACCESS_KEY_ID=moto.key, AWS_SECRET_ACCESS_KEY=moto.secret, AWS_REGION="us-east-1",
+               TAPWORK_REPOSITORY=repo, TAPWORK_PASSWORD="s3 test password",
+               TAPWORK_S3_LIMIT_RATE=str(4 << 20))
+    from test_s3_repo import BIN
+    p = subprocess.Popen([BIN, "backup", "-q", str(src)], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        up = None
+        while time.monotonic() < deadline and p.poll() is None:
+            out = s3(moto, "GET", "killed?uploads=")
+            if "<UploadId>" in out:  # the only upload in this bucket
+                up = (re.search(r"<Key>([^<]+)</Key>", out).group(1),
+                      re.search(r"<UploadId>([^<]+)</UploadId>", out).group(1))
+                break
+            time.sleep(0.2)
+        assert up, "no multipart upload started"
+        # kill once a part has landed (each takes ~2 s at 4 MiB/s)
+        while time.monotonic() < deadline and p.poll() is None:
+            if "<Part>" in s3(moto, "GET", f"killed/{up[0]}?uploadId={up[1]}"):
+                break
+            time.sleep(0.2)
+        assert p.poll() is None, "the backup ended before it could be killed"
+    finally:
+        p.kill()
+        p.wait(10)
+    left = re.findall(r"<UploadId>([^<]+)</UploadId>", s3(moto, "GET", "killed?uploads="))
+    assert len(left) == 1, left
+    j = json_lines(tw(moto, repo, "check", "--json", check=0).out)
+    tmp = [x for x in j if x["type"] == "temporary_object"]
+    assert len(tmp) == 1 and re.fullmatch(r"data/([0-9a-f]{2})/\1[0-9a-f]{62}\?uploadId=" + re.escape(left[0]),
+                                          tmp[0]["id"]), tmp
+    assert tmp[0]["size"] >= 8 << 20, tmp  # at least one 8 MiB part stored
+    r = tw(moto, repo, "prune", extra_env={"TAPWORK_S3_UPLOAD_AGE_BIAS_S": "3600"}, check=0)
+    assert "1 temporary objects of interrupted runs deleted" in r.out, r.out
+    assert re.findall(r"<UploadId>", s3(moto, "GET", "killed?uploads=")) == []
+    r = tw(moto, repo, "check", "--read-data", check=0)
+    assert "temporary object" not in r.out and "no errors were found" in r.out, r.out
