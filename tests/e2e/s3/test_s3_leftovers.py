@@ -5,7 +5,9 @@ the lock lease and keeps younger ones; uploads outside the repository's
 layout are never touched. The uploads are started the way tapwork's
 multipart put starts them (POST ?uploads=, then parts), signed by curl.
 TAPWORK_S3_UPLOAD_AGE_BIAS_S makes them look older, instead of a 5-minute
-wait."""
+wait. Also: a repository at the bucket root, a backup killed during a real
+multipart pack upload (80 MiB packs), and a user whose policy denies
+ListBucketMultipartUploads (check and prune warn and go on)."""
 import hashlib
 import os
 import re
