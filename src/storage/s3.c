@@ -292,6 +292,172 @@ int tw_s3_parse_list(const char *buf, size_t len, tw_s3_key_cb cb, void *arg,
 	return 0;
 }
 
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	unsigned yoe = (unsigned)(y - era * 400);
+	unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+static int digits(const char *p, size_t n, unsigned *v)
+{
+	unsigned x = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return TW_EPROTO;
+		x = x * 10 + (unsigned)(p[i] - '0');
+	}
+	*v = x;
+	return 0;
+}
+
+int tw_s3_parse_time(const char *p, size_t n, int64_t *t)
+{
+	/* YYYY-MM-DDTHH:MM:SS then optional .fraction, then Z */
+	unsigned y, mo, d, h, mi, s;
+	if (n < 20 || p[4] != '-' || p[7] != '-' || p[10] != 'T' || p[13] != ':' || p[16] != ':' ||
+	    digits(p, 4, &y) || digits(p + 5, 2, &mo) || digits(p + 8, 2, &d) ||
+	    digits(p + 11, 2, &h) || digits(p + 14, 2, &mi) || digits(p + 17, 2, &s))
+		return TW_EPROTO;
+	size_t i = 19;
+	if (p[i] == '.') {
+		size_t f = ++i;
+		while (i < n && p[i] >= '0' && p[i] <= '9')
+			i++;
+		if (i == f || i - f > 9)
+			return TW_EPROTO;
+	}
+	if (i + 1 != n || p[i] != 'Z')
+		return TW_EPROTO;
+	static const unsigned mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 ||
+	    s > 60)
+		return TW_EPROTO;
+	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	if (mo == 2 && d == 29 && !leap)
+		return TW_EPROTO;
+	*t = days_from_civil(y, mo, d) * 86400 + (int64_t)h * 3600 + mi * 60 + s;
+	return 0;
+}
+
+static int upload_id_ok(const char *id, size_t n)
+{
+	if (n == 0 || n > TW_S3_UPLOAD_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = id[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '~' || c == '+' || c == '/' || c == '=' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+int tw_s3_parse_uploads(const char *buf, size_t len, tw_s3_upload_cb cb, void *arg,
+			struct tw_s3_uploads_page *page, struct tw_err *e)
+{
+	memset(page, 0, sizeof *page);
+	const char *p = buf;
+	size_t n = len;
+	char key[KEY_CAP + 1], id[TW_S3_UPLOAD_ID_MAX + 1];
+	for (;;) {
+		const char *body, *after;
+		size_t blen;
+		int rc = xml_find(p, n, "Upload", &body, &blen, &after);
+		if (rc == TW_ENOENT)
+			break;
+		if (rc != 0)
+			return tw_err_set(e, TW_EPROTO, "S3 uploads list: unterminated <Upload>");
+		if (++page->nuploads > LIST_MAX_ENTRIES)
+			return tw_err_set(e, TW_EPROTO, "S3 uploads list: too many entries in one page");
+		const char *k, *u, *ti;
+		size_t kn, un, tn, klen, ulen;
+		int64_t initiated;
+		if (xml_find(body, blen, "Key", &k, &kn, NULL) != 0 ||
+		    xml_find(body, blen, "UploadId", &u, &un, NULL) != 0 ||
+		    xml_find(body, blen, "Initiated", &ti, &tn, NULL) != 0)
+			return tw_err_set(e, TW_EPROTO,
+					  "S3 uploads list: entry without Key, UploadId or Initiated");
+		if (xml_unescape(k, kn, key, sizeof key, &klen) != 0)
+			return tw_err_set(e, TW_EPROTO, "S3 uploads list: bad or oversized Key");
+		if (xml_unescape(u, un, id, sizeof id, &ulen) != 0 || !upload_id_ok(id, ulen))
+			return tw_err_set(e, TW_EPROTO, "S3 uploads list: bad UploadId");
+		if (tw_s3_parse_time(ti, tn, &initiated) != 0)
+			return tw_err_set(e, TW_EPROTO, "S3 uploads list: bad Initiated time");
+		rc = cb(arg, key, klen, id, initiated);
+		if (rc != 0)
+			return rc;
+		n -= (size_t)(after - p);
+		p = after;
+	}
+	const char *t;
+	size_t tn, ol;
+	if (xml_find(buf, len, "IsTruncated", &t, &tn, NULL) == 0)
+		page->truncated = slice_eq(t, tn, "true");
+	if (xml_find(buf, len, "NextKeyMarker", &t, &tn, NULL) == 0 &&
+	    xml_unescape(t, tn, page->next_key, sizeof page->next_key, &ol) != 0)
+		return tw_err_set(e, TW_EPROTO, "S3 uploads list: bad NextKeyMarker");
+	if (xml_find(buf, len, "NextUploadIdMarker", &t, &tn, NULL) == 0 &&
+	    (xml_unescape(t, tn, page->next_upload, sizeof page->next_upload, &ol) != 0 ||
+	     (ol > 0 && !upload_id_ok(page->next_upload, ol))))
+		return tw_err_set(e, TW_EPROTO, "S3 uploads list: bad NextUploadIdMarker");
+	if (page->truncated && page->next_key[0] == '\0')
+		return tw_err_set(e, TW_EPROTO, "S3 uploads list: truncated without a key marker");
+	return 0;
+}
+
+int tw_s3_parse_parts(const char *buf, size_t len, struct tw_s3_parts_page *page,
+		      struct tw_err *e)
+{
+	memset(page, 0, sizeof *page);
+	const char *p = buf;
+	size_t n = len;
+	for (;;) {
+		const char *body, *after;
+		size_t blen;
+		int rc = xml_find(p, n, "Part", &body, &blen, &after);
+		if (rc == TW_ENOENT)
+			break;
+		if (rc != 0)
+			return tw_err_set(e, TW_EPROTO, "S3 parts list: unterminated <Part>");
+		if (++page->nparts > LIST_MAX_ENTRIES)
+			return tw_err_set(e, TW_EPROTO, "S3 parts list: too many parts in one page");
+		const char *sz, *lm;
+		size_t szn, lmn;
+		uint64_t size;
+		int64_t mod;
+		if (xml_find(body, blen, "Size", &sz, &szn, NULL) != 0 ||
+		    xml_find(body, blen, "LastModified", &lm, &lmn, NULL) != 0)
+			return tw_err_set(e, TW_EPROTO, "S3 parts list: part without Size or LastModified");
+		if (parse_u64(sz, szn, &size) != 0 || size > UINT64_MAX - page->bytes)
+			return tw_err_set(e, TW_EPROTO, "S3 parts list: bad Size");
+		if (tw_s3_parse_time(lm, lmn, &mod) != 0)
+			return tw_err_set(e, TW_EPROTO, "S3 parts list: bad LastModified");
+		page->bytes += size;
+		if (mod > page->newest)
+			page->newest = mod;
+		n -= (size_t)(after - p);
+		p = after;
+	}
+	const char *t;
+	size_t tn;
+	if (xml_find(buf, len, "IsTruncated", &t, &tn, NULL) == 0)
+		page->truncated = slice_eq(t, tn, "true");
+	if (xml_find(buf, len, "NextPartNumberMarker", &t, &tn, NULL) == 0) {
+		uint64_t m;
+		if (parse_u64(t, tn, &m) != 0 || m > 100000)
+			return tw_err_set(e, TW_EPROTO, "S3 parts list: bad NextPartNumberMarker");
+		page->next_marker = (unsigned)m;
+	}
+	if (page->truncated && page->next_marker == 0)
+		return tw_err_set(e, TW_EPROTO, "S3 parts list: truncated without a marker");
+	return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* Driver state.                                                        */
 
@@ -314,6 +480,7 @@ struct s3 {
 	/* Some servers (moto) canonicalize '/' in query values unescaped;
 	 * learned on the first signature mismatch of a list request. */
 	atomic_int raw_slash;
+	uint64_t upload_age_bias; /* TAPWORK_S3_UPLOAD_AGE_BIAS_S, for tests */
 };
 
 static void share_lock(CURL *h, curl_lock_data d, curl_lock_access a, void *u)
@@ -415,6 +582,7 @@ struct req {
 	char etag[80];
 	uint64_t content_length;
 	int have_cl;
+	time_t date; /* the server's Date header, 0 if none */
 	char curl_err[CURL_ERROR_SIZE];
 	const struct s3 *s; /* set by perform_once, for messages */
 	/* computed once */
@@ -466,6 +634,12 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *u)
 			memcpy(r->etag, v, vn);
 			r->etag[vn] = '\0';
 		}
+	} else if (n > 5 && n < 128 && strncasecmp(p, "Date:", 5) == 0) {
+		char d[128];
+		memcpy(d, p + 5, n - 5);
+		d[n - 5] = '\0';
+		time_t t = curl_getdate(d, NULL);
+		r->date = t > 0 ? t : 0;
 	} else if (n > 15 && strncasecmp(p, "Content-Length:", 15) == 0) {
 		v = p + 15;
 		vn = n - 15;
@@ -519,6 +693,7 @@ static int perform_once(struct s3 *s, struct req *r)
 	r->overflow = 0;
 	r->etag[0] = '\0';
 	r->have_cl = 0;
+	r->date = 0;
 	r->curl_err[0] = '\0';
 	tw_dbuf_free(&r->resp);
 	tw_dbuf_init(&r->resp, r->resp_cap);
@@ -1311,6 +1486,295 @@ static int s3_list(struct tw_storage *st, enum tw_st_type t, tw_st_list_cb cb, v
 	return rc;
 }
 
+/* ---- leftovers: multipart uploads never completed ----
+ * Puts are atomic and leave nothing; a process killed during a multipart
+ * put (objects above SINGLE_PUT_MAX) leaves an upload whose parts are stored
+ * and billed until it is aborted. ids are "REL?uploadId=ID", REL the key
+ * below the prefix; only keys with the repository layout are ours. */
+
+/* rel names an object of ours: "config", TYPE/NAME, or data/NN/NAME. */
+static int rel_key_ok(const char *rel)
+{
+	if (strcmp(rel, "config") == 0)
+		return 1;
+	const char *sl = strchr(rel, '/');
+	if (sl == NULL)
+		return 0;
+	for (int t = TW_ST_KEY; t < TW_ST_NTYPES; t++) {
+		const char *tn = tw_storage_type_name((enum tw_st_type)t);
+		size_t tl = strlen(tn);
+		if ((size_t)(sl - rel) != tl || strncmp(rel, tn, tl) != 0)
+			continue;
+		const char *name = sl + 1;
+		if (t == TW_ST_DATA) {
+			if (strlen(name) < 5 || name[2] != '/' || memcmp(name, name + 3, 2) != 0)
+				return 0;
+			name += 3;
+		}
+		return strchr(name, '/') == NULL && tw_storage_name_ok(name);
+	}
+	return 0;
+}
+
+#define QUERY_CAP 8192
+typedef int (*query_fn)(const void *ctx, int raw_slash, char *q, size_t cap);
+
+/* GET key?query into r (2xx) or an error in e; r->resp is the caller's to
+ * free either way. A signature mismatch with an encoded '/' in the query is
+ * retried once with '/' raw, as list_page does (moto). */
+static int get_query(struct s3 *s, const char *key, query_fn qf, const void *ctx, struct req *r,
+		     struct tw_err *e)
+{
+	char *q = malloc(QUERY_CAP);
+	if (q == NULL) {
+		req_init(r, "GET", key, XML_CAP);
+		return tw_err_set(e, TW_ENOMEM, "out of memory");
+	}
+	int raw = atomic_load(&s->raw_slash), rc;
+	for (int pass = 0;; pass++) {
+		req_init(r, "GET", key, XML_CAP);
+		if (qf(ctx, raw, q, QUERY_CAP) != 0) {
+			rc = tw_err_set(e, TW_ELIMIT, "S3: query too long");
+			break;
+		}
+		r->query = q;
+		rc = run_req(s, r, 1);
+		r->query = NULL;
+		if (rc == 0 && ok_status(r->status)) {
+			if (pass > 0)
+				atomic_store(&s->raw_slash, 1);
+			break;
+		}
+		if (pass == 0 && !raw && sig_mismatch(r) && strstr(q, "%2F") != NULL) {
+			tw_dbuf_free(&r->resp);
+			raw = 1;
+			continue;
+		}
+		rc = req_fail(r, e);
+		break;
+	}
+	free(q);
+	return rc;
+}
+
+struct uploads_q {
+	const char *prefix, *key_marker, *upload_marker;
+};
+
+/* names sorted, as the canonical request wants them */
+static int uploads_query(const void *ctx, int raw, char *q, size_t cap)
+{
+	const struct uploads_q *u = ctx;
+	char km[(KEY_CAP + 1) * 3], pf[sizeof ((struct s3 *)0)->prefix * 3],
+		um[(TW_S3_UPLOAD_ID_MAX + 1) * 3];
+	if (query_encode(u->key_marker, raw, km, sizeof km) != 0 ||
+	    query_encode(u->prefix, raw, pf, sizeof pf) != 0 ||
+	    query_encode(u->upload_marker, raw, um, sizeof um) != 0)
+		return TW_ELIMIT;
+	int n = snprintf(q, cap, "%s%s%sprefix=%s&%s%s%suploads=", km[0] ? "key-marker=" : "", km,
+			 km[0] ? "&" : "", pf, um[0] ? "upload-id-marker=" : "", um, um[0] ? "&" : "");
+	return n < 0 || (size_t)n >= cap ? TW_ELIMIT : 0;
+}
+
+struct parts_q {
+	const char *upload_id;
+	unsigned marker;
+};
+
+static int parts_query(const void *ctx, int raw, char *q, size_t cap)
+{
+	const struct parts_q *p = ctx;
+	char id[(TW_S3_UPLOAD_ID_MAX + 1) * 3], mk[48] = "";
+	if (query_encode(p->upload_id, raw, id, sizeof id) != 0)
+		return TW_ELIMIT;
+	if (p->marker)
+		snprintf(mk, sizeof mk, "part-number-marker=%u&", p->marker);
+	int n = snprintf(q, cap, "%suploadId=%s", mk, id);
+	return n < 0 || (size_t)n >= cap ? TW_ELIMIT : 0;
+}
+
+struct upload {
+	char *rel;
+	char id[TW_S3_UPLOAD_ID_MAX + 1];
+	int64_t initiated;
+};
+
+struct uploads {
+	const struct s3 *s;
+	size_t plen;
+	struct upload *v;
+	size_t n, cap;
+};
+
+static int collect_upload(void *arg, const char *key, size_t klen, const char *id,
+			  int64_t initiated)
+{
+	struct uploads *u = arg;
+	/* another application's upload in the same bucket is none of ours */
+	if (klen <= u->plen || strncmp(key, u->s->prefix, u->plen) != 0 ||
+	    !rel_key_ok(key + u->plen))
+		return 0;
+	if (u->n == u->cap) {
+		if (u->cap >= 1000000)
+			return TW_ELIMIT;
+		size_t cap = u->cap ? u->cap * 2 : 16;
+		struct upload *v = realloc(u->v, cap * sizeof *v);
+		if (v == NULL)
+			return TW_ENOMEM;
+		u->v = v;
+		u->cap = cap;
+	}
+	struct upload *x = &u->v[u->n];
+	if ((x->rel = strdup(key + u->plen)) == NULL)
+		return TW_ENOMEM;
+	snprintf(x->id, sizeof x->id, "%s", id);
+	x->initiated = initiated;
+	u->n++;
+	return 0;
+}
+
+/* Size and time of the last part of one upload; TW_ENOENT when it is gone
+ * (completed or aborted since it was listed). */
+static int upload_parts(struct s3 *s, const struct upload *up, uint64_t *bytes, int64_t *newest,
+			struct tw_err *e)
+{
+	char key[KEY_CAP];
+	int n = snprintf(key, sizeof key, "%s%s", s->prefix, up->rel);
+	if (n < 0 || (size_t)n >= sizeof key)
+		return tw_err_set(e, TW_ELIMIT, "object key too long");
+	struct parts_q pq = {up->id, 0};
+	*bytes = 0;
+	*newest = 0;
+	for (unsigned pages = 0;; pages++) {
+		struct req r;
+		int rc = get_query(s, key, parts_query, &pq, &r, e);
+		struct tw_s3_parts_page pg;
+		if (rc == 0)
+			rc = tw_s3_parse_parts(r.resp.data ? r.resp.data : "", r.resp.len, &pg, e);
+		tw_dbuf_free(&r.resp);
+		if (rc != 0)
+			return rc;
+		if (pg.bytes > UINT64_MAX - *bytes)
+			return tw_err_set(e, TW_EPROTO, "S3 parts list: sizes overflow");
+		*bytes += pg.bytes;
+		if (pg.newest > *newest)
+			*newest = pg.newest;
+		if (!pg.truncated)
+			return 0;
+		if (pg.next_marker <= pq.marker || pages >= MAX_PARTS)
+			return tw_err_set(e, TW_EPROTO, "S3 parts list: marker does not advance");
+		pq.marker = pg.next_marker;
+	}
+}
+
+static int s3_tmp_list(struct tw_storage *st, tw_st_tmp_cb cb, void *arg, struct tw_err *e)
+{
+	struct s3 *s = (struct s3 *)st;
+	struct uploads u = {s, strlen(s->prefix), NULL, 0, 0};
+	struct tw_s3_uploads_page *pg = calloc(2, sizeof *pg); /* [0] this page, [1] markers */
+	if (pg == NULL)
+		return tw_err_set(e, TW_ENOMEM, "out of memory");
+	time_t now = 0;
+	int rc = 0;
+	for (unsigned pages = 0;; pages++) {
+		struct uploads_q q = {s->prefix, pg[1].next_key, pg[1].next_upload};
+		struct req r;
+		rc = get_query(s, NULL, uploads_query, &q, &r, e);
+		if (rc != 0 && pages == 0 && r.cc == CURLE_OK && (r.status == 403 || r.status == 501)) {
+			/* a policy without s3:ListBucketMultipartUploads, or a store
+			 * without the call: say so, and let check and prune go on */
+			tw_warn("S3: cannot list multipart uploads (%s); incomplete uploads are not "
+				"checked (a bucket lifecycle rule can abort them)",
+				e != NULL ? e->msg : "refused");
+			tw_dbuf_free(&r.resp);
+			if (e != NULL)
+				memset(e, 0, sizeof *e);
+			rc = 0;
+			break;
+		}
+		if (rc == 0 && now == 0)
+			now = r.date; /* the server's clock: Initiated is on it */
+		if (rc == 0)
+			rc = tw_s3_parse_uploads(r.resp.data ? r.resp.data : "", r.resp.len,
+						 collect_upload, &u, &pg[0], e);
+		tw_dbuf_free(&r.resp);
+		if (rc == TW_ENOMEM)
+			rc = tw_err_set(e, TW_ENOMEM, "out of memory");
+		else if (rc == TW_ELIMIT)
+			rc = tw_err_set(e, TW_ELIMIT, "S3: too many multipart uploads");
+		if (rc != 0 || !pg[0].truncated)
+			break;
+		if ((strcmp(pg[0].next_key, pg[1].next_key) == 0 &&
+		     strcmp(pg[0].next_upload, pg[1].next_upload) == 0) ||
+		    pages > 100000) {
+			rc = tw_err_set(e, TW_EPROTO, "S3 uploads list: markers do not advance");
+			break;
+		}
+		pg[1] = pg[0];
+	}
+	free(pg);
+	if (now == 0)
+		now = time(NULL);
+	char id[KEY_CAP + TW_S3_UPLOAD_ID_MAX + 16];
+	for (size_t i = 0; rc == 0 && i < u.n; i++) {
+		const struct upload *up = &u.v[i];
+		uint64_t bytes = 0;
+		int64_t newest = 0;
+		struct tw_err pe = {0};
+		int pr = upload_parts(s, up, &bytes, &newest, &pe);
+		if (pr == TW_ENOENT)
+			continue; /* completed or aborted meanwhile */
+		if (pr != 0) {
+			rc = pr;
+			if (e != NULL)
+				*e = pe;
+			break;
+		}
+		/* age since last written: the newest part, else the start */
+		int64_t last = newest > up->initiated ? newest : up->initiated;
+		uint64_t age = (int64_t)now > last ? (uint64_t)((int64_t)now - last) : 0;
+		age += s->upload_age_bias;
+		snprintf(id, sizeof id, "%s?uploadId=%s", up->rel, up->id);
+		rc = cb(arg, id, bytes, age);
+	}
+	for (size_t i = 0; i < u.n; i++)
+		free(u.v[i].rel);
+	free(u.v);
+	return rc;
+}
+
+static int s3_tmp_del(struct tw_storage *st, const char *id, struct tw_err *e)
+{
+	struct s3 *s = (struct s3 *)st;
+	const char *sep = strstr(id, "?uploadId=");
+	char rel[KEY_CAP], key[KEY_CAP];
+	if (sep == NULL || (size_t)(sep - id) >= sizeof rel)
+		return tw_err_set(e, TW_EINVAL, "%s: not a multipart upload", id);
+	memcpy(rel, id, (size_t)(sep - id));
+	rel[sep - id] = '\0';
+	const char *up = sep + 10;
+	if (!rel_key_ok(rel) || !upload_id_ok(up, strlen(up)))
+		return tw_err_set(e, TW_EINVAL, "%s: not a multipart upload", id);
+	int n = snprintf(key, sizeof key, "%s%s", s->prefix, rel);
+	if (n < 0 || (size_t)n >= sizeof key)
+		return tw_err_set(e, TW_ELIMIT, "object key too long");
+	char enc[(TW_S3_UPLOAD_ID_MAX + 1) * 3], q[sizeof enc + 16];
+	if (query_encode(up, atomic_load(&s->raw_slash), enc, sizeof enc) != 0)
+		return tw_err_set(e, TW_ELIMIT, "S3: UploadId too long");
+	snprintf(q, sizeof q, "uploadId=%s", enc);
+	/* AbortMultipartUpload: frees the parts, never touches a completed object */
+	struct req r;
+	req_init(&r, "DELETE", key, 64 << 10);
+	r.query = q;
+	int rc = run_req(s, &r, 1);
+	if (rc == 0 && !ok_status(r.status) && r.status != 404)
+		rc = BAD_STATUS;
+	if (rc != 0)
+		rc = req_fail(&r, e);
+	tw_dbuf_free(&r.resp);
+	return rc;
+}
+
 static void s3_close(struct tw_storage *st)
 {
 	struct s3 *s = (struct s3 *)st;
@@ -1336,6 +1800,8 @@ static const struct tw_storage_ops s3_ops = {
 	.writer_write = NULL,
 	.writer_commit = NULL,
 	.writer_abort = NULL,
+	.tmp_list = s3_tmp_list,
+	.tmp_del = s3_tmp_del,
 };
 
 /* ------------------------------------------------------------------ */
@@ -1549,6 +2015,11 @@ static int load_options(struct s3 *s, struct tw_err *e)
 	if ((rc = env_u("TAPWORK_S3_STALL_SECS", 1, 3600, &v, e)) != 0)
 		return rc;
 	s->stall_secs = (long)v;
+	/* testing only: multipart uploads look this much older (prune's lease) */
+	v = 0;
+	if ((rc = env_u("TAPWORK_S3_UPLOAD_AGE_BIAS_S", 0, 86400, &v, e)) != 0)
+		return rc;
+	s->upload_age_bias = v;
 	return 0;
 }
 

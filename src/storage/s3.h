@@ -50,6 +50,46 @@ typedef int (*tw_s3_key_cb)(void *arg, const char *key, size_t key_len, uint64_t
 int tw_s3_parse_list(const char *buf, size_t len, tw_s3_key_cb cb, void *arg,
 		     struct tw_s3_list_page *page, struct tw_err *e);
 
+/* One page of a ListMultipartUploads response (uploads never completed). */
+#define TW_S3_UPLOAD_ID_MAX 400
+struct tw_s3_uploads_page {
+	int truncated;
+	char next_key[1025];                     /* NextKeyMarker, "" when absent */
+	char next_upload[TW_S3_UPLOAD_ID_MAX + 1]; /* NextUploadIdMarker */
+	unsigned nuploads;
+};
+
+/* key (entity-decoded, NUL-terminated, at most 1024 bytes), upload id (at
+ * most TW_S3_UPLOAD_ID_MAX bytes of [A-Za-z0-9._~+/=-]) and Initiated as
+ * Unix seconds. */
+typedef int (*tw_s3_upload_cb)(void *arg, const char *key, size_t key_len, const char *upload_id,
+			       int64_t initiated);
+
+/* Scan a ListMultipartUploads XML body: cb per <Upload>, then *page. A
+ * non-zero return of cb stops the scan and is returned. An entry without
+ * Key, UploadId or a valid Initiated, oversized fields, more than 100000
+ * entries or a truncated page without markers fail TW_EPROTO. */
+int tw_s3_parse_uploads(const char *buf, size_t len, tw_s3_upload_cb cb, void *arg,
+			struct tw_s3_uploads_page *page, struct tw_err *e);
+
+/* One page of a ListParts response, summed. */
+struct tw_s3_parts_page {
+	int truncated;
+	unsigned next_marker; /* NextPartNumberMarker */
+	unsigned nparts;
+	uint64_t bytes;  /* sum of the parts' Size */
+	int64_t newest;  /* latest part LastModified (Unix seconds), 0 if no part */
+};
+
+/* Scan a ListParts XML body. Bad numbers or times, sums that overflow, more
+ * than 100000 parts or a truncated page without a marker fail TW_EPROTO. */
+int tw_s3_parse_parts(const char *buf, size_t len, struct tw_s3_parts_page *page,
+		      struct tw_err *e);
+
+/* An S3 timestamp "YYYY-MM-DDTHH:MM:SS[.fraction]Z" (UTC) to Unix seconds.
+ * 0 or TW_EPROTO. */
+int tw_s3_parse_time(const char *p, size_t n, int64_t *t);
+
 /* Text of the first <tag>...</tag> in buf[0..len) (raw, no entity decoding),
  * copied into out (cap bytes incl. NUL, truncated). 0 or TW_ENOENT. */
 int tw_s3_xml_text(const char *buf, size_t len, const char *tag, char *out, size_t cap);

@@ -2,8 +2,8 @@
  *
  * A storage holds named objects grouped by type (config, keys, data, index,
  * snapshots, locks). Names are short ASCII strings chosen by the repository
- * layer (64 hex chars, or "config"). Drivers: local directory (local.c); S3
- * comes next. See docs/internals/storage.md. All functions return 0 or a
+ * layer (64 hex chars, or "config"). Drivers: local directory (local.c) and
+ * S3 (s3.c). See docs/internals/storage.md. All functions return 0 or a
  * negative TW_E* code; detail goes to the struct tw_err. Thread-safe: the
  * backup pipeline calls put/get from several threads at once. */
 #ifndef TW_STORAGE_STORAGE_H
