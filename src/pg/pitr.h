@@ -64,6 +64,18 @@ int tw_pitr_prune_wal_ex(struct tw_repo *r, int dry_run, char *const *forget, si
                          void (*each)(void *arg, const char *name, uint64_t size), void *arg,
                          uint64_t *files, uint64_t *bytes, struct tw_err *e);
 
+/* Find restore point `name` in the WAL archive of cluster sysid on
+ * timeline tli: read the segments from the one holding from_lsn onwards
+ * (through the one holding until_lsn, or to the first segment not in the
+ * archive when until_lsn is UINT64_MAX), at most *budget of them (each read
+ * is counted off *budget). Records before from_lsn or at/after until_lsn
+ * do not count. *found = 1 and *lsn = the record's start at the first
+ * match; *exhausted = 1 when the budget ran out first. */
+int tw_pitr_rp_scan(struct tw_repo *r, uint64_t sysid, uint32_t tli, uint64_t seg_size,
+                    uint64_t from_lsn, uint64_t until_lsn, const char *name, unsigned *budget,
+                    int *found, uint64_t *lsn, int *exhausted, struct tw_err *e);
+#define TW_PITR_RP_SCAN_MAX 1024 /* segments one restore-point search reads at most */
+
 /* Recovery target time "YYYY-MM-DD[ T]HH:MM:SS[.frac][Z|+HH[:MM]|-HH[:MM]]"
  * (no zone: local time) to nanoseconds since the epoch. 0 or TW_EINVAL. */
 int tw_pitr_parse_time(const char *s, int64_t *ns);

@@ -24,6 +24,9 @@
 #include "pg/pitr.h"
 #include "pg/wal.h"
 
+#define TW_STR2(x) #x
+#define TW_STR(x) TW_STR2(x)
+
 static void usage(FILE *out)
 {
 	fprintf(
@@ -39,8 +42,8 @@ static void usage(FILE *out)
 	    "  --pg-target-lsn L        a WAL position, e.g. 0/3000060\n"
 	    "  --pg-target-xid X        a transaction ID (stop at its commit)\n"
 	    "  --pg-target-name N       a restore point made by pg_create_restore_point(N)\n"
-	    "                           (without SNAPSHOT: the oldest snapshot, which replays\n"
-	    "                           past every later restore point)\n"
+	    "                           (without SNAPSHOT: found in the archived WAL, then\n"
+	    "                           the newest snapshot that ended before it)\n"
 	    "  --pg-target immediate    stop as soon as the snapshot is consistent\n\n"
 	    "options:\n"
 	    "  --pg-target-action A     pause (PostgreSQL's default), promote or shutdown\n"
@@ -180,10 +183,128 @@ static int ends_before(const struct ropts *ro, const struct tw_pgmeta *m)
 	}
 }
 
-static int pick(const struct ropts *ro, struct tw_snapshot **v, size_t n, struct tw_snapshot **out,
-                struct tw_pgmeta *m, struct tw_err *e)
+/* --pg-target-name without SNAPSHOT: find the restore point in the WAL
+ * archive, then take the newest snapshot that ended before it. Snapshots
+ * are tried newest first; each one's WAL is read from its start up to where
+ * the newer one's started (the newest's to the end of the archive), so the
+ * point found is the first one recovery from that snapshot meets. At most
+ * TW_PITR_RP_SCAN_MAX segments are read in all: past that (or when the
+ * point may lie on a later timeline), the oldest snapshot is taken, as
+ * PostgreSQL then finds the point itself. Not found: an error. */
+static int pick_by_name(struct tw_repo *r, const struct ropts *ro, struct tw_snapshot **v,
+                        size_t n, struct tw_snapshot **out, struct tw_pgmeta *m,
+                        struct tw_err *e)
+{
+	unsigned budget = TW_PITR_RP_SCAN_MAX;
+	struct tw_pgmeta newer = {0}, oldest = {0};
+	struct tw_snapshot *oldest_s = NULL;
+	int have_newer = 0, have = 0, exhausted = 0, rc = 0;
+	uint64_t at = 0;
+	size_t npg = 0;
+	for (size_t i = n; i-- > 0;) {
+		if (v[i]->pg == NULL)
+			continue;
+		struct tw_pgmeta cand;
+		if ((rc = tw_pgmeta_decode(v[i]->pg, &cand, e)) != 0) {
+			rc = tw_err_wrap(e, "snapshot %.8s", v[i]->id);
+			goto out;
+		}
+		if (ro->tl != 0 && cand.tli > ro->tl) {
+			tw_pgmeta_clear(&cand);
+			continue;
+		}
+		npg++;
+		int same = have_newer && newer.sysid == cand.sysid && newer.tli == cand.tli;
+		if (!same)
+			have = 0; /* a match found for another cluster or timeline does not count */
+		if (!exhausted) {
+			int found, ex;
+			uint64_t lsn;
+			rc = tw_pitr_rp_scan(r, cand.sysid, cand.tli, cand.seg_size, cand.start_lsn,
+			                     same ? newer.start_lsn : UINT64_MAX, ro->value, &budget,
+			                     &found, &lsn, &ex, e);
+			if (rc != 0) {
+				tw_pgmeta_clear(&cand);
+				rc = tw_err_wrap(e, "looking for restore point '%s'", ro->value);
+				goto out;
+			}
+			exhausted = ex;
+			if (found) {
+				have = 1;
+				at = lsn;
+			}
+		}
+		if (have && cand.stop_lsn <= at) {
+			char sl[24];
+			tw_pgwal_lsn_str(at, sl, sizeof sl);
+			fprintf(stderr, "tapwork restore: restore point '%s' is at LSN %s (timeline %u)\n",
+			        ro->value, sl, cand.tli);
+			*m = cand;
+			*out = v[i];
+			goto out;
+		}
+		tw_pgmeta_clear(&oldest);
+		if (have_newer)
+			tw_pgmeta_clear(&newer);
+		tw_pgmeta_decode(v[i]->pg, &oldest, e);
+		oldest_s = v[i];
+		newer = cand;
+		have_newer = 1;
+	}
+	if (npg == 0) {
+		rc = tw_err_set(e, TW_ENOENT, "the repository holds no PostgreSQL physical snapshot");
+		goto out;
+	}
+	if (have) {
+		char sl[24];
+		tw_pgwal_lsn_str(at, sl, sizeof sl);
+		rc = tw_err_set(e, TW_ENOENT,
+		                "restore point '%s' (LSN %s) is before the end of every PostgreSQL "
+		                "snapshot: no snapshot can recover to it",
+		                ro->value, sl);
+		goto out;
+	}
+	/* a later timeline may hold it: let PostgreSQL look, from the oldest */
+	int later = 0;
+	if (!exhausted) {
+		char hist[32];
+		snprintf(hist, sizeof hist, "%08X.history", oldest.tli + 1);
+		uint8_t *txt = NULL;
+		size_t len;
+		struct tw_err he = {0};
+		later = tw_pgarch_get(r, oldest.sysid, hist, &txt, &len, &he) == 0;
+		free(txt);
+	}
+	if (exhausted || later) {
+		fprintf(stderr,
+		        "tapwork restore: restore point '%s' not found in %s: restoring the oldest "
+		        "snapshot, PostgreSQL looks for it during recovery\n",
+		        ro->value,
+		        exhausted ? "the first " TW_STR(TW_PITR_RP_SCAN_MAX) " WAL segments read"
+		                  : "the snapshots' timelines (the archive has later ones)");
+		*m = oldest;
+		memset(&oldest, 0, sizeof oldest);
+		*out = oldest_s;
+		goto out;
+	}
+	rc = tw_err_set(e, TW_ENOENT,
+	                "restore point '%s' is not in the WAL archive after any PostgreSQL "
+	                "snapshot (made with pg_create_restore_point? its segment archived? "
+	                "run SELECT pg_switch_wal() to archive it now)",
+	                ro->value);
+out:
+	if (have_newer)
+		tw_pgmeta_clear(&newer);
+	tw_pgmeta_clear(&oldest);
+	return rc;
+}
+
+static int pick(struct tw_repo *r, const struct ropts *ro, struct tw_snapshot **v, size_t n,
+                struct tw_snapshot **out, struct tw_pgmeta *m, struct tw_err *e)
 {
 	*out = NULL;
+	if (ro->spec == NULL && ro->kind == T_NAME)
+		return pick_by_name(r, ro, v, n, out, m, e);
 	if (ro->spec != NULL) {
 		struct tw_snapshot *s;
 		int rc = tw_repo_find_snapshot(v, n, ro->spec, &s, e);
@@ -208,7 +329,7 @@ static int pick(const struct ropts *ro, struct tw_snapshot **v, size_t n, struct
 	}
 	size_t npg = 0;
 	for (size_t k = n; k-- > 0;) {
-		size_t i = ro->kind == T_NAME ? n - 1 - k : k; /* name: oldest first */
+		size_t i = k;
 		if (v[i]->pg == NULL)
 			continue;
 		struct tw_pgmeta cand;
@@ -643,7 +764,7 @@ int tw_pitr_restore_cmd(int argc, char **argv)
 	if (err == 0)
 		err = tw_repo_list_snapshots(r, &v, &n, &e);
 	if (err == 0)
-		err = pick(&ro, v, n, &s, &m, &e);
+		err = pick(r, &ro, v, n, &s, &m, &e);
 	if (err == 0)
 		err = inspect_target(ro.pgdata, ro.force, &state, &e);
 	if (err == 0)
