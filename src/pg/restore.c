@@ -198,9 +198,16 @@ static int pick_by_name(struct tw_repo *r, const struct ropts *ro, struct tw_sna
 	unsigned budget = TW_PITR_RP_SCAN_MAX;
 	struct tw_pgmeta newer = {0}, oldest = {0};
 	struct tw_snapshot *oldest_s = NULL;
-	int have_newer = 0, have = 0, exhausted = 0, rc = 0;
-	uint64_t at = 0;
+	struct tw_pitr_tlpath *path = malloc(sizeof *path), *own = malloc(sizeof *own);
+	int have_newer = 0, have = 0, exhausted = 0, rc = 0, have_path = 0;
+	int current = ro->timeline != NULL && strcmp(ro->timeline, "current") == 0;
+	uint64_t at = 0, path_sysid = 0;
+	uint32_t newer_key = 0;
 	size_t npg = 0;
+	if (path == NULL || own == NULL) {
+		rc = tw_err_set(e, TW_ENOMEM, "out of memory");
+		goto out;
+	}
 	for (size_t i = n; i-- > 0;) {
 		if (v[i]->pg == NULL)
 			continue;
@@ -214,13 +221,33 @@ static int pick_by_name(struct tw_repo *r, const struct ropts *ro, struct tw_sna
 			continue;
 		}
 		npg++;
-		int same = have_newer && newer.sysid == cand.sysid && newer.tli == cand.tli;
+		/* the timelines recovery from cand follows (see latest_fits) */
+		if (!current && !have_path) {
+			if ((rc = tw_pitr_tlpath(r, cand.sysid, ro->tl, path, e)) != 0) {
+				tw_pgmeta_clear(&cand);
+				goto out;
+			}
+			have_path = 1;
+			path_sysid = cand.sysid;
+		}
+		const struct tw_pitr_tlpath *p = own;
+		uint32_t key = cand.tli; /* 0: along path */
+		if (!current && path_sysid == cand.sysid &&
+		    tw_pitr_tlpath_has(path, cand.tli, cand.start_lsn)) {
+			p = path;
+			key = 0;
+		} else {
+			own->n = 1;
+			own->tli[0] = cand.tli;
+			own->begin[0] = 0;
+		}
+		int same = have_newer && newer.sysid == cand.sysid && newer_key == key;
 		if (!same)
 			have = 0; /* a match found for another cluster or timeline does not count */
 		if (!exhausted) {
 			int found, ex;
 			uint64_t lsn;
-			rc = tw_pitr_rp_scan(r, cand.sysid, cand.tli, cand.seg_size, cand.start_lsn,
+			rc = tw_pitr_rp_scan(r, cand.sysid, p, cand.seg_size, cand.start_lsn,
 			                     same ? newer.start_lsn : UINT64_MAX, ro->value, &budget,
 			                     &found, &lsn, &ex, e);
 			if (rc != 0) {
@@ -237,8 +264,8 @@ static int pick_by_name(struct tw_repo *r, const struct ropts *ro, struct tw_sna
 		if (have && cand.stop_lsn <= at) {
 			char sl[24];
 			tw_pgwal_lsn_str(at, sl, sizeof sl);
-			fprintf(stderr, "tapwork restore: restore point '%s' is at LSN %s (timeline %u)\n",
-			        ro->value, sl, cand.tli);
+			fprintf(stderr, "tapwork restore: restore point '%s' is at LSN %s\n", ro->value,
+			        sl);
 			*m = cand;
 			*out = v[i];
 			goto out;
@@ -246,9 +273,13 @@ static int pick_by_name(struct tw_repo *r, const struct ropts *ro, struct tw_sna
 		tw_pgmeta_clear(&oldest);
 		if (have_newer)
 			tw_pgmeta_clear(&newer);
-		tw_pgmeta_decode(v[i]->pg, &oldest, e);
+		if ((rc = tw_pgmeta_decode(v[i]->pg, &oldest, e)) != 0) {
+			tw_pgmeta_clear(&cand);
+			goto out;
+		}
 		oldest_s = v[i];
 		newer = cand;
+		newer_key = key;
 		have_newer = 1;
 	}
 	if (npg == 0) {
@@ -264,24 +295,12 @@ static int pick_by_name(struct tw_repo *r, const struct ropts *ro, struct tw_sna
 		                ro->value, sl);
 		goto out;
 	}
-	/* a later timeline may hold it: let PostgreSQL look, from the oldest */
-	int later = 0;
-	if (!exhausted) {
-		char hist[32];
-		snprintf(hist, sizeof hist, "%08X.history", oldest.tli + 1);
-		uint8_t *txt = NULL;
-		size_t len;
-		struct tw_err he = {0};
-		later = tw_pgarch_get(r, oldest.sysid, hist, &txt, &len, &he) == 0;
-		free(txt);
-	}
-	if (exhausted || later) {
+	if (exhausted) { /* too far to look: let PostgreSQL find it, from the oldest */
 		fprintf(stderr,
-		        "tapwork restore: restore point '%s' not found in %s: restoring the oldest "
-		        "snapshot, PostgreSQL looks for it during recovery\n",
-		        ro->value,
-		        exhausted ? "the first " TW_STR(TW_PITR_RP_SCAN_MAX) " WAL segments read"
-		                  : "the snapshots' timelines (the archive has later ones)");
+		        "tapwork restore: restore point '%s' not found in the first " TW_STR(
+		            TW_PITR_RP_SCAN_MAX) " WAL segments read: restoring the oldest snapshot, "
+		                                 "PostgreSQL looks for the point during recovery\n",
+		        ro->value);
 		*m = oldest;
 		memset(&oldest, 0, sizeof oldest);
 		*out = oldest_s;
@@ -290,12 +309,14 @@ static int pick_by_name(struct tw_repo *r, const struct ropts *ro, struct tw_sna
 	rc = tw_err_set(e, TW_ENOENT,
 	                "restore point '%s' is not in the WAL archive after any PostgreSQL "
 	                "snapshot (made with pg_create_restore_point? its segment archived? "
-	                "run SELECT pg_switch_wal() to archive it now)",
+	                "SELECT pg_switch_wal() archives it now)",
 	                ro->value);
 out:
 	if (have_newer)
 		tw_pgmeta_clear(&newer);
 	tw_pgmeta_clear(&oldest);
+	free(path);
+	free(own);
 	return rc;
 }
 
