@@ -104,8 +104,7 @@ int tw_pitr_tlpath_has(const struct tw_pitr_tlpath *p, uint32_t tli, uint64_t ls
 
 int tw_pitr_rp_scan(struct tw_repo *r, uint64_t sysid, const struct tw_pitr_tlpath *p,
                     uint64_t seg_size, uint64_t from_lsn, uint64_t until_lsn, const char *name,
-                    unsigned *budget, int *found, uint64_t *lsn, int *exhausted,
-                    struct tw_err *e)
+                    unsigned *budget, int *found, uint64_t *lsn, int *exhausted, struct tw_err *e)
 {
 	*found = *exhausted = 0;
 	struct want w = {.name = name, .from = from_lsn, .until = until_lsn};

@@ -97,7 +97,8 @@ static int decode(const uint8_t *b, uint32_t len, unsigned major, struct tw_walr
 				uint16_t bimg_len = rd16(b + p);
 				uint8_t bimg_info = b[p + 4];
 				p += 5;
-				/* compressed: 0x02 up to 14; PGLZ/LZ4/ZSTD 0x04|0x08|0x10 from 15 */
+				/* compressed: 0x02 up to 14; PGLZ/LZ4/ZSTD 0x04|0x08|0x10 from 15
+				 */
 				int compressed =
 				    major >= 15 ? (bimg_info & 0x1C) != 0 : (bimg_info & 0x02) != 0;
 				if ((bimg_info & BKPIMAGE_HAS_HOLE) && compressed)
@@ -116,10 +117,11 @@ static int decode(const uint8_t *b, uint32_t len, unsigned major, struct tw_walr
 			goto trunc;
 	}
 	if (p > len || datatotal != len - p)
-		return tw_err_set(e, TW_ECORRUPT,
-		                  "WAL record at %s: headers and data (%zu + %zu bytes) do not fill "
-		                  "its length %u",
-		                  at, p, datatotal, (unsigned)len);
+		return tw_err_set(
+		    e, TW_ECORRUPT,
+		    "WAL record at %s: headers and data (%zu + %zu bytes) do not fill "
+		    "its length %u",
+		    at, p, datatotal, (unsigned)len);
 	rec->main = b + len - main_len;
 	rec->main_len = main_len;
 	return 0;
@@ -128,8 +130,8 @@ trunc:
 }
 
 /* The carried record is complete: hand it to cb. */
-static int emit(struct tw_walrec_reader *rd, int (*cb)(void *, const struct tw_walrec *),
-                void *arg, int *stopped, struct tw_err *e)
+static int emit(struct tw_walrec_reader *rd, int (*cb)(void *, const struct tw_walrec *), void *arg,
+                int *stopped, struct tw_err *e)
 {
 	struct tw_walrec rec = {.lsn = rd->rec_lsn, .tot_len = rd->rec_len};
 	rd->next_seg = 0;
@@ -208,11 +210,12 @@ int tw_walrec_segment(struct tw_walrec_reader *rd, const uint8_t *seg, size_t n,
 			} else {
 				if (rem != rd->rec_len - rd->rec_got) {
 					tw_pgwal_lsn_str(seg_lsn + off, at, sizeof at);
-					return tw_err_set(e, TW_ECORRUPT,
-					                  "WAL page at %s: continues %u bytes of a record, "
-					                  "%u expected",
-					                  at, (unsigned)rem,
-					                  (unsigned)(rd->rec_len - rd->rec_got));
+					return tw_err_set(
+					    e, TW_ECORRUPT,
+					    "WAL page at %s: continues %u bytes of a record, "
+					    "%u expected",
+					    at, (unsigned)rem,
+					    (unsigned)(rd->rec_len - rd->rec_got));
 				}
 				pos += take(rd, pg + pos, h.blcksz - pos);
 				if (rd->rec_got < rd->rec_len)

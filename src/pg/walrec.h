@@ -36,7 +36,7 @@ struct tw_walrec {
 };
 
 struct tw_walrec_reader {
-	uint16_t magic;    /* of the first segment read; later ones must match */
+	uint16_t magic; /* of the first segment read; later ones must match */
 	uint32_t blcksz;
 	uint64_t seg_size;
 	uint64_t next_seg; /* LSN a carried record continues at; 0 = none carried */

@@ -258,8 +258,8 @@ static void crosses_segments(void **state)
 	tw_walrec_init(&rd);
 	struct seen t = {.name = "spans"};
 	int stopped;
-	assert_int_equal(tw_walrec_segment(&rd, b.s + SEG, SEG, 0x7000000 + SEG, cb, &t, &stopped, &e),
-	                 0);
+	assert_int_equal(
+	    tw_walrec_segment(&rd, b.s + SEG, SEG, 0x7000000 + SEG, cb, &t, &stopped, &e), 0);
 	assert_int_equal(t.found, 0);
 	tw_walrec_free(&rd);
 	free(b.s);
@@ -279,8 +279,8 @@ static void rejects_bad_bytes(void **state)
 	tw_walrec_init(&rd);
 	int stopped;
 	assert_int_not_equal(tw_walrec_segment(&rd, b.s, SEG, 0x4000000, cb, &s, &stopped, &e), 0);
-	assert_int_not_equal(tw_walrec_segment(&rd, b.s, SEG - BLK, 0x3000000, cb, &s, &stopped, &e),
-	                     0);
+	assert_int_not_equal(
+	    tw_walrec_segment(&rd, b.s, SEG - BLK, 0x3000000, cb, &s, &stopped, &e), 0);
 	tw_walrec_free(&rd);
 	/* a page header naming another address */
 	uint8_t save[8];
