@@ -187,10 +187,12 @@ static int ends_before(const struct ropts *ro, const struct tw_pgmeta *m)
  * archive, then take the newest snapshot that ended before it. Snapshots
  * are tried newest first; each one's WAL is read from its start up to where
  * the newer one's started (the newest's to the end of the archive), so the
- * point found is the first one recovery from that snapshot meets. At most
- * TW_PITR_RP_SCAN_MAX segments are read in all: past that (or when the
- * point may lie on a later timeline), the oldest snapshot is taken, as
- * PostgreSQL then finds the point itself. Not found: an error. */
+ * point found is the first one recovery from that snapshot meets. Segments
+ * come from the timeline path recovery follows (tw_pitr_tlpath); a snapshot
+ * off that path is read along its own timeline. At most
+ * TW_PITR_RP_SCAN_MAX segments are read in all: past that, the oldest
+ * snapshot is taken, as PostgreSQL then finds the point itself. Not found:
+ * an error. */
 static int pick_by_name(struct tw_repo *r, const struct ropts *ro, struct tw_snapshot **v,
                         size_t n, struct tw_snapshot **out, struct tw_pgmeta *m,
                         struct tw_err *e)
