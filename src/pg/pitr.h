@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "pg/wal.h"
 
 /* 1 when argv[1..] holds --pg-data: backup/restore hand over to these. */
 int tw_pitr_wanted(int argc, char **argv);
@@ -63,6 +64,35 @@ int tw_pitr_prune_wal(struct tw_repo *r, int dry_run, uint64_t *files, uint64_t 
 int tw_pitr_prune_wal_ex(struct tw_repo *r, int dry_run, char *const *forget, size_t nforget,
                          void (*each)(void *arg, const char *name, uint64_t size), void *arg,
                          uint64_t *files, uint64_t *bytes, struct tw_err *e);
+
+/* The timelines recovery passes through to reach timeline tli[n-1]:
+ * tli[k] holds WAL from begin[k] (its parent's switch point) on. */
+struct tw_pitr_tlpath {
+	size_t n;
+	uint32_t tli[TW_PGWAL_HISTORY_MAX + 1];
+	uint64_t begin[TW_PGWAL_HISTORY_MAX + 1];
+};
+/* The path to timeline target of cluster sysid, from its .history file
+ * (0 = the newest timeline with a .history file in the archive, else 1). */
+int tw_pitr_tlpath(struct tw_repo *r, uint64_t sysid, uint32_t target, struct tw_pitr_tlpath *p,
+                   struct tw_err *e);
+/* 1 when WAL at lsn of timeline tli is on path p (recovery from a snapshot
+ * that started there follows p). */
+int tw_pitr_tlpath_has(const struct tw_pitr_tlpath *p, uint32_t tli, uint64_t lsn);
+
+/* Find restore point `name` in the WAL archive of cluster sysid along
+ * timeline path p: read the segments from the one holding from_lsn onwards
+ * (through the one holding until_lsn, or to the first segment not in the
+ * archive when until_lsn is UINT64_MAX), each from the newest timeline of p
+ * that holds it (as PostgreSQL reads them), at most *budget of them (each
+ * read is counted off *budget). Records before from_lsn or at/after
+ * until_lsn do not count. *found = 1 and *lsn = the record's start at the
+ * first match; *exhausted = 1 when the budget ran out first. */
+int tw_pitr_rp_scan(struct tw_repo *r, uint64_t sysid, const struct tw_pitr_tlpath *p,
+                    uint64_t seg_size, uint64_t from_lsn, uint64_t until_lsn, const char *name,
+                    unsigned *budget, int *found, uint64_t *lsn, int *exhausted,
+                    struct tw_err *e);
+#define TW_PITR_RP_SCAN_MAX 1024 /* segments one restore-point search reads at most */
 
 /* Recovery target time "YYYY-MM-DD[ T]HH:MM:SS[.frac][Z|+HH[:MM]|-HH[:MM]]"
  * (no zone: local time) to nanoseconds since the epoch. 0 or TW_EINVAL. */

@@ -24,6 +24,9 @@
 #include "pg/pitr.h"
 #include "pg/wal.h"
 
+#define TW_STR2(x) #x
+#define TW_STR(x) TW_STR2(x)
+
 static void usage(FILE *out)
 {
 	fprintf(
@@ -39,8 +42,8 @@ static void usage(FILE *out)
 	    "  --pg-target-lsn L        a WAL position, e.g. 0/3000060\n"
 	    "  --pg-target-xid X        a transaction ID (stop at its commit)\n"
 	    "  --pg-target-name N       a restore point made by pg_create_restore_point(N)\n"
-	    "                           (without SNAPSHOT: the oldest snapshot, which replays\n"
-	    "                           past every later restore point)\n"
+	    "                           (without SNAPSHOT: found in the archived WAL, then\n"
+	    "                           the newest snapshot that ended before it)\n"
 	    "  --pg-target immediate    stop as soon as the snapshot is consistent\n\n"
 	    "options:\n"
 	    "  --pg-target-action A     pause (PostgreSQL's default), promote or shutdown\n"
@@ -180,10 +183,151 @@ static int ends_before(const struct ropts *ro, const struct tw_pgmeta *m)
 	}
 }
 
-static int pick(const struct ropts *ro, struct tw_snapshot **v, size_t n, struct tw_snapshot **out,
-                struct tw_pgmeta *m, struct tw_err *e)
+/* --pg-target-name without SNAPSHOT: find the restore point in the WAL
+ * archive, then take the newest snapshot that ended before it. Snapshots
+ * are tried newest first; each one's WAL is read from its start up to where
+ * the newer one's started (the newest's to the end of the archive), so the
+ * point found is the first one recovery from that snapshot meets. Segments
+ * come from the timeline path recovery follows (tw_pitr_tlpath); a snapshot
+ * off that path is read along its own timeline. At most
+ * TW_PITR_RP_SCAN_MAX segments are read in all: past that, the oldest
+ * snapshot is taken, as PostgreSQL then finds the point itself. Not found:
+ * an error. */
+static int pick_by_name(struct tw_repo *r, const struct ropts *ro, struct tw_snapshot **v,
+                        size_t n, struct tw_snapshot **out, struct tw_pgmeta *m,
+                        struct tw_err *e)
+{
+	unsigned budget = TW_PITR_RP_SCAN_MAX;
+	struct tw_pgmeta newer = {0}, oldest = {0};
+	struct tw_snapshot *oldest_s = NULL;
+	struct tw_pitr_tlpath *path = malloc(sizeof *path), *own = malloc(sizeof *own);
+	int have_newer = 0, have = 0, exhausted = 0, rc = 0, have_path = 0;
+	int current = ro->timeline != NULL && strcmp(ro->timeline, "current") == 0;
+	uint64_t at = 0, path_sysid = 0;
+	uint32_t newer_key = 0;
+	size_t npg = 0;
+	if (path == NULL || own == NULL) {
+		rc = tw_err_set(e, TW_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = n; i-- > 0;) {
+		if (v[i]->pg == NULL)
+			continue;
+		struct tw_pgmeta cand;
+		if ((rc = tw_pgmeta_decode(v[i]->pg, &cand, e)) != 0) {
+			rc = tw_err_wrap(e, "snapshot %.8s", v[i]->id);
+			goto out;
+		}
+		if (ro->tl != 0 && cand.tli > ro->tl) {
+			tw_pgmeta_clear(&cand);
+			continue;
+		}
+		npg++;
+		/* the timelines recovery from cand follows (see latest_fits) */
+		if (!current && !have_path) {
+			if ((rc = tw_pitr_tlpath(r, cand.sysid, ro->tl, path, e)) != 0) {
+				tw_pgmeta_clear(&cand);
+				goto out;
+			}
+			have_path = 1;
+			path_sysid = cand.sysid;
+		}
+		const struct tw_pitr_tlpath *p = own;
+		uint32_t key = cand.tli; /* 0: along path */
+		if (!current && path_sysid == cand.sysid &&
+		    tw_pitr_tlpath_has(path, cand.tli, cand.start_lsn)) {
+			p = path;
+			key = 0;
+		} else {
+			own->n = 1;
+			own->tli[0] = cand.tli;
+			own->begin[0] = 0;
+		}
+		int same = have_newer && newer.sysid == cand.sysid && newer_key == key;
+		if (!same)
+			have = 0; /* a match found for another cluster or timeline does not count */
+		if (!exhausted) {
+			int found, ex;
+			uint64_t lsn;
+			rc = tw_pitr_rp_scan(r, cand.sysid, p, cand.seg_size, cand.start_lsn,
+			                     same ? newer.start_lsn : UINT64_MAX, ro->value, &budget,
+			                     &found, &lsn, &ex, e);
+			if (rc != 0) {
+				tw_pgmeta_clear(&cand);
+				rc = tw_err_wrap(e, "looking for restore point '%s'", ro->value);
+				goto out;
+			}
+			exhausted = ex;
+			if (found) {
+				have = 1;
+				at = lsn;
+			}
+		}
+		if (have && cand.stop_lsn <= at) {
+			char sl[24];
+			tw_pgwal_lsn_str(at, sl, sizeof sl);
+			fprintf(stderr, "tapwork restore: restore point '%s' is at LSN %s\n", ro->value,
+			        sl);
+			*m = cand;
+			*out = v[i];
+			goto out;
+		}
+		tw_pgmeta_clear(&oldest);
+		if (have_newer)
+			tw_pgmeta_clear(&newer);
+		if ((rc = tw_pgmeta_decode(v[i]->pg, &oldest, e)) != 0) {
+			tw_pgmeta_clear(&cand);
+			goto out;
+		}
+		oldest_s = v[i];
+		newer = cand;
+		newer_key = key;
+		have_newer = 1;
+	}
+	if (npg == 0) {
+		rc = tw_err_set(e, TW_ENOENT, "the repository holds no PostgreSQL physical snapshot");
+		goto out;
+	}
+	if (have) {
+		char sl[24];
+		tw_pgwal_lsn_str(at, sl, sizeof sl);
+		rc = tw_err_set(e, TW_ENOENT,
+		                "restore point '%s' (LSN %s) is before the end of every PostgreSQL "
+		                "snapshot: no snapshot can recover to it",
+		                ro->value, sl);
+		goto out;
+	}
+	if (exhausted) { /* too far to look: let PostgreSQL find it, from the oldest */
+		fprintf(stderr,
+		        "tapwork restore: restore point '%s' not found in the first " TW_STR(
+		            TW_PITR_RP_SCAN_MAX) " WAL segments read: restoring the oldest snapshot, "
+		                                 "PostgreSQL looks for the point during recovery\n",
+		        ro->value);
+		*m = oldest;
+		memset(&oldest, 0, sizeof oldest);
+		*out = oldest_s;
+		goto out;
+	}
+	rc = tw_err_set(e, TW_ENOENT,
+	                "restore point '%s' is not in the WAL archive after any PostgreSQL "
+	                "snapshot (made with pg_create_restore_point? its segment archived? "
+	                "SELECT pg_switch_wal() archives it now)",
+	                ro->value);
+out:
+	if (have_newer)
+		tw_pgmeta_clear(&newer);
+	tw_pgmeta_clear(&oldest);
+	free(path);
+	free(own);
+	return rc;
+}
+
+static int pick(struct tw_repo *r, const struct ropts *ro, struct tw_snapshot **v, size_t n,
+                struct tw_snapshot **out, struct tw_pgmeta *m, struct tw_err *e)
 {
 	*out = NULL;
+	if (ro->spec == NULL && ro->kind == T_NAME)
+		return pick_by_name(r, ro, v, n, out, m, e);
 	if (ro->spec != NULL) {
 		struct tw_snapshot *s;
 		int rc = tw_repo_find_snapshot(v, n, ro->spec, &s, e);
@@ -208,7 +352,7 @@ static int pick(const struct ropts *ro, struct tw_snapshot **v, size_t n, struct
 	}
 	size_t npg = 0;
 	for (size_t k = n; k-- > 0;) {
-		size_t i = ro->kind == T_NAME ? n - 1 - k : k; /* name: oldest first */
+		size_t i = k;
 		if (v[i]->pg == NULL)
 			continue;
 		struct tw_pgmeta cand;
@@ -643,7 +787,7 @@ int tw_pitr_restore_cmd(int argc, char **argv)
 	if (err == 0)
 		err = tw_repo_list_snapshots(r, &v, &n, &e);
 	if (err == 0)
-		err = pick(&ro, v, n, &s, &m, &e);
+		err = pick(r, &ro, v, n, &s, &m, &e);
 	if (err == 0)
 		err = inspect_target(ro.pgdata, ro.force, &state, &e);
 	if (err == 0)
