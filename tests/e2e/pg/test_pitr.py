@@ -342,9 +342,16 @@ def test_second_backup_stores_only_changed_pages(site, history):
     # files not written since 2 s before the previous backup began are not
     # read again. The big table was written by the second backup's
     # checkpoint: the third reads it again, the fourth does not.
+    # On a loaded machine a late write (the checkpoint spreading its writes,
+    # hint bits) can make one more backup read a file again: a later backup
+    # of the next two must then reuse it.
     time.sleep(2.1)
     site.backup()
-    third = site.backup()
+    for attempt in range(3):
+        third = site.backup()
+        if third["bytes_read"] < third["bytes"] // 2 or attempt == 2:
+            break
+        time.sleep(2.1)
     assert third["files_unchanged"] > third["files"] // 2, third
     assert third["bytes_read"] < third["bytes"] // 2, third
     # and what the cache reused restores like the rest
