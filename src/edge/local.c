@@ -37,32 +37,40 @@ static void respond(struct tw_conn *c, int status, const char *ctype, const char
 	respond_ex(c, status, ctype, body, len, "");
 }
 
+/* The length of host without its port ("[v6]" kept). */
+static size_t host_noport_len(const char *host)
+{
+	const char *colon = NULL;
+	if (host[0] == '[') {
+		const char *rb = strchr(host, ']');
+		if (rb && rb[1] == ':')
+			colon = rb + 1;
+	} else {
+		colon = strrchr(host, ':');
+	}
+	return colon ? (size_t)(colon - host) : strlen(host);
+}
+
+/* The port of a listen address, 0 when there is none. */
+static unsigned listen_port(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+	if (ss->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	return 0;
+}
+
 void tw_local_redirect_https(struct tw_conn *c)
 {
 	struct tw_req *r = c->req;
 	const struct tw_config *cfg = r->gen->cfg;
 	/* host without port ("[v6]" kept), then the HTTPS port unless 443 */
 	char host[256];
-	size_t hl = strlen(r->host);
-	const char *colon = NULL;
-	if (r->host[0] == '[') {
-		const char *rb = strchr(r->host, ']');
-		if (rb && rb[1] == ':')
-			colon = rb + 1;
-	} else {
-		colon = strrchr(r->host, ':');
-	}
-	if (colon)
-		hl = (size_t)(colon - r->host);
-	snprintf(host, sizeof host, "%.*s", (int)hl, r->host);
-	unsigned port = 443;
-	const struct sockaddr_storage *ss = &cfg->listen_https.ss;
-	if (ss->ss_family == AF_INET)
-		port = ntohs(((const struct sockaddr_in *)ss)->sin_port);
-	else if (ss->ss_family == AF_INET6)
-		port = ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	snprintf(host, sizeof host, "%.*s", (int)host_noport_len(r->host), r->host);
+	unsigned port = listen_port(&cfg->listen_https.ss);
 	char portbuf[16] = "";
-	if (port != 443)
+	if (port != 0 && port != 443)
 		snprintf(portbuf, sizeof portbuf, ":%u", port);
 	const char *uri = r->uri;
 	if (uri[0] != '/') { /* absolute-form: keep the path */
@@ -72,9 +80,7 @@ void tw_local_redirect_https(struct tw_conn *c)
 	}
 	char extra[1400];
 	snprintf(extra, sizeof extra, "Location: https://%s%s%s\r\n", host, portbuf, uri);
-	char body[64];
-	int n = snprintf(body, sizeof body, "308 Permanent Redirect\n");
-	respond_ex(c, 308, "text/plain; charset=utf-8", body, (size_t)n, extra);
+	tw_local_status(c, 308, extra);
 }
 
 size_t tw_route_path(const struct tw_conf_route *rt, const char *path, size_t plen, char *out, size_t cap)
@@ -120,27 +126,12 @@ void tw_local_redirect_route(struct tw_conn *c, const struct tw_conf_route *rt, 
 	struct tw_req *r = c->req;
 	const struct tw_route_ext *x = rt->ext;
 	const struct tw_config *cfg = r->gen->cfg;
-	/* the request's host without port ("[v6]" kept) */
-	size_t hl = strlen(r->host);
-	const char *colon = NULL;
-	if (r->host[0] == '[') {
-		const char *rb = strchr(r->host, ']');
-		if (rb && rb[1] == ':')
-			colon = rb + 1;
-	} else {
-		colon = strrchr(r->host, ':');
-	}
-	if (colon)
-		hl = (size_t)(colon - r->host);
+	size_t hl = host_noport_len(r->host);
 	const char *scheme = x->redir_scheme ? x->redir_scheme : (c->fops->secure ? "https" : "http");
 	unsigned port = x->redir_port;
 	if (port == 0 && x->redir_scheme == NULL) {
 		/* no scheme given: the listener's port */
-		const struct sockaddr_storage *ss = c->fops->secure ? &cfg->listen_https.ss : &cfg->listen_http.ss;
-		if (ss->ss_family == AF_INET)
-			port = ntohs(((const struct sockaddr_in *)ss)->sin_port);
-		else if (ss->ss_family == AF_INET6)
-			port = ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+		port = listen_port(c->fops->secure ? &cfg->listen_https.ss : &cfg->listen_http.ss);
 	}
 	char portbuf[16] = "";
 	if (port != 0 && !(port == 80 && strcmp(scheme, "http") == 0) && !(port == 443 && strcmp(scheme, "https") == 0))
@@ -158,9 +149,7 @@ void tw_local_redirect_route(struct tw_conn *c, const struct tw_conf_route *rt, 
 		tw_local_error(c, 414, "redirect target too long");
 		return;
 	}
-	char body[64];
-	int bn = snprintf(body, sizeof body, "%d %s\n", x->redirect, tw_h1_reason((unsigned)x->redirect));
-	respond_ex(c, x->redirect, "text/plain; charset=utf-8", body, (size_t)bn, extra);
+	tw_local_status(c, x->redirect, extra);
 }
 
 static void respond_ex(struct tw_conn *c, int status, const char *ctype, const char *body, size_t len,
