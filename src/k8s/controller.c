@@ -345,7 +345,8 @@ static int add_informer(struct tw_k8s_controller *c, enum kind k, const char *pa
 	                              .on_change = on_change,
 	                              .trim = trims[k],
 	                              .arg = c,
-	                              .missing_ok = optional_kind(k)};
+	                              .missing_ok = optional_kind(k),
+	                              .status_quiet = optional_kind(k)};
 	if ((rc = tw_k8s_watch_new(&o, in->client, &c->stop, &in->w)) < 0) {
 		tw_k8s_client_free(in->client);
 		return rc;

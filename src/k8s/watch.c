@@ -277,6 +277,42 @@ static void count_objects(struct tw_k8s_watch *w)
 	atomic_store(&w->st.objects, n);
 }
 
+/* a and b equal but for status and metadata.resourceVersion */
+static int same_but_status(json_t *a, json_t *b)
+{
+	const char *k;
+	json_t *v;
+	if (json_object_size(a) != json_object_size(b) + (json_object_get(a, "status") != NULL) -
+	                               (json_object_get(b, "status") != NULL))
+		return 0;
+	json_object_foreach(a, k, v)
+	{
+		if (strcmp(k, "status") == 0)
+			continue;
+		json_t *u = json_object_get(b, k);
+		if (u == NULL)
+			return 0;
+		if (strcmp(k, "metadata") != 0) {
+			if (!json_equal(v, u))
+				return 0;
+			continue;
+		}
+		if (!json_is_object(v) || !json_is_object(u))
+			return 0;
+		if (json_object_size(v) - (json_object_get(v, "resourceVersion") != NULL) !=
+		    json_object_size(u) - (json_object_get(u, "resourceVersion") != NULL))
+			return 0;
+		const char *mk;
+		json_t *mv;
+		json_object_foreach(v, mk, mv)
+		{
+			if (strcmp(mk, "resourceVersion") != 0 && !json_equal(mv, json_object_get(u, mk)))
+				return 0;
+		}
+	}
+	return 1;
+}
+
 static void lock(struct tw_k8s_watch *w)
 {
 	if (w->o.lock)
@@ -349,9 +385,11 @@ int tw_k8s_watch_apply(struct tw_k8s_watch *w, const struct tw_k8s_event *ev, st
 		} else {
 			if (w->o.trim != NULL)
 				w->o.trim(ev->object);
-			int existed = tw_k8s_store_get(w->o.store, ns, name) != NULL;
+			const struct tw_k8s_obj *prev = tw_k8s_store_get(w->o.store, ns, name);
+			int existed = prev != NULL;
+			int quiet = existed && w->o.status_quiet && same_but_status(prev->obj, ev->object);
 			rc = tw_k8s_store_put(w->o.store, ev->object);
-			changed = rc == 0;
+			changed = rc == 0 && !quiet;
 			if (changed && !existed)
 				atomic_fetch_add(&w->st.objects, 1);
 		}

@@ -107,6 +107,10 @@ struct tw_k8s_watch_opts {
 	 * a 404 on list counts as an empty, synced list (so the first apply does
 	 * not wait for it) and the list is tried again every backoff_max_ms. */
 	int missing_ok;
+	/* A change of only status and resourceVersion (our own status writes
+	 * coming back) updates the store without on_change: the translation
+	 * does not read it (Gateway API kinds, whose status is kept). */
+	int status_quiet;
 };
 
 struct tw_k8s_watch;

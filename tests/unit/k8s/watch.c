@@ -198,12 +198,54 @@ static void replace_diff(void **state)
 	tw_k8s_store_free(s);
 }
 
+/* status_quiet: our own status write coming back (status and
+ * resourceVersion only) updates the store without waking the apply thread;
+ * a spec change still does. */
+static void status_quiet(void **state)
+{
+	(void)state;
+	struct tw_k8s_store *s = tw_k8s_store_new();
+	struct tw_k8s_watch_opts o = {.kind = "test", .path = "/x", .store = s, .on_change = on_change, .status_quiet = 1};
+	struct tw_k8s_watch *w;
+	assert_int_equal(tw_k8s_watch_new(&o, NULL, NULL, &w), 0);
+	struct tw_err err;
+	json_t *spec = json_pack("{s:i}", "x", 1);
+	struct tw_k8s_event ev = {.type = TW_K8S_EV_ADDED,
+	                          .object = json_pack("{s:{s:s, s:s, s:s, s:i}, s:O}", "metadata", "namespace", "a",
+	                                              "name", "r", "resourceVersion", "1", "generation", 1, "spec",
+	                                              spec)};
+	changes = 0;
+	assert_int_equal(tw_k8s_watch_apply(w, &ev, &err), 0);
+	assert_int_equal(changes, 1);
+	tw_k8s_event_clear(&ev);
+	ev = (struct tw_k8s_event){.type = TW_K8S_EV_MODIFIED,
+	                           .object = json_pack("{s:{s:s, s:s, s:s, s:i}, s:O, s:{s:[]}}", "metadata",
+	                                               "namespace", "a", "name", "r", "resourceVersion", "2",
+	                                               "generation", 1, "spec", spec, "status", "parents")};
+	assert_int_equal(tw_k8s_watch_apply(w, &ev, &err), 0);
+	assert_int_equal(changes, 1);                                 /* status only: quiet */
+	assert_string_equal(tw_k8s_store_get(s, "a", "r")->rv, "2"); /* but stored */
+	tw_k8s_event_clear(&ev);
+	json_object_set_new(spec, "x", json_integer(2));
+	ev = (struct tw_k8s_event){.type = TW_K8S_EV_MODIFIED,
+	                           .object = json_pack("{s:{s:s, s:s, s:s, s:i}, s:O, s:{s:[]}}", "metadata",
+	                                               "namespace", "a", "name", "r", "resourceVersion", "3",
+	                                               "generation", 2, "spec", spec, "status", "parents")};
+	assert_int_equal(tw_k8s_watch_apply(w, &ev, &err), 0);
+	assert_int_equal(changes, 2); /* the spec changed */
+	tw_k8s_event_clear(&ev);
+	json_decref(spec);
+	tw_k8s_watch_free(w);
+	tw_k8s_store_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(lines_any_boundary),
 	    cmocka_unit_test(lines_cap_and_errors),
 	    cmocka_unit_test(replace_diff),
+	    cmocka_unit_test(status_quiet),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
