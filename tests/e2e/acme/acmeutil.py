@@ -21,6 +21,11 @@ import pytest
 from conftest import free_port, wait_port
 
 PEBBLE = shutil.which("pebble")
+# For tests of the daemon: pebble rejects 5 % of good nonces by default, and a
+# request rejected twice in a row (p = 0.25 %, the client retries once) waits
+# for the manager's 60 s backoff — longer than those tests wait. The retry
+# itself is tested in test_acme.py with pebble's default.
+NO_NONCE_REJECT = {"PEBBLE_WFE_NONCEREJECT": "0"}
 CHALLTESTSRV = shutil.which("pebble-challtestsrv")
 
 needs_pebble = pytest.mark.skipif(

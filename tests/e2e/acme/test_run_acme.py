@@ -13,7 +13,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "edge"))
-from acmeutil import PEBBLE, Pebble  # noqa: E402
+from acmeutil import NO_NONCE_REJECT, PEBBLE, Pebble  # noqa: E402
 from conftest import BIN, wait_port  # noqa: E402
 from edgeutil import start_upstream  # noqa: E402
 
@@ -30,7 +30,7 @@ def issuer_of(port, name):
 
 
 def test_acme_site_gets_certificate_from_pebble(procs, tmp_path):
-    pb = Pebble(procs, tmp_path / "pebble")
+    pb = Pebble(procs, tmp_path / "pebble", env=NO_NONCE_REJECT)
     up = start_upstream(procs, "web")
     state = tmp_path / "state"
     cfg = {
@@ -100,7 +100,7 @@ def test_acme_tls_alpn01_through_run(procs, tmp_path):
     """Only tls-alpn-01 allowed and no HTTP listener at all: pebble validates
     on tapwork's HTTPS port with ALPN acme-tls/1, the edge presents the
     RFC 8737 certificate for that SNI name, and the site gets its certificate."""
-    pb = Pebble(procs, tmp_path / "pebble")
+    pb = Pebble(procs, tmp_path / "pebble", env=NO_NONCE_REJECT)
     up = start_upstream(procs, "web")
     cfg = {
         "listen": {"https": f"127.0.0.1:{pb.tls_port}"},

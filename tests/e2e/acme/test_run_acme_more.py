@@ -15,7 +15,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "edge"))
-from acmeutil import Pebble, needs_pebble  # noqa: E402
+from acmeutil import NO_NONCE_REJECT, Pebble, needs_pebble  # noqa: E402
 from conftest import BIN, wait_port  # noqa: E402
 from edgeutil import start_upstream  # noqa: E402
 
@@ -76,7 +76,7 @@ def run_tapwork(procs, tmp_path, pb, acme, hosts, name="tapwork", http=True, ext
 
 
 def test_dns01_wildcard_through_hook(procs, tmp_path):
-    pb = Pebble(procs, tmp_path / "pebble")
+    pb = Pebble(procs, tmp_path / "pebble", env=NO_NONCE_REJECT)
     hook = pb.hook(str(tmp_path / "hook.sh"))
     p = run_tapwork(procs, tmp_path, pb, {"challenges": ["dns-01"], "dns_hook": hook},
                     ["*.wild.example.com", "wild.example.com"], http=False)
@@ -109,7 +109,7 @@ def test_renewal_under_load(procs, tmp_path):
     """20-second certificates: the manager renews them (half the lifetime,
     short certificates) while 3 client threads make fresh TLS connections
     for 15 s; no request fails and the served certificate changes."""
-    pb = Pebble(procs, tmp_path / "pebble", validity_s=20)
+    pb = Pebble(procs, tmp_path / "pebble", env=NO_NONCE_REJECT, validity_s=20)
     p = run_tapwork(procs, tmp_path, pb, {"challenges": ["http-01"]}, ["renew.example.com"])
     first = wait_pebble_cert(pb.tls_port, "renew.example.com")
     assert first, procs.log_of(p)[-3000:]
@@ -173,7 +173,7 @@ def wait_log(procs, p, needle, timeout=30):
 
 def test_eab_required(procs, tmp_path):
     key = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
-    pb = Pebble(procs, tmp_path / "pebble", eab_keys={"kid-1": key})
+    pb = Pebble(procs, tmp_path / "pebble", env=NO_NONCE_REJECT, eab_keys={"kid-1": key})
     # Without EAB the account is refused: the temporary certificate stays.
     p = run_tapwork(procs, tmp_path, pb, {"challenges": ["http-01"]}, ["eab.example.com"])
     assert wait_log(procs, p, "requires External Account Binding"), procs.log_of(p)[-3000:]
@@ -192,7 +192,7 @@ def test_ca_outage_keeps_serving_and_resumes(procs, tmp_path):
     """pebble stops while the certificate is due for renewal: the renewal
     fails (retry_min: 1s), the site keeps serving its current certificate,
     and the next retry after pebble is back installs a new one."""
-    pb = Pebble(procs, tmp_path / "pebble", validity_s=24)
+    pb = Pebble(procs, tmp_path / "pebble", env=NO_NONCE_REJECT, validity_s=24)
     p = run_tapwork(procs, tmp_path, pb, {"challenges": ["http-01"], "retry_min": "1s"},
                     ["outage.example.com"])
     first = wait_pebble_cert(pb.tls_port, "outage.example.com")
@@ -211,7 +211,7 @@ def test_cert_list_renew_and_metrics(procs, tmp_path):
     serial is served), and the admin listener exports its expiry."""
     from conftest import free_port
     import urllib.request
-    pb = Pebble(procs, tmp_path / "pebble")
+    pb = Pebble(procs, tmp_path / "pebble", env=NO_NONCE_REJECT)
     admin = free_port()
     p = run_tapwork(procs, tmp_path, pb, {"challenges": ["http-01"]}, ["list.example.com"],
                     extra={"admin": {"listen": f"127.0.0.1:{admin}"}})

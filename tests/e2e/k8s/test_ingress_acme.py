@@ -11,7 +11,7 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "acme"))
-from acmeutil import PEBBLE, Pebble  # noqa: E402
+from acmeutil import NO_NONCE_REJECT, PEBBLE, Pebble  # noqa: E402
 from ingressutil import publish_service, start_ingress_edge, start_pods, wait_for  # noqa: E402,F401
 from k8sutil import apiserver, ingress, path, rule, tls  # noqa: E402,F401
 
@@ -26,7 +26,7 @@ def issuer_of(port, name):
 
 def test_tls_host_without_secret_gets_acme_certificate(procs, tmp_path, apiserver):
     api = apiserver
-    pb = Pebble(procs, tmp_path / "pebble")
+    pb = Pebble(procs, tmp_path / "pebble", env=NO_NONCE_REJECT)
     pods = start_pods(procs, "web", ["127.0.0.2"])
     publish_service(api, "shop", "web", pods)
     api.create(ingress("shop", "site", tls=[tls(["acme.example.com"], None)],
