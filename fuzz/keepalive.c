@@ -2,7 +2,10 @@
  * (src/http/keepalive.c): any bytes give a defined, capped result. */
 #include "http/keepalive.h"
 
+#include <stdint.h>
 #include <stdlib.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
