@@ -17,18 +17,19 @@ if [ "$mode" = run ]; then
     "build/fuzz/corpus/$2" "fuzz/corpus/$2"
 fi
 secs=${2:-15}
-rc=0
-for bin in build/fuzz/bin/*; do
-  [ -x "$bin" ] || continue
-  name=$(basename "$bin")
+# Targets run JOBS (default: nproc) at a time; each prints its line when done.
+export secs
+ls build/fuzz/bin | xargs -r -P "${JOBS:-$(nproc)}" -I{} sh -c '
+  bin=build/fuzz/bin/$1; name=$1
+  [ -x "$bin" ] || exit 0
   work=$(mktemp -d)
   if "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
        -artifact_prefix="build/fuzz/artifacts/$name-" \
        "$work" "fuzz/corpus/$name" >"$work.log" 2>&1; then
-    echo "fuzz $name: ok ($(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' "$work.log" | grep -o '[0-9]*$') runs in ${secs}s)"
+    echo "fuzz $name: ok ($(grep -m1 -o "stat::number_of_executed_units: *[0-9]*" "$work.log" | grep -o "[0-9]*$") runs in ${secs}s)"
+    rc=0
   else
     echo "fuzz $name: FAILED"; tail -40 "$work.log"; rc=1
   fi
   rm -rf "$work" "$work.log"
-done
-exit $rc
+  exit $rc' _ {}
