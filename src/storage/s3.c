@@ -245,23 +245,50 @@ static int parse_u64(const char *p, size_t n, uint64_t *v)
 	return 0;
 }
 
+/* The repeated <tag> elements of one S3 listing page, in order and at most
+ * LIST_MAX_ENTRIES of them: 1 with the element's body, 0 after the last, or
+ * a negative code with `what` (the listing's name) in the message. */
+struct xml_iter {
+	const char *p;
+	size_t n;
+	const char *tag;
+	const char *what;
+	unsigned count;
+};
+
+static int xml_next(struct xml_iter *it, const char **body, size_t *blen, struct tw_err *e)
+{
+	const char *after;
+	int rc = xml_find(it->p, it->n, it->tag, body, blen, &after);
+	if (rc == TW_ENOENT)
+		return 0;
+	if (rc != 0)
+		return tw_err_set(e, TW_EPROTO, "%s: unterminated <%s>", it->what, it->tag);
+	if (++it->count > LIST_MAX_ENTRIES)
+		return tw_err_set(e, TW_EPROTO, "%s: too many entries in one page", it->what);
+	it->n -= (size_t)(after - it->p);
+	it->p = after;
+	return 1;
+}
+
+/* <IsTruncated>true</IsTruncated> anywhere in the page */
+static int xml_truncated(const char *buf, size_t len)
+{
+	const char *t;
+	size_t tn;
+	return xml_find(buf, len, "IsTruncated", &t, &tn, NULL) == 0 && slice_eq(t, tn, "true");
+}
+
 int tw_s3_parse_list(const char *buf, size_t len, tw_s3_key_cb cb, void *arg,
 		     struct tw_s3_list_page *page, struct tw_err *e)
 {
 	memset(page, 0, sizeof *page);
-	const char *p = buf;
-	size_t n = len;
+	struct xml_iter it = {buf, len, "Contents", "S3 list", 0};
 	char key[KEY_CAP + 1];
-	for (;;) {
-		const char *body, *after;
-		size_t blen;
-		int rc = xml_find(p, n, "Contents", &body, &blen, &after);
-		if (rc == TW_ENOENT)
-			break;
-		if (rc != 0)
-			return tw_err_set(e, TW_EPROTO, "S3 list: unterminated <Contents>");
-		if (++page->nkeys > LIST_MAX_ENTRIES)
-			return tw_err_set(e, TW_EPROTO, "S3 list: too many entries in one page");
+	const char *body;
+	size_t blen;
+	int rc;
+	while ((rc = xml_next(&it, &body, &blen, e)) == 1) {
 		const char *k, *sz;
 		size_t kn, szn, klen;
 		uint64_t size;
@@ -275,13 +302,13 @@ int tw_s3_parse_list(const char *buf, size_t len, tw_s3_key_cb cb, void *arg,
 		rc = cb(arg, key, klen, size);
 		if (rc != 0)
 			return rc;
-		n -= (size_t)(after - p);
-		p = after;
 	}
+	if (rc < 0)
+		return rc;
+	page->nkeys = it.count;
+	page->truncated = xml_truncated(buf, len);
 	const char *t;
 	size_t tn;
-	if (xml_find(buf, len, "IsTruncated", &t, &tn, NULL) == 0)
-		page->truncated = slice_eq(t, tn, "true");
 	if (xml_find(buf, len, "NextContinuationToken", &t, &tn, NULL) == 0) {
 		size_t ol;
 		if (xml_unescape(t, tn, page->next_token, sizeof page->next_token, &ol) != 0)
@@ -361,19 +388,12 @@ int tw_s3_parse_uploads(const char *buf, size_t len, tw_s3_upload_cb cb, void *a
 			struct tw_s3_uploads_page *page, struct tw_err *e)
 {
 	memset(page, 0, sizeof *page);
-	const char *p = buf;
-	size_t n = len;
+	struct xml_iter it = {buf, len, "Upload", "S3 uploads list", 0};
 	char key[KEY_CAP + 1], id[TW_S3_UPLOAD_ID_MAX + 1];
-	for (;;) {
-		const char *body, *after;
-		size_t blen;
-		int rc = xml_find(p, n, "Upload", &body, &blen, &after);
-		if (rc == TW_ENOENT)
-			break;
-		if (rc != 0)
-			return tw_err_set(e, TW_EPROTO, "S3 uploads list: unterminated <Upload>");
-		if (++page->nuploads > LIST_MAX_ENTRIES)
-			return tw_err_set(e, TW_EPROTO, "S3 uploads list: too many entries in one page");
+	const char *body;
+	size_t blen;
+	int rc;
+	while ((rc = xml_next(&it, &body, &blen, e)) == 1) {
 		const char *k, *u, *ti;
 		size_t kn, un, tn, klen, ulen;
 		int64_t initiated;
@@ -391,13 +411,13 @@ int tw_s3_parse_uploads(const char *buf, size_t len, tw_s3_upload_cb cb, void *a
 		rc = cb(arg, key, klen, id, initiated);
 		if (rc != 0)
 			return rc;
-		n -= (size_t)(after - p);
-		p = after;
 	}
+	if (rc < 0)
+		return rc;
+	page->nuploads = it.count;
+	page->truncated = xml_truncated(buf, len);
 	const char *t;
 	size_t tn, ol;
-	if (xml_find(buf, len, "IsTruncated", &t, &tn, NULL) == 0)
-		page->truncated = slice_eq(t, tn, "true");
 	if (xml_find(buf, len, "NextKeyMarker", &t, &tn, NULL) == 0 &&
 	    xml_unescape(t, tn, page->next_key, sizeof page->next_key, &ol) != 0)
 		return tw_err_set(e, TW_EPROTO, "S3 uploads list: bad NextKeyMarker");
@@ -414,18 +434,11 @@ int tw_s3_parse_parts(const char *buf, size_t len, struct tw_s3_parts_page *page
 		      struct tw_err *e)
 {
 	memset(page, 0, sizeof *page);
-	const char *p = buf;
-	size_t n = len;
-	for (;;) {
-		const char *body, *after;
-		size_t blen;
-		int rc = xml_find(p, n, "Part", &body, &blen, &after);
-		if (rc == TW_ENOENT)
-			break;
-		if (rc != 0)
-			return tw_err_set(e, TW_EPROTO, "S3 parts list: unterminated <Part>");
-		if (++page->nparts > LIST_MAX_ENTRIES)
-			return tw_err_set(e, TW_EPROTO, "S3 parts list: too many parts in one page");
+	struct xml_iter it = {buf, len, "Part", "S3 parts list", 0};
+	const char *body;
+	size_t blen;
+	int rc;
+	while ((rc = xml_next(&it, &body, &blen, e)) == 1) {
 		const char *sz, *lm;
 		size_t szn, lmn;
 		uint64_t size;
@@ -440,13 +453,13 @@ int tw_s3_parse_parts(const char *buf, size_t len, struct tw_s3_parts_page *page
 		page->bytes += size;
 		if (mod > page->newest)
 			page->newest = mod;
-		n -= (size_t)(after - p);
-		p = after;
 	}
+	if (rc < 0)
+		return rc;
+	page->nparts = it.count;
+	page->truncated = xml_truncated(buf, len);
 	const char *t;
 	size_t tn;
-	if (xml_find(buf, len, "IsTruncated", &t, &tn, NULL) == 0)
-		page->truncated = slice_eq(t, tn, "true");
 	if (xml_find(buf, len, "NextPartNumberMarker", &t, &tn, NULL) == 0) {
 		uint64_t m;
 		if (parse_u64(t, tn, &m) != 0 || m > 100000)
