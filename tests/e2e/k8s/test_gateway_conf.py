@@ -573,3 +573,63 @@ def test_attached_routes(env):
     assert edge.get("/", host="not-accepted.test.com").status_code == 404
     # the unresolved listener serves nothing, on either port
     assert edge.get("/", host="unresolved.test").status_code == 404
+
+
+def test_hostname_intersection_name_length_headless(env):
+    """httproute-hostname-intersection (with a port in Host), gateway-name-maximum-length,
+    httproute-service-types (a headless Service with hand-made EndpointSlices)."""
+    api, edge = env.api, env.edge
+    gi = "httproute-hostname-intersection"
+    api.create(gateway(gi, [listener("listener-1", env.http, hostname="very.specific.com"),
+                            listener("listener-2", env.http, hostname="*.wildcard.io"),
+                            listener("listener-3", env.http, hostname="*.anotherwildcard.io")]))
+    longname = ("gateway-name-maximum-length-" + "a" * 253)[:253]
+    api.create(gateway(longname, [listener("listener-1", env.http)]))
+
+    def rt(name, hosts, path, svc, parent=gi):
+        api.create(route(name, hostnames=hosts, parents=[{"name": parent, "namespace": INFRA}],
+                         rules=[{"matches": [m("PathPrefix", path)] if path else [], "backendRefs": [be(svc)]}]))
+    rt("specific-host-matches-listener-specific-host", ["non.matching.com", "*.nonmatchingwildcard.io",
+                                                        "very.specific.com"], "/s1", "infra-backend-v1")
+    rt("specific-host-matches-listener-wildcard-host", ["non.matching.com", "wildcard.io", "foo.wildcard.io",
+                                                        "bar.wildcard.io", "foo.bar.wildcard.io"], "/s2", "infra-backend-v2")
+    rt("wildcard-host-matches-listener-specific-host", ["non.matching.com", "*.specific.com"], "/s3", "infra-backend-v3")
+    rt("wildcard-host-matches-listener-wildcard-host", ["*.anotherwildcard.io"], "/s4", "infra-backend-v1")
+    rt("no-intersecting-hosts", ["specific.but.wrong.com", "wildcard.io"], "/s5", "infra-backend-v2")
+    rt("httproute-hostname-intersection-all", ["first.com", "sub.first.com", "second.com", "sub.second.com"], None,
+       "infra-backend-v2", parent=longname)
+    # a headless Service whose EndpointSlices were written by hand (no selector)
+    api.create({"apiVersion": "v1", "kind": "Service", "metadata": {"namespace": INFRA, "name": "headless-manual"},
+                "spec": {"clusterIP": "None", "ports": [{"name": "first-port", "protocol": "TCP", "port": 8080,
+                                                         "targetPort": 3000}]}})
+    v1 = api.get("endpointslices", "infra-backend-v1-abc", INFRA)
+    api.create({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {"namespace": INFRA, "name": "headless-manual-ip4",
+                             "labels": {"kubernetes.io/service-name": "headless-manual"}},
+                "addressType": "IPv4", "endpoints": v1["endpoints"],
+                "ports": [{"name": "first-port", "protocol": "TCP", "port": v1["ports"][0]["port"]}]})
+    api.create(route("service-types", hostnames=["service-types.test"],
+                     rules=[{"matches": [m("Exact", "/headless-manual-endpointslices")],
+                             "backendRefs": [be("headless-manual")]}]))
+    wait_served(edge, "first.com", "/", "v2-0")
+    wait_served(edge, "service-types.test", "/headless-manual-endpointslices", "v1-0")
+    for host, path, want in (
+            ("very.specific.com", "/s1", "v1-0"), ("very.specific.com:1234", "/s1", "v1-0"),
+            ("non.matching.com", "/s1", 404), ("foo.nonmatchingwildcard.io", "/s1", 404), ("foo.wildcard.io", "/s1", 404),
+            ("very.specific.com", "/non-matching-prefix", 404),
+            ("foo.wildcard.io", "/s2", "v2-0"), ("bar.wildcard.io", "/s2", "v2-0"), ("foo.bar.wildcard.io", "/s2", "v2-0"),
+            ("non.matching.com", "/s2", 404), ("wildcard.io", "/s2", 404), ("very.specific.com", "/s2", 404),
+            ("foo.wildcard.io", "/non-matching-prefix", 404),
+            ("very.specific.com", "/s3", "v3-0"), ("non.matching.com", "/s3", 404), ("foo.specific.com", "/s3", 404),
+            ("foo.wildcard.io", "/s3", 404),
+            ("foo.anotherwildcard.io", "/s4", "v1-0"), ("bar.anotherwildcard.io", "/s4", "v1-0"),
+            ("foo.bar.anotherwildcard.io", "/s4", "v1-0"), ("anotherwildcard.io", "/s4", 404),
+            ("foo.wildcard.io", "/s4", 404), ("very.specific.com", "/s4", 404),
+            ("foo.anotherwildcard.io", "/non-matching-prefix", 404),
+            ("specific.but.wrong.com", "/s5", 404), ("wildcard.io", "/s5", 404),
+            ("first.com", "/", "v2-0"), ("sub.first.com", "/", "v2-0"), ("second.com", "/", "v2-0"),
+            ("sub.second.com", "/", "v2-0"), ("third.com", "/", 404), ("sub.third.com", "/", 404)):
+        check(edge, host, [(path, None, want)])
+    wait_route(api, "no-intersecting-hosts", "Accepted", "False", "NoMatchingListenerHostname")
+    st, _ = wait_listeners(api, longname, lambda st, ls: ls["listener-1"]["attachedRoutes"] == 1, what="253-char name")
+    assert (cond(st["conditions"], "Accepted")["status"], cond(st["conditions"], "Programmed")["status"]) == ("True", "True")
