@@ -861,6 +861,16 @@ int tw_k8s_gw_collect(struct tr *t, size_t gi)
 		rc = rule_filters(t, json_object_get(r, "filters"), &rs[i], why, sizeof why);
 		if (rc == TW_ENOMEM)
 			return rc;
+		size_t bi;
+		json_t *bref;
+		json_array_foreach(json_object_get(r, "backendRefs"), bi, bref)
+		{
+			/* a filter that cannot be applied must not be skipped: the rule answers 500 */
+			if (rc == 0 && json_array_size(json_object_get(bref, "filters")) > 0) {
+				snprintf(why, sizeof why, "backendRefs[%zu].filters are not supported", bi);
+				rc = TW_EINVAL;
+			}
+		}
 		if (rc < 0) {
 			rs[i].status = 500;
 			if (ninvalid++ == 0)
