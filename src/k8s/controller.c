@@ -88,6 +88,7 @@ struct tw_k8s_controller {
 
 	char *gw_controller; /* kubernetes.gateway.controller_name; NULL = Gateway API off */
 	json_t *gw_status;   /* under mu: the last report's desired Gateway API statuses */
+	json_t *gw_checked;  /* leader thread: "kind/ns/name" -> [want, resourceVersion] found up to date */
 
 	pthread_t apply_th, leader_th;
 	int apply_running, leader_running;
@@ -472,20 +473,20 @@ int tw_k8s_controller_report(struct tw_k8s_controller *c, const struct tw_k8s_re
 			return TW_ENOMEM;
 		}
 	}
-	json_t *gs = rep->gw_status ? json_deep_copy(rep->gw_status) : NULL;
-	if (rep->gw_status && gs == NULL) {
-		items_free(v, rep->nitems);
-		return TW_ENOMEM;
-	}
+	/* the translator hands its statuses over: nobody changes them after this */
+	json_t *gs = json_incref(rep->gw_status);
 	pthread_mutex_lock(&c->mu);
-	items_free(c->rep, c->nrep);
-	json_decref(c->gw_status);
+	struct item *old = c->rep;
+	size_t nold = c->nrep;
+	json_t *old_gs = c->gw_status;
 	c->gw_status = gs;
 	c->rep = v;
 	c->nrep = rep->nitems;
 	c->rep_gen++;
 	pthread_cond_broadcast(&c->lcv);
 	pthread_mutex_unlock(&c->mu);
+	items_free(old, nold); /* outside the lock: the leader need not wait for it */
+	json_decref(old_gs);
 	return 0;
 }
 
@@ -721,8 +722,12 @@ static void fill_ltt(json_t *v, const json_t *cur, const char *now)
 	}
 }
 
-static int write_gw_status(struct tw_k8s_controller *c, struct tw_k8s_client *cl, const json_t *want)
+/* *uptodate_rv: the object's resourceVersion when its status already was
+ * the wanted one (malloc'd; NULL when written or not found). */
+static int write_gw_status(struct tw_k8s_controller *c, struct tw_k8s_client *cl, const json_t *want,
+			   char **uptodate_rv)
 {
+	*uptodate_rv = NULL;
 	const char *plural = json_string_value(json_object_get(want, "kind"));
 	const char *ns = json_string_value(json_object_get(want, "ns"));
 	const char *name = json_string_value(json_object_get(want, "name"));
@@ -734,12 +739,16 @@ static int write_gw_status(struct tw_k8s_controller *c, struct tw_k8s_client *cl
 	const struct tw_k8s_obj *o = tw_k8s_store_get(c->st[k], ns, name);
 	json_t *cur = o ? json_deep_copy(json_object_get(o->obj, "status")) : NULL;
 	int exists = o != NULL;
+	char *rv = o && o->rv ? strdup(o->rv) : NULL;
 	pthread_mutex_unlock(&c->lock);
-	if (!exists)
+	if (!exists) {
+		free(rv);
 		return 0;
+	}
 	json_t *body_st = json_deep_copy(st);
 	if (body_st == NULL) {
 		json_decref(cur);
+		free(rv);
 		return TW_ENOMEM;
 	}
 	if (k == K_GATEWAY) {
@@ -774,6 +783,11 @@ static int write_gw_status(struct tw_k8s_controller *c, struct tw_k8s_client *cl
 	int same = a && b && json_equal(a, b);
 	json_decref(a);
 	json_decref(b);
+	if (same) {
+		*uptodate_rv = rv;
+		rv = NULL;
+	}
+	free(rv);
 	int rc = 0;
 	if (!same) {
 		char ts[40], path[1024];
@@ -811,9 +825,14 @@ static int write_gw_status(struct tw_k8s_controller *c, struct tw_k8s_client *cl
 
 static int reconcile_gw(struct tw_k8s_controller *c, struct tw_k8s_client *cl)
 {
+	/* the report's statuses are never changed once handed over: share them */
 	pthread_mutex_lock(&c->mu);
-	json_t *want = c->gw_status ? json_deep_copy(c->gw_status) : NULL;
+	json_t *want = json_incref(c->gw_status);
 	pthread_mutex_unlock(&c->mu);
+	if (c->gw_checked == NULL && (c->gw_checked = json_object()) == NULL) {
+		json_decref(want);
+		return TW_ENOMEM;
+	}
 	int rc = 0;
 	size_t i;
 	json_t *w;
@@ -821,8 +840,35 @@ static int reconcile_gw(struct tw_k8s_controller *c, struct tw_k8s_client *cl)
 	{
 		if (atomic_load(&c->stop) || !atomic_load(&c->leader))
 			break;
-		if (write_gw_status(c, cl, w) < 0)
+		/* An HTTPRoute or GatewayClass found up to date before, wanted the
+		 * same and not changed since (same resourceVersion) is skipped: with
+		 * a thousand routes, one change costs one check, not a thousand.
+		 * Gateways are always checked (their addresses come from elsewhere). */
+		const char *kind = json_string_value(json_object_get(w, "kind"));
+		const char *ns = json_string_value(json_object_get(w, "ns"));
+		const char *name = json_string_value(json_object_get(w, "name"));
+		if (kind == NULL || ns == NULL || name == NULL)
+			continue;
+		char key[600];
+		snprintf(key, sizeof key, "%s/%s/%s", kind, ns, name);
+		const json_t *done = json_object_get(c->gw_checked, key);
+		if (done != NULL && strcmp(kind, "gateways") != 0 && json_equal(json_array_get(done, 0), w)) {
+			const char *drv = json_string_value(json_array_get(done, 1));
+			pthread_mutex_lock(&c->lock);
+			const struct tw_k8s_obj *o = tw_k8s_store_get(c->st[gw_kind(kind)], ns, name);
+			int unchanged = o != NULL && o->rv != NULL && drv != NULL && strcmp(o->rv, drv) == 0;
+			pthread_mutex_unlock(&c->lock);
+			if (unchanged)
+				continue;
+		}
+		char *rv = NULL;
+		if (write_gw_status(c, cl, w, &rv) < 0)
 			rc = TW_EIO;
+		if (rv != NULL)
+			json_object_set_new(c->gw_checked, key, json_pack("[O, s]", w, rv));
+		else
+			json_object_del(c->gw_checked, key);
+		free(rv);
 	}
 	json_decref(want);
 	return rc;
@@ -922,8 +968,11 @@ static void *leader_main(void *arg)
 				tw_warn("[k8s lease] %s", err.msg);
 			atomic_store(&c->leader, leader);
 			next_lease = mono_ms() + (rc < 0 ? 1000 : tw_k8s_lease_period_ms(l));
-			if (leader && !was_leader)
+			if (leader && !was_leader) {
 				done_gen = 0; /* a new leader checks everything */
+				json_decref(c->gw_checked);
+				c->gw_checked = NULL;
+			}
 			was_leader = leader;
 		}
 		pthread_mutex_lock(&c->mu);
@@ -1017,6 +1066,7 @@ static void free_all(struct tw_k8s_controller *c)
 		tw_k8s_store_free(c->st[k]);
 	items_free(c->rep, c->nrep);
 	json_decref(c->gw_status);
+	json_decref(c->gw_checked);
 	free(c->gw_controller);
 	strv_free(c->posted, c->nposted);
 	strv_free(c->namespaces, c->nnamespaces);

@@ -44,6 +44,7 @@ struct gw_listener {
 	const char *secret; /* HTTPS: the certificate Secret's name */
 	size_t tls_ing;     /* HTTPS: the ING_AUX of the Secret's namespace */
 	int conflicted;     /* an earlier listener has the same port and hostname */
+	int no_kinds;       /* supportedKinds is empty: an unsupported protocol, or no kind we serve */
 	unsigned attached;
 };
 
@@ -51,6 +52,8 @@ struct gw_gateway {
 	const struct tw_k8s_obj *o;
 	struct gw_listener *ls;
 	size_t nl;
+	const char *rejected; /* Accepted=False reason of the whole Gateway (nothing attaches); NULL = none */
+	char rej_msg[200];
 };
 
 struct gw_ref {
@@ -262,7 +265,7 @@ static int class_is_ours(const struct tr *t, const char *name)
 	return ctl != NULL && strcmp(ctl, t->gw->ctl) == 0;
 }
 
-static void listener_eval(struct tr *t, struct gw_gateway *gw, struct gw_listener *L, size_t *naux)
+static int listener_eval(struct tr *t, struct gw_gateway *gw, struct gw_listener *L, size_t *naux)
 {
 	const json_t *l = L->l;
 	const struct tw_config *cfg = t->cfg;
@@ -277,6 +280,7 @@ static void listener_eval(struct tr *t, struct gw_gateway *gw, struct gw_listene
 	int https = strcmp(L->proto, "HTTPS") == 0;
 	if (!https && strcmp(L->proto, "HTTP") != 0) {
 		L->acc_ok = 0;
+		L->no_kinds = 1;
 		L->acc_reason = "UnsupportedProtocol";
 		snprintf(L->acc_msg, sizeof L->acc_msg, "protocol %.40s is not supported (HTTP and HTTPS are)", L->proto);
 	} else if (https ? !cfg->has_https || (json_int_t)addr_port(&cfg->listen_https) != L->port
@@ -316,6 +320,10 @@ static void listener_eval(struct tr *t, struct gw_gateway *gw, struct gw_listene
 		if (!any)
 			L->from = -1; /* no kind we serve: nothing attaches */
 	}
+	if (L->no_kinds)
+		L->from = -1;
+	else if (L->from < 0)
+		L->no_kinds = 1;
 	if (https && L->acc_ok) {
 		const json_t *tls = json_object_get(l, "tls");
 		const char *mode = str_or(jstr(tls, "mode"), "Terminate");
@@ -338,12 +346,24 @@ static void listener_eval(struct tr *t, struct gw_gateway *gw, struct gw_listene
 			L->ref_ok = 0;
 			L->ref_reason = "InvalidCertificateRef";
 			snprintf(L->ref_msg, sizeof L->ref_msg, "Secret %.60s/%.100s (kubernetes.io/tls) not found", rns, rname);
+		} else if ((L->ref_ok = tw_k8s_ing_secret_check(t, rns, rname, L->ref_msg, sizeof L->ref_msg)) <= 0) {
+			if (L->ref_ok < 0)
+				return L->ref_ok;
+			L->ref_reason = "InvalidCertificateRef"; /* malformed: not a certificate and its key */
 		} else {
 			L->secret = rname;
 			L->tls_ing = add_ing(t, ING_AUX, NULL, rns);
 			(*naux)++;
 		}
 	}
+	return 0;
+}
+
+/* Does the listener carry traffic? Accepted, and its references resolved
+ * (a route kind it cannot serve beside HTTPRoute does not stop it). */
+static int listener_serves(const struct gw_listener *L)
+{
+	return L->acc_ok && (L->ref_ok || strcmp(L->ref_reason, "InvalidRouteKinds") == 0);
 }
 
 static int ns_allowed(const struct tr *t, const struct gw_gateway *gw, const struct gw_listener *L, const char *rns)
@@ -457,10 +477,21 @@ int tw_k8s_gw_select(struct tr *t)
 		gw->ls = calloc(gw->nl ? gw->nl : 1, sizeof *gw->ls);
 		if (gw->ls == NULL)
 			return TW_ENOMEM;
+		/* tapwork takes no parameters: a Gateway that names some is rejected */
+		const json_t *pref = json_object_get(json_object_get(json_object_get(o->obj, "spec"), "infrastructure"),
+						     "parametersRef");
+		if (pref != NULL && !json_is_null(pref)) {
+			gw->rejected = "InvalidParameters";
+			snprintf(gw->rej_msg, sizeof gw->rej_msg,
+				 "infrastructure.parametersRef %.40s %.60s: tapwork takes no parameters",
+				 str_or(jstr(pref, "kind"), "?"), str_or(jstr(pref, "name"), "?"));
+		}
 		for (size_t k = 0; k < gw->nl; k++) {
 			struct gw_listener *L = &gw->ls[k];
 			L->l = json_array_get(ls, k);
-			listener_eval(t, gw, L, &naux);
+			int lrc = listener_eval(t, gw, L, &naux);
+			if (lrc < 0)
+				return lrc;
 			for (size_t j = 0; j < k && !L->conflicted; j++) {
 				const struct gw_listener *E = &gw->ls[j];
 				if (E->port == L->port && !E->conflicted &&
@@ -830,6 +861,16 @@ int tw_k8s_gw_collect(struct tr *t, size_t gi)
 		rc = rule_filters(t, json_object_get(r, "filters"), &rs[i], why, sizeof why);
 		if (rc == TW_ENOMEM)
 			return rc;
+		size_t bi;
+		json_t *bref;
+		json_array_foreach(json_object_get(r, "backendRefs"), bi, bref)
+		{
+			/* a filter that cannot be applied must not be skipped: the rule answers 500 */
+			if (rc == 0 && json_array_size(json_object_get(bref, "filters")) > 0) {
+				snprintf(why, sizeof why, "backendRefs[%zu].filters are not supported", bi);
+				rc = TW_EINVAL;
+			}
+		}
 		if (rc < 0) {
 			rs[i].status = 500;
 			if (ninvalid++ == 0)
@@ -891,7 +932,7 @@ int tw_k8s_gw_collect(struct tr *t, size_t gi)
 		char pmsg[400];
 		snprintf(pmsg, sizeof pmsg, "%s", accepted ? "accepted" : acc_msg);
 		int any_listener = 0, any_allowed = 0, any_host = 0;
-		for (size_t k = 0; k < gw->nl; k++) {
+		for (size_t k = 0; k < (gw->rejected ? 0 : gw->nl); k++) {
 			struct gw_listener *L = &gw->ls[k];
 			if (section && strcmp(section, L->name) != 0)
 				continue;
@@ -902,10 +943,13 @@ int tw_k8s_gw_collect(struct tr *t, size_t gi)
 				continue;
 			any_allowed = 1;
 			int attached = 0;
+			/* a route counts on a listener that is not programmed (attachedRoutes), but
+			 * nothing is served through it */
+			size_t cap = listener_serves(L) ? sizeof served / sizeof served[0] : 0;
 			if (nrh == 0) {
 				int none;
 				const char *h = isect(L->host, NULL, &none);
-				if (nserved < sizeof served / sizeof served[0]) {
+				if (nserved < cap) {
 					served[nserved].host = h;
 					served[nserved++].L = L;
 				}
@@ -917,7 +961,7 @@ int tw_k8s_gw_collect(struct tr *t, size_t gi)
 				const char *h = rh ? isect(L->host, rh, &none) : NULL;
 				if (h == NULL)
 					continue;
-				if (nserved < sizeof served / sizeof served[0]) {
+				if (nserved < cap) {
 					served[nserved].host = h;
 					served[nserved++].L = L;
 				}
@@ -928,7 +972,11 @@ int tw_k8s_gw_collect(struct tr *t, size_t gi)
 				L->attached++;
 			}
 		}
-		if (!any_listener) {
+		if (gw->rejected) {
+			pacc = 0;
+			preason = "NoMatchingParent";
+			snprintf(pmsg, sizeof pmsg, "Gateway %s/%s is not accepted (%s)", gw->o->ns, gw->o->name, gw->rejected);
+		} else if (!any_listener) {
 			pacc = 0;
 			preason = "NoMatchingParent";
 			snprintf(pmsg, sizeof pmsg, "no listener of Gateway %s/%s matches sectionName/port", gw->o->ns,
@@ -1122,9 +1170,9 @@ int tw_k8s_gw_finish(struct tr *t, const size_t *pos, const struct tw_conf_backe
 		size_t nvalid = 0;
 		for (size_t k = 0; k < gw->nl; k++) {
 			const struct gw_listener *L = &gw->ls[k];
-			int ok = L->acc_ok && L->ref_ok;
+			int ok = listener_serves(L) && !gw->rejected;
 			nvalid += ok;
-			json_t *kinds = L->from >= 0 ? json_pack("[{s:s, s:s}]", "group", GW_API, "kind", "HTTPRoute") : json_array();
+			json_t *kinds = !L->no_kinds ? json_pack("[{s:s, s:s}]", "group", GW_API, "kind", "HTTPRoute") : json_array();
 			json_t *le = json_pack("{s:s, s:o, s:i, s:[o, o, o, o]}", "name", L->name, "supportedKinds", kinds,
 					       "attachedRoutes", (int)L->attached, "conditions",
 					       cond("Accepted", L->acc_ok, L->acc_reason, L->acc_ok ? "accepted" : L->acc_msg, gen),
@@ -1137,12 +1185,13 @@ int tw_k8s_gw_finish(struct tr *t, const size_t *pos, const struct tw_conf_backe
 				return TW_ENOMEM;
 			}
 		}
-		int acc = gw->nl == 0 || nvalid > 0;
-		const char *areason = nvalid == gw->nl ? "Accepted" : "ListenersNotValid";
+		int acc = !gw->rejected && (gw->nl == 0 || nvalid > 0);
+		const char *areason = gw->rejected ? gw->rejected : nvalid == gw->nl ? "Accepted" : "ListenersNotValid";
 		/* status.addresses: the leader adds them (publish_address, publish_service) */
 		json_t *st = json_pack("{s:s, s:s, s:s, s:{s:[o, o], s:o}}", "kind", "gateways", "ns", gw->o->ns, "name",
 				       gw->o->name, "status", "conditions",
-				       cond("Accepted", acc, areason, acc ? "accepted" : "no valid listener", gen),
+				       cond("Accepted", acc, areason,
+					    acc ? "accepted" : gw->rejected ? gw->rej_msg : "no valid listener", gen),
 				       cond("Programmed", nvalid > 0, nvalid > 0 ? "Programmed" : "Invalid",
 					    nvalid > 0 ? "programmed" : "no valid listener", gen),
 				       "listeners", ls);

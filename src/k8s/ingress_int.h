@@ -152,6 +152,10 @@ int tw_k8s_ing_backend(struct tr *t, size_t gi, const json_t *be, size_t *out);
 int tw_k8s_ing_site_tls(struct tr *t, struct tw_conf_site *s, const char *host, size_t owner, const struct entry *run,
                         size_t nrun);
 
+/* Secret ns/name holds a usable certificate and key: 1, else 0 with why
+ * set; TW_ENOMEM. (ingress_tls.c) */
+int tw_k8s_ing_secret_check(struct tr *t, const char *ns, const char *name, char *why, size_t wl);
+
 /* ---- the Gateway API (gateway.c) ----
  * select: after the Ingresses are chosen, add one ING_ROUTE per HTTPRoute
  * attached to one of our Gateways (and ING_AUX stand-ins) to t->ings.

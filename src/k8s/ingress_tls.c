@@ -80,6 +80,19 @@ static int get_secret(struct tr *t, const char *ns, const char *name, const stru
 	return 0;
 }
 
+/* Is Secret ns/name a usable kubernetes.io/tls pair? 1 yes, 0 no (why set),
+ * TW_ENOMEM. The answer is cached for the rest of the translation. */
+int tw_k8s_ing_secret_check(struct tr *t, const char *ns, const char *name, char *why, size_t wl)
+{
+	const struct secret_state *ss;
+	int rc = get_secret(t, ns, name, &ss);
+	if (rc < 0)
+		return rc;
+	if (!ss->ok)
+		snprintf(why, wl, "%s", ss->why);
+	return ss->ok;
+}
+
 static const struct tls_entry *tls_find(const struct tr *t, const char *host)
 {
 	const struct tls_entry *x = t->tls.p;

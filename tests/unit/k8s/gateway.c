@@ -85,7 +85,7 @@ static void world_free(struct world *w)
 
 static void apply(struct world *w)
 {
-	static const char y[] = "listen: {http: 127.0.0.1:8080}\nstate_dir: /nonexistent\n"
+	static const char y[] = "listen: {http: 127.0.0.1:8080, https: 127.0.0.1:8080}\nstate_dir: /nonexistent\n"
 				"kubernetes:\n  gateway: {controller_name: tapwork.dev/gateway-controller}\n";
 	tw_config_free(w->cfg);
 	w->cfg = NULL;
@@ -226,12 +226,87 @@ static void matchers_and_filters_reach_the_route(void **state)
 	world_free(&w);
 }
 
+static const char *reason_of(const json_t *conds, const char *type)
+{
+	const json_t *c = cond(conds, type);
+	assert_non_null(c);
+	return json_string_value(json_object_get(c, "reason"));
+}
+
+static const json_t *listener_status(struct world *w, const char *gw, const char *name)
+{
+	size_t i;
+	json_t *l;
+	json_array_foreach(json_object_get(want_status(w, "gateways", "web", gw), "listeners"), i, l)
+	{
+		if (strcmp(json_string_value(json_object_get(l, "name")), name) == 0)
+			return l;
+	}
+	fail_msg("no listener %s in Gateway %s", name, gw);
+	return NULL;
+}
+
+/* The conformance suite's Gateway-level cases: an unsupported protocol lists
+ * no kinds, a parametersRef rejects the Gateway, a Secret that is no
+ * certificate is InvalidCertificateRef, and a route on a listener that is not
+ * programmed counts but is not served; filters on a backendRef answer 500. */
+static void gateway_and_listener_reasons(void **state)
+{
+	(void)state;
+	struct world w;
+	world_init(&w);
+	put(w.s[GW], "{'metadata':{'namespace':'web','name':'proto'},'spec':{'gatewayClassName':'tw','listeners':["
+		     "{'name':'http','port':8080,'protocol':'HTTP','hostname':'p.test'},"
+		     "{'name':'bad','port':1111,'protocol':'INVALID'},"
+		     "{'name':'tls','port':8080,'protocol':'HTTPS','hostname':'t.test','tls':{'certificateRefs':"
+		     "[{'name':'junk'}]}}]}}");
+	put(w.s[SEC], "{'metadata':{'namespace':'web','name':'junk'},'type':'kubernetes.io/tls',"
+		      "'data':{'tls.crt':'SGVsbG8gd29ybGQK','tls.key':'SGVsbG8gd29ybGQK'}}");
+	put(w.s[GW], "{'metadata':{'namespace':'web','name':'params'},'spec':{'gatewayClassName':'tw','listeners':"
+		     "[{'name':'http','port':8080,'protocol':'HTTP','hostname':'q.test'}],'infrastructure':{'parametersRef':"
+		     "{'group':'invalid.io','kind':'InvalidParameters','name':'x'}}}}");
+	put(w.s[RT], "{'metadata':{'namespace':'web','name':'onparams'},'spec':{'parentRefs':[{'name':'params'}],"
+		     "'rules':[{'backendRefs':[{'name':'s0','port':80}]}]}}");
+	put(w.s[RT], "{'metadata':{'namespace':'web','name':'ontls'},'spec':{'parentRefs':[{'name':'proto','sectionName':'tls'}],"
+		     "'rules':[{'backendRefs':[{'name':'s0','port':80}]}]}}");
+	put(w.s[RT], "{'metadata':{'namespace':'web','name':'bf'},'spec':{'parentRefs':[{'name':'proto','sectionName':'http'}],"
+		     "'rules':[{'matches':[{'path':{'value':'/f'}}],'backendRefs':[{'name':'s0','port':80,'filters':"
+		     "[{'type':'RequestHeaderModifier','requestHeaderModifier':{'set':[{'name':'a','value':'b'}]}}]}]},"
+		     "{'backendRefs':[{'name':'s1','port':80}]}]}}");
+	apply(&w);
+	const json_t *bad = listener_status(&w, "proto", "bad");
+	assert_int_equal(json_array_size(json_object_get(bad, "supportedKinds")), 0);
+	assert_string_equal(reason_of(json_object_get(bad, "conditions"), "Accepted"), "UnsupportedProtocol");
+	assert_int_equal(json_array_size(json_object_get(listener_status(&w, "proto", "http"), "supportedKinds")), 1);
+	const json_t *tls = listener_status(&w, "proto", "tls");
+	assert_string_equal(reason_of(json_object_get(tls, "conditions"), "ResolvedRefs"), "InvalidCertificateRef");
+	assert_string_equal(json_string_value(json_object_get(cond(json_object_get(tls, "conditions"), "Programmed"),
+							      "status")), "False");
+	assert_int_equal(json_integer_value(json_object_get(tls, "attachedRoutes")), 1);
+	assert_null(route_of(&w, "t.test", "/")); /* counted, not served */
+	const json_t *ps = want_status(&w, "gateways", "web", "params");
+	assert_string_equal(reason_of(json_object_get(ps, "conditions"), "Accepted"), "InvalidParameters");
+	assert_null(route_of(&w, "q.test", "/"));
+	const json_t *p = json_array_get(json_object_get(want_status(&w, "httproutes", "web", "onparams"), "parents"), 0);
+	assert_string_equal(reason_of(json_object_get(p, "conditions"), "Accepted"), "NoMatchingParent");
+	const struct tw_conf_route *r = route_of(&w, "p.test", "/f");
+	assert_non_null(r);
+	assert_int_equal(r->ext ? r->ext->status : 0, 500);
+	r = route_of(&w, "p.test", "/other");
+	assert_non_null(r);
+	assert_int_equal(r->handler, TW_HANDLER_PROXY);
+	p = json_array_get(json_object_get(want_status(&w, "httproutes", "web", "bf"), "parents"), 0);
+	assert_string_equal(reason_of(json_object_get(p, "conditions"), "PartiallyInvalid"), "UnsupportedValue");
+	world_free(&w);
+}
+
 int main(void)
 {
 	tw_log_level = TW_LOG_ERROR - 1;
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(weighted_sequence_is_exact),
 	    cmocka_unit_test(matchers_and_filters_reach_the_route),
+	    cmocka_unit_test(gateway_and_listener_reasons),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
