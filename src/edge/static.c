@@ -471,11 +471,13 @@ int tw_static_fill(struct tw_conn *c)
 	/* A small rest rides in the output buffer behind what is there (the
 	 * head: one write for both); over TLS and HTTP/2 every byte does. */
 	int plain = c->fops == &tw_front_plain;
-	int use_sendfile = plain && !(tw_iobuf_len(out) > 0 && f->left <= INLINE_MAX && f->left <= tw_iobuf_room(out));
+	int use_sendfile = plain && !(out && tw_iobuf_len(out) > 0 && f->left <= INLINE_MAX && f->left <= tw_iobuf_room(out));
 	if (use_sendfile) {
 		if (!c->wr_ready)
 			return 0;
 	} else {
+		if (out == NULL && (out = c->out = tw_iobuf_get(&c->w->bufs)) == NULL)
+			return TW_ENOMEM;
 		if (tw_iobuf_room(out) < 4096 && tw_iobuf_room(out) < f->left)
 			tw_iobuf_compact(out);
 		if (tw_iobuf_room(out) == 0 || (tw_iobuf_room(out) < 4096 && tw_iobuf_room(out) < f->left))
@@ -493,7 +495,7 @@ int tw_static_fill(struct tw_conn *c)
 		/* The head with MSG_MORE: it leaves in the same segment as the
 		 * first bytes sendfile adds, not in a packet of its own (the
 		 * kernel pushes at the end of sendfile). */
-		uint32_t hl = tw_iobuf_len(out);
+		uint32_t hl = out ? tw_iobuf_len(out) : 0;
 		if (hl) {
 			ssize_t n = send(c->io.fd, tw_iobuf_head(out), hl, MSG_NOSIGNAL | MSG_MORE);
 			if (n < 0) {
@@ -508,6 +510,13 @@ int tw_static_fill(struct tw_conn *c)
 				c->wr_ready = 0;
 				return 1;
 			}
+		}
+		if (out) {
+			/* the head is out and the body goes by sendfile: the buffer
+			 * serves other connections meanwhile (a slow reader of a
+			 * large file holds none) */
+			tw_iobuf_put(&c->w->bufs, out);
+			c->out = NULL;
 		}
 		off_t off = (off_t)f->off;
 		size_t want = f->left < SENDFILE_MAX ? (size_t)f->left : SENDFILE_MAX;
