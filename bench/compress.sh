@@ -5,7 +5,7 @@
 # packages, a generated 64 KiB JSON, an HTML page, a JPEG that must pass untouched).
 # An nginx without gzip is the origin; the contenders (one worker each, pinned to CPU
 # $PROXY_CPU) proxy it and compress, or serve the files themselves:
-#   compression: tapwork gzip-1 / zstd-3 / br-4 vs nginx gzip_comp_level 1 and 6
+#   compression: tapwork gzip-1 / zstd-3 / br (default quality 5) vs nginx gzip_comp_level 1 and 6
 #                figure: input MB per contender CPU-second, and output bytes per file
 #   latency:     tapwork zstd-3 vs tapwork without compression, one connection: p99 added
 #   static:      tapwork handler: static vs nginx root, a 64 KiB file: requests per CPU-second,
@@ -139,7 +139,7 @@ declare -A PORT=() TPORT=()
 PROXY='{path: /, backend: o}'
 start_tapwork tw-gzip1 "compression: {encodings: [gzip], levels: {gzip: 1}}" "$PROXY"
 start_tapwork tw-zstd3 "compression: {encodings: [zstd], levels: {zstd: 3}}" "$PROXY"
-start_tapwork tw-br4 "compression: {encodings: [br], levels: {br: 4}}" "$PROXY"
+start_tapwork tw-br "compression: {encodings: [br]}" "$PROXY" # the default quality
 start_tapwork tw-plain "" "$PROXY"
 start_tapwork tw-static "" "{path: /, handler: static, root: $W/www, precompressed: [gzip]}" tls
 GZ="gzip on; gzip_types $TYPES; gzip_min_length 512; gzip_proxied any; gzip_vary on;"
@@ -152,7 +152,7 @@ decode() { case $1 in gzip) gzip -dc ;; zstd) zstd -dcq ;; br) brotli -dc ;; *) 
 printf 'file\tsize\tcontender\tcoding\tout_bytes\n' >"$OUT/sizes.tsv"
 for f in $FILES; do
 	sz=$(stat -c %s "$W/www/$f")
-	for c in tw-gzip1:gzip ng-gzip1:gzip ng-gzip6:gzip tw-zstd3:zstd tw-br4:br; do
+	for c in tw-gzip1:gzip ng-gzip1:gzip ng-gzip6:gzip tw-zstd3:zstd tw-br:br; do
 		name=${c%%:*} coding=${c#*:}
 		curl -s -H "Accept-Encoding: $coding" -D "$W/h" -o "$W/b" "http://127.0.0.1:${PORT[$name]}/$f"
 		got=$(awk -F': ' 'tolower($1)=="content-encoding"{print $2}' "$W/h" | tr -d '\r')
@@ -188,7 +188,7 @@ done
 for rep in $(seq 1 "$REPS"); do
 	if has comp; then
 		for f in jquery.js data.json; do
-			for c in tw-gzip1:gzip ng-gzip1:gzip tw-zstd3:zstd ng-gzip6:gzip tw-br4:br; do
+			for c in tw-gzip1:gzip ng-gzip1:gzip tw-zstd3:zstd ng-gzip6:gzip tw-br:br; do
 				run "comp-$f" "${c%%:*}" "/$f" "${c#*:}" "$CONNS" "$rep"
 			done
 		done
@@ -224,14 +224,14 @@ def per_cpu(test, name):
 print("== compression: input MB per contender CPU-second (median of runs), output bytes")
 for f in ("jquery.js", "data.json"):
     size = os.path.getsize(f"{www}/{f}")
-    mb = {n: per_cpu(f"comp-{f}", n) * size / 1e6 for n in ("tw-gzip1", "ng-gzip1", "tw-zstd3", "ng-gzip6", "tw-br4")}
+    mb = {n: per_cpu(f"comp-{f}", n) * size / 1e6 for n in ("tw-gzip1", "ng-gzip1", "tw-zstd3", "ng-gzip6", "tw-br")}
     ob = {s["contender"]: int(s["out_bytes"]) for s in sizes if s["file"] == f}
     print(f"{f} ({size} B): " + ", ".join(f"{n} {mb[n]:.1f} MB/cpu-s {ob.get(n)} B" for n in mb))
     if mb["ng-gzip1"]:
         print(f"  gzip-1: tapwork/nginx CPU ratio {mb['tw-gzip1'] / mb['ng-gzip1']:.2f}x, size {ob['tw-gzip1'] / ob['ng-gzip1']:.3f}x")
         print(f"  zstd-3 vs nginx gzip-1: {mb['tw-zstd3'] / mb['ng-gzip1']:.2f}x per CPU-s, size {ob['tw-zstd3'] / ob['ng-gzip1']:.3f}x")
     if mb["ng-gzip6"]:
-        print(f"  br-4 vs nginx gzip-6: CPU per byte {mb['ng-gzip6'] / mb['tw-br4']:.2f}x, size {ob['tw-br4'] / ob['ng-gzip6']:.3f}x")
+        print(f"  br (default quality) vs nginx gzip-6: CPU per byte {mb['ng-gzip6'] / mb['tw-br']:.2f}x, size {ob['tw-br'] / ob['ng-gzip6']:.3f}x")
 print("== all files, output bytes (decoded bytes equal the file for every line without MISMATCH):")
 for f in sorted({s["file"] for s in sizes}):
     print("  " + f + ": " + ", ".join(f"{s['contender']}={s['out_bytes']}({s['coding']})" for s in sizes if s["file"] == f))
