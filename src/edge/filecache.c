@@ -52,7 +52,10 @@ static void fc_drop(void *arg)
 	}
 }
 
-static void fc_key_init(void) { fc_key_ok = pthread_key_create(&fc_key, fc_drop) == 0; }
+static void fc_key_init(void)
+{
+	fc_key_ok = pthread_key_create(&fc_key, fc_drop) == 0;
+}
 
 static struct fcache *fc_get_table(void)
 {
@@ -67,7 +70,8 @@ static struct fcache *fc_get_table(void)
 
 static uint64_t hash_of(uint64_t gen, const void *route, const char *rel, size_t *len)
 {
-	uint64_t h = 0xcbf29ce484222325ull ^ gen * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)route;
+	uint64_t h =
+	    0xcbf29ce484222325ull ^ gen * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)route;
 	size_t i = 0;
 	for (; rel[i]; i++)
 		h = (h ^ (uint8_t)rel[i]) * 0x100000001b3ull;
@@ -81,17 +85,18 @@ static void http_date(time_t t, char *out, size_t cap)
 	gmtime_r(&t, &tm);
 	static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
 	static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-					     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-	snprintf(out, cap, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
-		 tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	snprintf(out, cap, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday], tm.tm_mday,
+	         months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
 /* ETag and Last-Modified from e->st (again only when the file changed) */
 static void format_validators(struct tw_fcache_ent *e)
 {
 	int n = snprintf(e->etag, sizeof e->etag, "\"%llx-%llx\"",
-			 (unsigned long long)e->st.st_mtim.tv_sec * 1000000000ull + (unsigned long long)e->st.st_mtim.tv_nsec,
-			 (unsigned long long)e->st.st_size);
+	                 (unsigned long long)e->st.st_mtim.tv_sec * 1000000000ull +
+	                     (unsigned long long)e->st.st_mtim.tv_nsec,
+	                 (unsigned long long)e->st.st_size);
 	e->etag_len = (uint8_t)(n > 0 && (size_t)n < sizeof e->etag ? n : 0);
 	http_date(e->st.st_mtim.tv_sec, e->lm, sizeof e->lm);
 	e->lm_len = (uint8_t)strlen(e->lm);
@@ -119,7 +124,8 @@ static void evict(struct fcache *fc, unsigned k)
 	ent_unref(fc, e);
 }
 
-struct tw_fcache_ent *tw_fcache_get(int dfd, uint64_t gen, const void *route, const char *rel, uint64_t now_ms)
+struct tw_fcache_ent *tw_fcache_get(int dfd, uint64_t gen, const void *route, const char *rel,
+                                    uint64_t now_ms)
 {
 	struct fcache *fc = fc_get_table();
 	size_t rlen;
@@ -201,4 +207,7 @@ void tw_fcache_put(struct tw_fcache_ent *e)
 	ent_unref(fc_registered ? &fc_tls : NULL, e);
 }
 
-unsigned tw_fcache_count(void) { return fc_tls.count; }
+unsigned tw_fcache_count(void)
+{
+	return fc_tls.count;
+}

@@ -24,16 +24,16 @@
 #define TW_FCACHE_TTL_MS 1000
 
 struct tw_fcache_ent {
-	uint64_t gen;                /* config generation id (never reused) */
-	const void *route;           /* the route of that generation */
+	uint64_t gen;      /* config generation id (never reused) */
+	const void *route; /* the route of that generation */
 	uint64_t hash;
-	char *rel;                   /* the name below the root */
-	int fd;                      /* -1: a remembered failure (err) */
-	int err;                     /* errno of the failed open */
-	unsigned refs;               /* the cache's own + requests sending from it */
-	uint64_t expires_ms;         /* tw_loop_now clock */
-	struct stat st;              /* as of the last fstat */
-	char etag[48], lm[32];       /* formatted from st (ETag, Last-Modified) */
+	char *rel;             /* the name below the root */
+	int fd;                /* -1: a remembered failure (err) */
+	int err;               /* errno of the failed open */
+	unsigned refs;         /* the cache's own + requests sending from it */
+	uint64_t expires_ms;   /* tw_loop_now clock */
+	struct stat st;        /* as of the last fstat */
+	char etag[48], lm[32]; /* formatted from st (ETag, Last-Modified) */
 	uint8_t etag_len, lm_len;
 };
 
@@ -41,7 +41,8 @@ struct tw_fcache_ent {
  * RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS, fstat'ed now; now_ms is the
  * loop's clock. Returns an entry with a reference for the caller, or NULL
  * with errno set (ENOENT, EXDEV for a path leaving the root, ...). */
-struct tw_fcache_ent *tw_fcache_get(int dfd, uint64_t gen, const void *route, const char *rel, uint64_t now_ms);
+struct tw_fcache_ent *tw_fcache_get(int dfd, uint64_t gen, const void *route, const char *rel,
+                                    uint64_t now_ms);
 void tw_fcache_put(struct tw_fcache_ent *e); /* NULL accepted */
 
 /* Entries held and descriptors open by this thread's cache (for tests and

@@ -94,14 +94,16 @@ static void rename_seen_after_the_time(void **state)
 	snprintf(to, sizeof to, "%s/b.txt", dir);
 	assert_int_equal(rename(from, to), 0);
 	/* within the time: the old file, whole and with its own validators */
-	struct tw_fcache_ent *h = tw_fcache_get(dfd, 1, &route_a, "b.txt", 10000 + TW_FCACHE_TTL_MS - 1);
+	struct tw_fcache_ent *h =
+	    tw_fcache_get(dfd, 1, &route_a, "b.txt", 10000 + TW_FCACHE_TTL_MS - 1);
 	assert_ptr_equal(h, e);
 	assert_int_equal(h->st.st_size, 4);
 	char buf[16];
 	assert_int_equal(pread(h->fd, buf, sizeof buf, 0), 4);
 	tw_fcache_put(h);
 	/* after: the new one; the old entry still sends for its holder */
-	struct tw_fcache_ent *n = tw_fcache_get(dfd, 1, &route_a, "b.txt", 10000 + TW_FCACHE_TTL_MS);
+	struct tw_fcache_ent *n =
+	    tw_fcache_get(dfd, 1, &route_a, "b.txt", 10000 + TW_FCACHE_TTL_MS);
 	assert_non_null(n);
 	assert_ptr_not_equal(n, e);
 	assert_int_equal(n->st.st_size, 10);
@@ -121,7 +123,8 @@ static void failures_remembered_and_escapes_refused(void **state)
 	errno = 0;
 	assert_null(tw_fcache_get(dfd, 1, &route_a, "missing.txt", 20500)); /* remembered */
 	assert_int_equal(errno, ENOENT);
-	struct tw_fcache_ent *e = tw_fcache_get(dfd, 1, &route_a, "missing.txt", 20000 + TW_FCACHE_TTL_MS);
+	struct tw_fcache_ent *e =
+	    tw_fcache_get(dfd, 1, &route_a, "missing.txt", 20000 + TW_FCACHE_TTL_MS);
 	assert_non_null(e);
 	tw_fcache_put(e);
 	/* RESOLVE_BENEATH: no way out of the root, by .. or by a link */
