@@ -6,12 +6,12 @@ PKGS="build-essential clang libclang-rt-14-dev pkg-config libssl-dev libyaml-dev
  libnghttp2-dev libcurl4-openssl-dev libpq-dev libbrotli-dev zlib1g-dev libcmocka-dev curl nghttp2-client python3-pytest python3-requests
  python3-websocket python3-h2 openssl procps iproute2 zstd pebble testssl.sh nginx"   # nginx: the upstream of tests/e2e/edge/test_pool.py
 PKGS="$PKGS python3-yaml python3-jsonschema"   # tests/e2e/deploy (Helm chart, values schema)
-PKGS="$PKGS brotli python3-brotli python3-zstandard"   # tests/e2e/compress (decode what the edge encodes)
+PKGS="$PKGS brotli python3-brotli python3-zstandard caddy"   # tests/e2e/compress (decode what the edge encodes; caddy: the differential peer)
 PKGS="$PKGS haproxy nginx"   # tests/e2e/proxyproto: the PROXY protocol senders and receivers, limit_req
 PKGS="$PKGS python3-kubernetes"   # tests/e2e/k8s (a real client against the test API server; kubectl comes from the Google Cloud SDK, not Debian)
 # The programs the build and the tests run, checked after the install so that a missing one
 # is named here rather than as a failure in the middle of a test run.
-BINS="cc clang pkg-config curl nghttp h2load nginx haproxy openssl pebble pebble-challtestsrv testssl zstd brotli ip ps /usr/bin/python3"
+BINS="cc clang pkg-config curl nghttp h2load nginx haproxy openssl pebble pebble-challtestsrv testssl zstd brotli caddy ip ps /usr/bin/python3"
 if [ "${1:-}" = "--containers" ]; then
   # make test-containers: podman with runc, compose over podman's socket, debootstrap for
   # the base image when no registry is reachable (deploy/scripts/base-image.sh). netavark

@@ -80,14 +80,15 @@ async function page(req, res) {
   }
   const items = notes.map((n) => `<li>${escapeHtml(n.body)}</li>`).join('\n');
   send(res, 200, 'text/html; charset=utf-8', `<!doctype html>
-<html><head><meta charset="utf-8"><title>tapwork example app</title></head>
+<html><head><meta charset="utf-8"><title>tapwork example app</title>
+<link rel="stylesheet" href="/assets/app.css"><script src="/assets/app.js" defer></script></head>
 <body>
 <h1>tapwork example app</h1>
 <p>Served by the app behind tapwork. Host: ${escapeHtml(req.headers.host || '')};
 forwarded for: ${escapeHtml(req.headers['x-forwarded-for'] || '-')};
 request id: ${escapeHtml(req.headers['x-request-id'] || '-')}.</p>
 <p>Database: ${escapeHtml(dbState)}. Notes (POST JSON {"body": "..."} to /api/notes):</p>
-<ul>
+<ul class="notes">
 ${items}
 </ul>
 </body></html>

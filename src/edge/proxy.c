@@ -760,7 +760,16 @@ static void dispatch(struct tw_conn *c)
 		if (!r->reqbody.done)
 			c->close_after = 1;
 		tw_static_serve(c, r, buf);
-		tw_iobuf_consume(c->in, (uint32_t)r->p.head_len);
+		if (c->in) {
+			tw_iobuf_consume(c->in, (uint32_t)r->p.head_len);
+			if (tw_iobuf_len(c->in) == 0) {
+				/* nothing more read until the answer is out: the
+				 * buffer serves other connections meanwhile (10,000
+				 * slow readers of a file hold no input buffers) */
+				tw_iobuf_put(&c->w->bufs, c->in);
+				c->in = NULL;
+			}
+		}
 		return;
 	}
 	uint64_t rmax = r->route->max_body; /* a route's own cap (an Ingress's proxy-body-size) */
@@ -1609,7 +1618,21 @@ static int step_local(struct tw_conn *c)
 {
 	if (!c->wr_ready)
 		return 0;
-	uint32_t hl = tw_iobuf_len(c->out);
+	struct tw_req *r = c->req;
+	int progress = 0;
+	if (r && r->sf.open && r->sf.left) {
+		/* a static file (static.c): on plain TCP its head and body go out
+		 * from there (sendfile); otherwise it fills c->out, written below */
+		int rc = tw_static_fill(c);
+		if (rc < 0) {
+			conn_close(c);
+			return 1;
+		}
+		progress = rc;
+		if (!c->wr_ready)
+			return progress;
+	}
+	uint32_t hl = c->out ? tw_iobuf_len(c->out) : 0; /* static.c lets it go under sendfile */
 	if (hl) {
 		ssize_t n = conn_write(c, tw_iobuf_head(c->out), hl, NULL, 0);
 		if (n < 0) {
@@ -1617,20 +1640,12 @@ static int step_local(struct tw_conn *c)
 			return 1;
 		}
 		if (n == 0)
-			return 0;
+			return progress;
 		tw_iobuf_consume(c->out, (uint32_t)n);
-		if (tw_iobuf_len(c->out))
-			return 1;
+		return 1;
 	}
-	if (c->req && c->req->sf.open && c->req->sf.left) {
-		/* the rest of a static file (static.c) */
-		int rc = tw_static_fill(c);
-		if (rc < 0) {
-			conn_close(c);
-			return 1;
-		}
-		return rc;
-	}
+	if (r && r->sf.open && r->sf.left)
+		return progress;
 	finish_request(c);
 	next_request(c);
 	return 1;

@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "http/accept_enc.h"
 #include "http/static_path.h"
+#include "edge/filecache.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -88,27 +89,14 @@ static int root_fd(const struct tw_req *r)
 	return dfd;
 }
 
-static int open_beneath(const struct tw_req *r, const char *rel)
+/* rel below the route's root, through the worker's open-file cache
+ * (filecache.h): a reference the caller gives back, or NULL with errno */
+static struct tw_fcache_ent *open_cached(const struct tw_conn *c, const struct tw_req *r, const char *rel)
 {
 	int dfd = root_fd(r);
 	if (dfd < 0)
-		return -1;
-	struct open_how how;
-	memset(&how, 0, sizeof how);
-	how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY;
-	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
-	return (int)syscall(SYS_openat2, dfd, rel[0] ? rel : ".", &how, sizeof how);
-}
-
-static void http_date(time_t t, char out[40])
-{
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-	static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-					     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-	snprintf(out, 40, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
-		 tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		return NULL;
+	return tw_fcache_get(dfd, r->gen->id, r->route, rel, tw_loop_now(c->w->loop));
 }
 
 /* IMF-fixdate only ("Sun, 06 Nov 1994 08:49:37 GMT"); -1 when it is not one. */
@@ -201,11 +189,13 @@ static const char *hdr(const char *buf, const struct tw_h1_msg *m, const char *n
 }
 
 /* The precompressed variant of rel the client takes (not for a range):
- * its coding, *fd and *st; TW_CODING_IDENTITY and *fd -1 when none. */
-static int find_variant(struct tw_req *r, const char *buf, int range, const char *rel, int *fd, struct stat *st)
+ * its coding and *fe (a cache reference); TW_CODING_IDENTITY and *fe NULL
+ * when none. */
+static int find_variant(struct tw_conn *c, struct tw_req *r, const char *buf, int range, const char *rel,
+			struct tw_fcache_ent **fe)
 {
 	const struct tw_conf_route *rt = r->route;
-	*fd = -1;
+	*fe = NULL;
 	size_t ael;
 	const char *ae = rt->nprecompressed && !range ? hdr(buf, &r->msg, "accept-encoding", &ael) : NULL;
 	if (ae == NULL)
@@ -223,13 +213,12 @@ static int find_variant(struct tw_req *r, const char *buf, int range, const char
 			break;
 		char vrel[1040];
 		snprintf(vrel, sizeof vrel, "%s%s", rel, tw_coding_suffix(ch));
-		int vfd = open_beneath(r, vrel);
-		if (vfd >= 0 && fstat(vfd, st) == 0 && S_ISREG(st->st_mode)) {
-			*fd = vfd;
+		struct tw_fcache_ent *v = open_cached(c, r, vrel);
+		if (v && S_ISREG(v->st.st_mode)) {
+			*fe = v;
 			return ch;
 		}
-		if (vfd >= 0)
-			close(vfd);
+		tw_fcache_put(v);
 		size_t k = 0; /* this one is not there: choose among the others */
 		for (size_t i = 0; i < np; i++)
 			if (prefs[i] != ch)
@@ -237,6 +226,32 @@ static int find_variant(struct tw_req *r, const char *buf, int range, const char
 		np = k;
 	}
 	return TW_CODING_IDENTITY;
+}
+
+/* the response head, built without printf (it is on every request) */
+struct head {
+	char b[2048];
+	size_t n;
+};
+
+static void add(struct head *h, const char *s, size_t len)
+{
+	if (len > sizeof h->b - h->n)
+		len = sizeof h->b - h->n;
+	memcpy(h->b + h->n, s, len);
+	h->n += len;
+}
+#define ADDS(h, lit) add((h), (lit), sizeof(lit) - 1)
+
+static void add_u64(struct head *h, uint64_t v)
+{
+	char t[24];
+	size_t i = sizeof t;
+	do {
+		t[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	add(h, t + i, sizeof t - i);
 }
 
 static int serve(struct tw_conn *c, struct tw_req *r, const char *buf, int try_only);
@@ -289,16 +304,16 @@ static int serve(struct tw_conn *c, struct tw_req *r, const char *buf, int try_o
 	}
 	size_t rangel = 0;
 	const char *range = hdr(buf, m, "range", &rangel);
-	struct stat st;
-	int fd = -1, coding = TW_CODING_IDENTITY;
+	struct tw_fcache_ent *fe = NULL;
+	int coding = TW_CODING_IDENTITY, oerr = ENOENT;
 	/* a variant first: when the client takes one, the original is not opened */
 	if (!dir && rel[0])
-		coding = find_variant(r, buf, range != NULL, rel, &fd, &st);
-	if (fd < 0)
-		fd = open_beneath(r, rel);
-	if (fd >= 0 && coding == TW_CODING_IDENTITY && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-		close(fd);
-		fd = -1;
+		coding = find_variant(c, r, buf, range != NULL, rel, &fe);
+	if (fe == NULL && (fe = open_cached(c, r, rel)) == NULL)
+		oerr = errno;
+	if (fe && coding == TW_CODING_IDENTITY && S_ISDIR(fe->st.st_mode)) {
+		tw_fcache_put(fe);
+		fe = NULL;
 		if (!dir && sublen > 0) {
 			if (try_only)
 				return 0;
@@ -316,44 +331,39 @@ static int serve(struct tw_conn *c, struct tw_req *r, const char *buf, int try_o
 			return 1;
 		}
 		snprintf(rel + rl, sizeof rel - rl, "%s%s", rl ? "/" : "", rt->index);
-		coding = find_variant(r, buf, range != NULL, rel, &fd, &st);
-		if (fd < 0)
-			fd = open_beneath(r, rel);
-		if (fd >= 0 && coding == TW_CODING_IDENTITY && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
-			close(fd);
-			fd = -1;
-		}
-	} else if (fd >= 0 && !S_ISREG(st.st_mode)) {
-		close(fd);
-		fd = -1;
+		coding = find_variant(c, r, buf, range != NULL, rel, &fe);
+		if (fe == NULL && (fe = open_cached(c, r, rel)) == NULL)
+			oerr = errno;
 	}
-	if (fd < 0) {
+	if (fe && !S_ISREG(fe->st.st_mode)) {
+		tw_fcache_put(fe);
+		fe = NULL;
+	}
+	if (fe == NULL) {
 		if (try_only)
 			return 0;
-		fail(c, 404, errno == EXDEV ? "static: outside the root" : "static: no such file");
+		fail(c, 404, oerr == EXDEV ? "static: outside the root" : "static: no such file");
 		return 1;
 	}
+	const struct stat *st = &fe->st;
+	const char *etag = fe->etag, *lm = fe->lm;
+	size_t etag_len = fe->etag_len, lm_len = fe->lm_len;
 	const char *ctype = type_of(rel);
-	uint64_t size = (uint64_t)st.st_size;
-	char etag[64], lm[40];
-	snprintf(etag, sizeof etag, "\"%llx-%llx\"", (unsigned long long)st.st_mtim.tv_sec * 1000000000ull +
-							  (unsigned long long)st.st_mtim.tv_nsec,
-		 (unsigned long long)size);
-	http_date(st.st_mtim.tv_sec, lm);
+	uint64_t size = (uint64_t)st->st_size;
 	int status = 200;
 	uint64_t a = 0, b = size ? size - 1 : 0;
 	size_t inml = 0, imsl = 0, irl = 0;
 	const char *inm = hdr(buf, m, "if-none-match", &inml);
-	const char *ims = hdr(buf, m, "if-modified-since", &imsl);
-	if (inm ? inm_matches(inm, inml, etag) : (ims && parse_date(ims, imsl) >= st.st_mtim.tv_sec)) {
+	const char *ims = inm ? NULL : hdr(buf, m, "if-modified-since", &imsl);
+	if (inm ? inm_matches(inm, inml, etag) : (ims && parse_date(ims, imsl) >= st->st_mtim.tv_sec)) {
 		status = 304;
 	} else if (range && coding == TW_CODING_IDENTITY) {
 		const char *ir = hdr(buf, m, "if-range", &irl);
-		int fresh = ir == NULL || (irl == strlen(etag) && memcmp(ir, etag, irl) == 0) ||
-			    (irl == strlen(lm) && memcmp(ir, lm, irl) == 0);
+		int fresh = ir == NULL || (irl == etag_len && memcmp(ir, etag, irl) == 0) ||
+			    (irl == lm_len && memcmp(ir, lm, irl) == 0);
 		int pr = fresh ? parse_range(range, rangel, size, &a, &b) : 0;
 		if (pr < 0) {
-			close(fd);
+			tw_fcache_put(fe);
 			char extra[80];
 			snprintf(extra, sizeof extra, "Content-Range: bytes */%llu\r\n", (unsigned long long)size);
 			tw_local_status(c, 416, extra);
@@ -365,7 +375,7 @@ static int serve(struct tw_conn *c, struct tw_req *r, const char *buf, int try_o
 	uint64_t len = status == 304 ? 0 : size ? b - a + 1 : 0;
 	/* the head */
 	if (c->out == NULL && (c->out = tw_iobuf_get(&c->w->bufs)) == NULL) {
-		close(fd);
+		tw_fcache_put(fe);
 		tw_conn_close(c);
 		return 1;
 	}
@@ -375,51 +385,74 @@ static int serve(struct tw_conn *c, struct tw_req *r, const char *buf, int try_o
 	if (c->w->draining)
 		c->close_after = 1;
 	const char *hsts = tw_req_hsts(c, r);
-	char head[2048];
-	size_t n = 0;
-#define ADD(...) \
-	(n += (size_t)snprintf(head + n, n < sizeof head ? sizeof head - n : 0, __VA_ARGS__), n = n < sizeof head ? n : sizeof head)
-	int minor = r->version_minor == 0 ? 0 : 1;
-	ADD("HTTP/1.%d %d %s\r\nContent-Type: %s\r\n", minor, status, tw_h1_reason((unsigned)status), ctype);
-	if (status != 304)
-		ADD("Content-Length: %llu\r\n", (unsigned long long)len);
-	ADD("Last-Modified: %s\r\nETag: %s\r\n", lm, etag);
-	if (coding == TW_CODING_IDENTITY)
-		ADD("Accept-Ranges: bytes\r\n");
-	else
-		ADD("Content-Encoding: %s\r\n", tw_coding_name((enum tw_coding)coding));
+	struct head h = {.n = 0};
+	const char *reason = tw_h1_reason((unsigned)status);
+	ADDS(&h, "HTTP/1.");
+	add(&h, r->version_minor == 0 ? "0 " : "1 ", 2);
+	add_u64(&h, (uint64_t)status);
+	add(&h, " ", 1);
+	add(&h, reason, strlen(reason));
+	ADDS(&h, "\r\nContent-Type: ");
+	add(&h, ctype, strlen(ctype));
+	if (status != 304) {
+		ADDS(&h, "\r\nContent-Length: ");
+		add_u64(&h, len);
+	}
+	ADDS(&h, "\r\nLast-Modified: ");
+	add(&h, lm, lm_len);
+	ADDS(&h, "\r\nETag: ");
+	add(&h, etag, etag_len);
+	if (coding == TW_CODING_IDENTITY) {
+		ADDS(&h, "\r\nAccept-Ranges: bytes");
+	} else {
+		const char *cn = tw_coding_name((enum tw_coding)coding);
+		ADDS(&h, "\r\nContent-Encoding: ");
+		add(&h, cn, strlen(cn));
+	}
 	if (rt->nprecompressed)
-		ADD("Vary: Accept-Encoding\r\n");
+		ADDS(&h, "\r\nVary: Accept-Encoding");
 	if (rt->immutable)
-		ADD("Cache-Control: public, max-age=31536000, immutable\r\n");
-	if (status == 206)
-		ADD("Content-Range: bytes %llu-%llu/%llu\r\n", (unsigned long long)a, (unsigned long long)b,
-		    (unsigned long long)size);
+		ADDS(&h, "\r\nCache-Control: public, max-age=31536000, immutable");
+	if (status == 206) {
+		ADDS(&h, "\r\nContent-Range: bytes ");
+		add_u64(&h, a);
+		add(&h, "-", 1);
+		add_u64(&h, b);
+		add(&h, "/", 1);
+		add_u64(&h, size);
+	}
 	if (c->close_after)
-		ADD("Connection: close\r\n");
-	else if (minor == 0)
-		ADD("Connection: keep-alive\r\n");
-	if (hsts)
-		ADD("Strict-Transport-Security: %s\r\n", hsts);
-	ADD("X-Request-Id: %s\r\n\r\n", r->rid);
-#undef ADD
-	tw_iobuf_append(c->out, head, n);
+		ADDS(&h, "\r\nConnection: close");
+	else if (r->version_minor == 0)
+		ADDS(&h, "\r\nConnection: keep-alive");
+	if (hsts) {
+		ADDS(&h, "\r\nStrict-Transport-Security: ");
+		add(&h, hsts, strlen(hsts));
+	}
+	ADDS(&h, "\r\nX-Request-Id: ");
+	add(&h, r->rid, strlen(r->rid));
+	ADDS(&h, "\r\n\r\n");
+	tw_iobuf_append(c->out, h.b, h.n);
 	r->status = status;
 	c->st = C_LOCAL;
 	c->wr_ready = 1;
 	if (r->is_head || len == 0) {
-		close(fd);
+		tw_fcache_put(fe);
 		return 1;
 	}
-	r->sf.fd = fd;
+	r->sf.fce = fe;
+	r->sf.fd = fe->fd;
 	r->sf.open = 1;
 	r->sf.fresh = 1;
 	r->sf.off = a;
 	r->sf.left = len;
-	r->sf.size = st.st_size;
-	r->sf.mtime = st.st_mtim;
+	r->sf.size = st->st_size;
+	r->sf.mtime = st->st_mtim;
 	r->bytes_out = len;
-	if (len <= INLINE_MAX && tw_iobuf_room(c->out) >= len) {
+	/* a small body goes with the head in one write; over TLS and HTTP/2
+	 * the body is read behind the head whatever its size, so the first
+	 * record carries both */
+	if ((len <= INLINE_MAX || c->fops != &tw_front_plain) && tw_iobuf_room(c->out) >= 4096) {
 		if (tw_static_fill(c) < 0) {
 			tw_static_release(r);
 			tw_conn_close(c);
@@ -434,6 +467,22 @@ int tw_static_fill(struct tw_conn *c)
 	if (r == NULL || !r->sf.open || r->sf.left == 0)
 		return 0;
 	struct tw_static_body *f = &r->sf;
+	struct tw_iobuf *out = c->out;
+	/* A small rest rides in the output buffer behind what is there (the
+	 * head: one write for both); over TLS and HTTP/2 every byte does. */
+	int plain = c->fops == &tw_front_plain;
+	int use_sendfile = plain && !(out && tw_iobuf_len(out) > 0 && f->left <= INLINE_MAX && f->left <= tw_iobuf_room(out));
+	if (use_sendfile) {
+		if (!c->wr_ready)
+			return 0;
+	} else {
+		if (out == NULL && (out = c->out = tw_iobuf_get(&c->w->bufs)) == NULL)
+			return TW_ENOMEM;
+		if (tw_iobuf_room(out) < 4096 && tw_iobuf_room(out) < f->left)
+			tw_iobuf_compact(out);
+		if (tw_iobuf_room(out) == 0 || (tw_iobuf_room(out) < 4096 && tw_iobuf_room(out) < f->left))
+			return 0; /* the buffer first goes out */
+	}
 	struct stat st;
 	if (f->fresh)
 		f->fresh = 0;
@@ -442,17 +491,40 @@ int tw_static_fill(struct tw_conn *c)
 		tw_warn("rid=%s static: the file changed while it was sent: the answer is cut", r->rid);
 		return TW_EIO;
 	}
-	int inline_ok = tw_iobuf_len(c->out) > 0 && f->left <= tw_iobuf_room(c->out);
-	if (c->fops == &tw_front_plain && !inline_ok) {
-		if (tw_iobuf_len(c->out) > 0 || !c->wr_ready)
-			return 0; /* the head first */
+	if (use_sendfile) {
+		/* The head with MSG_MORE: it leaves in the same segment as the
+		 * first bytes sendfile adds, not in a packet of its own (the
+		 * kernel pushes at the end of sendfile). */
+		uint32_t hl = out ? tw_iobuf_len(out) : 0;
+		if (hl) {
+			ssize_t n = send(c->io.fd, tw_iobuf_head(out), hl, MSG_NOSIGNAL | MSG_MORE);
+			if (n < 0) {
+				if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+					c->wr_ready = 0;
+					return 0;
+				}
+				return TW_EIO;
+			}
+			tw_iobuf_consume(out, (uint32_t)n);
+			if ((uint32_t)n < hl) {
+				c->wr_ready = 0;
+				return 1;
+			}
+		}
+		if (out) {
+			/* the head is out and the body goes by sendfile: the buffer
+			 * serves other connections meanwhile (a slow reader of a
+			 * large file holds none) */
+			tw_iobuf_put(&c->w->bufs, out);
+			c->out = NULL;
+		}
 		off_t off = (off_t)f->off;
 		size_t want = f->left < SENDFILE_MAX ? (size_t)f->left : SENDFILE_MAX;
 		ssize_t n = sendfile(c->io.fd, f->fd, &off, want);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR) {
 				c->wr_ready = 0;
-				return 0;
+				return hl ? 1 : 0;
 			}
 			return TW_EIO;
 		}
@@ -465,16 +537,12 @@ int tw_static_fill(struct tw_conn *c)
 		return 1;
 	}
 	/* TLS, HTTP/2, a small body: read into the output buffer */
-	if (tw_iobuf_room(c->out) < 4096 && tw_iobuf_room(c->out) < f->left)
-		tw_iobuf_compact(c->out);
-	size_t room = tw_iobuf_room(c->out);
-	if (room == 0)
-		return 0;
+	size_t room = tw_iobuf_room(out);
 	size_t want = f->left < room ? (size_t)f->left : room;
-	ssize_t n = pread(f->fd, tw_iobuf_tail(c->out), want, (off_t)f->off);
+	ssize_t n = pread(f->fd, tw_iobuf_tail(out), want, (off_t)f->off);
 	if (n <= 0)
 		return TW_EIO;
-	c->out->end += (uint32_t)n;
+	out->end += (uint32_t)n;
 	f->off += (uint64_t)n;
 	f->left -= (uint64_t)n;
 	return 1;
@@ -483,7 +551,8 @@ int tw_static_fill(struct tw_conn *c)
 void tw_static_release(struct tw_req *r)
 {
 	if (r->sf.open) {
-		close(r->sf.fd);
+		tw_fcache_put(r->sf.fce);
+		r->sf.fce = NULL;
 		r->sf.open = 0;
 	}
 }

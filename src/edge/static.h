@@ -14,9 +14,11 @@
 struct tw_conn;
 struct tw_req;
 struct tw_conf_route;
+struct tw_fcache_ent;
 
 struct tw_static_body {
-	int fd;
+	int fd;                   /* fce->fd: lent by the open-file cache */
+	struct tw_fcache_ent *fce;
 	uint8_t open;
 	uint8_t fresh;            /* just opened and checked: the first piece skips the fstat */
 	uint64_t off, left;       /* next file offset, bytes still to send */

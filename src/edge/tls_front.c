@@ -6,7 +6,16 @@
  * certificate swap (a new generation) never disturbs connections in flight.
  * Reads continue until OpenSSL says WANT_READ (a short TLS read does not mean
  * the socket is drained). Writes of a head plus body that fit one record are
- * coalesced into one SSL_write. */
+ * coalesced into one SSL_write. A write of more than one record (a static
+ * file, a large answer) has all its records but the last encrypted into a
+ * per-thread staging buffer and sent with one send() (MSG_MORE), then the
+ * last record directly: one system call for up to four records instead of
+ * one each. Bytes of the staging buffer the socket did not take wait in the
+ * connection's pend buffer, sent before anything else; since the last
+ * record of a write is never staged, the caller always comes back (it still
+ * holds that record's bytes) and nothing is left behind unsent. kTLS
+ * (SSL_sendfile) would avoid the copy, but needs the kernel's "tls" module
+ * (CONFIG_TLS), which the kernels we run on lack; docs/static.md. */
 #include "edge/edge.h"
 
 #include "core/log.h"
@@ -30,7 +39,37 @@ struct tls_front {
 	int in_recv; /* inside tls_recv's SSL_read */
 	int short_now; /* ... and a read in it was short */
 	struct tw_conn *c;
+	int staging;     /* tls_send is encrypting records into stage[] */
+	char *pend;      /* staged bytes the socket has not taken yet */
+	size_t pend_off, pend_len;
 };
+
+#define REC_PLAIN 16384u /* plaintext bytes in a full TLS record */
+/* four records with their overhead (header, tag, TLS 1.3 type, CBC padding) */
+#define STAGE_CAP (4u * (REC_PLAIN + 512u))
+static _Thread_local char stage[STAGE_CAP];
+static _Thread_local size_t stage_len;
+
+/* Send what waits in f->pend: 1 all gone, 0 some left (EAGAIN), -1 error. */
+static int pend_flush(struct tls_front *f)
+{
+	while (f->pend_len > f->pend_off) {
+		ssize_t n = send(f->fd, f->pend + f->pend_off, f->pend_len - f->pend_off, MSG_NOSIGNAL);
+		if (n > 0) {
+			f->pend_off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		return -1;
+	}
+	free(f->pend);
+	f->pend = NULL;
+	f->pend_off = f->pend_len = 0;
+	return 1;
+}
 
 /* Our own socket BIO: recv/send with MSG_NOSIGNAL, and it notes whether the
  * last read drained the socket, so a TLS read that got everything can end
@@ -75,6 +114,23 @@ static int bio_write(BIO *b, const char *in, size_t len, size_t *put)
 {
 	struct tls_front *f = BIO_get_data(b);
 	BIO_clear_retry_flags(b);
+	if (f->staging) {
+		if (len > STAGE_CAP - stage_len)
+			return -1; /* cannot be: tls_send stages what fits */
+		memcpy(stage + stage_len, in, len);
+		stage_len += len;
+		*put = len;
+		return 1;
+	}
+	if (f->pend) {
+		int pr = pend_flush(f); /* staged bytes go first */
+		if (pr < 0)
+			return -1;
+		if (pr == 0) {
+			BIO_set_retry_write(b);
+			return -1;
+		}
+	}
 	for (;;) {
 		ssize_t n = send(f->fd, in, len, MSG_NOSIGNAL);
 		if (n >= 0) {
@@ -250,11 +306,72 @@ static ssize_t tls_send(struct tw_conn *c, const char *a, size_t alen, const cha
 		p = b;
 		len = blen;
 	}
+	if (f->pend) {
+		int pr = pend_flush(f);
+		if (pr < 0) {
+			*ready = 0;
+			return -1;
+		}
+		if (pr == 0) {
+			*ready = 0;
+			return 0;
+		}
+	}
+	size_t done = 0;
+	if (len > REC_PLAIN && f->handshake_done) {
+		/* every record but the last into stage[], then one send */
+		f->staging = 1;
+		stage_len = 0;
+		while (len - done > REC_PLAIN && STAGE_CAP - stage_len >= REC_PLAIN + 512u) {
+			size_t n = 0;
+			err_reset();
+			if (SSL_write_ex(f->ssl, p + done, REC_PLAIN, &n) != 1 || n == 0)
+				break;
+			done += n;
+		}
+		f->staging = 0;
+		err_reset();
+		size_t off = 0;
+		while (off < stage_len) {
+			ssize_t w = send(f->fd, stage + off, stage_len - off, MSG_NOSIGNAL | MSG_MORE);
+			if (w > 0) {
+				off += (size_t)w;
+				continue;
+			}
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+				*ready = 0;
+				return -1;
+			}
+			break;
+		}
+		if (off < stage_len) {
+			/* the socket is full: the rest waits, sent first next time */
+			f->pend = malloc(stage_len - off);
+			if (f->pend == NULL) {
+				*ready = 0;
+				return -1;
+			}
+			memcpy(f->pend, stage + off, stage_len - off);
+			f->pend_off = 0;
+			f->pend_len = stage_len - off;
+			*ready = 0;
+			return (ssize_t)done;
+		}
+		if (len - done > REC_PLAIN)
+			return (ssize_t)done; /* more than one record left: the caller comes back */
+	}
 	size_t n = 0;
 	err_reset();
-	int ret = SSL_write_ex(f->ssl, p, len, &n);
+	int ret = SSL_write_ex(f->ssl, p + done, len - done, &n);
 	if (ret == 1)
-		return (ssize_t)n;
+		return (ssize_t)(done + n);
+	if (done > 0) {
+		/* the staged records are out; the last waits for the socket */
+		ssize_t r = ssl_result(c, f, ret, ready, NULL, 0);
+		return r < 0 ? r : (ssize_t)done;
+	}
 	return ssl_result(c, f, ret, ready, NULL, 0);
 }
 
@@ -285,6 +402,7 @@ static void tls_close(struct tw_conn *c)
 	struct tls_front *f = c->fctx;
 	tw_loop_del(c->w->loop, &c->io);
 	if (f != NULL) {
+		free(f->pend);
 		SSL_free(f->ssl);
 		tw_tls_store_release(f->store);
 		free(f);

@@ -65,9 +65,42 @@ def test_compose_wires_the_job():
             assert s["path"] in mounts, s
 
 
-def test_tapwork_accepts_the_config():
+PUBLIC = os.path.join(ROOT, "examples", "app", "public")
+
+
+def test_tapwork_accepts_the_config(tmp_path):
     # Backend names (app:3000) only resolve inside the Compose network: the
-    # only complaint allowed.
-    r = subprocess.run([BIN, "validate", "-c", MAIN], capture_output=True, text=True, timeout=60)
+    # only complaint allowed. The public files are where compose.yaml mounts
+    # them (/srv/app/public) only in the container: here, the repository's.
+    cfg = tmp_path / "tapwork.yaml"
+    cfg.write_text(open(MAIN).read().replace("/srv/app/public", PUBLIC))
+    r = subprocess.run([BIN, "validate", "-c", str(cfg)], capture_output=True, text=True, timeout=60)
     out = r.stdout + r.stderr
     assert r.returncode == 0 or ("cannot resolve \"app\"" in out and out.count("\n") == 1), out
+
+
+def test_public_assets_served_by_tapwork():
+    """The app's public files are mounted into tapwork's container where the
+    static routes look for them, and every precompressed variant decodes to
+    its file (a stale variant would serve old bytes)."""
+    import gzip
+
+    import brotli
+    import zstandard
+    compose = load(os.path.join(ROOT, "compose.yaml"))
+    mounts = {v.rsplit(":", 2)[1]: v.rsplit(":", 2)[0] for v in compose["services"]["tapwork"]["volumes"]}
+    assert mounts.get("/srv/app/public") == "./examples/app/public"
+    c = load(MAIN)
+    routes = [s for s in c["sites"] if "app.localhost" in s["hosts"]][0]["routes"]
+    static = [r for r in routes if r.get("handler") == "static"]
+    assert static and static[0]["root"].startswith("/srv/app/public")
+    assert [r for r in routes if r.get("fallback_static") == "/srv/app/public"]
+    assets = os.path.join(PUBLIC, "assets")
+    for name in ("app.js", "app.css"):
+        src = open(os.path.join(assets, name), "rb").read()
+        assert gzip.decompress(open(os.path.join(assets, name + ".gz"), "rb").read()) == src, name
+        assert brotli.decompress(open(os.path.join(assets, name + ".br"), "rb").read()) == src, name
+        z = zstandard.ZstdDecompressor().decompressobj().decompress(open(os.path.join(assets, name + ".zst"), "rb").read())
+        assert z == src, name
+    page = open(os.path.join(ROOT, "examples", "app", "server.js")).read()
+    assert 'href="/assets/app.css"' in page and 'src="/assets/app.js"' in page

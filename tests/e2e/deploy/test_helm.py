@@ -324,7 +324,10 @@ def test_values_schema():
 
 def validate_config(tmp_path, docs):
     f = tmp_path / "tapwork.yaml"
-    f.write_text(one(docs, "ConfigMap")["data"]["tapwork.yaml"])
+    # static roots are the staticAssets volume in the pod; here, the example
+    # app's public files (the same tree)
+    public = os.path.join(ROOT, "examples", "app", "public")
+    f.write_text(one(docs, "ConfigMap")["data"]["tapwork.yaml"].replace("/srv/app/public", public))
     return subprocess.run([BIN, "validate", "-c", str(f)], capture_output=True, text=True, timeout=60)
 
 

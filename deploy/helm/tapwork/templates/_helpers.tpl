@@ -93,6 +93,10 @@ timeouts:
 {{- end }}
 log:
 {{ toYaml $c.log | indent 2 }}
+{{- with $c.compression }}
+compression:
+{{ toYaml . | indent 2 }}
+{{- end }}
 sites:
 {{ toYaml $c.sites | indent 2 }}
 {{- with $c.backends }}
