@@ -381,6 +381,10 @@ struct tw_conf_k8s {
 	char *lease_namespace;   /* default: the pod's namespace (in cluster), else "default" */
 	uint64_t lease_duration_ms; /* default 15s */
 	char *identity;          /* this replica's name; default $POD_NAME, else the host name */
+	/* replicas_from: tapwork's own Service, whose ready endpoints are N for
+	 * rate limits with `cluster: divide` (docs/rate-limits.md) */
+	char *self_service;      /* NULL = not watched: each policy's `replicas` */
+	char *self_namespace;    /* default: the pod's namespace (in cluster), else "default" */
 };
 
 /* proxy_protocol: (docs/proxy-protocol.md). Peers in `from` must open each
