@@ -182,10 +182,11 @@ void tw_rl_table_put(struct tw_rl_table *t)
 void tw_rl_check(struct tw_rl_table *t, const void *key, size_t len, uint64_t now, struct tw_rl_verdict *v)
 {
 	uint64_t h = mix(tw_lb_hash64(key, len) ^ t->seed) | 1;
-	/* bit 0 is always set: shard and bucket come from the bits above it */
+	/* bit 0 is always set: the shard comes from bits 1-6, the bucket from
+	 * the high 32 bits mapped onto [0, nbuckets) by a multiply (no division) */
 	struct rl_shard *sh = &t->shards[(h >> 1) % RL_SHARDS];
-	struct rl_slot *b = sh->b + ((h >> 7) % t->nbuckets) * RL_WAYS;
-	memset(v, 0, sizeof *v);
+	struct rl_slot *b = sh->b + (size_t)(((h >> 32) * (uint64_t)t->nbuckets) >> 32) * RL_WAYS;
+	*v = (struct tw_rl_verdict){0};
 	pthread_mutex_lock(&sh->lock);
 	struct rl_slot *s = NULL, *free_slot = NULL, *idle = NULL;
 	for (int i = 0; i < RL_WAYS; i++) {

@@ -4,6 +4,7 @@
 #include "edge/rl_req.h"
 
 #include "core/log.h"
+#include "core/loop.h"
 #include "edge/balance.h"
 #include "edge/edge.h"
 #include "edge/ratelimit.h"
@@ -12,14 +13,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* The client address as key bytes: IPv4 (also IPv4-mapped) 4 bytes, IPv6
  * its first `prefix` bits. */
@@ -135,7 +128,9 @@ int tw_rl_request(struct tw_conn *c, struct tw_req *r, const char *buf)
 		kl += 8;
 	}
 	struct tw_rl_verdict vd;
-	tw_rl_check(t, key, kl, now_ns(), &vd);
+	/* the loop's clock of this batch of events: no clock call per request
+	 * (a batch counts as arriving at its start: never more admissions) */
+	tw_rl_check(t, key, kl, tw_loop_now_ns(w->loop), &vd);
 	tw_metric_add(w->m, tw_rl_metric(t, vd.result), 1);
 	if (vd.allow || (vd.result == TW_RL_FULL && p->on_full == TW_RL_FULL_ALLOW))
 		return 0;
