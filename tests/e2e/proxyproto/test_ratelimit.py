@@ -114,6 +114,28 @@ def test_keys_exempt_ipv6_h2(procs, tmp_path):
     assert "retry-after: 60" in r.stdout
 
 
+def test_headers_on_admitted_answers(procs, tmp_path):
+    """headers: always puts RateLimit-Policy/RateLimit on admitted proxied
+    answers too (HTTP/1.1 and HTTP/2), counting down; the default keeps
+    admitted answers unchanged."""
+    e = make(procs, tmp_path, {"api": {"rate": "60/m", "burst": 3, "headers": "always"},
+                               "quiet": {"rate": "60/m", "burst": 3}},
+             routes=[{"path": "/api", "backend": "web", "rate_limit": "api"},
+                     {"path": "/q", "backend": "web", "rate_limit": "quiet"}])
+    got = [req(e.port, "127.0.0.70") for _ in range(4)]
+    assert [g[0] for g in got] == [200, 200, 200, 429]
+    assert [g[1]["ratelimit"] for g in got[:3]] == ['"api";r=2;t=1', '"api";r=1;t=2', '"api";r=0;t=3']
+    assert all(g[1]["ratelimit-policy"] == '"api";q=60;w=60' for g in got)
+    assert got[3][1]["ratelimit"] == '"api";r=0;t=1'
+    st, h, _ = req(e.port, "127.0.0.70", path="/q")
+    assert st == 200 and "ratelimit" not in h and "ratelimit-policy" not in h
+    url = f"http://127.0.0.1:{e.port}/api"
+    r = subprocess.run(["nghttp", "-nv", url], capture_output=True, text=True, timeout=30,
+                       env={"PATH": "/usr/bin:/bin"})
+    assert ":status: 200" in r.stdout and 'ratelimit: "api";r=2;t=1' in r.stdout, r.stdout[-2000:]
+    assert 'ratelimit-policy: "api";q=60;w=60' in r.stdout
+
+
 def test_reload_keeps_state(procs, tmp_path):
     e = make(procs, tmp_path, {"api": {"rate": "1/m", "burst": 2}})
     assert [req(e.port, "127.0.0.60")[0] for _ in range(3)] == [200, 200, 429]
