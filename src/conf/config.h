@@ -381,6 +381,10 @@ struct tw_conf_k8s {
 	char *lease_namespace;   /* default: the pod's namespace (in cluster), else "default" */
 	uint64_t lease_duration_ms; /* default 15s */
 	char *identity;          /* this replica's name; default $POD_NAME, else the host name */
+	/* replicas_from: tapwork's own Service, whose ready endpoints are N for
+	 * rate limits with `cluster: divide` (docs/rate-limits.md) */
+	char *self_service;      /* NULL = not watched: each policy's `replicas` */
+	char *self_namespace;    /* default: the pod's namespace (in cluster), else "default" */
 };
 
 /* proxy_protocol: (docs/proxy-protocol.md). Peers in `from` must open each
@@ -403,6 +407,7 @@ enum tw_rl_key_kind { TW_RL_KEY_CLIENT_IP = 0, TW_RL_KEY_HEADER, TW_RL_KEY_COOKI
 enum tw_rl_missing { TW_RL_MISSING_CLIENT_IP = 0, TW_RL_MISSING_ALLOW, TW_RL_MISSING_DENY };
 enum tw_rl_on_full { TW_RL_FULL_ALLOW = 0, TW_RL_FULL_DENY };
 enum tw_rl_cluster { TW_RL_CLUSTER_LOCAL = 0, TW_RL_CLUSTER_DIVIDE };
+enum tw_rl_headers { TW_RL_HEADERS_LIMITED = 0, TW_RL_HEADERS_ALWAYS };
 struct tw_rl_keyspec {
 	int kind;   /* TW_RL_KEY_* */
 	char *name; /* header or cookie name */
@@ -426,6 +431,7 @@ struct tw_conf_rate_limit {
 	int cluster;          /* TW_RL_CLUSTER_* */
 	unsigned replicas;    /* divide: rate and burst split N ways, default 1 */
 	int per_route;        /* each route using the policy counts apart, default 0 */
+	int headers;          /* TW_RL_HEADERS_*: RateLimit fields on 429s only, or on admitted answers too */
 };
 
 struct tw_config {

@@ -1369,6 +1369,18 @@ static int parse_k8s_label(struct cf_ctx *c, const struct cf_field *f, const cha
 	return 0;
 }
 
+/* DNS-1035 label: a Service name */
+static int parse_k8s_service(struct cf_ctx *c, const struct cf_field *f, const char *text, void *dst,
+                             char *why, size_t wl)
+{
+	if (!(text[0] >= 'a' && text[0] <= 'z') || parse_k8s_label(c, f, text, dst, why, wl) != 0) {
+		snprintf(why, wl, "\"%s\" is not a Kubernetes Service name (lower-case DNS label starting with a letter)",
+		         text);
+		return TW_EINVAL;
+	}
+	return 0;
+}
+
 /* Cross-section: kubernetes.ingress.default_backend names a file backend. */
 static int resolve_k8s(struct cf_ctx *c, struct tw_config *cfg)
 {
@@ -1518,6 +1530,30 @@ static const struct cf_schema k8s_leader_schema = {
     .name = "kubernetes.leader_election",
     .fields = k8s_leader_fields,
     .doc = "Leader election among the replicas (only for writes to the API)."};
+static const struct cf_field k8s_self_fields[] = {
+    {.name = "service",
+     .kind = CF_CUSTOM,
+     FLD(K, self_service),
+     .parse = parse_k8s_service,
+     .type_name = "Service name",
+     .flags = CF_REQUIRED,
+     .doc = "tapwork's own Service (the Helm chart's): its ready endpoints, watched through "
+            "EndpointSlices, are N for every rate limit with `cluster: divide`."},
+    {.name = "namespace",
+     .kind = CF_CUSTOM,
+     FLD(K, self_namespace),
+     .parse = parse_k8s_label,
+     .type_name = "namespace",
+     .doc = "Namespace of that Service; absent = `$POD_NAMESPACE`, else the pod's namespace in a "
+            "cluster, else the kubeconfig context's, else `default`."},
+    END};
+static const struct cf_schema k8s_self_schema = {
+    .name = "kubernetes.replicas_from",
+    .fields = k8s_self_fields,
+    .doc = "Where `cluster: divide` rate limits take N from: the number of ready endpoints of "
+           "tapwork's own Service, followed without a reload. Until the first list, with no ready "
+           "endpoint, or without this section, each policy's `replicas` is N; when the API server "
+           "is unreachable the last N stays."};
 static const struct cf_field k8s_fields[] = {
     {.name = "api",
      .kind = CF_STRUCT,
@@ -1543,6 +1579,11 @@ static const struct cf_field k8s_fields[] = {
      .off = 0,
      .schema = &k8s_leader_schema,
      .doc = "Leader election (see below)."},
+    {.name = "replicas_from",
+     .kind = CF_STRUCT,
+     .off = 0,
+     .schema = &k8s_self_schema,
+     .doc = "N for rate limits with `cluster: divide` (see below)."},
     END};
 #undef KI
 #undef K

@@ -101,6 +101,8 @@ static const struct cf_enum missing_enum[] = {{"client_ip", TW_RL_MISSING_CLIENT
 static const struct cf_enum full_enum[] = {{"allow", TW_RL_FULL_ALLOW}, {"deny", TW_RL_FULL_DENY}, {NULL, 0}};
 static const struct cf_enum cluster_enum[] = {
     {"local", TW_RL_CLUSTER_LOCAL}, {"divide", TW_RL_CLUSTER_DIVIDE}, {NULL, 0}};
+static const struct cf_enum headers_enum[] = {
+    {"limited", TW_RL_HEADERS_LIMITED}, {"always", TW_RL_HEADERS_ALWAYS}, {NULL, 0}};
 static const struct cf_field cidr_elem = {.kind = CF_CIDR, .width = sizeof(struct tw_cidr)};
 
 #define RL struct tw_conf_rate_limit
@@ -184,6 +186,14 @@ static const struct cf_field rl_fields[] = {
      FLD(RL, per_route),
      .def = "false",
      .doc = "Count each route that uses the policy apart (key + route) instead of together."},
+    {.name = "headers",
+     .kind = CF_ENUM,
+     FLD(RL, headers),
+     .enums = headers_enum,
+     .def = "limited",
+     .doc = "`RateLimit-Policy` and `RateLimit` (IETF draft) on 429 answers only (`limited`), or also "
+            "on the admitted answers of the policy's routes (`always`: the client sees its remaining "
+            "requests before it is limited)."},
     {.name = NULL}};
 #undef RL
 

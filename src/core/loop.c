@@ -17,7 +17,8 @@
 struct tw_loop {
 	int epfd;
 	int stop;
-	uint64_t now;
+	uint64_t now;    /* ms */
+	uint64_t now_ns; /* the same instant in ns */
 	struct tw_timer **heap;
 	size_t nheap, capheap;
 	struct tw_io wake_io;
@@ -27,6 +28,20 @@ struct tw_loop {
 	tw_loop_cb wake_cb, idle_cb;
 	void *wake_arg, *idle_arg;
 };
+
+uint64_t tw_clock_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* One clock read per loop iteration serves both resolutions. */
+static void refresh(struct tw_loop *loop)
+{
+	loop->now_ns = tw_clock_ns();
+	loop->now = loop->now_ns / 1000000u;
+}
 
 uint64_t tw_clock_ms(void)
 {
@@ -58,7 +73,7 @@ int tw_loop_new(struct tw_loop **out)
 		tw_loop_free(loop);
 		return TW_EIO;
 	}
-	loop->now = tw_clock_ms();
+	refresh(loop);
 	*out = loop;
 	return 0;
 }
@@ -139,6 +154,7 @@ void tw_loop_wake(struct tw_loop *loop)
 }
 
 uint64_t tw_loop_now(const struct tw_loop *loop) { return loop->now; }
+uint64_t tw_loop_now_ns(const struct tw_loop *loop) { return loop->now_ns; }
 size_t tw_loop_ntimers(const struct tw_loop *loop) { return loop->nheap; }
 
 /* --- timer heap (1-based heap_idx in the timer, 0-based array) --- */
@@ -246,7 +262,7 @@ int tw_loop_run(struct tw_loop *loop)
 	loop->stop = 0;
 	while (!loop->stop) {
 		int timeout = -1;
-		loop->now = tw_clock_ms();
+		refresh(loop);
 		if (loop->nheap > 0) {
 			uint64_t w = loop->heap[0]->when;
 			timeout = w <= loop->now ? 0 : (int)(w - loop->now > 60000 ? 60000 : w - loop->now);
@@ -257,7 +273,7 @@ int tw_loop_run(struct tw_loop *loop)
 				continue;
 			return TW_EIO;
 		}
-		loop->now = tw_clock_ms();
+		refresh(loop);
 		for (int i = 0; i < n; i++) {
 			struct tw_io *io = events[i].data.ptr;
 			io->cb(loop, io, events[i].events);

@@ -58,7 +58,11 @@ void tw_loop_wake(struct tw_loop *loop);
 void tw_loop_defer_free(struct tw_loop *loop, void *p);
 
 uint64_t tw_loop_now(const struct tw_loop *loop);
+/* The same cached instant in ns (CLOCK_MONOTONIC, read once per iteration:
+ * for per-request timestamps that need no clock call). */
+uint64_t tw_loop_now_ns(const struct tw_loop *loop);
 uint64_t tw_clock_ms(void); /* CLOCK_MONOTONIC now, in ms */
+uint64_t tw_clock_ns(void); /* CLOCK_MONOTONIC now, in ns */
 
 void tw_timer_init(struct tw_timer *t, tw_timer_cb cb);
 void tw_timer_set(struct tw_loop *loop, struct tw_timer *t, uint64_t after_ms);

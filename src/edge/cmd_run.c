@@ -9,6 +9,7 @@
 #include "core/dbuf.h"
 #include "core/log.h"
 #include "edge/edge.h"
+#include "edge/ratelimit.h"
 #include "k8s/controller.h"
 #include "k8s/ingress.h"
 #include "tls/tls.h"
@@ -335,6 +336,14 @@ static int k8s_apply(void *arg, struct tw_k8s_controller *ctl, const struct tw_k
 	return 0;
 }
 
+/* The controller's replicas informer: N of `cluster: divide` policies,
+ * applied to the live tables at once (no new generation). */
+static void k8s_replicas(void *arg, unsigned n)
+{
+	(void)arg;
+	tw_rl_set_cluster_size(n);
+}
+
 static int k8s_start(struct run_state *rs, const struct tw_config *cfg)
 {
 	struct tw_edge *e = &rs->e;
@@ -352,7 +361,7 @@ static int k8s_start(struct run_state *rs, const struct tw_config *cfg)
 			    "Config generations built from the cluster's state, by result.", TW_METRIC_COUNTER,
 			    "result=\"error\"", &rs->m_k8s_gen_err);
 	atomic_store(&e->k8s_waiting, 1);
-	struct tw_k8s_controller_cbs cbs = {.apply = k8s_apply, .arg = rs};
+	struct tw_k8s_controller_cbs cbs = {.apply = k8s_apply, .replicas = k8s_replicas, .arg = rs};
 	struct tw_k8s_controller *c = NULL;
 	if (tw_k8s_controller_start(&cfg->k8s, &cbs, &c, &err) != 0) {
 		fprintf(stderr, "tapwork: kubernetes: %s\n", err.msg);

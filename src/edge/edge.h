@@ -249,6 +249,10 @@ struct tw_req {
 	struct tw_cz_req czq; /* compression: what the request asked (compress.c) */
 	struct tw_cz *cz;     /* compressing stream of the answer, NULL = none */
 	struct tw_static_body sf; /* handler: static, the file being sent (static.c) */
+	/* rate limit `headers: always`: the admitted request's RateLimit fields
+	 * (rl_req.c); 0 = none */
+	uint32_t rl_policy; /* 1 + index into cfg->rate_limits */
+	uint32_t rl_remaining, rl_reset_s;
 	struct tw_req *next_free;
 };
 

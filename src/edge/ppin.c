@@ -78,84 +78,114 @@ static void unlink_wait(struct tw_ppwait *pw)
 	tw_loop_del(w->loop, &pw->io);
 }
 
-static void drop(struct tw_ppwait *pw, int result, const char *why)
+static void count_drop(struct tw_worker *w, const struct sockaddr *peer, int result, const char *why)
 {
-	struct tw_worker *w = pw->w;
 	count(w, result);
 	if (why && tw_log_level >= TW_LOG_INFO) {
 		char ip[48];
-		tw_pp_addr_text((const struct sockaddr *)&pw->peer, ip, sizeof ip);
+		tw_pp_addr_text(peer, ip, sizeof ip);
 		tw_info("peer=%s PROXY header %s: %s; closed", ip, ppm_names[result], why);
 	}
+}
+
+static void drop(struct tw_ppwait *pw, int result, const char *why)
+{
+	struct tw_worker *w = pw->w;
+	count_drop(w, (const struct sockaddr *)&pw->peer, result, why);
 	unlink_wait(pw);
 	close(pw->io.fd);
 	pw->io.fd = -1;
 	tw_loop_defer_free(w->loop, pw);
 }
 
-/* Read what has arrived; hand the connection on once the header is whole. */
-static void try_header(struct tw_ppwait *pw)
+/* Peek at what has arrived and, once the header is whole, take exactly its
+ * bytes off the socket (the TLS or HTTP bytes behind it stay there for the
+ * connection). 1: *p holds the header; 0: not all of it yet (nothing
+ * taken); TW_E*: a bad header or a dead socket, *why says which. */
+static int read_header(int fd, struct tw_pp_parser *p, const char **why)
 {
 	uint8_t buf[TW_PP_MAX];
 	ssize_t n;
 	do
-		n = recv(pw->io.fd, buf, sizeof buf, MSG_PEEK);
+		n = recv(fd, buf, sizeof buf, MSG_PEEK);
 	while (n == -1 && errno == EINTR);
 	if (n == -1) {
-		if (errno != EAGAIN && errno != EWOULDBLOCK)
-			drop(pw, PPM_MALFORMED, strerror(errno));
-		return;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return 0;
+		*why = strerror(errno);
+		return TW_EIO;
 	}
 	if (n == 0) {
-		drop(pw, PPM_MALFORMED, "closed before a complete header");
-		return;
+		*why = "closed before a complete header";
+		return TW_EIO;
 	}
-	struct tw_pp_parser p;
-	tw_pp_init(&p);
+	tw_pp_init(p);
 	size_t used = 0;
-	int rc = tw_pp_feed(&p, buf, (size_t)n, &used);
+	int rc = tw_pp_feed(p, buf, (size_t)n, &used);
 	if (rc == TW_EAGAIN)
-		return; /* the next bytes raise a new edge */
+		return 0; /* the next bytes raise a new edge */
 	if (rc != 0) {
-		drop(pw, PPM_MALFORMED, p.why);
-		return;
+		*why = p->why;
+		return rc;
 	}
-	/* Take exactly the header off the socket: the peek saw it all. */
 	ssize_t got;
 	do
-		got = recv(pw->io.fd, buf, used, 0);
+		got = recv(fd, buf, used, 0);
 	while (got == -1 && errno == EINTR);
 	if (got != (ssize_t)used) {
-		drop(pw, PPM_MALFORMED, "short read of a peeked header");
+		*why = "short read of a peeked header";
+		return TW_EIO;
+	}
+	return 1;
+}
+
+/* The header is read: the connection starts with its client address. */
+static void hand_over(struct tw_worker *w, int fd, const struct tw_front_ops *fops, const struct sockaddr *peer,
+		      socklen_t peerlen, const struct tw_pp_parser *p)
+{
+	const struct sockaddr *sa = peer;
+	socklen_t salen = peerlen;
+	if (!p->info.local) {
+		sa = (const struct sockaddr *)&p->info.src;
+		salen = p->info.srclen;
+	}
+	count(w, p->info.local ? PPM_LOCAL : PPM_OK);
+	if (tw_log_level >= TW_LOG_DEBUG) {
+		char ip[48], cl[48];
+		tw_pp_addr_text(peer, ip, sizeof ip);
+		tw_pp_addr_text(sa, cl, sizeof cl);
+		tw_debug("peer=%s PROXY v%u client=%s%s%s%s%s", ip, p->info.version, cl,
+			 p->info.authority[0] ? " authority=" : "", p->info.authority,
+			 p->info.vpce[0] ? " vpce=" : "", p->info.vpce);
+	}
+	tw_conn_accept(w, fd, sa, salen, fops);
+	if (p->info.vpce[0] && w->conns && w->conns->io.fd == fd)
+		tw_info("conn=%llu client=%s vpce=%s", (unsigned long long)w->conns->id, w->conns->peer_ip,
+			p->info.vpce);
+}
+
+/* A waiting connection's socket is readable. */
+static void try_header(struct tw_ppwait *pw)
+{
+	struct tw_pp_parser p;
+	const char *why = NULL;
+	int rc = read_header(pw->io.fd, &p, &why);
+	if (rc == 0)
+		return;
+	if (rc < 0) {
+		drop(pw, PPM_MALFORMED, why);
 		return;
 	}
 	struct tw_worker *w = pw->w;
 	int fd = pw->io.fd;
 	const struct tw_front_ops *fops = pw->fops;
-	const struct sockaddr *sa = (const struct sockaddr *)&pw->peer;
-	socklen_t salen = pw->peerlen;
-	if (!p.info.local) {
-		sa = (const struct sockaddr *)&p.info.src;
-		salen = p.info.srclen;
-	}
-	count(w, p.info.local ? PPM_LOCAL : PPM_OK);
-	if (tw_log_level >= TW_LOG_DEBUG) {
-		char ip[48], cl[48];
-		tw_pp_addr_text((const struct sockaddr *)&pw->peer, ip, sizeof ip);
-		tw_pp_addr_text(sa, cl, sizeof cl);
-		tw_debug("peer=%s PROXY v%u client=%s%s%s%s%s", ip, p.info.version, cl,
-			 p.info.authority[0] ? " authority=" : "", p.info.authority,
-			 p.info.vpce[0] ? " vpce=" : "", p.info.vpce);
-	}
-	struct sockaddr_storage client;
-	memcpy(&client, sa, salen);
+	struct sockaddr_storage peer;
+	socklen_t peerlen = pw->peerlen;
+	memcpy(&peer, &pw->peer, peerlen);
 	unlink_wait(pw);
 	pw->io.fd = -1; /* an event still queued for pw must not touch the socket */
 	tw_loop_defer_free(w->loop, pw);
-	tw_conn_accept(w, fd, (const struct sockaddr *)&client, salen, fops);
-	if (p.info.vpce[0] && w->conns && w->conns->io.fd == fd)
-		tw_info("conn=%llu client=%s vpce=%s", (unsigned long long)w->conns->id, w->conns->peer_ip,
-			p.info.vpce);
+	hand_over(w, fd, fops, (const struct sockaddr *)&peer, peerlen, &p);
 }
 
 static void on_event(struct tw_loop *loop, struct tw_io *io, uint32_t ev)
@@ -191,6 +221,21 @@ void tw_ppin_accept(struct tw_worker *w, int fd, const struct sockaddr *sa, sock
 		tw_conn_accept(w, fd, sa, len, fops);
 		return;
 	}
+	/* Most load balancers send the header with their first bytes: when it
+	 * is already here the connection never waits (no record, no timer, no
+	 * epoll registration of its own). */
+	struct tw_pp_parser p;
+	const char *why = NULL;
+	int rc = read_header(fd, &p, &why);
+	if (rc == 1) {
+		hand_over(w, fd, fops, sa, len, &p);
+		return;
+	}
+	if (rc < 0) {
+		count_drop(w, sa, PPM_MALFORMED, why);
+		close(fd);
+		return;
+	}
 	struct tw_ppwait *pw = calloc(1, sizeof *pw);
 	if (pw == NULL) {
 		close(fd);
@@ -214,7 +259,7 @@ void tw_ppin_accept(struct tw_worker *w, int fd, const struct sockaddr *sa, sock
 	w->ppwait = pw;
 	w->nppwait++;
 	tw_timer_set(w->loop, &pw->timer, pp->timeout_ms);
-	try_header(pw);
+	/* bytes that came after the peek raise an edge at the registration */
 }
 
 void tw_ppin_drain(struct tw_worker *w)

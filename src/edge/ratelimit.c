@@ -32,9 +32,15 @@ struct tw_rl_table {
 	char *name;
 	uint64_t sig;
 	uint64_t seed;
-	uint64_t T;   /* emission interval, ns */
-	uint64_t tau; /* burst tolerance, ns: (burst - 1) * T */
-	unsigned burst;
+	/* the effective policy: written under reg_lock when N changes, read
+	 * without it (relaxed: a request racing a change sees the old or the
+	 * new one) */
+	_Atomic uint64_t T;   /* emission interval, ns */
+	_Atomic uint64_t tau; /* burst tolerance, ns: (burst - 1) * T */
+	_Atomic unsigned burst;
+	struct tw_rl_rate rate; /* as configured */
+	unsigned burst_conf;
+	unsigned replicas_conf; /* divide: the configured N; 0 = cluster: local */
 	size_t nbuckets; /* per shard */
 	void *mem;
 	size_t memlen;
@@ -44,6 +50,7 @@ struct tw_rl_table {
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct tw_rl_table *reg;
+static unsigned cluster_n; /* under reg_lock: N seen in the cluster, 0 = none */
 
 static uint64_t mix(uint64_t x)
 {
@@ -64,15 +71,31 @@ static uint64_t signature(const struct tw_conf_rate_limit *p)
 	return tw_lb_hash64(v, sizeof v);
 }
 
-static void effective(const struct tw_conf_rate_limit *p, uint64_t *T, unsigned *burst)
+/* Under reg_lock: T, tau and burst for the current N. */
+static void effective(struct tw_rl_table *t)
 {
-	unsigned n = p->cluster == TW_RL_CLUSTER_DIVIDE && p->replicas > 1 ? p->replicas : 1;
+	unsigned n = 1;
+	if (t->replicas_conf)
+		n = cluster_n ? cluster_n : t->replicas_conf;
 	/* T = period / (count / n) */
-	long double t = (long double)p->rate.period_ms * 1e6L * n / (long double)p->rate.count;
-	*T = t < 1 ? 1 : (uint64_t)t;
-	*burst = (p->burst + n - 1) / n;
-	if (*burst == 0)
-		*burst = 1;
+	long double x = (long double)t->rate.period_ms * 1e6L * n / (long double)t->rate.count;
+	uint64_t T = x < 1 ? 1 : (uint64_t)x;
+	unsigned burst = (t->burst_conf + n - 1) / n;
+	if (burst == 0)
+		burst = 1;
+	atomic_store_explicit(&t->T, T, memory_order_relaxed);
+	atomic_store_explicit(&t->tau, (uint64_t)(burst - 1) * T, memory_order_relaxed);
+	atomic_store_explicit(&t->burst, burst, memory_order_relaxed);
+}
+
+void tw_rl_set_cluster_size(unsigned n)
+{
+	pthread_mutex_lock(&reg_lock);
+	cluster_n = n;
+	for (struct tw_rl_table *t = reg; t; t = t->next)
+		if (t->replicas_conf)
+			effective(t);
+	pthread_mutex_unlock(&reg_lock);
 }
 
 struct tw_rl_table *tw_rl_table_get(const struct tw_conf_rate_limit *p)
@@ -90,8 +113,10 @@ struct tw_rl_table *tw_rl_table_get(const struct tw_conf_rate_limit *p)
 		goto fail;
 	t->sig = sig;
 	t->refs = 1;
-	effective(p, &t->T, &t->burst);
-	t->tau = (uint64_t)(t->burst - 1) * t->T;
+	t->rate = p->rate;
+	t->burst_conf = p->burst;
+	t->replicas_conf = p->cluster == TW_RL_CLUSTER_DIVIDE ? (p->replicas ? p->replicas : 1) : 0;
+	effective(t);
 	size_t slots = (size_t)(p->memory / sizeof(struct rl_slot));
 	t->nbuckets = slots / RL_WAYS / RL_SHARDS;
 	if (t->nbuckets == 0)
@@ -157,10 +182,11 @@ void tw_rl_table_put(struct tw_rl_table *t)
 void tw_rl_check(struct tw_rl_table *t, const void *key, size_t len, uint64_t now, struct tw_rl_verdict *v)
 {
 	uint64_t h = mix(tw_lb_hash64(key, len) ^ t->seed) | 1;
-	/* bit 0 is always set: shard and bucket come from the bits above it */
+	/* bit 0 is always set: the shard comes from bits 1-6, the bucket from
+	 * the high 32 bits mapped onto [0, nbuckets) by a multiply (no division) */
 	struct rl_shard *sh = &t->shards[(h >> 1) % RL_SHARDS];
-	struct rl_slot *b = sh->b + ((h >> 7) % t->nbuckets) * RL_WAYS;
-	memset(v, 0, sizeof *v);
+	struct rl_slot *b = sh->b + (size_t)(((h >> 32) * (uint64_t)t->nbuckets) >> 32) * RL_WAYS;
+	*v = (struct tw_rl_verdict){0};
 	pthread_mutex_lock(&sh->lock);
 	struct rl_slot *s = NULL, *free_slot = NULL, *idle = NULL;
 	for (int i = 0; i < RL_WAYS; i++) {
@@ -188,23 +214,25 @@ void tw_rl_check(struct tw_rl_table *t, const void *key, size_t len, uint64_t no
 		s->key = h;
 		s->tat = now;
 	}
+	uint64_t T = atomic_load_explicit(&t->T, memory_order_relaxed),
+		 tau = atomic_load_explicit(&t->tau, memory_order_relaxed);
 	uint64_t tat = s->tat > now ? s->tat : now;
-	if (tat - now > t->tau) {
+	if (tat - now > tau) {
 		pthread_mutex_unlock(&sh->lock);
 		v->result = TW_RL_LIMITED;
-		v->wait_ms = (tat - now - t->tau + 999999) / 1000000;
+		v->wait_ms = (tat - now - tau + 999999) / 1000000;
 		v->reset_ms = (tat - now + 999999) / 1000000;
 		return;
 	}
-	s->tat = tat + t->T;
+	s->tat = tat + T;
 	pthread_mutex_unlock(&sh->lock);
 	v->allow = 1;
 	v->result = result;
-	v->remaining = (t->tau - (tat - now)) / t->T;
-	v->reset_ms = (tat + t->T - now + 999999) / 1000000;
+	v->remaining = (tau - (tat - now)) / T;
+	v->reset_ms = (tat + T - now + 999999) / 1000000;
 }
 
 uint32_t tw_rl_metric(const struct tw_rl_table *t, int r) { return t->m[r]; }
-uint64_t tw_rl_emission_ns(const struct tw_rl_table *t) { return t->T; }
-unsigned tw_rl_burst(const struct tw_rl_table *t) { return t->burst; }
+uint64_t tw_rl_emission_ns(const struct tw_rl_table *t) { return atomic_load_explicit(&t->T, memory_order_relaxed); }
+unsigned tw_rl_burst(const struct tw_rl_table *t) { return atomic_load_explicit(&t->burst, memory_order_relaxed); }
 size_t tw_rl_capacity(const struct tw_rl_table *t) { return t->nbuckets * RL_WAYS * RL_SHARDS; }

@@ -41,6 +41,10 @@ void tw_rl_table_put(struct tw_rl_table *t); /* NULL ok; any thread */
 void tw_rl_check(struct tw_rl_table *t, const void *key, size_t len, uint64_t now_ns, struct tw_rl_verdict *v);
 /* The metric slot of result r (tapwork_ratelimit_total{policy,result}). */
 uint32_t tw_rl_metric(const struct tw_rl_table *t, int r);
+/* N for `cluster: divide` as seen in the cluster (the ready endpoints of
+ * tapwork's own Service); 0 = unknown: each policy's `replicas`. Applies at
+ * once to every live table (their keys' state kept). Any thread. */
+void tw_rl_set_cluster_size(unsigned n);
 /* The effective policy after `cluster: divide`. */
 uint64_t tw_rl_emission_ns(const struct tw_rl_table *t);
 unsigned tw_rl_burst(const struct tw_rl_table *t);

@@ -8,6 +8,7 @@
  * when the peer is a trusted proxy). The client gets Via and X-Request-Id.
  * Requests go up as HTTP/1.1 whatever the client spoke. */
 #include "edge/edge.h"
+#include "edge/rl_req.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -348,6 +349,8 @@ int tw_response_fields(struct tw_conn *c, struct tw_req *r, const char *buf, tw_
 		rc = fn(ctx, "X-Request-Id", 12, r->rid, strlen(r->rid));
 	if (rc == 0 && r->czq.mode)
 		rc = tw_cz_extra(r, fn, ctx);
+	if (rc == 0 && r->rl_policy)
+		rc = tw_rl_fields(r, fn, ctx);
 	return rc;
 }
 

@@ -4,6 +4,7 @@
 #include "edge/rl_req.h"
 
 #include "core/log.h"
+#include "core/loop.h"
 #include "edge/balance.h"
 #include "edge/edge.h"
 #include "edge/ratelimit.h"
@@ -12,14 +13,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* The client address as key bytes: IPv4 (also IPv4-mapped) 4 bytes, IPv6
  * its first `prefix` bits. */
@@ -84,6 +77,31 @@ static int exempt(const struct tw_conf_rate_limit *p, const struct tw_conn *c)
 	return 0;
 }
 
+/* `"name";q=N;w=SECONDS` (the configured policy) */
+static int policy_value(const struct tw_conf_rate_limit *p, char *out, size_t cap)
+{
+	int n = snprintf(out, cap, "\"%s\";q=%llu;w=%llu", p->name, (unsigned long long)p->rate.count,
+			 (unsigned long long)(p->rate.period_ms + 999) / 1000);
+	return n < 0 ? 0 : (size_t)n < cap ? n : (int)cap - 1;
+}
+
+int tw_rl_fields(const struct tw_req *r, int (*fn)(void *ctx, const char *name, size_t nlen, const char *value,
+						    size_t vlen),
+		 void *ctx)
+{
+	const struct tw_config *cfg = r->gen->cfg;
+	if (r->rl_policy == 0 || r->rl_policy > cfg->nrate_limits)
+		return 0;
+	const struct tw_conf_rate_limit *p = &cfg->rate_limits[r->rl_policy - 1];
+	char v[200];
+	int n = policy_value(p, v, sizeof v);
+	int rc = fn(ctx, "RateLimit-Policy", 16, v, (size_t)n);
+	n = snprintf(v, sizeof v, "\"%s\";r=%u;t=%u", p->name, r->rl_remaining, r->rl_reset_s);
+	if (rc == 0 && n > 0 && (size_t)n < sizeof v)
+		rc = fn(ctx, "RateLimit", 9, v, (size_t)n);
+	return rc;
+}
+
 int tw_rl_request(struct tw_conn *c, struct tw_req *r, const char *buf)
 {
 	const struct tw_config *cfg = r->gen->cfg;
@@ -120,9 +138,9 @@ int tw_rl_request(struct tw_conn *c, struct tw_req *r, const char *buf)
 		if (p->missing == TW_RL_MISSING_ALLOW)
 			return 0;
 		tw_metric_add(w->m, tw_rl_metric(t, TW_RL_LIMITED), 1);
-		char extra[160];
-		snprintf(extra, sizeof extra, "RateLimit-Policy: \"%s\";q=%llu;w=%llu\r\n", p->name,
-			 (unsigned long long)p->rate.count, (unsigned long long)(p->rate.period_ms + 999) / 1000);
+		char pv[200], extra[240];
+		policy_value(p, pv, sizeof pv);
+		snprintf(extra, sizeof extra, "RateLimit-Policy: %s\r\n", pv);
 		static const char body[] = "429 Too Many Requests (no rate limit key)\n";
 		tw_local_text_extra(c, 429, body, sizeof body - 1, extra);
 		return 1;
@@ -135,20 +153,29 @@ int tw_rl_request(struct tw_conn *c, struct tw_req *r, const char *buf)
 		kl += 8;
 	}
 	struct tw_rl_verdict vd;
-	tw_rl_check(t, key, kl, now_ns(), &vd);
+	/* the loop's clock of this batch of events: no clock call per request
+	 * (a batch counts as arriving at its start: never more admissions) */
+	tw_rl_check(t, key, kl, tw_loop_now_ns(w->loop), &vd);
 	tw_metric_add(w->m, tw_rl_metric(t, vd.result), 1);
-	if (vd.allow || (vd.result == TW_RL_FULL && p->on_full == TW_RL_FULL_ALLOW))
+	if (vd.allow) {
+		if (p->headers == TW_RL_HEADERS_ALWAYS) {
+			r->rl_policy = (uint32_t)idx + 1;
+			r->rl_remaining = vd.remaining > UINT32_MAX ? UINT32_MAX : (uint32_t)vd.remaining;
+			uint64_t reset_s = (vd.reset_ms + 999) / 1000;
+			r->rl_reset_s = reset_s > UINT32_MAX ? UINT32_MAX : (uint32_t)reset_s;
+		}
+		return 0;
+	}
+	if (vd.result == TW_RL_FULL && p->on_full == TW_RL_FULL_ALLOW)
 		return 0;
 	uint64_t wait_s = vd.result == TW_RL_FULL ? 1 : (vd.wait_ms + 999) / 1000;
 	if (wait_s == 0)
 		wait_s = 1;
 	uint64_t reset_s = (vd.reset_ms + 999) / 1000;
-	char extra[512];
-	snprintf(extra, sizeof extra,
-		 "Retry-After: %llu\r\nRateLimit-Policy: \"%s\";q=%llu;w=%llu\r\nRateLimit: \"%s\";r=0;t=%llu\r\n",
-		 (unsigned long long)wait_s, p->name, (unsigned long long)p->rate.count,
-		 (unsigned long long)(p->rate.period_ms + 999) / 1000, p->name,
-		 (unsigned long long)(reset_s > wait_s ? wait_s : reset_s));
+	char pv[200], extra[512];
+	policy_value(p, pv, sizeof pv);
+	snprintf(extra, sizeof extra, "Retry-After: %llu\r\nRateLimit-Policy: %s\r\nRateLimit: \"%s\";r=0;t=%llu\r\n",
+		 (unsigned long long)wait_s, pv, p->name, (unsigned long long)(reset_s > wait_s ? wait_s : reset_s));
 	static const char body[] = "429 Too Many Requests\n";
 	tw_local_text_extra(c, 429, body, sizeof body - 1, extra);
 	tw_debug("status=429 rid=%s client=%s policy=%s retry_after=%llu", r->rid, c->peer_ip, p->name,

@@ -35,12 +35,14 @@ enum kind {
 	K_ROUTE,
 	K_REFGRANT,
 	K_NAMESPACE,
+	/* kubernetes.replicas_from: EndpointSlices of tapwork's own Service */
+	K_SELF,
 	K_N
 };
 static const char *const kind_names[K_N] = {"ingresses",      "ingressclasses",  "services",
                                             "endpointslices", "secrets",         "publish_service",
                                             "gatewayclasses", "gateways",        "httproutes",
-                                            "referencegrants", "namespaces"};
+                                            "referencegrants", "namespaces",     "replicas_service"};
 #define GW_GROUP "/apis/gateway.networking.k8s.io"
 
 struct informer {
@@ -50,6 +52,7 @@ struct informer {
 	struct tw_k8s_watch *w;
 	pthread_t th;
 	int running;
+	int nogate; /* the first apply does not wait for this one's list */
 };
 
 /* One report item, copied out of the edge's report. */
@@ -85,6 +88,9 @@ struct tw_k8s_controller {
 	size_t nrep;
 	uint64_t rep_gen;
 	int first_applied;
+
+	char *self_ns, *self_name; /* kubernetes.replicas_from; NULL = not watched */
+	atomic_int self_ready;     /* its ready endpoints at the last change; -1 before the first list */
 
 	char *gw_controller; /* kubernetes.gateway.controller_name; NULL = Gateway API off */
 	json_t *gw_status;   /* under mu: the last report's desired Gateway API statuses */
@@ -178,9 +184,69 @@ static void on_change(void *arg)
 static int all_synced(const struct tw_k8s_controller *c)
 {
 	for (size_t i = 0; i < c->ninf; i++)
-		if (!atomic_load(&tw_k8s_watch_stats(c->inf[i].w)->synced))
+		if (!c->inf[i].nogate && !atomic_load(&tw_k8s_watch_stats(c->inf[i].w)->synced))
 			return 0;
 	return 1;
+}
+
+static int cmp_strp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Ready endpoints of tapwork's own Service: distinct first addresses over
+ * its EndpointSlices (an endpoint may sit in two slices while the
+ * EndpointSlice controller moves it), whose `ready` is not false (absent
+ * means ready, as for the translator; terminating endpoints are not ready). */
+static int count_ready(const struct tw_k8s_store *st)
+{
+	size_t cap = 0, n = 0;
+	for (size_t i = 0; i < tw_k8s_store_count(st); i++)
+		cap += json_array_size(json_object_get(tw_k8s_store_at(st, i)->obj, "endpoints"));
+	if (cap == 0)
+		return 0;
+	const char **addr = malloc(cap * sizeof *addr);
+	if (addr == NULL)
+		return -1;
+	for (size_t i = 0; i < tw_k8s_store_count(st); i++) {
+		size_t k;
+		json_t *ep;
+		json_array_foreach(json_object_get(tw_k8s_store_at(st, i)->obj, "endpoints"), k, ep)
+		{
+			json_t *r = json_object_get(json_object_get(ep, "conditions"), "ready");
+			const char *a = json_string_value(json_array_get(json_object_get(ep, "addresses"), 0));
+			if (a != NULL && !json_is_false(r) && n < cap)
+				addr[n++] = a;
+		}
+	}
+	qsort(addr, n, sizeof *addr, cmp_strp);
+	int ready = 0;
+	for (size_t i = 0; i < n; i++)
+		if (i == 0 || strcmp(addr[i], addr[i - 1]) != 0)
+			ready++;
+	free(addr);
+	return ready;
+}
+
+/* The own Service's slices changed: hand the edge the new N (no apply: the
+ * config does not change, only the rate limits' division). */
+static void on_self_change(void *arg)
+{
+	struct tw_k8s_controller *c = arg;
+	pthread_mutex_lock(&c->lock);
+	int n = count_ready(c->st[K_SELF]);
+	pthread_mutex_unlock(&c->lock);
+	if (n < 0 || atomic_exchange(&c->self_ready, n) == n)
+		return;
+	if (n > 0)
+		tw_info("[k8s] Service %s/%s: %d ready endpoints (rate limits with cluster: divide now use rate/%d)",
+		        c->self_ns, c->self_name, n, n);
+	else
+		tw_warn("[k8s] Service %s/%s: no ready endpoint (rate limits with cluster: divide use their "
+		        "`replicas`)",
+		        c->self_ns, c->self_name);
+	if (c->cbs.replicas)
+		c->cbs.replicas(c->cbs.arg, (unsigned)n);
 }
 
 /* ---- informers ---------------------------------------------------------- */
@@ -317,7 +383,7 @@ static void trim_namespace(json_t *o)
 
 static void (*const trims[K_N])(json_t *) = {trim_ingress, trim_class,  trim_service, trim_slice,
 					     trim_secret,  NULL,        trim_gw,      trim_gw,
-					     trim_gw,      trim_gw,     trim_namespace};
+					     trim_gw,      trim_gw,     trim_namespace, trim_slice};
 
 /* Gateway API kinds are CRDs: a cluster without them still gets its Ingresses served. */
 static int optional_kind(enum kind k)
@@ -325,8 +391,8 @@ static int optional_kind(enum kind k)
 	return k == K_GWCLASS || k == K_GATEWAY || k == K_ROUTE || k == K_REFGRANT;
 }
 
-static int add_informer(struct tw_k8s_controller *c, enum kind k, const char *path, const char *ns,
-                        const char *fsel, struct tw_err *err)
+static int add_informer_sel(struct tw_k8s_controller *c, enum kind k, const char *path, const char *ns,
+                            const char *fsel, const char *lsel, struct tw_err *err)
 {
 	if (c->ninf >= MAX_INFORMERS)
 		return tw_err_set(err, TW_ELIMIT, "more than %d watches", MAX_INFORMERS);
@@ -334,16 +400,18 @@ static int add_informer(struct tw_k8s_controller *c, enum kind k, const char *pa
 	memset(in, 0, sizeof *in);
 	in->ctl = c;
 	in->kind = k;
+	in->nogate = k == K_SELF;
 	int rc = tw_k8s_client_new(&c->kc, &c->stop, &in->client, err);
 	if (rc < 0)
 		return rc;
 	struct tw_k8s_watch_opts o = {.kind = kind_names[k],
 	                              .path = path,
 	                              .ns = ns,
+	                              .label_selector = lsel,
 	                              .field_selector = fsel,
 	                              .store = c->st[k],
 	                              .lock = &c->lock,
-	                              .on_change = on_change,
+	                              .on_change = k == K_SELF ? on_self_change : on_change,
 	                              .trim = trims[k],
 	                              .arg = c,
 	                              .missing_ok = optional_kind(k),
@@ -354,6 +422,12 @@ static int add_informer(struct tw_k8s_controller *c, enum kind k, const char *pa
 	}
 	c->ninf++;
 	return 0;
+}
+
+static int add_informer(struct tw_k8s_controller *c, enum kind k, const char *path, const char *ns,
+                        const char *fsel, struct tw_err *err)
+{
+	return add_informer_sel(c, k, path, ns, fsel, NULL, err);
 }
 
 static int add_kind(struct tw_k8s_controller *c, enum kind k, const char *group_ver,
@@ -1052,6 +1126,15 @@ static int copy_conf(struct tw_k8s_controller *c, const struct tw_conf_k8s *conf
 		return TW_ENOMEM;
 	if (c->identity == NULL || c->lease_ns == NULL || c->lease_name == NULL)
 		return TW_ENOMEM;
+	if (conf->self_service) {
+		const char *sns = conf->self_namespace;
+		if (sns == NULL || sns[0] == '\0')
+			sns = getenv("POD_NAMESPACE");
+		if (sns == NULL || sns[0] == '\0')
+			sns = c->kc.namespace ? c->kc.namespace : "default";
+		if ((c->self_ns = strdup(sns)) == NULL || (c->self_name = strdup(conf->self_service)) == NULL)
+			return TW_ENOMEM;
+	}
 	return 0;
 }
 
@@ -1068,6 +1151,8 @@ static void free_all(struct tw_k8s_controller *c)
 	json_decref(c->gw_status);
 	json_decref(c->gw_checked);
 	free(c->gw_controller);
+	free(c->self_ns);
+	free(c->self_name);
 	strv_free(c->posted, c->nposted);
 	strv_free(c->namespaces, c->nnamespaces);
 	strv_free(c->pub_addr, c->npub_addr);
@@ -1099,13 +1184,14 @@ int tw_k8s_controller_start(const struct tw_conf_k8s *conf, const struct tw_k8s_
 	pthread_cond_init(&c->lcv, &ca);
 	pthread_condattr_destroy(&ca);
 	c->cbs = *cbs;
+	atomic_store(&c->self_ready, -1);
 	int rc = tw_k8s_kubeconfig_resolve(conf->kubeconfig, conf->context, &c->kc, err);
 	if (rc == 0)
 		rc = copy_conf(c, conf, err);
 	for (int k = 0; rc == 0 && k < K_N; k++)
 		if ((c->st[k] = tw_k8s_store_new()) == NULL)
 			rc = TW_ENOMEM;
-	size_t max = 2 + 4 * (c->nnamespaces ? c->nnamespaces : 1);
+	size_t max = 3 + 4 * (c->nnamespaces ? c->nnamespaces : 1);
 	if (c->gw_controller)
 		max += 2 + 3 * (c->nnamespaces ? c->nnamespaces : 1);
 	if (rc == 0 && (c->inf = calloc(max, sizeof *c->inf)) == NULL)
@@ -1137,6 +1223,12 @@ int tw_k8s_controller_start(const struct tw_conf_k8s *conf, const struct tw_k8s_
 		snprintf(path, sizeof path, "/api/v1/namespaces/%s/services", c->pub_ns);
 		snprintf(fsel, sizeof fsel, "metadata.name=%s", c->pub_name);
 		rc = add_informer(c, K_PUBLISH, path, c->pub_ns, fsel, err);
+	}
+	if (rc == 0 && c->self_name) {
+		char path[1024], lsel[512];
+		snprintf(path, sizeof path, "/apis/discovery.k8s.io/v1/namespaces/%s/endpointslices", c->self_ns);
+		snprintf(lsel, sizeof lsel, "kubernetes.io/service-name=%s", c->self_name);
+		rc = add_informer_sel(c, K_SELF, path, c->self_ns, NULL, lsel, err);
 	}
 	if (rc < 0) {
 		if (err && err->code != rc)
@@ -1308,6 +1400,14 @@ int tw_k8s_controller_metrics(const struct tw_k8s_controller *c, struct tw_dbuf 
 			}
 		}
 	}
+	int ready = atomic_load(&c->self_ready);
+	if (rc == 0 && c->self_name && ready >= 0)
+		rc = tw_dbuf_appendf(out,
+		                     "# HELP tapwork_k8s_service_ready_endpoints Ready endpoints of tapwork's own "
+		                     "Service (kubernetes.replicas_from): N of cluster: divide rate limits.\n"
+		                     "# TYPE tapwork_k8s_service_ready_endpoints gauge\n"
+		                     "tapwork_k8s_service_ready_endpoints{service=\"%s/%s\"} %d\n",
+		                     c->self_ns, c->self_name, ready);
 	struct tw_k8s_controller_stats s;
 	tw_k8s_controller_stats(c, &s);
 	if (rc == 0)

@@ -13,6 +13,11 @@
  * tw_k8s_controller_report() before returning. The view is valid only during
  * the call; never call into the controller's stop from inside it.
  *
+ * replicas: with kubernetes.replicas_from, one more informer follows the
+ * EndpointSlices of tapwork's own Service (label kubernetes.io/service-name)
+ * and calls cbs->replicas with its ready endpoints whenever that number
+ * changes; the first apply does not wait for it.
+ *
  * leader thread: Lease-based election (lease.h). The leader writes
  * status.loadBalancer.ingress of SERVED Ingresses when it differs from the
  * publish address(es), clears it on Ingresses that are no longer ours and
@@ -36,6 +41,10 @@ struct tw_k8s_controller_cbs {
 	 * tw_k8s_controller_start has returned). 0, or a negative TW_E*
 	 * (logged and counted; the edge keeps its current generation). */
 	int (*apply)(void *arg, struct tw_k8s_controller *ctl, const struct tw_k8s_view *v);
+	/* kubernetes.replicas_from: the ready endpoints of tapwork's own
+	 * Service changed to n (0 = none ready). On that informer's thread, no
+	 * lock held. NULL = not told. */
+	void (*replicas)(void *arg, unsigned n);
 	void *arg;
 };
 

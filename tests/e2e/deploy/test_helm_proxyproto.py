@@ -89,3 +89,34 @@ def test_rate_limits_and_validate(tmp_path):
     f.write_text(one(docs, "ConfigMap")["data"]["tapwork.yaml"])
     r = subprocess.run([BIN, "validate", "-c", str(f)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_divide_replicas_from_service(tmp_path):
+    """Ingress-controller mode with a divide policy: N from the chart's own
+    Service (kubernetes.replicas_from), RBAC to watch its EndpointSlices, the
+    pod's namespace in the env; replicaCount stays the fallback; validated."""
+    values = {"replicaCount": 3, "ingressController": {"enabled": True},
+              "config": {"drainSeconds": 30, "sites": [{"hosts": ["*"], "routes": [
+                  {"path": "/login", "handler": "welcome", "rate_limit": "login"}]}],
+                  "rateLimits": {"login": {"rate": "10/m", "cluster": "divide"}}}}
+    docs, _ = render_values(values)
+    cfg = config_of(docs)
+    svc = edge_service(docs)
+    assert cfg["kubernetes"]["replicas_from"] == {"service": svc["metadata"]["name"],
+                                                  "namespace": svc["metadata"]["namespace"]
+                                                  if "namespace" in svc["metadata"] else cfg["kubernetes"]
+                                                  ["leader_election"]["namespace"]}
+    assert cfg["rate_limits"]["login"]["replicas"] == 3
+    rules = one(docs, "ClusterRole")["rules"]
+    assert any("discovery.k8s.io" in r["apiGroups"] and "endpointslices" in r["resources"]
+               and {"list", "watch"} <= set(r["verbs"]) for r in rules)
+    f = tmp_path / "tapwork.yaml"
+    f.write_text(one(docs, "ConfigMap")["data"]["tapwork.yaml"])
+    r = subprocess.run([BIN, "validate", "-c", str(f)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # no divide policy, or switched off: not watched
+    values["config"]["rateLimits"]["login"]["cluster"] = "local"
+    assert "replicas_from" not in config_of(render_values(values)[0])["kubernetes"]
+    values["config"]["rateLimits"]["login"]["cluster"] = "divide"
+    values["ingressController"]["replicasFromService"] = False
+    assert "replicas_from" not in config_of(render_values(values)[0])["kubernetes"]

@@ -114,6 +114,85 @@ def test_keys_exempt_ipv6_h2(procs, tmp_path):
     assert "retry-after: 60" in r.stdout
 
 
+def test_headers_on_admitted_answers(procs, tmp_path):
+    """headers: always puts RateLimit-Policy/RateLimit on admitted proxied
+    answers too (HTTP/1.1 and HTTP/2), counting down; the default keeps
+    admitted answers unchanged."""
+    e = make(procs, tmp_path, {"api": {"rate": "60/m", "burst": 3, "headers": "always"},
+                               "quiet": {"rate": "60/m", "burst": 3}},
+             routes=[{"path": "/api", "backend": "web", "rate_limit": "api"},
+                     {"path": "/q", "backend": "web", "rate_limit": "quiet"}])
+    got = [req(e.port, "127.0.0.70") for _ in range(4)]
+    assert [g[0] for g in got] == [200, 200, 200, 429]
+    assert [g[1]["ratelimit"] for g in got[:3]] == ['"api";r=2;t=1', '"api";r=1;t=2', '"api";r=0;t=3']
+    assert all(g[1]["ratelimit-policy"] == '"api";q=60;w=60' for g in got)
+    assert got[3][1]["ratelimit"] == '"api";r=0;t=1'
+    st, h, _ = req(e.port, "127.0.0.70", path="/q")
+    assert st == 200 and "ratelimit" not in h and "ratelimit-policy" not in h
+    url = f"http://127.0.0.1:{e.port}/api"
+    r = subprocess.run(["nghttp", "-nv", url], capture_output=True, text=True, timeout=30,
+                       env={"PATH": "/usr/bin:/bin"})
+    assert ":status: 200" in r.stdout and 'ratelimit: "api";r=2;t=1' in r.stdout, r.stdout[-2000:]
+    assert 'ratelimit-policy: "api";q=60;w=60' in r.stdout
+
+
+def rss_kb(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def pipelined(port, keys, batch=500):
+    """One keep-alive connection, requests with X-Key = each of keys sent in
+    batches; returns the status of every answer."""
+    out = []
+    s = conn_from(port, "127.0.0.1", timeout=30)
+    buf = b""
+    try:
+        for i in range(0, len(keys), batch):
+            chunk = keys[i:i + batch]
+            s.sendall(b"".join(b"GET /api/x HTTP/1.1\r\nHost: a\r\nX-Key: %d\r\n\r\n" % k for k in chunk))
+            want = len(out) + len(chunk)
+            while len(out) < want:
+                end = buf.find(b"\r\n\r\n")
+                if end < 0:
+                    data = s.recv(1 << 20)
+                    assert data, "connection closed mid-flood"
+                    buf += data
+                    continue
+                head = buf[:end].decode("latin-1").split("\r\n")
+                cl = next((int(h.split(":", 1)[1]) for h in head[1:] if h.lower().startswith("content-length:")), 0)
+                while len(buf) < end + 4 + cl:
+                    data = s.recv(1 << 20)
+                    assert data, "connection closed mid-body"
+                    buf += data
+                out.append(int(head[0].split()[1]))
+                buf = buf[end + 4 + cl:]
+    finally:
+        s.close()
+    return out
+
+
+def test_flood_of_keys_bounded(procs, tmp_path):
+    """100,000 distinct keys through the daemon into a table of 4,096 (64
+    KiB): exactly the table's capacity is admitted and counted, every other
+    new key finds it full (on_full: deny), RSS does not grow with the keys."""
+    e = make(procs, tmp_path, {"api": {"key": "header:X-Key", "rate": "1/h", "burst": 1, "memory": "64KiB",
+                                       "on_full": "deny"}})
+    assert req(e.port, headers=b"X-Key: warm\r\n")[0] == 200
+    before = rss_kb(e.proc.pid)
+    got = pipelined(e.port, list(range(100000)))
+    after = rss_kb(e.proc.pid)
+    ok = got.count(200)
+    assert len(got) == 100000 and ok + got.count(429) == 100000
+    assert ok == 4095, ok  # 4,096 slots, the warm-up key holds one; ~195 keys a bucket fill every slot
+    m = e.metrics()
+    assert m.get(M, policy="api", result="full") == 100000 - ok
+    assert m.get(M, policy="api", result="pass") == ok + 1
+    assert after - before < 8192, (before, after)
+
+
 def test_reload_keeps_state(procs, tmp_path):
     e = make(procs, tmp_path, {"api": {"rate": "1/m", "burst": 2}})
     assert [req(e.port, "127.0.0.60")[0] for _ in range(3)] == [200, 200, 429]

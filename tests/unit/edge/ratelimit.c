@@ -98,6 +98,48 @@ static void divide_and_reuse(void **state)
 	tw_rl_table_put(other);
 }
 
+/* N from the cluster (tw_rl_set_cluster_size): every live divide table
+ * follows at once, keeping its keys; local tables are not touched; 0 goes
+ * back to `replicas`; a table made later starts with the cluster's N. */
+static void cluster_size_live(void **state)
+{
+	struct tw_conf_rate_limit p = pol("cz", 30, 1000, 30, 1 << 20);
+	p.cluster = TW_RL_CLUSTER_DIVIDE;
+	p.replicas = 2;
+	struct tw_conf_rate_limit l = pol("cz-local", 30, 1000, 30, 1 << 20);
+	struct tw_rl_table *t = tw_rl_table_get(&p), *lt = tw_rl_table_get(&l);
+	assert_int_equal(tw_rl_burst(t), 15);
+	struct tw_rl_verdict v;
+	int n = 0;
+	for (int i = 0; i < 40; i++)
+		n += hit(t, "k", 7 * SEC, &v);
+	assert_int_equal(n, 15);
+	tw_rl_set_cluster_size(3);
+	assert_int_equal(tw_rl_burst(t), 10);
+	assert_int_equal(tw_rl_emission_ns(t), SEC / 10);
+	assert_int_equal(tw_rl_burst(lt), 30);
+	assert_int_equal(tw_rl_emission_ns(lt), SEC / 30);
+	/* the key's state is kept: still limited at once */
+	assert_false(hit(t, "k", 7 * SEC, &v));
+	n = 0;
+	for (uint64_t ms = 0; ms < 10000; ms += 10)
+		n += hit(t, "k", 8 * SEC + ms * 1000000ull, &v);
+	assert_in_range(n, 109, 110); /* full again at 8 s: burst 10, then 10/s for 10 s */
+	struct tw_rl_table *later = tw_rl_table_get(&(struct tw_conf_rate_limit){
+	    .name = "cz2", .rate = {30, 1000}, .burst = 30, .memory = 1 << 20, .replicas = 5,
+	    .cluster = TW_RL_CLUSTER_DIVIDE});
+	assert_int_equal(tw_rl_burst(later), 10);
+	tw_rl_set_cluster_size(1);
+	assert_int_equal(tw_rl_burst(t), 30);
+	assert_int_equal(tw_rl_emission_ns(t), SEC / 30);
+	tw_rl_set_cluster_size(0);
+	assert_int_equal(tw_rl_burst(t), 15);
+	assert_int_equal(tw_rl_burst(later), 6);
+	tw_rl_table_put(t);
+	tw_rl_table_put(lt);
+	tw_rl_table_put(later);
+}
+
 /* 8 KiB: 512 slots, 64 shards x 1 bucket of 8. */
 static void full_and_idle_reuse(void **state)
 {
@@ -209,6 +251,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(exact_admissions),
 		cmocka_unit_test(divide_and_reuse),
+		cmocka_unit_test(cluster_size_live),
 		cmocka_unit_test(full_and_idle_reuse),
 		cmocka_unit_test(threads_share_one_table),
 		cmocka_unit_test(million_keys_bounded),

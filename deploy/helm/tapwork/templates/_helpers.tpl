@@ -173,6 +173,17 @@ kubernetes:
     lease: {{ include "tapwork.leaseName" $ | quote }}
     namespace: {{ $.Release.Namespace | quote }}
     duration: {{ .leaseDuration }}
+{{- $divide := false }}
+{{- range $name, $p := ($c.rateLimits | default dict) }}
+{{- if eq (toString (get $p "cluster")) "divide" }}{{ $divide = true }}{{ end }}
+{{- end }}
+{{- if and $divide .replicasFromService }}
+  # cluster: divide rate limits: N = the ready endpoints of this chart's
+  # Service (replicaCount above stays the fallback).
+  replicas_from:
+    service: {{ include "tapwork.fullname" $ | quote }}
+    namespace: {{ $.Release.Namespace | quote }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- end -}}
