@@ -527,7 +527,7 @@ static int conf_line(char *buf, size_t cap, size_t *off, const char *key, const 
 
 /* The restore_command: this binary, the repository, a password file. */
 static int restore_command(const struct tw_bopts *o, const struct ropts *ro, char *out, size_t cap,
-                           struct tw_err *e)
+                           char *end, size_t endcap, struct tw_err *e)
 {
 	char self[PATH_MAX], repo[PATH_MAX], pw[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -550,6 +550,10 @@ static int restore_command(const struct tw_bopts *o, const struct ropts *ro, cha
 	                 pw[0] ? " --password-file " : "", pw[0] ? qp : "");
 	if (k < 0 || (size_t)k >= cap)
 		return tw_err_set(e, TW_ELIMIT, "restore_command too long");
+	/* archive-get's prefetch spool goes when recovery ends */
+	k = snprintf(end, endcap, "%s pg spool-clear", qs);
+	if (k < 0 || (size_t)k >= endcap)
+		return tw_err_set(e, TW_ELIMIT, "recovery_end_command too long");
 	if (pw[0] == '\0')
 		fprintf(stderr, "tapwork restore: warning: no password file for restore_command: "
 		                "the server needs TAPWORK_PASSWORD_FILE in its environment\n");
@@ -632,8 +636,8 @@ static int setup_recovery(struct tw_repo *r, const struct tw_bopts *o, const str
 		rc = write_file(dir, "recovery.signal", "", 0, &owner, e);
 	if (rc != 0)
 		return rc;
-	char cmd[PATH_MAX * 7], conf[PATH_MAX * 24], ts[48];
-	if ((rc = restore_command(o, ro, cmd, sizeof cmd, e)) != 0)
+	char cmd[PATH_MAX * 7], endcmd[PATH_MAX * 3], conf[PATH_MAX * 24], ts[48];
+	if ((rc = restore_command(o, ro, cmd, sizeof cmd, endcmd, sizeof endcmd, e)) != 0)
 		return rc;
 	size_t off = 0;
 	tw_snapshot_time_str(s->time_ns, ts, sizeof ts);
@@ -646,6 +650,8 @@ static int setup_recovery(struct tw_repo *r, const struct tw_bopts *o, const str
 	                      "recovery_target_name",
 	                      "recovery_target"};
 	rc = conf_line(conf, sizeof conf, &off, "restore_command", cmd);
+	if (rc == 0)
+		rc = conf_line(conf, sizeof conf, &off, "recovery_end_command", endcmd);
 	if (rc == 0 && ro->kind != T_NONE)
 		rc = conf_line(conf, sizeof conf, &off, keys[ro->kind], ro->value);
 	if (rc == 0 && ro->exclusive)
