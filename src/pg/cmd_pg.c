@@ -88,36 +88,6 @@ static int map_file(const char *path, uint8_t **out, size_t *n, struct tw_err *e
 	return 0;
 }
 
-/* Write dest through dest.tapwork-tmp (fsync, rename): PostgreSQL never sees
- * a partial file at %p. */
-static int write_atomic(const char *dest, const uint8_t *p, size_t n, struct tw_err *e)
-{
-	char tmp[4200];
-	int l = snprintf(tmp, sizeof tmp, "%s.tapwork-tmp", dest);
-	if (l < 0 || (size_t)l >= sizeof tmp)
-		return tw_err_set(e, TW_ELIMIT, "path too long");
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd == -1)
-		return tw_err_set(e, TW_EIO, "create %s: %s", tmp, strerror(errno));
-	size_t off = 0;
-	while (off < n) {
-		ssize_t w = write(fd, p + off, n - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			break;
-		off += (size_t)w;
-	}
-	int ok = off == n && fsync(fd) == 0;
-	ok = close(fd) == 0 && ok;
-	if (!ok || rename(tmp, dest) == -1) {
-		int rc = tw_err_set(e, TW_EIO, "write %s: %s", dest, strerror(errno));
-		unlink(tmp);
-		return rc;
-	}
-	return 0;
-}
-
 static const char *base_name(const char *p)
 {
 	const char *s = strrchr(p, '/');
@@ -267,10 +237,26 @@ static int archive_get(int argc, char **argv)
 		tw_pgspool_close(&sp);
 		return EXIT_GET_FATAL;
 	}
-	uint8_t *data = NULL;
-	size_t n = 0;
-	int err = tw_pgarch_get(r, sysid, args[0], &data, &n, &e);
+	/* into DEST.tapwork-tmp, then renamed: PostgreSQL never sees a partial
+	 * file at %p. Not fsynced: %p is PostgreSQL's scratch file, deleted
+	 * before every restore_command, and fsynced by PostgreSQL itself when it
+	 * keeps it (a standby's durable_rename). */
+	char tmp[4200];
+	int l = snprintf(tmp, sizeof tmp, "%s.tapwork-tmp", args[1]);
+	int fd = l > 0 && (size_t)l < sizeof tmp
+	             ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)
+	             : -1;
+	int err = fd == -1 ? tw_err_set(&e, TW_EIO, "create %s: %s", tmp, strerror(errno)) : 0;
+	uint64_t n = 0;
+	if (err == 0)
+		err = tw_pgarch_get_fd(r, sysid, args[0], fd, &n, &e);
 	tw_repo_close(r);
+	if (fd != -1 && close(fd) != 0 && err == 0)
+		err = tw_err_set(&e, TW_EIO, "write %s: %s", tmp, strerror(errno));
+	if (err == 0 && rename(tmp, args[1]) == -1)
+		err = tw_err_set(&e, TW_EIO, "rename to %s: %s", args[1], strerror(errno));
+	if (err != 0 && fd != -1)
+		unlink(tmp);
 	if (err == TW_ENOENT) {
 		tw_pgspool_close(&sp);
 		/* the normal end of recovery: PostgreSQL asks for the next file */
@@ -278,9 +264,6 @@ static int archive_get(int argc, char **argv)
 			fprintf(stderr, "tapwork pg archive-get: %s is not archived\n", args[0]);
 		return TW_EXIT_ERROR;
 	}
-	if (err == 0)
-		err = write_atomic(args[1], data, n, &e);
-	free(data);
 	if (err != 0) {
 		tw_pgspool_close(&sp);
 		tw_bcli_fail("pg archive-get", &e);

@@ -22,6 +22,7 @@
 #include "pg/archive.h"
 #include "pg/meta.h"
 #include "pg/pitr.h"
+#include "pg/spool.h"
 #include "pg/wal.h"
 
 #define TW_STR2(x) #x
@@ -57,6 +58,8 @@ static void usage(FILE *out)
 	    "  --pg-password-file FILE  password file restore_command passes to archive-get\n"
 	    "                           (default: --password-file or $TAPWORK_PASSWORD_FILE;\n"
 	    "                           the server's user must be able to read it)\n"
+	    "  --pg-wal-prefetch K      restore_command fetches K segments ahead during\n"
+	    "                           recovery (archive-get --prefetch; default 8, 0 = off)\n"
 	    "  --threads N              writer threads (default: number of CPUs)\n" TW_BOPTS_HELP);
 }
 
@@ -66,6 +69,7 @@ struct ropts {
 	const char *spec, *pgdata, *value, *action, *timeline, *pwfile;
 	enum tkind kind;
 	int exclusive, ntargets, threads, force;
+	int prefetch; /* -1: archive-get's default */
 	const char *tsarg[TW_PGMETA_TS_MAX]; /* --pg-tablespace OID_OR_NAME=DIR */
 	int ntsarg;
 	int64_t time_ns;
@@ -127,6 +131,14 @@ static int parse_args(int argc, char **argv, struct tw_bopts *o, struct ropts *r
 			if (tw_bcli_uint(argv[++i], 64, &n) != 0)
 				return -1;
 			ro->threads = (int)n;
+		} else if (strcmp(a, "--pg-wal-prefetch") == 0 && v != NULL) {
+			unsigned long n;
+			if (tw_bcli_uint(argv[++i], TW_PGSPOOL_MAX, &n) != 0) {
+				fprintf(stderr, "tapwork restore: --pg-wal-prefetch: 0..%d\n",
+				        TW_PGSPOOL_MAX);
+				return -1;
+			}
+			ro->prefetch = (int)n;
 		} else if (a[0] != '-' && ro->spec == NULL)
 			ro->spec = a;
 		else {
@@ -546,7 +558,10 @@ static int restore_command(const struct tw_bopts *o, const struct ropts *ro, cha
 	if (tw_pitr_sh_quote(self, qs, sizeof qs) != 0 ||
 	    tw_pitr_sh_quote(repo, qr, sizeof qr) != 0 || tw_pitr_sh_quote(pw, qp, sizeof qp) != 0)
 		return tw_err_set(e, TW_ELIMIT, "path too long");
-	int k = snprintf(out, cap, "%s pg archive-get -q -r %s%s%s %%f %%p", qs, qr,
+	char pf[32] = "";
+	if (ro->prefetch >= 0)
+		snprintf(pf, sizeof pf, " --prefetch %d", ro->prefetch);
+	int k = snprintf(out, cap, "%s pg archive-get -q%s -r %s%s%s %%f %%p", qs, pf, qr,
 	                 pw[0] ? " --password-file " : "", pw[0] ? qp : "");
 	if (k < 0 || (size_t)k >= cap)
 		return tw_err_set(e, TW_ELIMIT, "restore_command too long");
@@ -773,7 +788,7 @@ int tw_pitr_restore_cmd(int argc, char **argv)
 		return 0;
 	}
 	struct tw_bopts o = {0};
-	struct ropts ro = {0};
+	struct ropts ro = {.prefetch = -1};
 	if (parse_args(argc, argv, &o, &ro) != 0)
 		return TW_EXIT_USAGE;
 	struct tw_repo *r;

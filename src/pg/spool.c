@@ -164,39 +164,23 @@ struct job {
 	atomic_size_t next;
 };
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-	size_t off = 0;
-	while (off < n) {
-		ssize_t w = write(fd, p + off, n - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		off += (size_t)w;
-	}
-	return 0;
-}
-
 static void fetch_one(struct job *j, const char *name)
 {
 	char tmp[64], want[64];
 	snprintf(tmp, sizeof tmp, ".tmp-%s", name);
 	snprintf(want, sizeof want, ".want-%s", name);
 	struct tw_err e = {0};
-	uint8_t *data = NULL;
-	size_t n = 0;
-	/* authenticated, decompressed and hash-checked, as a direct fetch */
-	if (tw_pgarch_get(j->r, j->sysid, name, &data, &n, &e) == 0) {
-		int fd = openat(j->dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-		                0600);
-		int ok = fd != -1 && write_all(fd, data, n) == 0 && fsync(fd) == 0;
-		if (fd != -1)
-			ok = close(fd) == 0 && ok;
-		if (!ok || renameat(j->dfd, tmp, j->dfd, name) == -1)
-			unlinkat(j->dfd, tmp, 0);
-		free(data);
-	}
+	uint64_t n;
+	/* authenticated, decompressed and hash-checked, as a direct fetch;
+	 * fsynced before it gets its name: after a power loss the spool holds
+	 * whole files or none */
+	int fd = openat(j->dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	int ok = fd != -1 && tw_pgarch_get_fd(j->r, j->sysid, name, fd, &n, &e) == 0 &&
+	         fsync(fd) == 0;
+	if (fd != -1)
+		ok = close(fd) == 0 && ok;
+	if (fd != -1 && (!ok || renameat(j->dfd, tmp, j->dfd, name) == -1))
+		unlinkat(j->dfd, tmp, 0);
 	/* done either way: a waiting archive-get looks for the file or fetches */
 	unlinkat(j->dfd, want, 0);
 }
