@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <signal.h>
 #include <limits.h>
 #include <stdio.h>
@@ -441,6 +442,79 @@ static int inspect_target(const char *dir, int force, int *state, struct tw_err 
 	                  dir, n, first);
 }
 
+/* Writeback while the restore runs: the files go to the page cache and
+ * the kernel writes them back only when pressed, so the fsync of the whole
+ * tree below would otherwise write every byte after the last one was
+ * restored, disk time added to the restore's CPU time. A thread walks the
+ * staging directory every 250 ms and starts writeback of whatever is dirty
+ * (sync_file_range WRITE: it does not wait), so the disk works while the
+ * restore decrypts and decompresses; the fsync at the end finds little. */
+struct flusher {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	const char *path;
+	int stop, on;
+};
+
+static int kick_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)ftw;
+	if (flag != FTW_F || !S_ISREG(sb->st_mode) || sb->st_size == 0)
+		return 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd != -1) {
+		sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+		close(fd);
+	}
+	return 0;
+}
+
+static void *flusher_main(void *arg)
+{
+	struct flusher *f = arg;
+	pthread_mutex_lock(&f->mu);
+	while (!f->stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 250000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&f->cv, &f->mu, &ts);
+		if (f->stop)
+			break;
+		pthread_mutex_unlock(&f->mu);
+		nftw(f->path, kick_one, 16, FTW_PHYS);
+		pthread_mutex_lock(&f->mu);
+	}
+	pthread_mutex_unlock(&f->mu);
+	return NULL;
+}
+
+static void flusher_start(struct flusher *f, const char *path)
+{
+	memset(f, 0, sizeof *f);
+	pthread_mutex_init(&f->mu, NULL);
+	pthread_cond_init(&f->cv, NULL);
+	f->path = path;
+	f->on = pthread_create(&f->th, NULL, flusher_main, f) == 0;
+}
+
+static void flusher_stop(struct flusher *f)
+{
+	if (f->on) {
+		pthread_mutex_lock(&f->mu);
+		f->stop = 1;
+		pthread_cond_signal(&f->cv);
+		pthread_mutex_unlock(&f->mu);
+		pthread_join(f->th, NULL);
+	}
+	pthread_cond_destroy(&f->cv);
+	pthread_mutex_destroy(&f->mu);
+}
+
 /* fsync every file and directory below path (not following symlinks). */
 static int fsync_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
@@ -835,7 +909,10 @@ int tw_pitr_restore_cmd(int argc, char **argv)
 	struct tw_progress pg;
 	rso.progress = &pg;
 	tw_progress_start(&pg, "restore", o.json, o.quiet);
+	struct flusher fl;
+	flusher_start(&fl, stage);
 	err = tw_restore_run(r, s, &rso, &st, &e);
+	flusher_stop(&fl);
 	tw_progress_stop(&pg);
 	/* each tablespace beside its target directory, then pg_tblspc/OID -> it */
 	for (size_t i = 0; err == 0 && i < m.nts; i++) {
@@ -849,7 +926,10 @@ int tw_pitr_restore_cmd(int argc, char **argv)
 		                             .threads = ro.threads,
 		                             .progress = &tp};
 		tw_progress_start(&tp, "restore", 0, 1);
+		struct flusher tf;
+		flusher_start(&tf, tsstage[i]);
 		err = tw_restore_run(r, s, &to, &ts, &e);
+		flusher_stop(&tf);
 		tw_progress_stop(&tp);
 		st.files += ts.files;
 		st.bytes += ts.bytes;
