@@ -219,7 +219,11 @@ static void prefetch(struct tw_pgspool *sp, struct tw_bopts *o)
 	if (tw_pgkc_open(o, "pg archive-get", &j.r) == 0) {
 		pthread_t th[TW_PGSPOOL_WORKERS];
 		int started[TW_PGSPOOL_WORKERS] = {0};
-		size_t nw = n < TW_PGSPOOL_WORKERS ? n : TW_PGSPOOL_WORKERS;
+		/* leave a CPU to PostgreSQL's replay: one fetch at a time on <= 2 */
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		size_t nw = cpus > 2 ? TW_PGSPOOL_WORKERS : 1;
+		if (nw > n)
+			nw = n;
 		for (size_t i = 1; i < nw; i++)
 			started[i] = pthread_create(&th[i], NULL, worker, &j) == 0;
 		worker(&j);

@@ -34,7 +34,7 @@
 #define TW_PGSPOOL_DIR "pg_wal/tapwork-spool"
 #define TW_PGSPOOL_DEFAULT 8 /* segments fetched ahead */
 #define TW_PGSPOOL_MAX 64
-#define TW_PGSPOOL_WORKERS 2 /* parallel fetches of one prefetcher */
+#define TW_PGSPOOL_WORKERS 2 /* parallel fetches of one prefetcher (1 on <= 2 CPUs) */
 
 struct tw_pgspool {
 	int dfd;          /* the spool directory, or -1: no prefetch */
