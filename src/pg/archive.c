@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <openssl/evp.h>
 #include <zstd.h>
 
 #include "backup/pack.h"
@@ -171,6 +172,95 @@ int tw_pgarch_get(struct tw_repo *r, uint64_t sysid, const char *wal, uint8_t **
 		return rc;
 	rc = unseal(r, kind, wal, buf, blen, hash, data, n, e);
 	free(buf);
+	return rc;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+	size_t off = 0;
+	while (off < n) {
+		ssize_t w = write(fd, p + off, n - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		off += (size_t)w;
+	}
+	return 0;
+}
+
+#define STREAM_BUF ((size_t)256 << 10)
+
+int tw_pgarch_get_fd(struct tw_repo *r, uint64_t sysid, const char *wal, int fd, uint64_t *n,
+                     struct tw_err *e)
+{
+	char name[96], kind[112];
+	if (check_name(wal, e) != 0)
+		return TW_EINVAL;
+	tw_pgarch_name(sysid, wal, name, sizeof name);
+	snprintf(kind, sizeof kind, "wal/%s", name);
+	uint8_t *buf, *pt;
+	size_t blen, plen;
+	int rc = tw_storage_get(r->st, TW_ST_WAL, name, 0, TW_ST_WHOLE, &buf, &blen, e);
+	if (rc != 0)
+		return rc;
+	rc = tw_object_open(&r->keys, kind, buf, blen, &pt, &plen, e);
+	free(buf);
+	if (rc != 0)
+		return tw_err_wrap(e, "WAL %s", wal);
+	uint64_t raw = plen >= TW_PGARCH_HDR ? tw_le64_get(pt + 8) : 0;
+	if (plen < TW_PGARCH_HDR || pt[0] != 1 || pt[1] > 1 || raw > TW_PGARCH_MAX) {
+		free(pt);
+		return tw_err_set(e, TW_ECORRUPT, "WAL %s: bad header", wal);
+	}
+	/* decompress into a small buffer, hash and write as it comes: no
+	 * segment-sized buffer to fault in */
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	ZSTD_DCtx *dz = pt[1] == 1 ? ZSTD_createDCtx() : NULL;
+	uint8_t *out = malloc(STREAM_BUF), h[32];
+	uint64_t done = 0;
+	if (md == NULL || out == NULL || (pt[1] == 1 && dz == NULL) ||
+	    EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+		rc = tw_err_set(e, TW_ENOMEM, "out of memory");
+	if (rc == 0 && pt[1] == 0) {
+		if (plen - TW_PGARCH_HDR != raw)
+			rc = tw_err_set(e, TW_ECORRUPT, "WAL %s: bad length", wal);
+		else if (EVP_DigestUpdate(md, pt + TW_PGARCH_HDR, raw) != 1)
+			rc = tw_err_set(e, TW_ENOMEM, "sha256 failed");
+		else if (write_all(fd, pt + TW_PGARCH_HDR, raw) != 0)
+			rc = tw_err_set(e, TW_EIO, "write WAL %s: %s", wal, strerror(errno));
+		done = raw;
+	} else if (rc == 0) {
+		ZSTD_inBuffer in = {pt + TW_PGARCH_HDR, plen - TW_PGARCH_HDR, 0};
+		size_t z = 1;
+		while (rc == 0 && z != 0) {
+			ZSTD_outBuffer o = {out, STREAM_BUF, 0};
+			z = ZSTD_decompressStream(dz, &o, &in);
+			if (ZSTD_isError(z) || (z != 0 && o.pos == 0 && in.pos == in.size) ||
+			    done + o.pos > raw) {
+				rc = tw_err_set(e, TW_ECORRUPT, "WAL %s: does not decompress", wal);
+				break;
+			}
+			if (EVP_DigestUpdate(md, out, o.pos) != 1)
+				rc = tw_err_set(e, TW_ENOMEM, "sha256 failed");
+			else if (write_all(fd, out, o.pos) != 0)
+				rc = tw_err_set(e, TW_EIO, "write WAL %s: %s", wal, strerror(errno));
+			done += o.pos;
+		}
+		if (rc == 0 && (in.pos != in.size || done != raw))
+			rc = tw_err_set(e, TW_ECORRUPT, "WAL %s: does not decompress", wal);
+	}
+	unsigned hl = 0;
+	if (rc == 0 && (EVP_DigestFinal_ex(md, h, &hl) != 1 || hl != 32))
+		rc = tw_err_set(e, TW_ENOMEM, "sha256 failed");
+	if (rc == 0 && memcmp(h, pt + 16, 32) != 0)
+		rc = tw_err_set(e, TW_ECORRUPT, "WAL %s: content does not match its hash", wal);
+	EVP_MD_CTX_free(md);
+	ZSTD_freeDCtx(dz);
+	free(out);
+	free(pt);
+	if (rc == 0)
+		*n = done;
 	return rc;
 }
 

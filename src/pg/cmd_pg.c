@@ -16,6 +16,7 @@
 #include "pg/archive.h"
 #include "pg/keycache.h"
 #include "pg/pitr.h"
+#include "pg/spool.h"
 #include "pg/wal.h"
 #include "pg/walhdr.h"
 
@@ -23,7 +24,8 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 	        "usage: tapwork pg archive-push [-r REPO] [--pg-data DIR] PATH\n"
-	        "       tapwork pg archive-get [-r REPO] [--pg-data DIR] WALFILE DEST\n"
+	        "       tapwork pg archive-get [-r REPO] [--pg-data DIR] [--prefetch K] WALFILE DEST\n"
+	        "       tapwork pg spool-clear [--pg-data DIR]\n"
 	        "       tapwork pg check -r REPO --pg-data DIR [--postgres URL] [--timeout SECS]\n"
 	        "       (-c CONFIG --job NAME instead of -r: the job's repository and password;\n"
 	        "       for check also the job's pg_data directory and connection)\n"
@@ -36,7 +38,12 @@ static void usage(FILE *out)
 	        "rename); exit status 1 when it is not archived (recovery ends there), 126 on\n"
 	        "any other failure (PostgreSQL stops instead of ending recovery early). Use it as\n"
 	        "  restore_command = 'tapwork pg archive-get -r REPO %%f %%p'\n"
-	        "`tapwork restore --pg-data` writes that line itself.\n"
+	        "`tapwork restore --pg-data` writes that line itself. While the data directory\n"
+	        "is in recovery (recovery.signal or standby.signal), serving segment N leaves a\n"
+	        "background fetch of the next K segments (--prefetch, default %d, 0 = off)\n"
+	        "into DIR/" TW_PGSPOOL_DIR "/, so the next calls are a rename.\n"
+	        "spool-clear stops that and removes the directory (restore writes it as\n"
+	        "recovery_end_command).\n"
 	        "check switches to a new WAL segment and waits until it is archived.\n"
 	        "verify checks that the WAL archive is continuous on every timeline from the\n"
 	        "oldest PostgreSQL snapshot on, following .history files, and that every\n"
@@ -45,7 +52,8 @@ static void usage(FILE *out)
 	        "  --pg-data DIR            the data directory (default: the current directory,\n"
 	        "                           where PostgreSQL runs these commands); the cluster's\n"
 	        "                           system identifier is read from "
-	        "DIR/global/pg_control\n" TW_BOPTS_HELP);
+	        "DIR/global/pg_control\n" TW_BOPTS_HELP,
+	        TW_PGSPOOL_DEFAULT);
 }
 
 /* Map the file read-only (MAP_POPULATE: one pass over the page cache, no
@@ -77,36 +85,6 @@ static int map_file(const char *path, uint8_t **out, size_t *n, struct tw_err *e
 		*out = m;
 	}
 	close(fd);
-	return 0;
-}
-
-/* Write dest through dest.tapwork-tmp (fsync, rename): PostgreSQL never sees
- * a partial file at %p. */
-static int write_atomic(const char *dest, const uint8_t *p, size_t n, struct tw_err *e)
-{
-	char tmp[4200];
-	int l = snprintf(tmp, sizeof tmp, "%s.tapwork-tmp", dest);
-	if (l < 0 || (size_t)l >= sizeof tmp)
-		return tw_err_set(e, TW_ELIMIT, "path too long");
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd == -1)
-		return tw_err_set(e, TW_EIO, "create %s: %s", tmp, strerror(errno));
-	size_t off = 0;
-	while (off < n) {
-		ssize_t w = write(fd, p + off, n - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			break;
-		off += (size_t)w;
-	}
-	int ok = off == n && fsync(fd) == 0;
-	ok = close(fd) == 0 && ok;
-	if (!ok || rename(tmp, dest) == -1) {
-		int rc = tw_err_set(e, TW_EIO, "write %s: %s", dest, strerror(errno));
-		unlink(tmp);
-		return rc;
-	}
 	return 0;
 }
 
@@ -212,6 +190,7 @@ static int archive_get(int argc, char **argv)
 	struct tw_bopts o = {0};
 	const char *pgdata = ".", *args[2] = {NULL, NULL};
 	int na = 0;
+	unsigned long k = TW_PGSPOOL_DEFAULT;
 	for (int i = 1; i < argc; i++) {
 		int c = tw_bopts_parse(&o, argc, argv, &i);
 		if (c < 0)
@@ -220,6 +199,13 @@ static int archive_get(int argc, char **argv)
 			continue;
 		if (strcmp(argv[i], "--pg-data") == 0 && i + 1 < argc)
 			pgdata = argv[++i];
+		else if (strcmp(argv[i], "--prefetch") == 0 && i + 1 < argc) {
+			if (tw_bcli_uint(argv[++i], TW_PGSPOOL_MAX, &k) != 0) {
+				fprintf(stderr, "tapwork pg archive-get: --prefetch: 0..%d\n",
+				        TW_PGSPOOL_MAX);
+				return EXIT_GET_FATAL;
+			}
+		}
 		else if (argv[i][0] != '-' && na < 2)
 			args[na++] = argv[i];
 		else {
@@ -238,25 +224,72 @@ static int archive_get(int argc, char **argv)
 		tw_bcli_fail("pg archive-get", &e);
 		return EXIT_GET_FATAL;
 	}
+	struct tw_pgspool sp;
+	tw_pgspool_open(&sp, pgdata, sysid, args[0], (unsigned)k);
+	if (tw_pgspool_take(&sp, args[0], args[1])) {
+		/* fetched ahead by the prefetcher (verified then) */
+		tw_pgspool_ahead(&sp, &o, args[1]);
+		tw_pgspool_close(&sp);
+		return TW_EXIT_OK;
+	}
 	struct tw_repo *r;
-	if (tw_pgkc_open(&o, "pg archive-get", &r) != 0)
+	if (tw_pgkc_open(&o, "pg archive-get", &r) != 0) {
+		tw_pgspool_close(&sp);
 		return EXIT_GET_FATAL;
-	uint8_t *data = NULL;
-	size_t n = 0;
-	int err = tw_pgarch_get(r, sysid, args[0], &data, &n, &e);
+	}
+	/* into DEST.tapwork-tmp, then renamed: PostgreSQL never sees a partial
+	 * file at %p. Not fsynced: %p is PostgreSQL's scratch file, deleted
+	 * before every restore_command, and fsynced by PostgreSQL itself when it
+	 * keeps it (a standby's durable_rename). */
+	char tmp[4200];
+	int l = snprintf(tmp, sizeof tmp, "%s.tapwork-tmp", args[1]);
+	int fd = l > 0 && (size_t)l < sizeof tmp
+	             ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)
+	             : -1;
+	int err = fd == -1 ? tw_err_set(&e, TW_EIO, "create %s: %s", tmp, strerror(errno)) : 0;
+	uint64_t n = 0;
+	if (err == 0)
+		err = tw_pgarch_get_fd(r, sysid, args[0], fd, &n, &e);
 	tw_repo_close(r);
+	if (fd != -1 && close(fd) != 0 && err == 0)
+		err = tw_err_set(&e, TW_EIO, "write %s: %s", tmp, strerror(errno));
+	if (err == 0 && rename(tmp, args[1]) == -1)
+		err = tw_err_set(&e, TW_EIO, "rename to %s: %s", args[1], strerror(errno));
+	if (err != 0 && fd != -1)
+		unlink(tmp);
 	if (err == TW_ENOENT) {
+		tw_pgspool_close(&sp);
 		/* the normal end of recovery: PostgreSQL asks for the next file */
 		if (!o.quiet)
 			fprintf(stderr, "tapwork pg archive-get: %s is not archived\n", args[0]);
 		return TW_EXIT_ERROR;
 	}
-	if (err == 0)
-		err = write_atomic(args[1], data, n, &e);
-	free(data);
 	if (err != 0) {
+		tw_pgspool_close(&sp);
 		tw_bcli_fail("pg archive-get", &e);
 		return EXIT_GET_FATAL;
+	}
+	tw_pgspool_ahead(&sp, &o, args[1]);
+	tw_pgspool_close(&sp);
+	return TW_EXIT_OK;
+}
+
+/* recovery_end_command of a restored cluster: the prefetch spool goes. */
+static int spool_clear(int argc, char **argv)
+{
+	const char *pgdata = ".";
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--pg-data") == 0 && i + 1 < argc)
+			pgdata = argv[++i];
+		else {
+			fprintf(stderr, "tapwork pg spool-clear: unexpected argument %s\n", argv[i]);
+			return TW_EXIT_USAGE;
+		}
+	}
+	struct tw_err e = {0};
+	if (tw_pgspool_clear(pgdata, &e) != 0) {
+		tw_bcli_fail("pg spool-clear", &e);
+		return TW_EXIT_ERROR;
 	}
 	return TW_EXIT_OK;
 }
@@ -327,6 +360,8 @@ static int cmd_pg(int argc, char **argv)
 		run = archive_push;
 	else if (strcmp(sub, "archive-get") == 0)
 		run = archive_get;
+	else if (strcmp(sub, "spool-clear") == 0)
+		run = spool_clear;
 	else if (strcmp(sub, "check") == 0)
 		run = tw_pitr_check_cmd;
 	else if (strcmp(sub, "verify") == 0)

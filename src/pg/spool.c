@@ -1,0 +1,328 @@
+/* spool.c — WAL prefetch for archive-get (see spool.h). */
+#include "pg/spool.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backup/repo.h"
+#include "pg/archive.h"
+#include "pg/keycache.h"
+#include "pg/wal.h"
+#include "pg/walhdr.h"
+
+#define WAIT_MS 120000 /* longest wait for a segment the prefetcher is fetching */
+
+static int exists_at(int dfd, const char *name)
+{
+	return faccessat(dfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+void tw_pgspool_open(struct tw_pgspool *sp, const char *pgdata, uint64_t sysid, const char *wal,
+                     unsigned k)
+{
+	memset(sp, 0, sizeof *sp);
+	sp->dfd = -1;
+	sp->sysid = sysid;
+	if (k == 0 || tw_pgwal_classify(wal, strlen(wal)) != TW_PGWAL_SEGMENT)
+		return;
+	char path[4200];
+	snprintf(path, sizeof path, "%s/recovery.signal", pgdata);
+	if (access(path, F_OK) != 0) {
+		snprintf(path, sizeof path, "%s/standby.signal", pgdata);
+		if (access(path, F_OK) != 0)
+			return; /* not in recovery: e.g. a manual call on a running primary */
+	}
+	/* the timeline; the segment number needs the segment size, which
+	 * tw_pgspool_ahead reads from the served segment's header */
+	char hex[9];
+	memcpy(hex, wal, 8);
+	hex[8] = '\0';
+	sp->tli = (uint32_t)strtoul(hex, NULL, 16);
+	memcpy(sp->wal, wal, TW_PGWAL_NAME_LEN);
+	sp->wal[TW_PGWAL_NAME_LEN] = '\0';
+	int l = snprintf(path, sizeof path, "%s/" TW_PGSPOOL_DIR, pgdata);
+	if (l < 0 || (size_t)l >= sizeof path)
+		return;
+	if (mkdir(path, 0700) == -1 && errno != EEXIST)
+		return;
+	sp->dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	sp->k = k > TW_PGSPOOL_MAX ? TW_PGSPOOL_MAX : k;
+}
+
+void tw_pgspool_close(struct tw_pgspool *sp)
+{
+	if (sp->dfd != -1)
+		close(sp->dfd);
+	sp->dfd = -1;
+}
+
+/* The lock file, locked exclusively without waiting: its fd, or -1 when a
+ * prefetcher holds it (or it cannot be opened). */
+static int lock_try(int dfd)
+{
+	int fd = openat(dfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd == -1)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int prefetcher_running(int dfd)
+{
+	int fd = lock_try(dfd);
+	if (fd == -1)
+		return 1;
+	close(fd); /* releases it */
+	return 0;
+}
+
+int tw_pgspool_take(struct tw_pgspool *sp, const char *wal, const char *dest)
+{
+	if (sp->dfd == -1)
+		return 0;
+	char want[64];
+	snprintf(want, sizeof want, ".want-%s", wal);
+	for (long waited = 0;; waited += 2) {
+		if (renameat(sp->dfd, wal, AT_FDCWD, dest) == 0)
+			return 1;
+		if (errno != ENOENT)
+			return 0; /* e.g. another file system: fetch directly */
+		/* being fetched right now? then wait for it rather than fetch twice */
+		if (waited >= WAIT_MS || !exists_at(sp->dfd, want) || !prefetcher_running(sp->dfd))
+			break;
+		sleep_ms(2);
+	}
+	/* it may have landed between the first rename and the checks */
+	return renameat(sp->dfd, wal, AT_FDCWD, dest) == 0;
+}
+
+/* Window of the prefetcher: segments segno+1 .. segno+k of timeline tli. */
+static int in_window(const struct tw_pgspool *sp, const char *name)
+{
+	uint32_t tli;
+	uint64_t segno;
+	if (tw_pgwal_seg_parse(name, strlen(name), sp->seg_size, &tli, &segno) != 0)
+		return 0;
+	return segno > sp->segno && segno <= sp->segno + sp->k;
+}
+
+/* Delete what is outside the window; with locked (no prefetcher runs) also
+ * temporary files and markers a killed prefetcher left. */
+static void trim(const struct tw_pgspool *sp, int locked)
+{
+	int fd = openat(sp->dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd == -1 ? NULL : fdopendir(fd);
+	if (d == NULL) {
+		if (fd != -1)
+			close(fd);
+		return;
+	}
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		const char *n = de->d_name;
+		size_t len = strlen(n);
+		int del;
+		if (tw_pgwal_classify(n, len) == TW_PGWAL_SEGMENT)
+			del = !in_window(sp, n);
+		else
+			del = locked && (strncmp(n, ".tmp-", 5) == 0 || strncmp(n, ".want-", 6) == 0);
+		if (del)
+			unlinkat(sp->dfd, n, 0);
+	}
+	closedir(d);
+}
+
+/* ---- the prefetcher (a forked process) ---- */
+
+struct job {
+	struct tw_repo *r;
+	int dfd;
+	uint64_t sysid;
+	char (*names)[32];
+	size_t n;
+	atomic_size_t next;
+};
+
+static void fetch_one(struct job *j, const char *name)
+{
+	char tmp[64], want[64];
+	snprintf(tmp, sizeof tmp, ".tmp-%s", name);
+	snprintf(want, sizeof want, ".want-%s", name);
+	struct tw_err e = {0};
+	uint64_t n;
+	/* authenticated, decompressed and hash-checked, as a direct fetch;
+	 * fsynced before it gets its name: after a power loss the spool holds
+	 * whole files or none */
+	int fd = openat(j->dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	int ok = fd != -1 && tw_pgarch_get_fd(j->r, j->sysid, name, fd, &n, &e) == 0 &&
+	         fsync(fd) == 0;
+	if (fd != -1)
+		ok = close(fd) == 0 && ok;
+	if (fd != -1 && (!ok || renameat(j->dfd, tmp, j->dfd, name) == -1))
+		unlinkat(j->dfd, tmp, 0);
+	/* done either way: a waiting archive-get looks for the file or fetches */
+	unlinkat(j->dfd, want, 0);
+}
+
+static void *worker(void *arg)
+{
+	struct job *j = arg;
+	for (;;) {
+		size_t i = atomic_fetch_add(&j->next, 1);
+		if (i >= j->n || exists_at(j->dfd, "stop"))
+			break;
+		fetch_one(j, j->names[i]);
+	}
+	return NULL;
+}
+
+static void prefetch(struct tw_pgspool *sp, struct tw_bopts *o)
+{
+	char names[TW_PGSPOOL_MAX][32];
+	size_t n = 0;
+	for (unsigned i = 1; i <= sp->k; i++) {
+		tw_pgwal_seg_name(sp->tli, sp->segno + i, sp->seg_size, names[n], sizeof names[n]);
+		if (exists_at(sp->dfd, names[n]))
+			continue;
+		char want[64];
+		snprintf(want, sizeof want, ".want-%s", names[n]);
+		int fd = openat(sp->dfd, want, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd != -1)
+			close(fd);
+		n++;
+	}
+	if (n == 0)
+		return;
+	struct job j = {.dfd = sp->dfd, .sysid = sp->sysid, .names = names, .n = n};
+	atomic_init(&j.next, 0);
+	if (tw_pgkc_open(o, "pg archive-get", &j.r) == 0) {
+		pthread_t th[TW_PGSPOOL_WORKERS];
+		int started[TW_PGSPOOL_WORKERS] = {0};
+		/* leave a CPU to PostgreSQL's replay: one fetch at a time on <= 2 */
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		size_t nw = cpus > 2 ? TW_PGSPOOL_WORKERS : 1;
+		if (nw > n)
+			nw = n;
+		for (size_t i = 1; i < nw; i++)
+			started[i] = pthread_create(&th[i], NULL, worker, &j) == 0;
+		worker(&j);
+		for (size_t i = 1; i < nw; i++)
+			if (started[i])
+				pthread_join(th[i], NULL);
+		tw_repo_close(j.r);
+	}
+	for (size_t i = 0; i < n; i++) { /* what was never tried */
+		char want[64];
+		snprintf(want, sizeof want, ".want-%s", names[i]);
+		unlinkat(sp->dfd, want, 0);
+	}
+}
+
+void tw_pgspool_ahead(struct tw_pgspool *sp, struct tw_bopts *o, const char *dest)
+{
+	if (sp->dfd == -1 || exists_at(sp->dfd, "stop"))
+		return;
+	/* the segment size and number from the served segment's own header */
+	uint8_t b[TW_PGWALHDR_LEN];
+	struct tw_pgwalhdr h;
+	struct tw_err e = {0};
+	int fd = open(dest, O_RDONLY | O_CLOEXEC);
+	ssize_t got = fd == -1 ? -1 : pread(fd, b, sizeof b, 0);
+	if (fd != -1)
+		close(fd);
+	uint32_t tli;
+	if (got != (ssize_t)sizeof b || tw_pgwalhdr_parse(b, sizeof b, &h, &e) != 0 ||
+	    tw_pgwal_seg_parse(sp->wal, strlen(sp->wal), h.seg_size, &tli, &sp->segno) != 0 ||
+	    tli != sp->tli || h.pageaddr != sp->segno * h.seg_size)
+		return; /* not what its name says: no guessing ahead of it */
+	sp->seg_size = h.seg_size;
+	int lfd = lock_try(sp->dfd);
+	trim(sp, lfd != -1);
+	if (lfd == -1)
+		return; /* one runs already: the next call starts the next one */
+	int missing = 0;
+	for (unsigned i = 1; i <= sp->k && !missing; i++) {
+		char name[32];
+		tw_pgwal_seg_name(sp->tli, sp->segno + i, sp->seg_size, name, sizeof name);
+		missing = !exists_at(sp->dfd, name);
+	}
+	if (!missing) {
+		close(lfd);
+		return;
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid != 0) { /* the parent (or fork failed): the lock goes with the child */
+		close(lfd);
+		return;
+	}
+	/* the child: nothing to say to PostgreSQL's log or to a caller's pipe;
+	 * it stays in the server's process group, so a server shutdown stops it */
+	int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (nul != -1) {
+		dup2(nul, 0);
+		dup2(nul, 1);
+		dup2(nul, 2);
+		close(nul);
+	}
+	o->quiet = 1;
+	prefetch(sp, o);
+	close(lfd);
+	_exit(0);
+}
+
+int tw_pgspool_clear(const char *pgdata, struct tw_err *e)
+{
+	char path[4200];
+	int l = snprintf(path, sizeof path, "%s/" TW_PGSPOOL_DIR, pgdata);
+	if (l < 0 || (size_t)l >= sizeof path)
+		return tw_err_set(e, TW_ELIMIT, "path too long");
+	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (dfd == -1)
+		return errno == ENOENT ? 0 : tw_err_set(e, TW_EIO, "%s: %s", path, strerror(errno));
+	/* tell a running prefetcher to stop after the file it is on, wait for it */
+	int sfd = openat(dfd, "stop", O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (sfd != -1)
+		close(sfd);
+	int lfd = -1;
+	for (int ms = 0; ms < 60000 && (lfd = lock_try(dfd)) == -1; ms += 10)
+		sleep_ms(10);
+	DIR *d = fdopendir(dfd);
+	if (d == NULL) {
+		close(dfd);
+		if (lfd != -1)
+			close(lfd);
+		return tw_err_set(e, TW_EIO, "%s: %s", path, strerror(errno));
+	}
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			unlinkat(dirfd(d), de->d_name, 0);
+	closedir(d);
+	if (lfd != -1)
+		close(lfd);
+	if (rmdir(path) == -1 && errno != ENOENT)
+		return tw_err_set(e, TW_EIO, "remove %s: %s", path, strerror(errno));
+	return 0;
+}

@@ -1,0 +1,139 @@
+/* Unit tests for src/pg/spool.c: when archive-get uses the prefetch spool,
+ * that it serves a segment only under its own name, never waits on a
+ * marker no prefetcher holds, and that spool-clear removes everything. The
+ * prefetcher itself (a forked process reading a repository) is driven by
+ * tests/e2e/pg/test_pitr_prefetch.py. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pg/spool.h"
+
+static char root[256];
+
+static void put(const char *rel, const char *text)
+{
+	char p[512];
+	snprintf(p, sizeof p, "%s/%s", root, rel);
+	FILE *f = fopen(p, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static int exists(const char *rel)
+{
+	char p[512];
+	snprintf(p, sizeof p, "%s/%s", root, rel);
+	return access(p, F_OK) == 0;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(root, sizeof root, "/tmp/tw-spool-unit-XXXXXX");
+	assert_non_null(mkdtemp(root));
+	char p[512];
+	snprintf(p, sizeof p, "%s/pg_wal", root);
+	assert_int_equal(mkdir(p, 0700), 0);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	struct tw_err e = {0};
+	tw_pgspool_clear(root, &e);
+	char p[600];
+	snprintf(p, sizeof p, "rm -rf '%s'", root);
+	return system(p) == 0 ? 0 : -1;
+}
+
+#define SEG5 "000000010000000000000005"
+#define SEG5_TL2 "000000020000000000000005"
+
+static void off_unless_recovery_and_segment(void **state)
+{
+	(void)state;
+	struct tw_pgspool sp;
+	tw_pgspool_open(&sp, root, 1, SEG5, 8); /* no recovery.signal */
+	assert_int_equal(sp.dfd, -1);
+	assert_false(exists("pg_wal/tapwork-spool"));
+	put("recovery.signal", "");
+	tw_pgspool_open(&sp, root, 1, "00000002.history", 8);
+	assert_int_equal(sp.dfd, -1);
+	tw_pgspool_open(&sp, root, 1, SEG5 ".partial", 8);
+	assert_int_equal(sp.dfd, -1);
+	tw_pgspool_open(&sp, root, 1, SEG5, 0); /* --prefetch 0 */
+	assert_int_equal(sp.dfd, -1);
+	tw_pgspool_open(&sp, root, 1, SEG5, 8);
+	assert_int_not_equal(sp.dfd, -1);
+	assert_true(exists("pg_wal/tapwork-spool"));
+	tw_pgspool_close(&sp);
+}
+
+static void served_only_under_its_own_name(void **state)
+{
+	(void)state;
+	put("recovery.signal", "");
+	struct tw_pgspool sp;
+	tw_pgspool_open(&sp, root, 1, SEG5_TL2, 8);
+	assert_int_not_equal(sp.dfd, -1);
+	/* timeline 1's segment 5 is there: timeline 2's request does not take it */
+	put("pg_wal/tapwork-spool/" SEG5, "tl1");
+	char dest[512];
+	snprintf(dest, sizeof dest, "%s/pg_wal/RECOVERYXLOG", root);
+	assert_int_equal(tw_pgspool_take(&sp, SEG5_TL2, dest), 0);
+	assert_false(exists("pg_wal/RECOVERYXLOG"));
+	/* a marker without a prefetcher holding the lock: no wait */
+	put("pg_wal/tapwork-spool/.want-" SEG5_TL2, "");
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(tw_pgspool_take(&sp, SEG5_TL2, dest), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true(t1.tv_sec - t0.tv_sec < 2);
+	tw_pgspool_close(&sp);
+	/* timeline 1's own request takes it, by a rename */
+	tw_pgspool_open(&sp, root, 1, SEG5, 8);
+	assert_int_equal(tw_pgspool_take(&sp, SEG5, dest), 1);
+	assert_true(exists("pg_wal/RECOVERYXLOG"));
+	assert_false(exists("pg_wal/tapwork-spool/" SEG5));
+	tw_pgspool_close(&sp);
+}
+
+static void clear_removes_everything(void **state)
+{
+	(void)state;
+	put("recovery.signal", "");
+	struct tw_pgspool sp;
+	tw_pgspool_open(&sp, root, 1, SEG5, 8);
+	tw_pgspool_close(&sp);
+	put("pg_wal/tapwork-spool/" SEG5, "x");
+	put("pg_wal/tapwork-spool/.tmp-" SEG5, "x");
+	put("pg_wal/tapwork-spool/.want-" SEG5, "");
+	struct tw_err e = {0};
+	assert_int_equal(tw_pgspool_clear(root, &e), 0);
+	assert_false(exists("pg_wal/tapwork-spool"));
+	/* nothing to clear is fine too */
+	assert_int_equal(tw_pgspool_clear(root, &e), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(off_unless_recovery_and_segment, setup, teardown),
+	    cmocka_unit_test_setup_teardown(served_only_under_its_own_name, setup, teardown),
+	    cmocka_unit_test_setup_teardown(clear_removes_everything, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
