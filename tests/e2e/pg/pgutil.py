@@ -110,3 +110,31 @@ class Postgres:
                 self.proc.wait(5)
         self.log.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def chown_postgres(path):
+    pw = pwd.getpwnam("postgres")
+    for root, dirs, files in os.walk(path):
+        os.chown(root, pw.pw_uid, pw.pw_gid)
+        for f in dirs + files:
+            os.lchown(os.path.join(root, f), pw.pw_uid, pw.pw_gid)
+
+
+def wait_promoted(p, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = p.psql("postgres", "SELECT pg_is_in_recovery()", check=False)
+        if r.returncode == 0 and r.stdout.strip() == "f":
+            return
+        time.sleep(0.2)
+    raise TimeoutError("recovery did not end")
+
+
+def wait_paused(p, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = p.psql("postgres", "SELECT pg_get_wal_replay_pause_state()", check=False)
+        if r.returncode == 0 and r.stdout.strip() == "paused":
+            return
+        time.sleep(0.2)
+    raise TimeoutError("recovery did not pause")

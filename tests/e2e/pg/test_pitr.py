@@ -9,7 +9,6 @@ recovery left.
 """
 import json
 import os
-import pwd
 import shutil
 import signal
 import subprocess
@@ -25,16 +24,10 @@ sys.path.insert(0, os.path.join(HERE, "..", "backup"))
 from bkhelp import PASSWORD, json_lines, tw  # noqa: E402
 from conftest import BIN, free_port  # noqa: E402
 import pgutil  # noqa: E402
+from pgutil import chown_postgres, wait_paused, wait_promoted  # noqa: E402,F401
 
 pytestmark = pytest.mark.skipif(pgutil.missing() is not None, reason=str(pgutil.missing()))
 
-
-def chown_postgres(path):
-    pw = pwd.getpwnam("postgres")
-    for root, dirs, files in os.walk(path):
-        os.chown(root, pw.pw_uid, pw.pw_gid)
-        for f in files:
-            os.chown(os.path.join(root, f), pw.pw_uid, pw.pw_gid)
 
 
 class Site:
@@ -86,24 +79,6 @@ class Site:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def wait_promoted(p, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        r = p.psql("postgres", "SELECT pg_is_in_recovery()", check=False)
-        if r.returncode == 0 and r.stdout.strip() == "f":
-            return
-        time.sleep(0.2)
-    raise TimeoutError("recovery did not end")
-
-
-def wait_paused(p, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        r = p.psql("postgres", "SELECT pg_get_wal_replay_pause_state()", check=False)
-        if r.returncode == 0 and r.stdout.strip() == "paused":
-            return
-        time.sleep(0.2)
-    raise TimeoutError("recovery did not pause")
 
 
 def rows(p):

@@ -9,7 +9,6 @@ repository; restores start a second server on the restored directory.
 """
 import json
 import os
-import pwd
 import shutil
 import struct
 import subprocess
@@ -24,18 +23,12 @@ sys.path.insert(0, os.path.join(HERE, "..", "backup"))
 from bkhelp import PASSWORD, json_lines, tw  # noqa: E402
 from conftest import BIN, free_port  # noqa: E402
 import pgutil  # noqa: E402
+from pgutil import chown_postgres, wait_promoted  # noqa: E402
 
 pytestmark = pytest.mark.skipif(pgutil.missing() is not None, reason=str(pgutil.missing()))
 
 PG = pgutil.PGBIN
 
-
-def chown_postgres(path):
-    pw = pwd.getpwnam("postgres")
-    for root, dirs, files in os.walk(path):
-        os.chown(root, pw.pw_uid, pw.pw_gid)
-        for f in dirs + files:
-            os.lchown(os.path.join(root, f), pw.pw_uid, pw.pw_gid)
 
 
 def initdb(path, *args):
@@ -106,15 +99,6 @@ class Site:
         self.pg.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-
-def wait_promoted(p, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        r = p.psql("postgres", "SELECT pg_is_in_recovery()", check=False)
-        if r.returncode == 0 and r.stdout.strip() == "f":
-            return
-        time.sleep(0.2)
-    raise TimeoutError("recovery did not end")
 
 
 @pytest.fixture(scope="module")
