@@ -24,23 +24,34 @@ static void usage(FILE *out)
 		     "  --forget            (snapshots) delete each original once its repaired copy is saved\n" TW_BOPTS_HELP);
 }
 
+/* The repository options, --dry-run, and --forget where `forget` is given. */
+static int parse_args(int argc, char **argv, const char *sub, struct tw_bopts *o, int *dry,
+		      int *forget)
+{
+	for (int i = 2; i < argc; i++) {
+		int c = tw_bopts_parse(o, argc, argv, &i);
+		if (c < 0)
+			return -1;
+		if (c > 0)
+			continue;
+		if (strcmp(argv[i], "--dry-run") == 0) {
+			*dry = 1;
+		} else if (forget && strcmp(argv[i], "--forget") == 0) {
+			*forget = 1;
+		} else {
+			fprintf(stderr, "tapwork repair %s: unknown argument %s\n", sub, argv[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int repair_index(int argc, char **argv)
 {
 	struct tw_bopts o = {0};
 	int dry = 0;
-	for (int i = 2; i < argc; i++) {
-		int c = tw_bopts_parse(&o, argc, argv, &i);
-		if (c < 0)
-			return TW_EXIT_USAGE;
-		if (c > 0)
-			continue;
-		if (strcmp(argv[i], "--dry-run") == 0) {
-			dry = 1;
-		} else {
-			fprintf(stderr, "tapwork repair index: unknown argument %s\n", argv[i]);
-			return TW_EXIT_USAGE;
-		}
-	}
+	if (parse_args(argc, argv, "index", &o, &dry, NULL) != 0)
+		return TW_EXIT_USAGE;
 	struct tw_repo *r;
 	int rc = tw_bopts_open(&o, "repair index", TW_BOPEN_LOCK, &r);
 	if (rc != 0)
@@ -78,21 +89,8 @@ static int repair_snapshots(int argc, char **argv)
 {
 	struct tw_bopts o = {0};
 	int dry = 0, forget = 0;
-	for (int i = 2; i < argc; i++) {
-		int c = tw_bopts_parse(&o, argc, argv, &i);
-		if (c < 0)
-			return TW_EXIT_USAGE;
-		if (c > 0)
-			continue;
-		if (strcmp(argv[i], "--dry-run") == 0) {
-			dry = 1;
-		} else if (strcmp(argv[i], "--forget") == 0) {
-			forget = 1;
-		} else {
-			fprintf(stderr, "tapwork repair snapshots: unknown argument %s\n", argv[i]);
-			return TW_EXIT_USAGE;
-		}
-	}
+	if (parse_args(argc, argv, "snapshots", &o, &dry, &forget) != 0)
+		return TW_EXIT_USAGE;
 	struct tw_repo *r;
 	int rc = tw_bopts_open(&o, "repair snapshots", TW_BOPEN_EXCL | TW_BOPEN_INDEX, &r);
 	if (rc != 0)
