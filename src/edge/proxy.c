@@ -299,6 +299,7 @@ static struct tw_req *req_alloc(struct tw_worker *w)
 	size_t tail = offsetof(struct tw_h1_msg, headers) + sizeof r->msg.headers;
 	memset((char *)&r->msg + tail, 0, sizeof r->msg - tail);
 	w->inflight++;
+	w->started++;
 	return r;
 }
 
