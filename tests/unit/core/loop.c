@@ -103,11 +103,11 @@ static void timer_pushed_later(void **state)
 		tw_timer_set(loop, &r[i].t, (uint64_t)delays[i]);
 	}
 	uint64_t t0 = tw_clock_ms();
-	tw_timer_set(loop, &r[0].t, 60);  /* 10 -> 60: lazy, keeps key 10 */
-	tw_timer_set(loop, &r[0].t, 80);  /* and again */
-	tw_timer_set(loop, &r[3].t, 40);  /* 200 -> 40: earlier, re-heaped */
-	tw_timer_set(loop, &r[2].t, 50);  /* 20 -> 50 */
-	tw_timer_set(loop, &r[2].t, 45);  /* 50 -> 45: still later than its key */
+	tw_timer_set(loop, &r[0].t, 60); /* 10 -> 60: lazy, keeps key 10 */
+	tw_timer_set(loop, &r[0].t, 80); /* and again */
+	tw_timer_set(loop, &r[3].t, 40); /* 200 -> 40: earlier, re-heaped */
+	tw_timer_set(loop, &r[2].t, 50); /* 20 -> 50 */
+	tw_timer_set(loop, &r[2].t, 45); /* 50 -> 45: still later than its key */
 	assert_int_equal(tw_loop_ntimers(loop), 4);
 	assert_int_equal(tw_loop_run(loop), 0);
 	int want[4] = {1, 3, 2, 0}; /* 30, 40, 45, 80 */
