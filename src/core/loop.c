@@ -170,7 +170,7 @@ static void heap_up(struct tw_loop *loop, size_t i)
 	struct tw_timer *t = loop->heap[i];
 	while (i > 0) {
 		size_t parent = (i - 1) / 2;
-		if (loop->heap[parent]->when <= t->when)
+		if (loop->heap[parent]->key <= t->key)
 			break;
 		heap_place(loop, i, loop->heap[parent]);
 		i = parent;
@@ -183,12 +183,12 @@ static void heap_down(struct tw_loop *loop, size_t i)
 	struct tw_timer *t = loop->heap[i];
 	for (;;) {
 		size_t l = 2 * i + 1, r = l + 1, m = i;
-		uint64_t mw = t->when;
-		if (l < loop->nheap && loop->heap[l]->when < mw) {
+		uint64_t mw = t->key;
+		if (l < loop->nheap && loop->heap[l]->key < mw) {
 			m = l;
-			mw = loop->heap[l]->when;
+			mw = loop->heap[l]->key;
 		}
-		if (r < loop->nheap && loop->heap[r]->when < mw)
+		if (r < loop->nheap && loop->heap[r]->key < mw)
 			m = r;
 		if (m == i)
 			break;
@@ -201,6 +201,7 @@ static void heap_down(struct tw_loop *loop, size_t i)
 void tw_timer_init(struct tw_timer *t, tw_timer_cb cb)
 {
 	t->when = 0;
+	t->key = 0;
 	t->heap_idx = 0;
 	t->cb = cb;
 }
@@ -223,13 +224,12 @@ void tw_timer_set(struct tw_loop *loop, struct tw_timer *t, uint64_t after_ms)
 {
 	uint64_t when = loop->now + after_ms;
 	if (t->heap_idx != 0) {
-		size_t i = t->heap_idx - 1;
-		uint64_t old = t->when;
 		t->when = when;
-		if (when < old)
-			heap_up(loop, i);
-		else if (when > old)
-			heap_down(loop, i);
+		if (when < t->key) {
+			t->key = when;
+			heap_up(loop, t->heap_idx - 1);
+		}
+		/* later: the heap keeps the earlier key; run_timers() re-keys it */
 		return;
 	}
 	if (loop->nheap == loop->capheap) {
@@ -242,15 +242,21 @@ void tw_timer_set(struct tw_loop *loop, struct tw_timer *t, uint64_t after_ms)
 		loop->heap = h;
 		loop->capheap = cap;
 	}
-	t->when = when;
+	t->when = t->key = when;
 	heap_place(loop, loop->nheap++, t);
 	heap_up(loop, loop->nheap - 1);
 }
 
 static void run_timers(struct tw_loop *loop)
 {
-	while (loop->nheap > 0 && loop->heap[0]->when <= loop->now) {
+	while (loop->nheap > 0 && loop->heap[0]->key <= loop->now) {
 		struct tw_timer *t = loop->heap[0];
+		if (t->when > loop->now) {
+			/* pushed back since it was placed: to its real deadline */
+			t->key = t->when;
+			heap_down(loop, 0);
+			continue;
+		}
 		tw_timer_cancel(loop, t);
 		t->cb(loop, t);
 	}
@@ -264,7 +270,7 @@ int tw_loop_run(struct tw_loop *loop)
 		int timeout = -1;
 		refresh(loop);
 		if (loop->nheap > 0) {
-			uint64_t w = loop->heap[0]->when;
+			uint64_t w = loop->heap[0]->key; /* may wake early once for a lazy key */
 			timeout = w <= loop->now ? 0 : (int)(w - loop->now > 60000 ? 60000 : w - loop->now);
 		}
 		int n = epoll_wait(loop->epfd, events, MAX_EVENTS, timeout);

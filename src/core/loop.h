@@ -4,7 +4,10 @@
  * callback gets the ready events and must read/write until EAGAIN (edge
  * triggered: readiness is reported once per change). Timers live in a binary
  * min-heap keyed by absolute monotonic milliseconds; each tw_timer is embedded
- * in its owner (no allocation) and re-arming is O(log n). tw_loop_now() is
+ * in its owner (no allocation) and re-arming is O(log n) — O(1) when it moves
+ * the deadline later (the usual case: an idle or request timeout pushed back
+ * on every request): the timer keeps its place and, should its old key come
+ * up first, is put back at its real deadline without firing. tw_loop_now() is
  * the loop's cached clock, refreshed once per iteration. Another thread
  * interrupts a loop with tw_loop_wake(), which runs the wake callback on the
  * loop's own thread. Nothing here locks; a loop belongs to one thread. */
@@ -29,6 +32,7 @@ struct tw_io {
 
 struct tw_timer {
 	uint64_t when;   /* absolute ms (tw_loop_now clock) */
+	uint64_t key;    /* the heap's order: <= when (pushed later lazily, see tw_timer_set) */
 	size_t heap_idx; /* 0 = not armed; else index+1 */
 	tw_timer_cb cb;
 };

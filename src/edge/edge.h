@@ -154,6 +154,9 @@ struct tw_worker {
 	struct tw_req *free_reqs; /* recycled request objects (mmap'd) */
 	size_t nfree_reqs;
 	size_t inflight;          /* requests in progress on this worker */
+	uint64_t started;         /* requests begun on this worker (trim: was the last second idle?) */
+	uint64_t trim_started;    /* `started` at the previous trim tick */
+	unsigned trim_ticks;
 	struct tw_timer trim_timer;
 	uint64_t rng[2];
 	int draining;

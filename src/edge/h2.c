@@ -855,20 +855,31 @@ static int submit_head(struct h2_stream *st)
 struct nv_list {
 	nghttp2_nv nva[TW_H1_MAX_HEADERS_HARD + 4];
 	size_t n;
-	char *scratch; /* lowercased names and their values */
+	char *scratch; /* lowercased names, and the values made elsewhere */
 	size_t used, cap;
+	const char *head, *head_end; /* the upstream's response head: stays put until submission */
 };
 
 static int nv_collect(void *ctx, const char *name, size_t nlen, const char *value, size_t vlen)
 {
 	struct nv_list *l = ctx;
-	if (l->n == sizeof l->nva / sizeof l->nva[0] || nlen + vlen > l->cap - l->used)
+	if (l->n == sizeof l->nva / sizeof l->nva[0] || nlen > l->cap - l->used)
 		return -1;
-	/* the value is copied too: some are made on the caller's stack (Via) */
-	char *v = l->scratch + l->used + nlen;
-	memcpy(v, value, vlen);
-	nv_put(&l->nva[l->n++], l->scratch + l->used, name, nlen, v, vlen);
-	l->used += nlen + vlen;
+	char *lower = l->scratch + l->used;
+	l->used += nlen;
+	/* A value inside the upstream's head is used where it lies (nghttp2
+	 * copies the fields when the response is submitted); any other may be
+	 * made on the caller's stack (Via) and is copied. */
+	uintptr_t v0 = (uintptr_t)value;
+	if (v0 < (uintptr_t)l->head || v0 + vlen > (uintptr_t)l->head_end) {
+		if (vlen > l->cap - l->used)
+			return -1;
+		char *v = l->scratch + l->used;
+		memcpy(v, value, vlen);
+		value = v;
+		l->used += vlen;
+	}
+	nv_put(&l->nva[l->n++], lower, name, nlen, value, vlen);
 	return 0;
 }
 
@@ -886,6 +897,13 @@ static int vs_resp_head(struct tw_conn *vc, struct tw_req *r, const char *buf, i
 	l.scratch = st->hbuf->data;
 	l.used = 0;
 	l.cap = st->hbuf->cap;
+	size_t end = 0;
+	for (unsigned i = 0; i < r->msg.nheaders; i++) {
+		size_t e = r->msg.headers[i].value.off + r->msg.headers[i].value.len;
+		end = e > end ? e : end;
+	}
+	l.head = buf;
+	l.head_end = buf + end;
 	if (tw_response_fields(vc, r, buf, nv_collect, &l) != 0 || submit_nv(st, r->msg.status % 1000, l.nva, l.n) != 0)
 		return -1;
 	want_flush(st->s);

@@ -89,6 +89,9 @@ static ssize_t read_some(int fd, struct tw_iobuf *b, uint8_t *ready, uint8_t *eo
 
 /* writev(hdr window from *hdr_off .. hdr_end, then body[0..body_len)).
  * Returns bytes written (0 when blocked), -1 on error. */
+/* Two parts up to this size together are copied into one send(). */
+#define TW_SEND_GATHER 2048u
+
 static ssize_t write_two(int fd, const char *a, size_t alen, const char *b, size_t blen, uint8_t *ready)
 {
 	struct iovec iov[2];
@@ -103,6 +106,16 @@ static ssize_t write_two(int fd, const char *a, size_t alen, const char *b, size
 	}
 	if (n == 0)
 		return 0;
+	char small[TW_SEND_GATHER];
+	if (n == 2 && alen + blen <= sizeof small) {
+		/* a small head and body (the common short answer): one copy here
+		 * costs less than sendmsg()'s iovec import and second segment */
+		memcpy(small, a, alen);
+		memcpy(small + alen, b, blen);
+		iov[0].iov_base = small;
+		iov[0].iov_len = alen + blen;
+		n = 1;
+	}
 	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
 	for (;;) {
 		/* send()/sendmsg() skip the VFS layer that write()/writev() pay for */
@@ -299,6 +312,7 @@ static struct tw_req *req_alloc(struct tw_worker *w)
 	size_t tail = offsetof(struct tw_h1_msg, headers) + sizeof r->msg.headers;
 	memset((char *)&r->msg + tail, 0, sizeof r->msg - tail);
 	w->inflight++;
+	w->started++;
 	return r;
 }
 

@@ -77,6 +77,49 @@ static void random_heap_stress(void **state)
 	tw_loop_free(loop);
 }
 
+/* A timer pushed later keeps its old heap key (tw_timer_set's lazy path):
+ * it must still fire only at its new deadline and in deadline order, also
+ * when pushed back again after its key was renewed, and pulled earlier. */
+static uint64_t fired_at[64];
+static void on_timer_at(struct tw_loop *loop, struct tw_timer *t)
+{
+	struct rec *r = (struct rec *)t;
+	fired_at[nfired] = tw_clock_ms();
+	fired[nfired++] = r->id;
+	if (nfired == 4)
+		tw_loop_stop(loop);
+}
+
+static void timer_pushed_later(void **state)
+{
+	struct tw_loop *loop;
+	assert_int_equal(tw_loop_new(&loop), 0);
+	struct rec r[4];
+	int delays[4] = {10, 30, 20, 200};
+	nfired = 0;
+	for (int i = 0; i < 4; i++) {
+		r[i].id = i;
+		tw_timer_init(&r[i].t, on_timer_at);
+		tw_timer_set(loop, &r[i].t, (uint64_t)delays[i]);
+	}
+	uint64_t t0 = tw_clock_ms();
+	tw_timer_set(loop, &r[0].t, 60); /* 10 -> 60: lazy, keeps key 10 */
+	tw_timer_set(loop, &r[0].t, 80); /* and again */
+	tw_timer_set(loop, &r[3].t, 40); /* 200 -> 40: earlier, re-heaped */
+	tw_timer_set(loop, &r[2].t, 50); /* 20 -> 50 */
+	tw_timer_set(loop, &r[2].t, 45); /* 50 -> 45: still later than its key */
+	assert_int_equal(tw_loop_ntimers(loop), 4);
+	assert_int_equal(tw_loop_run(loop), 0);
+	int want[4] = {1, 3, 2, 0}; /* 30, 40, 45, 80 */
+	uint64_t at[4] = {30, 40, 45, 80};
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(fired[i], want[i]);
+		assert_true(fired_at[i] - t0 + 1 >= at[i]); /* never early (1 ms clock granularity) */
+	}
+	assert_int_equal(tw_loop_ntimers(loop), 0);
+	tw_loop_free(loop);
+}
+
 static int io_events;
 static void on_io(struct tw_loop *loop, struct tw_io *io, uint32_t ev)
 {
@@ -131,6 +174,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(timers_fire_in_order),
 		cmocka_unit_test(random_heap_stress),
+		cmocka_unit_test(timer_pushed_later),
 		cmocka_unit_test(io_and_wake),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
