@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/le.h"
+
 #include "backup/crypto.h"
 #include "core/dbuf.h"
 #include "core/err.h"
@@ -67,27 +69,5 @@ int tw_object_seal(const struct tw_keys *k, const char *kind, const void *pt, si
 		   uint8_t **out, size_t *out_len);
 int tw_object_open(const struct tw_keys *k, const char *kind, const uint8_t *in, size_t n,
 		   uint8_t **pt, size_t *pt_len, struct tw_err *e);
-
-/* Little-endian helpers shared by the encoders. */
-static inline void tw_le32_put(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-static inline uint32_t tw_le32_get(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static inline void tw_le64_put(uint8_t *p, uint64_t v)
-{
-	tw_le32_put(p, (uint32_t)v);
-	tw_le32_put(p + 4, (uint32_t)(v >> 32));
-}
-static inline uint64_t tw_le64_get(const uint8_t *p)
-{
-	return (uint64_t)tw_le32_get(p) | (uint64_t)tw_le32_get(p + 4) << 32;
-}
 
 #endif

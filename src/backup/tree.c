@@ -36,7 +36,7 @@ int tw_tree_encode(const struct tw_node *nodes, uint32_t n, struct tw_dbuf *out)
 	for (uint32_t i = 0; rc == 0 && i < n; i++) {
 		const struct tw_node *nd = &nodes[i];
 		uint8_t b[2 + FIX1 + 1], c[1 + FIX2 + 4], *q;
-		tw_le32_put(b, nd->name_len); /* only 2 bytes used */
+		tw_le16_put(b, nd->name_len);
 		q = b + 2;
 		*q++ = nd->type;
 		*q++ = nd->flags;
@@ -61,8 +61,7 @@ int tw_tree_encode(const struct tw_node *nodes, uint32_t n, struct tw_dbuf *out)
 		tw_le64_put(q + 44, nd->rdev);
 		if ((rc = tw_dbuf_append(out, c, FIX2)))
 			break;
-		c[0] = (uint8_t)nd->nxattrs;
-		c[1] = (uint8_t)(nd->nxattrs >> 8);
+		tw_le16_put(c, nd->nxattrs);
 		if ((rc = tw_dbuf_append(out, c, 2)) ||
 		    (rc = tw_dbuf_append(out, nd->xattrs, nd->xattrs_len)))
 			break;
@@ -74,8 +73,7 @@ int tw_tree_encode(const struct tw_node *nodes, uint32_t n, struct tw_dbuf *out)
 		} else if (nd->type == TW_NODE_DIR) {
 			rc = tw_dbuf_append(out, nd->subtree, TW_ID_LEN);
 		} else if (nd->type == TW_NODE_SYMLINK) {
-			c[0] = (uint8_t)nd->target_len;
-			c[1] = (uint8_t)(nd->target_len >> 8);
+			tw_le16_put(c, nd->target_len);
 			if ((rc = tw_dbuf_append(out, c, 2)) ||
 			    (rc = tw_dbuf_append(out, nd->target, nd->target_len)))
 				break;
@@ -120,7 +118,7 @@ int tw_tree_decode(const uint8_t *p, size_t n, struct tw_node **nodes, uint32_t 
 		struct tw_node *nd = &v[i];
 		if (!(q = take(&r, 2)))
 			goto bad;
-		nd->name_len = (uint16_t)(q[0] | q[1] << 8);
+		nd->name_len = tw_le16_get(q);
 		if (!(nd->name = take(&r, nd->name_len)) || !tw_tree_name_ok(nd->name, nd->name_len))
 			goto bad;
 		if (i > 0 && tw_tree_name_cmp(v[i - 1].name, v[i - 1].name_len, nd->name,
@@ -153,7 +151,7 @@ int tw_tree_decode(const uint8_t *p, size_t n, struct tw_node **nodes, uint32_t 
 		nd->rdev = tw_le64_get(q + 44);
 		if (!(q = take(&r, 2)))
 			goto bad;
-		nd->nxattrs = (uint16_t)(q[0] | q[1] << 8);
+		nd->nxattrs = tw_le16_get(q);
 		nd->xattrs = r.p + r.pos;
 		for (uint16_t k = 0; k < nd->nxattrs; k++) {
 			const uint8_t *nl, *name, *vl;
@@ -177,7 +175,7 @@ int tw_tree_decode(const uint8_t *p, size_t n, struct tw_node **nodes, uint32_t 
 		} else if (nd->type == TW_NODE_SYMLINK) {
 			if (!(q = take(&r, 2)))
 				goto bad;
-			nd->target_len = (uint16_t)(q[0] | q[1] << 8);
+			nd->target_len = tw_le16_get(q);
 			if (nd->target_len == 0 || !(nd->target = take(&r, nd->target_len)) ||
 			    memchr(nd->target, '\0', nd->target_len))
 				goto bad;

@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "core/le.h"
+
 #define COLS 32
 #define ROWS (TW_PGCK_PAGE / (4 * COLS))
 
@@ -50,16 +52,13 @@ static int all_zero(const uint8_t *p, size_t n)
 enum tw_pgck_result tw_pgck_verify(const uint8_t *page, uint32_t blkno, uint64_t start_lsn,
                                    uint16_t *stored, uint16_t *computed)
 {
-	*stored = (uint16_t)(page[8] | page[9] << 8);
+	*stored = tw_le16_get(page + 8);
 	*computed = 0;
 	if (all_zero(page, TW_PGCK_PAGE))
 		return TW_PGCK_NEW;
 	/* pd_lsn: u32 xlogid (high half), u32 xrecoff */
-	uint64_t hi = (uint32_t)page[0] | (uint32_t)page[1] << 8 | (uint32_t)page[2] << 16 |
-	              (uint32_t)page[3] << 24;
-	uint64_t lo = (uint32_t)page[4] | (uint32_t)page[5] << 8 | (uint32_t)page[6] << 16 |
-	              (uint32_t)page[7] << 24;
-	if ((hi << 32 | lo) >= start_lsn)
+	uint64_t lsn = (uint64_t)tw_le32_get(page) << 32 | tw_le32_get(page + 4);
+	if (lsn >= start_lsn)
 		return TW_PGCK_LATER;
 	*computed = tw_pgck_page(page, blkno);
 	return *computed == *stored ? TW_PGCK_OK : TW_PGCK_BAD;

@@ -1,26 +1,13 @@
 /* walhdr.c — WAL long page headers and cluster registrations (see walhdr.h). */
 #include "pg/walhdr.h"
 
+#include "core/le.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static uint16_t le16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t le64(const uint8_t *p)
-{
-	return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
-}
 
 static int pow2_in(uint64_t v, uint64_t lo, uint64_t hi)
 {
@@ -31,13 +18,13 @@ int tw_pgwalhdr_parse(const uint8_t *p, size_t n, struct tw_pgwalhdr *h, struct 
 {
 	if (n < TW_PGWALHDR_LEN)
 		return tw_err_set(e, TW_EINVAL, "shorter than a WAL page header (%zu bytes)", n);
-	h->magic = le16(p);
-	h->info = le16(p + 2);
-	h->tli = le32(p + 4);
-	h->pageaddr = le64(p + 8);
-	h->sysid = le64(p + 24);
-	h->seg_size = le32(p + 32);
-	h->blcksz = le32(p + 36);
+	h->magic = tw_le16_get(p);
+	h->info = tw_le16_get(p + 2);
+	h->tli = tw_le32_get(p + 4);
+	h->pageaddr = tw_le64_get(p + 8);
+	h->sysid = tw_le64_get(p + 24);
+	h->seg_size = tw_le32_get(p + 32);
+	h->blcksz = tw_le32_get(p + 36);
 	if ((h->info & TW_PGWALHDR_LONG) == 0)
 		return tw_err_set(e, TW_EINVAL, "no long page header at its start");
 	if ((h->info & ~0x000Fu) != 0)

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/le.h"
 #include "pg/wal.h"
 #include "pg/walhdr.h"
 #include "pg/walrec.h"
@@ -18,21 +19,6 @@
 #define BKPBLOCK_HAS_IMAGE 0x10
 #define BKPBLOCK_SAME_REL 0x80
 #define BKPIMAGE_HAS_HOLE 0x01
-
-static uint16_t rd16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t rd64(const uint8_t *p)
-{
-	return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
-}
 
 static size_t align8(size_t v)
 {
@@ -71,7 +57,7 @@ static int decode(const uint8_t *b, uint32_t len, unsigned major, struct tw_walr
 		} else if (id == BLOCK_ID_DATA_LONG) {
 			if (p + 4 > len)
 				goto trunc;
-			main_len = rd32(b + p);
+			main_len = tw_le32_get(b + p);
 			p += 4;
 			if (main_len > len)
 				goto trunc;
@@ -89,12 +75,12 @@ static int decode(const uint8_t *b, uint32_t len, unsigned major, struct tw_walr
 			if (p + 3 > len)
 				goto trunc;
 			uint8_t fork_flags = b[p];
-			datatotal += rd16(b + p + 1);
+			datatotal += tw_le16_get(b + p + 1);
 			p += 3;
 			if (fork_flags & BKPBLOCK_HAS_IMAGE) {
 				if (p + 5 > len)
 					goto trunc;
-				uint16_t bimg_len = rd16(b + p);
+				uint16_t bimg_len = tw_le16_get(b + p);
 				uint8_t bimg_info = b[p + 4];
 				p += 5;
 				/* compressed: 0x02 up to 14; PGLZ/LZ4/ZSTD 0x04|0x08|0x10 from 15
@@ -194,9 +180,9 @@ int tw_walrec_segment(struct tw_walrec_reader *rd, const uint8_t *seg, size_t n,
 		rd->rec_len = rd->rec_got = 0; /* not the segment that follows: drop it */
 	for (size_t off = 0; off < n; off += h.blcksz) {
 		const uint8_t *pg = seg + off;
-		uint16_t magic = rd16(pg), info = rd16(pg + 2);
-		uint64_t addr = rd64(pg + 8);
-		uint32_t rem = rd32(pg + 16);
+		uint16_t magic = tw_le16_get(pg), info = tw_le16_get(pg + 2);
+		uint64_t addr = tw_le64_get(pg + 8);
+		uint32_t rem = tw_le32_get(pg + 16);
 		size_t hdr = off == 0 ? TW_PGWALHDR_LEN : SHORT_PHD;
 		if (magic != h.magic || (info & ~XLP_ALL_FLAGS) != 0 || addr != seg_lsn + off ||
 		    ((info & TW_PGWALHDR_LONG) != 0) != (off == 0)) {
@@ -231,7 +217,7 @@ int tw_walrec_segment(struct tw_walrec_reader *rd, const uint8_t *seg, size_t n,
 			pos = align8(pos + rem);
 		}
 		while (pos < h.blcksz) {
-			uint32_t tot = rd32(pg + pos);
+			uint32_t tot = tw_le32_get(pg + pos);
 			if (tot == 0)
 				return 0; /* end of the records in this segment */
 			if (tot < REC_HDR) {
@@ -265,6 +251,6 @@ int tw_walrec_is_restore_point(const struct tw_walrec *rec, const char *name, in
 	if (nl >= TW_WALREC_RP_NAME || memcmp(rp, name, nl) != 0 || rp[nl] != '\0')
 		return 0;
 	if (rp_time != NULL)
-		*rp_time = (int64_t)rd64(rec->main);
+		*rp_time = (int64_t)tw_le64_get(rec->main);
 	return 1;
 }

@@ -8,39 +8,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/le.h"
 #include "core/err.h"
 #include "pg/walhdr.h"
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
 
 /* The first page header of segment 0/3000000 of a PostgreSQL 15 cluster. */
 static void sample(uint8_t *p)
 {
 	memset(p, 0, 64);
-	put16(p, 0xD110);
-	put16(p + 2, 0x0002 | 0x0004); /* XLP_LONG_HEADER | XLP_BKP_REMOVABLE */
-	put32(p + 4, 1);
-	put64(p + 8, 0x3000000);
-	put32(p + 16, 0);
-	put64(p + 24, 7449960134312345678ull);
-	put32(p + 32, 16u << 20);
-	put32(p + 36, 8192);
+	tw_le16_put(p, 0xD110);
+	tw_le16_put(p + 2, 0x0002 | 0x0004); /* XLP_LONG_HEADER | XLP_BKP_REMOVABLE */
+	tw_le32_put(p + 4, 1);
+	tw_le64_put(p + 8, 0x3000000);
+	tw_le32_put(p + 16, 0);
+	tw_le64_put(p + 24, 7449960134312345678ull);
+	tw_le32_put(p + 32, 16u << 20);
+	tw_le32_put(p + 36, 8192);
 }
 
 static void parse(void **state)
@@ -70,11 +53,11 @@ static void parse(void **state)
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		sample(p);
 		if (bad[i].width == 16)
-			put16(p + bad[i].off, (uint16_t)bad[i].v);
+			tw_le16_put(p + bad[i].off, (uint16_t)bad[i].v);
 		else if (bad[i].width == 32)
-			put32(p + bad[i].off, (uint32_t)bad[i].v);
+			tw_le32_put(p + bad[i].off, (uint32_t)bad[i].v);
 		else
-			put64(p + bad[i].off, bad[i].v);
+			tw_le64_put(p + bad[i].off, bad[i].v);
 		assert_int_equal(tw_pgwalhdr_parse(p, sizeof p, &h, &e), TW_EINVAL);
 		assert_true(e.msg[0] != '\0');
 	}

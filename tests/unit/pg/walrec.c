@@ -8,29 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/le.h"
 #include "core/err.h"
 #include "pg/walrec.h"
 
 #define SEG ((size_t)1 << 20)
 #define BLK 8192
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
 
 /* A WAL stream of nseg segments being written, from LSN lsn0. */
 struct wb {
@@ -52,15 +35,15 @@ static void page_hdr(struct wb *b, uint32_t rem)
 {
 	uint8_t *p = b->s + b->pos;
 	int first = b->pos % SEG == 0;
-	put16(p, 0xD110);
-	put16(p + 2, (uint16_t)((first ? 0x0002 : 0) | (rem ? 0x0001 : 0)));
-	put32(p + 4, 1);
-	put64(p + 8, b->lsn0 + b->pos);
-	put32(p + 16, rem);
+	tw_le16_put(p, 0xD110);
+	tw_le16_put(p + 2, (uint16_t)((first ? 0x0002 : 0) | (rem ? 0x0001 : 0)));
+	tw_le32_put(p + 4, 1);
+	tw_le64_put(p + 8, b->lsn0 + b->pos);
+	tw_le32_put(p + 16, rem);
 	if (first) {
-		put64(p + 24, 7449960134312345678ull);
-		put32(p + 32, (uint32_t)SEG);
-		put32(p + 36, BLK);
+		tw_le64_put(p + 24, 7449960134312345678ull);
+		tw_le32_put(p + 32, (uint32_t)SEG);
+		tw_le32_put(p + 36, BLK);
 	}
 	b->pos += first ? 40 : 24;
 }
@@ -88,8 +71,8 @@ static uint64_t rec(struct wb *b, uint8_t rmid, uint8_t info, const uint8_t *bod
 	uint64_t lsn = b->lsn0 + b->pos;
 	uint8_t *r = calloc(1, 24 + bl);
 	assert_non_null(r);
-	put32(r, (uint32_t)(24 + bl));
-	put32(r + 4, 731);
+	tw_le32_put(r, (uint32_t)(24 + bl));
+	tw_le32_put(r + 4, 731);
 	r[16] = info;
 	r[17] = rmid;
 	memcpy(r + 24, body, bl);
@@ -101,7 +84,7 @@ static uint64_t rec(struct wb *b, uint8_t rmid, uint8_t info, const uint8_t *bod
 static uint64_t restore_point(struct wb *b, const char *name)
 {
 	uint8_t body[2 + 72] = {255, 72};
-	put64(body + 2, 818000000123456ull);
+	tw_le64_put(body + 2, 818000000123456ull);
 	memcpy(body + 10, name, strlen(name));
 	return rec(b, 0, 0x70, body, sizeof body);
 }
@@ -112,7 +95,7 @@ static uint64_t filler(struct wb *b, size_t len)
 	uint8_t *body = calloc(1, 5 + len);
 	assert_non_null(body);
 	body[0] = 254;
-	put32(body + 1, (uint32_t)len);
+	tw_le32_put(body + 1, (uint32_t)len);
 	memset(body + 5, 0xAB, len);
 	uint64_t lsn = rec(b, 10, 0x00, body, 5 + len);
 	free(body);
@@ -125,21 +108,21 @@ static uint64_t with_block(struct wb *b)
 {
 	uint8_t body[128], *p = body;
 	*p++ = 253; /* origin */
-	put16(p, 7);
+	tw_le16_put(p, 7);
 	p += 2;
 	*p++ = 0;    /* block 0 */
 	*p++ = 0x10; /* HAS_IMAGE, not SAME_REL */
-	put16(p, 10);
+	tw_le16_put(p, 10);
 	p += 2;
-	put16(p, 40); /* image length */
-	put16(p + 2, 100);
+	tw_le16_put(p, 40); /* image length */
+	tw_le16_put(p + 2, 100);
 	p[4] = 0x01 | 0x04; /* HAS_HOLE | COMPRESS_PGLZ */
 	p += 5;
-	put16(p, 200); /* hole length */
+	tw_le16_put(p, 200); /* hole length */
 	p += 2;
 	memset(p, 1, 12); /* RelFileNode */
 	p += 12;
-	put32(p, 42);
+	tw_le32_put(p, 42);
 	p += 4;
 	*p++ = 255;
 	*p++ = 4;
@@ -285,20 +268,20 @@ static void rejects_bad_bytes(void **state)
 	/* a page header naming another address */
 	uint8_t save[8];
 	memcpy(save, b.s + 2 * BLK + 8, 8);
-	put64(b.s + 2 * BLK + 8, 0x9000000);
+	tw_le64_put(b.s + 2 * BLK + 8, 0x9000000);
 	assert_int_equal(read_all(&b, &s, &e), TW_ECORRUPT);
 	assert_non_null(strstr(e.msg, "bad page header"));
 	memcpy(b.s + 2 * BLK + 8, save, 8);
 	/* a continuation length that does not fit the record */
 	memcpy(save, b.s + BLK + 16, 4);
-	put32(b.s + BLK + 16, 5);
+	tw_le32_put(b.s + BLK + 16, 5);
 	assert_int_equal(read_all(&b, &s, &e), TW_ECORRUPT);
 	assert_non_null(strstr(e.msg, "continues 5 bytes"));
 	memcpy(b.s + BLK + 16, save, 4);
 	assert_int_equal(read_all(&b, &s, &e), 0);
 	assert_int_equal(s.found, 1);
 	/* a record length below the header size */
-	put32(b.s + 40, 5);
+	tw_le32_put(b.s + 40, 5);
 	assert_int_equal(read_all(&b, &s, &e), TW_ECORRUPT);
 	free(b.s);
 	/* a bad block id, and block headers longer than the record */
