@@ -24,6 +24,18 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_for(pred, timeout=10.0, what="condition", interval=0.02):
+    """Polls pred() until truthy (returns its value) or raises after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{what} not reached after {timeout}s")
+        time.sleep(interval)
+
+
 def wait_port(port, host="127.0.0.1", timeout=10.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -23,7 +23,7 @@ import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-from conftest import BIN, VARIANT, free_port  # noqa: E402
+from conftest import BIN, VARIANT, free_port, wait_for  # noqa: E402,F401
 
 UPSTREAM_PY = os.path.join(HERE, "upstream.py")
 PYTHON = "/usr/bin/python3"
@@ -32,18 +32,6 @@ ASAN = VARIANT == "asan"
 SLACK = 2.0 if ASAN else 1.0
 
 RID_RE = re.compile(r"^[0-9a-f]{32}$")
-
-
-def wait_for(pred, timeout, interval=0.05, what="condition"):
-    """Polls pred() until truthy (returns its value) or raises after timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"{what} not met after {timeout}s")
-        time.sleep(interval)
 
 
 def port_open(port, host="127.0.0.1"):

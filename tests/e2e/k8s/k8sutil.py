@@ -57,7 +57,9 @@ import urllib.request
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from apiserver import ApiError, ApiServer  # noqa: E402,F401
+from conftest import wait_for  # noqa: E402,F401
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(HERE, "fixtures")
@@ -224,17 +226,6 @@ def lease(ns, name, holder, duration=15, renew=None, transitions=0):
             "acquireTime": micro_time(), "renewTime": renew or micro_time(),
             "leaseTransitions": transitions}
     return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": _meta(ns, name), "spec": spec}
-
-
-def wait_for(pred, timeout=10.0, what="condition", interval=0.02):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"{what} not reached after {timeout}s")
-        time.sleep(interval)
 
 
 class RemoteApiServer:

@@ -11,7 +11,11 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from conftest import wait_for  # noqa: E402
 
 PGBIN = "/usr/lib/postgresql/15/bin"
 
@@ -120,21 +124,17 @@ def chown_postgres(path):
             os.lchown(os.path.join(root, f), pw.pw_uid, pw.pw_gid)
 
 
+def wait_query(p, sql, want, what, timeout=60):
+    """Poll `sql` on p's postgres database until it returns `want`."""
+    def done():
+        r = p.psql("postgres", sql, check=False)
+        return r.returncode == 0 and r.stdout.strip() == want
+    wait_for(done, timeout, what, 0.2)
+
+
 def wait_promoted(p, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        r = p.psql("postgres", "SELECT pg_is_in_recovery()", check=False)
-        if r.returncode == 0 and r.stdout.strip() == "f":
-            return
-        time.sleep(0.2)
-    raise TimeoutError("recovery did not end")
+    wait_query(p, "SELECT pg_is_in_recovery()", "f", "recovery did not end", timeout)
 
 
 def wait_paused(p, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        r = p.psql("postgres", "SELECT pg_get_wal_replay_pause_state()", check=False)
-        if r.returncode == 0 and r.stdout.strip() == "paused":
-            return
-        time.sleep(0.2)
-    raise TimeoutError("recovery did not pause")
+    wait_query(p, "SELECT pg_get_wal_replay_pause_state()", "paused", "recovery did not pause", timeout)
