@@ -16,7 +16,6 @@ import re
 import signal
 import socket
 import sys
-import time
 
 import requests
 import yaml

@@ -51,7 +51,6 @@ import json
 import ssl
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
