@@ -9,6 +9,8 @@
 #include <openssl/rand.h>
 #include <string.h>
 
+#include "core/hex.h"
+
 static EVP_MAC *hmac_alg(void)
 {
 	static EVP_MAC *mac; /* fetched once; benign race: fetch is idempotent */
@@ -216,23 +218,12 @@ void tw_hex(const uint8_t *p, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int tw_unhex(const char *s, size_t slen, uint8_t *out, size_t n)
 {
 	if (slen != 2 * n)
 		return TW_EINVAL;
 	for (size_t i = 0; i < n; i++) {
-		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+		int hi = tw_hexval(s[2 * i]), lo = tw_hexval(s[2 * i + 1]);
 		if (hi < 0 || lo < 0)
 			return TW_EINVAL;
 		out[i] = (uint8_t)(hi << 4 | lo);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/dbuf.h"
+#include "core/hex.h"
 #include "core/log.h"
 
 #define DB_MAX 1024
@@ -31,21 +32,13 @@ struct tw_pg_plan {
 	size_t n;
 };
 
-static int hexval(int c)
-{
-	return c >= '0' && c <= '9' ? c - '0'
-	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
-	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
-				      : -1;
-}
-
 static char *pct_decode(const char *s, size_t n)
 {
 	char *o = malloc(n + 1);
 	size_t k = 0;
 	for (size_t i = 0; o != NULL && i < n; i++) {
-		if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-			o[k++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+		if (s[i] == '%' && i + 2 < n && tw_hexval(s[i + 1]) >= 0 && tw_hexval(s[i + 2]) >= 0) {
+			o[k++] = (char)(tw_hexval(s[i + 1]) * 16 + tw_hexval(s[i + 2]));
 			i += 2;
 		} else
 			o[k++] = s[i];

@@ -4,19 +4,9 @@
 #include "http/static_path.h"
 
 #include "core/err.h"
+#include "core/hex.h"
 
 #include <stdint.h>
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* Length of the well-formed UTF-8 sequence at s[0..n), 0 when malformed. */
 static size_t utf8_len(const unsigned char *s, size_t n)
@@ -81,7 +71,7 @@ int tw_static_path(const char *p, size_t n, int allow_hidden, char *out, size_t 
 		if (c == '%') {
 			if (i + 2 >= n)
 				return TW_EINVAL;
-			int h = hexval(p[i + 1]), l = hexval(p[i + 2]);
+			int h = tw_hexval(p[i + 1]), l = tw_hexval(p[i + 2]);
 			if (h < 0 || l < 0)
 				return TW_EINVAL;
 			c = (unsigned char)(h * 16 + l);

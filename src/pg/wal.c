@@ -4,16 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
+#include "core/hex.h"
 
 /* 1..max hex digits at p[0..n) (all of it) into *v. */
 static int hex_field(const char *p, size_t n, size_t max, uint64_t *v)
@@ -22,7 +13,7 @@ static int hex_field(const char *p, size_t n, size_t max, uint64_t *v)
 		return TW_EINVAL;
 	uint64_t x = 0;
 	for (size_t i = 0; i < n; i++) {
-		int d = hexval(p[i]);
+		int d = tw_hexval(p[i]);
 		if (d < 0)
 			return TW_EINVAL;
 		x = x << 4 | (uint64_t)d;
@@ -77,7 +68,7 @@ int tw_pgwal_seg_parse(const char *name, size_t n, uint64_t seg_size, uint32_t *
 static int all_hex(const char *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (hexval(p[i]) < 0)
+		if (tw_hexval(p[i]) < 0)
 			return 0;
 	return 1;
 }
