@@ -5,7 +5,6 @@ One PostgreSQL 15 server per module (pgutil.py), local repositories.
 """
 import json
 import os
-import subprocess
 import sys
 
 import pytest
@@ -126,7 +125,7 @@ def test_all_databases_and_globals(pg, tmp_path):
     pg.psql("postgres", "CREATE ROLE reporter LOGIN")
     for db in ("alpha", "beta"):
         pg.psql("postgres", f"CREATE DATABASE {db} OWNER reporter")
-        pg.psql(db, f"CREATE TABLE t(x int); INSERT INTO t SELECT generate_series(1, 100)")
+        pg.psql(db, "CREATE TABLE t(x int); INSERT INTO t SELECT generate_series(1, 100)")
     src = tmp_path / "files"
     src.mkdir()
     (src / "a.txt").write_text("a file next to the dumps\n")

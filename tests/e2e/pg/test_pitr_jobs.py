@@ -106,11 +106,7 @@ class Site:
                         "archive_timeout": "60s"}}]}
         write_config(self.cfg, {"db": self.job})
         chown_postgres(self.tmp)
-        r = subprocess.run(["runuser", "-u", "postgres", "--",
-                            os.path.join(pgutil.PGBIN, "initdb"), "-D", self.data, "-A", "trust",
-                            "-U", "postgres", "--no-sync", "-k"],
-                           capture_output=True, text=True, timeout=120)
-        assert r.returncode == 0, r.stderr
+        pgutil.initdb(self.data, "-k")
         self.conf = ["archive_mode=on", "wal_level=replica",
                      f"archive_command={BIN} pg archive-push -q -c {self.cfg} --job db %p"]
         env = dict(os.environ)

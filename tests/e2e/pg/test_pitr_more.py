@@ -31,13 +31,6 @@ PG = pgutil.PGBIN
 
 
 
-def initdb(path, *args):
-    r = subprocess.run(["runuser", "-u", "postgres", "--", os.path.join(PG, "initdb"), "-D", path,
-                        "-A", "trust", "-U", "postgres", "--no-sync", *args],
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-
-
 def sysid(datadir):
     with open(os.path.join(datadir, "global", "pg_control"), "rb") as f:
         return struct.unpack("<Q", f.read(8))[0]
@@ -55,7 +48,7 @@ class Site:
         os.chmod(self.pwfile, 0o600)
         tw(self.repo, "repo", "init", check=0)
         self.data = os.path.join(self.tmp, "pgdata")
-        initdb(self.data, "-k")
+        pgutil.initdb(self.data, "-k")
         chown_postgres(self.tmp)
         self.conf = ["archive_mode=on",
                      f"archive_command={BIN} pg archive-push -q -r {self.repo} "
@@ -131,7 +124,7 @@ def test_archive_push_checks_the_segment_header(site, tmp_path):
         name = "0000000100000000000000F0"
         # a segment of another cluster, pushed for this data directory
         other = os.path.join(tmp, "other")
-        initdb(other)
+        pgutil.initdb(other, fresh=True)
         theirs = sysid(other)
         path = os.path.join(tmp, name)
         with open(path, "wb") as f:
@@ -220,7 +213,7 @@ def test_restore_into_a_non_empty_directory(site):
     tmp = pgutil.make_tmp()
     try:
         d = os.path.join(tmp, "pgdata")
-        initdb(d)  # an old cluster in the way
+        pgutil.initdb(d, fresh=True)  # an old cluster in the way
         old_id = sysid(d)
         marker = os.path.join(d, "old-marker")
         open(marker, "w").close()
