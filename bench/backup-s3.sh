@@ -20,10 +20,9 @@
 # CONTENDERS defaults to "tapwork restic"; OUT=bench/results/<stamp>/backup-s3.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-	sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-	exit 0
-fi
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
+bl_help "$@"
 export STORE=s3 ISSUE=6
 export CONTENDERS=${CONTENDERS:-"tapwork restic"}
 export OUT=${OUT:-$HERE/results/$(date -u +%Y%m%d-%H%M%S)/backup-s3}

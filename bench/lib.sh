@@ -15,6 +15,20 @@ BL_CLEANUP_HOOKS=()     # extra commands run by bl_stop_all (after the processes
 bl_say() { printf '%s\n' "$*" >&2; }
 bl_die() { bl_say "error: $*"; exit 1; }
 
+# The usual argument handling of a bench script: `bl_args "$@"` prints the
+# script's header comment for -h/--help and refuses arguments (settings are
+# environment variables); `bl_help "$@"` only does the first.
+bl_help() {
+	if [[ ${1:-} == -h || ${1:-} == --help ]]; then
+		sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+		exit 0
+	fi
+}
+bl_args() {
+	bl_help "$@"
+	[[ $# -eq 0 ]] || bl_die "no arguments expected (settings are env variables; see --help)"
+}
+
 bl_need() { # tools...
 	local t
 	for t in "$@"; do command -v "$t" >/dev/null 2>&1 || bl_die "missing tool: $t (make deps-bench installs the peers)"; done

@@ -17,10 +17,9 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export LC_ALL=C
 
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-	sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-	exit 0
-fi
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
+bl_help "$@"
 WHICH=("$@")
 ((${#WHICH[@]} > 0)) || WHICH=(proxy backup backup-s3 backup-pg pitr ingress sol)
 for b in "${WHICH[@]}"; do

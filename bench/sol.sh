@@ -22,11 +22,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lib.sh
 source "$HERE/lib.sh"
 
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-	sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-	exit 0
-fi
-[[ $# -eq 0 ]] || bl_die "no arguments expected (settings are env variables; see --help)"
+bl_args "$@"
 
 DATASET_MIB=${DATASET_MIB:-1024}
 SOL_CPU=${SOL_CPU:-1}
