@@ -23,23 +23,7 @@ mkdir -p "$OUT"
 W=$(mktemp -d)
 BL_CLEANUP_HOOKS+=("rm -rf $W")
 cc -O2 -Wall -Wextra -o "$W/zlevels" "$HERE/tools/zlevels.c" -lbrotlienc -lz || bl_die "cannot build zlevels (libbrotli-dev, zlib1g-dev)"
-mkdir -p "$W/c"
-cp /usr/share/javascript/jquery/jquery.js "$W/c/"
-for f in /usr/share/javascript/bootstrap/css/bootstrap.css /usr/share/javascript/d3/d3.js; do [[ -f $f ]] && cp "$f" "$W/c/"; done
-head -c 65536 "$W/c/jquery.js" >"$W/c/asset64k.js"
-"$BL_PY" - "$W/c" <<'PY'
-import json, random, sys
-d = sys.argv[1]
-random.seed(7)
-rows, s = [], ""
-while len(s) < 65536:
-    rows.append({"id": len(rows), "name": f"user{random.randint(0, 99999)}", "email": f"u{random.randint(0, 9999)}@example.com",
-                 "active": random.random() < 0.5, "score": round(random.random() * 100, 2), "tags": random.sample(["a", "b", "c", "d", "e"], 2)})
-    s = json.dumps(rows)
-open(f"{d}/data.json", "w").write(json.dumps(rows))
-open(f"{d}/page.html", "w").write("<!doctype html><html><head><title>t</title></head><body>" +
-    "".join(f"<div class=\"row\"><a href=\"/item/{i}\">item {i}</a> <span>{random.randint(0, 1 << 30)}</span></div>\n" for i in range(800)) + "</body></html>")
-PY
+bl_web_corpus "$W/c"
 { bl_env_header; echo "# LEVELS=$LEVELS REPS=$REPS"; } >"$OUT/env.txt"
 REPS=$REPS bl_pin "$CPU" "$W/zlevels" "$(echo "$LEVELS" | tr ' ' ',')" "$W"/c/* >"$OUT/levels.tsv"
 "$BL_PY" - "$OUT/levels.tsv" <<'PY' | tee "$OUT/summary.txt"

@@ -50,26 +50,9 @@ printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:
 chmod 644 "$TLS"/*
 
 # ---- corpus
-mkdir -p "$W/www"
-cp /usr/share/javascript/jquery/jquery.js "$W/www/jquery.js"
-[[ -f /usr/share/javascript/bootstrap/css/bootstrap.css ]] && cp /usr/share/javascript/bootstrap/css/bootstrap.css "$W/www/bootstrap.css"
-[[ -f /usr/share/javascript/d3/d3.js ]] && cp /usr/share/javascript/d3/d3.js "$W/www/d3.js"
-"$BL_PY" - "$W/www" <<'PY'
-import json, random, sys
-d = sys.argv[1]
-random.seed(7)
-rows, s = [], ""
-while len(s) < 65536:
-    rows.append({"id": len(rows), "name": f"user{random.randint(0, 99999)}", "email": f"u{random.randint(0, 9999)}@example.com",
-                 "active": random.random() < 0.5, "score": round(random.random() * 100, 2), "tags": random.sample(["a", "b", "c", "d", "e"], 2)})
-    s = json.dumps(rows)
-open(f"{d}/data.json", "w").write(s[:65536 - 1] + "]" if False else json.dumps(rows))
-open(f"{d}/page.html", "w").write("<!doctype html><html><head><title>t</title></head><body>" +
-    "".join(f"<div class=\"row\"><a href=\"/item/{i}\">item {i}</a> <span>{random.randint(0, 1 << 30)}</span></div>\n" for i in range(800)) + "</body></html>")
-PY
+bl_web_corpus "$W/www"
 JPEG=$(find /usr/share -name '*.jpg' -size +20k 2>/dev/null | head -1 || true)
 [[ -n $JPEG ]] && cp "$JPEG" "$W/www/photo.jpg"
-head -c 65536 "$W/www/jquery.js" >"$W/www/asset64k.js"
 gzip -6 -k "$W/www/asset64k.js"
 chmod -R a+rX "$W/www"
 FILES=$(cd "$W/www" && ls | grep -v '\.gz$')

@@ -34,6 +34,33 @@ bl_need() { # tools...
 	for t in "$@"; do command -v "$t" >/dev/null 2>&1 || bl_die "missing tool: $t (make deps-bench installs the peers)"; done
 }
 
+# The text corpus of the compression benchmarks (bench/compress.sh,
+# bench/br-levels.sh) into directory $1: jquery.js, bootstrap.css and d3.js
+# from Debian's packages (when installed), asset64k.js (jquery's first 64 KiB),
+# a generated ~64 KiB data.json and an HTML page (fixed seed: same bytes each run).
+bl_web_corpus() {
+	local d=$1 f
+	mkdir -p "$d"
+	cp /usr/share/javascript/jquery/jquery.js "$d/jquery.js"
+	for f in /usr/share/javascript/bootstrap/css/bootstrap.css /usr/share/javascript/d3/d3.js; do
+		[[ -f $f ]] && cp "$f" "$d/"
+	done
+	head -c 65536 "$d/jquery.js" >"$d/asset64k.js"
+	"$BL_PY" - "$d" <<'PY'
+import json, random, sys
+d = sys.argv[1]
+random.seed(7)
+rows, s = [], ""
+while len(s) < 65536:
+    rows.append({"id": len(rows), "name": f"user{random.randint(0, 99999)}", "email": f"u{random.randint(0, 9999)}@example.com",
+                 "active": random.random() < 0.5, "score": round(random.random() * 100, 2), "tags": random.sample(["a", "b", "c", "d", "e"], 2)})
+    s = json.dumps(rows)
+open(f"{d}/data.json", "w").write(s)
+open(f"{d}/page.html", "w").write("<!doctype html><html><head><title>t</title></head><body>" +
+    "".join(f"<div class=\"row\"><a href=\"/item/{i}\">item {i}</a> <span>{random.randint(0, 1 << 30)}</span></div>\n" for i in range(800)) + "</body></html>")
+PY
+}
+
 bl_stamp() { date -u +%Y%m%d-%H%M%S; }
 
 # Run a command pinned to CPU $1 (PIN=1; "-" = not pinned) and reniced by
