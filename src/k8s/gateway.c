@@ -748,16 +748,6 @@ static int add_gw_entry(struct tr *t, size_t gi, const char *host, const char *p
 	return 0;
 }
 
-static int path_ok(const char *p)
-{
-	if (p[0] != '/' || strlen(p) > MAX_PATH_LEN)
-		return 0;
-	for (; *p; p++)
-		if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '?' || *p == '#')
-			return 0;
-	return 1;
-}
-
 /* One match of a rule: its matchers on top of the rule's template, and a
  * canonical key of them. 0, TW_EINVAL (why), TW_ENOMEM. */
 static int one_match(struct tr *t, const json_t *mt, const struct gw_rule *rule, uint64_t order, struct gw_match **out,
@@ -781,7 +771,7 @@ static int one_match(struct tr *t, const json_t *mt, const struct gw_rule *rule,
 		snprintf(why, wl, "path type %.40s is not supported", ptype);
 		return TW_EINVAL;
 	}
-	if (!path_ok(*path)) {
+	if (!tw_k8s_ing_path_ok(*path)) {
 		snprintf(why, wl, "bad path \"%.100s\"", *path);
 		return TW_EINVAL;
 	}

@@ -274,16 +274,6 @@ static int parse_annotations(struct tr *t, struct ing *g, const json_t *obj, cha
 
 /* ---- collecting entries -------------------------------------------------- */
 
-static int path_ok(const char *p)
-{
-	if (p[0] != '/' || strlen(p) > MAX_PATH_LEN)
-		return 0;
-	for (; *p; p++)
-		if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '?' || *p == '#')
-			return 0;
-	return 1;
-}
-
 /* Lower-cased, validated host into the cfg arena; "" for none. NULL + why. */
 static const char *norm_host(struct tr *t, const char *h, const char **why)
 {
@@ -391,7 +381,7 @@ static int collect(struct tr *t, size_t gi)
 				}
 				path = "/";
 			}
-			if (!path_ok(path)) {
+			if (!tw_k8s_ing_path_ok(path)) {
 				tw_k8s_ing_note(t, g, "rules[%zu].paths[%zu]: bad path \"%.100s\" (ignored)", i, j, path);
 				continue;
 			}

@@ -121,6 +121,16 @@ const char *tw_k8s_ing_jpath_str(const json_t *o, const char *a, const char *b)
 	return tw_k8s_ing_jstr(json_object_get(o, a), b);
 }
 
+int tw_k8s_ing_path_ok(const char *p)
+{
+	if (p[0] != '/' || strlen(p) > MAX_PATH_LEN)
+		return 0;
+	for (; *p; p++)
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '?' || *p == '#')
+			return 0;
+	return 1;
+}
+
 void tw_k8s_ing_note(struct tr *t, struct ing *g, const char *fmt, ...)
 {
 	char buf[512];

@@ -140,6 +140,8 @@ void *tw_k8s_ing_vec_push(struct vec *v);                                /* zero
 char *tw_k8s_ing_sfmt(struct tw_arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 const char *tw_k8s_ing_jstr(const json_t *o, const char *key);
 const char *tw_k8s_ing_jpath_str(const json_t *o, const char *a, const char *b);
+/* A path a route may match: absolute, <= MAX_PATH_LEN, no controls, space, '?' or '#'. */
+int tw_k8s_ing_path_ok(const char *p);
 /* A warning for Ingress g (its report reason; counted in rep->warnings). */
 void tw_k8s_ing_note(struct tr *t, struct ing *g, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
