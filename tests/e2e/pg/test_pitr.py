@@ -25,60 +25,17 @@ from bkhelp import PASSWORD, json_lines, tw  # noqa: E402
 from conftest import BIN, free_port  # noqa: E402
 import pgutil  # noqa: E402
 from pgutil import chown_postgres, wait_paused, wait_promoted  # noqa: E402,F401
+from pitrsite import ArchiveSite  # noqa: E402
 
 pytestmark = pytest.mark.skipif(pgutil.missing() is not None, reason=str(pgutil.missing()))
 
 
 
-class Site:
-    """A repository the postgres user can archive into, and its server."""
-
-    def __init__(self):
-        self.tmp = pgutil.make_tmp()
-        self.repo = os.path.join(self.tmp, "repo")
-        self.pwfile = os.path.join(self.tmp, "password")
-        with open(self.pwfile, "w") as f:
-            f.write(PASSWORD + "\n")
-        os.chmod(self.pwfile, 0o600)
-        tw(self.repo, "repo", "init", check=0)
-        chown_postgres(self.tmp)
-        self.conf = ["archive_mode=on",
-                     f"archive_command={BIN} pg archive-push -q -r {self.repo} "
-                     f"--password-file {self.pwfile} %p",
-                     "wal_level=replica"]
-        self.pg = pgutil.Postgres(free_port(), conf=self.conf)
-        self.restored = []
-
-    def tw(self, *args, **kw):
-        return tw(self.repo, *args, **kw)
-
+class Site(ArchiveSite):
     def backup(self):
         r = self.tw("backup", "--json", "--pg-data", self.pg.dir, "--postgres",
                     self.pg.url("postgres"), check=0, timeout=300)
         return json_lines(r.out)[-1]
-
-    def restore(self, *args, start=True):
-        """Restore into a fresh directory; start a server there and wait for
-        the end of recovery (promote) or the pause/shutdown."""
-        tmp = pgutil.make_tmp()
-        target = os.path.join(tmp, "pgdata")
-        self.tw("restore", "--pg-data", target, "--pg-password-file", self.pwfile, *args,
-                check=0, timeout=300)
-        if not start:
-            return target
-        p = pgutil.Postgres(free_port(), conf=self.conf, datadir=target)
-        p.restore_tmp = tmp
-        self.restored.append(p)
-        return p
-
-    def close(self):
-        for p in self.restored:
-            p.stop()
-            shutil.rmtree(p.restore_tmp, ignore_errors=True)
-        self.pg.stop()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-
 
 
 def rows(p):

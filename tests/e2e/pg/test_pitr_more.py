@@ -20,10 +20,11 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "backup"))
-from bkhelp import PASSWORD, json_lines, tw  # noqa: E402
+from bkhelp import PASSWORD, json_lines  # noqa: E402
 from conftest import BIN, free_port  # noqa: E402
 import pgutil  # noqa: E402
 from pgutil import chown_postgres, wait_promoted  # noqa: E402
+from pitrsite import ArchiveSite  # noqa: E402
 
 pytestmark = pytest.mark.skipif(pgutil.missing() is not None, reason=str(pgutil.missing()))
 
@@ -36,34 +37,11 @@ def sysid(datadir):
         return struct.unpack("<Q", f.read(8))[0]
 
 
-class Site:
+class Site(ArchiveSite):
     """A repository, and a server with data checksums archiving into it."""
 
     def __init__(self):
-        self.tmp = pgutil.make_tmp()
-        self.repo = os.path.join(self.tmp, "repo")
-        self.pwfile = os.path.join(self.tmp, "password")
-        with open(self.pwfile, "w") as f:
-            f.write(PASSWORD + "\n")
-        os.chmod(self.pwfile, 0o600)
-        tw(self.repo, "repo", "init", check=0)
-        self.data = os.path.join(self.tmp, "pgdata")
-        pgutil.initdb(self.data, "-k")
-        chown_postgres(self.tmp)
-        self.conf = ["archive_mode=on",
-                     f"archive_command={BIN} pg archive-push -q -r {self.repo} "
-                     f"--password-file {self.pwfile} %p",
-                     "wal_level=replica"]
-        self.pg = pgutil.Postgres(free_port(), conf=self.conf, datadir=self.data)
-        self.restored = []
-
-    def tw(self, *args, **kw):
-        return tw(self.repo, *args, **kw)
-
-    def log_tail(self):
-        self.pg.log.flush()
-        with open(os.path.join(self.pg.tmp, "postgres.log"), errors="replace") as f:
-            return f.read()[-3000:]
+        super().__init__(checksums=True)
 
     def backup(self, check=0):
         try:
@@ -74,24 +52,6 @@ class Site:
             raise AssertionError(f"{x}\nserver log:\n{self.log_tail()}")
         r.summary = json_lines(r.out)[-1] if json_lines(r.out) else None
         return r
-
-    def switch(self):
-        self.tw("pg", "check", "--pg-data", self.pg.dir, "--postgres", self.pg.url("postgres"),
-                check=0, timeout=120)
-
-    def start(self, datadir, tmp):
-        p = pgutil.Postgres(free_port(), conf=self.conf, datadir=datadir)
-        p.restore_tmp = tmp
-        self.restored.append(p)
-        return p
-
-    def close(self):
-        for p in self.restored:
-            p.stop()
-            shutil.rmtree(p.restore_tmp, ignore_errors=True)
-        self.pg.stop()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
 
 
 @pytest.fixture(scope="module")
