@@ -16,6 +16,13 @@ from pglib import (CACHE, CLIENT_TX, E, KEEP, OUT, PG, PG_BIN, PW_TEXT, RAW, REP
 CHANGE_ROWS = int(E.get("PITR_CHANGE_ROWS", "100"))
 PUSH_N = int(E.get("PUSH_N", "16"))
 TPS_SECS = int(E.get("TPS_SECS", "20"))
+FIRST = E.get("PITR_FIRST", "tw")  # who goes first in odd reps (REPS=1 twice: tw, then br)
+
+
+def order(rep):
+    """tapwork first in odd reps and pgBackRest in even ones (PITR_FIRST=br
+    swaps them)."""
+    return ("tw", "br") if (rep % 2 == 1) == (FIRST == "tw") else ("br", "tw")
 
 
 def one_rep(rep):
@@ -67,7 +74,7 @@ exit 1
             CHECKPOINT just done (untimed: otherwise the first tool's
             pg_backup_start pays the flush of the workload's dirty buffers and
             the second's finds none) and a warm cache."""
-            order = ("tw", "br") if rep % 2 else ("br", "tw")
+            order = order(rep)
             for who in order:
                 c.psql("CHECKPOINT")
                 c.wait_archived()
@@ -120,7 +127,7 @@ exit 1
         backups("incr2", "incr")
 
         log(f"== PITR restore to {target} (inside the workload), replay included")
-        for who in (("tw", "br") if rep % 2 else ("br", "tw")):
+        for who in (order(rep)):
             dest = j(f"r-{who}")
             os.makedirs(dest, mode=0o700)
             os.chown(dest, PG.pw_uid, PG.pw_gid)
@@ -307,7 +314,7 @@ def main():
         f"incremental {med['tw_incr3_wall']:.2f} s ({med['tw_incr3_cpu']:.1f} CPU-s): "
         f"{med['restic_incr_wall'] / med['tw_incr3_wall']:.2f}x (target >= 3)",
         f"# command: PITR_SCALE={SCALE} PITR_TX={CLIENT_TX} REPS={REPS} PUSH_N={PUSH_N} "
-        f"TPS_SECS={TPS_SECS} bench/pitr.sh",
+        f"TPS_SECS={TPS_SECS} PITR_FIRST={FIRST} bench/pitr.sh",
     ]
     with open(os.path.join(OUT, "summary.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -26,6 +26,7 @@
 #include "cli/cli.h"
 #include "pg/archive.h"
 #include "pg/checksum.h"
+#include "pg/keycache.h"
 #include "pg/meta.h"
 #include "pg/pgdata.h"
 #include "pg/pitr.h"
@@ -586,7 +587,7 @@ int tw_pitr_backup_cmd(int argc, char **argv)
 	struct tw_repo *r = NULL;
 	double t0 = tw_progress_now();
 	/* open the repository first: a wrong password must not start a backup */
-	if ((rc = tw_bopts_open(&o, "backup", TW_BOPEN_LOCK | TW_BOPEN_INDEX, &r)) != 0)
+	if ((rc = tw_pgkc_open(&o, "backup", TW_BOPEN_LOCK | TW_BOPEN_INDEX, &r)) != 0)
 		goto done;
 	struct tw_backup_stats st;
 	struct tw_pitr_backup_info in;

@@ -21,6 +21,7 @@
 #include "backup/restore.h"
 #include "cli/cli.h"
 #include "pg/archive.h"
+#include "pg/keycache.h"
 #include "pg/meta.h"
 #include "pg/pitr.h"
 #include "pg/spool.h"
@@ -910,7 +911,7 @@ int tw_pitr_restore_cmd(int argc, char **argv)
 	if (parse_args(argc, argv, &o, &ro) != 0)
 		return TW_EXIT_USAGE;
 	struct tw_repo *r;
-	int rc = tw_bopts_open(&o, "restore", 0, &r);
+	int rc = tw_pgkc_open(&o, "restore", 0, &r);
 	if (rc != 0)
 		return rc;
 	struct tw_err e = {0};

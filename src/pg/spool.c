@@ -216,7 +216,7 @@ static void prefetch(struct tw_pgspool *sp, struct tw_bopts *o)
 		return;
 	struct job j = {.dfd = sp->dfd, .sysid = sp->sysid, .names = names, .n = n};
 	atomic_init(&j.next, 0);
-	if (tw_pgkc_open(o, "pg archive-get", &j.r) == 0) {
+	if (tw_pgkc_open(o, "pg archive-get", 0, &j.r) == 0) {
 		pthread_t th[TW_PGSPOOL_WORKERS];
 		int started[TW_PGSPOOL_WORKERS] = {0};
 		/* leave a CPU to PostgreSQL's replay: one fetch at a time on <= 2 */
