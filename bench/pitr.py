@@ -19,7 +19,7 @@ TPS_SECS = int(E.get("TPS_SECS", "20"))
 FIRST = E.get("PITR_FIRST", "tw")  # who goes first in odd reps (REPS=1 twice: tw, then br)
 
 
-def order(rep):
+def tool_order(rep):
     """tapwork first in odd reps and pgBackRest in even ones (PITR_FIRST=br
     swaps them)."""
     return ("tw", "br") if (rep % 2 == 1) == (FIRST == "tw") else ("br", "tw")
@@ -74,7 +74,7 @@ exit 1
             CHECKPOINT just done (untimed: otherwise the first tool's
             pg_backup_start pays the flush of the workload's dirty buffers and
             the second's finds none) and a warm cache."""
-            order = order(rep)
+            order = tool_order(rep)
             for who in order:
                 c.psql("CHECKPOINT")
                 c.wait_archived()
@@ -127,7 +127,7 @@ exit 1
         backups("incr2", "incr")
 
         log(f"== PITR restore to {target} (inside the workload), replay included")
-        for who in (order(rep)):
+        for who in tool_order(rep):
             dest = j(f"r-{who}")
             os.makedirs(dest, mode=0o700)
             os.chown(dest, PG.pw_uid, PG.pw_gid)
