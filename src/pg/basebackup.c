@@ -4,10 +4,10 @@
  * One libpq session holds the backup: pg_backup_start(label, fast) before
  * the data directory is walked, pg_backup_stop(false) after every
  * file is stored and before the snapshot is written (the backup engine's
- * seal hook), then the wait for the stop segment in this repository. If anything fails, closing the session aborts the backup on
- * the server and no snapshot is written. Relation files are cut at page
- * boundaries (pgdata.h), so a second backup stores only the changed runs
- * of pages. */
+ * seal hook), then the wait for the stop segment in this repository. If
+ * anything fails, closing the session aborts the backup on the server and
+ * no snapshot is written. Relation files are cut at page boundaries
+ * (pgdata.h), so a second backup stores only the changed runs of pages. */
 #include <dirent.h>
 #include <errno.h>
 #include <libpq-fe.h>
