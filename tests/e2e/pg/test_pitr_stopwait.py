@@ -15,7 +15,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "backup"))
 from bkhelp import json_lines, tw  # noqa: E402
-from conftest import BIN, free_port  # noqa: E402
+from conftest import BIN  # noqa: E402
 import pgutil  # noqa: E402
 from test_pitr import Site  # noqa: E402
 
