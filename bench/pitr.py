@@ -4,245 +4,39 @@ tapwork vs pgBackRest 2.45, side by side in one run (bench/pitr.sh runs this;
 settings and output are described there)."""
 import json
 import os
-import pwd
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
-import sys
-import tempfile
 import time
 
-E = os.environ
-SCALE = int(E.get("PITR_SCALE", "10"))
-CLIENT_TX = int(E.get("PITR_TX", "10000"))          # pgbench -t per client (2 clients)
+from pglib import (CACHE, CLIENT_TX, E, KEEP, OUT, PG, PG_BIN, PW_TEXT, RAW, REPS, SCALE, TIME, TW,
+                   Cluster, Site, as_pg, chown, die, drop_caches, du, free_port, log, pgbench,
+                   timed)
+
 CHANGE_ROWS = int(E.get("PITR_CHANGE_ROWS", "100"))
-REPS = int(E.get("REPS", "3"))
 PUSH_N = int(E.get("PUSH_N", "16"))
 TPS_SECS = int(E.get("TPS_SECS", "20"))
-PG_BIN = E.get("PG_BIN", "/usr/lib/postgresql/15/bin")
-CACHE = E.get("BENCH_CACHE", "/var/tmp/tapwork-bench")
-KEEP = E.get("KEEP_WORK", "0") == "1"
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TW = os.path.realpath(E.get("TAPWORK_BIN", os.path.join(ROOT, "build/release/tapwork")))
-OUT = E["OUT"]
-RAW = os.path.join(OUT, "raw")
-PG = pwd.getpwnam("postgres")
-TIME = "/usr/bin/time"
-PW_TEXT = "bench-password"
+FIRST = E.get("PITR_FIRST", "tw")  # who goes first in odd reps (REPS=1 twice: tw, then br)
 
 
-def log(*a):
-    print(*a, flush=True)
-
-
-def die(msg):
-    log("pitr bench: " + msg)
-    sys.exit(1)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def as_pg(argv):
-    return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"] + argv
-
-
-def chown(path):
-    for root, dirs, files in os.walk(path):
-        os.chown(root, PG.pw_uid, PG.pw_gid)
-        for f in files:
-            os.chown(os.path.join(root, f), PG.pw_uid, PG.pw_gid)
-
-
-def du(path, exclude=None):
-    total = 0
-    for root, dirs, files in os.walk(path):
-        if exclude:
-            dirs[:] = [d for d in dirs if os.path.join(root, d) != exclude]
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(root, f)).st_size
-            except OSError:
-                pass
-    return total
-
-
-def drop_caches():
-    subprocess.run(["sync"])
-    try:
-        with open("/proc/sys/vm/drop_caches", "w") as f:
-            f.write("3\n")
-    except OSError:
-        pass
-
-
-def timed(argv, logname, env=None, check=True, stdin=None, shell=False):
-    """Run argv under /usr/bin/time: wall, user+sys CPU and peak RSS of the
-    process tree (children waited for included)."""
-    tf = tempfile.NamedTemporaryFile(delete=False, dir=CACHE)
-    tf.close()
-    with open(os.path.join(RAW, logname), "ab") as lf:
-        t0 = time.monotonic()
-        if shell:
-            cmd = [TIME, "-f", "%e %U %S %M", "-o", tf.name, "sh", "-c", argv]
-        else:
-            cmd = [TIME, "-f", "%e %U %S %M", "-o", tf.name] + argv
-        r = subprocess.run(cmd, stdout=lf, stderr=lf, env=env, stdin=stdin)
-        wall = time.monotonic() - t0
-    with open(tf.name) as f:
-        fields = f.read().split()
-    os.unlink(tf.name)
-    if check and r.returncode != 0:
-        die(f"{' '.join(argv) if not shell else argv} failed ({r.returncode}); see raw/{logname}")
-    # the last line holds the figures (time may print "Command exited..." first)
-    e, u, s, m = fields[-4:]
-    return {"wall": wall, "cpu": float(u) + float(s), "rss_mib": int(m) / 1024, "rc": r.returncode}
-
-
-class Cluster:
-    def __init__(self, work, port, datadir, conf=(), initdb=True):
-        self.work, self.port, self.dir = work, port, datadir
-        self.sock = os.path.join(work, "sock")
-        os.makedirs(self.sock, exist_ok=True)
-        os.chown(self.sock, PG.pw_uid, PG.pw_gid)
-        if initdb:
-            r = subprocess.run(as_pg([os.path.join(PG_BIN, "initdb"), "-D", datadir, "-U",
-                                      "postgres", "-A", "trust", "--no-sync", "-k"]),
-                               capture_output=True, text=True)
-            if r.returncode != 0:
-                die("initdb: " + r.stderr)
-        self.logf = open(os.path.join(RAW, f"postgres-{port}.log"), "ab")
-        self.proc = subprocess.Popen(
-            as_pg([os.path.join(PG_BIN, "postgres"), "-D", datadir, "-p", str(port),
-                   "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.sock}",
-                   "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "max_wal_size=4GB"]
-                  + [a for c in conf for a in ("-c", c)]),
-            stdout=self.logf, stderr=subprocess.STDOUT)
-
-    def wait_ready(self, timeout=3600):
-        """Until the server accepts connections and is out of recovery."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            r = self.psql("SELECT pg_is_in_recovery()", check=False)
-            if r.returncode == 0 and r.stdout.strip() == "f":
-                return
-            if self.proc.poll() is not None:
-                die(f"postgres on port {self.port} exited; see raw/postgres-{self.port}.log")
-            time.sleep(0.05)
-        die("postgres did not come up")
-
-    def psql(self, sql, check=True):
-        r = subprocess.run([os.path.join(PG_BIN, "psql"), "-X", "-q", "-A", "-t", "-v",
-                            "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(self.port), "-U",
-                            "postgres", "-d", "postgres", "-c", sql],
-                           capture_output=True, text=True, timeout=3600)
-        if check and r.returncode != 0:
-            die(f"psql {sql[:60]}: {r.stderr}")
-        return r
-
-    def q(self, sql):
-        return self.psql(sql).stdout.strip()
-
-    def ready_backlog(self):
-        d = os.path.join(self.dir, "pg_wal", "archive_status")
-        return sum(1 for f in os.listdir(d) if f.endswith(".ready"))
-
-    def backlog(self, key, res, timeout=600):
-        """The .ready files left at the end of a phase (res["ready_KEY"]) and
-        the seconds until the archiver has none (res["drain_KEY"])."""
-        res[f"ready_{key}"] = self.ready_backlog()
-        t0 = time.monotonic()
-        while self.ready_backlog() and time.monotonic() - t0 < timeout:
-            time.sleep(0.05)
-        res[f"drain_{key}"] = time.monotonic() - t0
-
-    def wait_archived(self, timeout=1800):
-        """Switch WAL, then wait until nothing is left to archive."""
-        self.psql("SELECT pg_switch_wal()")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.ready_backlog() == 0:
-                return
-            time.sleep(0.1)
-        die("the archiver does not keep up; see the postgres log")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            try:
-                with open(os.path.join(self.dir, "postmaster.pid")) as f:
-                    os.kill(int(f.readline()), signal.SIGINT)
-            except (OSError, ValueError):
-                self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(120)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self.logf.close()
-
-
-def pgbench(c, args, logname):
-    r = subprocess.run([os.path.join(PG_BIN, "pgbench"), "-h", "127.0.0.1", "-p", str(c.port),
-                        "-U", "postgres"] + args + ["postgres"], capture_output=True, text=True,
-                       timeout=7200)
-    with open(os.path.join(RAW, logname), "a") as f:
-        f.write(r.stdout + r.stderr)
-    if r.returncode != 0:
-        die(f"pgbench {args}: see raw/{logname}")
-    for line in r.stdout.splitlines():
-        if line.startswith("tps = "):
-            return float(line.split()[2])
-    return 0.0
+def tool_order(rep):
+    """tapwork first in odd reps and pgBackRest in even ones (PITR_FIRST=br
+    swaps them)."""
+    return ("tw", "br") if (rep % 2 == 1) == (FIRST == "tw") else ("br", "tw")
 
 
 def one_rep(rep):
-    work = tempfile.mkdtemp(prefix="pitr.", dir=CACHE)
-    os.chmod(work, 0o755)
-    j = lambda *p: os.path.join(work, *p)
-    data, tw_repo, br_repo = j("data"), j("tw-repo"), j("br-repo")
-    pw, conf, mode = j("password"), j("pgbackrest.conf"), j("archive.mode")
-    for d in ("br-log", "br-lock", "br-spool", "walcopy", "restic-cache"):
+    site = Site("pitr.")
+    work, j = site.work, site.j
+    data, tw_repo, br_repo, pw, conf = site.data, site.tw_repo, site.br_repo, site.pw, site.conf
+    port, env_tw = site.port, site.env_tw
+    mode = j("archive.mode")
+    for d in ("walcopy", "restic-cache"):
         os.makedirs(j(d))
-    with open(pw, "w") as f:
-        f.write(PW_TEXT + "\n")
-    os.chmod(pw, 0o600)
-    port = free_port()
-    with open(conf, "w") as f:
-        f.write(f"""[global]
-repo1-path={br_repo}
-repo1-cipher-type=aes-256-cbc
-repo1-cipher-pass=bench-cipher-pass
-repo1-bundle=y
-compress-type=zst
-compress-level=3
-process-max=2
-start-fast=y
-archive-check=y
-log-level-console=warn
-log-level-file=info
-log-path={j("br-log")}
-lock-path={j("br-lock")}
-spool-path={j("br-spool")}
-
-[bench]
-pg1-path={data}
-pg1-port={port}
-pg1-socket-path={j("sock")}
-""")
     # archive_command dispatches on a mode file: both tools during the protocol,
     # one tool or /bin/true for the TPS comparison, a copy for the push latency.
-    # (pgBackRest's backup insists that archive_command contains "pgbackrest":
-    # hence the script's name)
-    tw_push = f"{TW} pg archive-push -q -r {tw_repo} --password-file {pw}"
-    br_push = f"pgbackrest --config={conf} --stanza=bench archive-push"
-    with open(j("archive-pgbackrest.sh"), "w") as f:
-        f.write(f"""#!/bin/sh
-read -r m < {mode}
+    tw_push, br_push = site.tw_push, site.br_push
+    script = site.archive_script(f"""read -r m < {mode}
 case $m in
 true) exec /bin/true ;;
 tw) exec {tw_push} "$1" ;;
@@ -252,33 +46,17 @@ copy) cp "$1" {j("walcopy")}/"$2".tmp && exec mv {j("walcopy")}/"$2".tmp {j("wal
 esac
 exit 1
 """)
-    os.chmod(j("archive-pgbackrest.sh"), 0o755)
 
     def set_mode(m):
         with open(mode, "w") as f:
             f.write(m + "\n")
 
     set_mode("both")
-    chown(work)
     res = {}
-    c = Cluster(work, port, data, conf=["archive_mode=on", "wal_level=replica",
-                                        f"archive_command={j('archive-pgbackrest.sh')} %p %f"])
+    c = site.start(["archive_mode=on", "wal_level=replica", f"archive_command={script} %p %f"])
     restored = []
     try:
-        deadline = time.monotonic() + 60
-        while c.psql("SELECT 1", check=False).returncode != 0:
-            if time.monotonic() > deadline:
-                die("postgres did not start")
-            time.sleep(0.2)
-        env_tw = dict(E, TAPWORK_PASSWORD_FILE=pw)
-        env_tw.pop("TAPWORK_PASSWORD", None)
-        if subprocess.run(as_pg([TW, "repo", "init", "-q", "-r", tw_repo, "--password-file", pw]),
-                          capture_output=True).returncode != 0:
-            die("tapwork repo init failed")
-        r = subprocess.run(as_pg(["pgbackrest", f"--config={conf}", "--stanza=bench",
-                                  "stanza-create"]), capture_output=True, text=True)
-        if r.returncode != 0:
-            die("stanza-create: " + r.stderr)
+        site.init()
         log(f"== rep {rep}: pgbench -i -s {SCALE} (untimed)")
         pgbench(c, ["-i", "-q", "-s", str(SCALE)], "pgbench-init.log")
         c.psql("CHECKPOINT")
@@ -289,19 +67,20 @@ exit 1
         br_data = lambda: du(os.path.join(br_repo, "backup"))
         tw_wal = lambda: du(os.path.join(tw_repo, "wal"))
         br_wal = lambda: du(os.path.join(br_repo, "archive"))
-        url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
 
         def backups(phase, br_type):
             """Both tools, tapwork first on odd reps and pgBackRest first on even
-            ones; each starts with the archiver caught up and a warm cache."""
-            order = ("tw", "br") if rep % 2 else ("br", "tw")
+            ones; each starts from the same state: the archiver caught up, a
+            CHECKPOINT just done (untimed: otherwise the first tool's
+            pg_backup_start pays the flush of the workload's dirty buffers and
+            the second's finds none) and a warm cache."""
+            order = tool_order(rep)
             for who in order:
+                c.psql("CHECKPOINT")
                 c.wait_archived()
                 before = tw_data() if who == "tw" else br_data()
                 if who == "tw":
-                    m = timed(as_pg([TW, "backup", "-q", "-r", tw_repo, "--password-file", pw,
-                                     "--pg-data", data, "--postgres", url]),
-                              f"tw-{phase}-{rep}.log", env=env_tw)
+                    m = timed(site.tw_backup(), f"tw-{phase}-{rep}.log", env=env_tw)
                     m["growth"] = tw_data() - before
                 else:
                     m = timed(as_pg(["pgbackrest", f"--config={conf}", "--stanza=bench", "backup",
@@ -317,12 +96,7 @@ exit 1
 
         log("== full backups")
         backups("full", "full")
-        tw_full = json.loads(subprocess.run(as_pg([TW, "snapshots", "--json", "-r", tw_repo,
-                                                   "--password-file", pw]),
-                                            capture_output=True, text=True).stdout)[-1]["id"]
-        br_full = json.loads(subprocess.run(as_pg(["pgbackrest", f"--config={conf}",
-                                                   "--stanza=bench", "info", "--output=json"]),
-                                            capture_output=True, text=True).stdout)[0]["backup"][-1]["label"]
+        tw_full, br_full = site.tw_newest(), site.br_newest()
 
         log(f"== workload: pgbench -c 2 -j 2 -t {CLIENT_TX} (two halves; the PITR target between)")
         c.wait_archived()
@@ -353,7 +127,7 @@ exit 1
         backups("incr2", "incr")
 
         log(f"== PITR restore to {target} (inside the workload), replay included")
-        for who in (("tw", "br") if rep % 2 else ("br", "tw")):
+        for who in tool_order(rep):
             dest = j(f"r-{who}")
             os.makedirs(dest, mode=0o700)
             os.chown(dest, PG.pw_uid, PG.pw_gid)
@@ -452,8 +226,7 @@ exit 1
         res["restic_incr_wall"], res["restic_incr_cpu"] = m["wall"], m["cpu"]
         # and tapwork's physical incremental of the same change, measured again here
         c.wait_archived()
-        m = timed(as_pg([TW, "backup", "-q", "-r", tw_repo, "--password-file", pw, "--pg-data",
-                         data, "--postgres", url]), f"tw-incr3-{rep}.log", env=env_tw)
+        m = timed(site.tw_backup(), f"tw-incr3-{rep}.log", env=env_tw)
         res["tw_incr3_wall"], res["tw_incr3_cpu"] = m["wall"], m["cpu"]
         log(f"  pg_dump | restic: {res['restic_incr_wall']:.1f} s; tapwork physical incremental "
             f"{res['tw_incr3_wall']:.1f} s")
@@ -541,7 +314,7 @@ def main():
         f"incremental {med['tw_incr3_wall']:.2f} s ({med['tw_incr3_cpu']:.1f} CPU-s): "
         f"{med['restic_incr_wall'] / med['tw_incr3_wall']:.2f}x (target >= 3)",
         f"# command: PITR_SCALE={SCALE} PITR_TX={CLIENT_TX} REPS={REPS} PUSH_N={PUSH_N} "
-        f"TPS_SECS={TPS_SECS} bench/pitr.sh",
+        f"TPS_SECS={TPS_SECS} PITR_FIRST={FIRST} bench/pitr.sh",
     ]
     with open(os.path.join(OUT, "summary.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -29,12 +29,13 @@
 # process tree), peak RSS; repository growth per phase (tapwork without wal/,
 # pgBackRest backup/), WAL stored (tapwork wal/, pgBackRest archive/), the
 # .ready backlog in pg_wal/archive_status at the end of each phase. Before each
-# backup the archiver is caught up (pg_backup_stop waits for it). The tools
-# alternate which goes first between repetitions.
+# backup of either tool: an untimed CHECKPOINT and the archiver caught up, so
+# both start from the same state. The tools alternate which goes first
+# between repetitions (PITR_FIRST=br: pgBackRest first in odd ones).
 #
 # Env knobs (defaults):
 #   PITR_SCALE=10 (issue: 100, ~1.5 GiB)  PITR_TX=10000 (per client)
-#   PITR_CHANGE_ROWS=100  REPS=3  PUSH_N=16  TPS_SECS=20
+#   PITR_CHANGE_ROWS=100  REPS=3  PUSH_N=16  TPS_SECS=20  PITR_FIRST=tw
 #   PG_BIN=/usr/lib/postgresql/15/bin  BENCH_CACHE=/var/tmp/tapwork-bench  KEEP_WORK=0
 #   TAPWORK_BIN=build/release/tapwork  OUT=bench/results/<stamp>/pitr
 # Quick try: PITR_SCALE=2 PITR_TX=1000 REPS=1 PUSH_N=4 TPS_SECS=5 bench/pitr.sh

@@ -3,96 +3,40 @@
 restore + replay to a point inside a pgbench workload, tapwork with WAL
 prefetch (the default), tapwork with `--pg-wal-prefetch 0`, and pgBackRest
 `restore --type=time`, alternating, REPS times each on one setup (bench/
-pitr_replay.sh describes the settings). Uses bench/pitr.py's helpers."""
+pitr_replay.sh describes the settings). The setup is bench/pglib.py's."""
 import json
 import os
 import shutil
 import statistics
 import subprocess
-import tempfile
 import time
 
-import pitr
-from pitr import (CACHE, E, PG, PW_TEXT, RAW, TW, Cluster, as_pg, chown, die, drop_caches,
-                  free_port, log, pgbench, timed)
+from pglib import (CACHE, CLIENT_TX, KEEP, OUT, PG, RAW, REPS, SCALE, TW, Cluster, Site, as_pg,
+                   die, drop_caches, free_port, log, pgbench, timed)
 
-SCALE = int(E.get("PITR_SCALE", "10"))
-CLIENT_TX = int(E.get("PITR_TX", "10000"))
-REPS = int(E.get("REPS", "3"))
 KINDS = ("tw", "tw0", "br")
 
 
 def main():
     os.makedirs(RAW, exist_ok=True)
     os.makedirs(CACHE, exist_ok=True)
-    work = tempfile.mkdtemp(prefix="pitr-replay.", dir=CACHE)
-    os.chmod(work, 0o755)
-    j = lambda *p: os.path.join(work, *p)
-    data, tw_repo, br_repo, pw, conf = j("data"), j("tw-repo"), j("br-repo"), j("password"), j("br.conf")
-    for d in ("br-log", "br-lock", "br-spool"):
-        os.makedirs(j(d))
-    with open(pw, "w") as f:
-        f.write(PW_TEXT + "\n")
-    os.chmod(pw, 0o600)
-    port = free_port()
-    with open(conf, "w") as f:
-        f.write(f"""[global]
-repo1-path={br_repo}
-repo1-cipher-type=aes-256-cbc
-repo1-cipher-pass=bench-cipher-pass
-repo1-bundle=y
-compress-type=zst
-compress-level=3
-process-max=2
-start-fast=y
-archive-check=y
-log-level-console=warn
-log-path={j("br-log")}
-lock-path={j("br-lock")}
-spool-path={j("br-spool")}
-
-[bench]
-pg1-path={data}
-pg1-port={port}
-pg1-socket-path={j("sock")}
+    site = Site("pitr-replay.")
+    work, j = site.work, site.j
+    tw_repo, pw, conf, env_tw = site.tw_repo, site.pw, site.conf, site.env_tw
+    script = site.archive_script(f"""{site.tw_push} "$1" &&
+exec {site.br_push} "$1"
 """)
-    with open(j("archive-pgbackrest.sh"), "w") as f:
-        f.write(f"""#!/bin/sh
-{TW} pg archive-push -q -r {tw_repo} --password-file {pw} "$1" &&
-exec pgbackrest --config={conf} --stanza=bench archive-push "$1"
-""")
-    os.chmod(j("archive-pgbackrest.sh"), 0o755)
-    chown(work)
-    env_tw = dict(E, TAPWORK_PASSWORD_FILE=pw)
-    env_tw.pop("TAPWORK_PASSWORD", None)
-    c = Cluster(work, port, data, conf=["archive_mode=on", "wal_level=replica",
-                                        f"archive_command={j('archive-pgbackrest.sh')} %p"])
+    c = site.start(["archive_mode=on", "wal_level=replica", f"archive_command={script} %p"])
     res = {k: {"total": [], "restore": [], "cpu": []} for k in KINDS}
     try:
-        deadline = time.monotonic() + 60
-        while c.psql("SELECT 1", check=False).returncode != 0:
-            if time.monotonic() > deadline:
-                die("postgres did not start")
-            time.sleep(0.2)
-        subprocess.run(as_pg([TW, "repo", "init", "-q", "-r", tw_repo, "--password-file", pw]),
-                       check=True, capture_output=True)
-        subprocess.run(as_pg(["pgbackrest", f"--config={conf}", "--stanza=bench", "stanza-create"]),
-                       check=True, capture_output=True)
+        site.init()
         log(f"== setup: pgbench -i -s {SCALE}, full backups, pgbench -c 2 -j 2 -t {CLIENT_TX} (untimed)")
         pgbench(c, ["-i", "-q", "-s", str(SCALE)], "replay-pgbench.log")
         c.psql("CHECKPOINT")
         c.wait_archived()
-        url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-        subprocess.run(as_pg([TW, "backup", "-q", "-r", tw_repo, "--password-file", pw, "--pg-data",
-                              data, "--postgres", url]), check=True, env=env_tw)
-        subprocess.run(as_pg(["pgbackrest", f"--config={conf}", "--stanza=bench", "backup",
-                              "--type=full"]), check=True, capture_output=True)
-        tw_full = json.loads(subprocess.run(as_pg([TW, "snapshots", "--json", "-r", tw_repo,
-                                                   "--password-file", pw]), capture_output=True,
-                                            text=True).stdout)[-1]["id"]
-        br_full = json.loads(subprocess.run(as_pg(["pgbackrest", f"--config={conf}", "--stanza=bench",
-                                                   "info", "--output=json"]), capture_output=True,
-                                            text=True).stdout)[0]["backup"][-1]["label"]
+        subprocess.run(site.tw_backup(), check=True, env=env_tw)
+        subprocess.run(as_pg(site.br + ["backup", "--type=full"]), check=True, capture_output=True)
+        tw_full, br_full = site.tw_newest(), site.br_newest()
         pgbench(c, ["-c", "2", "-j", "2", "-t", str(CLIENT_TX // 2)], "replay-pgbench.log")
         target = c.q("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', "
                      "'YYYY-MM-DD HH24:MI:SS.US') || '+00'")
@@ -139,7 +83,7 @@ exec pgbackrest --config={conf} --stanza=bench archive-push "$1"
     finally:
         if c.proc.poll() is None:
             c.stop()
-        if not pitr.KEEP:
+        if not KEEP:
             shutil.rmtree(work, ignore_errors=True)
     med = {k: {f: statistics.median(v[f]) for f in v} for k, v in res.items()}
     names = {"tw": "tapwork (prefetch 8)", "tw0": "tapwork (--pg-wal-prefetch 0)", "br": "pgBackRest"}
@@ -152,7 +96,7 @@ exec pgbackrest --config={conf} --stanza=bench archive-push "$1"
                      f"{m['total'] - m['restore']:9.1f} {m['cpu']:14.1f}")
     lines.append(f"pgBackRest / tapwork total: {med['br']['total'] / med['tw']['total']:.2f}x "
                  f"(target >= 1.5); without prefetch {med['br']['total'] / med['tw0']['total']:.2f}x")
-    with open(os.path.join(pitr.OUT, "replay-summary.txt"), "w") as f:
+    with open(os.path.join(OUT, "replay-summary.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
     with open(os.path.join(RAW, "replay.json"), "w") as f:
         json.dump(res, f, indent=1)

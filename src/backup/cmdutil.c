@@ -108,6 +108,13 @@ int tw_bopts_open(struct tw_bopts *o, const char *cmd, unsigned flags, struct tw
 		fprintf(stderr, "tapwork: %s\n", e.msg);
 		return TW_EXIT_ERROR;
 	}
+	return tw_bopts_ready(r, cmd, flags);
+}
+
+int tw_bopts_ready(struct tw_repo **r, const char *cmd, unsigned flags)
+{
+	struct tw_err e = {0};
+	int rc = 0;
 	if ((flags & (TW_BOPEN_LOCK | TW_BOPEN_EXCL)) != 0)
 		rc = tw_repo_lock(*r, (flags & TW_BOPEN_EXCL) != 0, &e);
 	if (rc == 0 && (flags & TW_BOPEN_INDEX) != 0)

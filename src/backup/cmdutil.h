@@ -41,6 +41,9 @@ int tw_bopts_password(const struct tw_bopts *o, const char *env_name, const char
  * and the index as "tapwork CMD: message") and the repository closed again;
  * returns 0 or an exit code. */
 int tw_bopts_open(struct tw_bopts *o, const char *cmd, unsigned flags, struct tw_repo **r);
+/* The flags part of tw_bopts_open on an open repository: on failure prints
+ * it, closes *r (NULL) and returns an exit code. */
+int tw_bopts_ready(struct tw_repo **r, const char *cmd, unsigned flags);
 /* For the commands that read snapshots (ls, diff, restore): load the index,
  * list the snapshots into *v, *n (oldest first; the caller frees them with
  * tw_repo_free_snapshots) and find specs[0..nspecs) ("latest" or an ID

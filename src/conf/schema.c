@@ -1697,7 +1697,7 @@ static const struct cf_field pg_data_fields[] = {
      .min = 1000,
      .max = 86400000,
      .def = "10m",
-     .doc = "How long pg_backup_stop may wait for the WAL the snapshot needs to be archived; "
+     .doc = "How long the backup waits for the WAL the snapshot needs to be archived; "
             "then the run fails and no snapshot is written."},
     END};
 #undef PD

@@ -2,12 +2,12 @@
  * snapshot of a PostgreSQL cluster.
  *
  * One libpq session holds the backup: pg_backup_start(label, fast) before
- * the data directory is walked, pg_backup_stop(wait_for_archive) after every
+ * the data directory is walked, pg_backup_stop(false) after every
  * file is stored and before the snapshot is written (the backup engine's
- * seal hook). If anything fails, closing the session aborts the backup on
- * the server and no snapshot is written. Relation files are cut at page
- * boundaries (pgdata.h), so a second backup stores only the changed runs
- * of pages. */
+ * seal hook), then the wait for the stop segment in this repository. If
+ * anything fails, closing the session aborts the backup on the server and
+ * no snapshot is written. Relation files are cut at page boundaries
+ * (pgdata.h), so a second backup stores only the changed runs of pages. */
 #include <dirent.h>
 #include <errno.h>
 #include <libpq-fe.h>
@@ -26,6 +26,7 @@
 #include "cli/cli.h"
 #include "pg/archive.h"
 #include "pg/checksum.h"
+#include "pg/keycache.h"
 #include "pg/meta.h"
 #include "pg/pgdata.h"
 #include "pg/pitr.h"
@@ -57,7 +58,7 @@ static void usage(FILE *out)
 	    "  --postgres URL           how to connect (libpq URL or conninfo; default: libpq's\n"
 	    "                           defaults, PGHOST/PGPORT/PGUSER...); a superuser or a role\n"
 	    "                           granted pg_backup_start/pg_backup_stop\n"
-	    "  --archive-timeout SECS   how long pg_backup_stop may wait for the WAL to be\n"
+	    "  --archive-timeout SECS   how long the backup waits for its stop segment to be\n"
 	    "                           archived (default 600); then the backup fails\n"
 	    "  --tag T                  tag the snapshot (repeatable)\n"
 	    "  --threads N              worker threads (default: number of CPUs)\n" TW_BOPTS_HELP);
@@ -70,28 +71,62 @@ struct bb {
 	struct tw_pgmeta m;
 	char *meta_txt;
 	struct tw_repo *r;
-	unsigned long archive_timeout; /* seconds pg_backup_stop may wait for the archiver */
+	unsigned long archive_timeout; /* seconds to wait for the stop segment in the archive */
 	pthread_mutex_t mu;            /* guards m.damaged* (reader threads) */
 	int oom;
 };
 
 /* The WAL the snapshot needs must be in *this* repository: an
- * archive_command that pushes elsewhere would make it unrestorable. */
+ * archive_command that pushes elsewhere would make it unrestorable.
+ * pg_backup_stop(false) switched to a new segment and returned at once; the
+ * stop segment is waited for here, polled every 5 ms at first (PostgreSQL's
+ * own wait, pg_backup_stop(true), sleeps a whole second between looks).
+ * The server's archive_status/<stop>.done without the segment in this
+ * repository means archive_command pushed it elsewhere. */
 static int wal_archived_here(struct bb *b, struct tw_err *e)
 {
-	const char *names[2] = {b->m.start_wal, b->m.stop_wal};
-	for (int i = 0; i < 2; i++) {
-		char name[96];
-		uint64_t size;
-		tw_pgarch_name(b->m.sysid, names[i], name, sizeof name);
-		if (tw_storage_stat(b->r->st, TW_ST_WAL, name, &size, NULL) != 0)
-			return tw_err_set(
-			    e, TW_ENOENT,
-			    "WAL segment %s is not in this repository: archive_command "
-			    "must push into it (tapwork pg archive-push -r REPO %%p); no "
-			    "snapshot written",
-			    names[i]);
+	char stop[96], start[96], done[PATH_MAX];
+	uint64_t size;
+	tw_pgarch_name(b->m.sysid, b->m.stop_wal, stop, sizeof stop);
+	tw_pgarch_name(b->m.sysid, b->m.start_wal, start, sizeof start);
+	snprintf(done, sizeof done, "%s/pg_wal/archive_status/%s.done", b->root, b->m.stop_wal);
+	struct timespec t0, now;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	long pause_us = 5000;
+	const char *missing = NULL;
+	for (;;) {
+		if (tw_storage_stat(b->r->st, TW_ST_WAL, stop, &size, NULL) == 0) {
+			if (tw_storage_stat(b->r->st, TW_ST_WAL, start, &size, NULL) != 0)
+				missing = b->m.start_wal;
+			break;
+		}
+		struct stat sb;
+		if (stat(done, &sb) == 0) {
+			/* archived: here after all (a race with the look above), or elsewhere */
+			if (tw_storage_stat(b->r->st, TW_ST_WAL, stop, &size, NULL) != 0)
+				missing = b->m.stop_wal;
+			else if (tw_storage_stat(b->r->st, TW_ST_WAL, start, &size, NULL) != 0)
+				missing = b->m.start_wal;
+			break;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - t0.tv_sec >= (time_t)b->archive_timeout)
+			return tw_err_set(e, TW_ETIMEDOUT,
+			                  "WAL segment %s was not archived within %lu s (is "
+			                  "archive_command failing? see the server log); no snapshot "
+			                  "written",
+			                  b->m.stop_wal, b->archive_timeout);
+		struct timespec ts = {0, pause_us * 1000};
+		nanosleep(&ts, NULL);
+		if (pause_us < 100000)
+			pause_us *= 2;
 	}
+	if (missing != NULL)
+		return tw_err_set(e, TW_ENOENT,
+		                  "WAL segment %s is not in this repository: archive_command "
+		                  "must push into it (tapwork pg archive-push -r REPO %%p); no "
+		                  "snapshot written",
+		                  missing);
 	return 0;
 }
 
@@ -211,17 +246,12 @@ static int64_t micros_to_ns(const char *s)
 static int seal(void *arg, struct tw_snapshot *s, struct tw_err *e)
 {
 	struct bb *b = arg;
-	char set[64];
-	snprintf(set, sizeof set, "SET statement_timeout = '%lus'", b->archive_timeout);
-	PGresult *res = PQexec(b->c, set);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-		return pq_fail(b, res, "statement_timeout", e);
-	PQclear(res);
+	PGresult *res;
 	res = query(
 	    b,
 	    "SELECT s.lsn::text, s.labelfile, coalesce(s.spcmapfile, ''), "
 	    "pg_walfile_name(s.lsn), (extract(epoch from clock_timestamp()) * 1000000)::bigint, "
-	    "pg_snapshot_xmax(pg_current_snapshot())::text FROM pg_backup_stop(true) s",
+	    "pg_snapshot_xmax(pg_current_snapshot())::text FROM pg_backup_stop(false) s",
 	    0, NULL, 6, "pg_backup_stop", e);
 	if (res == NULL)
 		return e->code;
@@ -557,7 +587,7 @@ int tw_pitr_backup_cmd(int argc, char **argv)
 	struct tw_repo *r = NULL;
 	double t0 = tw_progress_now();
 	/* open the repository first: a wrong password must not start a backup */
-	if ((rc = tw_bopts_open(&o, "backup", TW_BOPEN_LOCK | TW_BOPEN_INDEX, &r)) != 0)
+	if ((rc = tw_pgkc_open(&o, "backup", TW_BOPEN_LOCK | TW_BOPEN_INDEX, &r)) != 0)
 		goto done;
 	struct tw_backup_stats st;
 	struct tw_pitr_backup_info in;

@@ -151,7 +151,7 @@ static int archive_push(int argc, char **argv)
 		return TW_EXIT_ERROR;
 	}
 	struct tw_repo *r;
-	int rc = tw_pgkc_open(&o, "pg archive-push", &r);
+	int rc = tw_pgkc_open(&o, "pg archive-push", 0, &r);
 	if (rc != 0) {
 		if (data != NULL)
 			munmap(data, n);
@@ -233,7 +233,7 @@ static int archive_get(int argc, char **argv)
 		return TW_EXIT_OK;
 	}
 	struct tw_repo *r;
-	if (tw_pgkc_open(&o, "pg archive-get", &r) != 0) {
+	if (tw_pgkc_open(&o, "pg archive-get", 0, &r) != 0) {
 		tw_pgspool_close(&sp);
 		return EXIT_GET_FATAL;
 	}

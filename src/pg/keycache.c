@@ -63,15 +63,15 @@ static void cache_put(const char *desc, const struct tw_keys *k)
 	syscall(SYS_keyctl, KEYCTL_SET_TIMEOUT, id, (unsigned long)CACHE_SECONDS);
 }
 
-int tw_pgkc_open(struct tw_bopts *o, const char *cmd, struct tw_repo **r)
+int tw_pgkc_open(struct tw_bopts *o, const char *cmd, unsigned flags, struct tw_repo **r)
 {
 	const char *off = getenv("TAPWORK_KEY_CACHE");
 	if (off != NULL && strcmp(off, "0") == 0)
-		return tw_bopts_open(o, cmd, 0, r);
+		return tw_bopts_open(o, cmd, flags, r);
 	*r = NULL;
 	tw_bopts_env(o);
 	if (o->repo == NULL || o->repo[0] == '\0')
-		return tw_bopts_open(o, cmd, 0, r); /* prints the error */
+		return tw_bopts_open(o, cmd, flags, r); /* prints the error */
 	char *pw;
 	size_t len;
 	if (tw_bopts_password(o, "TAPWORK_PASSWORD", "TAPWORK_PASSWORD_FILE", &pw, &len) != 0)
@@ -86,7 +86,7 @@ int tw_pgkc_open(struct tw_bopts *o, const char *cmd, struct tw_repo **r)
 		if (rc == 0) {
 			memset(pw, 0, len);
 			free(pw);
-			return 0;
+			return tw_bopts_ready(r, cmd, flags);
 		}
 	}
 	int rc = tw_repo_open(o->repo, pw, len, r, &e);
@@ -98,5 +98,5 @@ int tw_pgkc_open(struct tw_bopts *o, const char *cmd, struct tw_repo **r)
 	}
 	if (desc[0] != '\0')
 		cache_put(desc, &(*r)->keys);
-	return 0;
+	return tw_bopts_ready(r, cmd, flags);
 }

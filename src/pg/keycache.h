@@ -3,7 +3,8 @@
  *
  * PostgreSQL starts one archive-push/archive-get process per WAL file;
  * unwrapping the master keys with scrypt is most of what such a process
- * costs. The first one that opens the repository with the password keeps
+ * costs (about 0.45 s of CPU here: also a tenth of a physical incremental
+ * backup or of a restore, which use the cache too). The first one that opens the repository with the password keeps
  * the master keys for an hour in the kernel's keyring of its user
  * (`keyctl show @u`: a "user" key "tapwork:v1:<hash of location and
  * password>", readable by processes of that user only — which can read the
@@ -17,7 +18,8 @@
 
 #include "backup/cmdutil.h"
 
-/* Like tw_bopts_open(o, cmd, 0, r): prints failures, returns 0 or an exit code. */
-int tw_pgkc_open(struct tw_bopts *o, const char *cmd, struct tw_repo **r);
+/* Like tw_bopts_open(o, cmd, flags, r): prints failures, returns 0 or an
+ * exit code. */
+int tw_pgkc_open(struct tw_bopts *o, const char *cmd, unsigned flags, struct tw_repo **r);
 
 #endif

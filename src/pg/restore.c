@@ -21,6 +21,7 @@
 #include "backup/restore.h"
 #include "cli/cli.h"
 #include "pg/archive.h"
+#include "pg/keycache.h"
 #include "pg/meta.h"
 #include "pg/pitr.h"
 #include "pg/spool.h"
@@ -649,13 +650,16 @@ static int restore_command(const struct tw_bopts *o, const struct ropts *ro, cha
 	return 0;
 }
 
-struct hist_max {
-	uint32_t tli;
+/* The timelines with a history file in the archive (up to TL_SEEN_MAX). */
+#define TL_SEEN_MAX 4096
+struct tl_seen {
+	size_t n;
+	uint32_t tli[TL_SEEN_MAX];
 };
 
 static int note_history(void *arg, const char *wal, uint64_t size)
 {
-	struct hist_max *h = arg;
+	struct tl_seen *h = arg;
 	(void)size;
 	unsigned long t;
 	char hex[9];
@@ -664,49 +668,89 @@ static int note_history(void *arg, const char *wal, uint64_t size)
 	memcpy(hex, wal, 8);
 	hex[8] = '\0';
 	t = strtoul(hex, NULL, 16);
-	if (t > h->tli && t <= UINT32_MAX)
-		h->tli = (uint32_t)t;
+	if (t > 1 && t <= UINT32_MAX && h->n < TL_SEEN_MAX)
+		h->tli[h->n++] = (uint32_t)t;
 	return 0;
 }
 
-/* PostgreSQL recovers along the newest timeline by default. If that
- * timeline left the snapshot's timeline before the snapshot's checkpoint,
- * recovery would stop with "requested timeline N is not a child of this
- * server's history": then recover along the snapshot's own timeline. Only
- * when no --pg-target-timeline was given. *current = 1: write 'current'. */
-static int latest_fits(struct tw_repo *r, const struct tw_pgmeta *m, uint32_t *latest, int *current,
-                       struct tw_err *e)
+static int cmp_tli_desc(const void *a, const void *b)
 {
-	struct hist_max h = {0};
-	*current = 0;
-	int rc = tw_pgarch_list(r, m->sysid, note_history, &h, e);
-	*latest = h.tli;
-	if (rc != 0 || h.tli <= m->tli)
-		return rc;
-	char name[32];
-	snprintf(name, sizeof name, "%08X.history", (unsigned)h.tli);
-	uint8_t *txt = NULL;
-	size_t len = 0, nf = 0;
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* 1 when recovery along the timeline whose history is f[0..nf) starts at
+ * the snapshot: PostgreSQL's check (tliOfPointInHistory) takes the first
+ * entry, newest first, whose [begin, end) holds the checkpoint, and that
+ * must be the snapshot's timeline. The newest entry (the timeline itself)
+ * begins at the last switch point and has no end. A history need not be
+ * ascending: a promotion after recovery along timeline N that stopped on an
+ * older timeline copies N's history and appends "N <where it stopped>", so
+ * the new timeline shadows N's and its parents' later ranges. */
+static int history_holds(const struct tw_pgwal_fork *f, size_t nf, uint32_t tli, uint64_t ckpt)
+{
+	if (nf > 0 && ckpt >= f[nf - 1].switch_lsn)
+		return 0; /* on the timeline itself */
+	for (size_t i = nf; i-- > 0;) {
+		uint64_t begin = i > 0 ? f[i - 1].switch_lsn : 0;
+		if (ckpt >= begin && ckpt < f[i].switch_lsn)
+			return f[i].tli == tli;
+	}
+	return 0;
+}
+
+/* PostgreSQL recovers along the newest timeline by default and stops with
+ * "requested timeline N is not a child of this server's history" when that
+ * timeline left the snapshot's timeline before the snapshot's checkpoint
+ * (or never passed through it): after repeated promoted restores in one
+ * archive the newest timeline may fork off anywhere. Every timeline of the
+ * archive is considered, newest first: *best = the newest one whose history
+ * holds the snapshot (the snapshot's own timeline when none does);
+ * *newest = the newest timeline in the archive (what 'latest' picks). Only
+ * when no --pg-target-timeline was given. */
+static int latest_fits(struct tw_repo *r, const struct tw_pgmeta *m, uint32_t *best,
+                       uint32_t *newest, struct tw_err *e)
+{
+	struct tl_seen *h = calloc(1, sizeof *h);
 	struct tw_pgwal_fork *f = calloc(TW_PGWAL_HISTORY_MAX, sizeof *f);
-	if (f == NULL)
-		return tw_err_set(e, TW_ENOMEM, "out of memory");
-	rc = tw_pgarch_get(r, m->sysid, name, &txt, &len, e);
-	if (rc == 0)
-		rc = tw_pgwal_history_parse(txt, len, f, TW_PGWAL_HISTORY_MAX, &nf) == 0
-		         ? 0
-		         : tw_err_set(e, TW_ECORRUPT, "%s: malformed", name);
-	/* the snapshot's checkpoint must lie before timeline latest left its timeline */
+	int rc = 0;
+	*best = *newest = m->tli;
+	if (h == NULL || f == NULL) {
+		rc = tw_err_set(e, TW_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = tw_pgarch_list(r, m->sysid, note_history, h, e)) != 0)
+		goto out;
+	qsort(h->tli, h->n, sizeof h->tli[0], cmp_tli_desc);
+	if (h->n > 0 && h->tli[0] > *newest)
+		*newest = h->tli[0];
+	/* the checkpoint recovery starts from (backup_label), else the start */
 	uint64_t ckpt = m->start_lsn;
 	const char *cl = strstr(m->backup_label, "CHECKPOINT LOCATION: ");
 	if (cl != NULL) {
 		cl += strlen("CHECKPOINT LOCATION: ");
 		tw_pgwal_lsn_parse(cl, strcspn(cl, " \n"), &ckpt);
 	}
-	*current = 1;
-	for (size_t i = 0; rc == 0 && i < nf; i++)
-		if (f[i].tli == m->tli && ckpt <= f[i].switch_lsn)
-			*current = 0;
-	free(txt);
+	for (size_t k = 0; k < h->n && h->tli[k] > m->tli; k++) {
+		char name[32];
+		uint8_t *txt = NULL;
+		size_t len = 0, nf = 0;
+		snprintf(name, sizeof name, "%08X.history", (unsigned)h->tli[k]);
+		if ((rc = tw_pgarch_get(r, m->sysid, name, &txt, &len, e)) != 0)
+			goto out;
+		int bad = tw_pgwal_history_parse(txt, len, f, TW_PGWAL_HISTORY_MAX, &nf) != 0;
+		free(txt);
+		if (bad) {
+			rc = tw_err_set(e, TW_ECORRUPT, "%s: malformed", name);
+			goto out;
+		}
+		if (history_holds(f, nf, m->tli, ckpt)) {
+			*best = h->tli[k];
+			break;
+		}
+	}
+out:
+	free(h);
 	free(f);
 	return rc;
 }
@@ -750,18 +794,19 @@ static int setup_recovery(struct tw_repo *r, const struct tw_bopts *o, const str
 	if (rc == 0 && ro->timeline != NULL)
 		rc = conf_line(conf, sizeof conf, &off, "recovery_target_timeline", ro->timeline);
 	else if (rc == 0) {
-		uint32_t latest;
-		int current;
-		if ((rc = latest_fits(r, m, &latest, &current, e)) != 0)
+		uint32_t best, newest;
+		if ((rc = latest_fits(r, m, &best, &newest, e)) != 0)
 			return rc;
-		if (current) {
-			fprintf(
-			    stderr,
-			    "tapwork restore: timeline %u left timeline %u before this snapshot: "
-			    "recovering along timeline %u (--pg-target-timeline chooses)\n",
-			    latest, m->tli, m->tli);
+		if (best != newest) {
+			char num[16];
+			snprintf(num, sizeof num, "%u", (unsigned)best);
+			fprintf(stderr,
+			        "tapwork restore: the newest timeline %u does not pass through this "
+			        "snapshot (timeline %u): recovering along timeline %u, the newest one "
+			        "that does (--pg-target-timeline chooses)\n",
+			        newest, m->tli, best);
 			rc = conf_line(conf, sizeof conf, &off, "recovery_target_timeline",
-			               "current");
+			               best == m->tli ? "current" : num);
 		}
 	}
 	if (rc != 0)
@@ -866,7 +911,7 @@ int tw_pitr_restore_cmd(int argc, char **argv)
 	if (parse_args(argc, argv, &o, &ro) != 0)
 		return TW_EXIT_USAGE;
 	struct tw_repo *r;
-	int rc = tw_bopts_open(&o, "restore", 0, &r);
+	int rc = tw_pgkc_open(&o, "restore", 0, &r);
 	if (rc != 0)
 		return rc;
 	struct tw_err e = {0};

@@ -64,7 +64,15 @@ def site():
 def archived_segment(site, tmp):
     """A real segment of the site's cluster, fetched back from the archive."""
     site.switch()
-    seg = site.pg.psql("postgres", "SELECT last_archived_wal FROM pg_stat_archiver").stdout.strip()
+    # pg check returns once the segment is in the repository; the archiver
+    # reports it to pg_stat_archiver a moment later
+    deadline = time.monotonic() + 30
+    seg = ""
+    while not seg and time.monotonic() < deadline:
+        seg = site.pg.psql("postgres", "SELECT last_archived_wal FROM pg_stat_archiver"
+                           ).stdout.strip()
+        if not seg:
+            time.sleep(0.1)
     dest = os.path.join(tmp, "got")
     site.tw("pg", "archive-get", "--pg-data", site.pg.dir, seg, dest, check=0)
     with open(dest, "rb") as f:

@@ -1,6 +1,7 @@
 /* Unit tests for src/pg/spool.c: when archive-get uses the prefetch spool,
  * that it serves a segment only under its own name, never waits on a
- * marker no prefetcher holds, and that spool-clear removes everything. The
+ * marker no prefetcher holds, never serves a spool written before the last
+ * boot (its files are not fsynced), and that spool-clear removes everything. The
  * prefetcher itself (a forked process reading a repository) is driven by
  * tests/e2e/pg/test_pitr_prefetch.py. */
 #include <setjmp.h>
@@ -36,6 +37,18 @@ static int exists(const char *rel)
 	char p[512];
 	snprintf(p, sizeof p, "%s/%s", root, rel);
 	return access(p, F_OK) == 0;
+}
+
+/* The spool's boot file: this boot's id (what a prefetcher writes). */
+static void put_this_boot(void)
+{
+	char id[64] = "";
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+	assert_non_null(f);
+	assert_non_null(fgets(id, sizeof id, f));
+	fclose(f);
+	id[strcspn(id, "\n")] = '\0';
+	put("pg_wal/tapwork-spool/boot", id);
 }
 
 static int setup(void **state)
@@ -105,9 +118,33 @@ static void served_only_under_its_own_name(void **state)
 	tw_pgspool_close(&sp);
 	/* timeline 1's own request takes it, by a rename */
 	tw_pgspool_open(&sp, root, 1, SEG5, 8);
+	put_this_boot();
 	assert_int_equal(tw_pgspool_take(&sp, SEG5, dest), 1);
 	assert_true(exists("pg_wal/RECOVERYXLOG"));
 	assert_false(exists("pg_wal/tapwork-spool/" SEG5));
+	tw_pgspool_close(&sp);
+}
+
+static void another_boots_spool_is_not_served(void **state)
+{
+	(void)state;
+	put("recovery.signal", "");
+	struct tw_pgspool sp;
+	tw_pgspool_open(&sp, root, 1, SEG5, 8);
+	assert_int_not_equal(sp.dfd, -1);
+	put("pg_wal/tapwork-spool/" SEG5, "written before a crash");
+	char dest[512];
+	snprintf(dest, sizeof dest, "%s/pg_wal/RECOVERYXLOG", root);
+	/* no boot file, then another boot's: fetched directly, file left */
+	assert_int_equal(tw_pgspool_take(&sp, SEG5, dest), 0);
+	put("pg_wal/tapwork-spool/boot", "00000000-0000-0000-0000-000000000000");
+	assert_int_equal(tw_pgspool_take(&sp, SEG5, dest), 0);
+	assert_false(exists("pg_wal/RECOVERYXLOG"));
+	assert_true(exists("pg_wal/tapwork-spool/" SEG5));
+	/* this boot's: served */
+	put_this_boot();
+	assert_int_equal(tw_pgspool_take(&sp, SEG5, dest), 1);
+	assert_true(exists("pg_wal/RECOVERYXLOG"));
 	tw_pgspool_close(&sp);
 }
 
@@ -133,6 +170,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(off_unless_recovery_and_segment, setup, teardown),
 	    cmocka_unit_test_setup_teardown(served_only_under_its_own_name, setup, teardown),
+	    cmocka_unit_test_setup_teardown(another_boots_spool_is_not_served, setup, teardown),
 	    cmocka_unit_test_setup_teardown(clear_removes_everything, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
