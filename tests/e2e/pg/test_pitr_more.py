@@ -21,7 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "backup"))
 from bkhelp import PASSWORD, json_lines  # noqa: E402
-from conftest import BIN, free_port  # noqa: E402
+from conftest import BIN, free_port, wait_for  # noqa: E402
 import pgutil  # noqa: E402
 from pgutil import chown_postgres, wait_promoted  # noqa: E402
 from pitrsite import ArchiveSite  # noqa: E402
@@ -66,13 +66,8 @@ def archived_segment(site, tmp):
     site.switch()
     # pg check returns once the segment is in the repository; the archiver
     # reports it to pg_stat_archiver a moment later
-    deadline = time.monotonic() + 30
-    seg = ""
-    while not seg and time.monotonic() < deadline:
-        seg = site.pg.psql("postgres", "SELECT last_archived_wal FROM pg_stat_archiver"
-                           ).stdout.strip()
-        if not seg:
-            time.sleep(0.1)
+    seg = wait_for(lambda: site.pg.psql("postgres", "SELECT last_archived_wal FROM pg_stat_archiver"
+                                        ).stdout.strip(), 30, "pg_stat_archiver's last segment", 0.1)
     dest = os.path.join(tmp, "got")
     site.tw("pg", "archive-get", "--pg-data", site.pg.dir, seg, dest, check=0)
     with open(dest, "rb") as f:
