@@ -134,6 +134,16 @@ seal:;
 	return 0;
 }
 
+void tw_zstd_profile(void *cctx, int profile)
+{
+	ZSTD_CCtx *c = cctx;
+	int sorted = profile == TW_ZP_SORTED;
+	/* 0 = derive from the level; explicitly set values stick across
+	 * later level changes */
+	ZSTD_CCtx_setParameter(c, ZSTD_c_strategy, sorted ? ZSTD_lazy : 0);
+	ZSTD_CCtx_setParameter(c, ZSTD_c_searchLog, sorted ? 1 : 0);
+}
+
 /* One decompression context per thread for callers that pass none: creating
  * one per blob cost ~6% of a restore. Freed when the thread exits. */
 static pthread_key_t dctx_key;

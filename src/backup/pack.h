@@ -46,6 +46,17 @@ int tw_pack_header_decode(const uint8_t *p, size_t n, uint64_t data_end,
 int tw_blob_seal(const struct tw_keys *k, void *cctx, int level, uint8_t type,
 		 const uint8_t id[TW_ID_LEN], const uint8_t *pt, size_t n, uint8_t *scratch,
 		 uint8_t *out, size_t *out_len, uint8_t *flags);
+/* Compression profiles for what a blob holds (a source hook picks one per
+ * chunk, tw_backup_opts.zprofile). TW_ZP_SORTED: sorted keys repeated at
+ * short and long distances (PostgreSQL index pages): zstd's lazy matching
+ * with the smallest search compresses them ~15 % smaller than the default
+ * level 3 at about 2/3 of its speed (level 6 gets the same
+ * size at a third of the speed; docs/backup.md). */
+enum { TW_ZP_DEFAULT = 0, TW_ZP_SORTED = 1 };
+/* Set up cctx (a ZSTD_CCtx) for the profile; the level stays the one
+ * tw_blob_seal() sets. TW_ZP_DEFAULT undoes any other profile. */
+void tw_zstd_profile(void *cctx, int profile);
+
 /* Open a stored blob described by en: decrypt, decompress, check the ID.
  * *pt is malloc'd with en->raw_length bytes. dctx: ZSTD_DCtx, or NULL to use
  * one cached per thread (freed at thread exit). */
