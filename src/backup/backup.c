@@ -164,6 +164,7 @@ static int wctx_init(struct wctx *w, struct tw_repo *r, int with_buffer)
 	w->cctx = ZSTD_createCCtx();
 	w->out = with_buffer ? malloc((size_t)r->chunk_max + TW_SEAL_OVERHEAD) : NULL;
 	w->scratch = w->out ? w->out + TW_NONCE_LEN : NULL;
+	w->zprofile = TW_ZP_DEFAULT;
 	return w->cctx && (w->out || !with_buffer) ? 0 : TW_ENOMEM;
 }
 

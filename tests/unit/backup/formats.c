@@ -78,6 +78,53 @@ static void blob_seal_open_compress_and_tamper(void **state)
 	tw_crypto_keys_clear(&k);
 }
 
+/* Sorted keys, as on btree leaf pages: the sorted profile must shrink them,
+ * open like any blob, and TW_ZP_DEFAULT must give back the plain level's
+ * output byte for byte (trees sealed after an index unit on one context). */
+static void zstd_profiles(void **state)
+{
+	(void)state;
+	struct tw_keys k;
+	assert_int_equal(tw_crypto_keys_new(&k, NULL), 0);
+	ZSTD_CCtx *cc = ZSTD_createCCtx(), *fresh = ZSTD_createCCtx();
+	size_t n = 65536;
+	uint8_t *pt = malloc(n), *scratch = malloc(n), *out = malloc(n + TW_SEAL_OVERHEAD);
+	uint64_t x = 88172645463325252ull;
+	for (size_t i = 0; i + 16 <= n; i += 16) { /* index tuple: ctid, header, 8-byte key */
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		uint32_t key = (uint32_t)(i / 16 * 3 + (x & 1));
+		uint8_t t[16] = {0, 0, (uint8_t)(x >> 8), (uint8_t)(x >> 16), (uint8_t)(x >> 24), 0, 16, 0,
+				 (uint8_t)key, (uint8_t)(key >> 8), (uint8_t)(key >> 16), 0, 0, 0, 0, 0};
+		memcpy(pt + i, t, 16);
+	}
+	uint8_t id[32];
+	assert_int_equal(tw_crypto_id(&k, pt, n, id), 0);
+	size_t plain, sorted, again, ref;
+	uint8_t flags;
+	assert_int_equal(tw_blob_seal(&k, fresh, 3, TW_BLOB_DATA, id, pt, n, scratch, out, &ref, &flags), 0);
+	tw_zstd_profile(cc, TW_ZP_SORTED);
+	assert_int_equal(tw_blob_seal(&k, cc, 3, TW_BLOB_DATA, id, pt, n, scratch, out, &sorted, &flags), 0);
+	assert_int_equal(flags, TW_BLOB_ZSTD);
+	struct tw_pack_entry en = {TW_BLOB_DATA, flags, {0}, 0, (uint32_t)sorted, (uint32_t)n};
+	memcpy(en.id, id, 32);
+	uint8_t *back;
+	assert_int_equal(tw_blob_open(&k, NULL, &en, out, &back, NULL), 0);
+	assert_memory_equal(back, pt, n);
+	free(back);
+	tw_zstd_profile(cc, TW_ZP_DEFAULT);
+	assert_int_equal(tw_blob_seal(&k, cc, 3, TW_BLOB_DATA, id, pt, n, scratch, out, &plain, &flags), 0);
+	assert_int_equal(plain, ref);
+	assert_true(sorted < plain);
+	tw_zstd_profile(cc, TW_ZP_SORTED);
+	assert_int_equal(tw_blob_seal(&k, cc, 3, TW_BLOB_DATA, id, pt, n, scratch, out, &again, &flags), 0);
+	assert_int_equal(again, sorted);
+	ZSTD_freeCCtx(cc);
+	ZSTD_freeCCtx(fresh);
+	free(pt);
+	free(scratch);
+	free(out);
+}
+
 static void pack_header_round_trip(void **state)
 {
 	struct tw_pack_entry e[3];
@@ -414,7 +461,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(blob_seal_open_compress_and_tamper),
-		cmocka_unit_test(pack_header_round_trip), cmocka_unit_test(meta_compressed_forms),
+		cmocka_unit_test(zstd_profiles), cmocka_unit_test(pack_header_round_trip),
+		cmocka_unit_test(meta_compressed_forms),
 		cmocka_unit_test(index_table_and_objects),
 		cmocka_unit_test(tree_round_trip_and_validation),
 		cmocka_unit_test(snapshot_round_trip),
