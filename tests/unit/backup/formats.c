@@ -120,6 +120,7 @@ static void zstd_profiles(void **state)
 	assert_int_equal(again, sorted);
 	ZSTD_freeCCtx(cc);
 	ZSTD_freeCCtx(fresh);
+	tw_crypto_keys_clear(&k);
 	free(pt);
 	free(scratch);
 	free(out);
