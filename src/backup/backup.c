@@ -36,6 +36,7 @@ struct slab {
 struct wctx {
 	ZSTD_CCtx *cctx;
 	uint8_t *scratch, *out;
+	int zprofile; /* TW_ZP_* cctx is set up for */
 };
 
 struct dirnode {
@@ -163,6 +164,7 @@ static int wctx_init(struct wctx *w, struct tw_repo *r, int with_buffer)
 	w->cctx = ZSTD_createCCtx();
 	w->out = with_buffer ? malloc((size_t)r->chunk_max + TW_SEAL_OVERHEAD) : NULL;
 	w->scratch = w->out ? w->out + TW_NONCE_LEN : NULL;
+	w->zprofile = TW_ZP_DEFAULT;
 	return w->cctx && (w->out || !with_buffer) ? 0 : TW_ENOMEM;
 }
 
@@ -226,6 +228,10 @@ static int store_tree(struct eng *g, struct wctx *w, struct dirnode *d, uint8_t 
 		size_t olen;
 		uint8_t flags;
 		rc = scratch && out ? 0 : TW_ENOMEM;
+		if (rc == 0 && w->zprofile != TW_ZP_DEFAULT) {
+			tw_zstd_profile(w->cctx, TW_ZP_DEFAULT);
+			w->zprofile = TW_ZP_DEFAULT;
+		}
 		if (rc == 0)
 			rc = tw_blob_seal(&g->r->keys, w->cctx, g->r->level, TW_BLOB_TREE, id,
 					  (const uint8_t *)b.data, b.len, scratch, out, &olen, &flags);
@@ -289,6 +295,13 @@ static void process_chunk(struct eng *g, struct wctx *w, struct chunkjob *j)
 			size_t olen;
 			uint8_t flags;
 			struct tw_err e = {0};
+			int prof = g->o->zprofile != NULL && f->stream == NULL
+					   ? g->o->zprofile(j->p, j->len)
+					   : TW_ZP_DEFAULT;
+			if (prof != w->zprofile) {
+				tw_zstd_profile(w->cctx, prof);
+				w->zprofile = prof;
+			}
 			rc = tw_blob_seal(&g->r->keys, w->cctx, g->r->level, TW_BLOB_DATA, id, j->p,
 					  j->len, w->scratch, w->out, &olen, &flags);
 			if (rc == 0)

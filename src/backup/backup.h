@@ -69,6 +69,10 @@ struct tw_backup_opts {
 	 * taken from the parent snapshot are not read, so not inspected). */
 	void (*inspect)(void *arg, const char *full, uint64_t off, const uint8_t *p, size_t n);
 	void *inspect_arg;
+	/* zprofile: the compression profile (TW_ZP_*, backup/pack.h) for one
+	 * new chunk of a file, at the repository's level; NULL: the default
+	 * for all. Streams and trees always use the default. */
+	int (*zprofile)(const uint8_t *p, size_t n);
 };
 
 struct tw_backup_stats {

@@ -134,7 +134,20 @@ int tw_index_pack(struct tw_index *ix, const uint8_t pack_id[TW_ID_LEN], uint32_
 	return 0;
 }
 
+static int index_decode(const uint8_t *p, size_t n, tw_index_cb cb, void *arg, struct tw_err *e);
+
 int tw_index_decode(const uint8_t *p, size_t n, tw_index_cb cb, void *arg, struct tw_err *e)
+{
+	uint8_t *tmp;
+	/* the plain form is at most 4 GiB (the encoder's cap) */
+	int rc = tw_meta_unpack("TWIX", p, n, (size_t)UINT32_MAX, &p, &n, &tmp, e);
+	if (rc == 0)
+		rc = index_decode(p, n, cb, arg, e);
+	free(tmp);
+	return rc;
+}
+
+static int index_decode(const uint8_t *p, size_t n, tw_index_cb cb, void *arg, struct tw_err *e)
 {
 	if (n < 12 || memcmp(p, "TWIX", 4) != 0)
 		return tw_err_set(e, TW_ECORRUPT, "index: bad magic");
@@ -193,6 +206,7 @@ int tw_index_enc_pack(struct tw_index_enc *w, const uint8_t pack_id[TW_ID_LEN],
 void tw_index_enc_finish(struct tw_index_enc *w)
 {
 	tw_le32_put((uint8_t *)w->buf.data + 8, w->npacks);
+	tw_meta_pack(&w->buf); /* version 2 when it is smaller; else version 1 stays */
 }
 
 void tw_index_enc_free(struct tw_index_enc *w) { tw_dbuf_free(&w->buf); }

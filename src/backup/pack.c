@@ -38,6 +38,65 @@ int tw_pack_entry_get(const uint8_t in[TW_PACK_ENTRY_LEN], struct tw_pack_entry 
 	return 0;
 }
 
+int tw_meta_pack(struct tw_dbuf *b)
+{
+	if (b->len < 12 || b->data[4] != 1)
+		return TW_EINVAL;
+	if (b->len > UINT32_MAX)
+		return 0;
+	size_t cap = 12 + ZSTD_compressBound(b->len);
+	uint8_t *z = malloc(cap);
+	if (z == NULL)
+		return TW_ENOMEM;
+	/* the IDs (32 of every 46 bytes) are random; the rest compresses */
+	size_t r = ZSTD_compress(z + 12, cap - 12, b->data, b->len, 3);
+	if (ZSTD_isError(r) || 12 + r >= b->len) {
+		free(z);
+		return 0;
+	}
+	memcpy(z, b->data, 4);
+	z[4] = 2;
+	z[5] = z[6] = z[7] = 0;
+	tw_le32_put(z + 8, (uint32_t)b->len);
+	b->len = 0;
+	int rc = tw_dbuf_append(b, z, 12 + r);
+	free(z);
+	return rc;
+}
+
+int tw_meta_unpack(const char magic[4], const uint8_t *p, size_t n, size_t cap,
+		   const uint8_t **out, size_t *out_len, uint8_t **tmp, struct tw_err *e)
+{
+	*tmp = NULL;
+	if (n < 12 || memcmp(p, magic, 4) != 0 || p[4] != 2) {
+		*out = p; /* version 1 or garbage: the plain decoder says which */
+		*out_len = n;
+		return 0;
+	}
+	if (p[5] || p[6] || p[7])
+		return tw_err_set(e, TW_ECORRUPT, "%.4s: bad header", magic);
+	uint32_t raw = tw_le32_get(p + 8);
+	unsigned long long fcs = ZSTD_getFrameContentSize(p + 12, n - 12);
+	/* every entry holds a 32-byte random ID: a real plain form is less
+	 * than twice its compressed size; 8x bounds what a forged one costs */
+	if (cap > 8 * (uint64_t)n + 4096)
+		cap = 8 * (size_t)n + 4096;
+	if (raw < 12 || raw > cap || fcs != raw)
+		return tw_err_set(e, TW_ECORRUPT, "%.4s: bad compressed length", magic);
+	uint8_t *v = malloc(raw);
+	if (v == NULL)
+		return tw_err_set(e, TW_ENOMEM, "out of memory");
+	size_t r = ZSTD_decompress(v, raw, p + 12, n - 12);
+	if (ZSTD_isError(r) || r != raw || memcmp(v, magic, 4) != 0 || v[4] != 1) {
+		free(v);
+		return tw_err_set(e, TW_ECORRUPT, "%.4s: bad compressed data", magic);
+	}
+	*tmp = v;
+	*out = v;
+	*out_len = raw;
+	return 0;
+}
+
 int tw_pack_header_encode(const struct tw_pack_entry *ents, uint32_t n, struct tw_dbuf *out)
 {
 	uint8_t head[12] = {'T', 'W', 'P', 'H', 1, 0, 0, 0};
@@ -53,11 +112,26 @@ int tw_pack_header_encode(const struct tw_pack_entry *ents, uint32_t n, struct t
 	return rc;
 }
 
+static int header_decode(const uint8_t *p, size_t n, uint64_t data_end,
+			 struct tw_pack_entry **ents, uint32_t *count, struct tw_err *e);
+
 int tw_pack_header_decode(const uint8_t *p, size_t n, uint64_t data_end,
 			  struct tw_pack_entry **ents, uint32_t *count, struct tw_err *e)
 {
 	*ents = NULL;
 	*count = 0;
+	uint8_t *tmp;
+	int rc = tw_meta_unpack("TWPH", p, n, 12 + (size_t)TW_PACK_MAX_ENTRIES * TW_PACK_ENTRY_LEN,
+				&p, &n, &tmp, e);
+	if (rc == 0)
+		rc = header_decode(p, n, data_end, ents, count, e);
+	free(tmp);
+	return rc;
+}
+
+static int header_decode(const uint8_t *p, size_t n, uint64_t data_end,
+			 struct tw_pack_entry **ents, uint32_t *count, struct tw_err *e)
+{
 	if (n < 12 || memcmp(p, "TWPH", 4) != 0)
 		return tw_err_set(e, TW_ECORRUPT, "pack header: bad magic");
 	if (p[4] != 1 || p[5] || p[6] || p[7])
@@ -132,6 +206,16 @@ seal:;
 		return rc;
 	*out_len = blen + TW_SEAL_OVERHEAD;
 	return 0;
+}
+
+void tw_zstd_profile(void *cctx, int profile)
+{
+	ZSTD_CCtx *c = cctx;
+	int sorted = profile == TW_ZP_SORTED;
+	/* 0 = derive from the level; explicitly set values stick across
+	 * later level changes */
+	ZSTD_CCtx_setParameter(c, ZSTD_c_strategy, sorted ? ZSTD_lazy : 0);
+	ZSTD_CCtx_setParameter(c, ZSTD_c_searchLog, sorted ? 1 : 0);
 }
 
 /* One decompression context per thread for callers that pass none: creating

@@ -48,6 +48,31 @@ int tw_pack_header_decode(const uint8_t *p, size_t n, uint64_t data_end,
 int tw_blob_seal(const struct tw_keys *k, void *cctx, int level, uint8_t type,
 		 const uint8_t id[TW_ID_LEN], const uint8_t *pt, size_t n, uint8_t *scratch,
 		 uint8_t *out, size_t *out_len, uint8_t *flags);
+/* Metadata plaintexts ("TWPH" pack headers, "TWIX" index objects) start
+ * with 4 magic bytes, u8 version, 3 zero bytes. Version 1 is the plain
+ * form; version 2 = magic | 2 | 3 zero | u32 length of the version-1 form |
+ * zstd frame of the whole version-1 form (docs/repository-format.md).
+ * tw_meta_pack() turns a version-1 plaintext in b into version 2 (kept as is
+ * when that is not smaller or fails: both forms are valid).
+ * tw_meta_unpack() gives the version-1 form of p[0..n): p itself for
+ * version 1 (*tmp = NULL), else a malloc'd *tmp of at most `cap` bytes
+ * (caller frees; also capped at 8n + 4096); TW_ECORRUPT for a bad version 2 (a version-1 form inside
+ * it with another magic or version, a length over cap or not matching). */
+int tw_meta_pack(struct tw_dbuf *b);
+int tw_meta_unpack(const char magic[4], const uint8_t *p, size_t n, size_t cap,
+		   const uint8_t **out, size_t *out_len, uint8_t **tmp, struct tw_err *e);
+
+/* Compression profiles for what a blob holds (a source hook picks one per
+ * chunk, tw_backup_opts.zprofile). TW_ZP_SORTED: sorted keys repeated at
+ * short and long distances (PostgreSQL index pages): zstd's lazy matching
+ * with the smallest search compresses them ~15 % smaller than the default
+ * level 3 at about 2/3 of its speed (level 6 gets the same
+ * size at a third of the speed; docs/backup.md). */
+enum { TW_ZP_DEFAULT = 0, TW_ZP_SORTED = 1 };
+/* Set up cctx (a ZSTD_CCtx) for the profile; the level stays the one
+ * tw_blob_seal() sets. TW_ZP_DEFAULT undoes any other profile. */
+void tw_zstd_profile(void *cctx, int profile);
+
 /* Open a stored blob described by en: decrypt, decompress, check the ID.
  * *pt is malloc'd with en->raw_length bytes. dctx: ZSTD_DCtx, or NULL to use
  * one cached per thread (freed at thread exit). */

@@ -547,6 +547,8 @@ int tw_repo_pack_trailer(struct tw_repo *r, const struct tw_pack_entry *ents, ui
 	struct tw_dbuf h;
 	tw_dbuf_init(&h, (size_t)64 << 20);
 	int rc = tw_pack_header_encode(ents, n, &h);
+	if (rc == 0)
+		rc = tw_meta_pack(&h);
 	uint8_t *sealed = NULL;
 	size_t slen = 0;
 	if (rc == 0)

@@ -505,6 +505,7 @@ int tw_pitr_backup_run(struct tw_repo *r, const struct tw_pitr_backup_req *q,
 	bo.skip = skip;
 	bo.skip_arg = &b;
 	bo.fixed_chunk = TW_PGDATA_CHUNK;
+	bo.zprofile = tw_pgdata_zprofile;
 	bo.missing_ok = 1; /* relations dropped while we copy */
 	bo.seal = seal;
 	bo.seal_arg = &b;

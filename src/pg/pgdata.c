@@ -1,6 +1,8 @@
 /* pgdata.c — PGDATA skip rules (see pgdata.h). */
 #include "pg/pgdata.h"
 
+#include "backup/pack.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -70,4 +72,24 @@ int tw_pgdata_init_fork(const char *name, size_t n, char *out, size_t cap)
 	}
 	int w = snprintf(out, cap, "%.*s_init", (int)d, name);
 	return w > 0 && (size_t)w < cap;
+}
+
+int tw_pgdata_zprofile(const unsigned char *p, size_t n)
+{
+	size_t valid = 0, special = 0;
+	for (size_t off = 0; off + TW_PGDATA_PAGE <= n; off += TW_PGDATA_PAGE) {
+		const unsigned char *h = p + off;
+		/* PageHeaderData: pd_lsn 8, pd_checksum 2, pd_flags 2, pd_lower 2,
+		 * pd_upper 2, pd_special 2, pd_pagesize_version 2 (host order) */
+		unsigned sizever = (unsigned)h[18] | (unsigned)h[19] << 8;
+		unsigned lower = (unsigned)h[12] | (unsigned)h[13] << 8;
+		unsigned upper = (unsigned)h[14] | (unsigned)h[15] << 8;
+		unsigned spec = (unsigned)h[16] | (unsigned)h[17] << 8;
+		if (sizever != (TW_PGDATA_PAGE | 4) || lower < 24 || lower > upper || upper > spec ||
+		    spec > TW_PGDATA_PAGE)
+			continue;
+		valid++;
+		special += spec < TW_PGDATA_PAGE;
+	}
+	return special * 2 > valid ? TW_ZP_SORTED : TW_ZP_DEFAULT;
 }

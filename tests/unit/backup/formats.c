@@ -78,6 +78,54 @@ static void blob_seal_open_compress_and_tamper(void **state)
 	tw_crypto_keys_clear(&k);
 }
 
+/* Sorted keys, as on btree leaf pages: the sorted profile must shrink them,
+ * open like any blob, and TW_ZP_DEFAULT must give back the plain level's
+ * output byte for byte (trees sealed after an index unit on one context). */
+static void zstd_profiles(void **state)
+{
+	(void)state;
+	struct tw_keys k;
+	assert_int_equal(tw_crypto_keys_new(&k, NULL), 0);
+	ZSTD_CCtx *cc = ZSTD_createCCtx(), *fresh = ZSTD_createCCtx();
+	size_t n = 65536;
+	uint8_t *pt = malloc(n), *scratch = malloc(n), *out = malloc(n + TW_SEAL_OVERHEAD);
+	uint64_t x = 88172645463325252ull;
+	for (size_t i = 0; i + 16 <= n; i += 16) { /* index tuple: ctid, header, 8-byte key */
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		uint32_t key = (uint32_t)(i / 16 * 3 + (x & 1));
+		uint8_t t[16] = {0, 0, (uint8_t)(x >> 8), (uint8_t)(x >> 16), (uint8_t)(x >> 24), 0, 16, 0,
+				 (uint8_t)key, (uint8_t)(key >> 8), (uint8_t)(key >> 16), 0, 0, 0, 0, 0};
+		memcpy(pt + i, t, 16);
+	}
+	uint8_t id[32];
+	assert_int_equal(tw_crypto_id(&k, pt, n, id), 0);
+	size_t plain, sorted, again, ref;
+	uint8_t flags;
+	assert_int_equal(tw_blob_seal(&k, fresh, 3, TW_BLOB_DATA, id, pt, n, scratch, out, &ref, &flags), 0);
+	tw_zstd_profile(cc, TW_ZP_SORTED);
+	assert_int_equal(tw_blob_seal(&k, cc, 3, TW_BLOB_DATA, id, pt, n, scratch, out, &sorted, &flags), 0);
+	assert_int_equal(flags, TW_BLOB_ZSTD);
+	struct tw_pack_entry en = {TW_BLOB_DATA, flags, {0}, 0, (uint32_t)sorted, (uint32_t)n};
+	memcpy(en.id, id, 32);
+	uint8_t *back;
+	assert_int_equal(tw_blob_open(&k, NULL, &en, out, &back, NULL), 0);
+	assert_memory_equal(back, pt, n);
+	free(back);
+	tw_zstd_profile(cc, TW_ZP_DEFAULT);
+	assert_int_equal(tw_blob_seal(&k, cc, 3, TW_BLOB_DATA, id, pt, n, scratch, out, &plain, &flags), 0);
+	assert_int_equal(plain, ref);
+	assert_true(sorted < plain);
+	tw_zstd_profile(cc, TW_ZP_SORTED);
+	assert_int_equal(tw_blob_seal(&k, cc, 3, TW_BLOB_DATA, id, pt, n, scratch, out, &again, &flags), 0);
+	assert_int_equal(again, sorted);
+	ZSTD_freeCCtx(cc);
+	ZSTD_freeCCtx(fresh);
+	tw_crypto_keys_clear(&k);
+	free(pt);
+	free(scratch);
+	free(out);
+}
+
 static void pack_header_round_trip(void **state)
 {
 	struct tw_pack_entry e[3];
@@ -114,6 +162,72 @@ static void pack_header_round_trip(void **state)
 	b.data[0] = 'T';
 	b.data[12 + TW_PACK_ENTRY_LEN + 34] ^= 1; /* second entry's offset */
 	assert_int_equal(tw_pack_header_decode((uint8_t *)b.data, b.len, off, &back, &n, NULL), TW_ECORRUPT);
+	tw_dbuf_free(&b);
+}
+
+/* Version 2 metadata: the zstd-compressed version-1 form. */
+static void meta_compressed_forms(void **state)
+{
+	(void)state;
+	struct tw_pack_entry e[64];
+	uint32_t off = 0;
+	for (int i = 0; i < 64; i++) {
+		e[i] = (struct tw_pack_entry){TW_BLOB_DATA, TW_BLOB_ZSTD, {0}, off, 1000, 65536};
+		fill_id(e[i].id, (uint32_t)i);
+		off += 1000;
+	}
+	struct tw_dbuf b;
+	tw_dbuf_init(&b, 1 << 20);
+	assert_int_equal(tw_pack_header_encode(e, 64, &b), 0);
+	size_t plain = b.len;
+	assert_int_equal(tw_meta_pack(&b), 0);
+	assert_true(b.len < plain);
+	assert_int_equal(b.data[4], 2);
+	assert_int_equal(tw_le32_get((uint8_t *)b.data + 8), plain);
+	struct tw_pack_entry *back;
+	uint32_t n;
+	assert_int_equal(tw_pack_header_decode((uint8_t *)b.data, b.len, off, &back, &n, NULL), 0);
+	assert_int_equal(n, 64);
+	assert_memory_equal(back[63].id, e[63].id, 32);
+	assert_int_equal(back[63].offset, e[63].offset);
+	free(back);
+	/* a version-2 form is packed only once; truncated, a wrong length, a
+	 * length beyond what the compressed size allows: refused */
+	assert_int_equal(tw_meta_pack(&b), TW_EINVAL);
+	assert_int_equal(tw_pack_header_decode((uint8_t *)b.data, b.len - 1, off, &back, &n, NULL), TW_ECORRUPT);
+	tw_le32_put((uint8_t *)b.data + 8, (uint32_t)plain + 1);
+	assert_int_equal(tw_pack_header_decode((uint8_t *)b.data, b.len, off, &back, &n, NULL), TW_ECORRUPT);
+	tw_le32_put((uint8_t *)b.data + 8, 100u << 20);
+	assert_int_equal(tw_pack_header_decode((uint8_t *)b.data, b.len, off, &back, &n, NULL), TW_ECORRUPT);
+	tw_le32_put((uint8_t *)b.data + 8, (uint32_t)plain);
+	b.data[5] = 1;
+	assert_int_equal(tw_pack_header_decode((uint8_t *)b.data, b.len, off, &back, &n, NULL), TW_ECORRUPT);
+	b.data[5] = 0;
+	/* the magic inside must be the outer one: a compressed index is no pack header */
+	uint8_t *tmp;
+	const uint8_t *o;
+	size_t on;
+	memcpy(b.data, "TWIX", 4);
+	assert_int_equal(tw_meta_unpack("TWIX", (uint8_t *)b.data, b.len, 1 << 20, &o, &on, &tmp, NULL), TW_ECORRUPT);
+	assert_null(tmp);
+	/* a version-1 form is handed through as it is */
+	struct tw_dbuf v1;
+	tw_dbuf_init(&v1, 1 << 20);
+	assert_int_equal(tw_pack_header_encode(e, 2, &v1), 0);
+	assert_int_equal(tw_meta_unpack("TWPH", (uint8_t *)v1.data, v1.len, 1 << 20, &o, &on, &tmp, NULL), 0);
+	assert_ptr_equal(o, v1.data);
+	assert_int_equal(on, v1.len);
+	assert_null(tmp);
+	/* tiny plaintexts that do not shrink stay version 1 */
+	struct tw_dbuf one;
+	tw_dbuf_init(&one, 1 << 20);
+	assert_int_equal(tw_pack_header_encode(e, 1, &one), 0);
+	size_t l1 = one.len;
+	assert_int_equal(tw_meta_pack(&one), 0);
+	assert_int_equal(one.len, l1);
+	assert_int_equal(one.data[4], 1);
+	tw_dbuf_free(&one);
+	tw_dbuf_free(&v1);
 	tw_dbuf_free(&b);
 }
 
@@ -192,6 +306,14 @@ static void index_table_and_objects(void **state)
 	assert_int_equal(cnt, 6);
 	cnt = 0;
 	assert_int_equal(tw_index_decode((uint8_t *)w.buf.data, w.buf.len - 1, count_cb, &cnt, NULL), TW_ECORRUPT);
+	tw_index_enc_free(&w);
+	/* the version-1 form (older repositories) still reads */
+	tw_index_enc_init(&w);
+	assert_int_equal(tw_index_enc_pack(&w, pid, ents, 4), 0);
+	tw_le32_put((uint8_t *)w.buf.data + 8, 1);
+	cnt = 0;
+	assert_int_equal(tw_index_decode((uint8_t *)w.buf.data, w.buf.len, count_cb, &cnt, NULL), 0);
+	assert_int_equal(cnt, 4);
 	w.buf.data[12 + 32 + 4] = 9; /* bad blob type */
 	assert_int_equal(tw_index_decode((uint8_t *)w.buf.data, w.buf.len, count_cb, &cnt, NULL), TW_ECORRUPT);
 	tw_index_enc_free(&w);
@@ -340,7 +462,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(blob_seal_open_compress_and_tamper),
-		cmocka_unit_test(pack_header_round_trip),
+		cmocka_unit_test(zstd_profiles), cmocka_unit_test(pack_header_round_trip),
+		cmocka_unit_test(meta_compressed_forms),
 		cmocka_unit_test(index_table_and_objects),
 		cmocka_unit_test(tree_round_trip_and_validation),
 		cmocka_unit_test(snapshot_round_trip),

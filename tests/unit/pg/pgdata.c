@@ -6,6 +6,7 @@
 #include <cmocka.h>
 #include <string.h>
 
+#include "backup/pack.h"
 #include "pg/pgdata.h"
 
 static int skipped_rel(const char *rel)
@@ -109,10 +110,60 @@ static void init_forks(void **state)
 	}
 }
 
+/* an 8 KiB page header: lower, upper, special, pagesize|version */
+static void page(unsigned char *p, unsigned lower, unsigned upper, unsigned special, unsigned sv)
+{
+	memset(p, 0, TW_PGDATA_PAGE);
+	p[12] = (unsigned char)lower, p[13] = (unsigned char)(lower >> 8);
+	p[14] = (unsigned char)upper, p[15] = (unsigned char)(upper >> 8);
+	p[16] = (unsigned char)special, p[17] = (unsigned char)(special >> 8);
+	p[18] = (unsigned char)sv, p[19] = (unsigned char)(sv >> 8);
+}
+
+static void zprofile(void **state)
+{
+	(void)state;
+	static unsigned char u[TW_PGDATA_CHUNK];
+	const unsigned sv = TW_PGDATA_PAGE | 4;
+	/* all zero (new pages, or no relation file): the default */
+	memset(u, 0, sizeof u);
+	assert_int_equal(tw_pgdata_zprofile(u, sizeof u), TW_ZP_DEFAULT);
+	assert_int_equal(tw_pgdata_zprofile(u, 100), TW_ZP_DEFAULT); /* shorter than a page */
+	/* heap pages: no special space */
+	for (unsigned i = 0; i < 8; i++)
+		page(u + i * TW_PGDATA_PAGE, 400, 500, TW_PGDATA_PAGE, sv);
+	assert_int_equal(tw_pgdata_zprofile(u, sizeof u), TW_ZP_DEFAULT);
+	/* btree pages: 16 bytes of special space */
+	for (unsigned i = 0; i < 8; i++)
+		page(u + i * TW_PGDATA_PAGE, 400, 500, TW_PGDATA_PAGE - 16, sv);
+	assert_int_equal(tw_pgdata_zprofile(u, sizeof u), TW_ZP_SORTED);
+	/* a btree meta page and zero pages after it (a just-created index) */
+	memset(u + TW_PGDATA_PAGE, 0, sizeof u - TW_PGDATA_PAGE);
+	assert_int_equal(tw_pgdata_zprofile(u, sizeof u), TW_ZP_SORTED);
+	/* the majority decides; a tie is heap */
+	for (unsigned i = 0; i < 4; i++)
+		page(u + i * TW_PGDATA_PAGE, 400, 500, TW_PGDATA_PAGE, sv);
+	for (unsigned i = 4; i < 8; i++)
+		page(u + i * TW_PGDATA_PAGE, 400, 500, TW_PGDATA_PAGE - 16, sv);
+	assert_int_equal(tw_pgdata_zprofile(u, sizeof u), TW_ZP_DEFAULT);
+	page(u + 3 * TW_PGDATA_PAGE, 400, 500, TW_PGDATA_PAGE - 64, sv);
+	assert_int_equal(tw_pgdata_zprofile(u, sizeof u), TW_ZP_SORTED);
+	/* headers that are no page: wrong size/version, lower > upper,
+	 * special beyond the page: not counted */
+	page(u, 400, 500, TW_PGDATA_PAGE, 4096 | 4);
+	page(u + TW_PGDATA_PAGE, 600, 500, TW_PGDATA_PAGE, sv);
+	page(u + 2 * TW_PGDATA_PAGE, 400, 500, TW_PGDATA_PAGE + 8, sv);
+	page(u + 3 * TW_PGDATA_PAGE, 10, 500, TW_PGDATA_PAGE, sv);
+	assert_int_equal(tw_pgdata_zprofile(u, sizeof u), TW_ZP_SORTED);
+	/* a partial trailing page is not looked at */
+	assert_int_equal(tw_pgdata_zprofile(u, 4 * TW_PGDATA_PAGE + 100), TW_ZP_DEFAULT);
+	assert_int_equal(tw_pgdata_zprofile(u + 4 * TW_PGDATA_PAGE, 4 * TW_PGDATA_PAGE), TW_ZP_SORTED);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {cmocka_unit_test(kept), cmocka_unit_test(skipped),
 	                                   cmocka_unit_test(chunk_is_page_aligned),
-	                                   cmocka_unit_test(init_forks)};
+	                                   cmocka_unit_test(init_forks), cmocka_unit_test(zprofile)};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
