@@ -8,6 +8,8 @@
 #   tapwork    tapwork run -c GENERATED.yaml: the README's config as a user writes it
 #              (listen, one site with a certificate, one backend; workers: 1, access
 #              log off) and every other default: no pool or buffer tuning
+#   tapwork-base   (only when named in CONTENDERS) the same config run by another
+#              binary, TAPWORK_BASE_BIN: an A/B of two builds in one run
 #   tapwork-tuned  (only when named in CONTENDERS) the same plus TAPWORK_TUNING, a
 #              separate, labelled column
 #   haproxy    nbthread 1, http-reuse always, keep-alive to the upstream
@@ -50,6 +52,7 @@
 #              or v2 cpu.max where only cgroup v2 is mounted), so that the load side is
 #              never the bottleneck and requests/s compare the proxies (e.g. CPU_CAP=50)
 #   TAPWORK_TUNING="max_idle: POOL"  backend keys of the tapwork-tuned contender
+#   TAPWORK_BASE_BIN=  the binary of the tapwork-base contender (e.g. a build of main)
 # Output: $OUT/runs.tsv (one row per run), $OUT/idle.tsv, $OUT/summary.txt, $OUT/env.txt, $OUT/raw/
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -295,6 +298,7 @@ backend up
 EOF
 	tapwork_yaml tapwork "" >"$WORK/tapwork.yaml"
 	tapwork_yaml tapwork-tuned "$TAPWORK_TUNING" >"$WORK/tapwork-tuned.yaml"
+	tapwork_yaml tapwork-base "" >"$WORK/tapwork-base.yaml"
 }
 
 # ------------------------------------------------------------------ equal CPU caps
@@ -423,16 +427,18 @@ start_contender() {
 	local n=$1 log=$WORK/logs/$1.out got
 	cap_wrap "$n"
 	case $n in
-	tapwork | tapwork-tuned)
-		if [[ ! -x $TAPWORK_BIN ]]; then
-			skip "$n" "no executable at $TAPWORK_BIN (build it with make, or set TAPWORK_BIN)"
+	tapwork | tapwork-tuned | tapwork-base)
+		local bin=$TAPWORK_BIN
+		[[ $n != tapwork-base ]] || bin=${TAPWORK_BASE_BIN:-}
+		if [[ ! -x $bin ]]; then
+			skip "$n" "no executable at '$bin' (build it with make, or set TAPWORK_BIN / TAPWORK_BASE_BIN)"
 			return 1
 		fi
-		bl_spawn "$n" "$log" "$PROXY_CPU" "${CAP_WRAP[@]}" "$TAPWORK_BIN" run -c "$WORK/$n.yaml"
+		bl_spawn "$n" "$log" "$PROXY_CPU" "${CAP_WRAP[@]}" "$bin" run -c "$WORK/$n.yaml"
 		;;
 	haproxy) bl_spawn "$n" "$log" "$PROXY_CPU" "${CAP_WRAP[@]}" haproxy -db -f "$WORK/haproxy.cfg" ;;
 	nginx) bl_spawn "$n" "$log" "$PROXY_CPU" "${CAP_WRAP[@]}" nginx -p "$WORK" -c "$WORK/nginx.conf" -e "$WORK/logs/nginx.error.log" ;;
-	*) bl_die "unknown contender $n (known: tapwork tapwork-tuned haproxy nginx)" ;;
+	*) bl_die "unknown contender $n (known: tapwork tapwork-base tapwork-tuned haproxy nginx)" ;;
 	esac
 	if ! bl_wait_listen "${BL_PID[$n]}" "${PORT[$n]}" 5; then
 		if kill -0 "${BL_PID[$n]}" 2>/dev/null; then
@@ -513,6 +519,15 @@ run_one() { # test contender rep
 	b0=$(bl_busy_ticks)
 	o0=$(tcp_active_opens)
 	t0=$(date +%s.%N)
+	# RSS under load: the contender's resident memory sampled every second
+	# of the run (all its processes summed); the run reports the highest.
+	(
+		for ((i = 0; i < DUR; i++)); do
+			sleep 1
+			bl_status_kb VmRSS "${pids[@]}"
+		done >"$raw.rss"
+	) &
+	local rss_pid=$!
 	bl_pin "$LOAD_CPU" /usr/bin/time -f '%U %S' -o "$raw.time" \
 		timeout $((DUR + 30)) "${LOADCMD[@]}" >"$raw.out" 2>&1 ||
 		echo "load generator exit status $?" >>"$raw.out"
@@ -522,8 +537,11 @@ run_one() { # test contender rep
 	u1=$(bl_cpu_ticks "${upids[@]}")
 	b1=$(bl_busy_ticks)
 	o1=$(tcp_active_opens)
+	wait "$rss_pid" 2>/dev/null || true
+	local rss_peak
+	rss_peak=$(sort -n "$raw.rss" 2>/dev/null | tail -n 1)
 	"$BL_PY" - "$t" "$n" "$rep" "$raw" "$BL_HZ" "$t0" "$t1" "$c0" "$c1" "$u0" "$u1" "$b0" "$b1" "$o0" "$o1" \
-		"$(bl_status_kb VmRSS "${pids[@]}")" "${NC_LEN[$n]:-0}" "$WORK/h2load.log" "$k0" "$k1" >>"$OUT/runs.tsv" <<'PY'
+		"${rss_peak:-$(bl_status_kb VmRSS "${pids[@]}")}" "${NC_LEN[$n]:-0}" "$WORK/h2load.log" "$k0" "$k1" >>"$OUT/runs.tsv" <<'PY'
 import glob, re, sys
 (t, n, rep, raw, hz, t0, t1, c0, c1, u0, u1, b0, b1, o0, o1, rss, nclen, h2log, k0, k1) = sys.argv[1:]
 hz = float(hz); wall = float(t1) - float(t0)
@@ -586,7 +604,7 @@ unit = {"small": "req/s", "64k": "MB/s", "newconn": "conn/s", "https_small": "re
 g = lambda x: "nan" if x != x else "%.3f" % x
 print("\t".join([t, n, rep, g(value), unit, g(reqs), g(p50), g(p99), str(errors), g(per_cpu),
                  "%.1f" % (100 * proxy / wall), "%.1f" % (100 * up / wall), "%.1f" % (100 * load / wall),
-                 "%.1f" % (100 * foreign / wall), "%.0f" % ((int(o1) - int(o0)) / wall), "%.0f" % (int(rss) / 1024),
+                 "%.1f" % (100 * foreign / wall), "%.0f" % ((int(o1) - int(o0)) / wall), "%.1f" % (int(rss) / 1024),
                  "%.2f" % wall, "%.1f" % (100 * kern / proxy if proxy > 0 else float("nan"))]))
 PY
 	rm -f "$WORK/h2load.log"
@@ -657,7 +675,7 @@ tests = list(dict.fromkeys(r["test"] for r in runs))
 names = list(dict.fromkeys(r["contender"] for r in runs))
 out = []
 hdr = ["test", "contender", "value", "unit", "min..max", "p50_ms", "p99_ms", "req/CPU-s", "proxyCPU%",
-       "kernel%", "foreign%", "errors", "x_haproxy", "x_nginx", "eff_x_haproxy", "p99_x_haproxy"]
+       "kernel%", "foreign%", "errors", "x_haproxy", "x_nginx", "eff_x_haproxy", "p99_x_haproxy", "RSS_MB", "rss_x_haproxy"]
 table = []
 M = {}
 for t in tests:
@@ -666,7 +684,7 @@ for t in tests:
         if not rs: continue
         vals = [num(r["value"]) for r in rs]
         m = {k: med(rs, k) for k in ("value", "p50_ms", "p99_ms", "req_per_cpu_s", "proxy_cpu_pct", "foreign_cpu_pct",
-                                   "proxy_kernel_pct")}
+                                   "proxy_kernel_pct", "rss_mb")}
         m["errors"] = sum(int(r["errors"]) for r in rs); m["unit"] = rs[0]["unit"]; m["n"] = len(rs)
         dec = 1 if t.endswith("64k") else 0
         m["range"] = "%s..%s" % (f(min(vals), dec), f(max(vals), dec))
@@ -677,7 +695,8 @@ for t in tests:
         table.append([t, n, f(m["value"], 1 if t.endswith("64k") else 0), m["unit"], m["range"], f(m["p50_ms"], 3), f(m["p99_ms"], 3),
                       f(m["req_per_cpu_s"]), f(m["proxy_cpu_pct"]), f(m["proxy_kernel_pct"]), f(m["foreign_cpu_pct"]), str(m["errors"]),
                       ratio(m["value"], ha.get("value", nan)), ratio(m["value"], ng.get("value", nan)),
-                      ratio(m["req_per_cpu_s"], ha.get("req_per_cpu_s", nan)), ratio(m["p99_ms"], ha.get("p99_ms", nan))])
+                      ratio(m["req_per_cpu_s"], ha.get("req_per_cpu_s", nan)), ratio(m["p99_ms"], ha.get("p99_ms", nan)),
+                      f(m["rss_mb"], 1), ratio(m["rss_mb"], ha.get("rss_mb", nan))])
 def show(hdr, rows):
     w = [max(len(str(x)) for x in col) for col in zip(hdr, *rows)]
     for row in [hdr] + rows:
@@ -685,7 +704,8 @@ def show(hdr, rows):
 if table:
     out.append("Load tests: medians over %d rep(s); x_haproxy/x_nginx = value ratio, eff_x_haproxy = req/CPU-s ratio," % max(m["n"] for m in M.values()))
     out.append("p99_x_haproxy = p99 ratio (lower is better). kernel% = share of the proxy's CPU spent in the kernel")
-    out.append("(system time). foreign% = CPU used by other tenants during the run.")
+    out.append("(system time). foreign% = CPU used by other tenants during the run. RSS_MB = the proxy's peak resident")
+    out.append("memory under load (sampled every second of the run, all its processes; median over the reps).")
     show(hdr, table)
 I = {r["contender"]: r for r in idle}
 if idle:

@@ -128,6 +128,16 @@ static inline uint32_t tw_gen_req_slot(const struct tw_gen *g, size_t site, size
 
 /* ---- worker ---- */
 
+/* A connection accepted in this turn of the loop, served once the turn's
+ * other events are handled (worker.c: accept_on, serve_accepted). */
+#define TW_ACCEPT_BATCH 64
+struct tw_accepted {
+	int fd;
+	socklen_t len;
+	const struct tw_front_ops *fops;
+	struct sockaddr_storage ss;
+};
+
 struct tw_worker {
 	unsigned idx;
 	pthread_t thread;
@@ -166,6 +176,9 @@ struct tw_worker {
 	char log_time[40];
 	struct tw_ppwait *ppwait; /* connections waiting for their PROXY header (ppin.c) */
 	size_t nppwait;
+	struct tw_accepted *acc; /* accepted, not served yet: TW_ACCEPT_BATCH of them */
+	unsigned nacc;
+	uint8_t acc_more; /* a batch filled: more may wait in a listener's queue */
 };
 
 /* ---- edge (process) ---- */
@@ -306,6 +319,7 @@ struct tw_conn {
 	enum tw_conn_state st;
 	uint8_t rd_ready, wr_ready, rd_eof, close_after, queued, in_run, dead, lingering, rdhup;
 	uint8_t quiet_close; /* the client asked to close and its request was read whole */
+	uint8_t unpolled;    /* plain TCP: not in epoll yet (registered once it must wait, see conn_poll) */
 	struct tw_timer timer;
 	struct sockaddr_storage peer;
 	socklen_t peerlen;

@@ -173,7 +173,8 @@ static void sock_shutdown_wr(struct tw_conn *c) { shutdown(c->io.fd, SHUT_WR); }
 
 static void sock_close(struct tw_conn *c)
 {
-	tw_loop_del(c->w->loop, &c->io);
+	if (!c->unpolled)
+		tw_loop_del(c->w->loop, &c->io);
 	close(c->io.fd);
 }
 
@@ -427,7 +428,13 @@ void tw_conn_accept(struct tw_worker *w, int fd, const struct sockaddr *sa, sock
 		snprintf(c->peer_ip, sizeof c->peer_ip, "unix");
 	c->id = ((uint64_t)w->idx << 48) | ++w->rng[1];
 	tw_timer_init(&c->timer, on_conn_timer);
-	if (tw_loop_add(w->loop, &c->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) != 0) {
+	if (c->fops == &tw_front_plain) {
+		/* A client's request is usually in the socket by the time it is
+		 * accepted: read it at once and enter epoll only when the socket
+		 * must be waited for (conn_poll). A connection answered and closed
+		 * in one go (Connection: close) then costs no epoll_ctl at all. */
+		c->unpolled = 1;
+	} else if (tw_loop_add(w->loop, &c->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) != 0) {
 		close(fd);
 		free(c);
 		return;
@@ -1680,6 +1687,24 @@ static int step_linger(struct tw_conn *c)
 	return 0;
 }
 
+/* Lazy registration (plain TCP clients): after a run, enter epoll unless the
+ * client side has nothing to wait for — its whole request read, the answer
+ * not begun (upstream's events drive the connection then). Adding reports the
+ * socket's current readiness, so nothing that arrived meanwhile is missed. */
+static void conn_poll(struct tw_conn *c)
+{
+	if (!c->unpolled || c->dead)
+		return;
+	if (!c->lingering && (c->st == C_WAIT || c->st == C_PROXY) && c->req && c->req->reqbody.done && c->wr_ready)
+		return;
+	if (tw_loop_add(c->w->loop, &c->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) != 0) {
+		tw_warn_rl("epoll_ctl failed", "conn=%llu: cannot watch the client socket; closing", (unsigned long long)c->id);
+		conn_close(c);
+		return;
+	}
+	c->unpolled = 0;
+}
+
 void tw_conn_run(struct tw_conn *c)
 {
 	if (c->in_run)
@@ -1720,6 +1745,7 @@ void tw_conn_run(struct tw_conn *c)
 			break;
 	}
 	c->in_run = 0;
+	conn_poll(c);
 }
 
 static void on_conn_timer(struct tw_loop *loop, struct tw_timer *t)

@@ -42,12 +42,21 @@ int tw_listen_socket(const struct tw_addr *a, int reuseport, struct tw_err *err)
 	return fd;
 }
 
+/* Accept what is queued (up to a batch), but serve nothing yet: a client's
+ * first bytes usually follow its connect by a few microseconds, and reading
+ * at once would mostly find the socket empty (a recv that says EAGAIN and an
+ * epoll_ctl per connection). The batch is served after the loop's other
+ * events (serve_accepted, from on_idle), by when the request is there. */
 static void accept_on(struct tw_worker *w, struct tw_io *io, int *listening, const struct tw_front_ops *fops)
 {
-	for (int i = 0; i < 256 && *listening; i++) {
-		struct sockaddr_storage ss;
-		socklen_t len = sizeof ss;
-		int fd = accept4(io->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	while (*listening) {
+		if (w->nacc == TW_ACCEPT_BATCH) {
+			w->acc_more = 1; /* edge-triggered: come back after serving these */
+			return;
+		}
+		struct tw_accepted *a = &w->acc[w->nacc];
+		a->len = sizeof a->ss;
+		int fd = accept4(io->fd, (struct sockaddr *)&a->ss, &a->len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return;
@@ -60,10 +69,42 @@ static void accept_on(struct tw_worker *w, struct tw_io *io, int *listening, con
 			tw_error("worker %u: accept: %s", w->idx, strerror(errno));
 			return;
 		}
-		tw_ppin_accept(w, fd, (struct sockaddr *)&ss, len, fops);
+		a->fd = fd;
+		a->fops = fops;
+		w->nacc++;
 	}
-	/* More may be pending: edge-triggered, so come back on the next turn. */
-	tw_loop_wake(w->loop);
+}
+
+static void on_accept(struct tw_loop *loop, struct tw_io *io, uint32_t events);
+static void on_accept_tls(struct tw_loop *loop, struct tw_io *io, uint32_t events);
+
+/* Serve the connections accepted in this turn; when a batch filled, accept
+ * the next one (served on the next turn: the wake keeps the loop from
+ * sleeping meanwhile). */
+static void serve_accepted(struct tw_worker *w)
+{
+	unsigned n = w->nacc;
+	w->nacc = 0;
+	for (unsigned i = 0; i < n; i++) {
+		struct tw_accepted *a = &w->acc[i];
+		tw_ppin_accept(w, a->fd, (struct sockaddr *)&a->ss, a->len, a->fops);
+	}
+	if (w->acc_more) {
+		w->acc_more = 0;
+		if (w->listening)
+			on_accept(w->loop, &w->lio, EPOLLIN);
+		if (w->listening_tls)
+			on_accept_tls(w->loop, &w->lio_tls, EPOLLIN);
+		if (w->nacc)
+			tw_loop_wake(w->loop);
+	}
+}
+
+static void close_accepted(struct tw_worker *w)
+{
+	for (unsigned i = 0; i < w->nacc; i++)
+		close(w->acc[i].fd);
+	w->nacc = 0;
 }
 
 static void on_accept(struct tw_loop *loop, struct tw_io *io, uint32_t events)
@@ -182,7 +223,7 @@ static void on_wake(struct tw_loop *loop, void *arg)
 		maybe_exit(w);
 		return;
 	}
-	/* Also reached from accept_on's self-wake: accept what is pending. */
+	/* Also reached from serve_accepted's self-wake: accept what is pending. */
 	if (w->listening)
 		on_accept(loop, &w->lio, EPOLLIN);
 	if (w->listening_tls)
@@ -200,6 +241,8 @@ static void on_wake(struct tw_loop *loop, void *arg)
 static void on_idle(struct tw_loop *loop, void *arg)
 {
 	struct tw_worker *w = arg;
+	if (w->nacc)
+		serve_accepted(w);
 	if (w->alog.len)
 		tw_alog_flush(w);
 	if (w->draining)
@@ -235,6 +278,7 @@ static void *worker_main(void *arg)
 	tw_timer_init(&w->trim_timer, on_trim);
 	tw_timer_set(w->loop, &w->trim_timer, TRIM_TICK_MS);
 	tw_loop_run(w->loop);
+	close_accepted(w);
 	tw_alog_flush(w);
 	tw_ppin_drain(w);
 	tw_conn_drain(w);
@@ -275,6 +319,10 @@ int tw_workers_start(struct tw_edge *e, struct tw_err *err)
 		struct tw_worker *w = &e->workers[i];
 		w->idx = i;
 		w->edge = e;
+		if ((w->acc = calloc(TW_ACCEPT_BATCH, sizeof *w->acc)) == NULL) {
+			rc = tw_err_set(err, TW_ENOMEM, "out of memory");
+			break;
+		}
 		w->bufs.max_free = 1024; /* of 128 KiB (virtual; RSS is what was touched); trimmed once idle */
 		w->upbufs.max_free = 1024;
 		w->alog_fd = e->alog_fd;
@@ -342,6 +390,7 @@ void tw_workers_join(struct tw_edge *e)
 		tw_gen_release(w->gen);
 		tw_loop_free(w->loop);
 		tw_dbuf_free(&w->alog);
+		free(w->acc);
 	}
 	free(e->workers);
 	e->workers = NULL;

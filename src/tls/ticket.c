@@ -94,6 +94,20 @@ void tw_tickets_rotate(struct tw_tickets *t)
 	pthread_rwlock_unlock(&t->lock);
 }
 
+/* The ticket cipher, fetched from the provider once: EVP_aes_256_cbc() is
+ * a legacy handle that OpenSSL 3 resolves by name (a method-store lookup
+ * under a lock) on every EVP_*Init_ex, i.e. on every ticket issued or
+ * opened. Falls back to the legacy handle if the fetch fails. */
+static EVP_CIPHER *ticket_cipher;
+static pthread_once_t ticket_cipher_once = PTHREAD_ONCE_INIT;
+static void fetch_ticket_cipher(void) { ticket_cipher = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL); }
+
+static const EVP_CIPHER *aes_cbc(void)
+{
+	pthread_once(&ticket_cipher_once, fetch_ticket_cipher);
+	return ticket_cipher ? ticket_cipher : EVP_aes_256_cbc();
+}
+
 static int set_keys(const struct tkey *k, unsigned char *iv, EVP_CIPHER_CTX *cctx,
                     EVP_MAC_CTX *hctx, int enc)
 {
@@ -105,8 +119,8 @@ static int set_keys(const struct tkey *k, unsigned char *iv, EVP_CIPHER_CTX *cct
 	if (!EVP_MAC_CTX_set_params(hctx, params))
 		return -1;
 	if (enc)
-		return EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv) ? 0 : -1;
-	return EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv) ? 0 : -1;
+		return EVP_EncryptInit_ex(cctx, aes_cbc(), NULL, k->aes, iv) ? 0 : -1;
+	return EVP_DecryptInit_ex(cctx, aes_cbc(), NULL, k->aes, iv) ? 0 : -1;
 }
 
 int tw_tickets_crypt(struct tw_tickets *t, unsigned char name[16], unsigned char *iv,
@@ -121,7 +135,7 @@ int tw_tickets_crypt(struct tw_tickets *t, unsigned char name[16], unsigned char
 				rotate_locked(t);
 			pthread_rwlock_unlock(&t->lock);
 		}
-		if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc())) != 1)
+		if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(aes_cbc())) != 1)
 			return -1;
 		pthread_rwlock_rdlock(&t->lock);
 		k = t->cur;
