@@ -26,10 +26,9 @@ DEST=${1:-$BENCH_CACHE/dataset-${DATASET_MIB}m}
 PY=/usr/bin/python3
 [[ -x $PY ]] || PY=python3
 
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-	sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-	exit 0
-fi
+# shellcheck source=lib.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
+bl_help "$@"
 if [[ -f $DEST/info ]]; then
 	echo "dataset: reusing $DEST ($(cat "$DEST/info"))" >&2
 	echo "$DEST/data"

@@ -14,10 +14,9 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-	sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-	exit 0
-fi
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
+bl_help "$@"
 export LC_ALL=C
 export OUT=${OUT:-$HERE/results/$(date -u +%Y%m%d-%H%M%S)/pitr}
 export TAPWORK_BIN=${TAPWORK_BIN:-$ROOT/build/release/tapwork}

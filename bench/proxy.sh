@@ -60,11 +60,7 @@ ROOT=$(cd "$HERE/.." && pwd)
 # shellcheck source=lib.sh
 source "$HERE/lib.sh"
 
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-	sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-	exit 0
-fi
-[[ $# -eq 0 ]] || bl_die "no arguments expected (settings are env variables; see --help)"
+bl_args "$@"
 
 DUR=${DUR:-10}
 REPS=${REPS:-3}
