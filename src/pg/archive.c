@@ -192,7 +192,7 @@ static int write_all(int fd, const uint8_t *p, size_t n)
 #define STREAM_BUF ((size_t)256 << 10)
 
 int tw_pgarch_get_fd(struct tw_repo *r, uint64_t sysid, const char *wal, int fd, uint64_t *n,
-                     struct tw_err *e)
+                     uint8_t *sha256, struct tw_err *e)
 {
 	char name[96], kind[112];
 	if (check_name(wal, e) != 0)
@@ -259,8 +259,11 @@ int tw_pgarch_get_fd(struct tw_repo *r, uint64_t sysid, const char *wal, int fd,
 	ZSTD_freeDCtx(dz);
 	free(out);
 	free(pt);
-	if (rc == 0)
+	if (rc == 0) {
 		*n = done;
+		if (sha256 != NULL)
+			memcpy(sha256, h, 32);
+	}
 	return rc;
 }
 

@@ -37,10 +37,11 @@ int tw_pgarch_get(struct tw_repo *r, uint64_t sysid, const char *wal, uint8_t **
                   struct tw_err *e);
 /* The same into fd (at its current position) without a buffer the size of
  * the file: decompressed, hashed and written in 256 KiB steps. The bytes
- * written are only valid when it returns 0 (then *n = their count): on
- * TW_ECORRUPT (hash, length, decompression) the caller throws them away. */
+ * written are only valid when it returns 0 (then *n = their count and, when
+ * sha256 is not NULL, it holds their checked SHA-256): on TW_ECORRUPT
+ * (hash, length, decompression) the caller throws them away. */
 int tw_pgarch_get_fd(struct tw_repo *r, uint64_t sysid, const char *wal, int fd, uint64_t *n,
-                     struct tw_err *e);
+                     uint8_t *sha256, struct tw_err *e);
 /* Call cb(arg, walname, stored size) for every WAL object of cluster sysid. */
 int tw_pgarch_list(struct tw_repo *r, uint64_t sysid,
                    int (*cb)(void *arg, const char *wal, uint64_t size), void *arg,

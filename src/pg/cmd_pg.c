@@ -249,7 +249,7 @@ static int archive_get(int argc, char **argv)
 	int err = fd == -1 ? tw_err_set(&e, TW_EIO, "create %s: %s", tmp, strerror(errno)) : 0;
 	uint64_t n = 0;
 	if (err == 0)
-		err = tw_pgarch_get_fd(r, sysid, args[0], fd, &n, &e);
+		err = tw_pgarch_get_fd(r, sysid, args[0], fd, &n, NULL, &e);
 	tw_repo_close(r);
 	if (fd != -1 && close(fd) != 0 && err == 0)
 		err = tw_err_set(&e, TW_EIO, "write %s: %s", tmp, strerror(errno));

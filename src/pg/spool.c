@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <openssl/evp.h>
 
 #include "backup/repo.h"
 #include "pg/archive.h"
@@ -43,7 +44,9 @@ static void sleep_ms(long ms)
  * prefetcher). Where the boot id cannot be read, every spool file is
  * fsynced before it gets its name, as before. An fsync of a 16 MiB file on
  * a busy disk costs more than the fetch itself (measured: 0.5-0.9 s per
- * segment of replay with it, on this shared machine). */
+ * segment of replay with it, on this shared machine). What a write error in
+ * the kernel's writeback loses within one boot, the .sum- check of
+ * spool_intact() catches before the file is served. */
 static int boot_id(char out[40])
 {
 	int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
@@ -169,6 +172,53 @@ static int prefetcher_running(int dfd)
 	return 0;
 }
 
+/* 1 when spool file `wal` holds the bytes its `.sum-` file names (the
+ * SHA-256 the prefetcher checked while writing it): what the page cache or
+ * the disk gives back now is what the repository held. */
+static int spool_intact(int dfd, const char *wal)
+{
+	char sum[64];
+	uint8_t want[32], got[32], buf[1 << 16];
+	snprintf(sum, sizeof sum, ".sum-%s", wal);
+	int fd = openat(dfd, sum, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd == -1)
+		return 0;
+	int ok = read(fd, want, sizeof want) == (ssize_t)sizeof want;
+	close(fd);
+	fd = ok ? openat(dfd, wal, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
+	EVP_MD_CTX *md = fd != -1 ? EVP_MD_CTX_new() : NULL;
+	ok = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
+	ssize_t got_n = 0;
+	while (ok && (got_n = read(fd, buf, sizeof buf)) > 0)
+		ok = EVP_DigestUpdate(md, buf, (size_t)got_n) == 1;
+	unsigned hl = 0;
+	ok = ok && got_n == 0 && EVP_DigestFinal_ex(md, got, &hl) == 1 && hl == 32 &&
+	     memcmp(got, want, 32) == 0;
+	EVP_MD_CTX_free(md);
+	if (fd != -1)
+		close(fd);
+	return ok;
+}
+
+/* One try: 1 = served into dest; 0 = not in the spool (yet); -1 = there but
+ * not servable (damaged: deleted, or dest on another file system). */
+static int serve(int dfd, const char *wal, const char *dest)
+{
+	char sum[64];
+	snprintf(sum, sizeof sum, ".sum-%s", wal);
+	if (!exists_at(dfd, wal))
+		return 0;
+	if (!spool_intact(dfd, wal)) {
+		unlinkat(dfd, wal, 0);
+		unlinkat(dfd, sum, 0);
+		return -1;
+	}
+	if (renameat(dfd, wal, AT_FDCWD, dest) != 0)
+		return errno == ENOENT ? 0 : -1;
+	unlinkat(dfd, sum, 0);
+	return 1;
+}
+
 int tw_pgspool_take(struct tw_pgspool *sp, const char *wal, const char *dest)
 {
 	if (sp->dfd == -1 || !spool_fresh(sp->dfd))
@@ -176,17 +226,16 @@ int tw_pgspool_take(struct tw_pgspool *sp, const char *wal, const char *dest)
 	char want[64];
 	snprintf(want, sizeof want, ".want-%s", wal);
 	for (long waited = 0;; waited += 2) {
-		if (renameat(sp->dfd, wal, AT_FDCWD, dest) == 0)
-			return 1;
-		if (errno != ENOENT)
-			return 0; /* e.g. another file system: fetch directly */
+		int r = serve(sp->dfd, wal, dest);
+		if (r != 0)
+			return r == 1; /* -1: fetch directly */
 		/* being fetched right now? then wait for it rather than fetch twice */
 		if (waited >= WAIT_MS || !exists_at(sp->dfd, want) || !prefetcher_running(sp->dfd))
 			break;
 		sleep_ms(2);
 	}
-	/* it may have landed between the first rename and the checks */
-	return renameat(sp->dfd, wal, AT_FDCWD, dest) == 0;
+	/* it may have landed between the first try and the checks */
+	return serve(sp->dfd, wal, dest) == 1;
 }
 
 /* Window of the prefetcher: segments segno+1 .. segno+k of timeline tli. */
@@ -217,6 +266,8 @@ static void trim(const struct tw_pgspool *sp, int locked)
 		int del;
 		if (tw_pgwal_classify(n, len) == TW_PGWAL_SEGMENT)
 			del = !in_window(sp, n);
+		else if (strncmp(n, ".sum-", 5) == 0)
+			del = !in_window(sp, n + 5);
 		else
 			del = locked && (strncmp(n, ".tmp-", 5) == 0 || strncmp(n, ".want-", 6) == 0);
 		if (del)
@@ -239,19 +290,31 @@ struct job {
 
 static void fetch_one(struct job *j, const char *name)
 {
-	char tmp[64], want[64];
+	char tmp[64], want[64], sum[64];
 	snprintf(tmp, sizeof tmp, ".tmp-%s", name);
 	snprintf(want, sizeof want, ".want-%s", name);
+	snprintf(sum, sizeof sum, ".sum-%s", name);
 	struct tw_err e = {0};
 	uint64_t n;
+	uint8_t h[32];
 	/* authenticated, decompressed and hash-checked, as a direct fetch;
-	 * complete before it gets its name (and after a power loss the boot id
-	 * disowns the spool, or, without one, the fsync kept it whole) */
+	 * complete before it gets its name. Its SHA-256 goes to .sum-NAME
+	 * first: archive-get serves the file only when its bytes still hash to
+	 * that (a write error in the kernel's writeback, a power loss), and
+	 * after a reboot the boot id disowns the spool anyway (or, without one,
+	 * the fsync kept it whole). */
 	int fd = openat(j->dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	int ok = fd != -1 && tw_pgarch_get_fd(j->r, j->sysid, name, fd, &n, &e) == 0 &&
+	int ok = fd != -1 && tw_pgarch_get_fd(j->r, j->sysid, name, fd, &n, h, &e) == 0 &&
 	         (!j->sync || fsync(fd) == 0);
 	if (fd != -1)
 		ok = close(fd) == 0 && ok;
+	if (ok) {
+		int sfd = openat(j->dfd, sum, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+		ok = sfd != -1 && write(sfd, h, sizeof h) == (ssize_t)sizeof h &&
+		     (!j->sync || fsync(sfd) == 0);
+		if (sfd != -1)
+			ok = close(sfd) == 0 && ok;
+	}
 	if (fd != -1 && (!ok || renameat(j->dfd, tmp, j->dfd, name) == -1))
 		unlinkat(j->dfd, tmp, 0);
 	/* done either way: a waiting archive-get looks for the file or fetches */

@@ -10,8 +10,11 @@
  * - a spool file is only ever served under its own name (timeline,
  *   segment), and WAL objects are never rewritten, so it holds exactly what
  *   a direct fetch would return; it is written by the prefetcher through
- *   `.tmp-NAME`, authenticated and hash-checked like any archive-get,
- *   fsynced, then renamed: a partial file never has a servable name;
+ *   `.tmp-NAME`, authenticated and hash-checked like any archive-get, its
+ *   SHA-256 written to `.sum-NAME`, then renamed: a partial file never has a
+ *   servable name, and a file is served only while its bytes still hash to
+ *   its `.sum-` (files are not fsynced: a spool of another boot is never
+ *   served, and the hash catches what the page cache or disk lost since);
  * - the prefetcher only ever adds files; a segment it could not fetch (not
  *   archived, damaged, I/O) is simply not there, and archive-get fetches it
  *   directly with today's exit codes (1 only when definitely absent, >= 126
@@ -51,8 +54,9 @@ struct tw_pgspool {
  * recovery; creates the spool directory. */
 void tw_pgspool_open(struct tw_pgspool *sp, const char *pgdata, uint64_t sysid, const char *wal,
                      unsigned k);
-/* Serve the request from the spool into dest (a rename). 1 = served; 0 =
- * not in the spool (fetch it directly). While the prefetcher is fetching
+/* Serve the request from the spool into dest (a rename, after its bytes
+ * hashed to its .sum-). 1 = served; 0 = not in the spool or damaged (then
+ * deleted; fetch it directly). While the prefetcher is fetching
  * it, waits for it (bounded). */
 int tw_pgspool_take(struct tw_pgspool *sp, const char *wal, const char *dest);
 /* After the request was served into dest: delete spool files outside the
