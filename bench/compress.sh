@@ -34,20 +34,9 @@ BL_CLEANUP_HOOKS+=("rm -rf $W")
 { bl_env_header; echo "# DUR=$DUR REPS=$REPS CONNS=$CONNS TESTS=$TESTS"; } >"$OUT/env.txt"
 has() { [[ " $TESTS " == *" $1 "* ]]; }
 
-# ---- TLS for the static runs: a throw-away CA signs one ECDSA P-256 certificate (as bench/proxy.sh)
+# ---- TLS for the static runs: a throw-away CA signs one ECDSA P-256 certificate (bl_certs)
 TLS=$W/tls
-mkdir -p "$TLS"
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' >"$TLS/leaf.ext"
-{
-	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TLS/ca.key" &&
-		openssl req -x509 -new -key "$TLS/ca.key" -sha256 -days 7 -subj "/CN=tapwork bench CA" \
-			-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign -out "$TLS/ca.crt" &&
-		openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TLS/leaf.key" &&
-		openssl req -new -key "$TLS/leaf.key" -subj /CN=localhost -out "$TLS/leaf.csr" &&
-		openssl x509 -req -in "$TLS/leaf.csr" -CA "$TLS/ca.crt" -CAkey "$TLS/ca.key" -set_serial 2 \
-			-days 7 -sha256 -extfile "$TLS/leaf.ext" -out "$TLS/leaf.crt"
-} >"$TLS/openssl.log" 2>&1 || bl_die "could not make the test certificates: $(tail -n 3 "$TLS/openssl.log")"
-chmod 644 "$TLS"/*
+bl_certs "$TLS"
 
 # ---- corpus
 bl_web_corpus "$W/www"

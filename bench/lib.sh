@@ -61,6 +61,26 @@ open(f"{d}/page.html", "w").write("<!doctype html><html><head><title>t</title></
 PY
 }
 
+# A throw-away TLS setup in directory $1: a local CA (ECDSA P-256) signs one
+# ECDSA P-256 server certificate for localhost and 127.0.0.1. Leaves ca.crt,
+# leaf.crt, leaf.key and combined.pem (certificate + key, HAProxy's `crt`).
+bl_certs() {
+	local d=$1
+	mkdir -p "$d"
+	printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' >"$d/leaf.ext"
+	{
+		openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$d/ca.key" &&
+			openssl req -x509 -new -key "$d/ca.key" -sha256 -days 7 -subj "/CN=tapwork bench CA" \
+				-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign -out "$d/ca.crt" &&
+			openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$d/leaf.key" &&
+			openssl req -new -key "$d/leaf.key" -subj /CN=localhost -out "$d/leaf.csr" &&
+			openssl x509 -req -in "$d/leaf.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -set_serial 2 \
+				-days 7 -sha256 -extfile "$d/leaf.ext" -out "$d/leaf.crt"
+	} >"$d/openssl.log" 2>&1 || bl_die "could not make the test certificates: $(tail -n 3 "$d/openssl.log")"
+	cat "$d/leaf.crt" "$d/leaf.key" >"$d/combined.pem"
+	chmod 644 "$d"/*
+}
+
 bl_stamp() { date -u +%Y%m%d-%H%M%S; }
 
 # Run a command pinned to CPU $1 (PIN=1; "-" = not pinned) and reniced by

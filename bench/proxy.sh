@@ -138,22 +138,6 @@ printf 'wrk.headers["Connection"] = "close"\n%s\n' "$report_lua" >"$WORK/close.l
 # TLS: a throw-away local CA (P-256) signs one ECDSA P-256 server certificate for
 # localhost and 127.0.0.1; all three proxies serve it (leaf only, no chain).
 TLS=$WORK/tls
-make_certs() {
-	local ext=$TLS/leaf.ext
-	mkdir -p "$TLS"
-	printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' >"$ext"
-	{
-		openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TLS/ca.key" &&
-			openssl req -x509 -new -key "$TLS/ca.key" -sha256 -days 7 -subj "/CN=tapwork bench CA" \
-				-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign -out "$TLS/ca.crt" &&
-			openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TLS/leaf.key" &&
-			openssl req -new -key "$TLS/leaf.key" -subj /CN=localhost -out "$TLS/leaf.csr" &&
-			openssl x509 -req -in "$TLS/leaf.csr" -CA "$TLS/ca.crt" -CAkey "$TLS/ca.key" -set_serial 2 \
-				-days 7 -sha256 -extfile "$ext" -out "$TLS/leaf.crt"
-	} >"$TLS/openssl.log" 2>&1 || bl_die "could not make the test certificates: $(tail -n 3 "$TLS/openssl.log")"
-	cat "$TLS/leaf.crt" "$TLS/leaf.key" >"$TLS/combined.pem" # HAProxy's crt: certificate and key in one file
-	chmod 644 "$TLS"/*
-}
 # The https_newconn request, sent by "openssl s_time -www PATH" as "GET PATH HTTP/1.0\r\n\r\n":
 # the PATH below turns it into an HTTP/1.1 request like the one wrk sends in newconn
 # (Host, Connection: close), ending with a harmless "X-Bench: HTTP/1.0" header.
@@ -172,7 +156,7 @@ for ((i = 0; i < n; i++)); do
 done
 wait
 EOF_STIME
-((NEED_TLS == 0)) || make_certs
+((NEED_TLS == 0)) || bl_certs "$TLS"
 
 declare -A PORT=() TPORT=()
 UP_PORT=$(bl_free_port)

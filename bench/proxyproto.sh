@@ -34,18 +34,10 @@ bl_init
 need_fd=$((WAIT_CONNS * 2 + 1024))
 (($(ulimit -n) >= need_fd)) || ulimit -n "$need_fd" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-# ---- certificates (ECDSA P-256, as proxy.sh)
+# ---- certificates (ECDSA P-256, bl_certs)
 TLS=$WORK/tls
 mkdir -p "$TLS" "$WORK/logs" "$WORK/tmp" "$WORK/state"
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' >"$TLS/leaf.ext"
-{
-	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TLS/ca.key" &&
-		openssl req -x509 -new -key "$TLS/ca.key" -sha256 -days 7 -subj "/CN=bench CA" -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign -out "$TLS/ca.crt" &&
-		openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TLS/leaf.key" &&
-		openssl req -new -key "$TLS/leaf.key" -subj /CN=localhost -out "$TLS/leaf.csr" &&
-		openssl x509 -req -in "$TLS/leaf.csr" -CA "$TLS/ca.crt" -CAkey "$TLS/ca.key" -set_serial 2 -days 7 -sha256 -extfile "$TLS/leaf.ext" -out "$TLS/leaf.crt"
-} >"$TLS/openssl.log" 2>&1 || bl_die "certificates: $(tail -n 3 "$TLS/openssl.log")"
-chmod 644 "$TLS"/*
+bl_certs "$TLS"
 
 P() { bl_free_port; }
 UP=$(P) TW_PP_TLS=$(P) TW_PP_HTTP=$(P) TW_PLAIN_TLS=$(P) TW_PLAIN_HTTP=$(P) NG_TLS=$(P) NG_HTTP=$(P)
