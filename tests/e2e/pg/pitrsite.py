@@ -5,6 +5,8 @@ import os
 import shutil
 import sys
 
+import pytest
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "backup"))
@@ -15,9 +17,12 @@ import pgutil  # noqa: E402
 
 
 class ArchiveSite:
-    """checksums: the server's cluster is made with `initdb -k`."""
+    """checksums: the server's cluster is made with `initdb -k` in
+    tmp/pgdata (known before the server starts, as self.data and self.port:
+    a subclass's setup() may write files that name them); env: the server's
+    environment."""
 
-    def __init__(self, checksums=False):
+    def __init__(self, checksums=False, env=None):
         self.tmp = pgutil.make_tmp()
         self.repo = os.path.join(self.tmp, "repo")
         self.pwfile = os.path.join(self.tmp, "password")
@@ -25,18 +30,23 @@ class ArchiveSite:
             f.write(PASSWORD + "\n")
         os.chmod(self.pwfile, 0o600)
         tw(self.repo, "repo", "init", check=0)
-        data = None
+        self.port = free_port()
+        self.data = os.path.join(self.tmp, "pgdata") if checksums else None
+        self.setup()
         if checksums:
-            data = os.path.join(self.tmp, "pgdata")
-            pgutil.initdb(data, "-k")
+            pgutil.initdb(self.data, "-k")
         pgutil.chown_postgres(self.tmp)
-        self.conf = ["archive_mode=on",
-                     f"archive_command={BIN} pg archive-push -q -r {self.repo} "
-                     f"--password-file {self.pwfile} %p",
+        self.conf = ["archive_mode=on", f"archive_command={self.archive_command()}",
                      "wal_level=replica"]
-        self.pg = pgutil.Postgres(free_port(), conf=self.conf, datadir=data)
+        self.pg = pgutil.Postgres(self.port, conf=self.conf, datadir=self.data, env=env)
         self.data = self.pg.dir
         self.restored = []
+
+    def setup(self):
+        """Files the server's archive_command reads (none by default)."""
+
+    def archive_command(self):
+        return f"{BIN} pg archive-push -q -r {self.repo} --password-file {self.pwfile} %p"
 
     def tw(self, *args, **kw):
         return tw(self.repo, *args, **kw)
@@ -73,3 +83,15 @@ class ArchiveSite:
             shutil.rmtree(p.restore_tmp, ignore_errors=True)
         self.pg.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def module_site(cls=ArchiveSite, **kw):
+    """The `site` fixture of a test module: site = module_site(Site)."""
+    @pytest.fixture(scope="module")
+    def site():
+        if pgutil.missing() is not None:
+            pytest.skip(pgutil.missing())
+        s = cls(**kw)
+        yield s
+        s.close()
+    return site

@@ -25,7 +25,7 @@ from bkhelp import PASSWORD, json_lines, tw  # noqa: E402
 from conftest import BIN, free_port  # noqa: E402
 import pgutil  # noqa: E402
 from pgutil import chown_postgres, wait_paused, wait_promoted  # noqa: E402,F401
-from pitrsite import ArchiveSite  # noqa: E402
+from pitrsite import ArchiveSite, module_site  # noqa: E402
 
 pytestmark = pytest.mark.skipif(pgutil.missing() is not None, reason=str(pgutil.missing()))
 
@@ -42,11 +42,7 @@ def rows(p):
     return [int(x) for x in p.psql("postgres", "SELECT id FROM t ORDER BY id").stdout.split()]
 
 
-@pytest.fixture(scope="module")
-def site():
-    s = Site()
-    yield s
-    s.close()
+site = module_site(Site)
 
 
 @pytest.fixture(scope="module")

@@ -8,21 +8,20 @@ wrong shapes of such a job.
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 
-import pytest
 import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "backup"))
-from bkhelp import PASSWORD, json_lines, tw  # noqa: E402
+from bkhelp import json_lines  # noqa: E402
 from conftest import BIN, VARIANT, free_port  # noqa: E402
 import pgutil  # noqa: E402
-from test_pitr import chown_postgres, rows, wait_promoted  # noqa: E402
+from pitrsite import ArchiveSite, module_site  # noqa: E402
+from test_pitr import rows, wait_promoted  # noqa: E402
 
 SLACK = 3 if VARIANT == "asan" else 1
 
@@ -83,21 +82,18 @@ def test_validate_names_the_place_of_a_bad_pg_data_job(tmp_path):
     assert rc == 0, out
 
 
-class Site:
+class Site(ArchiveSite):
     """A cluster whose archive_command reaches the repository through the
     job's config entry, and the config itself (readable by postgres)."""
 
     def __init__(self):
-        self.tmp = pgutil.make_tmp()
-        self.repo = os.path.join(self.tmp, "repo")
-        self.pwfile = os.path.join(self.tmp, "password")
+        env = dict(os.environ)
+        for k in ("TAPWORK_PASSWORD", "TAPWORK_PASSWORD_FILE", "TAPWORK_REPOSITORY"):
+            env.pop(k, None)
+        super().__init__(checksums=True, env=env)
+
+    def setup(self):
         self.cfg = os.path.join(self.tmp, "tapwork.yaml")
-        self.data = os.path.join(self.tmp, "pgdata")
-        with open(self.pwfile, "w") as f:
-            f.write(PASSWORD + "\n")
-        os.chmod(self.pwfile, 0o600)
-        tw(self.repo, "repo", "init", check=0)
-        self.port = free_port()
         self.job = {"repository": self.repo, "password_file": self.pwfile,
                     "retention": {"keep_last": 2},
                     "sources": [{"pg_data": {
@@ -105,18 +101,9 @@ class Site:
                         "postgres": f"postgresql://postgres@127.0.0.1:{self.port}/postgres",
                         "archive_timeout": "60s"}}]}
         write_config(self.cfg, {"db": self.job})
-        chown_postgres(self.tmp)
-        pgutil.initdb(self.data, "-k")
-        self.conf = ["archive_mode=on", "wal_level=replica",
-                     f"archive_command={BIN} pg archive-push -q -c {self.cfg} --job db %p"]
-        env = dict(os.environ)
-        for k in ("TAPWORK_PASSWORD", "TAPWORK_PASSWORD_FILE", "TAPWORK_REPOSITORY"):
-            env.pop(k, None)
-        self.pg = pgutil.Postgres(self.port, conf=self.conf, datadir=self.data, env=env)
-        self.restored = []
 
-    def tw(self, *args, **kw):
-        return tw(self.repo, *args, **kw)
+    def archive_command(self):
+        return f"{BIN} pg archive-push -q -c {self.cfg} --job db %p"
 
     def snapshots(self):
         return json.loads(self.tw("snapshots", "--json", check=0).out)
@@ -124,21 +111,8 @@ class Site:
     def wal_objects(self):
         return sorted(os.listdir(os.path.join(self.repo, "wal")))
 
-    def close(self):
-        for p in self.restored:
-            p.stop()
-            shutil.rmtree(p.restore_tmp, ignore_errors=True)
-        self.pg.stop()
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
-
-@pytest.fixture(scope="module")
-def site():
-    if pgutil.missing() is not None:
-        pytest.skip(pgutil.missing())
-    s = Site()
-    yield s
-    s.close()
+site = module_site(Site)
 
 
 def test_job_backup_then_scheduled_runs_then_restore_to_time(site, procs):

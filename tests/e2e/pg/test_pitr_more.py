@@ -24,7 +24,7 @@ from bkhelp import PASSWORD, json_lines  # noqa: E402
 from conftest import BIN, free_port, wait_for  # noqa: E402
 import pgutil  # noqa: E402
 from pgutil import chown_postgres, wait_promoted  # noqa: E402
-from pitrsite import ArchiveSite  # noqa: E402
+from pitrsite import ArchiveSite, module_site  # noqa: E402
 
 pytestmark = pytest.mark.skipif(pgutil.missing() is not None, reason=str(pgutil.missing()))
 
@@ -54,11 +54,7 @@ class Site(ArchiveSite):
         return r
 
 
-@pytest.fixture(scope="module")
-def site():
-    s = Site()
-    yield s
-    s.close()
+site = module_site(Site)
 
 
 def archived_segment(site, tmp):

@@ -22,6 +22,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "backup"))
 from conftest import free_port  # noqa: E402
 import pgutil  # noqa: E402
+from pitrsite import module_site  # noqa: E402
 from test_pitr import Site, chown_postgres, rows, wait_paused, wait_promoted  # noqa: E402
 
 pytestmark = pytest.mark.skipif(pgutil.missing() is not None, reason=str(pgutil.missing()))
@@ -29,11 +30,7 @@ pytestmark = pytest.mark.skipif(pgutil.missing() is not None, reason=str(pgutil.
 SPOOL = os.path.join("pg_wal", "tapwork-spool")
 
 
-@pytest.fixture(scope="module")
-def site():
-    s = Site()
-    yield s
-    s.close()
+site = module_site(Site)
 
 
 @pytest.fixture(scope="module")

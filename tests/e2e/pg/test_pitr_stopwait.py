@@ -17,16 +17,13 @@ sys.path.insert(0, os.path.join(HERE, "..", "backup"))
 from bkhelp import json_lines, tw  # noqa: E402
 from conftest import BIN  # noqa: E402
 import pgutil  # noqa: E402
+from pitrsite import module_site  # noqa: E402
 from test_pitr import Site  # noqa: E402
 
 pytestmark = pytest.mark.skipif(pgutil.missing() is not None, reason=str(pgutil.missing()))
 
 
-@pytest.fixture(scope="module")
-def site():
-    s = Site()
-    yield s
-    s.close()
+site = module_site(Site)
 
 
 def test_stop_segment_wait_times_out_then_succeeds(site):

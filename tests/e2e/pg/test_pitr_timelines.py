@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "backup"))
 from bkhelp import json_lines  # noqa: E402
 from conftest import free_port  # noqa: E402
 import pgutil  # noqa: E402
+from pitrsite import module_site  # noqa: E402
 from test_pitr import Site, rows, wait_promoted  # noqa: E402
 
 pytestmark = pytest.mark.skipif(pgutil.missing() is not None, reason=str(pgutil.missing()))
@@ -50,11 +51,7 @@ def promoted(site, *args):
     return p
 
 
-@pytest.fixture(scope="module")
-def site():
-    s = Site()
-    yield s
-    s.close()
+site = module_site(Site)
 
 
 def test_restore_follows_the_newest_timeline_holding_the_snapshot(site):
