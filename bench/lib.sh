@@ -209,7 +209,7 @@ bl_pss_kb() {
 }
 
 # Busy clock ticks of the whole machine (user+nice+system+irq+softirq, all CPUs).
-bl_busy_ticks() { awk '$1=="cpu"{print $2+$3+$4+$7+$8}' /proc/stat; }
+bl_busy_ticks() { awk -v c="cpu${1:-}" '$1==c{print $2+$3+$4+$7+$8}' /proc/stat; } # [CPU]: that one CPU only
 
 # A few lines describing the machine and its load, for the result files.
 bl_env_header() {

@@ -50,7 +50,10 @@
 #   CPU_CAP=0  equal-CPU-cap mode: N = every contender (not the load generator or
 #              the upstream) is capped to N % of one core by a cgroup (v1 cpu.cfs_quota_us,
 #              or v2 cpu.max where only cgroup v2 is mounted), so that the load side is
-#              never the bottleneck and requests/s compare the proxies (e.g. CPU_CAP=50)
+#              never the bottleneck and requests/s compare the proxies (e.g. CPU_CAP=20);
+#              CPU_CAP_<test>=N sets another cap for one test (e.g. CPU_CAP_https_newconn_wrk=12,
+#              where the TLS client costs the load core most). The summary says per run whether
+#              the cap bound and whether the load core had spare capacity.
 #   TAPWORK_TUNING="max_idle: POOL"  backend keys of the tapwork-tuned contender
 #   TAPWORK_BASE_BIN=  the binary of the tapwork-base contender (e.g. a build of main)
 # Output: $OUT/runs.tsv (one row per run), $OUT/idle.tsv, $OUT/summary.txt, $OUT/env.txt, $OUT/raw/
@@ -307,22 +310,32 @@ cap_cleanup() {
 	for d in "$CAP_ROOT"/*/; do [[ -d $d ]] && rmdir "$d" 2>/dev/null; done
 	rmdir "$CAP_ROOT" 2>/dev/null || true
 }
+cap_of() { # test: its cap in % of a core (CPU_CAP_<test> overrides CPU_CAP; 0 without caps)
+	local v=CPU_CAP_$1
+	[[ $CAP_KIND != none ]] || { echo 0; return 0; }
+	echo "${!v:-$CPU_CAP}"
+}
+cap_set() { # contender percent: set its cgroup's quota
+	local d=$CAP_ROOT/$1
+	((${2} >= 1 && ${2} <= 100)) || bl_die "a CPU cap is a percentage of one core (1..100), got '$2'"
+	if [[ $CAP_KIND == v1 ]]; then
+		echo 100000 >"$d/cpu.cfs_period_us" && echo $(($2 * 1000)) >"$d/cpu.cfs_quota_us" ||
+			bl_die "cannot set the CPU quota of $d"
+	else
+		echo "$(($2 * 1000)) 100000" >"$d/cpu.max" || bl_die "cannot set $d/cpu.max"
+	fi
+}
 cap_wrap() { # contender: sets CAP_WRAP (a prefix that enters its cgroup, then execs)
 	CAP_WRAP=()
 	[[ $CAP_KIND != none ]] || return 0
 	local d=$CAP_ROOT/$1
 	mkdir -p "$d"
-	if [[ $CAP_KIND == v1 ]]; then
-		echo 100000 >"$d/cpu.cfs_period_us" && echo $((CPU_CAP * 1000)) >"$d/cpu.cfs_quota_us" ||
-			bl_die "cannot set the CPU quota of $d"
-	else
-		echo "$((CPU_CAP * 1000)) 100000" >"$d/cpu.max" || bl_die "cannot set $d/cpu.max"
-	fi
+	cap_set "$1" "$CPU_CAP"
 	CAP_WRAP=(sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$d")
 }
-cap_throttled() { # contender: throttled periods so far (0 without caps)
-	[[ $CAP_KIND != none ]] || { echo 0; return 0; }
-	awk '$1=="nr_throttled"{print $2}' "$CAP_ROOT/$1/cpu.stat" 2>/dev/null || echo 0
+cap_stat() { # contender: "periods throttled" so far (enforcement periods, and those the quota ran out in; "0 0" without caps)
+	[[ $CAP_KIND != none ]] || { echo "0 0"; return 0; }
+	awk '$1=="nr_periods"{p=$2} $1=="nr_throttled"{t=$2} END{print p+0, t+0}' "$CAP_ROOT/$1/cpu.stat" 2>/dev/null || echo "0 0"
 }
 
 declare -A SKIPPED=()
@@ -484,6 +497,7 @@ run_one() { # test contender rep
 	fi
 	mapfile -t pids < <(bl_tree "${BL_PID[$n]}")
 	mapfile -t upids < <(bl_tree "${BL_PID[upstream]}")
+	[[ $CAP_KIND == none ]] || cap_set "$n" "$(cap_of "$t")"
 	if ((WARMUP > 0)); then
 		load_cmd "$t" "$n" "$WARMUP" "$WORK/warmup"
 		[[ $t != https_newconn ]] || newconn_align
@@ -492,7 +506,11 @@ run_one() { # test contender rep
 	load_cmd "$t" "$n" "$DUR" "$raw"
 	rm -f "$WORK/h2load.log"
 	[[ $t != https_newconn ]] || newconn_align
-	local c0 u0 b0 o0 t0 c1 u1 b1 o1 t1 k0 k1
+	local c0 u0 b0 o0 t0 c1 u1 b1 o1 t1 k0 k1 np0 nt0 np1 nt1 lc0 lc1 cap
+	cap=$(cap_of "$t")
+	((cap == 0)) || cap_set "$n" "$cap" # before the warm-up too
+	read -r np0 nt0 <<<"$(cap_stat "$n")"
+	lc0=$(bl_busy_ticks "$LOAD_CPU")
 	read -r c0 k0 <<<"$(bl_cpu_ticks_us "${pids[@]}")"
 	c0=$((c0 + k0))
 	u0=$(bl_cpu_ticks "${upids[@]}")
@@ -517,13 +535,15 @@ run_one() { # test contender rep
 	u1=$(bl_cpu_ticks "${upids[@]}")
 	b1=$(bl_busy_ticks)
 	o1=$(tcp_active_opens)
+	read -r np1 nt1 <<<"$(cap_stat "$n")"
+	lc1=$(bl_busy_ticks "$LOAD_CPU")
 	wait "$rss_pid" 2>/dev/null || true
 	local rss_peak
 	rss_peak=$(sort -n "$raw.rss" 2>/dev/null | tail -n 1)
 	"$BL_PY" - "$t" "$n" "$rep" "$raw" "$BL_HZ" "$t0" "$t1" "$c0" "$c1" "$u0" "$u1" "$b0" "$b1" "$o0" "$o1" \
-		"${rss_peak:-$(bl_status_kb VmRSS "${pids[@]}")}" "${NC_LEN[$n]:-0}" "$WORK/h2load.log" "$k0" "$k1" >>"$OUT/runs.tsv" <<'PY'
+		"${rss_peak:-$(bl_status_kb VmRSS "${pids[@]}")}" "${NC_LEN[$n]:-0}" "$WORK/h2load.log" "$k0" "$k1" "$((np1 - np0))" "$((nt1 - nt0))" "$cap" "$lc0" "$lc1" >>"$OUT/runs.tsv" <<'PY'
 import glob, re, sys
-(t, n, rep, raw, hz, t0, t1, c0, c1, u0, u1, b0, b1, o0, o1, rss, nclen, h2log, k0, k1) = sys.argv[1:]
+(t, n, rep, raw, hz, t0, t1, c0, c1, u0, u1, b0, b1, o0, o1, rss, nclen, h2log, k0, k1, nper, nthr, cap, lc0, lc1) = sys.argv[1:]
 hz = float(hz); wall = float(t1) - float(t0)
 proxy = (int(c1) - int(c0)) / hz; kern = (int(k1) - int(k0)) / hz; up = (int(u1) - int(u0)) / hz; busy = (int(b1) - int(b0)) / hz
 try:
@@ -585,11 +605,15 @@ g = lambda x: "nan" if x != x else "%.3f" % x
 print("\t".join([t, n, rep, g(value), unit, g(reqs), g(p50), g(p99), str(errors), g(per_cpu),
                  "%.1f" % (100 * proxy / wall), "%.1f" % (100 * up / wall), "%.1f" % (100 * load / wall),
                  "%.1f" % (100 * foreign / wall), "%.0f" % ((int(o1) - int(o0)) / wall), "%.1f" % (int(rss) / 1024),
-                 "%.2f" % wall, "%.1f" % (100 * kern / proxy if proxy > 0 else float("nan"))]))
+                 "%.2f" % wall, "%.1f" % (100 * kern / proxy if proxy > 0 else float("nan")),
+                 "%.1f" % (100 * (up + load) / wall),
+                 "%.1f" % (100 * int(nthr) / int(nper)) if int(nper) > 0 else "nan", cap,
+                 "%.1f" % (100 * (int(lc1) - int(lc0)) / hz / wall)]))
 PY
 	rm -f "$WORK/h2load.log"
 	tail -n 1 "$OUT/runs.tsv" | awk -F'\t' '{lat = $7 == "nan" ? "" : sprintf("p50 %s ms  p99 %s ms  ", $7, $8)
-		printf "  %-13s %-8s rep %s: %12.1f %-6s %serrors %s  %9.0f req/CPU-s  proxy CPU %s%%  load CPU %s%%  foreign %s%%\n", $1, $2, $3, $4, $5, lat, $9, $10, $11, $13, $14}'
+		cap = $20 == "nan" ? "" : sprintf("  throttled %s%% of periods", $20)
+		printf "  %-13s %-8s rep %s: %12.1f %-6s %serrors %s  %9.0f req/CPU-s  proxy CPU %s%%  load side (upstream+load) %s%%  foreign %s%%%s\n", $1, $2, $3, $4, $5, lat, $9, $10, $11, $19, $14, cap}'
 }
 
 # ------------------------------------------------------------------ idle connection memory
@@ -664,7 +688,8 @@ for t in tests:
         if not rs: continue
         vals = [num(r["value"]) for r in rs]
         m = {k: med(rs, k) for k in ("value", "p50_ms", "p99_ms", "req_per_cpu_s", "proxy_cpu_pct", "foreign_cpu_pct",
-                                   "proxy_kernel_pct", "rss_mb")}
+                                   "proxy_kernel_pct", "rss_mb", "load_side_pct", "throttled_pct", "cap_pct",
+                                   "load_core_busy_pct")}
         m["errors"] = sum(int(r["errors"]) for r in rs); m["unit"] = rs[0]["unit"]; m["n"] = len(rs)
         dec = 1 if t.endswith("64k") else 0
         m["range"] = "%s..%s" % (f(min(vals), dec), f(max(vals), dec))
@@ -756,13 +781,47 @@ if any(n == "tapwork" for n in names):
     for t in ("small", "https_small", "newconn", "64k", "https_64k"):
         if t in ran:
             tgt("%s: req/CPU-s >= 1.15x HAProxy" % t, s(t, "tapwork", "req_per_cpu_s"), s(t, "haproxy", "req_per_cpu_s"), 1.15)
-    cap = int(os.environ.get("CPU_CAP", "0") or 0)
+cap = int(os.environ.get("CPU_CAP", "0") or 0)
+def cap_bound(t, n):
+    # Held by its cap: it used (nearly) all of its quota, and ran out of it in most
+    # 100 ms enforcement periods.
+    c, th, q = s(t, n, "proxy_cpu_pct"), s(t, n, "throttled_pct"), s(t, n, "cap_pct")
+    return c == c and th == th and q == q and c >= 0.9 * q and th >= 50
+reniced = int(os.environ.get("NICE", "0") or 0) < 0
+def load_spare(t, n):
+    # The load generator and the upstream kept spare capacity on their core: they
+    # used < 90 % of it, and either the core was not full (others' work included)
+    # or they ran reniced (NICE < 0) ahead of the other tenants' work.
+    v, b = s(t, n, "load_side_pct"), s(t, n, "load_core_busy_pct")
+    return v == v and v < 90 and (reniced or (b == b and b < 95))
+if cap > 0 and table:
+    out.append("")
+    out.append("Equal CPU caps (cap%% of one core per contender, CPU_CAP=%d unless CPU_CAP_<test> set): is each run bound by its cap?" % cap)
+    out.append("cap-bound = proxy CPU >= 90% of the cap and the quota ran out in >= 50% of the 100 ms periods;")
+    out.append("loadside% = CPU of the load generator + upstream (of one core), loadcore% = how busy their core was (anyone's")
+    out.append("work); load spare = loadside% < 90 and (loadcore% < 95 or NICE < 0). Medians over the reps.")
+    rows = []
+    for t in tests:
+        for n in names:
+            if (t, n) not in M: continue
+            rows.append([t, n, f(s(t, n, "cap_pct")), f(s(t, n, "proxy_cpu_pct"), 1), f(s(t, n, "throttled_pct"), 0),
+                         "yes" if cap_bound(t, n) else "NO", f(s(t, n, "load_side_pct"), 1), f(s(t, n, "load_core_busy_pct"), 1),
+                         "yes" if load_spare(t, n) else "NO", f(s(t, n, "foreign_cpu_pct"), 1)])
+    show(["test", "contender", "cap%", "proxyCPU%", "throttled%", "cap-bound", "loadside%", "loadcore%", "load spare", "foreign%"], rows)
+if any(n == "tapwork" for n in names):
     if cap > 0:
         out.append("")
-        out.append("tapwork targets under equal CPU caps (CPU_CAP=%d%% of a core each; requests/s):" % cap)
+        out.append("tapwork targets under equal CPU caps (the cap% above; requests/s; shown only where")
+        out.append("tapwork and HAProxy were both cap-bound and the load side had spare capacity):")
         for t, want in (("small", 1.2), ("https_small", 1.2), ("h2_small", 1.0), ("https_newconn", 1.0), ("https_newconn_wrk", 1.0)):
-            if t in ran:
-                tgt("%s: req/s >= %.1fx HAProxy" % (t, want), s(t, "tapwork", "value"), s(t, "haproxy", "value"), want)
+            if t not in ran: continue
+            label = "%s: req/s >= %.1fx HAProxy" % (t, want)
+            why = [("%s not cap-bound" % n) for n in ("tapwork", "haproxy") if (t, n) in M and not cap_bound(t, n)]
+            why += [("load side saturated under %s" % n) for n in ("tapwork", "haproxy") if (t, n) in M and not load_spare(t, n)]
+            if why:
+                out.append("  %-52s  %s  not shown (%s)" % (label, ratio(s(t, "tapwork", "value"), s(t, "haproxy", "value")), "; ".join(why)))
+            else:
+                tgt(label, s(t, "tapwork", "value"), s(t, "haproxy", "value"), want)
 for n, why in skipped.items():
     out.append("SKIPPED %s: %s" % (n, why))
 print("\n".join(out))
@@ -796,7 +855,7 @@ bl_spawn upstream "$WORK/logs/upstream.out" "$LOAD_CPU" nginx -p "$WORK" -c "$WO
 bl_wait_listen "${BL_PID[upstream]}" "$UP_PORT" 5 || bl_die "the upstream nginx did not start: $(tail -n 3 "$WORK/logs/upstream.out" "$WORK/logs/upstream.error.log" 2>/dev/null)"
 [[ $(curl -s -m 5 "http://127.0.0.1:$UP_PORT/small") == "$BODY" ]] || bl_die "the upstream does not serve /small"
 
-printf 'test\tcontender\trep\tvalue\tunit\treq_s\tp50_ms\tp99_ms\terrors\treq_per_cpu_s\tproxy_cpu_pct\tupstream_cpu_pct\tload_cpu_pct\tforeign_cpu_pct\tnew_tcp_per_s\trss_mb\twall_s\tproxy_kernel_pct\n' >"$OUT/runs.tsv"
+printf 'test\tcontender\trep\tvalue\tunit\treq_s\tp50_ms\tp99_ms\terrors\treq_per_cpu_s\tproxy_cpu_pct\tupstream_cpu_pct\tload_cpu_pct\tforeign_cpu_pct\tnew_tcp_per_s\trss_mb\twall_s\tproxy_kernel_pct\tload_side_pct\tthrottled_pct\tcap_pct\tload_core_busy_pct\n' >"$OUT/runs.tsv"
 printf 'contender\tok\tfailed\testablished\trss0_kb\trss1_kb\tpss0_kb\tpss1_kb\trss_b_per_conn\tpss_b_per_conn\n' >"$OUT/idle.tsv"
 
 RUNNING=()

@@ -1037,7 +1037,9 @@ static const struct cf_field timeouts_fields[] = {
      .min = 1,
      .max = 3600000,
      .def = "10s",
-     .doc = "Time to receive the request line and headers; then 408."},
+     .doc = "Time to receive the request line and headers; then 408. It starts when the "
+            "connection is accepted: listeners accept a connection once its first bytes "
+            "arrive, or about 1 s after the connect if none do (TCP_DEFER_ACCEPT)."},
     {.name = "client_body",
      .kind = CF_DURATION,
      FLD(TM, client_body_ms),

@@ -1,0 +1,94 @@
+"""Listeners accept a connection once its first bytes are there
+(TCP_DEFER_ACCEPT, 1 s): a connection that sends nothing waits in the
+kernel's SYN queue, is accepted after about a second anyway, and then meets
+timeouts.client_header like any other."""
+import socket
+import subprocess
+import time
+
+import pytest
+
+from edgeutil import SLACK, simple_config, start_edge, start_upstream
+
+CLIENT_HEADER = 1.0
+DEFER = 1.0  # DEFER_ACCEPT_S in src/edge/worker.c; the kernel's first SYN-ACK retransmission
+
+
+@pytest.fixture
+def edge(procs, tmp_path):
+    up = start_upstream(procs, "web")
+    cfg = simple_config([up], hosts=["app.test"])
+    cfg["timeouts"] = {"client_header": "1s"}
+    return start_edge(procs, tmp_path, cfg)
+
+
+def server_side(port, state):
+    """Sockets on the listener's port in this TCP state, as the kernel lists them."""
+    out = subprocess.run(["ss", "-Htn", "state", state, f"( sport = :{port} )"],
+                         capture_output=True, text=True, check=True).stdout
+    return len(out.splitlines())
+
+
+def test_silent_connection_waits_in_kernel_then_meets_header_timeout(edge):
+    s = socket.create_connection(("127.0.0.1", edge.port), timeout=10)
+    t0 = time.monotonic()
+    try:
+        # Connected for the client, not yet accepted by tapwork: the server
+        # side is still a request socket (SYN-RECV), no file descriptor.
+        time.sleep(0.3)
+        assert server_side(edge.port, "syn-recv") == 1
+        assert server_side(edge.port, "established") == 0
+        # Accepted after the deferral, then closed by the header timeout:
+        # not held forever, not closed before the timeout ran.
+        s.settimeout(DEFER + CLIENT_HEADER + SLACK + 5)
+        try:
+            got = s.recv(4096)
+        except ConnectionResetError:
+            got = b""
+        elapsed = time.monotonic() - t0
+        assert got == b"" or got.startswith(b"HTTP/1.1 408 "), got[:200]
+        assert CLIENT_HEADER <= elapsed < DEFER + CLIENT_HEADER + SLACK + 1.5, elapsed
+    finally:
+        s.close()
+    assert edge.get("/echo", host="app.test").status_code == 200
+
+
+def test_request_sent_after_connect_is_served_at_once(edge):
+    s = socket.create_connection(("127.0.0.1", edge.port), timeout=10)
+    try:
+        time.sleep(0.5)  # well inside the deferral
+        t0 = time.monotonic()
+        s.sendall(b"GET /echo HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n")
+        got = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            got += d
+        # The first bytes end the deferral: no wait for the retransmission.
+        assert time.monotonic() - t0 < 0.5 * SLACK + 0.3
+        assert got.startswith(b"HTTP/1.1 200 "), got[:200]
+    finally:
+        s.close()
+
+
+def test_many_connections_each_sending_late(edge):
+    """Connections whose requests come at different times within the
+    deferral are all served (none is lost in the SYN queue)."""
+    socks = [socket.create_connection(("127.0.0.1", edge.port), timeout=10) for _ in range(20)]
+    try:
+        for i, s in enumerate(socks):
+            if i % 4 == 0:
+                time.sleep(0.05)
+            s.sendall(b"GET /echo HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n")
+        for s in socks:
+            got = b""
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                got += d
+            assert got.startswith(b"HTTP/1.1 200 "), got[:200]
+    finally:
+        for s in socks:
+            s.close()
