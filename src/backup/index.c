@@ -63,9 +63,26 @@ const struct tw_idx_slot *tw_index_get(const struct tw_index *ix, const uint8_t 
 	return NULL;
 }
 
+static const struct tw_idx_base *base_find(const struct tw_index *ix, const uint8_t id[TW_ID_LEN])
+{
+	if (ix->bases_cap == 0)
+		return NULL;
+	static const uint8_t zero[TW_ID_LEN]; /* an empty slot (no HMAC is all zero) */
+	size_t j = home(hash_of(id), ix->bases_cap);
+	while (memcmp(ix->bases[j].id, zero, TW_ID_LEN) != 0) {
+		if (memcmp(ix->bases[j].id, id, TW_ID_LEN) == 0)
+			return &ix->bases[j];
+		j = next_slot(j, ix->bases_cap);
+	}
+	return NULL;
+}
+
 const uint8_t *tw_index_base(const struct tw_index *ix, const struct tw_idx_slot *s)
 {
-	return s->base != 0 && s->base <= ix->nbases ? ix->bases[s->base - 1] : NULL;
+	if (!(s->flags & TW_BLOB_DELTA))
+		return NULL;
+	const struct tw_idx_base *b = base_find(ix, s->id);
+	return b != NULL ? b->base : NULL;
 }
 
 void tw_index_entry(const struct tw_index *ix, const struct tw_idx_slot *s,
@@ -97,30 +114,48 @@ int tw_index_depth(const struct tw_index *ix, const uint8_t id[TW_ID_LEN], int c
 	return d;
 }
 
-static int add_base(struct tw_index *ix, const uint8_t base[TW_ID_LEN], uint32_t *ref)
+static int add_base(struct tw_index *ix, const uint8_t id[TW_ID_LEN], const uint8_t base[TW_ID_LEN])
 {
-	if (ix->nbases == ix->bases_cap) {
-		uint32_t nc = ix->bases_cap ? ix->bases_cap * 2 : 256;
-		void *nb = realloc(ix->bases, (size_t)nc * TW_ID_LEN);
+	static const uint8_t zero[TW_ID_LEN];
+	if ((ix->nbases + 1) * 2 > ix->bases_cap) {
+		size_t ncap = ix->bases_cap ? ix->bases_cap * 2 : 256;
+		struct tw_idx_base *nb = calloc(ncap, sizeof *nb);
 		if (nb == NULL)
 			return TW_ENOMEM;
+		for (size_t i = 0; i < ix->bases_cap; i++) {
+			if (memcmp(ix->bases[i].id, zero, TW_ID_LEN) == 0)
+				continue;
+			size_t j = home(hash_of(ix->bases[i].id), ncap);
+			while (memcmp(nb[j].id, zero, TW_ID_LEN) != 0)
+				j = next_slot(j, ncap);
+			nb[j] = ix->bases[i];
+		}
+		free(ix->bases);
 		ix->bases = nb;
-		ix->bases_cap = nc;
+		ix->bases_cap = ncap;
 	}
-	memcpy(ix->bases[ix->nbases++], base, TW_ID_LEN);
-	*ref = ix->nbases;
+	size_t j = home(hash_of(id), ix->bases_cap);
+	while (memcmp(ix->bases[j].id, zero, TW_ID_LEN) != 0) {
+		if (memcmp(ix->bases[j].id, id, TW_ID_LEN) == 0) {
+			memcpy(ix->bases[j].base, base, TW_ID_LEN);
+			return 0;
+		}
+		j = next_slot(j, ix->bases_cap);
+	}
+	memcpy(ix->bases[j].id, id, TW_ID_LEN);
+	memcpy(ix->bases[j].base, base, TW_ID_LEN);
+	ix->nbases++;
 	return 0;
 }
 
 int tw_index_add(struct tw_index *ix, const struct tw_pack_entry *en, uint32_t pack, int *added)
 {
 	*added = 0;
-	uint32_t bref = 0;
 	if ((en->flags & TW_BLOB_DELTA) && pack != TW_PACK_NEW) {
 		const struct tw_idx_slot *old = tw_index_get(ix, en->id);
 		if (old != NULL && old->pack != TW_PACK_NEW)
 			return 0; /* kept as is */
-		int rc = add_base(ix, en->base, &bref);
+		int rc = add_base(ix, en->id, en->base);
 		if (rc != 0)
 			return rc;
 	}
@@ -147,7 +182,6 @@ int tw_index_add(struct tw_index *ix, const struct tw_pack_entry *en, uint32_t p
 	s->offset = en->offset;
 	s->length = en->length;
 	s->raw_length = en->raw_length;
-	s->base = bref;
 	s->type = en->type;
 	s->flags = en->flags;
 	s->used = 1;

@@ -3,10 +3,10 @@
  * In memory: an open-addressing hash table keyed by the 32-byte blob ID
  * (IDs are uniform HMAC outputs, so their first 8 bytes are the hash), with
  * linear probing, load factor between 0.56 and 0.85 (grows by 1.5x). A slot
- * is 56 bytes (ID, pack number, offset, length, raw length, base reference,
- * type, flags), so the table costs 66..100 bytes per blob. Pack IDs live once
- * in a side array (32 bytes per pack), the base IDs of delta blobs in another
- * (32 bytes per delta).
+ * is 52 bytes (ID, pack number, offset, length, raw length, type, flags), so
+ * the table costs 61..93 bytes per blob. Pack IDs live once in a side array
+ * (32 bytes per pack); the base IDs of delta blobs in a side table of their
+ * own (ID -> base, 64 bytes a slot, at most half full).
  * Thread-safety: callers serialize (the engine wraps it with a mutex).
  *
  * Index object plaintext ("TWIX" v1, docs/repository-format.md) is parsed by
@@ -25,7 +25,6 @@ struct tw_idx_slot {
 	uint8_t id[TW_ID_LEN];
 	uint32_t pack;
 	uint32_t offset, length, raw_length;
-	uint32_t base; /* delta blobs: 1 + position of the base ID in bases; else 0 */
 	uint8_t type, flags, used;
 };
 
@@ -36,8 +35,10 @@ struct tw_index {
 	uint32_t npacks, packs_cap;
 	uint32_t *pack_tab; /* open-addressing map pack id -> pack number + 1 */
 	size_t pack_tab_cap;
-	uint8_t (*bases)[TW_ID_LEN]; /* base IDs of delta blobs */
-	uint32_t nbases, bases_cap;
+	struct tw_idx_base {
+		uint8_t id[TW_ID_LEN], base[TW_ID_LEN];
+	} *bases; /* open addressing: a delta blob's ID -> its base ID */
+	size_t nbases, bases_cap;
 };
 
 void tw_index_init(struct tw_index *ix);
