@@ -350,6 +350,8 @@ static void process_chunk(struct eng *g, struct wctx *w, struct chunkjob *j)
 			if (rc != 0)
 				fail(g, &e, rc);
 			stat_add(&g->st->new_blobs, 1);
+			if (flags & TW_BLOB_DELTA)
+				stat_add(&g->st->delta_blobs, 1);
 			stat_add(&g->st->new_bytes, j->len);
 			stat_add(&g->st->stored_bytes, olen);
 		} else if (rc != 0)
