@@ -99,6 +99,10 @@ int tw_blob_seal_delta(const struct tw_keys *k, void *cctx, int level, const uin
 int tw_blob_decrypt(const struct tw_keys *k, const struct tw_pack_entry *en, uint8_t *stored,
 		    uint8_t **body, size_t *blen, struct tw_err *e);
 
+/* The calling thread's own ZSTD_DCtx (freed at thread exit; NULL when out
+ * of memory), for callers that decompress outside tw_blob_open*. */
+void *tw_zstd_thread_dctx(void);
+
 /* Open a stored blob described by en: decrypt, decompress, check the ID.
  * A delta blob (TW_BLOB_DELTA) needs its base: these return TW_ENOTSUP for
  * one (tw_repo_blob_open in backup/repo.h reads it).
@@ -115,6 +119,13 @@ int tw_blob_open(const struct tw_keys *k, void *dctx, const struct tw_pack_entry
 int tw_blob_open_inplace(const struct tw_keys *k, void *dctx, const struct tw_pack_entry *en,
 			 uint8_t *stored, uint8_t **raw, size_t *raw_cap, const uint8_t **pt,
 			 struct tw_err *e);
+
+/* tw_blob_open_inplace without the final ID check, for the base of a delta
+ * only: the base is authenticated (AES-GCM), and the unit rebuilt from it
+ * has its ID checked, which covers every byte taken from the base. */
+int tw_blob_open_base(const struct tw_keys *k, void *dctx, const struct tw_pack_entry *en,
+		      uint8_t *stored, uint8_t **raw, size_t *raw_cap, const uint8_t **pt,
+		      struct tw_err *e);
 
 /* Seal/open a whole object (config, index, snapshot, lock, pack header):
  * AAD = "tapwork/v1/" + kind. open: *pt malloc'd, *pt_len bytes. */

@@ -521,15 +521,18 @@ static int base_get(struct tw_repo *r, const uint8_t id[TW_ID_LEN], int depth, u
 int tw_repo_read_base(struct tw_repo *r, const uint8_t id[TW_ID_LEN], uint8_t **buf,
 		      size_t *cap, size_t *n, struct tw_err *e)
 {
-	return base_get(r, id, 0, buf, cap, n, e);
+	return base_get(r, id, 1, buf, cap, n, e);
 }
 
 static int blob_open_depth(struct tw_repo *r, const struct tw_pack_entry *en, uint8_t *stored,
 			   uint8_t **raw, size_t *raw_cap, const uint8_t **pt, int depth,
 			   struct tw_err *e)
 {
+	/* depth > 0: read as the base of a delta, whose rebuilt unit has its
+	 * ID checked (which covers every byte taken from here) */
 	if (!(en->flags & TW_BLOB_DELTA))
-		return tw_blob_open_inplace(&r->keys, NULL, en, stored, raw, raw_cap, pt, e);
+		return depth > 0 ? tw_blob_open_base(&r->keys, NULL, en, stored, raw, raw_cap, pt, e)
+				 : tw_blob_open_inplace(&r->keys, NULL, en, stored, raw, raw_cap, pt, e);
 	*pt = NULL;
 	char bhex[65];
 	tw_hex(en->base, TW_ID_LEN, bhex);
@@ -554,13 +557,13 @@ static int blob_open_depth(struct tw_repo *r, const struct tw_pack_entry *en, ui
 		return tw_err_set(e, rc, "out of memory");
 	}
 	rc = tw_delta_apply(body, blen, (en->flags & TW_BLOB_ZSTD) != 0, base, bn, *raw,
-			    en->raw_length, NULL, e);
+			    en->raw_length, tw_zstd_thread_dctx(), e);
 	free(base);
 	if (rc != 0)
 		return rc;
 	uint8_t id[TW_ID_LEN];
-	if (tw_crypto_id(&r->keys, *raw, en->raw_length, id) != 0 ||
-	    memcmp(id, en->id, TW_ID_LEN) != 0)
+	if (depth == 0 && (tw_crypto_id(&r->keys, *raw, en->raw_length, id) != 0 ||
+			   memcmp(id, en->id, TW_ID_LEN) != 0))
 		return tw_err_set(e, TW_ECORRUPT, "blob: content does not match its ID (delta on base %.16s)",
 				  bhex);
 	*pt = *raw;
@@ -618,11 +621,15 @@ static int read_blob_depth(struct tw_repo *r, const uint8_t id[TW_ID_LEN], int d
 		free(stored);
 		return tw_err_set(e, TW_ECORRUPT, "pack %.16s truncated", pname);
 	}
-	if (en.flags & TW_BLOB_DELTA) {
+	if ((en.flags & TW_BLOB_DELTA) || depth > 0) {
 		uint8_t *raw = NULL;
 		size_t cap = 0;
 		const uint8_t *p;
 		rc = blob_open_depth(r, &en, stored, &raw, &cap, &p, depth, e);
+		if (rc == 0 && p != raw && grow_buf(&raw, &cap, en.raw_length) == 0)
+			memcpy(raw, p, en.raw_length); /* stored uncompressed: p is in stored */
+		else if (rc == 0 && p != raw)
+			rc = tw_err_set(e, TW_ENOMEM, "out of memory");
 		if (rc == 0)
 			*pt = raw;
 		else
