@@ -110,6 +110,7 @@ static void delta_seal_apply(void **state)
 	free(base);
 	free(pt);
 	ZSTD_freeCCtx(cc);
+	tw_crypto_keys_clear(&k);
 }
 
 static void delta_apply_rejects_mismatches(void **state)
