@@ -64,6 +64,7 @@ struct filejob {
 	const struct tw_backup_stream *stream; /* size unknown: read to EOF */
 	uint8_t *base; /* fixed-size units: the parent snapshot's chunk IDs of this file */
 	uint32_t nbase;
+	uint32_t delta_tries, delta_misses; /* atomic: deltas tried, and not worth it */
 };
 
 struct chunkjob {
@@ -294,11 +295,18 @@ static void file_done(struct eng *g, struct wctx *w, struct filejob *f)
  * from the repository, docs/repository-format.md "Delta blobs") when the
  * base is stored, at most TW_DELTA_MAX_DEPTH - 1 deltas deep, and some
  * pages are unchanged. TW_EAGAIN: store it whole. */
-static int seal_delta(struct eng *g, struct wctx *w, const struct filejob *f,
+static int seal_delta(struct eng *g, struct wctx *w, struct filejob *f,
 		      const struct chunkjob *j, const uint8_t id[TW_ID_LEN], size_t *olen,
 		      uint8_t *flags, const uint8_t **base_id)
 {
 	if (f->base == NULL || j->idx >= f->nbase || !g->r->local)
+		return TW_EAGAIN;
+	/* a file whose units mostly changed all over (a bulk update): reading
+	 * the bases back costs more than it saves; try one unit in 16 so a
+	 * later stretch of lightly changed units is noticed */
+	uint32_t tries = __atomic_load_n(&f->delta_tries, __ATOMIC_RELAXED);
+	uint32_t misses = __atomic_load_n(&f->delta_misses, __ATOMIC_RELAXED);
+	if (tries >= 8 && misses * 4 > tries * 3 && j->idx % 16 != 0)
 		return TW_EAGAIN;
 	const uint8_t *b = f->base + (size_t)j->idx * TW_ID_LEN;
 	pthread_mutex_lock(&g->r->ix_mu);
@@ -315,8 +323,12 @@ static int seal_delta(struct eng *g, struct wctx *w, const struct filejob *f,
 		return TW_EAGAIN;
 	}
 	*base_id = b;
-	return tw_blob_seal_delta(&g->r->keys, w->cctx, g->r->level, id, b, w->base, bn, j->p,
-				  j->len, w->scratch, w->out, olen, flags);
+	int rc = tw_blob_seal_delta(&g->r->keys, w->cctx, g->r->level, id, b, w->base, bn, j->p,
+				    j->len, w->scratch, w->out, olen, flags);
+	__atomic_add_fetch(&f->delta_tries, 1, __ATOMIC_RELAXED);
+	if (rc == TW_EAGAIN)
+		__atomic_add_fetch(&f->delta_misses, 1, __ATOMIC_RELAXED);
+	return rc;
 }
 
 static void process_chunk(struct eng *g, struct wctx *w, struct chunkjob *j)

@@ -85,7 +85,8 @@ static void compare_header(struct cctx *c, uint32_t p, const char *name,
 		    s->raw_length != ents[i].raw_length || s->flags != ents[i].flags ||
 		    s->type != ents[i].type ||
 		    ((s->flags & TW_BLOB_DELTA) &&
-		     memcmp(tw_index_base(&c->r->index, s), ents[i].base, TW_ID_LEN) != 0)) {
+		     (tw_index_base(&c->r->index, s) == NULL ||
+		      memcmp(tw_index_base(&c->r->index, s), ents[i].base, TW_ID_LEN) != 0))) {
 			char hex[65];
 			tw_hex(ents[i].id, TW_ID_LEN, hex);
 			tw_error("pack %s: index and pack header disagree about blob %s", name, hex);

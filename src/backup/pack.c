@@ -225,7 +225,9 @@ int tw_blob_seal_delta(const struct tw_keys *k, void *cctx, int level, const uin
 	uint8_t *prefix = pages + n;
 	size_t plen, xlen;
 	size_t changed = tw_delta_diff(base, base_len, pt, n, scratch, pages, &plen, prefix, &xlen);
-	if (changed == tw_delta_npages(n) || bml + plen >= n) {
+	/* more than half the pages differ: the delta would save little, and
+	 * compressing against a prefix costs about twice compressing alone */
+	if (changed * 2 > tw_delta_npages(n) || bml + plen >= n) {
 		free(pages);
 		return TW_EAGAIN;
 	}

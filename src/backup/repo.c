@@ -521,7 +521,15 @@ static int base_get(struct tw_repo *r, const uint8_t id[TW_ID_LEN], int depth, u
 int tw_repo_read_base(struct tw_repo *r, const uint8_t id[TW_ID_LEN], uint8_t **buf,
 		      size_t *cap, size_t *n, struct tw_err *e)
 {
-	return base_get(r, id, 1, buf, cap, n, e);
+	/* a backup reads each base once: no use keeping it in the cache */
+	uint8_t *pt;
+	int rc = read_blob_depth(r, id, 1, &pt, n, e);
+	if (rc != 0)
+		return rc;
+	free(*buf);
+	*buf = pt;
+	*cap = *n;
+	return 0;
 }
 
 static int blob_open_depth(struct tw_repo *r, const struct tw_pack_entry *en, uint8_t *stored,

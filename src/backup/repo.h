@@ -102,8 +102,9 @@ int tw_repo_read_blob(struct tw_repo *r, const uint8_t id[TW_ID_LEN], uint8_t **
  * the base cache) to rebuild it; the result's ID is checked either way. */
 int tw_repo_blob_open(struct tw_repo *r, const struct tw_pack_entry *en, uint8_t *stored,
 		      uint8_t **raw, size_t *raw_cap, const uint8_t **pt, struct tw_err *e);
-/* The plaintext of blob id (the base cache first) into *buf (grown with
- * malloc as for tw_repo_blob_open), *n bytes. */
+/* The plaintext of blob id, read as a delta base (its own ID is not
+ * checked: the ID of what is rebuilt from it is), into *buf (replaced by a
+ * malloc'd buffer; free it when done), *n bytes. Not kept in the base cache. */
 int tw_repo_read_base(struct tw_repo *r, const uint8_t id[TW_ID_LEN], uint8_t **buf,
 		      size_t *cap, size_t *n, struct tw_err *e);
 /* Read and decode a tree; free *buf and *nodes. */
