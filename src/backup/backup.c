@@ -301,9 +301,9 @@ static int seal_delta(struct eng *g, struct wctx *w, struct filejob *f,
 {
 	if (f->base == NULL || j->idx >= f->nbase || !g->r->local)
 		return TW_EAGAIN;
-	/* a file whose units mostly changed all over (a bulk update): reading
-	 * the bases back costs more than it saves; try one unit in 16 so a
-	 * later stretch of lightly changed units is noticed */
+	/* a file whose units mostly changed in every page (a bulk update):
+	 * reading the bases back costs and saves nothing; try one unit in 16
+	 * so a later stretch of lightly changed units is noticed */
 	uint32_t tries = __atomic_load_n(&f->delta_tries, __ATOMIC_RELAXED);
 	uint32_t misses = __atomic_load_n(&f->delta_misses, __ATOMIC_RELAXED);
 	if (tries >= 8 && misses * 4 > tries * 3 && j->idx % 16 != 0)

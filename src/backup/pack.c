@@ -225,9 +225,10 @@ int tw_blob_seal_delta(const struct tw_keys *k, void *cctx, int level, const uin
 	uint8_t *prefix = pages + n;
 	size_t plen, xlen;
 	size_t changed = tw_delta_diff(base, base_len, pt, n, scratch, pages, &plen, prefix, &xlen);
-	/* more than half the pages differ: the delta would save little, and
-	 * compressing against a prefix costs about twice compressing alone */
-	if (changed * 2 > tw_delta_npages(n) || bml + plen >= n) {
+	/* every page differs: nothing to take from the base. (A unit with
+	 * most pages changed still pays: a changed page differs from its old
+	 * version in a few tuples, and it is compressed against it.) */
+	if (changed == tw_delta_npages(n) || bml + plen >= n) {
 		free(pages);
 		return TW_EAGAIN;
 	}

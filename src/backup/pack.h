@@ -87,7 +87,7 @@ void tw_zstd_profile(void *cctx, int profile);
 /* Seal pt[0..n) (ID id) as a delta blob against base[0..base_len) (ID
  * base_id): the pages that differ, compressed against the base's same pages
  * (backup/delta.h). scratch and out as for tw_blob_seal. TW_EAGAIN when a
- * delta does not pay (more than half the pages differ): seal the blob whole. *flags gets
+ * delta does not pay (every page differs): seal the blob whole. *flags gets
  * TW_BLOB_DELTA (| TW_BLOB_ZSTD). */
 int tw_blob_seal_delta(const struct tw_keys *k, void *cctx, int level, const uint8_t id[TW_ID_LEN],
 		       const uint8_t base_id[TW_ID_LEN], const uint8_t *base, size_t base_len,
