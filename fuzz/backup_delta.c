@@ -31,7 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t p = 0; p < tw_delta_npages(n); p++) {
 			size_t off = p * TW_DELTA_PAGE;
 			size_t len = n - off < TW_DELTA_PAGE ? n - off : TW_DELTA_PAGE;
-			if (!(data[8 + p / 8] & (1u << (p % 8))) && memcmp(out + off, base + off, len) != 0)
+			if (!(data[8 + p / 8] & (1u << (p % 8))) &&
+			    memcmp(out + off, base + off, len) != 0)
 				abort();
 		}
 	}

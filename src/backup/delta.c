@@ -11,8 +11,8 @@ static size_t page_len(size_t i, size_t n)
 	return n - off < TW_DELTA_PAGE ? n - off : TW_DELTA_PAGE;
 }
 
-size_t tw_delta_diff(const uint8_t *base, size_t base_len, const uint8_t *pt, size_t n,
-		     uint8_t *bm, uint8_t *pages, size_t *plen, uint8_t *prefix, size_t *xlen)
+size_t tw_delta_diff(const uint8_t *base, size_t base_len, const uint8_t *pt, size_t n, uint8_t *bm,
+                     uint8_t *pages, size_t *plen, uint8_t *prefix, size_t *xlen)
 {
 	size_t np = tw_delta_npages(n), changed = 0;
 	memset(bm, 0, tw_delta_bmlen(n));
@@ -34,8 +34,8 @@ size_t tw_delta_diff(const uint8_t *base, size_t base_len, const uint8_t *pt, si
 	return changed;
 }
 
-int tw_delta_apply(const uint8_t *body, size_t blen, int zstd, const uint8_t *base,
-		   size_t base_len, uint8_t *out, size_t n, void *dctx, struct tw_err *e)
+int tw_delta_apply(const uint8_t *body, size_t blen, int zstd, const uint8_t *base, size_t base_len,
+                   uint8_t *out, size_t n, void *dctx, struct tw_err *e)
 {
 	if (n == 0 || n > TW_DELTA_MAX_RAW)
 		return tw_err_set(e, TW_ECORRUPT, "delta: bad unit length %zu", n);
@@ -54,8 +54,8 @@ int tw_delta_apply(const uint8_t *body, size_t blen, int zstd, const uint8_t *ba
 			if (off < base_len)
 				xlen += base_len - off < len ? base_len - off : len;
 		} else if (off + len > base_len) {
-			return tw_err_set(e, TW_ECORRUPT, "delta: page %zu is past the end of its base",
-					  i);
+			return tw_err_set(e, TW_ECORRUPT,
+			                  "delta: page %zu is past the end of its base", i);
 		}
 	}
 	const uint8_t *data = body + bml;
@@ -65,7 +65,8 @@ int tw_delta_apply(const uint8_t *body, size_t blen, int zstd, const uint8_t *ba
 	if (zstd) {
 		unsigned long long fcs = ZSTD_getFrameContentSize(data, have);
 		if (fcs != dlen)
-			return tw_err_set(e, TW_ECORRUPT, "delta: frame size does not match its bitmap");
+			return tw_err_set(e, TW_ECORRUPT,
+			                  "delta: frame size does not match its bitmap");
 		tmp = malloc(dlen + xlen + 1);
 		if (tmp == NULL)
 			return tw_err_set(e, TW_ENOMEM, "out of memory");
@@ -96,8 +97,8 @@ int tw_delta_apply(const uint8_t *body, size_t blen, int zstd, const uint8_t *ba
 		data = tmp;
 		have = dlen;
 	} else if (have != dlen) {
-		return tw_err_set(e, TW_ECORRUPT, "delta: %zu data bytes, its bitmap names %zu", have,
-				  dlen);
+		return tw_err_set(e, TW_ECORRUPT, "delta: %zu data bytes, its bitmap names %zu",
+		                  have, dlen);
 	}
 	if (rc == 0) {
 		size_t pos = 0;

@@ -25,7 +25,7 @@ static void fill(uint8_t *p, size_t n, uint32_t seed)
 
 /* seal a delta of pt against base, open it again with the base */
 static int round_trip(const struct tw_keys *k, ZSTD_CCtx *cc, const uint8_t *base, size_t blen,
-		      const uint8_t *pt, size_t n, uint8_t *flags_out, size_t *olen_out)
+                      const uint8_t *pt, size_t n, uint8_t *flags_out, size_t *olen_out)
 {
 	uint8_t id[TW_ID_LEN], bid[TW_ID_LEN];
 	assert_int_equal(tw_crypto_id(k, pt, n, id), 0);
@@ -34,9 +34,10 @@ static int round_trip(const struct tw_keys *k, ZSTD_CCtx *cc, const uint8_t *bas
 	size_t olen;
 	uint8_t flags;
 	int rc = tw_blob_seal_delta(k, cc, 3, id, bid, base, blen, pt, n, out + TW_NONCE_LEN, out,
-				    &olen, &flags);
+	                            &olen, &flags);
 	if (rc == 0) {
-		struct tw_pack_entry en = {TW_BLOB_DATA, flags, {0}, 0, (uint32_t)olen, (uint32_t)n, {0}};
+		struct tw_pack_entry en = {TW_BLOB_DATA,   flags,       {0}, 0,
+		                           (uint32_t)olen, (uint32_t)n, {0}};
 		memcpy(en.id, id, TW_ID_LEN);
 		memcpy(en.base, bid, TW_ID_LEN);
 		/* a delta cannot be opened without its base */
@@ -51,9 +52,9 @@ static int round_trip(const struct tw_keys *k, ZSTD_CCtx *cc, const uint8_t *bas
 		en.base[0] ^= 1;
 		memcpy(copy, out, olen);
 		assert_int_equal(tw_blob_decrypt(k, &en, copy, &body, &bl, NULL), 0);
-		assert_int_equal(tw_delta_apply(body, bl, (flags & TW_BLOB_ZSTD) != 0, base, blen, back,
-						n, NULL, NULL),
-				 0);
+		assert_int_equal(tw_delta_apply(body, bl, (flags & TW_BLOB_ZSTD) != 0, base, blen,
+		                                back, n, NULL, NULL),
+		                 0);
 		assert_memory_equal(back, pt, n);
 		/* another base (one byte of an unchanged page differs) rebuilds
 		 * another unit: the reader's ID check catches that */
@@ -61,8 +62,8 @@ static int round_trip(const struct tw_keys *k, ZSTD_CCtx *cc, const uint8_t *bas
 		memcpy(other, base, blen);
 		other[0] ^= 0xff;
 		if (!(tw_delta_bmlen(n) && (body[0] & 1)) &&
-		    tw_delta_apply(body, bl, (flags & TW_BLOB_ZSTD) != 0, other, blen, back, n, NULL,
-				   NULL) == 0)
+		    tw_delta_apply(body, bl, (flags & TW_BLOB_ZSTD) != 0, other, blen, back, n,
+		                   NULL, NULL) == 0)
 			assert_true(memcmp(back, pt, n) != 0);
 		free(other);
 		free(copy);
@@ -124,36 +125,41 @@ static void delta_apply_rejects_mismatches(void **state)
 	fill(base, UNIT, 2);
 	memset(body, 0, sizeof body);
 	body[0] = 1 << 2; /* page 2 changed: 8192 data bytes follow */
-	assert_int_equal(tw_delta_apply(body, 1 + TW_DELTA_PAGE, 0, base, UNIT, out, UNIT, NULL, NULL), 0);
+	assert_int_equal(
+	    tw_delta_apply(body, 1 + TW_DELTA_PAGE, 0, base, UNIT, out, UNIT, NULL, NULL), 0);
 	assert_memory_equal(out, base, 2 * TW_DELTA_PAGE);
 	/* data shorter or longer than the bitmap says */
 	assert_int_equal(tw_delta_apply(body, TW_DELTA_PAGE, 0, base, UNIT, out, UNIT, NULL, NULL),
-			 TW_ECORRUPT);
-	assert_int_equal(tw_delta_apply(body, 2 + TW_DELTA_PAGE, 0, base, UNIT, out, UNIT, NULL, NULL),
-			 TW_ECORRUPT);
+	                 TW_ECORRUPT);
+	assert_int_equal(
+	    tw_delta_apply(body, 2 + TW_DELTA_PAGE, 0, base, UNIT, out, UNIT, NULL, NULL),
+	    TW_ECORRUPT);
 	/* bitmap missing; bits past the last page (a 3-page unit) */
-	assert_int_equal(tw_delta_apply(body, 0, 0, base, UNIT, out, UNIT, NULL, NULL), TW_ECORRUPT);
+	assert_int_equal(tw_delta_apply(body, 0, 0, base, UNIT, out, UNIT, NULL, NULL),
+	                 TW_ECORRUPT);
 	body[0] = 1 << 5;
-	assert_int_equal(tw_delta_apply(body, 1 + TW_DELTA_PAGE, 0, base, UNIT, out, 3 * TW_DELTA_PAGE,
-					NULL, NULL),
-			 TW_ECORRUPT);
+	assert_int_equal(tw_delta_apply(body, 1 + TW_DELTA_PAGE, 0, base, UNIT, out,
+	                                3 * TW_DELTA_PAGE, NULL, NULL),
+	                 TW_ECORRUPT);
 	/* an unchanged page the base does not hold */
 	body[0] = 1;
-	assert_int_equal(tw_delta_apply(body, 1 + TW_DELTA_PAGE, 0, base, TW_DELTA_PAGE, out, UNIT,
-					NULL, NULL),
-			 TW_ECORRUPT);
+	assert_int_equal(
+	    tw_delta_apply(body, 1 + TW_DELTA_PAGE, 0, base, TW_DELTA_PAGE, out, UNIT, NULL, NULL),
+	    TW_ECORRUPT);
 	/* a zstd frame of another size, garbage as a frame, absurd unit sizes */
 	uint8_t zb[64 + 1];
 	zb[0] = 1;
 	size_t zn = ZSTD_compress(zb + 1, sizeof zb - 1, "abc", 3, 1);
 	assert_false(ZSTD_isError(zn));
-	assert_int_equal(tw_delta_apply(zb, 1 + zn, 1, base, UNIT, out, UNIT, NULL, NULL), TW_ECORRUPT);
+	assert_int_equal(tw_delta_apply(zb, 1 + zn, 1, base, UNIT, out, UNIT, NULL, NULL),
+	                 TW_ECORRUPT);
 	memset(zb + 1, 0xee, 32);
 	assert_int_equal(tw_delta_apply(zb, 33, 1, base, UNIT, out, UNIT, NULL, NULL), TW_ECORRUPT);
-	assert_int_equal(tw_delta_apply(body, sizeof body, 0, base, UNIT, out, 0, NULL, NULL), TW_ECORRUPT);
-	assert_int_equal(tw_delta_apply(body, sizeof body, 0, base, UNIT, out, TW_DELTA_MAX_RAW + 1,
-					NULL, NULL),
-			 TW_ECORRUPT);
+	assert_int_equal(tw_delta_apply(body, sizeof body, 0, base, UNIT, out, 0, NULL, NULL),
+	                 TW_ECORRUPT);
+	assert_int_equal(
+	    tw_delta_apply(body, sizeof body, 0, base, UNIT, out, TW_DELTA_MAX_RAW + 1, NULL, NULL),
+	    TW_ECORRUPT);
 }
 
 static void entries_with_a_base(void **state)
@@ -195,10 +201,10 @@ static void entries_with_a_base(void **state)
 	assert_int_equal(tw_pack_header_encode(ents, 3, &b), 0);
 	((uint8_t *)b.data)[4] = 1;
 	assert_int_equal(tw_pack_header_decode((uint8_t *)b.data, b.len, off, &back, &n, NULL),
-			 TW_ECORRUPT);
+	                 TW_ECORRUPT);
 	((uint8_t *)b.data)[4] = 3;
 	assert_int_equal(tw_pack_header_decode((uint8_t *)b.data, b.len - 50, off, &back, &n, NULL),
-			 TW_ECORRUPT);
+	                 TW_ECORRUPT);
 	/* a delta tree, or a delta longer than its unit + bitmap: refused */
 	uint8_t e[TW_PACK_ENTRY_MAX];
 	struct tw_pack_entry one = ents[1], got;
@@ -288,7 +294,8 @@ static void index_objects_and_chains(void **state)
 		memcpy(id, ents[2].id, TW_ID_LEN);
 		memcpy(id, &i, 4);
 		id[5] = (uint8_t)(i * 7);
-		assert_memory_equal(tw_index_base(&s.ix, tw_index_get(&s.ix, id)), ents[1].id, TW_ID_LEN);
+		assert_memory_equal(tw_index_base(&s.ix, tw_index_get(&s.ix, id)), ents[1].id,
+		                    TW_ID_LEN);
 	}
 	tw_index_free(&s.ix);
 	/* a version-1 index object (before deltas) still reads */
@@ -307,10 +314,10 @@ static void index_objects_and_chains(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(delta_seal_apply),
-		cmocka_unit_test(delta_apply_rejects_mismatches),
-		cmocka_unit_test(entries_with_a_base),
-		cmocka_unit_test(index_objects_and_chains),
+	    cmocka_unit_test(delta_seal_apply),
+	    cmocka_unit_test(delta_apply_rejects_mismatches),
+	    cmocka_unit_test(entries_with_a_base),
+	    cmocka_unit_test(index_objects_and_chains),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
