@@ -18,6 +18,7 @@
 #include <zstd.h>
 
 #include "backup/chunker.h"
+#include "backup/delta.h"
 #include "backup/packer.h"
 #include "backup/queue.h"
 #include "core/arena.h"
@@ -37,6 +38,8 @@ struct wctx {
 	ZSTD_CCtx *cctx;
 	uint8_t *scratch, *out;
 	int zprofile; /* TW_ZP_* cctx is set up for */
+	uint8_t *base; /* a delta base's plaintext (grown as needed) */
+	size_t base_cap;
 };
 
 struct dirnode {
@@ -59,6 +62,9 @@ struct filejob {
 	uint32_t cap, nchunks;
 	int pending; /* atomic: chunks in flight + 1 for the reader */
 	const struct tw_backup_stream *stream; /* size unknown: read to EOF */
+	uint8_t *base; /* fixed-size units: the parent snapshot's chunk IDs of this file */
+	uint32_t nbase;
+	uint32_t delta_tries, delta_misses; /* atomic: deltas tried, and not worth it */
 };
 
 struct chunkjob {
@@ -172,6 +178,7 @@ static void wctx_free(struct wctx *w)
 {
 	ZSTD_freeCCtx(w->cctx);
 	free(w->out);
+	free(w->base);
 }
 
 /* Claim a blob ID: 1 when new (caller must store it), 0 when known. */
@@ -275,12 +282,54 @@ static void file_done(struct eng *g, struct wctx *w, struct filejob *f)
 	f->d->owned[f->slot] = 1;
 	struct dirnode *d = f->d;
 	free(f->path);
+	free(f->base);
 	free(f);
 	stat_add(PG(g, files), 1);
 	dir_done(g, w, d);
 }
 
 /* ---- workers ---- */
+
+/* A new fixed-size unit whose file had a unit at the same offset in the
+ * parent snapshot: store it as a page delta against that one (read back
+ * from the repository, docs/repository-format.md "Delta blobs") when the
+ * base is stored, at most TW_DELTA_MAX_DEPTH - 1 deltas deep, and some
+ * pages are unchanged. TW_EAGAIN: store it whole. */
+static int seal_delta(struct eng *g, struct wctx *w, struct filejob *f,
+		      const struct chunkjob *j, const uint8_t id[TW_ID_LEN], size_t *olen,
+		      uint8_t *flags, const uint8_t **base_id)
+{
+	if (f->base == NULL || j->idx >= f->nbase || !g->r->local)
+		return TW_EAGAIN;
+	/* a file whose units mostly changed in every page (a bulk update):
+	 * reading the bases back costs and saves nothing; try one unit in 16
+	 * so a later stretch of lightly changed units is noticed */
+	uint32_t tries = __atomic_load_n(&f->delta_tries, __ATOMIC_RELAXED);
+	uint32_t misses = __atomic_load_n(&f->delta_misses, __ATOMIC_RELAXED);
+	if (tries >= 8 && misses * 4 > tries * 3 && j->idx % 16 != 0)
+		return TW_EAGAIN;
+	const uint8_t *b = f->base + (size_t)j->idx * TW_ID_LEN;
+	pthread_mutex_lock(&g->r->ix_mu);
+	const struct tw_idx_slot *s = tw_index_get(&g->r->index, b);
+	int ok = s != NULL && s->pack != TW_PACK_NEW && s->type == TW_BLOB_DATA &&
+		 tw_index_depth(&g->r->index, b, TW_DELTA_MAX_DEPTH) < TW_DELTA_MAX_DEPTH;
+	pthread_mutex_unlock(&g->r->ix_mu);
+	if (!ok)
+		return TW_EAGAIN;
+	size_t bn;
+	struct tw_err e = {0};
+	if (tw_repo_read_base(g->r, b, &w->base, &w->base_cap, &bn, &e) != 0) {
+		tw_debug("%s: base unit %u unreadable, stored whole: %s", f->path, j->idx, e.msg);
+		return TW_EAGAIN;
+	}
+	*base_id = b;
+	int rc = tw_blob_seal_delta(&g->r->keys, w->cctx, g->r->level, id, b, w->base, bn, j->p,
+				    j->len, w->scratch, w->out, olen, flags);
+	__atomic_add_fetch(&f->delta_tries, 1, __ATOMIC_RELAXED);
+	if (rc == TW_EAGAIN)
+		__atomic_add_fetch(&f->delta_misses, 1, __ATOMIC_RELAXED);
+	return rc;
+}
 
 static void process_chunk(struct eng *g, struct wctx *w, struct chunkjob *j)
 {
@@ -302,13 +351,19 @@ static void process_chunk(struct eng *g, struct wctx *w, struct chunkjob *j)
 				tw_zstd_profile(w->cctx, prof);
 				w->zprofile = prof;
 			}
-			rc = tw_blob_seal(&g->r->keys, w->cctx, g->r->level, TW_BLOB_DATA, id, j->p,
-					  j->len, w->scratch, w->out, &olen, &flags);
+			const uint8_t *base = NULL;
+			rc = seal_delta(g, w, f, j, id, &olen, &flags, &base);
+			if (rc == TW_EAGAIN)
+				rc = tw_blob_seal(&g->r->keys, w->cctx, g->r->level, TW_BLOB_DATA, id,
+						  j->p, j->len, w->scratch, w->out, &olen, &flags);
 			if (rc == 0)
-				rc = tw_packer_add(&g->data_pk, id, flags, w->out, olen, j->len, &e);
+				rc = tw_packer_add_base(&g->data_pk, id, flags, base, w->out, olen,
+							j->len, &e);
 			if (rc != 0)
 				fail(g, &e, rc);
 			stat_add(&g->st->new_blobs, 1);
+			if (flags & TW_BLOB_DELTA)
+				stat_add(&g->st->delta_blobs, 1);
 			stat_add(&g->st->new_bytes, j->len);
 			stat_add(&g->st->stored_bytes, olen);
 		} else if (rc != 0)
@@ -739,6 +794,12 @@ static void fill_dir(struct eng *g, struct wctx *w, struct dirnode *d, int dirfd
 					en->fd = -1;
 					fail(g, NULL, TW_ENOMEM);
 					break;
+				}
+				if (g->o->fixed_chunk > 0 && g->r->local && pnode != NULL &&
+				    pnode->type == TW_NODE_FILE && pnode->nchunks > 0 &&
+				    (f->base = malloc((size_t)pnode->nchunks * TW_ID_LEN)) != NULL) {
+					memcpy(f->base, pnode->chunks, (size_t)pnode->nchunks * TW_ID_LEN);
+					f->nbase = pnode->nchunks;
 				}
 				f->d = d;
 				f->slot = i;

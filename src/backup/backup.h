@@ -78,6 +78,7 @@ struct tw_backup_opts {
 struct tw_backup_stats {
 	uint64_t files, dirs, others, bytes, files_unchanged, bytes_read;
 	uint64_t new_blobs, new_bytes, stored_bytes, errors;
+	uint64_t delta_blobs; /* new blobs stored as page deltas (of new_blobs) */
 	char snapshot_id[65];
 	char parent_id[65];
 };

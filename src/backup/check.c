@@ -1,5 +1,6 @@
 /* check.c — repository verification (see check.h). */
 #include "backup/check.h"
+#include "backup/delta.h"
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -82,7 +83,10 @@ static void compare_header(struct cctx *c, uint32_t p, const char *name,
 		in_index++;
 		if (s->offset != ents[i].offset || s->length != ents[i].length ||
 		    s->raw_length != ents[i].raw_length || s->flags != ents[i].flags ||
-		    s->type != ents[i].type) {
+		    s->type != ents[i].type ||
+		    ((s->flags & TW_BLOB_DELTA) &&
+		     (tw_index_base(&c->r->index, s) == NULL ||
+		      memcmp(tw_index_base(&c->r->index, s), ents[i].base, TW_ID_LEN) != 0))) {
 			char hex[65];
 			tw_hex(ents[i].id, TW_ID_LEN, hex);
 			tw_error("pack %s: index and pack header disagree about blob %s", name, hex);
@@ -177,8 +181,8 @@ static void check_pack(struct cctx *c, struct cwork *w, uint32_t p)
 			struct tw_err be = {0};
 			__atomic_add_fetch(&c->st->blobs_checked, 1, __ATOMIC_RELAXED);
 			if ((uint64_t)ents[k].offset + ents[k].length - start > len ||
-			    tw_blob_open_inplace(&r->keys, NULL, &ents[k], buf + (ents[k].offset - start),
-						 &w->raw, &w->raw_cap, &pt, &be) != 0) {
+			    tw_repo_blob_open(r, &ents[k], buf + (ents[k].offset - start), &w->raw,
+					      &w->raw_cap, &pt, &be) != 0) {
 				tw_hex(ents[k].id, TW_ID_LEN, hex);
 				tw_error("pack %s: blob %s (%s) damaged: %s", name, hex,
 					 ents[k].type == TW_BLOB_TREE ? "tree" : "data",
@@ -309,6 +313,40 @@ done:;
 	return bad;
 }
 
+/* A delta blob is only as good as its base: one whose base is not in the
+ * index, or is damaged, is damaged too (transitively, so a damaged base
+ * names every delta built on it). */
+static void check_bases(struct cctx *c)
+{
+	struct tw_index *ix = &c->r->index;
+	char hex[65], bhex[65];
+	for (int round = 0; round < TW_DELTA_READ_DEPTH + 1; round++) {
+		int more = 0;
+		for (size_t i = 0; i < ix->cap; i++) {
+			const struct tw_idx_slot *s = &ix->slots[i];
+			const uint8_t *b = s->used ? tw_index_base(ix, s) : NULL;
+			if (b == NULL || tw_index_get(&c->damaged, s->id) != NULL)
+				continue;
+			const char *why = NULL;
+			if (tw_index_get(ix, b) == NULL)
+				why = "is not in the index";
+			else if (tw_index_get(&c->damaged, b) != NULL)
+				why = "is damaged";
+			if (why == NULL)
+				continue;
+			tw_hex(s->id, TW_ID_LEN, hex);
+			tw_hex(b, TW_ID_LEN, bhex);
+			tw_error("blob %s (data, a delta) cannot be rebuilt: its base %s %s", hex, bhex,
+				 why);
+			err_count(c);
+			mark_damaged(c, s->id);
+			more = 1;
+		}
+		if (!more)
+			break;
+	}
+}
+
 int tw_check_run(struct tw_repo *r, const struct tw_check_opts *o, struct tw_check_stats *st,
 		 struct tw_err *e)
 {
@@ -372,6 +410,7 @@ int tw_check_run(struct tw_repo *r, const struct tw_check_opts *o, struct tw_che
 		pack_main(&c);
 	for (int i = 0; i < started; i++)
 		pthread_join(th[i], NULL);
+	check_bases(&c);
 	if ((rc = tw_repo_list_snapshots(r, &v, &nsnap, e)) != 0)
 		goto done;
 	st->snapshots = nsnap;

@@ -13,6 +13,7 @@ void tw_index_free(struct tw_index *ix)
 	free(ix->slots);
 	free(ix->packs);
 	free(ix->pack_tab);
+	free(ix->bases);
 	memset(ix, 0, sizeof *ix);
 }
 
@@ -62,9 +63,102 @@ const struct tw_idx_slot *tw_index_get(const struct tw_index *ix, const uint8_t 
 	return NULL;
 }
 
+static const struct tw_idx_base *base_find(const struct tw_index *ix, const uint8_t id[TW_ID_LEN])
+{
+	if (ix->bases_cap == 0)
+		return NULL;
+	static const uint8_t zero[TW_ID_LEN]; /* an empty slot (no HMAC is all zero) */
+	size_t j = home(hash_of(id), ix->bases_cap);
+	while (memcmp(ix->bases[j].id, zero, TW_ID_LEN) != 0) {
+		if (memcmp(ix->bases[j].id, id, TW_ID_LEN) == 0)
+			return &ix->bases[j];
+		j = next_slot(j, ix->bases_cap);
+	}
+	return NULL;
+}
+
+const uint8_t *tw_index_base(const struct tw_index *ix, const struct tw_idx_slot *s)
+{
+	if (!(s->flags & TW_BLOB_DELTA))
+		return NULL;
+	const struct tw_idx_base *b = base_find(ix, s->id);
+	return b != NULL ? b->base : NULL;
+}
+
+void tw_index_entry(const struct tw_index *ix, const struct tw_idx_slot *s,
+		    struct tw_pack_entry *en)
+{
+	memset(en, 0, sizeof *en);
+	en->type = s->type;
+	en->flags = s->flags;
+	memcpy(en->id, s->id, TW_ID_LEN);
+	en->offset = s->offset;
+	en->length = s->length;
+	en->raw_length = s->raw_length;
+	const uint8_t *b = tw_index_base(ix, s);
+	if (b != NULL)
+		memcpy(en->base, b, TW_ID_LEN);
+}
+
+int tw_index_depth(const struct tw_index *ix, const uint8_t id[TW_ID_LEN], int cap)
+{
+	int d = 0;
+	const struct tw_idx_slot *s = tw_index_get(ix, id);
+	while (s != NULL && d < cap) {
+		const uint8_t *b = tw_index_base(ix, s);
+		if (b == NULL)
+			break;
+		d++;
+		s = tw_index_get(ix, b);
+	}
+	return d;
+}
+
+static int add_base(struct tw_index *ix, const uint8_t id[TW_ID_LEN], const uint8_t base[TW_ID_LEN])
+{
+	static const uint8_t zero[TW_ID_LEN];
+	if ((ix->nbases + 1) * 2 > ix->bases_cap) {
+		size_t ncap = ix->bases_cap ? ix->bases_cap * 2 : 256;
+		struct tw_idx_base *nb = calloc(ncap, sizeof *nb);
+		if (nb == NULL)
+			return TW_ENOMEM;
+		for (size_t i = 0; i < ix->bases_cap; i++) {
+			if (memcmp(ix->bases[i].id, zero, TW_ID_LEN) == 0)
+				continue;
+			size_t j = home(hash_of(ix->bases[i].id), ncap);
+			while (memcmp(nb[j].id, zero, TW_ID_LEN) != 0)
+				j = next_slot(j, ncap);
+			nb[j] = ix->bases[i];
+		}
+		free(ix->bases);
+		ix->bases = nb;
+		ix->bases_cap = ncap;
+	}
+	size_t j = home(hash_of(id), ix->bases_cap);
+	while (memcmp(ix->bases[j].id, zero, TW_ID_LEN) != 0) {
+		if (memcmp(ix->bases[j].id, id, TW_ID_LEN) == 0) {
+			memcpy(ix->bases[j].base, base, TW_ID_LEN);
+			return 0;
+		}
+		j = next_slot(j, ix->bases_cap);
+	}
+	memcpy(ix->bases[j].id, id, TW_ID_LEN);
+	memcpy(ix->bases[j].base, base, TW_ID_LEN);
+	ix->nbases++;
+	return 0;
+}
+
 int tw_index_add(struct tw_index *ix, const struct tw_pack_entry *en, uint32_t pack, int *added)
 {
 	*added = 0;
+	if ((en->flags & TW_BLOB_DELTA) && pack != TW_PACK_NEW) {
+		const struct tw_idx_slot *old = tw_index_get(ix, en->id);
+		if (old != NULL && old->pack != TW_PACK_NEW)
+			return 0; /* kept as is */
+		int rc = add_base(ix, en->id, en->base);
+		if (rc != 0)
+			return rc;
+	}
 	struct tw_idx_slot *s = (struct tw_idx_slot *)tw_index_get(ix, en->id);
 	if (s != NULL) {
 		if (!(s->pack == TW_PACK_NEW && pack != TW_PACK_NEW))
@@ -151,7 +245,7 @@ static int index_decode(const uint8_t *p, size_t n, tw_index_cb cb, void *arg, s
 {
 	if (n < 12 || memcmp(p, "TWIX", 4) != 0)
 		return tw_err_set(e, TW_ECORRUPT, "index: bad magic");
-	if (p[4] != 1 || p[5] || p[6] || p[7])
+	if ((p[4] != 1 && p[4] != 3) || p[5] || p[6] || p[7])
 		return tw_err_set(e, TW_ECORRUPT, "index: unknown version %u", p[4]);
 	uint32_t npacks = tw_le32_get(p + 8);
 	size_t pos = 12;
@@ -165,9 +259,10 @@ static int index_decode(const uint8_t *p, size_t n, tw_index_cb cb, void *arg, s
 			return tw_err_set(e, TW_ECORRUPT, "index: bad entry count at pack %u", i);
 		for (uint32_t k = 0; k < cnt; k++) {
 			struct tw_pack_entry en;
-			if (tw_pack_entry_get(p + pos, &en) != 0)
+			size_t used;
+			if (tw_pack_entry_get(p + pos, n - pos, p[4], &en, &used) != 0)
 				return tw_err_set(e, TW_ECORRUPT, "index: bad entry");
-			pos += TW_PACK_ENTRY_LEN;
+			pos += used;
 			int rc = cb(arg, pid, &en);
 			if (rc != 0)
 				return rc;
@@ -194,9 +289,11 @@ int tw_index_enc_pack(struct tw_index_enc *w, const uint8_t pack_id[TW_ID_LEN],
 	tw_le32_put(h + TW_ID_LEN, n);
 	int rc = tw_dbuf_append(&w->buf, h, sizeof h);
 	for (uint32_t i = 0; rc == 0 && i < n; i++) {
-		uint8_t b[TW_PACK_ENTRY_LEN];
-		tw_pack_entry_put(b, &ents[i]);
-		rc = tw_dbuf_append(&w->buf, b, sizeof b);
+		uint8_t b[TW_PACK_ENTRY_MAX];
+		size_t len = tw_pack_entry_put(b, &ents[i]);
+		if (len > TW_PACK_ENTRY_LEN)
+			((uint8_t *)w->buf.data)[4] = 3; /* an entry with a base */
+		rc = tw_dbuf_append(&w->buf, b, len);
 	}
 	if (rc == 0)
 		w->npacks++;

@@ -1,5 +1,6 @@
 /* pack.c — pack header codec, blob and object sealing. */
 #include "backup/pack.h"
+#include "backup/delta.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -7,7 +8,7 @@
 #include <string.h>
 #include <zstd.h>
 
-void tw_pack_entry_put(uint8_t out[TW_PACK_ENTRY_LEN], const struct tw_pack_entry *en)
+size_t tw_pack_entry_put(uint8_t out[TW_PACK_ENTRY_MAX], const struct tw_pack_entry *en)
 {
 	out[0] = en->type;
 	out[1] = en->flags;
@@ -15,22 +16,44 @@ void tw_pack_entry_put(uint8_t out[TW_PACK_ENTRY_LEN], const struct tw_pack_entr
 	tw_le32_put(out + 34, en->offset);
 	tw_le32_put(out + 38, en->length);
 	tw_le32_put(out + 42, en->raw_length);
+	if (!(en->flags & TW_BLOB_DELTA))
+		return TW_PACK_ENTRY_LEN;
+	memcpy(out + TW_PACK_ENTRY_LEN, en->base, TW_ID_LEN);
+	return TW_PACK_ENTRY_MAX;
 }
 
-int tw_pack_entry_get(const uint8_t in[TW_PACK_ENTRY_LEN], struct tw_pack_entry *en)
+int tw_pack_entry_get(const uint8_t *in, size_t avail, int version, struct tw_pack_entry *en,
+		      size_t *used)
 {
+	if (avail < TW_PACK_ENTRY_LEN)
+		return TW_ECORRUPT;
 	en->type = in[0];
 	en->flags = in[1];
 	memcpy(en->id, in + 2, TW_ID_LEN);
 	en->offset = tw_le32_get(in + 34);
 	en->length = tw_le32_get(in + 38);
 	en->raw_length = tw_le32_get(in + 42);
+	memset(en->base, 0, TW_ID_LEN);
+	*used = TW_PACK_ENTRY_LEN;
 	if (en->type != TW_BLOB_DATA && en->type != TW_BLOB_TREE)
 		return TW_ECORRUPT;
-	if ((en->flags & ~TW_BLOB_ZSTD) != 0 || en->raw_length > TW_BLOB_MAX_RAW)
+	uint8_t known = version >= 3 ? TW_BLOB_ZSTD | TW_BLOB_DELTA : TW_BLOB_ZSTD;
+	if ((en->flags & ~known) != 0 || en->raw_length > TW_BLOB_MAX_RAW)
 		return TW_ECORRUPT;
 	if (en->length < TW_SEAL_OVERHEAD)
 		return TW_ECORRUPT;
+	if (en->flags & TW_BLOB_DELTA) {
+		/* data only, a whole unit of at most TW_DELTA_MAX_RAW (8 MiB):
+		 * the body is a bitmap and at most the unit's bytes */
+		if (en->type != TW_BLOB_DATA || en->raw_length == 0 || en->raw_length > TW_DELTA_MAX_RAW ||
+		    en->length - TW_SEAL_OVERHEAD > en->raw_length + tw_delta_bmlen(en->raw_length) + 1024)
+			return TW_ECORRUPT;
+		if (avail < TW_PACK_ENTRY_MAX)
+			return TW_ECORRUPT;
+		memcpy(en->base, in + TW_PACK_ENTRY_LEN, TW_ID_LEN);
+		*used = TW_PACK_ENTRY_MAX;
+		return 0;
+	}
 	if (!(en->flags & TW_BLOB_ZSTD) && en->length != en->raw_length + TW_SEAL_OVERHEAD)
 		return TW_ECORRUPT;
 	if ((en->flags & TW_BLOB_ZSTD) && en->length - TW_SEAL_OVERHEAD > TW_BLOB_MAX_RAW + 1024)
@@ -40,7 +63,7 @@ int tw_pack_entry_get(const uint8_t in[TW_PACK_ENTRY_LEN], struct tw_pack_entry 
 
 int tw_meta_pack(struct tw_dbuf *b)
 {
-	if (b->len < 12 || b->data[4] != 1)
+	if (b->len < 12 || (b->data[4] != 1 && b->data[4] != 3))
 		return TW_EINVAL;
 	if (b->len > UINT32_MAX)
 		return 0;
@@ -87,7 +110,7 @@ int tw_meta_unpack(const char magic[4], const uint8_t *p, size_t n, size_t cap,
 	if (v == NULL)
 		return tw_err_set(e, TW_ENOMEM, "out of memory");
 	size_t r = ZSTD_decompress(v, raw, p + 12, n - 12);
-	if (ZSTD_isError(r) || r != raw || memcmp(v, magic, 4) != 0 || v[4] != 1) {
+	if (ZSTD_isError(r) || r != raw || memcmp(v, magic, 4) != 0 || (v[4] != 1 && v[4] != 3)) {
 		free(v);
 		return tw_err_set(e, TW_ECORRUPT, "%.4s: bad compressed data", magic);
 	}
@@ -99,15 +122,21 @@ int tw_meta_unpack(const char magic[4], const uint8_t *p, size_t n, size_t cap,
 
 int tw_pack_header_encode(const struct tw_pack_entry *ents, uint32_t n, struct tw_dbuf *out)
 {
-	uint8_t head[12] = {'T', 'W', 'P', 'H', 1, 0, 0, 0};
+	/* version 3 only when an entry carries a base: a pack without deltas
+	 * stays readable by tapwork from before deltas */
+	uint8_t version = 1;
+	for (uint32_t i = 0; i < n; i++)
+		if (ents[i].flags & TW_BLOB_DELTA)
+			version = 3;
+	uint8_t head[12] = {'T', 'W', 'P', 'H', version, 0, 0, 0};
 	tw_le32_put(head + 8, n);
 	int rc = tw_dbuf_reserve(out, 12 + (size_t)n * TW_PACK_ENTRY_LEN);
 	if (rc == 0)
 		rc = tw_dbuf_append(out, head, sizeof head);
 	for (uint32_t i = 0; rc == 0 && i < n; i++) {
-		uint8_t b[TW_PACK_ENTRY_LEN];
-		tw_pack_entry_put(b, &ents[i]);
-		rc = tw_dbuf_append(out, b, sizeof b);
+		uint8_t b[TW_PACK_ENTRY_MAX];
+		size_t len = tw_pack_entry_put(b, &ents[i]);
+		rc = tw_dbuf_append(out, b, len);
 	}
 	return rc;
 }
@@ -121,7 +150,7 @@ int tw_pack_header_decode(const uint8_t *p, size_t n, uint64_t data_end,
 	*ents = NULL;
 	*count = 0;
 	uint8_t *tmp;
-	int rc = tw_meta_unpack("TWPH", p, n, 12 + (size_t)TW_PACK_MAX_ENTRIES * TW_PACK_ENTRY_LEN,
+	int rc = tw_meta_unpack("TWPH", p, n, 12 + (size_t)TW_PACK_MAX_ENTRIES * TW_PACK_ENTRY_MAX,
 				&p, &n, &tmp, e);
 	if (rc == 0)
 		rc = header_decode(p, n, data_end, ents, count, e);
@@ -134,22 +163,29 @@ static int header_decode(const uint8_t *p, size_t n, uint64_t data_end,
 {
 	if (n < 12 || memcmp(p, "TWPH", 4) != 0)
 		return tw_err_set(e, TW_ECORRUPT, "pack header: bad magic");
-	if (p[4] != 1 || p[5] || p[6] || p[7])
+	if ((p[4] != 1 && p[4] != 3) || p[5] || p[6] || p[7])
 		return tw_err_set(e, TW_ECORRUPT, "pack header: unknown version %u", p[4]);
 	uint32_t cnt = tw_le32_get(p + 8);
-	if (cnt > TW_PACK_MAX_ENTRIES || (uint64_t)cnt * TW_PACK_ENTRY_LEN != n - 12)
+	if (cnt > TW_PACK_MAX_ENTRIES || (uint64_t)cnt * TW_PACK_ENTRY_LEN > n - 12 ||
+	    (p[4] == 1 && (uint64_t)cnt * TW_PACK_ENTRY_LEN != n - 12))
 		return tw_err_set(e, TW_ECORRUPT, "pack header: bad entry count %u", cnt);
 	struct tw_pack_entry *v = calloc(cnt ? cnt : 1, sizeof *v);
 	if (v == NULL)
 		return tw_err_set(e, TW_ENOMEM, "out of memory");
 	uint64_t pos = 0;
+	size_t at = 12;
 	for (uint32_t i = 0; i < cnt; i++) {
-		if (tw_pack_entry_get(p + 12 + (size_t)i * TW_PACK_ENTRY_LEN, &v[i]) != 0 ||
-		    v[i].offset != pos) {
+		size_t used;
+		if (tw_pack_entry_get(p + at, n - at, p[4], &v[i], &used) != 0 || v[i].offset != pos) {
 			free(v);
 			return tw_err_set(e, TW_ECORRUPT, "pack header: bad entry %u", i);
 		}
+		at += used;
 		pos += v[i].length;
+	}
+	if (at != n) {
+		free(v);
+		return tw_err_set(e, TW_ECORRUPT, "pack header: %zu trailing bytes", n - at);
 	}
 	if (pos != data_end) {
 		free(v);
@@ -170,6 +206,77 @@ static void blob_aad(uint8_t aad[3 + TW_ID_LEN], uint8_t type, uint8_t flags,
 	aad[1] = type;
 	aad[2] = flags;
 	memcpy(aad + 3, id, TW_ID_LEN);
+}
+
+/* A delta blob's AAD also binds its base: "B" | type | flags | id | base */
+#define DELTA_AAD_LEN (3 + 2 * TW_ID_LEN)
+
+int tw_blob_seal_delta(const struct tw_keys *k, void *cctx, int level, const uint8_t id[TW_ID_LEN],
+		       const uint8_t base_id[TW_ID_LEN], const uint8_t *base, size_t base_len,
+		       const uint8_t *pt, size_t n, uint8_t *scratch, uint8_t *out, size_t *out_len,
+		       uint8_t *flags)
+{
+	if (n == 0 || n > TW_DELTA_MAX_RAW)
+		return TW_EAGAIN;
+	size_t bml = tw_delta_bmlen(n);
+	uint8_t *pages = malloc(2 * n);
+	if (pages == NULL)
+		return TW_ENOMEM;
+	uint8_t *prefix = pages + n;
+	size_t plen, xlen;
+	size_t changed = tw_delta_diff(base, base_len, pt, n, scratch, pages, &plen, prefix, &xlen);
+	/* every page differs: nothing to take from the base. (A unit with
+	 * most pages changed still pays: a changed page differs from its old
+	 * version in a few tuples, and it is compressed against it.) */
+	if (changed == tw_delta_npages(n) || bml + plen >= n) {
+		free(pages);
+		return TW_EAGAIN;
+	}
+	*flags = TW_BLOB_DELTA;
+	size_t blen = bml + plen;
+	if (cctx != NULL && plen > 64) {
+		ZSTD_CCtx *c = cctx;
+		ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level);
+		size_t r = xlen > 0 ? ZSTD_CCtx_refPrefix(c, prefix, xlen) : 0;
+		if (!ZSTD_isError(r))
+			r = ZSTD_compress2(c, scratch + bml, plen - 1, pages, plen);
+		else
+			ZSTD_CCtx_reset(c, ZSTD_reset_session_only);
+		if (!ZSTD_isError(r) && r < plen) {
+			*flags |= TW_BLOB_ZSTD;
+			blen = bml + r;
+		}
+	}
+	if (!(*flags & TW_BLOB_ZSTD))
+		memcpy(scratch + bml, pages, plen);
+	free(pages);
+	uint8_t aad[DELTA_AAD_LEN];
+	blob_aad(aad, TW_BLOB_DATA, *flags, id);
+	memcpy(aad + 3 + TW_ID_LEN, base_id, TW_ID_LEN);
+	int rc = tw_crypto_seal(k->enc, aad, sizeof aad, scratch, blen, out);
+	if (rc != 0)
+		return rc;
+	*out_len = blen + TW_SEAL_OVERHEAD;
+	return 0;
+}
+
+int tw_blob_decrypt(const struct tw_keys *k, const struct tw_pack_entry *en, uint8_t *stored,
+		    uint8_t **body, size_t *blen, struct tw_err *e)
+{
+	if (en->length < TW_SEAL_OVERHEAD || en->raw_length > TW_BLOB_MAX_RAW)
+		return tw_err_set(e, TW_ECORRUPT, "blob: bad length");
+	uint8_t aad[DELTA_AAD_LEN];
+	size_t alen = 3 + TW_ID_LEN;
+	blob_aad(aad, en->type, en->flags, en->id);
+	if (en->flags & TW_BLOB_DELTA) {
+		memcpy(aad + alen, en->base, TW_ID_LEN);
+		alen += TW_ID_LEN;
+	}
+	*body = stored + TW_NONCE_LEN;
+	*blen = en->length - TW_SEAL_OVERHEAD;
+	if (tw_crypto_open(k->enc, aad, alen, stored, en->length, *body) != 0)
+		return tw_err_set(e, TW_ECRYPTO, "blob: authentication failed");
+	return 0;
 }
 
 int tw_blob_seal(const struct tw_keys *k, void *cctx, int level, uint8_t type,
@@ -237,10 +344,14 @@ static ZSTD_DCtx *thread_dctx(void)
 	return d;
 }
 
+void *tw_zstd_thread_dctx(void) { return thread_dctx(); }
+
 int tw_blob_open(const struct tw_keys *k, void *dctx, const struct tw_pack_entry *en,
 		 const uint8_t *stored, uint8_t **pt, struct tw_err *e)
 {
 	*pt = NULL;
+	if (en->flags & TW_BLOB_DELTA)
+		return tw_err_set(e, TW_EUNSUPP, "blob: a delta needs its base");
 	if (en->length < TW_SEAL_OVERHEAD || en->raw_length > TW_BLOB_MAX_RAW)
 		return tw_err_set(e, TW_ECORRUPT, "blob: bad length");
 	size_t blen = en->length - TW_SEAL_OVERHEAD;
@@ -276,11 +387,31 @@ int tw_blob_open(const struct tw_keys *k, void *dctx, const struct tw_pack_entry
 	return 0;
 }
 
+static int open_inplace(const struct tw_keys *k, void *dctx, const struct tw_pack_entry *en,
+			uint8_t *stored, uint8_t **raw, size_t *raw_cap, const uint8_t **pt,
+			int check_id, struct tw_err *e);
+
 int tw_blob_open_inplace(const struct tw_keys *k, void *dctx, const struct tw_pack_entry *en,
 			 uint8_t *stored, uint8_t **raw, size_t *raw_cap, const uint8_t **pt,
 			 struct tw_err *e)
 {
+	return open_inplace(k, dctx, en, stored, raw, raw_cap, pt, 1, e);
+}
+
+int tw_blob_open_base(const struct tw_keys *k, void *dctx, const struct tw_pack_entry *en,
+		      uint8_t *stored, uint8_t **raw, size_t *raw_cap, const uint8_t **pt,
+		      struct tw_err *e)
+{
+	return open_inplace(k, dctx, en, stored, raw, raw_cap, pt, 0, e);
+}
+
+static int open_inplace(const struct tw_keys *k, void *dctx, const struct tw_pack_entry *en,
+			uint8_t *stored, uint8_t **raw, size_t *raw_cap, const uint8_t **pt,
+			int check_id, struct tw_err *e)
+{
 	*pt = NULL;
+	if (en->flags & TW_BLOB_DELTA)
+		return tw_err_set(e, TW_EUNSUPP, "blob: a delta needs its base");
 	if (en->length < TW_SEAL_OVERHEAD || en->raw_length > TW_BLOB_MAX_RAW)
 		return tw_err_set(e, TW_ECORRUPT, "blob: bad length");
 	size_t blen = en->length - TW_SEAL_OVERHEAD;
@@ -311,7 +442,8 @@ int tw_blob_open_inplace(const struct tw_keys *k, void *dctx, const struct tw_pa
 		return tw_err_set(e, TW_ECORRUPT, "blob: length mismatch");
 	}
 	uint8_t id[TW_ID_LEN];
-	if (tw_crypto_id(k, plain, en->raw_length, id) != 0 || memcmp(id, en->id, TW_ID_LEN) != 0)
+	if (check_id &&
+	    (tw_crypto_id(k, plain, en->raw_length, id) != 0 || memcmp(id, en->id, TW_ID_LEN) != 0))
 		return tw_err_set(e, TW_ECORRUPT, "blob: content does not match its ID");
 	*pt = plain;
 	return 0;

@@ -18,8 +18,12 @@
 
 enum { TW_BLOB_DATA = 1, TW_BLOB_TREE = 2 };
 #define TW_BLOB_ZSTD 1 /* flags bit: body is a zstd frame */
+/* flags bit: a delta blob (data only): the body is a page delta against the
+ * blob `base` (backup/delta.h); the entry carries the 32-byte base ID */
+#define TW_BLOB_DELTA 2
 
-#define TW_PACK_ENTRY_LEN 46
+#define TW_PACK_ENTRY_LEN 46 /* an entry without a base */
+#define TW_PACK_ENTRY_MAX (TW_PACK_ENTRY_LEN + TW_ID_LEN)
 #define TW_PACK_MAX_ENTRIES (1u << 20)
 #define TW_PACK_TARGET (16u * 1024 * 1024)
 #define TW_BLOB_MAX_RAW (64u * 1024 * 1024) /* largest plaintext a reader accepts (big trees) */
@@ -28,11 +32,18 @@ struct tw_pack_entry {
 	uint8_t type, flags;
 	uint8_t id[TW_ID_LEN];
 	uint32_t offset, length, raw_length;
+	uint8_t base[TW_ID_LEN]; /* TW_BLOB_DELTA only (else zero) */
 };
 
-void tw_pack_entry_put(uint8_t out[TW_PACK_ENTRY_LEN], const struct tw_pack_entry *en);
-/* 0 or TW_ECORRUPT for a bad type/flags/length combination. */
-int tw_pack_entry_get(const uint8_t in[TW_PACK_ENTRY_LEN], struct tw_pack_entry *en);
+/* Entry encoding: 46 bytes, + the base ID when flags has TW_BLOB_DELTA
+ * (only in the version-3 forms of pack headers and index objects). Returns
+ * the bytes written. */
+size_t tw_pack_entry_put(uint8_t out[TW_PACK_ENTRY_MAX], const struct tw_pack_entry *en);
+/* Decode one entry of a version-`version` (1 or 3) form from in[0..avail):
+ * *used = its length. 0 or TW_ECORRUPT for a bad type/flags/length
+ * combination, a delta flag in version 1 or a truncated entry. */
+int tw_pack_entry_get(const uint8_t *in, size_t avail, int version, struct tw_pack_entry *en,
+		      size_t *used);
 
 /* Header plaintext for n entries. */
 int tw_pack_header_encode(const struct tw_pack_entry *ents, uint32_t n, struct tw_dbuf *out);
@@ -73,7 +84,28 @@ enum { TW_ZP_DEFAULT = 0, TW_ZP_SORTED = 1 };
  * tw_blob_seal() sets. TW_ZP_DEFAULT undoes any other profile. */
 void tw_zstd_profile(void *cctx, int profile);
 
+/* Seal pt[0..n) (ID id) as a delta blob against base[0..base_len) (ID
+ * base_id): the pages that differ, compressed against the base's same pages
+ * (backup/delta.h). scratch and out as for tw_blob_seal. TW_EAGAIN when a
+ * delta does not pay (every page differs): seal the blob whole. *flags gets
+ * TW_BLOB_DELTA (| TW_BLOB_ZSTD). */
+int tw_blob_seal_delta(const struct tw_keys *k, void *cctx, int level, const uint8_t id[TW_ID_LEN],
+		       const uint8_t base_id[TW_ID_LEN], const uint8_t *base, size_t base_len,
+		       const uint8_t *pt, size_t n, uint8_t *scratch, uint8_t *out, size_t *out_len,
+		       uint8_t *flags);
+/* Decrypt a stored blob in place (stored[0..en->length) is overwritten):
+ * *body, *blen = the sealed body (a zstd frame, plaintext or delta body as
+ * en->flags say). */
+int tw_blob_decrypt(const struct tw_keys *k, const struct tw_pack_entry *en, uint8_t *stored,
+		    uint8_t **body, size_t *blen, struct tw_err *e);
+
+/* The calling thread's own ZSTD_DCtx (freed at thread exit; NULL when out
+ * of memory), for callers that decompress outside tw_blob_open*. */
+void *tw_zstd_thread_dctx(void);
+
 /* Open a stored blob described by en: decrypt, decompress, check the ID.
+ * A delta blob (TW_BLOB_DELTA) needs its base: these return TW_ENOTSUP for
+ * one (tw_repo_blob_open in backup/repo.h reads it).
  * *pt is malloc'd with en->raw_length bytes. dctx: ZSTD_DCtx, or NULL to use
  * one cached per thread (freed at thread exit). */
 int tw_blob_open(const struct tw_keys *k, void *dctx, const struct tw_pack_entry *en,
@@ -87,6 +119,13 @@ int tw_blob_open(const struct tw_keys *k, void *dctx, const struct tw_pack_entry
 int tw_blob_open_inplace(const struct tw_keys *k, void *dctx, const struct tw_pack_entry *en,
 			 uint8_t *stored, uint8_t **raw, size_t *raw_cap, const uint8_t **pt,
 			 struct tw_err *e);
+
+/* tw_blob_open_inplace without the final ID check, for the base of a delta
+ * only: the base is authenticated (AES-GCM), and the unit rebuilt from it
+ * has its ID checked, which covers every byte taken from the base. */
+int tw_blob_open_base(const struct tw_keys *k, void *dctx, const struct tw_pack_entry *en,
+		      uint8_t *stored, uint8_t **raw, size_t *raw_cap, const uint8_t **pt,
+		      struct tw_err *e);
 
 /* Seal/open a whole object (config, index, snapshot, lock, pack header):
  * AAD = "tapwork/v1/" + kind. open: *pt malloc'd, *pt_len bytes. */

@@ -248,6 +248,14 @@ static int detach_and_write(struct tw_packer *p, struct tw_err *e)
 int tw_packer_add(struct tw_packer *p, const uint8_t id[TW_ID_LEN], uint8_t flags,
 		  const uint8_t *stored, size_t len, uint32_t raw_len, struct tw_err *e)
 {
+	return tw_packer_add_base(p, id, flags & (uint8_t)~TW_BLOB_DELTA, NULL, stored, len,
+				  raw_len, e);
+}
+
+int tw_packer_add_base(struct tw_packer *p, const uint8_t id[TW_ID_LEN], uint8_t flags,
+		       const uint8_t *base, const uint8_t *stored, size_t len, uint32_t raw_len,
+		       struct tw_err *e)
+{
 	pthread_mutex_lock(&p->mu);
 	int rc = 0;
 	if (p->n == p->cap) {
@@ -264,6 +272,10 @@ int tw_packer_add(struct tw_packer *p, const uint8_t id[TW_ID_LEN], uint8_t flag
 	en->type = p->type;
 	en->flags = flags;
 	memcpy(en->id, id, TW_ID_LEN);
+	if ((flags & TW_BLOB_DELTA) && base != NULL)
+		memcpy(en->base, base, TW_ID_LEN);
+	else
+		memset(en->base, 0, TW_ID_LEN);
 	en->length = (uint32_t)len;
 	en->raw_length = raw_len;
 	if (p->stream) {

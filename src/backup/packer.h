@@ -53,6 +53,11 @@ int tw_packer_start_writer(struct tw_packer *p, size_t depth);
 void tw_packer_free(struct tw_packer *p);
 int tw_packer_add(struct tw_packer *p, const uint8_t id[TW_ID_LEN], uint8_t flags,
 		  const uint8_t *stored, size_t len, uint32_t raw_len, struct tw_err *e);
+/* The same for a blob that may be a delta: base is its base ID when flags
+ * has TW_BLOB_DELTA (else ignored, may be NULL). */
+int tw_packer_add_base(struct tw_packer *p, const uint8_t id[TW_ID_LEN], uint8_t flags,
+		       const uint8_t *base, const uint8_t *stored, size_t len, uint32_t raw_len,
+		       struct tw_err *e);
 /* Write the partial pack, if any, and wait until every queued pack is
  * durable (stops the writer). Returns the first error of any write. */
 int tw_packer_flush(struct tw_packer *p, struct tw_err *e);

@@ -70,6 +70,49 @@ static int mark_tree(struct pctx *c, const uint8_t id[TW_ID_LEN], int depth, str
 	return rc;
 }
 
+/* A kept delta keeps its base, and the base's base (docs/repository-format.md
+ * "Delta blobs"): add the bases of every used blob until none is new. */
+static int mark_bases(struct pctx *c, struct tw_err *e)
+{
+	const struct tw_index *ix = &c->r->index;
+	size_t n = 0, cap = 256;
+	uint8_t (*stack)[TW_ID_LEN] = malloc(cap * TW_ID_LEN);
+	if (stack == NULL)
+		return tw_err_set(e, TW_ENOMEM, "out of memory");
+	for (size_t i = 0; i < c->used.cap; i++) {
+		if (!c->used.slots[i].used)
+			continue;
+		const struct tw_idx_slot *s = tw_index_get(ix, c->used.slots[i].id);
+		const uint8_t *b = s ? tw_index_base(ix, s) : NULL;
+		if (b == NULL)
+			continue;
+		if (n == cap) {
+			void *ns = realloc(stack, 2 * cap * TW_ID_LEN);
+			if (ns == NULL) {
+				free(stack);
+				return tw_err_set(e, TW_ENOMEM, "out of memory");
+			}
+			stack = ns;
+			cap *= 2;
+		}
+		memcpy(stack[n++], b, TW_ID_LEN);
+	}
+	int rc = 0;
+	while (rc == 0 && n > 0) {
+		uint8_t id[TW_ID_LEN];
+		memcpy(id, stack[--n], TW_ID_LEN);
+		int added;
+		if ((rc = mark(c, id, &added)) != 0 || !added)
+			continue;
+		const struct tw_idx_slot *s = tw_index_get(ix, id);
+		const uint8_t *b = s ? tw_index_base(ix, s) : NULL;
+		if (b != NULL)
+			memcpy(stack[n++], b, TW_ID_LEN); /* one popped, one pushed: fits */
+	}
+	free(stack);
+	return rc != 0 ? tw_err_set(e, rc, "out of memory") : 0;
+}
+
 struct ref {
 	uint32_t pack;
 	size_t slot;
@@ -110,13 +153,7 @@ static int write_full_index(struct tw_repo *r, const uint8_t *drop, uint32_t npa
 		size_t j = i, k = 0;
 		while (j < n && refs[j].pack == refs[i].pack) {
 			const struct tw_idx_slot *s = &ix->slots[refs[j].slot];
-			struct tw_pack_entry *en = &ents[k++];
-			en->type = s->type;
-			en->flags = s->flags;
-			memcpy(en->id, s->id, TW_ID_LEN);
-			en->offset = s->offset;
-			en->length = s->length;
-			en->raw_length = s->raw_length;
+			tw_index_entry(ix, s, &ents[k++]);
 			j++;
 		}
 		rc = tw_index_enc_pack(&w, ix->packs[refs[i].pack], ents, (uint32_t)k);
@@ -160,20 +197,32 @@ static int rewrite_pack(struct tw_repo *r, struct tw_packer *pk, uint32_t p, con
 			rc = tw_err_set(e, TW_ECORRUPT, "pack %.16s truncated", name);
 			break;
 		}
-		struct tw_pack_entry en = {s->type, s->flags, {0}, s->offset, s->length, s->raw_length};
-		memcpy(en.id, s->id, TW_ID_LEN);
-		uint8_t *pt;
-		if ((rc = tw_blob_open(&r->keys, NULL, &en, buf + s->offset, &pt, e)) != 0) {
+		struct tw_pack_entry en;
+		tw_index_entry(&r->index, s, &en);
+		if (en.flags & TW_BLOB_DELTA) {
+			/* copied byte for byte: authenticating the stored bytes is
+			 * the check (its base may be in a pack being rewritten) */
+			uint8_t *copy = malloc(s->length), *body;
+			size_t blen;
+			rc = copy ? 0 : tw_err_set(e, TW_ENOMEM, "out of memory");
+			if (rc == 0) {
+				memcpy(copy, buf + s->offset, s->length);
+				rc = tw_blob_decrypt(&r->keys, &en, copy, &body, &blen, e);
+			}
+			free(copy);
+		} else {
+			uint8_t *pt = NULL;
+			rc = tw_blob_open(&r->keys, NULL, &en, buf + s->offset, &pt, e);
+			free(pt);
+		}
+		if (rc != 0) {
 			tw_err_wrap(e, "pack %.16s (run check)", name);
 			break;
 		}
-		free(pt);
-		uint8_t id[TW_ID_LEN];
-		memcpy(id, s->id, TW_ID_LEN);
 		uint32_t off = s->offset, slen = s->length, raw = s->raw_length;
-		uint8_t flags = s->flags;
 		s->pack = TW_PACK_NEW; /* re-located when the new pack is written */
-		rc = tw_packer_add(pk + (s->type == TW_BLOB_TREE), id, flags, buf + off, slen, raw, e);
+		rc = tw_packer_add_base(pk + (en.type == TW_BLOB_TREE), en.id, en.flags, en.base,
+					buf + off, slen, raw, e);
 		st->blobs_repacked++;
 	}
 	free(buf);
@@ -208,6 +257,8 @@ int tw_prune_run(struct tw_repo *r, const struct tw_prune_opts *o, struct tw_pru
 		goto done;
 	for (size_t i = 0; rc == 0 && i < nsnaps; i++)
 		rc = mark_tree(&c, snaps[i]->tree, 0, e);
+	if (rc == 0)
+		rc = mark_bases(&c, e);
 	if (rc != 0)
 		goto done;
 	uint32_t np = r->index.npacks;

@@ -1,6 +1,7 @@
 /* repair.c — `tapwork repair index` (repair.h). */
 #include "backup/repair.h"
 
+#include "backup/delta.h"
 #include "backup/packer.h"
 #include "core/log.h"
 
@@ -196,8 +197,15 @@ struct rsnap {
  * entry of a lost pack does not count; one written by this run does). */
 static int have_blob(struct rsnap *c, const uint8_t id[TW_ID_LEN])
 {
-	const struct tw_idx_slot *s = tw_index_get(&c->r->index, id);
-	return s != NULL && (s->pack >= c->npresent || c->present[s->pack]);
+	/* a delta is there when its bases are */
+	for (int d = 0; d <= TW_DELTA_READ_DEPTH; d++) {
+		const struct tw_idx_slot *s = tw_index_get(&c->r->index, id);
+		if (s == NULL || (s->pack < c->npresent && !c->present[s->pack]))
+			return 0;
+		if ((id = tw_index_base(&c->r->index, s)) == NULL)
+			return 1;
+	}
+	return 0;
 }
 
 static int mark_present(void *arg, const char *name, uint64_t size)

@@ -1,5 +1,6 @@
 /* repo.c — open/init a repository, objects, index, snapshots, locks. */
 #include "backup/repo.h"
+#include "backup/delta.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -131,6 +132,7 @@ static struct tw_repo *repo_new(void)
 	tw_index_init(&r->index);
 	pthread_mutex_init(&r->ix_mu, NULL);
 	pthread_mutex_init(&r->tc_mu, NULL);
+	pthread_mutex_init(&r->bc_mu, NULL);
 	pthread_mutex_init(&r->lock_mu, NULL);
 	pthread_cond_init(&r->lock_cv, NULL);
 	tw_index_enc_init(&r->idx_enc);
@@ -237,6 +239,7 @@ static int repo_open(const char *location, const char *pw, size_t pwlen,
 	int rc = tw_storage_open(location, 0, &r->st, e);
 	if (rc != 0)
 		goto fail;
+	r->local = strncmp(location, "s3:", 3) != 0;
 	uint64_t csize;
 	if (tw_storage_stat(r->st, TW_ST_CONFIG, "config", &csize, NULL) != 0) {
 		rc = tw_err_set(e, TW_ENOENT, "%s: not a tapwork repository (no config)", location);
@@ -313,6 +316,9 @@ void tw_repo_close(struct tw_repo *r)
 	for (size_t i = 0; i < sizeof r->tcache / sizeof r->tcache[0]; i++)
 		free(r->tcache[i].data);
 	pthread_mutex_destroy(&r->tc_mu);
+	for (size_t i = 0; i < sizeof r->bcache / sizeof r->bcache[0]; i++)
+		free(r->bcache[i].data);
+	pthread_mutex_destroy(&r->bc_mu);
 	pthread_mutex_destroy(&r->lock_mu);
 	pthread_cond_destroy(&r->lock_cv);
 	free(r);
@@ -433,7 +439,7 @@ static int read_tree_cached(struct tw_repo *r, uint32_t pack, const char *pname,
 	if ((uint64_t)s->offset + s->length > r->tcache[hit].len) {
 		rc = tw_err_set(e, TW_ECORRUPT, "pack %.16s truncated", pname);
 	} else {
-		struct tw_pack_entry en = {s->type, s->flags, {0}, s->offset, s->length, s->raw_length};
+		struct tw_pack_entry en = {s->type, s->flags, {0}, s->offset, s->length, s->raw_length, {0}};
 		memcpy(en.id, id, TW_ID_LEN);
 		rc = tw_blob_open(&r->keys, NULL, &en, r->tcache[hit].data + s->offset, pt, e);
 		if (rc != 0) {
@@ -446,16 +452,156 @@ static int read_tree_cached(struct tw_repo *r, uint32_t pack, const char *pname,
 	return rc;
 }
 
+static int read_blob_depth(struct tw_repo *r, const uint8_t id[TW_ID_LEN], int depth,
+			   uint8_t **pt, size_t *n, struct tw_err *e);
+static int blob_open_depth(struct tw_repo *r, const struct tw_pack_entry *en, uint8_t *stored,
+			   uint8_t **raw, size_t *raw_cap, const uint8_t **pt, int depth,
+			   struct tw_err *e);
+
+static int grow_buf(uint8_t **buf, size_t *cap, size_t need)
+{
+	if (*buf != NULL && *cap >= need)
+		return 0;
+	uint8_t *nb = malloc(need ? need : 1);
+	if (nb == NULL)
+		return TW_ENOMEM;
+	free(*buf);
+	*buf = nb;
+	*cap = need ? need : 1;
+	return 0;
+}
+
+static int base_get(struct tw_repo *r, const uint8_t id[TW_ID_LEN], int depth, uint8_t **buf,
+		    size_t *cap, size_t *n, struct tw_err *e)
+{
+	const size_t nslots = sizeof r->bcache / sizeof r->bcache[0];
+	pthread_mutex_lock(&r->bc_mu);
+	for (size_t i = 0; i < nslots; i++) {
+		if (r->bcache[i].data != NULL && memcmp(r->bcache[i].id, id, TW_ID_LEN) == 0) {
+			int rc = grow_buf(buf, cap, r->bcache[i].len);
+			if (rc == 0) {
+				memcpy(*buf, r->bcache[i].data, r->bcache[i].len);
+				*n = r->bcache[i].len;
+				r->bcache[i].used = ++r->bcache_tick;
+			}
+			pthread_mutex_unlock(&r->bc_mu);
+			return rc != 0 ? tw_err_set(e, rc, "out of memory") : 0;
+		}
+	}
+	pthread_mutex_unlock(&r->bc_mu);
+	uint8_t *pt;
+	int rc = read_blob_depth(r, id, depth, &pt, n, e);
+	if (rc != 0)
+		return rc;
+	if (grow_buf(buf, cap, *n) != 0) {
+		free(pt);
+		return tw_err_set(e, TW_ENOMEM, "out of memory");
+	}
+	memcpy(*buf, pt, *n);
+	/* keep it: replace the least recently used slot */
+	pthread_mutex_lock(&r->bc_mu);
+	size_t lru = 0;
+	for (size_t i = 0; i < nslots; i++) {
+		if (r->bcache[i].data == NULL) {
+			lru = i;
+			break;
+		}
+		if (r->bcache[i].used < r->bcache[lru].used)
+			lru = i;
+	}
+	free(r->bcache[lru].data);
+	memcpy(r->bcache[lru].id, id, TW_ID_LEN);
+	r->bcache[lru].data = pt;
+	r->bcache[lru].len = *n;
+	r->bcache[lru].used = ++r->bcache_tick;
+	pthread_mutex_unlock(&r->bc_mu);
+	return 0;
+}
+
+int tw_repo_read_base(struct tw_repo *r, const uint8_t id[TW_ID_LEN], uint8_t **buf,
+		      size_t *cap, size_t *n, struct tw_err *e)
+{
+	/* a backup reads each base once: no use keeping it in the cache */
+	uint8_t *pt;
+	int rc = read_blob_depth(r, id, 1, &pt, n, e);
+	if (rc != 0)
+		return rc;
+	free(*buf);
+	*buf = pt;
+	*cap = *n;
+	return 0;
+}
+
+static int blob_open_depth(struct tw_repo *r, const struct tw_pack_entry *en, uint8_t *stored,
+			   uint8_t **raw, size_t *raw_cap, const uint8_t **pt, int depth,
+			   struct tw_err *e)
+{
+	/* depth > 0: read as the base of a delta, whose rebuilt unit has its
+	 * ID checked (which covers every byte taken from here) */
+	if (!(en->flags & TW_BLOB_DELTA))
+		return depth > 0 ? tw_blob_open_base(&r->keys, NULL, en, stored, raw, raw_cap, pt, e)
+				 : tw_blob_open_inplace(&r->keys, NULL, en, stored, raw, raw_cap, pt, e);
+	*pt = NULL;
+	char bhex[65];
+	tw_hex(en->base, TW_ID_LEN, bhex);
+	if (depth >= TW_DELTA_READ_DEPTH)
+		return tw_err_set(e, TW_ECORRUPT, "delta chain deeper than %d at base %.16s",
+				  TW_DELTA_READ_DEPTH, bhex);
+	uint8_t *body;
+	size_t blen;
+	int rc = tw_blob_decrypt(&r->keys, en, stored, &body, &blen, e);
+	if (rc != 0)
+		return rc;
+	uint8_t *base = NULL;
+	size_t bcap = 0, bn = 0;
+	rc = base_get(r, en->base, depth + 1, &base, &bcap, &bn, e);
+	if (rc != 0) {
+		free(base);
+		return tw_err_wrap(e, "base %.16s of this delta", bhex);
+	}
+	rc = grow_buf(raw, raw_cap, en->raw_length);
+	if (rc != 0) {
+		free(base);
+		return tw_err_set(e, rc, "out of memory");
+	}
+	rc = tw_delta_apply(body, blen, (en->flags & TW_BLOB_ZSTD) != 0, base, bn, *raw,
+			    en->raw_length, tw_zstd_thread_dctx(), e);
+	free(base);
+	if (rc != 0)
+		return rc;
+	uint8_t id[TW_ID_LEN];
+	if (depth == 0 && (tw_crypto_id(&r->keys, *raw, en->raw_length, id) != 0 ||
+			   memcmp(id, en->id, TW_ID_LEN) != 0))
+		return tw_err_set(e, TW_ECORRUPT, "blob: content does not match its ID (delta on base %.16s)",
+				  bhex);
+	*pt = *raw;
+	return 0;
+}
+
+int tw_repo_blob_open(struct tw_repo *r, const struct tw_pack_entry *en, uint8_t *stored,
+		      uint8_t **raw, size_t *raw_cap, const uint8_t **pt, struct tw_err *e)
+{
+	return blob_open_depth(r, en, stored, raw, raw_cap, pt, 0, e);
+}
+
 int tw_repo_read_blob(struct tw_repo *r, const uint8_t id[TW_ID_LEN], uint8_t **pt, size_t *n,
 		      struct tw_err *e)
+{
+	return read_blob_depth(r, id, 0, pt, n, e);
+}
+
+static int read_blob_depth(struct tw_repo *r, const uint8_t id[TW_ID_LEN], int depth,
+			   uint8_t **pt, size_t *n, struct tw_err *e)
 {
 	*pt = NULL;
 	pthread_mutex_lock(&r->ix_mu);
 	const struct tw_idx_slot *s = tw_index_get(&r->index, id);
 	struct tw_idx_slot copy;
+	struct tw_pack_entry en;
 	uint8_t pack_id[TW_ID_LEN];
 	if (s != NULL) {
 		copy = *s;
+		tw_index_entry(&r->index, s, &en);
 		if (copy.pack != TW_PACK_NEW)
 			memcpy(pack_id, r->index.packs[copy.pack], TW_ID_LEN);
 	}
@@ -483,9 +629,22 @@ int tw_repo_read_blob(struct tw_repo *r, const uint8_t id[TW_ID_LEN], uint8_t **
 		free(stored);
 		return tw_err_set(e, TW_ECORRUPT, "pack %.16s truncated", pname);
 	}
-	struct tw_pack_entry en = {copy.type, copy.flags, {0}, copy.offset, copy.length, copy.raw_length};
-	memcpy(en.id, id, TW_ID_LEN);
-	rc = tw_blob_open(&r->keys, NULL, &en, stored, pt, e);
+	if ((en.flags & TW_BLOB_DELTA) || depth > 0) {
+		uint8_t *raw = NULL;
+		size_t cap = 0;
+		const uint8_t *p;
+		rc = blob_open_depth(r, &en, stored, &raw, &cap, &p, depth, e);
+		if (rc == 0 && p != raw && grow_buf(&raw, &cap, en.raw_length) == 0)
+			memcpy(raw, p, en.raw_length); /* stored uncompressed: p is in stored */
+		else if (rc == 0 && p != raw)
+			rc = tw_err_set(e, TW_ENOMEM, "out of memory");
+		if (rc == 0)
+			*pt = raw;
+		else
+			free(raw);
+	} else {
+		rc = tw_blob_open(&r->keys, NULL, &en, stored, pt, e);
+	}
 	free(stored);
 	if (rc != 0)
 		return tw_err_wrap(e, "blob %.16s in pack %.16s", hex, pname);

@@ -43,6 +43,19 @@ struct tw_repo {
 	size_t tcache_bytes;
 	uint64_t tcache_tick;
 	pthread_mutex_t tc_mu;
+	/* local directory storage: a backup may store page deltas (reading a
+	 * base back is a pread; on S3 it would be a GET per unit) */
+	int local;
+	/* plaintexts of delta bases read lately (a restore reads a base for
+	 * every delta; the bases of neighbouring deltas repeat along a chain) */
+	struct {
+		uint8_t id[TW_ID_LEN];
+		uint8_t *data;
+		size_t len;
+		uint64_t used;
+	} bcache[32];
+	uint64_t bcache_tick;
+	pthread_mutex_t bc_mu;
 	/* lock */
 	char lock_name[2 * TW_ID_LEN + 1];
 	int lock_exclusive;
@@ -84,6 +97,16 @@ int tw_repo_load_index(struct tw_repo *r, struct tw_err *e);
 /* Read a blob by ID (index lookup + range read + open). *pt malloc'd. */
 int tw_repo_read_blob(struct tw_repo *r, const uint8_t id[TW_ID_LEN], uint8_t **pt, size_t *n,
 		      struct tw_err *e);
+/* Open a stored blob as tw_blob_open_inplace does (stored is overwritten,
+ * *pt points into stored or *raw), reading a delta blob's base (through
+ * the base cache) to rebuild it; the result's ID is checked either way. */
+int tw_repo_blob_open(struct tw_repo *r, const struct tw_pack_entry *en, uint8_t *stored,
+		      uint8_t **raw, size_t *raw_cap, const uint8_t **pt, struct tw_err *e);
+/* The plaintext of blob id, read as a delta base (its own ID is not
+ * checked: the ID of what is rebuilt from it is), into *buf (replaced by a
+ * malloc'd buffer; free it when done), *n bytes. Not kept in the base cache. */
+int tw_repo_read_base(struct tw_repo *r, const uint8_t id[TW_ID_LEN], uint8_t **buf,
+		      size_t *cap, size_t *n, struct tw_err *e);
 /* Read and decode a tree; free *buf and *nodes. */
 int tw_repo_read_tree(struct tw_repo *r, const uint8_t id[TW_ID_LEN], uint8_t **buf,
 		      struct tw_node **nodes, uint32_t *count, struct tw_err *e);

@@ -744,11 +744,13 @@ static void restore_group(struct rctx *c, struct worker *wk, size_t lo, size_t h
 		if (i == lo || w[i].boff != w[i - 1].boff) {
 			pt = NULL;
 			bad = 0;
-			struct tw_pack_entry en = {w[i].type, w[i].flags, {0}, w[i].boff, w[i].blen, w[i].raw};
+			struct tw_pack_entry en = {w[i].type, w[i].flags, {0}, w[i].boff, w[i].blen, w[i].raw, {0}};
 			memcpy(en.id, w[i].id, TW_ID_LEN);
+			if (en.flags & TW_BLOB_DELTA) /* its base: restore reads it through the base cache */
+				tw_index_entry(&c->r->index, tw_index_get(&c->r->index, en.id), &en);
 			if ((uint64_t)w[i].boff + w[i].blen - start > got ||
-			    tw_blob_open_inplace(&c->r->keys, NULL, &en, buf + (w[i].boff - start),
-						 &wk->raw, &wk->raw_cap, &pt, &e) != 0) {
+			    tw_repo_blob_open(c->r, &en, buf + (w[i].boff - start), &wk->raw,
+					      &wk->raw_cap, &pt, &e) != 0) {
 				char hex[65];
 				tw_hex(w[i].id, TW_ID_LEN, hex);
 				snprintf(why, sizeof why, "blob %.16s in pack %.16s: %s", hex, pname,

@@ -610,13 +610,14 @@ int tw_pitr_backup_cmd(int argc, char **argv)
 		    "{\"type\":\"summary\",\"snapshot_id\":\"%s\",\"postgres\":\"physical\","
 		    "\"start_lsn\":\"%s\",\"stop_lsn\":\"%s\",\"timeline\":%u,\"start_wal\":\"%s\","
 		    "\"stop_wal\":\"%s\",\"files\":%llu,\"files_unchanged\":%llu,\"bytes\":%llu,"
-		    "\"bytes_read\":%llu,\"new_bytes\":%llu,\"stored_bytes\":%llu,\"errors\":%llu,"
-		    "\"data_checksums\":%s,\"damaged_pages\":%llu,\"seconds\":%.3f}\n",
+		    "\"bytes_read\":%llu,\"new_bytes\":%llu,\"stored_bytes\":%llu,\"delta_blobs\":%llu,"
+		    "\"errors\":%llu,\"data_checksums\":%s,\"damaged_pages\":%llu,\"seconds\":%.3f}\n",
 		    st.snapshot_id, in.start_lsn, in.stop_lsn, in.tli, in.start_wal, in.stop_wal,
 		    (unsigned long long)st.files, (unsigned long long)st.files_unchanged,
 		    (unsigned long long)st.bytes, (unsigned long long)st.bytes_read,
 		    (unsigned long long)st.new_bytes, (unsigned long long)st.stored_bytes,
-		    (unsigned long long)st.errors, in.data_checksums ? "true" : "false",
+		    (unsigned long long)st.delta_blobs, (unsigned long long)st.errors,
+		    in.data_checksums ? "true" : "false",
 		    (unsigned long long)in.damaged_total, el);
 	else if (!o.quiet)
 		printf("snapshot %.8s saved (%s)\nPostgreSQL physical backup: LSN %s..%s, timeline "

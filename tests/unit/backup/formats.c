@@ -37,7 +37,7 @@ static void blob_seal_open_compress_and_tamper(void **state)
 	assert_int_equal(tw_blob_seal(&k, cc, 3, TW_BLOB_DATA, id, pt, n, scratch, out, &olen, &flags), 0);
 	assert_int_equal(flags, TW_BLOB_ZSTD);
 	assert_true(olen < n / 10);
-	struct tw_pack_entry en = {TW_BLOB_DATA, flags, {0}, 0, (uint32_t)olen, (uint32_t)n};
+	struct tw_pack_entry en = {TW_BLOB_DATA, flags, {0}, 0, (uint32_t)olen, (uint32_t)n, {0}};
 	memcpy(en.id, id, 32);
 	uint8_t *back;
 	assert_int_equal(tw_blob_open(&k, NULL, &en, out, &back, NULL), 0);
@@ -60,7 +60,7 @@ static void blob_seal_open_compress_and_tamper(void **state)
 	assert_int_equal(tw_blob_seal(&k, cc, 3, TW_BLOB_DATA, id, pt, n, scratch, out, &olen, &flags), 0);
 	assert_int_equal(flags, 0);
 	assert_int_equal(olen, n + TW_SEAL_OVERHEAD);
-	struct tw_pack_entry en2 = {TW_BLOB_DATA, 0, {0}, 0, (uint32_t)olen, (uint32_t)n};
+	struct tw_pack_entry en2 = {TW_BLOB_DATA, 0, {0}, 0, (uint32_t)olen, (uint32_t)n, {0}};
 	memcpy(en2.id, id, 32);
 	assert_int_equal(tw_blob_open(&k, NULL, &en2, out, &back, NULL), 0);
 	assert_memory_equal(back, pt, n);
@@ -105,7 +105,7 @@ static void zstd_profiles(void **state)
 	tw_zstd_profile(cc, TW_ZP_SORTED);
 	assert_int_equal(tw_blob_seal(&k, cc, 3, TW_BLOB_DATA, id, pt, n, scratch, out, &sorted, &flags), 0);
 	assert_int_equal(flags, TW_BLOB_ZSTD);
-	struct tw_pack_entry en = {TW_BLOB_DATA, flags, {0}, 0, (uint32_t)sorted, (uint32_t)n};
+	struct tw_pack_entry en = {TW_BLOB_DATA, flags, {0}, 0, (uint32_t)sorted, (uint32_t)n, {0}};
 	memcpy(en.id, id, 32);
 	uint8_t *back;
 	assert_int_equal(tw_blob_open(&k, NULL, &en, out, &back, NULL), 0);
@@ -172,7 +172,7 @@ static void meta_compressed_forms(void **state)
 	struct tw_pack_entry e[64];
 	uint32_t off = 0;
 	for (int i = 0; i < 64; i++) {
-		e[i] = (struct tw_pack_entry){TW_BLOB_DATA, TW_BLOB_ZSTD, {0}, off, 1000, 65536};
+		e[i] = (struct tw_pack_entry){TW_BLOB_DATA, TW_BLOB_ZSTD, {0}, off, 1000, 65536, {0}};
 		fill_id(e[i].id, (uint32_t)i);
 		off += 1000;
 	}
@@ -248,7 +248,7 @@ static void index_table_and_objects(void **state)
 	assert_int_equal(tw_index_pack(&ix, pid, &pnum), 0);
 	assert_int_equal(pnum, 0);
 	for (uint32_t i = 0; i < N; i++) {
-		struct tw_pack_entry en = {TW_BLOB_DATA, 0, {0}, i * 10, 38, 10};
+		struct tw_pack_entry en = {TW_BLOB_DATA, 0, {0}, i * 10, 38, 10, {0}};
 		fill_id(en.id, i);
 		int added;
 		assert_int_equal(tw_index_add(&ix, &en, i % 2 ? pnum : TW_PACK_NEW, &added), 0);
@@ -271,7 +271,7 @@ static void index_table_and_objects(void **state)
 	fill_id(absent, N + 5);
 	assert_null(tw_index_get(&ix, absent));
 	/* a NEW slot is completed by a later add; a located one is kept */
-	struct tw_pack_entry en = {TW_BLOB_DATA, 0, {0}, 777, 38, 10};
+	struct tw_pack_entry en = {TW_BLOB_DATA, 0, {0}, 777, 38, 10, {0}};
 	fill_id(en.id, 0);
 	int added;
 	assert_int_equal(tw_index_add(&ix, &en, pnum, &added), 0);
@@ -295,7 +295,7 @@ static void index_table_and_objects(void **state)
 	tw_index_enc_init(&w);
 	struct tw_pack_entry ents[4];
 	for (int i = 0; i < 4; i++) {
-		ents[i] = (struct tw_pack_entry){TW_BLOB_TREE, TW_BLOB_ZSTD, {0}, (uint32_t)i * 50, 50, 400};
+		ents[i] = (struct tw_pack_entry){TW_BLOB_TREE, TW_BLOB_ZSTD, {0}, (uint32_t)i * 50, 50, 400, {0}};
 		fill_id(ents[i].id, (uint32_t)i + 100);
 	}
 	assert_int_equal(tw_index_enc_pack(&w, pid, ents, 4), 0);
