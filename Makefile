@@ -16,7 +16,7 @@ B        := build/$(VARIANT)
 WARN     := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter -Wno-format-truncation
 PQ_CFLAGS:= $(shell pkg-config --cflags libpq 2>/dev/null || echo -I/usr/include/postgresql)
 BASEFLAGS:= -std=c11 -D_GNU_SOURCE -Isrc $(PQ_CFLAGS) -pthread -MMD -MP $(WARN)
-LIBS     := -lssl -lcrypto -lyaml -lzstd -lbrotlienc -lbrotlidec -lz -ljansson -lnghttp2 -lcurl -lpq -lpthread -lm
+LIBS     := -lssl -lcrypto -lyaml -lzstd -lbrotlienc -lbrotlidec -lz -ljansson -lnghttp2 -lpthread -lm
 
 ifeq ($(VARIANT),asan)
   OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined

@@ -167,7 +167,11 @@ exit 1
             for m_ in (("true", "tw", "br") if rnd == 0 else ("br", "tw", "true")):
                 c.wait_archived()
                 set_mode(m_)
+                # every run starts right after a checkpoint: none of them pays
+                # for a timed one (checkpoint_timeout) that lands inside it
+                c.psql("CHECKPOINT")
                 c.psql("SELECT pg_switch_wal()")
+                c.wait_archived()
                 res[f"tps_{m_}"].append(pgbench(c, ["-c", "2", "-j", "2", "-T", str(TPS_SECS)],
                                                 "pgbench-tps.log"))
                 c.backlog(f"tps_{m_}_{rnd}", res)

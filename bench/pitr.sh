@@ -19,7 +19,8 @@
 #      recovery (page cache dropped first); the restored pgbench_history must
 #      have exactly the rows it had at the target
 #   7. pgbench -T TPS_SECS with archive_command = /bin/true, tapwork only,
-#      pgBackRest only (two rounds, order reversed)
+#      pgBackRest only (two rounds, order reversed; each run starts right after
+#      a CHECKPOINT with the archiver caught up)
 #   8. archive-push latency: PUSH_N real segments (copied aside by the
 #      archiver), each pushed by one process of each tool
 #   9. the logical path on the same database: pg_dump | restic backup --stdin

@@ -633,11 +633,43 @@ struct worker {
 		uint32_t file;
 		int fd;
 		uint64_t used;
+		uint64_t dirty; /* bytes written since the last write-back kick */
 	} slot[FD_SLOTS];
 	uint64_t tick;
 	uint8_t *raw;
 	size_t raw_cap;
 };
+
+/* With opts.writeback: once KICK_BYTES were written through a slot's fd,
+ * start their write-back (sync_file_range WRITE submits the dirty pages
+ * and does not wait for them), so the disk works while the CPUs decrypt
+ * and decompress and the caller's sync at the end finds little. One call
+ * per few MiB: a call per 64 KiB blob costs more system time than it
+ * saves. */
+#define KICK_BYTES ((uint64_t)8 << 20)
+
+static void kick(struct worker *wk, int fd, uint64_t n)
+{
+	for (int i = 0; i < FD_SLOTS; i++)
+		if (wk->slot[i].fd == fd) {
+			wk->slot[i].dirty += n;
+			if (wk->slot[i].dirty >= KICK_BYTES) {
+				sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+				wk->slot[i].dirty = 0;
+			}
+			return;
+		}
+}
+
+/* close a slot's fd, kicking the write-back of what it wrote last */
+static void slot_close(struct worker *wk, int i)
+{
+	if (wk->slot[i].dirty > 0)
+		sync_file_range(wk->slot[i].fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	close(wk->slot[i].fd);
+	wk->slot[i].fd = -1;
+	wk->slot[i].dirty = 0;
+}
 
 static int wk_fd(struct rctx *c, struct worker *wk, uint32_t file)
 {
@@ -652,7 +684,7 @@ static int wk_fd(struct rctx *c, struct worker *wk, uint32_t file)
 			victim = i;
 	}
 	if (wk->slot[victim].fd >= 0)
-		close(wk->slot[victim].fd);
+		slot_close(wk, victim);
 	struct rfile *f = &c->files[file];
 	int fd = open_rel(c->rootfd, f->dir, f->name, f->path, O_WRONLY | (f->lazy ? O_CREAT : 0));
 	wk->slot[victim].fd = fd;
@@ -666,10 +698,8 @@ static int wk_fd(struct rctx *c, struct worker *wk, uint32_t file)
 static void wk_close(struct worker *wk, uint32_t file)
 {
 	for (int i = 0; i < FD_SLOTS; i++)
-		if (wk->slot[i].fd >= 0 && wk->slot[i].file == file) {
-			close(wk->slot[i].fd);
-			wk->slot[i].fd = -1;
-		}
+		if (wk->slot[i].fd >= 0 && wk->slot[i].file == file)
+			slot_close(wk, i);
 }
 
 /* One blob write of `file` is done (or failed): the last one sets the
@@ -767,6 +797,8 @@ static void restore_group(struct rctx *c, struct worker *wk, size_t lo, size_t h
 				int fd = wk_fd(c, wk, w[i].file);
 				if (fd >= 0 && write_range(fd, pt, w[i].raw, w[i].off, f->sparse) != 0)
 					warn_err(c, "write", f->path);
+				else if (fd >= 0 && c->o->writeback)
+					kick(wk, fd, w[i].raw);
 			}
 		}
 		wrote(c, wk, w[i].file);
@@ -774,21 +806,9 @@ static void restore_group(struct rctx *c, struct worker *wk, size_t lo, size_t h
 	free(buf);
 }
 
-/* Read a pack in windows of at most 4 MiB (one range request each) so a
- * writer thread never holds a whole pack. */
+/* A pack is read in windows of at most 4 MiB (one range request each, one
+ * group of phase 2), so a writer thread never holds a whole pack. */
 #define RANGE_MAX ((uint64_t)4 << 20)
-
-static void restore_pack(struct rctx *c, struct worker *wk, size_t lo, size_t hi)
-{
-	while (lo < hi) {
-		size_t end = lo + 1;
-		uint64_t start = c->wrs[lo].boff;
-		while (end < hi && (uint64_t)c->wrs[end].boff + c->wrs[end].blen - start <= RANGE_MAX)
-			end++;
-		restore_group(c, wk, lo, end);
-		lo = end;
-	}
-}
 
 static void *data_main(void *arg)
 {
@@ -804,11 +824,11 @@ static void *data_main(void *arg)
 		if (g >= c->ngroups)
 			break;
 		size_t lo = c->groups[g], hi = g + 1 < c->ngroups ? c->groups[g + 1] : c->nwrs;
-		restore_pack(c, &wk, lo, hi);
+		restore_group(c, &wk, lo, hi);
 	}
 	for (int i = 0; i < FD_SLOTS; i++)
 		if (wk.slot[i].fd >= 0)
-			close(wk.slot[i].fd);
+			slot_close(&wk, i);
 	free(wk.raw);
 	return NULL;
 }
@@ -913,9 +933,19 @@ int tw_restore_run(struct tw_repo *r, const struct tw_snapshot *s, const struct 
 		rc = tw_err_set(e, TW_ENOMEM, "out of memory");
 		goto done;
 	}
-	for (size_t i = 0; i < c.nwrs; i++)
-		if (i == 0 || c.wrs[i].pack != c.wrs[i - 1].pack)
+	/* one group per read window (a range of one pack of at most
+	 * RANGE_MAX), not per pack: a repository of a few large packs still
+	 * spreads over every thread. A blob written to several files stays in
+	 * one group (it is decrypted once). */
+	uint64_t wstart = 0;
+	for (size_t i = 0; i < c.nwrs; i++) {
+		struct wr *w = &c.wrs[i];
+		if (i == 0 || w->pack != c.wrs[i - 1].pack ||
+		    (w->boff != c.wrs[i - 1].boff && (uint64_t)w->boff + w->blen - wstart > RANGE_MAX)) {
 			c.groups[c.ngroups++] = i;
+			wstart = w->boff;
+		}
+	}
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	int nt = o->threads > 0 ? o->threads : (ncpu > 0 ? (int)ncpu : 2);
 	if ((size_t)nt > c.ngroups)

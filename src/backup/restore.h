@@ -27,6 +27,9 @@ struct tw_restore_opts {
 	void *skip_arg;
 	int threads;
 	int keep_damaged_names; /* 0: a damaged file is renamed NAME.damaged */
+	/* 1: start the write-back of each range as it is written
+	 * (sync_file_range WRITE), for a caller that fsyncs the tree after */
+	int writeback;
 	struct tw_progress *progress;
 };
 
