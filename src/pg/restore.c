@@ -508,16 +508,7 @@ static int open_parent(const char *path)
 
 static int fsync_dir_of(const char *path)
 {
-	char dir[PATH_MAX];
-	snprintf(dir, sizeof dir, "%s", path);
-	char *sl = strrchr(dir, '/');
-	if (sl == dir)
-		sl[1] = '\0';
-	else if (sl != NULL)
-		*sl = '\0';
-	else
-		snprintf(dir, sizeof dir, ".");
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = open_parent(path);
 	if (fd == -1)
 		return -1;
 	int rc = fsync(fd);

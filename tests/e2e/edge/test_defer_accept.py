@@ -53,18 +53,23 @@ def test_silent_connection_waits_in_kernel_then_meets_header_timeout(edge):
     assert edge.get("/echo", host="app.test").status_code == 200
 
 
+def read_all(s):
+    """Everything the server sends until it closes."""
+    got = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            return got
+        got += d
+
+
 def test_request_sent_after_connect_is_served_at_once(edge):
     s = socket.create_connection(("127.0.0.1", edge.port), timeout=10)
     try:
         time.sleep(0.5)  # well inside the deferral
         t0 = time.monotonic()
         s.sendall(b"GET /echo HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n")
-        got = b""
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            got += d
+        got = read_all(s)
         # The first bytes end the deferral: no wait for the retransmission.
         assert time.monotonic() - t0 < 0.5 * SLACK + 0.3
         assert got.startswith(b"HTTP/1.1 200 "), got[:200]
@@ -82,12 +87,7 @@ def test_many_connections_each_sending_late(edge):
                 time.sleep(0.05)
             s.sendall(b"GET /echo HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n")
         for s in socks:
-            got = b""
-            while True:
-                d = s.recv(65536)
-                if not d:
-                    break
-                got += d
+            got = read_all(s)
             assert got.startswith(b"HTTP/1.1 200 "), got[:200]
     finally:
         for s in socks:
