@@ -224,6 +224,11 @@ exit 1
         dump = (f"{PG_BIN}/pg_dump -h 127.0.0.1 -p {port} -U postgres --format=custom "
                 f"--compress=0 postgres | restic backup -q --stdin --stdin-filename postgres.dump")
         timed(dump, f"restic-{rep}.log", env=renv, shell=True)
+        # tapwork's parent for the comparison is taken at the same state as
+        # restic's first dump (untimed too): both then back up one change,
+        # the 100 rows below, not everything the TPS and push phases wrote
+        c.wait_archived()
+        timed(site.tw_backup(), f"tw-incr3-{rep}.log", env=env_tw)
         c.psql(f"UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid IN "
                f"(SELECT g * {step} + 1 FROM generate_series(1, {CHANGE_ROWS}) g)")
         m = timed(dump, f"restic-{rep}.log", env=renv, shell=True)
