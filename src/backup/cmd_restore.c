@@ -304,9 +304,9 @@ static int cmd_restore(int argc, char **argv)
 		       (unsigned long long)st.ndamaged_paths, el);
 	}
 	if (!o.json && !o.quiet)
-		printf("restored snapshot %.8s to %s: %llu files, %llu dirs, %.1f MiB, %llu errors, "
+		printf("%s snapshot %.8s to %s: %llu files, %llu dirs, %.1f MiB, %llu errors, "
 		       "%.2fs\n",
-		       s->id, ro.target, (unsigned long long)st.files, (unsigned long long)st.dirs,
+		       err ? "incomplete restore of" : "restored", s->id, ro.target, (unsigned long long)st.files, (unsigned long long)st.dirs,
 		       st.bytes / 1048576.0, (unsigned long long)st.errors, el);
 	if (!o.json && !o.quiet && st.ndamaged_paths) {
 		printf("%zu damaged files (their damaged ranges are zeros%s):\n", st.ndamaged_paths,

@@ -75,6 +75,8 @@ struct rctx {
 	pthread_mutex_t mu;
 	size_t damage_cap; /* st->damage, under mu */
 	int fatal;
+	int fs_full; /* errno of the first ENOSPC/EDQUOT/EROFS: nothing more can be written */
+	char fs_full_path[512]; /* where it happened (set once, under mu) */
 	struct tw_err err;
 };
 
@@ -175,10 +177,28 @@ static void *grow(void *v, size_t *cap, size_t n, size_t size)
 	return nv;
 }
 
+/* A full (or read-only) target file system fails every later write the
+ * same way: the first one is logged and stops the data phase; the rest are
+ * counted, not logged a thousand times over. */
+static int fs_wide(int err) { return err == ENOSPC || err == EDQUOT || err == EROFS; }
+
 static int warn_err(struct rctx *c, const char *what, const char *path)
 {
-	tw_warn("%s %s: %s", what, path, strerror(errno));
+	int err = errno;
 	count(&c->st->errors, 1);
+	if (fs_wide(err)) {
+		int first = 0;
+		pthread_mutex_lock(&c->mu);
+		if (!c->fs_full) {
+			c->fs_full = err;
+			snprintf(c->fs_full_path, sizeof c->fs_full_path, "%s %s", what, path);
+			first = 1;
+		}
+		pthread_mutex_unlock(&c->mu);
+		if (!first)
+			return -1;
+	}
+	tw_warn("%s %s: %s", what, path, strerror(err));
 	return -1;
 }
 
@@ -820,8 +840,9 @@ static void *data_main(void *arg)
 	for (;;) {
 		pthread_mutex_lock(&c->mu);
 		size_t g = c->next_group++;
+		int full = c->fs_full;
 		pthread_mutex_unlock(&c->mu);
-		if (g >= c->ngroups)
+		if (g >= c->ngroups || full)
 			break;
 		size_t lo = c->groups[g], hi = g + 1 < c->ngroups ? c->groups[g + 1] : c->nwrs;
 		restore_group(c, &wk, lo, hi);
@@ -959,6 +980,15 @@ int tw_restore_run(struct tw_repo *r, const struct tw_snapshot *s, const struct 
 		data_main(&c);
 	for (int i = 0; i < started; i++)
 		pthread_join(th[i], NULL);
+	if (c.fs_full) { /* files not reached do not exist: no links, no metadata */
+		rc = tw_err_set(e, TW_EIO,
+				"the target's file system is %s (%s: %s); the restore stopped there "
+				"and is incomplete: make room and run it again",
+				c.fs_full == EROFS ? "read-only" : "full", c.fs_full_path,
+				strerror(c.fs_full));
+		st->bytes = o->progress->bytes;
+		goto done;
+	}
 	/* hard links, now that the files they point to exist */
 	for (size_t i = 0; i < c.nlinks; i++) {
 		struct lnk *l = &c.links[i];

@@ -98,3 +98,38 @@ def test_text_report_and_keep_damaged_names(tmp_path):
     assert sorted(names) == sorted("src/" + n for n in damaged)
     assert not glob.glob(str(out / "src" / "*.damaged"))
     make_writable(out)
+
+
+def test_full_target_file_system_stops_the_restore(tmp_path):
+    """A target that fills up part way: the first failed write is named once,
+    the restore stops there and says it is incomplete (exit non-zero), and
+    the same restore completes once there is room."""
+    import subprocess
+    import pytest
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "big.bin").write_bytes(os.urandom(12 << 20))
+    for i in range(40):
+        (src / ("small%02d.txt" % i)).write_text("file %d\n" % i)
+    repo = tmp_path / "repo"
+    tw(repo, "repo", "init", check=0)
+    tw(repo, "backup", "-q", str(src), check=0)
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        r = tw(repo, "restore", "latest", "--target", str(mnt / "out"))
+        assert r.returncode != 0
+        assert "file system is full" in r.err and "make room and run it again" in r.err, r.err
+        assert r.err.count("No space left on device") == 2, r.err  # the warning + the error
+        assert "No such file" not in r.err, r.err  # files never reached are not reported
+        assert "incomplete restore of snapshot" in r.out, r.out
+        subprocess.run(["mount", "-o", "remount,size=64m", str(mnt)], check=True)
+        tw(repo, "restore", "latest", "--target", str(mnt / "out"), check=0)
+        base = mnt / "out" / "src"
+        assert (base / "big.bin").read_bytes() == (src / "big.bin").read_bytes()
+        assert (base / "small39.txt").read_text() == "file 39\n"
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)

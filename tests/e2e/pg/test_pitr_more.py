@@ -246,6 +246,41 @@ def test_interrupted_restore_cannot_start(site):
         site.pg.psql("postgres", "DROP TABLE fill")
 
 
+def test_restore_onto_a_full_file_system_fails_clearly(site):
+    """The target's file system fills up part way (a small tmpfs): restore
+    names the failure, exits non-zero, and leaves nothing PostgreSQL could
+    start on; the same restore succeeds once there is room."""
+    site.backup()
+    tmp = pgutil.make_tmp()
+    mnt = os.path.join(tmp, "small")
+    os.makedirs(mnt)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", mnt],
+                      capture_output=True).returncode != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        d = os.path.join(mnt, "pgdata")
+        r = site.tw(*restore_args(site, "--pg-data", d), timeout=300)
+        assert r.returncode != 0, "restore reported success on a full file system"
+        assert "file system is full" in r.err and "No space left on device" in r.err, r.err
+        assert "make room and run it again" in r.err, r.err
+        # one line for the first failed write, not one per file
+        assert r.err.count("No space left on device") <= 4, r.err[-3000:]
+        assert not os.path.exists(os.path.join(d, "global", "pg_control"))
+        left = [n for n in os.listdir(mnt) if n != "pgdata"]
+        for n in left:  # a staging copy may stay, but never a startable one
+            assert not os.path.exists(os.path.join(mnt, n, os.path.basename(site.pg.dir),
+                                                   "global", "pg_control")), n
+        subprocess.run(["mount", "-o", "remount,size=512m", mnt], check=True)
+        for n in os.listdir(mnt):
+            shutil.rmtree(os.path.join(mnt, n), ignore_errors=True)
+        site.tw(*restore_args(site, "--pg-data", d), check=0, timeout=300)
+        assert os.path.exists(os.path.join(d, "global", "pg_control"))
+    finally:
+        subprocess.run(["umount", "-l", mnt], capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def test_tablespaces_backed_up_and_restored_remapped(site):
     pg = site.pg
     loc = os.path.join(site.tmp, "ts_fast")
