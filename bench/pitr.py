@@ -28,11 +28,19 @@ def tool_order(rep):
     return ("tw", "br") if (rep % 2 == 1) == (FIRST == "tw") else ("br", "tw")
 
 
-MODES = ("true", "tw", "br")
-# the order of the three modes in round r is ORDERS[r % 6]: over 6 rounds each
-# mode runs twice in each position, and every round is followed by its mirror
-ORDERS = (("true", "tw", "br"), ("br", "tw", "true"), ("tw", "br", "true"),
-          ("true", "br", "tw"), ("br", "true", "tw"), ("tw", "true", "br"))
+# the archive_command of each TPS mode: true = /bin/true, tw = tapwork, br =
+# pgBackRest, twn = tapwork under nice -n TPS_NICE
+MODES = tuple(E.get("TPS_MODES", "true tw br").split())
+TPS_NICE = int(E.get("TPS_NICE", "10"))
+
+
+def mode_order(rnd):
+    """The order of the modes in round rnd: a rotation of MODES, reversed in
+    odd rounds. Over 2 x len(MODES) rounds each mode runs equally often in
+    each position, and each round is followed by its mirror."""
+    k = (rnd // 2) % len(MODES)
+    o = MODES[k:] + MODES[:k]
+    return o[::-1] if rnd % 2 else o
 
 
 def prewarm(datadir):
@@ -100,7 +108,7 @@ def tps_phase(c, set_mode, res, rounds):
     arch = c.q("SELECT pid FROM pg_stat_activity WHERE backend_type = 'archiver'")
     runs = []
     for rnd in range(rounds):
-        for m_ in ORDERS[rnd % len(ORDERS)]:
+        for m_ in mode_order(rnd):
             c.wait_archived()
             set_mode(m_)
             c.psql("CHECKPOINT")
@@ -161,7 +169,7 @@ def tps_summary(runs):
                      + " ".join(f"{x:.0f}" for x in t))
     rounds = sorted({r["round"] for r in runs})
     by = {(r["round"], r["mode"]): r["tps"] for r in runs}
-    for m_ in ("tw", "br"):
+    for m_ in (x for x in MODES if x != "true"):
         paired = [by[(k, m_)] / by[(k, "true")] for k in rounds]
         lines.append(f"{m_} / true: ratio of medians {med[m_] / med['true']:.3f}; per-round "
                      f"ratios median {statistics.median(paired):.3f} (min {min(paired):.3f}, max "
@@ -200,8 +208,7 @@ def tps_only():
         prewarm(site.data)
         set_mode("true")
         pgbench(c, ["-c", "2", "-j", "2", "-T", str(min(TPS_SECS, 10))], "pgbench-warmup.log")
-        log(f"== pgbench TPS: {TPS_ROUNDS} rounds of /bin/true, tapwork, pgbackrest, "
-            f"{TPS_SECS} s each")
+        log(f"== pgbench TPS: {TPS_ROUNDS} rounds of {', '.join(MODES)}, {TPS_SECS} s each")
         runs = tps_phase(c, set_mode, res, TPS_ROUNDS)
     finally:
         c.stop()
@@ -214,7 +221,8 @@ def tps_only():
              f"(shared machine); CPU ms/seg: the archiver's children per archived segment"]
     lines += tps_summary(runs)
     lines.append(f"# command: PITR_ONLY=tps PITR_SCALE={SCALE} TPS_SECS={TPS_SECS} "
-                 f"TPS_ROUNDS={TPS_ROUNDS} bench/pitr.sh")
+                 f"TPS_ROUNDS={TPS_ROUNDS} TPS_MODES='{' '.join(MODES)}' TPS_NICE={TPS_NICE} "
+                 f"bench/pitr.sh")
     with open(os.path.join(OUT, "summary.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
     log("\n".join(lines))
@@ -234,6 +242,7 @@ def archive_site(prefix):
 case $m in
 true) exec /bin/true ;;
 tw) exec {tw_push} "$1" ;;
+twn) exec nice -n {TPS_NICE} {tw_push} "$1" ;;
 br) exec {br_push} "$1" ;;
 both) {tw_push} "$1" && exec {br_push} "$1" ;;
 copy) cp "$1" {j("walcopy")}/"$2".tmp && exec mv {j("walcopy")}/"$2".tmp {j("walcopy")}/"$2" ;;
@@ -453,10 +462,15 @@ def main():
            f"{subprocess.run(['pgbackrest', 'version'], capture_output=True, text=True).stdout.strip()}; "
            f"{subprocess.run([os.path.join(PG_BIN, 'postgres'), '--version'], capture_output=True, text=True).stdout.strip()}\n"
            f"# PITR_SCALE={SCALE} PITR_TX={CLIENT_TX} PITR_CHANGE_ROWS={CHANGE_ROWS} REPS={REPS} "
-           f"PUSH_N={PUSH_N} TPS_SECS={TPS_SECS} TPS_ROUNDS={TPS_ROUNDS} PITR_ONLY={ONLY}\n")
+           f"PUSH_N={PUSH_N} TPS_SECS={TPS_SECS} TPS_ROUNDS={TPS_ROUNDS} PITR_ONLY={ONLY} "
+           f"TPS_MODES='{' '.join(MODES)}' TPS_NICE={TPS_NICE}\n")
     with open(os.path.join(OUT, "env.txt"), "w") as f:
         f.write(env)
     log(env.rstrip())
+    if "true" not in MODES or not set(MODES) <= {"true", "tw", "br", "twn"} or \
+            (not ONLY and not {"tw", "br"} <= set(MODES)):
+        die(f"TPS_MODES={' '.join(MODES)}: 'true' and any of tw br twn (the whole protocol: "
+            f"tw and br too)")
     if ONLY == "tps":
         return tps_only()
     if ONLY:
