@@ -184,7 +184,9 @@ class Cluster:
         self.logf.close()
 
 
-def pgbench(c, args, logname):
+def pgbench(c, args, logname, with_count=False):
+    """Run pgbench on c; its TPS, or with with_count (TPS, transactions
+    processed)."""
     r = subprocess.run([os.path.join(PG_BIN, "pgbench"), "-h", "127.0.0.1", "-p", str(c.port),
                         "-U", "postgres"] + args + ["postgres"], capture_output=True, text=True,
                        timeout=7200)
@@ -192,10 +194,13 @@ def pgbench(c, args, logname):
         f.write(r.stdout + r.stderr)
     if r.returncode != 0:
         die(f"pgbench {args}: see raw/{logname}")
+    tps, n = 0.0, 0
     for line in r.stdout.splitlines():
         if line.startswith("tps = "):
-            return float(line.split()[2])
-    return 0.0
+            tps = float(line.split()[2])
+        elif line.startswith("number of transactions actually processed: "):
+            n = int(line.split(":")[1].split("/")[0])
+    return (tps, n) if with_count else tps
 
 
 class Site:

@@ -4,6 +4,7 @@ tapwork vs pgBackRest 2.45, side by side in one run (bench/pitr.sh runs this;
 settings and output are described there)."""
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -16,6 +17,8 @@ from pglib import (CACHE, CLIENT_TX, E, KEEP, OUT, PG, PG_BIN, PW_TEXT, RAW, REP
 CHANGE_ROWS = int(E.get("PITR_CHANGE_ROWS", "100"))
 PUSH_N = int(E.get("PUSH_N", "16"))
 TPS_SECS = int(E.get("TPS_SECS", "20"))
+ONLY = E.get("PITR_ONLY", "")  # "tps": setup + the TPS phase only
+TPS_ROUNDS = int(E.get("TPS_ROUNDS", "6" if ONLY == "tps" else "2"))
 FIRST = E.get("PITR_FIRST", "tw")  # who goes first in odd reps (REPS=1 twice: tw, then br)
 
 
@@ -25,21 +28,221 @@ def tool_order(rep):
     return ("tw", "br") if (rep % 2 == 1) == (FIRST == "tw") else ("br", "tw")
 
 
-def one_rep(rep):
-    site = Site("pitr.")
-    work, j = site.work, site.j
-    data, tw_repo, br_repo, pw, conf = site.data, site.tw_repo, site.br_repo, site.pw, site.conf
-    port, env_tw = site.port, site.env_tw
+# the archive_command of each TPS mode: true = /bin/true, tw = tapwork, br =
+# pgBackRest, twn = tapwork under nice -n TPS_NICE
+MODES = tuple(E.get("TPS_MODES", "true tw br").split())
+TPS_NICE = int(E.get("TPS_NICE", "10"))
+
+
+def mode_order(rnd):
+    """The order of the modes in round rnd: a rotation of MODES, reversed in
+    odd rounds. Over 2 x len(MODES) rounds each mode runs equally often in
+    each position, and each round is followed by its mirror."""
+    k = (rnd // 2) % len(MODES)
+    o = MODES[k:] + MODES[:k]
+    return o[::-1] if rnd % 2 else o
+
+
+def prewarm(datadir):
+    """Read every relation file once (page cache), so no TPS run pays for
+    reading the database back in after a restart or a dropped cache."""
+    for root, dirs, files in os.walk(os.path.join(datadir, "base")):
+        for f in files:
+            try:
+                with open(os.path.join(root, f), "rb", buffering=0) as fh:
+                    while fh.read(1 << 20):
+                        pass
+            except OSError:
+                pass
+
+
+def proc_cpu_children(pid):
+    """CPU-seconds of the waited-for children of pid (the archiver waits for
+    every archive_command it starts)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+
+
+def pg_cpu(c):
+    """CPU-seconds of the whole server: every process of the postmaster's
+    tree, the children each has waited for included (backends that exited,
+    the archive commands)."""
+    with open(os.path.join(c.dir, "postmaster.pid")) as f:
+        pm = int(f.readline())
+    kids, stat = {}, {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        kids.setdefault(int(fields[1]), []).append(int(d))
+        stat[int(d)] = sum(int(x) for x in fields[11:15])
+    total, todo = 0, [pm]
+    while todo:
+        p = todo.pop()
+        total += stat.get(p, 0)
+        todo += kids.get(p, [])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu():
+    """(busy, total) jiffies of all CPUs, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + v[4]
+    return sum(v) - idle, sum(v)
+
+
+def tps_phase(c, set_mode, res, rounds):
+    """TPS_ROUNDS rounds of one pgbench -c 2 -j 2 -T TPS_SECS run per mode
+    (archive_command = /bin/true, tapwork, pgBackRest), in the order ORDERS
+    gives; every run starts right after a CHECKPOINT with the archiver caught
+    up (none pays for a timed checkpoint landing inside it). Per run: TPS,
+    WAL written, segments archived, the archiver's CPU (its children: the
+    archive commands), how busy the whole machine was, the .ready backlog at
+    its end. res["tps_MODE"] is the median; res["tps_runs"] has every run."""
+    arch = c.q("SELECT pid FROM pg_stat_activity WHERE backend_type = 'archiver'")
+    runs = []
+    for rnd in range(rounds):
+        for m_ in mode_order(rnd):
+            c.wait_archived()
+            set_mode(m_)
+            c.psql("CHECKPOINT")
+            c.psql("SELECT pg_switch_wal()")
+            c.wait_archived()
+            lsn0 = c.q("SELECT pg_current_wal_lsn()")
+            n0 = int(c.q("SELECT archived_count FROM pg_stat_archiver"))
+            a0 = proc_cpu_children(arch) if arch else 0.0
+            p0, ru0 = pg_cpu(c), resource.getrusage(resource.RUSAGE_CHILDREN)
+            b0, t0 = machine_cpu()
+            load0 = os.getloadavg()[0]
+            tps, ntx = pgbench(c, ["-c", "2", "-j", "2", "-T", str(TPS_SECS)], "pgbench-tps.log",
+                               with_count=True)
+            b1, t1 = machine_cpu()
+            ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            key = f"tps_{m_}_{rnd}"
+            wal = int(c.q(f"SELECT pg_current_wal_lsn() - '{lsn0}'"))
+            # the segments of this run are archived (and their CPU counted)
+            # once the backlog has drained
+            c.backlog(key, res)
+            acpu = (proc_cpu_children(arch) if arch else 0.0) - a0
+            bench_cpu = ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime
+            total = pg_cpu(c) - p0 + bench_cpu
+            r = {"mode": m_, "round": rnd, "tps": tps, "tx": ntx, "wal_mib": wal / 1048576,
+                 "segments": int(c.q("SELECT archived_count FROM pg_stat_archiver")) - n0,
+                 "archiver_cpu": acpu, "pgbench_cpu": bench_cpu, "total_cpu": total,
+                 "tx_per_cpu_s": ntx / total if total > 0 else 0.0,
+                 "machine_busy": (b1 - b0) / max(1, t1 - t0), "load": load0,
+                 "ready": res[f"ready_{key}"], "drain": res[f"drain_{key}"]}
+            runs.append(r)
+            log(f"  round {rnd} {m_:>4}: {tps:7.0f} TPS, {r['tx_per_cpu_s']:5.0f} tx/CPU-s "
+                f"({total:5.1f} CPU-s), {r['wal_mib']:6.0f} MiB WAL, "
+                f"{r['segments']:3d} segments, archiver {r['archiver_cpu']:5.2f} CPU-s, "
+                f"machine {100 * r['machine_busy']:3.0f}% busy (load {load0:.1f}), "
+                f".ready at the end {r['ready']}")
+    for m_ in MODES:
+        res[f"tps_{m_}"] = statistics.median(r["tps"] for r in runs if r["mode"] == m_)
+    res["tps_runs"] = runs
+    return runs
+
+
+def tps_summary(runs):
+    """Lines: per mode the median, spread and every run; the ratios of the
+    medians and the median of the per-round ratios (each round pairs the
+    modes at nearly the same time)."""
+    med = {m_: statistics.median(r["tps"] for r in runs if r["mode"] == m_) for m_ in MODES}
+    lines = [f"{'mode':<10} {'median':>8} {'min':>8} {'max':>8} {'spread':>7}  "
+             f"{'tx/CPU-s':>8} {'CPU ms/seg':>10} {'MiB WAL':>8}  runs (TPS, in round order)"]
+    for m_ in MODES:
+        rs = [r for r in runs if r["mode"] == m_]
+        t = [r["tps"] for r in rs]
+        segs = sum(r["segments"] for r in rs)
+        cpu = sum(r["archiver_cpu"] for r in rs) / segs * 1000 if segs else float("nan")
+        lines.append(f"{m_:<10} {med[m_]:8.0f} {min(t):8.0f} {max(t):8.0f} "
+                     f"{100 * (max(t) - min(t)) / med[m_]:6.1f}%  "
+                     f"{statistics.median(r['tx_per_cpu_s'] for r in rs):8.0f} {cpu:10.0f} "
+                     f"{statistics.median(r['wal_mib'] for r in rs):8.0f}  "
+                     + " ".join(f"{x:.0f}" for x in t))
+    rounds = sorted({r["round"] for r in runs})
+    by = {(r["round"], r["mode"]): r["tps"] for r in runs}
+    for m_ in (x for x in MODES if x != "true"):
+        paired = [by[(k, m_)] / by[(k, "true")] for k in rounds]
+        lines.append(f"{m_} / true: ratio of medians {med[m_] / med['true']:.3f}; per-round "
+                     f"ratios median {statistics.median(paired):.3f} (min {min(paired):.3f}, max "
+                     f"{max(paired):.3f}): " + " ".join(f"{x:.3f}" for x in paired)
+                     + "  (target >= 0.95)")
+        eff = statistics.median(r["tx_per_cpu_s"] for r in runs if r["mode"] == m_) / \
+            statistics.median(r["tx_per_cpu_s"] for r in runs if r["mode"] == "true")
+        lines.append(f"{m_} / true: transactions per CPU-second of server + pgbench + archive "
+                     f"commands, ratio of medians {eff:.3f} (what TPS would be on 2 otherwise idle "
+                     f"CPUs where the workload is CPU-bound)")
+    lines.append(f"machine busy during the runs: median {100 * statistics.median(r['machine_busy'] for r in runs):.0f}%"
+                 f"; .ready left at the end of a run: max {max(r['ready'] for r in runs)} "
+                 f"(drained within {max(r['drain'] for r in runs):.1f} s)")
+    return lines
+
+
+def tps_only():
+    """PITR_ONLY=tps: setup (initdb -k, pgbench -i -s PITR_SCALE with
+    archive_command = /bin/true, both repositories initialized and one segment
+    pushed by each tool), the page cache warmed, one untimed warm-up run, then
+    the TPS phase alone with TPS_ROUNDS rounds."""
+    site, set_mode = archive_site("pitr-tps.")
+    set_mode("true")
+    c = site.start(["archive_mode=on", "wal_level=replica",
+                    f"archive_command={site.script} %p %f"])
+    res = {}
+    try:
+        site.init()
+        log(f"== pgbench -i -s {SCALE} (untimed, archive_command = /bin/true)")
+        pgbench(c, ["-i", "-q", "-s", str(SCALE)], "pgbench-init.log")
+        c.psql("CHECKPOINT")
+        res["db_mib"] = int(c.q("SELECT pg_database_size('postgres')")) / 1048576
+        c.wait_archived()
+        set_mode("both")
+        c.wait_archived()  # each tool has registered the cluster and pushed once
+        prewarm(site.data)
+        set_mode("true")
+        pgbench(c, ["-c", "2", "-j", "2", "-T", str(min(TPS_SECS, 10))], "pgbench-warmup.log")
+        log(f"== pgbench TPS: {TPS_ROUNDS} rounds of {', '.join(MODES)}, {TPS_SECS} s each")
+        runs = tps_phase(c, set_mode, res, TPS_ROUNDS)
+    finally:
+        c.stop()
+        if not KEEP:
+            shutil.rmtree(site.work, ignore_errors=True)
+    with open(os.path.join(RAW, "tps.json"), "w") as f:
+        json.dump(runs, f, indent=1)
+    lines = [f"# pgbench -c 2 -j 2 -T {TPS_SECS}, {TPS_ROUNDS} rounds (orders rotate), database "
+             f"{res['db_mib']:.0f} MiB (pgbench -s {SCALE}, initdb -k), {os.cpu_count()} CPUs "
+             f"(shared machine); CPU ms/seg: the archiver's children per archived segment"]
+    lines += tps_summary(runs)
+    lines.append(f"# command: PITR_ONLY=tps PITR_SCALE={SCALE} TPS_SECS={TPS_SECS} "
+                 f"TPS_ROUNDS={TPS_ROUNDS} TPS_MODES='{' '.join(MODES)}' TPS_NICE={TPS_NICE} "
+                 f"bench/pitr.sh")
+    with open(os.path.join(OUT, "summary.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    log("\n".join(lines))
+
+
+def archive_site(prefix):
+    """A bench site whose archive_command dispatches on a mode file: both
+    tools during the protocol, one tool or /bin/true for the TPS comparison,
+    a copy for the push latency. Returns (site, set_mode)."""
+    site = Site(prefix)
+    j = site.j
     mode = j("archive.mode")
     for d in ("walcopy", "restic-cache"):
         os.makedirs(j(d))
-    # archive_command dispatches on a mode file: both tools during the protocol,
-    # one tool or /bin/true for the TPS comparison, a copy for the push latency.
     tw_push, br_push = site.tw_push, site.br_push
-    script = site.archive_script(f"""read -r m < {mode}
+    site.script = site.archive_script(f"""read -r m < {mode}
 case $m in
 true) exec /bin/true ;;
 tw) exec {tw_push} "$1" ;;
+twn) exec nice -n {TPS_NICE} {tw_push} "$1" ;;
 br) exec {br_push} "$1" ;;
 both) {tw_push} "$1" && exec {br_push} "$1" ;;
 copy) cp "$1" {j("walcopy")}/"$2".tmp && exec mv {j("walcopy")}/"$2".tmp {j("walcopy")}/"$2" ;;
@@ -51,6 +254,14 @@ exit 1
         with open(mode, "w") as f:
             f.write(m + "\n")
 
+    return site, set_mode
+
+
+def one_rep(rep):
+    site, set_mode = archive_site("pitr.")
+    work, j = site.work, site.j
+    data, tw_repo, br_repo, pw, conf = site.data, site.tw_repo, site.br_repo, site.pw, site.conf
+    port, env_tw, script = site.port, site.env_tw, site.script
     set_mode("both")
     res = {}
     c = site.start(["archive_mode=on", "wal_level=replica", f"archive_command={script} %p %f"])
@@ -160,23 +371,12 @@ exit 1
         log(f"  tapwork {res['tw_pitr_wall']:.1f} s, pgbackrest {res['br_pitr_wall']:.1f} s "
             f"(both restored exactly the {history_at_target} pgbench_history rows at the target)")
 
-        log(f"== pgbench TPS: archive_command = /bin/true, tapwork, pgbackrest ({TPS_SECS} s each, 2 rounds)")
-        for m_ in ("true", "tw", "br"):
-            res[f"tps_{m_}"] = []
-        for rnd in range(2):
-            for m_ in (("true", "tw", "br") if rnd == 0 else ("br", "tw", "true")):
-                c.wait_archived()
-                set_mode(m_)
-                # every run starts right after a checkpoint: none of them pays
-                # for a timed one (checkpoint_timeout) that lands inside it
-                c.psql("CHECKPOINT")
-                c.psql("SELECT pg_switch_wal()")
-                c.wait_archived()
-                res[f"tps_{m_}"].append(pgbench(c, ["-c", "2", "-j", "2", "-T", str(TPS_SECS)],
-                                                "pgbench-tps.log"))
-                c.backlog(f"tps_{m_}_{rnd}", res)
-        for m_ in ("true", "tw", "br"):
-            res[f"tps_{m_}"] = statistics.mean(res[f"tps_{m_}"])
+        log(f"== pgbench TPS: archive_command = /bin/true, tapwork, pgbackrest "
+            f"({TPS_SECS} s each, {TPS_ROUNDS} rounds)")
+        # the restore phase dropped the page cache: warm it first, or the
+        # runs that come first pay for reading the database back in
+        prewarm(data)
+        tps_phase(c, set_mode, res, TPS_ROUNDS)
         set_mode("both")
         log(f"  TPS: /bin/true {res['tps_true']:.0f}, tapwork {res['tps_tw']:.0f}, "
             f"pgbackrest {res['tps_br']:.0f}")
@@ -262,16 +462,26 @@ def main():
            f"{subprocess.run(['pgbackrest', 'version'], capture_output=True, text=True).stdout.strip()}; "
            f"{subprocess.run([os.path.join(PG_BIN, 'postgres'), '--version'], capture_output=True, text=True).stdout.strip()}\n"
            f"# PITR_SCALE={SCALE} PITR_TX={CLIENT_TX} PITR_CHANGE_ROWS={CHANGE_ROWS} REPS={REPS} "
-           f"PUSH_N={PUSH_N} TPS_SECS={TPS_SECS}\n")
+           f"PUSH_N={PUSH_N} TPS_SECS={TPS_SECS} TPS_ROUNDS={TPS_ROUNDS} PITR_ONLY={ONLY} "
+           f"TPS_MODES='{' '.join(MODES)}' TPS_NICE={TPS_NICE}\n")
     with open(os.path.join(OUT, "env.txt"), "w") as f:
         f.write(env)
     log(env.rstrip())
+    if "true" not in MODES or not set(MODES) <= {"true", "tw", "br", "twn"} or \
+            (not ONLY and not {"tw", "br"} <= set(MODES)):
+        die(f"TPS_MODES={' '.join(MODES)}: 'true' and any of tw br twn (the whole protocol: "
+            f"tw and br too)")
+    if ONLY == "tps":
+        return tps_only()
+    if ONLY:
+        die(f"PITR_ONLY={ONLY}: only 'tps' is known")
     reps = []
     for rep in range(1, REPS + 1):
         reps.append(one_rep(rep))
         with open(os.path.join(RAW, "reps.json"), "w") as f:
             json.dump(reps, f, indent=1)
-    med = {k: statistics.median(r[k] for r in reps) for k in reps[0]}
+    med = {k: statistics.median(r[k] for r in reps) for k in reps[0] if k != "tps_runs"}
+    tps_runs = [dict(r, round=(i, r["round"])) for i, rep in enumerate(reps) for r in rep["tps_runs"]]
     mib = lambda b: b / 1048576
     rows = []
 
@@ -315,6 +525,8 @@ def main():
         f"true = {med['tps_tw'] / med['tps_true']:.2f} (target >= 0.95), pgBackRest / true = "
         f"{med['tps_br'] / med['tps_true']:.2f}; workload TPS with both archiving: "
         f"{med['workload_tps']:.0f}",
+        f"pgbench TPS runs ({TPS_SECS} s each, {TPS_ROUNDS} rounds per rep):",
+    ] + ["  " + x for x in tps_summary(tps_runs)] + [
         ".ready files at the end of each phase, max over reps (seconds until none): "
         + ", ".join(f"{k[6:]} {max(r[k] for r in reps)} ({max(r['drain_' + k[6:]] for r in reps):.1f})"
                     for k in sorted(reps[0]) if k.startswith("ready_")),
@@ -323,7 +535,7 @@ def main():
         f"incremental {med['tw_incr3_wall']:.2f} s ({med['tw_incr3_cpu']:.1f} CPU-s): "
         f"{med['restic_incr_wall'] / med['tw_incr3_wall']:.2f}x (target >= 3)",
         f"# command: PITR_SCALE={SCALE} PITR_TX={CLIENT_TX} REPS={REPS} PUSH_N={PUSH_N} "
-        f"TPS_SECS={TPS_SECS} PITR_FIRST={FIRST} bench/pitr.sh",
+        f"TPS_SECS={TPS_SECS} TPS_ROUNDS={TPS_ROUNDS} PITR_FIRST={FIRST} bench/pitr.sh",
     ]
     with open(os.path.join(OUT, "summary.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")

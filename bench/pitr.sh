@@ -19,8 +19,9 @@
 #      recovery (page cache dropped first); the restored pgbench_history must
 #      have exactly the rows it had at the target
 #   7. pgbench -T TPS_SECS with archive_command = /bin/true, tapwork only,
-#      pgBackRest only (two rounds, order reversed; each run starts right after
-#      a CHECKPOINT with the archiver caught up)
+#      pgBackRest only (TPS_ROUNDS rounds, orders rotating; page cache warmed
+#      first; each run starts right after a CHECKPOINT with the archiver
+#      caught up)
 #   8. archive-push latency: PUSH_N real segments (copied aside by the
 #      archiver), each pushed by one process of each tool
 #   9. the logical path on the same database: pg_dump | restic backup --stdin
@@ -37,6 +38,9 @@
 # Env knobs (defaults):
 #   PITR_SCALE=10 (issue: 100, ~1.5 GiB)  PITR_TX=10000 (per client)
 #   PITR_CHANGE_ROWS=100  REPS=3  PUSH_N=16  TPS_SECS=20  PITR_FIRST=tw
+#   TPS_ROUNDS=2 (6 with PITR_ONLY=tps)  TPS_MODES="true tw br" (+ twn: tapwork
+#   under nice -n TPS_NICE=10)
+#   PITR_ONLY=tps: setup + phase 7 only (bench/README.md)
 #   PG_BIN=/usr/lib/postgresql/15/bin  BENCH_CACHE=/var/tmp/tapwork-bench  KEEP_WORK=0
 #   TAPWORK_BIN=build/release/tapwork  OUT=bench/results/<stamp>/pitr
 # Quick try: PITR_SCALE=2 PITR_TX=1000 REPS=1 PUSH_N=4 TPS_SECS=5 bench/pitr.sh
