@@ -25,6 +25,7 @@ struct tw_loop {
 	atomic_int wake_pending;
 	void **dead;
 	size_t ndead, capdead;
+	struct tw_task *task_head, *task_tail; /* posted, not yet run */
 	tw_loop_cb wake_cb, idle_cb;
 	void *wake_arg, *idle_arg;
 };
@@ -247,6 +248,56 @@ void tw_timer_set(struct tw_loop *loop, struct tw_timer *t, uint64_t after_ms)
 	heap_up(loop, loop->nheap - 1);
 }
 
+/* --- posted tasks (a doubly linked FIFO) --- */
+
+void tw_task_init(struct tw_task *t, tw_task_cb cb)
+{
+	t->next = t->prev = NULL;
+	t->cb = cb;
+	t->posted = 0;
+}
+
+void tw_task_post(struct tw_loop *loop, struct tw_task *t)
+{
+	if (t->posted)
+		return;
+	t->posted = 1;
+	t->next = NULL;
+	t->prev = loop->task_tail;
+	if (loop->task_tail)
+		loop->task_tail->next = t;
+	else
+		loop->task_head = t;
+	loop->task_tail = t;
+}
+
+void tw_task_cancel(struct tw_loop *loop, struct tw_task *t)
+{
+	if (!t->posted)
+		return;
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		loop->task_head = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	else
+		loop->task_tail = t->prev;
+	t->next = t->prev = NULL;
+	t->posted = 0;
+}
+
+static void run_tasks(struct tw_loop *loop)
+{
+	/* bounded: a task that posts itself again every time waits for the next
+	 * loop turn (epoll_wait then does not block) instead of spinning here */
+	for (size_t guard = 0; loop->task_head != NULL && guard < 100000; guard++) {
+		struct tw_task *t = loop->task_head;
+		tw_task_cancel(loop, t);
+		t->cb(loop, t);
+	}
+}
+
 static void run_timers(struct tw_loop *loop)
 {
 	while (loop->nheap > 0 && loop->heap[0]->key <= loop->now) {
@@ -269,7 +320,9 @@ int tw_loop_run(struct tw_loop *loop)
 	while (!loop->stop) {
 		int timeout = -1;
 		refresh(loop);
-		if (loop->nheap > 0) {
+		if (loop->task_head != NULL) {
+			timeout = 0;
+		} else if (loop->nheap > 0) {
 			uint64_t w = loop->heap[0]->key; /* may wake early once for a lazy key */
 			timeout = w <= loop->now ? 0 : (int)(w - loop->now > 60000 ? 60000 : w - loop->now);
 		}
@@ -284,7 +337,9 @@ int tw_loop_run(struct tw_loop *loop)
 			struct tw_io *io = events[i].data.ptr;
 			io->cb(loop, io, events[i].events);
 		}
+		run_tasks(loop);
 		run_timers(loop);
+		run_tasks(loop);
 		free_dead(loop);
 		if (loop->idle_cb)
 			loop->idle_cb(loop, loop->idle_arg);

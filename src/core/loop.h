@@ -20,10 +20,12 @@
 struct tw_loop;
 struct tw_io;
 struct tw_timer;
+struct tw_task;
 
 typedef void (*tw_io_cb)(struct tw_loop *loop, struct tw_io *io, uint32_t events);
 typedef void (*tw_timer_cb)(struct tw_loop *loop, struct tw_timer *t);
 typedef void (*tw_loop_cb)(struct tw_loop *loop, void *arg);
+typedef void (*tw_task_cb)(struct tw_loop *loop, struct tw_task *t);
 
 struct tw_io {
 	int fd;
@@ -35,6 +37,17 @@ struct tw_timer {
 	uint64_t key;    /* the heap's order: <= when (pushed later lazily, see tw_timer_set) */
 	size_t heap_idx; /* 0 = not armed; else index+1 */
 	tw_timer_cb cb;
+};
+
+/* A call to make once the current batch of events is handled (a zero-delay
+ * timer without the heap): posting is O(1), posting again before it ran is a
+ * no-op, cancelling is O(1). Posted tasks run after the batch's events and
+ * again after its timers, in the order posted; a task posted while tasks run
+ * runs in the same pass. Embedded in its owner like a tw_timer. */
+struct tw_task {
+	struct tw_task *next, *prev;
+	tw_task_cb cb;
+	uint8_t posted;
 };
 
 int tw_loop_new(struct tw_loop **out);
@@ -73,5 +86,10 @@ void tw_timer_set(struct tw_loop *loop, struct tw_timer *t, uint64_t after_ms);
 void tw_timer_cancel(struct tw_loop *loop, struct tw_timer *t);
 static inline int tw_timer_armed(const struct tw_timer *t) { return t->heap_idx != 0; }
 size_t tw_loop_ntimers(const struct tw_loop *loop);
+
+void tw_task_init(struct tw_task *t, tw_task_cb cb);
+void tw_task_post(struct tw_loop *loop, struct tw_task *t);
+void tw_task_cancel(struct tw_loop *loop, struct tw_task *t);
+static inline int tw_task_posted(const struct tw_task *t) { return t->posted; }
 
 #endif

@@ -84,7 +84,7 @@ struct tw_h2_session {
 	struct h2_stream *free_streams; /* recycled, with their buffers */
 	unsigned nfree;
 	struct tw_dbuf out;
-	struct tw_timer kick;
+	struct tw_task kick; /* run the session after this batch of events */
 	uint64_t win_start;
 	unsigned resets, control;
 	size_t hblock;
@@ -285,13 +285,22 @@ static int fail(struct tw_h2_req *x, int rc, const char *why)
 	return rc;
 }
 
-/* Host-ish: no controls, spaces, userinfo, path, query or fragment. */
+/* Host-ish: no controls, spaces, userinfo, path, query or fragment. The
+ * bytes refused, one bit each: 0x00-0x20, 0x7f-0xff and @/?#\\"<>{}|^` */
+static const uint32_t auth_bad[8] = {
+    0xffffffffu,                                                                  /* 0x00-0x1f */
+    (1u << 0) | (1u << ('"' - 32)) | (1u << ('#' - 32)) | (1u << ('/' - 32)) | (1u << ('<' - 32)) |
+	(1u << ('>' - 32)) | (1u << ('?' - 32)),                                  /* 0x20-0x3f */
+    (1u << ('@' - 64)) | (1u << ('\\' - 64)) | (1u << ('^' - 64)),                /* 0x40-0x5f */
+    (1u << ('`' - 96)) | (1u << ('{' - 96)) | (1u << ('|' - 96)) | (1u << ('}' - 96)) | (1u << 31), /* 0x60-0x7f */
+    0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu};
+
 static int valid_authority(const uint8_t *v, size_t n)
 {
 	if (n == 0)
 		return 0;
 	for (size_t i = 0; i < n; i++)
-		if (v[i] <= 0x20 || v[i] >= 0x7f || strchr("@/?#\\\"<>{}|^`", v[i]) != NULL)
+		if (auth_bad[v[i] >> 5] & (1u << (v[i] & 31)))
 			return 0;
 	return 1;
 }
@@ -813,16 +822,14 @@ static int submit_nv(struct h2_stream *st, unsigned status, nghttp2_nv *nva, siz
 	return 0;
 }
 
-/* One field for HEADERS: the name lowercased into scratch (HTTP/2 wants it so). */
-static void nv_put(nghttp2_nv *nv, char *lower, const char *name, size_t nl, const char *value, size_t vl)
+/* One field for HEADERS. nghttp2 copies the fields when the response is
+ * submitted and lowercases the names as it copies them (HTTP/2 wants them
+ * so), so name and value are used where they lie. */
+static void nv_put(nghttp2_nv *nv, const char *name, size_t nl, const char *value, size_t vl)
 {
-	for (size_t k = 0; k < nl; k++) {
-		char ch = name[k];
-		lower[k] = ch >= 'A' && ch <= 'Z' ? (char)(ch + ('a' - 'A')) : ch;
-	}
 	/* a value new in every response would only churn HPACK's table */
-	uint8_t fl = nl == 12 && memcmp(lower, "x-request-id", 12) == 0 ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE;
-	*nv = (nghttp2_nv){(uint8_t *)lower, (uint8_t *)value, nl, vl, fl};
+	uint8_t fl = nl == 12 && strncasecmp(name, "x-request-id", 12) == 0 ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE;
+	*nv = (nghttp2_nv){(uint8_t *)name, (uint8_t *)value, nl, vl, fl};
 }
 
 /* The response head is complete in st->head (a response made by tapwork
@@ -846,40 +853,52 @@ static int submit_head(struct h2_stream *st)
 		size_t nl = m->headers[i].name.len;
 		if (is_hop_by_hop(name, nl))
 			continue;
-		nv_put(&nva[n++], name, name, nl, st->head + m->headers[i].value.off, m->headers[i].value.len);
+		nv_put(&nva[n++], name, nl, st->head + m->headers[i].value.off, m->headers[i].value.len);
 	}
 	return submit_nv(st, status, nva, n);
 }
+
+#define NV_STACK_SCRATCH 4096u
 
 /* Fields of a proxied response as tw_response_fields() hands them over. */
 struct nv_list {
 	nghttp2_nv nva[TW_H1_MAX_HEADERS_HARD + 4];
 	size_t n;
-	char *scratch; /* lowercased names, and the values made elsewhere */
+	char *scratch; /* values made elsewhere (Via on the caller's stack): first a
+			  buffer on vs_resp_head's stack, then the stream's hbuf */
 	size_t used, cap;
+	int in_hbuf;
+	struct h2_stream *st;
 	const char *head, *head_end; /* the upstream's response head: stays put until submission */
 };
 
 static int nv_collect(void *ctx, const char *name, size_t nlen, const char *value, size_t vlen)
 {
 	struct nv_list *l = ctx;
-	if (l->n == sizeof l->nva / sizeof l->nva[0] || nlen > l->cap - l->used)
+	if (l->n == sizeof l->nva / sizeof l->nva[0])
 		return -1;
-	char *lower = l->scratch + l->used;
-	l->used += nlen;
-	/* A value inside the upstream's head is used where it lies (nghttp2
-	 * copies the fields when the response is submitted); any other may be
-	 * made on the caller's stack (Via) and is copied. */
+	/* A name or value inside the upstream's head is used where it lies
+	 * (nghttp2 copies the fields when the response is submitted); a value
+	 * made elsewhere may be on the caller's stack (Via) and is copied. Names
+	 * from elsewhere are literals or the config's. */
 	uintptr_t v0 = (uintptr_t)value;
-	if (v0 < (uintptr_t)l->head || v0 + vlen > (uintptr_t)l->head_end) {
-		if (vlen > l->cap - l->used)
-			return -1;
+	if (vlen && (v0 < (uintptr_t)l->head || v0 + vlen > (uintptr_t)l->head_end)) {
+		if (vlen > l->cap - l->used) {
+			struct h2_stream *st = l->st;
+			if (l->in_hbuf || (st->hbuf == NULL && (st->hbuf = tw_iobuf_get(&st->s->c->w->bufs)) == NULL) ||
+			    vlen > st->hbuf->cap)
+				return -1;
+			l->in_hbuf = 1;
+			l->scratch = st->hbuf->data;
+			l->used = 0;
+			l->cap = st->hbuf->cap;
+		}
 		char *v = l->scratch + l->used;
 		memcpy(v, value, vlen);
 		value = v;
 		l->used += vlen;
 	}
-	nv_put(&l->nva[l->n++], lower, name, nlen, value, vlen);
+	nv_put(&l->nva[l->n++], name, nlen, value, vlen);
 	return 0;
 }
 
@@ -889,14 +908,15 @@ static int vs_resp_head(struct tw_conn *vc, struct tw_req *r, const char *buf, i
 	struct h2_stream *st = vc->fctx;
 	if (st->aborted || st->h2closed || st->s->closing || st->rs != RS_HEAD)
 		return -1;
-	if (st->hbuf == NULL && (st->hbuf = tw_iobuf_get(&st->s->c->w->bufs)) == NULL)
-		return -1;
 	body_mode(st, flow, len);
+	char scratch[NV_STACK_SCRATCH];
 	struct nv_list l; /* not zeroed: the array is filled as far as it is used */
 	l.n = 1;
-	l.scratch = st->hbuf->data;
+	l.scratch = scratch;
 	l.used = 0;
-	l.cap = st->hbuf->cap;
+	l.cap = sizeof scratch;
+	l.in_hbuf = 0;
+	l.st = st;
 	size_t end = 0;
 	for (unsigned i = 0; i < r->msg.nheaders; i++) {
 		size_t e = r->msg.headers[i].value.off + r->msg.headers[i].value.len;
@@ -1239,7 +1259,7 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
 
 /* ---------- the session ---------- */
 
-static void on_kick(struct tw_loop *loop, struct tw_timer *t)
+static void on_kick(struct tw_loop *loop, struct tw_task *t)
 {
 	struct tw_h2_session *s = (struct tw_h2_session *)((char *)t - offsetof(struct tw_h2_session, kick));
 	(void)loop;
@@ -1249,9 +1269,9 @@ static void on_kick(struct tw_loop *loop, struct tw_timer *t)
 /* Output is pending: flush soon (now, when the session is running). */
 static void want_flush(struct tw_h2_session *s)
 {
-	if (s->closing || s->c->in_run || tw_timer_armed(&s->kick))
+	if (s->closing || s->c->in_run)
 		return;
-	tw_timer_set(s->c->w->loop, &s->kick, 0);
+	tw_task_post(s->c->w->loop, &s->kick);
 }
 
 int tw_h2_start(struct tw_conn *c)
@@ -1270,7 +1290,7 @@ int tw_h2_start(struct tw_conn *c)
 	s->idle_ms = cfg->http2.idle_ms;
 	s->win_start = tw_loop_now(c->w->loop);
 	tw_dbuf_init(&s->out, H2_OUT_CAP);
-	tw_timer_init(&s->kick, on_kick);
+	tw_task_init(&s->kick, on_kick);
 
 	nghttp2_session_callbacks *cb = NULL;
 	nghttp2_option *opt = NULL;
@@ -1532,7 +1552,7 @@ void tw_h2_close(struct tw_conn *c)
 		s->free_streams = st->next;
 		stream_destroy(st);
 	}
-	tw_timer_cancel(c->w->loop, &s->kick);
+	tw_task_cancel(c->w->loop, &s->kick);
 	nghttp2_session_del(s->ng);
 	tw_dbuf_free(&s->out);
 	free(s);

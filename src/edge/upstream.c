@@ -160,6 +160,8 @@ static void on_up_event(struct tw_loop *loop, struct tw_io *io, uint32_t ev)
 		tw_conn_run(u->c);
 }
 
+/* An idle connection's timeout or a connect's. A busy connection taken from
+ * the pool may still have its idle timer armed (tw_up_get): nothing to do. */
 static void on_up_timer(struct tw_loop *loop, struct tw_timer *t)
 {
 	struct tw_upconn *u = (struct tw_upconn *)((char *)t - offsetof(struct tw_upconn, timer));
@@ -207,7 +209,11 @@ int tw_up_get(struct tw_worker *w, struct tw_gen *g, size_t backend, size_t serv
 	struct tw_upconn *u = sp ? NULL : p->idle; /* a pooled one never carried a header */
 	if (u != NULL) {
 		unlink_idle(u);
-		tw_timer_cancel(w->loop, &u->timer);
+		/* The idle timer stays armed: firing on a busy connection does
+		 * nothing (on_up_timer), and the release that ends this request
+		 * only pushes it later, which costs no heap operation. Under steady
+		 * load a pooled connection so pays no timer work per request
+		 * instead of an insert and a removal. */
 		u->st = U_BUSY;
 		u->reused = 1;
 		u->idle_ms = cb->idle_timeout_ms;

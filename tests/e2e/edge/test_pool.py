@@ -123,3 +123,16 @@ def test_server_keepalive_timeout_bounds_pooling(procs, tmp_path):
     wait_for(lambda: up.conns() == 0, 4 * SLACK, what="the pooled connection closed by tapwork")
     assert time.monotonic() - t0 >= 0.5
     assert edge.get("/").status_code == 200
+    # A reused connection keeps its idle timer armed while it serves (upstream.c):
+    # the second answer pushes the deadline later, the first deadline passes
+    # without closing it, and it still closes a second after its last answer.
+    time.sleep(0.6)
+    assert edge.get("/").status_code == 200
+    assert up.conns() == 1
+    t0 = time.monotonic()
+    time.sleep(0.6)  # past the first request's deadline
+    assert up.conns() == 1
+    wait_for(lambda: up.conns() == 0, 4 * SLACK, what="the reused connection closed after its idle time")
+    assert time.monotonic() - t0 >= 0.9
+    opened, reused = pool_counts(edge)
+    assert (opened, reused) == (2, 1), (opened, reused)

@@ -161,3 +161,27 @@ def test_response_fields_reach_a_strict_client(edge):
     for hop in ("connection", "x-up-secret", "keep-alive", "proxy-connection", "trailer", "upgrade",
                 "transfer-encoding"):
         assert hop not in fields, (hop, out)
+    # X-Request-Id is new in every response: sent never-indexed (HPACK)
+    assert re.search(r"recv \(stream_id=\d+, sensitive\) x-request-id: [0-9a-f]{32}", out), out
+
+
+def test_response_fields_made_by_the_proxy_and_large_heads(edge):
+    """Fields whose values tapwork makes (a joined Via of the upstream's 40
+    Via lines, ~1 KB) and a 12 KB upstream field both reach a strict client
+    intact, names lowercased, on several streams of one connection."""
+    vias = "&".join(f"via=1.1+hop{i:02d}.example.test" for i in range(40))
+    urls = [f"http://127.0.0.1:{edge.port}/bighead?bytes={n}&{vias}" for n in (10, 12000, 3000)]
+    r = subprocess.run(["nghttp", "-v", "-H", ":authority: app.test", *urls], capture_output=True, timeout=30)
+    out = r.stdout.decode()
+    assert r.returncode == 0 and "[ERROR]" not in out, out[-2000:]
+    per = {}
+    for m in re.finditer(r"recv \(stream_id=(\d+)(?:, sensitive)?\) ([^:\s][^:]*|:status): (.*)", out):
+        per.setdefault(m.group(1), {}).setdefault(m.group(2), []).append(m.group(3))
+    assert len(per) == 3, out[-2000:]
+    want_via = ", ".join(f"1.1 hop{i:02d}.example.test" for i in range(40)) + ", 1.1 tapwork"
+    pads = sorted(len(f["x-pad"][0]) for f in per.values())
+    assert pads == [10, 3000, 12000], pads
+    for f in per.values():
+        assert f[":status"] == ["200"]
+        assert all(k == k.lower() for k in f), list(f)
+        assert f["via"] == [want_via], f["via"]

@@ -33,7 +33,10 @@ static void timers_fire_in_order(void **state)
 	struct tw_loop *loop;
 	assert_int_equal(tw_loop_new(&loop), 0);
 	struct rec r[8];
-	int delays[8] = {40, 10, 30, 20, 50, 5, 60, 15};
+	/* the one left over (1000) is far enough behind the fifth (40) that a
+	 * loaded machine does not reach it in the same pass (it was 50 and fired
+	 * too, at load 11) */
+	int delays[8] = {40, 10, 30, 20, 1000, 5, 60, 15};
 	nfired = 0;
 	for (int i = 0; i < 8; i++) {
 		r[i].id = delays[i];
@@ -169,6 +172,63 @@ static void io_and_wake(void **state)
 	tw_loop_free(loop);
 }
 
+/* Posted tasks: FIFO, posting twice runs once, cancel, a task posted by a
+ * task runs in the same pass, and they run before a zero-delay timer set
+ * at the same time. */
+struct trec {
+	struct tw_task t;
+	int id;
+};
+static int task_log[16];
+static int ntask_log;
+static struct trec tasks[4];
+static struct tw_timer stop_timer;
+
+static void on_task(struct tw_loop *loop, struct tw_task *t)
+{
+	struct trec *r = (struct trec *)t;
+	task_log[ntask_log++] = r->id;
+	if (r->id == 1)
+		tw_task_post(loop, &tasks[3].t); /* runs in this pass, after 2 */
+}
+
+static void on_stop(struct tw_loop *loop, struct tw_timer *t)
+{
+	(void)t;
+	task_log[ntask_log++] = 100;
+	tw_loop_stop(loop);
+}
+
+static void tasks_run_once_in_order(void **state)
+{
+	(void)state;
+	struct tw_loop *loop;
+	assert_int_equal(tw_loop_new(&loop), 0);
+	for (int i = 0; i < 4; i++) {
+		tasks[i].id = i;
+		tw_task_init(&tasks[i].t, on_task);
+	}
+	ntask_log = 0;
+	tw_timer_init(&stop_timer, on_stop);
+	tw_timer_set(loop, &stop_timer, 0);
+	tw_task_post(loop, &tasks[1].t);
+	tw_task_post(loop, &tasks[0].t);
+	tw_task_post(loop, &tasks[2].t);
+	tw_task_post(loop, &tasks[1].t); /* already posted: no-op */
+	assert_true(tw_task_posted(&tasks[0].t));
+	tw_task_cancel(loop, &tasks[0].t);
+	assert_false(tw_task_posted(&tasks[0].t));
+	tw_task_cancel(loop, &tasks[0].t); /* not posted: no-op */
+	assert_int_equal(tw_loop_run(loop), 0);
+	int want[] = {1, 2, 3, 100};
+	assert_int_equal(ntask_log, 4);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(task_log[i], want[i]);
+	for (int i = 0; i < 4; i++)
+		assert_false(tw_task_posted(&tasks[i].t));
+	tw_loop_free(loop);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -176,6 +236,7 @@ int main(void)
 		cmocka_unit_test(random_heap_stress),
 		cmocka_unit_test(timer_pushed_later),
 		cmocka_unit_test(io_and_wake),
+		cmocka_unit_test(tasks_run_once_in_order),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -177,10 +177,33 @@ static void preface(void **state)
 	assert_int_equal(tw_h2_preface("PRI * HTTP/1.1", 14), 0);
 }
 
+/* :authority and host refuse exactly controls, space, DEL, bytes >= 0x80 and
+ * @/?#\\"<>{}|^` — every byte value tried in the middle of a name. */
+static void authority_bytes(void **state)
+{
+	(void)state;
+	for (int b = 0; b < 256; b++) {
+		int bad = b <= 0x20 || b >= 0x7f || (b != 0 && strchr("@/?#\\\"<>{}|^`", b) != NULL);
+		uint8_t v[3] = {'a', (uint8_t)b, 'b'};
+		for (int host = 0; host < 2; host++) {
+			struct tw_h2_req x;
+			tw_h2_req_init(&x, 4096, 20);
+			int rc = tw_h2_req_field(&x, (const uint8_t *)":method", 7, (const uint8_t *)"GET", 3);
+			if (host)
+				rc |= tw_h2_req_field(&x, (const uint8_t *)"host", 4, v, 3);
+			else
+				rc |= tw_h2_req_field(&x, (const uint8_t *)":authority", 10, v, 3);
+			if (bad != (rc != 0))
+				fail_msg("byte 0x%02x as %s: rc %d", b, host ? "host" : ":authority", rc);
+			tw_h2_req_free(&x);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(get_translates_to_h1), cmocka_unit_test(body_framing), cmocka_unit_test(rejects),
+	    cmocka_unit_test(get_translates_to_h1), cmocka_unit_test(authority_bytes), cmocka_unit_test(body_framing), cmocka_unit_test(rejects),
 	    cmocka_unit_test(host_rules),           cmocka_unit_test(limits),       cmocka_unit_test(preface),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
