@@ -16,6 +16,30 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Seconds a connection may wait in the kernel for its first bytes before it
+ * is accepted anyway (TCP_DEFER_ACCEPT). Every edge listener's protocol has
+ * the client speak first (HTTP, a TLS ClientHello, a PROXY header), so a
+ * connection is handed to accept4 with its request already there: the read
+ * that follows never finds the socket empty (no EAGAIN, no epoll_ctl, no
+ * second wake-up per connection). A client that connects and sends nothing
+ * is accepted once the kernel's first SYN-ACK retransmission (after ~1 s) is
+ * acknowledged; its timeouts.client_header starts then. Until then it holds
+ * no file descriptor, only a request socket in the SYN queue (bounded by the
+ * listen backlog and SYN cookies). docs/internals/event-loop.md. Set before
+ * listen(): a socket of the SO_REUSEPORT group that listens without it (the
+ * start-up bind probe a worker inherits) would take connections at once
+ * until the worker got to it. */
+#define DEFER_ACCEPT_S 1
+
+static void defer_accept(int fd, const char *text)
+{
+	int defer = DEFER_ACCEPT_S;
+	if (setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof defer) == -1)
+		tw_debug("TCP_DEFER_ACCEPT on %s: %s", text, strerror(errno));
+}
+
+/* reuseport: an edge listener (SO_REUSEPORT group, deferred accept); 0 for
+ * the admin listener. */
 int tw_listen_socket(const struct tw_addr *a, int reuseport, struct tw_err *err)
 {
 	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -34,6 +58,8 @@ int tw_listen_socket(const struct tw_addr *a, int reuseport, struct tw_err *err)
 		close(fd);
 		return tw_err_set(err, TW_EIO, "bind %s: %s", a->text, strerror(e));
 	}
+	if (reuseport)
+		defer_accept(fd, a->text);
 	if (listen(fd, 4096) == -1) {
 		int e = errno;
 		close(fd);
@@ -135,17 +161,6 @@ static void close_listener(struct tw_worker *w)
 	close_one(w, &w->lio_tls, &w->listening_tls);
 }
 
-/* Seconds a connection may wait in the kernel for its first bytes before it
- * is accepted anyway (TCP_DEFER_ACCEPT). Every edge listener's protocol has
- * the client speak first (HTTP, a TLS ClientHello, a PROXY header), so a
- * connection is handed to accept4 with its request already there: the read
- * that follows never finds the socket empty (no EAGAIN, no epoll_ctl, no
- * second wake-up per connection). A client that connects and sends nothing
- * is accepted once the kernel's first SYN-ACK retransmission (after ~1 s) is
- * acknowledged; its timeouts.client_header starts then. Until then it holds
- * no file descriptor, only a request socket in the SYN queue (bounded by the
- * listen backlog and SYN cookies). docs/internals/event-loop.md. */
-#define DEFER_ACCEPT_S 1
 
 static int open_one(struct tw_worker *w, struct tw_io *io, const struct tw_addr *a, tw_io_cb cb, int fd)
 {
@@ -156,9 +171,7 @@ static int open_one(struct tw_worker *w, struct tw_io *io, const struct tw_addr 
 		tw_error("worker %u: %s", w->idx, err.msg);
 		return fd;
 	}
-	int defer = DEFER_ACCEPT_S;
-	if (setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof defer) == -1)
-		tw_debug("worker %u: TCP_DEFER_ACCEPT on %s: %s", w->idx, a->text, strerror(errno));
+	defer_accept(fd, a->text); /* an inherited socket too */
 	io->fd = fd;
 	io->cb = cb;
 	if (tw_loop_add(w->loop, io, EPOLLIN) != 0) {

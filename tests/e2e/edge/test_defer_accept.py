@@ -29,15 +29,29 @@ def server_side(port, state):
     return len(out.splitlines())
 
 
+def connect_seen_unaccepted(port):
+    """A connection that sends nothing, and whether the kernel was seen
+    holding it as a request socket (SYN-RECV, no file descriptor in
+    tapwork) while still inside the deferral. On a loaded machine the look
+    can come too late (after DEFER the kernel hands it over): such a look
+    proves nothing, so a fresh connection is tried, up to 5 times."""
+    for _ in range(5):
+        t0 = time.monotonic()
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        time.sleep(0.2)
+        syn_recv = server_side(port, "syn-recv")
+        established = server_side(port, "established")
+        if time.monotonic() - t0 < DEFER * 0.8:
+            assert (syn_recv, established) == (1, 0), (syn_recv, established)
+            return s, t0
+        s.close()
+        time.sleep(DEFER + 0.5)  # the closed one leaves the queue
+    pytest.skip("the machine is too loaded to look inside the deferral")
+
+
 def test_silent_connection_waits_in_kernel_then_meets_header_timeout(edge):
-    s = socket.create_connection(("127.0.0.1", edge.port), timeout=10)
-    t0 = time.monotonic()
+    s, t0 = connect_seen_unaccepted(edge.port)
     try:
-        # Connected for the client, not yet accepted by tapwork: the server
-        # side is still a request socket (SYN-RECV), no file descriptor.
-        time.sleep(0.3)
-        assert server_side(edge.port, "syn-recv") == 1
-        assert server_side(edge.port, "established") == 0
         # Accepted after the deferral, then closed by the header timeout:
         # not held forever, not closed before the timeout ran.
         s.settimeout(DEFER + CLIENT_HEADER + SLACK + 5)
