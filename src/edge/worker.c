@@ -260,6 +260,7 @@ static void on_idle(struct tw_loop *loop, void *arg)
 		serve_accepted(w);
 	if (w->alog.len)
 		tw_alog_flush(w);
+	tw_front_tls_flush(); /* held TLS records go out before the loop waits */
 	if (w->draining)
 		maybe_exit(w);
 }
