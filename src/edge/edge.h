@@ -308,6 +308,9 @@ int tw_front_tls_alpn_is(const struct tw_conn *c, const char *proto);
  * drained, nothing pending in OpenSSL): sends close_notify and returns 1, so
  * the caller may close at once (a FIN, no reset); 0 otherwise. */
 int tw_front_tls_quiet_close(struct tw_conn *c);
+/* Send what TLS connections of this thread hold back to coalesce (see
+ * tls_front.c): the worker calls it before its loop waits. */
+void tw_front_tls_flush(void);
 
 struct tw_conn {
 	struct tw_io io;

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 struct tls_front {
@@ -42,6 +43,15 @@ struct tls_front {
 	int staging;     /* tls_send is encrypting records into stage[] */
 	char *pend;      /* staged bytes the socket has not taken yet */
 	size_t pend_off, pend_len;
+	/* Records held back to go out with the next ones (see "Coalescing"):
+	 * hold[0..hold_len) is encrypted output not handed to the kernel yet. */
+	int holding;    /* bio_write appends to hold[] instead of sending */
+	int app_sent;   /* an application record went out (or is held) */
+	char *hold;     /* HOLD_CAP bytes, allocated on first use */
+	size_t hold_len;
+	struct tls_front *held_prev, *held_next; /* on held_list: flushed before the loop waits */
+	int on_list;
+	int fin_after_pend; /* shutdown_wr came while pend was not empty */
 };
 
 #define REC_PLAIN 16384u /* plaintext bytes in a full TLS record */
@@ -49,6 +59,152 @@ struct tls_front {
 #define STAGE_CAP (4u * (REC_PLAIN + 512u))
 static _Thread_local char stage[STAGE_CAP];
 static _Thread_local size_t stage_len;
+
+/* Coalescing (issue 13). A connection's TLS 1.3 NewSessionTicket is written
+ * by OpenSSL inside the SSL_read that completes the handshake; a client that
+ * sends its request with its Finished (every HTTP client) then gets the
+ * ticket, the answer and, on Connection: close, close_notify and the FIN as
+ * one send and one segment instead of four (each loopback segment costs the
+ * sender a softirq pass and the receiver a wake-up). What is held:
+ *   - the ticket, when the same SSL_read also returned application data
+ *     (a request, so an answer follows); otherwise it is sent at once;
+ *   - the first answer of a connection whose client asked to close, if it
+ *     fits HOLD_ANSWER: held until close_notify joins it (tw_front_tls_
+ *     quiet_close), or until the loop is about to wait (tw_front_tls_flush,
+ *     from the worker's idle hook), whichever is first.
+ * Any other write sends what is held in the same sendmsg, first. Held bytes
+ * are at most HOLD_CAP and go to a socket whose queue holds nothing of ours
+ * but the (acknowledged) handshake flight, so the kernel takes them whole;
+ * should it not, the rest waits in pend like staged records. */
+#define HOLD_ANSWER 4096u
+#define HOLD_CAP (HOLD_ANSWER + 2048u)
+static _Thread_local struct tls_front *held_list;
+
+static void held_unlink(struct tls_front *f)
+{
+	if (!f->on_list)
+		return;
+	if (f->held_prev)
+		f->held_prev->held_next = f->held_next;
+	else
+		held_list = f->held_next;
+	if (f->held_next)
+		f->held_next->held_prev = f->held_prev;
+	f->held_prev = f->held_next = NULL;
+	f->on_list = 0;
+}
+
+static void held_link(struct tls_front *f)
+{
+	if (f->on_list)
+		return;
+	f->held_prev = NULL;
+	f->held_next = held_list;
+	if (held_list)
+		held_list->held_prev = f;
+	held_list = f;
+	f->on_list = 1;
+}
+
+/* Append to hold[]: 0, or -1 when it would not fit (the caller sends). */
+static int hold_put(struct tls_front *f, const char *p, size_t len)
+{
+	if (len > HOLD_CAP - f->hold_len)
+		return -1;
+	if (f->hold == NULL && (f->hold = malloc(HOLD_CAP)) == NULL)
+		return -1;
+	memcpy(f->hold + f->hold_len, p, len);
+	f->hold_len += len;
+	return 0;
+}
+
+static void hold_drop(struct tls_front *f)
+{
+	free(f->hold);
+	f->hold = NULL;
+	f->hold_len = 0;
+	held_unlink(f);
+}
+
+/* A write OpenSSL makes inside SSL_read once the TLS 1.3 handshake is
+ * complete: the NewSessionTicket (or a KeyUpdate answer). */
+static int post_handshake(struct tls_front *f)
+{
+	if (SSL_version(f->ssl) != TLS1_3_VERSION)
+		return 0;
+	return SSL_is_init_finished(f->ssl) || SSL_get_state(f->ssl) == TLS_ST_SW_SESSION_TICKET;
+}
+
+/* Send hold[] then in[0..len) with one sendmsg. Returns bytes of in[] taken
+ * (hold[] always goes first), or -1 with errno. Held bytes the socket did
+ * not take stay in hold[]. */
+static ssize_t send_with_hold(struct tls_front *f, const char *in, size_t len, int flags)
+{
+	struct iovec iov[2] = {{f->hold, f->hold_len}, {(void *)in, len}};
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = len ? 2 : 1};
+	for (;;) {
+		ssize_t n = sendmsg(f->fd, &mh, flags | MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		size_t got = (size_t)n;
+		if (got < f->hold_len) {
+			memmove(f->hold, f->hold + got, f->hold_len - got);
+			f->hold_len -= got;
+			errno = EAGAIN;
+			return -1;
+		}
+		got -= f->hold_len;
+		hold_drop(f);
+		return (ssize_t)got;
+	}
+}
+
+/* Send what is held: 1 all gone, 0 the rest moved to pend (socket full),
+ * -1 error. */
+static int hold_flush(struct tls_front *f, int flags)
+{
+	if (f->hold_len == 0) {
+		hold_drop(f);
+		return 1;
+	}
+	if (send_with_hold(f, NULL, 0, flags) == 0 || f->hold_len == 0)
+		return 1;
+	if (errno != EAGAIN && errno != EWOULDBLOCK) {
+		hold_drop(f);
+		return -1;
+	}
+	/* Cannot be with what is held (see above), but lose nothing: the rest
+	 * goes out before any later byte (pend is flushed first). */
+	char *p = malloc(f->hold_len + (f->pend ? f->pend_len - f->pend_off : 0));
+	if (p == NULL) {
+		hold_drop(f);
+		return -1;
+	}
+	size_t n = 0;
+	if (f->pend) {
+		n = f->pend_len - f->pend_off;
+		memcpy(p, f->pend + f->pend_off, n);
+		free(f->pend);
+	}
+	memcpy(p + n, f->hold, f->hold_len);
+	f->pend = p;
+	f->pend_off = 0;
+	f->pend_len = n + f->hold_len;
+	hold_drop(f);
+	return 0;
+}
+
+void tw_front_tls_flush(void)
+{
+	while (held_list) {
+		struct tls_front *f = held_list;
+		held_unlink(f);
+		if (f->hold_len)
+			hold_flush(f, 0); /* an error shows at the connection's next write or read */
+	}
+}
 
 /* Send what waits in f->pend: 1 all gone, 0 some left (EAGAIN), -1 error. */
 static int pend_flush(struct tls_front *f)
@@ -122,6 +278,10 @@ static int bio_write(BIO *b, const char *in, size_t len, size_t *put)
 		*put = len;
 		return 1;
 	}
+	if ((f->holding || (f->in_recv && post_handshake(f))) && !f->pend && hold_put(f, in, len) == 0) {
+		*put = len;
+		return 1;
+	}
 	if (f->pend) {
 		int pr = pend_flush(f); /* staged bytes go first */
 		if (pr < 0)
@@ -130,6 +290,16 @@ static int bio_write(BIO *b, const char *in, size_t len, size_t *put)
 			BIO_set_retry_write(b);
 			return -1;
 		}
+	}
+	if (f->hold_len) {
+		ssize_t n = send_with_hold(f, in, len, 0);
+		if (n > 0) {
+			*put = (size_t)n;
+			return 1;
+		}
+		if (n == 0 || errno == EAGAIN || errno == EWOULDBLOCK)
+			BIO_set_retry_write(b);
+		return -1;
 	}
 	for (;;) {
 		ssize_t n = send(f->fd, in, len, MSG_NOSIGNAL);
@@ -274,6 +444,9 @@ static ssize_t tls_recv(struct tw_conn *c, char *p, size_t len, uint8_t *ready, 
 {
 	struct tls_front *f = c->fctx;
 	size_t n = 0;
+	if (f->pend && pend_flush(f) == 1 && f->fin_after_pend)
+		shutdown(f->fd, SHUT_WR); /* see tls_shutdown_wr */
+	size_t held = f->hold_len;
 	err_reset();
 	f->in_recv = 1;
 	f->short_now = 0;
@@ -281,6 +454,12 @@ static ssize_t tls_recv(struct tw_conn *c, char *p, size_t len, uint8_t *ready, 
 	f->in_recv = 0;
 	if (!f->handshake_done && SSL_is_init_finished(f->ssl))
 		handshake_finished(c, f);
+	/* A ticket written by this read waits for the answer to the request it
+	 * brought; with no request yet it goes now. */
+	if (f->hold_len > held && ret != 1 && !f->on_list && hold_flush(f, 0) < 0) {
+		*ready = 0;
+		return -1;
+	}
 	if (ret == 1) {
 		/* Everything the kernel had is decrypted and handed out. */
 		if (f->drained && !SSL_has_pending(f->ssl) && n < len)
@@ -315,6 +494,29 @@ static ssize_t tls_send(struct tw_conn *c, const char *a, size_t alen, const cha
 		if (pr == 0) {
 			*ready = 0;
 			return 0;
+		}
+	}
+	if (f->handshake_done && !f->app_sent && len <= HOLD_ANSWER && c->req && c->req->client_close) {
+		/* The first answer of a connection that closes after it: held for
+		 * close_notify (or the loop's next wait), with the ticket if any. */
+		f->app_sent = 1;
+		size_t n = 0;
+		err_reset();
+		f->holding = 1;
+		int ret = SSL_write_ex(f->ssl, p, len, &n);
+		f->holding = 0;
+		if (f->hold_len)
+			held_link(f);
+		if (ret == 1)
+			return (ssize_t)n;
+		return ssl_result(c, f, ret, ready, NULL, 0);
+	}
+	f->app_sent = 1;
+	if (f->hold_len && len > REC_PLAIN) {
+		int hr = hold_flush(f, 0); /* before the staged records */
+		if (hr <= 0) {
+			*ready = 0;
+			return hr;
 		}
 	}
 	size_t done = 0;
@@ -375,13 +577,32 @@ static ssize_t tls_send(struct tw_conn *c, const char *a, size_t alen, const cha
 	return ssl_result(c, f, ret, ready, NULL, 0);
 }
 
+/* close_notify joins what is held, and all of it goes out in one send that
+ * leaves the segment open (MSG_MORE) for the FIN of the shutdown that
+ * follows: answer, close_notify and FIN in one segment. 1 when everything
+ * is with the kernel, 0 when some waits in pend (the FIN must wait too). */
+static int send_close_notify(struct tls_front *f)
+{
+	if (!(SSL_get_shutdown(f->ssl) & SSL_SENT_SHUTDOWN)) {
+		ERR_clear_error();
+		f->holding = 1;
+		SSL_shutdown(f->ssl); /* close_notify, best effort */
+		f->holding = 0;
+		ERR_clear_error();
+	}
+	if (f->pend && pend_flush(f) == 0)
+		return 0;
+	return f->hold_len == 0 || hold_flush(f, MSG_MORE) != 0;
+}
+
 static void tls_shutdown_wr(struct tw_conn *c)
 {
 	struct tls_front *f = c->fctx;
-	if (f && f->handshake_done) {
-		ERR_clear_error();
-		SSL_shutdown(f->ssl); /* close_notify, best effort */
-		ERR_clear_error();
+	if (f && f->handshake_done && !send_close_notify(f)) {
+		/* the socket is full: the FIN follows the last pending byte
+		 * (tls_recv flushes pend first; lingering reads come there) */
+		f->fin_after_pend = 1;
+		return;
 	}
 	shutdown(c->io.fd, SHUT_WR);
 }
@@ -391,9 +612,12 @@ int tw_front_tls_quiet_close(struct tw_conn *c)
 	struct tls_front *f = c->fctx;
 	if (c->fops != &tw_front_tls || f == NULL || !f->handshake_done || !f->drained || SSL_has_pending(f->ssl))
 		return 0;
-	ERR_clear_error();
-	SSL_shutdown(f->ssl); /* close_notify, best effort; close() then sends the FIN */
-	ERR_clear_error();
+	if (!send_close_notify(f))
+		return 0; /* bytes wait for the socket: linger (tls_shutdown_wr) */
+	/* The FIN now, on the still open segment. close() alone would add it
+	 * too, but should bytes of the client have come in meanwhile it would
+	 * send a reset instead and drop the unsent answer with it. */
+	shutdown(c->io.fd, SHUT_WR);
 	return 1;
 }
 
@@ -402,6 +626,9 @@ static void tls_close(struct tw_conn *c)
 	struct tls_front *f = c->fctx;
 	tw_loop_del(c->w->loop, &c->io);
 	if (f != NULL) {
+		if (f->hold_len && f->pend == NULL)
+			hold_flush(f, 0); /* a closing path that did not say goodbye: best effort */
+		hold_drop(f);
 		free(f->pend);
 		SSL_free(f->ssl);
 		tw_tls_store_release(f->store);

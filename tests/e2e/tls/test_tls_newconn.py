@@ -81,3 +81,101 @@ def test_connection_close_over_tls_sends_close_notify_and_does_not_wait_for_the_
     # closed or timeouts.client_header (10 s) ran out.
     wait_for(lambda: active_conns(edge) == 0, timeout=2, what="the edge's close")
     s.close()
+
+
+def segs_in(sock):
+    """TCP segments this socket received so far (struct tcp_info's
+    tcpi_segs_in, Linux >= 4.2)."""
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 232)
+    return int.from_bytes(info[140:144], "little")
+
+
+def tls13_context(edge):
+    ctx = ssl.create_default_context(cafile=edge.root)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    return ctx
+
+
+def request_with_finished(edge, ctx, request, session=None):
+    """A TLS 1.3 connection whose client Finished and request leave in one
+    send (as a client with its request ready writes them: wrk, browsers).
+    Returns what a user sees: the plaintext, whether it ended with
+    close_notify, whether the socket ended with a reset, the segments that
+    came back after the request, and the TLS session."""
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname="app.test", session=session)
+    sock = socket.create_connection(("127.0.0.1", edge.https_port), timeout=10)
+    try:
+        while True:
+            try:
+                obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                if out.pending:
+                    sock.sendall(out.read())
+                data = sock.recv(65536)
+                assert data, "closed during the handshake"
+                inc.write(data)
+        obj.write(request)
+        segs0 = segs_in(sock)
+        sock.sendall(out.read())  # Finished + request
+        raw, reset = b"", False
+        while True:
+            try:
+                d = sock.recv(65536)
+            except ConnectionResetError:
+                reset = True
+                break
+            if not d:
+                break
+            raw += d
+        segs = segs_in(sock) - segs0
+        inc.write(raw)
+        plain, clean = b"", False
+        while True:
+            try:
+                d = obj.read(65536)
+            except ssl.SSLZeroReturnError:
+                clean = True
+                break
+            except ssl.SSLWantReadError:
+                break
+            if not d:  # SSLObject.read: b"" once close_notify was read
+                clean = True
+                break
+            plain += d
+        return plain, clean, reset, segs, obj.session, obj.session_reused
+    finally:
+        sock.close()
+
+
+def test_ticket_answer_close_notify_and_fin_arrive_together(procs, tmp_path):
+    """The ticket, the answer, close_notify and the FIN of a Connection: close
+    request over TLS 1.3 come as one segment (before: four), with no reset;
+    the ticket resumes the next connection. A larger answer is not held and
+    still arrives whole, ticket first."""
+    up = start_upstream(procs, "a")
+    edge = TLSEdge(procs, tmp_path, cfg(up))
+    req = b"GET /echo HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n"
+    ctx = tls13_context(edge)
+    session, seen = None, []
+    for i in range(4):
+        plain, clean, reset, segs, session_out, reused = request_with_finished(edge, ctx, req, session)
+        assert plain.startswith(b"HTTP/1.1 200"), plain[:200]
+        assert b'"path": "/echo"' in plain or b"/echo" in plain
+        assert clean, "no close_notify before the end"
+        assert not reset, "the connection was reset"
+        assert reused == (i > 0), f"connection {i}: resumed={reused}"
+        assert session_out is not None and session_out.has_ticket, f"connection {i}: no ticket"
+        seen.append(segs)
+        session = session_out
+    # one data segment, plus at most the kernel's immediate ACK of the
+    # request (quick-ack at a connection's start); the old order was ticket,
+    # answer, close_notify, FIN: four or more
+    assert max(seen) <= 2, f"segments after the request: {seen}"
+    big = b"GET /big?bytes=100000 HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n"
+    plain, clean, reset, segs, session_out, reused = request_with_finished(edge, ctx, big, session)
+    assert plain.startswith(b"HTTP/1.1 200"), plain[:200]
+    head, _, body = plain.partition(b"\r\n\r\n")
+    assert len(body) == 100000, len(body)
+    assert clean and not reset and reused and session_out.has_ticket
