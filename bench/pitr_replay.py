@@ -3,7 +3,9 @@
 restore + replay to a point inside a pgbench workload, tapwork with WAL
 prefetch (the default), tapwork with `--pg-wal-prefetch 0`, and pgBackRest
 `restore --type=time`, alternating, REPS times each on one setup (bench/
-pitr_replay.sh describes the settings). The setup is bench/pglib.py's."""
+pitr_replay.sh describes the settings). The setup is bench/pglib.py's.
+TAPWORK_BASE_BIN adds a fourth contender: that tapwork binary (e.g. a
+build of main) with its default prefetch, for an A/B in the same run."""
 import json
 import os
 import shutil
@@ -14,7 +16,8 @@ import time
 from pglib import (CACHE, CLIENT_TX, KEEP, OUT, PG, RAW, REPS, SCALE, TW, Cluster, Site, as_pg,
                    die, drop_caches, free_port, log, pgbench, timed)
 
-KINDS = ("tw", "tw0", "br")
+BASE = os.environ.get("TAPWORK_BASE_BIN", "")
+KINDS = ("tw", "tw0", "br") + (("base",) if BASE else ())
 
 
 def main():
@@ -54,10 +57,11 @@ exec {site.br_push} "$1"
                 os.chown(dest, PG.pw_uid, PG.pw_gid)
                 drop_caches()
                 t0 = time.monotonic()
-                if who.startswith("tw"):
+                if who != "br":
                     extra = ["--pg-wal-prefetch", "0"] if who == "tw0" else []
-                    m = timed(as_pg([TW, "restore", "-q", "-r", tw_repo, "--password-file", pw,
-                                     "--pg-password-file", pw, tw_full, "--pg-data", dest,
+                    m = timed(as_pg([BASE if who == "base" else TW, "restore", "-q", "-r", tw_repo,
+                                     "--password-file", pw, "--pg-password-file", pw, tw_full,
+                                     "--pg-data", dest,
                                      "--pg-target-time", target, "--pg-target-action", "promote"]
                                     + extra), "replay-tw-restore.log", env=env_tw)
                 else:
@@ -86,16 +90,18 @@ exec {site.br_push} "$1"
         if not KEEP:
             shutil.rmtree(work, ignore_errors=True)
     med = {k: {f: statistics.median(v[f]) for f in v} for k, v in res.items()}
-    names = {"tw": "tapwork (prefetch 8)", "tw0": "tapwork (--pg-wal-prefetch 0)", "br": "pgBackRest"}
+    names = {"tw": "tapwork (prefetch 8)", "tw0": "tapwork (--pg-wal-prefetch 0)", "br": "pgBackRest",
+             "base": "tapwork base (TAPWORK_BASE_BIN)"}
     lines = [f"# PITR restore + replay, PITR_SCALE={SCALE} PITR_TX={CLIENT_TX} REPS={REPS}; "
              f"medians; every restore held exactly the {rows} pgbench_history rows at the target",
              f"{'':32} {'total s':>8} {'restore s':>10} {'replay s':>9} {'restore CPU-s':>14}"]
     for k in KINDS:
         m = med[k]
-        lines.append(f"{names[k]:32} {m['total']:8.1f} {m['restore']:10.1f} "
-                     f"{m['total'] - m['restore']:9.1f} {m['cpu']:14.1f}")
+        lines.append(f"{names[k]:32} {m['total']:8.2f} {m['restore']:10.2f} "
+                     f"{m['total'] - m['restore']:9.2f} {m['cpu']:14.2f}")
     lines.append(f"pgBackRest / tapwork total: {med['br']['total'] / med['tw']['total']:.2f}x "
-                 f"(target >= 1.5); without prefetch {med['br']['total'] / med['tw0']['total']:.2f}x")
+                 f"(target >= 1.5); without prefetch {med['br']['total'] / med['tw0']['total']:.2f}x"
+                 + (f"; base {med['br']['total'] / med['base']['total']:.2f}x" if BASE else ""))
     with open(os.path.join(OUT, "replay-summary.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
     with open(os.path.join(RAW, "replay.json"), "w") as f:

@@ -9,7 +9,8 @@
 # pgbench_history rows of the target.
 #
 # usage: bench/pitr_replay.sh [--help]   (environment as bench/pitr.sh:
-#   PITR_SCALE=10 PITR_TX=10000 REPS=3 PG_BIN BENCH_CACHE KEEP_WORK TAPWORK_BIN OUT)
+#   PITR_SCALE=10 PITR_TX=10000 REPS=3 PG_BIN BENCH_CACHE KEEP_WORK TAPWORK_BIN OUT;
+#   TAPWORK_BASE_BIN adds that binary as a fourth contender, for an A/B)
 # Output: $OUT/replay-summary.txt, $OUT/raw/replay.json
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
