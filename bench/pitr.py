@@ -197,12 +197,7 @@ def tps_only():
                     f"archive_command={site.script} %p %f"])
     res = {}
     try:
-        site.init()
-        log(f"== pgbench -i -s {SCALE} (untimed, archive_command = /bin/true)")
-        pgbench(c, ["-i", "-q", "-s", str(SCALE)], "pgbench-init.log")
-        c.psql("CHECKPOINT")
-        res["db_mib"] = int(c.q("SELECT pg_database_size('postgres')")) / 1048576
-        c.wait_archived()
+        init_db(site, c, res, "== pgbench -i -s {} (untimed, archive_command = /bin/true)")
         set_mode("both")
         c.wait_archived()  # each tool has registered the cluster and pushed once
         prewarm(site.data)
@@ -226,6 +221,17 @@ def tps_only():
     with open(os.path.join(OUT, "summary.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
     log("\n".join(lines))
+
+
+def init_db(site, c, res, what):
+    """Both repositories initialized, pgbench -i -s SCALE loaded and
+    checkpointed, its size in res["db_mib"], the archiver caught up."""
+    site.init()
+    log(what.format(SCALE))
+    pgbench(c, ["-i", "-q", "-s", str(SCALE)], "pgbench-init.log")
+    c.psql("CHECKPOINT")
+    res["db_mib"] = int(c.q("SELECT pg_database_size('postgres')")) / 1048576
+    c.wait_archived()
 
 
 def archive_site(prefix):
@@ -267,12 +273,7 @@ def one_rep(rep):
     c = site.start(["archive_mode=on", "wal_level=replica", f"archive_command={script} %p %f"])
     restored = []
     try:
-        site.init()
-        log(f"== rep {rep}: pgbench -i -s {SCALE} (untimed)")
-        pgbench(c, ["-i", "-q", "-s", str(SCALE)], "pgbench-init.log")
-        c.psql("CHECKPOINT")
-        res["db_mib"] = int(c.q("SELECT pg_database_size('postgres')")) / 1048576
-        c.wait_archived()
+        init_db(site, c, res, f"== rep {rep}: pgbench -i -s {{}} (untimed)")
 
         tw_data = lambda: du(tw_repo, exclude=os.path.join(tw_repo, "wal"))
         br_data = lambda: du(os.path.join(br_repo, "backup"))
