@@ -17,7 +17,8 @@ from pglib import (CACHE, CLIENT_TX, E, KEEP, OUT, PG, PG_BIN, PW_TEXT, RAW, REP
 CHANGE_ROWS = int(E.get("PITR_CHANGE_ROWS", "100"))
 PUSH_N = int(E.get("PUSH_N", "16"))
 TPS_SECS = int(E.get("TPS_SECS", "20"))
-ONLY = E.get("PITR_ONLY", "")  # "tps": setup + the TPS phase only
+ONLY = E.get("PITR_ONLY", "")  # "tps" / "logical": setup + that phase only
+LOGICAL_ROUNDS = int(E.get("LOGICAL_ROUNDS", "3"))
 TPS_ROUNDS = int(E.get("TPS_ROUNDS", "6" if ONLY == "tps" else "2"))
 FIRST = E.get("PITR_FIRST", "tw")  # who goes first in odd reps (REPS=1 twice: tw, then br)
 
@@ -223,6 +224,91 @@ def tps_only():
     log("\n".join(lines))
 
 
+def logical_init(site, rep):
+    """restic's repository and its first pg_dump | restic --stdin (untimed).
+    Returns (restic's environment, the dump command)."""
+    j = site.j
+    renv = dict(E, RESTIC_PASSWORD=PW_TEXT, RESTIC_REPOSITORY=j("restic-repo"),
+                RESTIC_CACHE_DIR=j("restic-cache"))
+    subprocess.run(["restic", "init", "-q"], env=renv, capture_output=True, check=True)
+    dump = (f"{PG_BIN}/pg_dump -h 127.0.0.1 -p {site.port} -U postgres --format=custom "
+            f"--compress=0 postgres | restic backup -q --stdin --stdin-filename postgres.dump")
+    timed(dump, f"restic-{rep}.log", env=renv, shell=True)
+    return renv, dump
+
+
+def logical_round(site, c, renv, dump, rep, k, restic_first):
+    """One change, backed up by both paths: tapwork's parent is taken
+    (untimed) at the state of restic's last dump, CHANGE_ROWS rows of
+    pgbench_accounts spread over the table are updated (row set k: every round
+    another), then the timed pg_dump | restic incremental and the timed tapwork
+    physical incremental, in the order restic_first says."""
+    c.wait_archived()
+    timed(site.tw_backup(), f"tw-incr3-{rep}.log", env=site.env_tw)
+    step = max(1, SCALE * 100000 // CHANGE_ROWS)
+    c.psql(f"UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid IN "
+           f"(SELECT g * {step} + {1 + k % (step - 1 or 1)} FROM generate_series(0, {CHANGE_ROWS - 1}) g)")
+    res = {}
+    for who in (("restic", "tw") if restic_first else ("tw", "restic")):
+        if who == "restic":
+            m = timed(dump, f"restic-{rep}.log", env=renv, shell=True)
+            res["restic_incr_wall"], res["restic_incr_cpu"] = m["wall"], m["cpu"]
+        else:
+            c.wait_archived()
+            m = timed(site.tw_backup(), f"tw-incr3-{rep}.log", env=site.env_tw)
+            res["tw_incr3_wall"], res["tw_incr3_cpu"] = m["wall"], m["cpu"]
+    return res
+
+
+def logical_only():
+    """PITR_ONLY=logical: setup (initdb -k, pgbench -i -s PITR_SCALE, archiving
+    by tapwork only), restic's first dump, then LOGICAL_ROUNDS rounds of one
+    CHANGE_ROWS-row change backed up by both (who goes first alternates)."""
+    site, set_mode = archive_site("pitr-logical.")
+    set_mode("tw")
+    c = site.start(["archive_mode=on", "wal_level=replica",
+                    f"archive_command={site.script} %p %f"])
+    res, rounds = {}, []
+    try:
+        init_db(site, c, res, "== pgbench -i -s {} (untimed, archiving by tapwork)")
+        renv, dump = logical_init(site, 0)
+        for k in range(LOGICAL_ROUNDS):
+            r = logical_round(site, c, renv, dump, 0, k, restic_first=k % 2 == 0)
+            r["ratio"] = r["restic_incr_wall"] / r["tw_incr3_wall"]
+            rounds.append(r)
+            log(f"  round {k + 1}: pg_dump | restic {r['restic_incr_wall']:.2f} s, tapwork "
+                f"{r['tw_incr3_wall']:.2f} s: {r['ratio']:.2f}x")
+    finally:
+        c.stop()
+        if not KEEP:
+            shutil.rmtree(site.work, ignore_errors=True)
+    with open(os.path.join(RAW, "logical.json"), "w") as f:
+        json.dump(rounds, f, indent=1)
+    med = lambda k: statistics.median(r[k] for r in rounds)
+    lines = [
+        f"# logical path: the same {CHANGE_ROWS}-row change of pgbench_accounts backed up by "
+        f"pg_dump -Fc -Z0 | restic backup --stdin and by tapwork backup --pg-data; database "
+        f"{res['db_mib']:.0f} MiB (pgbench -s {SCALE}, initdb -k); {LOGICAL_ROUNDS} rounds, "
+        f"who goes first alternates",
+        f"{'':<30} {'median':>8}  rounds",
+        f"{'pg_dump | restic wall s':<30} {med('restic_incr_wall'):>8.2f}  "
+        + " ".join(f"{r['restic_incr_wall']:.2f}" for r in rounds),
+        f"{'pg_dump | restic CPU-s':<30} {med('restic_incr_cpu'):>8.2f}  "
+        + " ".join(f"{r['restic_incr_cpu']:.2f}" for r in rounds),
+        f"{'tapwork physical wall s':<30} {med('tw_incr3_wall'):>8.2f}  "
+        + " ".join(f"{r['tw_incr3_wall']:.2f}" for r in rounds),
+        f"{'tapwork physical CPU-s':<30} {med('tw_incr3_cpu'):>8.2f}  "
+        + " ".join(f"{r['tw_incr3_cpu']:.2f}" for r in rounds),
+        f"ratio of the medians {med('restic_incr_wall') / med('tw_incr3_wall'):.2f}x, median of the "
+        f"per-round ratios {med('ratio'):.2f}x (target >= 3)",
+        f"# command: PITR_ONLY=logical PITR_SCALE={SCALE} LOGICAL_ROUNDS={LOGICAL_ROUNDS} "
+        f"PITR_CHANGE_ROWS={CHANGE_ROWS} bench/pitr.sh",
+    ]
+    with open(os.path.join(OUT, "summary.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    log("\n".join(lines))
+
+
 def init_db(site, c, res, what):
     """Both repositories initialized, pgbench -i -s SCALE loaded and
     checkpointed, its size in res["db_mib"], the archiver caught up."""
@@ -267,7 +353,7 @@ def one_rep(rep):
     site, set_mode = archive_site("pitr.")
     work, j = site.work, site.j
     data, tw_repo, br_repo, pw, conf = site.data, site.tw_repo, site.br_repo, site.pw, site.conf
-    port, env_tw, script = site.port, site.env_tw, site.script
+    env_tw, script = site.env_tw, site.script
     set_mode("both")
     res = {}
     c = site.start(["archive_mode=on", "wal_level=replica", f"archive_command={script} %p %f"])
@@ -418,26 +504,8 @@ def one_rep(rep):
         log(f"  p50: tapwork {res['tw_push_p50_ms']:.0f} ms, pgbackrest {res['br_push_p50_ms']:.0f} ms")
 
         log("== logical: pg_dump | restic backup --stdin (first untimed, then timed incremental)")
-        rrepo = j("restic-repo")
-        renv = dict(E, RESTIC_PASSWORD=PW_TEXT, RESTIC_REPOSITORY=rrepo,
-                    RESTIC_CACHE_DIR=j("restic-cache"))
-        subprocess.run(["restic", "init", "-q"], env=renv, capture_output=True, check=True)
-        dump = (f"{PG_BIN}/pg_dump -h 127.0.0.1 -p {port} -U postgres --format=custom "
-                f"--compress=0 postgres | restic backup -q --stdin --stdin-filename postgres.dump")
-        timed(dump, f"restic-{rep}.log", env=renv, shell=True)
-        # tapwork's parent for the comparison is taken at the same state as
-        # restic's first dump (untimed too): both then back up one change,
-        # the 100 rows below, not everything the TPS and push phases wrote
-        c.wait_archived()
-        timed(site.tw_backup(), f"tw-incr3-{rep}.log", env=env_tw)
-        c.psql(f"UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid IN "
-               f"(SELECT g * {step} + 1 FROM generate_series(1, {CHANGE_ROWS}) g)")
-        m = timed(dump, f"restic-{rep}.log", env=renv, shell=True)
-        res["restic_incr_wall"], res["restic_incr_cpu"] = m["wall"], m["cpu"]
-        # and tapwork's physical incremental of the same change, measured again here
-        c.wait_archived()
-        m = timed(site.tw_backup(), f"tw-incr3-{rep}.log", env=env_tw)
-        res["tw_incr3_wall"], res["tw_incr3_cpu"] = m["wall"], m["cpu"]
+        renv, dump = logical_init(site, rep)
+        res.update(logical_round(site, c, renv, dump, rep, 0, restic_first=True))
         log(f"  pg_dump | restic: {res['restic_incr_wall']:.1f} s; tapwork physical incremental "
             f"{res['tw_incr3_wall']:.1f} s")
     finally:
@@ -474,8 +542,10 @@ def main():
             f"tw and br too)")
     if ONLY == "tps":
         return tps_only()
+    if ONLY == "logical":
+        return logical_only()
     if ONLY:
-        die(f"PITR_ONLY={ONLY}: only 'tps' is known")
+        die(f"PITR_ONLY={ONLY}: only 'tps' and 'logical' are known")
     reps = []
     for rep in range(1, REPS + 1):
         reps.append(one_rep(rep))

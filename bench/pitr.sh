@@ -41,6 +41,7 @@
 #   TPS_ROUNDS=2 (6 with PITR_ONLY=tps)  TPS_MODES="true tw br" (+ twn: tapwork
 #   under nice -n TPS_NICE=10)
 #   PITR_ONLY=tps: setup + phase 7 only (bench/README.md)
+#   PITR_ONLY=logical: setup + the logical-path comparison only, LOGICAL_ROUNDS (3) rounds
 #   PG_BIN=/usr/lib/postgresql/15/bin  BENCH_CACHE=/var/tmp/tapwork-bench  KEEP_WORK=0
 #   TAPWORK_BIN=build/release/tapwork  OUT=bench/results/<stamp>/pitr
 # Quick try: PITR_SCALE=2 PITR_TX=1000 REPS=1 PUSH_N=4 TPS_SECS=5 bench/pitr.sh
