@@ -7,7 +7,7 @@
  * clusters can archive into one repository. Objects are written and read
  * without the index and without a lock: a WAL object is never rewritten
  * (conditional put), and pushing it again with the same content succeeds.
- * Plaintext (version 2, written since session 11): a 16-byte header
+ * Plaintext (version 2, what is written): a 16-byte header
  * (version, codec, raw length) and the raw bytes or one zstd frame with its
  * XXH64 content checksum, sealed with the repository key and the object's
  * name as associated data. Version 1 (read, no longer written) has a 48-byte
