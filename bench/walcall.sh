@@ -14,6 +14,7 @@
 #
 #   TAPWORK_BIN=build/release/tapwork   the candidate ("tw")
 #   TAPWORK_BASE_BIN=PATH               another build as a second contender ("base")
+#   MORE="name=PATH ..."                more contenders (builds of experiments)
 #   RUNS=15                             rounds (medians are printed)
 #   OUT=/tmp/walcall                    work directory (removed at the end unless KEEP=1)
 # Run under the shared lock: flock /work/notes/bench.lock bench/walcall.sh
@@ -59,6 +60,7 @@ echo "segment $SEG ($(stat -c %s "$OUT/$SEG") bytes); $RUNS rounds"
 export TAPWORK_PASSWORD=walcall
 set -- tw "$TW"
 [ -n "$BASE" ] && set -- "$@" base "$(realpath "$BASE")"
+for m in ${MORE:-}; do set -- "$@" "${m%%=*}" "$(realpath "${m#*=}")"; done
 names=""
 while [ $# -gt 0 ]; do
   n=$1 bin=$2; shift 2

@@ -45,17 +45,21 @@ static int check_name(const char *wal, struct tw_err *e)
 	return 0;
 }
 
-int tw_pgarch_encode(const uint8_t *data, size_t n, int level, uint8_t **pt, size_t *plen)
+/* The plaintext at buf + head (head free bytes before it, tail after):
+ * *buf malloc'd. */
+static int encode(const uint8_t *data, size_t n, int level, size_t head, size_t tail,
+                  uint8_t **buf, size_t *plen)
 {
-	*pt = NULL;
+	*buf = NULL;
 	size_t bound = ZSTD_compressBound(n);
-	uint8_t *b = malloc(TW_PGARCH_HDR2 + (bound > n ? bound : n));
+	uint8_t *base = malloc(head + TW_PGARCH_HDR2 + (bound > n ? bound : n) + tail);
 	ZSTD_CCtx *cz = ZSTD_createCCtx();
-	if (b == NULL || cz == NULL) {
-		free(b);
+	if (base == NULL || cz == NULL) {
+		free(base);
 		ZSTD_freeCCtx(cz);
 		return TW_ENOMEM;
 	}
+	uint8_t *b = base + head;
 	memset(b, 0, TW_PGARCH_HDR2);
 	b[0] = 2;
 	tw_le64_put(b + 8, n);
@@ -74,8 +78,13 @@ int tw_pgarch_encode(const uint8_t *data, size_t n, int level, uint8_t **pt, siz
 			memcpy(b + TW_PGARCH_HDR2, data, n);
 		*plen = TW_PGARCH_HDR2 + n;
 	}
-	*pt = b;
+	*buf = base;
 	return 0;
+}
+
+int tw_pgarch_encode(const uint8_t *data, size_t n, int level, uint8_t **pt, size_t *plen)
+{
+	return encode(data, n, level, 0, 0, pt, plen);
 }
 
 int tw_pgarch_parse(const uint8_t *pt, size_t plen, struct tw_pgarch_hdr *h)
@@ -218,40 +227,49 @@ int tw_pgarch_decode(const uint8_t *pt, size_t plen, const char *wal, uint8_t **
 static int seal(struct tw_repo *r, const char *kind, const uint8_t *data, size_t n, uint8_t **out,
                 size_t *olen, struct tw_err *e)
 {
-	uint8_t *pt;
+	uint8_t *b;
 	size_t plen;
-	if (tw_pgarch_encode(data, n, r->level, &pt, &plen) != 0)
+	if (encode(data, n, r->level, TW_NONCE_LEN, TW_TAG_LEN, &b, &plen) != 0)
 		return tw_err_set(e, TW_ENOMEM, "out of memory");
-	int rc = tw_object_seal(&r->keys, kind, pt, plen, out, olen);
-	free(pt);
-	return rc != 0 ? tw_err_set(e, rc, "sealing WAL failed") : 0;
+	int rc = tw_object_seal_inplace(&r->keys, kind, b, plen);
+	if (rc != 0) {
+		free(b);
+		return tw_err_set(e, rc, "sealing WAL failed");
+	}
+	*out = b;
+	*olen = plen + TW_SEAL_OVERHEAD;
+	return 0;
 }
 
-/* Fetch and authenticate object `name`: its plaintext, *pt malloc'd. */
+/* Fetch and authenticate object `name`: its plaintext *pt, decrypted in
+ * place inside *buf (malloc'd: free *buf). */
 static int fetch_open(struct tw_repo *r, const char *name, const char *kind, const char *wal,
-                      uint8_t **pt, size_t *plen, struct tw_err *e)
+                      uint8_t **buf, uint8_t **pt, size_t *plen, struct tw_err *e)
 {
-	uint8_t *buf;
 	size_t blen;
-	int rc = tw_storage_get(r->st, TW_ST_WAL, name, 0, TW_ST_WHOLE, &buf, &blen, e);
+	int rc = tw_storage_get(r->st, TW_ST_WAL, name, 0, TW_ST_WHOLE, buf, &blen, e);
 	if (rc != 0)
 		return rc;
-	rc = tw_object_open(&r->keys, kind, buf, blen, pt, plen, e);
-	free(buf);
-	return rc != 0 ? tw_err_wrap(e, "WAL %s", wal) : 0;
+	rc = tw_object_open_inplace(&r->keys, kind, *buf, blen, pt, plen, e);
+	if (rc != 0) {
+		free(*buf);
+		*buf = NULL;
+		return tw_err_wrap(e, "WAL %s", wal);
+	}
+	return 0;
 }
 
 /* Fetch, authenticate and decode object `name` into *data (malloc'd). */
 static int fetch_decode(struct tw_repo *r, const char *name, const char *kind, const char *wal,
                         uint8_t **data, size_t *n, struct tw_err *e)
 {
-	uint8_t *pt;
+	uint8_t *buf, *pt;
 	size_t plen;
-	int rc = fetch_open(r, name, kind, wal, &pt, &plen, e);
+	int rc = fetch_open(r, name, kind, wal, &buf, &pt, &plen, e);
 	if (rc != 0)
 		return rc;
 	rc = tw_pgarch_decode(pt, plen, wal, data, n, e);
-	free(pt);
+	free(buf);
 	return rc;
 }
 
@@ -310,9 +328,9 @@ int tw_pgarch_get_fd(struct tw_repo *r, uint64_t sysid, const char *wal, int fd,
 		return TW_EINVAL;
 	tw_pgarch_name(sysid, wal, name, sizeof name);
 	snprintf(kind, sizeof kind, "wal/%s", name);
-	uint8_t *pt;
+	uint8_t *buf, *pt;
 	size_t plen;
-	int rc = fetch_open(r, name, kind, wal, &pt, &plen, e);
+	int rc = fetch_open(r, name, kind, wal, &buf, &pt, &plen, e);
 	if (rc != 0)
 		return rc;
 	struct tw_pgarch_hdr h;
@@ -320,7 +338,7 @@ int tw_pgarch_get_fd(struct tw_repo *r, uint64_t sysid, const char *wal, int fd,
 		rc = tw_err_set(e, TW_ECORRUPT, "WAL %s: bad header", wal);
 	else
 		rc = emit(&h, wal, NULL, fd, sha256, e);
-	free(pt);
+	free(buf);
 	if (rc == 0)
 		*n = h.raw;
 	return rc;
