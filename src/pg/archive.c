@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <openssl/evp.h>
 #include <zstd.h>
@@ -45,6 +46,18 @@ static int check_name(const char *wal, struct tw_err *e)
 	return 0;
 }
 
+/* Ask for 2 MiB pages in the 2 MiB-aligned part of a large buffer that is
+ * about to be written (where transparent huge pages are "always" or
+ * "madvise"): a few page faults instead of one per 4 KiB. A hint: failure
+ * changes nothing. */
+static void hint_huge(void *p, size_t n)
+{
+	const uintptr_t huge = (uintptr_t)2 << 20;
+	uintptr_t lo = ((uintptr_t)p + huge - 1) & ~(huge - 1), hi = ((uintptr_t)p + n) & ~(huge - 1);
+	if (hi > lo)
+		(void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+}
+
 /* The plaintext at buf + head (head free bytes before it, tail after):
  * *buf malloc'd. */
 static int encode(const uint8_t *data, size_t n, int level, size_t head, size_t tail,
@@ -59,6 +72,9 @@ static int encode(const uint8_t *data, size_t n, int level, size_t head, size_t 
 		ZSTD_freeCCtx(cz);
 		return TW_ENOMEM;
 	}
+	size_t cap = head + TW_PGARCH_HDR2 + (bound > n ? bound : n) + tail;
+	if (cap >= ((size_t)4 << 20))
+		hint_huge(base, cap);
 	uint8_t *b = base + head;
 	memset(b, 0, TW_PGARCH_HDR2);
 	b[0] = 2;
