@@ -479,10 +479,10 @@ def main():
     with open(os.path.join(OUT, "env.txt"), "w") as f:
         f.write(env)
     log(env.rstrip())
-    if "true" not in MODES or not set(MODES) <= {"true", "tw", "br", "twn"} or \
-            (not ONLY and not {"tw", "br"} <= set(MODES)):
-        die(f"TPS_MODES={' '.join(MODES)}: 'true' and any of tw br twn (the whole protocol: "
-            f"tw and br too)")
+    if "true" not in MODES or not set(MODES) <= {"true", "tw", "br", "twn", "twb"} or \
+            (not ONLY and not {"tw", "br"} <= set(MODES)) or ("twb" in MODES and not BASE):
+        die(f"TPS_MODES={' '.join(MODES)}: 'true' and any of tw br twn twb (the whole protocol: "
+            f"tw and br too; twb: TAPWORK_BASE_BIN)")
     if ONLY == "tps":
         return tps_only()
     if ONLY:
