@@ -30,8 +30,11 @@ def tool_order(rep):
 
 
 # the archive_command of each TPS mode: true = /bin/true, tw = tapwork, br =
-# pgBackRest, twn = tapwork under nice -n TPS_NICE
-MODES = tuple(E.get("TPS_MODES", "true tw br").split())
+# pgBackRest, twn = tapwork under nice -n TPS_NICE, twb = the tapwork binary
+# TAPWORK_BASE_BIN (e.g. main's build, an A/B in one run; into a repository
+# of its own, initialized by that binary; in the default modes when set)
+BASE = os.path.realpath(E["TAPWORK_BASE_BIN"]) if E.get("TAPWORK_BASE_BIN") else ""
+MODES = tuple(E.get("TPS_MODES", "true tw br" + (" twb" if BASE else "")).split())
 TPS_NICE = int(E.get("TPS_NICE", "10"))
 
 
@@ -313,6 +316,10 @@ def init_db(site, c, res, what):
     """Both repositories initialized, pgbench -i -s SCALE loaded and
     checkpointed, its size in res["db_mib"], the archiver caught up."""
     site.init()
+    if BASE and subprocess.run(as_pg([BASE, "repo", "init", "-q", "-r", site.base_repo,
+                                      "--password-file", site.pw]),
+                               capture_output=True).returncode != 0:
+        die("tapwork repo init (TAPWORK_BASE_BIN) failed")
     log(what.format(SCALE))
     pgbench(c, ["-i", "-q", "-s", str(SCALE)], "pgbench-init.log")
     c.psql("CHECKPOINT")
@@ -330,13 +337,17 @@ def archive_site(prefix):
     for d in ("walcopy", "restic-cache"):
         os.makedirs(j(d))
     tw_push, br_push = site.tw_push, site.br_push
+    site.base_repo = j("tw-base-repo")
+    twb_push = f"{BASE} pg archive-push -q -r {site.base_repo} --password-file {site.pw}"
+    twb_both = f'{twb_push} "$1" && ' if BASE and ONLY == "tps" else ""
     site.script = site.archive_script(f"""read -r m < {mode}
 case $m in
 true) exec /bin/true ;;
 tw) exec {tw_push} "$1" ;;
 twn) exec nice -n {TPS_NICE} {tw_push} "$1" ;;
+twb) exec {twb_push} "$1" ;;
 br) exec {br_push} "$1" ;;
-both) {tw_push} "$1" && exec {br_push} "$1" ;;
+both) {tw_push} "$1" && {twb_both}exec {br_push} "$1" ;;
 copy) cp "$1" {j("walcopy")}/"$2".tmp && exec mv {j("walcopy")}/"$2".tmp {j("walcopy")}/"$2" ;;
 esac
 exit 1
@@ -536,10 +547,10 @@ def main():
     with open(os.path.join(OUT, "env.txt"), "w") as f:
         f.write(env)
     log(env.rstrip())
-    if "true" not in MODES or not set(MODES) <= {"true", "tw", "br", "twn"} or \
-            (not ONLY and not {"tw", "br"} <= set(MODES)):
-        die(f"TPS_MODES={' '.join(MODES)}: 'true' and any of tw br twn (the whole protocol: "
-            f"tw and br too)")
+    if "true" not in MODES or not set(MODES) <= {"true", "tw", "br", "twn", "twb"} or \
+            (not ONLY and not {"tw", "br"} <= set(MODES)) or ("twb" in MODES and not BASE):
+        die(f"TPS_MODES={' '.join(MODES)}: 'true' and any of tw br twn twb (the whole protocol: "
+            f"tw and br too; twb: TAPWORK_BASE_BIN)")
     if ONLY == "tps":
         return tps_only()
     if ONLY == "logical":

@@ -44,6 +44,9 @@
 #   PITR_ONLY=logical: setup + the logical-path comparison only, LOGICAL_ROUNDS (3) rounds
 #   PG_BIN=/usr/lib/postgresql/15/bin  BENCH_CACHE=/var/tmp/tapwork-bench  KEEP_WORK=0
 #   TAPWORK_BIN=build/release/tapwork  OUT=bench/results/<stamp>/pitr
+#   TAPWORK_BASE_BIN=PATH: TPS mode twb (that binary archiving into a
+#   repository of its own; in the default TPS_MODES when set): an A/B of
+#   archive-push builds in one run, with the archiver's CPU ms per segment
 # Quick try: PITR_SCALE=2 PITR_TX=1000 REPS=1 PUSH_N=4 TPS_SECS=5 bench/pitr.sh
 # Output: $OUT/summary.txt, $OUT/env.txt, $OUT/raw/ (tool logs, reps.json)
 set -euo pipefail

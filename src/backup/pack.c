@@ -479,6 +479,31 @@ int tw_object_seal(const struct tw_keys *k, const char *kind, const void *pt, si
 	return 0;
 }
 
+int tw_object_seal_inplace(const struct tw_keys *k, const char *kind, uint8_t *buf, size_t n)
+{
+	char aad[128];
+	size_t alen;
+	if (object_aad(kind, aad, sizeof aad, &alen) != 0)
+		return TW_EINVAL;
+	/* the cipher reads and writes buf + TW_NONCE_LEN: in place */
+	return tw_crypto_seal(k->enc, aad, alen, buf + TW_NONCE_LEN, n, buf);
+}
+
+int tw_object_open_inplace(const struct tw_keys *k, const char *kind, uint8_t *in, size_t n,
+                           uint8_t **pt, size_t *pt_len, struct tw_err *e)
+{
+	char aad[128];
+	size_t alen;
+	*pt = NULL;
+	if (object_aad(kind, aad, sizeof aad, &alen) != 0 || n < TW_SEAL_OVERHEAD)
+		return tw_err_set(e, TW_ECORRUPT, "%s object: too short", kind);
+	if (tw_crypto_open(k->enc, aad, alen, in, n, in + TW_NONCE_LEN) != 0)
+		return tw_err_set(e, TW_ECRYPTO, "%s object: authentication failed", kind);
+	*pt = in + TW_NONCE_LEN;
+	*pt_len = n - TW_SEAL_OVERHEAD;
+	return 0;
+}
+
 int tw_object_open(const struct tw_keys *k, const char *kind, const uint8_t *in, size_t n,
 		   uint8_t **pt, size_t *pt_len, struct tw_err *e)
 {
