@@ -599,7 +599,7 @@ static int all_zero(const uint8_t *p, size_t n)
 	return memcmp(p, z, n) == 0;
 }
 
-static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
+static int write_all_at(int fd, const uint8_t *p, size_t n, uint64_t off)
 {
 	size_t done = 0;
 	while (done < n) {
@@ -613,102 +613,12 @@ static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
 	return 0;
 }
 
-/* Per-thread state of phase 2: a small cache of open output files (a file's
- * blobs are mostly neighbours in pack order, and a deduplicated blob is
- * written to several files in a row), the decompression buffer, and the
- * bounce buffer of direct writes. */
-#define FD_SLOTS 16
-
-struct worker {
-	struct {
-		uint32_t file;
-		int fd;
-		int direct;     /* opened with O_DIRECT (opts.direct) */
-		uint64_t used;
-		uint64_t dirty; /* bytes written since the last write-back kick */
-	} slot[FD_SLOTS];
-	uint64_t tick;
-	uint8_t *raw;
-	size_t raw_cap;
-	uint8_t *bounce; /* DIO_ALIGN-aligned copy of a misaligned plaintext */
-	size_t bounce_cap;
-};
-
-/* With opts.direct, the large files of a restore are written with O_DIRECT:
- * the data goes from the decompression buffer to the device, in the
- * writer threads, as fast as the device takes it, where buffered writes
- * wait for the kernel's write-back of the page cache (one flusher per
- * device, block allocation at write-back): on this project's test machine
- * a 1 GiB file takes 1.6 s buffered + fdatasync and 1.0 s direct in 1 MiB
- * writes. DIO_ALIGN (buffer address, file offset and length) satisfies
- * 512-byte and 4 KiB logical blocks; a write that is not aligned (a tail,
- * a device that wants more) clears O_DIRECT on that fd and is written
- * through the page cache, as is every file below DIRECT_MIN. The caller
- * still syncs the tree (syncfs or fsync): a direct write leaves the file's
- * size and extents to the journal and the data in the device's cache. */
-#define DIO_ALIGN 4096u
-#define DIRECT_MIN ((uint64_t)1 << 20)
-
-static int aligned(const void *p, size_t n, uint64_t off)
-{
-	return ((uintptr_t)p | n | off) % DIO_ALIGN == 0;
-}
-
-static void slot_undirect(struct worker *wk, int i)
-{
-	int fl = fcntl(wk->slot[i].fd, F_GETFL);
-	if (fl != -1)
-		fcntl(wk->slot[i].fd, F_SETFL, fl & ~O_DIRECT);
-	wk->slot[i].direct = 0;
-}
-
-static int slot_of(const struct worker *wk, int fd)
-{
-	for (int i = 0; i < FD_SLOTS; i++)
-		if (wk->slot[i].fd == fd)
-			return i;
-	return -1;
-}
-
-static int write_all_at(struct worker *wk, int fd, const uint8_t *p, size_t n, uint64_t off)
-{
-	int i = slot_of(wk, fd);
-	if (i >= 0 && wk->slot[i].direct) {
-		if (aligned(NULL, n, off) && !aligned(p, 0, 0)) {
-			/* a stored (uncompressed) blob, a delta's rebuilt unit */
-			if (wk->bounce_cap < n) {
-				void *nb = NULL;
-				if (posix_memalign(&nb, DIO_ALIGN, n) != 0)
-					nb = NULL;
-				if (nb != NULL) {
-					free(wk->bounce);
-					wk->bounce = nb;
-					wk->bounce_cap = n;
-				}
-			}
-			if (wk->bounce_cap >= n) {
-				memcpy(wk->bounce, p, n);
-				p = wk->bounce;
-			}
-		}
-		if (aligned(p, n, off)) {
-			if (pwrite_all(fd, p, n, off) == 0)
-				return 0;
-			if (errno != EINVAL)
-				return -1;
-		}
-		slot_undirect(wk, i); /* not aligned, or the device wants more */
-	}
-	return pwrite_all(fd, p, n, off);
-}
-
 /* Sparse files: skip file-system blocks that are all zero, so holes stay
  * holes (the file was pre-sized with ftruncate). */
-static int write_range(struct worker *wk, int fd, const uint8_t *p, size_t n, uint64_t off,
-		       int sparse)
+static int write_range(int fd, const uint8_t *p, size_t n, uint64_t off, int sparse)
 {
 	if (!sparse)
-		return write_all_at(wk, fd, p, n, off);
+		return write_all_at(fd, p, n, off);
 	const size_t bs = 4096;
 	size_t i = 0;
 	while (i < n) {
@@ -726,12 +636,29 @@ static int write_range(struct worker *wk, int fd, const uint8_t *p, size_t n, ui
 				break;
 			j += s2;
 		}
-		if (write_all_at(wk, fd, p + i, j - i, off + i) != 0)
+		if (write_all_at(fd, p + i, j - i, off + i) != 0)
 			return -1;
 		i = j;
 	}
 	return 0;
 }
+
+/* Per-thread state of phase 2: a small cache of open output files (a file's
+ * blobs are mostly neighbours in pack order, and a deduplicated blob is
+ * written to several files in a row), the decompression buffer. */
+#define FD_SLOTS 16
+
+struct worker {
+	struct {
+		uint32_t file;
+		int fd;
+		uint64_t used;
+		uint64_t dirty; /* bytes written since the last write-back kick */
+	} slot[FD_SLOTS];
+	uint64_t tick;
+	uint8_t *raw;
+	size_t raw_cap;
+};
 
 /* With opts.writeback: once KICK_BYTES were written through a slot's fd,
  * start their write-back (sync_file_range WRITE submits the dirty pages
@@ -745,8 +672,6 @@ static void kick(struct worker *wk, int fd, uint64_t n)
 {
 	for (int i = 0; i < FD_SLOTS; i++)
 		if (wk->slot[i].fd == fd) {
-			if (wk->slot[i].direct)
-				return; /* nothing of it in the page cache */
 			wk->slot[i].dirty += n;
 			if (wk->slot[i].dirty >= KICK_BYTES) {
 				sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
@@ -781,14 +706,8 @@ static int wk_fd(struct rctx *c, struct worker *wk, uint32_t file)
 	if (wk->slot[victim].fd >= 0)
 		slot_close(wk, victim);
 	struct rfile *f = &c->files[file];
-	int flags = O_WRONLY | (f->lazy ? O_CREAT : 0), fd = -1;
-	int direct = c->o->direct && f->type == TW_NODE_FILE && f->size >= DIRECT_MIN;
-	if (direct && (fd = open_rel(c->rootfd, f->dir, f->name, f->path, flags | O_DIRECT)) == -1)
-		direct = 0; /* a file system without O_DIRECT (EINVAL) */
-	if (fd == -1)
-		fd = open_rel(c->rootfd, f->dir, f->name, f->path, flags);
+	int fd = open_rel(c->rootfd, f->dir, f->name, f->path, O_WRONLY | (f->lazy ? O_CREAT : 0));
 	wk->slot[victim].fd = fd;
-	wk->slot[victim].direct = fd != -1 && direct;
 	if (fd == -1)
 		return warn_err(c, "open", f->path);
 	wk->slot[victim].file = file;
@@ -879,15 +798,6 @@ static void restore_group(struct rctx *c, struct worker *wk, size_t lo, size_t h
 			memcpy(en.id, w[i].id, TW_ID_LEN);
 			if (en.flags & TW_BLOB_DELTA) /* its base: restore reads it through the base cache */
 				tw_index_entry(&c->r->index, tw_index_get(&c->r->index, en.id), &en);
-			if (c->o->direct && wk->raw_cap < w[i].raw) {
-				/* an aligned decompression buffer: direct writes from it */
-				void *nb = NULL;
-				if (posix_memalign(&nb, DIO_ALIGN, w[i].raw) == 0) {
-					free(wk->raw);
-					wk->raw = nb;
-					wk->raw_cap = w[i].raw;
-				}
-			}
 			if ((uint64_t)w[i].boff + w[i].blen - start > got ||
 			    tw_repo_blob_open(c->r, &en, buf + (w[i].boff - start), &wk->raw,
 					      &wk->raw_cap, &pt, &e) != 0) {
@@ -905,7 +815,7 @@ static void restore_group(struct rctx *c, struct worker *wk, size_t lo, size_t h
 			count(&c->o->progress->bytes, w[i].raw);
 			if (!(f->sparse && all_zero(pt, w[i].raw))) {
 				int fd = wk_fd(c, wk, w[i].file);
-				if (fd >= 0 && write_range(wk, fd, pt, w[i].raw, w[i].off, f->sparse) != 0)
+				if (fd >= 0 && write_range(fd, pt, w[i].raw, w[i].off, f->sparse) != 0)
 					warn_err(c, "write", f->path);
 				else if (fd >= 0 && c->o->writeback)
 					kick(wk, fd, w[i].raw);
@@ -941,7 +851,6 @@ static void *data_main(void *arg)
 		if (wk.slot[i].fd >= 0)
 			slot_close(&wk, i);
 	free(wk.raw);
-	free(wk.bounce);
 	return NULL;
 }
 

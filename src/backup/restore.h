@@ -30,10 +30,6 @@ struct tw_restore_opts {
 	/* 1: start the write-back of each range as it is written
 	 * (sync_file_range WRITE), for a caller that fsyncs the tree after */
 	int writeback;
-	/* 1: files of 1 MiB and more are written with O_DIRECT where the file
-	 * system and the alignment allow (restore.c: why); also for a caller
-	 * that syncs the tree after */
-	int direct;
 	struct tw_progress *progress;
 };
 

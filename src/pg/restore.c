@@ -910,8 +910,7 @@ int tw_pitr_restore_cmd(int argc, char **argv)
 	                              .threads = ro.threads,
 	                              .skip = skip_pg_control,
 	                              .skip_arg = &sk,
-	                              .writeback = 1,
-	                              .direct = 1};
+	                              .writeback = 1};
 	struct tw_restore_stats st = {0}, st2 = {0};
 	struct tw_progress pg;
 	rso.progress = &pg;
@@ -930,7 +929,6 @@ int tw_pitr_restore_cmd(int argc, char **argv)
 		                             .include = last_component(m.ts[i].path),
 		                             .threads = ro.threads,
 		                             .writeback = 1,
-		                             .direct = 1,
 		                             .progress = &tp};
 		tw_progress_start(&tp, "restore", 0, 1);
 		tsfd = open_parent(tsdest[i]);
