@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -462,4 +464,119 @@ int tw_pgspool_clear(const char *pgdata, struct tw_err *e)
 	if (rmdir(path) == -1 && errno != ENOENT)
 		return tw_err_set(e, TW_EIO, "remove %s: %s", path, strerror(errno));
 	return 0;
+}
+
+/* ---- the spool filled by `tapwork restore --pg-data` ---- */
+
+static void *fill_worker(void *arg)
+{
+	struct tw_pgspool_fill *f = arg;
+	for (;;) {
+		size_t i = atomic_fetch_add(&f->next, 1);
+		if (i >= f->n)
+			break;
+		char name[32];
+		tw_pgwal_seg_name(f->tli, f->segno + i, f->seg_size, name, sizeof name);
+		struct tw_err e = {0};
+		uint64_t n = 0;
+		int fd = memfd_create("tapwork-wal", MFD_CLOEXEC);
+		if (fd != -1 && tw_pgarch_get_fd(f->r, f->sysid, name, fd, &n, f->sum[i], &e) == 0 &&
+		    n == f->seg_size)
+			f->fd[i] = fd;
+		else if (fd != -1)
+			close(fd);
+	}
+	return NULL;
+}
+
+void tw_pgspool_fill_begin(struct tw_pgspool_fill *f, struct tw_repo *r, uint64_t sysid,
+                           uint32_t tli, uint64_t segno, uint64_t seg_size, unsigned n)
+{
+	memset(f, 0, sizeof *f);
+	if (n > TW_PGSPOOL_MAX + 1)
+		n = TW_PGSPOOL_MAX + 1;
+	for (unsigned i = 0; i < TW_PGSPOOL_MAX + 1; i++)
+		f->fd[i] = -1;
+	f->r = r;
+	f->sysid = sysid;
+	f->tli = tli;
+	f->segno = segno;
+	f->seg_size = seg_size;
+	f->n = seg_size > 0 && seg_size <= ((uint64_t)1 << 30) ? n : 0;
+	atomic_init(&f->next, 0);
+	for (int i = 0; i < 2 && (size_t)i < f->n; i++)
+		f->started[i] = pthread_create(&f->th[i], NULL, fill_worker, f) == 0;
+}
+
+/* copy all of memfd `from` into fd `to` */
+static int copy_all(int from, int to, uint64_t n)
+{
+	off_t off = 0;
+	while ((uint64_t)off < n) {
+		ssize_t w = sendfile(to, from, &off, (size_t)(n - (uint64_t)off));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+	}
+	return 0;
+}
+
+void tw_pgspool_fill_end(struct tw_pgspool_fill *f, const char *pgdata, int keep)
+{
+	for (int i = 0; i < 2; i++)
+		if (f->started[i])
+			pthread_join(f->th[i], NULL);
+	char path[4200];
+	int l = snprintf(path, sizeof path, "%s/" TW_PGSPOOL_DIR, pgdata);
+	struct stat own;
+	int dfd = -1;
+	if (keep && l > 0 && (size_t)l < sizeof path && stat(pgdata, &own) == 0 &&
+	    (mkdir(path, 0700) == 0 || errno == EEXIST))
+		dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	int root = geteuid() == 0;
+	if (dfd != -1 && root && fchown(dfd, own.st_uid, own.st_gid) == -1) {
+		close(dfd);
+		dfd = -1;
+	}
+	/* a spool of this boot (then its files need no fsync), or none */
+	if (dfd != -1 && spool_renew(dfd) != 0) {
+		close(dfd);
+		dfd = -1;
+	}
+	if (dfd != -1 && root) {
+		fchownat(dfd, "boot", own.st_uid, own.st_gid, AT_SYMLINK_NOFOLLOW);
+	}
+	for (size_t i = 0; i < f->n; i++) {
+		if (f->fd[i] == -1)
+			continue;
+		char name[32], tmp[64], sum[64];
+		tw_pgwal_seg_name(f->tli, f->segno + i, f->seg_size, name, sizeof name);
+		snprintf(tmp, sizeof tmp, ".tmp-%s", name);
+		snprintf(sum, sizeof sum, ".sum-%s", name);
+		int ok = dfd != -1;
+		int fd = ok ? openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+		                     0600)
+		            : -1;
+		ok = fd != -1 && copy_all(f->fd[i], fd, f->seg_size) == 0 &&
+		     (!root || fchown(fd, own.st_uid, own.st_gid) == 0);
+		if (fd != -1)
+			ok = close(fd) == 0 && ok;
+		if (ok) {
+			int sfd = openat(dfd, sum, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+			                 0600);
+			ok = sfd != -1 && write(sfd, f->sum[i], 32) == 32 &&
+			     (!root || fchown(sfd, own.st_uid, own.st_gid) == 0);
+			if (sfd != -1)
+				ok = close(sfd) == 0 && ok;
+		}
+		if (fd != -1 && (!ok || renameat(dfd, tmp, dfd, name) == -1)) {
+			unlinkat(dfd, tmp, 0);
+			unlinkat(dfd, sum, 0);
+		}
+		close(f->fd[i]);
+		f->fd[i] = -1;
+	}
+	if (dfd != -1)
+		close(dfd);
 }
