@@ -62,8 +62,7 @@ static void usage(FILE *out)
 	    "                           (default: --password-file or $TAPWORK_PASSWORD_FILE;\n"
 	    "                           the server's user must be able to read it)\n"
 	    "  --pg-wal-prefetch K      restore_command fetches K segments ahead during\n"
-	    "                           recovery (archive-get --prefetch; default 8, 0 = off);\n"
-	    "                           the restore leaves the first K+1 in its spool\n"
+	    "                           recovery (archive-get --prefetch; default 8, 0 = off)\n"
 	    "  --threads N              writer threads (default: number of CPUs)\n" TW_BOPTS_HELP);
 }
 
