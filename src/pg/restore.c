@@ -883,8 +883,6 @@ int tw_pitr_restore_cmd(int argc, char **argv)
 	char tsstage[TW_PGMETA_TS_MAX][PATH_MAX];
 	size_t tsstaged = 0;
 	double t0 = tw_progress_now();
-	struct tw_pgspool_fill fill; /* WAL fetched during the syncs, see below */
-	int filling = 0;
 	int state = 0, err = tw_repo_load_index(r, &e);
 	if (err == 0)
 		err = tw_repo_list_snapshots(r, &v, &n, &e);
@@ -950,16 +948,6 @@ int tw_pitr_restore_cmd(int argc, char **argv)
 		if (tsfd != -1)
 			close(tsfd);
 	}
-	/* the first WAL segments PostgreSQL will ask for, fetched while the
-	 * syncs below wait for the disk (spool.h: tw_pgspool_fill) */
-	unsigned ahead = ro.prefetch >= 0 ? (unsigned)ro.prefetch : TW_PGSPOOL_DEFAULT;
-	uint32_t stli;
-	uint64_t sseg;
-	if (err == 0 && ahead > 0 &&
-	    tw_pgwal_seg_parse(m.start_wal, strlen(m.start_wal), m.seg_size, &stli, &sseg) == 0) {
-		tw_pgspool_fill_begin(&fill, r, m.sysid, stli, sseg, m.seg_size, ahead + 1);
-		filling = 1;
-	}
 	if (err == 0)
 		err = setup_recovery(r, &o, &ro, from, s, &m, tsmap ? tsmap : "", &e);
 	if (err == 0)
@@ -1020,9 +1008,6 @@ int tw_pitr_restore_cmd(int argc, char **argv)
 	fsync_dir_of(ro.pgdata);
 	rmdir(stage);
 	stage[0] = '\0';
-	if (filling)
-		tw_pgspool_fill_end(&fill, ro.pgdata, 1);
-	filling = 0;
 	char sl[24];
 	tw_pgwal_lsn_str(m.stop_lsn, sl, sizeof sl);
 	if (o.json)
@@ -1046,8 +1031,6 @@ int tw_pitr_restore_cmd(int argc, char **argv)
 	tw_repo_close(r);
 	return TW_EXIT_OK;
 fail:
-	if (filling)
-		tw_pgspool_fill_end(&fill, ro.pgdata, 0);
 	tw_bcli_fail("restore", &e);
 	if (stage[0] != '\0')
 		fprintf(stderr, "tapwork restore: the partial restore is left in %s\n", stage);

@@ -65,34 +65,6 @@ int tw_pgspool_take(struct tw_pgspool *sp, const char *wal, const char *dest);
  * closed its own repository (the prefetcher is a forked process). */
 void tw_pgspool_ahead(struct tw_pgspool *sp, struct tw_bopts *o, const char *dest);
 void tw_pgspool_close(struct tw_pgspool *sp);
-/* `tapwork restore --pg-data` fills the spool of the restored directory
- * with the first segments PostgreSQL will ask for (the backup's start
- * segment and the k after it), fetched while the restore waits for the
- * disk (its syncs) into memory files, and written into the spool only
- * after the data directory is durable and in place (they are not part of
- * what the restore syncs: spool files are never fsynced, see above). A
- * segment that cannot be fetched (not archived, damaged) is left out:
- * archive-get fetches it directly. begin starts the fetches (threads, r
- * shared: tw_pgarch_get_fd is thread-safe) and returns; end waits for
- * them, then writes what was fetched when keep is 1 (0: drops it all). */
-#include <pthread.h>
-#include <stdatomic.h>
-struct tw_repo;
-struct tw_pgspool_fill {
-	struct tw_repo *r;
-	uint64_t sysid, segno, seg_size;
-	uint32_t tli;
-	size_t n;
-	atomic_size_t next;
-	int fd[TW_PGSPOOL_MAX + 1]; /* memfd of segment segno+i, or -1 */
-	uint8_t sum[TW_PGSPOOL_MAX + 1][32];
-	pthread_t th[2];
-	int started[2];
-};
-void tw_pgspool_fill_begin(struct tw_pgspool_fill *f, struct tw_repo *r, uint64_t sysid,
-                           uint32_t tli, uint64_t segno, uint64_t seg_size, unsigned n);
-void tw_pgspool_fill_end(struct tw_pgspool_fill *f, const char *pgdata, int keep);
-
 /* Stop a running prefetcher and remove the spool directory of pgdata. */
 int tw_pgspool_clear(const char *pgdata, struct tw_err *e);
 

@@ -114,39 +114,6 @@ def test_prefetch_gives_the_same_rows_and_the_spool_goes(site, work):
     q.stop()
 
 
-def test_restore_fills_the_spool_with_the_first_segments(site, work):
-    """tapwork restore itself leaves the backup's start segment and the 8
-    after it in the spool (fetched while it waited for its syncs), each
-    identical to a direct fetch; --pg-wal-prefetch 0 leaves no spool; the
-    filled spool recovers the same rows and goes at promotion."""
-    snap = work["snap"]
-    target = site.restore("--pg-target-lsn", work["lsn8"], "--pg-target-action", "promote",
-                          start=False)
-    spool = os.path.join(target, SPOOL)
-    got = segments(spool)
-    assert got and got[0] == snap["start_wal"], (got, snap["start_wal"])
-    assert len(got) == 9, got
-    assert sorted(n for n in os.listdir(spool) if n.startswith(".sum-")) == [
-        ".sum-" + n for n in got]
-    assert not [n for n in os.listdir(spool) if n.startswith(".tmp-")]
-    st = os.stat(spool)
-    assert (st.st_uid, st.st_gid) == (os.stat(target).st_uid, os.stat(target).st_gid)
-    for name in got:
-        direct = os.path.join(site.tmp, "direct")
-        site.tw("pg", "archive-get", "--prefetch", "0", "--pg-data", target, name, direct,
-                check=0)
-        with open(direct, "rb") as a, open(os.path.join(spool, name), "rb") as b:
-            assert a.read() == b.read(), name
-        os.unlink(direct)
-    p = site.start(target, os.path.dirname(target))
-    wait_promoted(p)
-    assert rows(p) == list(range(1, 9))
-    assert not os.path.exists(spool)
-    p.stop()
-    t0 = site.restore("--pg-target-lsn", work["lsn8"], "--pg-wal-prefetch", "0", start=False)
-    assert not os.path.exists(os.path.join(t0, SPOOL))
-
-
 def test_timeline_switch_never_uses_a_prefetched_segment_of_the_old_timeline(site, work):
     """Recover to row 5 and promote: timeline 2 forks there and gets row 100.
     A second restore of the same snapshot follows timeline 2 (latest) to its
