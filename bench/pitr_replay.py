@@ -6,6 +6,7 @@ prefetch (the default), tapwork with `--pg-wal-prefetch 0`, and pgBackRest
 pitr_replay.sh describes the settings). The setup is bench/pglib.py's.
 TAPWORK_BASE_BIN adds a fourth contender: that tapwork binary (e.g. a
 build of main) with its default prefetch, for an A/B in the same run."""
+import datetime
 import json
 import os
 import shutil
@@ -18,6 +19,37 @@ from pglib import (CACHE, CLIENT_TX, KEEP, OUT, PG, RAW, REPS, SCALE, TW, Cluste
 
 BASE = os.environ.get("TAPWORK_BASE_BIN", "")
 KINDS = ("tw", "tw0", "br") + (("base",) if BASE else ())
+# The phases of the restored server's start, from its log (log_line_prefix
+# '%m', log_checkpoints on: PostgreSQL 15's defaults): each phase ends at the
+# first line with its text; a phase runs from the end of the one before
+# (the first from the restore command's end).
+PHASES = (("start", "starting PostgreSQL"),          # exec to the postmaster's first line
+          ("redo", "redo starts at"),                # backup_label, first segment fetched
+          ("consistent", "consistent recovery state reached"),
+          ("target", "recovery stopping"),           # replay to the target
+          ("endrec", "checkpoint starting: end-of-recovery"),  # new timeline, recovery_end_command
+          ("ckpt", "checkpoint complete"),           # the end-of-recovery checkpoint
+          ("ready", "ready to accept connections"))
+
+
+def phases(port, t_restored):
+    """Seconds per phase of the restored server's start (PHASES), and the
+    number of WAL files restore_command delivered."""
+    with open(os.path.join(RAW, f"postgres-{port}.log"), errors="replace") as f:
+        lines = f.read().splitlines()
+
+    def ts(line):
+        return datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S.%f").replace(
+            tzinfo=datetime.timezone.utc).timestamp()
+    out, prev = {}, t_restored
+    for key, text in PHASES:
+        hit = next((ts(ln) for ln in lines if text in ln), None)
+        if hit is None:
+            continue
+        out[key] = hit - prev
+        prev = hit
+    out["segments"] = sum(1 for ln in lines if "restored log file" in ln)
+    return out
 
 
 def main():
@@ -30,7 +62,7 @@ def main():
 exec {site.br_push} "$1"
 """)
     c = site.start(["archive_mode=on", "wal_level=replica", f"archive_command={script} %p"])
-    res = {k: {"total": [], "restore": [], "cpu": []} for k in KINDS}
+    res = {k: {"total": [], "restore": [], "cpu": [], "phases": []} for k in KINDS}
     try:
         site.init()
         log(f"== setup: pgbench -i -s {SCALE}, full backups, pgbench -c 2 -j 2 -t {CLIENT_TX} (untimed)")
@@ -69,6 +101,7 @@ exec {site.br_push} "$1"
                                      f"--pg1-path={dest}", "restore", f"--set={br_full}",
                                      "--type=time", f"--target={target}", "--target-action=promote"]),
                               "replay-br-restore.log")
+                t_restored = time.time()
                 rc = Cluster(work, free_port(), dest, conf=["archive_mode=off"], initdb=False)
                 try:
                     rc.wait_ready()
@@ -81,6 +114,7 @@ exec {site.br_push} "$1"
                 res[who]["total"].append(total)
                 res[who]["restore"].append(m["wall"])
                 res[who]["cpu"].append(m["cpu"])
+                res[who]["phases"].append(phases(rc.port, t_restored))
                 log(f"  rep {rep + 1} {who}: total {total:.1f} s (restore command {m['wall']:.1f} s, "
                     f"replay {total - m['wall']:.1f} s)")
                 shutil.rmtree(dest, ignore_errors=True)
@@ -89,7 +123,7 @@ exec {site.br_push} "$1"
             c.stop()
         if not KEEP:
             shutil.rmtree(work, ignore_errors=True)
-    med = {k: {f: statistics.median(v[f]) for f in v} for k, v in res.items()}
+    med = {k: {f: statistics.median(v[f]) for f in v if f != "phases"} for k, v in res.items()}
     names = {"tw": "tapwork (prefetch 8)", "tw0": "tapwork (--pg-wal-prefetch 0)", "br": "pgBackRest",
              "base": "tapwork base (TAPWORK_BASE_BIN)"}
     lines = [f"# PITR restore + replay, PITR_SCALE={SCALE} PITR_TX={CLIENT_TX} REPS={REPS}; "
@@ -99,6 +133,13 @@ exec {site.br_push} "$1"
         m = med[k]
         lines.append(f"{names[k]:32} {m['total']:8.2f} {m['restore']:10.2f} "
                      f"{m['total'] - m['restore']:9.2f} {m['cpu']:14.2f}")
+    lines.append("restored server's start, medians of the phases (s; PostgreSQL's log): "
+                 + " ".join(k for k, _ in PHASES) + " | WAL files fetched")
+    for k in KINDS:
+        ph = res[k]["phases"]
+        cells = [f"{statistics.median([p.get(key, 0.0) for p in ph]):.2f}" for key, _ in PHASES]
+        lines.append(f"{names[k]:32} " + " ".join(cells)
+                     + f" | {statistics.median([p['segments'] for p in ph]):.0f}")
     lines.append(f"pgBackRest / tapwork total: {med['br']['total'] / med['tw']['total']:.2f}x "
                  f"(target >= 1.5); without prefetch {med['br']['total'] / med['tw0']['total']:.2f}x"
                  + (f"; base {med['br']['total'] / med['base']['total']:.2f}x" if BASE else ""))
