@@ -5,7 +5,10 @@ prefetch (the default), tapwork with `--pg-wal-prefetch 0`, and pgBackRest
 `restore --type=time`, alternating, REPS times each on one setup (bench/
 pitr_replay.sh describes the settings). The setup is bench/pglib.py's.
 TAPWORK_BASE_BIN adds a fourth contender: that tapwork binary (e.g. a
-build of main) with its default prefetch, for an A/B in the same run."""
+build of main) with its default prefetch, for an A/B in the same run. The
+WAL is archived by TAPWORK_BIN: a base build older than WAL object version 2
+(session 11) cannot read it, and its restore stops with archive-get's exit
+126."""
 import datetime
 import json
 import os
