@@ -64,6 +64,8 @@
 #   the median (core_ns: CPU ns per 1000 iterations of a Python loop, lower = faster). On a virtual machine the same guest
 #   core can run the same work at half speed for seconds at a time without any
 #   guest-visible load (steal 0): runs whose core_ns differs are not comparable.
+#   The reading is clean under CPU_CAP (the core is mostly idle); uncapped, the probe
+#   shares a busy core with the proxy and reads higher.
 # Output: $OUT/runs.tsv (one row per run), $OUT/coreprobe.tsv, $OUT/state.tsv (per run: the contender's
 #   RSS, open fds, and TCP connections to the upstream before and after it), $OUT/idle.tsv, $OUT/summary.txt, $OUT/env.txt, $OUT/raw/
 set -euo pipefail
