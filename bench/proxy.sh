@@ -501,7 +501,7 @@ newconn_align() { sleep "$(date +%N | awk '{printf "%.3f", 1.02 - $1 / 1e9}')"; 
 # upstream (established, and in any other state), all its processes summed.
 proc_state() { # pids...
 	local p fds=0 est=0 other=0 pat
-	for p in "$@"; do fds=$((fds + $(ls "/proc/$p/fd" 2>/dev/null | wc -l))); done
+	for p in "$@"; do fds=$((fds + $(find "/proc/$p/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l))); done
 	pat=$(printf 'pid=%s,|' "$@")
 	pat=${pat%|}
 	est=$(ss -Htnp state established "( dport = :$UP_PORT )" 2>/dev/null | grep -Ec "$pat" || true)
