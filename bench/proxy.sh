@@ -56,7 +56,18 @@
 #              the cap bound and whether the load core had spare capacity.
 #   TAPWORK_TUNING="max_idle: POOL"  backend keys of the tapwork-tuned contender
 #   TAPWORK_BASE_BIN=  the binary of the tapwork-base contender (e.g. a build of main)
-# Output: $OUT/runs.tsv (one row per run), $OUT/idle.tsv, $OUT/summary.txt, $OUT/env.txt, $OUT/raw/
+#   RESTART_EACH=0  1 = every contender is stopped and started fresh before each of its
+#              runs (an experiment: does anything that accumulates in a long-lived
+#              process change the result?); by default each starts once for all tests
+# Proxy-core speed: a probe pinned to PROXY_CPU at nice 19 times a fixed piece of
+#   work once a second in its own CPU time (< 1 % of the core); each run records
+#   the median (core_ns: CPU ns per 1000 iterations of a Python loop, lower = faster). On a virtual machine the same guest
+#   core can run the same work at half speed for seconds at a time without any
+#   guest-visible load (steal 0): runs whose core_ns differs are not comparable.
+#   The reading is clean under CPU_CAP (the core is mostly idle); uncapped, the probe
+#   shares a busy core with the proxy and reads higher.
+# Output: $OUT/runs.tsv (one row per run), $OUT/coreprobe.tsv, $OUT/state.tsv (per run: the contender's
+#   RSS, open fds, and TCP connections to the upstream before and after it), $OUT/idle.tsv, $OUT/summary.txt, $OUT/env.txt, $OUT/raw/
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -83,6 +94,7 @@ TAPWORK_BIN=${TAPWORK_BIN:-$ROOT/build/release/tapwork}
 OUT=${OUT:-$HERE/results/$(bl_stamp)/proxy}
 KEEP_WORK=${KEEP_WORK:-0}
 CPU_CAP=${CPU_CAP:-0}
+RESTART_EACH=${RESTART_EACH:-0}
 export PIN NICE
 
 LOAD_TESTS=() DO_IDLE=0 NEED_TLS=0
@@ -485,11 +497,27 @@ load_cmd() {
 # second boundary so that they stop together.
 newconn_align() { sleep "$(date +%N | awk '{printf "%.3f", 1.02 - $1 / 1e9}')"; }
 
+# The contender's state: RSS (KiB), open fds, and its TCP connections to the
+# upstream (established, and in any other state), all its processes summed.
+proc_state() { # pids...
+	local p fds=0 est=0 other=0 pat
+	for p in "$@"; do fds=$((fds + $(find "/proc/$p/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l))); done
+	pat=$(printf 'pid=%s,|' "$@")
+	pat=${pat%|}
+	est=$(ss -Htnp state established "( dport = :$UP_PORT )" 2>/dev/null | grep -Ec "$pat" || true)
+	other=$(ss -Htnp state all "( dport = :$UP_PORT )" 2>/dev/null | grep -Ev '^ESTAB' | grep -Ec "$pat" || true)
+	printf '%s\t%s\t%s\t%s' "$(bl_status_kb VmRSS "$@")" "$fds" "$est" "$other"
+}
+
 run_one() { # test contender rep
-	local t=$1 n=$2 rep=$3 raw=$OUT/raw/$1.$2.$3 pids upids
+	local t=$1 n=$2 rep=$3 raw=$OUT/raw/$1.$2.$3 pids upids st0
 	if [[ -n ${TSKIP[$t:$n]:-} ]]; then
 		printf '  %-13s %-8s rep %s: skipped (%s)\n' "$t" "$n" "$rep" "${TSKIP[$t:$n]}"
 		return 0
+	fi
+	if ((RESTART_EACH == 1)) && [[ -z ${SKIPPED[$n]:-} ]]; then
+		bl_stop "$n"
+		start_contender "$n" >/dev/null || return 0
 	fi
 	if ! kill -0 "${BL_PID[$n]:-0}" 2>/dev/null; then
 		[[ -n ${SKIPPED[$n]:-} ]] || skip "$n" "the process died during the load tests (see its output in the scratch dir, KEEP_WORK=1)"
@@ -498,6 +526,7 @@ run_one() { # test contender rep
 	mapfile -t pids < <(bl_tree "${BL_PID[$n]}")
 	mapfile -t upids < <(bl_tree "${BL_PID[upstream]}")
 	[[ $CAP_KIND == none ]] || cap_set "$n" "$(cap_of "$t")"
+	st0=$(proc_state "${pids[@]}")
 	if ((WARMUP > 0)); then
 		load_cmd "$t" "$n" "$WARMUP" "$WORK/warmup"
 		[[ $t != https_newconn ]] || newconn_align
@@ -541,9 +570,14 @@ run_one() { # test contender rep
 	local rss_peak
 	rss_peak=$(sort -n "$raw.rss" 2>/dev/null | tail -n 1)
 	"$BL_PY" - "$t" "$n" "$rep" "$raw" "$BL_HZ" "$t0" "$t1" "$c0" "$c1" "$u0" "$u1" "$b0" "$b1" "$o0" "$o1" \
-		"${rss_peak:-$(bl_status_kb VmRSS "${pids[@]}")}" "${NC_LEN[$n]:-0}" "$WORK/h2load.log" "$k0" "$k1" "$((np1 - np0))" "$((nt1 - nt0))" "$cap" "$lc0" "$lc1" >>"$OUT/runs.tsv" <<'PY'
+		"${rss_peak:-$(bl_status_kb VmRSS "${pids[@]}")}" "${NC_LEN[$n]:-0}" "$WORK/h2load.log" "$k0" "$k1" "$((np1 - np0))" "$((nt1 - nt0))" "$cap" "$lc0" "$lc1" "$OUT/coreprobe.tsv" >>"$OUT/runs.tsv" <<'PY'
 import glob, re, sys
-(t, n, rep, raw, hz, t0, t1, c0, c1, u0, u1, b0, b1, o0, o1, rss, nclen, h2log, k0, k1, nper, nthr, cap, lc0, lc1) = sys.argv[1:]
+(t, n, rep, raw, hz, t0, t1, c0, c1, u0, u1, b0, b1, o0, o1, rss, nclen, h2log, k0, k1, nper, nthr, cap, lc0, lc1, probe) = sys.argv[1:]
+try:  # the proxy core's speed during the run: median probe sample
+    ps = sorted(int(l.split("\t")[1]) for l in open(probe) if l.count("\t") == 1 and float(t0) <= float(l.split("\t")[0]) <= float(t1))
+except (OSError, ValueError):
+    ps = []
+core_ns = "%d" % ps[len(ps) // 2] if ps else "nan"
 hz = float(hz); wall = float(t1) - float(t0)
 proxy = (int(c1) - int(c0)) / hz; kern = (int(k1) - int(k0)) / hz; up = (int(u1) - int(u0)) / hz; busy = (int(b1) - int(b0)) / hz
 try:
@@ -608,12 +642,13 @@ print("\t".join([t, n, rep, g(value), unit, g(reqs), g(p50), g(p99), str(errors)
                  "%.2f" % wall, "%.1f" % (100 * kern / proxy if proxy > 0 else float("nan")),
                  "%.1f" % (100 * (up + load) / wall),
                  "%.1f" % (100 * int(nthr) / int(nper)) if int(nper) > 0 else "nan", cap,
-                 "%.1f" % (100 * (int(lc1) - int(lc0)) / hz / wall)]))
+                 "%.1f" % (100 * (int(lc1) - int(lc0)) / hz / wall), core_ns]))
 PY
 	rm -f "$WORK/h2load.log"
+	printf '%s\t%s\t%s\t%s\t%s\n' "$t" "$n" "$rep" "$st0" "$(proc_state "${pids[@]}")" >>"$OUT/state.tsv"
 	tail -n 1 "$OUT/runs.tsv" | awk -F'\t' '{lat = $7 == "nan" ? "" : sprintf("p50 %s ms  p99 %s ms  ", $7, $8)
 		cap = $20 == "nan" ? "" : sprintf("  throttled %s%% of periods", $20)
-		printf "  %-13s %-8s rep %s: %12.1f %-6s %serrors %s  %9.0f req/CPU-s  proxy CPU %s%%  load side (upstream+load) %s%%  foreign %s%%%s\n", $1, $2, $3, $4, $5, lat, $9, $10, $11, $19, $14, cap}'
+		printf "  %-13s %-8s rep %s: %12.1f %-6s %serrors %s  %9.0f req/CPU-s  proxy CPU %s%%  load side (upstream+load) %s%%  foreign %s%%%s  core %s ns\n", $1, $2, $3, $4, $5, lat, $9, $10, $11, $19, $14, cap, $23}'
 }
 
 # ------------------------------------------------------------------ idle connection memory
@@ -712,6 +747,12 @@ if table:
     out.append("(system time). foreign% = CPU used by other tenants during the run. RSS_MB = the proxy's peak resident")
     out.append("memory under load (sampled every second of the run, all its processes; median over the reps).")
     show(hdr, table)
+cores = [num(r.get("core_ns", "nan")) for r in runs]
+cores = [c for c in cores if c == c]
+if cores:
+    lo, hi = min(cores), max(cores)
+    out.append("proxy core speed (core_ns per run, lower = faster): %.0f..%.0f ns, slowest run %.2fx the fastest%s" %
+               (lo, hi, hi / lo, "; runs on a slower core are not comparable: see runs.tsv" if hi / lo > 1.15 else ""))
 I = {r["contender"]: r for r in idle}
 if idle:
     out.append("")
@@ -855,7 +896,18 @@ bl_spawn upstream "$WORK/logs/upstream.out" "$LOAD_CPU" nginx -p "$WORK" -c "$WO
 bl_wait_listen "${BL_PID[upstream]}" "$UP_PORT" 5 || bl_die "the upstream nginx did not start: $(tail -n 3 "$WORK/logs/upstream.out" "$WORK/logs/upstream.error.log" 2>/dev/null)"
 [[ $(curl -s -m 5 "http://127.0.0.1:$UP_PORT/small") == "$BODY" ]] || bl_die "the upstream does not serve /small"
 
-printf 'test\tcontender\trep\tvalue\tunit\treq_s\tp50_ms\tp99_ms\terrors\treq_per_cpu_s\tproxy_cpu_pct\tupstream_cpu_pct\tload_cpu_pct\tforeign_cpu_pct\tnew_tcp_per_s\trss_mb\twall_s\tproxy_kernel_pct\tload_side_pct\tthrottled_pct\tcap_pct\tload_core_busy_pct\n' >"$OUT/runs.tsv"
+# the proxy-core speed probe (see the header): epoch seconds, CPU ns per work unit
+taskset -c "$PROXY_CPU" nice -n 19 "$BL_PY" -u -c '
+import sys, time
+while True:
+    c0 = time.thread_time_ns(); x = 0
+    for i in range(20000): x += i * i
+    print("%.3f\t%d" % (time.time(), (time.thread_time_ns() - c0) // 20), flush=True)
+    time.sleep(1)' >"$OUT/coreprobe.tsv" 2>/dev/null &
+BL_PID[coreprobe]=$!
+
+printf 'test\tcontender\trep\tvalue\tunit\treq_s\tp50_ms\tp99_ms\terrors\treq_per_cpu_s\tproxy_cpu_pct\tupstream_cpu_pct\tload_cpu_pct\tforeign_cpu_pct\tnew_tcp_per_s\trss_mb\twall_s\tproxy_kernel_pct\tload_side_pct\tthrottled_pct\tcap_pct\tload_core_busy_pct\tcore_ns\n' >"$OUT/runs.tsv"
+printf 'test\tcontender\trep\trss0_kb\tfds0\tup_est0\tup_other0\trss1_kb\tfds1\tup_est1\tup_other1\n' >"$OUT/state.tsv"
 printf 'contender\tok\tfailed\testablished\trss0_kb\trss1_kb\tpss0_kb\tpss1_kb\trss_b_per_conn\tpss_b_per_conn\n' >"$OUT/idle.tsv"
 
 RUNNING=()

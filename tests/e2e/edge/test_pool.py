@@ -6,6 +6,7 @@ Keep-Alive: timeout= bounds how long a connection stays pooled.
 
 The upstream is nginx (a real peer that answers as fast as the proxy asks),
 one worker, loopback only."""
+import os
 import re
 import shutil
 import subprocess
@@ -136,3 +137,57 @@ def test_server_keepalive_timeout_bounds_pooling(procs, tmp_path):
     assert time.monotonic() - t0 >= 0.9
     opened, reused = pool_counts(edge)
     assert (opened, reused) == (2, 1), (opened, reused)
+
+
+CPU_CGROUP = "/sys/fs/cgroup/cpu"
+
+
+@pytest.mark.skipif(not os.access(os.path.join(CPU_CGROUP, "cpu.cfs_quota_us"), os.W_OK),
+                    reason="needs a writable cgroup v1 cpu controller (root)")
+def test_pool_does_not_churn_under_a_cpu_cap(procs, tmp_path):
+    """bench/proxy.sh CPU_CAP: tapwork in a cgroup with 20 % of one core runs
+    ~20 ms of every 100 ms period and is frozen the rest. The number of
+    requests holding an upstream connection at any instant then swings from
+    0 to all 320 streams within a period (the streams' answers are read in
+    one burst, the next requests in another), so a pool sized to the busy
+    count seen at its once-a-second tick would close and reopen connections
+    all along; it is sized to the largest busy count of the whole second."""
+    up = Nginx(procs, tmp_path)
+    edge = start_edge(procs, tmp_path, simple_config([up.addr]))
+    cg = os.path.join(CPU_CGROUP, f"tapwork-test-pool.{os.getpid()}")
+    os.makedirs(cg, exist_ok=True)
+    try:
+        with open(os.path.join(cg, "cpu.cfs_period_us"), "w") as f:
+            f.write("100000")
+        with open(os.path.join(cg, "cpu.cfs_quota_us"), "w") as f:
+            f.write("20000")
+        with open(os.path.join(cg, "cgroup.procs"), "w") as f:
+            f.write(str(edge.proc.pid))
+        h2load(edge, 4000 if ASAN else 10000, 32, 10)  # fills the pool
+        # the same load again, steady for several pool ticks: no connection is
+        # opened between its second and its sixth second
+        load = subprocess.Popen(["h2load", "-D", "7", "-c", "32", "-m", "10", f"http://127.0.0.1:{edge.port}/"],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            time.sleep(2)
+            opened0, reused0 = pool_counts(edge)
+            time.sleep(4)
+            opened1, reused1 = pool_counts(edge)
+            held = up.conns()
+            out, _ = load.communicate(timeout=60)
+        finally:
+            if load.poll() is None:
+                load.kill()
+                load.wait()
+        assert re.search(r"requests: \d+ total, \d+ started, \d+ done, \d+ succeeded, 0 failed, 0 errored", out), out[-2000:]
+        with open(os.path.join(cg, "cpu.stat")) as f:
+            stat = dict(line.split() for line in f)
+        assert int(stat["nr_throttled"]) >= 20, stat  # the cap did bind
+        assert reused1 - reused0 >= (1000 if ASAN else 5000), (reused0, reused1)
+        assert opened1 - opened0 <= 4, (opened0, opened1, reused1 - reused0)
+        assert held >= 200, f"only {held} upstream connections under a 320-stream load"
+    finally:
+        with open(os.path.join(CPU_CGROUP, "cgroup.procs"), "w") as f:
+            if edge.alive():
+                f.write(str(edge.proc.pid))
+        os.rmdir(cg)
