@@ -23,6 +23,13 @@ TPS_ROUNDS = int(E.get("TPS_ROUNDS", "6" if ONLY == "tps" else "2"))
 FIRST = E.get("PITR_FIRST", "tw")  # who goes first in odd reps (REPS=1 twice: tw, then br)
 
 
+def write_summary(lines):
+    """$OUT/summary.txt, and the same on the log."""
+    with open(os.path.join(OUT, "summary.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    log("\n".join(lines))
+
+
 def tool_order(rep):
     """tapwork first in odd reps and pgBackRest in even ones (PITR_FIRST=br
     swaps them)."""
@@ -222,9 +229,7 @@ def tps_only():
     lines.append(f"# command: PITR_ONLY=tps PITR_SCALE={SCALE} TPS_SECS={TPS_SECS} "
                  f"TPS_ROUNDS={TPS_ROUNDS} TPS_MODES='{' '.join(MODES)}' TPS_NICE={TPS_NICE} "
                  f"bench/pitr.sh")
-    with open(os.path.join(OUT, "summary.txt"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    log("\n".join(lines))
+    write_summary(lines)
 
 
 def logical_init(site, rep):
@@ -307,9 +312,7 @@ def logical_only():
         f"# command: PITR_ONLY=logical PITR_SCALE={SCALE} LOGICAL_ROUNDS={LOGICAL_ROUNDS} "
         f"PITR_CHANGE_ROWS={CHANGE_ROWS} bench/pitr.sh",
     ]
-    with open(os.path.join(OUT, "summary.txt"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    log("\n".join(lines))
+    write_summary(lines)
 
 
 def init_db(site, c, res, what):
@@ -619,9 +622,7 @@ def main():
         f"# command: PITR_SCALE={SCALE} PITR_TX={CLIENT_TX} REPS={REPS} PUSH_N={PUSH_N} "
         f"TPS_SECS={TPS_SECS} TPS_ROUNDS={TPS_ROUNDS} PITR_FIRST={FIRST} bench/pitr.sh",
     ]
-    with open(os.path.join(OUT, "summary.txt"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    log("\n".join(lines))
+    write_summary(lines)
 
 
 if __name__ == "__main__":
